@@ -1,0 +1,1 @@
+"""LoRA Studio's logic: settings, tables, quota, generation. Knows nothing of Streamlit."""

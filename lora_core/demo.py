@@ -1,0 +1,90 @@
+"""Fill an empty database with a few demo LoRAs and preview images.
+
+    python -m lora_core.demo
+
+Does nothing when the database already holds a LoRA, so it is safe on every start.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, func, select
+
+from lora_core import quota
+from lora_core.clock import to_iso, utc_now
+from lora_core.db import create_db_engine, ensure_schema, session_scope
+from lora_core.generator import PreviewGenerator
+from lora_core.models import LoraStatus, LoraTraining
+from lora_core.service import generate
+from lora_core.settings import Settings, load_settings
+from lora_core.storage import LocalMediaStore
+
+DEMO_USER = "demo"
+# (id, trigger word, status, steps, days ago, a first prompt or None)
+DEMO_LORAS = [
+    ("demo-watercolor", "wtrclr", LoraStatus.COMPLETED, 1000, 6, "a lighthouse on a cliff"),
+    ("demo-neon-noir", "neonnoir", LoraStatus.COMPLETED, 1200, 4, "a rainy street at night"),
+    ("demo-claymation", "clayfig", LoraStatus.COMPLETED, 800, 2, "a fox reading a book"),
+    ("demo-blueprint", "blprnt", LoraStatus.COMPLETED, 1000, 1, None),
+    ("demo-in-training", "inktrain", LoraStatus.PENDING, 1000, 0, None),
+]
+
+
+def demo_loras(now: datetime) -> list[LoraTraining]:
+    return [
+        LoraTraining(
+            id=lora_id,
+            request_id=f"demo-request-{lora_id}",
+            wallet_address=DEMO_USER,
+            trigger_word=trigger,
+            steps=steps,
+            image_urls=None,
+            lora_weights_url=(
+                f"https://example.com/demo-loras/{lora_id}.safetensors"
+                if status == LoraStatus.COMPLETED
+                else None
+            ),
+            status=status,
+            created_at=to_iso(now - timedelta(days=days_ago)),
+        )
+        for lora_id, trigger, status, steps, days_ago, _prompt in DEMO_LORAS
+    ]
+
+
+def seed_demo(*, engine: Engine, settings: Settings) -> bool:
+    """Add the demo LoRAs (and one preview batch each) to an empty database."""
+    ensure_schema(engine)
+    with session_scope(engine) as session:
+        if session.scalar(select(func.count()).select_from(LoraTraining)):
+            return False
+        session.add_all(demo_loras(utc_now()))
+        session.commit()
+    generator = PreviewGenerator(LocalMediaStore(settings.media_dir, settings.media_url_prefix))
+    unlimited = quota.QuotaPolicy(
+        limit=1, window=timedelta(hours=24), exempt_users=frozenset({DEMO_USER})
+    )
+    for lora_id, *_rest, prompt in DEMO_LORAS:
+        if prompt:
+            generate(
+                engine=engine,
+                generator=generator,
+                policy=unlimited,
+                user=DEMO_USER,
+                lora_id=lora_id,
+                prompt=prompt,
+            )
+    return True
+
+
+def main() -> None:
+    settings = load_settings()
+    engine = create_db_engine(settings.database_url)
+    if seed_demo(engine=engine, settings=settings):
+        print(f"Added {len(DEMO_LORAS)} demo LoRAs.")
+    else:
+        print("The database already has LoRAs; no demo data added.")
+
+
+if __name__ == "__main__":
+    main()

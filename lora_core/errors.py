@@ -1,0 +1,70 @@
+"""The few things that can go wrong for a user, each carrying what they need to know.
+
+The UI maps these to messages in one place (`ui/errors.py`); anything else is a bug.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class LoraStudioError(Exception):
+    """Base class: `str(error)` is a message fit to show a user (never a secret)."""
+
+
+class SettingsError(LoraStudioError):
+    """A setting is missing or has an invalid value; the message names the setting."""
+
+
+class InvalidPrompt(LoraStudioError):
+    """The prompt is empty or too long."""
+
+
+class LoraNotFound(LoraStudioError):
+    """No LoRA has this id (or the id is malformed)."""
+
+
+class LoraNotReady(LoraStudioError):
+    """The LoRA exists but is not completed (still training, or training failed)."""
+
+    def __init__(self, message: str, *, status: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class LoraHasNoWeights(LoraStudioError):
+    """The LoRA is marked completed but has no weights URL to generate from."""
+
+
+class QuotaExceeded(LoraStudioError):
+    """The user has used every generation of the rolling window."""
+
+    def __init__(self, message: str, *, limit: int, next_slot_at: datetime | None) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.next_slot_at = next_slot_at
+
+
+class GenerationFailed(LoraStudioError):
+    """fal (or the preview generator) failed; nothing was stored and no slot was used."""
+
+    retryable: bool = True
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class GenerationTimeout(GenerationFailed):
+    """fal did not answer in time."""
+
+
+class WeightsUnavailable(GenerationFailed):
+    """fal could not download the LoRA weights (expired or unreachable URL)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class DatabaseUnavailable(LoraStudioError):
+    """The database cannot be reached or used right now."""

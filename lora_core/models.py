@@ -1,0 +1,91 @@
+"""Every table, in one module.
+
+`lora_trainings` and `generated_images` keep exactly the original web app's columns,
+types and indexes, so both apps can share one database. Ours are added beside them:
+the `generation_batches` table, a nullable `generated_images.batch_id`, and extra indexes.
+Timestamps are TEXT in JavaScript ISO format (see `lora_core.clock`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import Index, Text
+from sqlmodel import Field, SQLModel
+
+
+class LoraStatus(StrEnum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class BatchStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class LoraTraining(SQLModel, table=True):
+    """A LoRA trained by fal (written by the original trainer app, read here)."""
+
+    __tablename__ = "lora_trainings"
+    __table_args__ = (Index("idx_lora_trainings_created", "created_at"),)
+
+    id: str = Field(primary_key=True, sa_type=Text)
+    request_id: str = Field(sa_type=Text, unique=True)
+    wallet_address: str = Field(sa_type=Text)
+    trigger_word: str = Field(sa_type=Text)
+    steps: int | None = None
+    image_urls: str | None = Field(default=None, sa_type=Text)
+    lora_weights_url: str | None = Field(default=None, sa_type=Text)
+    status: str = Field(sa_type=Text)
+    created_at: str = Field(sa_type=Text)
+
+
+class GeneratedImage(SQLModel, table=True):
+    """One image returned by fal. `prompt` is the user's raw prompt, without the trigger word."""
+
+    __tablename__ = "generated_images"
+    __table_args__ = (
+        Index("idx_gen_images_lora", "lora_training_id"),
+        Index("idx_gen_images_wallet", "wallet_address"),
+        Index("idx_gen_images_created", "created_at"),
+        # Ours: serves "images of this LoRA, newest first" without a sort.
+        Index("idx_gen_images_lora_created", "lora_training_id", "created_at"),
+        Index("idx_gen_images_batch", "batch_id"),
+    )
+
+    id: str = Field(primary_key=True, sa_type=Text)
+    lora_training_id: str = Field(sa_type=Text)
+    wallet_address: str = Field(sa_type=Text)
+    prompt: str = Field(sa_type=Text)
+    image_url: str = Field(sa_type=Text)
+    image_width: int | None = None
+    image_height: int | None = None
+    # TEXT: fal seeds can exceed 2^63.
+    seed: str | None = Field(default=None, sa_type=Text)
+    created_at: str = Field(sa_type=Text)
+    # Ours, nullable: rows written by the original app have no batch.
+    batch_id: str | None = Field(default=None, sa_type=Text)
+
+
+class GenerationBatch(SQLModel, table=True):
+    """One click on "Generate 4 Images": the unit the quota counts."""
+
+    __tablename__ = "generation_batches"
+    __table_args__ = (
+        Index("idx_gen_batches_wallet_created", "wallet_address", "created_at"),
+        Index("idx_gen_batches_lora_created", "lora_training_id", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, sa_type=Text)
+    lora_training_id: str = Field(sa_type=Text)
+    wallet_address: str = Field(sa_type=Text)
+    prompt: str = Field(sa_type=Text)
+    status: str = Field(default=BatchStatus.PENDING, sa_type=Text)
+    fal_request_id: str | None = Field(default=None, sa_type=Text)
+    images_returned: int | None = None
+    error: str | None = Field(default=None, sa_type=Text)
+    created_at: str = Field(sa_type=Text)
+    finished_at: str | None = Field(default=None, sa_type=Text)

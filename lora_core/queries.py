@@ -1,0 +1,97 @@
+"""The read side: LoRAs and the images generated from them. Every query is indexed."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from sqlalchemy import func, select
+from sqlmodel import Session, col
+
+from lora_core.models import GeneratedImage, LoraTraining
+
+# The original app's ids are short URL-safe strings; anything else cannot be a LoRA id.
+T = TypeVar("T")
+
+_LORA_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class LoraSummary:
+    """A LoRA as the gallery shows it: the row, its image count and latest image."""
+
+    lora: LoraTraining
+    image_count: int
+    latest_image_url: str | None
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def page_count(self) -> int:
+        return max(math.ceil(self.total / self.page_size), 1)
+
+
+def is_valid_lora_id(lora_id: str | None) -> bool:
+    return bool(lora_id) and bool(_LORA_ID.match(lora_id or ""))
+
+
+def get_lora(*, session: Session, lora_id: str) -> LoraTraining | None:
+    """The LoRA with this id, or None (also for a malformed id)."""
+    if not is_valid_lora_id(lora_id):
+        return None
+    return session.get(LoraTraining, lora_id)
+
+
+def list_loras(*, session: Session) -> list[LoraSummary]:
+    """Every LoRA, newest first, with its image count and latest image, in one query."""
+    images = GeneratedImage.__table__
+    count = (
+        select(func.count())
+        .select_from(images)
+        .where(images.c.lora_training_id == LoraTraining.id)
+        .scalar_subquery()
+    )
+    latest = (
+        select(images.c.image_url)
+        .where(images.c.lora_training_id == LoraTraining.id)
+        .order_by(images.c.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(LoraTraining, count, latest).order_by(
+            col(LoraTraining.created_at).desc(), col(LoraTraining.id)
+        )
+    ).all()
+    return [LoraSummary(lora=row[0], image_count=row[1], latest_image_url=row[2]) for row in rows]
+
+
+def list_lora_images(
+    *, session: Session, lora_id: str, page: int = 1, page_size: int = 24
+) -> Page[GeneratedImage]:
+    """One page of a LoRA's images, newest first, by every user."""
+    total = (
+        session.scalar(
+            select(func.count())
+            .select_from(GeneratedImage)
+            .where(col(GeneratedImage.lora_training_id) == lora_id)
+        )
+        or 0
+    )
+    page = min(max(page, 1), max(math.ceil(total / page_size), 1))
+    items = session.scalars(
+        select(GeneratedImage)
+        .where(col(GeneratedImage.lora_training_id) == lora_id)
+        .order_by(col(GeneratedImage.created_at).desc(), col(GeneratedImage.id))
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    ).all()
+    return Page(items=list(items), total=total, page=page, page_size=page_size)

@@ -1,0 +1,208 @@
+"""The generate use case: validate, reserve a slot, call the generator, store the batch.
+
+On any failure the batch is marked failed (freeing its slot) and no image row is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, update
+from sqlmodel import col
+
+from lora_core import queries, quota
+from lora_core.clock import to_iso, utc_now
+from lora_core.db import session_scope
+from lora_core.errors import (
+    DatabaseUnavailable,
+    InvalidPrompt,
+    LoraHasNoWeights,
+    LoraNotFound,
+    LoraNotReady,
+    LoraStudioError,
+)
+from lora_core.generator import (
+    IMAGES_PER_BATCH,
+    GeneratedImageData,
+    GenerationRequest,
+    ImageGenerator,
+    Progress,
+    ProgressCallback,
+)
+from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch, LoraStatus, LoraTraining
+
+MAX_PROMPT_LENGTH = 500
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    batch_id: str
+    prompt: str
+    images: list[GeneratedImage]
+    flagged: int
+    """Images fal returned but flagged as NSFW (shown blacked out by fal)."""
+
+    @property
+    def missing(self) -> int:
+        """Images the safety filter removed from the batch of 4."""
+        return max(IMAGES_PER_BATCH - len(self.images), 0)
+
+
+def full_prompt(prompt: str, trigger_word: str) -> str:
+    """What fal receives: the user's prompt with the trigger word appended."""
+    return f"{prompt} in the style of {trigger_word}"
+
+
+def clean_prompt(prompt: str | None) -> str:
+    """The prompt trimmed, or `InvalidPrompt` when empty or over 500 characters."""
+    text = (prompt or "").strip()
+    if not text:
+        raise InvalidPrompt("Enter a prompt describing the image you want to create.")
+    if len(text) > MAX_PROMPT_LENGTH:
+        raise InvalidPrompt(
+            f"The prompt is {len(text)} characters long; the limit is {MAX_PROMPT_LENGTH}."
+        )
+    return text
+
+
+def ready_lora(*, engine: Engine, lora_id: str) -> LoraTraining:
+    """The LoRA if images can be generated from it, else a distinct error per reason."""
+    with session_scope(engine) as session:
+        lora = queries.get_lora(session=session, lora_id=lora_id)
+    if lora is None:
+        raise LoraNotFound("LoRA not found")
+    if lora.status == LoraStatus.PENDING:
+        raise LoraNotReady(
+            "This LoRA is still training. You can generate images once training has completed.",
+            status=lora.status,
+        )
+    if lora.status != LoraStatus.COMPLETED:
+        raise LoraNotReady(
+            f"This LoRA's training {lora.status}, so images can't be generated from it.",
+            status=lora.status,
+        )
+    if not lora.lora_weights_url:
+        raise LoraHasNoWeights("This LoRA has no weights file, so images can't be generated.")
+    return lora
+
+
+def generate(
+    *,
+    engine: Engine,
+    generator: ImageGenerator,
+    policy: quota.QuotaPolicy,
+    user: str,
+    lora_id: str,
+    prompt: str | None,
+    on_progress: ProgressCallback | None = None,
+    now: datetime | None = None,
+) -> BatchOutcome:
+    """Generate 4 images from a LoRA for `user` and store them; see the module docstring."""
+    text = clean_prompt(prompt)
+    lora = ready_lora(engine=engine, lora_id=lora_id)
+    batch_id = quota.reserve(
+        engine=engine, policy=policy, user=user, lora_id=lora.id, prompt=text, now=now
+    )
+    try:
+        result = generator.generate(
+            GenerationRequest(
+                batch_id=batch_id,
+                full_prompt=full_prompt(text, lora.trigger_word),
+                weights_url=lora.lora_weights_url or "",
+                lora_label=lora.trigger_word,
+            ),
+            on_progress=_recording_request_id(engine, batch_id, on_progress),
+        )
+        images = _store_batch(
+            engine=engine,
+            batch_id=batch_id,
+            lora_id=lora.id,
+            user=user,
+            prompt=text,
+            result_images=result.images,
+            seed=result.seed,
+            request_id=result.request_id,
+        )
+    except Exception as error:
+        reason = str(error) if isinstance(error, LoraStudioError) else type(error).__name__
+        _release_quietly(engine, batch_id, reason)
+        raise
+    return BatchOutcome(
+        batch_id=batch_id,
+        prompt=text,
+        images=images,
+        flagged=sum(1 for image in result.images if image.nsfw),
+    )
+
+
+def _recording_request_id(
+    engine: Engine, batch_id: str, on_progress: ProgressCallback | None
+) -> ProgressCallback:
+    """Pass progress on, and store fal's request id on the batch as soon as it is known."""
+
+    def callback(progress: Progress) -> None:
+        if progress.request_id:
+            with session_scope(engine) as session:
+                session.execute(
+                    update(GenerationBatch)
+                    .where(col(GenerationBatch.id) == batch_id)
+                    .values(fal_request_id=progress.request_id)
+                )
+                session.commit()
+        if on_progress is not None:
+            on_progress(progress)
+
+    return callback
+
+
+def _store_batch(
+    *,
+    engine: Engine,
+    batch_id: str,
+    lora_id: str,
+    user: str,
+    prompt: str,
+    result_images: list[GeneratedImageData],
+    seed: str | None,
+    request_id: str | None,
+) -> list[GeneratedImage]:
+    """Insert the image rows and mark the batch succeeded, in one transaction."""
+    finished = to_iso(utc_now())
+    rows = [
+        GeneratedImage(
+            id=uuid.uuid4().hex,
+            lora_training_id=lora_id,
+            wallet_address=user,
+            prompt=prompt,
+            image_url=image.url,
+            image_width=image.width,
+            image_height=image.height,
+            seed=seed,
+            created_at=finished,
+            batch_id=batch_id,
+        )
+        for image in result_images
+    ]
+    outcome = {
+        "status": BatchStatus.SUCCEEDED,
+        "images_returned": len(rows),
+        "finished_at": finished,
+    }
+    if request_id is not None:
+        outcome["fal_request_id"] = request_id
+    with session_scope(engine) as session:
+        session.add_all(rows)
+        session.execute(
+            update(GenerationBatch).where(col(GenerationBatch.id) == batch_id).values(**outcome)
+        )
+        session.commit()
+    return rows
+
+
+def _release_quietly(engine: Engine, batch_id: str, reason: str) -> None:
+    """Free the slot; if the database itself is down the original error matters more."""
+    with contextlib.suppress(DatabaseUnavailable):
+        quota.release(engine=engine, batch_id=batch_id, error=reason)

@@ -1,0 +1,102 @@
+"""One typed settings object: environment variables first, then `st.secrets`-style values.
+
+The app hands in its secrets mapping (`load_settings(secrets=st.secrets)`); this module
+never imports Streamlit. Every value is validated once at start-up, and a bad one raises
+`SettingsError` naming the setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from lora_core.errors import SettingsError
+
+APP_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATABASE_URL = f"sqlite:///{APP_ROOT / 'data' / 'lora_studio.db'}"
+# Streamlit serves `<app root>/static/` at `app/static/` when static serving is on.
+DEFAULT_MEDIA_DIR = APP_ROOT / "static" / "media"
+DEFAULT_MEDIA_URL_PREFIX = "app/static/media"
+
+
+class Settings(BaseSettings):
+    """Field names are the setting names, matched case-insensitively in the environment."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    database_url: str = Field(DEFAULT_DATABASE_URL, min_length=1)
+    fal_key: SecretStr | None = None
+    generation_limit: int = Field(8, ge=1)
+    generation_window_hours: float = Field(24, gt=0)
+    exempt_users: Annotated[frozenset[str], NoDecode] = frozenset()
+    local_user: str = Field("guest", min_length=1)
+    media_dir: Path = DEFAULT_MEDIA_DIR
+    media_url_prefix: str = DEFAULT_MEDIA_URL_PREFIX
+    fal_timeout_seconds: float = Field(180, gt=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the secrets file handed in as init values.
+        return (env_settings, init_settings)
+
+    @field_validator("fal_key", mode="before")
+    @classmethod
+    def _blank_key_is_no_key(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("exempt_users", mode="before")
+    @classmethod
+    def _split_identities(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("media_url_prefix")
+    @classmethod
+    def _strip_slashes(cls, value: str) -> str:
+        return value.strip("/")
+
+    @property
+    def generation_window(self) -> timedelta:
+        return timedelta(hours=self.generation_window_hours)
+
+    @property
+    def preview_mode(self) -> bool:
+        """No fal key: images come from the offline preview generator."""
+        return self.fal_key is None
+
+
+def load_settings(secrets: Mapping[str, Any] | None = None) -> Settings:
+    """Read settings from the environment, falling back to `secrets` (same names)."""
+    known = set(Settings.model_fields)
+    fallback = {
+        name.lower(): value
+        for name, value in (secrets or {}).items()
+        if name.lower() in known and not isinstance(value, Mapping)
+    }
+    try:
+        return Settings(**fallback)
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        name = str(item["loc"][0]).upper() if item["loc"] else "settings"
+        problems.append(f"{name}: {item['msg']}")
+    return "Invalid setting " + "; ".join(problems)

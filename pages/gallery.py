@@ -1,0 +1,61 @@
+"""Gallery: every LoRA with its status, trigger word, created date and latest image."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lora_core import queries
+from lora_core.db import session_scope
+from lora_core.errors import LoraStudioError
+from lora_core.models import LoraStatus
+from ui import context
+from ui.components import STATUS_COLORS, empty_thumbnail, format_date, image_card
+from ui.errors import show_error
+from ui.generate_dialog import open_generate
+
+CARDS_PER_ROW = 4
+
+st.title("LoRA Gallery")
+st.caption("Every LoRA the team has trained. Open one to see everything generated from it.")
+
+try:
+    with session_scope(context.engine()) as session:
+        summaries = queries.list_loras(session=session)
+except LoraStudioError as error:
+    show_error(error)
+    st.stop()
+
+if not summaries:
+    st.info(
+        "No LoRAs yet. Train one in the trainer app, or run `python -m lora_core.demo` "
+        "to add demo LoRAs.",
+        icon=":material/info:",
+    )
+
+
+for start in range(0, len(summaries), CARDS_PER_ROW):
+    for cell, summary in zip(
+        st.columns(CARDS_PER_ROW), summaries[start : start + CARDS_PER_ROW], strict=False
+    ):
+        lora = summary.lora
+        with cell.container(border=True, key=f"lora_card_{lora.id}"):
+            if summary.latest_image_url:
+                st.markdown(image_card(summary.latest_image_url), unsafe_allow_html=True)
+            else:
+                st.markdown(empty_thumbnail(), unsafe_allow_html=True)
+            st.subheader(lora.trigger_word, anchor=False)
+            st.badge(lora.status.capitalize(), color=STATUS_COLORS.get(lora.status, "red"))
+            st.caption(
+                f"{summary.image_count} images · {lora.steps or '—'} steps · "
+                f"created {format_date(lora.created_at)}"
+            )
+            left, right = st.columns(2)
+            left.page_link(
+                "pages/lora.py", label="Open", icon=":material/open_in_new:",
+                query_params={"id": lora.id},
+            )
+            if lora.status == LoraStatus.COMPLETED and right.button(
+                "Generate", key=f"generate_{lora.id}", icon=":material/auto_awesome:"
+            ):
+                open_generate(lora.id)
+                st.switch_page("pages/lora.py", query_params={"id": lora.id})

@@ -1,0 +1,101 @@
+"""One LoRA (`?id=<lora id>`): metadata, the Generate dialog, and every image made from it."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lora_core import queries
+from lora_core.db import session_scope
+from lora_core.errors import LoraStudioError
+from lora_core.models import LoraStatus, LoraTraining
+from ui import context
+from ui.components import STATUS_COLORS, format_date, image_grid
+from ui.errors import show_error
+from ui.generate_dialog import open_generate, render_open_dialog
+
+PAGE_SIZE = 24
+GRID_COLUMNS = 4
+
+
+def not_found() -> None:
+    st.title("LoRA not found")
+    st.error(
+        "LoRA not found. The link may be wrong, or the LoRA was removed.",
+        icon=":material/search_off:",
+    )
+    st.page_link("pages/gallery.py", label="Back to the gallery", icon=":material/arrow_back:")
+    st.stop()
+
+
+def show_header(lora: LoraTraining, image_count: int) -> None:
+    st.page_link("pages/gallery.py", label="All LoRAs", icon=":material/arrow_back:")
+    st.title(lora.trigger_word, anchor=False)
+    st.badge(lora.status.capitalize(), color=STATUS_COLORS.get(lora.status, "red"))
+    steps, created, images = st.columns(3)
+    steps.metric("Training steps", lora.steps or "—")
+    created.metric("Created", format_date(lora.created_at))
+    images.metric("Images generated", image_count)
+    if lora.lora_weights_url:
+        st.caption("Weights URL")
+        st.code(lora.lora_weights_url, language=None)
+
+
+def show_generate_action(lora: LoraTraining) -> None:
+    if lora.status == LoraStatus.PENDING:
+        st.info(
+            "This LoRA is still training. You can generate images once training has completed.",
+            icon=":material/hourglass_top:",
+        )
+    elif lora.status != LoraStatus.COMPLETED:
+        st.error(
+            f"This LoRA's training {lora.status}, so images can't be generated from it.",
+            icon=":material/error:",
+        )
+    elif not lora.lora_weights_url:
+        st.error(
+            "This LoRA has no weights file, so images can't be generated.",
+            icon=":material/link_off:",
+        )
+    else:
+        st.button(
+            "Generate",
+            key="open_generate",
+            type="primary",
+            icon=":material/auto_awesome:",
+            on_click=open_generate,
+            args=(lora.id,),
+        )
+        render_open_dialog(lora)
+
+
+lora_id = st.query_params.get("id", "")
+try:
+    with session_scope(context.engine()) as session:
+        lora = queries.get_lora(session=session, lora_id=lora_id)
+        if lora is None:
+            not_found()
+        page_key = f"page_{lora.id}"
+        page_number = int(st.session_state.get(page_key, 1))
+        images = queries.list_lora_images(
+            session=session, lora_id=lora.id, page=page_number, page_size=PAGE_SIZE
+        )
+except LoraStudioError as error:
+    show_error(error)
+    st.stop()
+
+show_header(lora, images.total)
+show_generate_action(lora)
+
+st.subheader("Generated images", anchor=False)
+if images.total == 0:
+    st.info(
+        "No images generated yet. Click Generate to create your first images.",
+        icon=":material/image:",
+    )
+else:
+    st.caption(
+        f"{images.total} images by everyone, newest first. Click an image to open it full size."
+    )
+    image_grid(images.items, columns=GRID_COLUMNS)
+    if images.page_count > 1:
+        st.pagination(images.page_count, key=page_key, default=images.page)

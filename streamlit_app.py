@@ -1,0 +1,46 @@
+"""LoRA Studio's entry point: page config, navigation and the sidebar. Pages live in pages/."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lora_core.errors import LoraStudioError
+from ui import context
+from ui.components import inject_css
+from ui.errors import show_error
+from ui.generate_dialog import remaining_text
+
+st.set_page_config(page_title="LoRA Studio", page_icon=":material/palette:", layout="wide")
+inject_css()
+
+try:
+    settings = context.get_settings()
+    context.engine()
+except LoraStudioError as error:
+    show_error(error)
+    st.stop()
+
+gallery = st.Page(
+    "pages/gallery.py", title="Gallery", icon=":material/photo_library:", default=True
+)
+lora = st.Page("pages/lora.py", title="LoRA", icon=":material/brush:", url_path="lora")
+page = st.navigation([gallery, lora], position="hidden")
+
+with st.sidebar:
+    st.markdown("## :material/palette: LoRA Studio")
+    st.page_link(gallery, label="All LoRAs", icon=":material/photo_library:")
+    st.divider()
+    st.caption("Signed in as")
+    st.markdown(f"**{context.current_user()}** · single local user")
+    try:
+        st.caption(remaining_text(context.quota_status()))
+    except LoraStudioError as error:
+        show_error(error)
+    if settings.preview_mode:
+        st.info(
+            "**Preview mode**: no FAL_KEY is set, so images are placeholders drawn locally "
+            "instead of calls to fal.",
+            icon=":material/science:",
+        )
+
+page.run()

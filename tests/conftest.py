@@ -1,0 +1,125 @@
+"""Shared fixtures. The fake fal server's address and CA are set in the environment here,
+before anything imports `fal_client` (it reads its hosts once, at import)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import trustme
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+FAKE_FAL_PORT = _free_port()
+_CA = trustme.CA()
+_CA_FILE = Path(tempfile.mkdtemp(prefix="fake-fal-ca-")) / "ca.pem"
+_CA.cert_pem.write_to_path(str(_CA_FILE))
+os.environ["FAL_RUN_HOST"] = f"127.0.0.1:{FAKE_FAL_PORT}"
+os.environ["FAL_QUEUE_RUN_HOST"] = f"127.0.0.1:{FAKE_FAL_PORT}"
+os.environ["SSL_CERT_FILE"] = str(_CA_FILE)
+# Settings the developer's shell may carry must not leak into tests.
+for _name in ("DATABASE_URL", "FAL_KEY", "GENERATION_LIMIT", "GENERATION_WINDOW_HOURS",
+              "EXEMPT_USERS", "LOCAL_USER", "MEDIA_DIR", "MEDIA_URL_PREFIX"):
+    os.environ.pop(_name, None)
+
+from sqlalchemy import Engine  # noqa: E402
+
+from lora_core.clock import to_iso, utc_now  # noqa: E402
+from lora_core.db import create_db_engine, ensure_schema, session_scope  # noqa: E402
+from lora_core.generator import FalGenerator, PreviewGenerator  # noqa: E402
+from lora_core.models import LoraStatus, LoraTraining  # noqa: E402
+from lora_core.quota import QuotaPolicy  # noqa: E402
+from lora_core.storage import LocalMediaStore  # noqa: E402
+from tests.fakefal import FakeFal, start_fake_fal  # noqa: E402
+
+TEST_FAL_KEY = "test-key-id:test-key-secret"
+
+
+@pytest.fixture(scope="session")
+def _fake_fal_server() -> Iterator[FakeFal]:
+    fake = start_fake_fal(FAKE_FAL_PORT, _CA)
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def fake_fal(_fake_fal_server: FakeFal) -> FakeFal:
+    """The fake fal server, with a fresh script and request log for this test."""
+    _fake_fal_server.reset()
+    return _fake_fal_server
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'studio.db'}"
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = create_db_engine(database_url)
+    ensure_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def media_store(tmp_path: Path) -> LocalMediaStore:
+    return LocalMediaStore(tmp_path / "media", "app/static/media")
+
+
+@pytest.fixture
+def preview_generator(media_store: LocalMediaStore) -> PreviewGenerator:
+    return PreviewGenerator(media_store, size=128)
+
+
+@pytest.fixture
+def fal_generator(fake_fal: FakeFal) -> FalGenerator:
+    return FalGenerator(key=TEST_FAL_KEY, timeout_seconds=10, poll_interval=0.01)
+
+
+@pytest.fixture
+def policy() -> QuotaPolicy:
+    return QuotaPolicy(limit=8, window=timedelta(hours=24), exempt_users=frozenset({"admin"}))
+
+
+@pytest.fixture
+def add_lora(engine: Engine) -> Callable[..., LoraTraining]:
+    """Insert a LoRA (completed, with weights, unless told otherwise) and return it."""
+    counter = iter(range(1, 1_000_000))
+
+    def add(
+        lora_id: str | None = None,
+        *,
+        trigger_word: str = "sks-style",
+        status: str = LoraStatus.COMPLETED,
+        weights_url: str | None = "https://weights.example/lora.safetensors",
+        steps: int | None = 1000,
+        created_at: str | None = None,
+    ) -> LoraTraining:
+        number = next(counter)
+        lora = LoraTraining(
+            id=lora_id or f"lora-{number}",
+            request_id=f"req-{number}",
+            wallet_address="trainer",
+            trigger_word=trigger_word,
+            steps=steps,
+            lora_weights_url=weights_url,
+            status=status,
+            created_at=created_at or to_iso(utc_now() - timedelta(minutes=number)),
+        )
+        with session_scope(engine) as session:
+            session.add(lora)
+            session.commit()
+        return lora
+
+    return add

@@ -1,0 +1,208 @@
+"""A local fake of fal's queue API over TLS on 127.0.0.1, for the real `fal_client`.
+
+It speaks the protocol `fal_client` uses (submit → status polls → result, cancel) and
+records every request, so tests can assert the exact body we sent. Tests script its
+answers through `FakeFal` (images returned, NSFW flags, failures, queue positions, delays).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import ssl
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import trustme
+from PIL import Image
+
+APP_PATH = "/fal-ai/flux-lora"
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Script:
+    """How the fake answers the next jobs; tests change it between calls."""
+
+    images: int = 4
+    nsfw: list[bool] | None = None
+    seed: int = 18446744073709551557  # > 2^63, as fal's seeds can be
+    queue_positions: list[int] = field(default_factory=lambda: [1, 0])
+    logs: list[str] = field(default_factory=lambda: ["Loading LoRA weights", "Denoising 28/28"])
+    submit_error: tuple[int, Any] | None = None
+    result_error: tuple[int, Any] | None = None
+    processing_seconds: float = 0.0
+
+
+class FakeFal:
+    def __init__(self, server: ThreadingHTTPServer, host: str) -> None:
+        self._server = server
+        self.host = host
+        self.lock = threading.Lock()
+        self.script = Script()
+        self.requests: list[Recorded] = []
+        self.jobs: dict[str, dict[str, Any]] = {}
+
+    def reset(self) -> None:
+        with self.lock:
+            self.script = Script()
+            self.requests.clear()
+            self.jobs.clear()
+
+    @property
+    def submissions(self) -> list[Recorded]:
+        return [r for r in self.requests if r.method == "POST" and r.path == APP_PATH]
+
+    @property
+    def cancellations(self) -> list[Recorded]:
+        return [r for r in self.requests if r.method == "PUT" and r.path.endswith("/cancel")]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _jpeg(index: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (40 * index, 90, 160)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _send(self, status: int, payload: Any, content_type: str = "application/json") -> None:
+            body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("x-fal-request-id", "fake")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _record(self) -> str:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            path = self.path.split("?", 1)[0]
+            with fake.lock:
+                fake.requests.append(
+                    Recorded(
+                        self.command,
+                        path,
+                        dict(self.headers.items()),
+                        json.loads(raw) if raw else None,
+                    )
+                )
+            return path
+
+        def do_POST(self) -> None:
+            path = self._record()
+            if path != APP_PATH:
+                self._send(404, {"detail": "Not found"})
+                return
+            with fake.lock:
+                script = fake.script
+                if script.submit_error:
+                    status, detail = script.submit_error
+                    self._send(status, {"detail": detail})
+                    return
+                request_id = str(uuid.uuid4())
+                fake.jobs[request_id] = {
+                    "script": script,
+                    "polls": 0,
+                    "started": time.monotonic(),
+                }
+            base = f"https://{fake.host}{APP_PATH}/requests/{request_id}"
+            self._send(
+                200,
+                {
+                    "request_id": request_id,
+                    "response_url": base,
+                    "status_url": f"{base}/status",
+                    "cancel_url": f"{base}/cancel",
+                },
+            )
+
+        def do_PUT(self) -> None:
+            self._record()
+            self._send(202, {"status": "CANCELLATION_REQUESTED"})
+
+        def do_GET(self) -> None:
+            path = self._record()
+            if path.startswith("/files/"):
+                index = int(path.rsplit("/", 1)[-1].split(".")[0])
+                self._send(200, _jpeg(index), content_type="image/jpeg")
+                return
+            parts = path.removeprefix(f"{APP_PATH}/requests/").split("/")
+            with fake.lock:
+                job = fake.jobs.get(parts[0])
+                if job is None:
+                    self._send(404, {"detail": "Request not found"})
+                    return
+                script: Script = job["script"]
+                if len(parts) == 2 and parts[1] == "status":
+                    self._send(200, self._status(job, script))
+                    return
+            if script.result_error:
+                status, detail = script.result_error
+                self._send(status, {"detail": detail})
+                return
+            self._send(200, self._result(parts[0], script))
+
+        def _status(self, job: dict[str, Any], script: Script) -> dict[str, Any]:
+            polls = job["polls"]
+            job["polls"] += 1
+            if polls < len(script.queue_positions):
+                return {"status": "IN_QUEUE", "queue_position": script.queue_positions[polls]}
+            logs = [{"message": line, "level": "INFO"} for line in script.logs]
+            if time.monotonic() - job["started"] < script.processing_seconds or polls == len(
+                script.queue_positions
+            ):
+                return {"status": "IN_PROGRESS", "logs": logs}
+            return {"status": "COMPLETED", "logs": logs, "metrics": {"inference_time": 1.0}}
+
+        def _result(self, request_id: str, script: Script) -> dict[str, Any]:
+            images = [
+                {
+                    "url": f"https://{fake.host}/files/{request_id}/{index}.jpg",
+                    "width": 1024,
+                    "height": 1024,
+                    "content_type": "image/jpeg",
+                }
+                for index in range(script.images)
+            ]
+            return {
+                "images": images,
+                "seed": script.seed,
+                "has_nsfw_concepts": script.nsfw or [False] * script.images,
+                "prompt": "",
+                "timings": {"inference": 1.0},
+            }
+
+    return Handler
+
+
+def start_fake_fal(port: int, ca: trustme.CA) -> FakeFal:
+    """Serve the fake on 127.0.0.1:`port` with a certificate from the test CA `ca`."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    server = ThreadingHTTPServer(("127.0.0.1", port), BaseHTTPRequestHandler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    fake = FakeFal(server, f"127.0.0.1:{port}")
+    server.RequestHandlerClass = _handler(fake)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return fake

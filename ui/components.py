@@ -1,0 +1,87 @@
+"""Small rendering helpers shared by the pages and the Generate dialog."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+import streamlit as st
+
+from lora_core.clock import parse_iso
+from lora_core.models import GeneratedImage, LoraStatus
+
+_CSS = """
+<style>
+.ls-card { margin: 0 0 0.75rem 0; }
+.ls-card img { width: 100%; aspect-ratio: 1 / 1; object-fit: cover; border-radius: 0.5rem;
+  display: block; background: #1f2430; }
+.ls-card a:hover img { outline: 3px solid #7c5cff; }
+.ls-card .ls-caption { font-size: 0.85rem; margin-top: 0.35rem; line-height: 1.3;
+  overflow: hidden; display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical; }
+.ls-card .ls-meta { font-size: 0.75rem; opacity: 0.65; }
+.ls-thumb-empty { width: 100%; aspect-ratio: 1 / 1; border-radius: 0.5rem; display: flex;
+  align-items: center; justify-content: center; background: #ece9f7; color: #6b6585;
+  font-size: 0.85rem; }
+</style>
+"""
+
+STATUS_COLORS = {LoraStatus.COMPLETED: "green", LoraStatus.PENDING: "orange"}
+
+
+def inject_css() -> None:
+    st.html(_CSS)
+
+
+def format_date(iso_text: str | None) -> str:
+    if not iso_text:
+        return "—"
+    try:
+        return f"{parse_iso(iso_text):%b %d, %Y %H:%M} UTC"
+    except ValueError:
+        return iso_text
+
+
+def safe_url(url: str) -> str:
+    """Only web URLs and our own relative media URLs reach an `href`/`src`."""
+    lowered = url.strip().lower()
+    if lowered.startswith(("https://", "http://")) or not (":" in lowered.split("/")[0]):
+        return escape(url.strip(), quote=True)
+    return ""
+
+
+def image_card(url: str, caption: str | None = None, meta: str | None = None) -> str:
+    """An image that opens full size in a new tab, with an optional caption."""
+    src = safe_url(url)
+    parts = [
+        '<figure class="ls-card">',
+        f'<a href="{src}" target="_blank" rel="noopener noreferrer">',
+        f'<img src="{src}" alt="{escape(caption or "generated image")}" loading="lazy"></a>',
+    ]
+    if caption:
+        parts.append(f'<div class="ls-caption" title="{escape(caption)}">{escape(caption)}</div>')
+    if meta:
+        parts.append(f'<div class="ls-meta">{escape(meta)}</div>')
+    parts.append("</figure>")
+    return "".join(parts)
+
+
+def empty_thumbnail(text: str = "No images yet") -> str:
+    return f'<div class="ls-thumb-empty">{escape(text)}</div>'
+
+
+def image_grid(
+    images: Sequence[GeneratedImage], *, columns: int, with_captions: bool = True
+) -> None:
+    """Images in rows of `columns`, each clickable to full size."""
+    for start in range(0, len(images), columns):
+        cells = st.columns(columns)
+        for cell, image in zip(cells, images[start : start + columns], strict=False):
+            with cell:
+                st.markdown(
+                    image_card(
+                        image.image_url,
+                        image.prompt if with_captions else None,
+                        format_date(image.created_at) if with_captions else None,
+                    ),
+                    unsafe_allow_html=True,
+                )

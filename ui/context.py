@@ -1,0 +1,69 @@
+"""Cached resources and who the user is. Everything here is created once per process."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import streamlit as st
+from sqlalchemy import Engine
+
+from lora_core import quota
+from lora_core.db import create_db_engine, ensure_schema, session_scope
+from lora_core.generator import ImageGenerator, build_generator
+from lora_core.settings import Settings, load_settings
+
+
+def _secrets() -> Mapping[str, Any]:
+    """`.streamlit/secrets.toml` as a plain mapping; none (or unreadable) means no fallback."""
+    try:
+        return dict(st.secrets)
+    except FileNotFoundError:  # also raised by Streamlit for a file it cannot parse
+        return {}
+
+
+@st.cache_resource(show_spinner=False)
+def get_settings() -> Settings:
+    return load_settings(_secrets())
+
+
+@st.cache_resource(show_spinner=False)
+def get_engine(database_url: str) -> Engine:
+    engine = create_db_engine(database_url)
+    ensure_schema(engine)
+    return engine
+
+
+@st.cache_resource(show_spinner=False)
+def get_generator(_settings: Settings) -> ImageGenerator:
+    return build_generator(_settings)
+
+
+def engine() -> Engine:
+    return get_engine(get_settings().database_url)
+
+
+def generator() -> ImageGenerator:
+    return get_generator(get_settings())
+
+
+def quota_policy() -> quota.QuotaPolicy:
+    settings = get_settings()
+    return quota.QuotaPolicy(
+        limit=settings.generation_limit,
+        window=settings.generation_window,
+        exempt_users=settings.exempt_users,
+    )
+
+
+def current_user() -> str:
+    """The identity generations are stored and counted under.
+
+    One local user until login exists; never taken from the URL, a form or a header.
+    """
+    return get_settings().local_user
+
+
+def quota_status() -> quota.QuotaStatus:
+    with session_scope(engine()) as session:
+        return quota.get_status(session=session, policy=quota_policy(), user=current_user())

@@ -1,0 +1,66 @@
+"""The one place where our named errors become what the user sees."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import streamlit as st
+
+from lora_core.clock import utc_now
+from lora_core.errors import (
+    DatabaseUnavailable,
+    GenerationFailed,
+    InvalidPrompt,
+    LoraHasNoWeights,
+    LoraNotFound,
+    LoraNotReady,
+    LoraStudioError,
+    QuotaExceeded,
+    SettingsError,
+    WeightsUnavailable,
+)
+
+
+def time_until(moment: datetime, now: datetime | None = None) -> str:
+    """A short human duration such as "3 h 12 min" or "45 s"."""
+    seconds = max(int((moment - (now or utc_now())).total_seconds()), 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min"
+    return f"{seconds} s"
+
+
+def quota_message(limit: int, next_slot_at: datetime | None) -> str:
+    message = f"You've used all {limit} generations for today."
+    if next_slot_at is not None:
+        message += (
+            f" Your next generation is available in {time_until(next_slot_at)}"
+            f" (at {next_slot_at:%H:%M} UTC)."
+        )
+    return message
+
+
+def show_error(error: LoraStudioError) -> None:
+    """Render `error` as the message a user should see; never a stack trace."""
+    match error:
+        case QuotaExceeded():
+            st.warning(quota_message(error.limit, error.next_slot_at), icon=":material/timer:")
+        case InvalidPrompt():
+            st.warning(str(error), icon=":material/edit:")
+        case WeightsUnavailable():
+            st.error(str(error), icon=":material/link_off:")
+        case GenerationFailed():
+            st.error(str(error), icon=":material/error:")
+        case LoraNotFound():
+            st.error("LoRA not found", icon=":material/search_off:")
+        case LoraNotReady() | LoraHasNoWeights():
+            st.info(str(error), icon=":material/hourglass_top:")
+        case DatabaseUnavailable():
+            st.error(str(error), icon=":material/cloud_off:")
+        case SettingsError():
+            st.error(f"LoRA Studio is misconfigured. {error}", icon=":material/settings:")
+        case _:
+            st.error(str(error))

@@ -1,0 +1,165 @@
+"""The Generate dialog: prompt → 4 images in a 2x2 grid, with quota, progress and errors.
+
+Open it with `open_generate(lora_id)` (a button's `on_click`); the page calls
+`render_open_dialog()` on every run so the dialog survives reruns (also under AppTest).
+The last batch is kept in `st.session_state["last_batch"]`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from lora_core import service
+from lora_core.errors import GenerationFailed, LoraStudioError
+from lora_core.generator import IMAGES_PER_BATCH, Progress
+from lora_core.models import LoraTraining
+from lora_core.quota import QuotaStatus
+from ui import context
+from ui.components import image_grid
+from ui.errors import quota_message, show_error
+
+OPEN_KEY = "generate_for"
+PROMPT_KEY = "gen_prompt"
+LAST_BATCH_KEY = "last_batch"
+ERROR_KEY = "gen_error"
+RETRY_KEY = "gen_retry_requested"
+
+
+@dataclass(frozen=True)
+class LastBatch:
+    lora_id: str
+    outcome: service.BatchOutcome
+
+
+def open_generate(lora_id: str) -> None:
+    st.session_state[OPEN_KEY] = lora_id
+    st.session_state.pop(ERROR_KEY, None)
+
+
+def close_generate() -> None:
+    st.session_state.pop(OPEN_KEY, None)
+    st.session_state.pop(ERROR_KEY, None)
+
+
+def generate_again() -> None:
+    """Clear the results; the prompt stays for editing."""
+    st.session_state.pop(LAST_BATCH_KEY, None)
+    st.session_state.pop(ERROR_KEY, None)
+
+
+def render_open_dialog(lora: LoraTraining) -> None:
+    """Show the dialog if it was opened for this LoRA."""
+    if st.session_state.get(OPEN_KEY) == lora.id:
+        _generate_dialog(lora)
+
+
+def remaining_text(status: QuotaStatus) -> str:
+    if status.is_exempt:
+        return "Unlimited generations"
+    return f"{status.remaining} of {status.limit} generations remaining today"
+
+
+@st.dialog("Generate Images", width="medium", on_dismiss=close_generate)
+def _generate_dialog(lora: LoraTraining) -> None:
+    st.caption(f'Your prompt will include: "... in the style of {lora.trigger_word}"')
+    last: LastBatch | None = st.session_state.get(LAST_BATCH_KEY)
+    showing_results = last is not None and last.lora_id == lora.id
+    prompt = st.text_area(
+        "Prompt",
+        key=PROMPT_KEY,
+        max_chars=service.MAX_PROMPT_LENGTH,
+        placeholder="Describe the image you want to create...",
+        disabled=showing_results,
+    )
+    try:
+        status = context.quota_status()
+    except LoraStudioError as error:
+        show_error(error)
+        return
+    st.caption(remaining_text(status), help="A rolling 24-hour window")
+
+    if showing_results and last is not None:
+        _show_results(last.outcome)
+        st.button("Generate Again", key="gen_again", on_click=generate_again, type="primary")
+        return
+
+    if status.exhausted:
+        st.warning(quota_message(status.limit, status.next_slot_at), icon=":material/timer:")
+    clicked = st.button(
+        f"Generate {IMAGES_PER_BATCH} Images",
+        key="gen_submit",
+        type="primary",
+        disabled=not (prompt or "").strip() or status.exhausted,
+    )
+    if clicked or st.session_state.pop(RETRY_KEY, False):
+        _run_generation(lora, prompt)
+    error: LoraStudioError | None = st.session_state.get(ERROR_KEY)
+    if error is not None:
+        show_error(error)
+        if isinstance(error, GenerationFailed) and error.retryable:
+            st.button("Try again", key="gen_retry", icon=":material/refresh:", on_click=_retry)
+
+
+def _retry() -> None:
+    st.session_state.pop(ERROR_KEY, None)
+    st.session_state[RETRY_KEY] = True
+
+
+def _run_generation(lora: LoraTraining, prompt: str) -> None:
+    st.session_state.pop(ERROR_KEY, None)
+    with st.status("Generating 4 images…", expanded=True) as progress_box:
+        shown: list[str] = []
+
+        def on_progress(progress: Progress) -> None:
+            if progress.stage == "queued":
+                progress_box.update(label=f"In queue (position {progress.queue_position})")
+            elif progress.stage == "running":
+                progress_box.update(label="Generating…")
+                # fal sends every log line so far on each poll: show each once.
+                if progress.message and progress.message not in shown[-1:]:
+                    shown.append(progress.message)
+                    progress_box.write(progress.message)
+
+        try:
+            outcome = service.generate(
+                engine=context.engine(),
+                generator=context.generator(),
+                policy=context.quota_policy(),
+                user=context.current_user(),
+                lora_id=lora.id,
+                prompt=prompt,
+                on_progress=on_progress,
+            )
+        except LoraStudioError as error:
+            progress_box.update(label="Generation failed", state="error", expanded=False)
+            st.session_state[ERROR_KEY] = error
+        else:
+            progress_box.update(label="Done", state="complete", expanded=False)
+            st.session_state[LAST_BATCH_KEY] = LastBatch(lora_id=lora.id, outcome=outcome)
+    # Draw the page and the dialog again in their new state: the results (and the new
+    # images in the page's gallery behind it), or the error with a retry. A full rerun,
+    # because a fragment-scoped one is refused outside fragment reruns (e.g. AppTest).
+    st.rerun()
+
+
+def _show_results(outcome: service.BatchOutcome) -> None:
+    if outcome.missing or outcome.flagged:
+        parts = []
+        if outcome.missing:
+            parts.append(
+                f"fal returned {len(outcome.images)} of {IMAGES_PER_BATCH} images: "
+                f"{outcome.missing} were removed by the safety filter."
+            )
+        if outcome.flagged:
+            parts.append(
+                f"{outcome.flagged} image(s) were flagged by the safety checker and may be "
+                "blacked out."
+            )
+        st.warning(
+            " ".join(parts) + " This still counts as one generation.", icon=":material/shield:"
+        )
+    if outcome.images:
+        image_grid(outcome.images, columns=2, with_captions=False)
+    st.caption("Click an image to open it full size in a new tab.")
