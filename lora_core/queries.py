@@ -67,9 +67,7 @@ def list_loras(*, session: Session) -> list[LoraSummary]:
         .scalar_subquery()
     )
     rows = session.execute(
-        select(LoraTraining, count, latest).order_by(
-            col(LoraTraining.created_at).desc(), col(LoraTraining.id)
-        )
+        select(LoraTraining, count, latest).order_by(col(LoraTraining.created_at).desc())
     ).all()
     return [LoraSummary(lora=row[0], image_count=row[1], latest_image_url=row[2]) for row in rows]
 
@@ -77,7 +75,11 @@ def list_loras(*, session: Session) -> list[LoraSummary]:
 def list_lora_images(
     *, session: Session, lora_id: str, page: int = 1, page_size: int = 24
 ) -> Page[GeneratedImage]:
-    """One page of a LoRA's images, newest first, by every user."""
+    """One page of a LoRA's images, newest first, by every user.
+
+    Ordered by `created_at` alone so the composite index serves the order without a sort;
+    the 4 images of a batch share a timestamp and keep the index's (insertion) order.
+    """
     total = (
         session.scalar(
             select(func.count())
@@ -90,7 +92,7 @@ def list_lora_images(
     items = session.scalars(
         select(GeneratedImage)
         .where(col(GeneratedImage.lora_training_id) == lora_id)
-        .order_by(col(GeneratedImage.created_at).desc(), col(GeneratedImage.id))
+        .order_by(col(GeneratedImage.created_at).desc())
         .offset((page - 1) * page_size)
         .limit(page_size)
     ).all()

@@ -51,7 +51,9 @@ for start in range(0, len(summaries), CARDS_PER_ROW):
             )
             left, right = st.columns(2)
             left.page_link(
-                "pages/lora.py", label="Open", icon=":material/open_in_new:",
+                "pages/lora.py",
+                label="Open",
+                icon=":material/open_in_new:",
                 query_params={"id": lora.id},
             )
             if lora.status == LoraStatus.COMPLETED and right.button(

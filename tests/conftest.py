@@ -28,8 +28,16 @@ os.environ["FAL_RUN_HOST"] = f"127.0.0.1:{FAKE_FAL_PORT}"
 os.environ["FAL_QUEUE_RUN_HOST"] = f"127.0.0.1:{FAKE_FAL_PORT}"
 os.environ["SSL_CERT_FILE"] = str(_CA_FILE)
 # Settings the developer's shell may carry must not leak into tests.
-for _name in ("DATABASE_URL", "FAL_KEY", "GENERATION_LIMIT", "GENERATION_WINDOW_HOURS",
-              "EXEMPT_USERS", "LOCAL_USER", "MEDIA_DIR", "MEDIA_URL_PREFIX"):
+for _name in (
+    "DATABASE_URL",
+    "FAL_KEY",
+    "GENERATION_LIMIT",
+    "GENERATION_WINDOW_HOURS",
+    "EXEMPT_USERS",
+    "LOCAL_USER",
+    "MEDIA_DIR",
+    "MEDIA_URL_PREFIX",
+):
     os.environ.pop(_name, None)
 
 from sqlalchemy import Engine  # noqa: E402

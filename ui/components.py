@@ -44,7 +44,7 @@ def format_date(iso_text: str | None) -> str:
 def safe_url(url: str) -> str:
     """Only web URLs and our own relative media URLs reach an `href`/`src`."""
     lowered = url.strip().lower()
-    if lowered.startswith(("https://", "http://")) or not (":" in lowered.split("/")[0]):
+    if lowered.startswith(("https://", "http://")) or ":" not in lowered.split("/")[0]:
         return escape(url.strip(), quote=True)
     return ""
 

@@ -1,0 +1,118 @@
+"""The read side: LoRAs newest first with counts and thumbnails; a LoRA's images, paged."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event
+
+from lora_core import queries
+from lora_core.clock import to_iso, utc_now
+from lora_core.db import session_scope
+from lora_core.models import GeneratedImage
+
+NOW = utc_now()
+
+
+def add_images(engine, lora_id: str, count: int, *, start_minutes_ago: int = 1000) -> None:
+    with session_scope(engine) as session:
+        for number in range(count):
+            session.add(
+                GeneratedImage(
+                    id=f"{lora_id}-img-{number:04d}",
+                    lora_training_id=lora_id,
+                    wallet_address="ann" if number % 2 else "bob",
+                    prompt=f"prompt {number}",
+                    image_url=f"https://cdn.example/{lora_id}/{number}.jpg",
+                    created_at=to_iso(NOW - timedelta(minutes=start_minutes_ago - number)),
+                )
+            )
+        session.commit()
+
+
+def test_loras_newest_first_with_count_and_latest_image(engine, add_lora):
+    old = add_lora("old", created_at=to_iso(NOW - timedelta(days=3)))
+    new = add_lora("new", created_at=to_iso(NOW - timedelta(days=1)))
+    add_lora("empty", created_at=to_iso(NOW - timedelta(days=2)))
+    add_images(engine, old.id, 5)
+    add_images(engine, new.id, 2)
+
+    with session_scope(engine) as session:
+        summaries = queries.list_loras(session=session)
+
+    assert [s.lora.id for s in summaries] == ["new", "empty", "old"]
+    assert [s.image_count for s in summaries] == [2, 0, 5]
+    assert summaries[0].latest_image_url == "https://cdn.example/new/1.jpg"
+    assert summaries[1].latest_image_url is None
+    assert summaries[2].latest_image_url == "https://cdn.example/old/4.jpg"
+
+
+def test_a_loras_images_are_newest_first_and_paged(engine, add_lora):
+    lora = add_lora("paged")
+    add_images(engine, lora.id, 30)
+    add_images(engine, "another", 3)
+
+    with session_scope(engine) as session:
+        first = queries.list_lora_images(session=session, lora_id=lora.id, page=1, page_size=24)
+        second = queries.list_lora_images(session=session, lora_id=lora.id, page=2, page_size=24)
+
+    assert (first.total, first.page_count) == (30, 2)
+    assert [image.prompt for image in first.items[:2]] == ["prompt 29", "prompt 28"]
+    assert len(first.items) == 24 and len(second.items) == 6
+    assert second.items[-1].prompt == "prompt 0"
+    assert {image.lora_training_id for image in first.items + second.items} == {"paged"}
+
+
+@pytest.mark.parametrize(("asked", "served"), [(0, 1), (-3, 1), (99, 2)])
+def test_a_page_out_of_range_is_clamped(engine, add_lora, asked, served):
+    lora = add_lora("clamped")
+    add_images(engine, lora.id, 30)
+
+    with session_scope(engine) as session:
+        page = queries.list_lora_images(session=session, lora_id=lora.id, page=asked, page_size=24)
+
+    assert page.page == served
+    assert page.items
+
+
+def test_a_lora_without_images_has_one_empty_page(engine, add_lora):
+    lora = add_lora()
+
+    with session_scope(engine) as session:
+        page = queries.list_lora_images(session=session, lora_id=lora.id)
+
+    assert (page.items, page.total, page.page, page.page_count) == ([], 0, 1, 1)
+
+
+@pytest.mark.parametrize("lora_id", ["", None, "no spaces", "../x", "x" * 65, "a'; DROP TABLE"])
+def test_a_malformed_id_finds_nothing(engine, add_lora, lora_id):
+    add_lora()
+
+    with session_scope(engine) as session:
+        assert queries.get_lora(session=session, lora_id=lora_id) is None
+
+
+def test_every_query_of_the_lora_page_uses_an_index(engine, add_lora):
+    lora = add_lora("indexed")
+    statements: list[tuple[str, object]] = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _many):
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    with session_scope(engine) as session:
+        queries.list_lora_images(session=session, lora_id=lora.id)
+        queries.list_loras(session=session)
+    event.remove(engine, "before_cursor_execute", capture)
+
+    assert len(statements) == 3
+    with engine.connect() as connection:
+        for statement, parameters in statements:
+            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            details = [str(row[-1]) for row in plan]
+            assert not [d for d in details if "TEMP B-TREE" in d], details
+            for step in details:
+                if step.startswith("SCAN"):  # only the list of all LoRAs, in index order
+                    assert step == "SCAN lora_trainings USING INDEX idx_lora_trainings_created"

@@ -1,0 +1,206 @@
+"""generate(): validation, every error path, and what is stored (nothing, on failure)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from lora_core import service
+from lora_core.db import create_db_engine, session_scope
+from lora_core.errors import (
+    DatabaseUnavailable,
+    GenerationFailed,
+    InvalidPrompt,
+    LoraHasNoWeights,
+    LoraNotFound,
+    LoraNotReady,
+    QuotaExceeded,
+    WeightsUnavailable,
+)
+from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch, LoraStatus
+from lora_core.quota import QuotaPolicy
+
+
+def stored(engine) -> tuple[list[GeneratedImage], list[GenerationBatch]]:
+    with session_scope(engine) as session:
+        images = session.scalars(select(GeneratedImage)).all()
+        batches = session.scalars(select(GenerationBatch)).all()
+    return list(images), list(batches)
+
+
+@pytest.fixture
+def generate(engine, fal_generator, policy):
+    def run(lora_id: str, prompt: str | None, *, user: str = "ann", **overrides):
+        arguments = {
+            "engine": engine,
+            "generator": fal_generator,
+            "policy": policy,
+            "user": user,
+            "lora_id": lora_id,
+            "prompt": prompt,
+        } | overrides
+        return service.generate(**arguments)
+
+    return run
+
+
+def test_full_prompt_appends_the_trigger_word():
+    assert service.full_prompt("a cat", "sks") == "a cat in the style of sks"
+
+
+def test_a_batch_stores_four_images_with_the_raw_prompt(engine, add_lora, generate, fake_fal):
+    lora = add_lora(trigger_word="wtrclr")
+
+    outcome = generate(lora.id, "  a lighthouse at dusk  ")
+
+    assert fake_fal.submissions[0].body["prompt"] == "a lighthouse at dusk in the style of wtrclr"
+    images, [batch] = stored(engine)
+    assert len(images) == len(outcome.images) == 4
+    for image in images:
+        assert image.prompt == "a lighthouse at dusk"
+        assert image.wallet_address == "ann"
+        assert image.lora_training_id == lora.id
+        assert (image.image_width, image.image_height) == (1024, 1024)
+        assert image.seed == "18446744073709551557"
+        assert image.batch_id == batch.id
+        assert image.image_url.startswith(f"https://{fake_fal.host}/files/")
+    assert batch.status == BatchStatus.SUCCEEDED
+    assert batch.images_returned == 4
+    assert batch.fal_request_id in fake_fal.jobs
+    assert batch.prompt == "a lighthouse at dusk"
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", None, "x" * 501])
+def test_an_invalid_prompt_stores_nothing_and_never_calls_fal(
+    engine, add_lora, generate, fake_fal, prompt
+):
+    lora = add_lora()
+
+    with pytest.raises(InvalidPrompt):
+        generate(lora.id, prompt)
+
+    assert stored(engine) == ([], [])
+    assert fake_fal.submissions == []
+
+
+def test_a_prompt_of_exactly_500_characters_is_accepted(add_lora, generate):
+    lora = add_lora()
+
+    assert generate(lora.id, "y" * 500).prompt == "y" * 500
+
+
+@pytest.mark.parametrize(
+    ("setup", "error"),
+    [
+        ({"lora_id": "missing"}, LoraNotFound),
+        ({"status": LoraStatus.PENDING}, LoraNotReady),
+        ({"status": LoraStatus.FAILED}, LoraNotReady),
+        ({"weights_url": None}, LoraHasNoWeights),
+    ],
+)
+def test_a_lora_that_cannot_generate_is_refused_before_any_cost(
+    engine, add_lora, generate, fake_fal, setup, error
+):
+    lora_id = setup.pop("lora_id", None)
+    lora = add_lora(**setup)
+
+    with pytest.raises(error):
+        generate(lora_id or lora.id, "a cat")
+
+    assert stored(engine) == ([], [])
+    assert fake_fal.submissions == []
+
+
+@pytest.mark.parametrize("lora_id", ["../etc/passwd", "x" * 200, "a b", "<script>"])
+def test_a_malformed_id_is_not_found(add_lora, generate, lora_id):
+    add_lora()
+
+    with pytest.raises(LoraNotFound):
+        generate(lora_id, "a cat")
+
+
+def test_a_fal_failure_stores_no_image_and_frees_the_slot(engine, add_lora, generate, fake_fal):
+    lora = add_lora()
+    fake_fal.script.result_error = (500, "GPU on fire")
+
+    with pytest.raises(GenerationFailed):
+        generate(lora.id, "a cat")
+
+    images, [batch] = stored(engine)
+    assert images == []
+    assert batch.status == BatchStatus.FAILED
+    assert "HTTP 500" in batch.error
+    fake_fal.script.result_error = None
+    generate(lora.id, "a cat")  # the retry works once fal recovers
+    images, batches = stored(engine)
+    assert len(images) == 4
+    assert [b.status for b in batches].count(BatchStatus.SUCCEEDED) == 1
+
+
+def test_expired_weights_are_reported_and_cost_no_slot(engine, add_lora, generate, fake_fal):
+    lora = add_lora()
+    fake_fal.script.result_error = (422, [{"loc": ["body", "loras"], "msg": "x", "type": "y"}])
+
+    with pytest.raises(WeightsUnavailable):
+        generate(lora.id, "a cat")
+
+    assert [b.status for b in stored(engine)[1]] == [BatchStatus.FAILED]
+
+
+def test_a_safety_filtered_batch_stores_what_came_back_and_counts_once(
+    engine, add_lora, generate, fake_fal
+):
+    lora = add_lora()
+    fake_fal.script.images = 2
+    fake_fal.script.nsfw = [False, True]
+
+    outcome = generate(lora.id, "a cat")
+
+    assert (len(outcome.images), outcome.missing, outcome.flagged) == (2, 2, 1)
+    images, [batch] = stored(engine)
+    assert len(images) == 2
+    assert batch.images_returned == 2 and batch.status == BatchStatus.SUCCEEDED
+
+
+def test_the_quota_is_checked_before_fal(engine, add_lora, generate, fake_fal):
+    lora = add_lora()
+    one = QuotaPolicy(limit=1, window=timedelta(hours=24))
+    generate(lora.id, "first", policy=one)
+
+    with pytest.raises(QuotaExceeded):
+        generate(lora.id, "second", policy=one)
+
+    assert len(fake_fal.submissions) == 1
+
+
+def test_a_database_that_is_down_is_reported(tmp_path, fal_generator, policy, fake_fal):
+    broken = create_db_engine(f"sqlite:///{tmp_path}")  # a folder, not a database file
+
+    with pytest.raises(DatabaseUnavailable):
+        service.generate(
+            engine=broken,
+            generator=fal_generator,
+            policy=policy,
+            user="ann",
+            lora_id="lora-1",
+            prompt="a cat",
+        )
+    assert fake_fal.submissions == []
+
+
+def test_a_crash_while_storing_frees_the_slot(engine, add_lora, generate, monkeypatch):
+    lora = add_lora()
+
+    def explode(**_kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(service, "_store_batch", explode)
+    with pytest.raises(RuntimeError):
+        generate(lora.id, "a cat")
+
+    images, [batch] = stored(engine)
+    assert images == [] and batch.status == BatchStatus.FAILED
+    with session_scope(engine) as session:
+        assert session.scalar(select(func.count()).select_from(GeneratedImage)) == 0

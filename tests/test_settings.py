@@ -1,0 +1,80 @@
+"""Settings: the environment first, then the secrets mapping; bad values name the setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from lora_core.errors import SettingsError
+from lora_core.settings import DEFAULT_DATABASE_URL, load_settings
+
+
+def test_defaults_run_locally_in_preview_mode():
+    settings = load_settings({})
+
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert DEFAULT_DATABASE_URL.startswith("sqlite:///") and "/data/" in DEFAULT_DATABASE_URL
+    assert settings.generation_limit == 8
+    assert settings.generation_window_hours == 24
+    assert settings.exempt_users == frozenset()
+    assert settings.preview_mode
+
+
+def test_secrets_are_used_when_the_environment_is_silent():
+    settings = load_settings(
+        {"FAL_KEY": "id:secret", "GENERATION_LIMIT": 3, "EXEMPT_USERS": "ann, bob ,,"}
+    )
+
+    assert settings.fal_key is not None
+    assert settings.fal_key.get_secret_value() == "id:secret"
+    assert settings.generation_limit == 3
+    assert settings.exempt_users == frozenset({"ann", "bob"})
+    assert not settings.preview_mode
+
+
+def test_the_environment_wins_over_secrets(monkeypatch):
+    monkeypatch.setenv("GENERATION_LIMIT", "5")
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///env.db")
+
+    settings = load_settings({"GENERATION_LIMIT": 3, "DATABASE_URL": "sqlite:///secret.db"})
+
+    assert settings.generation_limit == 5
+    assert settings.database_url == "sqlite:///env.db"
+
+
+def test_a_blank_fal_key_means_preview_mode(monkeypatch):
+    monkeypatch.setenv("FAL_KEY", "  ")
+
+    assert load_settings({}).preview_mode
+
+
+def test_the_key_never_shows_in_the_settings_repr():
+    settings = load_settings({"FAL_KEY": "id:very-secret"})
+
+    assert "very-secret" not in repr(settings)
+    assert "very-secret" not in str(settings)
+
+
+def test_sections_of_secrets_are_ignored():
+    settings = load_settings({"auth": {"client_id": "x"}, "GENERATION_LIMIT": 2})
+
+    assert settings.generation_limit == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("GENERATION_LIMIT", "0"),
+        ("GENERATION_LIMIT", "many"),
+        ("GENERATION_WINDOW_HOURS", "-1"),
+        ("GENERATION_WINDOW_HOURS", "soon"),
+        ("DATABASE_URL", ""),
+    ],
+)
+def test_an_invalid_value_is_a_clear_error_naming_the_setting(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings({})
+
+    assert name in str(caught.value)
+    assert str(caught.value).startswith("Invalid setting")
