@@ -50,6 +50,7 @@ from lora_core.quota import QuotaPolicy  # noqa: E402
 from lora_core.storage import LocalMediaStore  # noqa: E402
 from tests.fakefal import FakeFal, start_fake_fal  # noqa: E402
 
+APP_ROOT = Path(__file__).resolve().parents[1]
 TEST_FAL_KEY = "test-key-id:test-key-secret"
 
 
@@ -131,3 +132,33 @@ def add_lora(engine: Engine) -> Callable[..., LoraTraining]:
         return lora
 
     return add
+
+
+@pytest.fixture
+def app_env(monkeypatch, database_url: str, tmp_path: Path) -> dict[str, str]:
+    """Point the app at this test's database and media folder, with fresh caches."""
+    import streamlit as st
+
+    values = {"DATABASE_URL": database_url, "MEDIA_DIR": str(tmp_path / "media")}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    st.cache_resource.clear()
+    yield values
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def open_app(app_env, engine):
+    """Run the app like a browser would: the gallery, or a page with query params."""
+    from streamlit.testing.v1 import AppTest
+
+    def open_page(page: str | None = None, **query: str) -> AppTest:
+        at = AppTest.from_file(str(APP_ROOT / "streamlit_app.py"), default_timeout=30)
+        for name, value in query.items():
+            at.query_params[name] = value
+        at.run()
+        if page is not None:
+            at.switch_page(page).run()
+        return at
+
+    return open_page

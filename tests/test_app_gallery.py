@@ -1,0 +1,97 @@
+"""The gallery page, as AppTest renders it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from lora_core.clock import to_iso, utc_now
+from lora_core.models import LoraStatus
+from tests.test_queries import add_images
+
+NOW = utc_now()
+
+
+def texts(at) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "subheader", "info", "error", "title")
+             for e in getattr(at, kind)]  # fmt: skip
+    return "\n".join(str(part) for part in parts)
+
+
+def test_every_lora_is_shown_newest_first_with_its_details(open_app, add_lora, engine):
+    add_lora("older", trigger_word="wtrclr", steps=1200, created_at=to_iso(NOW - timedelta(2)))
+    add_lora("newer", trigger_word="neonnoir", created_at=to_iso(NOW - timedelta(1)))
+    add_images(engine, "older", 3)
+
+    at = open_app()
+
+    assert not at.exception
+    assert [s.value for s in at.subheader] == ["neonnoir", "wtrclr"]
+    page = texts(at)
+    assert "3 images · 1200 steps" in page
+    assert "https://cdn.example/older/2.jpg" in page  # its latest image is the thumbnail
+    assert ":green-badge[Completed]" in page
+
+
+def test_only_completed_loras_offer_generate(open_app, add_lora):
+    add_lora("ready", trigger_word="ready")
+    add_lora("training", trigger_word="training", status=LoraStatus.PENDING, weights_url=None)
+
+    at = open_app()
+
+    assert [b.key for b in at.button] == ["generate_ready"]
+    assert ":orange-badge[Pending]" in texts(at)
+
+
+def test_generate_opens_the_loras_page_with_the_dialog(open_app, add_lora):
+    add_lora("ready", trigger_word="wtrclr")
+    at = open_app()
+
+    at.button(key="generate_ready").click().run()
+
+    assert not at.exception
+    assert at.query_params["id"] == "ready"
+    assert at.title[0].value == "wtrclr"
+    assert at.text_area(key="gen_prompt").label == "Prompt"
+
+
+def test_each_lora_links_to_its_page(open_app, add_lora):
+    add_lora("linked")
+
+    at = open_app()
+
+    links = at.get("page_link")
+    assert any("id=linked" in link.proto.query_string for link in links)
+
+
+def test_an_empty_database_explains_how_to_add_loras(open_app):
+    at = open_app()
+
+    assert not at.exception
+    assert "No LoRAs yet" in at.info[0].value
+
+
+def test_the_sidebar_names_the_user_quota_and_preview_mode(open_app):
+    at = open_app()
+
+    sidebar = "\n".join(str(e.value) for e in [*at.sidebar.markdown, *at.sidebar.caption])
+    assert "guest" in sidebar
+    assert "8 of 8 generations remaining today" in sidebar
+    assert "Preview mode" in at.sidebar.info[0].value
+
+
+def test_a_database_that_is_down_shows_a_message_not_a_trace(open_app, monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}")  # a folder: cannot open
+
+    at = open_app()
+
+    assert not at.exception
+    assert "database is unavailable" in at.error[0].value
+
+
+def test_an_invalid_setting_is_named_at_startup(open_app, monkeypatch):
+    monkeypatch.setenv("GENERATION_LIMIT", "zero")
+
+    at = open_app()
+
+    assert not at.exception
+    assert "GENERATION_LIMIT" in at.error[0].value

@@ -1,0 +1,268 @@
+"""The LoRA page and its Generate dialog, as AppTest renders them."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from lora_core.db import session_scope
+from lora_core.models import GeneratedImage, LoraStatus
+from tests.conftest import TEST_FAL_KEY
+from tests.test_queries import add_images
+from tests.test_quota import add_batch
+
+LORA_PAGE = "pages/lora.py"
+
+
+def cards(at) -> list[str]:
+    return [m.value for m in at.markdown if 'class="ls-card"' in m.value]
+
+
+def stored_images(engine) -> list[GeneratedImage]:
+    with session_scope(engine) as session:
+        return list(session.scalars(select(GeneratedImage)).all())
+
+
+def everything_rendered(at) -> str:
+    """The protobuf text of every element of the page, the sidebar and the dialog."""
+    parts: list[str] = []
+
+    def walk(node) -> None:
+        if getattr(node, "proto", None) is not None:
+            parts.append(str(node.proto))
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return "\n".join(parts)
+
+
+def open_dialog(open_app, lora_id: str):
+    at = open_app(LORA_PAGE, id=lora_id)
+    at.button(key="open_generate").click().run()
+    return at
+
+
+def generate(at, prompt: str):
+    at.text_area(key="gen_prompt").input(prompt).run()
+    at.button(key="gen_submit").click().run()
+    return at
+
+
+@pytest.mark.parametrize("lora_id", ["does-not-exist", "../../etc/passwd", "x" * 300, ""])
+def test_an_unknown_or_malformed_id_shows_lora_not_found_with_a_way_back(open_app, lora_id):
+    at = open_app(LORA_PAGE, id=lora_id)
+
+    assert not at.exception
+    assert at.title[0].value == "LoRA not found"
+    assert "LoRA not found" in at.error[0].value
+    [back] = at.get("page_link")
+    assert back.proto.page.endswith("pages/gallery.py") or "gallery" in str(back.proto)
+
+
+def test_the_page_shows_the_loras_metadata(open_app, add_lora):
+    add_lora(
+        "meta", trigger_word="wtrclr", steps=1500, weights_url="https://w.example/a.safetensors"
+    )
+
+    at = open_app(LORA_PAGE, id="meta")
+
+    assert not at.exception
+    assert at.title[0].value == "wtrclr"
+    assert [m.value for m in at.metric][::2] == ["1500", "0"]
+    assert at.code[0].value == "https://w.example/a.safetensors"
+
+
+def test_a_lora_without_images_invites_a_first_generation(open_app, add_lora):
+    add_lora("empty")
+
+    at = open_app(LORA_PAGE, id="empty")
+
+    assert (
+        at.info[0].value == "No images generated yet. Click Generate to create your first images."
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "weights", "message"),
+    [
+        (LoraStatus.PENDING, None, "still training"),
+        (LoraStatus.FAILED, None, "training failed"),
+        (LoraStatus.COMPLETED, None, "no weights file"),
+    ],
+)
+def test_a_lora_that_cannot_generate_says_why_and_offers_no_button(
+    open_app, add_lora, status, weights, message
+):
+    add_lora("blocked", status=status, weights_url=weights)
+
+    at = open_app(LORA_PAGE, id="blocked")
+
+    shown = " ".join(e.value for e in [*at.info, *at.error])
+    assert message in shown
+    assert "open_generate" not in [b.key for b in at.button]
+
+
+def test_the_gallery_is_newest_first_and_paginated(open_app, add_lora, engine):
+    add_lora("big")
+    add_images(engine, "big", 30)
+
+    at = open_app(LORA_PAGE, id="big")
+
+    shown = cards(at)
+    assert len(shown) == 24
+    assert "prompt 29" in shown[0] and "prompt 6" in shown[-1]
+    assert any("30 images by everyone, newest first" in c.value for c in at.caption)
+
+
+def test_the_dialog_explains_the_trigger_word_and_the_quota(open_app, add_lora):
+    add_lora("dlg", trigger_word="wtrclr")
+
+    at = open_dialog(open_app, "dlg")
+
+    captions = [c.value for c in at.caption]
+    assert 'Your prompt will include: "... in the style of wtrclr"' in captions
+    assert "8 of 8 generations remaining today" in captions
+    assert at.button(key="gen_submit").label == "Generate 4 Images"
+    assert at.button(key="gen_submit").disabled  # empty prompt
+
+
+def test_generating_shows_four_images_and_stores_them(open_app, add_lora, engine):
+    add_lora("gen", trigger_word="wtrclr")
+    at = open_dialog(open_app, "gen")
+
+    generate(at, "a lighthouse at dusk")
+
+    assert not at.exception
+    assert not at.error
+    images = stored_images(engine)
+    assert len(images) == 4
+    assert {image.prompt for image in images} == {"a lighthouse at dusk"}
+    assert {image.wallet_address for image in images} == {"guest"}
+    dialog_cards = [c for c in cards(at) if "ls-caption" not in c]
+    assert len(dialog_cards) == 4
+    assert all(image.image_url in " ".join(dialog_cards) for image in images)
+    assert "7 of 8 generations remaining today" in [c.value for c in at.caption]
+    assert at.button(key="gen_again").label == "Generate Again"
+
+
+def test_generate_again_clears_the_results_and_keeps_the_prompt(open_app, add_lora):
+    add_lora("again")
+    at = generate(open_dialog(open_app, "again"), "a fox reading")
+
+    at.button(key="gen_again").click().run()
+
+    assert at.text_area(key="gen_prompt").value == "a fox reading"
+    assert not at.text_area(key="gen_prompt").disabled
+    assert not at.button(key="gen_submit").disabled
+    assert "gen_again" not in [b.key for b in at.button]
+
+
+def test_after_closing_the_page_gallery_shows_the_new_images(open_app, add_lora):
+    add_lora("closing")
+    at = generate(open_dialog(open_app, "closing"), "a red bicycle")
+
+    del at.session_state["generate_for"]  # what the dialog's X does (on_dismiss)
+    at.run()
+
+    page_cards = cards(at)
+    assert len(page_cards) == 4
+    assert all("a red bicycle" in card for card in page_cards)
+
+
+def test_the_last_batch_survives_a_rerun(open_app, add_lora):
+    add_lora("kept")
+    at = generate(open_dialog(open_app, "kept"), "a moon")
+
+    at.run()
+
+    assert at.session_state["last_batch"].outcome.prompt == "a moon"
+    assert "gen_again" in [b.key for b in at.button]
+
+
+def test_an_exhausted_quota_says_when_the_next_slot_frees_up(open_app, add_lora, engine):
+    add_lora("full")
+    for hours in range(1, 9):
+        add_batch(engine, user="guest", age=timedelta(hours=hours))
+
+    at = open_dialog(open_app, "full")
+    at.text_area(key="gen_prompt").input("one more").run()
+
+    assert at.button(key="gen_submit").disabled
+    warning = at.warning[0].value
+    assert "You've used all 8 generations for today" in warning
+    assert re.search(
+        r"next generation is available in 1[56] h \d+ min \(at \d\d:\d\d UTC\)", warning
+    )
+
+
+def test_exempt_users_see_unlimited(open_app, add_lora, monkeypatch):
+    monkeypatch.setenv("EXEMPT_USERS", "someone,guest")
+    add_lora("vip")
+
+    at = open_dialog(open_app, "vip")
+
+    assert "Unlimited generations" in [c.value for c in at.caption]
+
+
+@pytest.fixture
+def with_fal(monkeypatch, fake_fal):
+    monkeypatch.setenv("FAL_KEY", TEST_FAL_KEY)
+    return fake_fal
+
+
+def test_a_fal_error_shows_a_retry_that_works_once_fal_recovers(
+    open_app, add_lora, engine, with_fal
+):
+    add_lora("flaky")
+    with_fal.script.result_error = (500, "GPU on fire")
+    at = generate(open_dialog(open_app, "flaky"), "a storm")
+
+    assert not at.exception
+    assert "fal could not generate images right now (HTTP 500)" in at.error[0].value
+    assert stored_images(engine) == []
+    assert "8 of 8 generations remaining today" in [c.value for c in at.caption]
+
+    with_fal.script.result_error = None
+    at.button(key="gen_retry").click().run()
+
+    assert not at.exception
+    assert len(stored_images(engine)) == 4
+    assert at.button(key="gen_again")
+    assert not at.error
+
+
+def test_expired_weights_get_their_own_message(open_app, add_lora, with_fal):
+    add_lora("expired")
+    with_fal.script.result_error = (
+        422,
+        [{"loc": ["body", "loras", 0, "path"], "msg": "Failed", "type": "file_download_error"}],
+    )
+
+    at = generate(open_dialog(open_app, "expired"), "a storm")
+
+    assert "weights URL may have expired" in at.error[0].value
+    assert "gen_retry" not in [b.key for b in at.button]
+
+
+def test_a_safety_filtered_batch_shows_what_came_back_and_why(open_app, add_lora, with_fal):
+    add_lora("filtered")
+    with_fal.script.images = 3
+
+    at = generate(open_dialog(open_app, "filtered"), "a storm")
+
+    assert "fal returned 3 of 4 images: 1 were removed by the safety filter" in at.warning[0].value
+    assert len([c for c in cards(at) if "ls-caption" not in c]) == 3
+
+
+def test_the_fal_key_never_appears_on_the_page(open_app, add_lora, with_fal):
+    add_lora("secret")
+    at = generate(open_dialog(open_app, "secret"), "a storm")
+
+    rendered = everything_rendered(at)
+
+    assert "a storm" in rendered
+    assert TEST_FAL_KEY.split(":")[1] not in rendered
