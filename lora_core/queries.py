@@ -77,8 +77,8 @@ def list_lora_images(
 ) -> Page[GeneratedImage]:
     """One page of a LoRA's images, newest first, by every user.
 
-    Ordered by `created_at` alone so the composite index serves the order without a sort;
-    the 4 images of a batch share a timestamp and keep the index's (insertion) order.
+    Ordered by `created_at` alone so the composite index serves the order without a sort
+    (the service writes a batch's images a millisecond apart, in fal's order).
     """
     total = (
         session.scalar(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, update
 from sqlmodel import col
@@ -170,7 +170,7 @@ def _store_batch(
     request_id: str | None,
 ) -> list[GeneratedImage]:
     """Insert the image rows and mark the batch succeeded, in one transaction."""
-    finished = to_iso(utc_now())
+    finished = utc_now()
     rows = [
         GeneratedImage(
             id=uuid.uuid4().hex,
@@ -181,15 +181,16 @@ def _store_batch(
             image_width=image.width,
             image_height=image.height,
             seed=seed,
-            created_at=finished,
+            # One millisecond apart, so "newest first" lists a batch in fal's order.
+            created_at=to_iso(finished - timedelta(milliseconds=index)),
             batch_id=batch_id,
         )
-        for image in result_images
+        for index, image in enumerate(result_images)
     ]
     outcome = {
         "status": BatchStatus.SUCCEEDED,
         "images_returned": len(rows),
-        "finished_at": finished,
+        "finished_at": to_iso(finished),
     }
     if request_id is not None:
         outcome["fal_request_id"] = request_id

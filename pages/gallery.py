@@ -49,15 +49,17 @@ for start in range(0, len(summaries), CARDS_PER_ROW):
                 f"{summary.image_count} images · {lora.steps or '—'} steps · "
                 f"created {format_date(lora.created_at)}"
             )
-            left, right = st.columns(2)
-            left.page_link(
+            st.page_link(
                 "pages/lora.py",
                 label="Open",
                 icon=":material/open_in_new:",
                 query_params={"id": lora.id},
             )
-            if lora.status == LoraStatus.COMPLETED and right.button(
-                "Generate", key=f"generate_{lora.id}", icon=":material/auto_awesome:"
+            if lora.status == LoraStatus.COMPLETED and st.button(
+                "Generate",
+                key=f"generate_{lora.id}",
+                icon=":material/auto_awesome:",
+                width="stretch",
             ):
                 open_generate(lora.id)
                 st.switch_page("pages/lora.py", query_params={"id": lora.id})

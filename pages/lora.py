@@ -33,7 +33,7 @@ def show_header(lora: LoraTraining, image_count: int) -> None:
     st.badge(lora.status.capitalize(), color=STATUS_COLORS.get(lora.status, "red"))
     steps, created, images = st.columns(3)
     steps.metric("Training steps", lora.steps or "—")
-    created.metric("Created", format_date(lora.created_at))
+    created.metric("Created", format_date(lora.created_at, with_time=False))
     images.metric("Images generated", image_count)
     if lora.lora_weights_url:
         st.caption("Weights URL")

@@ -15,6 +15,7 @@ from tests.test_queries import add_images
 from tests.test_quota import add_batch
 
 LORA_PAGE = "pages/lora.py"
+SUBMIT = "FormSubmitter:gen_form-Generate 4 Images"
 
 
 def cards(at) -> list[str]:
@@ -47,8 +48,8 @@ def open_dialog(open_app, lora_id: str):
 
 
 def generate(at, prompt: str):
-    at.text_area(key="gen_prompt").input(prompt).run()
-    at.button(key="gen_submit").click().run()
+    at.text_area(key="gen_prompt").input(prompt)
+    at.button(key=SUBMIT).click().run()
     return at
 
 
@@ -126,8 +127,29 @@ def test_the_dialog_explains_the_trigger_word_and_the_quota(open_app, add_lora):
     captions = [c.value for c in at.caption]
     assert 'Your prompt will include: "... in the style of wtrclr"' in captions
     assert "8 of 8 generations remaining today" in captions
-    assert at.button(key="gen_submit").label == "Generate 4 Images"
-    assert at.button(key="gen_submit").disabled  # empty prompt
+    assert at.button(key=SUBMIT).label == "Generate 4 Images"
+    assert at.text_area(key="gen_prompt").proto.required  # the browser blocks an empty one
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [
+        ("   ", "Enter a prompt describing the image you want to create."),
+        ("z" * 501, "The prompt is 501 characters long; the limit is 500."),
+    ],
+)
+def test_a_bad_prompt_gets_a_message_keeps_the_text_and_stores_nothing(
+    open_app, add_lora, engine, prompt, message
+):
+    add_lora("bad")
+
+    at = generate(open_dialog(open_app, "bad"), prompt)
+
+    assert not at.exception
+    assert at.warning[0].value == message
+    assert at.text_area(key="gen_prompt").value == prompt
+    assert stored_images(engine) == []
+    assert "8 of 8 generations remaining today" in [c.value for c in at.caption]
 
 
 def test_generating_shows_four_images_and_stores_them(open_app, add_lora, engine):
@@ -156,9 +178,9 @@ def test_generate_again_clears_the_results_and_keeps_the_prompt(open_app, add_lo
     at.button(key="gen_again").click().run()
 
     assert at.text_area(key="gen_prompt").value == "a fox reading"
-    assert not at.text_area(key="gen_prompt").disabled
-    assert not at.button(key="gen_submit").disabled
+    assert not at.button(key=SUBMIT).disabled
     assert "gen_again" not in [b.key for b in at.button]
+    assert not [c for c in cards(at) if "ls-caption" not in c]  # the results are gone
 
 
 def test_after_closing_the_page_gallery_shows_the_new_images(open_app, add_lora):
@@ -191,7 +213,7 @@ def test_an_exhausted_quota_says_when_the_next_slot_frees_up(open_app, add_lora,
     at = open_dialog(open_app, "full")
     at.text_area(key="gen_prompt").input("one more").run()
 
-    assert at.button(key="gen_submit").disabled
+    assert at.button(key=SUBMIT).disabled
     warning = at.warning[0].value
     assert "You've used all 8 generations for today" in warning
     assert re.search(
@@ -266,3 +288,16 @@ def test_the_fal_key_never_appears_on_the_page(open_app, add_lora, with_fal):
 
     assert "a storm" in rendered
     assert TEST_FAL_KEY.split(":")[1] not in rendered
+
+
+def test_a_new_prompt_can_be_generated_straight_from_the_results(open_app, add_lora, engine):
+    add_lora("twice")
+    at = generate(open_dialog(open_app, "twice"), "first idea")
+
+    generate(at, "second idea")
+
+    assert sorted({image.prompt for image in stored_images(engine)}) == [
+        "first idea",
+        "second idea",
+    ]
+    assert at.session_state["last_batch"].outcome.prompt == "second idea"

@@ -21,7 +21,7 @@ _CSS = """
 .ls-card .ls-meta { font-size: 0.75rem; opacity: 0.65; }
 .ls-thumb-empty { width: 100%; aspect-ratio: 1 / 1; border-radius: 0.5rem; display: flex;
   align-items: center; justify-content: center; background: #ece9f7; color: #6b6585;
-  font-size: 0.85rem; }
+  font-size: 0.85rem; margin: 0 0 0.75rem 0; }
 </style>
 """
 
@@ -32,13 +32,14 @@ def inject_css() -> None:
     st.html(_CSS)
 
 
-def format_date(iso_text: str | None) -> str:
+def format_date(iso_text: str | None, *, with_time: bool = True) -> str:
     if not iso_text:
         return "—"
     try:
-        return f"{parse_iso(iso_text):%b %d, %Y %H:%M} UTC"
+        moment = parse_iso(iso_text)
     except ValueError:
         return iso_text
+    return f"{moment:%b %d, %Y %H:%M} UTC" if with_time else f"{moment:%b %d, %Y}"
 
 
 def safe_url(url: str) -> str:

@@ -66,35 +66,38 @@ def _generate_dialog(lora: LoraTraining) -> None:
     st.caption(f'Your prompt will include: "... in the style of {lora.trigger_word}"')
     last: LastBatch | None = st.session_state.get(LAST_BATCH_KEY)
     showing_results = last is not None and last.lora_id == lora.id
-    prompt = st.text_area(
-        "Prompt",
-        key=PROMPT_KEY,
-        max_chars=service.MAX_PROMPT_LENGTH,
-        placeholder="Describe the image you want to create...",
-        disabled=showing_results,
-    )
     try:
         status = context.quota_status()
     except LoraStudioError as error:
         show_error(error)
         return
-    st.caption(remaining_text(status), help="A rolling 24-hour window")
+    # A form, so that typing a prompt and clicking the button is one click: a text area
+    # outside a form only commits its value on blur. No `max_chars`: the browser would
+    # silently drop a longer paste; the service explains the limit instead. The text area
+    # never changes its parameters, as that would make it a new, empty widget.
+    with st.form("gen_form", border=False):
+        prompt = st.text_area(
+            "Prompt",
+            key=PROMPT_KEY,
+            placeholder="Describe the image you want to create...",
+            help=f"1 to {service.MAX_PROMPT_LENGTH} characters.",
+            required=True,
+        )
+        st.caption(remaining_text(status), help="A rolling 24-hour window")
+        submitted = st.form_submit_button(
+            f"Generate {IMAGES_PER_BATCH} Images",
+            type="primary",
+            disabled=status.exhausted,
+        )
+    if status.exhausted:
+        st.warning(quota_message(status.limit, status.next_slot_at), icon=":material/timer:")
+    if submitted or st.session_state.pop(RETRY_KEY, False):
+        _run_generation(lora, prompt)  # reruns the app when done
 
     if showing_results and last is not None:
         _show_results(last.outcome)
-        st.button("Generate Again", key="gen_again", on_click=generate_again, type="primary")
+        st.button("Generate Again", key="gen_again", on_click=generate_again)
         return
-
-    if status.exhausted:
-        st.warning(quota_message(status.limit, status.next_slot_at), icon=":material/timer:")
-    clicked = st.button(
-        f"Generate {IMAGES_PER_BATCH} Images",
-        key="gen_submit",
-        type="primary",
-        disabled=not (prompt or "").strip() or status.exhausted,
-    )
-    if clicked or st.session_state.pop(RETRY_KEY, False):
-        _run_generation(lora, prompt)
     error: LoraStudioError | None = st.session_state.get(ERROR_KEY)
     if error is not None:
         show_error(error)

@@ -1,0 +1,225 @@
+"""Browser tests: the real app in a subprocess, driven by headless Debian Chromium.
+
+The app gets its own SQLite file (seeded with the demo LoRAs) and its own media folder
+under `static/media/test-<hex>` so Streamlit's static serving can hand out the images.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BROWSER_TESTS = Path(__file__).resolve().parent
+SCREENSHOTS = REPO_ROOT / "test-output" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+STARTUP_TIMEOUT = 30.0
+
+# Settings (and fake-fal plumbing from tests/conftest.py) that must not reach the app.
+_SCRUBBED_ENV = (
+    "DATABASE_URL",
+    "FAL_KEY",
+    "GENERATION_LIMIT",
+    "GENERATION_WINDOW_HOURS",
+    "EXEMPT_USERS",
+    "LOCAL_USER",
+    "MEDIA_DIR",
+    "MEDIA_URL_PREFIX",
+    "FAL_TIMEOUT_SECONDS",
+    "FAL_RUN_HOST",
+    "FAL_QUEUE_RUN_HOST",
+    "SSL_CERT_FILE",
+)
+
+
+_CONTENT_HEIGHT_JS = """() => Math.max(
+    document.documentElement.scrollHeight,
+    ...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stSidebarContent]')]
+        .map((element) => element.scrollHeight))"""
+
+
+@dataclass(frozen=True)
+class RunningApp:
+    url: str
+    db_path: Path
+    media_dir: Path
+    media_url_prefix: str
+    log_path: Path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if BROWSER_TESTS in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.browser)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _log_tail(log_path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"streamlit exited with code {process.returncode}:\n{_log_tail(log_path)}"
+            )
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().decode().strip() == "ok":
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"streamlit was not healthy within {STARTUP_TIMEOUT:.0f} s:\n{_log_tail(log_path)}"
+    )
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    """The app on a free port with a fresh demo database and its own media folder."""
+    work = tmp_path_factory.mktemp("browser-app")
+    token = secrets.token_hex(6)
+    db_path = work / "studio.db"
+    media_dir = REPO_ROOT / "static" / "media" / f"test-{token}"
+    media_url_prefix = f"app/static/media/test-{token}"
+    log_path = work / "streamlit.log"
+
+    env = {name: value for name, value in os.environ.items() if name not in _SCRUBBED_ENV}
+    env.update(
+        DATABASE_URL=f"sqlite:///{db_path}",
+        MEDIA_DIR=str(media_dir),
+        MEDIA_URL_PREFIX=media_url_prefix,
+        PYTHONUNBUFFERED="1",
+    )
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        seeded = subprocess.run(
+            [sys.executable, "-m", "lora_core.demo"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if seeded.returncode != 0:
+            raise RuntimeError(f"seeding the demo data failed:\n{seeded.stdout}{seeded.stderr}")
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "streamlit",
+                    "run",
+                    "streamlit_app.py",
+                    "--server.headless",
+                    "true",
+                    "--server.port",
+                    str(port),
+                    "--server.address",
+                    "127.0.0.1",
+                    "--browser.gatherUsageStats",
+                    "false",
+                    "--server.fileWatcherType",
+                    "none",
+                    # Also set in .streamlit/config.toml; repeated so the test never
+                    # depends on that file.
+                    "--server.enableStaticServing",
+                    "true",
+                ],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        _wait_until_healthy(process, url, log_path)
+        yield RunningApp(
+            url=url,
+            db_path=db_path,
+            media_dir=media_dir,
+            media_url_prefix=media_url_prefix,
+            log_path=log_path,
+        )
+    finally:
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        shutil.rmtree(media_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def base_url(app_server: RunningApp) -> str:
+    """pytest-playwright passes this to every browser context: `page.goto("/")` works."""
+    return app_server.url
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    }
+
+
+@pytest.fixture(autouse=True)
+def final_screenshot(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Save the page as the test left it (passed or failed) to test-output/screenshots/."""
+    if "page" not in request.fixturenames:
+        yield
+        return
+    page = request.getfixturevalue("page")
+    yield
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    params = getattr(getattr(request.node, "callspec", None), "params", {})
+    label = "-".join(
+        [request.node.originalname]
+        + [str(value) for key, value in params.items() if key != "browser_name"]
+    )
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+    try:
+        # Streamlit scrolls inside its own container, so `full_page` alone shows only the
+        # viewport: make the viewport as tall as the content first.
+        height = page.evaluate(_CONTENT_HEIGHT_JS)
+        width = (page.viewport_size or {"width": 1280})["width"]
+        if height:
+            page.set_viewport_size({"width": width, "height": min(int(height), 8000)})
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, timeout=10_000)
+    except Exception as error:  # a screenshot must never hide the test's own outcome
+        print(f"could not save the final screenshot: {error}", file=sys.stderr)
