@@ -47,7 +47,7 @@ for start in range(0, len(summaries), CARDS_PER_ROW):
             st.badge(lora.status.capitalize(), color=STATUS_COLORS.get(lora.status, "red"))
             st.caption(
                 f"{summary.image_count} images · {lora.steps or '—'} steps · "
-                f"created {format_date(lora.created_at)}"
+                f"created {format_date(lora.created_at, with_time=False)}"
             )
             st.page_link(
                 "pages/lora.py",
