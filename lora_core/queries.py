@@ -97,3 +97,33 @@ def list_lora_images(
         .limit(page_size)
     ).all()
     return Page(items=list(items), total=total, page=page, page_size=page_size)
+
+
+@dataclass(frozen=True)
+class ImageGroup:
+    """Consecutive images of one generation: same batch (or, for rows written by the
+    original app, which have no batch, the same user, prompt and second)."""
+
+    prompt: str
+    user: str
+    created_at: str
+    images: list[GeneratedImage]
+
+
+def _batch_key(image: GeneratedImage) -> tuple[str, ...]:
+    if image.batch_id:
+        return ("batch", image.batch_id)
+    return ("legacy", image.wallet_address, image.prompt, image.created_at[:19])
+
+
+def group_by_batch(images: list[GeneratedImage]) -> list[ImageGroup]:
+    """Group a newest-first list of images into its generations, keeping the order."""
+    groups: list[ImageGroup] = []
+    last_key: tuple[str, ...] | None = None
+    for image in images:
+        key = _batch_key(image)
+        if key != last_key:
+            groups.append(ImageGroup(image.prompt, image.wallet_address, image.created_at, []))
+            last_key = key
+        groups[-1].images.append(image)
+    return groups

@@ -9,7 +9,7 @@ from lora_core.db import session_scope
 from lora_core.errors import LoraStudioError
 from lora_core.models import LoraStatus, LoraTraining
 from ui import context
-from ui.components import STATUS_COLORS, format_date, image_grid
+from ui.components import STATUS_COLORS, escape_markdown, format_date, image_grid
 from ui.errors import show_error
 from ui.generate_dialog import open_generate, render_open_dialog
 
@@ -96,6 +96,10 @@ else:
     st.caption(
         f"{images.total} images by everyone, newest first. Click an image to open it full size."
     )
-    image_grid(images.items, columns=GRID_COLUMNS)
+    for group in queries.group_by_batch(images.items):
+        with st.container(key=f"batch_{group.images[0].id}"):
+            st.markdown(f"**{escape_markdown(group.prompt)}**")
+            st.caption(f"by {group.user} · {format_date(group.created_at)}")
+            image_grid(group.images, columns=GRID_COLUMNS, with_captions=False)
     if images.page_count > 1:
         st.pagination(images.page_count, key=page_key, default=images.page)

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import trustme
-from PIL import Image
+from PIL import Image, ImageOps
 
 APP_PATH = "/fal-ai/flux-lora"
 
@@ -74,8 +74,11 @@ class FakeFal:
 
 
 def _jpeg(index: int) -> bytes:
+    """A small JPEG that looks like something in a screenshot: a gradient, one per index."""
+    gradient = Image.linear_gradient("L").resize((256, 256)).rotate(90 * index)
+    image = ImageOps.colorize(gradient, (30, 20 + 40 * index, 90), (250, 200, 120 + 30 * index))
     buffer = io.BytesIO()
-    Image.new("RGB", (64, 64), (40 * index, 90, 160)).save(buffer, format="JPEG")
+    image.save(buffer, format="JPEG")
     return buffer.getvalue()
 
 

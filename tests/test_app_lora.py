@@ -19,7 +19,13 @@ SUBMIT = "FormSubmitter:gen_form-Generate 4 Images"
 
 
 def cards(at) -> list[str]:
+    """Images of the page's gallery."""
     return [m.value for m in at.markdown if 'class="ls-card"' in m.value]
+
+
+def results(at) -> list[str]:
+    """Images of the Generate dialog's 2x2 result grid."""
+    return [m.value for m in at.markdown if 'class="ls-card ls-result"' in m.value]
 
 
 def stored_images(engine) -> list[GeneratedImage]:
@@ -115,7 +121,9 @@ def test_the_gallery_is_newest_first_and_paginated(open_app, add_lora, engine):
 
     shown = cards(at)
     assert len(shown) == 24
-    assert "prompt 29" in shown[0] and "prompt 6" in shown[-1]
+    assert "big/29.jpg" in shown[0] and "big/6.jpg" in shown[-1]
+    headers = [m.value for m in at.markdown if m.value.startswith("**prompt")]
+    assert headers[0] == "**prompt 29**" and len(headers) == 24  # one generation each
     assert any("30 images by everyone, newest first" in c.value for c in at.caption)
 
 
@@ -164,7 +172,7 @@ def test_generating_shows_four_images_and_stores_them(open_app, add_lora, engine
     assert len(images) == 4
     assert {image.prompt for image in images} == {"a lighthouse at dusk"}
     assert {image.wallet_address for image in images} == {"guest"}
-    dialog_cards = [c for c in cards(at) if "ls-caption" not in c]
+    dialog_cards = results(at)
     assert len(dialog_cards) == 4
     assert all(image.image_url in " ".join(dialog_cards) for image in images)
     assert "7 of 8 generations remaining today" in [c.value for c in at.caption]
@@ -180,7 +188,7 @@ def test_generate_again_clears_the_results_and_keeps_the_prompt(open_app, add_lo
     assert at.text_area(key="gen_prompt").value == "a fox reading"
     assert not at.button(key=SUBMIT).disabled
     assert "gen_again" not in [b.key for b in at.button]
-    assert not [c for c in cards(at) if "ls-caption" not in c]  # the results are gone
+    assert results(at) == []
 
 
 def test_after_closing_the_page_gallery_shows_the_new_images(open_app, add_lora):
@@ -190,9 +198,9 @@ def test_after_closing_the_page_gallery_shows_the_new_images(open_app, add_lora)
     del at.session_state["generate_for"]  # what the dialog's X does (on_dismiss)
     at.run()
 
-    page_cards = cards(at)
-    assert len(page_cards) == 4
-    assert all("a red bicycle" in card for card in page_cards)
+    assert len(cards(at)) == 4
+    assert "**a red bicycle**" in [m.value for m in at.markdown]
+    assert "by guest · " in " ".join(c.value for c in at.caption)
 
 
 def test_the_last_batch_survives_a_rerun(open_app, add_lora):
@@ -277,7 +285,7 @@ def test_a_safety_filtered_batch_shows_what_came_back_and_why(open_app, add_lora
     at = generate(open_dialog(open_app, "filtered"), "a storm")
 
     assert "fal returned 3 of 4 images: 1 were removed by the safety filter" in at.warning[0].value
-    assert len([c for c in cards(at) if "ls-caption" not in c]) == 3
+    assert len(results(at)) == 3
 
 
 def test_the_fal_key_never_appears_on_the_page(open_app, add_lora, with_fal):

@@ -116,3 +116,41 @@ def test_every_query_of_the_lora_page_uses_an_index(engine, add_lora):
             for step in details:
                 if step.startswith("SCAN"):  # only the list of all LoRAs, in index order
                     assert step == "SCAN lora_trainings USING INDEX idx_lora_trainings_created"
+
+
+def image(number: int, *, batch: str | None, prompt: str = "p", second: int = 0) -> GeneratedImage:
+    return GeneratedImage(
+        id=f"i{number}",
+        lora_training_id="l",
+        wallet_address="ann",
+        prompt=prompt,
+        image_url=f"u{number}",
+        created_at=f"2026-02-11T10:00:{second:02d}.{number:03d}Z",
+        batch_id=batch,
+    )
+
+
+def test_images_are_grouped_by_batch_in_order():
+    images = [image(1, batch="b2"), image(2, batch="b2"), image(3, batch="b1")]
+
+    groups = queries.group_by_batch(images)
+
+    assert [[i.id for i in g.images] for g in groups] == [["i1", "i2"], ["i3"]]
+
+
+def test_rows_without_a_batch_group_by_user_prompt_and_second():
+    images = [
+        image(1, batch=None, prompt="a", second=5),
+        image(2, batch=None, prompt="a", second=5),
+        image(3, batch=None, prompt="b", second=5),
+        image(4, batch=None, prompt="b", second=4),
+    ]
+
+    groups = queries.group_by_batch(images)
+
+    assert [len(g.images) for g in groups] == [2, 1, 1]
+    assert [g.prompt for g in groups] == ["a", "b", "b"]
+
+
+def test_no_images_no_groups():
+    assert queries.group_by_batch([]) == []

@@ -42,6 +42,11 @@ def format_date(iso_text: str | None, *, with_time: bool = True) -> str:
     return f"{moment:%b %d, %Y %H:%M} UTC" if with_time else f"{moment:%b %d, %Y}"
 
 
+def escape_markdown(text: str) -> str:
+    """Show user text (a prompt) literally inside Streamlit markdown."""
+    return "".join(f"\\{char}" if char in "\\`*_{}[]()#+-.!<>|~$:" else char for char in text)
+
+
 def safe_url(url: str) -> str:
     """Only web URLs and our own relative media URLs reach an `href`/`src`."""
     lowered = url.strip().lower()
@@ -50,11 +55,13 @@ def safe_url(url: str) -> str:
     return ""
 
 
-def image_card(url: str, caption: str | None = None, meta: str | None = None) -> str:
+def image_card(
+    url: str, caption: str | None = None, meta: str | None = None, *, css_class: str = ""
+) -> str:
     """An image that opens full size in a new tab, with an optional caption."""
     src = safe_url(url)
     parts = [
-        '<figure class="ls-card">',
+        f'<figure class="{f"ls-card {css_class}".strip()}">',
         f'<a href="{src}" target="_blank" rel="noopener noreferrer">',
         f'<img src="{src}" alt="{escape(caption or "generated image")}" loading="lazy"></a>',
     ]
@@ -71,7 +78,11 @@ def empty_thumbnail(text: str = "No images yet") -> str:
 
 
 def image_grid(
-    images: Sequence[GeneratedImage], *, columns: int, with_captions: bool = True
+    images: Sequence[GeneratedImage],
+    *,
+    columns: int,
+    with_captions: bool = True,
+    css_class: str = "",
 ) -> None:
     """Images in rows of `columns`, each clickable to full size."""
     for start in range(0, len(images), columns):
@@ -83,6 +94,7 @@ def image_grid(
                         image.image_url,
                         image.prompt if with_captions else None,
                         format_date(image.created_at) if with_captions else None,
+                        css_class=css_class,
                     ),
                     unsafe_allow_html=True,
                 )

@@ -164,5 +164,5 @@ def _show_results(outcome: service.BatchOutcome) -> None:
             " ".join(parts) + " This still counts as one generation.", icon=":material/shield:"
         )
     if outcome.images:
-        image_grid(outcome.images, columns=2, with_captions=False)
+        image_grid(outcome.images, columns=2, with_captions=False, css_class="ls-result")
     st.caption("Click an image to open it full size in a new tab.")

@@ -1,7 +1,10 @@
 """Browser tests: the real app in a subprocess, driven by headless Debian Chromium.
 
-The app gets its own SQLite file (seeded with the demo LoRAs) and its own media folder
-under `static/media/test-<hex>` so Streamlit's static serving can hand out the images.
+The app gets its own SQLite file (seeded with the demo LoRAs), its own media folder
+under `static/media/test-<hex>` so Streamlit's static serving can hand out the images,
+and the local fake fal server (tests/fakefal.py) as its generator backend: the same
+`FAL_RUN_HOST`/`FAL_QUEUE_RUN_HOST`/`SSL_CERT_FILE` that tests/conftest.py set for this
+process, plus a test `FAL_KEY`.
 """
 
 from __future__ import annotations
@@ -10,16 +13,21 @@ import os
 import secrets
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import TEST_FAL_KEY
+from tests.fakefal import FakeFal
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BROWSER_TESTS = Path(__file__).resolve().parent
@@ -27,7 +35,7 @@ SCREENSHOTS = REPO_ROOT / "test-output" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 STARTUP_TIMEOUT = 30.0
 
-# Settings (and fake-fal plumbing from tests/conftest.py) that must not reach the app.
+# Settings from the developer's shell that must not reach the app.
 _SCRUBBED_ENV = (
     "DATABASE_URL",
     "FAL_KEY",
@@ -38,9 +46,6 @@ _SCRUBBED_ENV = (
     "MEDIA_DIR",
     "MEDIA_URL_PREFIX",
     "FAL_TIMEOUT_SECONDS",
-    "FAL_RUN_HOST",
-    "FAL_QUEUE_RUN_HOST",
-    "SSL_CERT_FILE",
 )
 
 
@@ -98,8 +103,10 @@ def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, log_path: Pa
 
 
 @pytest.fixture(scope="session")
-def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    """The app on a free port with a fresh demo database and its own media folder."""
+def app_server(
+    tmp_path_factory: pytest.TempPathFactory, _fake_fal_server: FakeFal
+) -> Iterator[RunningApp]:
+    """The app on a free port with a fresh demo database, its own media folder and fake fal."""
     work = tmp_path_factory.mktemp("browser-app")
     token = secrets.token_hex(6)
     db_path = work / "studio.db"
@@ -109,6 +116,7 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]
 
     env = {name: value for name, value in os.environ.items() if name not in _SCRUBBED_ENV}
     env.update(
+        FAL_KEY=TEST_FAL_KEY,
         DATABASE_URL=f"sqlite:///{db_path}",
         MEDIA_DIR=str(media_dir),
         MEDIA_URL_PREFIX=media_url_prefix,
@@ -121,7 +129,7 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]
         seeded = subprocess.run(
             [sys.executable, "-m", "lora_core.demo"],
             cwd=REPO_ROOT,
-            env=env,
+            env={name: value for name, value in env.items() if name != "FAL_KEY"},
             capture_output=True,
             text=True,
             timeout=60,
@@ -194,8 +202,25 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
             "--disable-component-update",
             "--disable-sync",
             "--no-first-run",
+            # fal's images come from the fake fal server, whose certificate is from a
+            # throwaway test CA that Chromium does not know.
+            "--ignore-certificate-errors",
         ],
     }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict) -> dict:
+    return {**browser_context_args, "ignore_https_errors": True}
+
+
+@pytest.fixture
+def fresh_app(app_server: RunningApp, fake_fal: FakeFal) -> RunningApp:
+    """The app as the demo seed left it: no generations by the guest, fal answering normally."""
+    with closing(sqlite3.connect(app_server.db_path)) as connection, connection:
+        connection.execute("DELETE FROM generated_images WHERE wallet_address = 'guest'")
+        connection.execute("DELETE FROM generation_batches WHERE wallet_address = 'guest'")
+    return app_server
 
 
 @pytest.fixture(autouse=True)

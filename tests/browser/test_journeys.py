@@ -1,0 +1,244 @@
+"""Every user journey in a real browser, against the running app and the fake fal server.
+
+Each test starts from the demo data with no generation by the guest (`fresh_app`), and
+leaves a screenshot in test-output/screenshots/ (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+
+from playwright.sync_api import Locator, Page, expect
+
+from tests.browser.conftest import SCREENSHOTS, RunningApp
+from tests.fakefal import FakeFal
+
+DEMO_TRIGGER_WORDS = ("wtrclr", "neonnoir", "clayfig", "blprnt", "inktrain")
+GENERATION_TIMEOUT = 20_000  # ms
+
+
+def stored_prompts(app: RunningApp, lora_id: str) -> list[str]:
+    with closing(sqlite3.connect(app.db_path)) as connection:
+        rows = connection.execute(
+            "SELECT prompt FROM generated_images WHERE lora_training_id = ? AND "
+            "wallet_address = 'guest'",
+            (lora_id,),
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def snap(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.mouse.move(0, 0)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png")
+
+
+def all_loaded(page: Page, selector: str) -> None:
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll({selector!r})]"
+        ".every(img => img.complete && img.naturalWidth > 0)"
+    )
+
+
+def open_generate_dialog(page: Page, lora_id: str) -> Locator:
+    page.goto(f"/lora?id={lora_id}")
+    page.locator(".st-key-open_generate button").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text("generations remaining today")).to_be_visible()
+    return dialog
+
+
+def submit_prompt(dialog: Locator, prompt: str) -> None:
+    box = dialog.get_by_role("textbox", name="Prompt")
+    box.fill(prompt)
+    dialog.get_by_role("button", name="Generate 4 Images").click()
+
+
+def test_1_generate_from_the_gallery_and_see_the_new_images_first(
+    page: Page, fresh_app: RunningApp, fake_fal: FakeFal
+) -> None:
+    fake_fal.script.processing_seconds = 1.0  # long enough to see the progress
+    prompt_text = "a paper crane folded from an old city map"
+
+    page.goto("/")
+    expect(page.get_by_role("heading", name="LoRA Gallery")).to_be_visible()
+    for trigger_word in DEMO_TRIGGER_WORDS:
+        expect(page.get_by_role("heading", name=trigger_word, exact=True)).to_be_visible()
+    all_loaded(page, "figure.ls-card img")
+    snap(page, "journey-1a-gallery")
+
+    page.locator(".st-key-generate_demo-watercolor button").click()
+    expect(page).to_have_url(re.compile(r"/lora\?id=demo-watercolor$"))
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text("Generate Images", exact=True)).to_be_visible()
+    expect(dialog.get_by_text('"... in the style of wtrclr"')).to_be_visible()
+    expect(dialog.get_by_text("8 of 8 generations remaining today")).to_be_visible()
+
+    # An empty prompt is refused in the browser, with a message.
+    submit = dialog.get_by_role("button", name="Generate 4 Images")
+    required = dialog.get_by_text("This field is required.")
+    for _attempt in range(3):  # the dialog may still be re-rendering after the page switch
+        submit.click()
+        try:
+            expect(required).to_be_visible(timeout=2_000)
+            break
+        except AssertionError:
+            continue
+    expect(required).to_be_visible()
+
+    # One click after typing is enough: the form submits the prompt with the click.
+    dialog.get_by_role("textbox", name="Prompt").press_sequentially(prompt_text)
+    submit.click()
+    expect(dialog.get_by_text("Generating…")).to_be_visible()
+    results = dialog.locator("figure.ls-result img")
+    expect(results).to_have_count(4, timeout=GENERATION_TIMEOUT)
+    all_loaded(page, "[role=dialog] figure.ls-result img")
+    boxes = [results.nth(index).bounding_box() for index in range(4)]
+    assert boxes[0]["y"] == boxes[1]["y"] < boxes[2]["y"] == boxes[3]["y"]  # 2x2
+    assert boxes[0]["x"] == boxes[2]["x"] < boxes[1]["x"] == boxes[3]["x"]
+    expect(dialog.get_by_text("7 of 8 generations remaining today")).to_be_visible()
+    snap(page, "journey-1b-dialog-results")
+
+    dialog.get_by_role("button", name="Generate Again").click()
+    expect(results).to_have_count(0)
+    expect(dialog.get_by_role("textbox", name="Prompt")).to_have_value(prompt_text)
+
+    dialog.get_by_role("button", name="Close").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    first_batch = page.locator("[class*='st-key-batch_']").first
+    expect(first_batch.get_by_text(prompt_text)).to_be_visible()
+    expect(first_batch.locator("figure.ls-card img")).to_have_count(4)
+    first_src = first_batch.locator("figure.ls-card img").first.get_attribute("src") or ""
+    assert first_src.startswith(f"https://{fake_fal.host}/files/")  # fal's image, first
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    assert stored_prompts(fresh_app, "demo-watercolor") == [prompt_text] * 4
+    assert len(fake_fal.submissions) == 1
+
+
+def test_2_the_quota_counts_down_and_stops_at_the_limit(page: Page, fresh_app: RunningApp) -> None:
+    # Six batches already today: two left.
+    now = datetime.now(UTC)
+    with closing(sqlite3.connect(fresh_app.db_path)) as connection, connection:
+        for hour in range(1, 7):
+            created = (now - timedelta(hours=hour)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            connection.execute(
+                "INSERT INTO generation_batches (id, lora_training_id, wallet_address, prompt, "
+                "status, created_at) VALUES (?, 'demo-neon-noir', 'guest', 'earlier', "
+                "'succeeded', ?)",
+                (f"earlier-{hour}", created),
+            )
+
+    dialog = open_generate_dialog(page, "demo-neon-noir")
+    expect(dialog.get_by_text("2 of 8 generations remaining today")).to_be_visible()
+    submit_prompt(dialog, "first of the last two")
+    expect(dialog.get_by_text("1 of 8 generations remaining today")).to_be_visible(
+        timeout=GENERATION_TIMEOUT
+    )
+    dialog.get_by_role("button", name="Generate Again").click()
+    submit_prompt(dialog, "the very last one")
+    expect(dialog.get_by_text("0 of 8 generations remaining today")).to_be_visible(
+        timeout=GENERATION_TIMEOUT
+    )
+    dialog.get_by_role("button", name="Generate Again").click()
+
+    expect(dialog.get_by_role("button", name="Generate 4 Images")).to_be_disabled()
+    expect(dialog.get_by_text("You've used all 8 generations for today.")).to_be_visible()
+    expect(
+        dialog.get_by_text(re.compile(r"next generation is available in 1[78] h"))
+    ).to_be_visible()
+    expect(page.get_by_test_id("stSidebar").get_by_text("0 of 8 generations")).to_be_visible()
+    assert len(stored_prompts(fresh_app, "demo-neon-noir")) == 8
+
+
+def test_3_a_shared_link_opens_the_lora_and_survives_a_reload(
+    page: Page, fresh_app: RunningApp
+) -> None:
+    page.goto("/lora?id=demo-neon-noir")
+    expect(page.get_by_role("heading", name="neonnoir")).to_be_visible()
+    page.reload()
+    expect(page.get_by_role("heading", name="neonnoir")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/lora\?id=demo-neon-noir$"))
+
+    page.goto("/lora?id=no-such-lora")
+    expect(page.get_by_role("heading", name="LoRA not found")).to_be_visible()
+    snap(page, "journey-3-not-found")
+    page.get_by_role("link", name="Back to the gallery").click()
+    expect(page.get_by_role("heading", name="LoRA Gallery")).to_be_visible()
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def test_4_an_image_opens_full_size_in_a_new_tab(page: Page, fresh_app: RunningApp) -> None:
+    page.goto("/lora?id=demo-claymation")
+    image = page.locator("figure.ls-card img").first
+    expect(image).to_be_visible()
+
+    with page.context.expect_page() as new_tab:
+        image.click()
+    tab = new_tab.value
+    tab.wait_for_load_state()
+
+    assert re.search(r"/app/static/media/.+\.jpg$", tab.url), tab.url
+    response = page.request.get(tab.url)
+    assert response.ok
+    assert response.headers["content-type"].startswith("image/jpeg")
+    assert response.body()[:3] == b"\xff\xd8\xff"
+
+
+def test_5_a_fal_error_offers_a_retry_and_a_filtered_batch_is_explained(
+    page: Page, fresh_app: RunningApp, fake_fal: FakeFal
+) -> None:
+    fake_fal.script.result_error = (500, "GPU on fire")
+    dialog = open_generate_dialog(page, "demo-blueprint")
+    submit_prompt(dialog, "a storm over the harbour")
+
+    expect(dialog.get_by_text("fal could not generate images right now (HTTP 500)")).to_be_visible(
+        timeout=GENERATION_TIMEOUT
+    )
+    expect(dialog.get_by_text("8 of 8 generations remaining today")).to_be_visible()
+    snap(page, "journey-5a-fal-error")
+    assert stored_prompts(fresh_app, "demo-blueprint") == []
+
+    fake_fal.script.result_error = None
+    dialog.get_by_role("button", name="Try again").click()
+    expect(dialog.locator("figure.ls-result img")).to_have_count(4, timeout=GENERATION_TIMEOUT)
+    expect(dialog.get_by_text("fal could not generate")).to_have_count(0)
+
+    fake_fal.script.images = 2
+    dialog.get_by_role("button", name="Generate Again").click()
+    submit_prompt(dialog, "something the filter dislikes")
+    expect(dialog.locator("figure.ls-result img")).to_have_count(2, timeout=GENERATION_TIMEOUT)
+    expect(
+        dialog.get_by_text("fal returned 2 of 4 images: 2 were removed by the safety filter.")
+    ).to_be_visible()
+    snap(page, "journey-5b-safety-filter")
+    assert len(stored_prompts(fresh_app, "demo-blueprint")) == 6
+
+
+def test_6_a_pending_lora_cannot_be_generated_from(page: Page, fresh_app: RunningApp) -> None:
+    page.goto("/")
+    card = page.locator(".st-key-lora_card_demo-in-training")
+    expect(card.get_by_text("Pending")).to_be_visible()
+    expect(card.get_by_role("button", name="Generate")).to_have_count(0)
+
+    card.get_by_role("link", name="Open").click()
+    expect(page.get_by_role("heading", name="inktrain")).to_be_visible()
+    expect(page.get_by_text("This LoRA is still training.")).to_be_visible()
+    expect(page.locator(".st-key-open_generate")).to_have_count(0)
+
+
+def test_7_the_app_works_on_a_phone(page: Page, fresh_app: RunningApp) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+
+    page.goto("/")
+    expect(page.get_by_role("heading", name="LoRA Gallery")).to_be_visible()
+    all_loaded(page, "figure.ls-card img")
+    snap(page, "journey-7a-phone-gallery")
+    page.goto("/lora?id=demo-watercolor")
+    expect(page.get_by_role("heading", name="wtrclr")).to_be_visible()
+    all_loaded(page, "figure.ls-card img")
+    card_width = page.locator("figure.ls-card img").first.bounding_box()["width"]
+    assert card_width > 250  # one image per row, not four slivers
+    snap(page, "journey-7b-phone-lora")
