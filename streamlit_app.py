@@ -1,4 +1,4 @@
-"""LoRA Studio's entry point: page config, navigation and the sidebar. Pages live in pages/."""
+"""LoRA Studio's entry point: page config, navigation and the sidebar. Pages: app_pages/."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ except LoraStudioError as error:
     st.stop()
 
 gallery = st.Page(
-    "pages/gallery.py", title="Gallery", icon=":material/photo_library:", default=True
+    "app_pages/gallery.py", title="Gallery", icon=":material/photo_library:", default=True
 )
-lora = st.Page("pages/lora.py", title="LoRA", icon=":material/brush:", url_path="lora")
+lora = st.Page("app_pages/lora.py", title="LoRA", icon=":material/brush:", url_path="lora")
 page = st.navigation([gallery, lora], position="hidden")
 
 with st.sidebar:

@@ -14,7 +14,7 @@ from tests.conftest import TEST_FAL_KEY
 from tests.test_queries import add_images
 from tests.test_quota import add_batch
 
-LORA_PAGE = "pages/lora.py"
+LORA_PAGE = "app_pages/lora.py"
 SUBMIT = "FormSubmitter:gen_form-Generate 4 Images"
 
 
@@ -67,7 +67,7 @@ def test_an_unknown_or_malformed_id_shows_lora_not_found_with_a_way_back(open_ap
     assert at.title[0].value == "LoRA not found"
     assert "LoRA not found" in at.error[0].value
     [back] = at.get("page_link")
-    assert back.proto.page.endswith("pages/gallery.py") or "gallery" in str(back.proto)
+    assert back.proto.page.endswith("app_pages/gallery.py") or "gallery" in str(back.proto)
 
 
 def test_the_page_shows_the_loras_metadata(open_app, add_lora):

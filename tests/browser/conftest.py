@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,12 +102,9 @@ def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, log_path: Pa
     )
 
 
-@pytest.fixture(scope="session")
-def app_server(
-    tmp_path_factory: pytest.TempPathFactory, _fake_fal_server: FakeFal
-) -> Iterator[RunningApp]:
+@contextmanager
+def running_app(work: Path) -> Iterator[RunningApp]:
     """The app on a free port with a fresh demo database, its own media folder and fake fal."""
-    work = tmp_path_factory.mktemp("browser-app")
     token = secrets.token_hex(6)
     db_path = work / "studio.db"
     media_dir = REPO_ROOT / "static" / "media" / f"test-{token}"
@@ -182,6 +179,22 @@ def app_server(
                 process.kill()
                 process.wait(timeout=10)
         shutil.rmtree(media_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def app_server(
+    tmp_path_factory: pytest.TempPathFactory, _fake_fal_server: FakeFal
+) -> Iterator[RunningApp]:
+    """One running app shared by the journeys (each resets it with `fresh_app`)."""
+    with running_app(tmp_path_factory.mktemp("browser-app")) as app:
+        yield app
+
+
+@pytest.fixture
+def cold_app(tmp_path: Path, _fake_fal_server: FakeFal) -> Iterator[RunningApp]:
+    """A just-started app that no browser has visited yet."""
+    with running_app(tmp_path) as app:
+        yield app
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,9 @@ def snap(page: Page, name: str) -> None:
 
 
 def all_loaded(page: Page, selector: str) -> None:
+    """Every image matching `selector` has loaded (lazy ones are scrolled into view first)."""
+    for image in page.locator(selector).all():
+        image.scroll_into_view_if_needed()
     page.wait_for_function(
         f"() => [...document.querySelectorAll({selector!r})]"
         ".every(img => img.complete && img.naturalWidth > 0)"
@@ -168,6 +171,18 @@ def test_3_a_shared_link_opens_the_lora_and_survives_a_reload(
     page.get_by_role("link", name="Back to the gallery").click()
     expect(page.get_by_role("heading", name="LoRA Gallery")).to_be_visible()
     expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def test_3b_a_shared_link_is_the_first_visit_of_a_new_server(
+    page: Page, cold_app: RunningApp
+) -> None:
+    page.goto(f"{cold_app.url}/lora?id=demo-neon-noir")
+
+    expect(page.get_by_role("heading", name="neonnoir")).to_be_visible()
+    expect(page).to_have_title("LoRA Studio")
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_text("Signed in as")).to_be_visible()
+    expect(sidebar.get_by_text("streamlit app")).to_have_count(0)
 
 
 def test_4_an_image_opens_full_size_in_a_new_tab(page: Page, fresh_app: RunningApp) -> None:

@@ -23,12 +23,12 @@ def not_found() -> None:
         "LoRA not found. The link may be wrong, or the LoRA was removed.",
         icon=":material/search_off:",
     )
-    st.page_link("pages/gallery.py", label="Back to the gallery", icon=":material/arrow_back:")
+    st.page_link("app_pages/gallery.py", label="Back to the gallery", icon=":material/arrow_back:")
     st.stop()
 
 
 def show_header(lora: LoraTraining, image_count: int) -> None:
-    st.page_link("pages/gallery.py", label="All LoRAs", icon=":material/arrow_back:")
+    st.page_link("app_pages/gallery.py", label="All LoRAs", icon=":material/arrow_back:")
     st.title(lora.trigger_word, anchor=False)
     st.badge(lora.status.capitalize(), color=STATUS_COLORS.get(lora.status, "red"))
     steps, created, images = st.columns(3)

@@ -50,7 +50,7 @@ for start in range(0, len(summaries), CARDS_PER_ROW):
                 f"created {format_date(lora.created_at, with_time=False)}"
             )
             st.page_link(
-                "pages/lora.py",
+                "app_pages/lora.py",
                 label="Open",
                 icon=":material/open_in_new:",
                 query_params={"id": lora.id},
@@ -62,4 +62,4 @@ for start in range(0, len(summaries), CARDS_PER_ROW):
                 width="stretch",
             ):
                 open_generate(lora.id)
-                st.switch_page("pages/lora.py", query_params={"id": lora.id})
+                st.switch_page("app_pages/lora.py", query_params={"id": lora.id})
