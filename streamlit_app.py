@@ -7,8 +7,7 @@ import streamlit as st
 from lora_core.errors import LoraStudioError
 from ui import context
 from ui.components import inject_css
-from ui.errors import show_error
-from ui.generate_dialog import remaining_text
+from ui.errors import remaining_text, show_error
 
 st.set_page_config(page_title="LoRA Studio", page_icon=":material/palette:", layout="wide")
 inject_css()

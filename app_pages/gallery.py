@@ -11,9 +11,12 @@ from lora_core.models import LoraStatus
 from ui import context
 from ui.components import STATUS_COLORS, empty_thumbnail, format_date, image_card
 from ui.errors import show_error
-from ui.generate_dialog import open_generate
+from ui.generate_dialog import close_generate, open_generate
 
 CARDS_PER_ROW = 4
+
+# A dialog opened earlier must not pop up again when the user comes back (browser Back).
+close_generate()
 
 st.title("LoRA Gallery")
 st.caption("Every LoRA the team has trained. Open one to see everything generated from it.")

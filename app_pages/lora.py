@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lora_core import queries
+from lora_core import queries, service
 from lora_core.db import session_scope
 from lora_core.errors import LoraStudioError
-from lora_core.models import LoraStatus, LoraTraining
+from lora_core.models import LoraTraining
 from ui import context
 from ui.components import STATUS_COLORS, escape_markdown, format_date, image_grid
 from ui.errors import show_error
@@ -41,31 +41,20 @@ def show_header(lora: LoraTraining, image_count: int) -> None:
 
 
 def show_generate_action(lora: LoraTraining) -> None:
-    if lora.status == LoraStatus.PENDING:
-        st.info(
-            "This LoRA is still training. You can generate images once training has completed.",
-            icon=":material/hourglass_top:",
-        )
-    elif lora.status != LoraStatus.COMPLETED:
-        st.error(
-            f"This LoRA's training {lora.status}, so images can't be generated from it.",
-            icon=":material/error:",
-        )
-    elif not lora.lora_weights_url:
-        st.error(
-            "This LoRA has no weights file, so images can't be generated.",
-            icon=":material/link_off:",
-        )
-    else:
-        st.button(
-            "Generate",
-            key="open_generate",
-            type="primary",
-            icon=":material/auto_awesome:",
-            on_click=open_generate,
-            args=(lora.id,),
-        )
-        render_open_dialog(lora)
+    try:
+        service.check_ready(lora)
+    except LoraStudioError as error:
+        show_error(error)
+        return
+    st.button(
+        "Generate",
+        key="open_generate",
+        type="primary",
+        icon=":material/auto_awesome:",
+        on_click=open_generate,
+        args=(lora.id,),
+    )
+    render_open_dialog(lora)
 
 
 lora_id = st.query_params.get("id", "")

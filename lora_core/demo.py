@@ -1,12 +1,14 @@
 """Fill an empty database with a few demo LoRAs and preview images.
 
-    python -m lora_core.demo
+    python -m lora_core.demo [--force]
 
-Does nothing when the database already holds a LoRA, so it is safe on every start.
+Does nothing when the database already holds a LoRA, so it is safe on every start, and
+only touches the embedded default database unless `--force` is given.
 """
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, select
@@ -14,10 +16,11 @@ from sqlalchemy import Engine, func, select
 from lora_core import quota
 from lora_core.clock import to_iso, utc_now
 from lora_core.db import create_db_engine, ensure_schema, session_scope
+from lora_core.errors import LoraStudioError, SettingsError
 from lora_core.generator import PreviewGenerator
 from lora_core.models import LoraStatus, LoraTraining
 from lora_core.service import generate
-from lora_core.settings import Settings, load_settings
+from lora_core.settings import DEFAULT_DATABASE_URL, Settings, load_settings, read_secrets_file
 from lora_core.storage import LocalMediaStore
 
 DEMO_USER = "demo"
@@ -77,14 +80,28 @@ def seed_demo(*, engine: Engine, settings: Settings) -> bool:
     return True
 
 
-def main() -> None:
-    settings = load_settings()
-    engine = create_db_engine(settings.database_url)
-    if seed_demo(engine=engine, settings=settings):
+def main(argv: list[str] | None = None) -> int:
+    force = "--force" in (sys.argv[1:] if argv is None else argv)
+    try:
+        settings = load_settings(read_secrets_file())
+    except SettingsError as error:
+        print(f"No demo data added: {error}", file=sys.stderr)
+        return 1
+    if settings.database_url != DEFAULT_DATABASE_URL and not force:
+        # Never fill a configured (possibly shared) database with demo LoRAs by accident.
+        print("DATABASE_URL is set: no demo data added (use --force to add it anyway).")
+        return 0
+    try:
+        added = seed_demo(engine=create_db_engine(settings.database_url), settings=settings)
+    except LoraStudioError as error:
+        print(f"No demo data added: {error}", file=sys.stderr)
+        return 1
+    if added:
         print(f"Added {len(DEMO_LORAS)} demo LoRAs.")
     else:
         print("The database already has LoRAs; no demo data added.")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

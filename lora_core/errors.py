@@ -5,7 +5,7 @@ The UI maps these to messages in one place (`ui/errors.py`); anything else is a 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 
 class LoraStudioError(Exception):
@@ -39,9 +39,12 @@ class LoraHasNoWeights(LoraStudioError):
 class QuotaExceeded(LoraStudioError):
     """The user has used every generation of the rolling window."""
 
-    def __init__(self, message: str, *, limit: int, next_slot_at: datetime | None) -> None:
+    def __init__(
+        self, message: str, *, limit: int, window: timedelta, next_slot_at: datetime | None
+    ) -> None:
         super().__init__(message)
         self.limit = limit
+        self.window = window
         self.next_slot_at = next_slot_at
 
 

@@ -137,6 +137,16 @@ class FalGenerator:
             raise GenerationFailed(
                 "Could not reach fal. Check the connection and try again."
             ) from None
+        except (fal_client.client.FalClientError, ValueError, KeyError):
+            # fal_client's own failures on an answer it cannot read (unknown status, no JSON).
+            self._cancel(request_ids)
+            raise GenerationFailed(
+                "fal sent an answer we could not read. Please try again."
+            ) from None
+        except BaseException:
+            # The run was stopped (e.g. the user closed the dialog): don't leave a paid job.
+            self._cancel(request_ids)
+            raise
         report(Progress("completed"))
         return parse_flux_result(result, request_id=request_ids[-1] if request_ids else None)
 
@@ -244,7 +254,12 @@ class PreviewGenerator:
                 Progress("running", message=f"Drawing preview {index + 1} of {IMAGES_PER_BATCH}")
             )
             data = self._draw(request, seed=seed, index=index)
-            url = self.store.save(f"preview/{request.batch_id}/{index}.jpg", data)
+            try:
+                url = self.store.save(f"preview/{request.batch_id}/{index}.jpg", data)
+            except OSError:
+                raise GenerationFailed(
+                    "Could not save the preview images: the media folder is not writable."
+                ) from None
             images.append(GeneratedImageData(url=url, width=self.size, height=self.size))
         report(Progress("completed"))
         return GenerationResult(images=images, seed=str(seed), request_id=None)

@@ -1,9 +1,13 @@
 """Generation quota: N batches per user per rolling window, reserved atomically.
 
-A batch counts from the moment its slot is reserved (status `pending`) until it fails;
-a `succeeded` batch counts once however many images fal returned. The reservation is a
-single conditional `INSERT … SELECT … WHERE (batches in window) < limit`, so no
-interactive transaction is needed and concurrent requests can never exceed the limit.
+A batch holds a slot from the moment it is reserved (status `pending`) until it fails; a
+`succeeded` batch counts once however many images fal returned. A `pending` batch older
+than `pending_expiry` was abandoned (the process died mid-call) and no longer counts.
+Images written by the original web app (no batch) count as its plan did: one batch per 4.
+
+The reservation is a single conditional `INSERT … SELECT … WHERE (used in window) < limit`:
+no interactive transaction is needed, and on SQLite/libSQL, which run one writing statement
+at a time, concurrent requests can never exceed the limit.
 """
 
 from __future__ import annotations
@@ -12,13 +16,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, Engine, ScalarSelect, func, insert, literal, select, update
 from sqlmodel import Session, col
 
 from lora_core.clock import parse_iso, to_iso, utc_now
 from lora_core.db import session_scope
 from lora_core.errors import QuotaExceeded
-from lora_core.models import BatchStatus, GenerationBatch
+from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch
+
+IMAGES_PER_LEGACY_BATCH = 4
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,7 @@ class QuotaPolicy:
     limit: int
     window: timedelta
     exempt_users: frozenset[str] = frozenset()
+    pending_expiry: timedelta = timedelta(minutes=15)
 
     def is_exempt(self, user: str) -> bool:
         return user in self.exempt_users
@@ -36,6 +43,7 @@ class QuotaStatus:
     limit: int
     used: int
     is_exempt: bool
+    window: timedelta
     next_slot_at: datetime | None
     """When a slot frees up, if none is free now."""
 
@@ -48,45 +56,83 @@ class QuotaStatus:
         return not self.is_exempt and self.remaining == 0
 
 
-def _counted(user: str, since: str):  # noqa: ANN202 - a SQLAlchemy boolean clause
-    """Batches of `user` in the window that hold a slot (pending or succeeded)."""
+def _holds_slot(policy: QuotaPolicy, user: str, now: datetime) -> ColumnElement[bool]:
+    """Batches of `user` in the window that hold a slot: succeeded, or pending and alive."""
+    status = col(GenerationBatch.status)
+    alive_since = to_iso(now - policy.pending_expiry)
     return (
         (col(GenerationBatch.wallet_address) == user)
-        & (col(GenerationBatch.created_at) > since)
-        & (col(GenerationBatch.status) != BatchStatus.FAILED)
+        & (col(GenerationBatch.created_at) > to_iso(now - policy.window))
+        & (
+            (status == BatchStatus.SUCCEEDED)
+            | ((status == BatchStatus.PENDING) & (col(GenerationBatch.created_at) > alive_since))
+        )
     )
+
+
+def _legacy_images(policy: QuotaPolicy, user: str, now: datetime) -> ColumnElement[bool]:
+    """Images of `user` in the window written by the original app (they have no batch)."""
+    return (
+        (col(GeneratedImage.wallet_address) == user)
+        & (col(GeneratedImage.created_at) > to_iso(now - policy.window))
+        & col(GeneratedImage.batch_id).is_(None)
+    )
+
+
+def _legacy_slots(image_count: int) -> int:
+    return -(-image_count // IMAGES_PER_LEGACY_BATCH)  # ceiling division
+
+
+def _used(policy: QuotaPolicy, user: str, now: datetime) -> ScalarSelect[int]:
+    """Slots in use, as one scalar subquery: our batches plus the original app's."""
+    batches = (
+        select(func.count())
+        .select_from(GenerationBatch)
+        .where(_holds_slot(policy, user, now))
+        .scalar_subquery()
+    )
+    legacy = (
+        select((func.count() + (IMAGES_PER_LEGACY_BATCH - 1)) // IMAGES_PER_LEGACY_BATCH)
+        .select_from(GeneratedImage)
+        .where(_legacy_images(policy, user, now))
+        .scalar_subquery()
+    )
+    return select(batches + legacy).scalar_subquery()
 
 
 def get_status(
     *, session: Session, policy: QuotaPolicy, user: str, now: datetime | None = None
 ) -> QuotaStatus:
-    """How many batches `user` has used in the window, and when the next slot frees up."""
+    """How many slots `user` has used in the window, and when the next one frees up."""
     now = now or utc_now()
-    since = to_iso(now - policy.window)
-    used = (
-        session.scalar(
-            select(func.count()).select_from(GenerationBatch).where(_counted(user, since))
-        )
-        or 0
-    )
-    next_slot_at = None
-    if used >= policy.limit:
-        # The slot that frees first is held by the oldest batch beyond the surplus.
-        oldest = session.scalar(
-            select(GenerationBatch.created_at)
-            .where(_counted(user, since))
-            .order_by(col(GenerationBatch.created_at))
-            .offset(used - policy.limit)
-            .limit(1)
-        )
-        if oldest is not None:
-            next_slot_at = parse_iso(oldest) + policy.window
+    used = session.scalar(select(_used(policy, user, now))) or 0
     return QuotaStatus(
         limit=policy.limit,
         used=used,
         is_exempt=policy.is_exempt(user),
-        next_slot_at=next_slot_at,
+        window=policy.window,
+        next_slot_at=_next_slot_at(session, policy, user, now, used),
     )
+
+
+def _next_slot_at(
+    session: Session, policy: QuotaPolicy, user: str, now: datetime, used: int
+) -> datetime | None:
+    """The first moment, as uses leave the window oldest first, when `used < limit`."""
+    if used < policy.limit or policy.is_exempt(user):
+        return None
+    batch_times = list(
+        session.scalars(select(GenerationBatch.created_at).where(_holds_slot(policy, user, now)))
+    )
+    legacy_times = list(
+        session.scalars(select(GeneratedImage.created_at).where(_legacy_images(policy, user, now)))
+    )
+    for expiring in sorted(batch_times + legacy_times):
+        still_batches = sum(1 for moment in batch_times if moment > expiring)
+        still_legacy = sum(1 for moment in legacy_times if moment > expiring)
+        if still_batches + _legacy_slots(still_legacy) < policy.limit:
+            return parse_iso(expiring) + policy.window
+    return None
 
 
 def reserve(
@@ -114,13 +160,7 @@ def reserve(
         literal(to_iso(now)),
     )
     if not policy.is_exempt(user):
-        in_window = (
-            select(func.count())
-            .select_from(GenerationBatch)
-            .where(_counted(user, to_iso(now - policy.window)))
-            .scalar_subquery()
-        )
-        values = values.where(in_window < policy.limit)
+        values = values.where(_used(policy, user, now) < policy.limit)
     statement = insert(GenerationBatch).from_select(
         ["id", "lora_training_id", "wallet_address", "prompt", "status", "created_at"], values
     )
@@ -133,8 +173,9 @@ def reserve(
             return batch_id
         status = get_status(session=session, policy=policy, user=user, now=now)
     raise QuotaExceeded(
-        f"You've used all {policy.limit} generations for today.",
+        f"You've used all {policy.limit} generations for this period.",
         limit=policy.limit,
+        window=policy.window,
         next_slot_at=status.next_slot_at,
     )
 
@@ -147,7 +188,9 @@ def release(*, engine: Engine, batch_id: str, error: str, now: datetime | None =
             .where(col(GenerationBatch.id) == batch_id)
             .where(col(GenerationBatch.status) == BatchStatus.PENDING)
             .values(
-                status=BatchStatus.FAILED, error=error[:1000], finished_at=to_iso(now or utc_now())
+                status=BatchStatus.FAILED,
+                error=error[:1000],
+                finished_at=to_iso(now or utc_now()),
             )
         )
         session.commit()

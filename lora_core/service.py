@@ -68,12 +68,8 @@ def clean_prompt(prompt: str | None) -> str:
     return text
 
 
-def ready_lora(*, engine: Engine, lora_id: str) -> LoraTraining:
-    """The LoRA if images can be generated from it, else a distinct error per reason."""
-    with session_scope(engine) as session:
-        lora = queries.get_lora(session=session, lora_id=lora_id)
-    if lora is None:
-        raise LoraNotFound("LoRA not found")
+def check_ready(lora: LoraTraining) -> None:
+    """Raise the reason images can't be generated from `lora`, if there is one."""
     if lora.status == LoraStatus.PENDING:
         raise LoraNotReady(
             "This LoRA is still training. You can generate images once training has completed.",
@@ -86,6 +82,15 @@ def ready_lora(*, engine: Engine, lora_id: str) -> LoraTraining:
         )
     if not lora.lora_weights_url:
         raise LoraHasNoWeights("This LoRA has no weights file, so images can't be generated.")
+
+
+def ready_lora(*, engine: Engine, lora_id: str) -> LoraTraining:
+    """The LoRA if images can be generated from it, else a distinct error per reason."""
+    with session_scope(engine) as session:
+        lora = queries.get_lora(session=session, lora_id=lora_id)
+    if lora is None:
+        raise LoraNotFound("LoRA not found")
+    check_ready(lora)
     return lora
 
 
@@ -126,7 +131,9 @@ def generate(
             seed=result.seed,
             request_id=result.request_id,
         )
-    except Exception as error:
+    except BaseException as error:
+        # Also on BaseException: Streamlit stops a run (the user closed the dialog, clicked
+        # again, left the page) by raising one, and the slot must come back then too.
         reason = str(error) if isinstance(error, LoraStudioError) else type(error).__name__
         _release_quietly(engine, batch_id, reason)
         raise

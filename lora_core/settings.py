@@ -7,6 +7,7 @@ never imports Streamlit. Every value is validated once at start-up, and a bad on
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from lora_core.errors import SettingsError
 
@@ -51,6 +54,21 @@ class Settings(BaseSettings):
         # The environment wins over the secrets file handed in as init values.
         return (env_settings, init_settings)
 
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database_url(cls, value: str) -> str:
+        try:
+            dialect = make_url(value).get_dialect()
+        except NoSuchModuleError:  # before ArgumentError, its base class
+            raise ValueError(f"no SQLAlchemy dialect for {value.split(':', 1)[0]!r}") from None
+        except ArgumentError:
+            raise ValueError("not a database URL, e.g. sqlite:///data/lora_studio.db") from None
+        try:
+            dialect.import_dbapi()
+        except ImportError:
+            raise ValueError(f"the database driver for {dialect.name!r} is not installed") from None
+        return value
+
     @field_validator("fal_key", mode="before")
     @classmethod
     def _blank_key_is_no_key(cls, value: Any) -> Any:
@@ -78,6 +96,17 @@ class Settings(BaseSettings):
     def preview_mode(self) -> bool:
         """No fal key: images come from the offline preview generator."""
         return self.fal_key is None
+
+
+def read_secrets_file(path: Path = APP_ROOT / ".streamlit" / "secrets.toml") -> dict[str, Any]:
+    """The app's secrets file as a mapping, for code that runs outside Streamlit."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"Invalid secrets file {path}: {error}") from None
 
 
 def load_settings(secrets: Mapping[str, Any] | None = None) -> Settings:

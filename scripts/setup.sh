@@ -1,19 +1,34 @@
 #!/usr/bin/env bash
-# Create .venv and install LoRA Studio into it. `--test` adds what the tests need:
-# the test Python packages and Debian's chromium for the browser tests.
+# Create .venv and install LoRA Studio into it; `--test` adds what the tests need (the test
+# Python packages and Debian's chromium). Installs Python itself on a bare Debian machine.
+# Does nothing when the same install was already done for the current pyproject.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-if [ "${1:-}" = "--test" ]; then
-    .venv/bin/python -m pip install --quiet -e ".[test]"
-    if ! command -v chromium >/dev/null 2>&1; then
-        SUDO=""
-        [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-        $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
-    fi
-else
-    .venv/bin/python -m pip install --quiet -e .
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+apt_install() {
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! command -v python3 >/dev/null 2>&1 || ! python3 -c "import venv, ensurepip" 2>/dev/null; then
+    apt_install python3 python3-venv
+fi
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+    { echo "LoRA Studio needs Python 3.11 or newer (found $(python3 --version))." >&2; exit 1; }
+
+extra=""
+[ "${1:-}" = "--test" ] && extra="[test]"
+stamp=".venv/.installed${extra:+-test}"
+wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    python3 -m venv .venv
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e ".${extra}"
+    echo "$wanted" > "$stamp"
+fi
+
+if [ -n "$extra" ] && ! command -v chromium >/dev/null 2>&1; then
+    apt_install chromium
 fi

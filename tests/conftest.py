@@ -45,12 +45,20 @@ from sqlalchemy import Engine  # noqa: E402
 from lora_core.clock import to_iso, utc_now  # noqa: E402
 from lora_core.db import create_db_engine, ensure_schema, session_scope  # noqa: E402
 from lora_core.generator import FalGenerator, PreviewGenerator  # noqa: E402
-from lora_core.models import LoraStatus, LoraTraining  # noqa: E402
+from lora_core.models import (  # noqa: E402
+    BatchStatus,
+    GeneratedImage,
+    GenerationBatch,
+    LoraStatus,
+    LoraTraining,
+)
 from lora_core.quota import QuotaPolicy  # noqa: E402
 from lora_core.storage import LocalMediaStore  # noqa: E402
 from tests.fakefal import FakeFal, start_fake_fal  # noqa: E402
 
 APP_ROOT = Path(__file__).resolve().parents[1]
+# One "now" for the whole run, so rows and quota checks agree on the window's edges.
+NOW = utc_now()
 TEST_FAL_KEY = "test-key-id:test-key-secret"
 
 
@@ -130,6 +138,57 @@ def add_lora(engine: Engine) -> Callable[..., LoraTraining]:
             session.add(lora)
             session.commit()
         return lora
+
+    return add
+
+
+@pytest.fixture
+def add_images(engine: Engine) -> Callable[..., None]:
+    """Insert `count` images of a LoRA, a minute apart; image `n` is "prompt n"."""
+
+    def add(lora_id: str, count: int, *, start_minutes_ago: int = 1000) -> None:
+        with session_scope(engine) as session:
+            for number in range(count):
+                session.add(
+                    GeneratedImage(
+                        id=f"{lora_id}-img-{number:04d}",
+                        lora_training_id=lora_id,
+                        wallet_address="ann" if number % 2 else "bob",
+                        prompt=f"prompt {number}",
+                        image_url=f"https://cdn.example/{lora_id}/{number}.jpg",
+                        created_at=to_iso(NOW - timedelta(minutes=start_minutes_ago - number)),
+                    )
+                )
+            session.commit()
+
+    return add
+
+
+@pytest.fixture
+def add_batch(engine: Engine) -> Callable[..., str]:
+    """Insert a generation batch `age` before NOW (succeeded, by "ann", unless told otherwise)."""
+    counter = iter(range(1, 1_000_000))
+
+    def add(
+        *,
+        user: str = "ann",
+        age: timedelta = timedelta(hours=1),
+        status: str = BatchStatus.SUCCEEDED,
+    ) -> str:
+        batch_id = f"batch-{next(counter)}"
+        with session_scope(engine) as session:
+            session.add(
+                GenerationBatch(
+                    id=batch_id,
+                    lora_training_id="lora-1",
+                    wallet_address=user,
+                    prompt="p",
+                    status=status,
+                    created_at=to_iso(NOW - age),
+                )
+            )
+            session.commit()
+        return batch_id
 
     return add
 

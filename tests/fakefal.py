@@ -43,6 +43,7 @@ class Script:
     submit_error: tuple[int, Any] | None = None
     result_error: tuple[int, Any] | None = None
     processing_seconds: float = 0.0
+    status_answer: dict[str, Any] | None = None  # answer every status poll with this
 
 
 class FakeFal:
@@ -166,6 +167,8 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
             self._send(200, self._result(parts[0], script))
 
         def _status(self, job: dict[str, Any], script: Script) -> dict[str, Any]:
+            if script.status_answer is not None:
+                return script.status_answer
             polls = job["polls"]
             job["polls"] += 1
             if polls < len(script.queue_positions):

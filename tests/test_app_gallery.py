@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from lora_core.clock import to_iso, utc_now
 from lora_core.models import LoraStatus
-from tests.test_queries import add_images
 
 NOW = utc_now()
 
@@ -17,10 +16,10 @@ def texts(at) -> str:
     return "\n".join(str(part) for part in parts)
 
 
-def test_every_lora_is_shown_newest_first_with_its_details(open_app, add_lora, engine):
+def test_every_lora_is_shown_newest_first_with_its_details(open_app, add_lora, engine, add_images):
     add_lora("older", trigger_word="wtrclr", steps=1200, created_at=to_iso(NOW - timedelta(2)))
     add_lora("newer", trigger_word="neonnoir", created_at=to_iso(NOW - timedelta(1)))
-    add_images(engine, "older", 3)
+    add_images("older", 3)
 
     at = open_app()
 

@@ -11,8 +11,6 @@ from sqlalchemy import select
 from lora_core.db import session_scope
 from lora_core.models import GeneratedImage, LoraStatus
 from tests.conftest import TEST_FAL_KEY
-from tests.test_queries import add_images
-from tests.test_quota import add_batch
 
 LORA_PAGE = "app_pages/lora.py"
 SUBMIT = "FormSubmitter:gen_form-Generate 4 Images"
@@ -113,9 +111,9 @@ def test_a_lora_that_cannot_generate_says_why_and_offers_no_button(
     assert "open_generate" not in [b.key for b in at.button]
 
 
-def test_the_gallery_is_newest_first_and_paginated(open_app, add_lora, engine):
+def test_the_gallery_is_newest_first_and_paginated(open_app, add_lora, engine, add_images):
     add_lora("big")
-    add_images(engine, "big", 30)
+    add_images("big", 30)
 
     at = open_app(LORA_PAGE, id="big")
 
@@ -213,17 +211,17 @@ def test_the_last_batch_survives_a_rerun(open_app, add_lora):
     assert "gen_again" in [b.key for b in at.button]
 
 
-def test_an_exhausted_quota_says_when_the_next_slot_frees_up(open_app, add_lora, engine):
+def test_an_exhausted_quota_says_when_the_next_slot_frees_up(open_app, add_lora, engine, add_batch):
     add_lora("full")
     for hours in range(1, 9):
-        add_batch(engine, user="guest", age=timedelta(hours=hours))
+        add_batch(user="guest", age=timedelta(hours=hours))
 
     at = open_dialog(open_app, "full")
     at.text_area(key="gen_prompt").input("one more").run()
 
     assert at.button(key=SUBMIT).disabled
     warning = at.warning[0].value
-    assert "You've used all 8 generations for today" in warning
+    assert "You've used all 8 generations today" in warning
     assert re.search(
         r"next generation is available in 1[56] h \d+ min \(at \d\d:\d\d UTC\)", warning
     )

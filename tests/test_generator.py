@@ -17,6 +17,7 @@ from lora_core.generator import (
     parse_flux_result,
 )
 from lora_core.settings import Settings
+from lora_core.storage import LocalMediaStore
 from tests.conftest import TEST_FAL_KEY
 from tests.fakefal import FakeFal
 
@@ -155,3 +156,39 @@ def test_preview_draws_four_deterministic_jpegs(preview_generator: PreviewGenera
 def test_fal_is_used_only_when_a_key_is_set(tmp_path):
     assert isinstance(build_generator(Settings(media_dir=tmp_path)), PreviewGenerator)
     assert isinstance(build_generator(Settings(fal_key="k:s", media_dir=tmp_path)), FalGenerator)
+
+
+def test_an_answer_fal_client_cannot_read_is_a_failure_and_the_job_is_cancelled(
+    fal_generator, fake_fal: FakeFal
+):
+    fake_fal.script.status_answer = {"status": "SOMETHING_NEW"}
+
+    with pytest.raises(GenerationFailed):
+        fal_generator.generate(REQUEST)
+
+    assert len(fake_fal.cancellations) == 1
+
+
+class StopTheRun(BaseException):
+    """Like Streamlit's StopException / RerunException."""
+
+
+def test_a_stopped_run_cancels_the_fal_job(fal_generator, fake_fal: FakeFal):
+    def stop(progress: Progress) -> None:
+        if progress.stage == "queued":
+            raise StopTheRun
+
+    with pytest.raises(StopTheRun):
+        fal_generator.generate(REQUEST, on_progress=stop)
+
+    assert len(fake_fal.cancellations) == 1
+
+
+def test_a_preview_that_cannot_be_saved_is_a_failure(tmp_path):
+    (tmp_path / "media").write_text("a file where the folder should be")
+    generator = PreviewGenerator(LocalMediaStore(tmp_path / "media", "m"), size=64)
+
+    with pytest.raises(GenerationFailed) as caught:
+        generator.generate(REQUEST)
+
+    assert "not writable" in str(caught.value)

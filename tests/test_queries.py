@@ -8,35 +8,18 @@ import pytest
 from sqlalchemy import event
 
 from lora_core import queries
-from lora_core.clock import to_iso, utc_now
+from lora_core.clock import to_iso
 from lora_core.db import session_scope
 from lora_core.models import GeneratedImage
-
-NOW = utc_now()
-
-
-def add_images(engine, lora_id: str, count: int, *, start_minutes_ago: int = 1000) -> None:
-    with session_scope(engine) as session:
-        for number in range(count):
-            session.add(
-                GeneratedImage(
-                    id=f"{lora_id}-img-{number:04d}",
-                    lora_training_id=lora_id,
-                    wallet_address="ann" if number % 2 else "bob",
-                    prompt=f"prompt {number}",
-                    image_url=f"https://cdn.example/{lora_id}/{number}.jpg",
-                    created_at=to_iso(NOW - timedelta(minutes=start_minutes_ago - number)),
-                )
-            )
-        session.commit()
+from tests.conftest import NOW
 
 
-def test_loras_newest_first_with_count_and_latest_image(engine, add_lora):
+def test_loras_newest_first_with_count_and_latest_image(engine, add_lora, add_images):
     old = add_lora("old", created_at=to_iso(NOW - timedelta(days=3)))
     new = add_lora("new", created_at=to_iso(NOW - timedelta(days=1)))
     add_lora("empty", created_at=to_iso(NOW - timedelta(days=2)))
-    add_images(engine, old.id, 5)
-    add_images(engine, new.id, 2)
+    add_images(old.id, 5)
+    add_images(new.id, 2)
 
     with session_scope(engine) as session:
         summaries = queries.list_loras(session=session)
@@ -48,10 +31,10 @@ def test_loras_newest_first_with_count_and_latest_image(engine, add_lora):
     assert summaries[2].latest_image_url == "https://cdn.example/old/4.jpg"
 
 
-def test_a_loras_images_are_newest_first_and_paged(engine, add_lora):
+def test_a_loras_images_are_newest_first_and_paged(engine, add_lora, add_images):
     lora = add_lora("paged")
-    add_images(engine, lora.id, 30)
-    add_images(engine, "another", 3)
+    add_images(lora.id, 30)
+    add_images("another", 3)
 
     with session_scope(engine) as session:
         first = queries.list_lora_images(session=session, lora_id=lora.id, page=1, page_size=24)
@@ -65,9 +48,9 @@ def test_a_loras_images_are_newest_first_and_paged(engine, add_lora):
 
 
 @pytest.mark.parametrize(("asked", "served"), [(0, 1), (-3, 1), (99, 2)])
-def test_a_page_out_of_range_is_clamped(engine, add_lora, asked, served):
+def test_a_page_out_of_range_is_clamped(engine, add_lora, asked, served, add_images):
     lora = add_lora("clamped")
-    add_images(engine, lora.id, 30)
+    add_images(lora.id, 30)
 
     with session_scope(engine) as session:
         page = queries.list_lora_images(session=session, lora_id=lora.id, page=asked, page_size=24)

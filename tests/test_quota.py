@@ -9,27 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from lora_core import quota, service
-from lora_core.clock import to_iso, utc_now
 from lora_core.db import session_scope
 from lora_core.errors import QuotaExceeded
 from lora_core.models import BatchStatus, GenerationBatch
 from lora_core.quota import QuotaPolicy
-
-NOW = utc_now()
-
-
-def add_batch(engine, *, user="ann", age=timedelta(hours=1), status=BatchStatus.SUCCEEDED):
-    with session_scope(engine) as session:
-        batch = GenerationBatch(
-            id=f"b-{user}-{age.total_seconds()}-{status}-{utc_now().timestamp()}",
-            lora_training_id="lora-1",
-            wallet_address=user,
-            prompt="p",
-            status=status,
-            created_at=to_iso(NOW - age),
-        )
-        session.add(batch)
-        session.commit()
+from tests.conftest import NOW
 
 
 def status_of(engine, policy, user="ann"):
@@ -44,30 +28,32 @@ def test_a_new_user_has_every_slot(engine, policy):
     assert status.next_slot_at is None
 
 
-def test_pending_and_succeeded_batches_count_failed_ones_do_not(engine, policy):
-    add_batch(engine, status=BatchStatus.SUCCEEDED)
-    add_batch(engine, status=BatchStatus.PENDING, age=timedelta(minutes=5))
-    add_batch(engine, status=BatchStatus.FAILED, age=timedelta(minutes=6))
+def test_pending_and_succeeded_batches_count_failed_ones_do_not(engine, policy, add_batch):
+    add_batch(status=BatchStatus.SUCCEEDED)
+    add_batch(status=BatchStatus.PENDING, age=timedelta(minutes=5))
+    add_batch(status=BatchStatus.FAILED, age=timedelta(minutes=6))
 
     assert status_of(engine, policy).remaining == 6
 
 
-def test_only_the_users_own_batches_count(engine, policy):
-    add_batch(engine, user="bob")
+def test_only_the_users_own_batches_count(engine, policy, add_batch):
+    add_batch(user="bob")
 
     assert status_of(engine, policy, user="ann").remaining == 8
 
 
-def test_the_window_is_rolling(engine, policy):
-    add_batch(engine, age=timedelta(hours=24, seconds=1))  # just outside
-    add_batch(engine, age=timedelta(hours=23, minutes=59))  # just inside
+def test_the_window_is_rolling(engine, policy, add_batch):
+    add_batch(age=timedelta(hours=24, seconds=1))  # just outside
+    add_batch(age=timedelta(hours=23, minutes=59))  # just inside
 
     assert status_of(engine, policy).remaining == 7
 
 
-def test_at_the_limit_the_next_slot_is_when_the_oldest_batch_leaves_the_window(engine, policy):
+def test_at_the_limit_the_next_slot_is_when_the_oldest_batch_leaves_the_window(
+    engine, policy, add_batch
+):
     for hours in range(1, 9):
-        add_batch(engine, age=timedelta(hours=hours))
+        add_batch(age=timedelta(hours=hours))
 
     status = status_of(engine, policy)
 
@@ -77,9 +63,9 @@ def test_at_the_limit_the_next_slot_is_when_the_oldest_batch_leaves_the_window(e
     assert abs((status.next_slot_at - expected).total_seconds()) < 0.01
 
 
-def test_reserving_past_the_limit_is_refused_with_the_next_slot(engine, policy):
+def test_reserving_past_the_limit_is_refused_with_the_next_slot(engine, policy, add_batch):
     for hours in range(1, 9):
-        add_batch(engine, age=timedelta(hours=hours))
+        add_batch(age=timedelta(hours=hours))
 
     with pytest.raises(QuotaExceeded) as caught:
         quota.reserve(
@@ -91,9 +77,9 @@ def test_reserving_past_the_limit_is_refused_with_the_next_slot(engine, policy):
     assert status_of(engine, policy).used == 8
 
 
-def test_exempt_users_are_never_refused_and_see_unlimited(engine, policy):
+def test_exempt_users_are_never_refused_and_see_unlimited(engine, policy, add_batch):
     for hours in range(1, 10):
-        add_batch(engine, user="admin", age=timedelta(hours=hours))
+        add_batch(user="admin", age=timedelta(hours=hours))
 
     batch_id = quota.reserve(
         engine=engine, policy=policy, user="admin", lora_id="lora-1", prompt="p", now=NOW
@@ -118,9 +104,9 @@ def test_release_frees_the_slot(engine, policy):
     assert batch.status == BatchStatus.FAILED and batch.error == "fal failed"
 
 
-def test_a_lower_limit_with_more_batches_counts_the_surplus(engine):
+def test_a_lower_limit_with_more_batches_counts_the_surplus(engine, add_batch):
     for hours in range(1, 6):
-        add_batch(engine, age=timedelta(hours=hours))
+        add_batch(age=timedelta(hours=hours))
     policy = QuotaPolicy(limit=3, window=timedelta(hours=24))
 
     status = status_of(engine, policy)
@@ -132,12 +118,12 @@ def test_a_lower_limit_with_more_batches_counts_the_surplus(engine):
 
 
 def test_concurrent_requests_with_one_slot_left_reach_fal_exactly_once(
-    engine, add_lora, fal_generator, fake_fal
+    engine, add_lora, fal_generator, fake_fal, add_batch
 ):
     lora = add_lora()
     policy = QuotaPolicy(limit=8, window=timedelta(hours=24))
     for hours in range(1, 8):
-        add_batch(engine, age=timedelta(hours=hours))
+        add_batch(age=timedelta(hours=hours))
     threads_count = 12
     start = threading.Barrier(threads_count)
     outcomes: list[str] = []

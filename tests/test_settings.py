@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lora_core.errors import SettingsError
-from lora_core.settings import DEFAULT_DATABASE_URL, load_settings
+from lora_core.settings import DEFAULT_DATABASE_URL, load_settings, read_secrets_file
 
 
 def test_defaults_run_locally_in_preview_mode():
@@ -78,3 +78,32 @@ def test_an_invalid_value_is_a_clear_error_naming_the_setting(monkeypatch, name,
 
     assert name in str(caught.value)
     assert str(caught.value).startswith("Invalid setting")
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("garbage", "not a database URL"),
+        ("nosuchdb://host/db", "no SQLAlchemy dialect"),
+        ("mssql+pymssql://user@host/db", "driver for 'mssql' is not installed"),
+    ],
+)
+def test_an_unusable_database_url_is_named(monkeypatch, url, reason):
+    monkeypatch.setenv("DATABASE_URL", url)
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings({})
+
+    assert "DATABASE_URL" in str(caught.value)
+    assert reason in str(caught.value)
+
+
+def test_the_secrets_file_is_read_for_code_outside_streamlit(tmp_path):
+    path = tmp_path / "secrets.toml"
+    path.write_text('GENERATION_LIMIT = 4\n[auth]\nclient_id = "x"\n')
+
+    assert load_settings(read_secrets_file(path)).generation_limit == 4
+    assert read_secrets_file(tmp_path / "missing.toml") == {}
+    path.write_text("not = [toml")
+    with pytest.raises(SettingsError):
+        read_secrets_file(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import streamlit as st
@@ -53,6 +54,8 @@ def quota_policy() -> quota.QuotaPolicy:
         limit=settings.generation_limit,
         window=settings.generation_window,
         exempt_users=settings.exempt_users,
+        # A batch still pending after fal's timeout (and a margin) was abandoned.
+        pending_expiry=timedelta(seconds=settings.fal_timeout_seconds) + timedelta(minutes=5),
     )
 
 

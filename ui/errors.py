@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import streamlit as st
 
@@ -19,6 +19,7 @@ from lora_core.errors import (
     SettingsError,
     WeightsUnavailable,
 )
+from lora_core.quota import QuotaStatus
 
 
 def time_until(moment: datetime, now: datetime | None = None) -> str:
@@ -33,8 +34,22 @@ def time_until(moment: datetime, now: datetime | None = None) -> str:
     return f"{seconds} s"
 
 
-def quota_message(limit: int, next_slot_at: datetime | None) -> str:
-    message = f"You've used all {limit} generations for today."
+def period_text(window: timedelta) -> str:
+    """How the quota window reads in a sentence: "today" for the usual 24 hours."""
+    hours = window.total_seconds() / 3600
+    return "today" if hours == 24 else f"in the last {hours:g} hours"
+
+
+def remaining_text(status: QuotaStatus) -> str:
+    if status.is_exempt:
+        return "Unlimited generations"
+    return (
+        f"{status.remaining} of {status.limit} generations remaining {period_text(status.window)}"
+    )
+
+
+def quota_message(limit: int, window: timedelta, next_slot_at: datetime | None) -> str:
+    message = f"You've used all {limit} generations {period_text(window)}."
     if next_slot_at is not None:
         message += (
             f" Your next generation is available in {time_until(next_slot_at)}"
@@ -47,7 +62,10 @@ def show_error(error: LoraStudioError) -> None:
     """Render `error` as the message a user should see; never a stack trace."""
     match error:
         case QuotaExceeded():
-            st.warning(quota_message(error.limit, error.next_slot_at), icon=":material/timer:")
+            st.warning(
+                quota_message(error.limit, error.window, error.next_slot_at),
+                icon=":material/timer:",
+            )
         case InvalidPrompt():
             st.warning(str(error), icon=":material/edit:")
         case WeightsUnavailable():
@@ -56,8 +74,10 @@ def show_error(error: LoraStudioError) -> None:
             st.error(str(error), icon=":material/error:")
         case LoraNotFound():
             st.error("LoRA not found", icon=":material/search_off:")
-        case LoraNotReady() | LoraHasNoWeights():
+        case LoraNotReady(status="pending"):
             st.info(str(error), icon=":material/hourglass_top:")
+        case LoraNotReady() | LoraHasNoWeights():
+            st.error(str(error), icon=":material/block:")
         case DatabaseUnavailable():
             st.error(str(error), icon=":material/cloud_off:")
         case SettingsError():

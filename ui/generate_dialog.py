@@ -7,6 +7,7 @@ The last batch is kept in `st.session_state["last_batch"]`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import streamlit as st
@@ -15,13 +16,15 @@ from lora_core import service
 from lora_core.errors import GenerationFailed, LoraStudioError
 from lora_core.generator import IMAGES_PER_BATCH, Progress
 from lora_core.models import LoraTraining
-from lora_core.quota import QuotaStatus
 from ui import context
 from ui.components import image_grid
-from ui.errors import quota_message, show_error
+from ui.errors import quota_message, remaining_text, show_error
+
+logger = logging.getLogger(__name__)
 
 OPEN_KEY = "generate_for"
 PROMPT_KEY = "gen_prompt"
+SAVED_PROMPT_KEY = "gen_prompt_saved"
 LAST_BATCH_KEY = "last_batch"
 ERROR_KEY = "gen_error"
 RETRY_KEY = "gen_retry_requested"
@@ -34,8 +37,12 @@ class LastBatch:
 
 
 def open_generate(lora_id: str) -> None:
+    """Open a fresh dialog for `lora_id`, with the user's last prompt ready to edit."""
     st.session_state[OPEN_KEY] = lora_id
     st.session_state.pop(ERROR_KEY, None)
+    st.session_state.pop(LAST_BATCH_KEY, None)
+    # Streamlit forgets a widget's value while it is not shown: keep our own copy.
+    st.session_state[PROMPT_KEY] = st.session_state.get(SAVED_PROMPT_KEY, "")
 
 
 def close_generate() -> None:
@@ -53,12 +60,6 @@ def render_open_dialog(lora: LoraTraining) -> None:
     """Show the dialog if it was opened for this LoRA."""
     if st.session_state.get(OPEN_KEY) == lora.id:
         _generate_dialog(lora)
-
-
-def remaining_text(status: QuotaStatus) -> str:
-    if status.is_exempt:
-        return "Unlimited generations"
-    return f"{status.remaining} of {status.limit} generations remaining today"
 
 
 @st.dialog("Generate Images", width="medium", on_dismiss=close_generate)
@@ -83,14 +84,18 @@ def _generate_dialog(lora: LoraTraining) -> None:
             help=f"1 to {service.MAX_PROMPT_LENGTH} characters.",
             required=True,
         )
-        st.caption(remaining_text(status), help="A rolling 24-hour window")
+        hours = status.window.total_seconds() / 3600
+        st.caption(remaining_text(status), help=f"Counted over a rolling {hours:g}-hour window.")
         submitted = st.form_submit_button(
             f"Generate {IMAGES_PER_BATCH} Images",
             type="primary",
             disabled=status.exhausted,
         )
     if status.exhausted:
-        st.warning(quota_message(status.limit, status.next_slot_at), icon=":material/timer:")
+        st.warning(
+            quota_message(status.limit, status.window, status.next_slot_at),
+            icon=":material/timer:",
+        )
     if submitted or st.session_state.pop(RETRY_KEY, False):
         _run_generation(lora, prompt)  # reruns the app when done
 
@@ -112,6 +117,7 @@ def _retry() -> None:
 
 def _run_generation(lora: LoraTraining, prompt: str) -> None:
     st.session_state.pop(ERROR_KEY, None)
+    st.session_state[SAVED_PROMPT_KEY] = prompt
     with st.status("Generating 4 images…", expanded=True) as progress_box:
         shown: list[str] = []
 
@@ -138,6 +144,14 @@ def _run_generation(lora: LoraTraining, prompt: str) -> None:
         except LoraStudioError as error:
             progress_box.update(label="Generation failed", state="error", expanded=False)
             st.session_state[ERROR_KEY] = error
+        except Exception:
+            # A bug, not a user error: log it, show a plain message, never a stack trace.
+            logger.exception("generation failed unexpectedly")
+            progress_box.update(label="Generation failed", state="error", expanded=False)
+            st.session_state[ERROR_KEY] = GenerationFailed(
+                "Something went wrong while generating. Nothing was stored and no generation "
+                "was counted. Please try again."
+            )
         else:
             progress_box.update(label="Done", state="complete", expanded=False)
             st.session_state[LAST_BATCH_KEY] = LastBatch(lora_id=lora.id, outcome=outcome)

@@ -124,7 +124,7 @@ def running_app(work: Path) -> Iterator[RunningApp]:
     process: subprocess.Popen[bytes] | None = None
     try:
         seeded = subprocess.run(
-            [sys.executable, "-m", "lora_core.demo"],
+            [sys.executable, "-m", "lora_core.demo", "--force"],
             cwd=REPO_ROOT,
             env={name: value for name, value in env.items() if name != "FAL_KEY"},
             capture_output=True,

@@ -148,7 +148,7 @@ def test_2_the_quota_counts_down_and_stops_at_the_limit(page: Page, fresh_app: R
     dialog.get_by_role("button", name="Generate Again").click()
 
     expect(dialog.get_by_role("button", name="Generate 4 Images")).to_be_disabled()
-    expect(dialog.get_by_text("You've used all 8 generations for today.")).to_be_visible()
+    expect(dialog.get_by_text("You've used all 8 generations today.")).to_be_visible()
     expect(
         dialog.get_by_text(re.compile(r"next generation is available in 1[78] h"))
     ).to_be_visible()
