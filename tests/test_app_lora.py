@@ -307,3 +307,55 @@ def test_a_new_prompt_can_be_generated_straight_from_the_results(open_app, add_l
         "second idea",
     ]
     assert at.session_state["last_batch"].outcome.prompt == "second idea"
+
+
+def test_reopening_the_dialog_starts_fresh_with_the_last_prompt(open_app, add_lora):
+    add_lora("reopen")
+    at = generate(open_dialog(open_app, "reopen"), "a paper boat")
+    del at.session_state["generate_for"]  # closed with its X
+    at.run()
+
+    at.button(key="open_generate").click().run()
+
+    assert at.text_area(key="gen_prompt").value == "a paper boat"
+    assert results(at) == []
+    assert "gen_again" not in [b.key for b in at.button]
+
+
+def test_the_gallery_forgets_an_open_dialog(open_app, add_lora):
+    add_lora("back")
+    at = open_dialog(open_app, "back")
+
+    at.switch_page("app_pages/gallery.py").run()  # e.g. the browser's Back button
+
+    assert "generate_for" not in at.session_state
+
+
+def test_an_unexpected_failure_is_a_plain_message_and_costs_nothing(
+    open_app, add_lora, engine, monkeypatch
+):
+    from lora_core.generator import PreviewGenerator
+
+    def broken(self, request, on_progress=None):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(PreviewGenerator, "generate", broken)
+    add_lora("buggy")
+
+    at = generate(open_dialog(open_app, "buggy"), "a cat")
+
+    assert not at.exception
+    assert "Something went wrong while generating" in at.error[0].value
+    assert "a bug" not in everything_rendered(at)
+    assert "8 of 8 generations remaining today" in [c.value for c in at.caption]
+    assert stored_images(engine) == []
+
+
+def test_a_shorter_window_is_named_in_the_quota_text(open_app, add_lora, monkeypatch):
+    monkeypatch.setenv("GENERATION_WINDOW_HOURS", "12")
+    monkeypatch.setenv("GENERATION_LIMIT", "3")
+    add_lora("short")
+
+    at = open_dialog(open_app, "short")
+
+    assert "3 of 3 generations remaining in the last 12 hours" in [c.value for c in at.caption]

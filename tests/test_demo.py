@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from lora_core.db import session_scope
-from lora_core.demo import DEMO_LORAS, seed_demo
+from lora_core.demo import DEMO_LORAS, main, seed_demo
 from lora_core.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.settings import Settings
 
@@ -34,3 +34,28 @@ def test_a_database_with_loras_is_left_alone(engine, add_lora, tmp_path):
     assert not seed_demo(engine=engine, settings=Settings(media_dir=tmp_path / "media"))
 
     assert count(engine, LoraTraining) == 1
+
+
+def test_the_command_fills_only_the_embedded_default(monkeypatch, database_url, engine, capsys):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+
+    assert main([]) == 0
+    assert count(engine, LoraTraining) == 0
+    assert "DATABASE_URL is set" in capsys.readouterr().out
+
+
+def test_the_command_with_force_fills_a_configured_database(
+    monkeypatch, database_url, engine, tmp_path
+):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("MEDIA_DIR", str(tmp_path / "media"))
+
+    assert main(["--force"]) == 0
+    assert count(engine, LoraTraining) == len(DEMO_LORAS)
+
+
+def test_the_command_explains_a_bad_setting(monkeypatch, capsys):
+    monkeypatch.setenv("GENERATION_LIMIT", "lots")
+
+    assert main([]) == 1
+    assert "GENERATION_LIMIT" in capsys.readouterr().err

@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from lora_core import quota, service
+from lora_core.clock import to_iso
 from lora_core.db import session_scope
 from lora_core.errors import QuotaExceeded
-from lora_core.models import BatchStatus, GenerationBatch
+from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch
 from lora_core.quota import QuotaPolicy
 from tests.conftest import NOW
 
@@ -156,3 +157,84 @@ def test_concurrent_requests_with_one_slot_left_reach_fal_exactly_once(
             select(GenerationBatch).where(GenerationBatch.wallet_address == "ann")
         ).all()
     assert len([b for b in batches if b.status != BatchStatus.FAILED]) == 8
+
+
+def test_a_batch_exactly_one_window_old_no_longer_counts(engine, policy, add_batch):
+    add_batch(age=timedelta(hours=24))
+
+    assert status_of(engine, policy).remaining == 8
+
+
+def test_a_slot_can_be_reserved_at_the_announced_time(engine, add_batch):
+    policy = QuotaPolicy(limit=2, window=timedelta(hours=24))
+    add_batch(age=timedelta(hours=3))
+    add_batch(age=timedelta(hours=1))
+    next_slot = status_of(engine, policy).next_slot_at
+
+    with pytest.raises(QuotaExceeded):
+        quota.reserve(
+            engine=engine,
+            policy=policy,
+            user="ann",
+            lora_id="l",
+            prompt="p",
+            now=next_slot - timedelta(milliseconds=1),
+        )
+    assert quota.reserve(
+        engine=engine, policy=policy, user="ann", lora_id="l", prompt="p", now=next_slot
+    )
+
+
+def test_a_pending_batch_abandoned_past_its_expiry_frees_its_slot(engine, add_batch):
+    policy = QuotaPolicy(limit=8, window=timedelta(hours=24), pending_expiry=timedelta(minutes=10))
+    add_batch(status=BatchStatus.PENDING, age=timedelta(minutes=9))  # still running
+    add_batch(status=BatchStatus.PENDING, age=timedelta(minutes=11))  # the process died
+
+    assert status_of(engine, policy).used == 1
+
+
+def test_images_of_the_original_app_count_one_batch_per_four(engine, policy, add_images):
+    with session_scope(engine) as session:
+        for number in range(6):  # one full batch of 4 and a batch of 2
+            session.add(
+                GeneratedImage(
+                    id=f"legacy-{number}",
+                    lora_training_id="l",
+                    wallet_address="ann",
+                    prompt="p",
+                    image_url="u",
+                    created_at=to_iso(NOW - timedelta(hours=2, seconds=number // 4)),
+                )
+            )
+        session.commit()
+    add_images("l", 3)  # by ann and bob, but with no batch either: ann has 1 of them
+
+    status = status_of(engine, policy)
+
+    assert status.used == 2  # ceil(7 / 4)
+
+
+def test_original_app_images_fill_the_quota_and_say_when_it_frees(engine, add_batch):
+    policy = QuotaPolicy(limit=2, window=timedelta(hours=24))
+    with session_scope(engine) as session:
+        for number in range(4):
+            session.add(
+                GeneratedImage(
+                    id=f"legacy-{number}",
+                    lora_training_id="l",
+                    wallet_address="ann",
+                    prompt="p",
+                    image_url="u",
+                    created_at=to_iso(NOW - timedelta(hours=5)),
+                )
+            )
+        session.commit()
+    add_batch(age=timedelta(hours=1))
+
+    status = status_of(engine, policy)
+
+    assert status.remaining == 0
+    expected = NOW - timedelta(hours=5) + timedelta(hours=24)
+    assert abs((status.next_slot_at - expected).total_seconds()) < 0.01
+    with pytest.raises(QuotaExceeded):
+        quota.reserve(engine=engine, policy=policy, user="ann", lora_id="l", prompt="p", now=NOW)

@@ -204,3 +204,24 @@ def test_a_crash_while_storing_frees_the_slot(engine, add_lora, generate, monkey
     assert images == [] and batch.status == BatchStatus.FAILED
     with session_scope(engine) as session:
         assert session.scalar(select(func.count()).select_from(GeneratedImage)) == 0
+
+
+class StopTheRun(BaseException):
+    """Like Streamlit's StopException / RerunException, raised when a run is stopped."""
+
+
+def test_a_stopped_run_frees_the_slot_and_cancels_the_fal_job(engine, add_lora, generate, fake_fal):
+    lora = add_lora()
+
+    def stop(progress):
+        if progress.stage == "queued":
+            raise StopTheRun
+
+    with pytest.raises(StopTheRun):
+        generate(lora.id, "a cat", on_progress=stop)
+
+    images, [batch] = stored(engine)
+    assert images == []
+    assert batch.status == BatchStatus.FAILED and batch.error == "StopTheRun"
+    assert batch.fal_request_id in fake_fal.jobs  # recorded as soon as fal answered
+    assert len(fake_fal.cancellations) == 1
