@@ -37,12 +37,16 @@ def snap(page: Page, name: str) -> None:
 
 
 def all_loaded(page: Page, selector: str) -> None:
-    """Every image matching `selector` has loaded (lazy ones are scrolled into view first)."""
-    for image in page.locator(selector).all():
-        image.scroll_into_view_if_needed()
+    """Every image matching `selector` has loaded; lazy ones are scrolled into view as the
+    page polls, since Streamlit may replace the elements while it renders."""
     page.wait_for_function(
-        f"() => [...document.querySelectorAll({selector!r})]"
-        ".every(img => img.complete && img.naturalWidth > 0)"
+        """selector => {
+            const images = [...document.querySelectorAll(selector)];
+            const waiting = images.filter(img => !(img.complete && img.naturalWidth > 0));
+            if (waiting.length) waiting[0].scrollIntoView({block: "center"});
+            return images.length > 0 && waiting.length === 0;
+        }""",
+        arg=selector,
     )
 
 
