@@ -18,6 +18,7 @@ CARDS_PER_ROW = 4
 # A dialog opened earlier must not pop up again when the user comes back (browser Back).
 close_generate()
 
+st.set_page_config(page_title="Gallery · LoRA Studio")
 st.title("LoRA Gallery")
 st.caption("Every LoRA the team has trained. Open one to see everything generated from it.")
 

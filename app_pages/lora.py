@@ -18,6 +18,7 @@ GRID_COLUMNS = 4
 
 
 def not_found() -> None:
+    st.set_page_config(page_title="LoRA not found · LoRA Studio")
     st.title("LoRA not found")
     st.error(
         "LoRA not found. The link may be wrong, or the LoRA was removed.",
@@ -28,6 +29,7 @@ def not_found() -> None:
 
 
 def show_header(lora: LoraTraining, image_count: int) -> None:
+    st.set_page_config(page_title=f"{lora.trigger_word} · LoRA Studio")
     st.page_link("app_pages/gallery.py", label="All LoRAs", icon=":material/arrow_back:")
     st.title(lora.trigger_word, anchor=False)
     st.badge(lora.status.capitalize(), color=STATUS_COLORS.get(lora.status, "red"))

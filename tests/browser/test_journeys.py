@@ -183,7 +183,7 @@ def test_3b_a_shared_link_is_the_first_visit_of_a_new_server(
     page.goto(f"{cold_app.url}/lora?id=demo-neon-noir")
 
     expect(page.get_by_role("heading", name="neonnoir")).to_be_visible()
-    expect(page).to_have_title("LoRA Studio")
+    expect(page).to_have_title("neonnoir · LoRA Studio")
     sidebar = page.get_by_test_id("stSidebar")
     expect(sidebar.get_by_text("Signed in as")).to_be_visible()
     expect(sidebar.get_by_text("streamlit app")).to_have_count(0)
