@@ -23,11 +23,15 @@ gallery = st.Page(
     "app_pages/gallery.py", title="Gallery", icon=":material/photo_library:", default=True
 )
 lora = st.Page("app_pages/lora.py", title="LoRA", icon=":material/brush:", url_path="lora")
-page = st.navigation([gallery, lora], position="hidden")
+history = st.Page(
+    "app_pages/history.py", title="History", icon=":material/history:", url_path="history"
+)
+page = st.navigation([gallery, lora, history], position="hidden")
 
 with st.sidebar:
     st.markdown("## :material/palette: LoRA Studio")
     st.page_link(gallery, label="All LoRAs", icon=":material/photo_library:")
+    st.page_link(history, label="History", icon=":material/history:")
     st.divider()
     st.caption("Signed in as")
     st.markdown(f"**{context.current_user()}** · single local user")

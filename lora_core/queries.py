@@ -50,6 +50,27 @@ def get_lora(*, session: Session, lora_id: str) -> LoraTraining | None:
     return session.get(LoraTraining, lora_id)
 
 
+def lora_names(*, session: Session) -> dict[str, str]:
+    """Every LoRA's id and trigger word, newest first (for pickers)."""
+    rows = session.execute(
+        select(LoraTraining.id, LoraTraining.trigger_word).order_by(
+            col(LoraTraining.created_at).desc()
+        )
+    ).all()
+    return {row[0]: row[1] for row in rows}
+
+
+def unique_labels(names: dict[str, str]) -> dict[str, str]:
+    """LoRA id → its trigger word, or "trigger word (id)" where two LoRAs share one."""
+    seen: dict[str, int] = {}
+    for trigger_word in names.values():
+        seen[trigger_word] = seen.get(trigger_word, 0) + 1
+    return {
+        lora_id: trigger_word if seen[trigger_word] == 1 else f"{trigger_word} ({lora_id})"
+        for lora_id, trigger_word in names.items()
+    }
+
+
 def list_loras(*, session: Session) -> list[LoraSummary]:
     """Every LoRA, newest first, with its image count and latest image, in one query."""
     images = GeneratedImage.__table__

@@ -137,3 +137,14 @@ def test_rows_without_a_batch_group_by_user_prompt_and_second():
 
 def test_no_images_no_groups():
     assert queries.group_by_batch([]) == []
+
+
+def test_labels_name_loras_by_trigger_word_unless_two_share_one(engine, add_lora):
+    add_lora("a", trigger_word="sks")
+    add_lora("b", trigger_word="sks")
+    add_lora("c", trigger_word="other")
+
+    with session_scope(engine) as session:
+        names = queries.lora_names(session=session)
+
+    assert queries.unique_labels(names) == {"a": "sks (a)", "b": "sks (b)", "c": "other"}

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from lora_core import service
+from lora_core import history, service
+from lora_core.db import session_scope
 from lora_core.errors import GenerationFailed, LoraStudioError
 from lora_core.generator import IMAGES_PER_BATCH, Progress
 from lora_core.models import LoraTraining
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 OPEN_KEY = "generate_for"
 PROMPT_KEY = "gen_prompt"
 SAVED_PROMPT_KEY = "gen_prompt_saved"
+SWITCH_TO_KEY = "switch_to_lora"
+MY_PROMPTS_KEY = "gen_my_prompts"
 LAST_BATCH_KEY = "last_batch"
 ERROR_KEY = "gen_error"
 RETRY_KEY = "gen_retry_requested"
@@ -43,6 +46,20 @@ def open_generate(lora_id: str) -> None:
     st.session_state.pop(LAST_BATCH_KEY, None)
     # Streamlit forgets a widget's value while it is not shown: keep our own copy.
     st.session_state[PROMPT_KEY] = st.session_state.get(SAVED_PROMPT_KEY, "")
+
+
+def reuse_prompt(lora_id: str, prompt: str) -> None:
+    """Open `lora_id`'s page with the Generate dialog ready to run `prompt` again."""
+    st.session_state[SAVED_PROMPT_KEY] = prompt
+    open_generate(lora_id)
+    st.session_state[SWITCH_TO_KEY] = lora_id
+
+
+def follow_reuse() -> None:
+    """After `reuse_prompt` (a callback, where switching pages is not allowed), go there."""
+    lora_id = st.session_state.pop(SWITCH_TO_KEY, None)
+    if lora_id:
+        st.switch_page("app_pages/lora.py", query_params={"id": lora_id})
 
 
 def close_generate() -> None:
@@ -72,6 +89,7 @@ def _generate_dialog(lora: LoraTraining) -> None:
     except LoraStudioError as error:
         show_error(error)
         return
+    _my_prompts()
     # A form, so that typing a prompt and clicking the button is one click: a text area
     # outside a form only commits its value on blur. No `max_chars`: the browser would
     # silently drop a longer paste; the service explains the limit instead. The text area
@@ -108,6 +126,30 @@ def _generate_dialog(lora: LoraTraining) -> None:
         show_error(error)
         if isinstance(error, GenerationFailed) and error.retryable:
             st.button("Try again", key="gen_retry", icon=":material/refresh:", on_click=_retry)
+
+
+def _my_prompts() -> None:
+    """The user's recent prompts, to pick one into the prompt box."""
+    try:
+        with session_scope(context.engine()) as session:
+            prompts = history.recent_prompts(session=session, user=context.current_user())
+    except LoraStudioError:
+        return  # the quota line above already says the database is unavailable
+    if prompts:
+        st.selectbox(
+            "My prompts",
+            prompts,
+            index=None,
+            key=MY_PROMPTS_KEY,
+            placeholder="Pick one of your recent prompts…",
+            on_change=_use_my_prompt,
+        )
+
+
+def _use_my_prompt() -> None:
+    chosen = st.session_state.get(MY_PROMPTS_KEY)
+    if chosen:
+        st.session_state[PROMPT_KEY] = chosen
 
 
 def _retry() -> None:

@@ -1,0 +1,178 @@
+"""History: every generation by everyone, filterable (filters live in the URL), summarised,
+charted and exportable."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import streamlit as st
+
+from lora_core import history, queries
+from lora_core.db import session_scope
+from lora_core.errors import LoraStudioError
+from lora_core.history import HistoryFilter, HistoryStatus
+from ui import context
+from ui.errors import show_error
+from ui.generate_dialog import follow_reuse, reuse_prompt
+
+PAGE_SIZE = 50
+
+follow_reuse()
+st.set_page_config(page_title="History · LoRA Studio")
+st.title("History")
+st.caption("Every generation by everyone, newest first. Filters are kept in the link.")
+
+
+def read_filters(lora_names: dict[str, str]) -> HistoryFilter:
+    """Filter widgets bound to the URL's query parameters, so a view can be shared.
+
+    A bound multiselect keeps its labels in the link (`?lora=alpha`), hence unique labels.
+    """
+    labels = queries.unique_labels(lora_names)
+    first, second, third = st.columns([2, 1, 1])
+    lora_ids = first.multiselect(
+        "LoRA", list(labels), format_func=labels.get, key="lora", bind="query-params"
+    )
+    statuses = second.multiselect(
+        "Status", [status.value for status in HistoryStatus], key="status", bind="query-params"
+    )
+    user = third.text_input("User", key="user", bind="query-params")
+    fourth, fifth, sixth = st.columns([2, 1, 1])
+    prompt = fourth.text_input("Prompt contains", key="q", bind="query-params")
+    date_from = fifth.date_input("From", value=None, key="from", bind="query-params")
+    date_to = sixth.date_input("To", value=None, key="to", bind="query-params")
+    return HistoryFilter(
+        lora_ids=tuple(lora_ids),
+        user=user.strip() or None,
+        date_from=date_from if isinstance(date_from, date) else None,
+        date_to=date_to if isinstance(date_to, date) else None,
+        statuses=tuple(HistoryStatus(value) for value in statuses),
+        prompt_contains=prompt.strip() or None,
+    )
+
+
+def show_summary(summary: history.HistorySummary) -> None:
+    cells = st.columns(7)
+    cells[0].metric("Batches", f"{summary.batches:,}")
+    cells[1].metric("Images", f"{summary.images:,}")
+    cells[2].metric("Users", summary.users)
+    cells[3].metric("LoRAs", summary.loras)
+    cells[4].metric("Failed", f"{summary.failure_rate:.0%}")
+    cells[5].metric("Safety-filtered", f"{summary.safety_filter_rate:.0%}")
+    median = "—" if summary.median_seconds is None else f"{summary.median_seconds:.1f} s"
+    cells[6].metric("Median time", median)
+
+
+def show_charts(history_filter: HistoryFilter) -> None:
+    with session_scope(context.engine()) as session:
+        per_day = history.batches_per_day(session=session, history_filter=history_filter)
+        loras = history.top_loras(session=session, history_filter=history_filter)
+        users = history.top_users(session=session, history_filter=history_filter)
+        words = history.prompt_words(session=session, history_filter=history_filter)
+    by_day, by_lora, by_user, by_word = st.tabs(
+        ["Batches per day", "Top LoRAs", "Top users", "Prompt words"]
+    )
+    by_day.bar_chart(per_day, x="day", y="batches", color="lora", stack=True, height=280)
+    by_lora.bar_chart(loras, x="lora", y="batches", horizontal=True, height=280)
+    by_user.bar_chart(users, x="user", y="batches", horizontal=True, height=280)
+    by_word.bar_chart(words, x="word", y="count", horizontal=True, height=280)
+    by_word.caption(f"The most frequent words of the latest {history.WORD_SAMPLE:,} prompts.")
+
+
+def table_frame(rows: list[history.HistoryRow]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "time": [row.created_at for row in rows],
+            "user": [row.user for row in rows],
+            "lora": [row.trigger_word or row.lora_id for row in rows],
+            "page": [f"lora?id={row.lora_id}" for row in rows],
+            "prompt": [row.prompt for row in rows],
+            "images": [row.images_returned for row in rows],
+            "status": [row.status.value for row in rows],
+            "seconds": [row.duration_seconds for row in rows],
+            "thumbnail": [row.thumbnail_url for row in rows],
+        }
+    )
+
+
+def show_table(page: queries.Page[history.HistoryRow]) -> None:
+    selection = st.dataframe(
+        table_frame(page.items),
+        hide_index=True,
+        key="history_table",
+        on_select="rerun",
+        selection_mode="single-row",
+        column_config={
+            "time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm"),
+            "user": "User",
+            "lora": "LoRA",
+            "page": st.column_config.LinkColumn("Open", display_text="Open ↗", width="small"),
+            "prompt": st.column_config.TextColumn("Prompt", width="large"),
+            "images": st.column_config.NumberColumn("Images", width="small"),
+            "status": "Status",
+            "seconds": st.column_config.NumberColumn("Duration", format="%.1f s"),
+            "thumbnail": st.column_config.ImageColumn("Preview", width="small"),
+        },
+    )
+    chosen = selection.selection.rows if selection else []
+    if chosen:
+        row = page.items[chosen[0]]
+        st.button(
+            f"Reuse prompt on {row.trigger_word or row.lora_id}",
+            key="reuse_prompt",
+            icon=":material/replay:",
+            on_click=reuse_prompt,
+            args=(row.lora_id, row.prompt),
+        )
+    else:
+        st.caption("Select a row to reuse its prompt.")
+
+
+def show_exports(history_filter: HistoryFilter) -> None:
+    engine = context.engine()
+
+    def frame() -> pd.DataFrame:
+        with session_scope(engine) as session:
+            return history.export_frame(session=session, history_filter=history_filter)
+
+    left, right = st.columns(2)
+    left.download_button(
+        "Download CSV",
+        data=lambda: history.to_csv_bytes(frame()),
+        file_name="lora-studio-history.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+    )
+    right.download_button(
+        "Download Parquet",
+        data=lambda: history.to_parquet_bytes(frame()),
+        file_name="lora-studio-history.parquet",
+        mime="application/vnd.apache.parquet",
+        icon=":material/download:",
+        on_click="ignore",
+    )
+
+
+try:
+    with session_scope(context.engine()) as session:
+        names = queries.lora_names(session=session)
+    history_filter = read_filters(names)
+    with session_scope(context.engine()) as session:
+        summary = history.summarize(session=session, history_filter=history_filter)
+        page_number = int(st.session_state.get("history_page", 1))
+        rows = history.list_batches(
+            session=session, history_filter=history_filter, page=page_number, page_size=PAGE_SIZE
+        )
+    show_summary(summary)
+    if summary.batches == 0:
+        st.info("No generations match these filters.", icon=":material/filter_alt_off:")
+        st.stop()
+    show_charts(history_filter)
+    show_table(rows)
+    if rows.page_count > 1:
+        st.pagination(rows.page_count, key="history_page", default=rows.page)
+    show_exports(history_filter)
+except LoraStudioError as error:
+    show_error(error)

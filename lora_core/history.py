@@ -1,0 +1,368 @@
+"""The analysts' view: generation batches across LoRAs and users, filtered, paged, summarised
+and exported. Filtering, counting and paging all happen in SQL; only one page of rows, a few
+aggregates and a bounded sample of prompts ever reach Python."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+import pandas as pd
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select
+from sqlmodel import Session, col
+
+from lora_core.clock import parse_iso
+from lora_core.generator import IMAGES_PER_BATCH
+from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch, LoraTraining
+from lora_core.queries import Page
+
+WORD_SAMPLE = 2_000
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "in",
+        "into",
+        "is",
+        "it",
+        "of",
+        "on",
+        "or",
+        "the",
+        "to",
+        "with",
+        "without",
+    ]
+)
+
+
+class HistoryStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    SAFETY_FILTERED = "safety-filtered"
+    FAILED = "failed"
+    PENDING = "pending"
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """Every filter is optional; they combine with AND. `date_to` is inclusive (UTC days)."""
+
+    lora_ids: tuple[str, ...] = ()
+    user: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    statuses: tuple[HistoryStatus, ...] = ()
+    prompt_contains: str | None = None
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    batch_id: str
+    created_at: datetime
+    user: str
+    lora_id: str
+    trigger_word: str | None
+    prompt: str
+    images_returned: int
+    status: HistoryStatus
+    duration_seconds: float | None
+    thumbnail_url: str | None
+
+
+@dataclass(frozen=True)
+class HistorySummary:
+    batches: int
+    images: int
+    users: int
+    loras: int
+    failure_rate: float
+    safety_filter_rate: float
+    median_seconds: float | None
+
+
+_batch = GenerationBatch
+_status = case(
+    (col(_batch.status) == BatchStatus.FAILED, literal(HistoryStatus.FAILED.value)),
+    (col(_batch.status) == BatchStatus.PENDING, literal(HistoryStatus.PENDING.value)),
+    (
+        func.coalesce(col(_batch.images_returned), 0) < IMAGES_PER_BATCH,
+        literal(HistoryStatus.SAFETY_FILTERED.value),
+    ),
+    else_=literal(HistoryStatus.SUCCEEDED.value),
+)
+_seconds = (
+    func.julianday(col(_batch.finished_at)) - func.julianday(col(_batch.created_at))
+) * 86400
+
+
+def _day_start(day: date) -> str:
+    """The stored form of midnight UTC on `day`."""
+    return f"{day.isoformat()}T00:00:00.000Z"
+
+
+def _conditions(history_filter: HistoryFilter) -> ColumnElement[bool]:
+    parts: list[ColumnElement[bool]] = []
+    if history_filter.lora_ids:
+        parts.append(col(_batch.lora_training_id).in_(history_filter.lora_ids))
+    if history_filter.user:
+        parts.append(col(_batch.wallet_address) == history_filter.user)
+    if history_filter.date_from:
+        parts.append(col(_batch.created_at) >= _day_start(history_filter.date_from))
+    if history_filter.date_to:
+        parts.append(col(_batch.created_at) < _day_start(history_filter.date_to + timedelta(1)))
+    if history_filter.statuses:
+        parts.append(_status.in_([status.value for status in history_filter.statuses]))
+    if history_filter.prompt_contains and history_filter.prompt_contains.strip():
+        needle = history_filter.prompt_contains.strip()
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        parts.append(col(_batch.prompt).ilike(f"%{escaped}%", escape="\\"))
+    return and_(literal(True), *parts)
+
+
+def _filtered(history_filter: HistoryFilter, *columns: object) -> Select:
+    return select(*columns).select_from(_batch).where(_conditions(history_filter))
+
+
+def list_batches(
+    *, session: Session, history_filter: HistoryFilter, page: int = 1, page_size: int = 50
+) -> Page[HistoryRow]:
+    """One page of batches, newest first, with their LoRA's trigger word and a thumbnail."""
+    total = session.scalar(_filtered(history_filter, func.count())) or 0
+    page = min(max(page, 1), max(math.ceil(total / page_size), 1))
+    rows = session.execute(
+        _filtered(
+            history_filter,
+            _batch.id,
+            _batch.created_at,
+            _batch.wallet_address,
+            _batch.lora_training_id,
+            LoraTraining.trigger_word,
+            _batch.prompt,
+            _batch.images_returned,
+            _status,
+            _seconds,
+        )
+        .outerjoin(LoraTraining, col(LoraTraining.id) == col(_batch.lora_training_id))
+        .order_by(col(_batch.created_at).desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    ).all()
+    thumbnails = _first_images(session, [row[0] for row in rows])
+    items = [
+        HistoryRow(
+            batch_id=row[0],
+            created_at=parse_iso(row[1]),
+            user=row[2],
+            lora_id=row[3],
+            trigger_word=row[4],
+            prompt=row[5],
+            images_returned=row[6] or 0,
+            status=HistoryStatus(row[7]),
+            duration_seconds=None if row[8] is None else round(row[8], 1),
+            thumbnail_url=thumbnails.get(row[0]),
+        )
+        for row in rows
+    ]
+    return Page(items=items, total=total, page=page, page_size=page_size)
+
+
+def _first_images(session: Session, batch_ids: list[str]) -> dict[str, str]:
+    if not batch_ids:
+        return {}
+    first: dict[str, str] = {}
+    for batch_id, url in session.execute(
+        select(GeneratedImage.batch_id, GeneratedImage.image_url)
+        .where(col(GeneratedImage.batch_id).in_(batch_ids))
+        .order_by(col(GeneratedImage.created_at).desc())
+    ):
+        first.setdefault(batch_id, url)
+    return first
+
+
+def summarize(*, session: Session, history_filter: HistoryFilter) -> HistorySummary:
+    """Totals and rates over the whole filtered set, in one aggregate query plus the median."""
+    row = session.execute(
+        _filtered(
+            history_filter,
+            func.count(),
+            func.coalesce(func.sum(col(_batch.images_returned)), 0),
+            func.count(func.distinct(col(_batch.wallet_address))),
+            func.count(func.distinct(col(_batch.lora_training_id))),
+            func.sum(case((_status == HistoryStatus.FAILED.value, 1), else_=0)),
+            func.sum(case((_status == HistoryStatus.SAFETY_FILTERED.value, 1), else_=0)),
+        )
+    ).one()
+    batches = row[0] or 0
+    return HistorySummary(
+        batches=batches,
+        images=row[1] or 0,
+        users=row[2] or 0,
+        loras=row[3] or 0,
+        failure_rate=(row[4] or 0) / batches if batches else 0.0,
+        safety_filter_rate=(row[5] or 0) / batches if batches else 0.0,
+        median_seconds=_median_seconds(session, history_filter),
+    )
+
+
+def _median_seconds(session: Session, history_filter: HistoryFilter) -> float | None:
+    finished = and_(
+        _conditions(history_filter),
+        col(_batch.status) == BatchStatus.SUCCEEDED,
+        col(_batch.finished_at).is_not(None),
+    )
+    count = session.scalar(select(func.count()).select_from(_batch).where(finished)) or 0
+    if not count:
+        return None
+    middle = session.scalars(
+        select(_seconds)
+        .select_from(_batch)
+        .where(finished)
+        .order_by(_seconds)
+        .offset((count - 1) // 2)
+        .limit(2 - count % 2)
+    ).all()
+    return round(statistics.fmean(middle), 1)
+
+
+def batches_per_day(*, session: Session, history_filter: HistoryFilter) -> pd.DataFrame:
+    """Columns day, lora, batches: one row per day and LoRA."""
+    day = func.substr(col(_batch.created_at), 1, 10)
+    lora = func.coalesce(LoraTraining.trigger_word, col(_batch.lora_training_id))
+    rows = session.execute(
+        _filtered(history_filter, day, lora, func.count())
+        .outerjoin(LoraTraining, col(LoraTraining.id) == col(_batch.lora_training_id))
+        .group_by(day, lora)
+        .order_by(day)
+    ).all()
+    frame = pd.DataFrame(rows, columns=["day", "lora", "batches"])
+    frame["day"] = pd.to_datetime(frame["day"])
+    return frame
+
+
+def top_loras(*, session: Session, history_filter: HistoryFilter, limit: int = 10) -> pd.DataFrame:
+    lora = func.coalesce(LoraTraining.trigger_word, col(_batch.lora_training_id))
+    count = func.count().label("batches")
+    rows = session.execute(
+        _filtered(history_filter, lora, count)
+        .outerjoin(LoraTraining, col(LoraTraining.id) == col(_batch.lora_training_id))
+        .group_by(col(_batch.lora_training_id))
+        .order_by(count.desc())
+        .limit(limit)
+    ).all()
+    return pd.DataFrame(rows, columns=["lora", "batches"])
+
+
+def top_users(*, session: Session, history_filter: HistoryFilter, limit: int = 10) -> pd.DataFrame:
+    count = func.count().label("batches")
+    rows = session.execute(
+        _filtered(history_filter, col(_batch.wallet_address), count)
+        .group_by(col(_batch.wallet_address))
+        .order_by(count.desc())
+        .limit(limit)
+    ).all()
+    return pd.DataFrame(rows, columns=["user", "batches"])
+
+
+def prompt_words(
+    *, session: Session, history_filter: HistoryFilter, limit: int = 20
+) -> pd.DataFrame:
+    """The most frequent words of the latest WORD_SAMPLE prompts (stop words left out)."""
+    prompts = session.scalars(
+        _filtered(history_filter, col(_batch.prompt))
+        .order_by(col(_batch.created_at).desc())
+        .limit(WORD_SAMPLE)
+    ).all()
+    words = Counter(
+        word
+        for prompt in prompts
+        for word in re.findall(r"[a-z][a-z'-]+", prompt.lower())
+        if word not in _STOPWORDS
+    )
+    return pd.DataFrame(words.most_common(limit), columns=["word", "count"])
+
+
+EXPORT_COLUMNS = [
+    "time",
+    "user",
+    "lora_id",
+    "trigger_word",
+    "prompt",
+    "images_returned",
+    "status",
+    "duration_seconds",
+    "seed",
+    "image_urls",
+]
+
+
+def export_frame(*, session: Session, history_filter: HistoryFilter) -> pd.DataFrame:
+    """Every filtered batch (newest first) with its image URLs and seed, for CSV/Parquet."""
+    urls = (
+        select(func.group_concat(col(GeneratedImage.image_url), " "))
+        .where(col(GeneratedImage.batch_id) == col(_batch.id))
+        .scalar_subquery()
+    )
+    seed = (
+        select(col(GeneratedImage.seed))
+        .where(col(GeneratedImage.batch_id) == col(_batch.id))
+        .limit(1)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        _filtered(
+            history_filter,
+            _batch.created_at,
+            _batch.wallet_address,
+            _batch.lora_training_id,
+            LoraTraining.trigger_word,
+            _batch.prompt,
+            func.coalesce(col(_batch.images_returned), 0),
+            _status,
+            func.round(_seconds, 1),
+            seed,
+            urls,
+        )
+        .outerjoin(LoraTraining, col(LoraTraining.id) == col(_batch.lora_training_id))
+        .order_by(col(_batch.created_at).desc())
+    ).all()
+    frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS)
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    frame["image_urls"] = frame["image_urls"].fillna("")
+    return frame
+
+
+def to_csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def recent_prompts(*, session: Session, user: str, limit: int = 20) -> list[str]:
+    """The user's own latest distinct prompts, newest first (for "My prompts")."""
+    latest = func.max(col(_batch.created_at)).label("latest")
+    rows = session.execute(
+        select(col(_batch.prompt), latest)
+        .where(col(_batch.wallet_address) == user)
+        .group_by(col(_batch.prompt))
+        .order_by(latest.desc())
+        .limit(limit)
+    ).all()
+    return [row[0] for row in rows]

@@ -1,0 +1,112 @@
+"""The History page, as AppTest renders it: filters come from the link's query parameters."""
+
+from __future__ import annotations
+
+import pytest
+
+from lora_core.clock import to_iso
+from lora_core.db import session_scope
+from lora_core.models import GenerationBatch
+from tests.conftest import NOW
+from tests.test_history import seeded  # noqa: F401 - the shared nine-batch fixture
+
+HISTORY = "app_pages/history.py"
+
+
+def open_history(open_app, **query):
+    at = open_app()
+    for name, value in query.items():
+        at.query_params[name] = value
+    at.switch_page(HISTORY).run()
+    return at
+
+
+def metrics(at) -> dict[str, str]:
+    return {metric.label: metric.value for metric in at.metric}
+
+
+def test_the_page_summarises_and_lists_every_batch(open_app, seeded):  # noqa: F811
+    at = open_history(open_app)
+
+    assert not at.exception
+    assert metrics(at) == {
+        "Batches": "9",
+        "Images": "26",
+        "Users": "3",
+        "LoRAs": "4",
+        "Failed": "11%",
+        "Safety-filtered": "11%",
+        "Median time": "40.0 s",
+    }
+    table = at.dataframe[0].value
+    assert list(table["prompt"])[:2] == ["A red Fox in snow", "a blue whale"]
+    assert table.iloc[0]["lora"] == "alpha"
+    assert table.iloc[0]["page"] == "lora?id=lora-a"
+
+
+def test_filters_are_read_from_the_link(open_app, seeded):  # noqa: F811
+    at = open_history(open_app, lora=["alpha", "beta"], user="ann", q="RED")
+
+    assert at.multiselect(key="lora").value == ["lora-a", "lora-b"]
+    assert at.text_input(key="user").value == "ann"
+    table = at.dataframe[0].value
+    assert list(table["prompt"]) == ["A red Fox in snow", "red roses 100%"]
+    assert metrics(at)["Batches"] == "2"
+
+
+def test_a_status_filter_from_the_link(open_app, seeded):  # noqa: F811
+    at = open_history(open_app, status="safety-filtered")
+
+    assert list(at.dataframe[0].value["status"]) == ["safety-filtered"]
+
+
+def test_unknown_values_in_the_link_are_ignored(open_app, seeded):  # noqa: F811
+    at = open_history(open_app, lora="no-such-lora", status="bogus")
+
+    assert not at.exception
+    assert metrics(at)["Batches"] == "9"
+
+
+def test_no_match_says_so(open_app, seeded):  # noqa: F811
+    at = open_history(open_app, user="nobody")
+
+    assert not at.exception
+    assert at.info[0].value == "No generations match these filters."
+    assert not at.dataframe
+
+
+def test_reuse_prompt_opens_the_loras_page_with_the_prompt(open_app, seeded):  # noqa: F811
+    at = open_history(open_app, user="bob", q="lighthouse")
+    at.session_state["history_table"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+
+    at.button(key="reuse_prompt").click().run()
+
+    assert not at.exception
+    assert at.query_params["id"] == "lora-b"
+    assert at.text_area(key="gen_prompt").value == "a lighthouse"
+
+
+@pytest.mark.parametrize("prompt_count", [1, 3])
+def test_my_prompts_fill_the_prompt_box(open_app, add_lora, engine, prompt_count):
+    add_lora("mine")
+    with session_scope(engine) as session:
+        for number in range(prompt_count):
+            session.add(
+                GenerationBatch(
+                    id=f"g{number}",
+                    lora_training_id="mine",
+                    wallet_address="guest",
+                    prompt=f"my idea {number}",
+                    status="succeeded",
+                    images_returned=4,
+                    created_at=to_iso(NOW),
+                )
+            )
+        session.commit()
+    at = open_app("app_pages/lora.py", id="mine")
+    at.button(key="open_generate").click().run()
+
+    at.selectbox(key="gen_my_prompts").select("my idea 0").run()
+
+    assert at.text_area(key="gen_prompt").value == "my idea 0"

@@ -1,0 +1,234 @@
+"""History queries: filters alone and combined, paging, summary, charts and exports."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime, time, timedelta
+
+import pandas as pd
+import pytest
+from sqlalchemy import event
+
+from lora_core import history
+from lora_core.clock import to_iso
+from lora_core.db import session_scope
+from lora_core.history import HistoryFilter, HistoryStatus
+from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch
+from tests.conftest import NOW
+
+DAY = timedelta(days=1)
+# Noon of the run's day: minute offsets below never cross midnight.
+NOON = datetime.combine(NOW.date(), time(12), tzinfo=UTC)
+
+
+@pytest.fixture
+def seeded(engine, add_lora):
+    """Nine batches: 3 LoRAs x 3 users over 3 days, with one failure, one filtered, one pending."""
+    add_lora("lora-a", trigger_word="alpha")
+    add_lora("lora-b", trigger_word="beta")
+    add_lora("lora-c", trigger_word="gamma")
+    plan = [
+        # id, lora, user, days ago, status, images, prompt, seconds
+        ("b1", "lora-a", "ann", 0, BatchStatus.SUCCEEDED, 4, "A red Fox in snow", 10),
+        ("b2", "lora-a", "bob", 0, BatchStatus.FAILED, None, "a blue whale", None),
+        ("b3", "lora-b", "ann", 1, BatchStatus.SUCCEEDED, 2, "red roses 100%", 30),
+        ("b4", "lora-b", "cy", 1, BatchStatus.SUCCEEDED, 4, "a fox_den at dusk", 20),
+        ("b5", "lora-c", "bob", 2, BatchStatus.SUCCEEDED, 4, "city at night", 40),
+        ("b6", "lora-c", "cy", 2, BatchStatus.PENDING, None, "a quiet lake", None),
+        ("b7", "lora-a", "cy", 2, BatchStatus.SUCCEEDED, 4, "red fox again", 50),
+        ("b8", "lora-b", "bob", 0, BatchStatus.SUCCEEDED, 4, "a lighthouse", 60),
+        ("b9", "gone", "ann", 1, BatchStatus.SUCCEEDED, 4, "from a deleted lora", 70),
+    ]
+    with session_scope(engine) as session:
+        for index, (bid, lora, user, days, status, images, prompt, secs) in enumerate(plan):
+            created = NOON - days * DAY - timedelta(minutes=index)
+            session.add(
+                GenerationBatch(
+                    id=bid,
+                    lora_training_id=lora,
+                    wallet_address=user,
+                    prompt=prompt,
+                    status=status,
+                    images_returned=images,
+                    created_at=to_iso(created),
+                    finished_at=to_iso(created + timedelta(seconds=secs)) if secs else None,
+                )
+            )
+            for number in range(images or 0):
+                session.add(
+                    GeneratedImage(
+                        id=f"{bid}-{number}",
+                        lora_training_id=lora,
+                        wallet_address=user,
+                        prompt=prompt,
+                        image_url=f"https://cdn.example/{bid}/{number}.jpg",
+                        seed="18446744073709551557",
+                        created_at=to_iso(created),
+                        batch_id=bid,
+                    )
+                )
+        session.commit()
+    return engine
+
+
+def ids(engine, history_filter: HistoryFilter, **paging) -> list[str]:
+    with session_scope(engine) as session:
+        page = history.list_batches(session=session, history_filter=history_filter, **paging)
+    return [row.batch_id for row in page.items]
+
+
+def test_no_filter_lists_every_batch_newest_first(seeded):
+    assert ids(seeded, HistoryFilter()) == ["b1", "b2", "b8", "b3", "b4", "b9", "b5", "b6", "b7"]
+
+
+@pytest.mark.parametrize(
+    ("history_filter", "expected"),
+    [
+        (HistoryFilter(lora_ids=("lora-a",)), {"b1", "b2", "b7"}),
+        (HistoryFilter(lora_ids=("lora-a", "lora-c")), {"b1", "b2", "b5", "b6", "b7"}),
+        (HistoryFilter(user="bob"), {"b2", "b5", "b8"}),
+        (HistoryFilter(date_from=(NOON - DAY).date()), {"b1", "b2", "b3", "b4", "b8", "b9"}),
+        (HistoryFilter(date_to=(NOON - DAY).date()), {"b3", "b4", "b5", "b6", "b7", "b9"}),
+        (
+            HistoryFilter(date_from=(NOON - DAY).date(), date_to=(NOON - DAY).date()),
+            {"b3", "b4", "b9"},
+        ),
+        (HistoryFilter(statuses=(HistoryStatus.FAILED,)), {"b2"}),
+        (HistoryFilter(statuses=(HistoryStatus.SAFETY_FILTERED,)), {"b3"}),
+        (HistoryFilter(statuses=(HistoryStatus.PENDING,)), {"b6"}),
+        (
+            HistoryFilter(statuses=(HistoryStatus.SUCCEEDED, HistoryStatus.FAILED)),
+            {"b1", "b2", "b4", "b5", "b7", "b8", "b9"},
+        ),
+        (HistoryFilter(prompt_contains="FOX"), {"b1", "b4", "b7"}),
+        (HistoryFilter(prompt_contains="100%"), {"b3"}),  # % is literal, not a wildcard
+        (HistoryFilter(prompt_contains="x_d"), {"b4"}),  # _ too
+        (HistoryFilter(prompt_contains="   "), {f"b{n}" for n in range(1, 10)}),
+    ],
+)
+def test_each_filter_alone(seeded, history_filter, expected):
+    assert set(ids(seeded, history_filter)) == expected
+
+
+def test_filters_combine(seeded):
+    combined = HistoryFilter(
+        lora_ids=("lora-a", "lora-b"),
+        user="ann",
+        statuses=(HistoryStatus.SUCCEEDED, HistoryStatus.SAFETY_FILTERED),
+        prompt_contains="red",
+        date_from=(NOON - 2 * DAY).date(),
+    )
+
+    assert ids(seeded, combined) == ["b1", "b3"]
+
+
+def test_nothing_matches(seeded):
+    assert ids(seeded, HistoryFilter(user="nobody")) == []
+    with session_scope(seeded) as session:
+        summary = history.summarize(session=session, history_filter=HistoryFilter(user="nobody"))
+    assert (summary.batches, summary.failure_rate, summary.median_seconds) == (0, 0.0, None)
+
+
+def test_paging_edges(seeded):
+    assert ids(seeded, HistoryFilter(), page=1, page_size=4) == ["b1", "b2", "b8", "b3"]
+    assert ids(seeded, HistoryFilter(), page=3, page_size=4) == ["b7"]
+    assert ids(seeded, HistoryFilter(), page=99, page_size=4) == ["b7"]  # clamped
+    assert ids(seeded, HistoryFilter(), page=0, page_size=4)[0] == "b1"
+
+
+def test_a_row_carries_what_the_table_shows(seeded):
+    with session_scope(seeded) as session:
+        page = history.list_batches(session=session, history_filter=HistoryFilter(user="bob"))
+    failed = next(row for row in page.items if row.batch_id == "b2")
+    done = next(row for row in page.items if row.batch_id == "b8")
+
+    assert page.total == 3
+    assert (failed.status, failed.images_returned, failed.thumbnail_url) == (
+        HistoryStatus.FAILED,
+        0,
+        None,
+    )
+    assert (done.trigger_word, done.duration_seconds) == ("beta", 60.0)
+    assert done.thumbnail_url.startswith("https://cdn.example/b8/")
+
+
+def test_summary_of_the_filtered_set(seeded):
+    with session_scope(seeded) as session:
+        summary = history.summarize(session=session, history_filter=HistoryFilter())
+
+    assert summary.batches == 9
+    assert summary.images == 4 * 6 + 2
+    assert (summary.users, summary.loras) == (3, 4)
+    assert summary.failure_rate == pytest.approx(1 / 9)
+    assert summary.safety_filter_rate == pytest.approx(1 / 9)
+    assert summary.median_seconds == 40.0  # of 10, 20, 30, 40, 50, 60, 70 (succeeded only)
+
+
+def test_charts_count_per_day_lora_and_user(seeded):
+    with session_scope(seeded) as session:
+        per_day = history.batches_per_day(session=session, history_filter=HistoryFilter())
+        loras = history.top_loras(session=session, history_filter=HistoryFilter())
+        users = history.top_users(session=session, history_filter=HistoryFilter())
+        words = history.prompt_words(session=session, history_filter=HistoryFilter())
+
+    assert per_day["batches"].sum() == 9
+    today = per_day[per_day["day"] == pd.Timestamp(NOON.date())]
+    assert dict(zip(today["lora"], today["batches"], strict=True)) == {"alpha": 2, "beta": 1}
+    assert loras.iloc[0].to_dict() == {"lora": "alpha", "batches": 3}
+    assert "gone" in set(loras["lora"])  # a batch whose LoRA was deleted still counts
+    assert sorted(users["batches"]) == [3, 3, 3]
+    assert words.iloc[0].to_dict() == {"word": "red", "count": 3}
+    assert "a" not in set(words["word"])
+
+
+def test_exports_hold_the_filtered_rows_with_urls_and_seeds(seeded):
+    history_filter = HistoryFilter(lora_ids=("lora-b",))
+    with session_scope(seeded) as session:
+        frame = history.export_frame(session=session, history_filter=history_filter)
+
+    from_csv = pd.read_csv(io.BytesIO(history.to_csv_bytes(frame)), dtype={"seed": str})
+    from_parquet = pd.read_parquet(io.BytesIO(history.to_parquet_bytes(frame)))
+    for exported in (from_csv, from_parquet):
+        assert list(exported.columns) == history.EXPORT_COLUMNS
+        assert list(exported["prompt"]) == ["a lighthouse", "red roses 100%", "a fox_den at dusk"]
+        assert exported["seed"].iloc[0] == "18446744073709551557"
+        assert len(exported["image_urls"].iloc[0].split()) == 4
+        assert set(exported["status"]) == {"succeeded", "safety-filtered"}
+
+
+def test_my_prompts_are_the_users_latest_distinct_prompts(seeded):
+    with session_scope(seeded) as session:
+        prompts = history.recent_prompts(session=session, user="ann")
+
+    assert prompts == ["A red Fox in snow", "red roses 100%", "from a deleted lora"]
+
+
+def test_the_page_query_uses_indexes_not_sorts(seeded):
+    statements: list[tuple[str, object]] = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _many):
+        statements.append((statement, parameters))
+
+    event.listen(seeded, "before_cursor_execute", capture)
+    with session_scope(seeded) as session:
+        history.list_batches(session=session, history_filter=HistoryFilter())
+        history.list_batches(session=session, history_filter=HistoryFilter(user="ann"))
+    event.remove(seeded, "before_cursor_execute", capture)
+
+    listing = [(s, p) for s, p in statements if "ORDER BY generation_batches.created_at" in s]
+    assert len(listing) == 2
+    with seeded.connect() as connection:
+        for statement, parameters in listing:
+            plan = " ".join(
+                str(row[-1])
+                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            )
+            assert "TEMP B-TREE" not in plan, plan
+            assert "USING INDEX idx_gen_batches_" in plan, plan
+
+
+def test_dates_are_whole_utc_days(seeded):
+    today = NOON.date()
+
+    assert set(ids(seeded, HistoryFilter(date_from=today, date_to=today))) == {"b1", "b2", "b8"}
+    assert ids(seeded, HistoryFilter(date_from=date(2000, 1, 1), date_to=date(2000, 1, 2))) == []
