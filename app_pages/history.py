@@ -73,6 +73,7 @@ def show_charts(history_filter: HistoryFilter) -> None:
     by_day, by_lora, by_user, by_word = st.tabs(
         ["Batches per day", "Top LoRAs", "Top users", "Prompt words"]
     )
+    per_day = per_day.assign(day=per_day["day"].dt.strftime("%Y-%m-%d"))  # one bar per day
     by_day.bar_chart(per_day, x="day", y="batches", color="lora", stack=True, height=280)
     by_lora.bar_chart(loras, x="lora", y="batches", horizontal=True, height=280)
     by_user.bar_chart(users, x="user", y="batches", horizontal=True, height=280)
@@ -103,12 +104,23 @@ def show_table(page: queries.Page[history.HistoryRow]) -> None:
         key="history_table",
         on_select="rerun",
         selection_mode="single-row",
+        column_order=[
+            "thumbnail",
+            "time",
+            "user",
+            "lora",
+            "prompt",
+            "images",
+            "status",
+            "seconds",
+            "page",
+        ],
         column_config={
             "time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm"),
             "user": "User",
             "lora": "LoRA",
             "page": st.column_config.LinkColumn("Open", display_text="Open ↗", width="small"),
-            "prompt": st.column_config.TextColumn("Prompt", width="large"),
+            "prompt": st.column_config.TextColumn("Prompt", width="medium"),
             "images": st.column_config.NumberColumn("Images", width="small"),
             "status": "Status",
             "seconds": st.column_config.NumberColumn("Duration", format="%.1f s"),
@@ -136,8 +148,8 @@ def show_exports(history_filter: HistoryFilter) -> None:
         with session_scope(engine) as session:
             return history.export_frame(session=session, history_filter=history_filter)
 
-    left, right = st.columns(2)
-    left.download_button(
+    row = st.container(horizontal=True)
+    row.download_button(
         "Download CSV",
         data=lambda: history.to_csv_bytes(frame()),
         file_name="lora-studio-history.csv",
@@ -145,7 +157,7 @@ def show_exports(history_filter: HistoryFilter) -> None:
         icon=":material/download:",
         on_click="ignore",
     )
-    right.download_button(
+    row.download_button(
         "Download Parquet",
         data=lambda: history.to_parquet_bytes(frame()),
         file_name="lora-studio-history.parquet",

@@ -261,3 +261,31 @@ def test_7_the_app_works_on_a_phone(page: Page, fresh_app: RunningApp) -> None:
     card_width = page.locator("figure.ls-card img").first.bounding_box()["width"]
     assert card_width > 250  # one image per row, not four slivers
     snap(page, "journey-7b-phone-lora")
+
+
+def test_8_history_filters_by_link_and_reuses_a_prompt(page: Page, fresh_app: RunningApp) -> None:
+    dialog = open_generate_dialog(page, "demo-claymation")
+    submit_prompt(dialog, "a snail racing a tortoise")
+    expect(dialog.locator("figure.ls-result img")).to_have_count(4, timeout=GENERATION_TIMEOUT)
+
+    page.goto("/history?lora=clayfig&q=SNAIL")
+    expect(page.get_by_role("heading", name="History")).to_be_visible()
+    expect(page.get_by_test_id("stMetric").filter(has_text="Batches")).to_contain_text("1")
+    table = page.get_by_test_id("stDataFrame")
+    expect(table).to_be_visible()
+    page.reload()  # the filters live in the link
+    expect(page.get_by_test_id("stMultiSelect").filter(has_text="clayfig")).to_be_visible()
+    expect(page.get_by_test_id("stMetric").filter(has_text="Batches")).to_contain_text("1")
+    snap(page, "journey-8a-history")
+
+    # Select the row (the data grid is a canvas: click its first row's selection cell).
+    table.scroll_into_view_if_needed()
+    box = table.bounding_box()
+    page.mouse.click(box["x"] + 15, box["y"] + 35 + 17)
+    expect(page.get_by_role("button", name=re.compile("Reuse prompt on clayfig"))).to_be_visible()
+    snap(page, "journey-8b-history-table")
+    page.get_by_role("button", name=re.compile("Reuse prompt on clayfig")).click()
+    expect(page).to_have_url(re.compile(r"/lora\?id=demo-claymation$"))
+    expect(page.get_by_role("dialog").get_by_role("textbox", name="Prompt")).to_have_value(
+        "a snail racing a tortoise"
+    )
