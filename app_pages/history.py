@@ -64,20 +64,26 @@ def show_summary(summary: history.HistorySummary) -> None:
     cells[6].metric("Median time", median)
 
 
-def show_charts(history_filter: HistoryFilter) -> None:
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def cached_overview(
+    history_filter: HistoryFilter, labels: dict[str, str], _version: tuple[object, ...]
+) -> history.Overview:
+    """Summary and charts scan the whole filtered set: compute them once per filter and
+    data version (which changes with every batch started or finished), not on every rerun
+    such as selecting a row or turning a page."""
     with session_scope(context.engine()) as session:
-        per_day = history.batches_per_day(session=session, history_filter=history_filter)
-        loras = history.top_loras(session=session, history_filter=history_filter)
-        users = history.top_users(session=session, history_filter=history_filter)
-        words = history.prompt_words(session=session, history_filter=history_filter)
+        return history.overview(session=session, history_filter=history_filter, lora_labels=labels)
+
+
+def show_charts(overview: history.Overview) -> None:
     by_day, by_lora, by_user, by_word = st.tabs(
         ["Batches per day", "Top LoRAs", "Top users", "Prompt words"]
     )
-    per_day = per_day.assign(day=per_day["day"].dt.strftime("%Y-%m-%d"))  # one bar per day
+    per_day = overview.per_day.assign(day=overview.per_day["day"].dt.strftime("%Y-%m-%d"))
     by_day.bar_chart(per_day, x="day", y="batches", color="lora", stack=True, height=280)
-    by_lora.bar_chart(loras, x="lora", y="batches", horizontal=True, height=280)
-    by_user.bar_chart(users, x="user", y="batches", horizontal=True, height=280)
-    by_word.bar_chart(words, x="word", y="count", horizontal=True, height=280)
+    by_lora.bar_chart(overview.top_loras, x="lora", y="batches", horizontal=True, height=280)
+    by_user.bar_chart(overview.top_users, x="user", y="batches", horizontal=True, height=280)
+    by_word.bar_chart(overview.words, x="word", y="count", horizontal=True, height=280)
     by_word.caption(f"The most frequent words of the latest {history.WORD_SAMPLE:,} prompts.")
 
 
@@ -170,18 +176,21 @@ def show_exports(history_filter: HistoryFilter) -> None:
 try:
     with session_scope(context.engine()) as session:
         names = queries.lora_names(session=session)
+        version = history.data_version(session=session)
     history_filter = read_filters(names)
-    with session_scope(context.engine()) as session:
-        summary = history.summarize(session=session, history_filter=history_filter)
-        page_number = int(st.session_state.get("history_page", 1))
-        rows = history.list_batches(
-            session=session, history_filter=history_filter, page=page_number, page_size=PAGE_SIZE
-        )
-    show_summary(summary)
-    if summary.batches == 0:
+    overview = cached_overview(history_filter, names, version)
+    show_summary(overview.summary)
+    if overview.summary.batches == 0:
         st.info("No generations match these filters.", icon=":material/filter_alt_off:")
         st.stop()
-    show_charts(history_filter)
+    show_charts(overview)
+    with session_scope(context.engine()) as session:
+        rows = history.list_batches(
+            session=session,
+            history_filter=history_filter,
+            page=int(st.session_state.get("history_page", 1)),
+            page_size=PAGE_SIZE,
+        )
     show_table(rows)
     if rows.page_count > 1:
         st.pagination(rows.page_count, key="history_page", default=rows.page)

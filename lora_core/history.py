@@ -23,30 +23,9 @@ from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch, LoraT
 from lora_core.queries import Page
 
 WORD_SAMPLE = 2_000
+OTHER_LORAS = "other LoRAs"
 _STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "for",
-        "from",
-        "in",
-        "into",
-        "is",
-        "it",
-        "of",
-        "on",
-        "or",
-        "the",
-        "to",
-        "with",
-        "without",
-    ]
+    "a an and are as at be by for from in into is it of on or the to with without".split()
 )
 
 
@@ -238,17 +217,28 @@ def _median_seconds(session: Session, history_filter: HistoryFilter) -> float | 
     return round(statistics.fmean(middle), 1)
 
 
-def batches_per_day(*, session: Session, history_filter: HistoryFilter) -> pd.DataFrame:
-    """Columns day, lora, batches: one row per day and LoRA."""
+def batches_per_day(
+    *, session: Session, history_filter: HistoryFilter, lora_labels: dict[str, str], top: int = 8
+) -> pd.DataFrame:
+    """Columns day, lora, batches: the `top` LoRAs of the filtered set by name, others as one."""
+    leaders = list(
+        session.scalars(
+            _filtered(history_filter, col(_batch.lora_training_id))
+            .group_by(col(_batch.lora_training_id))
+            .order_by(func.count().desc())
+            .limit(top)
+        )
+    )
     day = func.substr(col(_batch.created_at), 1, 10)
-    lora = func.coalesce(LoraTraining.trigger_word, col(_batch.lora_training_id))
+    lora = case(
+        (col(_batch.lora_training_id).in_(leaders), col(_batch.lora_training_id)),
+        else_=literal(OTHER_LORAS),
+    )
     rows = session.execute(
-        _filtered(history_filter, day, lora, func.count())
-        .outerjoin(LoraTraining, col(LoraTraining.id) == col(_batch.lora_training_id))
-        .group_by(day, lora)
-        .order_by(day)
+        _filtered(history_filter, day, lora, func.count()).group_by(day, lora).order_by(day)
     ).all()
     frame = pd.DataFrame(rows, columns=["day", "lora", "batches"])
+    frame["lora"] = frame["lora"].map(lambda lora_id: lora_labels.get(lora_id, lora_id))
     frame["day"] = pd.to_datetime(frame["day"])
     return frame
 
@@ -343,6 +333,40 @@ def export_frame(*, session: Session, history_filter: HistoryFilter) -> pd.DataF
     frame["time"] = pd.to_datetime(frame["time"], utc=True)
     frame["image_urls"] = frame["image_urls"].fillna("")
     return frame
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Everything above the table: the summary and the chart data."""
+
+    summary: HistorySummary
+    per_day: pd.DataFrame
+    top_loras: pd.DataFrame
+    top_users: pd.DataFrame
+    words: pd.DataFrame
+
+
+def overview(
+    *, session: Session, history_filter: HistoryFilter, lora_labels: dict[str, str]
+) -> Overview:
+    return Overview(
+        summary=summarize(session=session, history_filter=history_filter),
+        per_day=batches_per_day(
+            session=session, history_filter=history_filter, lora_labels=lora_labels
+        ),
+        top_loras=top_loras(session=session, history_filter=history_filter),
+        top_users=top_users(session=session, history_filter=history_filter),
+        words=prompt_words(session=session, history_filter=history_filter),
+    )
+
+
+def data_version(*, session: Session) -> tuple[str | None, str | None]:
+    """Changes whenever a batch is reserved or finishes: the key that keeps a cached
+    overview from ever being stale. Two index lookups."""
+    return (
+        session.scalar(select(func.max(col(_batch.created_at)))),
+        session.scalar(select(func.max(col(_batch.finished_at)))),
+    )
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:

@@ -78,6 +78,7 @@ class GenerationBatch(SQLModel, table=True):
         Index("idx_gen_batches_wallet_created", "wallet_address", "created_at"),
         Index("idx_gen_batches_lora_created", "lora_training_id", "created_at"),
         Index("idx_gen_batches_created", "created_at"),
+        Index("idx_gen_batches_finished", "finished_at"),
     )
 
     id: str = Field(primary_key=True, sa_type=Text)

@@ -17,6 +17,7 @@ from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch
 from tests.conftest import NOW
 
 DAY = timedelta(days=1)
+LABELS = {"lora-a": "alpha", "lora-b": "beta", "lora-c": "gamma"}
 # Noon of the run's day: minute offsets below never cross midnight.
 NOON = datetime.combine(NOW.date(), time(12), tzinfo=UTC)
 
@@ -166,7 +167,9 @@ def test_summary_of_the_filtered_set(seeded):
 
 def test_charts_count_per_day_lora_and_user(seeded):
     with session_scope(seeded) as session:
-        per_day = history.batches_per_day(session=session, history_filter=HistoryFilter())
+        per_day = history.batches_per_day(
+            session=session, history_filter=HistoryFilter(), lora_labels=LABELS
+        )
         loras = history.top_loras(session=session, history_filter=HistoryFilter())
         users = history.top_users(session=session, history_filter=HistoryFilter())
         words = history.prompt_words(session=session, history_filter=HistoryFilter())
@@ -179,6 +182,38 @@ def test_charts_count_per_day_lora_and_user(seeded):
     assert sorted(users["batches"]) == [3, 3, 3]
     assert words.iloc[0].to_dict() == {"word": "red", "count": 3}
     assert "a" not in set(words["word"])
+
+
+def test_per_day_names_the_top_loras_and_groups_the_rest(seeded):
+    with session_scope(seeded) as session:
+        per_day = history.batches_per_day(
+            session=session, history_filter=HistoryFilter(), lora_labels=LABELS, top=1
+        )
+
+    assert set(per_day["lora"]) == {"alpha", history.OTHER_LORAS}
+    assert per_day.groupby("lora")["batches"].sum().to_dict() == {"alpha": 3, "other LoRAs": 6}
+
+
+def test_the_data_version_changes_when_a_batch_starts_or_finishes(seeded):
+    from lora_core import quota
+
+    with session_scope(seeded) as session:
+        before = history.data_version(session=session)
+    batch_id = quota.reserve(
+        engine=seeded,
+        policy=quota.QuotaPolicy(limit=99, window=DAY),
+        user="dan",
+        lora_id="lora-a",
+        prompt="p",
+        now=NOON + timedelta(hours=1),
+    )
+    with session_scope(seeded) as session:
+        started = history.data_version(session=session)
+    quota.release(engine=seeded, batch_id=batch_id, error="x", now=NOON + timedelta(hours=2))
+    with session_scope(seeded) as session:
+        finished = history.data_version(session=session)
+
+    assert len({before, started, finished}) == 3
 
 
 def test_exports_hold_the_filtered_rows_with_urls_and_seeds(seeded):
