@@ -48,6 +48,7 @@ def seeded_engine(url: str, *, images: int, loras: int = 200) -> Engine:
         if 0.05 <= roll < 0.15:
             returned = rng.randrange(1, 4)
         batch_id = f"batch-{number:07d}"
+        duration = rng.randrange(4_000, 20_000)
         batch_rows.append(
             {
                 "id": batch_id,
@@ -59,7 +60,8 @@ def seeded_engine(url: str, *, images: int, loras: int = 200) -> Engine:
                 "images_returned": returned,
                 "error": "fal error" if status == "failed" else None,
                 "created_at": to_iso(created),
-                "finished_at": to_iso(created + timedelta(seconds=rng.uniform(4, 20))),
+                "finished_at": to_iso(created + timedelta(milliseconds=duration)),
+                "duration_ms": duration if status == "succeeded" else None,
             }
         )
         for index in range(returned or 0):

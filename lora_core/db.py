@@ -17,6 +17,8 @@ from lora_core.errors import DatabaseUnavailable
 # Columns we added to the original app's tables: created with ALTER TABLE when missing.
 _ADDED_COLUMNS: dict[str, dict[str, str]] = {
     "generated_images": {"batch_id": "TEXT"},
+    # And to ours, as they grow.
+    "generation_batches": {"duration_ms": "INTEGER"},
 }
 _UNAVAILABLE = "The database is unavailable right now. Please try again in a moment."
 

@@ -83,9 +83,7 @@ _status = case(
     ),
     else_=literal(HistoryStatus.SUCCEEDED.value),
 )
-_seconds = (
-    func.julianday(col(_batch.finished_at)) - func.julianday(col(_batch.created_at))
-) * 86400
+_seconds = col(_batch.duration_ms) / 1000.0
 
 
 def _day_start(day: date) -> str:
@@ -181,8 +179,17 @@ def summarize(*, session: Session, history_filter: HistoryFilter) -> HistorySumm
             func.coalesce(func.sum(col(_batch.images_returned)), 0),
             func.count(func.distinct(col(_batch.wallet_address))),
             func.count(func.distinct(col(_batch.lora_training_id))),
-            func.sum(case((_status == HistoryStatus.FAILED.value, 1), else_=0)),
-            func.sum(case((_status == HistoryStatus.SAFETY_FILTERED.value, 1), else_=0)),
+            func.sum(case((col(_batch.status) == BatchStatus.FAILED, 1), else_=0)),
+            func.sum(
+                case(
+                    (
+                        (col(_batch.status) == BatchStatus.SUCCEEDED)
+                        & (func.coalesce(col(_batch.images_returned), 0) < IMAGES_PER_BATCH),
+                        1,
+                    ),
+                    else_=0,
+                )
+            ),
         )
     ).one()
     batches = row[0] or 0
@@ -198,23 +205,23 @@ def summarize(*, session: Session, history_filter: HistoryFilter) -> HistorySumm
 
 
 def _median_seconds(session: Session, history_filter: HistoryFilter) -> float | None:
+    """The exact median; unfiltered, the (status, duration_ms) index serves it sort-free."""
     finished = and_(
         _conditions(history_filter),
         col(_batch.status) == BatchStatus.SUCCEEDED,
-        col(_batch.finished_at).is_not(None),
+        col(_batch.duration_ms).is_not(None),
     )
     count = session.scalar(select(func.count()).select_from(_batch).where(finished)) or 0
     if not count:
         return None
     middle = session.scalars(
-        select(_seconds)
-        .select_from(_batch)
+        select(col(_batch.duration_ms))
         .where(finished)
-        .order_by(_seconds)
+        .order_by(col(_batch.duration_ms))
         .offset((count - 1) // 2)
         .limit(2 - count % 2)
     ).all()
-    return round(statistics.fmean(middle), 1)
+    return round(statistics.fmean(middle) / 1000, 1)
 
 
 def batches_per_day(

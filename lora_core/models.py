@@ -79,6 +79,7 @@ class GenerationBatch(SQLModel, table=True):
         Index("idx_gen_batches_lora_created", "lora_training_id", "created_at"),
         Index("idx_gen_batches_created", "created_at"),
         Index("idx_gen_batches_finished", "finished_at"),
+        Index("idx_gen_batches_status_duration", "status", "duration_ms"),
     )
 
     id: str = Field(primary_key=True, sa_type=Text)
@@ -91,3 +92,5 @@ class GenerationBatch(SQLModel, table=True):
     error: str | None = Field(default=None, sa_type=Text)
     created_at: str = Field(sa_type=Text)
     finished_at: str | None = Field(default=None, sa_type=Text)
+    # Milliseconds from reservation to the stored result (succeeded batches only).
+    duration_ms: int | None = None

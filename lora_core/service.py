@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, Integer, cast, func, update
 from sqlmodel import col
 
 from lora_core import queries, quota
@@ -198,6 +198,11 @@ def _store_batch(
         "status": BatchStatus.SUCCEEDED,
         "images_returned": len(rows),
         "finished_at": to_iso(finished),
+        "duration_ms": cast(
+            (func.julianday(to_iso(finished)) - func.julianday(col(GenerationBatch.created_at)))
+            * 86_400_000,
+            Integer,
+        ),
     }
     if request_id is not None:
         outcome["fal_request_id"] = request_id

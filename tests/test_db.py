@@ -122,3 +122,25 @@ def test_an_unusable_database_is_reported_as_unavailable(tmp_path: Path):
         ensure_schema(engine)
     with pytest.raises(DatabaseUnavailable), session_scope(engine) as session:
         session.connection().exec_driver_sql("SELECT 1 FROM lora_trainings")
+
+
+def test_our_own_tables_gain_their_new_columns(tmp_path: Path):
+    path = tmp_path / "earlier.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "CREATE TABLE generation_batches (id TEXT PRIMARY KEY, lora_training_id TEXT NOT NULL,"
+            " wallet_address TEXT NOT NULL, prompt TEXT NOT NULL, status TEXT NOT NULL,"
+            " fal_request_id TEXT, images_returned INTEGER, error TEXT, created_at TEXT NOT NULL,"
+            " finished_at TEXT)"
+        )
+        connection.execute(
+            "INSERT INTO generation_batches VALUES ('b1', 'l1', 'ann', 'p', 'succeeded', NULL, 4,"
+            " NULL, '2026-02-11T10:00:00.000Z', '2026-02-11T10:00:09.000Z')"
+        )
+
+    ensure_schema(create_db_engine(f"sqlite:///{path}"))
+
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT id, duration_ms FROM generation_batches").fetchall() == [
+            ("b1", None)
+        ]

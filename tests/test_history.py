@@ -53,6 +53,7 @@ def seeded(engine, add_lora):
                     images_returned=images,
                     created_at=to_iso(created),
                     finished_at=to_iso(created + timedelta(seconds=secs)) if secs else None,
+                    duration_ms=secs * 1000 if secs and status == BatchStatus.SUCCEEDED else None,
                 )
             )
             for number in range(images or 0):

@@ -68,6 +68,7 @@ def test_a_batch_stores_four_images_with_the_raw_prompt(engine, add_lora, genera
         assert image.image_url.startswith(f"https://{fake_fal.host}/files/")
     assert batch.status == BatchStatus.SUCCEEDED
     assert batch.images_returned == 4
+    assert 0 <= batch.duration_ms < 60_000
     assert batch.fal_request_id in fake_fal.jobs
     assert batch.prompt == "a lighthouse at dusk"
 
