@@ -155,22 +155,18 @@ def show_exports(history_filter: HistoryFilter) -> None:
             return history.export_frame(session=session, history_filter=history_filter)
 
     row = st.container(horizontal=True)
-    row.download_button(
-        "Download CSV",
-        data=lambda: history.to_csv_bytes(frame()),
-        file_name="lora-studio-history.csv",
-        mime="text/csv",
-        icon=":material/download:",
-        on_click="ignore",
-    )
-    row.download_button(
-        "Download Parquet",
-        data=lambda: history.to_parquet_bytes(frame()),
-        file_name="lora-studio-history.parquet",
-        mime="application/vnd.apache.parquet",
-        icon=":material/download:",
-        on_click="ignore",
-    )
+    for label, to_bytes, suffix, mime in (
+        ("Download CSV", history.to_csv_bytes, "csv", "text/csv"),
+        ("Download Parquet", history.to_parquet_bytes, "parquet", "application/vnd.apache.parquet"),
+    ):
+        row.download_button(
+            label,
+            data=lambda to_bytes=to_bytes: to_bytes(frame()),
+            file_name=f"lora-studio-history.{suffix}",
+            mime=mime,
+            icon=":material/download:",
+            on_click="ignore",
+        )
 
 
 try:

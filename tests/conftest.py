@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import trustme
 
+from lora_core.settings import Settings  # imports no fal_client
+
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -28,16 +30,8 @@ os.environ["FAL_RUN_HOST"] = f"127.0.0.1:{FAKE_FAL_PORT}"
 os.environ["FAL_QUEUE_RUN_HOST"] = f"127.0.0.1:{FAKE_FAL_PORT}"
 os.environ["SSL_CERT_FILE"] = str(_CA_FILE)
 # Settings the developer's shell may carry must not leak into tests.
-for _name in (
-    "DATABASE_URL",
-    "FAL_KEY",
-    "GENERATION_LIMIT",
-    "GENERATION_WINDOW_HOURS",
-    "EXEMPT_USERS",
-    "LOCAL_USER",
-    "MEDIA_DIR",
-    "MEDIA_URL_PREFIX",
-):
+SETTING_NAMES = tuple(name.upper() for name in Settings.model_fields)
+for _name in SETTING_NAMES:
     os.environ.pop(_name, None)
 
 from sqlalchemy import Engine  # noqa: E402

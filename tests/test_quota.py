@@ -193,9 +193,10 @@ def test_a_pending_batch_abandoned_past_its_expiry_frees_its_slot(engine, add_ba
     assert status_of(engine, policy).used == 1
 
 
-def test_images_of_the_original_app_count_one_batch_per_four(engine, policy, add_images):
+def add_legacy_images(engine, count: int, *, age: timedelta) -> None:
+    """Images as the original app writes them: no batch."""
     with session_scope(engine) as session:
-        for number in range(6):  # one full batch of 4 and a batch of 2
+        for number in range(count):
             session.add(
                 GeneratedImage(
                     id=f"legacy-{number}",
@@ -203,10 +204,14 @@ def test_images_of_the_original_app_count_one_batch_per_four(engine, policy, add
                     wallet_address="ann",
                     prompt="p",
                     image_url="u",
-                    created_at=to_iso(NOW - timedelta(hours=2, seconds=number // 4)),
+                    created_at=to_iso(NOW - age),
                 )
             )
         session.commit()
+
+
+def test_images_of_the_original_app_count_one_batch_per_four(engine, policy, add_images):
+    add_legacy_images(engine, 6, age=timedelta(hours=2))  # a batch of 4 and a batch of 2
     add_images("l", 3)  # by ann and bob, but with no batch either: ann has 1 of them
 
     status = status_of(engine, policy)
@@ -216,19 +221,7 @@ def test_images_of_the_original_app_count_one_batch_per_four(engine, policy, add
 
 def test_original_app_images_fill_the_quota_and_say_when_it_frees(engine, add_batch):
     policy = QuotaPolicy(limit=2, window=timedelta(hours=24))
-    with session_scope(engine) as session:
-        for number in range(4):
-            session.add(
-                GeneratedImage(
-                    id=f"legacy-{number}",
-                    lora_training_id="l",
-                    wallet_address="ann",
-                    prompt="p",
-                    image_url="u",
-                    created_at=to_iso(NOW - timedelta(hours=5)),
-                )
-            )
-        session.commit()
+    add_legacy_images(engine, 4, age=timedelta(hours=5))
     add_batch(age=timedelta(hours=1))
 
     status = status_of(engine, policy)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_FAL_KEY
+from tests.conftest import SETTING_NAMES, TEST_FAL_KEY
 from tests.fakefal import FakeFal
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -34,19 +34,6 @@ BROWSER_TESTS = Path(__file__).resolve().parent
 SCREENSHOTS = REPO_ROOT / "test-output" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 STARTUP_TIMEOUT = 30.0
-
-# Settings from the developer's shell that must not reach the app.
-_SCRUBBED_ENV = (
-    "DATABASE_URL",
-    "FAL_KEY",
-    "GENERATION_LIMIT",
-    "GENERATION_WINDOW_HOURS",
-    "EXEMPT_USERS",
-    "LOCAL_USER",
-    "MEDIA_DIR",
-    "MEDIA_URL_PREFIX",
-    "FAL_TIMEOUT_SECONDS",
-)
 
 
 _CONTENT_HEIGHT_JS = """() => Math.max(
@@ -111,7 +98,7 @@ def running_app(work: Path) -> Iterator[RunningApp]:
     media_url_prefix = f"app/static/media/test-{token}"
     log_path = work / "streamlit.log"
 
-    env = {name: value for name, value in os.environ.items() if name not in _SCRUBBED_ENV}
+    env = {name: value for name, value in os.environ.items() if name not in SETTING_NAMES}
     env.update(
         FAL_KEY=TEST_FAL_KEY,
         DATABASE_URL=f"sqlite:///{db_path}",
