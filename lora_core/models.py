@@ -66,8 +66,12 @@ class GeneratedImage(SQLModel, table=True):
     # TEXT: fal seeds can exceed 2^63.
     seed: str | None = Field(default=None, sa_type=Text)
     created_at: str = Field(sa_type=Text)
-    # Ours, nullable: rows written by the original app have no batch.
+    # Ours, nullable: rows written by the original app have none of them.
     batch_id: str | None = Field(default=None, sa_type=Text)
+    # fal's own URL when `image_url` is our durable copy (or still fal's, awaiting repair).
+    original_url: str | None = Field(default=None, sa_type=Text)
+    # fal's safety checker flagged it (`has_nsfw_concepts`): never shown as a result.
+    nsfw: bool | None = None
 
 
 class GenerationBatch(SQLModel, table=True):

@@ -83,6 +83,7 @@ def list_loras(*, session: Session) -> list[LoraSummary]:
     latest = (
         select(images.c.image_url)
         .where(images.c.lora_training_id == LoraTraining.id)
+        .where(func.coalesce(images.c.nsfw, False).is_(False))
         .order_by(images.c.created_at.desc())
         .limit(1)
         .scalar_subquery()

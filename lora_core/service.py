@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, Integer, cast, func, update
 from sqlmodel import col
 
-from lora_core import queries, quota
+from lora_core import queries, quota, storage
 from lora_core.clock import to_iso, utc_now
 from lora_core.db import session_scope
 from lora_core.errors import (
@@ -103,9 +103,13 @@ def generate(
     lora_id: str,
     prompt: str | None,
     on_progress: ProgressCallback | None = None,
+    store: storage.LocalMediaStore | None = None,
     now: datetime | None = None,
 ) -> BatchOutcome:
-    """Generate 4 images from a LoRA for `user` and store them; see the module docstring."""
+    """Generate 4 images from a LoRA for `user` and store them; see the module docstring.
+
+    With a `store`, fal's images are copied into it (their URLs expire).
+    """
     text = clean_prompt(prompt)
     lora = ready_lora(engine=engine, lora_id=lora_id)
     batch_id = quota.reserve(
@@ -130,6 +134,7 @@ def generate(
             result_images=result.images,
             seed=result.seed,
             request_id=result.request_id,
+            store=store,
         )
     except BaseException as error:
         # Also on BaseException: Streamlit stops a run (the user closed the dialog, clicked
@@ -175,8 +180,11 @@ def _store_batch(
     result_images: list[GeneratedImageData],
     seed: str | None,
     request_id: str | None,
+    store: storage.LocalMediaStore | None,
 ) -> list[GeneratedImage]:
-    """Insert the image rows and mark the batch succeeded, in one transaction."""
+    """Copy fal's images to our store, then insert the image rows and mark the batch
+    succeeded, in one transaction. A failed copy keeps fal's URL (see `lora_core.repair`)."""
+    durable = _durable_urls(store, batch_id, [image.url for image in result_images])
     finished = utc_now()
     rows = [
         GeneratedImage(
@@ -184,7 +192,9 @@ def _store_batch(
             lora_training_id=lora_id,
             wallet_address=user,
             prompt=prompt,
-            image_url=image.url,
+            image_url=durable[index] or image.url,
+            original_url=image.url if storage.is_remote(image.url) else None,
+            nsfw=image.nsfw,
             image_width=image.width,
             image_height=image.height,
             seed=seed,
@@ -213,6 +223,22 @@ def _store_batch(
         )
         session.commit()
     return rows
+
+
+def _durable_urls(
+    store: storage.LocalMediaStore | None, batch_id: str, urls: list[str]
+) -> list[str | None]:
+    """Our copy's URL for each remote URL (None where there is no copy)."""
+    remote = [index for index, url in enumerate(urls) if storage.is_remote(url)]
+    copies = (
+        storage.copy_images(store, [(urls[i], f"fal/{batch_id}/{i}.jpg") for i in remote])
+        if store is not None
+        else [None] * len(remote)
+    )
+    durable: list[str | None] = [None] * len(urls)
+    for index, copy in zip(remote, copies, strict=True):
+        durable[index] = copy
+    return durable
 
 
 def _release_quietly(engine: Engine, batch_id: str, reason: str) -> None:

@@ -44,6 +44,7 @@ class Script:
     result_error: tuple[int, Any] | None = None
     processing_seconds: float = 0.0
     status_answer: dict[str, Any] | None = None  # answer every status poll with this
+    files_missing: bool = False  # the result's image URLs answer 404
 
 
 class FakeFal:
@@ -147,6 +148,9 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             path = self._record()
             if path.startswith("/files/"):
+                if fake.script.files_missing:
+                    self._send(404, {"detail": "Not found"})
+                    return
                 index = int(path.rsplit("/", 1)[-1].split(".")[0])
                 self._send(200, _jpeg(index), content_type="image/jpeg")
                 return

@@ -359,3 +359,29 @@ def test_a_shorter_window_is_named_in_the_quota_text(open_app, add_lora, monkeyp
     at = open_dialog(open_app, "short")
 
     assert "3 of 3 generations remaining in the last 12 hours" in [c.value for c in at.caption]
+
+
+def test_a_flagged_image_is_never_shown_as_a_result(open_app, add_lora, engine, with_fal):
+    add_lora("flagged")
+    with_fal.script.nsfw = [False, True, False, False]
+
+    at = generate(open_dialog(open_app, "flagged"), "a storm")
+
+    flagged = next(image for image in stored_images(engine) if image.nsfw)
+    assert len(results(at)) == 3
+    assert "1 image(s) were flagged by the safety checker" in at.warning[0].value
+    assert "Hidden: flagged by fal" in everything_rendered(at)
+    del at.session_state["generate_for"]
+    at.run()
+    assert len(cards(at)) == 3
+    assert flagged.image_url not in everything_rendered(at)
+
+
+def test_fal_images_are_shown_from_our_copies(open_app, add_lora, engine, with_fal):
+    add_lora("copied")
+
+    at = generate(open_dialog(open_app, "copied"), "a storm")
+
+    urls = {image.image_url for image in stored_images(engine)}
+    assert all(url.startswith("app/static/media/fal/") for url in urls)
+    assert all(url in " ".join(results(at)) for url in urls)

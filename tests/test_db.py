@@ -57,6 +57,8 @@ def test_generated_images_has_the_plans_columns_and_types(engine):
         "seed": ("TEXT", True),
         "created_at": ("TEXT", False),
         "batch_id": ("TEXT", True),
+        "original_url": ("TEXT", True),
+        "nsfw": ("BOOLEAN", True),
     }
 
 
@@ -93,9 +95,9 @@ def test_an_original_database_is_upgraded_without_losing_anything(tmp_path: Path
     ensure_schema(engine)  # idempotent
 
     with sqlite3.connect(path) as connection:
-        assert connection.execute("SELECT id, seed, batch_id FROM generated_images").fetchall() == [
-            ("g1", "18446744073709551557", None)
-        ]
+        assert connection.execute(
+            "SELECT id, seed, batch_id, original_url, nsfw FROM generated_images"
+        ).fetchall() == [("g1", "18446744073709551557", None, None, None)]
         assert connection.execute("SELECT id, status FROM lora_trainings").fetchall() == [
             ("l1", "completed")
         ]

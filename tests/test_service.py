@@ -226,3 +226,42 @@ def test_a_stopped_run_frees_the_slot_and_cancels_the_fal_job(engine, add_lora, 
     assert batch.status == BatchStatus.FAILED and batch.error == "StopTheRun"
     assert batch.fal_request_id in fake_fal.jobs  # recorded as soon as fal answered
     assert len(fake_fal.cancellations) == 1
+
+
+def test_fal_images_are_copied_to_our_store_and_fals_url_is_kept(
+    engine, add_lora, generate, fake_fal, media_store
+):
+    lora = add_lora()
+
+    outcome = generate(lora.id, "a cat", store=media_store)
+
+    images, _ = stored(engine)
+    assert {image.image_url for image in images} == {
+        f"app/static/media/fal/{outcome.batch_id}/{index}.jpg" for index in range(4)
+    }
+    assert all(image.original_url.startswith(f"https://{fake_fal.host}/files/") for image in images)
+    assert all(media_store.path_for(image.image_url).exists() for image in images)
+
+
+def test_a_failed_copy_keeps_fals_url_and_loses_nothing(
+    engine, add_lora, generate, fake_fal, media_store
+):
+    lora = add_lora()
+    fake_fal.script.files_missing = True
+
+    generate(lora.id, "a cat", store=media_store)
+
+    images, [batch] = stored(engine)
+    assert batch.status == BatchStatus.SUCCEEDED
+    assert len(images) == 4
+    assert all(image.image_url == image.original_url for image in images)
+
+
+def test_flagged_images_are_stored_and_marked(engine, add_lora, generate, fake_fal):
+    lora = add_lora()
+    fake_fal.script.nsfw = [False, True, False, False]
+
+    generate(lora.id, "a cat")
+
+    images, _ = stored(engine)
+    assert sorted(bool(image.nsfw) for image in images) == [False, False, False, True]

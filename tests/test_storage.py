@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lora_core.storage import LocalMediaStore
+from lora_core.storage import LocalMediaStore, copy_images
 
 
 def test_saved_bytes_are_served_under_the_prefix(media_store: LocalMediaStore):
@@ -22,3 +22,22 @@ def test_foreign_urls_have_no_local_file(media_store: LocalMediaStore):
 def test_a_path_cannot_escape_the_media_folder(media_store: LocalMediaStore):
     with pytest.raises(ValueError):
         media_store.save("../../outside.jpg", b"x")
+
+
+def test_images_are_copied_all_at_once_and_failures_are_none(media_store, fake_fal):
+    base = f"https://{fake_fal.host}/files/req"
+    sources = [(f"{base}/{index}.jpg", f"fal/b/{index}.jpg") for index in range(4)]
+
+    urls = copy_images(media_store, [*sources, (f"https://{fake_fal.host}/nope", "fal/b/x.jpg")])
+
+    assert urls[:4] == [f"app/static/media/fal/b/{index}.jpg" for index in range(4)]
+    assert urls[4] is None
+    for index in range(4):
+        assert media_store.path_for(urls[index]).read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+def test_a_store_that_cannot_be_written_is_a_failed_copy(tmp_path, fake_fal):
+    (tmp_path / "media").write_text("a file, not a folder")
+    store = LocalMediaStore(tmp_path / "media", "m")
+
+    assert copy_images(store, [(f"https://{fake_fal.host}/files/r/0.jpg", "a/0.jpg")]) == [None]

@@ -25,6 +25,7 @@ _CSS = """
 </style>
 """
 
+FLAGGED_TEXT = "Hidden: flagged by fal's safety checker"
 STATUS_COLORS = {LoraStatus.COMPLETED: "green", LoraStatus.PENDING: "orange"}
 
 
@@ -89,6 +90,10 @@ def image_grid(
         cells = st.columns(columns)
         for cell, image in zip(cells, images[start : start + columns], strict=False):
             with cell:
+                if image.nsfw:
+                    # Never shown as a result: fal blacks these out, and they may be unsafe.
+                    st.markdown(empty_thumbnail(FLAGGED_TEXT), unsafe_allow_html=True)
+                    continue
                 st.markdown(
                     image_card(
                         image.image_url,

@@ -13,6 +13,7 @@ from lora_core import quota
 from lora_core.db import create_db_engine, ensure_schema, session_scope
 from lora_core.generator import ImageGenerator, build_generator
 from lora_core.settings import Settings, load_settings
+from lora_core.storage import LocalMediaStore
 
 
 def _secrets() -> Mapping[str, Any]:
@@ -38,6 +39,11 @@ def get_engine(database_url: str) -> Engine:
 @st.cache_resource(show_spinner=False)
 def get_generator(_settings: Settings) -> ImageGenerator:
     return build_generator(_settings)
+
+
+def media_store() -> LocalMediaStore:
+    settings = get_settings()
+    return LocalMediaStore(settings.media_dir, settings.media_url_prefix)
 
 
 def engine() -> Engine:

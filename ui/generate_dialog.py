@@ -182,6 +182,7 @@ def _run_generation(lora: LoraTraining, prompt: str) -> None:
                 lora_id=lora.id,
                 prompt=prompt,
                 on_progress=on_progress,
+                store=context.media_store(),
             )
         except LoraStudioError as error:
             progress_box.update(label="Generation failed", state="error", expanded=False)
@@ -213,8 +214,7 @@ def _show_results(outcome: service.BatchOutcome) -> None:
             )
         if outcome.flagged:
             parts.append(
-                f"{outcome.flagged} image(s) were flagged by the safety checker and may be "
-                "blacked out."
+                f"{outcome.flagged} image(s) were flagged by the safety checker and are hidden."
             )
         st.warning(
             " ".join(parts) + " This still counts as one generation.", icon=":material/shield:"
