@@ -15,6 +15,7 @@ inject_css()
 try:
     settings = context.get_settings()
     context.engine()
+    context.resume_at_start(settings.database_url)
 except LoraStudioError as error:
     show_error(error)
     st.stop()

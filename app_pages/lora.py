@@ -65,6 +65,9 @@ try:
         lora = queries.get_lora(session=session, lora_id=lora_id)
         if lora is None:
             not_found()
+    # A batch of this LoRA that a dead process left pending is finished before listing.
+    context.resume_stale_batches(lora_id=lora.id)
+    with session_scope(context.engine()) as session:
         page_key = f"page_{lora.id}"
         page_number = int(st.session_state.get(page_key, 1))
         images = queries.list_lora_images(

@@ -67,6 +67,13 @@ class ImageGenerator(Protocol):
         self, request: GenerationRequest, on_progress: ProgressCallback | None = None
     ) -> GenerationResult: ...
 
+    def resume(self, request_id: str) -> GenerationResult | None:
+        """The result of a job submitted earlier (by a process that died), None while it
+        still runs; raises GenerationFailed when fal says it failed or is unknown."""
+        ...
+
+    def cancel(self, request_id: str) -> None: ...
+
 
 def flux_lora_arguments(*, full_prompt: str, weights_url: str) -> dict[str, Any]:
     """The fixed fal arguments of the original plan."""
@@ -149,6 +156,21 @@ class FalGenerator:
             raise
         report(Progress("completed"))
         return parse_flux_result(result, request_id=request_ids[-1] if request_ids else None)
+
+    def resume(self, request_id: str) -> GenerationResult | None:
+        try:
+            status = self._client.status(FLUX_LORA_APP, request_id)
+            if not isinstance(status, fal_client.Completed):
+                return None
+            result = self._client.result(FLUX_LORA_APP, request_id)
+        except fal_client.client.FalClientHTTPError as error:
+            raise _map_http_error(error) from None
+        except (httpx.HTTPError, fal_client.client.FalClientError, ValueError, KeyError):
+            raise GenerationFailed("Could not read this job's result from fal.") from None
+        return parse_flux_result(result, request_id=request_id)
+
+    def cancel(self, request_id: str) -> None:
+        self._cancel([request_id])
 
     def _cancel(self, request_ids: list[str]) -> None:
         if not request_ids:
@@ -263,6 +285,12 @@ class PreviewGenerator:
             images.append(GeneratedImageData(url=url, width=self.size, height=self.size))
         report(Progress("completed"))
         return GenerationResult(images=images, seed=str(seed), request_id=None)
+
+    def resume(self, request_id: str) -> GenerationResult | None:
+        raise GenerationFailed("A preview that was interrupted cannot be resumed.", retryable=True)
+
+    def cancel(self, request_id: str) -> None:
+        """Nothing runs elsewhere for a preview."""
 
     def _draw(self, request: GenerationRequest, *, seed: int, index: int) -> bytes:
         shade = hashlib.sha256(f"{seed}:{index}".encode()).digest()

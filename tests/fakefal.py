@@ -178,9 +178,9 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
             if polls < len(script.queue_positions):
                 return {"status": "IN_QUEUE", "queue_position": script.queue_positions[polls]}
             logs = [{"message": line, "level": "INFO"} for line in script.logs]
-            if time.monotonic() - job["started"] < script.processing_seconds or polls == len(
-                script.queue_positions
-            ):
+            running = time.monotonic() - job["started"] < script.processing_seconds
+            # With no processing time, still show one "in progress" poll after the queue.
+            if running or (not script.processing_seconds and polls == len(script.queue_positions)):
                 return {"status": "IN_PROGRESS", "logs": logs}
             return {"status": "COMPLETED", "logs": logs, "metrics": {"inference_time": 1.0}}
 

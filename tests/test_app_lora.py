@@ -385,3 +385,19 @@ def test_fal_images_are_shown_from_our_copies(open_app, add_lora, engine, with_f
     urls = {image.image_url for image in stored_images(engine)}
     assert all(url.startswith("app/static/media/fal/") for url in urls)
     assert all(url in " ".join(results(at)) for url in urls)
+
+
+def test_viewing_a_lora_finishes_a_batch_a_dead_process_left_pending(
+    open_app, add_lora, engine, with_fal, fal_generator
+):
+    from tests.test_resume import reserve_pending, submit_job
+
+    add_lora("orphan")
+    request_id = submit_job(fal_generator, with_fal)
+    reserve_pending(engine, "orphan", request_id=request_id, age=timedelta(hours=1))
+
+    at = open_app(LORA_PAGE, id="orphan")
+
+    assert not at.exception
+    assert len(cards(at)) == 4
+    assert len(with_fal.submissions) == 1

@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 from sqlalchemy import Engine
 
-from lora_core import quota
+from lora_core import quota, service
 from lora_core.db import create_db_engine, ensure_schema, session_scope
 from lora_core.generator import ImageGenerator, build_generator
 from lora_core.settings import Settings, load_settings
@@ -63,6 +63,26 @@ def quota_policy() -> quota.QuotaPolicy:
         # A batch still pending after fal's timeout (and a margin) was abandoned.
         pending_expiry=timedelta(seconds=settings.fal_timeout_seconds) + timedelta(minutes=5),
     )
+
+
+def resume_stale_batches(lora_id: str | None = None) -> service.ResumeReport:
+    """Finish (or fail) batches a dead process left pending: for one LoRA, or all."""
+    settings = get_settings()
+    return service.resume_pending(
+        engine=engine(),
+        generator=generator(),
+        store=media_store(),
+        # Longer than any live wait on fal, so a batch still being waited on is never touched.
+        older_than=timedelta(seconds=settings.fal_timeout_seconds) + timedelta(minutes=1),
+        give_up_after=timedelta(minutes=30),
+        lora_id=lora_id,
+    )
+
+
+@st.cache_resource(show_spinner=False)
+def resume_at_start(_database_url: str) -> service.ResumeReport:
+    """Once per process (and database): the next start finishes what the last one left."""
+    return resume_stale_batches()
 
 
 def current_user() -> str:

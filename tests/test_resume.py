@@ -1,0 +1,178 @@
+"""Crash-safe generation: a batch left pending by a dead process is finished exactly once,
+or failed with its slot freed, from fal's answer for the stored request id."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from lora_core import quota, service
+from lora_core.clock import utc_now
+from lora_core.db import session_scope
+from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch
+from tests.conftest import APP_ROOT, TEST_FAL_KEY
+
+OLDER_THAN = timedelta(minutes=4)
+GIVE_UP = timedelta(minutes=30)
+
+
+def batches(engine) -> list[GenerationBatch]:
+    with session_scope(engine) as session:
+        return list(session.scalars(select(GenerationBatch)))
+
+
+def image_count(engine) -> int:
+    with session_scope(engine) as session:
+        return len(list(session.scalars(select(GeneratedImage.id))))
+
+
+def resume(engine, generator, media_store, *, after: timedelta = OLDER_THAN, lora_id=None):
+    return service.resume_pending(
+        engine=engine,
+        generator=generator,
+        store=media_store,
+        older_than=OLDER_THAN,
+        give_up_after=GIVE_UP,
+        lora_id=lora_id,
+        now=utc_now() + after + timedelta(seconds=1),
+    )
+
+
+def start_dying_worker(database_url: str, lora_id: str) -> subprocess.Popen:
+    """A separate process that starts a generation through the real fal_client."""
+    script = textwrap.dedent(
+        f"""
+        from datetime import timedelta
+        from lora_core import quota, service
+        from lora_core.db import create_db_engine
+        from lora_core.generator import FalGenerator
+        service.generate(
+            engine=create_db_engine({database_url!r}),
+            generator=FalGenerator(key={TEST_FAL_KEY!r}, timeout_seconds=60, poll_interval=0.05),
+            policy=quota.QuotaPolicy(limit=8, window=timedelta(hours=24)),
+            user="ann",
+            lora_id={lora_id!r},
+            prompt="a lighthouse",
+        )
+        """
+    )
+    return subprocess.Popen([sys.executable, "-c", script], cwd=APP_ROOT, env=dict(os.environ))
+
+
+def test_a_worker_killed_while_fal_works_is_finished_exactly_once_on_restart(
+    engine, database_url, add_lora, fal_generator, fake_fal, media_store, policy
+):
+    lora = add_lora()
+    fake_fal.script.processing_seconds = 1.5
+    fake_fal.script.queue_positions = []
+    worker = start_dying_worker(database_url, lora.id)
+    deadline = time.monotonic() + 30
+    while not any(batch.fal_request_id for batch in batches(engine)):
+        assert time.monotonic() < deadline, "the worker never reached fal"
+        time.sleep(0.05)
+    worker.kill()
+    worker.wait(timeout=10)
+    [batch] = batches(engine)
+    assert batch.status == BatchStatus.PENDING and image_count(engine) == 0
+
+    # A restart soon after: fal is still working, and a live wait could still be going on.
+    assert resume(engine, fal_generator, media_store, after=timedelta(0)) == service.ResumeReport()
+    time.sleep(1.6)  # fal finishes the job meanwhile
+    report = resume(engine, fal_generator, media_store)
+
+    assert report == service.ResumeReport(finished=1)
+    [batch] = batches(engine)
+    assert batch.status == BatchStatus.SUCCEEDED and batch.images_returned == 4
+    assert image_count(engine) == 4
+    assert len(fake_fal.submissions) == 1  # nothing was submitted again
+    assert resume(engine, fal_generator, media_store) == service.ResumeReport()
+    assert image_count(engine) == 4
+    with session_scope(engine) as session:
+        assert quota.get_status(session=session, policy=policy, user="ann").used == 1
+
+
+def reserve_pending(engine, lora_id: str, *, request_id: str | None, age: timedelta) -> str:
+    batch_id = quota.reserve(
+        engine=engine,
+        policy=quota.QuotaPolicy(limit=8, window=timedelta(hours=24)),
+        user="ann",
+        lora_id=lora_id,
+        prompt="p",
+        now=utc_now() - age,
+    )
+    with session_scope(engine) as session:
+        session.get(GenerationBatch, batch_id).fal_request_id = request_id
+        session.commit()
+    return batch_id
+
+
+def submit_job(fal_generator, fake_fal, *, seconds: float = 0.01) -> str:
+    """A job on the fake fal, as a dead worker left it; done after `seconds`."""
+    fake_fal.script.queue_positions = []
+    fake_fal.script.processing_seconds = seconds
+    handle = fal_generator._client.submit("fal-ai/flux-lora", arguments={})
+    time.sleep(min(seconds, 1) + 0.05)
+    return handle.request_id
+
+
+def test_a_job_fal_failed_frees_the_slot(engine, add_lora, fal_generator, fake_fal, media_store):
+    lora = add_lora()
+    fake_fal.script.result_error = (500, "GPU on fire")
+    reserve_pending(engine, lora.id, request_id=submit_job(fal_generator, fake_fal), age=OLDER_THAN)
+
+    assert resume(engine, fal_generator, media_store) == service.ResumeReport(failed=1)
+
+    [batch] = batches(engine)
+    assert batch.status == BatchStatus.FAILED and "HTTP 500" in batch.error
+    assert image_count(engine) == 0
+
+
+def test_a_batch_that_never_reached_fal_is_failed(engine, add_lora, fal_generator, media_store):
+    lora = add_lora()
+    reserve_pending(engine, lora.id, request_id=None, age=OLDER_THAN)
+
+    assert resume(engine, fal_generator, media_store) == service.ResumeReport(failed=1)
+    assert batches(engine)[0].error == "Interrupted before fal accepted the job."
+
+
+def test_a_job_still_running_waits_then_is_given_up_and_cancelled(
+    engine, add_lora, fal_generator, fake_fal, media_store
+):
+    lora = add_lora()
+    request_id = submit_job(fal_generator, fake_fal, seconds=3600)
+    reserve_pending(engine, lora.id, request_id=request_id, age=OLDER_THAN)
+
+    assert resume(engine, fal_generator, media_store) == service.ResumeReport(waiting=1)
+    assert batches(engine)[0].status == BatchStatus.PENDING
+    assert batches(engine)[0].error is None  # released for the next attempt
+
+    assert resume(engine, fal_generator, media_store, after=GIVE_UP) == service.ResumeReport(
+        failed=1
+    )
+    assert len(fake_fal.cancellations) == 1
+
+
+@pytest.mark.parametrize("lora_filter", ["other-lora", None])
+def test_resuming_for_one_lora_leaves_the_others(
+    engine, add_lora, fal_generator, media_store, lora_filter
+):
+    lora = add_lora()
+    reserve_pending(engine, lora.id, request_id=None, age=OLDER_THAN)
+
+    report = resume(engine, fal_generator, media_store, lora_id=lora_filter)
+
+    assert report.failed == (0 if lora_filter else 1)
+
+
+def test_an_interrupted_preview_is_failed(engine, add_lora, preview_generator, media_store):
+    lora = add_lora()
+    reserve_pending(engine, lora.id, request_id="preview-has-none", age=OLDER_THAN)
+
+    assert resume(engine, preview_generator, media_store) == service.ResumeReport(failed=1)
