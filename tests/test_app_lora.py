@@ -401,3 +401,15 @@ def test_viewing_a_lora_finishes_a_batch_a_dead_process_left_pending(
     assert not at.exception
     assert len(cards(at)) == 4
     assert len(with_fal.submissions) == 1
+
+
+def test_a_prompt_with_markup_is_shown_as_text(open_app, add_lora):
+    add_lora("markup")
+    prompt = "<img src=x onerror=alert(1)> **bold** [link](javascript:alert(1))"
+    at = generate(open_dialog(open_app, "markup"), prompt)
+    del at.session_state["generate_for"]
+    at.run()
+
+    [header] = [m.value for m in at.markdown if "onerror" in m.value and "ls-card" not in m.value]
+    assert "<img" not in header.replace("\\<img", "")  # escaped: rendered as text
+    assert "\\*\\*bold\\*\\*" in header and "\\[link\\]" in header

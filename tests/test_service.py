@@ -12,6 +12,7 @@ from lora_core.db import create_db_engine, session_scope
 from lora_core.errors import (
     DatabaseUnavailable,
     GenerationFailed,
+    GenerationTimeout,
     InvalidPrompt,
     LoraHasNoWeights,
     LoraNotFound,
@@ -265,3 +266,48 @@ def test_flagged_images_are_stored_and_marked(engine, add_lora, generate, fake_f
 
     images, _ = stored(engine)
     assert sorted(bool(image.nsfw) for image in images) == [False, False, False, True]
+
+
+def test_zero_images_back_is_a_batch_that_counts_with_nothing_to_show(
+    engine, add_lora, generate, fake_fal, policy
+):
+    lora = add_lora()
+    fake_fal.script.images = 0
+
+    outcome = generate(lora.id, "a cat")
+
+    assert (outcome.images, outcome.missing) == ([], 4)
+    images, [batch] = stored(engine)
+    assert images == [] and batch.status == BatchStatus.SUCCEEDED and batch.images_returned == 0
+
+
+def test_a_server_error_on_submit_stores_nothing_and_frees_the_slot(
+    engine, add_lora, generate, fake_fal
+):
+    lora = add_lora()
+    fake_fal.script.submit_error = (500, "Internal error")
+
+    with pytest.raises(GenerationFailed) as caught:
+        generate(lora.id, "a cat")
+
+    assert caught.value.retryable
+    images, [batch] = stored(engine)
+    assert images == [] and batch.status == BatchStatus.FAILED and batch.fal_request_id is None
+
+
+def test_a_result_that_never_comes_times_out_and_frees_the_slot(
+    engine, add_lora, generate, fake_fal
+):
+    from lora_core.generator import FalGenerator
+    from tests.conftest import TEST_FAL_KEY
+
+    lora = add_lora()
+    fake_fal.script.processing_seconds = 60
+    impatient = FalGenerator(key=TEST_FAL_KEY, timeout_seconds=0.3, poll_interval=0.02)
+
+    with pytest.raises(GenerationTimeout):
+        generate(lora.id, "a cat", generator=impatient)
+
+    images, [batch] = stored(engine)
+    assert images == [] and batch.status == BatchStatus.FAILED
+    assert len(fake_fal.cancellations) == 1
