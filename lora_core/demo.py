@@ -21,7 +21,7 @@ from lora_core.generator import PreviewGenerator
 from lora_core.models import LoraStatus, LoraTraining
 from lora_core.service import generate
 from lora_core.settings import DEFAULT_DATABASE_URL, Settings, load_settings, read_secrets_file
-from lora_core.storage import LocalMediaStore
+from lora_core.storage import build_store
 
 DEMO_USER = "demo"
 # (id, trigger word, status, steps, days ago, a first prompt or None)
@@ -63,7 +63,7 @@ def seed_demo(*, engine: Engine, settings: Settings) -> bool:
             return False
         session.add_all(demo_loras(utc_now()))
         session.commit()
-    generator = PreviewGenerator(LocalMediaStore(settings.media_dir, settings.media_url_prefix))
+    generator = PreviewGenerator(build_store(settings))
     unlimited = quota.QuotaPolicy(
         limit=1, window=timedelta(hours=24), exempt_users=frozenset({DEMO_USER})
     )

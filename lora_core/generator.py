@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from lora_core.errors import GenerationFailed, GenerationTimeout, WeightsUnavailable
 from lora_core.settings import Settings
-from lora_core.storage import LocalMediaStore
+from lora_core.storage import MediaStore, build_store
 
 FLUX_LORA_APP = "fal-ai/flux-lora"
 IMAGES_PER_BATCH = 4
@@ -261,7 +261,7 @@ def _map_http_error(error: fal_client.client.FalClientHTTPError) -> GenerationFa
 class PreviewGenerator:
     """Draws 4 deterministic placeholder JPEGs (prompt, seed, LoRA) without calling fal."""
 
-    store: LocalMediaStore
+    store: MediaStore
     size: int = 1024
 
     def generate(
@@ -320,4 +320,4 @@ def build_generator(settings: Settings) -> ImageGenerator:
         return FalGenerator(
             key=settings.fal_key.get_secret_value(), timeout_seconds=settings.fal_timeout_seconds
         )
-    return PreviewGenerator(LocalMediaStore(settings.media_dir, settings.media_url_prefix))
+    return PreviewGenerator(build_store(settings))

@@ -19,7 +19,7 @@ from lora_core.db import create_db_engine, session_scope
 from lora_core.errors import LoraStudioError
 from lora_core.models import GeneratedImage
 from lora_core.settings import load_settings, read_secrets_file
-from lora_core.storage import LocalMediaStore, copy_images
+from lora_core.storage import MediaStore, build_store, copy_images
 
 CHUNK = 8
 
@@ -30,7 +30,7 @@ class RepairReport:
     failed: int
 
 
-def repair_images(*, engine: Engine, store: LocalMediaStore) -> RepairReport:
+def repair_images(*, engine: Engine, store: MediaStore) -> RepairReport:
     with session_scope(engine) as session:
         pending = session.execute(
             select(GeneratedImage.id, GeneratedImage.batch_id, GeneratedImage.original_url)
@@ -64,7 +64,7 @@ def main() -> int:
         settings = load_settings(read_secrets_file())
         report = repair_images(
             engine=create_db_engine(settings.database_url),
-            store=LocalMediaStore(settings.media_dir, settings.media_url_prefix),
+            store=build_store(settings),
         )
     except LoraStudioError as error:
         print(f"Nothing repaired: {error}", file=sys.stderr)

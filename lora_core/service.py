@@ -104,7 +104,7 @@ def generate(
     lora_id: str,
     prompt: str | None,
     on_progress: ProgressCallback | None = None,
-    store: storage.LocalMediaStore | None = None,
+    store: storage.MediaStore | None = None,
     now: datetime | None = None,
 ) -> BatchOutcome:
     """Generate 4 images from a LoRA for `user` and store them; see the module docstring.
@@ -181,7 +181,7 @@ def _store_batch(
     result_images: list[GeneratedImageData],
     seed: str | None,
     request_id: str | None,
-    store: storage.LocalMediaStore | None,
+    store: storage.MediaStore | None,
 ) -> list[GeneratedImage]:
     """Copy fal's images to our store, then insert the image rows and mark the batch
     succeeded, in one transaction. A failed copy keeps fal's URL (see `lora_core.repair`)."""
@@ -241,7 +241,7 @@ def resume_pending(
     *,
     engine: Engine,
     generator: ImageGenerator,
-    store: storage.LocalMediaStore | None,
+    store: storage.MediaStore | None,
     older_than: timedelta,
     give_up_after: timedelta,
     lora_id: str | None = None,
@@ -323,7 +323,7 @@ def _unclaim(engine: Engine, batch_id: str) -> None:
 
 
 def _durable_urls(
-    store: storage.LocalMediaStore | None, batch_id: str, urls: list[str]
+    store: storage.MediaStore | None, batch_id: str, urls: list[str]
 ) -> list[str | None]:
     """Our copy's URL for each remote URL (None where there is no copy)."""
     remote = [index for index, url in enumerate(urls) if storage.is_remote(url)]

@@ -11,9 +11,9 @@ import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     media_dir: Path = DEFAULT_MEDIA_DIR
     media_url_prefix: str = DEFAULT_MEDIA_URL_PREFIX
     fal_timeout_seconds: float = Field(180, gt=0)
+    storage_backend: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    s3_public_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_prefix: str = "media"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -88,6 +96,14 @@ class Settings(BaseSettings):
     def _strip_slashes(cls, value: str) -> str:
         return value.strip("/")
 
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> Settings:
+        if self.storage_backend == "s3":
+            for name in ("s3_bucket", "s3_public_url"):
+                if not getattr(self, name):
+                    raise ValueError(f"{name.upper()} is required when STORAGE_BACKEND is s3")
+        return self
+
     @property
     def generation_window(self) -> timedelta:
         return timedelta(hours=self.generation_window_hours)
@@ -126,6 +142,6 @@ def load_settings(secrets: Mapping[str, Any] | None = None) -> Settings:
 def _describe(error: ValidationError) -> str:
     problems = []
     for item in error.errors():
-        name = str(item["loc"][0]).upper() if item["loc"] else "settings"
+        name = str(item["loc"][0]).upper() if item["loc"] else "STORAGE_BACKEND"
         problems.append(f"{name}: {item['msg']}")
     return "Invalid setting " + "; ".join(problems)

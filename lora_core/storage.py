@@ -10,13 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
+import boto3
 import httpx
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import SecretStr
+
+from lora_core.settings import Settings
 
 COPY_TIMEOUT_SECONDS = 30
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
+
+
+class MediaStore(Protocol):
+    def save(self, relative_path: str, data: bytes) -> str:
+        """Store `data` and return the URL that serves it; OSError when it cannot."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,40 @@ class LocalMediaStore:
         if not url.startswith(prefix):
             return None
         return self.root / url.removeprefix(prefix)
+
+
+@dataclass
+class S3MediaStore:
+    """An S3-compatible bucket; `public_url` is where its objects are served from."""
+
+    bucket: str
+    public_url: str
+    prefix: str = "media"
+    endpoint_url: str | None = None
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+    region: str = "us-east-1"
+    _client: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            region_name=self.region,
+            config=Config(retries={"max_attempts": 3}, connect_timeout=5, read_timeout=30),
+        )
+
+    def save(self, relative_path: str, data: bytes) -> str:
+        key = f"{self.prefix.strip('/')}/{relative_path}".lstrip("/")
+        try:
+            self._client.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType="image/jpeg"
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise OSError(f"could not store {key} in bucket {self.bucket}: {error}") from error
+        return f"{self.public_url.rstrip('/')}/{key}"
 
 
 def _download(client: httpx.Client, url: str) -> bytes:
@@ -76,3 +123,22 @@ def copy_images(store: LocalMediaStore, sources: Sequence[tuple[str, str]]) -> l
 
 def is_remote(url: str) -> bool:
     return url.startswith(("https://", "http://"))
+
+
+def build_store(settings: Settings) -> MediaStore:
+    """The store the settings choose: the local media folder, or an S3-compatible bucket."""
+    if settings.storage_backend == "s3":
+        return S3MediaStore(
+            bucket=settings.s3_bucket or "",
+            public_url=settings.s3_public_url or "",
+            prefix=settings.s3_prefix,
+            endpoint_url=settings.s3_endpoint_url,
+            access_key_id=_secret(settings.s3_access_key_id),
+            secret_access_key=_secret(settings.s3_secret_access_key),
+            region=settings.s3_region,
+        )
+    return LocalMediaStore(settings.media_dir, settings.media_url_prefix)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None

@@ -3,9 +3,11 @@ before anything imports `fal_client` (it reads its hosts once, at import)."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -47,7 +49,7 @@ from lora_core.models import (  # noqa: E402
     LoraTraining,
 )
 from lora_core.quota import QuotaPolicy  # noqa: E402
-from lora_core.storage import LocalMediaStore  # noqa: E402
+from lora_core.storage import LocalMediaStore, S3MediaStore  # noqa: E402
 from tests.fakefal import FakeFal, start_fake_fal  # noqa: E402
 
 APP_ROOT = Path(__file__).resolve().parents[1]
@@ -215,3 +217,47 @@ def open_app(app_env, engine):
         return at
 
     return open_page
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3-compatible server (moto's server mode) on 127.0.0.1; yields its URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_store(s3_server: str) -> S3MediaStore:
+    """A fresh bucket on the local S3 server, with its objects served from the server."""
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    store = S3MediaStore(
+        bucket=bucket,
+        public_url=f"{s3_server}/{bucket}",
+        endpoint_url=s3_server,
+        access_key_id="test-access",
+        secret_access_key="test-secret",
+    )
+    store._client.create_bucket(Bucket=bucket)
+    # As a deployment would: objects are publicly readable, so an image URL opens anywhere.
+    store._client.put_bucket_policy(
+        Bucket=bucket,
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": "*",
+                        "Action": "s3:GetObject",
+                        "Resource": f"arn:aws:s3:::{bucket}/*",
+                    }
+                ],
+            }
+        ),
+    )
+    return store

@@ -311,3 +311,17 @@ def test_a_result_that_never_comes_times_out_and_frees_the_slot(
     images, [batch] = stored(engine)
     assert images == [] and batch.status == BatchStatus.FAILED
     assert len(fake_fal.cancellations) == 1
+
+
+def test_with_an_s3_store_images_are_served_from_the_bucket(
+    engine, add_lora, generate, fake_fal, s3_store
+):
+    import httpx
+
+    lora = add_lora()
+
+    generate(lora.id, "a cat", store=s3_store)
+
+    images, _ = stored(engine)
+    assert all(image.image_url.startswith(s3_store.public_url) for image in images)
+    assert all(httpx.get(image.image_url).status_code == 200 for image in images)

@@ -107,3 +107,12 @@ def test_the_secrets_file_is_read_for_code_outside_streamlit(tmp_path):
     path.write_text("not = [toml")
     with pytest.raises(SettingsError):
         read_secrets_file(path)
+
+
+def test_s3_storage_needs_a_bucket_and_a_public_url(monkeypatch):
+    monkeypatch.setenv("STORAGE_BACKEND", "s3")
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"S3_PUBLIC_URL": "https://cdn.example/b"})
+
+    assert "S3_BUCKET" in str(caught.value)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
-from lora_core.storage import LocalMediaStore, copy_images
+from lora_core.storage import LocalMediaStore, S3MediaStore, copy_images
 
 
 def test_saved_bytes_are_served_under_the_prefix(media_store: LocalMediaStore):
@@ -41,3 +42,40 @@ def test_a_store_that_cannot_be_written_is_a_failed_copy(tmp_path, fake_fal):
     store = LocalMediaStore(tmp_path / "media", "m")
 
     assert copy_images(store, [(f"https://{fake_fal.host}/files/r/0.jpg", "a/0.jpg")]) == [None]
+
+
+def test_an_s3_bucket_stores_and_serves_the_image(s3_store):
+    url = s3_store.save("fal/b/0.jpg", b"\xff\xd8\xff jpeg")
+
+    assert url == f"{s3_store.public_url}/media/fal/b/0.jpg"
+    response = httpx.get(url)
+    assert response.status_code == 200 and response.content == b"\xff\xd8\xff jpeg"
+    assert response.headers["content-type"] == "image/jpeg"
+
+
+def test_fal_images_are_copied_into_the_bucket(s3_store, fake_fal):
+    sources = [
+        (f"https://{fake_fal.host}/files/r/{index}.jpg", f"fal/b/{index}.jpg") for index in range(4)
+    ]
+
+    urls = copy_images(s3_store, sources)
+
+    assert all(url.startswith(s3_store.public_url) for url in urls)
+    assert all(httpx.get(url).content[:3] == b"\xff\xd8\xff" for url in urls)
+
+
+def test_a_missing_bucket_is_a_failed_copy_not_a_crash(s3_store, fake_fal):
+    s3_store.bucket = "no-such-bucket"
+
+    assert copy_images(s3_store, [(f"https://{fake_fal.host}/files/r/0.jpg", "x.jpg")]) == [None]
+
+
+def test_the_settings_choose_the_store(tmp_path, s3_server):
+    from lora_core.settings import Settings
+    from lora_core.storage import build_store
+
+    assert isinstance(build_store(Settings(media_dir=tmp_path)), LocalMediaStore)
+    s3 = build_store(
+        Settings(storage_backend="s3", s3_bucket="b", s3_public_url="https://cdn.example/b")
+    )
+    assert isinstance(s3, S3MediaStore) and s3.bucket == "b"

@@ -13,7 +13,7 @@ from lora_core import quota, service
 from lora_core.db import create_db_engine, ensure_schema, session_scope
 from lora_core.generator import ImageGenerator, build_generator
 from lora_core.settings import Settings, load_settings
-from lora_core.storage import LocalMediaStore
+from lora_core.storage import MediaStore, build_store
 
 
 def _secrets() -> Mapping[str, Any]:
@@ -41,9 +41,13 @@ def get_generator(_settings: Settings) -> ImageGenerator:
     return build_generator(_settings)
 
 
-def media_store() -> LocalMediaStore:
-    settings = get_settings()
-    return LocalMediaStore(settings.media_dir, settings.media_url_prefix)
+@st.cache_resource(show_spinner=False)
+def get_media_store(_settings: Settings) -> MediaStore:
+    return build_store(_settings)
+
+
+def media_store() -> MediaStore:
+    return get_media_store(get_settings())
 
 
 def engine() -> Engine:
