@@ -231,3 +231,82 @@ def test_original_app_images_fill_the_quota_and_say_when_it_frees(engine, add_ba
     assert abs((status.next_slot_at - expected).total_seconds()) < 0.01
     with pytest.raises(QuotaExceeded):
         quota.reserve(engine=engine, policy=policy, user="ann", lora_id="l", prompt="p", now=NOW)
+
+
+def test_several_processes_with_one_slot_left_reach_fal_exactly_once(
+    engine, database_url, add_lora, add_batch, fake_fal
+):
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from tests.conftest import APP_ROOT, TEST_FAL_KEY
+
+    lora = add_lora()
+    for hours in range(1, 8):
+        add_batch(age=timedelta(hours=hours))
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from datetime import timedelta
+        from lora_core import quota, service
+        from lora_core.db import create_db_engine
+        from lora_core.errors import QuotaExceeded
+        from lora_core.generator import FalGenerator
+        try:
+            service.generate(
+                engine=create_db_engine({database_url!r}),
+                generator=FalGenerator(key={TEST_FAL_KEY!r}, poll_interval=0.02),
+                policy=quota.QuotaPolicy(limit=8, window=timedelta(hours=24)),
+                user="ann", lora_id={lora.id!r}, prompt="a race",
+            )
+            print("generated")
+        except QuotaExceeded:
+            print("refused")
+        """
+    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            cwd=APP_ROOT,
+            env=dict(os.environ),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outcomes = sorted(worker.communicate(timeout=120)[0].strip() for worker in workers)
+
+    assert outcomes == ["generated", "refused", "refused", "refused"]
+    assert len(fake_fal.submissions) == 1
+
+
+def test_two_users_generate_at_the_same_time_without_waiting_for_each_other(
+    engine, add_lora, fal_generator, fake_fal, policy
+):
+    lora = add_lora()
+    fake_fal.script.processing_seconds = 1.0
+    fake_fal.script.queue_positions = []
+    done: dict[str, bool] = {}
+
+    def click(user: str) -> None:
+        service.generate(
+            engine=engine,
+            generator=fal_generator,
+            policy=policy,
+            user=user,
+            lora_id=lora.id,
+            prompt="together",
+        )
+        done[user] = True
+
+    threads = [threading.Thread(target=click, args=(user,)) for user in ("ann", "bob")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert done == {"ann": True, "bob": True}
+    first, second = sorted(submission.at for submission in fake_fal.submissions)
+    assert second - first < 1.0  # bob's job reached fal while ann's was still running
