@@ -23,14 +23,18 @@ _ADDED_COLUMNS: dict[str, dict[str, str]] = {
 _UNAVAILABLE = "The database is unavailable right now. Please try again in a moment."
 
 
-def create_db_engine(url: str) -> Engine:
-    """An engine for any SQLAlchemy URL; a SQLite file gets its folder created."""
+def create_db_engine(url: str, *, busy_timeout_seconds: float = 5) -> Engine:
+    """An engine for any SQLAlchemy URL; a SQLite file gets its folder created.
+
+    A SQLite file locked by another writer for longer than `busy_timeout_seconds` makes a
+    query fail with `DatabaseUnavailable` rather than hang the page.
+    """
     parsed = make_url(url)
     connect_args: dict[str, object] = {}
     if parsed.get_backend_name() == "sqlite":
         # Streamlit runs each session in its own thread.
         connect_args["check_same_thread"] = False
-        connect_args["timeout"] = 30
+        connect_args["timeout"] = busy_timeout_seconds
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     return create_engine(url, connect_args=connect_args)

@@ -146,3 +146,21 @@ def test_our_own_tables_gain_their_new_columns(tmp_path: Path):
         assert connection.execute("SELECT id, duration_ms FROM generation_batches").fetchall() == [
             ("b1", None)
         ]
+
+
+def test_a_locked_database_is_unavailable_then_recovers(tmp_path: Path):
+    from lora_core import queries
+
+    url = f"sqlite:///{tmp_path / 'locked.db'}"
+    ensure_schema(create_db_engine(url))
+    engine = create_db_engine(url, busy_timeout_seconds=0.2)
+    locker = sqlite3.connect(tmp_path / "locked.db")
+    locker.execute("BEGIN EXCLUSIVE")
+
+    with pytest.raises(DatabaseUnavailable), session_scope(engine) as session:
+        queries.list_loras(session=session)
+
+    locker.rollback()
+    locker.close()
+    with session_scope(engine) as session:
+        assert queries.list_loras(session=session) == []
