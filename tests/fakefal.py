@@ -46,6 +46,7 @@ class Script:
     processing_seconds: float = 0.0
     status_answer: dict[str, Any] | None = None  # answer every status poll with this
     files_missing: bool = False  # the result's image URLs answer 404
+    result_body: bytes | None = None  # answer the result request with these raw bytes
 
 
 class FakeFal:
@@ -168,6 +169,9 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
             if script.result_error:
                 status, detail = script.result_error
                 self._send(status, {"detail": detail})
+                return
+            if script.result_body is not None:
+                self._send(200, script.result_body)
                 return
             self._send(200, self._result(parts[0], script))
 

@@ -192,3 +192,12 @@ def test_a_preview_that_cannot_be_saved_is_a_failure(tmp_path):
         generator.generate(REQUEST)
 
     assert "not writable" in str(caught.value)
+
+
+def test_a_result_that_is_not_json_is_a_failure(fal_generator, fake_fal: FakeFal):
+    fake_fal.script.result_body = b"<html>502 Bad Gateway</html>"
+
+    with pytest.raises(GenerationFailed) as caught:
+        fal_generator.generate(REQUEST)
+
+    assert "could not read" in str(caught.value)

@@ -290,3 +290,36 @@ def test_8_history_filters_by_link_and_reuses_a_prompt(page: Page, fresh_app: Ru
     expect(page.get_by_role("dialog").get_by_role("textbox", name="Prompt")).to_have_value(
         "a snail racing a tortoise"
     )
+
+
+def test_9_two_tabs_with_one_slot_left_generate_once(
+    page: Page, fresh_app: RunningApp, fake_fal: FakeFal
+) -> None:
+    now = datetime.now(UTC)
+    with closing(sqlite3.connect(fresh_app.db_path)) as connection, connection:
+        for hour in range(1, 8):
+            created = (now - timedelta(hours=hour)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            connection.execute(
+                "INSERT INTO generation_batches (id, lora_training_id, wallet_address, prompt, "
+                "status, created_at) VALUES (?, 'demo-neon-noir', 'guest', 'earlier', "
+                "'succeeded', ?)",
+                (f"earlier-{hour}", created),
+            )
+    fake_fal.script.processing_seconds = 1.5
+    other = page.context.browser.new_page(base_url=fresh_app.url, ignore_https_errors=True)
+    try:
+        first = open_generate_dialog(page, "demo-neon-noir")
+        second = open_generate_dialog(other, "demo-neon-noir")
+        expect(second.get_by_text("1 of 8 generations remaining today")).to_be_visible()
+        submit_prompt(first, "from the first tab")
+        submit_prompt(second, "from the second tab")
+
+        expect(first.locator("figure.ls-result img")).to_have_count(4, timeout=GENERATION_TIMEOUT)
+        expect(second.get_by_text("You've used all 8 generations today.")).to_be_visible(
+            timeout=GENERATION_TIMEOUT
+        )
+        snap(other, "journey-9-second-tab-refused")
+    finally:
+        other.close()
+    assert stored_prompts(fresh_app, "demo-neon-noir") == ["from the first tab"] * 4
+    assert len(fake_fal.submissions) == 1
