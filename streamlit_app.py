@@ -27,24 +27,47 @@ lora = st.Page("app_pages/lora.py", title="LoRA", icon=":material/brush:", url_p
 history = st.Page(
     "app_pages/history.py", title="History", icon=":material/history:", url_path="history"
 )
-page = st.navigation([gallery, lora, history], position="hidden")
+who = context.current_identity()
+usage = (
+    st.Page("app_pages/usage.py", title="Usage", icon=":material/monitoring:", url_path="usage")
+    if who.is_admin
+    else None
+)
+page = st.navigation([gallery, lora, history, *([usage] if usage else [])], position="hidden")
 
 with st.sidebar:
     st.markdown("## :material/palette: LoRA Studio")
     st.page_link(gallery, label="All LoRAs", icon=":material/photo_library:")
     st.page_link(history, label="History", icon=":material/history:")
+    if usage is not None:
+        st.page_link(usage, label="Usage", icon=":material/monitoring:")
     st.divider()
-    st.caption("Signed in as")
-    st.markdown(f"**{context.current_user()}** · single local user")
-    try:
-        st.caption(remaining_text(context.quota_status()))
-    except LoraStudioError as error:
-        show_error(error)
+    if who.demo:
+        st.caption("Signed in as")
+        st.markdown(f"**{who.user}** · demo mode")
+        st.caption("No login is configured: every visitor shares this quota.")
+    elif who.signed_in:
+        st.caption("Signed in as")
+        st.markdown(f"**{who.user}**" + (" · admin" if who.is_admin else ""))
+        if st.button("Sign out", key="sign_out", icon=":material/logout:"):
+            st.logout()
+    elif st.button("Sign in", key="sign_in", type="primary", icon=":material/login:"):
+        st.login()
+    if who.signed_in:
+        try:
+            st.caption(remaining_text(context.quota_status()))
+        except LoraStudioError as error:
+            show_error(error)
     if settings.preview_mode:
         st.info(
             "**Preview mode**: no FAL_KEY is set, so images are placeholders drawn locally "
             "instead of calls to fal.",
             icon=":material/science:",
         )
+
+if settings.require_login and not who.signed_in:
+    st.title("LoRA Studio")
+    st.info("Sign in (in the sidebar) to use LoRA Studio.", icon=":material/lock:")
+    st.stop()
 
 page.run()

@@ -37,6 +37,7 @@ if not summaries:
     )
 
 
+signed_in = context.current_identity().signed_in
 for start in range(0, len(summaries), CARDS_PER_ROW):
     for cell, summary in zip(
         st.columns(CARDS_PER_ROW), summaries[start : start + CARDS_PER_ROW], strict=False
@@ -59,11 +60,15 @@ for start in range(0, len(summaries), CARDS_PER_ROW):
                 icon=":material/open_in_new:",
                 query_params={"id": lora.id},
             )
-            if lora.status == LoraStatus.COMPLETED and st.button(
-                "Generate",
-                key=f"generate_{lora.id}",
-                icon=":material/auto_awesome:",
-                width="stretch",
+            if (
+                lora.status == LoraStatus.COMPLETED
+                and signed_in
+                and st.button(
+                    "Generate",
+                    key=f"generate_{lora.id}",
+                    icon=":material/auto_awesome:",
+                    width="stretch",
+                )
             ):
                 open_generate(lora.id)
                 st.switch_page("app_pages/lora.py", query_params={"id": lora.id})

@@ -48,6 +48,10 @@ def show_generate_action(lora: LoraTraining) -> None:
     except LoraStudioError as error:
         show_error(error)
         return
+    if not context.current_identity().signed_in:
+        if st.button("Sign in to generate", key="sign_in_to_generate", type="primary"):
+            st.login()
+        return
     st.button(
         "Generate",
         key="open_generate",

@@ -16,6 +16,7 @@ from lora_core.errors import DatabaseUnavailable
 
 # Columns we added to the original app's tables: created with ALTER TABLE when missing.
 _ADDED_COLUMNS: dict[str, dict[str, str]] = {
+    "lora_trainings": {"hidden": "BOOLEAN"},
     "generated_images": {"batch_id": "TEXT", "original_url": "TEXT", "nsfw": "BOOLEAN"},
     # And to ours, as they grow.
     "generation_batches": {"duration_ms": "INTEGER"},

@@ -16,6 +16,10 @@ class SettingsError(LoraStudioError):
     """A setting is missing or has an invalid value; the message names the setting."""
 
 
+class NotSignedIn(LoraStudioError):
+    """Generating needs a signed-in user (login is configured and nobody is signed in)."""
+
+
 class InvalidPrompt(LoraStudioError):
     """The prompt is empty or too long."""
 

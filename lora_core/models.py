@@ -41,6 +41,8 @@ class LoraTraining(SQLModel, table=True):
     lora_weights_url: str | None = Field(default=None, sa_type=Text)
     status: str = Field(sa_type=Text)
     created_at: str = Field(sa_type=Text)
+    # Ours, nullable: an admin hid it from the gallery.
+    hidden: bool | None = None
 
 
 class GeneratedImage(SQLModel, table=True):

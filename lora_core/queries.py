@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, update
 from sqlmodel import Session, col
 
 from lora_core.models import GeneratedImage, LoraTraining
@@ -71,8 +71,9 @@ def unique_labels(names: dict[str, str]) -> dict[str, str]:
     }
 
 
-def list_loras(*, session: Session) -> list[LoraSummary]:
-    """Every LoRA, newest first, with its image count and latest image, in one query."""
+def list_loras(*, session: Session, with_hidden: bool = False) -> list[LoraSummary]:
+    """Every LoRA (but hidden ones), newest first, with its image count and latest image,
+    in one query."""
     images = GeneratedImage.__table__
     count = (
         select(func.count())
@@ -89,7 +90,9 @@ def list_loras(*, session: Session) -> list[LoraSummary]:
         .scalar_subquery()
     )
     rows = session.execute(
-        select(LoraTraining, count, latest).order_by(col(LoraTraining.created_at).desc())
+        select(LoraTraining, count, latest)
+        .where(func.coalesce(col(LoraTraining.hidden), False).is_(False) | literal(with_hidden))
+        .order_by(col(LoraTraining.created_at).desc())
     ).all()
     return [LoraSummary(lora=row[0], image_count=row[1], latest_image_url=row[2]) for row in rows]
 
@@ -149,3 +152,11 @@ def group_by_batch(images: list[GeneratedImage]) -> list[ImageGroup]:
             last_key = key
         groups[-1].images.append(image)
     return groups
+
+
+def set_hidden(*, session: Session, lora_id: str, hidden: bool) -> None:
+    """Hide a LoRA from the gallery (its page, images and history stay)."""
+    session.execute(
+        update(LoraTraining).where(col(LoraTraining.id) == lora_id).values(hidden=hidden)
+    )
+    session.commit()

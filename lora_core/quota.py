@@ -194,3 +194,26 @@ def release(*, engine: Engine, batch_id: str, error: str, now: datetime | None =
             )
         )
         session.commit()
+
+
+def usage_by_user(
+    *, session: Session, policy: QuotaPolicy, now: datetime | None = None
+) -> list[tuple[str, int]]:
+    """(user, batches holding a slot now) for everyone who generated in the window."""
+    now = now or utc_now()
+    status = col(GenerationBatch.status)
+    holding = (col(GenerationBatch.created_at) > to_iso(now - policy.window)) & (
+        (status == BatchStatus.SUCCEEDED)
+        | (
+            (status == BatchStatus.PENDING)
+            & (col(GenerationBatch.created_at) > to_iso(now - policy.pending_expiry))
+        )
+    )
+    used = func.count().label("used")
+    rows = session.execute(
+        select(col(GenerationBatch.wallet_address), used)
+        .where(holding)
+        .group_by(col(GenerationBatch.wallet_address))
+        .order_by(used.desc())
+    ).all()
+    return [(row[0], row[1]) for row in rows]

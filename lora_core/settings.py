@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     generation_limit: int = Field(8, ge=1)
     generation_window_hours: float = Field(24, gt=0)
     exempt_users: Annotated[frozenset[str], NoDecode] = frozenset()
+    admin_users: Annotated[frozenset[str], NoDecode] = frozenset()
+    require_login: bool = False
     local_user: str = Field("guest", min_length=1)
     media_dir: Path = DEFAULT_MEDIA_DIR
     media_url_prefix: str = DEFAULT_MEDIA_URL_PREFIX
@@ -84,7 +86,7 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("exempt_users", mode="before")
+    @field_validator("exempt_users", "admin_users", mode="before")
     @classmethod
     def _split_identities(cls, value: Any) -> Any:
         if isinstance(value, str):

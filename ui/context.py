@@ -9,8 +9,9 @@ from typing import Any
 import streamlit as st
 from sqlalchemy import Engine
 
-from lora_core import quota, service
+from lora_core import identity, quota, service
 from lora_core.db import create_db_engine, ensure_schema, session_scope
+from lora_core.errors import NotSignedIn
 from lora_core.generator import ImageGenerator, build_generator
 from lora_core.settings import Settings, load_settings
 from lora_core.storage import MediaStore, build_store
@@ -63,7 +64,7 @@ def quota_policy() -> quota.QuotaPolicy:
     return quota.QuotaPolicy(
         limit=settings.generation_limit,
         window=settings.generation_window,
-        exempt_users=settings.exempt_users,
+        exempt_users=identity.exempt_users(settings),
         # A batch still pending after fal's timeout (and a margin) was abandoned.
         pending_expiry=timedelta(seconds=settings.fal_timeout_seconds) + timedelta(minutes=5),
     )
@@ -89,14 +90,28 @@ def resume_at_start(_database_url: str) -> service.ResumeReport:
     return resume_stale_batches()
 
 
-def current_user() -> str:
-    """The identity generations are stored and counted under.
+def login_configured() -> bool:
+    """True when `.streamlit/secrets.toml` has an `[auth]` section (st.login works)."""
+    return "auth" in _secrets()
 
-    One local user until login exists; never taken from the URL, a form or a header.
-    """
-    return get_settings().local_user
+
+def current_identity() -> identity.Identity:
+    """Who is using the app: from Streamlit's login only (see `lora_core.identity`)."""
+    return identity.resolve_identity(
+        settings=get_settings(),
+        login_configured=login_configured(),
+        claims=st.user.to_dict() if login_configured() else None,
+    )
+
+
+def current_user() -> str | None:
+    """The identity generations are stored and counted under; None when signed out."""
+    return current_identity().user
 
 
 def quota_status() -> quota.QuotaStatus:
+    user = current_user()
+    if user is None:
+        raise NotSignedIn("Sign in to generate images.")
     with session_scope(engine()) as session:
-        return quota.get_status(session=session, policy=quota_policy(), user=current_user())
+        return quota.get_status(session=session, policy=quota_policy(), user=user)

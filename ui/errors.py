@@ -15,6 +15,7 @@ from lora_core.errors import (
     LoraNotFound,
     LoraNotReady,
     LoraStudioError,
+    NotSignedIn,
     QuotaExceeded,
     SettingsError,
     WeightsUnavailable,
@@ -66,6 +67,8 @@ def show_error(error: LoraStudioError) -> None:
                 quota_message(error.limit, error.window, error.next_slot_at),
                 icon=":material/timer:",
             )
+        case NotSignedIn():
+            st.info(str(error), icon=":material/login:")
         case InvalidPrompt():
             st.warning(str(error), icon=":material/edit:")
         case WeightsUnavailable():

@@ -14,7 +14,7 @@ import streamlit as st
 
 from lora_core import history, service
 from lora_core.db import session_scope
-from lora_core.errors import GenerationFailed, LoraStudioError
+from lora_core.errors import GenerationFailed, LoraStudioError, NotSignedIn
 from lora_core.generator import IMAGES_PER_BATCH, Progress
 from lora_core.models import LoraTraining
 from ui import context
@@ -132,7 +132,7 @@ def _my_prompts() -> None:
     """The user's recent prompts, to pick one into the prompt box."""
     try:
         with session_scope(context.engine()) as session:
-            prompts = history.recent_prompts(session=session, user=context.current_user())
+            prompts = history.recent_prompts(session=session, user=_signed_in_user())
     except LoraStudioError:
         return  # the quota line above already says the database is unavailable
     if prompts:
@@ -178,7 +178,7 @@ def _run_generation(lora: LoraTraining, prompt: str) -> None:
                 engine=context.engine(),
                 generator=context.generator(),
                 policy=context.quota_policy(),
-                user=context.current_user(),
+                user=_signed_in_user(),
                 lora_id=lora.id,
                 prompt=prompt,
                 on_progress=on_progress,
@@ -202,6 +202,13 @@ def _run_generation(lora: LoraTraining, prompt: str) -> None:
     # images in the page's gallery behind it), or the error with a retry. A full rerun,
     # because a fragment-scoped one is refused outside fragment reruns (e.g. AppTest).
     st.rerun()
+
+
+def _signed_in_user() -> str:
+    user = context.current_user()
+    if user is None:
+        raise NotSignedIn("Sign in to generate images.")
+    return user
 
 
 def _show_results(outcome: service.BatchOutcome) -> None:

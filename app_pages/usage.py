@@ -1,0 +1,68 @@
+"""Usage (admins only): batches per user in the quota window, and hiding LoRAs."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from lora_core import queries, quota
+from lora_core.db import session_scope
+from lora_core.errors import LoraStudioError
+from ui import context
+from ui.errors import period_text, show_error
+
+st.set_page_config(page_title="Usage · LoRA Studio")
+who = context.current_identity()
+if not who.is_admin:  # the page is only in admins' navigation; check again all the same
+    st.error("Only admins can see this page.", icon=":material/lock:")
+    st.stop()
+
+policy = context.quota_policy()
+st.title("Usage")
+st.caption(f"Generations per user {period_text(policy.window)} (limit {policy.limit}).")
+
+
+def toggle_hidden(lora_id: str, hidden: bool) -> None:
+    if context.current_identity().is_admin:
+        with session_scope(context.engine()) as session:
+            queries.set_hidden(session=session, lora_id=lora_id, hidden=hidden)
+
+
+try:
+    with session_scope(context.engine()) as session:
+        usage = quota.usage_by_user(session=session, policy=policy)
+        loras = queries.list_loras(session=session, with_hidden=True)
+except LoraStudioError as error:
+    show_error(error)
+    st.stop()
+
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "user": user,
+                "batches": used,
+                "remaining": "Unlimited"
+                if policy.is_exempt(user)
+                else str(max(policy.limit - used, 0)),
+            }
+            for user, used in usage
+        ],
+        columns=["user", "batches", "remaining"],
+    ),
+    hide_index=True,
+    key="usage_table",
+)
+
+st.subheader("Hidden LoRAs", anchor=False)
+st.caption("A hidden LoRA leaves the gallery; its page, images and history stay.")
+for summary in loras:
+    lora = summary.lora
+    left, right = st.columns([3, 1])
+    left.markdown(f"**{lora.trigger_word}** · `{lora.id}`" + (" · hidden" if lora.hidden else ""))
+    right.button(
+        "Show again" if lora.hidden else "Hide",
+        key=f"hide_{lora.id}",
+        on_click=toggle_hidden,
+        args=(lora.id, not lora.hidden),
+    )
