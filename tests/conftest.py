@@ -207,8 +207,17 @@ def open_app(app_env, engine):
     """Run the app like a browser would: the gallery, or a page with query params."""
     from streamlit.testing.v1 import AppTest
 
-    def open_page(page: str | None = None, **query: str) -> AppTest:
+    def open_page(
+        page: str | None = None,
+        *,
+        user: dict | None = None,
+        secrets: dict | None = None,
+        **query: str,
+    ) -> AppTest:
         at = AppTest.from_file(str(APP_ROOT / "streamlit_app.py"), default_timeout=30)
+        at.secrets.update(secrets or {})
+        if user is not None:
+            at.user = user
         for name, value in query.items():
             at.query_params[name] = value
         at.run()
