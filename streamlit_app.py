@@ -44,11 +44,11 @@ with st.sidebar:
     st.divider()
     if who.demo:
         st.caption("Signed in as")
-        st.markdown(f"**{who.user}** · demo mode")
+        st.text(f"{who.user} · demo mode")
         st.caption("No login is configured: every visitor shares this quota.")
     elif who.signed_in:
         st.caption("Signed in as")
-        st.markdown(f"**{who.user}**" + (" · admin" if who.is_admin else ""))
+        st.text(who.user + (" · admin" if who.is_admin else ""))
         if st.button("Sign out", key="sign_out", icon=":material/logout:"):
             st.logout()
     elif st.button("Sign in", key="sign_in", type="primary", icon=":material/login:"):

@@ -72,7 +72,9 @@ def test_an_empty_database_explains_how_to_add_loras(open_app):
 def test_the_sidebar_names_the_user_quota_and_preview_mode(open_app):
     at = open_app()
 
-    sidebar = "\n".join(str(e.value) for e in [*at.sidebar.markdown, *at.sidebar.caption])
+    sidebar = "\n".join(
+        str(e.value) for e in [*at.sidebar.markdown, *at.sidebar.caption, *at.sidebar.text]
+    )
     assert "guest" in sidebar
     assert "8 of 8 generations remaining today" in sidebar
     assert "Preview mode" in at.sidebar.info[0].value

@@ -23,7 +23,8 @@ SUBMIT = "FormSubmitter:gen_form-Generate 4 Images"
 
 
 def sidebar_text(at) -> str:
-    return "\n".join(str(e.value) for e in [*at.sidebar.markdown, *at.sidebar.caption])
+    parts = [*at.sidebar.markdown, *at.sidebar.caption, *at.sidebar.text]
+    return "\n".join(str(e.value) for e in parts)
 
 
 def test_signed_out_users_browse_but_see_sign_in_to_generate(open_app, add_lora):

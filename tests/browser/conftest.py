@@ -19,7 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ import pytest
 
 from tests.conftest import SETTING_NAMES, TEST_FAL_KEY
 from tests.fakefal import FakeFal
+from tests.fakeoidc import FakeOidcProvider
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BROWSER_TESTS = Path(__file__).resolve().parent
@@ -90,7 +91,9 @@ def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, log_path: Pa
 
 
 @contextmanager
-def running_app(work: Path) -> Iterator[RunningApp]:
+def running_app(
+    work: Path, *, secrets_toml: Callable[[str], str] | None = None
+) -> Iterator[RunningApp]:
     """The app on a free port with a fresh demo database, its own media folder and fake fal."""
     token = secrets.token_hex(6)
     db_path = work / "studio.db"
@@ -108,6 +111,9 @@ def running_app(work: Path) -> Iterator[RunningApp]:
     )
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
+    # The repo's own .streamlit/secrets.toml never applies: the app reads only this one.
+    secrets_file = work / "secrets.toml"
+    secrets_file.write_text(secrets_toml(url) if secrets_toml else "")
     process: subprocess.Popen[bytes] | None = None
     try:
         seeded = subprocess.run(
@@ -143,6 +149,8 @@ def running_app(work: Path) -> Iterator[RunningApp]:
                     # depends on that file.
                     "--server.enableStaticServing",
                     "true",
+                    "--secrets.files",
+                    str(secrets_file),
                 ],
                 cwd=REPO_ROOT,
                 env=env,
@@ -248,3 +256,19 @@ def final_screenshot(request: pytest.FixtureRequest) -> Iterator[None]:
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, timeout=10_000)
     except Exception as error:  # a screenshot must never hide the test's own outcome
         print(f"could not save the final screenshot: {error}", file=sys.stderr)
+
+
+@pytest.fixture
+def oidc_provider() -> Iterator[FakeOidcProvider]:
+    provider = FakeOidcProvider()
+    yield provider
+    provider.close()
+
+
+@pytest.fixture
+def app_with_login(
+    tmp_path: Path, _fake_fal_server: FakeFal, oidc_provider
+) -> Iterator[RunningApp]:
+    """A just-started app whose `[auth]` points at the local OpenID Connect provider."""
+    with running_app(tmp_path, secrets_toml=oidc_provider.secrets_toml) as app:
+        yield app
