@@ -60,15 +60,16 @@ for start in range(0, len(summaries), CARDS_PER_ROW):
                 icon=":material/open_in_new:",
                 query_params={"id": lora.id},
             )
-            if (
-                lora.status == LoraStatus.COMPLETED
-                and signed_in
-                and st.button(
-                    "Generate",
-                    key=f"generate_{lora.id}",
-                    icon=":material/auto_awesome:",
-                    width="stretch",
-                )
+            if lora.status != LoraStatus.COMPLETED:
+                continue
+            if not signed_in:
+                if st.button("Sign in to generate", key=f"sign_in_{lora.id}", width="stretch"):
+                    st.login()
+            elif st.button(
+                "Generate",
+                key=f"generate_{lora.id}",
+                icon=":material/auto_awesome:",
+                width="stretch",
             ):
                 open_generate(lora.id)
                 st.switch_page("app_pages/lora.py", query_params={"id": lora.id})

@@ -35,6 +35,7 @@ def test_signed_out_users_browse_but_see_sign_in_to_generate(open_app, add_lora)
 
     assert not gallery.exception and not page.exception
     assert "generate_public" not in [b.key for b in gallery.button]
+    assert gallery.button(key="sign_in_public").label == "Sign in to generate"
     assert gallery.button(key="sign_in").label == "Sign in"
     assert page.button(key="sign_in_to_generate").label == "Sign in to generate"
     assert "open_generate" not in [b.key for b in page.button]
