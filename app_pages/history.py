@@ -97,8 +97,8 @@ def table_frame(rows: list[history.HistoryRow]) -> pd.DataFrame:
             "prompt": [row.prompt for row in rows],
             "images": [row.images_returned for row in rows],
             "status": [row.status.value for row in rows],
-            "seconds": [row.duration_seconds for row in rows],
-            "thumbnail": [row.thumbnail_url for row in rows],
+            "seconds": pd.Series([row.duration_seconds for row in rows], dtype="Float64"),
+            "thumbnail": pd.Series([row.thumbnail_url for row in rows], dtype="string"),
         }
     )
 
@@ -133,7 +133,9 @@ def show_table(page: queries.Page[history.HistoryRow]) -> None:
             "thumbnail": st.column_config.ImageColumn("Preview", width="small"),
         },
     )
-    chosen = selection.selection.rows if selection else []
+    chosen = [index for index in (selection.selection.rows if selection else [])]
+    # A selection outlives a change of filter or page: ignore one that points past the rows.
+    chosen = [index for index in chosen if index < len(page.items)]
     if chosen:
         row = page.items[chosen[0]]
         st.button(

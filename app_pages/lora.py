@@ -42,6 +42,14 @@ def show_header(lora: LoraTraining, image_count: int) -> None:
         st.code(lora.lora_weights_url, language=None)
 
 
+def lora_ready(lora: LoraTraining) -> bool:
+    try:
+        service.check_ready(lora)
+    except LoraStudioError:
+        return False
+    return True
+
+
 def show_generate_action(lora: LoraTraining) -> None:
     try:
         service.check_ready(lora)
@@ -86,10 +94,8 @@ show_generate_action(lora)
 
 st.subheader("Generated images", anchor=False)
 if images.total == 0:
-    st.info(
-        "No images generated yet. Click Generate to create your first images.",
-        icon=":material/image:",
-    )
+    invite = " Click Generate to create your first images." if lora_ready(lora) else ""
+    st.info(f"No images generated yet.{invite}", icon=":material/image:")
 else:
     st.caption(
         f"{images.total} images by everyone, newest first. Click an image to open it full size."

@@ -18,7 +18,8 @@ from lora_core.models import GeneratedImage, GenerationBatch, LoraTraining
 WORDS = "red fox city night neon forest castle portrait river storm cat robot garden".split()
 
 
-def seeded_engine(url: str, *, images: int, loras: int = 200) -> Engine:
+def seeded_engine(url: str, *, images: int, loras: int = 200, one_lora: bool = False) -> Engine:
+    """`images` images over `loras` LoRAs, or all on `lora-0000` when `one_lora`."""
     engine = create_db_engine(url)
     ensure_schema(engine)
     rng = random.Random(images)
@@ -40,7 +41,7 @@ def seeded_engine(url: str, *, images: int, loras: int = 200) -> Engine:
     batch_rows, image_rows = [], []
     for number in range(images // 4):
         created = now - timedelta(seconds=rng.randrange(60 * 86400))
-        lora = f"lora-{rng.randrange(loras):04d}"
+        lora = "lora-0000" if one_lora else f"lora-{rng.randrange(loras):04d}"
         user = f"user{rng.randrange(20)}@example.com"
         prompt = " ".join(rng.sample(WORDS, 4))
         roll = rng.random()

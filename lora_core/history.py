@@ -164,6 +164,7 @@ def _first_images(session: Session, batch_ids: list[str]) -> dict[str, str]:
     for batch_id, url in session.execute(
         select(GeneratedImage.batch_id, GeneratedImage.image_url)
         .where(col(GeneratedImage.batch_id).in_(batch_ids))
+        .where(func.coalesce(col(GeneratedImage.nsfw), False).is_(False))
         .order_by(col(GeneratedImage.created_at).desc())
     ):
         first.setdefault(batch_id, url)

@@ -111,10 +111,11 @@ def generate(
 
     With a `store`, fal's images are copied into it (their URLs expire).
     """
-    text = clean_prompt(prompt)
+    text = clean_prompt(prompt)  # what fal gets; what is stored is the prompt as typed
+    typed = prompt or ""
     lora = ready_lora(engine=engine, lora_id=lora_id)
     batch_id = quota.reserve(
-        engine=engine, policy=policy, user=user, lora_id=lora.id, prompt=text, now=now
+        engine=engine, policy=policy, user=user, lora_id=lora.id, prompt=typed, now=now
     )
     try:
         result = generator.generate(
@@ -131,7 +132,7 @@ def generate(
             batch_id=batch_id,
             lora_id=lora.id,
             user=user,
-            prompt=text,
+            prompt=typed,
             result_images=result.images,
             seed=result.seed,
             request_id=result.request_id,
@@ -145,7 +146,7 @@ def generate(
         raise
     return BatchOutcome(
         batch_id=batch_id,
-        prompt=text,
+        prompt=typed,
         images=images,
         flagged=sum(1 for image in result.images if image.nsfw),
     )

@@ -111,3 +111,15 @@ def test_my_prompts_fill_the_prompt_box(open_app, add_lora, engine, prompt_count
     at.selectbox(key="gen_my_prompts").select("my idea 0").run()
 
     assert at.text_area(key="gen_prompt").value == "my idea 0"
+
+
+def test_a_selection_past_the_rows_after_narrowing_the_filter_is_ignored(open_app, seeded):  # noqa: F811
+    at = open_history(open_app)
+    at.session_state["history_table"] = {"selection": {"rows": [8], "columns": []}}
+    at.run()
+    assert at.button(key="reuse_prompt")
+
+    at.text_input(key="user").input("bob").run()  # three rows now; row 8 is gone
+
+    assert not at.exception
+    assert "reuse_prompt" not in [b.key for b in at.button]

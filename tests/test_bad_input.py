@@ -73,7 +73,7 @@ def test_any_prompt_is_a_batch_or_a_clear_message(engine, add_lora, preview_gene
     assert 1 <= len(prompt.strip()) <= 500
     with session_scope(engine) as session:
         stored = session.scalars(select(GeneratedImage.prompt)).all()
-    assert stored == [prompt.strip()] * 4 == [outcome.prompt] * 4
+    assert stored == [prompt] * 4 == [outcome.prompt] * 4  # exactly as typed
 
 
 @FAST

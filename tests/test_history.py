@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from lora_core import history
 from lora_core.clock import to_iso
@@ -268,3 +268,14 @@ def test_dates_are_whole_utc_days(seeded):
 
     assert set(ids(seeded, HistoryFilter(date_from=today, date_to=today))) == {"b1", "b2", "b8"}
     assert ids(seeded, HistoryFilter(date_from=date(2000, 1, 1), date_to=date(2000, 1, 2))) == []
+
+
+def test_a_flagged_image_is_never_a_thumbnail(seeded):
+    with session_scope(seeded) as session:
+        for image in session.scalars(select(GeneratedImage).where(GeneratedImage.batch_id == "b8")):
+            image.nsfw = image.id == "b8-3"  # the newest one
+        session.commit()
+        page = history.list_batches(session=session, history_filter=HistoryFilter(user="bob"))
+
+    row = next(row for row in page.items if row.batch_id == "b8")
+    assert row.thumbnail_url is not None and not row.thumbnail_url.endswith("/3.jpg")

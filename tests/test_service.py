@@ -60,7 +60,7 @@ def test_a_batch_stores_four_images_with_the_raw_prompt(engine, add_lora, genera
     images, [batch] = stored(engine)
     assert len(images) == len(outcome.images) == 4
     for image in images:
-        assert image.prompt == "a lighthouse at dusk"
+        assert image.prompt == "  a lighthouse at dusk  "  # stored exactly as typed
         assert image.wallet_address == "ann"
         assert image.lora_training_id == lora.id
         assert (image.image_width, image.image_height) == (1024, 1024)
@@ -71,7 +71,7 @@ def test_a_batch_stores_four_images_with_the_raw_prompt(engine, add_lora, genera
     assert batch.images_returned == 4
     assert 0 <= batch.duration_ms < 60_000
     assert batch.fal_request_id in fake_fal.jobs
-    assert batch.prompt == "a lighthouse at dusk"
+    assert batch.prompt == "  a lighthouse at dusk  "
 
 
 @pytest.mark.parametrize("prompt", ["", "   ", None, "x" * 501])

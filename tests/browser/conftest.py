@@ -231,6 +231,13 @@ def fresh_app(app_server: RunningApp, fake_fal: FakeFal) -> RunningApp:
     return app_server
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_screenshots_folder() -> None:
+    """Only this run's pictures: none left over from renamed or removed tests."""
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+
 @pytest.fixture(autouse=True)
 def final_screenshot(request: pytest.FixtureRequest) -> Iterator[None]:
     """Save the page as the test left it (passed or failed) to test-output/screenshots/."""

@@ -30,6 +30,11 @@ def stored_prompts(app: RunningApp, lora_id: str) -> list[str]:
     return [row[0] for row in rows]
 
 
+def batch_count(app: RunningApp) -> int:
+    with closing(sqlite3.connect(app.db_path)) as connection:
+        return connection.execute("SELECT count(*) FROM generation_batches").fetchone()[0]
+
+
 def snap(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.mouse.move(0, 0)
@@ -164,6 +169,7 @@ def test_2_the_quota_counts_down_and_stops_at_the_limit(page: Page, fresh_app: R
 def test_3_a_shared_link_opens_the_lora_and_survives_a_reload(
     page: Page, fresh_app: RunningApp
 ) -> None:
+    before = batch_count(fresh_app)
     page.goto("/lora?id=demo-neon-noir")
     expect(page.get_by_role("heading", name="neonnoir")).to_be_visible()
     page.reload()
@@ -176,6 +182,7 @@ def test_3_a_shared_link_opens_the_lora_and_survives_a_reload(
     page.get_by_role("link", name="Back to the gallery").click()
     expect(page.get_by_role("heading", name="LoRA Gallery")).to_be_visible()
     expect(page.get_by_test_id("stException")).to_have_count(0)
+    assert batch_count(fresh_app) == before  # looking writes nothing
 
 
 def test_3b_a_shared_link_is_the_first_visit_of_a_new_server(
@@ -201,6 +208,14 @@ def test_4_an_image_opens_full_size_in_a_new_tab(page: Page, fresh_app: RunningA
     tab.wait_for_load_state()
 
     assert re.search(r"/app/static/media/.+\.jpg$", tab.url), tab.url
+    with closing(sqlite3.connect(fresh_app.db_path)) as connection:
+        stored = {
+            row[0]
+            for row in connection.execute(
+                "SELECT image_url FROM generated_images WHERE lora_training_id = 'demo-claymation'"
+            )
+        }
+    assert tab.url.removeprefix(f"{fresh_app.url}/") in stored  # the stored image itself
     response = page.request.get(tab.url)
     assert response.ok
     assert response.headers["content-type"].startswith("image/jpeg")
@@ -247,6 +262,11 @@ def test_6_a_pending_lora_cannot_be_generated_from(page: Page, fresh_app: Runnin
     expect(page.get_by_role("heading", name="inktrain")).to_be_visible()
     expect(page.get_by_text("This LoRA is still training.")).to_be_visible()
     expect(page.locator(".st-key-open_generate")).to_have_count(0)
+    expect(page.get_by_text("No images generated yet.", exact=True)).to_be_visible()
+    with closing(sqlite3.connect(fresh_app.db_path)) as connection:
+        assert connection.execute(
+            "SELECT count(*) FROM generation_batches WHERE lora_training_id = 'demo-in-training'"
+        ).fetchone() == (0,)
 
 
 def test_7_the_app_works_on_a_phone(page: Page, fresh_app: RunningApp) -> None:
@@ -271,12 +291,13 @@ def test_8_history_filters_by_link_and_reuses_a_prompt(page: Page, fresh_app: Ru
 
     page.goto("/history?lora=clayfig&q=SNAIL")
     expect(page.get_by_role("heading", name="History")).to_be_visible()
-    expect(page.get_by_test_id("stMetric").filter(has_text="Batches")).to_contain_text("1")
+    batches_metric = page.get_by_test_id("stMetric").filter(has_text="Batches")
+    expect(batches_metric.get_by_test_id("stMetricValue")).to_have_text("1")
     table = page.get_by_test_id("stDataFrame")
     expect(table).to_be_visible()
     page.reload()  # the filters live in the link
     expect(page.get_by_test_id("stMultiSelect").filter(has_text="clayfig")).to_be_visible()
-    expect(page.get_by_test_id("stMetric").filter(has_text="Batches")).to_contain_text("1")
+    expect(batches_metric.get_by_test_id("stMetricValue")).to_have_text("1")
     snap(page, "journey-8a-history")
 
     # Select the row (the data grid is a canvas: click its first row's selection cell).
