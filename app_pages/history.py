@@ -4,6 +4,7 @@ charted and exportable."""
 from __future__ import annotations
 
 from datetime import date
+from urllib.parse import urlsplit
 
 import pandas as pd
 import streamlit as st
@@ -149,12 +150,22 @@ def show_table(page: queries.Page[history.HistoryRow]) -> None:
         st.caption("Select a row to reuse its prompt.")
 
 
+def app_base_url() -> str:
+    """The app's own address (scheme, host, base path), from the browser's URL."""
+    parts = urlsplit(st.context.url or "")
+    base_path = parts.path.rsplit("/", 1)[0] if parts.path.count("/") > 1 else ""
+    return f"{parts.scheme}://{parts.netloc}{base_path}" if parts.netloc else ""
+
+
 def show_exports(history_filter: HistoryFilter) -> None:
     engine = context.engine()
+    base_url = app_base_url()
 
     def frame() -> pd.DataFrame:
         with session_scope(engine) as session:
-            return history.export_frame(session=session, history_filter=history_filter)
+            return history.export_frame(
+                session=session, history_filter=history_filter, base_url=base_url
+            )
 
     row = st.container(horizontal=True)
     for label, to_bytes, suffix, mime in (

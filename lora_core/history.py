@@ -307,8 +307,14 @@ EXPORT_COLUMNS = [
 ]
 
 
-def export_frame(*, session: Session, history_filter: HistoryFilter) -> pd.DataFrame:
-    """Every filtered batch (newest first) with its image URLs and seed, for CSV/Parquet."""
+def export_frame(
+    *, session: Session, history_filter: HistoryFilter, base_url: str = ""
+) -> pd.DataFrame:
+    """Every filtered batch (newest first) with its image URLs and seed, for CSV/Parquet.
+
+    Our own relative URLs (`app/static/media/…`) are made absolute with `base_url` (the
+    app's address), so the file is useful outside the app.
+    """
     urls = (
         select(func.group_concat(col(GeneratedImage.image_url), " "))
         .where(col(GeneratedImage.batch_id) == col(_batch.id))
@@ -339,8 +345,18 @@ def export_frame(*, session: Session, history_filter: HistoryFilter) -> pd.DataF
     ).all()
     frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS)
     frame["time"] = pd.to_datetime(frame["time"], utc=True)
-    frame["image_urls"] = frame["image_urls"].fillna("")
+    frame["image_urls"] = (
+        frame["image_urls"]
+        .fillna("")
+        .map(lambda urls: " ".join(_absolute(url, base_url) for url in urls.split()))
+    )
     return frame
+
+
+def _absolute(url: str, base_url: str) -> str:
+    if not base_url or url.startswith(("https://", "http://")):
+        return url
+    return f"{base_url.rstrip('/')}/{url}"
 
 
 @dataclass(frozen=True)

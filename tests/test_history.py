@@ -279,3 +279,19 @@ def test_a_flagged_image_is_never_a_thumbnail(seeded):
 
     row = next(row for row in page.items if row.batch_id == "b8")
     assert row.thumbnail_url is not None and not row.thumbnail_url.endswith("/3.jpg")
+
+
+def test_exported_local_urls_are_made_absolute(seeded):
+    with session_scope(seeded) as session:
+        image = session.get(GeneratedImage, "b8-0")
+        image.image_url = "app/static/media/fal/b8/0.jpg"
+        session.commit()
+        frame = history.export_frame(
+            session=session,
+            history_filter=HistoryFilter(user="bob", prompt_contains="lighthouse"),
+            base_url="https://studio.example",
+        )
+
+    urls = frame["image_urls"].iloc[0].split()
+    assert "https://studio.example/app/static/media/fal/b8/0.jpg" in urls
+    assert "https://cdn.example/b8/1.jpg" in urls
