@@ -187,6 +187,15 @@ try:
         names = queries.lora_names(session=session)
         version = history.data_version(session=session)
     history_filter = read_filters(names)
+    if st.session_state.get("history_filter") != history_filter:
+        st.session_state["history_filter"] = history_filter
+        st.session_state.pop("history_page", None)  # a new filter starts on its first page
+    if (
+        history_filter.date_from
+        and history_filter.date_to
+        and history_filter.date_from > history_filter.date_to
+    ):
+        st.warning("“From” is after “To”: no day is in that range.", icon=":material/event:")
     overview = cached_overview(history_filter, names, version)
     show_summary(overview.summary)
     if overview.summary.batches == 0:

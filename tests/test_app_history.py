@@ -123,3 +123,11 @@ def test_a_selection_past_the_rows_after_narrowing_the_filter_is_ignored(open_ap
 
     assert not at.exception
     assert "reuse_prompt" not in [b.key for b in at.button]
+
+
+def test_from_after_to_is_explained(open_app, seeded):  # noqa: F811
+    at = open_history(open_app, **{"from": "2026-03-02", "to": "2026-03-01"})
+
+    assert not at.exception
+    assert "“From” is after “To”" in at.warning[0].value
+    assert at.info[0].value == "No generations match these filters."
