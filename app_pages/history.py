@@ -184,6 +184,7 @@ def show_exports(history_filter: HistoryFilter) -> None:
 
 try:
     with session_scope(context.engine()) as session:
+        history.adopt_legacy_images(session=session)  # the original app's generations too
         names = queries.lora_names(session=session)
         version = history.data_version(session=session)
     history_filter = read_filters(names)

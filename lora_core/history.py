@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select, update
 from sqlmodel import Session, col
 
 from lora_core.clock import parse_iso
@@ -414,3 +414,48 @@ def recent_prompts(*, session: Session, user: str, limit: int = 20) -> list[str]
         .limit(limit)
     ).all()
     return [row[0] for row in rows]
+
+
+def adopt_legacy_images(*, session: Session) -> int:
+    """Give the original app's generations (images without a batch) their batch rows, so
+    History shows every prompt. Images of one click share user, LoRA, prompt and second.
+
+    Cheap when there is nothing to adopt (one lookup on the batch index); safe to repeat,
+    also while the original app keeps writing. Returns how many batches were created.
+    """
+    legacy = session.execute(
+        select(
+            GeneratedImage.id,
+            GeneratedImage.lora_training_id,
+            GeneratedImage.wallet_address,
+            GeneratedImage.prompt,
+            GeneratedImage.created_at,
+        )
+        .where(col(GeneratedImage.batch_id).is_(None))
+        .order_by(col(GeneratedImage.created_at))
+    ).all()
+    groups: dict[tuple[str, str, str, str], list[tuple[str, str]]] = {}
+    for image_id, lora_id, user, prompt, created_at in legacy:
+        key = (lora_id, user, prompt, created_at[:19])
+        groups.setdefault(key, []).append((image_id, created_at))
+    for (lora_id, user, prompt, _second), images in groups.items():
+        batch_id = f"legacy-{images[0][0]}"
+        session.add(
+            GenerationBatch(
+                id=batch_id,
+                lora_training_id=lora_id,
+                wallet_address=user,
+                prompt=prompt,
+                status=BatchStatus.SUCCEEDED,
+                images_returned=len(images),
+                created_at=images[0][1],
+                finished_at=images[0][1],
+            )
+        )
+        session.execute(
+            update(GeneratedImage)
+            .where(col(GeneratedImage.id).in_([image_id for image_id, _ in images]))
+            .values(batch_id=batch_id)
+        )
+    session.commit()
+    return len(groups)

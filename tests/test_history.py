@@ -295,3 +295,30 @@ def test_exported_local_urls_are_made_absolute(seeded):
     urls = frame["image_urls"].iloc[0].split()
     assert "https://studio.example/app/static/media/fal/b8/0.jpg" in urls
     assert "https://cdn.example/b8/1.jpg" in urls
+
+
+def test_the_original_apps_generations_join_history_once(seeded, add_images):
+    add_images("lora-a", 2, start_minutes_ago=30)  # two clicks of the original app, 1 min apart
+    with session_scope(seeded) as session:
+        legacy = GeneratedImage(
+            id="legacy-extra",
+            lora_training_id="lora-a",
+            wallet_address="ann",
+            prompt="prompt 1",
+            image_url="https://cdn.example/x.jpg",
+            created_at=session.get(GeneratedImage, "lora-a-img-0001").created_at,
+        )
+        session.add(legacy)
+        session.commit()
+
+        assert history.adopt_legacy_images(session=session) == 2
+        assert history.adopt_legacy_images(session=session) == 0
+        page = history.list_batches(
+            session=session, history_filter=HistoryFilter(prompt_contains="prompt ")
+        )
+
+    assert [(row.prompt, row.images_returned) for row in page.items] == [
+        ("prompt 1", 2),
+        ("prompt 0", 1),
+    ]
+    assert all(row.status == HistoryStatus.SAFETY_FILTERED for row in page.items)
