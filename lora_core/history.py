@@ -225,18 +225,32 @@ def _median_seconds(session: Session, history_filter: HistoryFilter) -> float | 
     return round(statistics.fmean(middle) / 1000, 1)
 
 
+def lora_counts(*, session: Session, history_filter: HistoryFilter) -> list[tuple[str, int]]:
+    """(LoRA id, batches) of the filtered set, most first: one grouped scan, shared by the
+    charts that need it."""
+    count = func.count().label("batches")
+    rows = session.execute(
+        _filtered(history_filter, col(_batch.lora_training_id), count)
+        .group_by(col(_batch.lora_training_id))
+        .order_by(count.desc())
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
 def batches_per_day(
-    *, session: Session, history_filter: HistoryFilter, lora_labels: dict[str, str], top: int = 8
+    *,
+    session: Session,
+    history_filter: HistoryFilter,
+    lora_labels: dict[str, str],
+    leaders: list[str] | None = None,
+    top: int = 8,
 ) -> pd.DataFrame:
     """Columns day, lora, batches: the `top` LoRAs of the filtered set by name, others as one."""
-    leaders = list(
-        session.scalars(
-            _filtered(history_filter, col(_batch.lora_training_id))
-            .group_by(col(_batch.lora_training_id))
-            .order_by(func.count().desc())
-            .limit(top)
-        )
-    )
+    if leaders is None:
+        leaders = [
+            lora_id
+            for lora_id, _count in lora_counts(session=session, history_filter=history_filter)[:top]
+        ]
     day = func.substr(col(_batch.created_at), 1, 10)
     lora = case(
         (col(_batch.lora_training_id).in_(leaders), col(_batch.lora_training_id)),
@@ -251,17 +265,14 @@ def batches_per_day(
     return frame
 
 
-def top_loras(*, session: Session, history_filter: HistoryFilter, limit: int = 10) -> pd.DataFrame:
-    lora = func.coalesce(LoraTraining.trigger_word, col(_batch.lora_training_id))
-    count = func.count().label("batches")
-    rows = session.execute(
-        _filtered(history_filter, lora, count)
-        .outerjoin(LoraTraining, col(LoraTraining.id) == col(_batch.lora_training_id))
-        .group_by(col(_batch.lora_training_id))
-        .order_by(count.desc())
-        .limit(limit)
-    ).all()
-    return pd.DataFrame(rows, columns=["lora", "batches"])
+def top_loras(
+    counts: list[tuple[str, int]], lora_labels: dict[str, str], limit: int = 10
+) -> pd.DataFrame:
+    """The LoRAs with the most batches, by name (a deleted LoRA by its id)."""
+    return pd.DataFrame(
+        [(lora_labels.get(lora_id, lora_id), count) for lora_id, count in counts[:limit]],
+        columns=["lora", "batches"],
+    )
 
 
 def top_users(*, session: Session, history_filter: HistoryFilter, limit: int = 10) -> pd.DataFrame:
@@ -373,12 +384,16 @@ class Overview:
 def overview(
     *, session: Session, history_filter: HistoryFilter, lora_labels: dict[str, str]
 ) -> Overview:
+    counts = lora_counts(session=session, history_filter=history_filter)
     return Overview(
         summary=summarize(session=session, history_filter=history_filter),
         per_day=batches_per_day(
-            session=session, history_filter=history_filter, lora_labels=lora_labels
+            session=session,
+            history_filter=history_filter,
+            lora_labels=lora_labels,
+            leaders=[lora_id for lora_id, _count in counts[:8]],
         ),
-        top_loras=top_loras(session=session, history_filter=history_filter),
+        top_loras=top_loras(counts, lora_labels),
         top_users=top_users(session=session, history_filter=history_filter),
         words=prompt_words(session=session, history_filter=history_filter),
     )
@@ -431,9 +446,9 @@ def adopt_legacy_images(*, session: Session) -> int:
             GeneratedImage.prompt,
             GeneratedImage.created_at,
         )
-        .where(col(GeneratedImage.batch_id).is_(None))
-        .order_by(col(GeneratedImage.created_at))
+        .where(col(GeneratedImage.batch_id).is_(None))  # idx_gen_images_batch: no scan
     ).all()
+    legacy = sorted(legacy, key=lambda row: row[4])  # oldest first (not in SQL: see above)
     groups: dict[tuple[str, str, str, str], list[tuple[str, str]]] = {}
     for image_id, lora_id, user, prompt, created_at in legacy:
         key = (lora_id, user, prompt, created_at[:19])

@@ -131,3 +131,30 @@ def test_from_after_to_is_explained(open_app, seeded):  # noqa: F811
     assert not at.exception
     assert "“From” is after “To”" in at.warning[0].value
     assert at.info[0].value == "No generations match these filters."
+
+
+def test_the_exports_hold_exactly_the_filtered_batches(open_app, seeded, monkeypatch):  # noqa: F811
+    import io
+
+    import pandas as pd
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    downloads: dict[str, object] = {}
+    register = MediaFileManager.add_deferred
+
+    def capture(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        downloads[file_name] = data_callable
+        return register(self, data_callable, mimetype, coordinates, file_name=file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", capture)
+
+    at = open_history(open_app, lora=["beta"], status="succeeded")
+
+    assert set(downloads) == {"lora-studio-history.csv", "lora-studio-history.parquet"}
+    csv = pd.read_csv(io.BytesIO(downloads["lora-studio-history.csv"]()), dtype={"seed": str})
+    parquet = pd.read_parquet(io.BytesIO(downloads["lora-studio-history.parquet"]()))
+    shown = list(at.dataframe[0].value["prompt"])
+    for exported in (csv, parquet):
+        assert list(exported["prompt"]) == shown == ["a lighthouse", "a fox_den at dusk"]
+        assert set(exported["trigger_word"]) == {"beta"}
+        assert set(exported["status"]) == {"succeeded"}

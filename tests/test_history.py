@@ -171,7 +171,9 @@ def test_charts_count_per_day_lora_and_user(seeded):
         per_day = history.batches_per_day(
             session=session, history_filter=HistoryFilter(), lora_labels=LABELS
         )
-        loras = history.top_loras(session=session, history_filter=HistoryFilter())
+        loras = history.top_loras(
+            history.lora_counts(session=session, history_filter=HistoryFilter()), LABELS
+        )
         users = history.top_users(session=session, history_filter=HistoryFilter())
         words = history.prompt_words(session=session, history_filter=HistoryFilter())
 
@@ -322,3 +324,23 @@ def test_the_original_apps_generations_join_history_once(seeded, add_images):
         ("prompt 0", 1),
     ]
     assert all(row.status == HistoryStatus.SAFETY_FILTERED for row in page.items)
+
+
+def test_looking_for_images_to_adopt_uses_the_batch_index(seeded):
+    statements: list[tuple[str, object]] = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _many):
+        statements.append((statement, parameters))
+
+    event.listen(seeded, "before_cursor_execute", capture)
+    with session_scope(seeded) as session:
+        history.adopt_legacy_images(session=session)
+    event.remove(seeded, "before_cursor_execute", capture)
+
+    [(statement, parameters)] = [(s, p) for s, p in statements if s.lstrip().startswith("SELECT")]
+    with seeded.connect() as connection:
+        plan = " ".join(
+            str(row[-1])
+            for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        )
+    assert "USING INDEX idx_gen_images_batch" in plan, plan
