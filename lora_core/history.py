@@ -445,8 +445,7 @@ def adopt_legacy_images(*, session: Session) -> int:
             GeneratedImage.wallet_address,
             GeneratedImage.prompt,
             GeneratedImage.created_at,
-        )
-        .where(col(GeneratedImage.batch_id).is_(None))  # idx_gen_images_batch: no scan
+        ).where(col(GeneratedImage.batch_id).is_(None))  # idx_gen_images_batch: no scan
     ).all()
     legacy = sorted(legacy, key=lambda row: row[4])  # oldest first (not in SQL: see above)
     groups: dict[tuple[str, str, str, str], list[tuple[str, str]]] = {}

@@ -7,14 +7,14 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from lora_core import history
 from lora_core.clock import to_iso
 from lora_core.db import session_scope
 from lora_core.history import HistoryFilter, HistoryStatus
 from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch
-from tests.conftest import NOW
+from tests.conftest import NOW, explain_selects
 
 DAY = timedelta(days=1)
 LABELS = {"lora-a": "alpha", "lora-b": "beta", "lora-c": "gamma"}
@@ -242,27 +242,19 @@ def test_my_prompts_are_the_users_latest_distinct_prompts(seeded):
 
 
 def test_the_page_query_uses_indexes_not_sorts(seeded):
-    statements: list[tuple[str, object]] = []
+    plans = explain_selects(
+        seeded,
+        lambda session: [
+            history.list_batches(session=session, history_filter=HistoryFilter()),
+            history.list_batches(session=session, history_filter=HistoryFilter(user="ann")),
+        ],
+    )
 
-    def capture(_conn, _cursor, statement, parameters, _context, _many):
-        statements.append((statement, parameters))
-
-    event.listen(seeded, "before_cursor_execute", capture)
-    with session_scope(seeded) as session:
-        history.list_batches(session=session, history_filter=HistoryFilter())
-        history.list_batches(session=session, history_filter=HistoryFilter(user="ann"))
-    event.remove(seeded, "before_cursor_execute", capture)
-
-    listing = [(s, p) for s, p in statements if "ORDER BY generation_batches.created_at" in s]
+    listing = [plan for sql, plan in plans if "ORDER BY generation_batches.created_at" in sql]
     assert len(listing) == 2
-    with seeded.connect() as connection:
-        for statement, parameters in listing:
-            plan = " ".join(
-                str(row[-1])
-                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
-            )
-            assert "TEMP B-TREE" not in plan, plan
-            assert "USING INDEX idx_gen_batches_" in plan, plan
+    for plan in listing:
+        assert "TEMP B-TREE" not in plan, plan
+        assert "USING INDEX idx_gen_batches_" in plan, plan
 
 
 def test_dates_are_whole_utc_days(seeded):
@@ -327,20 +319,7 @@ def test_the_original_apps_generations_join_history_once(seeded, add_images):
 
 
 def test_looking_for_images_to_adopt_uses_the_batch_index(seeded):
-    statements: list[tuple[str, object]] = []
+    plans = explain_selects(seeded, lambda session: history.adopt_legacy_images(session=session))
 
-    def capture(_conn, _cursor, statement, parameters, _context, _many):
-        statements.append((statement, parameters))
-
-    event.listen(seeded, "before_cursor_execute", capture)
-    with session_scope(seeded) as session:
-        history.adopt_legacy_images(session=session)
-    event.remove(seeded, "before_cursor_execute", capture)
-
-    [(statement, parameters)] = [(s, p) for s, p in statements if s.lstrip().startswith("SELECT")]
-    with seeded.connect() as connection:
-        plan = " ".join(
-            str(row[-1])
-            for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
-        )
+    [(_sql, plan)] = plans
     assert "USING INDEX idx_gen_images_batch" in plan, plan

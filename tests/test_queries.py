@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
 
 from lora_core import queries
 from lora_core.clock import to_iso
 from lora_core.db import session_scope
 from lora_core.models import GeneratedImage
-from tests.conftest import NOW
+from tests.conftest import NOW, explain_selects
 
 
 def test_loras_newest_first_with_count_and_latest_image(engine, add_lora, add_images):
@@ -78,27 +77,21 @@ def test_a_malformed_id_finds_nothing(engine, add_lora, lora_id):
 
 def test_every_query_of_the_lora_page_uses_an_index(engine, add_lora):
     lora = add_lora("indexed")
-    statements: list[tuple[str, object]] = []
 
-    def capture(_conn, _cursor, statement, parameters, _context, _many):
-        if statement.lstrip().upper().startswith("SELECT"):
-            statements.append((statement, parameters))
+    plans = explain_selects(
+        engine,
+        lambda session: [
+            queries.list_lora_images(session=session, lora_id=lora.id),
+            queries.list_loras(session=session),
+        ],
+    )
 
-    event.listen(engine, "before_cursor_execute", capture)
-    with session_scope(engine) as session:
-        queries.list_lora_images(session=session, lora_id=lora.id)
-        queries.list_loras(session=session)
-    event.remove(engine, "before_cursor_execute", capture)
-
-    assert len(statements) == 3
-    with engine.connect() as connection:
-        for statement, parameters in statements:
-            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
-            details = [str(row[-1]) for row in plan]
-            assert not [d for d in details if "TEMP B-TREE" in d], details
-            for step in details:
-                if step.startswith("SCAN"):  # only the list of all LoRAs, in index order
-                    assert step == "SCAN lora_trainings USING INDEX idx_lora_trainings_created"
+    assert len(plans) == 3
+    for _sql, plan in plans:
+        assert "TEMP B-TREE" not in plan, plan
+        for step in plan.split(" | "):
+            if step.startswith("SCAN"):  # only the list of all LoRAs, in index order
+                assert step == "SCAN lora_trainings USING INDEX idx_lora_trainings_created"
 
 
 def image(number: int, *, batch: str | None, prompt: str = "p", second: int = 0) -> GeneratedImage:

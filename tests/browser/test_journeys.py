@@ -35,6 +35,20 @@ def batch_count(app: RunningApp) -> int:
         return connection.execute("SELECT count(*) FROM generation_batches").fetchone()[0]
 
 
+def add_earlier_batches(app: RunningApp, count: int) -> None:
+    """`count` batches the guest generated in the last hours (slots already used today)."""
+    now = datetime.now(UTC)
+    with closing(sqlite3.connect(app.db_path)) as connection, connection:
+        for hour in range(1, count + 1):
+            created = (now - timedelta(hours=hour)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            connection.execute(
+                "INSERT INTO generation_batches (id, lora_training_id, wallet_address, prompt, "
+                "status, created_at) VALUES (?, 'demo-neon-noir', 'guest', 'earlier', "
+                "'succeeded', ?)",
+                (f"earlier-{hour}", created),
+            )
+
+
 def snap(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.mouse.move(0, 0)
@@ -133,16 +147,7 @@ def test_1_generate_from_the_gallery_and_see_the_new_images_first(
 
 def test_2_the_quota_counts_down_and_stops_at_the_limit(page: Page, fresh_app: RunningApp) -> None:
     # Six batches already today: two left.
-    now = datetime.now(UTC)
-    with closing(sqlite3.connect(fresh_app.db_path)) as connection, connection:
-        for hour in range(1, 7):
-            created = (now - timedelta(hours=hour)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-            connection.execute(
-                "INSERT INTO generation_batches (id, lora_training_id, wallet_address, prompt, "
-                "status, created_at) VALUES (?, 'demo-neon-noir', 'guest', 'earlier', "
-                "'succeeded', ?)",
-                (f"earlier-{hour}", created),
-            )
+    add_earlier_batches(fresh_app, 6)
 
     dialog = open_generate_dialog(page, "demo-neon-noir")
     expect(dialog.get_by_text("2 of 8 generations remaining today")).to_be_visible()
@@ -316,16 +321,7 @@ def test_8_history_filters_by_link_and_reuses_a_prompt(page: Page, fresh_app: Ru
 def test_9_two_tabs_with_one_slot_left_generate_once(
     page: Page, fresh_app: RunningApp, fake_fal: FakeFal
 ) -> None:
-    now = datetime.now(UTC)
-    with closing(sqlite3.connect(fresh_app.db_path)) as connection, connection:
-        for hour in range(1, 8):
-            created = (now - timedelta(hours=hour)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-            connection.execute(
-                "INSERT INTO generation_batches (id, lora_training_id, wallet_address, prompt, "
-                "status, created_at) VALUES (?, 'demo-neon-noir', 'guest', 'earlier', "
-                "'succeeded', ?)",
-                (f"earlier-{hour}", created),
-            )
+    add_earlier_batches(fresh_app, 7)
     fake_fal.script.processing_seconds = 1.5
     other = page.context.browser.new_page(base_url=fresh_app.url, ignore_https_errors=True)
     try:
