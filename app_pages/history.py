@@ -134,9 +134,9 @@ def show_table(page: queries.Page[history.HistoryRow]) -> None:
             "thumbnail": st.column_config.ImageColumn("Preview", width="small"),
         },
     )
-    chosen = [index for index in (selection.selection.rows if selection else [])]
     # A selection outlives a change of filter or page: ignore one that points past the rows.
-    chosen = [index for index in chosen if index < len(page.items)]
+    rows = selection.selection.rows if selection else []
+    chosen = [index for index in rows if index < len(page.items)]
     if chosen:
         row = page.items[chosen[0]]
         st.button(

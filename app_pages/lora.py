@@ -42,24 +42,17 @@ def show_header(lora: LoraTraining, image_count: int) -> None:
         st.code(lora.lora_weights_url, language=None)
 
 
-def lora_ready(lora: LoraTraining) -> bool:
-    try:
-        service.check_ready(lora)
-    except LoraStudioError:
-        return False
-    return True
-
-
-def show_generate_action(lora: LoraTraining) -> None:
+def show_generate_action(lora: LoraTraining) -> bool:
+    """The Generate button (or why there is none); True when the LoRA can generate."""
     try:
         service.check_ready(lora)
     except LoraStudioError as error:
         show_error(error)
-        return
+        return False
     if not context.current_identity().signed_in:
         if st.button("Sign in to generate", key="sign_in_to_generate", type="primary"):
             st.login()
-        return
+        return True
     st.button(
         "Generate",
         key="open_generate",
@@ -69,6 +62,7 @@ def show_generate_action(lora: LoraTraining) -> None:
         args=(lora.id,),
     )
     render_open_dialog(lora)
+    return True
 
 
 lora_id = st.query_params.get("id", "")
@@ -90,11 +84,11 @@ except LoraStudioError as error:
     st.stop()
 
 show_header(lora, images.total)
-show_generate_action(lora)
+ready = show_generate_action(lora)
 
 st.subheader("Generated images", anchor=False)
 if images.total == 0:
-    invite = " Click Generate to create your first images." if lora_ready(lora) else ""
+    invite = " Click Generate to create your first images." if ready else ""
     st.info(f"No images generated yet.{invite}", icon=":material/image:")
 else:
     st.caption(

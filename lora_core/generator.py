@@ -314,10 +314,11 @@ class PreviewGenerator:
         return buffer.getvalue()
 
 
-def build_generator(settings: Settings) -> ImageGenerator:
-    """fal when a key is set, else the offline preview generator."""
+def build_generator(settings: Settings, store: MediaStore | None = None) -> ImageGenerator:
+    """fal when a key is set, else the offline preview generator drawing into `store`
+    (by default the store the settings choose)."""
     if settings.fal_key is not None:
         return FalGenerator(
             key=settings.fal_key.get_secret_value(), timeout_seconds=settings.fal_timeout_seconds
         )
-    return PreviewGenerator(build_store(settings))
+    return PreviewGenerator(store or build_store(settings))

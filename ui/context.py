@@ -39,7 +39,7 @@ def get_engine(database_url: str) -> Engine:
 
 @st.cache_resource(show_spinner=False)
 def get_generator(_settings: Settings) -> ImageGenerator:
-    return build_generator(_settings)
+    return build_generator(_settings, store=get_media_store(_settings))
 
 
 @st.cache_resource(show_spinner=False)
@@ -99,8 +99,8 @@ def current_identity() -> identity.Identity:
     """Who is using the app: from Streamlit's login only (see `lora_core.identity`)."""
     return identity.resolve_identity(
         settings=get_settings(),
-        login_configured=login_configured(),
-        claims=st.user.to_dict() if login_configured() else None,
+        login_configured=(configured := login_configured()),
+        claims=st.user.to_dict() if configured else None,
     )
 
 
