@@ -15,7 +15,7 @@ inject_css()
 try:
     settings = context.get_settings()
     context.engine()
-    context.resume_at_start(settings.database_url)
+    context.resume_at_start(settings.database.url)
 except LoraStudioError as error:
     show_error(error)
     st.stop()
@@ -58,6 +58,7 @@ with st.sidebar:
             st.caption(remaining_text(context.quota_status()))
         except LoraStudioError as error:
             show_error(error)
+    st.caption(f":material/database: {settings.database.label}")
     if settings.preview_mode:
         st.info(
             "**Preview mode**: no FAL_KEY is set, so images are placeholders drawn locally "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, inspect, text
@@ -13,6 +14,7 @@ from sqlmodel import Session, SQLModel
 
 from lora_core import models
 from lora_core.errors import DatabaseUnavailable
+from lora_core.turso import create_turso_engine, is_remote_url
 
 # Columns we added to the original app's tables: created with ALTER TABLE when missing.
 _ADDED_COLUMNS: dict[str, dict[str, str]] = {
@@ -22,14 +24,46 @@ _ADDED_COLUMNS: dict[str, dict[str, str]] = {
     "generation_batches": {"duration_ms": "INTEGER"},
 }
 _UNAVAILABLE = "The database is unavailable right now. Please try again in a moment."
+_REFUSED = (
+    "The database server refused the app's credentials. "
+    "Check the TURSO_AUTH_TOKEN setting (it may be missing, expired or for another database)."
+)
 
 
-def create_db_engine(url: str, *, busy_timeout_seconds: float = 5) -> Engine:
-    """An engine for any SQLAlchemy URL; a SQLite file gets its folder created.
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """Where the data lives: a SQLAlchemy URL, or a libSQL server address and its token."""
+
+    url: str
+    auth_token: str | None = field(default=None, repr=False)
+
+    @property
+    def is_remote(self) -> bool:
+        return is_remote_url(self.url)
+
+    @property
+    def label(self) -> str:
+        """What the UI may show: the backend and host or file, never a token or query."""
+        if self.is_remote:
+            host = self.url.split("://", 1)[1].split("?", 1)[0].split("/", 1)[0]
+            return f"Turso / libSQL server · {host.rsplit('@', 1)[-1]}"
+        parsed = make_url(self.url)
+        if parsed.get_backend_name() == "sqlite":
+            return f"SQLite file · {Path(parsed.database or ':memory:').name}"
+        return f"{parsed.get_backend_name()} · {parsed.host or ''}"
+
+
+def create_db_engine(target: DatabaseTarget | str, *, busy_timeout_seconds: float = 5) -> Engine:
+    """An engine for a libSQL server or any SQLAlchemy URL; a SQLite file gets its folder.
 
     A SQLite file locked by another writer for longer than `busy_timeout_seconds` makes a
     query fail with `DatabaseUnavailable` rather than hang the page.
     """
+    if isinstance(target, str):
+        target = DatabaseTarget(target)
+    if target.is_remote:
+        return create_turso_engine(target.url, auth_token=target.auth_token)
+    url = target.url
     parsed = make_url(url)
     connect_args: dict[str, object] = {}
     if parsed.get_backend_name() == "sqlite":
@@ -58,7 +92,15 @@ def ensure_schema(engine: Engine) -> None:
                 for index in table.indexes:
                     index.create(connection, checkfirst=True)
     except DBAPIError as error:
-        raise DatabaseUnavailable(_UNAVAILABLE) from error
+        raise unavailable(error) from error
+
+
+def unavailable(error: DBAPIError) -> DatabaseUnavailable:
+    """The user's view of a database error: refused credentials are named as such."""
+    reason = str(error.orig)
+    if reason.startswith(("HTTP status 401", "HTTP status 403")):
+        return DatabaseUnavailable(_REFUSED)
+    return DatabaseUnavailable(_UNAVAILABLE)
 
 
 @contextmanager
@@ -68,7 +110,14 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         with Session(engine, expire_on_commit=False) as session:
             yield session
     except DBAPIError as error:
-        raise DatabaseUnavailable(_UNAVAILABLE) from error
+        raise unavailable(error) from error
 
 
-__all__ = ["create_db_engine", "ensure_schema", "models", "session_scope"]
+__all__ = [
+    "DatabaseTarget",
+    "create_db_engine",
+    "ensure_schema",
+    "models",
+    "session_scope",
+    "unavailable",
+]

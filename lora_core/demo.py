@@ -87,12 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"No demo data added: {error}", file=sys.stderr)
         return 1
-    if settings.database_url != DEFAULT_DATABASE_URL and not force:
+    if settings.database.url != DEFAULT_DATABASE_URL and not force:
         # Never fill a configured (possibly shared) database with demo LoRAs by accident.
-        print("DATABASE_URL is set: no demo data added (use --force to add it anyway).")
+        print("A database is configured: no demo data added (use --force to add it anyway).")
         return 0
     try:
-        added = seed_demo(engine=create_db_engine(settings.database_url), settings=settings)
+        added = seed_demo(engine=create_db_engine(settings.database), settings=settings)
     except LoraStudioError as error:
         print(f"No demo data added: {error}", file=sys.stderr)
         return 1

@@ -18,7 +18,9 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from lora_core.db import DatabaseTarget
 from lora_core.errors import SettingsError
+from lora_core.turso import REMOTE_SCHEMES, is_remote_url
 
 APP_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = f"sqlite:///{APP_ROOT / 'data' / 'lora_studio.db'}"
@@ -33,6 +35,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     database_url: str = Field(DEFAULT_DATABASE_URL, min_length=1)
+    # Turso's own names, as the original app reads them; when set they win over DATABASE_URL.
+    turso_database_url: str | None = None
+    turso_auth_token: SecretStr | None = None
     fal_key: SecretStr | None = None
     generation_limit: int = Field(8, ge=1)
     generation_window_hours: float = Field(24, gt=0)
@@ -79,9 +84,20 @@ class Settings(BaseSettings):
             raise ValueError(f"the database driver for {dialect.name!r} is not installed") from None
         return value
 
-    @field_validator("fal_key", mode="before")
+    @field_validator("turso_database_url")
     @classmethod
-    def _blank_key_is_no_key(cls, value: Any) -> Any:
+    def _libsql_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not is_remote_url(value):
+            schemes = ", ".join(scheme.rstrip("/") for scheme in REMOTE_SCHEMES)
+            raise ValueError(f"a libSQL server address starting with one of {schemes}")
+        return value
+
+    @field_validator("fal_key", "turso_database_url", "turso_auth_token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
             return None
         return value
@@ -105,6 +121,14 @@ class Settings(BaseSettings):
                 if not getattr(self, name):
                     raise ValueError(f"{name.upper()} is required when STORAGE_BACKEND is s3")
         return self
+
+    @property
+    def database(self) -> DatabaseTarget:
+        """The database in use: the Turso server when `TURSO_DATABASE_URL` is set."""
+        if self.turso_database_url:
+            token = self.turso_auth_token.get_secret_value() if self.turso_auth_token else None
+            return DatabaseTarget(self.turso_database_url, auth_token=token)
+        return DatabaseTarget(self.database_url)
 
     @property
     def generation_window(self) -> timedelta:

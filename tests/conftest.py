@@ -39,7 +39,7 @@ for _name in SETTING_NAMES:
 from sqlalchemy import Engine  # noqa: E402
 
 from lora_core.clock import to_iso, utc_now  # noqa: E402
-from lora_core.db import create_db_engine, ensure_schema, session_scope  # noqa: E402
+from lora_core.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope  # noqa: E402
 from lora_core.generator import FalGenerator, PreviewGenerator  # noqa: E402
 from lora_core.models import (  # noqa: E402
     BatchStatus,
@@ -51,6 +51,7 @@ from lora_core.models import (  # noqa: E402
 from lora_core.quota import QuotaPolicy  # noqa: E402
 from lora_core.storage import LocalMediaStore, S3MediaStore  # noqa: E402
 from tests.fakefal import FakeFal, start_fake_fal  # noqa: E402
+from tests.sqld import Sqld  # noqa: E402
 
 APP_ROOT = Path(__file__).resolve().parents[1]
 # One "now" for the whole run, so rows and quota checks agree on the window's edges.
@@ -72,14 +73,55 @@ def fake_fal(_fake_fal_server: FakeFal) -> FakeFal:
     return _fake_fal_server
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'studio.db'}"
+BACKENDS = ("sqlite", "libsql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `both_backends` run once on a SQLite file and once on a libSQL server."""
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "both_backends"
+    ):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def sqld(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sqld]:
+    """One real libSQL server for the session, on a free loopback port, with auth on."""
+    server = Sqld(tmp_path_factory.mktemp("sqld")).start()
+    yield server
+    server.remove()
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_db_engine(database_url)
+def backend(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> DatabaseTarget:
+    """This test's empty database: a SQLite file, or the libSQL server wiped clean."""
+    if backend == "libsql":
+        server: Sqld = request.getfixturevalue("sqld")
+        server.wipe()
+        return server.target
+    return DatabaseTarget(f"sqlite:///{tmp_path / 'studio.db'}")
+
+
+@pytest.fixture
+def database_url(database: DatabaseTarget) -> str:
+    return database.url
+
+
+def database_env(database: DatabaseTarget) -> dict[str, str]:
+    """The settings that point the app at `database`."""
+    if database.is_remote:
+        return {"TURSO_DATABASE_URL": database.url, "TURSO_AUTH_TOKEN": database.auth_token or ""}
+    return {"DATABASE_URL": database.url}
+
+
+@pytest.fixture
+def engine(database: DatabaseTarget) -> Iterator[Engine]:
+    engine = create_db_engine(database)
     ensure_schema(engine)
     yield engine
     engine.dispose()
@@ -190,11 +232,11 @@ def add_batch(engine: Engine) -> Callable[..., str]:
 
 
 @pytest.fixture
-def app_env(monkeypatch, database_url: str, tmp_path: Path) -> dict[str, str]:
+def app_env(monkeypatch, database: DatabaseTarget, tmp_path: Path) -> dict[str, str]:
     """Point the app at this test's database and media folder, with fresh caches."""
     import streamlit as st
 
-    values = {"DATABASE_URL": database_url, "MEDIA_DIR": str(tmp_path / "media")}
+    values = {**database_env(database), "MEDIA_DIR": str(tmp_path / "media")}
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     st.cache_resource.clear()

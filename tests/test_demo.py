@@ -41,7 +41,7 @@ def test_the_command_fills_only_the_embedded_default(monkeypatch, database_url, 
 
     assert main([]) == 0
     assert count(engine, LoraTraining) == 0
-    assert "DATABASE_URL is set" in capsys.readouterr().out
+    assert "A database is configured" in capsys.readouterr().out
 
 
 def test_the_command_with_force_fills_a_configured_database(

@@ -16,6 +16,8 @@ from lora_core.history import HistoryFilter, HistoryStatus
 from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch
 from tests.conftest import NOW, explain_selects
 
+pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
+
 DAY = timedelta(days=1)
 LABELS = {"lora-a": "alpha", "lora-b": "beta", "lora-c": "gamma"}
 # Noon of the run's day: minute offsets below never cross midnight.

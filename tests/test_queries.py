@@ -12,6 +12,8 @@ from lora_core.db import session_scope
 from lora_core.models import GeneratedImage
 from tests.conftest import NOW, explain_selects
 
+pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
+
 
 def test_loras_newest_first_with_count_and_latest_image(engine, add_lora, add_images):
     old = add_lora("old", created_at=to_iso(NOW - timedelta(days=3)))

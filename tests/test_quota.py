@@ -16,6 +16,8 @@ from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch
 from lora_core.quota import QuotaPolicy
 from tests.conftest import NOW
 
+pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
+
 
 def status_of(engine, policy, user="ann"):
     with session_scope(engine) as session:
@@ -234,7 +236,7 @@ def test_original_app_images_fill_the_quota_and_say_when_it_frees(engine, add_ba
 
 
 def test_several_processes_with_one_slot_left_reach_fal_exactly_once(
-    engine, database_url, add_lora, add_batch, fake_fal
+    engine, database, add_lora, add_batch, fake_fal
 ):
     import os
     import subprocess
@@ -251,12 +253,14 @@ def test_several_processes_with_one_slot_left_reach_fal_exactly_once(
         import sys
         from datetime import timedelta
         from lora_core import quota, service
-        from lora_core.db import create_db_engine
+        from lora_core.db import DatabaseTarget, create_db_engine
         from lora_core.errors import QuotaExceeded
         from lora_core.generator import FalGenerator
         try:
             service.generate(
-                engine=create_db_engine({database_url!r}),
+                engine=create_db_engine(
+                    DatabaseTarget({database.url!r}, auth_token={database.auth_token!r})
+                ),
                 generator=FalGenerator(key={TEST_FAL_KEY!r}, poll_interval=0.02),
                 policy=quota.QuotaPolicy(limit=8, window=timedelta(hours=24)),
                 user="ann", lora_id={lora.id!r}, prompt="a race",

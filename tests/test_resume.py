@@ -15,9 +15,11 @@ from sqlalchemy import select
 
 from lora_core import quota, service
 from lora_core.clock import utc_now
-from lora_core.db import session_scope
+from lora_core.db import DatabaseTarget, session_scope
 from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch
 from tests.conftest import APP_ROOT, TEST_FAL_KEY
+
+pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 
 OLDER_THAN = timedelta(minutes=4)
 GIVE_UP = timedelta(minutes=30)
@@ -45,16 +47,18 @@ def resume(engine, generator, media_store, *, after: timedelta = OLDER_THAN, lor
     )
 
 
-def start_dying_worker(database_url: str, lora_id: str) -> subprocess.Popen:
+def start_dying_worker(database: DatabaseTarget, lora_id: str) -> subprocess.Popen:
     """A separate process that starts a generation through the real fal_client."""
     script = textwrap.dedent(
         f"""
         from datetime import timedelta
         from lora_core import quota, service
-        from lora_core.db import create_db_engine
+        from lora_core.db import DatabaseTarget, create_db_engine
         from lora_core.generator import FalGenerator
         service.generate(
-            engine=create_db_engine({database_url!r}),
+            engine=create_db_engine(
+                DatabaseTarget({database.url!r}, auth_token={database.auth_token!r})
+            ),
             generator=FalGenerator(key={TEST_FAL_KEY!r}, timeout_seconds=60, poll_interval=0.05),
             policy=quota.QuotaPolicy(limit=8, window=timedelta(hours=24)),
             user="ann",
@@ -67,12 +71,12 @@ def start_dying_worker(database_url: str, lora_id: str) -> subprocess.Popen:
 
 
 def test_a_worker_killed_while_fal_works_is_finished_exactly_once_on_restart(
-    engine, database_url, add_lora, fal_generator, fake_fal, media_store, policy
+    engine, database, add_lora, fal_generator, fake_fal, media_store, policy
 ):
     lora = add_lora()
     fake_fal.script.processing_seconds = 1.5
     fake_fal.script.queue_positions = []
-    worker = start_dying_worker(database_url, lora.id)
+    worker = start_dying_worker(database, lora.id)
     deadline = time.monotonic() + 30
     while not any(batch.fal_request_id for batch in batches(engine)):
         assert time.monotonic() < deadline, "the worker never reached fal"

@@ -23,6 +23,8 @@ from lora_core.errors import (
 from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch, LoraStatus
 from lora_core.quota import QuotaPolicy
 
+pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
+
 
 def stored(engine) -> tuple[list[GeneratedImage], list[GenerationBatch]]:
     with session_scope(engine) as session:
@@ -105,6 +107,7 @@ def test_a_prompt_of_exactly_500_characters_is_accepted(add_lora, generate):
 def test_a_lora_that_cannot_generate_is_refused_before_any_cost(
     engine, add_lora, generate, fake_fal, setup, error
 ):
+    setup = dict(setup)  # the parameter is shared by both backends' runs
     lora_id = setup.pop("lora_id", None)
     lora = add_lora(**setup)
 

@@ -10,7 +10,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from lora_core import identity, quota, service
-from lora_core.db import create_db_engine, ensure_schema, session_scope
+from lora_core.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope
 from lora_core.errors import NotSignedIn
 from lora_core.generator import ImageGenerator, build_generator
 from lora_core.settings import Settings, load_settings
@@ -31,8 +31,9 @@ def get_settings() -> Settings:
 
 
 @st.cache_resource(show_spinner=False)
-def get_engine(database_url: str) -> Engine:
-    engine = create_db_engine(database_url)
+def get_engine(database_url: str, _target: DatabaseTarget) -> Engine:
+    """One engine per database; the token stays out of the cache key (and out of any log)."""
+    engine = create_db_engine(_target)
     ensure_schema(engine)
     return engine
 
@@ -52,7 +53,8 @@ def media_store() -> MediaStore:
 
 
 def engine() -> Engine:
-    return get_engine(get_settings().database_url)
+    target = get_settings().database
+    return get_engine(target.url, target)
 
 
 def generator() -> ImageGenerator:
