@@ -91,7 +91,7 @@ class Settings(BaseSettings):
             return None
         value = value.strip()
         if not is_remote_url(value):
-            schemes = ", ".join(scheme.rstrip("/") for scheme in REMOTE_SCHEMES)
+            schemes = ", ".join(REMOTE_SCHEMES)
             raise ValueError(f"a libSQL server address starting with one of {schemes}")
         return value
 

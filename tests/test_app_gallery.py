@@ -96,3 +96,45 @@ def test_an_invalid_setting_is_named_at_startup(open_app, monkeypatch):
 
     assert not at.exception
     assert "GENERATION_LIMIT" in at.error[0].value
+
+
+def test_settings_given_only_as_secrets_put_the_app_on_the_libsql_server(
+    monkeypatch, tmp_path, sqld
+):
+    """As on Streamlit Community Cloud: no environment variables, only the secrets box."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from lora_core.db import create_db_engine, ensure_schema, session_scope
+    from lora_core.models import LoraTraining
+    from tests.conftest import APP_ROOT, SETTING_NAMES
+
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    sqld.wipe()
+    remote = create_db_engine(sqld.target)
+    ensure_schema(remote)
+    with session_scope(remote) as session:
+        session.add(
+            LoraTraining(id="cloud-lora", request_id="r-cloud", wallet_address="w",
+                         trigger_word="cloudstyle", status=LoraStatus.COMPLETED,
+                         lora_weights_url="https://w/x.safetensors", created_at=to_iso(NOW))
+        )  # fmt: skip
+        session.commit()
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(APP_ROOT / "streamlit_app.py"), default_timeout=30)
+    at.secrets.update(
+        {
+            "TURSO_DATABASE_URL": sqld.url,
+            "TURSO_AUTH_TOKEN": sqld.token,
+            "MEDIA_DIR": str(tmp_path / "media"),
+        }
+    )
+    at.run()
+    st.cache_resource.clear()
+
+    assert not at.exception
+    assert [s.value for s in at.subheader] == ["cloudstyle"]
+    assert f"Turso / libSQL server · 127.0.0.1:{sqld.port}" in texts(at.sidebar)
+    assert sqld.token not in texts(at) + texts(at.sidebar)
+    remote.dispose()

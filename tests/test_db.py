@@ -6,9 +6,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import Engine, inspect, text
 
-from lora_core.db import create_db_engine, ensure_schema, session_scope
+from lora_core.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope
 from lora_core.errors import DatabaseUnavailable
 
 # The original web app's DDL, from its plan.
@@ -45,6 +45,17 @@ def columns(engine, table: str) -> dict[str, tuple[str, bool]]:
     }
 
 
+def run_script(engine: Engine, script: str) -> None:
+    """Run DDL the way the original app did: through the driver, not our schema code."""
+    connection = engine.raw_connection()
+    try:
+        connection.driver_connection.executescript(script)
+        connection.commit()
+    finally:
+        connection.close()
+
+
+@pytest.mark.both_backends
 def test_generated_images_has_the_plans_columns_and_types(engine):
     assert columns(engine, "generated_images") == {
         "id": ("TEXT", False),
@@ -62,6 +73,7 @@ def test_generated_images_has_the_plans_columns_and_types(engine):
     }
 
 
+@pytest.mark.both_backends
 def test_lora_trainings_has_the_plans_columns(engine):
     assert set(columns(engine, "lora_trainings")) == {
         "id", "request_id", "wallet_address", "trigger_word", "steps", "image_urls",
@@ -69,6 +81,7 @@ def test_lora_trainings_has_the_plans_columns(engine):
     }  # fmt: skip
 
 
+@pytest.mark.both_backends
 def test_indexes_serve_the_plan_and_our_queries(engine):
     indexes = {
         index["name"]: index["column_names"]
@@ -85,28 +98,27 @@ def test_indexes_serve_the_plan_and_our_queries(engine):
     assert batch_indexes["idx_gen_batches_wallet_created"] == ["wallet_address", "created_at"]
 
 
-def test_an_original_database_is_upgraded_without_losing_anything(tmp_path: Path):
-    path = tmp_path / "original.db"
-    with sqlite3.connect(path) as connection:
-        connection.executescript(ORIGINAL_DDL)
+@pytest.mark.both_backends
+def test_an_original_database_is_upgraded_without_losing_anything(database: DatabaseTarget):
+    engine = create_db_engine(database)
+    run_script(engine, ORIGINAL_DDL)
 
-    engine = create_db_engine(f"sqlite:///{path}")
     ensure_schema(engine)
     ensure_schema(engine)  # idempotent
 
-    with sqlite3.connect(path) as connection:
+    with engine.connect() as connection:
         assert connection.execute(
-            "SELECT id, seed, batch_id, original_url, nsfw FROM generated_images"
-        ).fetchall() == [("g1", "18446744073709551557", None, None, None)]
-        assert connection.execute("SELECT id, status FROM lora_trainings").fetchall() == [
+            text("SELECT id, seed, batch_id, original_url, nsfw FROM generated_images")
+        ).all() == [("g1", "18446744073709551557", None, None, None)]
+        assert connection.execute(text("SELECT id, status FROM lora_trainings")).all() == [
             ("l1", "completed")
         ]
-        index_names = {
-            row[0]
-            for row in connection.execute("SELECT name FROM sqlite_master WHERE type='index'")
-        }
+        index_names = set(
+            connection.execute(text("SELECT name FROM sqlite_master WHERE type='index'")).scalars()
+        )
     assert {"idx_gen_images_lora_created", "idx_gen_batches_wallet_created"} <= index_names
     assert "generation_batches" in inspect(engine).get_table_names()
+    engine.dispose()
 
 
 def test_the_sqlite_folder_is_created(tmp_path: Path):

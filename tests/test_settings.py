@@ -116,3 +116,35 @@ def test_s3_storage_needs_a_bucket_and_a_public_url(monkeypatch):
         load_settings({"S3_PUBLIC_URL": "https://cdn.example/b"})
 
     assert "S3_BUCKET" in str(caught.value)
+
+
+def test_turso_settings_win_over_database_url():
+    settings = load_settings(
+        {
+            "DATABASE_URL": "sqlite:///local.db",
+            "TURSO_DATABASE_URL": " libsql://studio-team.turso.io ",
+            "TURSO_AUTH_TOKEN": "eyJ.hush-hush.token",
+        }
+    )
+
+    assert settings.database.url == "libsql://studio-team.turso.io"
+    assert settings.database.auth_token == "eyJ.hush-hush.token"
+    assert settings.database.is_remote
+    assert "hush-hush" not in repr(settings) and "hush-hush" not in repr(settings.database)
+
+
+def test_without_turso_settings_the_database_url_is_used(monkeypatch):
+    monkeypatch.setenv("TURSO_DATABASE_URL", "   ")
+
+    settings = load_settings({"DATABASE_URL": "sqlite:///local.db"})
+
+    assert settings.database.url == "sqlite:///local.db"
+    assert not settings.database.is_remote
+    assert settings.database.label == "SQLite file · local.db"
+
+
+def test_a_turso_url_that_is_not_a_server_address_is_named():
+    with pytest.raises(SettingsError, match="TURSO_DATABASE_URL") as raised:
+        load_settings({"TURSO_DATABASE_URL": "studio-team.turso.io"})
+
+    assert "libsql://" in str(raised.value)

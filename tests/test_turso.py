@@ -1,0 +1,184 @@
+"""The libSQL backend against a real `sqld`: errors a user can act on, and no stalls."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from lora_core import turso
+from lora_core.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope
+from lora_core.errors import DatabaseUnavailable
+from lora_core.models import LoraTraining
+from tests.sqld import Sqld, signed_token
+
+
+def a_lora(lora_id: str) -> LoraTraining:
+    return LoraTraining(
+        id=lora_id,
+        request_id=f"req-{lora_id}",
+        wallet_address="trainer",
+        trigger_word="sks",
+        status="completed",
+        created_at="2026-11-25T10:00:00.000Z",
+    )
+
+
+def count_loras(engine) -> int:
+    with session_scope(engine) as session:
+        return session.execute(text("SELECT count(*) FROM lora_trainings")).scalar_one()
+
+
+@pytest.mark.parametrize(
+    ("url", "http"),
+    [
+        ("libsql://studio-team.turso.io", "https://studio-team.turso.io"),
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+        ("wss://studio-team.turso.io", "https://studio-team.turso.io"),
+        ("https://studio-team.turso.io?authToken=x", "https://studio-team.turso.io"),
+    ],
+)
+def test_turso_addresses_become_http_addresses(url, http):
+    assert turso.is_remote_url(url)
+    assert turso.http_base_url(url) == http
+
+
+def test_a_file_url_is_not_a_server():
+    assert not turso.is_remote_url("sqlite:///data/studio.db")
+
+
+def test_the_label_names_the_server_but_never_the_token():
+    target = DatabaseTarget("libsql://studio-team.turso.io", auth_token="secret-token")
+
+    assert target.label == "Turso / libSQL server · studio-team.turso.io"
+    assert "secret-token" not in repr(target)
+
+
+def test_a_duplicate_key_is_an_integrity_error_not_a_generic_one(sqld: Sqld):
+    sqld.wipe()
+    engine = create_db_engine(sqld.target)
+    ensure_schema(engine)
+    with session_scope(engine) as session:
+        session.add(a_lora("l1"))
+        session.commit()
+
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO lora_trainings (id, request_id, wallet_address, trigger_word,"
+                 " status, created_at) VALUES ('l1', 'other', 'w', 't', 'completed', 'x')")
+        )  # fmt: skip
+    assert count_loras(engine) == 1
+    engine.dispose()
+
+
+def test_a_failed_transaction_writes_nothing(sqld: Sqld):
+    sqld.wipe()
+    engine = create_db_engine(sqld.target)
+    ensure_schema(engine)
+
+    with pytest.raises(IntegrityError), Session(engine) as session:
+        session.add(a_lora("l1"))
+        session.flush()
+        session.add(a_lora("l1"))  # same key: the whole transaction rolls back
+        session.commit()
+
+    assert count_loras(engine) == 0
+    engine.dispose()
+
+
+def test_many_threads_write_at_once_without_waiting_for_the_server_timeout(sqld: Sqld):
+    sqld.wipe()
+    engine = create_db_engine(sqld.target)
+    ensure_schema(engine)
+    start = threading.Barrier(16)
+    failures: list[BaseException] = []
+
+    def writer(number: int) -> None:
+        start.wait()
+        try:
+            for step in range(5):
+                with session_scope(engine) as session:
+                    session.add(a_lora(f"l-{number}-{step}"))
+                    session.commit()
+        except BaseException as error:  # reported below
+            failures.append(error)
+
+    began = time.monotonic()
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    elapsed = time.monotonic() - began
+
+    assert failures == []
+    assert count_loras(engine) == 80
+    # A stall would wait for sqld's 5 s transaction timeout at least once.
+    assert elapsed < 4, f"80 writes from 16 threads took {elapsed:.1f} s"
+    engine.dispose()
+
+
+def leave_a_dropped_stream_in_the_pool(engine) -> None:
+    """Close the pooled connection's stream on the server, as sqld does after 10 s idle."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+        session = connection.connection.driver_connection.http_session
+        baton = session._baton
+        session.execute_pipeline([{"type": "close"}], track_autocommit=False)
+        session._baton = baton  # the client still believes in it
+
+
+@pytest.mark.parametrize(("idle_limit", "works"), [(0.2, True), (60, False)])
+def test_a_connection_idle_past_its_stream_starts_a_new_one(
+    sqld: Sqld, monkeypatch, idle_limit, works
+):
+    sqld.wipe()
+    engine = create_db_engine(sqld.target)
+    ensure_schema(engine)
+    monkeypatch.setattr(turso, "STREAM_IDLE_SECONDS", idle_limit)
+    leave_a_dropped_stream_in_the_pool(engine)
+    time.sleep(0.3)
+
+    if works:
+        assert count_loras(engine) == 0
+    else:  # the control: reusing the dropped stream fails
+        with pytest.raises(DatabaseUnavailable):
+            count_loras(engine)
+    engine.dispose()
+
+
+def test_a_wrong_token_names_the_setting_to_fix(sqld: Sqld):
+    sqld.wipe()
+    other_key_token = signed_token(Sqld(Path("/nonexistent")).key)
+    for token in (other_key_token, None, "not-a-jwt"):
+        engine = create_db_engine(DatabaseTarget(sqld.url, auth_token=token))
+
+        with pytest.raises(DatabaseUnavailable, match="TURSO_AUTH_TOKEN") as raised:
+            ensure_schema(engine)
+        assert token is None or token not in str(raised.value)
+        engine.dispose()
+
+
+def test_a_server_that_goes_away_is_unavailable_then_recovers(tmp_path: Path):
+    server = Sqld(tmp_path / "sqld").start()
+    try:
+        engine = create_db_engine(server.target)
+        ensure_schema(engine)
+        with session_scope(engine) as session:
+            session.add(a_lora("l1"))
+            session.commit()
+
+        server.stop()
+        with pytest.raises(DatabaseUnavailable, match="unavailable right now"):
+            count_loras(engine)
+
+        server.start()  # same port, same data
+        assert count_loras(engine) == 1
+        engine.dispose()
+    finally:
+        server.remove()
