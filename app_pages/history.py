@@ -209,6 +209,7 @@ try:
             history_filter=history_filter,
             page=int(st.session_state.get("history_page", 1)),
             page_size=PAGE_SIZE,
+            total=overview.summary.batches,
         )
     show_table(rows)
     if rows.page_count > 1:

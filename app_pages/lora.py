@@ -65,6 +65,14 @@ def show_generate_action(lora: LoraTraining) -> bool:
     return True
 
 
+@st.cache_data(ttl=600, max_entries=256, show_spinner=False)
+def cached_image_count(lora_id: str, newest: tuple[str, str] | None) -> int:
+    """Counting 100,000 images takes longer than the rest of the page: counted once per
+    newest image (the key), so never stale after a generation."""
+    with session_scope(context.engine()) as session:
+        return queries.count_lora_images(session=session, lora_id=lora_id)
+
+
 lora_id = st.query_params.get("id", "")
 try:
     with session_scope(context.engine()) as session:
@@ -76,8 +84,13 @@ try:
     with session_scope(context.engine()) as session:
         page_key = f"page_{lora.id}"
         page_number = int(st.session_state.get(page_key, 1))
+        newest = queries.newest_image_key(session=session, lora_id=lora.id)
         images = queries.list_lora_images(
-            session=session, lora_id=lora.id, page=page_number, page_size=PAGE_SIZE
+            session=session,
+            lora_id=lora.id,
+            page=page_number,
+            page_size=PAGE_SIZE,
+            total=cached_image_count(lora.id, newest),
         )
 except LoraStudioError as error:
     show_error(error)

@@ -115,10 +115,20 @@ def _filtered(history_filter: HistoryFilter, *columns: object) -> Select:
 
 
 def list_batches(
-    *, session: Session, history_filter: HistoryFilter, page: int = 1, page_size: int = 50
+    *,
+    session: Session,
+    history_filter: HistoryFilter,
+    page: int = 1,
+    page_size: int = 50,
+    total: int | None = None,
 ) -> Page[HistoryRow]:
-    """One page of batches, newest first, with their LoRA's trigger word and a thumbnail."""
-    total = session.scalar(_filtered(history_filter, func.count())) or 0
+    """One page of batches, newest first, with their LoRA's trigger word and a thumbnail.
+
+    `total` is the number of batches the filter matches, when the caller already has it
+    (the summary counts them): then it is not counted again.
+    """
+    if total is None:
+        total = session.scalar(_filtered(history_filter, func.count())) or 0
     page = min(max(page, 1), max(math.ceil(total / page_size), 1))
     rows = session.execute(
         _filtered(
@@ -401,11 +411,11 @@ def overview(
 
 def data_version(*, session: Session) -> tuple[str | None, str | None]:
     """Changes whenever a batch is reserved or finishes: the key that keeps a cached
-    overview from ever being stale. Two index lookups."""
-    return (
-        session.scalar(select(func.max(col(_batch.created_at)))),
-        session.scalar(select(func.max(col(_batch.finished_at)))),
-    )
+    overview from ever being stale. One statement, two index lookups."""
+    newest = select(func.max(col(_batch.created_at))).scalar_subquery()
+    finished = select(func.max(col(_batch.finished_at))).scalar_subquery()
+    row = session.execute(select(newest, finished)).one()
+    return (row[0], row[1])
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:

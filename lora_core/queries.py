@@ -97,15 +97,9 @@ def list_loras(*, session: Session, with_hidden: bool = False) -> list[LoraSumma
     return [LoraSummary(lora=row[0], image_count=row[1], latest_image_url=row[2]) for row in rows]
 
 
-def list_lora_images(
-    *, session: Session, lora_id: str, page: int = 1, page_size: int = 24
-) -> Page[GeneratedImage]:
-    """One page of a LoRA's images, newest first, by every user.
-
-    Ordered by `created_at` alone so the composite index serves the order without a sort
-    (the service writes a batch's images a millisecond apart, in fal's order).
-    """
-    total = (
+def count_lora_images(*, session: Session, lora_id: str) -> int:
+    """How many images were generated from this LoRA (walks its part of the index)."""
+    return (
         session.scalar(
             select(func.count())
             .select_from(GeneratedImage)
@@ -113,6 +107,36 @@ def list_lora_images(
         )
         or 0
     )
+
+
+def newest_image_key(*, session: Session, lora_id: str) -> tuple[str, str] | None:
+    """The LoRA's newest image (created_at, id), one index seek: changes whenever an image
+    is added, so a count cached under it is never stale."""
+    row = session.execute(
+        select(GeneratedImage.created_at, GeneratedImage.id)
+        .where(col(GeneratedImage.lora_training_id) == lora_id)
+        .order_by(col(GeneratedImage.created_at).desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def list_lora_images(
+    *,
+    session: Session,
+    lora_id: str,
+    page: int = 1,
+    page_size: int = 24,
+    total: int | None = None,
+) -> Page[GeneratedImage]:
+    """One page of a LoRA's images, newest first, by every user.
+
+    Ordered by `created_at` alone so the composite index serves the order without a sort
+    (the service writes a batch's images a millisecond apart, in fal's order). `total`,
+    when the caller knows it (a cached count), is not counted again.
+    """
+    if total is None:
+        total = count_lora_images(session=session, lora_id=lora_id)
     page = min(max(page, 1), max(math.ceil(total / page_size), 1))
     items = session.scalars(
         select(GeneratedImage)

@@ -240,8 +240,10 @@ def app_env(monkeypatch, database: DatabaseTarget, tmp_path: Path) -> dict[str, 
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     st.cache_resource.clear()
+    st.cache_data.clear()
     yield values
     st.cache_resource.clear()
+    st.cache_data.clear()
 
 
 @pytest.fixture

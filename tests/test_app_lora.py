@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from lora_core.clock import to_iso, utc_now
 from lora_core.db import session_scope
 from lora_core.models import GeneratedImage, LoraStatus
 from tests.conftest import TEST_FAL_KEY
@@ -123,6 +124,28 @@ def test_the_gallery_is_newest_first_and_paginated(open_app, add_lora, engine, a
     headers = [m.value for m in at.markdown if m.value.startswith("**prompt")]
     assert headers[0] == "**prompt 29**" and len(headers) == 24  # one generation each
     assert any("30 images by everyone, newest first" in c.value for c in at.caption)
+
+
+def test_the_image_count_is_never_stale_after_new_images(open_app, add_lora, add_images, engine):
+    add_lora("grows")
+    add_images("grows", 30)
+    at = open_app(LORA_PAGE, id="grows")
+    assert any("30 images by everyone" in c.value for c in at.caption)
+
+    with session_scope(engine) as session:  # someone else generates meanwhile
+        for number in range(4):
+            session.add(
+                GeneratedImage(
+                    id=f"late-{number}", lora_training_id="grows", wallet_address="cy",
+                    prompt="late", image_url=f"https://cdn.example/late-{number}.jpg",
+                    created_at=to_iso(utc_now() + timedelta(milliseconds=number)),
+                )
+            )  # fmt: skip
+        session.commit()
+    at.run()
+
+    assert any("34 images by everyone" in c.value for c in at.caption)
+    assert "late-3.jpg" in cards(at)[0]
 
 
 def test_the_dialog_explains_the_trigger_word_and_the_quota(open_app, add_lora):

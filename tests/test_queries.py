@@ -143,3 +143,18 @@ def test_labels_name_loras_by_trigger_word_unless_two_share_one(engine, add_lora
         names = queries.lora_names(session=session)
 
     assert queries.unique_labels(names) == {"a": "sks (a)", "b": "sks (b)", "c": "other"}
+
+
+def test_the_newest_image_key_changes_with_each_new_image(engine, add_lora, add_images):
+    add_lora("keyed")
+    with session_scope(engine) as session:
+        assert queries.newest_image_key(session=session, lora_id="keyed") is None
+        assert queries.count_lora_images(session=session, lora_id="keyed") == 0
+    add_images("keyed", 3)
+
+    with session_scope(engine) as session:
+        key = queries.newest_image_key(session=session, lora_id="keyed")
+        assert key is not None and key[1] == "keyed-img-0002"
+        assert queries.count_lora_images(session=session, lora_id="keyed") == 3
+        page = queries.list_lora_images(session=session, lora_id="keyed", total=3)
+        assert page.items[0].id == key[1]
