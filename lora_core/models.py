@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import Index, Text
+from sqlalchemy import Index, Text, text
 from sqlmodel import Field, SQLModel
 
 
@@ -56,6 +56,14 @@ class GeneratedImage(SQLModel, table=True):
         # Ours: serves "images of this LoRA, newest first" without a sort.
         Index("idx_gen_images_lora_created", "lora_training_id", "created_at"),
         Index("idx_gen_images_batch", "batch_id"),
+        # Ours, partial: the original app's images (no batch) by user and time, which the
+        # quota counts; empty on a database only this app writes.
+        Index(
+            "idx_gen_images_legacy_wallet_created",
+            "wallet_address",
+            "created_at",
+            sqlite_where=text("batch_id IS NULL"),
+        ),
     )
 
     id: str = Field(primary_key=True, sa_type=Text)
@@ -86,6 +94,16 @@ class GenerationBatch(SQLModel, table=True):
         Index("idx_gen_batches_created", "created_at"),
         Index("idx_gen_batches_finished", "finished_at"),
         Index("idx_gen_batches_status_duration", "status", "duration_ms"),
+        # Ours, partial: only the few pending batches, which recovery looks for on every LoRA
+        # page view (queries must spell `status = 'pending'` literally to use it). `status`
+        # leads so that, without statistics, SQLite prefers it to (lora, created_at).
+        Index(
+            "idx_gen_batches_pending",
+            "status",
+            "lora_training_id",
+            "created_at",
+            sqlite_where=text(f"status = '{BatchStatus.PENDING}'"),
+        ),
     )
 
     id: str = Field(primary_key=True, sa_type=Text)

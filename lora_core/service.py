@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, Integer, cast, func, select, update
+from sqlalchemy import Engine, Integer, cast, func, literal, select, update
 from sqlmodel import col
 
 from lora_core import queries, quota, storage
@@ -258,7 +258,8 @@ def resume_pending(
     now = now or utc_now()
     with session_scope(engine) as session:
         query = select(GenerationBatch).where(
-            col(GenerationBatch.status) == BatchStatus.PENDING,
+            # Inline, not a bound parameter: so SQLite can use the partial pending index.
+            col(GenerationBatch.status) == literal(BatchStatus.PENDING.value, literal_execute=True),
             col(GenerationBatch.created_at) < to_iso(now - older_than),
         )
         if lora_id is not None:

@@ -14,7 +14,7 @@ from lora_core.db import session_scope
 from lora_core.errors import QuotaExceeded
 from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch
 from lora_core.quota import QuotaPolicy
-from tests.conftest import NOW
+from tests.conftest import NOW, explain_selects
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 
@@ -314,3 +314,20 @@ def test_two_users_generate_at_the_same_time_without_waiting_for_each_other(
     assert done == {"ann": True, "bob": True}
     first, second = sorted(submission.at for submission in fake_fal.submissions)
     assert second - first < 1.0  # bob's job reached fal while ann's was still running
+
+
+def test_the_quota_check_searches_indexes_only(engine, policy, add_batch):
+    add_batch(age=timedelta(hours=1))
+
+    plans = explain_selects(
+        engine, lambda session: quota.get_status(session=session, policy=policy, user="ann")
+    )
+
+    [(_sql, plan)] = plans
+    assert "idx_gen_batches_wallet_created (wallet_address=? AND created_at>?)" in plan
+    # The original app's images: only its rows (no batch) are in this partial index.
+    assert "idx_gen_images_legacy_wallet_created (wallet_address=? AND created_at>?)" in plan
+    assert [step for step in plan.split(" | ") if step.startswith("SCAN")] == [
+        "SCAN CONSTANT ROW",  # the outer SELECT of two subqueries, no table
+        "SCAN CONSTANT ROW",
+    ]

@@ -22,6 +22,7 @@ from lora_core.errors import (
 )
 from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch, LoraStatus
 from lora_core.quota import QuotaPolicy
+from tests.conftest import explain_selects
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 
@@ -328,3 +329,25 @@ def test_with_an_s3_store_images_are_served_from_the_bucket(
     images, _ = stored(engine)
     assert all(image.image_url.startswith(s3_store.public_url) for image in images)
     assert all(httpx.get(image.image_url).status_code == 200 for image in images)
+
+
+def test_looking_for_stale_batches_reads_only_pending_ones(engine, add_lora):
+    lora = add_lora()
+
+    plans = explain_selects(
+        engine,
+        lambda _session: service.resume_pending(
+            engine=engine,
+            generator=None,
+            store=None,
+            older_than=timedelta(minutes=4),
+            give_up_after=timedelta(minutes=30),
+            lora_id=lora.id,
+        ),
+    )
+
+    assert any(
+        "USING INDEX idx_gen_batches_pending (status=? AND lora_training_id=? AND created_at<?)"
+        in plan
+        for _sql, plan in plans
+    ), plans
