@@ -14,21 +14,28 @@ from ui.errors import show_error
 from ui.generate_dialog import close_generate, open_generate
 
 CARDS_PER_ROW = 4
+PAGE_SIZE = 24  # six rows: a page the browser draws quickly, however many LoRAs there are
+PAGE_KEY = "gallery_page"
 
 # A dialog opened earlier must not pop up again when the user comes back (browser Back).
 close_generate()
 
 st.set_page_config(page_title="Gallery · LoRA Studio")
 st.title("LoRA Gallery")
-st.caption("Every LoRA the team has trained. Open one to see everything generated from it.")
+st.caption(
+    "Every LoRA the team has trained, newest first. Open one to see everything generated from it."
+)
 
 try:
     with session_scope(context.engine()) as session:
-        summaries = queries.list_loras(session=session)
+        loras = queries.list_lora_page(
+            session=session, page=int(st.session_state.get(PAGE_KEY, 1)), page_size=PAGE_SIZE
+        )
 except LoraStudioError as error:
     show_error(error)
     st.stop()
 
+summaries = loras.items
 if not summaries:
     st.info(
         "No LoRAs yet. Train one in the trainer app, or run `python -m lora_core.demo` "
@@ -73,3 +80,6 @@ for start in range(0, len(summaries), CARDS_PER_ROW):
             ):
                 open_generate(lora.id)
                 st.switch_page("app_pages/lora.py", query_params={"id": lora.id})
+
+if loras.page_count > 1:
+    st.pagination(loras.page_count, key=PAGE_KEY, default=loras.page)

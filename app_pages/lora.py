@@ -73,37 +73,28 @@ def cached_image_count(lora_id: str, newest: tuple[str, str] | None) -> int:
         return queries.count_lora_images(session=session, lora_id=lora_id)
 
 
-lora_id = st.query_params.get("id", "")
-try:
-    with session_scope(context.engine()) as session:
-        lora = queries.get_lora(session=session, lora_id=lora_id)
-        if lora is None:
-            not_found()
-    # A batch of this LoRA that a dead process left pending is finished before listing.
-    context.resume_stale_batches(lora_id=lora.id)
-    with session_scope(context.engine()) as session:
-        page_key = f"page_{lora.id}"
-        page_number = int(st.session_state.get(page_key, 1))
-        newest = queries.newest_image_key(session=session, lora_id=lora.id)
-        images = queries.list_lora_images(
-            session=session,
-            lora_id=lora.id,
-            page=page_number,
-            page_size=PAGE_SIZE,
-            total=cached_image_count(lora.id, newest),
-        )
-except LoraStudioError as error:
-    show_error(error)
-    st.stop()
-
-show_header(lora, images.total)
-ready = show_generate_action(lora)
-
-st.subheader("Generated images", anchor=False)
-if images.total == 0:
-    invite = " Click Generate to create your first images." if ready else ""
-    st.info(f"No images generated yet.{invite}", icon=":material/image:")
-else:
+@st.fragment
+def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
+    """The LoRA's images, one page at a time. A fragment: paging reruns only this part,
+    with `total` as the page last counted it (a generation reruns the whole page)."""
+    page_key = f"page_{lora.id}"
+    try:
+        with session_scope(context.engine()) as session:
+            images = queries.list_lora_images(
+                session=session,
+                lora_id=lora.id,
+                page=int(st.session_state.get(page_key, 1)),
+                page_size=PAGE_SIZE,
+                total=total,
+            )
+    except LoraStudioError as error:
+        show_error(error)
+        return
+    st.subheader("Generated images", anchor=False)
+    if images.total == 0:
+        invite = " Click Generate to create your first images." if ready else ""
+        st.info(f"No images generated yet.{invite}", icon=":material/image:")
+        return
     st.caption(
         f"{images.total} images by everyone, newest first. Click an image to open it full size."
     )
@@ -114,3 +105,23 @@ else:
             image_grid(group.images, columns=GRID_COLUMNS, with_captions=False)
     if images.page_count > 1:
         st.pagination(images.page_count, key=page_key, default=images.page)
+
+
+lora_id = st.query_params.get("id", "")
+try:
+    with session_scope(context.engine()) as session:
+        lora = queries.get_lora(session=session, lora_id=lora_id)
+        if lora is None:
+            not_found()
+    # A batch of this LoRA that a dead process left pending is finished before listing.
+    context.resume_stale_batches(lora_id=lora.id)
+    with session_scope(context.engine()) as session:
+        newest = queries.newest_image_key(session=session, lora_id=lora.id)
+    image_count = cached_image_count(lora.id, newest)
+except LoraStudioError as error:
+    show_error(error)
+    st.stop()
+
+show_header(lora, image_count)
+ready = show_generate_action(lora)
+show_images(lora, image_count, ready=ready)

@@ -6,21 +6,28 @@ fails and one in 10 is safety-filtered, like a busy team's history.
 
 from __future__ import annotations
 
+import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Connection, Engine, insert
+from sqlmodel import SQLModel
 
 from lora_core.clock import to_iso, utc_now
-from lora_core.db import create_db_engine, ensure_schema
+from lora_core.db import DatabaseTarget, create_db_engine, ensure_schema
 from lora_core.models import GeneratedImage, GenerationBatch, LoraTraining
 
 WORDS = "red fox city night neon forest castle portrait river storm cat robot garden".split()
 
 
-def seeded_engine(url: str, *, images: int, loras: int = 200, one_lora: bool = False) -> Engine:
+def seeded_engine(
+    target: DatabaseTarget | str, *, images: int, loras: int = 200, one_lora: bool = False
+) -> Engine:
     """`images` images over `loras` LoRAs, or all on `lora-0000` when `one_lora`."""
-    engine = create_db_engine(url)
+    engine = create_db_engine(target)
     ensure_schema(engine)
     rng = random.Random(images)
     now = utc_now()
@@ -81,15 +88,71 @@ def seeded_engine(url: str, *, images: int, loras: int = 200, one_lora: bool = F
                 }
             )
     with engine.begin() as connection:
-        connection.execute(insert(LoraTraining), lora_rows)
-        connection.execute(insert(GenerationBatch), batch_rows)
-        connection.execute(insert(GeneratedImage), image_rows)
-        connection.exec_driver_sql("ANALYZE")
+        insert_rows(connection, LoraTraining, lora_rows)
+        insert_rows(connection, GenerationBatch, batch_rows)
+        insert_rows(connection, GeneratedImage, image_rows)
     return engine
+
+
+def insert_rows(connection: Connection, model: type[SQLModel], rows: list[dict]) -> None:
+    """Multi-row VALUES, 400 rows a statement (quick over HTTP too). No ANALYZE afterwards:
+    the app never runs it and libSQL servers refuse it, so the planner works without
+    statistics here as in production."""
+    for start in range(0, len(rows), 400):
+        connection.execute(insert(model).values(rows[start : start + 400]))
 
 
 def temporary_url(directory: str, name: str) -> str:
     return f"sqlite:///{directory}/{name}.db"
 
 
-__all__ = ["create_db_engine", "seeded_engine", "temporary_url"]
+BACKENDS = ("sqlite", "libsql")
+
+
+@contextmanager
+def empty_database(directory: str, name: str, *, backend: str) -> Iterator[DatabaseTarget]:
+    """A SQLite file, or a local libSQL server (`sqld`, as the tests start it) that is
+    stopped and removed afterwards."""
+    if backend != "libsql":
+        yield DatabaseTarget(temporary_url(directory, name))
+        return
+    from tests.sqld import Sqld
+
+    server = Sqld(Path(directory) / name).start()
+    try:
+        yield server.target
+    finally:
+        server.remove()
+
+
+@contextmanager
+def seeded_database(
+    directory: str, name: str, *, backend: str, images: int, one_lora: bool = False
+) -> Iterator[DatabaseTarget]:
+    """`empty_database` seeded by `seeded_engine`."""
+    with empty_database(directory, name, backend=backend) as target:
+        seeded_engine(target, images=images, one_lora=one_lora).dispose()
+        yield target
+
+
+def use_database(target: DatabaseTarget) -> None:
+    """Point the app (which reads its settings from the environment) at `target`."""
+    for name in ("DATABASE_URL", "TURSO_DATABASE_URL", "TURSO_AUTH_TOKEN"):
+        os.environ.pop(name, None)
+    if target.is_remote:
+        os.environ["TURSO_DATABASE_URL"] = target.url
+        os.environ["TURSO_AUTH_TOKEN"] = target.auth_token or ""
+    else:
+        os.environ["DATABASE_URL"] = target.url
+
+
+__all__ = [
+    "BACKENDS",
+    "create_db_engine",
+    "empty_database",
+    "insert_rows",
+    "seeded_database",
+    "seeded_engine",
+    "temporary_url",
+    "use_database",
+]

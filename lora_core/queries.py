@@ -7,14 +7,14 @@ import re
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import ColumnElement, func, literal, literal_column, select, update
 from sqlmodel import Session, col
 
 from lora_core.models import GeneratedImage, LoraTraining
 
-# The original app's ids are short URL-safe strings; anything else cannot be a LoRA id.
 T = TypeVar("T")
 
+# The original app's ids are short URL-safe strings; anything else cannot be a LoRA id.
 _LORA_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -37,6 +37,11 @@ class Page(Generic[T]):
     @property
     def page_count(self) -> int:
         return max(math.ceil(self.total / self.page_size), 1)
+
+
+def _clamp(page: int, total: int, page_size: int) -> int:
+    """`page` within 1 .. the last page of `total` items."""
+    return min(max(page, 1), max(math.ceil(total / page_size), 1))
 
 
 def is_valid_lora_id(lora_id: str | None) -> bool:
@@ -71,9 +76,15 @@ def unique_labels(names: dict[str, str]) -> dict[str, str]:
     }
 
 
-def list_loras(*, session: Session, with_hidden: bool = False) -> list[LoraSummary]:
-    """Every LoRA (but hidden ones), newest first, with its image count and latest image,
-    in one query."""
+def _shown(with_hidden: bool) -> ColumnElement[bool]:
+    return func.coalesce(col(LoraTraining.hidden), False).is_(False) | literal(with_hidden)
+
+
+def _summaries(
+    session: Session, *, with_hidden: bool, offset: int = 0, limit: int | None = None
+) -> list[LoraSummary]:
+    """LoRAs newest first with their image count and latest image, in one query; SQLite
+    evaluates the two subqueries only for the rows the limit lets through."""
     images = GeneratedImage.__table__
     count = (
         select(func.count())
@@ -91,10 +102,26 @@ def list_loras(*, session: Session, with_hidden: bool = False) -> list[LoraSumma
     )
     rows = session.execute(
         select(LoraTraining, count, latest)
-        .where(func.coalesce(col(LoraTraining.hidden), False).is_(False) | literal(with_hidden))
+        .where(_shown(with_hidden))
         .order_by(col(LoraTraining.created_at).desc())
+        .offset(offset)
+        .limit(limit)
     ).all()
     return [LoraSummary(lora=row[0], image_count=row[1], latest_image_url=row[2]) for row in rows]
+
+
+def list_loras(*, session: Session, with_hidden: bool = False) -> list[LoraSummary]:
+    """Every LoRA (but hidden ones), newest first, with its image count and latest image."""
+    return _summaries(session, with_hidden=with_hidden)
+
+
+def list_lora_page(*, session: Session, page: int = 1, page_size: int = 24) -> Page[LoraSummary]:
+    """One page of the gallery: the visible LoRAs, newest first, summarised as `list_loras`
+    does; a page past the end shows the last one."""
+    total = session.scalar(select(func.count()).select_from(LoraTraining).where(_shown(False)))
+    page = _clamp(page, total or 0, page_size)
+    items = _summaries(session, with_hidden=False, offset=(page - 1) * page_size, limit=page_size)
+    return Page(items=items, total=total or 0, page=page, page_size=page_size)
 
 
 def count_lora_images(*, session: Session, lora_id: str) -> int:
@@ -131,21 +158,34 @@ def list_lora_images(
 ) -> Page[GeneratedImage]:
     """One page of a LoRA's images, newest first, by every user.
 
-    Ordered by `created_at` alone so the composite index serves the order without a sort
-    (the service writes a batch's images a millisecond apart, in fal's order). `total`,
-    when the caller knows it (a cached count), is not counted again.
+    The `(lora_training_id, created_at)` index (whose entries end with the rowid) serves
+    the order without a sort. A page's rows are picked in the index alone and then read by
+    rowid, and pages in the older half are counted from the oldest end, so the last page of
+    100,000 images costs what the first does. `total`, when the caller knows it (a cached
+    count), is not counted again.
     """
     if total is None:
         total = count_lora_images(session=session, lora_id=lora_id)
-    page = min(max(page, 1), max(math.ceil(total / page_size), 1))
-    items = session.scalars(
-        select(GeneratedImage)
+    page = _clamp(page, total, page_size)
+    skip = (page - 1) * page_size
+    rowid = literal_column("generated_images.rowid")
+    created = col(GeneratedImage.created_at)
+    if skip <= total / 2:
+        order, take = (created.desc(), rowid.desc()), page_size
+    else:
+        order, take = (created.asc(), rowid.asc()), min(page_size, total - skip)
+        skip = max(total - skip - take, 0)
+    page_rowids = (
+        select(rowid)
         .where(col(GeneratedImage.lora_training_id) == lora_id)
-        .order_by(col(GeneratedImage.created_at).desc())
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-    ).all()
-    return Page(items=list(items), total=total, page=page, page_size=page_size)
+        .order_by(*order)
+        .offset(skip)
+        .limit(take)
+    )
+    rows = session.execute(select(GeneratedImage, rowid).where(rowid.in_(page_rowids))).all()
+    newest_first = sorted(rows, key=lambda row: (row[0].created_at, row[1]), reverse=True)
+    items = [row[0] for row in newest_first]
+    return Page(items=items, total=total, page=page, page_size=page_size)
 
 
 @dataclass(frozen=True)

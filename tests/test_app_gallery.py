@@ -138,3 +138,18 @@ def test_settings_given_only_as_secrets_put_the_app_on_the_libsql_server(
     assert f"Turso / libSQL server · 127.0.0.1:{sqld.port}" in texts(at.sidebar)
     assert sqld.token not in texts(at) + texts(at.sidebar)
     remote.dispose()
+
+
+def test_many_loras_are_shown_24_to_a_page(open_app, add_lora):
+    for day in range(30):  # "style 29" is the newest
+        created = to_iso(NOW - timedelta(days=30 - day))
+        add_lora(f"lora-{day:02d}", trigger_word=f"style {day}", created_at=created)
+    at = open_app()
+    assert len(at.subheader) == 24 and at.subheader[0].value == "style 29"
+
+    [pager] = at.pagination
+    assert pager.num_pages == 2
+    pager.set_value(2).run()
+
+    assert not at.exception
+    assert [s.value for s in at.subheader] == [f"style {day}" for day in range(5, -1, -1)]

@@ -126,6 +126,25 @@ def test_the_gallery_is_newest_first_and_paginated(open_app, add_lora, engine, a
     assert any("30 images by everyone, newest first" in c.value for c in at.caption)
 
 
+def test_the_second_page_shows_the_oldest_images_under_the_same_header(
+    open_app, add_lora, add_images
+):
+    add_lora("big")
+    add_images("big", 30)
+    at = open_app(LORA_PAGE, id="big")
+
+    [pager] = at.pagination
+    assert pager.num_pages == 2
+    pager.set_value(2).run()
+
+    assert not at.exception
+    shown = cards(at)
+    assert len(shown) == 6
+    assert "big/5.jpg" in shown[0] and "big/0.jpg" in shown[-1]
+    assert at.metric[2].value == "30"  # the header still counts them all
+    assert at.pagination[0].value == 2
+
+
 def test_the_image_count_is_never_stale_after_new_images(open_app, add_lora, add_images, engine):
     add_lora("grows")
     add_images("grows", 30)

@@ -14,7 +14,8 @@ from lora_core.clock import to_iso
 from lora_core.db import session_scope
 from lora_core.history import HistoryFilter, HistoryStatus
 from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch
-from tests.conftest import NOW, explain_selects
+from tests.conftest import NOW
+from tests.plans import explain_selects
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 

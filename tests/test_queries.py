@@ -9,8 +9,9 @@ import pytest
 from lora_core import queries
 from lora_core.clock import to_iso
 from lora_core.db import session_scope
-from lora_core.models import GeneratedImage
-from tests.conftest import NOW, explain_selects
+from lora_core.models import GeneratedImage, LoraTraining
+from tests.conftest import NOW
+from tests.plans import explain_selects
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 
@@ -30,6 +31,29 @@ def test_loras_newest_first_with_count_and_latest_image(engine, add_lora, add_im
     assert summaries[0].latest_image_url == "https://cdn.example/new/1.jpg"
     assert summaries[1].latest_image_url is None
     assert summaries[2].latest_image_url == "https://cdn.example/old/4.jpg"
+
+
+def test_the_gallery_pages_loras_and_summarises_only_the_page(engine, add_lora, add_images):
+    for day in range(30):  # lora-29 is the newest
+        add_lora(f"lora-{day:02d}", created_at=to_iso(NOW - timedelta(days=30 - day)))
+    add_images("lora-03", 5)
+    add_lora("secret", created_at=to_iso(NOW))
+    with session_scope(engine) as session:
+        session.get(LoraTraining, "secret").hidden = True
+        session.commit()
+
+    with session_scope(engine) as session:
+        first = queries.list_lora_page(session=session, page_size=24)
+        second = queries.list_lora_page(session=session, page=2, page_size=24)
+        beyond = queries.list_lora_page(session=session, page=9, page_size=24)
+
+    assert (first.total, first.page_count, len(first.items)) == (30, 2, 24)
+    assert first.items[0].lora.id == "lora-29"
+    assert [s.lora.id for s in second.items] == [f"lora-{day:02d}" for day in range(5, -1, -1)]
+    assert second.items[2].image_count == 5  # lora-03
+    assert second.items[2].latest_image_url == "https://cdn.example/lora-03/4.jpg"
+    assert beyond.page == 2 and [s.lora.id for s in beyond.items] == ["lora-05", "lora-04",
+        "lora-03", "lora-02", "lora-01", "lora-00"]  # fmt: skip
 
 
 def test_a_loras_images_are_newest_first_and_paged(engine, add_lora, add_images):
@@ -77,6 +101,30 @@ def test_a_malformed_id_finds_nothing(engine, add_lora, lora_id):
         assert queries.get_lora(session=session, lora_id=lora_id) is None
 
 
+def test_paging_through_a_loras_images_shows_each_once_newest_first(engine, add_lora):
+    lora = add_lora("paged")
+    with session_scope(engine) as session:
+        for number in range(23):  # the original app gave a generation's images one timestamp
+            session.add(
+                GeneratedImage(
+                    id=f"img-{number:02d}", lora_training_id=lora.id, wallet_address="ann",
+                    prompt=f"prompt {number // 4}", image_url=f"https://cdn.example/{number}.jpg",
+                    created_at=to_iso(NOW - timedelta(minutes=100 - number // 4)),
+                )
+            )  # fmt: skip
+        session.commit()
+
+    with session_scope(engine) as session:  # pages 4 and 5 are read from the oldest end
+        pages = [
+            queries.list_lora_images(session=session, lora_id=lora.id, page=n, page_size=5)
+            for n in range(1, 6)
+        ]
+
+    assert [len(page.items) for page in pages] == [5, 5, 5, 5, 3]
+    shown = [image.id for page in pages for image in page.items]
+    assert shown == [f"img-{n:02d}" for n in reversed(range(23))]  # ties: the later row first
+
+
 def test_every_query_of_the_lora_page_uses_an_index(engine, add_lora):
     lora = add_lora("indexed")
 
@@ -89,6 +137,8 @@ def test_every_query_of_the_lora_page_uses_an_index(engine, add_lora):
     )
 
     assert len(plans) == 3
+    # A page's rows are picked in the index alone (then read by rowid), however deep.
+    assert "COVERING INDEX idx_gen_images_lora_created (lora_training_id=?)" in plans[1][1]
     for _sql, plan in plans:
         assert "TEMP B-TREE" not in plan, plan
         for step in plan.split(" | "):

@@ -14,7 +14,8 @@ from lora_core.db import session_scope
 from lora_core.errors import QuotaExceeded
 from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch
 from lora_core.quota import QuotaPolicy
-from tests.conftest import NOW, explain_selects
+from tests.conftest import NOW
+from tests.plans import explain_selects
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 

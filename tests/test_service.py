@@ -22,7 +22,7 @@ from lora_core.errors import (
 )
 from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch, LoraStatus
 from lora_core.quota import QuotaPolicy
-from tests.conftest import explain_selects
+from tests.plans import explain_selects
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 
