@@ -177,7 +177,9 @@ def test_charts_count_per_day_lora_and_user(seeded):
         loras = history.top_loras(
             history.lora_counts(session=session, history_filter=HistoryFilter()), LABELS
         )
-        users = history.top_users(session=session, history_filter=HistoryFilter())
+        users = history.top_users(
+            history.user_counts(session=session, history_filter=HistoryFilter())
+        )
         words = history.prompt_words(session=session, history_filter=HistoryFilter())
 
     assert per_day["batches"].sum() == 9
