@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lora_core import queries, service
+from lora_core import queries, service, training
 from lora_core.db import session_scope
 from lora_core.errors import LoraStudioError
-from lora_core.models import LoraTraining
+from lora_core.models import LoraStatus, LoraTraining
 from ui import context
 from ui.components import STATUS_COLORS, escape_markdown, format_date, image_grid
 from ui.errors import show_error
@@ -113,6 +113,14 @@ try:
         lora = queries.get_lora(session=session, lora_id=lora_id)
         if lora is None:
             not_found()
+    if lora.status == LoraStatus.PENDING:  # still training: ask fal whether it has finished
+        view = training.refresh(
+            engine=context.engine(),
+            trainer=context.trainer(),
+            policy=context.training_policy(),
+            lora_id=lora.id,
+        )
+        lora = view.lora if view else lora
     # A batch of this LoRA that a dead process left pending is finished before listing.
     context.resume_stale_batches(lora_id=lora.id)
     with session_scope(context.engine()) as session:

@@ -73,5 +73,24 @@ class WeightsUnavailable(GenerationFailed):
         super().__init__(message, retryable=False)
 
 
+class TrainingQuotaExceeded(QuotaExceeded):
+    """The user has started every training of the rolling window."""
+
+
+class InvalidTrainingInput(LoraStudioError):
+    """The training images, trigger word or steps cannot be used; nothing was spent."""
+
+
+class TrainingFailed(LoraStudioError):
+    """fal could not take or finish a training (or the preview trainer failed).
+
+    `job_failed` says the job itself failed; otherwise fal could not be asked (network, key)
+    and a running job may still finish."""
+
+    def __init__(self, message: str, *, job_failed: bool = False) -> None:
+        super().__init__(message)
+        self.job_failed = job_failed
+
+
 class DatabaseUnavailable(LoraStudioError):
     """The database cannot be reached or used right now."""

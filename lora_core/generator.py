@@ -222,7 +222,7 @@ def _detail_items(error: fal_client.client.FalClientHTTPError) -> list[dict[str,
     return []
 
 
-def _detail_text(error: fal_client.client.FalClientHTTPError) -> str:
+def fal_error_detail(error: fal_client.client.FalClientHTTPError) -> str:
     items = _detail_items(error)
     if items:
         return "; ".join(str(item.get("msg", "")) for item in items if item.get("msg"))
@@ -235,7 +235,7 @@ def _is_about_weights(error: fal_client.client.FalClientHTTPError) -> bool:
     for item in _detail_items(error):
         if item.get("type") == "file_download_error" or "loras" in map(str, item.get("loc", [])):
             return True
-    text = _detail_text(error).lower()
+    text = fal_error_detail(error).lower()
     return "lora" in text and any(word in text for word in ("download", "weights", "fetch"))
 
 
@@ -252,7 +252,9 @@ def _map_http_error(error: fal_client.client.FalClientHTTPError) -> GenerationFa
             "unreachable."
         )
     if status == 422:
-        return GenerationFailed(f"fal rejected the request: {_detail_text(error)}", retryable=False)
+        return GenerationFailed(
+            f"fal rejected the request: {fal_error_detail(error)}", retryable=False
+        )
     if status == 504 or error.error_type == "request_timeout":
         return GenerationTimeout("fal timed out while generating. Please try again.")
     return GenerationFailed(

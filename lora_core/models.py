@@ -30,7 +30,11 @@ class LoraTraining(SQLModel, table=True):
     """A LoRA trained by fal (written by the original trainer app, read here)."""
 
     __tablename__ = "lora_trainings"
-    __table_args__ = (Index("idx_lora_trainings_created", "created_at"),)
+    __table_args__ = (
+        Index("idx_lora_trainings_created", "created_at"),
+        # Ours: the training quota counts a user's trainings in the window.
+        Index("idx_lora_trainings_wallet_created", "wallet_address", "created_at"),
+    )
 
     id: str = Field(primary_key=True, sa_type=Text)
     request_id: str = Field(sa_type=Text, unique=True)
@@ -43,6 +47,8 @@ class LoraTraining(SQLModel, table=True):
     created_at: str = Field(sa_type=Text)
     # Ours, nullable: an admin hid it from the gallery.
     hidden: bool | None = None
+    # Ours, nullable: why a training started here failed, as the user is told.
+    error: str | None = Field(default=None, sa_type=Text)
 
 
 class GeneratedImage(SQLModel, table=True):

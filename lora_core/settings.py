@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     fal_key: SecretStr | None = None
     generation_limit: int = Field(8, ge=1)
     generation_window_hours: float = Field(24, gt=0)
+    # Training costs far more than generating: its own, smaller allowance.
+    training_limit: int = Field(2, ge=1)
+    training_window_hours: float = Field(24, gt=0)
     exempt_users: Annotated[frozenset[str], NoDecode] = frozenset()
     admin_users: Annotated[frozenset[str], NoDecode] = frozenset()
     require_login: bool = False
@@ -133,6 +136,10 @@ class Settings(BaseSettings):
     @property
     def generation_window(self) -> timedelta:
         return timedelta(hours=self.generation_window_hours)
+
+    @property
+    def training_window(self) -> timedelta:
+        return timedelta(hours=self.training_window_hours)
 
     @property
     def preview_mode(self) -> bool:

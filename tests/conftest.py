@@ -36,6 +36,7 @@ SETTING_NAMES = tuple(name.upper() for name in Settings.model_fields)
 for _name in SETTING_NAMES:
     os.environ.pop(_name, None)
 
+import fal_client.client  # noqa: E402
 from sqlalchemy import Engine  # noqa: E402
 
 from lora_core.clock import to_iso, utc_now  # noqa: E402
@@ -50,8 +51,14 @@ from lora_core.models import (  # noqa: E402
 )
 from lora_core.quota import QuotaPolicy  # noqa: E402
 from lora_core.storage import LocalMediaStore, S3MediaStore  # noqa: E402
+from lora_core.trainer import FalTrainer  # noqa: E402
 from tests.fakefal import FakeFal, start_fake_fal  # noqa: E402
 from tests.sqld import Sqld  # noqa: E402
+
+# fal_client has its upload hosts as constants, not from the environment: point them at the
+# fake too (the browser tests' app process does the same in tests/browser/serve.py).
+FAKE_FAL_URL = f"https://127.0.0.1:{FAKE_FAL_PORT}"
+fal_client.client.REST_URL = fal_client.client.CDN_URL = FAKE_FAL_URL
 
 APP_ROOT = Path(__file__).resolve().parents[1]
 # One "now" for the whole run, so rows and quota checks agree on the window's edges.
@@ -140,6 +147,11 @@ def preview_generator(media_store: LocalMediaStore) -> PreviewGenerator:
 @pytest.fixture
 def fal_generator(fake_fal: FakeFal) -> FalGenerator:
     return FalGenerator(key=TEST_FAL_KEY, timeout_seconds=10, poll_interval=0.01)
+
+
+@pytest.fixture
+def fal_trainer(fake_fal: FakeFal) -> FalTrainer:
+    return FalTrainer(key=TEST_FAL_KEY)
 
 
 @pytest.fixture

@@ -1,8 +1,11 @@
-"""A local fake of fal's queue API over TLS on 127.0.0.1, for the real `fal_client`.
+"""A local fake of fal's queue and storage APIs over TLS on 127.0.0.1, for the real
+`fal_client`.
 
-It speaks the protocol `fal_client` uses (submit → status polls → result, cancel) and
-records every request, so tests can assert the exact body we sent. Tests script its
-answers through `FakeFal` (images returned, NSFW flags, failures, queue positions, delays).
+It speaks the protocol `fal_client` uses (submit → status polls → result, cancel) for
+`fal-ai/flux-lora` and `fal-ai/flux-lora-fast-training`, and its upload protocol (a CDN
+token from the REST host, then the file to the CDN host), and records every request, so
+tests can assert the exact body we sent. Tests script its answers through `FakeFal`
+(images returned, NSFW flags, failures, queue positions, delays).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import trustme
 from PIL import Image, ImageOps
 
 APP_PATH = "/fal-ai/flux-lora"
+TRAINING_PATH = "/fal-ai/flux-lora-fast-training"
 
 
 @dataclass
@@ -57,16 +61,26 @@ class FakeFal:
         self.script = Script()
         self.requests: list[Recorded] = []
         self.jobs: dict[str, dict[str, Any]] = {}
+        self.uploads: dict[str, bytes] = {}  # access URL path → the uploaded bytes
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}"
 
     def reset(self) -> None:
         with self.lock:
             self.script = Script()
             self.requests.clear()
             self.jobs.clear()
+            self.uploads.clear()
 
     @property
     def submissions(self) -> list[Recorded]:
         return [r for r in self.requests if r.method == "POST" and r.path == APP_PATH]
+
+    @property
+    def training_submissions(self) -> list[Recorded]:
+        return [r for r in self.requests if r.method == "POST" and r.path == TRAINING_PATH]
 
     @property
     def cancellations(self) -> list[Recorded]:
@@ -104,20 +118,32 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             path = self.path.split("?", 1)[0]
+            try:
+                body: Any = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw  # an upload
             with fake.lock:
-                fake.requests.append(
-                    Recorded(
-                        self.command,
-                        path,
-                        dict(self.headers.items()),
-                        json.loads(raw) if raw else None,
-                    )
-                )
+                fake.requests.append(Recorded(self.command, path, dict(self.headers.items()), body))
             return path
 
         def do_POST(self) -> None:
             path = self._record()
-            if path != APP_PATH:
+            if path == "/storage/auth/token":  # fal_client asks for a CDN upload token
+                expires = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 3600))
+                self._send(
+                    200,
+                    {
+                        "token": "fake-cdn-token",
+                        "token_type": "Bearer",
+                        "base_url": fake.url,
+                        "expires_at": expires,
+                    },
+                )
+                return
+            if path == "/files/upload":
+                self._upload()
+                return
+            if path not in (APP_PATH, TRAINING_PATH):
                 self._send(404, {"detail": "Not found"})
                 return
             with fake.lock:
@@ -131,8 +157,9 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
                     "script": script,
                     "polls": 0,
                     "started": time.monotonic(),
+                    "app": path,
                 }
-            base = f"https://{fake.host}{APP_PATH}/requests/{request_id}"
+            base = f"https://{fake.host}{path}/requests/{request_id}"
             self._send(
                 200,
                 {
@@ -143,12 +170,26 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
                 },
             )
 
+        def _upload(self) -> None:
+            recorded = fake.requests[-1]
+            if recorded.headers.get("Authorization") != "Bearer fake-cdn-token":
+                self._send(401, {"detail": "Invalid upload token"})
+                return
+            name = recorded.headers.get("X-Fal-File-Name", "upload.bin")
+            access_path = f"/files/uploads/{uuid.uuid4().hex}/{name}"
+            with fake.lock:
+                fake.uploads[access_path] = recorded.body
+            self._send(200, {"access_url": f"{fake.url}{access_path}"})
+
         def do_PUT(self) -> None:
             self._record()
             self._send(202, {"status": "CANCELLATION_REQUESTED"})
 
         def do_GET(self) -> None:
             path = self._record()
+            if path in fake.uploads:
+                self._send(200, fake.uploads[path], content_type="application/zip")
+                return
             if path.startswith("/files/"):
                 if fake.script.files_missing:
                     self._send(404, {"detail": "Not found"})
@@ -156,7 +197,7 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
                 index = int(path.rsplit("/", 1)[-1].split(".")[0])
                 self._send(200, _jpeg(index), content_type="image/jpeg")
                 return
-            parts = path.removeprefix(f"{APP_PATH}/requests/").split("/")
+            parts = path.split("/requests/", 1)[-1].split("/")
             with fake.lock:
                 job = fake.jobs.get(parts[0])
                 if job is None:
@@ -173,6 +214,9 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
             if script.result_body is not None:
                 self._send(200, script.result_body)
                 return
+            if job["app"] == TRAINING_PATH:
+                self._send(200, self._training_result(parts[0]))
+                return
             self._send(200, self._result(parts[0], script))
 
         def _status(self, job: dict[str, Any], script: Script) -> dict[str, Any]:
@@ -188,6 +232,17 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
             if running or (not script.processing_seconds and polls == len(script.queue_positions)):
                 return {"status": "IN_PROGRESS", "logs": logs}
             return {"status": "COMPLETED", "logs": logs, "metrics": {"inference_time": 1.0}}
+
+        def _training_result(self, request_id: str) -> dict[str, Any]:
+            files = f"{fake.url}/files/{request_id}"
+            return {
+                "diffusers_lora_file": {
+                    "url": f"{files}/pytorch_lora_weights.safetensors",
+                    "content_type": "application/octet-stream",
+                    "file_name": "pytorch_lora_weights.safetensors",
+                },
+                "config_file": {"url": f"{files}/config.json", "content_type": "application/json"},
+            }
 
         def _result(self, request_id: str, script: Script) -> dict[str, Any]:
             images = [

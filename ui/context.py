@@ -9,12 +9,13 @@ from typing import Any
 import streamlit as st
 from sqlalchemy import Engine
 
-from lora_core import identity, quota, service
+from lora_core import identity, quota, service, training
 from lora_core.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope
 from lora_core.errors import NotSignedIn
 from lora_core.generator import ImageGenerator, build_generator
 from lora_core.settings import Settings, load_settings
 from lora_core.storage import MediaStore, build_store
+from lora_core.trainer import Trainer, build_trainer
 
 
 def _secrets() -> Mapping[str, Any]:
@@ -46,6 +47,24 @@ def get_generator(_settings: Settings) -> ImageGenerator:
 @st.cache_resource(show_spinner=False)
 def get_media_store(_settings: Settings) -> MediaStore:
     return build_store(_settings)
+
+
+@st.cache_resource(show_spinner=False)
+def get_trainer(_settings: Settings) -> Trainer:
+    return build_trainer(_settings, store=get_media_store(_settings))
+
+
+def trainer() -> Trainer:
+    return get_trainer(get_settings())
+
+
+def training_policy() -> training.TrainingPolicy:
+    settings = get_settings()
+    return training.TrainingPolicy(
+        limit=settings.training_limit,
+        window=settings.training_window,
+        exempt_users=identity.exempt_users(settings),
+    )
 
 
 def media_store() -> MediaStore:

@@ -11,6 +11,7 @@ from lora_core.errors import (
     DatabaseUnavailable,
     GenerationFailed,
     InvalidPrompt,
+    InvalidTrainingInput,
     LoraHasNoWeights,
     LoraNotFound,
     LoraNotReady,
@@ -18,6 +19,8 @@ from lora_core.errors import (
     NotSignedIn,
     QuotaExceeded,
     SettingsError,
+    TrainingFailed,
+    TrainingQuotaExceeded,
     WeightsUnavailable,
 )
 from lora_core.quota import QuotaStatus
@@ -49,11 +52,16 @@ def remaining_text(status: QuotaStatus) -> str:
     )
 
 
-def quota_message(limit: int, window: timedelta, next_slot_at: datetime | None) -> str:
-    message = f"You've used all {limit} generations {period_text(window)}."
+def quota_message(
+    limit: int, window: timedelta, next_slot_at: datetime | None, *, what: str = "generation"
+) -> str:
+    if what == "training":
+        message = f"You've started all {limit} trainings {period_text(window)}."
+    else:
+        message = f"You've used all {limit} generations {period_text(window)}."
     if next_slot_at is not None:
         message += (
-            f" Your next generation is available in {time_until(next_slot_at)}"
+            f" Your next {what} is available in {time_until(next_slot_at)}"
             f" (at {next_slot_at:%H:%M} UTC)."
         )
     return message
@@ -62,6 +70,15 @@ def quota_message(limit: int, window: timedelta, next_slot_at: datetime | None) 
 def show_error(error: LoraStudioError) -> None:
     """Render `error` as the message a user should see; never a stack trace."""
     match error:
+        case TrainingQuotaExceeded():
+            st.warning(
+                quota_message(error.limit, error.window, error.next_slot_at, what="training"),
+                icon=":material/timer:",
+            )
+        case InvalidTrainingInput():
+            st.warning(str(error), icon=":material/photo_library:")
+        case TrainingFailed():
+            st.error(str(error), icon=":material/error:")
         case QuotaExceeded():
             st.warning(
                 quota_message(error.limit, error.window, error.next_slot_at),

@@ -1,0 +1,271 @@
+"""LoRA trainers behind one interface: fal's `fal-ai/flux-lora-fast-training`, or an offline
+preview; and the training archive they take.
+
+Training runs for minutes, so nothing here waits for it: a job is uploaded and submitted,
+then its state is asked for by request id whenever a page wants it, which survives page
+reloads and app restarts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import time
+import uuid
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Literal, Protocol
+
+import fal_client
+import httpx
+from PIL import Image, UnidentifiedImageError
+
+from lora_core.errors import InvalidTrainingInput, TrainingFailed
+from lora_core.generator import fal_error_detail
+from lora_core.settings import Settings
+from lora_core.storage import MediaStore, build_store
+
+TRAINING_APP = "fal-ai/flux-lora-fast-training"
+MIN_IMAGES, MAX_IMAGES = 5, 50
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+MAX_ARCHIVE_BYTES = 200 * 1024 * 1024
+MIN_IMAGE_SIDE = 256
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+DEFAULT_STEPS = 1000  # fal's trainer's own default
+MIN_STEPS, MAX_STEPS = 100, 10_000
+_TRIGGER_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,31}$")
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file as the user uploaded it: a training image, or a zip of them."""
+
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class TrainingState:
+    stage: Literal["queued", "running", "completed"]
+    queue_position: int | None = None
+    logs: tuple[str, ...] = ()
+
+
+class Trainer(Protocol):
+    def upload(self, archive: bytes) -> str:
+        """Store the training archive where the trainer can read it; return its URL."""
+        ...
+
+    def submit(self, *, images_url: str, trigger_word: str, steps: int) -> str:
+        """Start a training job; return its request id."""
+        ...
+
+    def state(self, request_id: str) -> TrainingState: ...
+
+    def weights_url(self, request_id: str) -> str:
+        """The trained weights of a completed job; TrainingFailed when the job failed."""
+        ...
+
+
+def check_trigger_word(word: str) -> str:
+    word = word.strip()
+    if not _TRIGGER_WORD.match(word):
+        raise InvalidTrainingInput(
+            "The trigger word must be 2–32 characters: letters, digits, '-' or '_', "
+            "starting with a letter or digit (e.g. sks-style)."
+        )
+    return word
+
+
+def check_steps(steps: int) -> int:
+    if not MIN_STEPS <= steps <= MAX_STEPS:
+        raise InvalidTrainingInput(
+            f"Training steps must be between {MIN_STEPS:,} and {MAX_STEPS:,} "
+            f"(fal's default is {DEFAULT_STEPS:,})."
+        )
+    return steps
+
+
+def training_archive(files: list[UploadedFile]) -> bytes:
+    """One zip of the training images, each checked (type, size, a readable picture), from
+    images and zips of images as uploaded. Raises InvalidTrainingInput before anything is
+    spent."""
+    images: list[UploadedFile] = []
+    for upload in files:
+        if upload.name.lower().endswith(".zip"):
+            images.extend(_images_in_zip(upload))
+        else:
+            images.append(upload)
+    if not MIN_IMAGES <= len(images) <= MAX_IMAGES:
+        raise InvalidTrainingInput(
+            f"Upload {MIN_IMAGES}–{MAX_IMAGES} training images; these files hold {len(images)}."
+        )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for number, image in enumerate(images, start=1):
+            suffix = _check_image(image)
+            archive.writestr(f"{number:03d}{suffix}", image.data)
+    if buffer.tell() > MAX_ARCHIVE_BYTES:
+        raise InvalidTrainingInput(
+            f"The images add up to more than {MAX_ARCHIVE_BYTES // 2**20} MB; upload fewer "
+            "or smaller ones."
+        )
+    return buffer.getvalue()
+
+
+def _images_in_zip(upload: UploadedFile) -> list[UploadedFile]:
+    try:
+        with zipfile.ZipFile(io.BytesIO(upload.data)) as archive:
+            members = [
+                member
+                for member in archive.infolist()
+                if not member.is_dir()
+                and not PurePosixPath(member.filename).name.startswith(".")
+                and "__MACOSX" not in member.filename
+            ]
+            if any(member.file_size > MAX_IMAGE_BYTES for member in members):
+                raise InvalidTrainingInput(
+                    f"{upload.name} holds a file over {MAX_IMAGE_BYTES // 2**20} MB."
+                )
+            return [
+                UploadedFile(PurePosixPath(member.filename).name, archive.read(member))
+                for member in members
+            ]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError):
+        raise InvalidTrainingInput(f"{upload.name} is not a zip file we can read.") from None
+
+
+def _check_image(image: UploadedFile) -> str:
+    suffix = PurePosixPath(image.name).suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise InvalidTrainingInput(
+            f"{image.name} is not a training image: use JPEG, PNG or WebP files."
+        )
+    if len(image.data) > MAX_IMAGE_BYTES:
+        raise InvalidTrainingInput(f"{image.name} is over {MAX_IMAGE_BYTES // 2**20} MB.")
+    try:
+        with Image.open(io.BytesIO(image.data)) as picture:
+            width, height = picture.size
+            picture.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise InvalidTrainingInput(f"{image.name} is not a picture we can read.") from None
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise InvalidTrainingInput(
+            f"{image.name} is {width}×{height}: training images need at least "
+            f"{MIN_IMAGE_SIDE} pixels on each side."
+        )
+    return suffix
+
+
+@dataclass
+class FalTrainer:
+    """The real trainer, through `fal_client`'s upload and queue APIs."""
+
+    key: str = field(repr=False)
+    _client: fal_client.SyncClient = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._client = fal_client.SyncClient(key=self.key)
+
+    def upload(self, archive: bytes) -> str:
+        with _fal_errors("upload the training images to"):
+            return self._client.upload(archive, "application/zip", "training-images.zip")
+
+    def submit(self, *, images_url: str, trigger_word: str, steps: int) -> str:
+        arguments = {"images_data_url": images_url, "trigger_word": trigger_word, "steps": steps}
+        with _fal_errors("start the training on"):
+            return self._client.submit(TRAINING_APP, arguments=arguments).request_id
+
+    def state(self, request_id: str) -> TrainingState:
+        with _fal_errors("read the training's state from"):
+            status = self._client.status(TRAINING_APP, request_id, with_logs=True)
+        if isinstance(status, fal_client.Queued):
+            return TrainingState("queued", queue_position=status.position)
+        logs = tuple(
+            str(line.get("message", "")) for line in (status.logs or []) if isinstance(line, dict)
+        )
+        if isinstance(status, fal_client.InProgress):
+            return TrainingState("running", logs=logs)
+        return TrainingState("completed", logs=logs)
+
+    def weights_url(self, request_id: str) -> str:
+        # fal answers a failed job's result request with the job's error.
+        with _fal_errors("read the trained weights from", job_failed=True):
+            result = self._client.result(TRAINING_APP, request_id)
+        try:
+            return str(result["diffusers_lora_file"]["url"])
+        except (KeyError, TypeError):
+            raise TrainingFailed(
+                "fal finished the training but returned no weights.", job_failed=True
+            ) from None
+
+
+@contextlib.contextmanager
+def _fal_errors(action: str, *, job_failed: bool = False) -> Iterator[None]:
+    """fal_client's failures as TrainingFailed, with a message that says what failed;
+    `job_failed` for a request whose error answer is the job's own failure."""
+    try:
+        yield
+    except fal_client.client.FalClientHTTPError as error:
+        if error.status_code in (401, 403):
+            raise TrainingFailed(
+                f"fal refused the API key (HTTP {error.status_code}). Check the FAL_KEY setting."
+            ) from None
+        if job_failed:
+            raise TrainingFailed(
+                f"The training failed on fal: {fal_error_detail(error)}", job_failed=True
+            ) from None
+        raise TrainingFailed(
+            f"Could not {action} fal (HTTP {error.status_code}): {fal_error_detail(error)}"
+        ) from None
+    except (httpx.HTTPError, fal_client.client.FalClientError, ValueError, KeyError):
+        raise TrainingFailed(
+            f"Could not {action} fal. Check the connection and try again."
+        ) from None
+
+
+@dataclass(frozen=True)
+class PreviewTrainer:
+    """Pretends to train without fal (no key set): the job "runs" for `seconds` from the
+    moment it was submitted, a moment kept in its request id so that it outlives the app."""
+
+    store: MediaStore
+    seconds: float = 20.0
+
+    def upload(self, archive: bytes) -> str:
+        try:
+            return self.store.save(f"training/{uuid.uuid4().hex}.zip", archive)
+        except OSError:
+            raise TrainingFailed(
+                "Could not save the training images: the media folder is not writable."
+            ) from None
+
+    def submit(self, *, images_url: str, trigger_word: str, steps: int) -> str:
+        return f"preview-{time.time():.3f}-{uuid.uuid4().hex[:8]}"
+
+    def state(self, request_id: str) -> TrainingState:
+        elapsed = time.time() - _preview_started(request_id)
+        if elapsed >= self.seconds:
+            return TrainingState("completed", logs=("Preview training finished",))
+        done = int(100 * elapsed / self.seconds)
+        return TrainingState("running", logs=(f"Preview training: {done} % (no fal key set)",))
+
+    def weights_url(self, request_id: str) -> str:
+        return f"preview://weights/{request_id}.safetensors"
+
+
+def _preview_started(request_id: str) -> float:
+    try:
+        return float(request_id.split("-")[1])
+    except (IndexError, ValueError):
+        raise TrainingFailed("This preview training is unknown.") from None
+
+
+def build_trainer(settings: Settings, store: MediaStore | None = None) -> Trainer:
+    """fal when a key is set, else the offline preview trainer."""
+    if settings.fal_key is not None:
+        return FalTrainer(key=settings.fal_key.get_secret_value())
+    return PreviewTrainer(store or build_store(settings))

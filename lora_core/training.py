@@ -1,0 +1,252 @@
+"""Training a LoRA: the `lora_trainings` row from reservation to completion, and its quota.
+
+A training holds one of the user's slots from the moment it is reserved (a `pending` row,
+created by one conditional `INSERT … SELECT`, as generation reserves its batches) unless it
+fails. The row gets fal's request id once the job is submitted; if the upload or the submit
+fails, the row is deleted again, so a failure costs no slot and leaves nothing behind. Its
+state is then read from the trainer by request id whenever someone looks, never kept in a
+browser session.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Engine, delete, func, insert, literal, select, update
+from sqlmodel import Session, col
+
+from lora_core.clock import parse_iso, to_iso, utc_now
+from lora_core.db import session_scope
+from lora_core.errors import TrainingFailed, TrainingQuotaExceeded
+from lora_core.models import LoraStatus, LoraTraining
+from lora_core.quota import QuotaStatus
+from lora_core.trainer import (
+    Trainer,
+    TrainingState,
+    UploadedFile,
+    check_steps,
+    check_trigger_word,
+    training_archive,
+)
+
+RESERVED_PREFIX = "reserved-"
+
+
+@dataclass(frozen=True)
+class TrainingPolicy:
+    limit: int
+    window: timedelta
+    exempt_users: frozenset[str] = frozenset()
+    # A reservation never submitted by then belongs to a process that died.
+    abandoned_after: timedelta = timedelta(minutes=15)
+
+    def is_exempt(self, user: str) -> bool:
+        return user in self.exempt_users
+
+
+@dataclass(frozen=True)
+class TrainingView:
+    """A training as the Train page shows it: the row, and fal's state while it runs."""
+
+    lora: LoraTraining
+    state: TrainingState | None = None
+
+
+def _holds_slot(policy: TrainingPolicy, user: str, now: datetime) -> ColumnElement[bool]:
+    return (
+        (col(LoraTraining.wallet_address) == user)
+        & (col(LoraTraining.created_at) > to_iso(now - policy.window))
+        & (col(LoraTraining.status) != LoraStatus.FAILED)
+    )
+
+
+def _used(policy: TrainingPolicy, user: str, now: datetime) -> ColumnElement[int]:
+    return (
+        select(func.count())
+        .select_from(LoraTraining)
+        .where(_holds_slot(policy, user, now))
+        .scalar_subquery()
+    )
+
+
+def get_status(
+    *, session: Session, policy: TrainingPolicy, user: str, now: datetime | None = None
+) -> QuotaStatus:
+    """How many trainings `user` started in the window, and when the next slot frees up."""
+    now = now or utc_now()
+    times = sorted(
+        session.scalars(
+            select(col(LoraTraining.created_at)).where(_holds_slot(policy, user, now))
+        ).all()
+    )
+    exhausted = len(times) >= policy.limit and not policy.is_exempt(user)
+    return QuotaStatus(
+        limit=policy.limit,
+        used=len(times),
+        is_exempt=policy.is_exempt(user),
+        window=policy.window,
+        next_slot_at=parse_iso(times[len(times) - policy.limit]) + policy.window
+        if exhausted
+        else None,
+    )
+
+
+def _quota_exceeded(status: QuotaStatus) -> TrainingQuotaExceeded:
+    return TrainingQuotaExceeded(
+        f"You've started all {status.limit} trainings for this period.",
+        limit=status.limit,
+        window=status.window,
+        next_slot_at=status.next_slot_at,
+    )
+
+
+def start_training(
+    *,
+    engine: Engine,
+    trainer: Trainer,
+    policy: TrainingPolicy,
+    user: str,
+    files: list[UploadedFile],
+    trigger_word: str,
+    steps: int,
+    now: datetime | None = None,
+) -> LoraTraining:
+    """Check the inputs and the quota, upload the images, reserve a slot, submit the job.
+    Returns the new `pending` LoRA. Nothing is spent on bad input or an exhausted quota."""
+    trigger_word = check_trigger_word(trigger_word)
+    steps = check_steps(steps)
+    archive = training_archive(files)
+    with session_scope(engine) as session:
+        status = get_status(session=session, policy=policy, user=user, now=now)
+    if status.used >= status.limit and not status.is_exempt:
+        raise _quota_exceeded(status)
+    images_url = trainer.upload(archive)
+    lora_id = _reserve(engine, policy, user, trigger_word, steps, now or utc_now())
+    try:
+        request_id = trainer.submit(images_url=images_url, trigger_word=trigger_word, steps=steps)
+    except BaseException:
+        with session_scope(engine) as session:
+            session.execute(delete(LoraTraining).where(col(LoraTraining.id) == lora_id))
+            session.commit()
+        raise
+    with session_scope(engine) as session:
+        session.execute(
+            update(LoraTraining)
+            .where(col(LoraTraining.id) == lora_id)
+            .values(request_id=request_id, image_urls=json.dumps([images_url]))
+        )
+        session.commit()
+        lora = session.get(LoraTraining, lora_id)
+    assert lora is not None
+    return lora
+
+
+def _reserve(
+    engine: Engine,
+    policy: TrainingPolicy,
+    user: str,
+    trigger_word: str,
+    steps: int,
+    now: datetime,
+) -> str:
+    """A pending row for `user` if a slot is free (one atomic statement); its id."""
+    lora_id = uuid.uuid4().hex[:16]
+    values = select(
+        literal(lora_id),
+        literal(f"{RESERVED_PREFIX}{uuid.uuid4().hex}"),
+        literal(user),
+        literal(trigger_word),
+        literal(steps),
+        literal(LoraStatus.PENDING.value),
+        literal(to_iso(now)),
+    )
+    if not policy.is_exempt(user):
+        values = values.where(_used(policy, user, now) < policy.limit)
+    statement = insert(LoraTraining).from_select(
+        ["id", "request_id", "wallet_address", "trigger_word", "steps", "status", "created_at"],
+        values,
+    )
+    with session_scope(engine) as session:
+        inserted = session.execute(statement).rowcount
+        session.commit()
+        if inserted == 1:
+            return lora_id
+        status = get_status(session=session, policy=policy, user=user, now=now)
+    raise _quota_exceeded(status)
+
+
+def refresh(
+    *,
+    engine: Engine,
+    trainer: Trainer,
+    policy: TrainingPolicy,
+    lora_id: str,
+    now: datetime | None = None,
+) -> TrainingView | None:
+    """The LoRA (None if there is none) with its state brought up to date from the
+    trainer: a finished job becomes `completed` (with its weights) or `failed` (with the
+    reason)."""
+    now = now or utc_now()
+    with session_scope(engine) as session:
+        lora = session.get(LoraTraining, lora_id)
+    if lora is None or lora.status != LoraStatus.PENDING:
+        return None if lora is None else TrainingView(lora)
+    if lora.request_id.startswith(RESERVED_PREFIX):
+        if parse_iso(lora.created_at) < now - policy.abandoned_after:
+            return TrainingView(_finish(engine, lora_id, error="The training was never submitted."))
+        return TrainingView(lora, TrainingState("queued"))
+    try:
+        state = trainer.state(lora.request_id)
+        if state.stage != "completed":
+            return TrainingView(lora, state)
+        weights_url = trainer.weights_url(lora.request_id)
+    except TrainingFailed as error:
+        if not error.job_failed:  # fal could not be asked: the job may still run
+            return TrainingView(lora)
+        return TrainingView(_finish(engine, lora_id, error=str(error)))
+    return TrainingView(_finish(engine, lora_id, weights_url=weights_url), state)
+
+
+def _finish(
+    engine: Engine, lora_id: str, *, weights_url: str | None = None, error: str | None = None
+) -> LoraTraining:
+    status = LoraStatus.FAILED if error else LoraStatus.COMPLETED
+    with session_scope(engine) as session:
+        session.execute(
+            update(LoraTraining)
+            .where(col(LoraTraining.id) == lora_id)
+            .where(col(LoraTraining.status) == LoraStatus.PENDING)
+            .values(status=status, lora_weights_url=weights_url, error=error and error[:1000])
+        )
+        session.commit()
+        lora = session.get(LoraTraining, lora_id)
+    assert lora is not None
+    return lora
+
+
+def list_trainings(*, session: Session, user: str, limit: int = 20) -> list[LoraTraining]:
+    """The user's own LoRAs, newest first (pending ones included)."""
+    return list(
+        session.scalars(
+            select(LoraTraining)
+            .where(col(LoraTraining.wallet_address) == user)
+            .order_by(col(LoraTraining.created_at).desc())
+            .limit(limit)
+        ).all()
+    )
+
+
+def has_pending(*, session: Session, user: str) -> bool:
+    """Whether one of the user's trainings is still running."""
+    return (
+        session.scalar(
+            select(col(LoraTraining.id))
+            .where(col(LoraTraining.wallet_address) == user)
+            .where(col(LoraTraining.status) == LoraStatus.PENDING)
+            .limit(1)
+        )
+        is not None
+    )

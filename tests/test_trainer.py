@@ -1,0 +1,173 @@
+"""The training archive, and the trainers: fal's (through the real fal_client and the fake
+fal server) and the offline preview."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+
+import pytest
+from PIL import Image
+
+from lora_core.errors import InvalidTrainingInput, TrainingFailed
+from lora_core.trainer import (
+    FalTrainer,
+    PreviewTrainer,
+    UploadedFile,
+    check_steps,
+    check_trigger_word,
+    training_archive,
+)
+from tests.fakefal import TRAINING_PATH
+
+
+def picture(name: str, size: tuple[int, int] = (512, 512)) -> UploadedFile:
+    """A real image file in the format its name says."""
+    formats = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 120, 40)).save(buffer, format=formats[name.rsplit(".", 1)[1]])
+    return UploadedFile(name, buffer.getvalue())
+
+
+def pictures(count: int) -> list[UploadedFile]:
+    return [picture(f"photo-{number}.jpg") for number in range(count)]
+
+
+def zipped(name: str, files: list[UploadedFile], *, junk: bool = False) -> UploadedFile:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for file in files:
+            archive.writestr(f"set/{file.name}", file.data)
+        if junk:  # what macOS adds to a zip
+            archive.writestr("__MACOSX/set/._photo-0.jpg", b"junk")
+            archive.writestr("set/.DS_Store", b"junk")
+    return UploadedFile(name, buffer.getvalue())
+
+
+def names_in(archive: bytes) -> list[str]:
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        return opened.namelist()
+
+
+def test_uploaded_images_become_one_zip_of_numbered_pictures():
+    files = [picture("a.jpg"), picture("b.PNG".lower()), picture("c.webp"), *pictures(2)]
+
+    archive = training_archive(files)
+
+    assert names_in(archive) == ["001.jpg", "002.png", "003.webp", "004.jpg", "005.jpg"]
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        assert opened.read("003.webp") == files[2].data
+
+
+def test_a_zip_of_images_counts_as_the_images_in_it():
+    archive = training_archive([zipped("set.zip", pictures(4), junk=True), picture("extra.png")])
+
+    assert names_in(archive) == ["001.jpg", "002.jpg", "003.jpg", "004.jpg", "005.png"]
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        (pictures(4), "Upload 5–50 training images; these files hold 4."),
+        (pictures(51), "Upload 5–50 training images; these files hold 51."),
+        ([], "Upload 5–50 training images; these files hold 0."),
+        ([*pictures(4), UploadedFile("notes.txt", b"hi")], "notes.txt is not a training image"),
+        ([*pictures(4), UploadedFile("broken.jpg", b"not a jpeg")], "broken.jpg is not a picture"),
+        ([*pictures(4), picture("tiny.png", (100, 300))], "tiny.png is 100×300"),
+        ([UploadedFile("set.zip", b"PK but not really")], "set.zip is not a zip file"),
+    ],
+)
+def test_unusable_uploads_are_refused_with_what_is_wrong(files, message):
+    with pytest.raises(InvalidTrainingInput, match=message):
+        training_archive(files)
+
+
+@pytest.mark.parametrize("word", ["sks-style", "  wtrclr  ", "a1", "Neon_Noir"])
+def test_usable_trigger_words(word):
+    assert check_trigger_word(word) == word.strip()
+
+
+@pytest.mark.parametrize("word", ["", "a", "two words", "-lead", "x" * 33, "émoji✨"])
+def test_unusable_trigger_words_are_explained(word):
+    with pytest.raises(InvalidTrainingInput, match="The trigger word must be 2–32 characters"):
+        check_trigger_word(word)
+
+
+@pytest.mark.parametrize(
+    ("steps", "ok"), [(99, False), (100, True), (10_000, True), (10_001, False)]
+)
+def test_steps_are_bounded(steps, ok):
+    if ok:
+        assert check_steps(steps) == steps
+    else:
+        with pytest.raises(InvalidTrainingInput, match="between 100 and 10,000"):
+            check_steps(steps)
+
+
+def test_fal_trainer_uploads_submits_and_follows_the_job(fal_trainer: FalTrainer, fake_fal):
+    archive = training_archive(pictures(5))
+
+    images_url = fal_trainer.upload(archive)
+    request_id = fal_trainer.submit(images_url=images_url, trigger_word="sks-style", steps=1200)
+    states = [fal_trainer.state(request_id) for _ in range(4)]
+
+    path = images_url.removeprefix(fake_fal.url)
+    assert fake_fal.uploads[path] == archive  # the exact zip reached fal's storage
+    assert path.endswith("/training-images.zip")
+    [submission] = fake_fal.training_submissions
+    assert submission.body == {
+        "images_data_url": images_url,
+        "trigger_word": "sks-style",
+        "steps": 1200,
+    }
+    assert [state.stage for state in states] == ["queued", "queued", "running", "completed"]
+    assert [states[0].queue_position, states[1].queue_position] == [1, 0]
+    assert states[2].logs == ("Loading LoRA weights", "Denoising 28/28")
+    assert fal_trainer.weights_url(request_id) == (
+        f"{fake_fal.url}/files/{request_id}/pytorch_lora_weights.safetensors"
+    )
+
+
+def test_a_job_that_failed_on_fal_says_why(fal_trainer: FalTrainer, fake_fal):
+    fake_fal.script.result_error = (422, [{"msg": "Too few faces in the images"}])
+    request_id = fal_trainer.submit(images_url="https://x/y.zip", trigger_word="sks", steps=100)
+
+    with pytest.raises(TrainingFailed, match="Too few faces in the images") as failure:
+        fal_trainer.weights_url(request_id)
+
+    assert failure.value.job_failed
+
+
+def test_a_refused_key_names_the_setting_and_is_not_the_jobs_failure(fal_trainer, fake_fal):
+    fake_fal.script.submit_error = (401, "Invalid key")
+
+    with pytest.raises(TrainingFailed, match="FAL_KEY") as failure:
+        fal_trainer.submit(images_url="https://x/y.zip", trigger_word="sks", steps=100)
+
+    assert not failure.value.job_failed
+
+
+def test_a_job_fal_does_not_know_is_not_taken_for_a_failed_one(fal_trainer, fake_fal):
+    with pytest.raises(TrainingFailed) as failure:
+        fal_trainer.state("no-such-request")
+
+    assert not failure.value.job_failed
+    assert [r.path for r in fake_fal.requests] == [
+        f"{TRAINING_PATH}/requests/no-such-request/status"
+    ]
+
+
+def test_the_preview_trainer_runs_for_its_time_even_across_restarts(media_store):
+    trainer = PreviewTrainer(media_store, seconds=0.3)
+
+    url = trainer.upload(training_archive(pictures(5)))
+    request_id = trainer.submit(images_url=url, trigger_word="sks", steps=100)
+    running = trainer.state(request_id)
+    time.sleep(0.35)
+    restarted = PreviewTrainer(media_store, seconds=0.3)  # knows nothing but the request id
+
+    assert url.startswith("app/static/media/training/") and url.endswith(".zip")
+    assert running.stage == "running" and "no fal key" in running.logs[0]
+    assert restarted.state(request_id).stage == "completed"
+    assert restarted.weights_url(request_id).endswith(".safetensors")

@@ -1,0 +1,237 @@
+"""Training a LoRA: the row from reservation to completion, and the training quota."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from lora_core import service, training
+from lora_core.clock import parse_iso, to_iso
+from lora_core.db import session_scope
+from lora_core.errors import InvalidTrainingInput, TrainingFailed, TrainingQuotaExceeded
+from lora_core.models import LoraStatus, LoraTraining
+from lora_core.trainer import FalTrainer, UploadedFile
+from lora_core.training import TrainingPolicy
+from tests.conftest import NOW, TEST_FAL_KEY
+from tests.test_trainer import pictures
+
+pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
+
+
+@pytest.fixture
+def training_policy() -> TrainingPolicy:
+    return TrainingPolicy(limit=2, window=timedelta(hours=24), exempt_users=frozenset({"admin"}))
+
+
+@pytest.fixture
+def start(engine, fal_trainer, training_policy):
+    """Start a training of 5 pictures for `user` (ann unless told), `age` ago."""
+
+    def run(
+        *,
+        user: str = "ann",
+        files: list[UploadedFile] | None = None,
+        trigger_word: str = "sks-style",
+        age: timedelta = timedelta(0),
+    ) -> LoraTraining:
+        return training.start_training(
+            engine=engine,
+            trainer=fal_trainer,
+            policy=training_policy,
+            user=user,
+            files=pictures(5) if files is None else files,
+            trigger_word=trigger_word,
+            steps=1000,
+            now=NOW - age,
+        )
+
+    return run
+
+
+def stored(engine) -> list[LoraTraining]:
+    with session_scope(engine) as session:
+        return list(session.scalars(select(LoraTraining)).all())
+
+
+def uploads(fake_fal) -> list[str]:
+    return [r.path for r in fake_fal.requests if r.path == "/files/upload"]
+
+
+def refresh(engine, training_policy, lora_id: str, *, times: int = 1) -> training.TrainingView:
+    """Ask like a page would, each time with a trainer that knows nothing of the job."""
+    for _ in range(times):
+        view = training.refresh(
+            engine=engine,
+            trainer=FalTrainer(key=TEST_FAL_KEY),
+            policy=training_policy,
+            lora_id=lora_id,
+            now=NOW,
+        )
+    assert view is not None
+    return view
+
+
+def test_starting_records_a_pending_lora_under_fals_request_id(start, engine, fake_fal):
+    lora = start(trigger_word="  wtrclr ")
+
+    [row] = stored(engine)
+    [request_id] = fake_fal.jobs
+    assert row.id == lora.id
+    assert (row.status, row.request_id, row.wallet_address) == ("pending", request_id, "ann")
+    assert (row.trigger_word, row.steps, row.lora_weights_url) == ("wtrclr", 1000, None)
+    [images_url] = json.loads(row.image_urls)
+    [submission] = fake_fal.training_submissions
+    assert submission.body["images_data_url"] == images_url
+    assert images_url.removeprefix(fake_fal.url) in fake_fal.uploads
+
+
+def test_bad_input_is_refused_before_anything_is_uploaded(start, engine, fake_fal):
+    with pytest.raises(InvalidTrainingInput, match="these files hold 3"):
+        start(files=pictures(3))
+    with pytest.raises(InvalidTrainingInput, match="trigger word"):
+        start(trigger_word="two words")
+
+    assert fake_fal.requests == []
+    assert stored(engine) == []
+
+
+def test_the_third_training_in_a_day_is_refused_before_uploading(start, engine, fake_fal):
+    first = start(age=timedelta(hours=5))
+    start(age=timedelta(hours=1))
+    before = len(uploads(fake_fal))
+
+    with pytest.raises(TrainingQuotaExceeded) as refused:
+        start()
+
+    assert len(uploads(fake_fal)) == before  # nothing spent on the refused one
+    assert refused.value.next_slot_at == parse_iso(first.created_at) + timedelta(hours=24)
+    assert len(stored(engine)) == 2
+    start(user="bob")  # others have their own allowance
+    for _ in range(3):
+        start(user="admin")  # exempt
+
+
+def test_trainings_older_than_the_window_and_failed_ones_free_their_slot(
+    start, engine, training_policy
+):
+    start(age=timedelta(hours=25))
+    failed = start(age=timedelta(hours=2))
+    with session_scope(engine) as session:
+        session.get(LoraTraining, failed.id).status = LoraStatus.FAILED
+        session.commit()
+
+    start()
+    start()
+
+    with session_scope(engine) as session:
+        status = training.get_status(session=session, policy=training_policy, user="ann", now=NOW)
+    assert (status.used, status.remaining) == (2, 0)
+
+
+def test_a_failed_submit_leaves_no_lora_and_costs_no_slot(start, engine, fake_fal, training_policy):
+    fake_fal.script.submit_error = (503, "No runners available")
+
+    with pytest.raises(TrainingFailed, match="HTTP 503"):
+        start()
+
+    assert stored(engine) == []
+    with session_scope(engine) as session:
+        status = training.get_status(session=session, policy=training_policy, user="ann", now=NOW)
+    assert status.used == 0
+
+
+def test_a_finished_training_completes_with_its_weights_and_can_generate(
+    start, engine, fake_fal, training_policy
+):
+    lora = start()
+
+    states = [refresh(engine, training_policy, lora.id).state for _ in range(3)]
+    done = refresh(engine, training_policy, lora.id)
+
+    assert [state.stage for state in states] == ["queued", "queued", "running"]
+    assert done.lora.status == LoraStatus.COMPLETED
+    assert done.lora.lora_weights_url == (
+        f"{fake_fal.url}/files/{lora.request_id}/pytorch_lora_weights.safetensors"
+    )
+    [row] = stored(engine)
+    assert row.lora_weights_url.endswith("pytorch_lora_weights.safetensors")
+    service.check_ready(row)  # the Generate button is there
+
+
+def test_a_training_that_failed_on_fal_is_marked_failed_with_the_reason(
+    start, engine, fake_fal, training_policy
+):
+    fake_fal.script.result_error = (422, [{"msg": "Images too small to train"}])
+    lora = start()
+
+    view = refresh(engine, training_policy, lora.id, times=4)
+
+    assert view.lora.status == LoraStatus.FAILED
+    assert "Images too small to train" in view.lora.error
+    assert stored(engine)[0].status == LoraStatus.FAILED
+
+
+def test_a_job_fal_cannot_report_on_stays_pending(engine, add_lora, fake_fal, training_policy):
+    lora = add_lora("theirs", status=LoraStatus.PENDING, weights_url=None)  # another app's
+
+    view = refresh(engine, training_policy, lora.id)
+
+    assert view.lora.status == LoraStatus.PENDING and view.state is None
+
+
+def test_a_reservation_never_submitted_fails_after_15_minutes(engine, training_policy):
+    with session_scope(engine) as session:
+        for lora_id, minutes in (("fresh", 5), ("stale", 20)):
+            session.add(
+                LoraTraining(
+                    id=lora_id, request_id=f"{training.RESERVED_PREFIX}{lora_id}",
+                    wallet_address="ann", trigger_word="sks", steps=100,
+                    status=LoraStatus.PENDING,
+                    created_at=to_iso(NOW - timedelta(minutes=minutes)),
+                )
+            )  # fmt: skip
+        session.commit()
+
+    fresh = refresh(engine, training_policy, "fresh")
+    stale = refresh(engine, training_policy, "stale")
+
+    assert fresh.lora.status == LoraStatus.PENDING and fresh.state.stage == "queued"
+    assert stale.lora.status == LoraStatus.FAILED
+    assert stale.lora.error == "The training was never submitted."
+
+
+def test_eight_tabs_racing_for_two_slots_start_two_trainings(engine, training_policy):
+    results: list[str] = []
+
+    def reserve() -> None:
+        try:
+            training._reserve(engine, training_policy, "ann", "sks", 100, NOW)
+            results.append("won")
+        except TrainingQuotaExceeded:
+            results.append("refused")
+
+    threads = [threading.Thread(target=reserve) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(results) == ["refused"] * 6 + ["won"] * 2
+    assert len(stored(engine)) == 2
+
+
+def test_a_user_sees_their_own_trainings_newest_first(start, engine):
+    older = start(age=timedelta(hours=3))
+    newer = start(age=timedelta(hours=1))
+    start(user="bob")
+
+    with session_scope(engine) as session:
+        mine = training.list_trainings(session=session, user="ann")
+        assert training.has_pending(session=session, user="ann")
+        assert not training.has_pending(session=session, user="cy")
+
+    assert [lora.id for lora in mine] == [newer.id, older.id]
