@@ -29,6 +29,10 @@ from ui.errors import period_text, show_error
 from ui.generate_dialog import open_generate
 
 POLL_SECONDS = 3
+# A started training gets a fresh, empty form (new widget keys), so it cannot be sent twice;
+# a refused one keeps everything the user entered.
+FORM_VERSION_KEY = "train_form_version"
+STARTED_KEY = "train_started"
 
 st.set_page_config(page_title="Train · LoRA Studio")
 st.title("Train a LoRA")
@@ -48,18 +52,19 @@ def training_quota_text(user: str) -> str:
 
 
 def show_form(user: str) -> None:
-    with st.form("train_form", border=True):
+    version = st.session_state.get(FORM_VERSION_KEY, 0)
+    with st.form(f"train_form_{version}", border=True):
         files = st.file_uploader(
             "Training images",
             type=["jpg", "jpeg", "png", "webp", "zip"],
             accept_multiple_files=True,
-            key="train_files",
+            key=f"train_files_{version}",
             help=f"{MIN_IMAGES}–{MAX_IMAGES} JPEG, PNG or WebP images (at least 256 px a side), "
             "or a zip of them.",
         )
         trigger_word = st.text_input(
             "Trigger word",
-            key="train_trigger",
+            key=f"train_trigger_{version}",
             max_chars=32,
             placeholder="e.g. sks-style",
             help="A rare word: prompts get “in the style of <trigger word>” appended.",
@@ -70,7 +75,7 @@ def show_form(user: str) -> None:
             max_value=MAX_STEPS,
             value=DEFAULT_STEPS,
             step=100,
-            key="train_steps",
+            key=f"train_steps_{version}",
             help=f"fal's default is {DEFAULT_STEPS:,}; more steps take longer.",
         )
         submitted = st.form_submit_button(
@@ -81,7 +86,7 @@ def show_form(user: str) -> None:
 
 
 def start(user: str, files: list, trigger_word: str, steps: int) -> None:
-    """Upload and submit; the new training then shows in the list below."""
+    """Upload and submit; the new training then shows in the list below, under a fresh form."""
     with st.status("Uploading the images and starting the training…") as progress:
         try:
             lora = training.start_training(
@@ -97,7 +102,9 @@ def start(user: str, files: list, trigger_word: str, steps: int) -> None:
             progress.update(label="The training was not started", state="error", expanded=True)
             show_error(error)
             return
-        progress.update(label=f"Training “{lora.trigger_word}” started", state="complete")
+    st.session_state[FORM_VERSION_KEY] = st.session_state.get(FORM_VERSION_KEY, 0) + 1
+    st.session_state[STARTED_KEY] = lora.trigger_word
+    st.rerun()
 
 
 def show_state(state: TrainingState | None) -> None:
@@ -122,8 +129,7 @@ def show_training(lora: LoraTraining, state: TrainingState | None) -> None:
             show_state(state)
         elif lora.status == LoraStatus.COMPLETED:
             st.success("Training complete: the LoRA is ready.", icon=":material/check_circle:")
-            generate, gallery = st.columns(2)
-            if generate.button(
+            if st.button(
                 "Generate Images",
                 key=f"generate_{lora.id}",
                 type="primary",
@@ -132,7 +138,7 @@ def show_training(lora: LoraTraining, state: TrainingState | None) -> None:
             ):
                 open_generate(lora.id)
                 st.switch_page("app_pages/lora.py", query_params={"id": lora.id})
-            gallery.page_link(
+            st.page_link(
                 "app_pages/gallery.py", label="View in Gallery", icon=":material/photo_library:"
             )
         else:
@@ -173,17 +179,27 @@ if not who.signed_in or who.user is None:
         st.login()
     st.stop()
 
-try:
-    st.caption(training_quota_text(who.user))
-    show_form(who.user)
-    with session_scope(context.engine()) as session:
-        polling = training.has_pending(session=session, user=who.user)
-except LoraStudioError as error:
-    show_error(error)
-    st.stop()
+form_column, list_column = st.columns([3, 2], gap="large")
+with form_column:
+    if started := st.session_state.pop(STARTED_KEY, None):
+        st.success(
+            f"Training “{started}” started. It takes a few minutes; follow it under "
+            "Your trainings.",
+            icon=":material/model_training:",
+        )
+    try:
+        quota_line = st.empty()  # filled after the form, to count a training just started
+        show_form(who.user)
+        quota_line.caption(training_quota_text(who.user))
+        with session_scope(context.engine()) as session:
+            polling = training.has_pending(session=session, user=who.user)
+    except LoraStudioError as error:
+        show_error(error)
+        st.stop()
 
-st.subheader("Your trainings", anchor=False)
-# While a training runs, only this part reruns, every few seconds.
-st.fragment(run_every=timedelta(seconds=POLL_SECONDS) if polling else None)(show_trainings)(
-    who.user
-)
+with list_column:
+    st.subheader("Your trainings", anchor=False)
+    # While a training runs, only this part reruns, every few seconds.
+    st.fragment(run_every=timedelta(seconds=POLL_SECONDS) if polling else None)(show_trainings)(
+        who.user
+    )

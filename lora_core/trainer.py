@@ -244,7 +244,7 @@ class PreviewTrainer:
             ) from None
 
     def submit(self, *, images_url: str, trigger_word: str, steps: int) -> str:
-        return f"preview-{time.time():.3f}-{uuid.uuid4().hex[:8]}"
+        return f"{PREVIEW_PREFIX}{time.time():.3f}-{uuid.uuid4().hex[:8]}"
 
     def state(self, request_id: str) -> TrainingState:
         elapsed = time.time() - _preview_started(request_id)
@@ -257,11 +257,18 @@ class PreviewTrainer:
         return f"preview://weights/{request_id}.safetensors"
 
 
+PREVIEW_PREFIX = "preview-"
+
+
 def _preview_started(request_id: str) -> float:
+    """When a preview job started; a job that is not a preview (e.g. one the original
+    trainer app submitted to fal) is not the preview trainer's to judge."""
     try:
+        if not request_id.startswith(PREVIEW_PREFIX):
+            raise ValueError(request_id)
         return float(request_id.split("-")[1])
     except (IndexError, ValueError):
-        raise TrainingFailed("This preview training is unknown.") from None
+        raise TrainingFailed("Without a fal key, only preview trainings can be followed.") from None
 
 
 def build_trainer(settings: Settings, store: MediaStore | None = None) -> Trainer:

@@ -171,3 +171,11 @@ def test_the_preview_trainer_runs_for_its_time_even_across_restarts(media_store)
     assert running.stage == "running" and "no fal key" in running.logs[0]
     assert restarted.state(request_id).stage == "completed"
     assert restarted.weights_url(request_id).endswith(".safetensors")
+
+
+@pytest.mark.parametrize("request_id", ["req-1", "c0ffee-1234", "preview-soon"])
+def test_the_preview_trainer_leaves_real_jobs_alone(media_store, request_id):
+    with pytest.raises(TrainingFailed, match="only preview trainings") as failure:
+        PreviewTrainer(media_store).state(request_id)
+
+    assert not failure.value.job_failed  # so the LoRA stays pending, untouched

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SETTING_NAMES, TEST_FAL_KEY
+from tests.conftest import FAKE_FAL_URL, SETTING_NAMES, TEST_FAL_KEY
 from tests.fakefal import FakeFal
 from tests.fakeoidc import FakeOidcProvider
 
@@ -104,6 +104,7 @@ def running_app(
     env = {name: value for name, value in os.environ.items() if name not in SETTING_NAMES}
     env.update(
         FAL_KEY=TEST_FAL_KEY,
+        FAKE_FAL_URL=FAKE_FAL_URL,
         DATABASE_URL=f"sqlite:///{db_path}",
         MEDIA_DIR=str(media_dir),
         MEDIA_URL_PREFIX=media_url_prefix,
@@ -131,8 +132,7 @@ def running_app(
             process = subprocess.Popen(
                 [
                     sys.executable,
-                    "-m",
-                    "streamlit",
+                    str(BROWSER_TESTS / "serve.py"),  # streamlit, uploads to the fake fal
                     "run",
                     "streamlit_app.py",
                     "--server.headless",
@@ -224,10 +224,12 @@ def browser_context_args(browser_context_args: dict) -> dict:
 
 @pytest.fixture
 def fresh_app(app_server: RunningApp, fake_fal: FakeFal) -> RunningApp:
-    """The app as the demo seed left it: no generations by the guest, fal answering normally."""
+    """The app as the demo seed left it: no generations or trainings by the guest, fal
+    answering normally."""
     with closing(sqlite3.connect(app_server.db_path)) as connection, connection:
         connection.execute("DELETE FROM generated_images WHERE wallet_address = 'guest'")
         connection.execute("DELETE FROM generation_batches WHERE wallet_address = 'guest'")
+        connection.execute("DELETE FROM lora_trainings WHERE wallet_address = 'guest'")
     return app_server
 
 

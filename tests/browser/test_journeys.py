@@ -6,11 +6,15 @@ leaves a screenshot in test-output/screenshots/ (see conftest.py).
 
 from __future__ import annotations
 
+import io
 import re
 import sqlite3
+import zipfile
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from PIL import Image
 from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import SCREENSHOTS, RunningApp
@@ -340,3 +344,50 @@ def test_9_two_tabs_with_one_slot_left_generate_once(
         other.close()
     assert stored_prompts(fresh_app, "demo-neon-noir") == ["from the first tab"] * 4
     assert len(fake_fal.submissions) == 1
+
+
+def test_10_train_a_lora_from_uploaded_images_and_generate_from_it(
+    page: Page, fresh_app: RunningApp, fake_fal: FakeFal, tmp_path: Path
+) -> None:
+    fake_fal.script.queue_positions = [0]  # one poll queued, one running, then done
+    photos = []
+    for number in range(5):
+        photo = tmp_path / f"photo-{number}.jpg"
+        Image.new("RGB", (512, 512), (40 * number, 120, 200)).save(photo, format="JPEG")
+        photos.append(photo)
+
+    page.goto("/")
+    page.get_by_role("link", name="Train a LoRA").click()
+    expect(page.get_by_role("heading", name="Train a LoRA")).to_be_visible()
+    expect(page.get_by_text("2 of 2 trainings remaining today")).to_be_visible()
+    page.locator("[class*='st-key-train_files'] input[type=file]").set_input_files(photos)
+    expect(page.get_by_text("photo-4.jpg")).to_be_visible()
+    page.get_by_role("textbox", name="Trigger word").fill("papercut")
+    page.get_by_role("button", name="Start training").click()
+
+    expect(page.get_by_text("Training “papercut” started.")).to_be_visible()
+    expect(page.get_by_text("1 of 2 trainings remaining today")).to_be_visible()
+    expect(page.get_by_text("photo-4.jpg")).to_have_count(0)  # a fresh form
+    card = page.locator("[class*='st-key-training_']").first
+    expect(card.get_by_text("papercut")).to_be_visible()
+    snap(page, "journey-10a-training")
+    expect(card.get_by_text("Training complete: the LoRA is ready.")).to_be_visible(
+        timeout=GENERATION_TIMEOUT
+    )
+    [upload] = [r for r in fake_fal.requests if r.path == "/files/upload"]
+    with zipfile.ZipFile(io.BytesIO(upload.body)) as archive:
+        assert archive.namelist() == [f"{number:03d}.jpg" for number in range(1, 6)]
+    [training] = fake_fal.training_submissions
+    assert (training.body["trigger_word"], training.body["steps"]) == ("papercut", 1000)
+    snap(page, "journey-10b-trained")
+
+    card.get_by_role("button", name="Generate Images").click()
+    expect(page).to_have_url(re.compile(r"/lora\?id=\w+$"))
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text('"... in the style of papercut"')).to_be_visible()
+    submit_prompt(dialog, "a fox in a forest of paper")
+    expect(dialog.locator("figure.ls-result img")).to_have_count(4, timeout=GENERATION_TIMEOUT)
+    [generation] = fake_fal.submissions
+    assert generation.body["prompt"] == "a fox in a forest of paper in the style of papercut"
+    assert generation.body["loras"][0]["path"].endswith("/pytorch_lora_weights.safetensors")
+    expect(page.get_by_test_id("stException")).to_have_count(0)

@@ -1,0 +1,136 @@
+"""The Train page, as AppTest renders it, training through the fake fal server."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from lora_core.clock import to_iso
+from lora_core.db import session_scope
+from lora_core.models import LoraStatus, LoraTraining
+from tests.conftest import NOW, TEST_FAL_KEY
+from tests.test_app_login import AUTH, SIGNED_OUT
+from tests.test_trainer import pictures
+
+TRAIN_PAGE = "app_pages/train.py"
+SUBMIT = "FormSubmitter:train_form_0-Start training"
+
+
+@pytest.fixture
+def with_fal(monkeypatch):
+    monkeypatch.setenv("FAL_KEY", TEST_FAL_KEY)
+
+
+def texts(at) -> str:
+    kinds = ("markdown", "caption", "info", "warning", "error", "success", "subheader", "text")
+    return "\n".join(str(element.value) for kind in kinds for element in getattr(at, kind))
+
+
+def statuses(at) -> list[str]:
+    return [status.label for status in at.status]
+
+
+def submit(at, files, trigger_word: str = "wtrclr"):
+    uploads = [(file.name, file.data, "image/jpeg") for file in files]
+    at.get("file_uploader")[0].set_value(uploads)
+    at.text_input(key="train_trigger_0").input(trigger_word)
+    at.button(key=SUBMIT).click().run()
+    return at
+
+
+def stored(engine) -> list[LoraTraining]:
+    with session_scope(engine) as session:
+        return list(session.scalars(select(LoraTraining)).all())
+
+
+def test_signed_out_users_are_asked_to_sign_in(open_app):
+    at = open_app(TRAIN_PAGE, user=SIGNED_OUT, secrets=AUTH)
+
+    assert not at.exception
+    assert "Sign in to train a LoRA." in texts(at)
+    assert at.get("file_uploader") == []
+
+
+def test_the_form_says_what_to_upload_and_how_many_trainings_are_left(open_app):
+    at = open_app(TRAIN_PAGE)
+
+    assert not at.exception
+    assert at.title[0].value == "Train a LoRA"
+    assert "2 of 2 trainings remaining today" in texts(at)
+    assert at.number_input(key="train_steps_0").value == 1000
+    assert "You have not trained a LoRA yet." in texts(at)
+
+
+def test_a_training_runs_on_fal_and_offers_to_generate_when_done(
+    open_app, with_fal, engine, fake_fal
+):
+    at = open_app(TRAIN_PAGE)
+
+    submit(at, pictures(6))
+
+    assert not at.exception
+    [lora] = stored(engine)
+    assert (lora.status, lora.trigger_word, lora.wallet_address) == ("pending", "wtrclr", "guest")
+    assert fake_fal.training_submissions[0].body["trigger_word"] == "wtrclr"
+    assert "Training “wtrclr” started." in texts(at)
+    assert at.text_input(key="train_trigger_1").value == ""  # a fresh form: no double start
+    assert "Queued at fal (position 2)" in statuses(at)
+    assert "1 of 2 trainings remaining today" in texts(at)
+
+    for _ in range(3):  # the page asks fal again on every run (every 3 s in a browser)
+        at.run()
+
+    assert "Training complete: the LoRA is ready." in texts(at)
+    assert stored(engine)[0].status == LoraStatus.COMPLETED
+    at.button(key=f"generate_{lora.id}").click().run()
+    assert at.query_params["id"] == lora.id
+    assert at.title[0].value == "wtrclr"
+    assert at.text_area(key="gen_prompt").label == "Prompt"
+
+
+def test_too_few_images_are_refused_and_nothing_is_spent(open_app, with_fal, engine, fake_fal):
+    at = open_app(TRAIN_PAGE)
+
+    submit(at, pictures(3))
+
+    assert not at.exception
+    assert "Upload 5–50 training images; these files hold 3." in texts(at)
+    assert "The training was not started" in statuses(at)
+    assert at.text_input(key="train_trigger_0").value == "wtrclr"  # nothing entered is lost
+    assert stored(engine) == [] and fake_fal.requests == []
+
+
+def test_a_failed_training_says_why(open_app, with_fal, engine, fake_fal):
+    fake_fal.script.result_error = (422, [{"msg": "Images too small to train"}])
+    at = open_app(TRAIN_PAGE)
+    submit(at, pictures(5))
+
+    for _ in range(4):
+        at.run()
+
+    assert not at.exception
+    assert "The training failed on fal: Images too small to train" in texts(at)
+
+
+def test_the_training_quota_says_when_the_next_one_is_possible(open_app, with_fal, engine):
+    with session_scope(engine) as session:
+        for number in range(2):
+            session.add(
+                LoraTraining(
+                    id=f"mine-{number}", request_id=f"req-{number}", wallet_address="guest",
+                    trigger_word=f"style{number}", steps=1000, status=LoraStatus.COMPLETED,
+                    lora_weights_url="https://weights.example/x.safetensors",
+                    created_at=to_iso(NOW - timedelta(hours=20 - number)),
+                )
+            )  # fmt: skip
+        session.commit()
+    at = open_app(TRAIN_PAGE)
+
+    submit(at, pictures(5))
+
+    assert "0 of 2 trainings remaining today" in texts(at)
+    message = "You've started all 2 trainings today. Your next training is available in 3 h 59 min"
+    assert message in texts(at)  # the older one, 20 hours old, leaves the window in 4 hours
+    assert len(stored(engine)) == 2
