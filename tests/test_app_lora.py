@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from lora_core.clock import to_iso, utc_now
 from lora_core.db import session_scope
-from lora_core.models import GeneratedImage, LoraStatus
+from lora_core.models import GeneratedImage, LoraStatus, LoraTraining
+from lora_core.trainer import FalTrainer
 from tests.conftest import TEST_FAL_KEY
 
 LORA_PAGE = "app_pages/lora.py"
@@ -455,3 +456,27 @@ def test_a_prompt_with_markup_is_shown_as_text(open_app, add_lora):
     [header] = [m.value for m in at.markdown if "onerror" in m.value and "ls-card" not in m.value]
     assert "<img" not in header.replace("\\<img", "")  # escaped: rendered as text
     assert "\\*\\*bold\\*\\*" in header and "\\[link\\]" in header
+
+
+def test_a_lora_whose_training_just_finished_on_fal_can_generate(
+    open_app, add_lora, engine, fake_fal, monkeypatch
+):
+    monkeypatch.setenv("FAL_KEY", TEST_FAL_KEY)
+    fake_fal.script.queue_positions = []
+    request_id = FalTrainer(key=TEST_FAL_KEY).submit(
+        images_url="https://x/images.zip", trigger_word="sks", steps=100
+    )
+    lora = add_lora("fresh", status=LoraStatus.PENDING, weights_url=None)
+    with session_scope(engine) as session:
+        session.get(LoraTraining, lora.id).request_id = request_id
+        session.commit()
+
+    running = open_app(LORA_PAGE, id="fresh")  # fal: still running
+    done = open_app(LORA_PAGE, id="fresh")  # fal: completed
+
+    assert "still training" in " ".join(e.value for e in running.info)
+    assert "open_generate" not in [b.key for b in running.button]
+    assert not done.exception
+    assert done.button(key="open_generate").label == "Generate"
+    with session_scope(engine) as session:
+        assert session.get(LoraTraining, "fresh").lora_weights_url.endswith(".safetensors")
