@@ -4,7 +4,6 @@ charted and exportable."""
 from __future__ import annotations
 
 from datetime import date
-from urllib.parse import urlsplit
 
 import pandas as pd
 import streamlit as st
@@ -14,6 +13,7 @@ from lora_core.db import session_scope
 from lora_core.errors import LoraStudioError
 from lora_core.history import HistoryFilter, HistoryStatus
 from ui import context
+from ui.components import app_base_url
 from ui.errors import show_error
 from ui.generate_dialog import follow_reuse, reuse_prompt
 
@@ -148,13 +148,6 @@ def show_table(page: queries.Page[history.HistoryRow]) -> None:
         )
     else:
         st.caption("Select a row to reuse its prompt.")
-
-
-def app_base_url() -> str:
-    """The app's own address (scheme, host, base path), from the browser's URL."""
-    parts = urlsplit(st.context.url or "")
-    base_path = parts.path.rsplit("/", 1)[0] if parts.path.count("/") > 1 else ""
-    return f"{parts.scheme}://{parts.netloc}{base_path}" if parts.netloc else ""
 
 
 def show_exports(history_filter: HistoryFilter) -> None:

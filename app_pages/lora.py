@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lora_core import queries, service, training
+from lora_core import downloads, queries, service, training
 from lora_core.db import session_scope
 from lora_core.errors import LoraStudioError
 from lora_core.models import LoraStatus, LoraTraining
 from ui import context
-from ui.components import STATUS_COLORS, escape_markdown, format_date, image_grid
+from ui.components import (
+    FLAGGED_TEXT,
+    STATUS_COLORS,
+    empty_thumbnail,
+    escape_markdown,
+    format_date,
+    image_card,
+    image_grid,
+    share_url,
+)
 from ui.errors import show_error
 from ui.generate_dialog import open_generate, render_open_dialog
 
@@ -73,6 +82,66 @@ def cached_image_count(lora_id: str, newest: tuple[str, str] | None) -> int:
         return queries.count_lora_images(session=session, lora_id=lora_id)
 
 
+def close_image() -> None:
+    st.query_params.pop("image", None)
+
+
+def show_image(lora: LoraTraining, image_id: str) -> None:
+    """The image of a shared link (`?id=…&image=…`), large, with what it was made from,
+    its share link and downloads."""
+    try:
+        with session_scope(context.engine()) as session:
+            image = queries.get_image(session=session, lora_id=lora.id, image_id=image_id)
+            batch = queries.batch_of(session=session, image=image) if image else []
+    except LoraStudioError as error:
+        show_error(error)
+        return
+    if image is None:
+        st.warning(
+            "That image was not found on this LoRA: the link may be wrong, or the image was "
+            "removed. Here is everything generated from the LoRA.",
+            icon=":material/image_not_supported:",
+        )
+        return
+    store = context.media_store()
+    with st.container(border=True, key="image_view"):
+        picture, details = st.columns([3, 2], gap="large")
+        if image.nsfw:
+            picture.markdown(empty_thumbnail(FLAGGED_TEXT), unsafe_allow_html=True)
+        else:
+            picture.markdown(
+                image_card(image.image_url, css_class="ls-large", details_href=None),
+                unsafe_allow_html=True,
+            )
+        with details:
+            st.markdown(f"**{escape_markdown(image.prompt)}**")
+            st.caption(f"by {image.wallet_address} · {format_date(image.created_at)}")
+            size = f"{image.image_width}×{image.image_height}" if image.image_width else "—"
+            st.markdown(f"Seed `{image.seed or '—'}` · {size}")
+            st.caption("Share link")
+            st.code(share_url(image), language=None, wrap_lines=True)
+            st.download_button(
+                "Download image",
+                data=lambda: downloads.read_image(image.image_url, store=store),
+                file_name=downloads.file_name(image),
+                mime=downloads.mime_type(image),
+                icon=":material/download:",
+                on_click="ignore",
+                disabled=bool(image.nsfw),
+                key="download_image",
+            )
+            st.download_button(
+                f"Download its batch ({len(batch)} images, zip)",
+                data=lambda: downloads.images_zip(batch, lora, store=store),
+                file_name=f"{lora.trigger_word}-{image.batch_id or image.id}.zip",
+                mime="application/zip",
+                icon=":material/folder_zip:",
+                on_click="ignore",
+                key="download_batch",
+            )
+            st.button("Close", key="close_image", icon=":material/close:", on_click=close_image)
+
+
 @st.fragment
 def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
     """The LoRA's images, one page at a time. A fragment: paging reruns only this part,
@@ -98,11 +167,14 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
     st.caption(
         f"{images.total} images by everyone, newest first. Click an image to open it full size."
     )
-    for group in queries.group_by_batch(images.items):
-        with st.container(key=f"batch_{group.images[0].id}"):
-            st.markdown(f"**{escape_markdown(group.prompt)}**")
-            st.caption(f"by {group.user} · {format_date(group.created_at)}")
-            image_grid(group.images, columns=GRID_COLUMNS, with_captions=False)
+    if st.toggle("Group by generation", value=True, key="group_batches"):
+        for group in queries.group_by_batch(images.items):
+            with st.container(key=f"batch_{group.images[0].id}"):
+                st.markdown(f"**{escape_markdown(group.prompt)}**")
+                st.caption(f"by {group.user} · {format_date(group.created_at)}")
+                image_grid(group.images, columns=GRID_COLUMNS, with_captions=False)
+    else:
+        image_grid(images.items, columns=GRID_COLUMNS)
     if images.page_count > 1:
         st.pagination(images.page_count, key=page_key, default=images.page)
 
@@ -132,4 +204,6 @@ except LoraStudioError as error:
 
 show_header(lora, image_count)
 ready = show_generate_action(lora)
+if image_id := st.query_params.get("image"):
+    show_image(lora, image_id)
 show_images(lora, image_count, ready=ready)

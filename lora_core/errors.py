@@ -92,5 +92,9 @@ class TrainingFailed(LoraStudioError):
         self.job_failed = job_failed
 
 
+class DownloadFailed(LoraStudioError):
+    """An image could not be read for a download (expired address, missing file)."""
+
+
 class DatabaseUnavailable(LoraStudioError):
     """The database cannot be reached or used right now."""

@@ -218,6 +218,31 @@ def group_by_batch(images: list[GeneratedImage]) -> list[ImageGroup]:
     return groups
 
 
+def get_image(*, session: Session, lora_id: str, image_id: str | None) -> GeneratedImage | None:
+    """One image of this LoRA, or None (unknown, malformed, or another LoRA's)."""
+    if not image_id or len(image_id) > 128:
+        return None
+    image = session.get(GeneratedImage, image_id)
+    return image if image is not None and image.lora_training_id == lora_id else None
+
+
+def batch_of(*, session: Session, image: GeneratedImage) -> list[GeneratedImage]:
+    """Every image of `image`'s generation, in fal's order (as `group_by_batch` groups)."""
+    if image.batch_id:
+        query = select(GeneratedImage).where(col(GeneratedImage.batch_id) == image.batch_id)
+    else:  # the original app's: same LoRA, user and prompt within the same second
+        second = image.created_at[:19]
+        query = select(GeneratedImage).where(
+            col(GeneratedImage.lora_training_id) == image.lora_training_id,
+            col(GeneratedImage.created_at) >= second,
+            col(GeneratedImage.created_at) < f"{second}~",  # after every ".fffZ" of it
+            col(GeneratedImage.wallet_address) == image.wallet_address,
+            col(GeneratedImage.prompt) == image.prompt,
+            col(GeneratedImage.batch_id).is_(None),
+        )
+    return list(session.scalars(query.order_by(col(GeneratedImage.created_at))).all())
+
+
 def set_hidden(*, session: Session, lora_id: str, hidden: bool) -> None:
     """Hide a LoRA from the gallery (its page, images and history stay)."""
     session.execute(

@@ -284,6 +284,23 @@ def open_app(app_env, engine):
     return open_page
 
 
+@pytest.fixture
+def captured_downloads(monkeypatch) -> dict[str, Callable[[], bytes]]:
+    """The data callables of every `st.download_button(data=callable)` the app renders, by
+    file name: what a click would download."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    downloads: dict[str, Callable[[], bytes]] = {}
+    register = MediaFileManager.add_deferred
+
+    def capture(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        downloads[file_name] = data_callable
+        return register(self, data_callable, mimetype, coordinates, file_name=file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", capture)
+    return downloads
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """A real S3-compatible server (moto's server mode) on 127.0.0.1; yields its URL."""

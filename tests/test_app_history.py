@@ -133,21 +133,12 @@ def test_from_after_to_is_explained(open_app, seeded):  # noqa: F811
     assert at.info[0].value == "No generations match these filters."
 
 
-def test_the_exports_hold_exactly_the_filtered_batches(open_app, seeded, monkeypatch):  # noqa: F811
+def test_the_exports_hold_exactly_the_filtered_batches(open_app, seeded, captured_downloads):  # noqa: F811
     import io
 
     import pandas as pd
-    from streamlit.runtime.media_file_manager import MediaFileManager
 
-    downloads: dict[str, object] = {}
-    register = MediaFileManager.add_deferred
-
-    def capture(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
-        downloads[file_name] = data_callable
-        return register(self, data_callable, mimetype, coordinates, file_name=file_name, **kwargs)
-
-    monkeypatch.setattr(MediaFileManager, "add_deferred", capture)
-
+    downloads = captured_downloads
     at = open_history(open_app, lora=["beta"], status="succeeded")
 
     assert set(downloads) == {"lora-studio-history.csv", "lora-studio-history.parquet"}

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import json
 import re
+import zipfile
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -480,3 +484,61 @@ def test_a_lora_whose_training_just_finished_on_fal_can_generate(
     assert done.button(key="open_generate").label == "Generate"
     with session_scope(engine) as session:
         assert session.get(LoraTraining, "fresh").lora_weights_url.endswith(".safetensors")
+
+
+def test_a_shared_image_link_shows_it_large_with_its_details_and_downloads(
+    open_app, app_env, add_lora, engine, with_fal, captured_downloads
+):
+    add_lora("shared", trigger_word="wtrclr")
+    generate(open_dialog(open_app, "shared"), "a lighthouse at dawn")
+    [first, *_] = sorted(stored_images(engine), key=lambda image: image.created_at)
+
+    at = open_app(LORA_PAGE, id="shared", image=first.id)
+
+    assert not at.exception
+    [large] = [m.value for m in at.markdown if 'class="ls-card ls-large"' in m.value]
+    assert f'src="{first.image_url}"' in large
+    assert "**a lighthouse at dawn**" in [m.value for m in at.markdown]
+    assert any(f"Seed `{first.seed}`" in m.value for m in at.markdown)
+    [link] = [code.value for code in at.code if "image=" in code.value]
+    assert link.endswith(f"/lora?id=shared&image={first.id}")
+    local_copy = Path(app_env["MEDIA_DIR"]) / first.image_url.removeprefix("app/static/media/")
+    assert captured_downloads[f"{first.id}.jpg"]() == local_copy.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(captured_downloads[f"wtrclr-{first.batch_id}.zip"]())) as zip_:
+        assert len([name for name in zip_.namelist() if name.startswith("images/")]) == 4
+        manifest = json.loads(zip_.read("manifest.json"))
+    assert {row["full_prompt"] for row in manifest} == {
+        "a lighthouse at dawn in the style of wtrclr"
+    }
+
+    at.button(key="close_image").click().run()
+    assert "image" not in at.query_params
+    assert not [m for m in at.markdown if 'class="ls-card ls-large"' in m.value]
+
+
+@pytest.mark.parametrize("image_id", ["nope", "../../etc", "x" * 300])
+def test_an_unknown_image_in_the_link_is_explained_and_the_page_still_works(
+    open_app, add_lora, add_images, image_id
+):
+    add_lora("shared")
+    add_images("shared", 3)
+
+    at = open_app(LORA_PAGE, id="shared", image=image_id)
+
+    assert not at.exception
+    assert "That image was not found on this LoRA" in at.warning[0].value
+    assert len(cards(at)) == 3
+
+
+def test_every_image_links_to_its_details_and_the_grid_can_be_flat(open_app, add_lora, add_images):
+    add_lora("many")
+    add_images("many", 3)
+    at = open_app(LORA_PAGE, id="many")
+
+    assert all('href="lora?id=many&amp;image=many-img-' in card for card in cards(at))
+    assert len([m for m in at.markdown if m.value.startswith("**prompt")]) == 3  # grouped
+
+    at.toggle(key="group_batches").set_value(False).run()
+
+    assert [m for m in at.markdown if m.value.startswith("**prompt")] == []
+    assert "prompt 2" in cards(at)[0]  # the prompt under each image instead

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from lora_core.clock import to_iso
+from lora_core.clock import to_iso, utc_now
 from lora_core.db import session_scope
 from lora_core.models import LoraStatus, LoraTraining
-from tests.conftest import NOW, TEST_FAL_KEY
+from tests.conftest import TEST_FAL_KEY
 from tests.test_app_login import AUTH, SIGNED_OUT
 from tests.test_trainer import pictures
 
@@ -122,7 +122,7 @@ def test_the_training_quota_says_when_the_next_one_is_possible(open_app, with_fa
                     id=f"mine-{number}", request_id=f"req-{number}", wallet_address="guest",
                     trigger_word=f"style{number}", steps=1000, status=LoraStatus.COMPLETED,
                     lora_weights_url="https://weights.example/x.safetensors",
-                    created_at=to_iso(NOW - timedelta(hours=20 - number)),
+                    created_at=to_iso(utc_now() - timedelta(hours=20 - number)),
                 )
             )  # fmt: skip
         session.commit()

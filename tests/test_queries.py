@@ -208,3 +208,35 @@ def test_the_newest_image_key_changes_with_each_new_image(engine, add_lora, add_
         assert queries.count_lora_images(session=session, lora_id="keyed") == 3
         page = queries.list_lora_images(session=session, lora_id="keyed", total=3)
         assert page.items[0].id == key[1]
+
+
+def test_an_image_is_found_only_on_its_own_lora(engine):
+    with session_scope(engine) as session:
+        session.add(image(1, batch="b1"))
+        session.commit()
+
+    with session_scope(engine) as session:
+        assert queries.get_image(session=session, lora_id="l", image_id="i1").id == "i1"
+        for lora_id, image_id in (("other", "i1"), ("l", "nope"), ("l", ""), ("l", "x" * 300)):
+            assert queries.get_image(session=session, lora_id=lora_id, image_id=image_id) is None
+
+
+def test_the_batch_of_an_image_is_its_whole_generation(engine):
+    rows = [
+        image(1, batch="b1"), image(2, batch="b1"), image(3, batch="b2"),
+        # the original app's: one click is the same user, prompt and second
+        image(4, batch=None, prompt="old", second=5),
+        image(5, batch=None, prompt="old", second=5),
+        image(6, batch=None, prompt="old", second=6),
+        image(7, batch=None, prompt="other", second=5),
+    ]  # fmt: skip
+    with session_scope(engine) as session:
+        session.add_all(rows)
+        session.commit()
+
+    with session_scope(engine) as session:
+        ours = queries.batch_of(session=session, image=session.get(GeneratedImage, "i2"))
+        legacy = queries.batch_of(session=session, image=session.get(GeneratedImage, "i5"))
+
+    assert [item.id for item in ours] == ["i1", "i2"]
+    assert [item.id for item in legacy] == ["i4", "i5"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
+from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
@@ -19,6 +20,9 @@ _CSS = """
 .ls-card .ls-caption { font-size: 0.85rem; margin-top: 0.35rem; line-height: 1.3;
   overflow: hidden; display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical; }
 .ls-card .ls-meta { font-size: 0.75rem; opacity: 0.65; }
+.ls-card .ls-details { font-size: 0.75rem; text-decoration: none; opacity: 0.75; }
+.ls-card .ls-details:hover { opacity: 1; text-decoration: underline; }
+.ls-large img { aspect-ratio: auto; object-fit: contain; max-height: 75vh; background: none; }
 .ls-thumb-empty { width: 100%; aspect-ratio: 1 / 1; border-radius: 0.5rem; display: flex;
   align-items: center; justify-content: center; background: #ece9f7; color: #6b6585;
   font-size: 0.85rem; margin: 0 0 0.75rem 0; }
@@ -56,10 +60,33 @@ def safe_url(url: str) -> str:
     return ""
 
 
+def app_base_url() -> str:
+    """The app's own address (scheme, host, base path), from the browser's URL."""
+    parts = urlsplit(st.context.url or "")
+    base_path = parts.path.rsplit("/", 1)[0] if parts.path.count("/") > 1 else ""
+    return f"{parts.scheme}://{parts.netloc}{base_path}" if parts.netloc else ""
+
+
+def image_link(image: GeneratedImage) -> str:
+    """The LoRA page showing this image large: relative, for links inside the app."""
+    return "lora?" + urlencode({"id": image.lora_training_id, "image": image.id})
+
+
+def share_url(image: GeneratedImage) -> str:
+    """The same, absolute: what a user copies and sends."""
+    return f"{app_base_url()}/{image_link(image)}"
+
+
 def image_card(
-    url: str, caption: str | None = None, meta: str | None = None, *, css_class: str = ""
+    url: str,
+    caption: str | None = None,
+    meta: str | None = None,
+    *,
+    css_class: str = "",
+    details_href: str | None = None,
 ) -> str:
-    """An image that opens full size in a new tab, with an optional caption."""
+    """An image that opens full size in a new tab, with an optional caption and a link to
+    its details (the image large, with its prompt, seed, downloads and share link)."""
     src = safe_url(url)
     parts = [
         f'<figure class="{f"ls-card {css_class}".strip()}">',
@@ -70,6 +97,11 @@ def image_card(
         parts.append(f'<div class="ls-caption" title="{escape(caption)}">{escape(caption)}</div>')
     if meta:
         parts.append(f'<div class="ls-meta">{escape(meta)}</div>')
+    if details_href:
+        parts.append(
+            f'<a class="ls-details" href="{escape(details_href, quote=True)}" target="_self">'
+            "Details · share · download</a>"
+        )
     parts.append("</figure>")
     return "".join(parts)
 
@@ -84,8 +116,10 @@ def image_grid(
     columns: int,
     with_captions: bool = True,
     css_class: str = "",
+    details: Callable[[GeneratedImage], str] | None = image_link,
 ) -> None:
-    """Images in rows of `columns`, each clickable to full size."""
+    """Images in rows of `columns`, each clickable to full size, each with a link to its
+    details unless `details` is None."""
     for start in range(0, len(images), columns):
         cells = st.columns(columns)
         for cell, image in zip(cells, images[start : start + columns], strict=False):
@@ -100,6 +134,7 @@ def image_grid(
                         image.prompt if with_captions else None,
                         format_date(image.created_at) if with_captions else None,
                         css_class=css_class,
+                        details_href=details(image) if details else None,
                     ),
                     unsafe_allow_html=True,
                 )

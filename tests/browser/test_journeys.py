@@ -7,6 +7,7 @@ leaves a screenshot in test-output/screenshots/ (see conftest.py).
 from __future__ import annotations
 
 import io
+import json
 import re
 import sqlite3
 import zipfile
@@ -390,4 +391,37 @@ def test_10_train_a_lora_from_uploaded_images_and_generate_from_it(
     [generation] = fake_fal.submissions
     assert generation.body["prompt"] == "a fox in a forest of paper in the style of papercut"
     assert generation.body["loras"][0]["path"].endswith("/pytorch_lora_weights.safetensors")
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def test_11_an_image_is_shared_by_link_and_its_batch_downloaded_as_a_zip(
+    page: Page, fresh_app: RunningApp, tmp_path: Path
+) -> None:
+    page.goto("/lora?id=demo-watercolor")
+    first_card = page.locator("[class*='st-key-batch_'] figure.ls-card").first
+    first_card.get_by_role("link", name="Details · share · download").click()
+
+    expect(page).to_have_url(re.compile(r"/lora\?id=demo-watercolor&image=[\w-]+$"))
+    view = page.locator(".st-key-image_view")
+    all_loaded(page, ".st-key-image_view figure.ls-large img")
+    shared = page.url
+    expect(view.get_by_text(shared)).to_be_visible()  # the share link, with a copy button
+    expect(view.get_by_text("Seed")).to_be_visible()
+    snap(page, "journey-11a-shared-image")
+
+    with page.expect_download() as started:
+        view.get_by_role("button", name=re.compile(r"Download its batch")).click()
+    saved = tmp_path / "batch.zip"
+    started.value.save_as(saved)
+    with zipfile.ZipFile(saved) as archive:
+        images = [name for name in archive.namelist() if name.startswith("images/")]
+        manifest = json.loads(archive.read("manifest.json"))
+    assert len(images) == len(manifest) == 4
+    assert all(row["full_prompt"].endswith("in the style of wtrclr") for row in manifest)
+
+    page.goto(shared)  # the link works on its own, e.g. for a colleague
+    expect(page.locator(".st-key-image_view figure.ls-large img")).to_be_visible()
+    view.get_by_role("button", name="Close").click()
+    expect(page.locator(".st-key-image_view")).to_have_count(0)
+    expect(page).to_have_url(re.compile(r"/lora\?id=demo-watercolor$"))
     expect(page.get_by_test_id("stException")).to_have_count(0)

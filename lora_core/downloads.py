@@ -1,0 +1,125 @@
+"""Downloads: one image's bytes, and a batch of images as a zip with a manifest.
+
+Images live either in the app's own media store (read from disk when local) or at a web
+address (fal's, or the S3 bucket's), fetched over HTTP.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+import httpx
+import pandas as pd
+
+from lora_core.errors import DownloadFailed
+from lora_core.models import GeneratedImage, LoraTraining
+from lora_core.service import full_prompt
+from lora_core.storage import MAX_IMAGE_BYTES, LocalMediaStore, MediaStore, is_remote
+
+FETCH_TIMEOUT_SECONDS = 20
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    file: str | None  # None: the image could not be fetched, or the safety filter hid it
+    prompt: str
+    full_prompt: str
+    seed: str | None
+    width: int | None
+    height: int | None
+    lora_id: str
+    trigger_word: str
+    user: str
+    created_at: str
+    image_url: str
+
+
+def read_image(url: str, *, store: MediaStore, client: httpx.Client | None = None) -> bytes:
+    """The bytes of one of our images; DownloadFailed when they cannot be had."""
+    if isinstance(store, LocalMediaStore) and (path := store.path_for(url)) is not None:
+        try:
+            return path.read_bytes()
+        except OSError:
+            raise DownloadFailed("This image's file is missing from the media folder.") from None
+    if not is_remote(url):
+        raise DownloadFailed("This image has no address it can be downloaded from.")
+    try:
+        if client is None:
+            with httpx.Client(timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=True) as own:
+                response = own.get(url)
+        else:
+            response = client.get(url)
+        response.raise_for_status()
+    except httpx.HTTPError:
+        raise DownloadFailed(
+            "Could not fetch this image: its address may have expired. Try again later."
+        ) from None
+    if len(response.content) > MAX_IMAGE_BYTES:
+        raise DownloadFailed("This image is larger than the app downloads.")
+    return response.content
+
+
+def _is_png(image: GeneratedImage) -> bool:
+    return image.image_url.lower().split("?")[0].endswith(".png")
+
+
+def file_name(image: GeneratedImage) -> str:
+    return f"{image.id}{'.png' if _is_png(image) else '.jpg'}"
+
+
+def mime_type(image: GeneratedImage) -> str:
+    return "image/png" if _is_png(image) else "image/jpeg"
+
+
+def images_zip(images: Sequence[GeneratedImage], lora: LoraTraining, *, store: MediaStore) -> bytes:
+    """The images (fetched at once) and `manifest.json`/`manifest.csv` describing each. An
+    image that cannot be fetched, or that the safety filter hid, is listed without a file:
+    the zip never fails because of one image."""
+
+    def fetch(image: GeneratedImage) -> bytes | None:
+        if image.nsfw:
+            return None
+        try:
+            return read_image(image.image_url, store=store, client=client)
+        except DownloadFailed:
+            return None
+
+    with (
+        httpx.Client(timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=True) as client,
+        ThreadPoolExecutor(max_workers=max(len(images), 1)) as pool,
+    ):
+        contents = list(pool.map(fetch, images))
+    rows = []
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for number, (image, data) in enumerate(zip(images, contents, strict=True), start=1):
+            name = None
+            if data is not None:
+                name = f"images/{number:02d}-{file_name(image)}"
+                archive.writestr(name, data)
+            rows.append(_manifest_row(image, lora, name))
+        records = [asdict(row) for row in rows]
+        archive.writestr("manifest.json", json.dumps(records, indent=2, ensure_ascii=False))
+        archive.writestr("manifest.csv", pd.DataFrame(records).to_csv(index=False))
+    return buffer.getvalue()
+
+
+def _manifest_row(image: GeneratedImage, lora: LoraTraining, name: str | None) -> ManifestRow:
+    return ManifestRow(
+        file=name,
+        prompt=image.prompt,
+        full_prompt=full_prompt(image.prompt, lora.trigger_word),
+        seed=image.seed,
+        width=image.image_width,
+        height=image.image_height,
+        lora_id=lora.id,
+        trigger_word=lora.trigger_word,
+        user=image.wallet_address,
+        created_at=image.created_at,
+        image_url=image.image_url,
+    )
