@@ -9,7 +9,7 @@ from lora_core.db import session_scope
 from lora_core.errors import LoraStudioError
 from lora_core.models import LoraStatus
 from ui import context
-from ui.components import STATUS_COLORS, empty_thumbnail, format_date, image_card
+from ui.components import STATUS_COLORS, empty_thumbnail, format_date, image_card, lora_title
 from ui.errors import show_error
 from ui.generate_dialog import close_generate, open_generate
 
@@ -55,10 +55,11 @@ for start in range(0, len(summaries), CARDS_PER_ROW):
                 st.markdown(image_card(summary.latest_image_url), unsafe_allow_html=True)
             else:
                 st.markdown(empty_thumbnail(), unsafe_allow_html=True)
-            st.subheader(lora.trigger_word, anchor=False)
+            st.subheader(lora_title(lora), anchor=False)
             st.badge(lora.status.capitalize(), color=STATUS_COLORS.get(lora.status, "red"))
             st.caption(
-                f"{summary.image_count} images · {lora.steps or '—'} steps · "
+                (f"Trigger word: {lora.trigger_word} · " if lora.name else "")
+                + f"{summary.image_count} images · {lora.steps or '—'} steps · "
                 f"created {format_date(lora.created_at, with_time=False)}"
             )
             st.page_link(

@@ -17,6 +17,7 @@ from ui.components import (
     format_date,
     image_card,
     image_grid,
+    lora_title,
     share_url,
 )
 from ui.errors import show_error
@@ -38,9 +39,11 @@ def not_found() -> None:
 
 
 def show_header(lora: LoraTraining, image_count: int) -> None:
-    st.set_page_config(page_title=f"{lora.trigger_word} · LoRA Studio")
+    st.set_page_config(page_title=f"{lora_title(lora)} · LoRA Studio")
     st.page_link("app_pages/gallery.py", label="All LoRAs", icon=":material/arrow_back:")
-    st.title(lora.trigger_word, anchor=False)
+    st.title(lora_title(lora), anchor=False)
+    if lora.name:
+        st.caption(f"Trigger word: {lora.trigger_word}")
     st.badge(lora.status.capitalize(), color=STATUS_COLORS.get(lora.status, "red"))
     steps, created, images = st.columns(3)
     steps.metric("Training steps", lora.steps or "—")

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from lora_core import training
+from lora_core import registry, training
 from lora_core.db import session_scope
 from lora_core.errors import LoraStudioError
 from lora_core.models import LoraStatus, LoraTraining
@@ -24,7 +24,7 @@ from lora_core.trainer import (
     UploadedFile,
 )
 from ui import context
-from ui.components import escape_markdown, format_date
+from ui.components import escape_markdown, format_date, lora_title
 from ui.errors import period_text, show_error
 from ui.generate_dialog import open_generate
 
@@ -123,12 +123,19 @@ def show_state(state: TrainingState | None) -> None:
 
 def show_training(lora: LoraTraining, state: TrainingState | None) -> None:
     with st.container(border=True, key=f"training_{lora.id}"):
-        st.markdown(f"**{escape_markdown(lora.trigger_word)}**")
-        st.caption(f"{lora.steps or '—'} steps · started {format_date(lora.created_at)}")
+        st.markdown(f"**{escape_markdown(lora_title(lora))}**")
+        registered = lora.request_id.startswith(registry.REGISTERED_PREFIX)
+        if registered:
+            st.caption(
+                f"registered {format_date(lora.created_at)} · trigger word {lora.trigger_word}"
+            )
+        else:
+            st.caption(f"{lora.steps or '—'} steps · started {format_date(lora.created_at)}")
         if lora.status == LoraStatus.PENDING:
             show_state(state)
         elif lora.status == LoraStatus.COMPLETED:
-            st.success("Training complete: the LoRA is ready.", icon=":material/check_circle:")
+            done = "Registered" if registered else "Training complete"
+            st.success(f"{done}: the LoRA is ready.", icon=":material/check_circle:")
             if st.button(
                 "Generate Images",
                 key=f"generate_{lora.id}",
@@ -179,12 +186,51 @@ if not who.signed_in or who.user is None:
         st.login()
     st.stop()
 
+
+def show_register_form(user: str) -> None:
+    """Add a LoRA trained elsewhere by its weights URL."""
+    with st.form("register_form", border=True):
+        weights_url = st.text_input(
+            "Weights URL",
+            key="register_url",
+            placeholder="https://…/pytorch_lora_weights.safetensors",
+            help="A public link to the LoRA's .safetensors file, e.g. from fal or Hugging Face.",
+        )
+        trigger_word = st.text_input("Trigger word", key="register_trigger", max_chars=64)
+        name = st.text_input("Name (optional)", key="register_name", max_chars=80)
+        submitted = st.form_submit_button(
+            "Register LoRA", type="primary", icon=":material/add_link:"
+        )
+    if not submitted:
+        return
+    try:
+        with st.spinner("Checking the weights URL…"):
+            lora = registry.register_lora(
+                engine=context.engine(),
+                user=user,
+                weights_url=weights_url,
+                trigger_word=trigger_word,
+                name=name,
+            )
+    except LoraStudioError as error:
+        show_error(error)
+        return
+    st.success(f"“{lora_title(lora)}” is in the gallery.", icon=":material/check_circle:")
+    st.page_link(
+        "app_pages/lora.py",
+        label="Open its page",
+        icon=":material/open_in_new:",
+        query_params={"id": lora.id},
+    )
+
+
 form_column, list_column = st.columns([3, 2], gap="large")
 with form_column:
+    train_tab, register_tab = st.tabs(["Train a new LoRA", "Register an existing LoRA"])
+with train_tab:
     if started := st.session_state.pop(STARTED_KEY, None):
         st.success(
-            f"Training “{started}” started. It takes a few minutes; follow it under "
-            "Your trainings.",
+            f"Training “{started}” started. It takes a few minutes; follow it under Your LoRAs.",
             icon=":material/model_training:",
         )
     try:
@@ -196,9 +242,11 @@ with form_column:
     except LoraStudioError as error:
         show_error(error)
         st.stop()
+with register_tab:
+    show_register_form(who.user)
 
 with list_column:
-    st.subheader("Your trainings", anchor=False)
+    st.subheader("Your LoRAs", anchor=False)
     # While a training runs, only this part reruns, every few seconds.
     st.fragment(run_every=timedelta(seconds=POLL_SECONDS) if polling else None)(show_trainings)(
         who.user

@@ -92,6 +92,10 @@ class TrainingFailed(LoraStudioError):
         self.job_failed = job_failed
 
 
+class InvalidRegistration(LoraStudioError):
+    """An existing LoRA cannot be registered: its weights URL, trigger word or name."""
+
+
 class DownloadFailed(LoraStudioError):
     """An image could not be read for a download (expired address, missing file)."""
 

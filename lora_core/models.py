@@ -49,6 +49,8 @@ class LoraTraining(SQLModel, table=True):
     hidden: bool | None = None
     # Ours, nullable: why a training started here failed, as the user is told.
     error: str | None = Field(default=None, sa_type=Text)
+    # Ours, nullable: a display name given when an existing LoRA was registered here.
+    name: str | None = Field(default=None, sa_type=Text)
 
 
 class GeneratedImage(SQLModel, table=True):

@@ -181,6 +181,14 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
                 fake.uploads[access_path] = recorded.body
             self._send(200, {"access_url": f"{fake.url}{access_path}"})
 
+        def do_HEAD(self) -> None:
+            """Files (e.g. trained weights) answer HEAD, as a CDN does."""
+            path = self._record()
+            missing = fake.script.files_missing or not path.startswith("/files/")
+            self.send_response(404 if missing else 200)
+            self.send_header("Content-Length", "0" if missing else "1024")
+            self.end_headers()
+
         def do_PUT(self) -> None:
             self._record()
             self._send(202, {"status": "CANCELLATION_REQUESTED"})

@@ -134,3 +134,34 @@ def test_the_training_quota_says_when_the_next_one_is_possible(open_app, with_fa
     message = "You've started all 2 trainings today. Your next training is available in 3 h 59 min"
     assert message in texts(at)  # the older one, 20 hours old, leaves the window in 4 hours
     assert len(stored(engine)) == 2
+
+
+def test_an_existing_lora_is_registered_and_shown_by_its_name(open_app, engine, fake_fal):
+    weights = f"{fake_fal.url}/files/job-9/pytorch_lora_weights.safetensors"
+    at = open_app(TRAIN_PAGE)
+
+    at.text_input(key="register_url").input(weights)
+    at.text_input(key="register_trigger").input("inkwash")
+    at.text_input(key="register_name").input("Ink wash")
+    at.button(key="FormSubmitter:register_form-Register LoRA").click().run()
+
+    assert not at.exception
+    assert "“Ink wash” is in the gallery." in texts(at)
+    [lora] = stored(engine)
+    assert (lora.name, lora.trigger_word, lora.lora_weights_url) == ("Ink wash", "inkwash", weights)
+    assert "Registered: the LoRA is ready." in texts(at)
+    gallery = open_app()
+    assert gallery.subheader[0].value == "Ink wash"
+    assert any("Trigger word: inkwash" in caption.value for caption in gallery.caption)
+
+
+def test_a_registration_that_fails_keeps_what_was_entered(open_app, engine, fake_fal):
+    at = open_app(TRAIN_PAGE)
+
+    at.text_input(key="register_url").input("https://example.com/model.bin")
+    at.text_input(key="register_trigger").input("inkwash")
+    at.button(key="FormSubmitter:register_form-Register LoRA").click().run()
+
+    assert "must point to a .safetensors file" in texts(at)
+    assert at.text_input(key="register_url").value == "https://example.com/model.bin"
+    assert stored(engine) == []

@@ -77,7 +77,7 @@ def test_generated_images_has_the_plans_columns_and_types(engine):
 def test_lora_trainings_has_the_plans_columns(engine):
     assert set(columns(engine, "lora_trainings")) == {
         "id", "request_id", "wallet_address", "trigger_word", "steps", "image_urls",
-        "lora_weights_url", "status", "created_at", "hidden", "error",
+        "lora_weights_url", "status", "created_at", "hidden", "error", "name",
     }  # fmt: skip
 
 

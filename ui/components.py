@@ -9,7 +9,7 @@ from urllib.parse import urlencode, urlsplit
 import streamlit as st
 
 from lora_core.clock import parse_iso
-from lora_core.models import GeneratedImage, LoraStatus
+from lora_core.models import GeneratedImage, LoraStatus, LoraTraining
 
 _CSS = """
 <style>
@@ -58,6 +58,11 @@ def safe_url(url: str) -> str:
     if lowered.startswith(("https://", "http://")) or ":" not in lowered.split("/")[0]:
         return escape(url.strip(), quote=True)
     return ""
+
+
+def lora_title(lora: LoraTraining) -> str:
+    """A registered LoRA's name, else its trigger word (the original app names none)."""
+    return lora.name or lora.trigger_word
 
 
 def app_base_url() -> str:

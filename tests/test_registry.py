@@ -1,0 +1,86 @@
+"""Registering a LoRA trained elsewhere by its weights URL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from lora_core import registry, service
+from lora_core.db import session_scope
+from lora_core.errors import InvalidRegistration
+from lora_core.models import LoraStatus, LoraTraining
+
+pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
+
+
+@pytest.fixture
+def weights_url(fake_fal) -> str:
+    """Trained weights on fal's CDN (the fake answers HEAD for its files)."""
+    return f"{fake_fal.url}/files/job-1/pytorch_lora_weights.safetensors"
+
+
+def stored(engine) -> list[LoraTraining]:
+    with session_scope(engine) as session:
+        return list(session.scalars(select(LoraTraining)).all())
+
+
+def register(engine, url: str, trigger_word: str = "wtrclr", name: str = "") -> LoraTraining:
+    return registry.register_lora(
+        engine=engine, user="ann", weights_url=url, trigger_word=trigger_word, name=name
+    )
+
+
+def test_a_reachable_safetensors_url_becomes_a_completed_lora(engine, fake_fal, weights_url):
+    lora = register(engine, f"  {weights_url} ", "  wtrclr ", " Watercolour  studies ")
+
+    [row] = stored(engine)
+    assert row.id == lora.id
+    assert (row.status, row.lora_weights_url, row.wallet_address) == (
+        LoraStatus.COMPLETED, weights_url, "ann",
+    )  # fmt: skip
+    assert (row.trigger_word, row.name) == ("wtrclr", "Watercolour studies")
+    assert row.request_id.startswith("registered-")
+    assert [(r.method, r.path) for r in fake_fal.requests] == [
+        ("HEAD", "/files/job-1/pytorch_lora_weights.safetensors")
+    ]
+    service.check_ready(row)  # it can generate
+
+
+@pytest.mark.parametrize(
+    ("url", "trigger_word", "name", "message"),
+    [
+        ("ftp://host/w.safetensors", "sks", "", "must be a web address"),
+        ("https:///w.safetensors", "sks", "", "must be a web address"),
+        ("https://host/weights.bin", "sks", "", "must point to a .safetensors file"),
+        ("FAKE", "   ", "", "Enter the trigger word."),
+        ("FAKE", "x" * 65, "", "The trigger word is 65 characters; the limit is 64."),
+        ("FAKE", "sks", "n" * 81, "The name is 81 characters; the limit is 80."),
+    ],
+)
+def test_unusable_input_is_explained_and_nothing_is_stored(
+    engine, fake_fal, weights_url, url, trigger_word, name, message
+):
+    with pytest.raises(InvalidRegistration, match=message):
+        register(engine, weights_url if url == "FAKE" else url, trigger_word, name)
+
+    assert stored(engine) == []
+    assert fake_fal.requests == []  # refused before any request
+
+
+def test_weights_that_do_not_answer_are_refused(engine, fake_fal, weights_url):
+    fake_fal.script.files_missing = True
+    with pytest.raises(InvalidRegistration, match="answered HTTP 404"):
+        register(engine, weights_url)
+    with pytest.raises(InvalidRegistration, match="did not answer"):
+        register(engine, "https://127.0.0.1:1/lora.safetensors")
+
+    assert stored(engine) == []
+
+
+def test_the_same_weights_cannot_be_registered_twice(engine, weights_url):
+    register(engine, weights_url, name="First")
+
+    with pytest.raises(InvalidRegistration, match="already in the gallery as “First”"):
+        register(engine, weights_url, "other")
+
+    assert len(stored(engine)) == 1
