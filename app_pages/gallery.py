@@ -51,8 +51,8 @@ for start in range(0, len(summaries), CARDS_PER_ROW):
     ):
         lora = summary.lora
         with cell.container(border=True, key=f"lora_card_{lora.id}"):
-            if summary.latest_image_url:
-                st.markdown(image_card(summary.latest_image_url), unsafe_allow_html=True)
+            if summary.cover_url:
+                st.markdown(image_card(summary.cover_url), unsafe_allow_html=True)
             else:
                 st.markdown(empty_thumbnail(), unsafe_allow_html=True)
             st.subheader(lora_title(lora), anchor=False)

@@ -43,6 +43,10 @@ def read_filters(lora_names: dict[str, str]) -> HistoryFilter:
     prompt = fourth.text_input("Prompt contains", key="q", bind="query-params")
     date_from = fifth.date_input("From", value=None, key="from", bind="query-params")
     date_to = sixth.date_input("To", value=None, key="to", bind="query-params")
+    me = context.current_user()
+    starred = me is not None and st.checkbox(
+        "Only generations with an image I starred", key="starred", bind="query-params"
+    )
     return HistoryFilter(
         lora_ids=tuple(lora_ids),
         user=user.strip() or None,
@@ -50,6 +54,7 @@ def read_filters(lora_names: dict[str, str]) -> HistoryFilter:
         date_to=date_to if isinstance(date_to, date) else None,
         statuses=tuple(HistoryStatus(value) for value in statuses),
         prompt_contains=prompt.strip() or None,
+        starred_by=me if starred else None,
     )
 
 

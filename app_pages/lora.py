@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lora_core import downloads, queries, service, training
+from lora_core import downloads, favorites, queries, service, training
 from lora_core.db import session_scope
 from lora_core.errors import LoraStudioError
-from lora_core.models import LoraStatus, LoraTraining
+from lora_core.models import GeneratedImage, LoraStatus, LoraTraining
 from ui import context
 from ui.components import (
     FLAGGED_TEXT,
@@ -89,6 +89,21 @@ def close_image() -> None:
     st.query_params.pop("image", None)
 
 
+def show_stars(image: GeneratedImage) -> None:
+    """How many users starred the image; a signed-in user stars or unstars it here."""
+    user = context.current_user()
+    with session_scope(context.engine()) as session:
+        count, mine = favorites.stars(session=session, image_id=image.id, user=user)
+    if user is None:
+        st.caption(f":material/star: {count}")
+        return
+    label = f"Starred · {count}" if mine else f"Star · {count}"
+    if st.button(label, key="star_image", icon=":material/star:", type="secondary"):
+        with session_scope(context.engine()) as session:
+            favorites.set_starred(session=session, user=user, image=image, starred=not mine)
+        st.rerun()
+
+
 def show_image(lora: LoraTraining, image_id: str) -> None:
     """The image of a shared link (`?id=…&image=…`), large, with what it was made from,
     its share link and downloads."""
@@ -121,6 +136,7 @@ def show_image(lora: LoraTraining, image_id: str) -> None:
             st.caption(f"by {image.wallet_address} · {format_date(image.created_at)}")
             size = f"{image.image_width}×{image.image_height}" if image.image_width else "—"
             st.markdown(f"Seed `{image.seed or '—'}` · {size}")
+            show_stars(image)
             st.caption("Share link")
             st.code(share_url(image), language=None, wrap_lines=True)
             st.download_button(
@@ -145,32 +161,52 @@ def show_image(lora: LoraTraining, image_id: str) -> None:
             st.button("Close", key="close_image", icon=":material/close:", on_click=close_image)
 
 
+def load_images(
+    lora: LoraTraining, total: int, *, starred_by: str | None
+) -> tuple[queries.Page[GeneratedImage], str]:
+    """The page of images to show and the key of its pager: everyone's, or only the
+    images `starred_by` starred (paged on their own)."""
+    page_key = f"{'starred_' if starred_by else ''}page_{lora.id}"
+    page = int(st.session_state.get(page_key, 1))
+    with session_scope(context.engine()) as session:
+        if starred_by:
+            images = favorites.list_starred_images(
+                session=session, user=starred_by, lora_id=lora.id, page=page, page_size=PAGE_SIZE
+            )
+        else:
+            images = queries.list_lora_images(
+                session=session, lora_id=lora.id, page=page, page_size=PAGE_SIZE, total=total
+            )
+    return images, page_key
+
+
 @st.fragment
 def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
     """The LoRA's images, one page at a time. A fragment: paging reruns only this part,
     with `total` as the page last counted it (a generation reruns the whole page)."""
-    page_key = f"page_{lora.id}"
-    try:
-        with session_scope(context.engine()) as session:
-            images = queries.list_lora_images(
-                session=session,
-                lora_id=lora.id,
-                page=int(st.session_state.get(page_key, 1)),
-                page_size=PAGE_SIZE,
-                total=total,
-            )
-    except LoraStudioError as error:
-        show_error(error)
-        return
     st.subheader("Generated images", anchor=False)
-    if images.total == 0:
+    if total == 0:
         invite = " Click Generate to create your first images." if ready else ""
         st.info(f"No images generated yet.{invite}", icon=":material/image:")
         return
-    st.caption(
-        f"{images.total} images by everyone, newest first. Click an image to open it full size."
-    )
-    if st.toggle("Group by generation", value=True, key="group_batches"):
+    user = context.current_user()
+    controls = st.container(horizontal=True)
+    grouped = controls.toggle("Group by generation", value=True, key="group_batches")
+    starred_only = user is not None and controls.toggle("Only my favorites", key="only_favorites")
+    try:
+        images, page_key = load_images(lora, total, starred_by=user if starred_only else None)
+    except LoraStudioError as error:
+        show_error(error)
+        return
+    if starred_only and images.total == 0:
+        st.info(
+            "You have not starred an image of this LoRA yet: open an image's details to star it.",
+            icon=":material/star:",
+        )
+        return
+    whose = "you starred" if starred_only else "by everyone"
+    st.caption(f"{images.total} images {whose}, newest first. Click an image to open it full size.")
+    if grouped:
         for group in queries.group_by_batch(images.items):
             with st.container(key=f"batch_{group.images[0].id}"):
                 st.markdown(f"**{escape_markdown(group.prompt)}**")

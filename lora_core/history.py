@@ -19,7 +19,13 @@ from sqlmodel import Session, col
 
 from lora_core.clock import parse_iso
 from lora_core.generator import IMAGES_PER_BATCH
-from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch, LoraTraining
+from lora_core.models import (
+    BatchStatus,
+    GeneratedImage,
+    GenerationBatch,
+    ImageFavorite,
+    LoraTraining,
+)
 from lora_core.queries import Page
 
 WORD_SAMPLE = 2_000
@@ -46,6 +52,7 @@ class HistoryFilter:
     date_to: date | None = None
     statuses: tuple[HistoryStatus, ...] = ()
     prompt_contains: str | None = None
+    starred_by: str | None = None  # only batches with an image this user starred
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,13 @@ def _conditions(history_filter: HistoryFilter) -> ColumnElement[bool]:
         needle = history_filter.prompt_contains.strip()
         escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         parts.append(col(_batch.prompt).ilike(f"%{escaped}%", escape="\\"))
+    if history_filter.starred_by:
+        starred = (
+            select(col(GeneratedImage.batch_id))
+            .join(ImageFavorite, col(ImageFavorite.image_id) == col(GeneratedImage.id))
+            .where(col(ImageFavorite.wallet_address) == history_filter.starred_by)
+        )
+        parts.append(col(_batch.id).in_(starred))
     return and_(literal(True), *parts)
 
 

@@ -126,3 +126,19 @@ class GenerationBatch(SQLModel, table=True):
     finished_at: str | None = Field(default=None, sa_type=Text)
     # Milliseconds from reservation to the stored result (succeeded batches only).
     duration_ms: int | None = None
+
+
+class ImageFavorite(SQLModel, table=True):
+    """A user's star on an image (ours). The LoRA is kept beside the image so that a LoRA's
+    most-starred image, its gallery cover, is found without reading its images."""
+
+    __tablename__ = "image_favorites"
+    __table_args__ = (
+        Index("idx_image_favorites_lora_image", "lora_training_id", "image_id", "created_at"),
+        Index("idx_image_favorites_user_created", "wallet_address", "created_at"),
+    )
+
+    wallet_address: str = Field(primary_key=True, sa_type=Text)
+    image_id: str = Field(primary_key=True, sa_type=Text)
+    lora_training_id: str = Field(sa_type=Text)
+    created_at: str = Field(sa_type=Text)

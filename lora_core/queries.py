@@ -7,10 +7,10 @@ import re
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from sqlalchemy import ColumnElement, func, literal, literal_column, select, update
+from sqlalchemy import ColumnElement, ScalarSelect, func, literal, literal_column, select, update
 from sqlmodel import Session, col
 
-from lora_core.models import GeneratedImage, LoraTraining
+from lora_core.models import GeneratedImage, ImageFavorite, LoraTraining
 
 T = TypeVar("T")
 
@@ -20,11 +20,12 @@ _LORA_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 @dataclass(frozen=True)
 class LoraSummary:
-    """A LoRA as the gallery shows it: the row, its image count and latest image."""
+    """A LoRA as the gallery shows it: the row, its image count and its cover (the image
+    most users starred, else the latest; never one the safety checker flagged)."""
 
     lora: LoraTraining
     image_count: int
-    latest_image_url: str | None
+    cover_url: str | None
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Page(Generic[T]):
         return max(math.ceil(self.total / self.page_size), 1)
 
 
-def _clamp(page: int, total: int, page_size: int) -> int:
+def clamp_page(page: int, total: int, page_size: int) -> int:
     """`page` within 1 .. the last page of `total` items."""
     return min(max(page, 1), max(math.ceil(total / page_size), 1))
 
@@ -101,13 +102,34 @@ def _summaries(
         .scalar_subquery()
     )
     rows = session.execute(
-        select(LoraTraining, count, latest)
+        select(LoraTraining, count, func.coalesce(_most_starred_url(), latest))
         .where(_shown(with_hidden))
         .order_by(col(LoraTraining.created_at).desc())
         .offset(offset)
         .limit(limit)
     ).all()
-    return [LoraSummary(lora=row[0], image_count=row[1], latest_image_url=row[2]) for row in rows]
+    return [LoraSummary(lora=row[0], image_count=row[1], cover_url=row[2]) for row in rows]
+
+
+def _most_starred_url() -> ScalarSelect[str]:
+    """The LoRA's most-starred image (most recently starred among equals): its cover."""
+    stars = ImageFavorite.__table__
+    images = GeneratedImage.__table__
+    favorite = (
+        select(stars.c.image_id)
+        .where(stars.c.lora_training_id == LoraTraining.id)
+        .group_by(stars.c.image_id)
+        .order_by(func.count().desc(), func.max(stars.c.created_at).desc())
+        .limit(1)
+        .correlate(LoraTraining.__table__)  # to the gallery's row, two levels up
+        .scalar_subquery()
+    )
+    return (
+        select(images.c.image_url)
+        .where(images.c.id == favorite)
+        .where(func.coalesce(images.c.nsfw, False).is_(False))
+        .scalar_subquery()
+    )
 
 
 def list_loras(*, session: Session, with_hidden: bool = False) -> list[LoraSummary]:
@@ -119,7 +141,7 @@ def list_lora_page(*, session: Session, page: int = 1, page_size: int = 24) -> P
     """One page of the gallery: the visible LoRAs, newest first, summarised as `list_loras`
     does; a page past the end shows the last one."""
     total = session.scalar(select(func.count()).select_from(LoraTraining).where(_shown(False)))
-    page = _clamp(page, total or 0, page_size)
+    page = clamp_page(page, total or 0, page_size)
     items = _summaries(session, with_hidden=False, offset=(page - 1) * page_size, limit=page_size)
     return Page(items=items, total=total or 0, page=page, page_size=page_size)
 
@@ -166,7 +188,7 @@ def list_lora_images(
     """
     if total is None:
         total = count_lora_images(session=session, lora_id=lora_id)
-    page = _clamp(page, total, page_size)
+    page = clamp_page(page, total, page_size)
     skip = (page - 1) * page_size
     rowid = literal_column("generated_images.rowid")
     created = col(GeneratedImage.created_at)

@@ -149,3 +149,23 @@ def test_the_exports_hold_exactly_the_filtered_batches(open_app, seeded, capture
         assert list(exported["prompt"]) == shown == ["a lighthouse", "a fox_den at dusk"]
         assert set(exported["trigger_word"]) == {"beta"}
         assert set(exported["status"]) == {"succeeded"}
+
+
+def test_only_generations_with_an_image_i_starred_is_a_filter_in_the_link(open_app, seeded):  # noqa: F811
+    from lora_core import favorites
+    from lora_core.models import GeneratedImage
+
+    with session_scope(seeded) as session:
+        for image_id in ("b4-1", "b8-0"):
+            favorites.set_starred(
+                session=session, user="guest", image=session.get(GeneratedImage, image_id),
+                starred=True,
+            )  # fmt: skip
+
+    at = open_history(open_app)
+    at.checkbox(key="starred").check().run()
+
+    assert not at.exception
+    assert list(at.dataframe[0].value["prompt"]) == ["a lighthouse", "a fox_den at dusk"]
+    shared = open_history(open_app, starred="true")  # the link, opened again
+    assert list(shared.dataframe[0].value["prompt"]) == ["a lighthouse", "a fox_den at dusk"]

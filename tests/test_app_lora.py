@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from lora_core import favorites
 from lora_core.clock import to_iso, utc_now
 from lora_core.db import session_scope
 from lora_core.models import GeneratedImage, LoraStatus, LoraTraining
@@ -542,3 +543,40 @@ def test_every_image_links_to_its_details_and_the_grid_can_be_flat(open_app, add
 
     assert [m for m in at.markdown if m.value.startswith("**prompt")] == []
     assert "prompt 2" in cards(at)[0]  # the prompt under each image instead
+
+
+def test_a_user_stars_an_image_and_can_show_only_their_favorites(
+    open_app, add_lora, add_images, engine
+):
+    add_lora("starry")
+    add_images("starry", 3)
+    at = open_app(LORA_PAGE, id="starry", image="starry-img-0001")
+
+    assert at.button(key="star_image").label == "Star · 0"
+    at.button(key="star_image").click().run()
+
+    assert at.button(key="star_image").label == "Starred · 1"
+    with session_scope(engine) as session:
+        assert favorites.stars(session=session, image_id="starry-img-0001", user="guest") == (
+            1, True,
+        )  # fmt: skip
+    at.toggle(key="only_favorites").set_value(True).run()
+    [only] = cards(at)  # the gallery's cards (the large view is not one of them)
+    assert "starry/1.jpg" in only
+    assert any("1 images you starred" in caption.value for caption in at.caption)
+
+
+def test_signed_out_users_see_how_many_starred_an_image_but_cannot_star(
+    open_app, add_lora, add_images
+):
+    from tests.test_app_login import AUTH, SIGNED_OUT
+
+    add_lora("starry")
+    add_images("starry", 1)
+
+    at = open_app(LORA_PAGE, id="starry", image="starry-img-0000", user=SIGNED_OUT, secrets=AUTH)
+
+    assert not at.exception
+    assert "star_image" not in [button.key for button in at.button]
+    assert "only_favorites" not in [toggle.key for toggle in at.toggle]
+    assert any(":material/star: 0" in caption.value for caption in at.caption)

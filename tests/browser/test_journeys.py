@@ -398,8 +398,8 @@ def test_11_an_image_is_shared_by_link_and_its_batch_downloaded_as_a_zip(
     page: Page, fresh_app: RunningApp, tmp_path: Path
 ) -> None:
     page.goto("/lora?id=demo-watercolor")
-    first_card = page.locator("[class*='st-key-batch_'] figure.ls-card").first
-    first_card.get_by_role("link", name="Details · share · download").click()
+    oldest_card = page.locator("[class*='st-key-batch_'] figure.ls-card").last  # not the cover yet
+    oldest_card.get_by_role("link", name="Details · share · download").click()
 
     expect(page).to_have_url(re.compile(r"/lora\?id=demo-watercolor&image=[\w-]+$"))
     view = page.locator(".st-key-image_view")
@@ -420,8 +420,18 @@ def test_11_an_image_is_shared_by_link_and_its_batch_downloaded_as_a_zip(
     assert all(row["full_prompt"].endswith("in the style of wtrclr") for row in manifest)
 
     page.goto(shared)  # the link works on its own, e.g. for a colleague
-    expect(page.locator(".st-key-image_view figure.ls-large img")).to_be_visible()
+    large = page.locator(".st-key-image_view figure.ls-large img")
+    expect(large).to_be_visible()
+    starred_src = large.get_attribute("src")
+    star = page.locator(".st-key-image_view .st-key-star_image button")
+    expect(star).to_contain_text("Star · 0")
+    star.click()
+    expect(star).to_contain_text("Starred · 1")
     view.get_by_role("button", name="Close").click()
     expect(page.locator(".st-key-image_view")).to_have_count(0)
     expect(page).to_have_url(re.compile(r"/lora\?id=demo-watercolor$"))
+
+    page.get_by_role("link", name="All LoRAs").first.click()  # the starred image is the cover
+    cover = page.locator(".st-key-lora_card_demo-watercolor figure.ls-card img")
+    expect(cover).to_have_attribute("src", starred_src)
     expect(page.get_by_test_id("stException")).to_have_count(0)

@@ -1,0 +1,70 @@
+"""Favorites: users star images; a LoRA's most-starred image becomes its gallery cover."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.sqlite import insert
+from sqlmodel import Session, col
+
+from lora_core.clock import to_iso, utc_now
+from lora_core.models import GeneratedImage, ImageFavorite
+from lora_core.queries import Page, clamp_page
+
+
+def set_starred(
+    *,
+    session: Session,
+    user: str,
+    image: GeneratedImage,
+    starred: bool,
+    now: datetime | None = None,
+) -> None:
+    """Star or unstar `image` for `user`; doing it twice is harmless."""
+    if starred:
+        session.execute(
+            insert(ImageFavorite)
+            .values(
+                wallet_address=user,
+                image_id=image.id,
+                lora_training_id=image.lora_training_id,
+                created_at=to_iso(now or utc_now()),
+            )
+            .on_conflict_do_nothing()
+        )
+    else:
+        session.execute(
+            delete(ImageFavorite).where(
+                col(ImageFavorite.wallet_address) == user, col(ImageFavorite.image_id) == image.id
+            )
+        )
+    session.commit()
+
+
+def stars(*, session: Session, image_id: str, user: str | None) -> tuple[int, bool]:
+    """How many users starred the image, and whether `user` is one of them."""
+    rows = session.execute(
+        select(col(ImageFavorite.wallet_address)).where(col(ImageFavorite.image_id) == image_id)
+    ).all()
+    return len(rows), any(row[0] == user for row in rows)
+
+
+def list_starred_images(
+    *, session: Session, user: str, lora_id: str, page: int = 1, page_size: int = 24
+) -> Page[GeneratedImage]:
+    """The images of this LoRA that `user` starred, newest first."""
+    starred = (col(ImageFavorite.wallet_address) == user) & (
+        col(ImageFavorite.lora_training_id) == lora_id
+    )
+    total = session.scalar(select(func.count()).select_from(ImageFavorite).where(starred)) or 0
+    page = clamp_page(page, total, page_size)
+    items = session.scalars(
+        select(GeneratedImage)
+        .join(ImageFavorite, col(ImageFavorite.image_id) == col(GeneratedImage.id))
+        .where(starred)
+        .order_by(col(GeneratedImage.created_at).desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    ).all()
+    return Page(items=list(items), total=total, page=page, page_size=page_size)
