@@ -27,6 +27,9 @@ lora = st.Page("app_pages/lora.py", title="LoRA", icon=":material/brush:", url_p
 history = st.Page(
     "app_pages/history.py", title="History", icon=":material/history:", url_path="history"
 )
+compare = st.Page(
+    "app_pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"
+)
 train = st.Page(
     "app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"
 )
@@ -37,13 +40,14 @@ usage = (
     else None
 )
 page = st.navigation(
-    [gallery, lora, history, train, *([usage] if usage else [])], position="hidden"
+    [gallery, lora, history, compare, train, *([usage] if usage else [])], position="hidden"
 )
 
 with st.sidebar:
     st.markdown("## :material/palette: LoRA Studio")
     st.page_link(gallery, label="All LoRAs", icon=":material/photo_library:")
     st.page_link(history, label="History", icon=":material/history:")
+    st.page_link(compare, label="Compare LoRAs", icon=":material/compare:")
     st.page_link(train, label="Train a LoRA", icon=":material/model_training:")
     if usage is not None:
         st.page_link(usage, label="Usage", icon=":material/monitoring:")

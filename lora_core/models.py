@@ -64,6 +64,8 @@ class GeneratedImage(SQLModel, table=True):
         # Ours: serves "images of this LoRA, newest first" without a sort.
         Index("idx_gen_images_lora_created", "lora_training_id", "created_at"),
         Index("idx_gen_images_batch", "batch_id"),
+        # Ours: "this LoRA's latest images for this prompt", for comparing LoRAs.
+        Index("idx_gen_images_lora_prompt_created", "lora_training_id", "prompt", "created_at"),
         # Ours, partial: the original app's images (no batch) by user and time, which the
         # quota counts; empty on a database only this app writes.
         Index(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -263,6 +264,28 @@ def batch_of(*, session: Session, image: GeneratedImage) -> list[GeneratedImage]
             col(GeneratedImage.batch_id).is_(None),
         )
     return list(session.scalars(query.order_by(col(GeneratedImage.created_at))).all())
+
+
+def latest_for_prompt(
+    *, session: Session, lora_ids: Sequence[str], prompt: str, per_lora: int = 4
+) -> dict[str, list[GeneratedImage]]:
+    """Each LoRA's latest images generated from exactly this prompt (as typed), newest
+    first: one indexed query per LoRA (a comparison holds at most four)."""
+    latest: dict[str, list[GeneratedImage]] = {}
+    for lora_id in lora_ids:
+        latest[lora_id] = list(
+            session.scalars(
+                select(GeneratedImage)
+                .where(
+                    col(GeneratedImage.lora_training_id) == lora_id,
+                    col(GeneratedImage.prompt) == prompt,
+                    func.coalesce(col(GeneratedImage.nsfw), False).is_(False),
+                )
+                .order_by(col(GeneratedImage.created_at).desc())
+                .limit(per_lora)
+            ).all()
+        )
+    return latest
 
 
 def set_hidden(*, session: Session, lora_id: str, hidden: bool) -> None:

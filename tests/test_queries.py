@@ -243,3 +243,34 @@ def test_the_batch_of_an_image_is_its_whole_generation(engine):
 
     assert [item.id for item in ours] == ["i1", "i2"]
     assert [item.id for item in legacy] == ["i4", "i5"]
+
+
+def test_each_loras_latest_images_for_one_prompt_come_from_its_index(engine):
+    rows = [
+        GeneratedImage(
+            id=f"{lora}-{number}", lora_training_id=lora, wallet_address="ann", prompt=prompt,
+            image_url=f"https://cdn.example/{lora}/{number}.jpg", nsfw=number == 5,
+            created_at=f"2026-11-0{1 + number // 4}T10:00:00.00{number % 4}Z",
+        )
+        for lora, prompt in (("a", "a red fox"), ("b", "a red fox"), ("c", "a blue fox"))
+        for number in range(6)
+    ]  # fmt: skip
+    with session_scope(engine) as session:
+        session.add_all(rows)
+        session.commit()
+
+    plans = explain_selects(
+        engine,
+        lambda session: queries.latest_for_prompt(
+            session=session, lora_ids=["a", "b", "c"], prompt="a red fox"
+        ),
+    )
+    with session_scope(engine) as session:
+        latest = queries.latest_for_prompt(
+            session=session, lora_ids=["a", "b", "c"], prompt="a red fox"
+        )
+
+    assert [image.id for image in latest["a"]] == ["a-4", "a-3", "a-2", "a-1"]  # a-5: flagged
+    assert len(latest["b"]) == 4 and latest["c"] == []
+    assert all("idx_gen_images_lora_prompt_created (lora_training_id=? AND prompt=?)" in plan
+               for _sql, plan in plans)  # fmt: skip

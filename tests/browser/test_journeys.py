@@ -435,3 +435,31 @@ def test_11_an_image_is_shared_by_link_and_its_batch_downloaded_as_a_zip(
     cover = page.locator(".st-key-lora_card_demo-watercolor figure.ls-card img")
     expect(cover).to_have_attribute("src", starred_src)
     expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def test_12_two_loras_compared_on_one_prompt_after_generating_the_missing(
+    page: Page, fresh_app: RunningApp, fake_fal: FakeFal
+) -> None:
+    page.goto("/")
+    page.get_by_role("link", name="Compare LoRAs").click()
+    expect(page.get_by_role("heading", name="Compare LoRAs")).to_be_visible()
+    page.goto(f"{page.url}?compare_loras=wtrclr&compare_loras=neonnoir&compare_prompt=a+paper+boat")
+
+    expect(page.get_by_text("No images for this prompt yet.")).to_have_count(2)
+    page.locator(".st-key-generate_missing button").click()
+    for lora_id in ("demo-watercolor", "demo-neon-noir"):
+        column = page.locator(f".st-key-compare_{lora_id}")
+        expect(column.locator("figure.ls-card img")).to_have_count(4, timeout=GENERATION_TIMEOUT)
+    all_loaded(page, "figure.ls-card img")
+    boxes = [
+        page.locator(f".st-key-compare_{lora_id}").bounding_box()
+        for lora_id in ("demo-watercolor", "demo-neon-noir")
+    ]
+    assert boxes[0]["y"] == boxes[1]["y"] and boxes[0]["x"] < boxes[1]["x"]  # side by side
+    prompts = sorted(r.body["prompt"] for r in fake_fal.submissions)
+    assert prompts == [
+        "a paper boat in the style of neonnoir",
+        "a paper boat in the style of wtrclr",
+    ]
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    snap(page, "journey-12-compare")

@@ -1,0 +1,122 @@
+"""Compare: 2–4 LoRAs and one prompt, their latest images for it side by side (the choice
+lives in the link), and the missing ones generated on request, counted as usual."""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from lora_core import queries, service
+from lora_core.db import session_scope
+from lora_core.errors import LoraStudioError, QuotaExceeded
+from lora_core.models import LoraStatus
+from ui import context
+from ui.components import image_grid, lora_title
+from ui.errors import remaining_text, show_error
+
+logger = logging.getLogger(__name__)
+MIN_LORAS, MAX_LORAS = 2, 4
+
+st.set_page_config(page_title="Compare · LoRA Studio")
+st.title("Compare LoRAs")
+st.caption(
+    f"Pick {MIN_LORAS}–{MAX_LORAS} LoRAs and one prompt: each LoRA's latest images for exactly "
+    "that prompt, side by side. The link keeps the comparison."
+)
+
+
+def generate_missing(missing: list[str], prompt: str, labels: dict[str, str]) -> None:
+    """One batch per LoRA without images, one after the other, each counted by the quota."""
+    user = context.current_user()
+    if user is None:
+        st.info("Sign in to generate images.", icon=":material/login:")
+        return
+    for lora_id in missing:
+        with st.status(f"Generating with {labels[lora_id]}…") as progress:
+            try:
+                service.generate(
+                    engine=context.engine(),
+                    generator=context.generator(),
+                    policy=context.quota_policy(),
+                    user=user,
+                    lora_id=lora_id,
+                    prompt=prompt,
+                    store=context.media_store(),
+                )
+            except LoraStudioError as error:
+                progress.update(label=f"{labels[lora_id]}: not generated", state="error")
+                show_error(error)
+                if isinstance(error, QuotaExceeded):
+                    return
+                continue
+            except Exception:
+                logger.exception("generation failed unexpectedly")
+                progress.update(label=f"{labels[lora_id]}: not generated", state="error")
+                st.error("Something went wrong while generating. Nothing was stored.")
+                continue
+            progress.update(label=f"{labels[lora_id]}: done", state="complete")
+    st.rerun()
+
+
+try:
+    with session_scope(context.engine()) as session:
+        ready = [
+            summary.lora
+            for summary in queries.list_loras(session=session)
+            if summary.lora.status == LoraStatus.COMPLETED and summary.lora.lora_weights_url
+        ]
+except LoraStudioError as error:
+    show_error(error)
+    st.stop()
+
+# Bound to the link by label, as History's LoRA filter: labels are unique.
+labels = queries.unique_labels({lora.id: lora_title(lora) for lora in ready})
+chosen: list[str] = st.multiselect(
+    "LoRAs",
+    list(labels),
+    format_func=labels.get,
+    max_selections=MAX_LORAS,
+    key="compare_loras",
+    bind="query-params",
+    placeholder=f"Choose {MIN_LORAS} to {MAX_LORAS} LoRAs",
+)
+prompt = st.text_input(
+    "Prompt", key="compare_prompt", max_chars=service.MAX_PROMPT_LENGTH, bind="query-params"
+)
+if len(chosen) < MIN_LORAS or not prompt.strip():
+    st.info(
+        f"Choose at least {MIN_LORAS} LoRAs and enter a prompt to compare them.",
+        icon=":material/compare:",
+    )
+    st.stop()
+
+try:
+    with session_scope(context.engine()) as session:
+        latest = queries.latest_for_prompt(session=session, lora_ids=chosen, prompt=prompt)
+except LoraStudioError as error:
+    show_error(error)
+    st.stop()
+
+missing = [lora_id for lora_id in chosen if not latest[lora_id]]
+if missing and context.current_user() is not None:
+    names = ", ".join(labels[lora_id] for lora_id in missing)
+    try:
+        st.caption(remaining_text(context.quota_status()))
+    except LoraStudioError as error:
+        show_error(error)
+    if st.button(
+        f"Generate for {names} ({len(missing)} batch{'es' if len(missing) > 1 else ''})",
+        key="generate_missing",
+        type="primary",
+        icon=":material/auto_awesome:",
+    ):
+        generate_missing(missing, prompt, labels)
+
+for column, lora_id in zip(st.columns(len(chosen), gap="medium"), chosen, strict=True):
+    with column, st.container(border=True, key=f"compare_{lora_id}"):
+        st.subheader(labels[lora_id], anchor=False)
+        if latest[lora_id]:
+            image_grid(latest[lora_id], columns=2, with_captions=False)
+        else:
+            st.info("No images for this prompt yet.", icon=":material/image:")
