@@ -104,6 +104,19 @@ def show_stars(image: GeneratedImage) -> None:
         st.rerun()
 
 
+def show_hide_action(image: GeneratedImage) -> None:
+    """For its author or an admin: hide the image from the galleries (History keeps it)."""
+    if image.hidden:
+        st.caption("Hidden from the galleries; History keeps it.")
+    label = "Show in the galleries again" if image.hidden else "Hide from the galleries"
+    icon = ":material/visibility:" if image.hidden else ":material/visibility_off:"
+    if st.button(label, key="hide_image", icon=icon):
+        with session_scope(context.engine()) as session:
+            queries.set_image_hidden(session=session, image_id=image.id, hidden=not image.hidden)
+        cached_image_count.clear()  # its count changed, its newest image may not have
+        st.rerun()
+
+
 def show_image(lora: LoraTraining, image_id: str) -> None:
     """The image of a shared link (`?id=…&image=…`), large, with what it was made from,
     its share link and downloads."""
@@ -119,6 +132,14 @@ def show_image(lora: LoraTraining, image_id: str) -> None:
             "That image was not found on this LoRA: the link may be wrong, or the image was "
             "removed. Here is everything generated from the LoRA.",
             icon=":material/image_not_supported:",
+        )
+        return
+    who = context.current_identity()
+    may_hide = who.user is not None and (who.user == image.wallet_address or who.is_admin)
+    if image.hidden and not may_hide:
+        st.info(
+            "This image was hidden from the galleries by its author or an admin.",
+            icon=":material/visibility_off:",
         )
         return
     store = context.media_store()
@@ -158,7 +179,13 @@ def show_image(lora: LoraTraining, image_id: str) -> None:
                 on_click="ignore",
                 key="download_batch",
             )
+            if may_hide:
+                show_hide_action(image)
             st.button("Close", key="close_image", icon=":material/close:", on_click=close_image)
+        others = [other for other in batch if other.id != image.id and not other.hidden]
+        if others:
+            st.caption(f"The rest of its batch ({len(others)}): open one to see it large.")
+            image_grid(others, columns=GRID_COLUMNS, with_captions=False)
 
 
 def load_images(

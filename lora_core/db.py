@@ -17,12 +17,6 @@ from lora_core.errors import DatabaseUnavailable
 from lora_core.turso import create_turso_engine, is_remote_url
 
 # Columns we added to the original app's tables: created with ALTER TABLE when missing.
-_ADDED_COLUMNS: dict[str, dict[str, str]] = {
-    "lora_trainings": {"hidden": "BOOLEAN"},
-    "generated_images": {"batch_id": "TEXT", "original_url": "TEXT", "nsfw": "BOOLEAN"},
-    # And to ours, as they grow.
-    "generation_batches": {"duration_ms": "INTEGER"},
-}
 _UNAVAILABLE = "The database is unavailable right now. Please try again in a moment."
 _REFUSED = (
     "The database server refused the app's credentials. "
@@ -81,14 +75,16 @@ def ensure_schema(engine: Engine) -> None:
         with engine.begin() as connection:
             SQLModel.metadata.create_all(connection)
             inspector = inspect(connection)
-            for table_name, columns in _ADDED_COLUMNS.items():
-                present = {column["name"] for column in inspector.get_columns(table_name)}
-                for name, sql_type in columns.items():
-                    if name not in present:
-                        connection.execute(
-                            text(f"ALTER TABLE {table_name} ADD COLUMN {name} {sql_type}")
-                        )
             for table in SQLModel.metadata.sorted_tables:
+                # Columns we added to an existing table (the original app's, or ours in an
+                # earlier version) are all nullable, so they can be added in place.
+                present = {column["name"] for column in inspector.get_columns(table.name)}
+                for column in table.columns:
+                    if column.name not in present:
+                        sql_type = column.type.compile(dialect=connection.dialect)
+                        connection.execute(
+                            text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {sql_type}")
+                        )
                 for index in table.indexes:
                     index.create(connection, checkfirst=True)
     except DBAPIError as error:

@@ -53,11 +53,21 @@ def stars(*, session: Session, image_id: str, user: str | None) -> tuple[int, bo
 def list_starred_images(
     *, session: Session, user: str, lora_id: str, page: int = 1, page_size: int = 24
 ) -> Page[GeneratedImage]:
-    """The images of this LoRA that `user` starred, newest first."""
-    starred = (col(ImageFavorite.wallet_address) == user) & (
-        col(ImageFavorite.lora_training_id) == lora_id
+    """The images of this LoRA that `user` starred (and nobody hid), newest first."""
+    starred = (
+        (col(ImageFavorite.wallet_address) == user)
+        & (col(ImageFavorite.lora_training_id) == lora_id)
+        & col(GeneratedImage.hidden).is_(None)
     )
-    total = session.scalar(select(func.count()).select_from(ImageFavorite).where(starred)) or 0
+    total = (
+        session.scalar(
+            select(func.count())
+            .select_from(ImageFavorite)
+            .join(GeneratedImage, col(ImageFavorite.image_id) == col(GeneratedImage.id))
+            .where(starred)
+        )
+        or 0
+    )
     page = clamp_page(page, total, page_size)
     items = session.scalars(
         select(GeneratedImage)

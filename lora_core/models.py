@@ -64,6 +64,15 @@ class GeneratedImage(SQLModel, table=True):
         # Ours: serves "images of this LoRA, newest first" without a sort.
         Index("idx_gen_images_lora_created", "lora_training_id", "created_at"),
         Index("idx_gen_images_batch", "batch_id"),
+        # Ours, partial: the images galleries show (not hidden), newest first per LoRA:
+        # what the LoRA page pages through and counts. Queries spell `hidden IS NULL`.
+        Index(
+            "idx_gen_images_lora_created_shown",
+            "lora_training_id",
+            "hidden",  # always NULL here: listed so that the index covers the condition
+            "created_at",
+            sqlite_where=text("hidden IS NULL"),
+        ),
         # Ours: "this LoRA's latest images for this prompt", for comparing LoRAs.
         Index("idx_gen_images_lora_prompt_created", "lora_training_id", "prompt", "created_at"),
         # Ours, partial: the original app's images (no batch) by user and time, which the
@@ -92,6 +101,9 @@ class GeneratedImage(SQLModel, table=True):
     original_url: str | None = Field(default=None, sa_type=Text)
     # fal's safety checker flagged it (`has_nsfw_concepts`): never shown as a result.
     nsfw: bool | None = None
+    # Ours: its author or an admin hid it from the galleries (History keeps it). True or
+    # NULL, never false, so that the partial index above holds exactly the shown images.
+    hidden: bool | None = None
 
 
 class GenerationBatch(SQLModel, table=True):

@@ -78,7 +78,7 @@ def unique_labels(names: dict[str, str]) -> dict[str, str]:
     }
 
 
-def _shown(with_hidden: bool) -> ColumnElement[bool]:
+def _shown_loras(with_hidden: bool) -> ColumnElement[bool]:
     return func.coalesce(col(LoraTraining.hidden), False).is_(False) | literal(with_hidden)
 
 
@@ -91,12 +91,12 @@ def _summaries(
     count = (
         select(func.count())
         .select_from(images)
-        .where(images.c.lora_training_id == LoraTraining.id)
+        .where(images.c.lora_training_id == LoraTraining.id, images.c.hidden.is_(None))
         .scalar_subquery()
     )
     latest = (
         select(images.c.image_url)
-        .where(images.c.lora_training_id == LoraTraining.id)
+        .where(images.c.lora_training_id == LoraTraining.id, images.c.hidden.is_(None))
         .where(func.coalesce(images.c.nsfw, False).is_(False))
         .order_by(images.c.created_at.desc())
         .limit(1)
@@ -104,7 +104,7 @@ def _summaries(
     )
     rows = session.execute(
         select(LoraTraining, count, func.coalesce(_most_starred_url(), latest))
-        .where(_shown(with_hidden))
+        .where(_shown_loras(with_hidden))
         .order_by(col(LoraTraining.created_at).desc())
         .offset(offset)
         .limit(limit)
@@ -127,7 +127,7 @@ def _most_starred_url() -> ScalarSelect[str]:
     )
     return (
         select(images.c.image_url)
-        .where(images.c.id == favorite)
+        .where(images.c.id == favorite, images.c.hidden.is_(None))
         .where(func.coalesce(images.c.nsfw, False).is_(False))
         .scalar_subquery()
     )
@@ -141,19 +141,24 @@ def list_loras(*, session: Session, with_hidden: bool = False) -> list[LoraSumma
 def list_lora_page(*, session: Session, page: int = 1, page_size: int = 24) -> Page[LoraSummary]:
     """One page of the gallery: the visible LoRAs, newest first, summarised as `list_loras`
     does; a page past the end shows the last one."""
-    total = session.scalar(select(func.count()).select_from(LoraTraining).where(_shown(False)))
+    total = session.scalar(
+        select(func.count()).select_from(LoraTraining).where(_shown_loras(False))
+    )
     page = clamp_page(page, total or 0, page_size)
     items = _summaries(session, with_hidden=False, offset=(page - 1) * page_size, limit=page_size)
     return Page(items=items, total=total or 0, page=page, page_size=page_size)
 
 
+def _shown_images(lora_id: str) -> ColumnElement[bool]:
+    """The LoRA's images the galleries show: the partial index's condition, spelled as it."""
+    return (col(GeneratedImage.lora_training_id) == lora_id) & col(GeneratedImage.hidden).is_(None)
+
+
 def count_lora_images(*, session: Session, lora_id: str) -> int:
-    """How many images were generated from this LoRA (walks its part of the index)."""
+    """How many images the LoRA's gallery shows (walks its part of the index)."""
     return (
         session.scalar(
-            select(func.count())
-            .select_from(GeneratedImage)
-            .where(col(GeneratedImage.lora_training_id) == lora_id)
+            select(func.count()).select_from(GeneratedImage).where(_shown_images(lora_id))
         )
         or 0
     )
@@ -199,11 +204,7 @@ def list_lora_images(
         order, take = (created.asc(), rowid.asc()), min(page_size, total - skip)
         skip = max(total - skip - take, 0)
     page_rowids = (
-        select(rowid)
-        .where(col(GeneratedImage.lora_training_id) == lora_id)
-        .order_by(*order)
-        .offset(skip)
-        .limit(take)
+        select(rowid).where(_shown_images(lora_id)).order_by(*order).offset(skip).limit(take)
     )
     rows = session.execute(select(GeneratedImage, rowid).where(rowid.in_(page_rowids))).all()
     newest_first = sorted(rows, key=lambda row: (row[0].created_at, row[1]), reverse=True)
@@ -280,12 +281,23 @@ def latest_for_prompt(
                     col(GeneratedImage.lora_training_id) == lora_id,
                     col(GeneratedImage.prompt) == prompt,
                     func.coalesce(col(GeneratedImage.nsfw), False).is_(False),
+                    col(GeneratedImage.hidden).is_(None),
                 )
                 .order_by(col(GeneratedImage.created_at).desc())
                 .limit(per_lora)
             ).all()
         )
     return latest
+
+
+def set_image_hidden(*, session: Session, image_id: str, hidden: bool) -> None:
+    """Hide an image from the galleries, or show it again (History keeps it either way)."""
+    session.execute(
+        update(GeneratedImage)
+        .where(col(GeneratedImage.id) == image_id)
+        .values(hidden=True if hidden else None)
+    )
+    session.commit()
 
 
 def set_hidden(*, session: Session, lora_id: str, hidden: bool) -> None:

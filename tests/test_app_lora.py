@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from lora_core import favorites
+from lora_core import favorites, queries
 from lora_core.clock import to_iso, utc_now
 from lora_core.db import session_scope
 from lora_core.models import GeneratedImage, LoraStatus, LoraTraining
@@ -580,3 +580,64 @@ def test_signed_out_users_see_how_many_starred_an_image_but_cannot_star(
     assert "star_image" not in [button.key for button in at.button]
     assert "only_favorites" not in [toggle.key for toggle in at.toggle]
     assert any(":material/star: 0" in caption.value for caption in at.caption)
+
+
+def add_own_images(engine, lora_id: str, user: str, count: int) -> None:
+    with session_scope(engine) as session:
+        for number in range(count):
+            session.add(
+                GeneratedImage(
+                    id=f"{user}-{number}", lora_training_id=lora_id, wallet_address=user,
+                    prompt=f"{user}'s prompt {number}",
+                    image_url=f"https://cdn.example/{user}/{number}.jpg", batch_id=f"b-{user}",
+                    created_at=to_iso(utc_now() - timedelta(minutes=10 - number)),
+                )
+            )  # fmt: skip
+        session.commit()
+
+
+def test_the_author_hides_an_image_from_the_galleries_and_can_show_it_again(
+    open_app, add_lora, engine
+):
+    add_lora("mine")
+    add_own_images(engine, "mine", "guest", 3)
+    at = open_app(LORA_PAGE, id="mine", image="guest-1")
+    assert at.metric[2].value == "3"
+
+    at.button(key="hide_image").click().run()
+
+    assert not at.exception
+    with session_scope(engine) as session:
+        assert session.get(GeneratedImage, "guest-1").hidden is True
+    assert at.metric[2].value == "2"  # the count is not a stale cached one
+    assert not [card for card in cards(at) if "/guest/1.jpg" in card]
+    assert "Hidden from the galleries; History keeps it." in [c.value for c in at.caption]
+    gallery = open_app()
+    assert "2 images" in " ".join(c.value for c in gallery.caption)
+
+    at.button(key="hide_image").click().run()  # "Show in the galleries again"
+    assert at.metric[2].value == "3"
+    assert len(cards(at)) == 3 + 2  # the gallery, and the rest of its batch under the image
+
+
+def test_others_cannot_hide_an_image_and_see_a_hidden_one_as_hidden(
+    open_app, add_lora, engine, monkeypatch
+):
+    import streamlit as st
+
+    from tests.test_app_login import ANN, AUTH
+
+    add_lora("theirs")
+    add_own_images(engine, "theirs", "bob@example.com", 2)
+    with session_scope(engine) as session:
+        queries.set_image_hidden(session=session, image_id="bob@example.com-0", hidden=True)
+
+    visible = open_app(LORA_PAGE, id="theirs", image="bob@example.com-1", user=ANN, secrets=AUTH)
+    hidden = open_app(LORA_PAGE, id="theirs", image="bob@example.com-0", user=ANN, secrets=AUTH)
+    monkeypatch.setenv("ADMIN_USERS", "ann@example.com")
+    st.cache_resource.clear()  # the settings are read once per process
+    admin = open_app(LORA_PAGE, id="theirs", image="bob@example.com-0", user=ANN, secrets=AUTH)
+
+    assert "hide_image" not in [button.key for button in visible.button]
+    assert "hidden from the galleries by its author or an admin" in hidden.info[0].value
+    assert admin.button(key="hide_image").label == "Show in the galleries again"

@@ -6,10 +6,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, inspect, select, text
 
+from lora_core import queries
 from lora_core.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope
 from lora_core.errors import DatabaseUnavailable
+from lora_core.models import GeneratedImage, GenerationBatch, ImageFavorite, LoraTraining
 
 # The original web app's DDL, from its plan.
 ORIGINAL_DDL = """
@@ -70,6 +72,7 @@ def test_generated_images_has_the_plans_columns_and_types(engine):
         "batch_id": ("TEXT", True),
         "original_url": ("TEXT", True),
         "nsfw": ("BOOLEAN", True),
+        "hidden": ("BOOLEAN", True),
     }
 
 
@@ -118,6 +121,10 @@ def test_an_original_database_is_upgraded_without_losing_anything(database: Data
         )
     assert {"idx_gen_images_lora_created", "idx_gen_batches_wallet_created"} <= index_names
     assert "generation_batches" in inspect(engine).get_table_names()
+    with session_scope(engine) as session:  # every column of every model is there to read
+        for model in (LoraTraining, GeneratedImage, GenerationBatch, ImageFavorite):
+            session.scalars(select(model)).all()
+        assert [s.lora.id for s in queries.list_loras(session=session)] == ["l1"]
     engine.dispose()
 
 
@@ -161,7 +168,6 @@ def test_our_own_tables_gain_their_new_columns(tmp_path: Path):
 
 
 def test_a_locked_database_is_unavailable_then_recovers(tmp_path: Path):
-    from lora_core import queries
 
     url = f"sqlite:///{tmp_path / 'locked.db'}"
     ensure_schema(create_db_engine(url))

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from lora_core import queries
+from lora_core import favorites, queries
 from lora_core.clock import to_iso
 from lora_core.db import session_scope
 from lora_core.models import GeneratedImage, LoraTraining
@@ -138,7 +138,8 @@ def test_every_query_of_the_lora_page_uses_an_index(engine, add_lora):
 
     assert len(plans) == 3
     # A page's rows are picked in the index alone (then read by rowid), however deep.
-    assert "COVERING INDEX idx_gen_images_lora_created (lora_training_id=?)" in plans[1][1]
+    shown = "COVERING INDEX idx_gen_images_lora_created_shown (lora_training_id=? AND hidden=?)"
+    assert shown in plans[1][1]
     for _sql, plan in plans:
         steps = plan.split(" | ")
         for index, step in enumerate(steps):
@@ -274,3 +275,28 @@ def test_each_loras_latest_images_for_one_prompt_come_from_its_index(engine):
     assert len(latest["b"]) == 4 and latest["c"] == []
     assert all("idx_gen_images_lora_prompt_created (lora_training_id=? AND prompt=?)" in plan
                for _sql, plan in plans)  # fmt: skip
+
+
+def test_hidden_images_leave_every_gallery_but_not_history(engine, add_lora, add_images):
+    add_lora("l")
+    add_images("l", 3)  # l-img-0002 is the newest
+    with session_scope(engine) as session:
+        image = session.get(GeneratedImage, "l-img-0002")
+        favorites.set_starred(session=session, user="ann", image=image, starred=True)
+        queries.set_image_hidden(session=session, image_id="l-img-0002", hidden=True)
+
+    with session_scope(engine) as session:
+        [summary] = queries.list_loras(session=session)
+        page = queries.list_lora_images(session=session, lora_id="l")
+        starred = favorites.list_starred_images(session=session, user="ann", lora_id="l")
+        for_prompt = queries.latest_for_prompt(session=session, lora_ids=["l"], prompt="prompt 2")
+        assert session.get(GeneratedImage, "l-img-0002") is not None  # kept, for History
+
+    assert (summary.image_count, summary.cover_url) == (2, "https://cdn.example/l/1.jpg")
+    assert (page.total, [i.id for i in page.items]) == (2, ["l-img-0001", "l-img-0000"])
+    assert (starred.total, starred.items, for_prompt["l"]) == (0, [], [])
+
+    with session_scope(engine) as session:
+        queries.set_image_hidden(session=session, image_id="l-img-0002", hidden=False)
+        assert queries.count_lora_images(session=session, lora_id="l") == 3
+        assert session.get(GeneratedImage, "l-img-0002").hidden is None  # NULL, never false
