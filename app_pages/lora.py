@@ -233,6 +233,17 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
         return
     whose = "you starred" if starred_only else "by everyone"
     st.caption(f"{images.total} images {whose}, newest first. Click an image to open it full size.")
+    shown, store = images.items, context.media_store()
+    st.download_button(
+        f"Download the {len(shown)} images shown (zip)",
+        data=lambda: downloads.images_zip(shown, lora, store=store),
+        file_name=f"{lora.trigger_word}-{'favorites-' if starred_only else ''}"
+        f"page-{images.page}.zip",
+        mime="application/zip",
+        icon=":material/folder_zip:",
+        on_click="ignore",
+        key="download_page",
+    )
     if grouped:
         for group in queries.group_by_batch(images.items):
             with st.container(key=f"batch_{group.images[0].id}"):

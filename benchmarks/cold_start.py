@@ -17,14 +17,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.seed import seeded_engine, temporary_url  # noqa: E402
 from lora_core.settings import Settings  # noqa: E402
+from tests.appserver import is_healthy, stop, streamlit_flags  # noqa: E402
+from tests.net import free_port  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [  # as tests/browser/conftest.py
@@ -55,30 +54,6 @@ FIRST_PAGE_JS = """([count, last]) => {
     return cards.length >= count && title !== null && title.textContent.includes('style')
         && pager !== null;
 }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.read().decode().strip() == "ok"
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def open_gallery(browser, url: str) -> None:  # noqa: ANN001
@@ -108,40 +83,20 @@ def one_run(browser, work: Path, database_url: str) -> tuple[float, float, float
         MEDIA_DIR=str(work / "media"),
         PYTHONUNBUFFERED="1",
     )
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = work / f"streamlit-{port}.log"
     with log_path.open("wb") as log:
         start = time.perf_counter()
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "streamlit_app.py",
-                "--server.headless",
-                "true",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-                "--browser.gatherUsageStats",
-                "false",
-                "--server.fileWatcherType",
-                "none",
-                "--server.enableStaticServing",
-                "true",
-                "--secrets.files",
-                str(secrets_file),
-            ],
+            [sys.executable, "-m", "streamlit", *streamlit_flags(port, secrets_file)],
             cwd=ROOT,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
     try:
-        while not _healthy(url):
+        while not is_healthy(url):
             if process.poll() is not None or time.perf_counter() - start > TIMEOUT_SECONDS:
                 raise RuntimeError(f"streamlit did not start:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.02)
@@ -152,7 +107,7 @@ def one_run(browser, work: Path, database_url: str) -> tuple[float, float, float
         open_gallery(browser, url)
         warm = time.perf_counter() - warm_start
     finally:
-        _stop(process)
+        stop(process)
     return ready, rendered, warm
 
 

@@ -21,8 +21,6 @@ copied at once, so the goal is `copy 4 / copy 1` of about 1.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -33,26 +31,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import trustme  # noqa: E402
+from tests.fakefal import FakeFal, Script, point_fal_client_at_a_fake, start_fake_fal  # noqa: E402
 
 FAL_KEY = "test-key-id:test-key-secret"
 image_delay = 0.0  # seconds each /files/ download of the fake waits; set by copy_ratio()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-# As tests/conftest.py: fal_client reads its hosts once, at import, so these come first.
-FAKE_FAL_PORT = _free_port()
-_CA = trustme.CA()
-_CA_FILE = Path(tempfile.mkdtemp(prefix="fake-fal-ca-")) / "ca.pem"
-_CA.cert_pem.write_to_path(str(_CA_FILE))
-os.environ["FAL_RUN_HOST"] = f"127.0.0.1:{FAKE_FAL_PORT}"
-os.environ["FAL_QUEUE_RUN_HOST"] = f"127.0.0.1:{FAKE_FAL_PORT}"
-os.environ["SSL_CERT_FILE"] = str(_CA_FILE)
+# As tests/conftest.py: fal_client reads its hosts once, at import, so this comes first.
+FAKE = point_fal_client_at_a_fake()
 
 from lora_core import service  # noqa: E402
 from lora_core.clock import to_iso, utc_now  # noqa: E402
@@ -61,7 +47,6 @@ from lora_core.generator import FalGenerator  # noqa: E402
 from lora_core.models import LoraStatus, LoraTraining  # noqa: E402
 from lora_core.quota import QuotaPolicy  # noqa: E402
 from lora_core.storage import LocalMediaStore, copy_images  # noqa: E402
-from tests.fakefal import FakeFal, Script, start_fake_fal  # noqa: E402
 
 USER = "bench@example.com"
 POLICY = QuotaPolicy(limit=8, window=timedelta(hours=24), exempt_users=frozenset({USER}))
@@ -69,7 +54,7 @@ POLICY = QuotaPolicy(limit=8, window=timedelta(hours=24), exempt_users=frozenset
 
 def start_fake() -> FakeFal:
     """The fake fal server, with each image download held back by `image_delay`."""
-    fake = start_fake_fal(FAKE_FAL_PORT, _CA)
+    fake = start_fake_fal(FAKE.port, FAKE.ca)
     base = fake._server.RequestHandlerClass
 
     class SlowImages(base):  # type: ignore[misc, valid-type]

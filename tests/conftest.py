@@ -5,38 +5,23 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import trustme
 
 from lora_core.settings import Settings  # imports no fal_client
+from tests.fakefal import point_fal_client_at_a_fake  # imports no fal_client either
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-FAKE_FAL_PORT = _free_port()
-_CA = trustme.CA()
-_CA_FILE = Path(tempfile.mkdtemp(prefix="fake-fal-ca-")) / "ca.pem"
-_CA.cert_pem.write_to_path(str(_CA_FILE))
-os.environ["FAL_RUN_HOST"] = f"127.0.0.1:{FAKE_FAL_PORT}"
-os.environ["FAL_QUEUE_RUN_HOST"] = f"127.0.0.1:{FAKE_FAL_PORT}"
-os.environ["SSL_CERT_FILE"] = str(_CA_FILE)
+# fal_client reads its hosts once, when first imported: point it at the fake before that.
+FAKE_FAL = point_fal_client_at_a_fake()
 # Settings the developer's shell may carry must not leak into tests.
 SETTING_NAMES = tuple(name.upper() for name in Settings.model_fields)
 for _name in SETTING_NAMES:
     os.environ.pop(_name, None)
 
-import fal_client.client  # noqa: E402
 from sqlalchemy import Engine  # noqa: E402
 
 from lora_core.clock import to_iso, utc_now  # noqa: E402
@@ -52,13 +37,13 @@ from lora_core.models import (  # noqa: E402
 from lora_core.quota import QuotaPolicy  # noqa: E402
 from lora_core.storage import LocalMediaStore, S3MediaStore  # noqa: E402
 from lora_core.trainer import FalTrainer  # noqa: E402
-from tests.fakefal import FakeFal, start_fake_fal  # noqa: E402
+from tests.fakefal import FakeFal, point_fal_uploads_at, start_fake_fal  # noqa: E402
 from tests.sqld import Sqld  # noqa: E402
 
 # fal_client has its upload hosts as constants, not from the environment: point them at the
 # fake too (the browser tests' app process does the same in tests/browser/serve.py).
-FAKE_FAL_URL = f"https://127.0.0.1:{FAKE_FAL_PORT}"
-fal_client.client.REST_URL = fal_client.client.CDN_URL = FAKE_FAL_URL
+FAKE_FAL_URL = FAKE_FAL.url
+point_fal_uploads_at(FAKE_FAL_URL)
 
 APP_ROOT = Path(__file__).resolve().parents[1]
 # One "now" for the whole run, so rows and quota checks agree on the window's edges.
@@ -68,7 +53,7 @@ TEST_FAL_KEY = "test-key-id:test-key-secret"
 
 @pytest.fixture(scope="session")
 def _fake_fal_server() -> Iterator[FakeFal]:
-    fake = start_fake_fal(FAKE_FAL_PORT, _CA)
+    fake = start_fake_fal(FAKE_FAL.port, FAKE_FAL.ca)
     yield fake
     fake.close()
 
@@ -299,6 +284,15 @@ def captured_downloads(monkeypatch) -> dict[str, Callable[[], bytes]]:
 
     monkeypatch.setattr(MediaFileManager, "add_deferred", capture)
     return downloads
+
+
+def open_with_query(open_app: Callable[..., object], page: str, **query: object) -> object:
+    """Open `page` as a link with `query` would: the app first, then the page with them."""
+    at = open_app()
+    for name, value in query.items():
+        at.query_params[name] = value
+    at.switch_page(page).run()
+    return at
 
 
 @pytest.fixture(scope="session")

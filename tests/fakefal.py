@@ -12,16 +12,21 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import ssl
+import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import trustme
 from PIL import Image, ImageOps
+
+from tests.net import free_port
 
 APP_PATH = "/fal-ai/flux-lora"
 TRAINING_PATH = "/fal-ai/flux-lora-fast-training"
@@ -271,6 +276,38 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
             }
 
     return Handler
+
+
+@dataclass(frozen=True)
+class FakeFalAddress:
+    """Where the fake will listen, and the throwaway CA its certificate comes from."""
+
+    port: int
+    ca: trustme.CA
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+
+def point_fal_client_at_a_fake() -> FakeFalAddress:
+    """Choose the fake's port and CA and point `fal_client` at it through the environment
+    (`FAL_RUN_HOST`, `FAL_QUEUE_RUN_HOST`; httpx trusts `SSL_CERT_FILE`). Call it before
+    `fal_client` is first imported: it reads its hosts once. Its upload hosts are constants:
+    see `point_fal_uploads_at`."""
+    address = FakeFalAddress(free_port(), trustme.CA())
+    ca_file = Path(tempfile.mkdtemp(prefix="fake-fal-ca-")) / "ca.pem"
+    address.ca.cert_pem.write_to_path(str(ca_file))
+    os.environ["FAL_RUN_HOST"] = os.environ["FAL_QUEUE_RUN_HOST"] = f"127.0.0.1:{address.port}"
+    os.environ["SSL_CERT_FILE"] = str(ca_file)
+    return address
+
+
+def point_fal_uploads_at(url: str) -> None:
+    """fal_client's upload hosts (a token from the REST host, the file to the CDN host)."""
+    import fal_client.client
+
+    fal_client.client.REST_URL = fal_client.client.CDN_URL = url
 
 
 def start_fake_fal(port: int, ca: trustme.CA) -> FakeFal:

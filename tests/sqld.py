@@ -10,7 +10,6 @@ import base64
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -22,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lora_core.db import DatabaseTarget
+from tests.net import free_port
 
 APP_ROOT = Path(__file__).resolve().parents[1]
 SQLD_BINARY = Path(
@@ -31,12 +31,6 @@ SQLD_BINARY = Path(
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def signed_token(key: Ed25519PrivateKey, claims: dict | None = None) -> str:
@@ -52,7 +46,7 @@ class Sqld:
     """One `sqld` process on 127.0.0.1 with its own database folder and signing key."""
 
     folder: Path
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
     process: subprocess.Popen | None = None
 
@@ -91,6 +85,9 @@ class Sqld:
                 "--auth-jwt-key-file",
                 str(key_file),
                 "--no-welcome",
+                # sqld refuses requests when it judges the machine busy (e.g. a CI machine
+                # running browser tests); the tests want its answers, not its load shedding.
+                "--disable-intelligent-throttling",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

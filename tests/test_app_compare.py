@@ -9,17 +9,13 @@ from sqlalchemy import select
 from lora_core.clock import to_iso
 from lora_core.db import session_scope
 from lora_core.models import GeneratedImage, GenerationBatch, LoraStatus
-from tests.conftest import NOW
+from tests.conftest import NOW, open_with_query
 
 COMPARE = "app_pages/compare.py"
 
 
 def open_compare(open_app, **query):
-    at = open_app()
-    for name, value in query.items():
-        at.query_params[name] = value
-    at.switch_page(COMPARE).run()
-    return at
+    return open_with_query(open_app, COMPARE, **query)
 
 
 def cards(at, url_part: str = "") -> list[str]:

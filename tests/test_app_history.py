@@ -7,18 +7,14 @@ import pytest
 from lora_core.clock import to_iso
 from lora_core.db import session_scope
 from lora_core.models import GenerationBatch
-from tests.conftest import NOW
+from tests.conftest import NOW, open_with_query
 from tests.test_history import seeded  # noqa: F401 - the shared nine-batch fixture
 
 HISTORY = "app_pages/history.py"
 
 
 def open_history(open_app, **query):
-    at = open_app()
-    for name, value in query.items():
-        at.query_params[name] = value
-    at.switch_page(HISTORY).run()
-    return at
+    return open_with_query(open_app, HISTORY, **query)
 
 
 def metrics(at) -> dict[str, str]:

@@ -641,3 +641,27 @@ def test_others_cannot_hide_an_image_and_see_a_hidden_one_as_hidden(
     assert "hide_image" not in [button.key for button in visible.button]
     assert "hidden from the galleries by its author or an admin" in hidden.info[0].value
     assert admin.button(key="hide_image").label == "Show in the galleries again"
+
+
+def test_the_images_shown_download_as_one_zip_also_when_filtered(
+    open_app, add_lora, add_images, engine, captured_downloads
+):
+    add_lora("many", trigger_word="wtrclr")
+    add_images("many", 30)
+    with session_scope(engine) as session:
+        for image_id in ("many-img-0003", "many-img-0007"):
+            image = session.get(GeneratedImage, image_id)
+            favorites.set_starred(session=session, user="guest", image=image, starred=True)
+    at = open_app(LORA_PAGE, id="many")
+
+    with zipfile.ZipFile(io.BytesIO(captured_downloads["wtrclr-page-1.zip"]())) as page_zip:
+        everyone = json.loads(page_zip.read("manifest.json"))
+    at.toggle(key="only_favorites").set_value(True).run()
+    favorites_zip = captured_downloads["wtrclr-favorites-page-1.zip"]()
+    with zipfile.ZipFile(io.BytesIO(favorites_zip)) as starred_zip:
+        starred = json.loads(starred_zip.read("manifest.json"))
+
+    labels = [button.proto.label for button in at.get("download_button")]
+    assert "Download the 2 images shown (zip)" in labels
+    assert [row["prompt"] for row in everyone] == [f"prompt {n}" for n in range(29, 5, -1)]
+    assert [row["prompt"] for row in starred] == ["prompt 7", "prompt 3"]

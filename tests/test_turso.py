@@ -116,7 +116,7 @@ def test_many_threads_write_at_once_without_waiting_for_the_server_timeout(sqld:
         thread.join(timeout=60)
     elapsed = time.monotonic() - began
 
-    assert failures == []
+    assert failures == [], [repr(failure.__cause__) for failure in failures]
     assert count_loras(engine) == 80
     # A stall would wait for sqld's 5 s transaction timeout at least once.
     assert elapsed < 4, f"80 writes from 16 threads took {elapsed:.1f} s"

@@ -12,13 +12,10 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -26,9 +23,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.appserver import is_healthy, stop, streamlit_flags
 from tests.conftest import FAKE_FAL_URL, SETTING_NAMES, TEST_FAL_KEY
 from tests.fakefal import FakeFal
 from tests.fakeoidc import FakeOidcProvider
+from tests.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BROWSER_TESTS = Path(__file__).resolve().parent
@@ -58,12 +57,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _log_tail(log_path: Path, lines: int = 40) -> str:
     try:
         return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -78,12 +71,8 @@ def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, log_path: Pa
             raise RuntimeError(
                 f"streamlit exited with code {process.returncode}:\n{_log_tail(log_path)}"
             )
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().decode().strip() == "ok":
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
+        if is_healthy(url):
+            return
         time.sleep(0.2)
     raise RuntimeError(
         f"streamlit was not healthy within {STARTUP_TIMEOUT:.0f} s:\n{_log_tail(log_path)}"
@@ -110,7 +99,7 @@ def running_app(
         MEDIA_URL_PREFIX=media_url_prefix,
         PYTHONUNBUFFERED="1",
     )
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     # The repo's own .streamlit/secrets.toml never applies: the app reads only this one.
     secrets_file = work / "secrets.toml"
@@ -133,24 +122,7 @@ def running_app(
                 [
                     sys.executable,
                     str(BROWSER_TESTS / "serve.py"),  # streamlit, uploads to the fake fal
-                    "run",
-                    "streamlit_app.py",
-                    "--server.headless",
-                    "true",
-                    "--server.port",
-                    str(port),
-                    "--server.address",
-                    "127.0.0.1",
-                    "--browser.gatherUsageStats",
-                    "false",
-                    "--server.fileWatcherType",
-                    "none",
-                    # Also set in .streamlit/config.toml; repeated so the test never
-                    # depends on that file.
-                    "--server.enableStaticServing",
-                    "true",
-                    "--secrets.files",
-                    str(secrets_file),
+                    *streamlit_flags(port, secrets_file),
                 ],
                 cwd=REPO_ROOT,
                 env=env,
@@ -166,13 +138,8 @@ def running_app(
             log_path=log_path,
         )
     finally:
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        if process is not None:
+            stop(process)
         shutil.rmtree(media_dir, ignore_errors=True)
 
 

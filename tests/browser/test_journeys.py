@@ -463,3 +463,37 @@ def test_12_two_loras_compared_on_one_prompt_after_generating_the_missing(
     ]
     expect(page.get_by_test_id("stException")).to_have_count(0)
     snap(page, "journey-12-compare")
+
+
+def test_13_register_an_existing_lora_generate_from_it_and_hide_an_image(
+    page: Page, fresh_app: RunningApp, fake_fal: FakeFal
+) -> None:
+    weights = f"{fake_fal.url}/files/elsewhere/pytorch_lora_weights.safetensors"
+    page.goto("/train")
+    page.get_by_role("tab", name="Register an existing LoRA").click()
+    page.get_by_role("textbox", name="Weights URL").fill(weights)
+    page.get_by_role("textbox", name="Trigger word").last.fill("inkwash")
+    page.get_by_role("textbox", name="Name (optional)").fill("Ink wash")
+    page.get_by_role("button", name="Register LoRA").click()
+    expect(page.get_by_text("“Ink wash” is in the gallery.")).to_be_visible()
+    assert ("HEAD", "/files/elsewhere/pytorch_lora_weights.safetensors") in [
+        (r.method, r.path) for r in fake_fal.requests
+    ]
+
+    page.get_by_role("link", name="Open its page").click()
+    expect(page.get_by_role("heading", name="Ink wash")).to_be_visible()
+    expect(page.get_by_text("Trigger word: inkwash")).to_be_visible()
+    dialog = open_generate_dialog(page, page.url.split("id=", 1)[1])
+    submit_prompt(dialog, "a heron in the reeds")
+    expect(dialog.locator("figure.ls-result img")).to_have_count(4, timeout=GENERATION_TIMEOUT)
+    dialog.get_by_role("button", name="Close").click()
+    assert fake_fal.submissions[0].body["loras"][0]["path"] == weights
+
+    gallery_cards = page.locator("[class*='st-key-batch_'] figure.ls-card")
+    expect(gallery_cards).to_have_count(4)
+    gallery_cards.first.get_by_role("link", name="Details · share · download").click()
+    page.locator(".st-key-hide_image button").click()
+    expect(page.get_by_text("Hidden from the galleries; History keeps it.")).to_be_visible()
+    expect(page.locator("[class*='st-key-batch_'] figure.ls-card")).to_have_count(3)
+    snap(page, "journey-13-hidden")
+    expect(page.get_by_test_id("stException")).to_have_count(0)

@@ -1,0 +1,51 @@
+"""Starting and stopping the real app (`streamlit run`) on a loopback port: shared by the
+browser tests and the cold-start benchmark."""
+
+from __future__ import annotations
+
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+def streamlit_flags(port: int, secrets_file: Path) -> list[str]:
+    """`streamlit run streamlit_app.py` as the tests run it: headless, on 127.0.0.1, static
+    files served (also set in .streamlit/config.toml; repeated so a run never depends on
+    that file), and only `secrets_file` as secrets (never the repo's own)."""
+    return [
+        "run",
+        "streamlit_app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--server.enableStaticServing",
+        "true",
+        "--secrets.files",
+        str(secrets_file),
+    ]
+
+
+def is_healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.read().decode().strip() == "ok"
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
