@@ -81,4 +81,7 @@ if settings.require_login and not who.signed_in:
     st.info("Sign in (in the sidebar) to use LoRA Studio.", icon=":material/lock:")
     st.stop()
 
-page.run()
+try:
+    page.run()
+except LoraStudioError as error:  # e.g. the database went away while a page ran
+    show_error(error)

@@ -10,7 +10,6 @@ import streamlit as st
 from lora_core import queries, service
 from lora_core.db import session_scope
 from lora_core.errors import LoraStudioError, QuotaExceeded
-from lora_core.models import LoraStatus
 from ui import context
 from ui.components import image_grid, lora_title
 from ui.errors import remaining_text, show_error
@@ -32,6 +31,7 @@ def generate_missing(missing: list[str], prompt: str, labels: dict[str, str]) ->
     if user is None:
         st.info("Sign in to generate images.", icon=":material/login:")
         return
+    failed = False
     for lora_id in missing:
         with st.status(f"Generating with {labels[lora_id]}…") as progress:
             try:
@@ -49,23 +49,22 @@ def generate_missing(missing: list[str], prompt: str, labels: dict[str, str]) ->
                 show_error(error)
                 if isinstance(error, QuotaExceeded):
                     return
+                failed = True
                 continue
             except Exception:
                 logger.exception("generation failed unexpectedly")
                 progress.update(label=f"{labels[lora_id]}: not generated", state="error")
                 st.error("Something went wrong while generating. Nothing was stored.")
+                failed = True
                 continue
             progress.update(label=f"{labels[lora_id]}: done", state="complete")
-    st.rerun()
+    if not failed:  # a rerun would wipe the messages; new images then show on the next run
+        st.rerun()
 
 
 try:
     with session_scope(context.engine()) as session:
-        ready = [
-            summary.lora
-            for summary in queries.list_loras(session=session)
-            if summary.lora.status == LoraStatus.COMPLETED and summary.lora.lora_weights_url
-        ]
+        ready = queries.list_ready_loras(session=session)
 except LoraStudioError as error:
     show_error(error)
     st.stop()

@@ -143,6 +143,8 @@ def show_image(lora: LoraTraining, image_id: str) -> None:
         )
         return
     store = context.media_store()
+    # Hidden images of the batch stay out of its zip, unless this user may see them.
+    batch = [other for other in batch if not other.hidden or may_hide or other.id == image.id]
     with st.container(border=True, key="image_view"):
         picture, details = st.columns([3, 2], gap="large")
         if image.nsfw:

@@ -22,6 +22,7 @@ from lora_core.trainer import (
     MIN_STEPS,
     TrainingState,
     UploadedFile,
+    submission_key,
 )
 from ui import context
 from ui.components import escape_markdown, format_date, lora_title
@@ -33,6 +34,7 @@ POLL_SECONDS = 3
 # a refused one keeps everything the user entered.
 FORM_VERSION_KEY = "train_form_version"
 STARTED_KEY = "train_started"
+SUBMITTED_KEY = "train_submitted"
 
 st.set_page_config(page_title="Train · LoRA Studio")
 st.title("Train a LoRA")
@@ -87,6 +89,15 @@ def show_form(user: str) -> None:
 
 def start(user: str, files: list, trigger_word: str, steps: int) -> None:
     """Upload and submit; the new training then shows in the list below, under a fresh form."""
+    uploads = [UploadedFile(file.name, file.getvalue()) for file in files]
+    key = submission_key(uploads, trigger_word, steps)
+    if st.session_state.get(SUBMITTED_KEY) == key:  # a second click during the first upload
+        st.info(
+            "This training was already started: follow it under Your LoRAs.",
+            icon=":material/model_training:",
+        )
+        return
+    st.session_state[SUBMITTED_KEY] = key
     with st.status("Uploading the images and starting the training…") as progress:
         try:
             lora = training.start_training(
@@ -94,16 +105,19 @@ def start(user: str, files: list, trigger_word: str, steps: int) -> None:
                 trainer=context.trainer(),
                 policy=context.training_policy(),
                 user=user,
-                files=[UploadedFile(file.name, file.getvalue()) for file in files],
+                files=uploads,
                 trigger_word=trigger_word,
                 steps=steps,
             )
         except LoraStudioError as error:
+            st.session_state.pop(SUBMITTED_KEY, None)  # the user may fix it and try again
             progress.update(label="The training was not started", state="error", expanded=True)
             show_error(error)
             return
     st.session_state[FORM_VERSION_KEY] = st.session_state.get(FORM_VERSION_KEY, 0) + 1
     st.session_state[STARTED_KEY] = lora.trigger_word
+    # Done: the fresh form protects from here on (and the same images may be trained again).
+    st.session_state.pop(SUBMITTED_KEY, None)
     st.rerun()
 
 
@@ -211,6 +225,7 @@ def show_register_form(user: str) -> None:
                 weights_url=weights_url,
                 trigger_word=trigger_word,
                 name=name,
+                allow_private_hosts=context.get_settings().allow_private_weights_urls,
             )
     except LoraStudioError as error:
         show_error(error)

@@ -11,7 +11,7 @@ from typing import Generic, TypeVar
 from sqlalchemy import ColumnElement, ScalarSelect, func, literal, literal_column, select, update
 from sqlmodel import Session, col
 
-from lora_core.models import GeneratedImage, ImageFavorite, LoraTraining
+from lora_core.models import GeneratedImage, ImageFavorite, LoraStatus, LoraTraining
 
 T = TypeVar("T")
 
@@ -113,24 +113,22 @@ def _summaries(
 
 
 def _most_starred_url() -> ScalarSelect[str]:
-    """The LoRA's most-starred image (most recently starred among equals): its cover."""
+    """The LoRA's most-starred image (most recently starred among equals) among those the
+    galleries may show: its cover."""
     stars = ImageFavorite.__table__
     images = GeneratedImage.__table__
     favorite = (
         select(stars.c.image_id)
-        .where(stars.c.lora_training_id == LoraTraining.id)
+        .join(images, images.c.id == stars.c.image_id)
+        .where(stars.c.lora_training_id == LoraTraining.id, images.c.hidden.is_(None))
+        .where(func.coalesce(images.c.nsfw, False).is_(False))
         .group_by(stars.c.image_id)
         .order_by(func.count().desc(), func.max(stars.c.created_at).desc())
         .limit(1)
         .correlate(LoraTraining.__table__)  # to the gallery's row, two levels up
         .scalar_subquery()
     )
-    return (
-        select(images.c.image_url)
-        .where(images.c.id == favorite, images.c.hidden.is_(None))
-        .where(func.coalesce(images.c.nsfw, False).is_(False))
-        .scalar_subquery()
-    )
+    return select(images.c.image_url).where(images.c.id == favorite).scalar_subquery()
 
 
 def list_loras(*, session: Session, with_hidden: bool = False) -> list[LoraSummary]:
@@ -265,6 +263,22 @@ def batch_of(*, session: Session, image: GeneratedImage) -> list[GeneratedImage]
             col(GeneratedImage.batch_id).is_(None),
         )
     return list(session.scalars(query.order_by(col(GeneratedImage.created_at))).all())
+
+
+def list_ready_loras(*, session: Session) -> list[LoraTraining]:
+    """The LoRAs one can generate from (completed, with weights, not hidden), newest first;
+    the rows only, without the gallery's counts and covers."""
+    return list(
+        session.scalars(
+            select(LoraTraining)
+            .where(
+                col(LoraTraining.status) == LoraStatus.COMPLETED,
+                col(LoraTraining.lora_weights_url).is_not(None),
+                _shown_loras(False),
+            )
+            .order_by(col(LoraTraining.created_at).desc())
+        ).all()
+    )
 
 
 def latest_for_prompt(

@@ -4,6 +4,9 @@ useful without the original trainer app's database."""
 
 from __future__ import annotations
 
+import ipaddress
+import re
+import socket
 import uuid
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -26,7 +29,10 @@ CHECK_TIMEOUT_SECONDS = 10
 def check_weights_url(url: str) -> str:
     """An http(s) address of a `.safetensors` file."""
     url = url.strip()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise InvalidRegistration("The weights URL must be a web address (https://…).") from None
     if parts.scheme not in ("https", "http") or not parts.netloc:
         raise InvalidRegistration("The weights URL must be a web address (https://…).")
     if not parts.path.lower().endswith(".safetensors"):
@@ -36,14 +42,43 @@ def check_weights_url(url: str) -> str:
     return url
 
 
-def check_reachable(url: str) -> None:
-    """The weights answer a HEAD request (or, where HEAD is refused, a one-byte GET)."""
+MAX_REDIRECTS = 5
+
+
+def _refuse_private_host(url: str) -> None:
+    """The app must not be made to probe its own network (cloud metadata, localhost, …)."""
+    host = urlsplit(url).hostname or ""
     try:
-        with httpx.Client(timeout=CHECK_TIMEOUT_SECONDS, follow_redirects=True) as client:
-            response = client.head(url)
-            if response.status_code in (403, 405, 501):  # some hosts only answer GET
-                response = client.get(url, headers={"Range": "bytes=0-0"})
-    except httpx.HTTPError:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (socket.gaierror, UnicodeError):
+        raise InvalidRegistration(
+            "The weights URL did not answer: check the address and that it is public."
+        ) from None
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if not ip.is_global:
+            raise InvalidRegistration(
+                "The weights URL points into a private network: use a public address."
+            )
+
+
+def check_reachable(url: str, *, allow_private_hosts: bool = False) -> None:
+    """The weights answer a HEAD request (or, where HEAD is refused, a one-byte GET).
+    Redirects are followed by hand, so that every hop's host is checked."""
+    try:
+        with httpx.Client(timeout=CHECK_TIMEOUT_SECONDS) as client:
+            for _hop in range(MAX_REDIRECTS + 1):
+                if not allow_private_hosts:
+                    _refuse_private_host(url)
+                response = client.head(url)
+                if response.status_code in (403, 405, 501):  # some hosts only answer GET
+                    response = client.get(url, headers={"Range": "bytes=0-0"})
+                if not response.is_redirect:
+                    break
+                url = str(response.next_request.url) if response.next_request else url
+            else:
+                raise InvalidRegistration("The weights URL redirects too many times.")
+    except (httpx.HTTPError, httpx.InvalidURL):
         raise InvalidRegistration(
             "The weights URL did not answer: check the address and that it is public."
         ) from None
@@ -54,7 +89,15 @@ def check_reachable(url: str) -> None:
         )
 
 
-def _clean(text: str, *, label: str, limit: int, required: bool) -> str | None:
+# Letters, digits and a little punctuation: names are shown as headings, where markdown
+# or HTML (links, images) must not get in.
+_TRIGGER_WORD = re.compile(r"^[^\W_][\w .'-]*$")
+_NAME = re.compile(r"^[^\W_][\w .,'&()-]*$")
+
+
+def _clean(
+    text: str, *, label: str, limit: int, required: bool, pattern: re.Pattern[str]
+) -> str | None:
     text = " ".join(text.split())
     if not text:
         if required:
@@ -62,6 +105,11 @@ def _clean(text: str, *, label: str, limit: int, required: bool) -> str | None:
         return None
     if len(text) > limit:
         raise InvalidRegistration(f"The {label} is {len(text)} characters; the limit is {limit}.")
+    if not pattern.match(text):
+        raise InvalidRegistration(
+            f"The {label} may hold letters, digits, spaces and - . ' (and , & ( ) in a name), "
+            "starting with a letter or digit."
+        )
     return text
 
 
@@ -72,11 +120,20 @@ def register_lora(
     weights_url: str,
     trigger_word: str,
     name: str = "",
+    allow_private_hosts: bool = False,
     now: datetime | None = None,
 ) -> LoraTraining:
-    """Add a `completed` LoRA with these weights; InvalidRegistration says what is wrong."""
-    word = _clean(trigger_word, label="trigger word", limit=MAX_TRIGGER_WORD, required=True)
-    display = _clean(name, label="name", limit=MAX_NAME, required=False)
+    """Add a `completed` LoRA with these weights; InvalidRegistration says what is wrong.
+    `allow_private_hosts` lets weights on a private network (or this machine) be checked:
+    for a deployment inside one, and for tests."""
+    word = _clean(
+        trigger_word,
+        label="trigger word",
+        limit=MAX_TRIGGER_WORD,
+        required=True,
+        pattern=_TRIGGER_WORD,
+    )
+    display = _clean(name, label="name", limit=MAX_NAME, required=False, pattern=_NAME)
     url = check_weights_url(weights_url)
     with session_scope(engine) as session:
         existing = session.scalar(
@@ -85,7 +142,7 @@ def register_lora(
     if existing is not None:
         known_as = existing.name or existing.trigger_word
         raise InvalidRegistration(f"These weights are already in the gallery as “{known_as}”.")
-    check_reachable(url)
+    check_reachable(url, allow_private_hosts=allow_private_hosts)
     lora = LoraTraining(
         id=uuid.uuid4().hex[:16],
         request_id=f"{REGISTERED_PREFIX}{uuid.uuid4().hex}",

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # Training costs far more than generating: its own, smaller allowance.
     training_limit: int = Field(2, ge=1)
     training_window_hours: float = Field(24, gt=0)
+    # Registering a LoRA checks its weights URL from the server: never a private address
+    # (cloud metadata, localhost) unless the weights really live on such a network.
+    allow_private_weights_urls: bool = False
     exempt_users: Annotated[frozenset[str], NoDecode] = frozenset()
     admin_users: Annotated[frozenset[str], NoDecode] = frozenset()
     require_login: bool = False

@@ -53,7 +53,8 @@ class LocalMediaStore:
         prefix = f"{self.url_prefix}/"
         if not url.startswith(prefix):
             return None
-        return self.root / url.removeprefix(prefix)
+        path = (self.root / url.removeprefix(prefix)).resolve()
+        return path if path.is_relative_to(self.root.resolve()) else None
 
 
 @dataclass

@@ -9,11 +9,13 @@ reloads and app restarts.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import re
 import time
 import uuid
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -70,6 +72,17 @@ class Trainer(Protocol):
         ...
 
 
+def submission_key(files: list[UploadedFile], trigger_word: str, steps: int) -> str:
+    """Identifies one submission of the form (which files, word and steps), so that the
+    same submission arriving twice (a second click while the first upload runs) starts
+    one training, not two."""
+    digest = hashlib.sha256(f"{trigger_word.strip()}|{steps}".encode())
+    for file in files:
+        digest.update(f"|{file.name}|{len(file.data)}|".encode())
+        digest.update(hashlib.sha256(file.data[:65536]).digest())
+    return digest.hexdigest()
+
+
 def check_trigger_word(word: str) -> str:
     word = word.strip()
     if not _TRIGGER_WORD.match(word):
@@ -99,6 +112,8 @@ def training_archive(files: list[UploadedFile]) -> bytes:
             images.extend(_images_in_zip(upload))
         else:
             images.append(upload)
+        if len(images) > MAX_IMAGES:
+            break  # enough to refuse; nothing more is unpacked
     if not MIN_IMAGES <= len(images) <= MAX_IMAGES:
         raise InvalidTrainingInput(
             f"Upload {MIN_IMAGES}–{MAX_IMAGES} training images; these files hold {len(images)}."
@@ -126,15 +141,31 @@ def _images_in_zip(upload: UploadedFile) -> list[UploadedFile]:
                 and not PurePosixPath(member.filename).name.startswith(".")
                 and "__MACOSX" not in member.filename
             ]
+            # Checked on the declared sizes before anything is unpacked (a zip bomb is small).
+            if len(members) > MAX_IMAGES:
+                raise InvalidTrainingInput(
+                    f"{upload.name} holds {len(members)} files; upload {MIN_IMAGES}–{MAX_IMAGES}."
+                )
             if any(member.file_size > MAX_IMAGE_BYTES for member in members):
                 raise InvalidTrainingInput(
                     f"{upload.name} holds a file over {MAX_IMAGE_BYTES // 2**20} MB."
+                )
+            if sum(member.file_size for member in members) > MAX_ARCHIVE_BYTES:
+                raise InvalidTrainingInput(
+                    f"{upload.name} unpacks to more than {MAX_ARCHIVE_BYTES // 2**20} MB."
                 )
             return [
                 UploadedFile(PurePosixPath(member.filename).name, archive.read(member))
                 for member in members
             ]
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError):
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,
+        RuntimeError,  # encrypted
+        zlib.error,
+        EOFError,
+    ):
         raise InvalidTrainingInput(f"{upload.name} is not a zip file we can read.") from None
 
 
@@ -150,7 +181,9 @@ def _check_image(image: UploadedFile) -> str:
         with Image.open(io.BytesIO(image.data)) as picture:
             width, height = picture.size
             picture.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except Image.DecompressionBombError:
+        raise InvalidTrainingInput(f"{image.name} is far too large a picture.") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         raise InvalidTrainingInput(f"{image.name} is not a picture we can read.") from None
     if min(width, height) < MIN_IMAGE_SIDE:
         raise InvalidTrainingInput(
@@ -214,7 +247,9 @@ def _fal_errors(action: str, *, job_failed: bool = False) -> Iterator[None]:
             raise TrainingFailed(
                 f"fal refused the API key (HTTP {error.status_code}). Check the FAL_KEY setting."
             ) from None
-        if job_failed:
+        if job_failed and 400 <= error.status_code < 500 and error.status_code != 429:
+            # fal answers a failed job's result with its error (4xx); 5xx and 429 are fal's
+            # own trouble: the finished job's weights may still be fetched later.
             raise TrainingFailed(
                 f"The training failed on fal: {fal_error_detail(error)}", job_failed=True
             ) from None

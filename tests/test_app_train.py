@@ -10,6 +10,7 @@ from sqlalchemy import select
 from lora_core.clock import to_iso, utc_now
 from lora_core.db import session_scope
 from lora_core.models import LoraStatus, LoraTraining
+from lora_core.trainer import submission_key
 from tests.conftest import TEST_FAL_KEY
 from tests.test_app_login import AUTH, SIGNED_OUT
 from tests.test_trainer import pictures
@@ -136,7 +137,10 @@ def test_the_training_quota_says_when_the_next_one_is_possible(open_app, with_fa
     assert len(stored(engine)) == 2
 
 
-def test_an_existing_lora_is_registered_and_shown_by_its_name(open_app, engine, fake_fal):
+def test_an_existing_lora_is_registered_and_shown_by_its_name(
+    open_app, engine, fake_fal, monkeypatch
+):
+    monkeypatch.setenv("ALLOW_PRIVATE_WEIGHTS_URLS", "true")  # the fake is on 127.0.0.1
     weights = f"{fake_fal.url}/files/job-9/pytorch_lora_weights.safetensors"
     at = open_app(TRAIN_PAGE)
 
@@ -165,3 +169,18 @@ def test_a_registration_that_fails_keeps_what_was_entered(open_app, engine, fake
     assert "must point to a .safetensors file" in texts(at)
     assert at.text_input(key="register_url").value == "https://example.com/model.bin"
     assert stored(engine) == []
+
+
+def test_the_same_submission_arriving_twice_starts_one_training(
+    open_app, with_fal, engine, fake_fal
+):
+    files = pictures(5)
+    at = open_app(TRAIN_PAGE)
+    # As if a first click's run had uploaded and submitted, then been cut short by a rerun.
+    at.session_state["train_submitted"] = submission_key(files, "wtrclr", 1000)
+
+    submit(at, files)
+
+    assert not at.exception
+    assert "This training was already started" in texts(at)
+    assert stored(engine) == [] and fake_fal.requests == []

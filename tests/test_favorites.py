@@ -92,7 +92,11 @@ def test_the_most_starred_image_is_the_loras_cover(engine, add_lora, add_images,
     with session_scope(engine) as session:  # flagged by the safety checker: never a cover
         session.get(GeneratedImage, "l-img-0002").nsfw = True
         session.commit()
-    assert covers(engine)["l"] == "https://cdn.example/l/3.jpg"
+    assert covers(engine)["l"] == "https://cdn.example/l/1.jpg"  # the next most starred
+
+    with session_scope(engine) as session:  # hidden ones neither
+        queries.set_image_hidden(session=session, image_id="l-img-0001", hidden=True)
+    assert covers(engine)["l"] == "https://cdn.example/l/3.jpg"  # no starred one left: latest
 
 
 def test_history_can_show_only_generations_with_an_image_i_starred(

@@ -24,10 +24,14 @@ def stored(engine) -> list[LoraTraining]:
         return list(session.scalars(select(LoraTraining)).all())
 
 
-def register(engine, url: str, trigger_word: str = "wtrclr", name: str = "") -> LoraTraining:
+def register(
+    engine, url: str, trigger_word: str = "wtrclr", name: str = "", *, private: bool = True
+) -> LoraTraining:
+    """Register as the app would; the fake's loopback address is allowed unless told not."""
     return registry.register_lora(
-        engine=engine, user="ann", weights_url=url, trigger_word=trigger_word, name=name
-    )
+        engine=engine, user="ann", weights_url=url, trigger_word=trigger_word, name=name,
+        allow_private_hosts=private,
+    )  # fmt: skip
 
 
 def test_a_reachable_safetensors_url_becomes_a_completed_lora(engine, fake_fal, weights_url):
@@ -55,6 +59,10 @@ def test_a_reachable_safetensors_url_becomes_a_completed_lora(engine, fake_fal, 
         ("FAKE", "   ", "", "Enter the trigger word."),
         ("FAKE", "x" * 65, "", "The trigger word is 65 characters; the limit is 64."),
         ("FAKE", "sks", "n" * 81, "The name is 81 characters; the limit is 80."),
+        ("https://[abc/x.safetensors", "sks", "", "must be a web address"),
+        ("FAKE", "[click](javascript:alert(1))", "", "may hold letters, digits"),
+        ("FAKE", "sks", "<img src=x onerror=alert(1)>", "may hold letters, digits"),
+        ("FAKE", "sks", "![pixel](https://tracker.example/p.png)", "may hold letters, digits"),
     ],
 )
 def test_unusable_input_is_explained_and_nothing_is_stored(
@@ -84,3 +92,20 @@ def test_the_same_weights_cannot_be_registered_twice(engine, weights_url):
         register(engine, weights_url, "other")
 
     assert len(stored(engine)) == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "FAKE",  # this machine
+        "http://169.254.169.254/latest/meta-data/w.safetensors",  # a cloud's metadata
+        "http://10.0.0.7/w.safetensors",
+    ],
+)
+def test_weights_on_a_private_network_are_refused_unless_allowed(
+    engine, fake_fal, weights_url, url
+):
+    with pytest.raises(InvalidRegistration, match="points into a private network"):
+        register(engine, weights_url if url == "FAKE" else url, private=False)
+
+    assert fake_fal.requests == [] and stored(engine) == []

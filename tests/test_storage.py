@@ -79,3 +79,11 @@ def test_the_settings_choose_the_store(tmp_path, s3_server):
         Settings(storage_backend="s3", s3_bucket="b", s3_public_url="https://cdn.example/b")
     )
     assert isinstance(s3, S3MediaStore) and s3.bucket == "b"
+
+
+def test_a_url_that_climbs_out_of_the_media_folder_is_not_ours(tmp_path):
+    store = LocalMediaStore(tmp_path / "media", "app/static/media")
+    (tmp_path / "secret.txt").write_text("not for download")
+
+    assert store.path_for("app/static/media/../secret.txt") is None
+    assert store.path_for("app/static/media/fal/b/0.jpg") == (tmp_path / "media/fal/b/0.jpg")

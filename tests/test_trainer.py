@@ -76,11 +76,21 @@ def test_a_zip_of_images_counts_as_the_images_in_it():
         ([*pictures(4), UploadedFile("broken.jpg", b"not a jpeg")], "broken.jpg is not a picture"),
         ([*pictures(4), picture("tiny.png", (100, 300))], "tiny.png is 100×300"),
         ([UploadedFile("set.zip", b"PK but not really")], "set.zip is not a zip file"),
+        ([zipped("many.zip", pictures(60))], "many.zip holds 60 files; upload 5–50"),
+        ([*pictures(4), "BOMB"], "bomb.png is far too large a picture"),
     ],
 )
 def test_unusable_uploads_are_refused_with_what_is_wrong(files, message):
+    files = [decompression_bomb() if file == "BOMB" else file for file in files]
     with pytest.raises(InvalidTrainingInput, match=message):
         training_archive(files)
+
+
+def decompression_bomb() -> UploadedFile:
+    """A small PNG that claims 20,000 × 20,000 pixels."""
+    buffer = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(buffer, format="PNG")
+    return UploadedFile("bomb.png", buffer.getvalue())
 
 
 @pytest.mark.parametrize("word", ["sks-style", "  wtrclr  ", "a1", "Neon_Noir"])
@@ -179,3 +189,14 @@ def test_the_preview_trainer_leaves_real_jobs_alone(media_store, request_id):
         PreviewTrainer(media_store).state(request_id)
 
     assert not failure.value.job_failed  # so the LoRA stays pending, untouched
+
+
+@pytest.mark.parametrize("status", [500, 503])  # 429: fal_client retries it for a minute
+def test_fals_own_trouble_reading_a_result_is_not_the_jobs_failure(fal_trainer, fake_fal, status):
+    fake_fal.script.result_error = (status, "try later")
+    request_id = fal_trainer.submit(images_url="https://x/y.zip", trigger_word="sks", steps=100)
+
+    with pytest.raises(TrainingFailed) as failure:
+        fal_trainer.weights_url(request_id)
+
+    assert not failure.value.job_failed  # so the LoRA stays pending and is asked again

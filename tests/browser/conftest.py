@@ -94,6 +94,7 @@ def running_app(
     env.update(
         FAL_KEY=TEST_FAL_KEY,
         FAKE_FAL_URL=FAKE_FAL_URL,
+        ALLOW_PRIVATE_WEIGHTS_URLS="true",  # registered LoRAs' weights on the fake (loopback)
         DATABASE_URL=f"sqlite:///{db_path}",
         MEDIA_DIR=str(media_dir),
         MEDIA_URL_PREFIX=media_url_prefix,
