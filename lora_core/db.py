@@ -14,7 +14,7 @@ from sqlmodel import Session, SQLModel
 
 from lora_core import models
 from lora_core.errors import DatabaseUnavailable
-from lora_core.turso import create_turso_engine, is_remote_url
+from lora_core.turso import create_turso_engine, http_base_url, is_remote_url
 
 # Columns we added to the original app's tables: created with ALTER TABLE when missing.
 _UNAVAILABLE = "The database is unavailable right now. Please try again in a moment."
@@ -30,6 +30,14 @@ class DatabaseTarget:
 
     url: str
     auth_token: str | None = field(default=None, repr=False)
+    # A libSQL server read through a local embedded replica file (TURSO_REPLICA_PATH).
+    replica_path: str | None = None
+
+    @property
+    def direct(self) -> DatabaseTarget:
+        """The same database without the embedded replica: for command-line tools that run
+        beside the app, since two processes must not write through one replica file."""
+        return DatabaseTarget(self.url, auth_token=self.auth_token)
 
     @property
     def is_remote(self) -> bool:
@@ -40,7 +48,8 @@ class DatabaseTarget:
         """What the UI may show: the backend and host or file, never a token or query."""
         if self.is_remote:
             host = self.url.split("://", 1)[1].split("?", 1)[0].split("/", 1)[0]
-            return f"Turso / libSQL server · {host.rsplit('@', 1)[-1]}"
+            replica = " · embedded replica" if self.replica_path else ""
+            return f"Turso / libSQL server · {host.rsplit('@', 1)[-1]}{replica}"
         parsed = make_url(self.url)
         if parsed.get_backend_name() == "sqlite":
             return f"SQLite file · {Path(parsed.database or ':memory:').name}"
@@ -55,6 +64,13 @@ def create_db_engine(target: DatabaseTarget | str, *, busy_timeout_seconds: floa
     """
     if isinstance(target, str):
         target = DatabaseTarget(target)
+    if target.is_remote and target.replica_path:
+        from lora_core.replica import create_replica_engine  # needs the optional `libsql`
+
+        Path(target.replica_path).parent.mkdir(parents=True, exist_ok=True)
+        return create_replica_engine(
+            target.replica_path, sync_url=http_base_url(target.url), auth_token=target.auth_token
+        )
     if target.is_remote:
         return create_turso_engine(target.url, auth_token=target.auth_token)
     url = target.url

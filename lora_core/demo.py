@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print("A database is configured: no demo data added (use --force to add it anyway).")
         return 0
     try:
-        added = seed_demo(engine=create_db_engine(settings.database), settings=settings)
+        added = seed_demo(engine=create_db_engine(settings.database.direct), settings=settings)
     except LoraStudioError as error:
         print(f"No demo data added: {error}", file=sys.stderr)
         return 1

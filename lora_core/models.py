@@ -73,8 +73,17 @@ class GeneratedImage(SQLModel, table=True):
             "created_at",
             sqlite_where=text("hidden IS NULL"),
         ),
-        # Ours: "this LoRA's latest images for this prompt", for comparing LoRAs.
-        Index("idx_gen_images_lora_prompt_created", "lora_training_id", "prompt", "created_at"),
+        # Ours, partial: "this LoRA's latest shown images for this prompt", for comparing
+        # LoRAs. Three equality columns, so the planner never prefers the index above (a
+        # set's order decides ties, and that one would scan every image of the LoRA).
+        Index(
+            "idx_gen_images_lora_prompt_shown",
+            "lora_training_id",
+            "prompt",
+            "hidden",
+            "created_at",
+            sqlite_where=text("hidden IS NULL"),
+        ),
         # Ours, partial: the original app's images (no batch) by user and time, which the
         # quota counts; empty on a database only this app writes.
         Index(

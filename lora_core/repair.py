@@ -63,7 +63,7 @@ def main() -> int:
     try:
         settings = load_settings(read_secrets_file())
         report = repair_images(
-            engine=create_db_engine(settings.database),
+            engine=create_db_engine(settings.database.direct),
             store=build_store(settings),
         )
     except LoraStudioError as error:

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     # Turso's own names, as the original app reads them; when set they win over DATABASE_URL.
     turso_database_url: str | None = None
     turso_auth_token: SecretStr | None = None
+    # Optional: read through an embedded replica file synced from the Turso server.
+    turso_replica_path: str | None = None
     fal_key: SecretStr | None = None
     generation_limit: int = Field(8, ge=1)
     generation_window_hours: float = Field(24, gt=0)
@@ -101,7 +103,22 @@ class Settings(BaseSettings):
             raise ValueError(f"a libSQL server address starting with one of {schemes}")
         return value
 
-    @field_validator("fal_key", "turso_database_url", "turso_auth_token", mode="before")
+    @field_validator("turso_replica_path")
+    @classmethod
+    def _replica_client_installed(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            import libsql  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                "an embedded replica needs the libsql package: pip install 'lora-studio[replica]'"
+            ) from None
+        return value.strip()
+
+    @field_validator(
+        "fal_key", "turso_database_url", "turso_auth_token", "turso_replica_path", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
@@ -121,6 +138,12 @@ class Settings(BaseSettings):
         return value.strip("/")
 
     @model_validator(mode="after")
+    def _replica_needs_a_server(self) -> Settings:
+        if self.turso_replica_path and not self.turso_database_url:
+            raise ValueError("TURSO_REPLICA_PATH needs TURSO_DATABASE_URL, the server it copies")
+        return self
+
+    @model_validator(mode="after")
     def _s3_needs_a_bucket(self) -> Settings:
         if self.storage_backend == "s3":
             for name in ("s3_bucket", "s3_public_url"):
@@ -133,7 +156,9 @@ class Settings(BaseSettings):
         """The database in use: the Turso server when `TURSO_DATABASE_URL` is set."""
         if self.turso_database_url:
             token = self.turso_auth_token.get_secret_value() if self.turso_auth_token else None
-            return DatabaseTarget(self.turso_database_url, auth_token=token)
+            return DatabaseTarget(
+                self.turso_database_url, auth_token=token, replica_path=self.turso_replica_path
+            )
         return DatabaseTarget(self.database_url)
 
     @property
@@ -178,6 +203,7 @@ def load_settings(secrets: Mapping[str, Any] | None = None) -> Settings:
 def _describe(error: ValidationError) -> str:
     problems = []
     for item in error.errors():
-        name = str(item["loc"][0]).upper() if item["loc"] else "STORAGE_BACKEND"
-        problems.append(f"{name}: {item['msg']}")
+        # A rule across settings (no single field) names them in its own message.
+        message = str(item["msg"]).removeprefix("Value error, ")
+        problems.append(f"{str(item['loc'][0]).upper()}: {message}" if item["loc"] else message)
     return "Invalid setting " + "; ".join(problems)

@@ -274,8 +274,8 @@ def test_each_loras_latest_images_for_one_prompt_come_from_its_index(engine):
 
     assert [image.id for image in latest["a"]] == ["a-4", "a-3", "a-2", "a-1"]  # a-5: flagged
     assert len(latest["b"]) == 4 and latest["c"] == []
-    assert all("idx_gen_images_lora_prompt_created (lora_training_id=? AND prompt=?)" in plan
-               for _sql, plan in plans)  # fmt: skip
+    index = "idx_gen_images_lora_prompt_shown (lora_training_id=? AND prompt=? AND hidden=?)"
+    assert all(index in plan for _sql, plan in plans), plans
 
 
 def test_hidden_images_leave_every_gallery_but_not_history(engine, add_lora, add_images):
