@@ -29,19 +29,15 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.seed import seeded_engine, temporary_url  # noqa: E402
 from lora_core.settings import Settings  # noqa: E402
-from tests.appserver import is_healthy, stop, streamlit_flags  # noqa: E402
+from tests.appserver import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    is_healthy,
+    stop,
+    streamlit_flags,
+)
 from tests.net import free_port  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [  # as tests/browser/conftest.py
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--ignore-certificate-errors",
-]
 LORAS = 200
 TIMEOUT_SECONDS = 60.0
 PAGE_SIZE = 24  # as app_pages/gallery.py

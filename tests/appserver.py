@@ -8,6 +8,19 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by scripts/setup.sh --test
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    # fal's images come from the fake fal server, whose certificate is from a throwaway
+    # test CA that Chromium does not know.
+    "--ignore-certificate-errors",
+]
+
 
 def streamlit_flags(port: int, secrets_file: Path) -> list[str]:
     """`streamlit run streamlit_app.py` as the tests run it: headless, on 127.0.0.1, static

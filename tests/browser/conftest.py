@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.appserver import is_healthy, stop, streamlit_flags
+from tests.appserver import CHROMIUM, CHROMIUM_ARGS, is_healthy, stop, streamlit_flags
 from tests.conftest import FAKE_FAL_URL, SETTING_NAMES, TEST_FAL_KEY
 from tests.fakefal import FakeFal
 from tests.fakeoidc import FakeOidcProvider
@@ -32,7 +32,6 @@ from tests.net import free_port
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BROWSER_TESTS = Path(__file__).resolve().parent
 SCREENSHOTS = REPO_ROOT / "test-output" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
 STARTUP_TIMEOUT = 30.0
 
 
@@ -171,17 +170,7 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
     return {
         **browser_type_launch_args,
         "executable_path": CHROMIUM,
-        "args": [
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            # fal's images come from the fake fal server, whose certificate is from a
-            # throwaway test CA that Chromium does not know.
-            "--ignore-certificate-errors",
-        ],
+        "args": CHROMIUM_ARGS,
     }
 
 
