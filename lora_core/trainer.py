@@ -12,13 +12,14 @@ import contextlib
 import hashlib
 import io
 import re
+import tempfile
 import time
 import uuid
 import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Literal, Protocol
 
 import fal_client
@@ -204,8 +205,12 @@ class FalTrainer:
         self._client = fal_client.SyncClient(key=self.key)
 
     def upload(self, archive: bytes) -> str:
-        with _fal_errors("upload the training images to"):
-            return self._client.upload(archive, "application/zip", "training-images.zip")
+        # `upload_file` as fal documents it (it names and types the file from its path).
+        with tempfile.TemporaryDirectory(prefix="lora-studio-") as folder:
+            path = Path(folder) / "training-images.zip"
+            path.write_bytes(archive)
+            with _fal_errors("upload the training images to"):
+                return self._client.upload_file(path)
 
     def submit(self, *, images_url: str, trigger_word: str, steps: int) -> str:
         arguments = {"images_data_url": images_url, "trigger_word": trigger_word, "steps": steps}
