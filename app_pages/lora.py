@@ -265,13 +265,12 @@ try:
         if lora is None:
             not_found()
     if lora.status == LoraStatus.PENDING:  # still training: ask fal whether it has finished
-        view = training.refresh(
+        lora = training.refresh(
             engine=context.engine(),
             trainer=context.trainer(),
             policy=context.training_policy(),
-            lora_id=lora.id,
-        )
-        lora = view.lora if view else lora
+            lora=lora,
+        ).lora
     # A batch of this LoRA that a dead process left pending is finished before listing.
     context.resume_stale_batches(lora_id=lora.id)
     with session_scope(context.engine()) as session:

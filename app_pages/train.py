@@ -173,9 +173,7 @@ def show_trainings(user: str) -> None:
         with session_scope(engine) as session:
             loras = training.list_trainings(session=session, user=user)
         views = [
-            training.refresh(engine=engine, trainer=trainer, policy=policy, lora_id=lora.id)
-            if lora.status == LoraStatus.PENDING
-            else training.TrainingView(lora)
+            training.refresh(engine=engine, trainer=trainer, policy=policy, lora=lora)
             for lora in loras
         ]
     except LoraStudioError as error:
@@ -185,10 +183,9 @@ def show_trainings(user: str) -> None:
         st.caption("You have not trained a LoRA yet.")
         return
     for view in views:
-        if view is not None:
-            show_training(view.lora, view.state)
+        show_training(view.lora, view.state)
     was_pending = any(lora.status == LoraStatus.PENDING for lora in loras)
-    still_pending = any(view and view.lora.status == LoraStatus.PENDING for view in views)
+    still_pending = any(view.lora.status == LoraStatus.PENDING for view in views)
     if was_pending and not still_pending:
         st.rerun()  # the whole page, so that polling stops and the quota is current
 

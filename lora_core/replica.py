@@ -5,9 +5,10 @@ Built on `libsql` 0.1.8, the last release that syncs with a self-hosted `sqld` a
 with Turso (later ones speak only Turso's cloud sync protocol). Its connection is wrapped
 here because, as checked against `sqld` 0.24:
 
-- it reports every database error as a plain `ValueError`: mapped to the DB-API's
-  `IntegrityError`/`OperationalError` by the error text, so that the app's error handling
-  (a refused token names TURSO_AUTH_TOKEN, a server that is down is "unavailable") holds;
+- it reports every database error as a plain `ValueError`: mapped by the error text to
+  the DB-API exceptions the server dialect raises (`turso_serverless`'s), so that the
+  app's error handling (a refused token names TURSO_AUTH_TOKEN, a server that is down is
+  "unavailable") holds;
 - two connections writing through the same replica file corrupt it: the process keeps one
   connection per file, and the engine's pool lends it to one thread at a time.
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from types import ModuleType
 from typing import Any
 
 # libsql's Rust core logs every sync handshake to stderr unless told otherwise.
@@ -30,49 +30,12 @@ import libsql
 from sqlalchemy import Engine, create_engine, pool
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from turso_serverless import DatabaseError, IntegrityError, OperationalError
+
+from lora_core.turso import sqlite_dbapi_module
 
 # The SQLite of the local replica file (libsql 0.1.8's embedded libSQL).
 SQLITE_VERSION = tuple(libsql.sqlite_version_info)
-
-
-class Error(Exception):
-    pass
-
-
-class Warning(Exception):
-    pass
-
-
-class InterfaceError(Error):
-    pass
-
-
-class DatabaseError(Error):
-    pass
-
-
-class DataError(DatabaseError):
-    pass
-
-
-class OperationalError(DatabaseError):
-    pass
-
-
-class IntegrityError(DatabaseError):
-    pass
-
-
-class InternalError(DatabaseError):
-    pass
-
-
-class ProgrammingError(DatabaseError):
-    pass
-
-
-class NotSupportedError(DatabaseError):
-    pass
 
 
 def _classify(error: Exception) -> DatabaseError:
@@ -189,24 +152,13 @@ def _connect(path: str, sync_url: str, auth_token: str | None) -> ReplicaConnect
     return ReplicaConnection(raw)
 
 
-def _dbapi_module() -> ModuleType:
-    module = ModuleType("libsql_replica_dbapi")
-    for name, value in globals().items():
-        if isinstance(value, type) and issubclass(value, Exception):
-            setattr(module, name, value)
-    module.paramstyle = "qmark"  # type: ignore[attr-defined]
-    module.sqlite_version_info = SQLITE_VERSION  # type: ignore[attr-defined]
-    module.sqlite_version = ".".join(map(str, SQLITE_VERSION))  # type: ignore[attr-defined]
-    return module
-
-
 class ReplicaDialect(SQLiteDialect_pysqlite):
     driver = "libsql_replica"
     supports_statement_cache = True
 
     @classmethod
     def import_dbapi(cls) -> Any:
-        return _dbapi_module()
+        return sqlite_dbapi_module("libsql_replica_dbapi", SQLITE_VERSION)
 
     def on_connect(self) -> None:
         return None

@@ -183,20 +183,17 @@ def refresh(
     engine: Engine,
     trainer: Trainer,
     policy: TrainingPolicy,
-    lora_id: str,
+    lora: LoraTraining,
     now: datetime | None = None,
-) -> TrainingView | None:
-    """The LoRA (None if there is none) with its state brought up to date from the
-    trainer: a finished job becomes `completed` (with its weights) or `failed` (with the
-    reason)."""
+) -> TrainingView:
+    """`lora` (a row just read) with its state brought up to date from the trainer: a
+    finished job becomes `completed` (with its weights) or `failed` (with the reason)."""
     now = now or utc_now()
-    with session_scope(engine) as session:
-        lora = session.get(LoraTraining, lora_id)
-    if lora is None or lora.status != LoraStatus.PENDING:
-        return None if lora is None else TrainingView(lora)
+    if lora.status != LoraStatus.PENDING:
+        return TrainingView(lora)
     if lora.request_id.startswith(RESERVED_PREFIX):
         if parse_iso(lora.created_at) < now - policy.abandoned_after:
-            return TrainingView(_finish(engine, lora_id, error="The training was never submitted."))
+            return TrainingView(_finish(engine, lora.id, error="The training was never submitted."))
         return TrainingView(lora, TrainingState("queued"))
     try:
         state = trainer.state(lora.request_id)
@@ -206,8 +203,8 @@ def refresh(
     except TrainingFailed as error:
         if not error.job_failed:  # fal could not be asked: the job may still run
             return TrainingView(lora)
-        return TrainingView(_finish(engine, lora_id, error=str(error)))
-    return TrainingView(_finish(engine, lora_id, weights_url=weights_url), state)
+        return TrainingView(_finish(engine, lora.id, error=str(error)))
+    return TrainingView(_finish(engine, lora.id, weights_url=weights_url), state)
 
 
 def _finish(

@@ -103,13 +103,16 @@ class TursoConnection(turso_serverless.Connection):
         super().__init__(self.http_session)
 
 
-def _dbapi_module() -> ModuleType:
-    """`turso_serverless` plus the `sqlite_version_info` SQLAlchemy's SQLite dialect reads."""
-    module = ModuleType("turso_dbapi")
-    for name in turso_serverless.__all__:
-        setattr(module, name, getattr(turso_serverless, name))
-    module.sqlite_version_info = SQLITE_VERSION  # type: ignore[attr-defined]
-    module.sqlite_version = ".".join(map(str, SQLITE_VERSION))  # type: ignore[attr-defined]
+def sqlite_dbapi_module(name: str, sqlite_version: tuple[int, ...]) -> ModuleType:
+    """A DB-API module as SQLAlchemy's SQLite dialect reads it: `turso_serverless`'s names
+    (its exception classes; engines get connections from `creator`, never `connect`) plus
+    the SQLite version, which decides the SQL the dialect emits. The embedded replica's
+    dialect (`lora_core.replica`) raises the same exception classes."""
+    module = ModuleType(name)
+    for member in turso_serverless.__all__:
+        setattr(module, member, getattr(turso_serverless, member))
+    module.sqlite_version_info = sqlite_version  # type: ignore[attr-defined]
+    module.sqlite_version = ".".join(map(str, sqlite_version))  # type: ignore[attr-defined]
     return module
 
 
@@ -121,7 +124,7 @@ class TursoDialect(SQLiteDialect_pysqlite):
 
     @classmethod
     def import_dbapi(cls) -> Any:
-        return _dbapi_module()
+        return sqlite_dbapi_module("turso_dbapi", SQLITE_VERSION)
 
     @classmethod
     def get_pool_class(cls, url: URL) -> type[pool.Pool]:
@@ -156,4 +159,10 @@ def create_turso_engine(
     )
 
 
-__all__ = ["TursoDialect", "create_turso_engine", "http_base_url", "is_remote_url"]
+__all__ = [
+    "TursoDialect",
+    "create_turso_engine",
+    "http_base_url",
+    "is_remote_url",
+    "sqlite_dbapi_module",
+]

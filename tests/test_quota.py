@@ -16,6 +16,7 @@ from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch
 from lora_core.quota import QuotaPolicy
 from tests.conftest import NOW
 from tests.plans import explain_selects
+from tests.race import race
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 
@@ -129,29 +130,18 @@ def test_concurrent_requests_with_one_slot_left_reach_fal_exactly_once(
     for hours in range(1, 8):
         add_batch(age=timedelta(hours=hours))
     threads_count = 16  # more than the pool holds: some wait for a connection
-    start = threading.Barrier(threads_count)
-    outcomes: list[str] = []
 
     def click() -> None:
-        start.wait()
-        try:
-            service.generate(
-                engine=engine,
-                generator=fal_generator,
-                policy=policy,
-                user="ann",
-                lora_id=lora.id,
-                prompt="a race",
-            )
-            outcomes.append("generated")
-        except QuotaExceeded:
-            outcomes.append("refused")
+        service.generate(
+            engine=engine,
+            generator=fal_generator,
+            policy=policy,
+            user="ann",
+            lora_id=lora.id,
+            prompt="a race",
+        )
 
-    threads = [threading.Thread(target=click) for _ in range(threads_count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    outcomes = race(threads_count, click, refused=QuotaExceeded, won="generated")
 
     assert sorted(outcomes) == ["generated"] + ["refused"] * (threads_count - 1)
     assert len(fake_fal.submissions) == 1

@@ -4,7 +4,6 @@ server, writes forwarded to it, against a real `sqld`."""
 from __future__ import annotations
 
 import sqlite3
-import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from lora_core.db import DatabaseTarget, create_db_engine, ensure_schema, sessio
 from lora_core.errors import DatabaseUnavailable, QuotaExceeded
 from lora_core.models import LoraTraining
 from lora_core.settings import load_settings
+from tests.race import race
 from tests.sqld import Sqld
 
 
@@ -86,20 +86,11 @@ def test_sixteen_tabs_racing_for_the_last_slot_through_the_replica_get_one(serve
     engine = create_db_engine(replica(server, tmp_path / "replica.db"))
     ensure_schema(engine)
     policy = quota.QuotaPolicy(limit=1, window=timedelta(hours=24))
-    results: list[str] = []
 
     def reserve() -> None:
-        try:
-            quota.reserve(engine=engine, policy=policy, user="ann", lora_id="l", prompt="p")
-            results.append("won")
-        except QuotaExceeded:
-            results.append("refused")
+        quota.reserve(engine=engine, policy=policy, user="ann", lora_id="l", prompt="p")
 
-    threads = [threading.Thread(target=reserve) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    results = race(16, reserve, refused=QuotaExceeded)
 
     assert sorted(results) == ["refused"] * 15 + ["won"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import timedelta
 
 import pytest
@@ -17,6 +16,7 @@ from lora_core.models import LoraStatus, LoraTraining
 from lora_core.trainer import FalTrainer, UploadedFile
 from lora_core.training import TrainingPolicy
 from tests.conftest import NOW, TEST_FAL_KEY
+from tests.race import race
 from tests.test_trainer import pictures
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
@@ -62,16 +62,18 @@ def uploads(fake_fal) -> list[str]:
 
 
 def refresh(engine, training_policy, lora_id: str, *, times: int = 1) -> training.TrainingView:
-    """Ask like a page would, each time with a trainer that knows nothing of the job."""
+    """Ask like a page would: the row as stored now, and a trainer that knows nothing of
+    the job."""
     for _ in range(times):
+        with session_scope(engine) as session:
+            lora = session.get(LoraTraining, lora_id)
         view = training.refresh(
             engine=engine,
             trainer=FalTrainer(key=TEST_FAL_KEY),
             policy=training_policy,
-            lora_id=lora_id,
+            lora=lora,
             now=NOW,
         )
-    assert view is not None
     return view
 
 
@@ -205,20 +207,10 @@ def test_a_reservation_never_submitted_fails_after_15_minutes(engine, training_p
 
 
 def test_eight_tabs_racing_for_two_slots_start_two_trainings(engine, training_policy):
-    results: list[str] = []
-
     def reserve() -> None:
-        try:
-            training._reserve(engine, training_policy, "ann", "sks", 100, NOW)
-            results.append("won")
-        except TrainingQuotaExceeded:
-            results.append("refused")
+        training._reserve(engine, training_policy, "ann", "sks", 100, NOW)
 
-    threads = [threading.Thread(target=reserve) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = race(8, reserve, refused=TrainingQuotaExceeded)
 
     assert sorted(results) == ["refused"] * 6 + ["won"] * 2
     assert len(stored(engine)) == 2
