@@ -8,6 +8,7 @@ from lora_core.errors import LoraStudioError
 from ui import context
 from ui.components import inject_css
 from ui.errors import remaining_text, show_error
+from ui.text import md
 
 st.set_page_config(page_title="LoRA Studio", page_icon=":material/palette:", layout="wide")
 inject_css()
@@ -68,7 +69,7 @@ with st.sidebar:
             st.caption(remaining_text(context.quota_status()))
         except LoraStudioError as error:
             show_error(error)
-    st.caption(f":material/database: {settings.database.label}")
+    st.caption(f":material/database: {md(settings.database.label)}")
     if settings.preview_mode:
         st.info(
             "**Preview mode**: no FAL_KEY is set, so images are placeholders drawn locally "

@@ -13,6 +13,7 @@ from lora_core.errors import LoraStudioError, QuotaExceeded
 from ui import context
 from ui.components import image_grid, lora_title
 from ui.errors import remaining_text, show_error
+from ui.text import md
 
 logger = logging.getLogger(__name__)
 MIN_LORAS, MAX_LORAS = 2, 4
@@ -33,7 +34,7 @@ def generate_missing(missing: list[str], prompt: str, labels: dict[str, str]) ->
         return
     failed = False
     for lora_id in missing:
-        with st.status(f"Generating with {labels[lora_id]}…") as progress:
+        with st.status(f"Generating with {md(labels[lora_id])}…") as progress:
             try:
                 service.generate(
                     engine=context.engine(),
@@ -45,7 +46,7 @@ def generate_missing(missing: list[str], prompt: str, labels: dict[str, str]) ->
                     store=context.media_store(),
                 )
             except LoraStudioError as error:
-                progress.update(label=f"{labels[lora_id]}: not generated", state="error")
+                progress.update(label=f"{md(labels[lora_id])}: not generated", state="error")
                 show_error(error)
                 if isinstance(error, QuotaExceeded):
                     return
@@ -53,11 +54,11 @@ def generate_missing(missing: list[str], prompt: str, labels: dict[str, str]) ->
                 continue
             except Exception:
                 logger.exception("generation failed unexpectedly")
-                progress.update(label=f"{labels[lora_id]}: not generated", state="error")
+                progress.update(label=f"{md(labels[lora_id])}: not generated", state="error")
                 st.error("Something went wrong while generating. Nothing was stored.")
                 failed = True
                 continue
-            progress.update(label=f"{labels[lora_id]}: done", state="complete")
+            progress.update(label=f"{md(labels[lora_id])}: done", state="complete")
     if not failed:  # a rerun would wipe the messages; new images then show on the next run
         st.rerun()
 
@@ -99,7 +100,7 @@ except LoraStudioError as error:
 
 missing = [lora_id for lora_id in chosen if not latest[lora_id]]
 if missing and context.current_user() is not None:
-    names = ", ".join(labels[lora_id] for lora_id in missing)
+    names = ", ".join(md(labels[lora_id]) for lora_id in missing)
     try:
         st.caption(remaining_text(context.quota_status()))
     except LoraStudioError as error:
@@ -114,7 +115,7 @@ if missing and context.current_user() is not None:
 
 for column, lora_id in zip(st.columns(len(chosen), gap="medium"), chosen, strict=True):
     with column, st.container(border=True, key=f"compare_{lora_id}"):
-        st.subheader(labels[lora_id], anchor=False)
+        st.subheader(md(labels[lora_id]), anchor=False)
         if latest[lora_id]:
             image_grid(latest[lora_id], columns=2, with_captions=False)
         else:

@@ -9,9 +9,10 @@ from lora_core.db import session_scope
 from lora_core.errors import LoraStudioError
 from lora_core.models import LoraStatus
 from ui import context
-from ui.components import STATUS_COLORS, empty_thumbnail, format_date, image_card, lora_title
+from ui.components import empty_thumbnail, format_date, image_card, lora_title, status_badge
 from ui.errors import show_error
 from ui.generate_dialog import close_generate, open_generate
+from ui.text import md
 
 CARDS_PER_ROW = 4
 PAGE_SIZE = 24  # six rows: a page the browser draws quickly, however many LoRAs there are
@@ -55,10 +56,10 @@ for start in range(0, len(summaries), CARDS_PER_ROW):
                 st.markdown(image_card(summary.cover_url), unsafe_allow_html=True)
             else:
                 st.markdown(empty_thumbnail(), unsafe_allow_html=True)
-            st.subheader(lora_title(lora), anchor=False)
-            st.badge(lora.status.capitalize(), color=STATUS_COLORS.get(lora.status, "red"))
+            st.subheader(md(lora_title(lora)), anchor=False)
+            status_badge(lora.status)
             st.caption(
-                (f"Trigger word: {lora.trigger_word} · " if lora.name else "")
+                (f"Trigger word: {md(lora.trigger_word)} · " if lora.name else "")
                 + f"{summary.image_count} images · {lora.steps or '—'} steps · "
                 f"created {format_date(lora.created_at, with_time=False)}"
             )

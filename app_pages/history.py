@@ -16,6 +16,7 @@ from ui import context
 from ui.components import app_base_url
 from ui.errors import show_error
 from ui.generate_dialog import follow_reuse, reuse_prompt
+from ui.text import md
 
 PAGE_SIZE = 50
 
@@ -72,11 +73,12 @@ def show_summary(summary: history.HistorySummary) -> None:
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
 def cached_overview(
-    history_filter: HistoryFilter, labels: dict[str, str], _version: tuple[object, ...]
+    history_filter: HistoryFilter, labels: dict[str, str], version: tuple[object, ...]
 ) -> history.Overview:
     """Summary and charts scan the whole filtered set: compute them once per filter and
-    data version (which changes with every batch started or finished), not on every rerun
-    such as selecting a row or turning a page."""
+    data version (which changes with every batch added, started or finished), not on every
+    rerun such as selecting a row or turning a page. Every parameter is part of the cache
+    key: none may start with an underscore, which Streamlit leaves out of the key."""
     with session_scope(context.engine()) as session:
         return history.overview(session=session, history_filter=history_filter, lora_labels=labels)
 
@@ -145,7 +147,7 @@ def show_table(page: queries.Page[history.HistoryRow]) -> None:
     if chosen:
         row = page.items[chosen[0]]
         st.button(
-            f"Reuse prompt on {row.trigger_word or row.lora_id}",
+            f"Reuse prompt on {md(row.trigger_word or row.lora_id)}",
             key="reuse_prompt",
             icon=":material/replay:",
             on_click=reuse_prompt,
@@ -184,7 +186,8 @@ try:
     with session_scope(context.engine()) as session:
         history.adopt_legacy_images(session=session)  # the original app's generations too
         names = queries.lora_names(session=session)
-        version = history.data_version(session=session)
+        # With the user's stars, for the "I starred" filter (a star rarely changes).
+        version = history.data_version(session=session, starred_by=context.current_user())
     history_filter = read_filters(names)
     if st.session_state.get("history_filter") != history_filter:
         st.session_state["history_filter"] = history_filter

@@ -11,17 +11,17 @@ from lora_core.models import GeneratedImage, LoraStatus, LoraTraining
 from ui import context
 from ui.components import (
     FLAGGED_TEXT,
-    STATUS_COLORS,
     empty_thumbnail,
-    escape_markdown,
     format_date,
     image_card,
     image_grid,
     lora_title,
     share_url,
+    status_badge,
 )
 from ui.errors import show_error
 from ui.generate_dialog import open_generate, render_open_dialog
+from ui.text import md
 
 PAGE_SIZE = 24
 GRID_COLUMNS = 4
@@ -41,10 +41,10 @@ def not_found() -> None:
 def show_header(lora: LoraTraining, image_count: int) -> None:
     st.set_page_config(page_title=f"{lora_title(lora)} · LoRA Studio")
     st.page_link("app_pages/gallery.py", label="All LoRAs", icon=":material/arrow_back:")
-    st.title(lora_title(lora), anchor=False)
+    st.title(md(lora_title(lora)), anchor=False)
     if lora.name:
-        st.caption(f"Trigger word: {lora.trigger_word}")
-    st.badge(lora.status.capitalize(), color=STATUS_COLORS.get(lora.status, "red"))
+        st.caption(f"Trigger word: {md(lora.trigger_word)}")
+    status_badge(lora.status)
     steps, created, images = st.columns(3)
     steps.metric("Training steps", lora.steps or "—")
     created.metric("Created", format_date(lora.created_at, with_time=False))
@@ -77,10 +77,13 @@ def show_generate_action(lora: LoraTraining) -> bool:
     return True
 
 
-@st.cache_data(ttl=600, max_entries=256, show_spinner=False)
-def cached_image_count(lora_id: str, newest: tuple[str, str] | None) -> int:
+@st.cache_data(ttl=60, max_entries=256, show_spinner=False)
+def cached_image_count(lora_id: str, key: tuple[object, ...]) -> int:
     """Counting 100,000 images takes longer than the rest of the page: counted once per
-    newest image (the key), so never stale after a generation."""
+    `queries.image_count_key` (newest image, hidden count), so never stale after a
+    generation or a hide in any process. Every parameter keys the cache (no underscore).
+    An image written with a time older than the newest (another app's clock) is counted
+    within the minute the entry lives."""
     with session_scope(context.engine()) as session:
         return queries.count_lora_images(session=session, lora_id=lora_id)
 
@@ -155,10 +158,10 @@ def show_image(lora: LoraTraining, image_id: str) -> None:
                 unsafe_allow_html=True,
             )
         with details:
-            st.markdown(f"**{escape_markdown(image.prompt)}**")
-            st.caption(f"by {image.wallet_address} · {format_date(image.created_at)}")
+            st.markdown(f"**{md(image.prompt)}**")
+            st.caption(f"by {md(image.wallet_address)} · {format_date(image.created_at)}")
             size = f"{image.image_width}×{image.image_height}" if image.image_width else "—"
-            st.markdown(f"Seed `{image.seed or '—'}` · {size}")
+            st.markdown(f"Seed {md(image.seed or '—')} · {size}")
             show_stars(image)
             st.caption("Share link")
             st.code(share_url(image), language=None, wrap_lines=True)
@@ -249,8 +252,8 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
     if grouped:
         for group in queries.group_by_batch(images.items):
             with st.container(key=f"batch_{group.images[0].id}"):
-                st.markdown(f"**{escape_markdown(group.prompt)}**")
-                st.caption(f"by {group.user} · {format_date(group.created_at)}")
+                st.markdown(f"**{md(group.prompt)}**")
+                st.caption(f"by {md(group.user)} · {format_date(group.created_at)}")
                 image_grid(group.images, columns=GRID_COLUMNS, with_captions=False)
     else:
         image_grid(images.items, columns=GRID_COLUMNS)
@@ -274,8 +277,8 @@ try:
     # A batch of this LoRA that a dead process left pending is finished before listing.
     context.resume_stale_batches(lora_id=lora.id)
     with session_scope(context.engine()) as session:
-        newest = queries.newest_image_key(session=session, lora_id=lora.id)
-    image_count = cached_image_count(lora.id, newest)
+        count_key = queries.image_count_key(session=session, lora_id=lora.id)
+    image_count = cached_image_count(lora.id, count_key)
 except LoraStudioError as error:
     show_error(error)
     st.stop()

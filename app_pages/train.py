@@ -25,9 +25,10 @@ from lora_core.trainer import (
     submission_key,
 )
 from ui import context
-from ui.components import escape_markdown, format_date, lora_title
+from ui.components import format_date, lora_title
 from ui.errors import period_text, show_error
 from ui.generate_dialog import open_generate
+from ui.text import md
 
 POLL_SECONDS = 3
 # A started training gets a fresh, empty form (new widget keys), so it cannot be sent twice;
@@ -137,11 +138,11 @@ def show_state(state: TrainingState | None) -> None:
 
 def show_training(lora: LoraTraining, state: TrainingState | None) -> None:
     with st.container(border=True, key=f"training_{lora.id}"):
-        st.markdown(f"**{escape_markdown(lora_title(lora))}**")
+        st.markdown(f"**{md(lora_title(lora))}**")
         registered = lora.request_id.startswith(registry.REGISTERED_PREFIX)
         if registered:
             st.caption(
-                f"registered {format_date(lora.created_at)} · trigger word {lora.trigger_word}"
+                f"registered {format_date(lora.created_at)} · trigger word {md(lora.trigger_word)}"
             )
         else:
             st.caption(f"{lora.steps or '—'} steps · started {format_date(lora.created_at)}")
@@ -163,7 +164,7 @@ def show_training(lora: LoraTraining, state: TrainingState | None) -> None:
                 "app_pages/gallery.py", label="View in Gallery", icon=":material/photo_library:"
             )
         else:
-            st.error(lora.error or "The training failed.", icon=":material/error:")
+            st.error(md(lora.error or "The training failed."), icon=":material/error:")
 
 
 def show_trainings(user: str) -> None:
@@ -227,7 +228,7 @@ def show_register_form(user: str) -> None:
     except LoraStudioError as error:
         show_error(error)
         return
-    st.success(f"“{lora_title(lora)}” is in the gallery.", icon=":material/check_circle:")
+    st.success(f"“{md(lora_title(lora))}” is in the gallery.", icon=":material/check_circle:")
     st.page_link(
         "app_pages/lora.py",
         label="Open its page",
@@ -242,7 +243,8 @@ with form_column:
 with train_tab:
     if started := st.session_state.pop(STARTED_KEY, None):
         st.success(
-            f"Training “{started}” started. It takes a few minutes; follow it under Your LoRAs.",
+            f"Training “{md(started)}” started. It takes a few minutes; follow it under "
+            "Your LoRAs.",
             icon=":material/model_training:",
         )
     try:

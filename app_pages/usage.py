@@ -9,7 +9,9 @@ from lora_core import queries, quota
 from lora_core.db import session_scope
 from lora_core.errors import LoraStudioError
 from ui import context
+from ui.components import lora_title
 from ui.errors import period_text, show_error
+from ui.text import md
 
 st.set_page_config(page_title="Usage · LoRA Studio")
 who = context.current_identity()
@@ -59,7 +61,9 @@ st.caption("A hidden LoRA leaves the gallery; its page, images and history stay.
 for summary in loras:
     lora = summary.lora
     left, right = st.columns([3, 1])
-    left.markdown(f"**{lora.trigger_word}** · `{lora.id}`" + (" · hidden" if lora.hidden else ""))
+    left.markdown(
+        f"**{md(lora_title(lora))}** · {md(lora.id)}" + (" · hidden" if lora.hidden else "")
+    )
     right.button(
         "Show again" if lora.hidden else "Hide",
         key=f"hide_{lora.id}",

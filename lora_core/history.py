@@ -449,13 +449,28 @@ def overview(
     )
 
 
-def data_version(*, session: Session) -> tuple[str | None, str | None]:
-    """Changes whenever a batch is reserved or finishes: the key that keeps a cached
-    overview from ever being stale. One statement, two index lookups."""
-    newest = select(func.max(col(_batch.created_at))).scalar_subquery()
-    finished = select(func.max(col(_batch.finished_at))).scalar_subquery()
-    row = session.execute(select(newest, finished)).one()
-    return (row[0], row[1])
+def data_version(*, session: Session, starred_by: str | None = None) -> tuple[object, ...]:
+    """What a cached overview depends on: changes whenever a batch is added (the original
+    app's adopted batches too, whatever their time), one stops being pending, and, for the
+    "I starred" filter, whenever that user's stars change. One statement of index lookups:
+    a count of the batch table's smallest index, the few pending ones, two maxima."""
+    pending = literal(BatchStatus.PENDING.value, literal_execute=True)  # the partial index
+    parts = [
+        select(func.count()).select_from(_batch).scalar_subquery(),
+        select(func.count())
+        .select_from(_batch)
+        .where(col(_batch.status) == pending)
+        .scalar_subquery(),
+        select(func.max(col(_batch.created_at))).scalar_subquery(),
+        select(func.max(col(_batch.finished_at))).scalar_subquery(),
+    ]
+    if starred_by:
+        mine = col(ImageFavorite.wallet_address) == starred_by
+        parts += [
+            select(func.count()).select_from(ImageFavorite).where(mine).scalar_subquery(),
+            select(func.max(col(ImageFavorite.created_at))).where(mine).scalar_subquery(),
+        ]
+    return tuple(session.execute(select(*parts)).one())
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:

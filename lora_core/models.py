@@ -84,6 +84,15 @@ class GeneratedImage(SQLModel, table=True):
             "created_at",
             sqlite_where=text("hidden IS NULL"),
         ),
+        # Ours, partial: the few hidden images per LoRA, counted in the key of the LoRA
+        # page's cached image count (a hide in any process changes it). Spelled
+        # `hidden IS NOT NULL`.
+        Index(
+            "idx_gen_images_lora_hidden",
+            "lora_training_id",
+            "hidden",  # listed so that the index covers the condition
+            sqlite_where=text("hidden IS NOT NULL"),
+        ),
         # Ours, partial: the original app's images (no batch) by user and time, which the
         # quota counts; empty on a database only this app writes.
         Index(

@@ -162,16 +162,25 @@ def count_lora_images(*, session: Session, lora_id: str) -> int:
     )
 
 
-def newest_image_key(*, session: Session, lora_id: str) -> tuple[str, str] | None:
-    """The LoRA's newest image (created_at, id), one index seek: changes whenever an image
-    is added, so a count cached under it is never stale."""
-    row = session.execute(
+def image_count_key(*, session: Session, lora_id: str) -> tuple[object, ...]:
+    """What the LoRA's shown-image count depends on, in index seeks: its newest image
+    (created_at, id), which changes whenever an image is added, and how many of its images
+    are hidden, which changes with every hide or show, whichever process made it."""
+    newest = session.execute(
         select(GeneratedImage.created_at, GeneratedImage.id)
         .where(col(GeneratedImage.lora_training_id) == lora_id)
         .order_by(col(GeneratedImage.created_at).desc())
         .limit(1)
     ).first()
-    return None if row is None else (row[0], row[1])
+    hidden = session.scalar(
+        select(func.count())
+        .select_from(GeneratedImage)
+        .where(
+            (col(GeneratedImage.lora_training_id) == lora_id)
+            & col(GeneratedImage.hidden).is_not(None)
+        )
+    )
+    return (None if newest is None else tuple(newest), hidden or 0)
 
 
 def list_lora_images(

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from lora_core.clock import to_iso, utc_now
 from lora_core.models import LoraStatus
+from tests.markup import readable
 
 NOW = utc_now()
 
@@ -13,7 +14,7 @@ NOW = utc_now()
 def texts(at) -> str:
     parts = [e.value for kind in ("markdown", "caption", "subheader", "info", "error", "title")
              for e in getattr(at, kind)]  # fmt: skip
-    return "\n".join(str(part) for part in parts)
+    return readable("\n".join(str(part) for part in parts))
 
 
 def test_every_lora_is_shown_newest_first_with_its_details(open_app, add_lora, engine, add_images):
@@ -95,7 +96,7 @@ def test_an_invalid_setting_is_named_at_startup(open_app, monkeypatch):
     at = open_app()
 
     assert not at.exception
-    assert "GENERATION_LIMIT" in at.error[0].value
+    assert "GENERATION_LIMIT" in readable(at.error[0].value)
 
 
 def test_settings_given_only_as_secrets_put_the_app_on_the_libsql_server(

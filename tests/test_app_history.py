@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from lora_core.clock import to_iso
 from lora_core.db import session_scope
-from lora_core.models import GenerationBatch
+from lora_core.models import GeneratedImage, GenerationBatch
 from tests.conftest import NOW, open_with_query
 from tests.test_history import seeded  # noqa: F401 - the shared nine-batch fixture
 
@@ -165,3 +167,61 @@ def test_only_generations_with_an_image_i_starred_is_a_filter_in_the_link(open_a
     assert list(at.dataframe[0].value["prompt"]) == ["a lighthouse", "a fox_den at dusk"]
     shared = open_history(open_app, starred="true")  # the link, opened again
     assert list(shared.dataframe[0].value["prompt"]) == ["a lighthouse", "a fox_den at dusk"]
+
+
+@pytest.mark.both_backends
+def test_the_summary_counts_every_batch_added_between_two_renders(
+    open_app, add_lora, engine, policy, preview_generator, media_store
+):
+    """The overview is cached per data version: a batch generated here, or images the
+    original app wrote (older than every batch), show in the very next render."""
+    from lora_core import service
+
+    def generate(prompt: str) -> None:
+        service.generate(
+            engine=engine, generator=preview_generator, policy=policy, user="guest",
+            lora_id="lora-a", prompt=prompt, store=media_store,
+        )  # fmt: skip
+
+    add_lora("lora-a", trigger_word="alpha")
+    generate("a cat")
+    at = open_history(open_app)
+    assert (metrics(at)["Batches"], metrics(at)["Images"]) == ("1", "4")
+
+    generate("a dog")
+    at.run()
+    assert (metrics(at)["Batches"], metrics(at)["Images"]) == ("2", "8")
+    assert list(at.dataframe[0].value["prompt"]) == ["a dog", "a cat"]
+
+    with session_scope(engine) as session:  # the original app: images, no batch
+        for number in range(2):
+            session.add(
+                GeneratedImage(
+                    id=f"legacy-{number}",
+                    lora_training_id="lora-a",
+                    wallet_address="0xabc",
+                    prompt="from the original app",
+                    image_url=f"https://cdn.example/legacy/{number}.jpg",
+                    created_at=to_iso(NOW - timedelta(days=3)),
+                )
+            )
+        session.commit()
+    at.run()
+    assert (metrics(at)["Batches"], metrics(at)["Images"]) == ("3", "10")
+    assert metrics(at)["Users"] == "2"
+
+
+def test_the_starred_filters_summary_follows_new_stars(open_app, seeded):  # noqa: F811
+    from lora_core import favorites
+
+    at = open_history(open_app, starred="true")
+    assert metrics(at)["Batches"] == "0"
+
+    with session_scope(seeded) as session:
+        favorites.set_starred(
+            session=session, user="guest", image=session.get(GeneratedImage, "b8-0"),
+            starred=True,
+        )  # fmt: skip
+    at.run()
+
+    assert metrics(at)["Batches"] == "1"

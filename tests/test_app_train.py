@@ -12,6 +12,7 @@ from lora_core.db import session_scope
 from lora_core.models import LoraStatus, LoraTraining
 from lora_core.trainer import submission_key
 from tests.conftest import TEST_FAL_KEY
+from tests.markup import readable
 from tests.test_app_login import AUTH, SIGNED_OUT
 from tests.test_trainer import pictures
 
@@ -26,7 +27,8 @@ def with_fal(monkeypatch):
 
 def texts(at) -> str:
     kinds = ("markdown", "caption", "info", "warning", "error", "success", "subheader", "text")
-    return "\n".join(str(element.value) for kind in kinds for element in getattr(at, kind))
+    parts = [str(element.value) for kind in kinds for element in getattr(at, kind)]
+    return readable("\n".join(parts))
 
 
 def statuses(at) -> list[str]:

@@ -224,6 +224,47 @@ def test_the_data_version_changes_when_a_batch_starts_or_finishes(seeded):
     assert len({before, started, finished}) == 3
 
 
+def test_the_data_version_changes_when_the_original_app_writes_older_images(seeded):
+    """Adopted batches carry their images' own (older) times: the version still moves."""
+    with session_scope(seeded) as session:
+        before = history.data_version(session=session)
+        session.add(
+            GeneratedImage(
+                id="legacy-1",
+                lora_training_id="lora-a",
+                wallet_address="0xabc",
+                prompt="from the original app",
+                image_url="https://cdn.example/legacy/1.jpg",
+                created_at=to_iso(NOON - 5 * DAY),  # older than every batch
+            )
+        )
+        session.commit()
+    with session_scope(seeded) as session:
+        assert history.adopt_legacy_images(session=session) == 1
+    with session_scope(seeded) as session:
+        after = history.data_version(session=session)
+
+    assert after != before
+
+
+def test_the_data_version_follows_the_users_stars_when_asked(seeded):
+    from lora_core import favorites
+
+    with session_scope(seeded) as session:
+        before = history.data_version(session=session, starred_by="ann")
+        image = session.get(GeneratedImage, "b8-0")
+    with session_scope(seeded) as session:
+        favorites.set_starred(session=session, user="ann", image=image, starred=True)
+    with session_scope(seeded) as session:
+        starred = history.data_version(session=session, starred_by="ann")
+    with session_scope(seeded) as session:
+        favorites.set_starred(session=session, user="ann", image=image, starred=False)
+    with session_scope(seeded) as session:
+        unstarred = history.data_version(session=session, starred_by="ann")
+
+    assert starred != before and unstarred != starred
+
+
 def test_exports_hold_the_filtered_rows_with_urls_and_seeds(seeded):
     history_filter = HistoryFilter(lora_ids=("lora-b",))
     with session_scope(seeded) as session:

@@ -200,19 +200,46 @@ def test_labels_name_loras_by_trigger_word_unless_two_share_one(engine, add_lora
     assert queries.unique_labels(names) == {"a": "sks (a)", "b": "sks (b)", "c": "other"}
 
 
-def test_the_newest_image_key_changes_with_each_new_image(engine, add_lora, add_images):
+def test_the_image_count_key_changes_with_each_new_image_and_each_hide(
+    engine, add_lora, add_images
+):
     add_lora("keyed")
     with session_scope(engine) as session:
-        assert queries.newest_image_key(session=session, lora_id="keyed") is None
+        empty = queries.image_count_key(session=session, lora_id="keyed")
+        assert empty == (None, 0)
         assert queries.count_lora_images(session=session, lora_id="keyed") == 0
     add_images("keyed", 3)
 
     with session_scope(engine) as session:
-        key = queries.newest_image_key(session=session, lora_id="keyed")
-        assert key is not None and key[1] == "keyed-img-0002"
+        three = queries.image_count_key(session=session, lora_id="keyed")
+        assert three[0][1] == "keyed-img-0002"
         assert queries.count_lora_images(session=session, lora_id="keyed") == 3
         page = queries.list_lora_images(session=session, lora_id="keyed", total=3)
-        assert page.items[0].id == key[1]
+        assert page.items[0].id == three[0][1]
+        queries.set_image_hidden(session=session, image_id="keyed-img-0000", hidden=True)
+    with session_scope(engine) as session:
+        hidden_one = queries.image_count_key(session=session, lora_id="keyed")
+        assert hidden_one == (three[0], 1)
+        assert queries.count_lora_images(session=session, lora_id="keyed") == 2
+        # Showing it again and hiding another leaves the count, and the key, as they were.
+        queries.set_image_hidden(session=session, image_id="keyed-img-0000", hidden=False)
+        queries.set_image_hidden(session=session, image_id="keyed-img-0001", hidden=True)
+    with session_scope(engine) as session:
+        assert queries.image_count_key(session=session, lora_id="keyed") == hidden_one
+        assert queries.count_lora_images(session=session, lora_id="keyed") == 2
+
+
+def test_the_image_count_key_is_two_index_seeks(engine, add_lora, add_images):
+    add_lora("keyed")
+    add_images("keyed", 30)
+
+    plans = explain_selects(
+        engine, lambda session: queries.image_count_key(session=session, lora_id="keyed")
+    )
+
+    assert len(plans) == 2
+    assert "idx_gen_images_lora_created (lora_training_id=?)" in plans[0][1], plans
+    assert "COVERING INDEX idx_gen_images_lora_hidden (lora_training_id=?" in plans[1][1], plans
 
 
 def test_an_image_is_found_only_on_its_own_lora(engine):

@@ -10,6 +10,7 @@ import streamlit as st
 
 from lora_core.clock import parse_iso
 from lora_core.models import GeneratedImage, LoraStatus, LoraTraining
+from ui.text import badge_label, one_line
 
 _CSS = """
 <style>
@@ -33,6 +34,11 @@ FLAGGED_TEXT = "Hidden: flagged by fal's safety checker"
 STATUS_COLORS = {LoraStatus.COMPLETED: "green", LoraStatus.PENDING: "orange"}
 
 
+def status_badge(status: str) -> None:
+    """A LoRA's status as a coloured badge (the original app may store any text there)."""
+    st.badge(badge_label(status.capitalize()), color=STATUS_COLORS.get(status, "red"))
+
+
 def inject_css() -> None:
     st.html(_CSS)
 
@@ -45,11 +51,6 @@ def format_date(iso_text: str | None, *, with_time: bool = True) -> str:
     except ValueError:
         return iso_text
     return f"{moment:%b %d, %Y %H:%M} UTC" if with_time else f"{moment:%b %d, %Y}"
-
-
-def escape_markdown(text: str) -> str:
-    """Show user text (a prompt) literally inside Streamlit markdown."""
-    return "".join(f"\\{char}" if char in "\\`*_{}[]()#+-.!<>|~$:" else char for char in text)
 
 
 def safe_url(url: str) -> str:
@@ -93,6 +94,9 @@ def image_card(
     """An image that opens full size in a new tab, with an optional caption and a link to
     its details (the image large, with its prompt, seed, downloads and share link)."""
     src = safe_url(url)
+    # One line: inside this HTML block a blank line would hand the rest to Markdown.
+    caption = one_line(caption) if caption else None
+    meta = one_line(meta) if meta else None
     parts = [
         f'<figure class="{f"ls-card {css_class}".strip()}">',
         f'<a href="{src}" target="_blank" rel="noopener noreferrer">',

@@ -26,36 +26,45 @@ def _secrets() -> Mapping[str, Any]:
         return {}
 
 
+# Cached resources. Streamlit leaves every parameter whose name starts with an underscore
+# out of a cache key: only the database token is passed that way, on purpose (it must never
+# key or reach a log), beside the URL that does key the engine.
+
+
 @st.cache_resource(show_spinner=False)
 def get_settings() -> Settings:
+    """Read once per process: changing a setting means restarting the app."""
     return load_settings(_secrets())
 
 
 @st.cache_resource(show_spinner=False)
 def get_engine(database_url: str, _target: DatabaseTarget) -> Engine:
-    """One engine per database; the token stays out of the cache key (and out of any log)."""
+    """One engine per database URL; the target's token stays out of the key."""
     engine = create_db_engine(_target)
     ensure_schema(engine)
     return engine
 
 
 @st.cache_resource(show_spinner=False)
-def get_generator(_settings: Settings) -> ImageGenerator:
-    return build_generator(_settings, store=get_media_store(_settings))
+def get_media_store() -> MediaStore:
+    """One per process, built from the process's settings."""
+    return build_store(get_settings())
 
 
 @st.cache_resource(show_spinner=False)
-def get_media_store(_settings: Settings) -> MediaStore:
-    return build_store(_settings)
+def get_generator() -> ImageGenerator:
+    """One per process, built from the process's settings."""
+    return build_generator(get_settings(), store=get_media_store())
 
 
 @st.cache_resource(show_spinner=False)
-def get_trainer(_settings: Settings) -> Trainer:
-    return build_trainer(_settings, store=get_media_store(_settings))
+def get_trainer() -> Trainer:
+    """One per process, built from the process's settings."""
+    return build_trainer(get_settings(), store=get_media_store())
 
 
 def trainer() -> Trainer:
-    return get_trainer(get_settings())
+    return get_trainer()
 
 
 def training_policy() -> training.TrainingPolicy:
@@ -68,7 +77,7 @@ def training_policy() -> training.TrainingPolicy:
 
 
 def media_store() -> MediaStore:
-    return get_media_store(get_settings())
+    return get_media_store()
 
 
 def engine() -> Engine:
@@ -77,7 +86,7 @@ def engine() -> Engine:
 
 
 def generator() -> ImageGenerator:
-    return get_generator(get_settings())
+    return get_generator()
 
 
 def quota_policy() -> quota.QuotaPolicy:
@@ -106,8 +115,9 @@ def resume_stale_batches(lora_id: str | None = None) -> service.ResumeReport:
 
 
 @st.cache_resource(show_spinner=False)
-def resume_at_start(_database_url: str) -> service.ResumeReport:
-    """Once per process (and database): the next start finishes what the last one left."""
+def resume_at_start(database_url: str) -> service.ResumeReport:
+    """Once per process and database (the URL keys it): the next start finishes what the
+    last one left."""
     return resume_stale_batches()
 
 

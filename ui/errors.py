@@ -24,6 +24,7 @@ from lora_core.errors import (
     WeightsUnavailable,
 )
 from lora_core.quota import QuotaStatus
+from ui.text import md
 
 
 def time_until(moment: datetime, now: datetime | None = None) -> str:
@@ -68,7 +69,8 @@ def quota_message(
 
 
 def show_error(error: LoraStudioError) -> None:
-    """Render `error` as the message a user should see; never a stack trace."""
+    """Render `error` as the message a user should see; never a stack trace. Messages
+    carry stored or uploaded text (names, file names, fal's words): shown literally."""
     match error:
         case TrainingQuotaExceeded():
             st.warning(
@@ -76,31 +78,31 @@ def show_error(error: LoraStudioError) -> None:
                 icon=":material/timer:",
             )
         case InvalidTrainingInput():
-            st.warning(str(error), icon=":material/photo_library:")
+            st.warning(md(str(error)), icon=":material/photo_library:")
         case TrainingFailed():
-            st.error(str(error), icon=":material/error:")
+            st.error(md(str(error)), icon=":material/error:")
         case QuotaExceeded():
             st.warning(
                 quota_message(error.limit, error.window, error.next_slot_at),
                 icon=":material/timer:",
             )
         case NotSignedIn():
-            st.info(str(error), icon=":material/login:")
+            st.info(md(str(error)), icon=":material/login:")
         case InvalidPrompt():
-            st.warning(str(error), icon=":material/edit:")
+            st.warning(md(str(error)), icon=":material/edit:")
         case WeightsUnavailable():
-            st.error(str(error), icon=":material/link_off:")
+            st.error(md(str(error)), icon=":material/link_off:")
         case GenerationFailed():
-            st.error(str(error), icon=":material/error:")
+            st.error(md(str(error)), icon=":material/error:")
         case LoraNotFound():
             st.error("LoRA not found", icon=":material/search_off:")
         case LoraNotReady(status="pending"):
-            st.info(str(error), icon=":material/hourglass_top:")
+            st.info(md(str(error)), icon=":material/hourglass_top:")
         case LoraNotReady() | LoraHasNoWeights():
-            st.error(str(error), icon=":material/block:")
+            st.error(md(str(error)), icon=":material/block:")
         case DatabaseUnavailable():
-            st.error(str(error), icon=":material/cloud_off:")
+            st.error(md(str(error)), icon=":material/cloud_off:")
         case SettingsError():
-            st.error(f"LoRA Studio is misconfigured. {error}", icon=":material/settings:")
+            st.error(f"LoRA Studio is misconfigured. {md(str(error))}", icon=":material/settings:")
         case _:
-            st.error(str(error))
+            st.error(md(str(error)))

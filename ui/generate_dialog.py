@@ -20,6 +20,7 @@ from lora_core.models import LoraTraining
 from ui import context
 from ui.components import image_grid
 from ui.errors import quota_message, remaining_text, show_error
+from ui.text import md
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def render_open_dialog(lora: LoraTraining) -> None:
 
 @st.dialog("Generate Images", width="medium", on_dismiss=close_generate)
 def _generate_dialog(lora: LoraTraining) -> None:
-    st.caption(f'Your prompt will include: "... in the style of {lora.trigger_word}"')
+    st.caption(f'Your prompt will include: "... in the style of {md(lora.trigger_word)}"')
     last: LastBatch | None = st.session_state.get(LAST_BATCH_KEY)
     showing_results = last is not None and last.lora_id == lora.id
     try:
@@ -171,7 +172,7 @@ def _run_generation(lora: LoraTraining, prompt: str) -> None:
                 # fal sends every log line so far on each poll: show each once.
                 if progress.message and progress.message not in shown[-1:]:
                     shown.append(progress.message)
-                    progress_box.write(progress.message)
+                    progress_box.markdown(md(progress.message))
 
         try:
             outcome = service.generate(

@@ -1,0 +1,105 @@
+"""What a reader sees of the Markdown the app renders, and checks that stored text in it is
+inert: AppTest hands back an element's Markdown source, not what the browser draws."""
+
+from __future__ import annotations
+
+import re
+
+_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+_WORD_JOINER = "\u2060"
+
+
+def readable(source: str) -> str:
+    """The text a reader sees of `source` where it is literal text made by `ui.text.md`:
+    backslash escapes resolved, invisible word joiners gone."""
+    return _ESCAPE.sub(r"\1", source).replace(_WORD_JOINER, "")
+
+
+# Stored text that would be live markup if shown raw: colour, bold, LaTeX, a link, a bare
+# URL, an e-mail autolink, a Material icon, HTML, a heading and a list marker.
+EVIL_NAME = ":red[x] **y** $$t^2$$ [click](https://evil.example/p) # hi"
+EVIL_TRIGGER = "1. :blue[z] __w__ $a$ www.evil.example/t :material/star: <b>b</b>"
+EVIL_USER = "mal:green[lory] **[me](https://evil.example/u)** m@evil.example"
+EVIL_TEXT = "![pic](https://evil.example/i.png) `c` ~~s~~ :smile: https://evil.example/x"
+RAW_MARKUP = (
+    "](https://evil.example",
+    ":red[",
+    ":blue[",
+    ":green[",
+    "**y**",
+    "__w__",
+    "$$t^2$$",
+    "$a$",
+    "www.evil.example",
+    "m@evil.example",
+    "https://evil.example",
+    ":material/star:",
+    ":smile:",
+    "<b>",
+    "~~s~~",
+    "`c`",
+)
+# Fields that Streamlit renders as Markdown: bodies of text elements and every label/help.
+_MARKDOWN_FIELDS = frozenset({"body", "label", "help", "title"})
+# Elements whose `body` is shown as plain text.
+_PLAIN_ELEMENTS = frozenset({"Text", "Code", "Metric"})
+
+
+def _strings(message: object, found: list[tuple[str, str, str, bool]]) -> None:
+    """Every string field of a protobuf message, recursively: (type, field, value, html)."""
+    html = bool(getattr(message, "allow_html", False))
+    for field, value in message.ListFields():  # type: ignore[attr-defined]
+        values = value if isinstance(value, (list, tuple)) or hasattr(value, "extend") else [value]
+        for item in values:
+            if isinstance(item, str):
+                found.append((message.DESCRIPTOR.name, field.name, item, html))  # type: ignore[attr-defined]
+            elif hasattr(item, "ListFields"):
+                _strings(item, found)
+
+
+def rendered_strings(at) -> list[tuple[str, str, str, bool]]:
+    """(element type, field, value, is raw HTML) of every string the page sends the browser:
+    main area, sidebar, dialogs."""
+    found: list[tuple[str, str, str, bool]] = []
+
+    def walk(node) -> None:
+        if getattr(node, "proto", None) is not None:
+            _strings(node.proto, found)
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return found
+
+
+def markdown_sources(at) -> list[str]:
+    """The Markdown the browser will render (not plain text, not raw HTML)."""
+    return [
+        value
+        for kind, field, value, html in rendered_strings(at)
+        if field in _MARKDOWN_FIELDS and kind not in _PLAIN_ELEMENTS and not html
+    ]
+
+
+def assert_inert(at) -> None:
+    """No Markdown the page renders carries stored markup raw; raw HTML has it escaped."""
+    for kind, field, value, html in rendered_strings(at):
+        if html:
+            assert "<b>" not in value and "<b>b</b>" not in value, (kind, field, value)
+            continue
+        if field not in _MARKDOWN_FIELDS or kind in _PLAIN_ELEMENTS:
+            continue
+        for marker in RAW_MARKUP:
+            assert marker not in value, f"{kind}.{field} renders {marker!r} live: {value!r}"
+
+
+def shows(at, text: str) -> bool:
+    """True when a reader sees `text` literally: in rendered Markdown or in plain text."""
+    plain = [
+        value
+        for kind, field, value, _html in rendered_strings(at)
+        if kind in _PLAIN_ELEMENTS or field in {"options", "default_value", "value"}
+    ]
+    return any(text in readable(source) for source in markdown_sources(at)) or any(
+        text in value for value in plain
+    )

@@ -1,0 +1,175 @@
+"""Stored names, trigger words, user identities, prompts and messages are shown literally on
+every page: a LoRA whose name carries Markdown, LaTeX, colour directives and links, and a
+user whose identity does, render as typed (see `tests/markup.py` for how that is checked)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from lora_core.clock import to_iso
+from lora_core.db import session_scope
+from lora_core.models import GeneratedImage, GenerationBatch, LoraStatus, LoraTraining
+from tests.conftest import NOW, open_with_query
+from tests.markup import (
+    EVIL_NAME,
+    EVIL_TEXT,
+    EVIL_TRIGGER,
+    EVIL_USER,
+    assert_inert,
+    markdown_sources,
+    readable,
+    shows,
+)
+from tests.test_app_login import AUTH
+
+LORA_PAGE = "app_pages/lora.py"
+
+
+@pytest.fixture
+def evil(engine, monkeypatch):
+    """Two LoRAs named with markup (one by name, one by trigger word only), a user whose
+    identity is markup, their generations with a markup prompt and seed, and a failed
+    training whose stored reason is markup. The app runs as that user (demo mode)."""
+    monkeypatch.setenv("LOCAL_USER", EVIL_USER)
+    monkeypatch.setenv("ADMIN_USERS", EVIL_USER)
+    with session_scope(engine) as session:
+        session.add_all(
+            [
+                LoraTraining(
+                    id="named", request_id="req-named", wallet_address=EVIL_USER,
+                    trigger_word=EVIL_TRIGGER, name=EVIL_NAME, steps=1000,
+                    lora_weights_url="https://weights.example/a.safetensors",
+                    status=LoraStatus.COMPLETED, created_at=to_iso(NOW - timedelta(hours=2)),
+                ),
+                LoraTraining(
+                    id="unnamed", request_id="req-unnamed", wallet_address=EVIL_USER,
+                    trigger_word=EVIL_NAME, steps=1000,
+                    lora_weights_url="https://weights.example/b.safetensors",
+                    status=LoraStatus.COMPLETED, created_at=to_iso(NOW - timedelta(hours=3)),
+                ),
+                LoraTraining(  # the original app may store any status
+                    id="odd", request_id="req-odd", wallet_address="trainer",
+                    trigger_word="odd", status=EVIL_NAME,
+                    created_at=to_iso(NOW - timedelta(hours=5)),
+                ),
+                LoraTraining(
+                    id="broken", request_id="req-broken", wallet_address=EVIL_USER,
+                    trigger_word="broken", name=EVIL_NAME, steps=1000,
+                    status=LoraStatus.FAILED, error=EVIL_TEXT,
+                    created_at=to_iso(NOW - timedelta(hours=4)),
+                ),
+            ]
+        )  # fmt: skip
+        for lora_id in ("named", "unnamed"):
+            session.add(
+                GenerationBatch(
+                    id=f"batch-{lora_id}", lora_training_id=lora_id, wallet_address=EVIL_USER,
+                    prompt=EVIL_TEXT, status="succeeded", images_returned=2,
+                    created_at=to_iso(NOW - timedelta(hours=1)),
+                    finished_at=to_iso(NOW - timedelta(minutes=59)), duration_ms=60_000,
+                )
+            )  # fmt: skip
+            for number in range(2):
+                session.add(
+                    GeneratedImage(
+                        id=f"{lora_id}-{number}", lora_training_id=lora_id,
+                        wallet_address=EVIL_USER, prompt=EVIL_TEXT, seed=EVIL_TEXT,
+                        image_url=f"https://cdn.example/{lora_id}/{number}.jpg",
+                        batch_id=f"batch-{lora_id}",
+                        created_at=to_iso(NOW - timedelta(hours=1)),
+                    )
+                )  # fmt: skip
+        session.commit()
+    return engine
+
+
+def test_the_gallery_shows_names_and_trigger_words_literally(open_app, evil):
+    at = open_app()
+
+    assert not at.exception
+    assert_inert(at)
+    assert shows(at, EVIL_NAME)  # card titles
+    assert shows(at, f"Trigger word: {EVIL_TRIGGER}")
+    assert shows(at, EVIL_USER)  # the sidebar's "Signed in as"
+    odd = [source for source in markdown_sources(at) if "badge[" in source]
+    assert any(
+        readable(source).endswith(f"{EVIL_NAME[0].upper()}{EVIL_NAME[1:]}]") for source in odd
+    )
+
+
+def test_the_lora_page_its_dialog_and_an_images_details_show_stored_text_literally(open_app, evil):
+    at = open_app(LORA_PAGE, id="named", image="named-0")
+    at.button(key="open_generate").click().run()
+
+    assert not at.exception
+    assert_inert(at)
+    assert shows(at, EVIL_NAME)  # the title
+    assert shows(at, f"Trigger word: {EVIL_TRIGGER}")
+    assert shows(at, f"in the style of {EVIL_TRIGGER}")  # the dialog
+    assert shows(at, f"by {EVIL_USER}")  # the batch, the image's details
+    assert shows(at, EVIL_TEXT)  # the prompt
+    assert shows(at, f"Seed {EVIL_TEXT}")
+
+
+def test_a_lora_known_by_its_trigger_word_is_titled_literally(open_app, evil):
+    at = open_app(LORA_PAGE, id="unnamed")
+
+    assert not at.exception
+    assert_inert(at)
+    assert shows(at, EVIL_NAME)
+
+
+def test_compare_shows_names_in_headings_and_its_generate_button_literally(open_app, evil):
+    at = open_with_query(open_app, "app_pages/compare.py")
+    at.multiselect(key="compare_loras").set_value(["named", "unnamed"])
+    at.text_input(key="compare_prompt").input("a prompt nobody used").run()
+
+    assert not at.exception
+    assert_inert(at)
+    assert shows(at, EVIL_NAME)  # the column headings
+    assert readable(at.button(key="generate_missing").label).startswith(f"Generate for {EVIL_NAME}")
+
+
+def test_history_reuses_a_prompt_on_a_lora_named_literally(open_app, evil):
+    at = open_with_query(open_app, "app_pages/history.py")
+    at.session_state["history_table"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+
+    assert not at.exception
+    assert at.button(key="reuse_prompt")
+    assert_inert(at)
+    assert readable(at.button(key="reuse_prompt").label) in {
+        f"Reuse prompt on {EVIL_TRIGGER}",
+        f"Reuse prompt on {EVIL_NAME}",
+    }
+
+
+def test_the_train_page_lists_the_users_loras_and_a_stored_failure_literally(open_app, evil):
+    at = open_with_query(open_app, "app_pages/train.py")
+
+    assert not at.exception
+    assert_inert(at)
+    assert shows(at, EVIL_NAME)
+    assert shows(at, EVIL_TEXT)  # the failed training's reason
+
+
+def test_the_usage_page_lists_loras_and_users_literally(open_app, evil):
+    at = open_with_query(open_app, "app_pages/usage.py")
+
+    assert not at.exception
+    assert_inert(at)
+    assert shows(at, EVIL_NAME)
+    assert list(at.dataframe[0].value["user"]) == [EVIL_USER]
+
+
+def test_a_signed_in_identity_with_markup_is_shown_literally(open_app, evil):
+    user = {"is_logged_in": True, "email": EVIL_USER}
+
+    at = open_app(LORA_PAGE, id="named", user=user, secrets=AUTH)
+
+    assert not at.exception
+    assert_inert(at)
+    assert shows(at, EVIL_USER)
+    assert shows(at, f"by {EVIL_USER}")

@@ -1,0 +1,70 @@
+"""The UI's cached resources: each is keyed by what must key it (Streamlit leaves any
+parameter named with a leading underscore out of the key)."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+import streamlit as st
+
+from lora_core.db import DatabaseTarget
+from tests.conftest import APP_ROOT
+from ui import context
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+def test_the_start_up_recovery_runs_once_per_database(monkeypatch):
+    runs: list[str] = []
+    monkeypatch.setattr(context, "resume_stale_batches", lambda: runs.append("run"))
+
+    context.resume_at_start("sqlite:///one.db")
+    context.resume_at_start("sqlite:///one.db")
+    context.resume_at_start("sqlite:///two.db")
+
+    assert runs == ["run", "run"]
+
+
+def test_one_engine_per_database_url(tmp_path):
+    first = DatabaseTarget(f"sqlite:///{tmp_path / 'one.db'}")
+    second = DatabaseTarget(f"sqlite:///{tmp_path / 'two.db'}")
+
+    engine = context.get_engine(first.url, first)
+
+    assert context.get_engine(first.url, first) is engine
+    assert context.get_engine(second.url, second) is not engine
+
+
+def cached_functions() -> dict[str, list[str]]:
+    """Every function of the app's UI decorated with `st.cache_data`/`st.cache_resource`
+    (pages included), with its parameters."""
+    found: dict[str, list[str]] = {}
+    for path in [APP_ROOT / "streamlit_app.py", *sorted((APP_ROOT / "app_pages").glob("*.py")),
+                 *sorted((APP_ROOT / "ui").glob("*.py"))]:  # fmt: skip
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and any(
+                "cache_data" in ast.unparse(d) or "cache_resource" in ast.unparse(d)
+                for d in node.decorator_list
+            ):
+                arguments = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+                found[f"{path.name}:{node.name}"] = [argument.arg for argument in arguments]
+    return found
+
+
+def test_only_the_database_token_is_left_out_of_a_cache_key():
+    """A parameter named `_x` does not key the cache: only the secret may be one."""
+    cached = cached_functions()
+    assert {"history.py:cached_overview", "lora.py:cached_image_count"} <= set(cached)
+    unkeyed = {
+        (name, parameter)
+        for name, parameters in cached.items()
+        for parameter in parameters
+        if parameter.startswith("_")
+    }
+    assert unkeyed == {("context.py:get_engine", "_target")}

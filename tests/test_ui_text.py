@@ -1,0 +1,37 @@
+"""`ui.text`: stored text made literal for Streamlit's Markdown (what the browser then draws
+is checked in tests/browser/test_markup.py)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.markup import readable
+from ui.text import badge_label, md, one_line
+
+
+def test_every_markdown_punctuation_is_escaped():
+    assert md("**a** [b](c) $d$ `e` #f <g>") == (r"\*\*a\*\* \[b\]\(c\) \$d\$ \`e\` \#f \<g\>")
+
+
+def test_autolinks_and_shortcodes_are_broken_by_an_invisible_joiner():
+    joiner = "\u2060"
+    assert md("https://x.example") == f"https\\:{joiner}\\/\\/x\\.example"
+    assert md("www.x.example") == f"www{joiner}\\.x\\.example"
+    assert md("WWW.x.example").startswith(f"WWW{joiner}\\.")
+    assert md("me@x.example") == f"me\\@{joiner}x\\.example"
+    assert md(":material/star:") == f"\\:{joiner}material\\/star\\:{joiner}"
+
+
+def test_whitespace_cannot_start_a_block():
+    assert one_line("  a\n\n    b\tc  ") == "a b c"
+    assert md("x\n\n# heading\n1. item") == r"x \# heading 1\. item"
+
+
+def test_a_badge_leaves_its_brackets_to_streamlit():
+    assert badge_label("[x] *y*") == r"[x] \*y\*"
+
+
+@given(st.text())
+def test_a_reader_sees_exactly_the_text_on_one_line(text):
+    assert readable(md(text)) == one_line(text)
