@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import textwrap
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -20,9 +20,12 @@ import fal_client
 import httpx
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from lora_core import fal
 from lora_core.errors import GenerationFailed, GenerationTimeout, WeightsUnavailable
 from lora_core.settings import Settings
 from lora_core.storage import MediaStore, build_store
+
+logger = logging.getLogger(__name__)
 
 FLUX_LORA_APP = "fal-ai/flux-lora"
 IMAGES_PER_BATCH = 4
@@ -89,12 +92,23 @@ def flux_lora_arguments(*, full_prompt: str, weights_url: str) -> dict[str, Any]
     }
 
 
-class _DeadlinePassed(Exception):
-    pass
+# How long a page view may wait for fal's answer about a job it is finishing (recovery), and
+# for a cancel: best effort, never a stuck page.
+RESUME_SECONDS = 15.0
+CANCEL_SECONDS = 5.0
+LOST_SUBMIT = (
+    "fal may have received this request, but its answer was lost: fal may still run it. "
+    "Nothing was stored and this generation was not counted. Try again if no images appear."
+)
 
 
 @dataclass
 class FalGenerator:
+    """Generates through fal's queue (`fal-ai/flux-lora`). A generation never waits longer
+    than `timeout_seconds` in all (submit, polls and the result), its submit is sent at
+    most once (`lora_core.fal`), and a job fal reports as failed is a failure with fal's
+    reason."""
+
     key: str = field(repr=False)
     timeout_seconds: float = 180
     # fal_client's own default. fal's answer is only seen at the next poll: 0.25 s put the
@@ -104,83 +118,123 @@ class FalGenerator:
     _client: fal_client.SyncClient = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._client = fal_client.SyncClient(key=self.key)
+        self._client = fal.GuardedClient(key=self.key, default_timeout=self.timeout_seconds)
 
     def generate(
         self, request: GenerationRequest, on_progress: ProgressCallback | None = None
     ) -> GenerationResult:
         report = on_progress or (lambda _progress: None)
-        request_ids: list[str] = []
-        deadline = time.monotonic() + self.timeout_seconds
-
-        def on_enqueue(request_id: str) -> None:
-            request_ids.append(request_id)
-            report(Progress("submitted", request_id=request_id))
-
-        def on_queue_update(status: fal_client.Status) -> None:
-            # Runs on this thread (no client_timeout executor), so the UI can render it.
-            report(_progress_from(status))
-            if time.monotonic() > deadline:
-                raise _DeadlinePassed
-
+        handle: fal_client.SyncRequestHandle | None = None
         try:
-            result = self._client.subscribe(
-                FLUX_LORA_APP,
-                arguments=flux_lora_arguments(
-                    full_prompt=request.full_prompt, weights_url=request.weights_url
-                ),
-                with_logs=True,
-                interval=self.poll_interval,
-                on_enqueue=on_enqueue,
-                on_queue_update=on_queue_update,
+            with fal.deadline(self.timeout_seconds):
+                handle = fal.submit_once(
+                    self._client,
+                    FLUX_LORA_APP,
+                    flux_lora_arguments(
+                        full_prompt=request.full_prompt, weights_url=request.weights_url
+                    ),
+                    # fal's own bound on the queue wait; it accepts only more than a second.
+                    start_timeout=self.timeout_seconds if self.timeout_seconds > 1 else None,
+                )
+                report(Progress("submitted", request_id=handle.request_id))
+                for status in handle.iter_events(with_logs=True, interval=self.poll_interval):
+                    if isinstance(status, fal_client.Completed) and status.error:
+                        raise job_failure(status.error, status.error_type)
+                    report(_progress_from(status))
+                result = handle.get(interval=self.poll_interval)
+        except GenerationFailed:
+            raise
+        except fal.SubmitOutcomeUnknown as error:
+            logger.warning(
+                "batch %s: fal's answer to the submit was lost (%s); not resubmitted",
+                request.batch_id,
+                error.cause,
             )
-        except _DeadlinePassed:
-            self._cancel(request_ids)
+            raise GenerationFailed(LOST_SUBMIT) from None
+        except fal.DeadlinePassed:
+            self._cancel(handle)
             raise GenerationTimeout(
                 f"fal did not finish within {self.timeout_seconds:.0f} seconds. Please try again."
             ) from None
-        except fal_client.FalClientTimeoutError:
-            raise GenerationTimeout("fal did not answer in time. Please try again.") from None
         except fal_client.client.FalClientHTTPError as error:
+            self._cancel(handle)
             raise _map_http_error(error) from None
         except httpx.HTTPError:
+            self._cancel(handle)
             raise GenerationFailed(
                 "Could not reach fal. Check the connection and try again."
             ) from None
         except (fal_client.client.FalClientError, ValueError, KeyError):
             # fal_client's own failures on an answer it cannot read (unknown status, no JSON).
-            self._cancel(request_ids)
+            self._cancel(handle)
             raise GenerationFailed(
                 "fal sent an answer we could not read. Please try again."
             ) from None
         except BaseException:
             # The run was stopped (e.g. the user closed the dialog): don't leave a paid job.
-            self._cancel(request_ids)
+            self._cancel(handle)
             raise
         report(Progress("completed"))
-        return parse_flux_result(result, request_id=request_ids[-1] if request_ids else None)
+        return parse_flux_result(result, request_id=handle.request_id)
 
     def resume(self, request_id: str) -> GenerationResult | None:
+        """fal's result for a job a dead process left; None while it runs or while fal
+        cannot be asked (ask again later); GenerationFailed when fal says it failed, or no
+        longer knows it."""
         try:
-            status = self._client.status(FLUX_LORA_APP, request_id)
-            if not isinstance(status, fal_client.Completed):
-                return None
-            result = self._client.result(FLUX_LORA_APP, request_id)
+            with fal.deadline(RESUME_SECONDS):
+                status = self._client.status(FLUX_LORA_APP, request_id)
+                if not isinstance(status, fal_client.Completed):
+                    return None
+                if status.error:
+                    raise job_failure(status.error, status.error_type)
+                result = self._client.result(FLUX_LORA_APP, request_id)
         except fal_client.client.FalClientHTTPError as error:
-            raise _map_http_error(error) from None
-        except (httpx.HTTPError, fal_client.client.FalClientError, ValueError, KeyError):
-            raise GenerationFailed("Could not read this job's result from fal.") from None
+            if error.status_code == 404:
+                raise GenerationFailed(
+                    "fal no longer knows this job (it keeps requests for a limited time)."
+                ) from None
+            if fal.answered_by_fal(error):
+                raise _map_http_error(error) from None
+            return None
+        except (fal.DeadlinePassed, httpx.HTTPError):
+            return None
+        except (fal_client.client.FalClientError, ValueError, KeyError):
+            raise GenerationFailed("fal sent an answer we could not read.") from None
         return parse_flux_result(result, request_id=request_id)
 
     def cancel(self, request_id: str) -> None:
-        self._cancel([request_id])
+        self._cancel_id(request_id)
 
-    def _cancel(self, request_ids: list[str]) -> None:
-        if not request_ids:
-            return
-        # Best effort: a job cancelled before it runs is not billed.
-        with contextlib.suppress(fal_client.client.FalClientError, httpx.HTTPError):
-            self._client.cancel(FLUX_LORA_APP, request_ids[-1])
+    def _cancel(self, handle: fal_client.SyncRequestHandle | None) -> None:
+        if handle is not None:
+            self._cancel_id(handle.request_id)
+
+    def _cancel_id(self, request_id: str) -> None:
+        # Best effort, and briefly: a job cancelled before it runs is not billed.
+        with (
+            contextlib.suppress(
+                fal_client.client.FalClientError, httpx.HTTPError, fal.DeadlinePassed
+            ),
+            fal.deadline(CANCEL_SECONDS),
+        ):
+            self._client.cancel(FLUX_LORA_APP, request_id)
+
+
+def job_failure(error: str, error_type: str | None) -> GenerationFailed:
+    """A job fal ran and reports as failed (`COMPLETED` with an error), as our error."""
+    text = str(error)[:300]
+    if error_type == "request_timeout":
+        return GenerationTimeout(f"fal gave up on this job: {text}. Please try again.")
+    if error_type == "client_cancelled":
+        return GenerationFailed("The job was cancelled on fal.")
+    lowered = text.lower()
+    if "lora" in lowered and any(word in lowered for word in ("download", "weights", "fetch")):
+        return WeightsUnavailable(
+            "fal could not load this LoRA's weights: the weights URL may have expired or be "
+            "unreachable."
+        )
+    return GenerationFailed(f"fal could not generate these images: {text}")
 
 
 def _progress_from(status: fal_client.Status) -> Progress:
@@ -215,27 +269,13 @@ def parse_flux_result(result: Any, *, request_id: str | None) -> GenerationResul
     )
 
 
-def _detail_items(error: fal_client.client.FalClientHTTPError) -> list[dict[str, Any]]:
-    detail = error.message
-    if isinstance(detail, list):
-        return [item for item in detail if isinstance(item, dict)]
-    return []
-
-
-def fal_error_detail(error: fal_client.client.FalClientHTTPError) -> str:
-    items = _detail_items(error)
-    if items:
-        return "; ".join(str(item.get("msg", "")) for item in items if item.get("msg"))
-    return str(error.message)[:300]
-
-
 def _is_about_weights(error: fal_client.client.FalClientHTTPError) -> bool:
     if error.error_type == "file_download_error":
         return True
-    for item in _detail_items(error):
+    for item in fal.detail_items(error):
         if item.get("type") == "file_download_error" or "loras" in map(str, item.get("loc", [])):
             return True
-    text = fal_error_detail(error).lower()
+    text = fal.error_detail(error).lower()
     return "lora" in text and any(word in text for word in ("download", "weights", "fetch"))
 
 
@@ -253,7 +293,7 @@ def _map_http_error(error: fal_client.client.FalClientHTTPError) -> GenerationFa
         )
     if status == 422:
         return GenerationFailed(
-            f"fal rejected the request: {fal_error_detail(error)}", retryable=False
+            f"fal rejected the request: {fal.error_detail(error)}", retryable=False
         )
     if status == 504 or error.error_type == "request_timeout":
         return GenerationTimeout("fal timed out while generating. Please try again.")
@@ -322,8 +362,6 @@ class PreviewGenerator:
 def build_generator(settings: Settings, store: MediaStore | None = None) -> ImageGenerator:
     """fal when a key is set, else the offline preview generator drawing into `store`
     (by default the store the settings choose)."""
-    if settings.fal_key is not None:
-        return FalGenerator(
-            key=settings.fal_key.get_secret_value(), timeout_seconds=settings.fal_timeout_seconds
-        )
+    if (key := settings.fal_credentials) is not None:
+        return FalGenerator(key=key, timeout_seconds=settings.fal_timeout_seconds)
     return PreviewGenerator(store or build_store(settings))

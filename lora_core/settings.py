@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # Optional: read through an embedded replica file synced from the Turso server.
     turso_replica_path: str | None = None
     fal_key: SecretStr | None = None
+    # fal's other form of credentials (as fal_client reads them): a key id and its secret.
+    fal_key_id: SecretStr | None = None
+    fal_key_secret: SecretStr | None = None
     generation_limit: int = Field(8, ge=1)
     generation_window_hours: float = Field(24, gt=0)
     # Training costs far more than generating: its own, smaller allowance.
@@ -117,7 +120,13 @@ class Settings(BaseSettings):
         return value.strip()
 
     @field_validator(
-        "fal_key", "turso_database_url", "turso_auth_token", "turso_replica_path", mode="before"
+        "fal_key",
+        "fal_key_id",
+        "fal_key_secret",
+        "turso_database_url",
+        "turso_auth_token",
+        "turso_replica_path",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
@@ -141,6 +150,12 @@ class Settings(BaseSettings):
     def _replica_needs_a_server(self) -> Settings:
         if self.turso_replica_path and not self.turso_database_url:
             raise ValueError("TURSO_REPLICA_PATH needs TURSO_DATABASE_URL, the server it copies")
+        return self
+
+    @model_validator(mode="after")
+    def _key_id_needs_its_secret(self) -> Settings:
+        if (self.fal_key_id is None) != (self.fal_key_secret is None):
+            raise ValueError("FAL_KEY_ID and FAL_KEY_SECRET go together: set both, or FAL_KEY")
         return self
 
     @model_validator(mode="after")
@@ -170,9 +185,19 @@ class Settings(BaseSettings):
         return timedelta(hours=self.training_window_hours)
 
     @property
+    def fal_credentials(self) -> str | None:
+        """The key fal accepts: `FAL_KEY`, or `FAL_KEY_ID` and `FAL_KEY_SECRET` joined as
+        fal_client joins them (`auth._resolve_env_or_colab_auth`); None without either."""
+        if self.fal_key is not None:
+            return self.fal_key.get_secret_value()
+        if self.fal_key_id is not None and self.fal_key_secret is not None:
+            return f"{self.fal_key_id.get_secret_value()}:{self.fal_key_secret.get_secret_value()}"
+        return None
+
+    @property
     def preview_mode(self) -> bool:
-        """No fal key: images come from the offline preview generator."""
-        return self.fal_key is None
+        """No fal credentials: images come from the offline preview generator."""
+        return self.fal_credentials is None
 
 
 def read_secrets_file(path: Path = APP_ROOT / ".streamlit" / "secrets.toml") -> dict[str, Any]:

@@ -26,8 +26,8 @@ import fal_client
 import httpx
 from PIL import Image, UnidentifiedImageError
 
+from lora_core import fal
 from lora_core.errors import InvalidTrainingInput, TrainingFailed
-from lora_core.generator import fal_error_detail
 from lora_core.settings import Settings
 from lora_core.storage import MediaStore, build_store
 
@@ -256,10 +256,10 @@ def _fal_errors(action: str, *, job_failed: bool = False) -> Iterator[None]:
             # fal answers a failed job's result with its error (4xx); 5xx and 429 are fal's
             # own trouble: the finished job's weights may still be fetched later.
             raise TrainingFailed(
-                f"The training failed on fal: {fal_error_detail(error)}", job_failed=True
+                f"The training failed on fal: {fal.error_detail(error)}", job_failed=True
             ) from None
         raise TrainingFailed(
-            f"Could not {action} fal (HTTP {error.status_code}): {fal_error_detail(error)}"
+            f"Could not {action} fal (HTTP {error.status_code}): {fal.error_detail(error)}"
         ) from None
     except (httpx.HTTPError, fal_client.client.FalClientError, ValueError, KeyError):
         raise TrainingFailed(

@@ -1,15 +1,31 @@
 """A local fake of fal's queue and storage APIs over TLS on 127.0.0.1, for the real
-`fal_client`.
+`fal_client`, behaving as fal documents and as fal_client 1.0.3 reads it.
 
-It speaks the protocol `fal_client` uses (submit → status polls → result, cancel) for
-`fal-ai/flux-lora` and `fal-ai/flux-lora-fast-training`, and its upload protocol (a CDN
-token from the REST host, then the file to the CDN host), and records every request, so
-tests can assert the exact body we sent. Tests script its answers through `FakeFal`
-(images returned, NSFW flags, failures, queue positions, delays).
+Queue (`fal-ai/flux-lora`, `fal-ai/flux-lora-fast-training`):
+- submit → `{request_id, response_url, status_url, cancel_url}`; fal's own answers carry
+  `x-fal-request-id` (fal_client takes its absence on a 5xx for a gateway error);
+- status → 202 while `IN_QUEUE` (`queue_position`) or `IN_PROGRESS`, 200 when `COMPLETED`
+  (`metrics`); every body carries `request_id` and the three URLs, and `logs` is null
+  unless `?logs=1` (or `true`) was asked for;
+- a failed job ends `COMPLETED` with `error`/`error_type`, and its result answers that
+  error (status, `detail`, `error_type`, `X-Fal-Error-Type`);
+- cancel: a queued job is removed (it then reports `client_cancelled`), a running one
+  may still finish (`finish_despite_cancel`), a finished one answers 400
+  `ALREADY_COMPLETED`, an unknown id 404; `X-Fal-Request-Timeout` ends a job still queued
+  after that many seconds with `request_timeout`.
+Storage: the CDN token, the v3 upload, fal_client's fallback when it fails
+(`storage/upload/initiate` + PUT to a signed URL) and multipart uploads (initiate, parts
+with ETags, complete); files (images, trained weights) are served back.
+Trouble, each switchable per test through `Script`: gateway 502/503/504 without
+`x-fal-request-id`, a submit recorded whose answer is dropped, a 429 refusal, answers that
+stall, a refused key at the token endpoint, an expired file.
+
+Every request is recorded, so tests assert exactly what was sent.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -22,6 +38,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import trustme
 from PIL import Image, ImageOps
@@ -30,6 +47,17 @@ from tests.net import free_port
 
 APP_PATH = "/fal-ai/flux-lora"
 TRAINING_PATH = "/fal-ai/flux-lora-fast-training"
+APPS = (APP_PATH, TRAINING_PATH)
+GATEWAY_PAGE = (
+    "<html><head><title>{0}</title></head><body><center><h1>{0}</h1></center>"
+    "<hr><center>nginx</center></body></html>"
+)
+WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
+
+
+def weights_bytes(request_id: str) -> bytes:
+    """The trained weights the fake serves for a training job: distinct per job."""
+    return b"SAFETENSORS" + hashlib.sha256(request_id.encode()).digest() * 64
 
 
 @dataclass
@@ -38,7 +66,18 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: Any
+    query: dict[str, list[str]] = field(default_factory=dict)
     at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    """How a job fails on fal's side: its status body's `error`/`error_type`, and the
+    error its result URL answers."""
+
+    detail: str = "Runner crashed while generating"
+    error_type: str = "runner_server_error"
+    status_code: int = 500
 
 
 @dataclass
@@ -50,12 +89,45 @@ class Script:
     seed: int = 18446744073709551557  # > 2^63, as fal's seeds can be
     queue_positions: list[int] = field(default_factory=lambda: [1, 0])
     logs: list[str] = field(default_factory=lambda: ["Loading LoRA weights", "Denoising 28/28"])
-    submit_error: tuple[int, Any] | None = None
-    result_error: tuple[int, Any] | None = None
     processing_seconds: float = 0.0
+    # fal refuses the submit itself (its own answer: no job).
+    submit_error: tuple[int, Any] | None = None
+    # The job fails on fal: COMPLETED with an error, and its result answers the error.
+    job_failure: JobFailure | None = None
+    # COMPLETED without an error, but the result URL answers this error (fal's own answer).
+    result_error: tuple[int, Any] | None = None
     status_answer: dict[str, Any] | None = None  # answer every status poll with this
-    files_missing: bool = False  # the result's image URLs answer 404
     result_body: bytes | None = None  # answer the result request with these raw bytes
+    files_missing: bool = False  # files (images, weights) answer 404: expired
+    # A job cancelled while running still finishes, as fal may let it.
+    finish_despite_cancel: bool = True
+    # Trouble before fal: per endpoint ("submit", "status", "result", "cancel"), gateway
+    # statuses answered in turn, without `x-fal-request-id`, before fal's own answers.
+    gateway_errors: dict[str, list[int]] = field(default_factory=dict)
+    # The next N submits are recorded (their jobs exist), then the connection closes
+    # without an answer.
+    dropped_submit_answers: int = 0
+    # The next N submits are refused with 429 (fal's rate limit: no job).
+    rate_limited_submits: int = 0
+    # Per endpoint, seconds to wait before answering (a poll that times out, say).
+    stall: dict[str, float] = field(default_factory=dict)
+    # Uploads: the CDN token endpoint refuses the key; the v3 CDN refuses the file (so
+    # fal_client falls back to storage/upload/initiate).
+    cdn_token_error: int | None = None
+    cdn_upload_error: int | None = None
+
+
+@dataclass
+class Job:
+    request_id: str
+    app: str
+    script: Script
+    submitted: float = field(default_factory=time.monotonic)
+    start_timeout: float | None = None
+    polls: int = 0
+    running_since: float | None = None
+    cancelled: bool = False  # cancelled before it ran, or ended by the cancel
+    finished: bool = False
 
 
 class FakeFal:
@@ -65,8 +137,10 @@ class FakeFal:
         self.lock = threading.Lock()
         self.script = Script()
         self.requests: list[Recorded] = []
-        self.jobs: dict[str, dict[str, Any]] = {}
-        self.uploads: dict[str, bytes] = {}  # access URL path → the uploaded bytes
+        self.jobs: dict[str, Job] = {}
+        self.uploads: dict[str, bytes] = {}  # file path → the uploaded bytes
+        self._signed: dict[str, str] = {}  # signed upload path → the file path it fills
+        self._multipart: dict[str, dict[int, bytes]] = {}  # upload id → parts
 
     @property
     def url(self) -> str:
@@ -78,22 +152,36 @@ class FakeFal:
             self.requests.clear()
             self.jobs.clear()
             self.uploads.clear()
+            self._signed.clear()
+            self._multipart.clear()
+
+    def _of(self, method: str, path: str) -> list[Recorded]:
+        return [r for r in self.requests if r.method == method and r.path == path]
 
     @property
     def submissions(self) -> list[Recorded]:
-        return [r for r in self.requests if r.method == "POST" and r.path == APP_PATH]
+        return self._of("POST", APP_PATH)
 
     @property
     def training_submissions(self) -> list[Recorded]:
-        return [r for r in self.requests if r.method == "POST" and r.path == TRAINING_PATH]
+        return self._of("POST", TRAINING_PATH)
 
     @property
     def cancellations(self) -> list[Recorded]:
         return [r for r in self.requests if r.method == "PUT" and r.path.endswith("/cancel")]
 
+    @property
+    def status_polls(self) -> list[Recorded]:
+        return [r for r in self.requests if r.method == "GET" and r.path.endswith("/status")]
+
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def _etag(data: bytes) -> str:
+    """An ETag as S3-style stores give a part: its MD5, quoted."""
+    return f'"{hashlib.md5(data).hexdigest()}"'
 
 
 def _jpeg(index: int) -> bytes:
@@ -105,121 +193,252 @@ def _jpeg(index: int) -> bytes:
     return buffer.getvalue()
 
 
+class _Dropped(Exception):
+    """Close the connection without an answer."""
+
+
 def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
         def log_message(self, *args: Any) -> None:
             pass
 
-        def _send(self, status: int, payload: Any, content_type: str = "application/json") -> None:
+        # --- plumbing -------------------------------------------------------------------
+
+        def _send(
+            self,
+            status: int,
+            payload: Any,
+            content_type: str = "application/json",
+            *,
+            from_fal: bool = True,
+            headers: dict[str, str] | None = None,
+        ) -> None:
             body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
-            self.send_header("x-fal-request-id", "fake")
+            if from_fal:
+                self.send_header("x-fal-request-id", "fake")
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
-        def _record(self) -> str:
+        def _gateway_error(self, endpoint: str) -> bool:
+            """Answer a queued gateway error for `endpoint`, if the script has one."""
+            with fake.lock:
+                pending = fake.script.gateway_errors.get(endpoint) or []
+                status = pending.pop(0) if pending else None
+            if status is None:
+                return False
+            page = GATEWAY_PAGE.format(f"{status} Bad Gateway").encode()
+            self._send(status, page, "text/html", from_fal=False)
+            return True
+
+        def _stall(self, endpoint: str) -> None:
+            seconds = fake.script.stall.get(endpoint, 0.0)
+            if seconds:
+                time.sleep(seconds)
+
+        def _record(self) -> tuple[str, dict[str, list[str]], Recorded]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            path = self.path.split("?", 1)[0]
+            parts = urlsplit(self.path)
             try:
                 body: Any = json.loads(raw) if raw else None
             except ValueError:
                 body = raw  # an upload
+            query = parse_qs(parts.query)
+            recorded = Recorded(self.command, parts.path, dict(self.headers.items()), body, query)
             with fake.lock:
-                fake.requests.append(Recorded(self.command, path, dict(self.headers.items()), body))
-            return path
+                fake.requests.append(recorded)
+            return parts.path, query, recorded
+
+        def handle_one_request(self) -> None:
+            try:
+                super().handle_one_request()
+            except _Dropped:
+                self.close_connection = True
+            except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+                self.close_connection = True  # the client gave up waiting
+
+        # --- routes ---------------------------------------------------------------------
 
         def do_POST(self) -> None:
-            path = self._record()
-            if path == "/storage/auth/token":  # fal_client asks for a CDN upload token
-                expires = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 3600))
-                self._send(
-                    200,
-                    {
-                        "token": "fake-cdn-token",
-                        "token_type": "Bearer",
-                        "base_url": fake.url,
-                        "expires_at": expires,
-                    },
-                )
-                return
-            if path == "/files/upload":
-                self._upload()
-                return
-            if path not in (APP_PATH, TRAINING_PATH):
+            path, _query, recorded = self._record()
+            if path == "/storage/auth/token":
+                self._token()
+            elif path == "/files/upload":
+                self._cdn_upload(recorded)
+            elif path == "/files/upload/multipart":
+                self._multipart_start(recorded)
+            elif path.endswith("/complete") and "/multipart/" in path:
+                self._multipart_complete(path, recorded)
+            elif path == "/storage/upload/initiate":
+                self._initiate(recorded)
+            elif path in APPS:
+                self._submit(path, recorded)
+            else:
                 self._send(404, {"detail": "Not found"})
+
+        def do_PUT(self) -> None:
+            path, _query, recorded = self._record()
+            if path.endswith("/cancel"):
+                self._cancel(path)
+            elif path in fake._signed:
+                with fake.lock:
+                    fake.uploads[fake._signed.pop(path)] = recorded.body
+                self._send(200, b"", "text/plain", from_fal=False)
+            elif "/multipart/" in path:
+                self._multipart_part(path, recorded)
+            else:
+                self._send(404, {"detail": "Not found"})
+
+        def do_GET(self) -> None:
+            path, query, _recorded = self._record()
+            if path.startswith("/files/"):
+                self._file(path)
                 return
+            request_id, _, rest = path.split("/requests/", 1)[-1].partition("/")
+            with fake.lock:
+                job = fake.jobs.get(request_id)
+            if rest == "status":
+                if self._gateway_error("status"):
+                    return
+                self._stall("status")
+                if job is None:
+                    self._send(404, {"detail": "Request not found"})
+                    return
+                self._status(job, with_logs=query.get("logs", ["0"])[0] in ("1", "true"))
+                return
+            if self._gateway_error("result"):
+                return
+            self._stall("result")
+            if job is None:
+                self._send(404, {"detail": "Request not found"})
+                return
+            self._result(job)
+
+        def do_HEAD(self) -> None:
+            """Files (e.g. trained weights) answer HEAD, as a CDN does."""
+            path, _query, _recorded = self._record()
+            content = self._file_content(path)
+            status = 404 if content is None else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "0" if content is None else str(len(content)))
+            self.end_headers()
+
+        # --- queue ----------------------------------------------------------------------
+
+        def _urls(self, job: Job) -> dict[str, str]:
+            base = f"{fake.url}{job.app}/requests/{job.request_id}"
+            return {
+                "request_id": job.request_id,
+                "response_url": base,
+                "status_url": f"{base}/status",
+                "cancel_url": f"{base}/cancel",
+            }
+
+        def _submit(self, path: str, recorded: Recorded) -> None:
+            if self._gateway_error("submit"):
+                return
+            self._stall("submit")
             with fake.lock:
                 script = fake.script
+                if script.rate_limited_submits:
+                    script.rate_limited_submits -= 1
+                    self._send(429, {"detail": "Too many concurrent requests"})
+                    return
                 if script.submit_error:
                     status, detail = script.submit_error
                     self._send(status, {"detail": detail})
                     return
-                request_id = str(uuid.uuid4())
-                fake.jobs[request_id] = {
-                    "script": script,
-                    "polls": 0,
-                    "started": time.monotonic(),
-                    "app": path,
-                }
-            base = f"https://{fake.host}{path}/requests/{request_id}"
-            self._send(
-                200,
-                {
-                    "request_id": request_id,
-                    "response_url": base,
-                    "status_url": f"{base}/status",
-                    "cancel_url": f"{base}/cancel",
-                },
-            )
-
-        def _upload(self) -> None:
-            recorded = fake.requests[-1]
-            if recorded.headers.get("Authorization") != "Bearer fake-cdn-token":
-                self._send(401, {"detail": "Invalid upload token"})
-                return
-            name = recorded.headers.get("X-Fal-File-Name", "upload.bin")
-            access_path = f"/files/uploads/{uuid.uuid4().hex}/{name}"
+                timeout = recorded.headers.get("X-Fal-Request-Timeout")
+                job = Job(
+                    request_id=str(uuid.uuid4()),
+                    app=path,
+                    script=script,
+                    start_timeout=float(timeout) if timeout else None,
+                )
+                fake.jobs[job.request_id] = job
             with fake.lock:
-                fake.uploads[access_path] = recorded.body
-            self._send(200, {"access_url": f"{fake.url}{access_path}"})
+                dropped = script.dropped_submit_answers > 0
+                script.dropped_submit_answers -= dropped
+            if dropped:
+                raise _Dropped
+            self._send(200, {**self._urls(job), "status": "IN_QUEUE", "queue_position": 0})
 
-        def do_HEAD(self) -> None:
-            """Files (e.g. trained weights) answer HEAD, as a CDN does."""
-            path = self._record()
-            missing = fake.script.files_missing or not path.startswith("/files/")
-            self.send_response(404 if missing else 200)
-            self.send_header("Content-Length", "0" if missing else "1024")
-            self.end_headers()
+        def _state(self, job: Job) -> tuple[str, int | None]:
+            """The job's stage at this poll: (status, queue position). It waits in the queue
+            for one poll per scripted position, then runs for `processing_seconds` from its
+            submission, whether anyone polls or not (a zero-second job still shows one
+            "in progress" poll)."""
+            script = job.script
+            if job.finished or job.cancelled:
+                return "COMPLETED", None
+            polls, job.polls = job.polls, job.polls + 1
+            if polls < len(script.queue_positions):
+                waited = time.monotonic() - job.submitted
+                if job.start_timeout is not None and waited > job.start_timeout:
+                    job.finished = True  # fal gave up on it before it started
+                    return "COMPLETED", None
+                return "IN_QUEUE", script.queue_positions[polls]
+            first_run = job.running_since is None
+            if first_run:
+                job.running_since = time.monotonic()
+            running = time.monotonic() - job.submitted < script.processing_seconds
+            if running or (not script.processing_seconds and first_run):
+                return "IN_PROGRESS", None
+            job.finished = True
+            return "COMPLETED", None
 
-        def do_PUT(self) -> None:
-            self._record()
-            self._send(202, {"status": "CANCELLATION_REQUESTED"})
+        def _failure(self, job: Job) -> JobFailure | None:
+            if job.cancelled:
+                return JobFailure("Request cancelled by client", "client_cancelled", 499)
+            if job.start_timeout is not None and job.running_since is None and job.finished:
+                return JobFailure("Request timed out", "request_timeout", 504)
+            return job.script.job_failure
 
-        def do_GET(self) -> None:
-            path = self._record()
-            if path in fake.uploads:
-                self._send(200, fake.uploads[path], content_type="application/zip")
+        def _status(self, job: Job, *, with_logs: bool) -> None:
+            script = job.script
+            if script.status_answer is not None:
+                self._send(200, script.status_answer)
                 return
-            if path.startswith("/files/"):
-                if fake.script.files_missing:
-                    self._send(404, {"detail": "Not found"})
-                    return
-                index = int(path.rsplit("/", 1)[-1].split(".")[0])
-                self._send(200, _jpeg(index), content_type="image/jpeg")
-                return
-            parts = path.split("/requests/", 1)[-1].split("/")
             with fake.lock:
-                job = fake.jobs.get(parts[0])
-                if job is None:
-                    self._send(404, {"detail": "Request not found"})
-                    return
-                script: Script = job["script"]
-                if len(parts) == 2 and parts[1] == "status":
-                    self._send(200, self._status(job, script))
-                    return
+                stage, position = self._state(job)
+            body: dict[str, Any] = {**self._urls(job), "status": stage}
+            logs = [{"message": line, "level": "INFO", "source": "user"} for line in script.logs]
+            if stage == "IN_QUEUE":
+                body["queue_position"] = position
+            body["logs"] = logs if with_logs and job.running_since is not None else None
+            if with_logs and stage == "IN_QUEUE":
+                body["logs"] = []
+            if stage == "COMPLETED":
+                body["metrics"] = {"inference_time": 1.0}
+                failure = self._failure(job)
+                if failure is not None:
+                    body["error"], body["error_type"] = failure.detail, failure.error_type
+                self._send(200, body)
+                return
+            body["metrics"] = {}
+            self._send(202, body)
+
+        def _result(self, job: Job) -> None:
+            script = job.script
+            if not (job.finished or job.cancelled):
+                self._send(400, {"detail": "Request is still in progress"})
+                return
+            failure = self._failure(job)
+            if failure is not None:
+                self._send(
+                    failure.status_code,
+                    {"detail": failure.detail, "error_type": failure.error_type},
+                    headers={"X-Fal-Error-Type": failure.error_type},
+                )
+                return
             if script.result_error:
                 status, detail = script.result_error
                 self._send(status, {"detail": detail})
@@ -227,40 +446,48 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
             if script.result_body is not None:
                 self._send(200, script.result_body)
                 return
-            if job["app"] == TRAINING_PATH:
-                self._send(200, self._training_result(parts[0]))
+            if job.app == TRAINING_PATH:
+                self._send(200, self._training_result(job.request_id))
                 return
-            self._send(200, self._result(parts[0], script))
+            self._send(200, self._images_result(job.request_id, script))
 
-        def _status(self, job: dict[str, Any], script: Script) -> dict[str, Any]:
-            if script.status_answer is not None:
-                return script.status_answer
-            polls = job["polls"]
-            job["polls"] += 1
-            if polls < len(script.queue_positions):
-                return {"status": "IN_QUEUE", "queue_position": script.queue_positions[polls]}
-            logs = [{"message": line, "level": "INFO"} for line in script.logs]
-            running = time.monotonic() - job["started"] < script.processing_seconds
-            # With no processing time, still show one "in progress" poll after the queue.
-            if running or (not script.processing_seconds and polls == len(script.queue_positions)):
-                return {"status": "IN_PROGRESS", "logs": logs}
-            return {"status": "COMPLETED", "logs": logs, "metrics": {"inference_time": 1.0}}
+        def _cancel(self, path: str) -> None:
+            if self._gateway_error("cancel"):
+                return
+            request_id = path.split("/requests/", 1)[-1].split("/")[0]
+            with fake.lock:
+                job = fake.jobs.get(request_id)
+                if job is None:
+                    self._send(404, {"status": "NOT_FOUND"})
+                    return
+                if job.finished or job.cancelled:
+                    self._send(400, {"status": "ALREADY_COMPLETED"})
+                    return
+                queued = job.running_since is None and job.script.queue_positions
+                if queued or not job.script.finish_despite_cancel:
+                    job.cancelled = True  # removed from the queue / stopped by the runner
+            self._send(202, {"status": "CANCELLATION_REQUESTED"})
 
         def _training_result(self, request_id: str) -> dict[str, Any]:
             files = f"{fake.url}/files/{request_id}"
             return {
                 "diffusers_lora_file": {
-                    "url": f"{files}/pytorch_lora_weights.safetensors",
+                    "url": f"{files}/{WEIGHTS_NAME}",
                     "content_type": "application/octet-stream",
-                    "file_name": "pytorch_lora_weights.safetensors",
+                    "file_name": WEIGHTS_NAME,
+                    "file_size": len(weights_bytes(request_id)),
                 },
-                "config_file": {"url": f"{files}/config.json", "content_type": "application/json"},
+                "config_file": {
+                    "url": f"{files}/config.json",
+                    "content_type": "application/json",
+                    "file_name": "config.json",
+                },
             }
 
-        def _result(self, request_id: str, script: Script) -> dict[str, Any]:
+        def _images_result(self, request_id: str, script: Script) -> dict[str, Any]:
             images = [
                 {
-                    "url": f"https://{fake.host}/files/{request_id}/{index}.jpg",
+                    "url": f"{fake.url}/files/{request_id}/{index}.jpg",
                     "width": 1024,
                     "height": 1024,
                     "content_type": "image/jpeg",
@@ -274,6 +501,125 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
                 "prompt": "",
                 "timings": {"inference": 1.0},
             }
+
+        # --- files and uploads ----------------------------------------------------------
+
+        def _file_content(self, path: str) -> bytes | None:
+            if fake.script.files_missing:
+                return None
+            with fake.lock:
+                if path in fake.uploads:
+                    return fake.uploads[path]
+            if not path.startswith("/files/"):
+                return None
+            folder, _, name = path.removeprefix("/files/").rpartition("/")
+            if name == WEIGHTS_NAME:
+                return weights_bytes(folder)
+            if name == "config.json":
+                return json.dumps({"trained_from": folder}).encode()
+            stem = name.split(".")[0]
+            return _jpeg(int(stem)) if stem.isdigit() else None
+
+        def _file(self, path: str) -> None:
+            content = self._file_content(path)
+            if content is None:
+                self._send(404, {"detail": "Not found"})
+                return
+            kind = "image/jpeg" if path.endswith(".jpg") else "application/octet-stream"
+            self._send(200, content, kind, from_fal=False)
+
+        def _token(self) -> None:
+            if fake.script.cdn_token_error:
+                self._send(fake.script.cdn_token_error, {"detail": "Invalid API key"})
+                return
+            expires = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 3600))
+            self._send(
+                200,
+                {
+                    "token": "fake-cdn-token",
+                    "token_type": "Bearer",
+                    "base_url": fake.url,
+                    "expires_at": expires,
+                },
+            )
+
+        def _cdn_authorized(self, recorded: Recorded) -> bool:
+            if recorded.headers.get("Authorization") != "Bearer fake-cdn-token":
+                self._send(401, {"detail": "Invalid upload token"})
+                return False
+            return True
+
+        def _new_file_path(self, name: str) -> str:
+            return f"/files/uploads/{uuid.uuid4().hex}/{name}"
+
+        def _cdn_upload(self, recorded: Recorded) -> None:
+            if not self._cdn_authorized(recorded):
+                return
+            if fake.script.cdn_upload_error:
+                self._send(fake.script.cdn_upload_error, {"detail": "CDN upload failed"})
+                return
+            file_path = self._new_file_path(recorded.headers.get("X-Fal-File-Name", "upload.bin"))
+            with fake.lock:
+                fake.uploads[file_path] = recorded.body
+            self._send(200, {"access_url": f"{fake.url}{file_path}"})
+
+        def _initiate(self, recorded: Recorded) -> None:
+            """fal_client's fallback: a signed URL to PUT the file to, and the file's URL."""
+            if not str(recorded.headers.get("Authorization", "")).startswith("Key "):
+                self._send(401, {"detail": "Missing key"})
+                return
+            file_path = self._new_file_path((recorded.body or {}).get("file_name", "upload.bin"))
+            signed = f"/storage/signed/{uuid.uuid4().hex}"
+            with fake.lock:
+                fake._signed[signed] = file_path
+            self._send(
+                200,
+                {
+                    "upload_url": f"{fake.url}{signed}?X-Goog-Signature=fake",
+                    "file_url": f"{fake.url}{file_path}",
+                },
+            )
+
+        def _multipart_start(self, recorded: Recorded) -> None:
+            if not self._cdn_authorized(recorded):
+                return
+            upload_id = uuid.uuid4().hex
+            file_path = self._new_file_path(recorded.headers.get("X-Fal-File-Name", "upload.bin"))
+            with fake.lock:
+                fake._multipart[upload_id] = {}
+            self._send(200, {"access_url": f"{fake.url}{file_path}", "uploadId": upload_id})
+
+        def _multipart_part(self, path: str, recorded: Recorded) -> None:
+            if not self._cdn_authorized(recorded):
+                return
+            _file_path, _, rest = path.partition("/multipart/")
+            upload_id, _, number = rest.partition("/")
+            data = recorded.body if isinstance(recorded.body, bytes) else b""
+            with fake.lock:
+                parts = fake._multipart.get(upload_id)
+                if parts is None:
+                    self._send(404, {"detail": "Unknown upload"})
+                    return
+                parts[int(number)] = data
+            self._send(200, b"", "text/plain", headers={"ETag": _etag(data)})
+
+        def _multipart_complete(self, path: str, recorded: Recorded) -> None:
+            if not self._cdn_authorized(recorded):
+                return
+            file_path, _, rest = path.partition("/multipart/")
+            upload_id = rest.split("/")[0]
+            listed = sorted((recorded.body or {}).get("parts", []), key=lambda p: p["partNumber"])
+            with fake.lock:
+                parts = fake._multipart.pop(upload_id, None) or {}
+                numbers = [part["partNumber"] for part in listed]
+                matching = numbers == sorted(parts) and all(
+                    part["etag"] == _etag(parts[part["partNumber"]]) for part in listed
+                )
+                if not parts or not matching:
+                    self._send(400, {"detail": "Parts do not match the upload"})
+                    return
+                fake.uploads[file_path] = b"".join(parts[number] for number in numbers)
+            self._send(200, {"access_url": f"{fake.url}{file_path}"})
 
     return Handler
 
@@ -310,13 +656,19 @@ def point_fal_uploads_at(url: str) -> None:
     fal_client.client.REST_URL = fal_client.client.CDN_URL = url
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up (a timeout test) is not an error worth a traceback
+
+
 def start_fake_fal(port: int, ca: trustme.CA) -> FakeFal:
     """Serve the fake on 127.0.0.1:`port` with a certificate from the test CA `ca`."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ca.issue_cert("127.0.0.1").configure_cert(context)
-    server = ThreadingHTTPServer(("127.0.0.1", port), BaseHTTPRequestHandler)
+    server = _QuietServer(("127.0.0.1", port), BaseHTTPRequestHandler)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    server.daemon_threads = True
     fake = FakeFal(server, f"127.0.0.1:{port}")
     server.RequestHandlerClass = _handler(fake)
     threading.Thread(target=server.serve_forever, daemon=True).start()
