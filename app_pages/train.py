@@ -72,6 +72,17 @@ def show_form(user: str) -> None:
             placeholder="e.g. sks-style",
             help="A rare word: prompts get “in the style of <trigger word>” appended.",
         )
+        kind = st.radio(
+            "The pictures show",
+            ["style", "subject"],
+            format_func={"style": "A style", "subject": "A subject"}.get,
+            captions=[
+                "A look to apply to anything: fal trains it without captions or masks.",
+                "A person, a pet or an object: fal masks it out of each picture.",
+            ],
+            horizontal=True,
+            key=f"train_kind_{version}",
+        )
         steps = st.number_input(
             "Training steps",
             min_value=MIN_STEPS,
@@ -79,19 +90,20 @@ def show_form(user: str) -> None:
             value=DEFAULT_STEPS,
             step=100,
             key=f"train_steps_{version}",
-            help=f"fal's default is {DEFAULT_STEPS:,}; more steps take longer.",
+            help=f"{DEFAULT_STEPS:,} is a good start for a FLUX LoRA; more steps take longer "
+            "and cost more.",
         )
         submitted = st.form_submit_button(
             "Start training", type="primary", icon=":material/model_training:"
         )
     if submitted:
-        start(user, files or [], trigger_word, int(steps))
+        start(user, files or [], trigger_word, int(steps), is_style=kind == "style")
 
 
-def start(user: str, files: list, trigger_word: str, steps: int) -> None:
+def start(user: str, files: list, trigger_word: str, steps: int, *, is_style: bool) -> None:
     """Upload and submit; the new training then shows in the list below, under a fresh form."""
     uploads = [UploadedFile(file.name, file.getvalue()) for file in files]
-    key = submission_key(uploads, trigger_word, steps)
+    key = submission_key(uploads, trigger_word, steps, is_style=is_style)
     if st.session_state.get(SUBMITTED_KEY) == key:  # a second click during the first upload
         st.info(
             "This training was already started: follow it under Your LoRAs.",
@@ -109,6 +121,7 @@ def start(user: str, files: list, trigger_word: str, steps: int) -> None:
                 files=uploads,
                 trigger_word=trigger_word,
                 steps=steps,
+                is_style=is_style,
             )
         except LoraStudioError as error:
             st.session_state.pop(SUBMITTED_KEY, None)  # the user may fix it and try again
@@ -145,7 +158,10 @@ def show_training(lora: LoraTraining, state: TrainingState | None) -> None:
                 f"registered {format_date(lora.created_at)} · trigger word {md(lora.trigger_word)}"
             )
         else:
-            st.caption(f"{lora.steps or '—'} steps · started {format_date(lora.created_at)}")
+            kind = {True: "Style · ", False: "Subject · "}.get(bool(lora.is_style), "")
+            if lora.is_style is None:
+                kind = ""
+            st.caption(f"{kind}{lora.steps or '—'} steps · started {format_date(lora.created_at)}")
         if lora.status == LoraStatus.PENDING:
             show_state(state)
         elif lora.status == LoraStatus.COMPLETED:

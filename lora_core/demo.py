@@ -22,6 +22,7 @@ from lora_core.models import LoraStatus, LoraTraining
 from lora_core.service import generate
 from lora_core.settings import DEFAULT_DATABASE_URL, Settings, load_settings, read_secrets_file
 from lora_core.storage import build_store
+from lora_core.training import DEMO_PREFIX
 
 DEMO_USER = "demo"
 # (id, trigger word, status, steps, days ago, a first prompt or None)
@@ -38,7 +39,7 @@ def demo_loras(now: datetime) -> list[LoraTraining]:
     return [
         LoraTraining(
             id=lora_id,
-            request_id=f"demo-request-{lora_id}",
+            request_id=f"{DEMO_PREFIX}{lora_id}",
             wallet_address=DEMO_USER,
             trigger_word=trigger,
             steps=steps,

@@ -297,8 +297,9 @@ def _map_http_error(error: fal_client.client.FalClientHTTPError) -> GenerationFa
         )
     if status == 504 or error.error_type == "request_timeout":
         return GenerationTimeout("fal timed out while generating. Please try again.")
+    reason = f": {fal.error_detail(error)}" if fal.answered_by_fal(error) else ""
     return GenerationFailed(
-        f"fal could not generate images right now (HTTP {status}). Please try again."
+        f"fal could not generate images right now (HTTP {status}){reason}. Please try again."
     )
 
 

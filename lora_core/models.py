@@ -51,6 +51,13 @@ class LoraTraining(SQLModel, table=True):
     error: str | None = Field(default=None, sa_type=Text)
     # Ours, nullable: a display name given when an existing LoRA was registered here.
     name: str | None = Field(default=None, sa_type=Text)
+    # Ours, nullable: trained here as a style (fal's `is_style`) or a subject.
+    is_style: bool | None = None
+    # Ours, nullable. fal's files expire: our durable copy of the weights (`lora_weights_url`
+    # stays fal's, the original), and the training's config file, fal's and ours.
+    weights_copy_url: str | None = Field(default=None, sa_type=Text)
+    config_url: str | None = Field(default=None, sa_type=Text)
+    config_copy_url: str | None = Field(default=None, sa_type=Text)
 
 
 class GeneratedImage(SQLModel, table=True):

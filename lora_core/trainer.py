@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import re
 import tempfile
 import time
@@ -31,14 +32,27 @@ from lora_core.errors import InvalidTrainingInput, TrainingFailed
 from lora_core.settings import Settings
 from lora_core.storage import MediaStore, build_store
 
+logger = logging.getLogger(__name__)
+
 TRAINING_APP = "fal-ai/flux-lora-fast-training"
 MIN_IMAGES, MAX_IMAGES = 5, 50
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_ARCHIVE_BYTES = 200 * 1024 * 1024
 MIN_IMAGE_SIDE = 256
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
-DEFAULT_STEPS = 1000  # fal's trainer's own default
+# fal's schema gives the trainer's steps as a number with no documented default; 1,000 is
+# the usual choice for a FLUX LoRA (the original plan's), and our own bounds keep a typo
+# from a 10-second or a day-long (and costly) training.
+DEFAULT_STEPS = 1000
 MIN_STEPS, MAX_STEPS = 100, 10_000
+# A page view asks fal about a training for at most this long; a submit may take longer.
+STATE_SECONDS = 15.0
+SUBMIT_SECONDS = 60.0
+LOST_SUBMIT = (
+    "fal may have received this training, but its answer was lost: fal may still run it. "
+    "It is not in your LoRAs and no training was counted; check fal's dashboard before "
+    "starting it again."
+)
 _TRIGGER_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,31}$")
 
 
@@ -57,27 +71,39 @@ class TrainingState:
     logs: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class TrainedFiles:
+    """What a finished training produced, at the trainer's URLs (fal's expire)."""
+
+    weights_url: str
+    config_url: str | None = None
+
+
 class Trainer(Protocol):
     def upload(self, archive: bytes) -> str:
         """Store the training archive where the trainer can read it; return its URL."""
         ...
 
-    def submit(self, *, images_url: str, trigger_word: str, steps: int) -> str:
+    def submit(self, *, images_url: str, trigger_word: str, steps: int, is_style: bool) -> str:
         """Start a training job; return its request id."""
         ...
 
-    def state(self, request_id: str) -> TrainingState: ...
+    def state(self, request_id: str) -> TrainingState:
+        """Where the job is; TrainingFailed (`job_failed`) when it failed or is unknown."""
+        ...
 
-    def weights_url(self, request_id: str) -> str:
-        """The trained weights of a completed job; TrainingFailed when the job failed."""
+    def files(self, request_id: str) -> TrainedFiles:
+        """The trained files of a completed job; TrainingFailed when the job failed."""
         ...
 
 
-def submission_key(files: list[UploadedFile], trigger_word: str, steps: int) -> str:
-    """Identifies one submission of the form (which files, word and steps), so that the
-    same submission arriving twice (a second click while the first upload runs) starts
+def submission_key(
+    files: list[UploadedFile], trigger_word: str, steps: int, *, is_style: bool
+) -> str:
+    """Identifies one submission of the form (which files, word, steps and kind), so that
+    the same submission arriving twice (a second click while the first upload runs) starts
     one training, not two."""
-    digest = hashlib.sha256(f"{trigger_word.strip()}|{steps}".encode())
+    digest = hashlib.sha256(f"{trigger_word.strip()}|{steps}|{is_style}".encode())
     for file in files:
         digest.update(f"|{file.name}|{len(file.data)}|".encode())
         digest.update(hashlib.sha256(file.data[:65536]).digest())
@@ -98,7 +124,7 @@ def check_steps(steps: int) -> int:
     if not MIN_STEPS <= steps <= MAX_STEPS:
         raise InvalidTrainingInput(
             f"Training steps must be between {MIN_STEPS:,} and {MAX_STEPS:,} "
-            f"(fal's default is {DEFAULT_STEPS:,})."
+            f"({DEFAULT_STEPS:,} is a good start)."
         )
     return steps
 
@@ -194,31 +220,54 @@ def _check_image(image: UploadedFile) -> str:
     return suffix
 
 
+def training_arguments(
+    *, images_url: str, trigger_word: str, steps: int, is_style: bool
+) -> dict[str, object]:
+    """What `fal-ai/flux-lora-fast-training` gets. A style is trained as fal documents it
+    (`is_style`: no segmentation or captioning, the trigger word used as is); a subject
+    keeps fal's masks of the subject (`create_masks`). Our archive is always a zip."""
+    return {
+        "images_data_url": images_url,
+        "trigger_word": trigger_word,
+        "steps": steps,
+        "is_style": is_style,
+        "create_masks": not is_style,
+        "data_archive_format": "zip",
+    }
+
+
 @dataclass
 class FalTrainer:
-    """The real trainer, through `fal_client`'s upload and queue APIs."""
+    """The real trainer, through `fal_client`'s upload and queue APIs (its submit sent at
+    most once, its page-view questions bounded in time: `lora_core.fal`)."""
 
     key: str = field(repr=False)
     _client: fal_client.SyncClient = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._client = fal_client.SyncClient(key=self.key)
+        self._client = fal.GuardedClient(key=self.key)
 
     def upload(self, archive: bytes) -> str:
-        # `upload_file` as fal documents it (it names and types the file from its path).
+        # `upload_file` as fal documents it (it names and types the file from its path, and
+        # sends files over 100 MiB in parts).
         with tempfile.TemporaryDirectory(prefix="lora-studio-") as folder:
             path = Path(folder) / "training-images.zip"
             path.write_bytes(archive)
             with _fal_errors("upload the training images to"):
                 return self._client.upload_file(path)
 
-    def submit(self, *, images_url: str, trigger_word: str, steps: int) -> str:
-        arguments = {"images_data_url": images_url, "trigger_word": trigger_word, "steps": steps}
-        with _fal_errors("start the training on"):
-            return self._client.submit(TRAINING_APP, arguments=arguments).request_id
+    def submit(self, *, images_url: str, trigger_word: str, steps: int, is_style: bool) -> str:
+        arguments = training_arguments(
+            images_url=images_url, trigger_word=trigger_word, steps=steps, is_style=is_style
+        )
+        with _fal_errors("start the training on"), fal.deadline(SUBMIT_SECONDS):
+            return fal.submit_once(self._client, TRAINING_APP, arguments).request_id
 
     def state(self, request_id: str) -> TrainingState:
-        with _fal_errors("read the training's state from"):
+        with (
+            _fal_errors("read the training's state from", job="status"),
+            fal.deadline(STATE_SECONDS),
+        ):
             status = self._client.status(TRAINING_APP, request_id, with_logs=True)
         if isinstance(status, fal_client.Queued):
             return TrainingState("queued", queue_position=status.position)
@@ -227,44 +276,70 @@ class FalTrainer:
         )
         if isinstance(status, fal_client.InProgress):
             return TrainingState("running", logs=logs)
+        if isinstance(status, fal_client.Completed) and status.error:
+            raise TrainingFailed(f"The training failed on fal: {status.error}", job_failed=True)
         return TrainingState("completed", logs=logs)
 
-    def weights_url(self, request_id: str) -> str:
-        # fal answers a failed job's result request with the job's error.
-        with _fal_errors("read the trained weights from", job_failed=True):
+    def files(self, request_id: str) -> TrainedFiles:
+        with (
+            _fal_errors("read the trained weights from", job="result"),
+            fal.deadline(STATE_SECONDS),
+        ):
             result = self._client.result(TRAINING_APP, request_id)
         try:
-            return str(result["diffusers_lora_file"]["url"])
+            weights = str(result["diffusers_lora_file"]["url"])
         except (KeyError, TypeError):
             raise TrainingFailed(
                 "fal finished the training but returned no weights.", job_failed=True
             ) from None
+        config = result.get("config_file") if isinstance(result, dict) else None
+        config_url = config.get("url") if isinstance(config, dict) else None
+        return TrainedFiles(weights_url=weights, config_url=str(config_url) if config_url else None)
 
 
 @contextlib.contextmanager
-def _fal_errors(action: str, *, job_failed: bool = False) -> Iterator[None]:
-    """fal_client's failures as TrainingFailed, with a message that says what failed;
-    `job_failed` for a request whose error answer is the job's own failure."""
+def _fal_errors(action: str, *, job: Literal["status", "result"] | None = None) -> Iterator[None]:
+    """fal's failures as TrainingFailed with a message that says what failed. `job` names
+    a question about the job itself, whose answer from fal may be final: an unknown
+    request id, or (for the result) fal's own error answer, which is the job's failure.
+    Anything else (a gateway, the network, a slow answer) leaves the job to be asked
+    about again."""
     try:
         yield
     except fal_client.client.FalClientHTTPError as error:
-        if error.status_code in (401, 403):
+        status = error.status_code
+        if status in (401, 403):
+            raise TrainingFailed(_refused_key(status)) from None
+        if job is not None and status == 404:
             raise TrainingFailed(
-                f"fal refused the API key (HTTP {error.status_code}). Check the FAL_KEY setting."
+                "fal no longer knows this training (it keeps requests for a limited time).",
+                job_failed=True,
             ) from None
-        if job_failed and 400 <= error.status_code < 500 and error.status_code != 429:
-            # fal answers a failed job's result with its error (4xx); 5xx and 429 are fal's
-            # own trouble: the finished job's weights may still be fetched later.
+        if job == "result" and fal.answered_by_fal(error):
             raise TrainingFailed(
                 f"The training failed on fal: {fal.error_detail(error)}", job_failed=True
             ) from None
         raise TrainingFailed(
-            f"Could not {action} fal (HTTP {error.status_code}): {fal.error_detail(error)}"
+            f"Could not {action} fal (HTTP {status}): {fal.error_detail(error)}"
         ) from None
+    except httpx.HTTPStatusError as error:  # fal_client's upload token, asked without it
+        status = error.response.status_code
+        if status in (401, 403):
+            raise TrainingFailed(_refused_key(status)) from None
+        raise TrainingFailed(f"Could not {action} fal (HTTP {status}).") from None
+    except fal.SubmitOutcomeUnknown as error:
+        logger.warning("fal's answer to a training submit was lost (%s); not resubmitted", error)
+        raise TrainingFailed(LOST_SUBMIT) from None
+    except fal.DeadlinePassed:
+        raise TrainingFailed(f"Could not {action} fal: it did not answer in time.") from None
     except (httpx.HTTPError, fal_client.client.FalClientError, ValueError, KeyError):
         raise TrainingFailed(
             f"Could not {action} fal. Check the connection and try again."
         ) from None
+
+
+def _refused_key(status: int) -> str:
+    return f"fal refused the API key (HTTP {status}). Check the FAL_KEY setting."
 
 
 @dataclass(frozen=True)
@@ -283,7 +358,7 @@ class PreviewTrainer:
                 "Could not save the training images: the media folder is not writable."
             ) from None
 
-    def submit(self, *, images_url: str, trigger_word: str, steps: int) -> str:
+    def submit(self, *, images_url: str, trigger_word: str, steps: int, is_style: bool) -> str:
         return f"{PREVIEW_PREFIX}{time.time():.3f}-{uuid.uuid4().hex[:8]}"
 
     def state(self, request_id: str) -> TrainingState:
@@ -293,8 +368,8 @@ class PreviewTrainer:
         done = int(100 * elapsed / self.seconds)
         return TrainingState("running", logs=(f"Preview training: {done} % (no fal key set)",))
 
-    def weights_url(self, request_id: str) -> str:
-        return f"preview://weights/{request_id}.safetensors"
+    def files(self, request_id: str) -> TrainedFiles:
+        return TrainedFiles(weights_url=f"preview://weights/{request_id}.safetensors")
 
 
 PREVIEW_PREFIX = "preview-"
@@ -313,6 +388,6 @@ def _preview_started(request_id: str) -> float:
 
 def build_trainer(settings: Settings, store: MediaStore | None = None) -> Trainer:
     """fal when a key is set, else the offline preview trainer."""
-    if settings.fal_key is not None:
-        return FalTrainer(key=settings.fal_key.get_secret_value())
+    if (key := settings.fal_credentials) is not None:
+        return FalTrainer(key=key)
     return PreviewTrainer(store or build_store(settings))

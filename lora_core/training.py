@@ -24,6 +24,7 @@ from lora_core.errors import TrainingFailed, TrainingQuotaExceeded
 from lora_core.models import LoraStatus, LoraTraining
 from lora_core.quota import QuotaStatus
 from lora_core.trainer import (
+    TrainedFiles,
     Trainer,
     TrainingState,
     UploadedFile,
@@ -33,6 +34,8 @@ from lora_core.trainer import (
 )
 
 RESERVED_PREFIX = "reserved-"
+# The demo's LoRA "in training" (`lora_core.demo`): no trainer knows it, and it never ends.
+DEMO_PREFIX = "demo-request-"
 
 
 @dataclass(frozen=True)
@@ -112,10 +115,12 @@ def start_training(
     files: list[UploadedFile],
     trigger_word: str,
     steps: int,
+    is_style: bool = False,
     now: datetime | None = None,
 ) -> LoraTraining:
-    """Check the inputs and the quota, upload the images, reserve a slot, submit the job.
-    Returns the new `pending` LoRA. Nothing is spent on bad input or an exhausted quota."""
+    """Check the inputs and the quota, upload the images, reserve a slot, submit the job
+    (a style, or a subject). Returns the new `pending` LoRA. Nothing is spent on bad input
+    or an exhausted quota."""
     trigger_word = check_trigger_word(trigger_word)
     steps = check_steps(steps)
     archive = training_archive(files)
@@ -126,7 +131,9 @@ def start_training(
     images_url = trainer.upload(archive)
     lora_id = _reserve(engine, policy, user, trigger_word, steps, now or utc_now())
     try:
-        request_id = trainer.submit(images_url=images_url, trigger_word=trigger_word, steps=steps)
+        request_id = trainer.submit(
+            images_url=images_url, trigger_word=trigger_word, steps=steps, is_style=is_style
+        )
     except BaseException:
         with session_scope(engine) as session:
             session.execute(delete(LoraTraining).where(col(LoraTraining.id) == lora_id))
@@ -136,7 +143,7 @@ def start_training(
         session.execute(
             update(LoraTraining)
             .where(col(LoraTraining.id) == lora_id)
-            .values(request_id=request_id, image_urls=json.dumps([images_url]))
+            .values(request_id=request_id, image_urls=json.dumps([images_url]), is_style=is_style)
         )
         session.commit()
         lora = session.get(LoraTraining, lora_id)
@@ -191,6 +198,10 @@ def refresh(
     now = now or utc_now()
     if lora.status != LoraStatus.PENDING:
         return TrainingView(lora)
+    if lora.request_id.startswith(DEMO_PREFIX):
+        return TrainingView(
+            lora, TrainingState("running", logs=("A demo LoRA: it never finishes",))
+        )
     if lora.request_id.startswith(RESERVED_PREFIX):
         if parse_iso(lora.created_at) < now - policy.abandoned_after:
             return TrainingView(_finish(engine, lora.id, error="The training was never submitted."))
@@ -199,24 +210,36 @@ def refresh(
         state = trainer.state(lora.request_id)
         if state.stage != "completed":
             return TrainingView(lora, state)
-        weights_url = trainer.weights_url(lora.request_id)
+        files = trainer.files(lora.request_id)
     except TrainingFailed as error:
         if not error.job_failed:  # fal could not be asked: the job may still run
             return TrainingView(lora)
         return TrainingView(_finish(engine, lora.id, error=str(error)))
-    return TrainingView(_finish(engine, lora.id, weights_url=weights_url), state)
+    return TrainingView(_finish(engine, lora.id, files=files), state)
 
 
 def _finish(
-    engine: Engine, lora_id: str, *, weights_url: str | None = None, error: str | None = None
+    engine: Engine,
+    lora_id: str,
+    *,
+    files: TrainedFiles | None = None,
+    error: str | None = None,
 ) -> LoraTraining:
-    status = LoraStatus.FAILED if error else LoraStatus.COMPLETED
+    """Completed with the trained files, or failed with the reason; only a row still
+    pending changes (two viewers may finish it at once)."""
+    values: dict[str, object] = {"status": LoraStatus.FAILED, "error": error and error[:1000]}
+    if files is not None:
+        values = {
+            "status": LoraStatus.COMPLETED,
+            "lora_weights_url": files.weights_url,
+            "config_url": files.config_url,
+        }
     with session_scope(engine) as session:
         session.execute(
             update(LoraTraining)
             .where(col(LoraTraining.id) == lora_id)
             .where(col(LoraTraining.status) == LoraStatus.PENDING)
-            .values(status=status, lora_weights_url=weights_url, error=error and error[:1000])
+            .values(**values)
         )
         session.commit()
         lora = session.get(LoraTraining, lora_id)

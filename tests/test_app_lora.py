@@ -470,7 +470,7 @@ def test_a_lora_whose_training_just_finished_on_fal_can_generate(
     monkeypatch.setenv("FAL_KEY", TEST_FAL_KEY)
     fake_fal.script.queue_positions = []
     request_id = FalTrainer(key=TEST_FAL_KEY).submit(
-        images_url="https://x/images.zip", trigger_word="sks", steps=100
+        images_url="https://x/images.zip", trigger_word="sks", steps=100, is_style=True
     )
     lora = add_lora("fresh", status=LoraStatus.PENDING, weights_url=None)
     with session_scope(engine) as session:

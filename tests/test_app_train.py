@@ -35,10 +35,12 @@ def statuses(at) -> list[str]:
     return [status.label for status in at.status]
 
 
-def submit(at, files, trigger_word: str = "wtrclr"):
+def submit(at, files, trigger_word: str = "wtrclr", kind: str | None = None):
     uploads = [(file.name, file.data, "image/jpeg") for file in files]
     at.get("file_uploader")[0].set_value(uploads)
     at.text_input(key="train_trigger_0").input(trigger_word)
+    if kind is not None:
+        at.radio(key="train_kind_0").set_value(kind)
     at.button(key=SUBMIT).click().run()
     return at
 
@@ -76,7 +78,10 @@ def test_a_training_runs_on_fal_and_offers_to_generate_when_done(
     assert not at.exception
     [lora] = stored(engine)
     assert (lora.status, lora.trigger_word, lora.wallet_address) == ("pending", "wtrclr", "guest")
-    assert fake_fal.training_submissions[0].body["trigger_word"] == "wtrclr"
+    body = fake_fal.training_submissions[0].body
+    assert (body["trigger_word"], body["is_style"], body["data_archive_format"]) == (
+        "wtrclr", True, "zip",
+    )  # fmt: skip
     assert "Training “wtrclr” started." in texts(at)
     assert at.text_input(key="train_trigger_1").value == ""  # a fresh form: no double start
     assert "Queued at fal (position 2)" in statuses(at)
@@ -179,10 +184,35 @@ def test_the_same_submission_arriving_twice_starts_one_training(
     files = pictures(5)
     at = open_app(TRAIN_PAGE)
     # As if a first click's run had uploaded and submitted, then been cut short by a rerun.
-    at.session_state["train_submitted"] = submission_key(files, "wtrclr", 1000)
+    at.session_state["train_submitted"] = submission_key(files, "wtrclr", 1000, is_style=True)
 
     submit(at, files)
 
     assert not at.exception
     assert "This training was already started" in texts(at)
     assert stored(engine) == [] and fake_fal.requests == []
+
+
+def test_a_subject_is_trained_with_fals_masks_and_listed_as_a_subject(
+    open_app, with_fal, engine, fake_fal
+):
+    at = open_app(TRAIN_PAGE)
+    assert at.radio(key="train_kind_0").value == "style"
+
+    submit(at, pictures(5), kind="subject")
+
+    body = fake_fal.training_submissions[0].body
+    assert (body["is_style"], body["create_masks"]) == (False, True)
+    assert stored(engine)[0].is_style is False
+    assert any(caption.value.startswith("Subject · 1000 steps") for caption in at.caption)
+
+
+def test_a_key_refused_at_upload_says_to_check_fal_key(open_app, with_fal, engine, fake_fal):
+    fake_fal.script.cdn_token_error = 401
+    at = open_app(TRAIN_PAGE)
+
+    submit(at, pictures(5))
+
+    assert "fal refused the API key (HTTP 401). Check the FAL_KEY setting." in texts(at)
+    assert "connection" not in texts(at)
+    assert stored(engine) == [] and fake_fal.training_submissions == []

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 from PIL import Image
 
 from lora_core.errors import GenerationFailed, GenerationTimeout, WeightsUnavailable
 from lora_core.generator import (
+    LOST_SUBMIT,
     FalGenerator,
     GenerationRequest,
     PreviewGenerator,
@@ -19,7 +21,7 @@ from lora_core.generator import (
 from lora_core.settings import Settings
 from lora_core.storage import LocalMediaStore
 from tests.conftest import TEST_FAL_KEY
-from tests.fakefal import FakeFal
+from tests.fakefal import FakeFal, JobFailure
 
 REQUEST = GenerationRequest(
     batch_id="batch-1",
@@ -201,3 +203,129 @@ def test_a_result_that_is_not_json_is_a_failure(fal_generator, fake_fal: FakeFal
         fal_generator.generate(REQUEST)
 
     assert "could not read" in str(caught.value)
+
+
+# --- fal as it really is: failed jobs, lost answers, bounded waits -------------------------
+
+
+def test_a_job_fal_reports_failed_is_a_failure_with_fals_reason(fal_generator, fake_fal):
+    fake_fal.script.job_failure = JobFailure("CUDA out of memory", "runner_server_error", 500)
+
+    with pytest.raises(GenerationFailed, match="CUDA out of memory"):
+        fal_generator.generate(REQUEST)
+
+    assert not [r for r in fake_fal.requests if r.path.endswith(tuple(fake_fal.jobs))]
+    assert fake_fal.cancellations == []  # finished: nothing to cancel
+
+
+def test_a_job_fal_gave_up_on_is_a_timeout(fal_generator, fake_fal):
+    fake_fal.script.job_failure = JobFailure("Request timed out", "request_timeout", 504)
+
+    with pytest.raises(GenerationTimeout, match="fal gave up on this job"):
+        fal_generator.generate(REQUEST)
+
+
+@pytest.mark.parametrize(
+    "trouble",
+    [{"dropped_submit_answers": 1}, {"gateway_errors": {"submit": [502]}}],
+    ids=["dropped-answer", "gateway-error"],
+)
+def test_a_submit_whose_answer_was_lost_is_never_sent_again(
+    fal_generator, fake_fal, caplog, trouble
+):
+    for name, value in trouble.items():
+        setattr(fake_fal.script, name, value)
+
+    with pytest.raises(GenerationFailed) as caught:
+        fal_generator.generate(REQUEST)
+
+    assert str(caught.value) == LOST_SUBMIT
+    assert "fal may still run it" in str(caught.value)
+    assert len(fake_fal.submissions) == 1  # exactly one: never a second paid job
+    assert f"batch {REQUEST.batch_id}: fal's answer to the submit was lost" in caplog.text
+
+
+def test_a_rate_limited_submit_is_sent_again_as_nothing_was_enqueued(fal_generator, fake_fal):
+    fake_fal.script.rate_limited_submits = 1
+
+    result = fal_generator.generate(REQUEST)
+
+    assert len(result.images) == 4
+    assert len(fake_fal.submissions) == 2 and len(fake_fal.jobs) == 1
+
+
+def test_gateway_errors_while_polling_are_ridden_out(fal_generator, fake_fal):
+    fake_fal.script.gateway_errors = {"status": [503, 502], "result": [504]}
+
+    result = fal_generator.generate(REQUEST)
+
+    assert len(result.images) == 4 and len(fake_fal.submissions) == 1
+
+
+@pytest.mark.parametrize("stalled", ["submit", "status", "result"])
+def test_a_generation_never_waits_longer_than_its_timeout_in_all(fake_fal, stalled):
+    """Submit, polls and the result fetch all count against FAL_TIMEOUT_SECONDS."""
+    fake_fal.script.stall = {stalled: 30.0}
+    generator = FalGenerator(key=TEST_FAL_KEY, timeout_seconds=1.5, poll_interval=0.01)
+    started = time.monotonic()
+
+    with pytest.raises(GenerationFailed) as caught:
+        generator.generate(REQUEST)
+
+    assert time.monotonic() - started < 1.5 + 0.5
+    assert len(fake_fal.submissions) == 1
+    if stalled == "submit":  # fal may have the job, and we have no id to cancel it by
+        assert str(caught.value) == LOST_SUBMIT
+    else:
+        assert isinstance(caught.value, GenerationTimeout)
+        assert len(fake_fal.cancellations) == 1
+
+
+def test_the_queue_wait_is_also_bounded_on_fals_side(fal_generator, fake_fal):
+    fal_generator.generate(REQUEST)
+
+    [submission] = fake_fal.submissions
+    assert float(submission.headers["X-Fal-Request-Timeout"]) == fal_generator.timeout_seconds
+
+
+def finished_job(fal_generator, fake_fal) -> str:
+    fake_fal.script.queue_positions = []
+    handle = fal_generator._client.submit("fal-ai/flux-lora", arguments={})
+    for _status in handle.iter_events(interval=0.01):
+        pass
+    return handle.request_id
+
+
+def test_resuming_a_job_fal_failed_is_final_with_fals_reason(fal_generator, fake_fal):
+    fake_fal.script.job_failure = JobFailure("NSFW input", "bad_request", 400)
+
+    with pytest.raises(GenerationFailed, match="NSFW input"):
+        fal_generator.resume(finished_job(fal_generator, fake_fal))
+
+
+def test_resuming_a_job_fal_no_longer_knows_is_final(fal_generator, fake_fal):
+    with pytest.raises(GenerationFailed, match="fal no longer knows this job"):
+        fal_generator.resume("forgotten-request")
+
+
+def test_resuming_when_only_fals_gateway_fails_asks_again_later(
+    fal_generator, fake_fal, monkeypatch
+):
+    from lora_core import generator
+
+    monkeypatch.setattr(generator, "RESUME_SECONDS", 1.0)
+    request_id = finished_job(fal_generator, fake_fal)
+    fake_fal.script.gateway_errors = {"result": [503] * 20}
+
+    assert fal_generator.resume(request_id) is None
+
+    fake_fal.script.gateway_errors = {}
+    assert len(fal_generator.resume(request_id).images) == 4
+
+
+def test_credentials_as_a_key_id_and_secret_reach_fal_as_fal_client_sends_them(fake_fal, tmp_path):
+    settings = Settings(fal_key_id="key-id", fal_key_secret="key-secret", media_dir=tmp_path)
+
+    build_generator(settings).generate(REQUEST)
+
+    assert fake_fal.submissions[0].headers["Authorization"] == "Key key-id:key-secret"

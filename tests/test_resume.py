@@ -18,6 +18,7 @@ from lora_core.clock import utc_now
 from lora_core.db import DatabaseTarget, session_scope
 from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch
 from tests.conftest import APP_ROOT, TEST_FAL_KEY
+from tests.fakefal import JobFailure
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 
@@ -126,16 +127,47 @@ def submit_job(fal_generator, fake_fal, *, seconds: float = 0.01) -> str:
     return handle.request_id
 
 
-def test_a_job_fal_failed_frees_the_slot(engine, add_lora, fal_generator, fake_fal, media_store):
+@pytest.mark.parametrize("how", ["job", "result"])
+def test_a_job_fal_failed_frees_the_slot_with_fals_reason(
+    engine, add_lora, fal_generator, fake_fal, media_store, how
+):
+    """COMPLETED with an error, or an error answered by the result URL: both are final."""
     lora = add_lora()
-    fake_fal.script.result_error = (500, "GPU on fire")
+    if how == "job":
+        fake_fal.script.job_failure = JobFailure("GPU on fire", "runner_server_error", 500)
+    else:
+        fake_fal.script.result_error = (500, "GPU on fire")
     reserve_pending(engine, lora.id, request_id=submit_job(fal_generator, fake_fal), age=OLDER_THAN)
 
     assert resume(engine, fal_generator, media_store) == service.ResumeReport(failed=1)
 
     [batch] = batches(engine)
-    assert batch.status == BatchStatus.FAILED and "HTTP 500" in batch.error
+    assert batch.status == BatchStatus.FAILED and "GPU on fire" in batch.error
     assert image_count(engine) == 0
+
+
+def test_a_job_fal_no_longer_knows_is_failed_with_the_reason(
+    engine, add_lora, fal_generator, media_store
+):
+    lora = add_lora()
+    reserve_pending(engine, lora.id, request_id="forgotten-by-fal", age=OLDER_THAN)
+
+    assert resume(engine, fal_generator, media_store) == service.ResumeReport(failed=1)
+    assert "fal no longer knows this job" in batches(engine)[0].error
+
+
+def test_a_job_fal_cannot_be_asked_about_now_waits(
+    engine, add_lora, fal_generator, fake_fal, media_store, monkeypatch
+):
+    from lora_core import generator
+
+    monkeypatch.setattr(generator, "RESUME_SECONDS", 1.0)
+    lora = add_lora()
+    reserve_pending(engine, lora.id, request_id=submit_job(fal_generator, fake_fal), age=OLDER_THAN)
+    fake_fal.script.gateway_errors = {"status": [503] * 20}
+
+    assert resume(engine, fal_generator, media_store) == service.ResumeReport(waiting=1)
+    assert batches(engine)[0].status == BatchStatus.PENDING
 
 
 def test_a_batch_that_never_reached_fal_is_failed(engine, add_lora, fal_generator, media_store):

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from lora_core import service
+from lora_core import quota, service
 from lora_core.db import create_db_engine, session_scope
 from lora_core.errors import (
     DatabaseUnavailable,
@@ -22,6 +22,7 @@ from lora_core.errors import (
 )
 from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch, LoraStatus
 from lora_core.quota import QuotaPolicy
+from tests.fakefal import JobFailure
 from tests.plans import explain_selects
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
@@ -143,6 +144,39 @@ def test_a_fal_failure_stores_no_image_and_frees_the_slot(engine, add_lora, gene
     images, batches = stored(engine)
     assert len(images) == 4
     assert [b.status for b in batches].count(BatchStatus.SUCCEEDED) == 1
+
+
+def test_a_job_fal_failed_is_a_failed_batch_with_fals_reason_and_a_free_slot(
+    engine, add_lora, generate, fake_fal, policy
+):
+    lora = add_lora()
+    fake_fal.script.job_failure = JobFailure("CUDA out of memory", "runner_server_error", 500)
+
+    with pytest.raises(GenerationFailed):
+        generate(lora.id, "a cat")
+
+    images, [batch] = stored(engine)
+    assert images == [] and batch.status == BatchStatus.FAILED
+    assert "CUDA out of memory" in batch.error
+    with session_scope(engine) as session:
+        assert quota.get_status(session=session, policy=policy, user="ann").used == 0
+
+
+def test_a_lost_submit_answer_fails_the_batch_frees_the_slot_and_is_not_resent(
+    engine, add_lora, generate, fake_fal, policy
+):
+    lora = add_lora()
+    fake_fal.script.dropped_submit_answers = 1
+
+    with pytest.raises(GenerationFailed, match="fal may still run it"):
+        generate(lora.id, "a cat")
+
+    assert len(fake_fal.submissions) == 1
+    images, [batch] = stored(engine)
+    assert images == [] and batch.status == BatchStatus.FAILED
+    assert batch.error.startswith("fal may have received this request")
+    with session_scope(engine) as session:
+        assert quota.get_status(session=session, policy=policy, user="ann").used == 0
 
 
 def test_expired_weights_are_reported_and_cost_no_slot(engine, add_lora, generate, fake_fal):

@@ -19,7 +19,7 @@ from lora_core.trainer import (
     check_trigger_word,
     training_archive,
 )
-from tests.fakefal import TRAINING_PATH
+from tests.fakefal import TRAINING_PATH, JobFailure
 
 
 def picture(name: str, size: tuple[int, int] = (512, 512)) -> UploadedFile:
@@ -115,11 +115,19 @@ def test_steps_are_bounded(steps, ok):
             check_steps(steps)
 
 
+def submit(fal_trainer: FalTrainer, *, is_style: bool = True) -> str:
+    return fal_trainer.submit(
+        images_url="https://x/y.zip", trigger_word="sks", steps=100, is_style=is_style
+    )
+
+
 def test_fal_trainer_uploads_submits_and_follows_the_job(fal_trainer: FalTrainer, fake_fal):
     archive = training_archive(pictures(5))
 
     images_url = fal_trainer.upload(archive)
-    request_id = fal_trainer.submit(images_url=images_url, trigger_word="sks-style", steps=1200)
+    request_id = fal_trainer.submit(
+        images_url=images_url, trigger_word="sks-style", steps=1200, is_style=True
+    )
     states = [fal_trainer.state(request_id) for _ in range(4)]
 
     path = images_url.removeprefix(fake_fal.url)
@@ -130,21 +138,49 @@ def test_fal_trainer_uploads_submits_and_follows_the_job(fal_trainer: FalTrainer
         "images_data_url": images_url,
         "trigger_word": "sks-style",
         "steps": 1200,
+        "is_style": True,
+        "create_masks": False,
+        "data_archive_format": "zip",
     }
     assert [state.stage for state in states] == ["queued", "queued", "running", "completed"]
     assert [states[0].queue_position, states[1].queue_position] == [1, 0]
     assert states[2].logs == ("Loading LoRA weights", "Denoising 28/28")
-    assert fal_trainer.weights_url(request_id) == (
+    files = fal_trainer.files(request_id)
+    assert files.weights_url == (
         f"{fake_fal.url}/files/{request_id}/pytorch_lora_weights.safetensors"
     )
+    assert files.config_url == f"{fake_fal.url}/files/{request_id}/config.json"
 
 
-def test_a_job_that_failed_on_fal_says_why(fal_trainer: FalTrainer, fake_fal):
-    fake_fal.script.result_error = (422, [{"msg": "Too few faces in the images"}])
-    request_id = fal_trainer.submit(images_url="https://x/y.zip", trigger_word="sks", steps=100)
+def test_a_subject_keeps_fals_masks(fal_trainer: FalTrainer, fake_fal):
+    submit(fal_trainer, is_style=False)
+
+    [submission] = fake_fal.training_submissions
+    assert (submission.body["is_style"], submission.body["create_masks"]) == (False, True)
+
+
+def test_a_job_that_failed_on_fal_says_why_when_asked_its_state(fal_trainer: FalTrainer, fake_fal):
+    fake_fal.script.job_failure = JobFailure("Too few faces in the images", "bad_request", 422)
+    fake_fal.script.queue_positions = []
+    request_id = submit(fal_trainer)
+    assert fal_trainer.state(request_id).stage == "running"
 
     with pytest.raises(TrainingFailed, match="Too few faces in the images") as failure:
-        fal_trainer.weights_url(request_id)
+        fal_trainer.state(request_id)
+
+    assert failure.value.job_failed
+
+
+@pytest.mark.parametrize(("status", "detail"), [(422, "Images too small"), (500, "GPU on fire")])
+def test_a_result_fal_answers_with_an_error_is_the_jobs_failure(
+    fal_trainer, fake_fal, status, detail
+):
+    """fal's own error answer from the result URL of a finished job is final."""
+    fake_fal.script.result_error = (status, detail)
+    request_id = submit(fal_trainer)
+
+    with pytest.raises(TrainingFailed, match=detail) as failure:
+        fal_trainer.files(request_id)
 
     assert failure.value.job_failed
 
@@ -153,26 +189,76 @@ def test_a_refused_key_names_the_setting_and_is_not_the_jobs_failure(fal_trainer
     fake_fal.script.submit_error = (401, "Invalid key")
 
     with pytest.raises(TrainingFailed, match="FAL_KEY") as failure:
-        fal_trainer.submit(images_url="https://x/y.zip", trigger_word="sks", steps=100)
+        submit(fal_trainer)
 
     assert not failure.value.job_failed
 
 
-def test_a_job_fal_does_not_know_is_not_taken_for_a_failed_one(fal_trainer, fake_fal):
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_key_refused_at_upload_says_check_fal_key(fal_trainer, fake_fal, status):
+    fake_fal.script.cdn_token_error = status
+
     with pytest.raises(TrainingFailed) as failure:
+        fal_trainer.upload(training_archive(pictures(5)))
+
+    assert f"fal refused the API key (HTTP {status}). Check the FAL_KEY setting." == str(
+        failure.value
+    )
+    assert "connection" not in str(failure.value)
+
+
+def test_an_upload_the_cdn_refuses_goes_through_fals_fallback(fal_trainer, fake_fal):
+    fake_fal.script.cdn_upload_error = 500
+    archive = training_archive(pictures(5))
+
+    url = fal_trainer.upload(archive)
+
+    assert fake_fal.uploads[url.removeprefix(fake_fal.url)] == archive
+    assert [r.path for r in fake_fal.requests if r.path.startswith("/storage/upload")] == [
+        "/storage/upload/initiate"
+    ]
+
+
+def test_a_large_archive_goes_up_in_parts(fal_trainer, fake_fal, monkeypatch):
+    import fal_client.client
+
+    monkeypatch.setattr(fal_client.client, "MULTIPART_THRESHOLD", 20_000)
+    monkeypatch.setattr(fal_client.client, "MULTIPART_CHUNK_SIZE", 8_000)
+    archive = training_archive(pictures(5))
+    assert len(archive) > 20_000  # three parts and a bit
+
+    url = fal_trainer.upload(archive)
+
+    assert fake_fal.uploads[url.removeprefix(fake_fal.url)] == archive
+    assert any(r.path.endswith("/complete") for r in fake_fal.requests)
+
+
+def test_a_job_fal_no_longer_knows_fails_with_a_clear_reason(fal_trainer, fake_fal):
+    with pytest.raises(TrainingFailed, match="fal no longer knows this training") as failure:
         fal_trainer.state("no-such-request")
 
-    assert not failure.value.job_failed
+    assert failure.value.job_failed
     assert [r.path for r in fake_fal.requests] == [
         f"{TRAINING_PATH}/requests/no-such-request/status"
     ]
+
+
+def test_a_lost_submit_answer_is_not_resubmitted(fal_trainer, fake_fal, caplog):
+    fake_fal.script.dropped_submit_answers = 1
+
+    with pytest.raises(TrainingFailed, match="fal may still run it") as failure:
+        submit(fal_trainer)
+
+    assert not failure.value.job_failed
+    assert len(fake_fal.training_submissions) == 1 and len(fake_fal.jobs) == 1
+    assert "answer to a training submit was lost" in caplog.text
 
 
 def test_the_preview_trainer_runs_for_its_time_even_across_restarts(media_store):
     trainer = PreviewTrainer(media_store, seconds=0.3)
 
     url = trainer.upload(training_archive(pictures(5)))
-    request_id = trainer.submit(images_url=url, trigger_word="sks", steps=100)
+    request_id = trainer.submit(images_url=url, trigger_word="sks", steps=100, is_style=True)
     running = trainer.state(request_id)
     time.sleep(0.35)
     restarted = PreviewTrainer(media_store, seconds=0.3)  # knows nothing but the request id
@@ -180,7 +266,7 @@ def test_the_preview_trainer_runs_for_its_time_even_across_restarts(media_store)
     assert url.startswith("app/static/media/training/") and url.endswith(".zip")
     assert running.stage == "running" and "no fal key" in running.logs[0]
     assert restarted.state(request_id).stage == "completed"
-    assert restarted.weights_url(request_id).endswith(".safetensors")
+    assert restarted.files(request_id).weights_url.endswith(".safetensors")
 
 
 @pytest.mark.parametrize("request_id", ["req-1", "c0ffee-1234", "preview-soon"])
@@ -191,12 +277,22 @@ def test_the_preview_trainer_leaves_real_jobs_alone(media_store, request_id):
     assert not failure.value.job_failed  # so the LoRA stays pending, untouched
 
 
-@pytest.mark.parametrize("status", [500, 503])  # 429: fal_client retries it for a minute
-def test_fals_own_trouble_reading_a_result_is_not_the_jobs_failure(fal_trainer, fake_fal, status):
-    fake_fal.script.result_error = (status, "try later")
-    request_id = fal_trainer.submit(images_url="https://x/y.zip", trigger_word="sks", steps=100)
+@pytest.mark.parametrize(
+    "trouble",
+    [{"gateway_errors": {"result": [502] * 10}}, {"stall": {"result": 30.0}}],
+    ids=["gateway", "stalled"],
+)
+def test_trouble_reaching_fal_is_not_the_jobs_failure(fal_trainer, fake_fal, monkeypatch, trouble):
+    from lora_core import trainer
+
+    monkeypatch.setattr(trainer, "STATE_SECONDS", 1.0)
+    for name, value in trouble.items():
+        setattr(fake_fal.script, name, value)
+    request_id = submit(fal_trainer)
+    started = time.monotonic()
 
     with pytest.raises(TrainingFailed) as failure:
-        fal_trainer.weights_url(request_id)
+        fal_trainer.files(request_id)
 
     assert not failure.value.job_failed  # so the LoRA stays pending and is asked again
+    assert time.monotonic() - started < 3

@@ -16,6 +16,7 @@ from lora_core.models import LoraStatus, LoraTraining
 from lora_core.trainer import FalTrainer, UploadedFile
 from lora_core.training import TrainingPolicy
 from tests.conftest import NOW, TEST_FAL_KEY
+from tests.fakefal import JobFailure
 from tests.race import race
 from tests.test_trainer import pictures
 
@@ -164,10 +165,16 @@ def test_a_finished_training_completes_with_its_weights_and_can_generate(
     service.check_ready(row)  # the Generate button is there
 
 
+@pytest.mark.parametrize("how", ["job", "result"])
 def test_a_training_that_failed_on_fal_is_marked_failed_with_the_reason(
-    start, engine, fake_fal, training_policy
+    start, engine, fake_fal, training_policy, how
 ):
-    fake_fal.script.result_error = (422, [{"msg": "Images too small to train"}])
+    """fal reports a failed job as COMPLETED with an error, or answers its result with
+    one: either is final, never a training polled forever."""
+    if how == "job":
+        fake_fal.script.job_failure = JobFailure("Images too small to train", "bad_request", 422)
+    else:
+        fake_fal.script.result_error = (500, "Images too small to train")
     lora = start()
 
     view = refresh(engine, training_policy, lora.id, times=4)
@@ -175,10 +182,30 @@ def test_a_training_that_failed_on_fal_is_marked_failed_with_the_reason(
     assert view.lora.status == LoraStatus.FAILED
     assert "Images too small to train" in view.lora.error
     assert stored(engine)[0].status == LoraStatus.FAILED
+    polls = len(fake_fal.status_polls)
+    refresh(engine, training_policy, lora.id, times=2)
+    assert len(fake_fal.status_polls) == polls  # never asked about again
 
 
-def test_a_job_fal_cannot_report_on_stays_pending(engine, add_lora, fake_fal, training_policy):
-    lora = add_lora("theirs", status=LoraStatus.PENDING, weights_url=None)  # another app's
+def test_a_job_fal_no_longer_knows_ends_failed_with_the_reason(
+    engine, add_lora, fake_fal, training_policy
+):
+    lora = add_lora("theirs", status=LoraStatus.PENDING, weights_url=None)  # request id unknown
+
+    view = refresh(engine, training_policy, lora.id)
+
+    assert view.lora.status == LoraStatus.FAILED
+    assert "fal no longer knows this training" in view.lora.error
+
+
+def test_a_job_fal_cannot_be_asked_about_stays_pending(
+    start, engine, fake_fal, training_policy, monkeypatch
+):
+    from lora_core import trainer
+
+    monkeypatch.setattr(trainer, "STATE_SECONDS", 1.0)  # a page view gives up on fal so soon
+    lora = start()
+    fake_fal.script.gateway_errors = {"status": [503] * 20}
 
     view = refresh(engine, training_policy, lora.id)
 
