@@ -52,6 +52,9 @@ def show_header(lora: LoraTraining, image_count: int) -> None:
     if lora.lora_weights_url:
         st.caption("Weights URL")
         st.code(lora.lora_weights_url, language=None)
+    if lora.weights_copy_url:
+        st.caption("LoRA Studio's copy of the weights (fal's links expire)")
+        st.code(lora.weights_copy_url, language=None)
 
 
 def show_generate_action(lora: LoraTraining) -> bool:
@@ -273,6 +276,7 @@ try:
             trainer=context.trainer(),
             policy=context.training_policy(),
             lora=lora,
+            store=context.media_store(),
         ).lora
     # A batch of this LoRA that a dead process left pending is finished before listing.
     context.resume_stale_batches(lora_id=lora.id)

@@ -186,11 +186,12 @@ def show_training(lora: LoraTraining, state: TrainingState | None) -> None:
 def show_trainings(user: str) -> None:
     """The user's trainings; the pending ones asked from fal on every run."""
     engine, trainer, policy = context.engine(), context.trainer(), context.training_policy()
+    store = context.media_store()
     try:
         with session_scope(engine) as session:
             loras = training.list_trainings(session=session, user=user)
         views = [
-            training.refresh(engine=engine, trainer=trainer, policy=policy, lora=lora)
+            training.refresh(engine=engine, trainer=trainer, policy=policy, lora=lora, store=store)
             for lora in loras
         ]
     except LoraStudioError as error:
@@ -226,6 +227,12 @@ def show_register_form(user: str) -> None:
         )
         trigger_word = st.text_input("Trigger word", key="register_trigger", max_chars=64)
         name = st.text_input("Name (optional)", key="register_name", max_chars=80)
+        keep_copy = st.checkbox(
+            "Keep a copy of the weights",
+            value=True,
+            key="register_keep_copy",
+            help="Links to weights expire (fal's do): a copy keeps the LoRA usable.",
+        )
         submitted = st.form_submit_button(
             "Register LoRA", type="primary", icon=":material/add_link:"
         )
@@ -240,11 +247,17 @@ def show_register_form(user: str) -> None:
                 trigger_word=trigger_word,
                 name=name,
                 allow_private_hosts=context.get_settings().allow_private_weights_urls,
+                keep_copy_in=context.media_store() if keep_copy else None,
             )
     except LoraStudioError as error:
         show_error(error)
         return
     st.success(f"“{md(lora_title(lora))}” is in the gallery.", icon=":material/check_circle:")
+    if keep_copy and not lora.weights_copy_url:
+        st.warning(
+            "The weights could not be copied just now; `python -m lora_core.repair` tries again.",
+            icon=":material/cloud_off:",
+        )
     st.page_link(
         "app_pages/lora.py",
         label="Open its page",

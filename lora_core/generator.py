@@ -66,6 +66,9 @@ ProgressCallback = Callable[[Progress], None]
 
 
 class ImageGenerator(Protocol):
+    # Whether the LoRA's weights URL must be one the generator can download (fal does).
+    downloads_weights: bool
+
     def generate(
         self, request: GenerationRequest, on_progress: ProgressCallback | None = None
     ) -> GenerationResult: ...
@@ -111,6 +114,7 @@ class FalGenerator:
 
     key: str = field(repr=False)
     timeout_seconds: float = 180
+    downloads_weights: bool = field(default=True, init=False)
     # fal_client's own default. fal's answer is only seen at the next poll: 0.25 s put the
     # app's overhead at 7 % of a 2-second generation, 0.1 s at under 5 %
     # (benchmarks/generation.py).
@@ -309,6 +313,7 @@ class PreviewGenerator:
 
     store: MediaStore
     size: int = 1024
+    downloads_weights: bool = field(default=False, init=False)
 
     def generate(
         self, request: GenerationRequest, on_progress: ProgressCallback | None = None

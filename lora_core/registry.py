@@ -15,10 +15,12 @@ import httpx
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
+from lora_core import weights
 from lora_core.clock import to_iso, utc_now
 from lora_core.db import session_scope
 from lora_core.errors import InvalidRegistration
 from lora_core.models import LoraStatus, LoraTraining
+from lora_core.storage import MediaStore
 
 REGISTERED_PREFIX = "registered-"
 MAX_TRIGGER_WORD = 64
@@ -121,11 +123,14 @@ def register_lora(
     trigger_word: str,
     name: str = "",
     allow_private_hosts: bool = False,
+    keep_copy_in: MediaStore | None = None,
     now: datetime | None = None,
 ) -> LoraTraining:
     """Add a `completed` LoRA with these weights; InvalidRegistration says what is wrong.
     `allow_private_hosts` lets weights on a private network (or this machine) be checked:
-    for a deployment inside one, and for tests."""
+    for a deployment inside one, and for tests. With `keep_copy_in`, the weights are also
+    copied into that store (links elsewhere expire too); `weights_copy_url` stays empty if
+    the copy fails now (`repair` tries again)."""
     word = _clean(
         trigger_word,
         label="trigger word",
@@ -157,4 +162,6 @@ def register_lora(
         session.add(lora)
         session.commit()
         session.refresh(lora)
+    if keep_copy_in is not None:
+        lora = weights.copy_files(engine=engine, store=keep_copy_in, lora=lora)
     return lora

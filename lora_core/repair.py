@@ -1,10 +1,14 @@
-"""Copy every image of ours still served from fal's URL into our store.
+"""Copy into our store what still lives only on fal's (expiring) URLs.
 
     python -m lora_core.repair
 
-A copy fails when fal's CDN is briefly unreachable; generation then keeps fal's URL (nothing
-is lost) and this command finishes the job later. Only our own rows (with a batch) are
-touched: rows of the original app keep their URLs, which that app must be able to open.
+- Images of ours still served from fal's URL. A copy fails when fal's CDN is briefly
+  unreachable; generation then keeps fal's URL (nothing is lost) and this command finishes
+  the job later. Only our own rows (with a batch) are touched: rows of the original app
+  keep their URLs, which that app must be able to open.
+- The weights (and training config) of every completed LoRA that has no copy yet: trained
+  here before copies were kept, by the original app, or registered without one. Their
+  `lora_weights_url` stays the original.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select, update
 from sqlmodel import col
 
+from lora_core import weights
 from lora_core.db import create_db_engine, session_scope
 from lora_core.errors import LoraStudioError
-from lora_core.models import GeneratedImage
+from lora_core.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.settings import load_settings, read_secrets_file
-from lora_core.storage import MediaStore, build_store, copy_images
+from lora_core.storage import MediaStore, build_store, copy_images, is_remote
 
 CHUNK = 8
 
@@ -59,18 +64,42 @@ def repair_images(*, engine: Engine, store: MediaStore) -> RepairReport:
     return RepairReport(copied=copied, failed=failed)
 
 
+def repair_weights(*, engine: Engine, store: MediaStore) -> RepairReport:
+    """Copy the weights of completed LoRAs that have no copy of them yet."""
+    with session_scope(engine) as session:
+        loras = list(
+            session.scalars(
+                select(LoraTraining)
+                .where(col(LoraTraining.status) == LoraStatus.COMPLETED)
+                .where(col(LoraTraining.lora_weights_url).is_not(None))
+                .where(col(LoraTraining.weights_copy_url).is_(None))
+            )
+        )
+    copied = failed = 0
+    for lora in loras:
+        if not is_remote(lora.lora_weights_url or ""):
+            continue  # a preview LoRA: nothing to fetch
+        stored = weights.copy_files(engine=engine, store=store, lora=lora)
+        if stored.weights_copy_url:
+            copied += 1
+        else:
+            failed += 1
+    return RepairReport(copied=copied, failed=failed)
+
+
 def main() -> int:
     try:
         settings = load_settings(read_secrets_file())
-        report = repair_images(
-            engine=create_db_engine(settings.database.direct),
-            store=build_store(settings),
-        )
+        engine = create_db_engine(settings.database.direct)
+        store = build_store(settings)
+        images = repair_images(engine=engine, store=store)
+        loras = repair_weights(engine=engine, store=store)
     except LoraStudioError as error:
         print(f"Nothing repaired: {error}", file=sys.stderr)
         return 1
-    print(f"Copied {report.copied} images; {report.failed} still unreachable.")
-    return 0 if report.failed == 0 else 2
+    print(f"Copied {images.copied} images; {images.failed} still unreachable.")
+    print(f"Copied the weights of {loras.copied} LoRAs; {loras.failed} still unreachable.")
+    return 0 if images.failed == loras.failed == 0 else 2
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, Integer, cast, func, literal, select, update
 from sqlmodel import col
 
-from lora_core import queries, quota, storage
+from lora_core import queries, quota, storage, weights
 from lora_core.clock import parse_iso, to_iso, utc_now
 from lora_core.db import session_scope
 from lora_core.errors import (
@@ -114,6 +114,10 @@ def generate(
     text = clean_prompt(prompt)  # what fal gets; what is stored is the prompt as typed
     typed = prompt or ""
     lora = ready_lora(engine=engine, lora_id=lora_id)
+    # Before a slot is spent: weights fal can download (fal's, or our public copy).
+    weights_url = (
+        weights.url_for_fal(lora) if generator.downloads_weights else lora.lora_weights_url or ""
+    )
     batch_id = quota.reserve(
         engine=engine, policy=policy, user=user, lora_id=lora.id, prompt=typed, now=now
     )
@@ -122,7 +126,7 @@ def generate(
             GenerationRequest(
                 batch_id=batch_id,
                 full_prompt=full_prompt(text, lora.trigger_word),
-                weights_url=lora.lora_weights_url or "",
+                weights_url=weights_url,
                 lora_label=lora.trigger_word,
             ),
             on_progress=_recording_request_id(engine, batch_id, on_progress),

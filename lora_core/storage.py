@@ -8,6 +8,7 @@ static directory, so every stored image has a URL that opens in a new browser ta
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 
 import boto3
 import httpx
+from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import SecretStr
@@ -27,8 +29,12 @@ MAX_IMAGE_BYTES = 50 * 1024 * 1024
 
 
 class MediaStore(Protocol):
-    def save(self, relative_path: str, data: bytes) -> str:
+    def save(self, relative_path: str, data: bytes, *, content_type: str = "image/jpeg") -> str:
         """Store `data` and return the URL that serves it; OSError when it cannot."""
+        ...
+
+    def save_file(self, relative_path: str, path: Path, *, content_type: str) -> str:
+        """Store the file at `path` (large ones: weights) without reading it into memory."""
         ...
 
 
@@ -37,16 +43,27 @@ class LocalMediaStore:
     root: Path
     url_prefix: str
 
-    def save(self, relative_path: str, data: bytes) -> str:
+    def save(self, relative_path: str, data: bytes, *, content_type: str = "image/jpeg") -> str:
         """Write `data` under the store and return the URL that serves it."""
-        target = (self.root / relative_path).resolve()
-        if not target.is_relative_to(self.root.resolve()):
-            raise ValueError(f"path escapes the media folder: {relative_path}")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = self._target(relative_path)
         temporary = target.with_suffix(target.suffix + ".part")
         temporary.write_bytes(data)
         temporary.replace(target)
         return f"{self.url_prefix}/{relative_path}"
+
+    def save_file(self, relative_path: str, path: Path, *, content_type: str) -> str:
+        target = self._target(relative_path)
+        temporary = target.with_suffix(target.suffix + ".part")
+        shutil.copyfile(path, temporary)
+        temporary.replace(target)
+        return f"{self.url_prefix}/{relative_path}"
+
+    def _target(self, relative_path: str) -> Path:
+        target = (self.root / relative_path).resolve()
+        if not target.is_relative_to(self.root.resolve()):
+            raise ValueError(f"path escapes the media folder: {relative_path}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
 
     def path_for(self, url: str) -> Path | None:
         """The file behind one of our URLs, or None for a URL we did not issue."""
@@ -80,15 +97,29 @@ class S3MediaStore:
             config=Config(retries={"max_attempts": 3}, connect_timeout=5, read_timeout=30),
         )
 
-    def save(self, relative_path: str, data: bytes) -> str:
-        key = f"{self.prefix.strip('/')}/{relative_path}".lstrip("/")
+    def save(self, relative_path: str, data: bytes, *, content_type: str = "image/jpeg") -> str:
+        key = self._key(relative_path)
         try:
             self._client.put_object(
-                Bucket=self.bucket, Key=key, Body=data, ContentType="image/jpeg"
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
             )
         except (BotoCoreError, ClientError) as error:
             raise OSError(f"could not store {key} in bucket {self.bucket}: {error}") from error
         return f"{self.public_url.rstrip('/')}/{key}"
+
+    def save_file(self, relative_path: str, path: Path, *, content_type: str) -> str:
+        """Uploaded by boto3 in parts when large."""
+        key = self._key(relative_path)
+        try:
+            self._client.upload_file(
+                str(path), self.bucket, key, ExtraArgs={"ContentType": content_type}
+            )
+        except (BotoCoreError, ClientError, S3UploadFailedError) as error:
+            raise OSError(f"could not store {key} in bucket {self.bucket}: {error}") from error
+        return f"{self.public_url.rstrip('/')}/{key}"
+
+    def _key(self, relative_path: str) -> str:
+        return f"{self.prefix.strip('/')}/{relative_path}".lstrip("/")
 
 
 def _download(client: httpx.Client, url: str) -> bytes:

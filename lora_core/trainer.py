@@ -352,7 +352,9 @@ class PreviewTrainer:
 
     def upload(self, archive: bytes) -> str:
         try:
-            return self.store.save(f"training/{uuid.uuid4().hex}.zip", archive)
+            return self.store.save(
+                f"training/{uuid.uuid4().hex}.zip", archive, content_type="application/zip"
+            )
         except OSError:
             raise TrainingFailed(
                 "Could not save the training images: the media folder is not writable."

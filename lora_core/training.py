@@ -18,11 +18,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Engine, delete, func, insert, literal, select, update
 from sqlmodel import Session, col
 
+from lora_core import weights
 from lora_core.clock import parse_iso, to_iso, utc_now
 from lora_core.db import session_scope
 from lora_core.errors import TrainingFailed, TrainingQuotaExceeded
 from lora_core.models import LoraStatus, LoraTraining
 from lora_core.quota import QuotaStatus
+from lora_core.storage import MediaStore
 from lora_core.trainer import (
     TrainedFiles,
     Trainer,
@@ -191,10 +193,12 @@ def refresh(
     trainer: Trainer,
     policy: TrainingPolicy,
     lora: LoraTraining,
+    store: MediaStore | None = None,
     now: datetime | None = None,
 ) -> TrainingView:
     """`lora` (a row just read) with its state brought up to date from the trainer: a
-    finished job becomes `completed` (with its weights) or `failed` (with the reason)."""
+    finished job becomes `completed` (with its weights, copied into `store`, as fal's
+    expire) or `failed` (with the reason)."""
     now = now or utc_now()
     if lora.status != LoraStatus.PENDING:
         return TrainingView(lora)
@@ -204,7 +208,8 @@ def refresh(
         )
     if lora.request_id.startswith(RESERVED_PREFIX):
         if parse_iso(lora.created_at) < now - policy.abandoned_after:
-            return TrainingView(_finish(engine, lora.id, error="The training was never submitted."))
+            never = "The training was never submitted."
+            return TrainingView(_finish(engine, lora.id, error=never)[0])
         return TrainingView(lora, TrainingState("queued"))
     try:
         state = trainer.state(lora.request_id)
@@ -214,8 +219,11 @@ def refresh(
     except TrainingFailed as error:
         if not error.job_failed:  # fal could not be asked: the job may still run
             return TrainingView(lora)
-        return TrainingView(_finish(engine, lora.id, error=str(error)))
-    return TrainingView(_finish(engine, lora.id, files=files), state)
+        return TrainingView(_finish(engine, lora.id, error=str(error))[0])
+    finished, by_us = _finish(engine, lora.id, files=files)
+    if by_us and store is not None:  # once, by whoever completed it
+        finished = weights.copy_files(engine=engine, store=store, lora=finished)
+    return TrainingView(finished, state)
 
 
 def _finish(
@@ -224,9 +232,10 @@ def _finish(
     *,
     files: TrainedFiles | None = None,
     error: str | None = None,
-) -> LoraTraining:
+) -> tuple[LoraTraining, bool]:
     """Completed with the trained files, or failed with the reason; only a row still
-    pending changes (two viewers may finish it at once)."""
+    pending changes (two viewers may finish it at once). Returns the row and whether
+    this call changed it."""
     values: dict[str, object] = {"status": LoraStatus.FAILED, "error": error and error[:1000]}
     if files is not None:
         values = {
@@ -235,16 +244,16 @@ def _finish(
             "config_url": files.config_url,
         }
     with session_scope(engine) as session:
-        session.execute(
+        changed = session.execute(
             update(LoraTraining)
             .where(col(LoraTraining.id) == lora_id)
             .where(col(LoraTraining.status) == LoraStatus.PENDING)
             .values(**values)
-        )
+        ).rowcount
         session.commit()
         lora = session.get(LoraTraining, lora_id)
     assert lora is not None
-    return lora
+    return lora, changed == 1
 
 
 def list_trainings(*, session: Session, user: str, limit: int = 20) -> list[LoraTraining]:

@@ -1,0 +1,167 @@
+"""Durable LoRA weights: fal's files expire, so a trained (or registered) LoRA's weights and
+config are copied into our store, and generation gives fal a URL it can still download."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from lora_core import registry, repair, service, training, weights
+from lora_core.db import session_scope
+from lora_core.errors import WeightsUnavailable
+from lora_core.models import GenerationBatch, LoraStatus, LoraTraining
+from lora_core.trainer import FalTrainer
+from lora_core.training import TrainingPolicy
+from tests.conftest import TEST_FAL_KEY
+from tests.fakefal import weights_bytes
+from tests.test_trainer import pictures
+
+POLICY = TrainingPolicy(limit=9, window=timedelta(hours=24))
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, media_store):
+    """Either store a deployment may use: the local media folder or an S3 bucket."""
+    return media_store if request.param == "local" else request.getfixturevalue("s3_store")
+
+
+def read(store, url: str) -> bytes:
+    if url.startswith("http"):
+        return httpx.get(url).content
+    return store.path_for(url).read_bytes()
+
+
+def trained(engine, fal_trainer, store) -> LoraTraining:
+    """A LoRA trained on the fake fal, followed until fal reports it complete."""
+    lora = training.start_training(
+        engine=engine, trainer=fal_trainer, policy=POLICY, user="ann",
+        files=pictures(5), trigger_word="sks", steps=100,
+    )  # fmt: skip
+    for _ in range(4):
+        with session_scope(engine) as session:
+            row = session.get(LoraTraining, lora.id)
+        lora = training.refresh(
+            engine=engine, trainer=FalTrainer(key=TEST_FAL_KEY), policy=POLICY, lora=row,
+            store=store,
+        ).lora  # fmt: skip
+    assert lora.status == LoraStatus.COMPLETED
+    return lora
+
+
+def test_a_completed_training_keeps_its_weights_and_config_in_our_store(
+    engine, fal_trainer, fake_fal, store
+):
+    lora = trained(engine, fal_trainer, store)
+
+    fal_url = f"{fake_fal.url}/files/{lora.request_id}"
+    assert lora.lora_weights_url == f"{fal_url}/pytorch_lora_weights.safetensors"  # fal's
+    assert lora.config_url == f"{fal_url}/config.json"
+    assert lora.weights_copy_url.endswith(f"loras/{lora.id}/weights.safetensors")
+    assert read(store, lora.weights_copy_url) == weights_bytes(lora.request_id)
+    assert lora.request_id in read(store, lora.config_copy_url).decode()
+
+
+def test_a_copy_that_fails_leaves_the_lora_usable_and_repair_makes_it_later(
+    engine, fal_trainer, fake_fal, media_store
+):
+    lora = training.start_training(
+        engine=engine, trainer=fal_trainer, policy=POLICY, user="ann",
+        files=pictures(5), trigger_word="sks", steps=100,
+    )  # fmt: skip
+    fake_fal.script.files_missing = True  # fal's CDN does not answer when we copy
+    for _ in range(4):
+        with session_scope(engine) as session:
+            row = session.get(LoraTraining, lora.id)
+        lora = training.refresh(
+            engine=engine, trainer=fal_trainer, policy=POLICY, lora=row, store=media_store
+        ).lora
+    assert lora.status == LoraStatus.COMPLETED and lora.weights_copy_url is None
+
+    assert repair.repair_weights(engine=engine, store=media_store) == repair.RepairReport(0, 1)
+    fake_fal.script.files_missing = False
+    assert repair.repair_weights(engine=engine, store=media_store) == repair.RepairReport(1, 0)
+    assert repair.repair_weights(engine=engine, store=media_store) == repair.RepairReport(0, 0)
+    with session_scope(engine) as session:
+        copied = session.get(LoraTraining, lora.id)
+    assert read(media_store, copied.weights_copy_url) == weights_bytes(lora.request_id)
+
+
+def generate(engine, fal_generator, policy, lora_id: str):
+    return service.generate(
+        engine=engine, generator=fal_generator, policy=policy, user="ann",
+        lora_id=lora_id, prompt="a cat",
+    )  # fmt: skip
+
+
+def batches(engine) -> list[GenerationBatch]:
+    with session_scope(engine) as session:
+        return list(session.scalars(select(GenerationBatch)))
+
+
+def test_fal_gets_its_own_weights_url_while_it_answers(
+    engine, fal_trainer, fal_generator, fake_fal, s3_store, policy
+):
+    lora = trained(engine, fal_trainer, s3_store)
+
+    generate(engine, fal_generator, policy, lora.id)
+
+    assert fake_fal.submissions[-1].body["loras"][0]["path"] == lora.lora_weights_url
+
+
+def test_once_fals_weights_expired_fal_gets_our_public_copy(
+    engine, fal_trainer, fal_generator, fake_fal, s3_store, policy
+):
+    lora = trained(engine, fal_trainer, s3_store)
+    fake_fal.script.files_missing = True  # fal's media expired
+
+    outcome = generate(engine, fal_generator, policy, lora.id)
+
+    assert fake_fal.submissions[-1].body["loras"][0]["path"] == lora.weights_copy_url
+    assert lora.weights_copy_url.startswith(s3_store.public_url)
+    assert len(outcome.images) == 4
+
+
+@pytest.mark.parametrize("copy", ["local", "none"])
+def test_expired_weights_fal_cannot_get_elsewhere_are_refused_before_a_slot(
+    engine, fal_trainer, fal_generator, fake_fal, media_store, policy, copy
+):
+    lora = trained(engine, fal_trainer, media_store if copy == "local" else None)
+    fake_fal.script.files_missing = True
+    submitted = len(fake_fal.submissions)
+
+    with pytest.raises(WeightsUnavailable) as caught:
+        generate(engine, fal_generator, policy, lora.id)
+
+    assert str(caught.value) == (weights.LOCAL_COPY if copy == "local" else weights.NO_COPY)
+    assert batches(engine) == []  # no slot was reserved
+    assert len(fake_fal.submissions) == submitted  # fal was not called
+
+
+def test_weights_that_cannot_be_asked_about_from_here_are_left_to_fal(monkeypatch):
+    """A network error here says nothing of what fal can reach: fal's URL is used."""
+    lora = LoraTraining(
+        id="l", request_id="r", wallet_address="a", trigger_word="t", status="completed",
+        created_at="2026-01-01T00:00:00.000Z",
+        lora_weights_url="https://no-such-host.invalid/w.safetensors",
+    )  # fmt: skip
+
+    assert weights.url_for_fal(lora) == lora.lora_weights_url
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_registered_lora_keeps_a_copy_when_asked(engine, fake_fal, media_store, keep):
+    url = f"{fake_fal.url}/files/elsewhere/pytorch_lora_weights.safetensors"
+
+    lora = registry.register_lora(
+        engine=engine, user="ann", weights_url=url, trigger_word="mine",
+        allow_private_hosts=True, keep_copy_in=media_store if keep else None,
+    )  # fmt: skip
+
+    assert lora.lora_weights_url == url
+    if keep:
+        assert read(media_store, lora.weights_copy_url) == weights_bytes("elsewhere")
+    else:
+        assert lora.weights_copy_url is None
