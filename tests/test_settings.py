@@ -148,3 +148,16 @@ def test_a_turso_url_that_is_not_a_server_address_is_named():
         load_settings({"TURSO_DATABASE_URL": "studio-team.turso.io"})
 
     assert "libsql://" in str(raised.value)
+
+
+def test_a_key_id_and_secret_are_credentials_as_fal_client_reads_them():
+    settings = load_settings({"FAL_KEY_ID": "id", "FAL_KEY_SECRET": "hush-7f3a"})
+
+    assert settings.fal_credentials == "id:hush-7f3a"
+    assert not settings.preview_mode
+    assert "hush-7f3a" not in repr(settings)
+
+
+def test_a_key_id_without_its_secret_is_named():
+    with pytest.raises(SettingsError, match="FAL_KEY_ID and FAL_KEY_SECRET go together"):
+        load_settings({"FAL_KEY_ID": "id"})
