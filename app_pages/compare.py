@@ -44,6 +44,7 @@ def generate_missing(missing: list[str], prompt: str, labels: dict[str, str]) ->
                     lora_id=lora_id,
                     prompt=prompt,
                     store=context.media_store(),
+                    allow_private_weights=context.get_settings().allow_private_weights_urls,
                 )
             except LoraStudioError as error:
                 progress.update(label=f"{md(labels[lora_id])}: not generated", state="error")

@@ -60,8 +60,8 @@ for start in range(0, len(summaries), CARDS_PER_ROW):
             status_badge(lora.status)
             st.caption(
                 (f"Trigger word: {md(lora.trigger_word)} · " if lora.name else "")
-                + f"{summary.image_count} images · {lora.steps or '—'} steps · "
-                f"created {format_date(lora.created_at, with_time=False)}"
+                + f"{summary.image_count} images · {md(lora.steps or '—')} steps · "
+                f"created {md(format_date(lora.created_at, with_time=False))}"
             )
             st.page_link(
                 "app_pages/lora.py",

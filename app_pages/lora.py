@@ -46,8 +46,9 @@ def show_header(lora: LoraTraining, image_count: int) -> None:
         st.caption(f"Trigger word: {md(lora.trigger_word)}")
     status_badge(lora.status)
     steps, created, images = st.columns(3)
-    steps.metric("Training steps", lora.steps or "—")
-    created.metric("Created", format_date(lora.created_at, with_time=False))
+    # A metric's value is Markdown too, and these are stored values.
+    steps.metric("Training steps", md(lora.steps or "—"))
+    created.metric("Created", md(format_date(lora.created_at, with_time=False)))
     images.metric("Images generated", image_count)
     if lora.lora_weights_url:
         st.caption("Weights URL")
@@ -162,7 +163,7 @@ def show_image(lora: LoraTraining, image_id: str) -> None:
             )
         with details:
             st.markdown(f"**{md(image.prompt)}**")
-            st.caption(f"by {md(image.wallet_address)} · {format_date(image.created_at)}")
+            st.caption(f"by {md(image.wallet_address)} · {md(format_date(image.created_at))}")
             size = f"{image.image_width}×{image.image_height}" if image.image_width else "—"
             st.markdown(f"Seed {md(image.seed or '—')} · {size}")
             show_stars(image)
@@ -256,7 +257,7 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
         for group in queries.group_by_batch(images.items):
             with st.container(key=f"batch_{group.images[0].id}"):
                 st.markdown(f"**{md(group.prompt)}**")
-                st.caption(f"by {md(group.user)} · {format_date(group.created_at)}")
+                st.caption(f"by {md(group.user)} · {md(format_date(group.created_at))}")
                 image_grid(group.images, columns=GRID_COLUMNS, with_captions=False)
     else:
         image_grid(images.items, columns=GRID_COLUMNS)
@@ -277,6 +278,7 @@ try:
             policy=context.training_policy(),
             lora=lora,
             store=context.media_store(),
+            allow_private_hosts=context.get_settings().allow_private_weights_urls,
         ).lora
     # A batch of this LoRA that a dead process left pending is finished before listing.
     context.resume_stale_batches(lora_id=lora.id)

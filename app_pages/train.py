@@ -153,15 +153,12 @@ def show_training(lora: LoraTraining, state: TrainingState | None) -> None:
     with st.container(border=True, key=f"training_{lora.id}"):
         st.markdown(f"**{md(lora_title(lora))}**")
         registered = lora.request_id.startswith(registry.REGISTERED_PREFIX)
+        when = md(format_date(lora.created_at))
         if registered:
-            st.caption(
-                f"registered {format_date(lora.created_at)} · trigger word {md(lora.trigger_word)}"
-            )
+            st.caption(f"registered {when} · trigger word {md(lora.trigger_word)}")
         else:
-            kind = {True: "Style · ", False: "Subject · "}.get(bool(lora.is_style), "")
-            if lora.is_style is None:
-                kind = ""
-            st.caption(f"{kind}{lora.steps or '—'} steps · started {format_date(lora.created_at)}")
+            kind = {None: "", True: "Style · ", False: "Subject · "}[lora.is_style]
+            st.caption(f"{kind}{md(lora.steps or '—')} steps · started {when}")
         if lora.status == LoraStatus.PENDING:
             show_state(state)
         elif lora.status == LoraStatus.COMPLETED:
@@ -191,7 +188,14 @@ def show_trainings(user: str) -> None:
         with session_scope(engine) as session:
             loras = training.list_trainings(session=session, user=user)
         views = [
-            training.refresh(engine=engine, trainer=trainer, policy=policy, lora=lora, store=store)
+            training.refresh(
+                engine=engine,
+                trainer=trainer,
+                policy=policy,
+                lora=lora,
+                store=store,
+                allow_private_hosts=context.get_settings().allow_private_weights_urls,
+            )
             for lora in loras
         ]
     except LoraStudioError as error:

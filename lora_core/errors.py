@@ -85,11 +85,13 @@ class TrainingFailed(LoraStudioError):
     """fal could not take or finish a training (or the preview trainer failed).
 
     `job_failed` says the job itself failed; otherwise fal could not be asked (network, key)
-    and a running job may still finish."""
+    and a running job may still finish. `unknown` says fal does not know the request id
+    (a job it no longer keeps, or one submitted with another key)."""
 
-    def __init__(self, message: str, *, job_failed: bool = False) -> None:
+    def __init__(self, message: str, *, job_failed: bool = False, unknown: bool = False) -> None:
         super().__init__(message)
         self.job_failed = job_failed
+        self.unknown = unknown
 
 
 class InvalidRegistration(LoraStudioError):

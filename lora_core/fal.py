@@ -60,7 +60,10 @@ class _Budget:
 
 @dataclass
 class _Submit:
-    """Marks the calling thread's POSTs as a submit that must not be sent twice."""
+    """The calling thread's submit: once its POST may have reached fal, it is not sent
+    again (only a 429 refusal, which enqueued nothing, lets fal_client retry it)."""
+
+    sent: bool = False
 
 
 _BUDGET: ContextVar[_Budget | None] = ContextVar("fal_budget", default=None)
@@ -103,27 +106,41 @@ class GuardedTransport(httpx.BaseTransport):
         budget = _BUDGET.get()
         if budget is not None:
             _clamp_timeouts(request, budget)
-        submitting = request.method == "POST" and _SUBMIT.get() is not None
+        submit = _SUBMIT.get() if request.method == "POST" else None
+        if submit is not None:
+            return self._submit(request, submit, budget)
+        try:
+            response = self._inner.handle_request(request)
+        except httpx.TransportError:
+            _count_failure(budget)
+            raise
+        _count_answer(response, budget)
+        return response
+
+    def _submit(
+        self, request: httpx.Request, submit: _Submit, budget: _Budget | None
+    ) -> httpx.Response:
+        """Send the submit once and read its whole answer here, so that an answer lost at
+        any point (before its headers or in the middle of its body) is known as such."""
+        if submit.sent:
+            raise SubmitOutcomeUnknown("fal_client tried to send it again")
         try:
             response = self._inner.handle_request(request)
         except _NOT_SENT:
             _count_failure(budget)  # nothing reached fal: fal_client may try again
             raise
         except httpx.TransportError as error:
-            if submitting:
-                raise SubmitOutcomeUnknown(
-                    f"the connection failed ({type(error).__name__})"
-                ) from error
-            _count_failure(budget)
-            raise
-        if submitting and _outcome_unknown(response):
+            submit.sent = True
+            raise SubmitOutcomeUnknown(f"the connection failed ({type(error).__name__})") from error
+        submit.sent = response.status_code != 429
+        try:
+            response.read()
+        except httpx.TransportError as error:
             response.close()
+            raise SubmitOutcomeUnknown(f"its answer broke off ({type(error).__name__})") from error
+        if _outcome_unknown(response):
             raise SubmitOutcomeUnknown(f"fal's gateway answered HTTP {response.status_code}")
-        if budget is not None:
-            if response.status_code in _RETRIED_STATUSES:
-                _count_failure(budget)
-            else:
-                budget.failures = 0
+        _count_answer(response, budget)
         return response
 
     def close(self) -> None:
@@ -139,6 +156,20 @@ def _clamp_timeouts(request: httpx.Request, budget: _Budget) -> None:
         name: remaining if timeouts.get(name) is None else min(timeouts[name], remaining)
         for name in ("connect", "read", "write", "pool")
     }
+
+
+def _count_answer(response: httpx.Response, budget: _Budget | None) -> None:
+    """An answer fal_client will retry counts as a failure (see `_count_failure`)."""
+    if budget is None:
+        return
+    if response.status_code in _RETRIED_STATUSES:
+        try:
+            _count_failure(budget)
+        except DeadlinePassed:
+            response.close()
+            raise
+    else:
+        budget.failures = 0
 
 
 def _count_failure(budget: _Budget | None) -> None:
@@ -181,11 +212,17 @@ class GuardedClient(fal_client.SyncClient):
 
 
 def answered_by_fal(error: fal_client.client.FalClientHTTPError) -> bool:
-    """Whether fal itself gave this error answer (about the job), rather than its gateway
-    or its rate limiter (trouble worth asking again about later)."""
+    """Whether fal itself gave this error answer about the job (fal's servers mark theirs
+    with `x-fal-request-id`, as fal_client's `_is_ingress_error` reads them), rather than a
+    gateway, a proxy or fal's rate limiter: trouble worth asking again about later."""
     if error.status_code in (408, 429):
         return False
-    return error.status_code < 500 or "x-fal-request-id" in {
+    return "x-fal-request-id" in {name.lower() for name in error.response_headers}
+
+
+def not_found(error: fal_client.client.FalClientHTTPError) -> bool:
+    """fal itself says it does not know the request (not a proxy's or a gateway's 404)."""
+    return error.status_code == 404 and "x-fal-request-id" in {
         name.lower() for name in error.response_headers
     }
 

@@ -12,6 +12,7 @@ import hashlib
 import io
 import logging
 import textwrap
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -96,21 +97,22 @@ def flux_lora_arguments(*, full_prompt: str, weights_url: str) -> dict[str, Any]
 
 
 # How long a page view may wait for fal's answer about a job it is finishing (recovery), and
-# for a cancel: best effort, never a stuck page.
-RESUME_SECONDS = 15.0
-CANCEL_SECONDS = 5.0
+# the part of a generation's time kept for cancelling it: best effort, never a stuck page.
+RESUME_SECONDS = 5.0
+CANCEL_SECONDS = 2.0
 LOST_SUBMIT = (
-    "fal may have received this request, but its answer was lost: fal may still run it. "
-    "Nothing was stored and this generation was not counted. Try again if no images appear."
+    "fal may have received this request, but its answer was lost, so LoRA Studio cannot "
+    "follow it: fal may still run it, and its images will not appear here. Nothing was "
+    "stored and this generation was not counted."
 )
 
 
 @dataclass
 class FalGenerator:
     """Generates through fal's queue (`fal-ai/flux-lora`). A generation never waits longer
-    than `timeout_seconds` in all (submit, polls and the result), its submit is sent at
-    most once (`lora_core.fal`), and a job fal reports as failed is a failure with fal's
-    reason."""
+    than `timeout_seconds` in all (submit, polls, the result and a cancel), its submit is
+    sent at most once (`lora_core.fal`), and a job fal reports as failed is a failure with
+    fal's reason; trouble at fal's gateway is ridden out within the time."""
 
     key: str = field(repr=False)
     timeout_seconds: float = 180
@@ -128,9 +130,11 @@ class FalGenerator:
         self, request: GenerationRequest, on_progress: ProgressCallback | None = None
     ) -> GenerationResult:
         report = on_progress or (lambda _progress: None)
+        started = time.monotonic()
+        cancel_time = min(CANCEL_SECONDS, self.timeout_seconds / 10)
         handle: fal_client.SyncRequestHandle | None = None
         try:
-            with fal.deadline(self.timeout_seconds):
+            with fal.deadline(self.timeout_seconds - cancel_time):
                 handle = fal.submit_once(
                     self._client,
                     FLUX_LORA_APP,
@@ -141,11 +145,8 @@ class FalGenerator:
                     start_timeout=self.timeout_seconds if self.timeout_seconds > 1 else None,
                 )
                 report(Progress("submitted", request_id=handle.request_id))
-                for status in handle.iter_events(with_logs=True, interval=self.poll_interval):
-                    if isinstance(status, fal_client.Completed) and status.error:
-                        raise job_failure(status.error, status.error_type)
-                    report(_progress_from(status))
-                result = handle.get(interval=self.poll_interval)
+                self._wait(handle, report)
+                result = self._patiently(lambda: handle.get(interval=self.poll_interval))
         except GenerationFailed:
             raise
         except fal.SubmitOutcomeUnknown as error:
@@ -154,32 +155,55 @@ class FalGenerator:
                 request.batch_id,
                 error.cause,
             )
-            raise GenerationFailed(LOST_SUBMIT) from None
+            raise GenerationFailed(LOST_SUBMIT, retryable=False) from None
         except fal.DeadlinePassed:
-            self._cancel(handle)
+            self._cancel(handle, until=started + self.timeout_seconds)
             raise GenerationTimeout(
                 f"fal did not finish within {self.timeout_seconds:.0f} seconds. Please try again."
             ) from None
         except fal_client.client.FalClientHTTPError as error:
-            self._cancel(handle)
+            self._cancel(handle, until=started + self.timeout_seconds)
             raise _map_http_error(error) from None
         except httpx.HTTPError:
-            self._cancel(handle)
+            self._cancel(handle, until=started + self.timeout_seconds)
             raise GenerationFailed(
                 "Could not reach fal. Check the connection and try again."
             ) from None
         except (fal_client.client.FalClientError, ValueError, KeyError):
             # fal_client's own failures on an answer it cannot read (unknown status, no JSON).
-            self._cancel(handle)
+            self._cancel(handle, until=started + self.timeout_seconds)
             raise GenerationFailed(
                 "fal sent an answer we could not read. Please try again."
             ) from None
         except BaseException:
             # The run was stopped (e.g. the user closed the dialog): don't leave a paid job.
-            self._cancel(handle)
+            self._cancel(handle, until=time.monotonic() + CANCEL_SECONDS)
             raise
         report(Progress("completed"))
         return parse_flux_result(result, request_id=handle.request_id)
+
+    def _wait(self, handle: fal_client.SyncRequestHandle, report: ProgressCallback) -> None:
+        """Poll until fal says the job is done; a job fal failed raises its failure."""
+        while True:
+            status = self._patiently(lambda: handle.status(with_logs=True))
+            if isinstance(status, fal_client.Completed):
+                if status.error:
+                    raise job_failure(status.error, status.error_type)
+                return
+            report(_progress_from(status))
+            time.sleep(self.poll_interval)
+
+    def _patiently(self, ask: Callable[[], Any]) -> Any:
+        """Ask fal until fal itself answers: its gateway's errors and rate limits (which
+        fal_client gives up on after a few tries, or never retries) are asked past until
+        the deadline, which raises `DeadlinePassed`."""
+        while True:
+            try:
+                return ask()
+            except fal_client.client.FalClientHTTPError as error:
+                if fal.answered_by_fal(error):
+                    raise
+                time.sleep(self.poll_interval)
 
     def resume(self, request_id: str) -> GenerationResult | None:
         """fal's result for a job a dead process left; None while it runs or while fal
@@ -194,7 +218,7 @@ class FalGenerator:
                     raise job_failure(status.error, status.error_type)
                 result = self._client.result(FLUX_LORA_APP, request_id)
         except fal_client.client.FalClientHTTPError as error:
-            if error.status_code == 404:
+            if fal.not_found(error):
                 raise GenerationFailed(
                     "fal no longer knows this job (it keeps requests for a limited time)."
                 ) from None
@@ -208,19 +232,21 @@ class FalGenerator:
         return parse_flux_result(result, request_id=request_id)
 
     def cancel(self, request_id: str) -> None:
-        self._cancel_id(request_id)
+        self._cancel_id(request_id, seconds=CANCEL_SECONDS)
 
-    def _cancel(self, handle: fal_client.SyncRequestHandle | None) -> None:
+    def _cancel(self, handle: fal_client.SyncRequestHandle | None, *, until: float) -> None:
         if handle is not None:
-            self._cancel_id(handle.request_id)
+            self._cancel_id(handle.request_id, seconds=until - time.monotonic())
 
-    def _cancel_id(self, request_id: str) -> None:
+    def _cancel_id(self, request_id: str, *, seconds: float) -> None:
         # Best effort, and briefly: a job cancelled before it runs is not billed.
+        if seconds <= 0:
+            return
         with (
             contextlib.suppress(
                 fal_client.client.FalClientError, httpx.HTTPError, fal.DeadlinePassed
             ),
-            fal.deadline(CANCEL_SECONDS),
+            fal.deadline(seconds),
         ):
             self._client.cancel(FLUX_LORA_APP, request_id)
 

@@ -163,5 +163,7 @@ def register_lora(
         session.commit()
         session.refresh(lora)
     if keep_copy_in is not None:
-        lora = weights.copy_files(engine=engine, store=keep_copy_in, lora=lora)
+        lora = weights.copy_files(
+            engine=engine, store=keep_copy_in, lora=lora, allow_private_hosts=allow_private_hosts
+        )
     return lora

@@ -64,23 +64,33 @@ def repair_images(*, engine: Engine, store: MediaStore) -> RepairReport:
     return RepairReport(copied=copied, failed=failed)
 
 
-def repair_weights(*, engine: Engine, store: MediaStore) -> RepairReport:
-    """Copy the weights of completed LoRAs that have no copy of them yet."""
+def repair_weights(
+    *, engine: Engine, store: MediaStore, allow_private_hosts: bool = False
+) -> RepairReport:
+    """Copy the weights (and config files) of completed LoRAs that have no copy yet."""
     with session_scope(engine) as session:
         loras = list(
             session.scalars(
                 select(LoraTraining)
                 .where(col(LoraTraining.status) == LoraStatus.COMPLETED)
                 .where(col(LoraTraining.lora_weights_url).is_not(None))
-                .where(col(LoraTraining.weights_copy_url).is_(None))
+                .where(
+                    col(LoraTraining.weights_copy_url).is_(None)
+                    | (
+                        col(LoraTraining.config_url).is_not(None)
+                        & col(LoraTraining.config_copy_url).is_(None)
+                    )
+                )
             )
         )
     copied = failed = 0
     for lora in loras:
         if not is_remote(lora.lora_weights_url or ""):
             continue  # a preview LoRA: nothing to fetch
-        stored = weights.copy_files(engine=engine, store=store, lora=lora)
-        if stored.weights_copy_url:
+        stored = weights.copy_files(
+            engine=engine, store=store, lora=lora, allow_private_hosts=allow_private_hosts
+        )
+        if stored.weights_copy_url and (stored.config_copy_url or not stored.config_url):
             copied += 1
         else:
             failed += 1
@@ -93,7 +103,9 @@ def main() -> int:
         engine = create_db_engine(settings.database.direct)
         store = build_store(settings)
         images = repair_images(engine=engine, store=store)
-        loras = repair_weights(engine=engine, store=store)
+        loras = repair_weights(
+            engine=engine, store=store, allow_private_hosts=settings.allow_private_weights_urls
+        )
     except LoraStudioError as error:
         print(f"Nothing repaired: {error}", file=sys.stderr)
         return 1

@@ -105,18 +105,23 @@ def generate(
     prompt: str | None,
     on_progress: ProgressCallback | None = None,
     store: storage.MediaStore | None = None,
+    allow_private_weights: bool = False,
     now: datetime | None = None,
 ) -> BatchOutcome:
     """Generate 4 images from a LoRA for `user` and store them; see the module docstring.
 
     With a `store`, fal's images are copied into it (their URLs expire).
+    `allow_private_weights` lets the weights be checked on a private network (tests, a
+    deployment inside one: ALLOW_PRIVATE_WEIGHTS_URLS).
     """
     text = clean_prompt(prompt)  # what fal gets; what is stored is the prompt as typed
     typed = prompt or ""
     lora = ready_lora(engine=engine, lora_id=lora_id)
     # Before a slot is spent: weights fal can download (fal's, or our public copy).
     weights_url = (
-        weights.url_for_fal(lora) if generator.downloads_weights else lora.lora_weights_url or ""
+        weights.url_for_fal(lora, allow_private_hosts=allow_private_weights)
+        if generator.downloads_weights
+        else lora.lora_weights_url or ""
     )
     batch_id = quota.reserve(
         engine=engine, policy=policy, user=user, lora_id=lora.id, prompt=typed, now=now

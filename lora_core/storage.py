@@ -9,6 +9,7 @@ static directory, so every stored image has a URL that opens in a new browser ta
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,17 +47,22 @@ class LocalMediaStore:
     def save(self, relative_path: str, data: bytes, *, content_type: str = "image/jpeg") -> str:
         """Write `data` under the store and return the URL that serves it."""
         target = self._target(relative_path)
-        temporary = target.with_suffix(target.suffix + ".part")
+        temporary = self._temporary(target)
         temporary.write_bytes(data)
         temporary.replace(target)
         return f"{self.url_prefix}/{relative_path}"
 
     def save_file(self, relative_path: str, path: Path, *, content_type: str) -> str:
         target = self._target(relative_path)
-        temporary = target.with_suffix(target.suffix + ".part")
+        temporary = self._temporary(target)
         shutil.copyfile(path, temporary)
         temporary.replace(target)
         return f"{self.url_prefix}/{relative_path}"
+
+    @staticmethod
+    def _temporary(target: Path) -> Path:
+        """A name beside `target` no other writer uses (two copies may run at once)."""
+        return target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
 
     def _target(self, relative_path: str) -> Path:
         target = (self.root / relative_path).resolve()

@@ -46,7 +46,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 DEFAULT_STEPS = 1000
 MIN_STEPS, MAX_STEPS = 100, 10_000
 # A page view asks fal about a training for at most this long; a submit may take longer.
-STATE_SECONDS = 15.0
+STATE_SECONDS = 5.0
 SUBMIT_SECONDS = 60.0
 LOST_SUBMIT = (
     "fal may have received this training, but its answer was lost: fal may still run it. "
@@ -310,10 +310,11 @@ def _fal_errors(action: str, *, job: Literal["status", "result"] | None = None) 
         status = error.status_code
         if status in (401, 403):
             raise TrainingFailed(_refused_key(status)) from None
-        if job is not None and status == 404:
+        if job is not None and fal.not_found(error):
             raise TrainingFailed(
                 "fal no longer knows this training (it keeps requests for a limited time).",
                 job_failed=True,
+                unknown=True,
             ) from None
         if job == "result" and fal.answered_by_fal(error):
             raise TrainingFailed(

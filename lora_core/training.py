@@ -194,6 +194,7 @@ def refresh(
     policy: TrainingPolicy,
     lora: LoraTraining,
     store: MediaStore | None = None,
+    allow_private_hosts: bool = False,
     now: datetime | None = None,
 ) -> TrainingView:
     """`lora` (a row just read) with its state brought up to date from the trainer: a
@@ -219,10 +220,16 @@ def refresh(
     except TrainingFailed as error:
         if not error.job_failed:  # fal could not be asked: the job may still run
             return TrainingView(lora)
+        if error.unknown and lora.is_style is None:
+            # Not submitted here (the original app's, perhaps with another fal key): fal
+            # not knowing it is no proof that it failed. Left as it is.
+            return TrainingView(lora)
         return TrainingView(_finish(engine, lora.id, error=str(error))[0])
     finished, by_us = _finish(engine, lora.id, files=files)
     if by_us and store is not None:  # once, by whoever completed it
-        finished = weights.copy_files(engine=engine, store=store, lora=finished)
+        finished = weights.copy_files(
+            engine=engine, store=store, lora=finished, allow_private_hosts=allow_private_hosts
+        )
     return TrainingView(finished, state)
 
 

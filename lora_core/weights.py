@@ -11,9 +11,12 @@ a public URL; a local folder serves only this app's pages). When neither works,
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import Engine, update
@@ -26,7 +29,8 @@ from lora_core.models import LoraTraining
 
 MAX_WEIGHTS_BYTES = 2 * 1024**3
 DOWNLOAD_TIMEOUT_SECONDS = 60
-PROBE_SECONDS = 5
+PROBE_SECONDS = 3
+MAX_REDIRECTS = 5
 # A weights URL's answer is asked again after this long (per process).
 PROBE_CACHE_SECONDS = 300
 _probed: dict[str, tuple[float, bool | None]] = {}
@@ -42,17 +46,25 @@ LOCAL_COPY = (
 )
 
 
-def copy_files(*, engine: Engine, store: storage.MediaStore, lora: LoraTraining) -> LoraTraining:
+def copy_files(
+    *,
+    engine: Engine,
+    store: storage.MediaStore,
+    lora: LoraTraining,
+    allow_private_hosts: bool = False,
+) -> LoraTraining:
     """Copy the LoRA's weights (and its training's config file) into `store` and record our
     URLs. A file that cannot be fetched now is left without a copy (`repair` tries again);
-    nothing is raised for it. Returns the LoRA as stored afterwards."""
+    nothing is raised for it. Files on a private network (or this machine) are only
+    fetched with `allow_private_hosts`, so that a stored URL cannot make the server copy
+    its own network's secrets into the store. Returns the LoRA as stored afterwards."""
     values: dict[str, str] = {}
     for source, column, name in (
         (lora.lora_weights_url, "weights_copy_url", "weights.safetensors"),
         (lora.config_url, "config_copy_url", "config.json"),
     ):
         if source and storage.is_remote(source) and getattr(lora, column) is None:
-            copy = _copy(store, source, f"loras/{lora.id}/{name}")
+            copy = _copy(store, source, f"loras/{lora.id}/{name}", allow_private_hosts)
             if copy is not None:
                 values[column] = copy
     if not values:
@@ -67,48 +79,72 @@ def copy_files(*, engine: Engine, store: storage.MediaStore, lora: LoraTraining)
     return stored
 
 
-def _copy(store: storage.MediaStore, url: str, relative_path: str) -> str | None:
-    """Stream `url` to a temporary file, then into the store; None when either fails."""
-    with tempfile.TemporaryDirectory(prefix="lora-studio-weights-") as folder:
+def _copy(
+    store: storage.MediaStore, url: str, relative_path: str, allow_private_hosts: bool
+) -> str | None:
+    """Stream `url` to a temporary file, then into the store; None when either fails.
+    Redirects are followed by hand, each hop's host checked."""
+    with (
+        tempfile.TemporaryDirectory(prefix="lora-studio-weights-") as folder,
+        httpx.Client(timeout=DOWNLOAD_TIMEOUT_SECONDS) as client,
+    ):
         path = Path(folder) / "download"
         try:
-            with (
-                httpx.stream(
-                    "GET", url, timeout=DOWNLOAD_TIMEOUT_SECONDS, follow_redirects=True
-                ) as response,
-                path.open("wb") as file,
-            ):
-                response.raise_for_status()
-                for chunk in response.iter_bytes():
-                    if file.tell() + len(chunk) > MAX_WEIGHTS_BYTES:
-                        return None
-                    file.write(chunk)
-            content_type = (
+            for _hop in range(MAX_REDIRECTS + 1):
+                if not allow_private_hosts and not _public(url):
+                    return None
+                with client.stream("GET", url) as response:
+                    if response.is_redirect and response.next_request is not None:
+                        url = str(response.next_request.url)
+                        continue
+                    response.raise_for_status()
+                    with path.open("wb") as file:
+                        for chunk in response.iter_bytes():
+                            if file.tell() + len(chunk) > MAX_WEIGHTS_BYTES:
+                                return None
+                            file.write(chunk)
+                    break
+            else:
+                return None
+            kind = (
                 "application/json"
                 if relative_path.endswith(".json")
                 else "application/octet-stream"
             )
-            return store.save_file(relative_path, path, content_type=content_type)
-        except (httpx.HTTPError, OSError, ValueError):
+            return store.save_file(relative_path, path, content_type=kind)
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError):
             return None
 
 
-def answers(url: str) -> bool | None:
-    """Whether `url` still serves its file: True (2xx/3xx), False (a 4xx: gone, expired or
-    refused), None (no answer here, which says nothing of what fal can reach). Asked once
-    per `PROBE_CACHE_SECONDS` per URL."""
+def _public(url: str) -> bool:
+    """Every address the URL's host resolves to is on the public internet."""
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return False
+    return all(ipaddress.ip_address(str(a).split("%", 1)[0]).is_global for a in addresses)
+
+
+def answers(url: str, *, allow_private_hosts: bool = False) -> bool | None:
+    """Whether `url` still serves its file: True (it answers), False (404 or 410: gone,
+    expired), None (anything else, or no answer from here, or a private host not asked:
+    none of which says what fal can reach). Asked once per `PROBE_CACHE_SECONDS` per URL,
+    for at most about `PROBE_SECONDS`."""
     now = time.monotonic()
     cached = _probed.get(url)
     if cached is not None and now - cached[0] < PROBE_CACHE_SECONDS:
         return cached[1]
-    try:
-        with httpx.Client(timeout=PROBE_SECONDS, follow_redirects=True) as client:
-            response = client.head(url)
-            if response.status_code in (403, 405, 501):  # some hosts only answer GET
-                response = client.get(url, headers={"Range": "bytes=0-0"})
-        answer: bool | None = response.status_code < 400
-    except (httpx.HTTPError, httpx.InvalidURL):
-        answer = None
+    answer: bool | None = None
+    if allow_private_hosts or _public(url):
+        try:
+            with httpx.Client(timeout=PROBE_SECONDS, follow_redirects=False) as client:
+                status = client.head(url).status_code
+                if status in (403, 405, 501) and time.monotonic() - now < PROBE_SECONDS:
+                    status = client.get(url, headers={"Range": "bytes=0-0"}).status_code
+            answer = True if status < 400 else (False if status in (404, 410) else None)
+        except (httpx.HTTPError, httpx.InvalidURL):
+            answer = None
     _probed[url] = (now, answer)
     return answer
 
@@ -118,11 +154,11 @@ def forget_answers() -> None:
     _probed.clear()
 
 
-def url_for_fal(lora: LoraTraining) -> str:
+def url_for_fal(lora: LoraTraining, *, allow_private_hosts: bool = False) -> str:
     """The weights URL to give fal: fal's own while it answers (or cannot be asked from
     here), else our copy when fal can download it; WeightsUnavailable otherwise."""
     original = lora.lora_weights_url or ""
-    if original and answers(original) is not False:
+    if original and answers(original, allow_private_hosts=allow_private_hosts) is not False:
         return original
     copy = lora.weights_copy_url
     if copy and storage.is_remote(copy):

@@ -17,8 +17,9 @@ Storage: the CDN token, the v3 upload, fal_client's fallback when it fails
 (`storage/upload/initiate` + PUT to a signed URL) and multipart uploads (initiate, parts
 with ETags, complete); files (images, trained weights) are served back.
 Trouble, each switchable per test through `Script`: gateway 502/503/504 without
-`x-fal-request-id`, a submit recorded whose answer is dropped, a 429 refusal, answers that
-stall, a refused key at the token endpoint, an expired file.
+`x-fal-request-id` (with or without nginx's page), a submit recorded whose answer is dropped
+or breaks off in its body, a 429 refusal, answers that stall, a refused key at the token
+endpoint, an expired file, and (as fal's runner) LoRA weights that do not download.
 
 Every request is recorded, so tests assert exactly what was sent.
 """
@@ -35,12 +36,13 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import trustme
 from PIL import Image, ImageOps
 
@@ -112,6 +114,12 @@ class Script:
     rate_limited_submits: int = 0
     # Per endpoint, seconds to wait before answering (a poll that times out, say).
     stall: dict[str, float] = field(default_factory=dict)
+    # The gateway's error page names nginx (fal_client retries those; not other pages).
+    gateway_says_nginx: bool = True
+    # The next N submits are recorded, then their answer breaks off in the body.
+    broken_submit_answers: int = 0
+    # Jobs fetch each `loras[].path`, as fal does; one that does not download fails the job.
+    fetch_loras: bool = False
     # Uploads: the CDN token endpoint refuses the key; the v3 CDN refuses the file (so
     # fal_client falls back to storage/upload/initiate).
     cdn_token_error: int | None = None
@@ -142,6 +150,8 @@ class FakeFal:
         self.uploads: dict[str, bytes] = {}  # file path → the uploaded bytes
         self._signed: dict[str, str] = {}  # signed upload path → the file path it fills
         self._multipart: dict[str, dict[int, bytes]] = {}  # upload id → parts
+        self.epoch = 0  # bumped by reset(): a request of an earlier test ends unanswered
+        self.fetched: list[tuple[str, int]] = []  # (LoRA path, HTTP status) fetched by jobs
 
     @property
     def url(self) -> str:
@@ -155,6 +165,8 @@ class FakeFal:
             self.uploads.clear()
             self._signed.clear()
             self._multipart.clear()
+            self.fetched.clear()
+            self.epoch += 1
 
     def _of(self, method: str, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and r.path == path]
@@ -243,13 +255,19 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
             if status is None:
                 return False
             page = GATEWAY_PAGE.format(f"{status} Bad Gateway").encode()
+            if not fake.script.gateway_says_nginx:
+                page = f"<html><body>{status} upstream error</body></html>".encode()
             self._send(status, page, "text/html", from_fal=False)
             return True
 
         def _stall(self, endpoint: str) -> None:
-            seconds = fake.script.stall.get(endpoint, 0.0)
+            """Wait before answering; a test that ended meanwhile gets no answer (and its
+            request touches nothing of the next test's)."""
+            epoch, seconds = fake.epoch, fake.script.stall.get(endpoint, 0.0)
             if seconds:
                 time.sleep(seconds)
+                if fake.epoch != epoch:
+                    raise _Dropped
 
         def _record(self) -> tuple[str, dict[str, list[str]], Recorded]:
             length = int(self.headers.get("Content-Length") or 0)
@@ -375,9 +393,44 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
             with fake.lock:
                 dropped = script.dropped_submit_answers > 0
                 script.dropped_submit_answers -= dropped
+                broken = script.broken_submit_answers > 0
+                script.broken_submit_answers -= broken
+            if script.fetch_loras and path == APP_PATH:
+                self._fetch_loras(job, recorded.body)
             if dropped:
                 raise _Dropped
-            self._send(200, {**self._urls(job), "status": "IN_QUEUE", "queue_position": 0})
+            answer = {**self._urls(job), "status": "IN_QUEUE", "queue_position": 0}
+            if broken:  # the headers promise a body that never fully arrives
+                body = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("x-fal-request-id", "fake")
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2])
+                raise _Dropped
+            self._send(200, answer)
+
+        def _fetch_loras(self, job: Job, arguments: Any) -> None:
+            """Download each LoRA as fal's runner would; a failed one fails the job as fal
+            reports it (`COMPLETED` with the download error)."""
+            for lora in (arguments or {}).get("loras", []):
+                try:
+                    with httpx.Client(timeout=5) as client:  # trusts the test CA (SSL_CERT_FILE)
+                        status = client.get(lora["path"]).status_code
+                except httpx.HTTPError:
+                    status = 0
+                with fake.lock:
+                    fake.fetched.append((lora["path"], status))
+                if not 200 <= status < 300:
+                    job.script = replace(
+                        job.script,
+                        job_failure=JobFailure(
+                            f"Failed to download the LoRA weights from {lora['path']}",
+                            "file_download_error",
+                            422,
+                        ),
+                    )
 
         def _state(self, job: Job) -> tuple[str, int | None]:
             """The job's stage at this poll: (status, queue position). It waits in the queue

@@ -38,11 +38,13 @@ RAW_MARKUP = (
     "<b>",
     "~~s~~",
     "`c`",
+    "~~when~~",
+    "$$t$$",
 )
 # Fields that Streamlit renders as Markdown: bodies of text elements and every label/help.
 _MARKDOWN_FIELDS = frozenset({"body", "label", "help", "title"})
-# Elements whose `body` is shown as plain text.
-_PLAIN_ELEMENTS = frozenset({"Text", "Code", "Metric"})
+# Elements whose `body` is shown as plain text (a metric's label and value are Markdown).
+_PLAIN_ELEMENTS = frozenset({"Text", "Code"})
 
 
 def _strings(message: object, found: list[tuple[str, str, str, bool]]) -> None:

@@ -25,6 +25,8 @@ from tests.markup import (
 from tests.test_app_login import AUTH
 
 LORA_PAGE = "app_pages/lora.py"
+WEIRD_STEPS = ":red[9] **9** [s](https://evil.example/s)"
+WEIRD_TIME = "~~when~~ $$t$$ [d](https://evil.example/d)"
 
 
 @pytest.fixture
@@ -48,6 +50,12 @@ def evil(engine, monkeypatch):
                     trigger_word=EVIL_NAME, steps=1000,
                     lora_weights_url="https://weights.example/b.safetensors",
                     status=LoraStatus.COMPLETED, created_at=to_iso(NOW - timedelta(hours=3)),
+                ),
+                LoraTraining(  # stored steps and time that are not a number and a time
+                    id="weird", request_id="req-weird", wallet_address="trainer",
+                    trigger_word="weird", steps=WEIRD_STEPS, created_at=WEIRD_TIME,
+                    lora_weights_url="https://weights.example/w.safetensors",
+                    status=LoraStatus.COMPLETED,
                 ),
                 LoraTraining(  # the original app may store any status
                     id="odd", request_id="req-odd", wallet_address="trainer",
@@ -111,6 +119,18 @@ def test_the_lora_page_its_dialog_and_an_images_details_show_stored_text_literal
     assert shows(at, f"by {EVIL_USER}")  # the batch, the image's details
     assert shows(at, EVIL_TEXT)  # the prompt
     assert shows(at, f"Seed {EVIL_TEXT}")
+
+
+def test_stored_steps_and_times_that_are_not_numbers_are_shown_literally(open_app, evil):
+    gallery = open_app()
+    page = open_app(LORA_PAGE, id="weird")
+
+    for at in (gallery, page):
+        assert not at.exception
+        assert_inert(at)
+        assert shows(at, WEIRD_TIME)
+    assert shows(gallery, f"{WEIRD_STEPS} steps")
+    assert readable(page.metric[0].value) == WEIRD_STEPS
 
 
 def test_a_lora_known_by_its_trigger_word_is_titled_literally(open_app, evil):

@@ -91,13 +91,13 @@ def test_cancel_removes_a_queued_job_which_then_reports_client_cancelled(client,
 @pytest.mark.parametrize("finishes", [True, False])
 def test_a_running_job_may_still_finish_after_a_cancel(client, fake_fal, finishes):
     fake_fal.script.queue_positions = []
-    fake_fal.script.processing_seconds = 0.2
+    fake_fal.script.processing_seconds = 1.0
     fake_fal.script.finish_despite_cancel = finishes
     handle = client.submit(APP, arguments={})
     assert isinstance(handle.status(), fal_client.InProgress)
 
     handle.cancel()
-    time.sleep(0.25)
+    time.sleep(1.05)
 
     status = finished(handle)
     if finishes:
@@ -227,3 +227,34 @@ def test_expired_files_answer_404(client, fake_fal):
 
     assert httpx.get(url).status_code == 404
     assert httpx.head(url).status_code == 404
+
+
+def test_fal_client_retries_only_gateway_pages_that_name_nginx(client, fake_fal):
+    handle = client.submit(APP, arguments={})
+    fake_fal.script.gateway_says_nginx = False
+    fake_fal.script.gateway_errors = {"status": [502]}
+
+    with pytest.raises(fal_client.client.FalClientHTTPError) as caught:
+        handle.status()
+
+    assert caught.value.status_code == 502
+    assert "x-fal-request-id" not in caught.value.response_headers
+
+
+def test_a_submit_answer_broken_off_in_its_body_is_sent_again_by_fal_client(client, fake_fal):
+    fake_fal.script.broken_submit_answers = 1
+
+    client.submit(APP, arguments={})
+
+    assert len(fake_fal.submissions) == 2 and len(fake_fal.jobs) == 2
+
+
+def test_a_job_whose_lora_does_not_download_fails_as_fal_reports_it(client, fake_fal):
+    fake_fal.script.fetch_loras = True
+    path = f"{fake_fal.url}/files/gone/weights.safetensors"
+    handle = client.submit(APP, arguments={"loras": [{"path": path, "scale": 1}]})
+
+    status = finished(handle)
+
+    assert status.error_type == "file_download_error" and path in status.error
+    assert fake_fal.fetched == [(path, 404)]

@@ -227,8 +227,12 @@ def test_a_job_fal_gave_up_on_is_a_timeout(fal_generator, fake_fal):
 
 @pytest.mark.parametrize(
     "trouble",
-    [{"dropped_submit_answers": 1}, {"gateway_errors": {"submit": [502]}}],
-    ids=["dropped-answer", "gateway-error"],
+    [
+        {"dropped_submit_answers": 1},
+        {"broken_submit_answers": 1},
+        {"gateway_errors": {"submit": [502]}},
+    ],
+    ids=["dropped-answer", "answer-broken-off", "gateway-error"],
 )
 def test_a_submit_whose_answer_was_lost_is_never_sent_again(
     fal_generator, fake_fal, caplog, trouble
@@ -241,6 +245,7 @@ def test_a_submit_whose_answer_was_lost_is_never_sent_again(
 
     assert str(caught.value) == LOST_SUBMIT
     assert "fal may still run it" in str(caught.value)
+    assert not caught.value.retryable  # no "Try again" next to it: that would be a second job
     assert len(fake_fal.submissions) == 1  # exactly one: never a second paid job
     assert f"batch {REQUEST.batch_id}: fal's answer to the submit was lost" in caplog.text
 
@@ -254,8 +259,10 @@ def test_a_rate_limited_submit_is_sent_again_as_nothing_was_enqueued(fal_generat
     assert len(fake_fal.submissions) == 2 and len(fake_fal.jobs) == 1
 
 
-def test_gateway_errors_while_polling_are_ridden_out(fal_generator, fake_fal):
-    fake_fal.script.gateway_errors = {"status": [503, 502], "result": [504]}
+@pytest.mark.parametrize("nginx", [True, False], ids=["retried-by-fal-client", "not"])
+def test_gateway_errors_while_polling_are_ridden_out(fal_generator, fake_fal, nginx):
+    fake_fal.script.gateway_says_nginx = nginx
+    fake_fal.script.gateway_errors = {"status": [503, 502, 429], "result": [504]}
 
     result = fal_generator.generate(REQUEST)
 
@@ -272,7 +279,7 @@ def test_a_generation_never_waits_longer_than_its_timeout_in_all(fake_fal, stall
     with pytest.raises(GenerationFailed) as caught:
         generator.generate(REQUEST)
 
-    assert time.monotonic() - started < 1.5 + 0.5
+    assert time.monotonic() - started < 1.5 + 1.0  # the cancel included
     assert len(fake_fal.submissions) == 1
     if stalled == "submit":  # fal may have the job, and we have no id to cancel it by
         assert str(caught.value) == LOST_SUBMIT
@@ -329,3 +336,12 @@ def test_credentials_as_a_key_id_and_secret_reach_fal_as_fal_client_sends_them(f
     build_generator(settings).generate(REQUEST)
 
     assert fake_fal.submissions[0].headers["Authorization"] == "Key key-id:key-secret"
+
+
+def test_resuming_when_a_proxy_answers_404_asks_again_later(fal_generator, fake_fal):
+    """Only fal's own 404 (with its request id header) says the job is gone."""
+    request_id = finished_job(fal_generator, fake_fal)
+    fake_fal.script.gateway_errors = {"status": [404]}
+
+    assert fal_generator.resume(request_id) is None
+    assert len(fal_generator.resume(request_id).images) == 4

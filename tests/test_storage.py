@@ -87,3 +87,15 @@ def test_a_url_that_climbs_out_of_the_media_folder_is_not_ours(tmp_path):
 
     assert store.path_for("app/static/media/../secret.txt") is None
     assert store.path_for("app/static/media/fal/b/0.jpg") == (tmp_path / "media/fal/b/0.jpg")
+
+
+def test_two_writers_of_one_file_never_share_a_temporary_file(media_store: LocalMediaStore):
+    from concurrent.futures import ThreadPoolExecutor
+
+    payloads = [bytes([n]) * 200_000 for n in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        urls = set(pool.map(lambda data: media_store.save("loras/l/weights.bin", data), payloads))
+
+    assert urls == {"app/static/media/loras/l/weights.bin"}
+    assert media_store.path_for(urls.pop()).read_bytes() in payloads  # whole, one of them
+    assert not list(media_store.root.rglob("*.part"))

@@ -187,15 +187,29 @@ def test_a_training_that_failed_on_fal_is_marked_failed_with_the_reason(
     assert len(fake_fal.status_polls) == polls  # never asked about again
 
 
-def test_a_job_fal_no_longer_knows_ends_failed_with_the_reason(
-    engine, add_lora, fake_fal, training_policy
+def test_a_training_of_ours_fal_no_longer_knows_ends_failed_with_the_reason(
+    start, engine, fake_fal, training_policy
 ):
-    lora = add_lora("theirs", status=LoraStatus.PENDING, weights_url=None)  # request id unknown
+    lora = start()
+    fake_fal.jobs.clear()  # past fal's retention
 
     view = refresh(engine, training_policy, lora.id)
 
     assert view.lora.status == LoraStatus.FAILED
     assert "fal no longer knows this training" in view.lora.error
+
+
+def test_another_apps_training_fal_does_not_know_stays_pending(
+    engine, add_lora, fake_fal, training_policy
+):
+    """The original app's row, maybe submitted with another fal key: fal not knowing it
+    (to this key) proves nothing, so its row is left as it is."""
+    lora = add_lora("theirs", status=LoraStatus.PENDING, weights_url=None)
+
+    view = refresh(engine, training_policy, lora.id)
+
+    assert view.lora.status == LoraStatus.PENDING and view.lora.error is None
+    assert stored(engine)[0].status == LoraStatus.PENDING
 
 
 def test_a_job_fal_cannot_be_asked_about_stays_pending(

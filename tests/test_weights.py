@@ -45,7 +45,7 @@ def trained(engine, fal_trainer, store) -> LoraTraining:
             row = session.get(LoraTraining, lora.id)
         lora = training.refresh(
             engine=engine, trainer=FalTrainer(key=TEST_FAL_KEY), policy=POLICY, lora=row,
-            store=store,
+            store=store, allow_private_hosts=True,  # the fake fal is on this machine
         ).lora  # fmt: skip
     assert lora.status == LoraStatus.COMPLETED
     return lora
@@ -76,23 +76,28 @@ def test_a_copy_that_fails_leaves_the_lora_usable_and_repair_makes_it_later(
         with session_scope(engine) as session:
             row = session.get(LoraTraining, lora.id)
         lora = training.refresh(
-            engine=engine, trainer=fal_trainer, policy=POLICY, lora=row, store=media_store
-        ).lora
+            engine=engine, trainer=fal_trainer, policy=POLICY, lora=row, store=media_store,
+            allow_private_hosts=True,
+        ).lora  # fmt: skip
     assert lora.status == LoraStatus.COMPLETED and lora.weights_copy_url is None
 
-    assert repair.repair_weights(engine=engine, store=media_store) == repair.RepairReport(0, 1)
+    def run() -> repair.RepairReport:
+        return repair.repair_weights(engine=engine, store=media_store, allow_private_hosts=True)
+
+    assert run() == repair.RepairReport(0, 1)
     fake_fal.script.files_missing = False
-    assert repair.repair_weights(engine=engine, store=media_store) == repair.RepairReport(1, 0)
-    assert repair.repair_weights(engine=engine, store=media_store) == repair.RepairReport(0, 0)
+    assert run() == repair.RepairReport(1, 0)
+    assert run() == repair.RepairReport(0, 0)
     with session_scope(engine) as session:
         copied = session.get(LoraTraining, lora.id)
     assert read(media_store, copied.weights_copy_url) == weights_bytes(lora.request_id)
+    assert copied.config_copy_url is not None  # the config file came with it
 
 
 def generate(engine, fal_generator, policy, lora_id: str):
     return service.generate(
         engine=engine, generator=fal_generator, policy=policy, user="ann",
-        lora_id=lora_id, prompt="a cat",
+        lora_id=lora_id, prompt="a cat", allow_private_weights=True,
     )  # fmt: skip
 
 
@@ -116,11 +121,12 @@ def test_once_fals_weights_expired_fal_gets_our_public_copy(
 ):
     lora = trained(engine, fal_trainer, s3_store)
     fake_fal.script.files_missing = True  # fal's media expired
+    fake_fal.script.fetch_loras = True  # and the job downloads its LoRA, as fal's runner does
 
     outcome = generate(engine, fal_generator, policy, lora.id)
 
     assert fake_fal.submissions[-1].body["loras"][0]["path"] == lora.weights_copy_url
-    assert lora.weights_copy_url.startswith(s3_store.public_url)
+    assert fake_fal.fetched == [(lora.weights_copy_url, 200)]
     assert len(outcome.images) == 4
 
 
@@ -165,3 +171,33 @@ def test_a_registered_lora_keeps_a_copy_when_asked(engine, fake_fal, media_store
         assert read(media_store, lora.weights_copy_url) == weights_bytes("elsewhere")
     else:
         assert lora.weights_copy_url is None
+
+
+def test_weights_on_a_private_network_are_not_fetched_unless_allowed(engine, fake_fal, media_store):
+    """A stored URL must not make the server copy its own network's files into the store."""
+    lora = LoraTraining(
+        id="inside", request_id="r", wallet_address="a", trigger_word="t", status="completed",
+        created_at="2026-01-01T00:00:00.000Z",
+        lora_weights_url=f"{fake_fal.url}/files/x/pytorch_lora_weights.safetensors",
+    )  # fmt: skip
+    with session_scope(engine) as session:
+        session.add(lora)
+        session.commit()
+        session.refresh(lora)
+
+    refused = weights.copy_files(engine=engine, store=media_store, lora=lora)
+    asked = weights.answers(lora.lora_weights_url)
+
+    assert refused.weights_copy_url is None and asked is None
+    assert fake_fal.requests == []  # not even asked
+    allowed = weights.copy_files(
+        engine=engine, store=media_store, lora=lora, allow_private_hosts=True
+    )
+    assert read(media_store, allowed.weights_copy_url) == weights_bytes("x")
+
+
+def test_only_a_404_or_410_counts_as_gone(fake_fal):
+    answers = weights.answers
+    assert answers(f"{fake_fal.url}/files/x/config.json", allow_private_hosts=True) is True
+    assert answers(f"{fake_fal.url}/files/x/nothing.bin", allow_private_hosts=True) is False
+    assert answers("https://[::1/broken", allow_private_hosts=True) is None

@@ -184,6 +184,7 @@ def _run_generation(lora: LoraTraining, prompt: str) -> None:
                 prompt=prompt,
                 on_progress=on_progress,
                 store=context.media_store(),
+                allow_private_weights=context.get_settings().allow_private_weights_urls,
             )
         except LoraStudioError as error:
             progress_box.update(label="Generation failed", state="error", expanded=False)
