@@ -8,7 +8,7 @@ import logging
 import streamlit as st
 
 from lora_core import queries, service
-from lora_core.db import session_scope
+from lora_core.data.db import session_scope
 from lora_core.errors import LoraStudioError, QuotaExceeded
 from ui import context
 from ui.components import image_grid, lora_title

@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from lora_core import queries
-from lora_core.db import session_scope
+from lora_core.data.db import session_scope
+from lora_core.data.models import LoraStatus
 from lora_core.errors import LoraStudioError
-from lora_core.models import LoraStatus
 from ui import context
 from ui.components import empty_thumbnail, format_date, image_card, lora_title, status_badge
 from ui.errors import show_error

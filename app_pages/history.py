@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from lora_core import history, queries
-from lora_core.db import session_scope
+from lora_core.data.db import session_scope
 from lora_core.errors import LoraStudioError
 from lora_core.history import HistoryFilter, HistoryStatus
 from ui import context

@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from lora_core import downloads, favorites, queries, service, training
-from lora_core.db import session_scope
+from lora_core.data.db import session_scope
+from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
-from lora_core.models import GeneratedImage, LoraStatus, LoraTraining
 from ui import context
 from ui.components import (
     FLAGGED_TEXT,

@@ -11,9 +11,9 @@ from datetime import timedelta
 import streamlit as st
 
 from lora_core import registry, training
-from lora_core.db import session_scope
+from lora_core.data.db import session_scope
+from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
-from lora_core.models import LoraStatus, LoraTraining
 from lora_core.trainer import (
     DEFAULT_STEPS,
     MAX_IMAGES,

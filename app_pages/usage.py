@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from lora_core import queries, quota
-from lora_core.db import session_scope
+from lora_core.data.db import session_scope
 from lora_core.errors import LoraStudioError
 from ui import context
 from ui.components import lora_title

@@ -16,9 +16,9 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, insert
 from sqlmodel import SQLModel
 
-from lora_core.clock import to_iso, utc_now
-from lora_core.db import DatabaseTarget, create_db_engine, ensure_schema
-from lora_core.models import GeneratedImage, GenerationBatch, LoraTraining
+from lora_core.data.clock import to_iso, utc_now
+from lora_core.data.db import DatabaseTarget, create_db_engine, ensure_schema
+from lora_core.data.models import GeneratedImage, GenerationBatch, LoraTraining
 
 WORDS = "red fox city night neon forest castle portrait river storm cat robot garden".split()
 

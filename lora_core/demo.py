@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, func, select
 
 from lora_core import quota
-from lora_core.clock import to_iso, utc_now
-from lora_core.db import create_db_engine, ensure_schema, session_scope
+from lora_core.data.clock import to_iso, utc_now
+from lora_core.data.db import create_db_engine, ensure_schema, session_scope
+from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError, SettingsError
 from lora_core.generator import PreviewGenerator
-from lora_core.models import LoraStatus, LoraTraining
 from lora_core.service import generate
 from lora_core.settings import DEFAULT_DATABASE_URL, Settings, load_settings, read_secrets_file
 from lora_core.storage import build_store

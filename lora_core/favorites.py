@@ -8,8 +8,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.sqlite import insert
 from sqlmodel import Session, col
 
-from lora_core.clock import to_iso, utc_now
-from lora_core.models import GeneratedImage, ImageFavorite
+from lora_core.data.clock import to_iso, utc_now
+from lora_core.data.models import GeneratedImage, ImageFavorite
 from lora_core.queries import Page, clamp_page
 
 

@@ -17,15 +17,15 @@ import pandas as pd
 from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select, update
 from sqlmodel import Session, col
 
-from lora_core.clock import parse_iso
-from lora_core.generator import IMAGES_PER_BATCH
-from lora_core.models import (
+from lora_core.data.clock import parse_iso
+from lora_core.data.models import (
     BatchStatus,
     GeneratedImage,
     GenerationBatch,
     ImageFavorite,
     LoraTraining,
 )
+from lora_core.generator import IMAGES_PER_BATCH
 from lora_core.queries import Page
 
 WORD_SAMPLE = 2_000

@@ -11,7 +11,7 @@ from typing import Generic, TypeVar
 from sqlalchemy import ColumnElement, ScalarSelect, func, literal, literal_column, select, update
 from sqlmodel import Session, col
 
-from lora_core.models import GeneratedImage, ImageFavorite, LoraStatus, LoraTraining
+from lora_core.data.models import GeneratedImage, ImageFavorite, LoraStatus, LoraTraining
 
 T = TypeVar("T")
 

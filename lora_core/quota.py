@@ -19,10 +19,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Engine, ScalarSelect, func, insert, literal, select, update
 from sqlmodel import Session, col
 
-from lora_core.clock import parse_iso, to_iso, utc_now
-from lora_core.db import session_scope
+from lora_core.data.clock import parse_iso, to_iso, utc_now
+from lora_core.data.db import session_scope
+from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
 from lora_core.errors import QuotaExceeded
-from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch
 
 IMAGES_PER_LEGACY_BATCH = 4
 

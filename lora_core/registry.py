@@ -16,10 +16,10 @@ from sqlalchemy import Engine, select
 from sqlmodel import col
 
 from lora_core import weights
-from lora_core.clock import to_iso, utc_now
-from lora_core.db import session_scope
+from lora_core.data.clock import to_iso, utc_now
+from lora_core.data.db import session_scope
+from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import InvalidRegistration
-from lora_core.models import LoraStatus, LoraTraining
 from lora_core.storage import MediaStore
 
 REGISTERED_PREFIX = "registered-"

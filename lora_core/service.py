@@ -14,8 +14,15 @@ from sqlalchemy import Engine, Integer, cast, func, literal, select, update
 from sqlmodel import col
 
 from lora_core import queries, quota, storage, weights
-from lora_core.clock import parse_iso, to_iso, utc_now
-from lora_core.db import session_scope
+from lora_core.data.clock import parse_iso, to_iso, utc_now
+from lora_core.data.db import session_scope
+from lora_core.data.models import (
+    BatchStatus,
+    GeneratedImage,
+    GenerationBatch,
+    LoraStatus,
+    LoraTraining,
+)
 from lora_core.errors import (
     DatabaseUnavailable,
     GenerationFailed,
@@ -33,7 +40,6 @@ from lora_core.generator import (
     Progress,
     ProgressCallback,
 )
-from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch, LoraStatus, LoraTraining
 
 MAX_PROMPT_LENGTH = 500
 

@@ -18,9 +18,9 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from lora_core.db import DatabaseTarget
+from lora_core.data.db import DatabaseTarget
+from lora_core.data.turso import REMOTE_SCHEMES, is_remote_url
 from lora_core.errors import SettingsError
-from lora_core.turso import REMOTE_SCHEMES, is_remote_url
 
 APP_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = f"sqlite:///{APP_ROOT / 'data' / 'lora_studio.db'}"

@@ -19,10 +19,10 @@ from sqlalchemy import ColumnElement, Engine, delete, func, insert, literal, sel
 from sqlmodel import Session, col
 
 from lora_core import weights
-from lora_core.clock import parse_iso, to_iso, utc_now
-from lora_core.db import session_scope
+from lora_core.data.clock import parse_iso, to_iso, utc_now
+from lora_core.data.db import session_scope
+from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import TrainingFailed, TrainingQuotaExceeded
-from lora_core.models import LoraStatus, LoraTraining
 from lora_core.quota import QuotaStatus
 from lora_core.storage import MediaStore
 from lora_core.trainer import (

@@ -23,9 +23,9 @@ from sqlalchemy import Engine, update
 from sqlmodel import col
 
 from lora_core import storage
-from lora_core.db import session_scope
+from lora_core.data.db import session_scope
+from lora_core.data.models import LoraTraining
 from lora_core.errors import WeightsUnavailable
-from lora_core.models import LoraTraining
 
 MAX_WEIGHTS_BYTES = 2 * 1024**3
 DOWNLOAD_TIMEOUT_SECONDS = 60

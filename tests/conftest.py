@@ -24,16 +24,16 @@ for _name in SETTING_NAMES:
 
 from sqlalchemy import Engine  # noqa: E402
 
-from lora_core.clock import to_iso, utc_now  # noqa: E402
-from lora_core.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope  # noqa: E402
-from lora_core.generator import FalGenerator, PreviewGenerator  # noqa: E402
-from lora_core.models import (  # noqa: E402
+from lora_core.data.clock import to_iso, utc_now  # noqa: E402
+from lora_core.data.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope  # noqa: E402
+from lora_core.data.models import (  # noqa: E402
     BatchStatus,
     GeneratedImage,
     GenerationBatch,
     LoraStatus,
     LoraTraining,
 )
+from lora_core.generator import FalGenerator, PreviewGenerator  # noqa: E402
 from lora_core.quota import QuotaPolicy  # noqa: E402
 from lora_core.storage import LocalMediaStore, S3MediaStore  # noqa: E402
 from lora_core.trainer import FalTrainer  # noqa: E402

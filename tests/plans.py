@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine, event
 
-from lora_core.db import session_scope
+from lora_core.data.db import session_scope
 
 
 def explain_selects(engine: Engine, run: Callable[[object], object]) -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ import turso_serverless
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from lora_core.db import DatabaseTarget
+from lora_core.data.db import DatabaseTarget
 from tests.net import free_port
 
 APP_ROOT = Path(__file__).resolve().parents[1]

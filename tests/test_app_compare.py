@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from lora_core.clock import to_iso
-from lora_core.db import session_scope
-from lora_core.models import GeneratedImage, GenerationBatch, LoraStatus
+from lora_core.data.clock import to_iso
+from lora_core.data.db import session_scope
+from lora_core.data.models import GeneratedImage, GenerationBatch, LoraStatus
 from tests.conftest import NOW, open_with_query
 
 COMPARE = "app_pages/compare.py"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from lora_core.clock import to_iso, utc_now
-from lora_core.models import LoraStatus
+from lora_core.data.clock import to_iso, utc_now
+from lora_core.data.models import LoraStatus
 from tests.markup import readable
 
 NOW = utc_now()
@@ -106,8 +106,8 @@ def test_settings_given_only_as_secrets_put_the_app_on_the_libsql_server(
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from lora_core.db import create_db_engine, ensure_schema, session_scope
-    from lora_core.models import LoraTraining
+    from lora_core.data.db import create_db_engine, ensure_schema, session_scope
+    from lora_core.data.models import LoraTraining
     from tests.conftest import APP_ROOT, SETTING_NAMES
 
     for name in SETTING_NAMES:

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from lora_core.clock import to_iso
-from lora_core.db import session_scope
-from lora_core.models import GeneratedImage, GenerationBatch
+from lora_core.data.clock import to_iso
+from lora_core.data.db import session_scope
+from lora_core.data.models import GeneratedImage, GenerationBatch
 from tests.conftest import NOW, open_with_query
 from tests.test_history import seeded  # noqa: F401 - the shared nine-batch fixture
 
@@ -151,7 +151,7 @@ def test_the_exports_hold_exactly_the_filtered_batches(open_app, seeded, capture
 
 def test_only_generations_with_an_image_i_starred_is_a_filter_in_the_link(open_app, seeded):  # noqa: F811
     from lora_core import favorites
-    from lora_core.models import GeneratedImage
+    from lora_core.data.models import GeneratedImage
 
     with session_scope(seeded) as session:
         for image_id in ("b4-1", "b8-0"):

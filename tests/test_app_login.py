@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from lora_core.db import session_scope
-from lora_core.models import GeneratedImage, LoraTraining
+from lora_core.data.db import session_scope
+from lora_core.data.models import GeneratedImage, LoraTraining
 
 AUTH = {
     "auth": {

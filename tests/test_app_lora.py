@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from lora_core import favorites, queries
-from lora_core.clock import to_iso, utc_now
-from lora_core.db import session_scope
-from lora_core.models import GeneratedImage, LoraStatus, LoraTraining
+from lora_core.data.clock import to_iso, utc_now
+from lora_core.data.db import session_scope
+from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.trainer import FalTrainer
 from tests.conftest import TEST_FAL_KEY
 from tests.markup import readable

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from lora_core.clock import to_iso
-from lora_core.db import session_scope
-from lora_core.models import GeneratedImage, GenerationBatch, LoraStatus, LoraTraining
+from lora_core.data.clock import to_iso
+from lora_core.data.db import session_scope
+from lora_core.data.models import GeneratedImage, GenerationBatch, LoraStatus, LoraTraining
 from tests.conftest import NOW, open_with_query
 from tests.markup import (
     EVIL_NAME,

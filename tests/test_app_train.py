@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from lora_core.clock import to_iso, utc_now
-from lora_core.db import session_scope
-from lora_core.models import LoraStatus, LoraTraining
+from lora_core.data.clock import to_iso, utc_now
+from lora_core.data.db import session_scope
+from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.trainer import submission_key
 from tests.conftest import TEST_FAL_KEY
 from tests.markup import readable

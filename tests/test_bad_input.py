@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
 from lora_core import queries, service
-from lora_core.db import session_scope
+from lora_core.data.db import session_scope
+from lora_core.data.models import GeneratedImage, GenerationBatch
 from lora_core.errors import InvalidPrompt, LoraNotFound
-from lora_core.models import GeneratedImage, GenerationBatch
 from lora_core.quota import QuotaPolicy
 
 NASTY = st.sampled_from(

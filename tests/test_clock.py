@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from lora_core.clock import parse_iso, to_iso
+from lora_core.data.clock import parse_iso, to_iso
 
 
 def test_format_matches_javascript_to_iso_string():

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from lora_core import downloads
+from lora_core.data.models import GeneratedImage, LoraTraining
 from lora_core.errors import DownloadFailed
-from lora_core.models import GeneratedImage, LoraTraining
 
 LORA = LoraTraining(
     id="lora-1", request_id="r", wallet_address="trainer", trigger_word="wtrclr",

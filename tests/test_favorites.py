@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 
 from lora_core import favorites, history, queries
-from lora_core.db import session_scope
+from lora_core.data.db import session_scope
+from lora_core.data.models import GeneratedImage
 from lora_core.history import HistoryFilter
-from lora_core.models import GeneratedImage
 from tests.conftest import NOW
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL

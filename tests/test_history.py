@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from lora_core import history
-from lora_core.clock import to_iso
-from lora_core.db import session_scope
+from lora_core.data.clock import to_iso
+from lora_core.data.db import session_scope
+from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
 from lora_core.history import HistoryFilter, HistoryStatus
-from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch
 from tests.conftest import NOW
 from tests.plans import explain_selects
 

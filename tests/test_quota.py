@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from lora_core import quota, service
-from lora_core.clock import to_iso
-from lora_core.db import session_scope
+from lora_core.data.clock import to_iso
+from lora_core.data.db import session_scope
+from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
 from lora_core.errors import QuotaExceeded
-from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch
 from lora_core.quota import QuotaPolicy
 from tests.conftest import NOW
 from tests.plans import explain_selects
@@ -244,7 +244,7 @@ def test_several_processes_with_one_slot_left_reach_fal_exactly_once(
         import sys
         from datetime import timedelta
         from lora_core import quota, service
-        from lora_core.db import DatabaseTarget, create_db_engine
+        from lora_core.data.db import DatabaseTarget, create_db_engine
         from lora_core.errors import QuotaExceeded
         from lora_core.generator import FalGenerator
         try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from lora_core import service
-from lora_core.db import session_scope
-from lora_core.models import GeneratedImage
+from lora_core.data.db import session_scope
+from lora_core.data.models import GeneratedImage
 from lora_core.repair import repair_images
 
 

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import select
 
 from lora_core import quota, service
-from lora_core.clock import utc_now
-from lora_core.db import DatabaseTarget, session_scope
-from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch
+from lora_core.data.clock import utc_now
+from lora_core.data.db import DatabaseTarget, session_scope
+from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
 from tests.conftest import APP_ROOT, TEST_FAL_KEY
 from tests.fakefal import JobFailure
 
@@ -54,7 +54,7 @@ def start_dying_worker(database: DatabaseTarget, lora_id: str) -> subprocess.Pop
         f"""
         from datetime import timedelta
         from lora_core import quota, service
-        from lora_core.db import DatabaseTarget, create_db_engine
+        from lora_core.data.db import DatabaseTarget, create_db_engine
         from lora_core.generator import FalGenerator
         service.generate(
             engine=create_db_engine(

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from lora_core import quota, service
-from lora_core.db import create_db_engine, session_scope
+from lora_core.data.db import create_db_engine, session_scope
+from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, LoraStatus
 from lora_core.errors import (
     DatabaseUnavailable,
     GenerationFailed,
@@ -20,7 +21,6 @@ from lora_core.errors import (
     QuotaExceeded,
     WeightsUnavailable,
 )
-from lora_core.models import BatchStatus, GeneratedImage, GenerationBatch, LoraStatus
 from lora_core.quota import QuotaPolicy
 from tests.fakefal import JobFailure
 from tests.plans import explain_selects

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from lora_core import service, training
-from lora_core.clock import parse_iso, to_iso
-from lora_core.db import session_scope
+from lora_core.data.clock import parse_iso, to_iso
+from lora_core.data.db import session_scope
+from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import InvalidTrainingInput, TrainingFailed, TrainingQuotaExceeded
-from lora_core.models import LoraStatus, LoraTraining
 from lora_core.trainer import FalTrainer, UploadedFile
 from lora_core.training import TrainingPolicy
 from tests.conftest import NOW, TEST_FAL_KEY

@@ -11,10 +11,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from lora_core import turso
-from lora_core.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope
+from lora_core.data import turso
+from lora_core.data.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope
+from lora_core.data.models import LoraTraining
 from lora_core.errors import DatabaseUnavailable
-from lora_core.models import LoraTraining
 from tests.sqld import Sqld, signed_token
 
 

@@ -8,7 +8,7 @@ import ast
 import pytest
 import streamlit as st
 
-from lora_core.db import DatabaseTarget
+from lora_core.data.db import DatabaseTarget
 from tests.conftest import APP_ROOT
 from ui import context
 

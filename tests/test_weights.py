@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from lora_core import registry, repair, service, training, weights
-from lora_core.db import session_scope
+from lora_core.data.db import session_scope
+from lora_core.data.models import GenerationBatch, LoraStatus, LoraTraining
 from lora_core.errors import WeightsUnavailable
-from lora_core.models import GenerationBatch, LoraStatus, LoraTraining
 from lora_core.trainer import FalTrainer
 from lora_core.training import TrainingPolicy
 from tests.conftest import TEST_FAL_KEY

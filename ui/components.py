@@ -8,8 +8,8 @@ from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
-from lora_core.clock import parse_iso
-from lora_core.models import GeneratedImage, LoraStatus, LoraTraining
+from lora_core.data.clock import parse_iso
+from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from ui.text import badge_label, one_line
 
 _CSS = """

@@ -10,7 +10,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from lora_core import identity, quota, service, training
-from lora_core.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope
+from lora_core.data.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope
 from lora_core.errors import NotSignedIn
 from lora_core.generator import ImageGenerator, build_generator
 from lora_core.settings import Settings, load_settings

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import streamlit as st
 
-from lora_core.clock import utc_now
+from lora_core.data.clock import utc_now
 from lora_core.errors import (
     DatabaseUnavailable,
     GenerationFailed,

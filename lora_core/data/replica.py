@@ -32,7 +32,7 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from turso_serverless import DatabaseError, IntegrityError, OperationalError
 
-from lora_core.turso import sqlite_dbapi_module
+from lora_core.data.turso import sqlite_dbapi_module
 
 # The SQLite of the local replica file (libsql 0.1.8's embedded libSQL).
 SQLITE_VERSION = tuple(libsql.sqlite_version_info)

@@ -12,9 +12,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel
 
-from lora_core import models
+from lora_core.data import models
+from lora_core.data.turso import create_turso_engine, http_base_url, is_remote_url
 from lora_core.errors import DatabaseUnavailable
-from lora_core.turso import create_turso_engine, http_base_url, is_remote_url
 
 # Columns we added to the original app's tables: created with ALTER TABLE when missing.
 _UNAVAILABLE = "The database is unavailable right now. Please try again in a moment."
@@ -65,7 +65,7 @@ def create_db_engine(target: DatabaseTarget | str, *, busy_timeout_seconds: floa
     if isinstance(target, str):
         target = DatabaseTarget(target)
     if target.is_remote and target.replica_path:
-        from lora_core.replica import create_replica_engine  # needs the optional `libsql`
+        from lora_core.data.replica import create_replica_engine  # needs the optional `libsql`
 
         Path(target.replica_path).parent.mkdir(parents=True, exist_ok=True)
         return create_replica_engine(

@@ -107,7 +107,7 @@ def sqlite_dbapi_module(name: str, sqlite_version: tuple[int, ...]) -> ModuleTyp
     """A DB-API module as SQLAlchemy's SQLite dialect reads it: `turso_serverless`'s names
     (its exception classes; engines get connections from `creator`, never `connect`) plus
     the SQLite version, which decides the SQL the dialect emits. The embedded replica's
-    dialect (`lora_core.replica`) raises the same exception classes."""
+    dialect (`lora_core.data.replica`) raises the same exception classes."""
     module = ModuleType(name)
     for member in turso_serverless.__all__:
         setattr(module, member, getattr(turso_serverless, member))

@@ -3,7 +3,7 @@
 `lora_trainings` and `generated_images` keep exactly the original web app's columns,
 types and indexes, so both apps can share one database. Ours are added beside them:
 the `generation_batches` table, a nullable `generated_images.batch_id`, and extra indexes.
-Timestamps are TEXT in JavaScript ISO format (see `lora_core.clock`).
+Timestamps are TEXT in JavaScript ISO format (see `lora_core.data.clock`).
 """
 
 from __future__ import annotations
