@@ -7,9 +7,10 @@ import logging
 
 import streamlit as st
 
-from lora_core import queries, service
 from lora_core.data.db import session_scope
 from lora_core.errors import LoraStudioError, QuotaExceeded
+from lora_core.gallery import queries
+from lora_core.generation import service
 from ui import context
 from ui.components import image_grid, lora_title
 from ui.errors import remaining_text, show_error

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lora_core import queries
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus
 from lora_core.errors import LoraStudioError
+from lora_core.gallery import queries
 from ui import context
 from ui.components import empty_thumbnail, format_date, image_card, lora_title, status_badge
 from ui.errors import show_error
@@ -39,7 +39,7 @@ except LoraStudioError as error:
 summaries = loras.items
 if not summaries:
     st.info(
-        "No LoRAs yet. Train one in the trainer app, or run `python -m lora_core.demo` "
+        "No LoRAs yet. Train one in the trainer app, or run `python -m lora_core.cli.demo` "
         "to add demo LoRAs.",
         icon=":material/info:",
     )

@@ -8,10 +8,11 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from lora_core import history, queries
 from lora_core.data.db import session_scope
 from lora_core.errors import LoraStudioError
-from lora_core.history import HistoryFilter, HistoryStatus
+from lora_core.gallery import queries
+from lora_core.history import analysts as history
+from lora_core.history.analysts import HistoryFilter, HistoryStatus
 from ui import context
 from ui.components import app_base_url
 from ui.errors import show_error

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lora_core import downloads, favorites, queries, service, training
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
+from lora_core.gallery import downloads, favorites, queries
+from lora_core.generation import service
+from lora_core.training import lifecycle as training
 from ui import context
 from ui.components import (
     FLAGGED_TEXT,

@@ -10,11 +10,12 @@ from datetime import timedelta
 
 import streamlit as st
 
-from lora_core import registry, training
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
-from lora_core.trainer import (
+from lora_core.training import lifecycle as training
+from lora_core.training import registry
+from lora_core.training.trainers import (
     DEFAULT_STEPS,
     MAX_IMAGES,
     MAX_STEPS,
@@ -259,7 +260,8 @@ def show_register_form(user: str) -> None:
     st.success(f"“{md(lora_title(lora))}” is in the gallery.", icon=":material/check_circle:")
     if keep_copy and not lora.weights_copy_url:
         st.warning(
-            "The weights could not be copied just now; `python -m lora_core.repair` tries again.",
+            "The weights could not be copied just now; `python -m lora_core.cli.repair` tries "
+            "again.",
             icon=":material/cloud_off:",
         )
     st.page_link(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from lora_core import queries, quota
 from lora_core.data.db import session_scope
 from lora_core.errors import LoraStudioError
+from lora_core.gallery import queries
+from lora_core.generation import quota
 from ui import context
 from ui.components import lora_title
 from ui.errors import period_text, show_error

@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/setup.sh
-.venv/bin/python -m lora_core.demo || echo "Starting without demo data."
+.venv/bin/python -m lora_core.cli.demo || echo "Starting without demo data."
 exec .venv/bin/python -m streamlit run streamlit_app.py --server.address localhost "$@"

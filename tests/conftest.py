@@ -33,10 +33,10 @@ from lora_core.data.models import (  # noqa: E402
     LoraStatus,
     LoraTraining,
 )
-from lora_core.generator import FalGenerator, PreviewGenerator  # noqa: E402
-from lora_core.quota import QuotaPolicy  # noqa: E402
+from lora_core.generation.generators import FalGenerator, PreviewGenerator  # noqa: E402
+from lora_core.generation.quota import QuotaPolicy  # noqa: E402
 from lora_core.storage import LocalMediaStore, S3MediaStore  # noqa: E402
-from lora_core.trainer import FalTrainer  # noqa: E402
+from lora_core.training.trainers import FalTrainer  # noqa: E402
 from tests.fakefal import FakeFal, point_fal_uploads_at, start_fake_fal  # noqa: E402
 from tests.sqld import Sqld  # noqa: E402
 
@@ -68,7 +68,7 @@ def fake_fal(_fake_fal_server: FakeFal) -> FakeFal:
 @pytest.fixture(autouse=True)
 def _fresh_weights_answers() -> Iterator[None]:
     """Whether a weights URL answers is cached per process: each test asks afresh."""
-    from lora_core import weights
+    from lora_core.training import weights
 
     weights.forget_answers()
     yield

@@ -150,8 +150,8 @@ def test_the_exports_hold_exactly_the_filtered_batches(open_app, seeded, capture
 
 
 def test_only_generations_with_an_image_i_starred_is_a_filter_in_the_link(open_app, seeded):  # noqa: F811
-    from lora_core import favorites
     from lora_core.data.models import GeneratedImage
+    from lora_core.gallery import favorites
 
     with session_scope(seeded) as session:
         for image_id in ("b4-1", "b8-0"):
@@ -175,7 +175,7 @@ def test_the_summary_counts_every_batch_added_between_two_renders(
 ):
     """The overview is cached per data version: a batch generated here, or images the
     original app wrote (older than every batch), show in the very next render."""
-    from lora_core import service
+    from lora_core.generation import service
 
     def generate(prompt: str) -> None:
         service.generate(
@@ -212,7 +212,7 @@ def test_the_summary_counts_every_batch_added_between_two_renders(
 
 
 def test_the_starred_filters_summary_follows_new_stars(open_app, seeded):  # noqa: F811
-    from lora_core import favorites
+    from lora_core.gallery import favorites
 
     at = open_history(open_app, starred="true")
     assert metrics(at)["Batches"] == "0"

@@ -9,11 +9,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
-from lora_core import queries, service
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, GenerationBatch
 from lora_core.errors import InvalidPrompt, LoraNotFound
-from lora_core.quota import QuotaPolicy
+from lora_core.gallery import queries
+from lora_core.generation import service
+from lora_core.generation.quota import QuotaPolicy
 
 NASTY = st.sampled_from(
     [

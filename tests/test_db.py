@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, inspect, select, text
 
-from lora_core import queries
 from lora_core.data.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope
 from lora_core.data.models import GeneratedImage, GenerationBatch, ImageFavorite, LoraTraining
 from lora_core.errors import DatabaseUnavailable
+from lora_core.gallery import queries
 
 # The original web app's DDL, from its plan.
 ORIGINAL_DDL = """

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from lora_core.cli.demo import DEMO_LORAS, main, seed_demo
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
-from lora_core.demo import DEMO_LORAS, main, seed_demo
 from lora_core.settings import Settings
 
 

@@ -9,9 +9,9 @@ import zipfile
 import pandas as pd
 import pytest
 
-from lora_core import downloads
 from lora_core.data.models import GeneratedImage, LoraTraining
 from lora_core.errors import DownloadFailed
+from lora_core.gallery import downloads
 
 LORA = LoraTraining(
     id="lora-1", request_id="r", wallet_address="trainer", trigger_word="wtrclr",

@@ -6,10 +6,11 @@ from datetime import timedelta
 
 import pytest
 
-from lora_core import favorites, history, queries
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage
-from lora_core.history import HistoryFilter
+from lora_core.gallery import favorites, queries
+from lora_core.history import analysts as history
+from lora_core.history.analysts import HistoryFilter
 from tests.conftest import NOW
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL

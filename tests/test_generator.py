@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from lora_core.errors import GenerationFailed, GenerationTimeout, WeightsUnavailable
-from lora_core.generator import (
+from lora_core.generation.generators import (
     LOST_SUBMIT,
     FalGenerator,
     GenerationRequest,
@@ -318,7 +318,7 @@ def test_resuming_a_job_fal_no_longer_knows_is_final(fal_generator, fake_fal):
 def test_resuming_when_only_fals_gateway_fails_asks_again_later(
     fal_generator, fake_fal, monkeypatch
 ):
-    from lora_core import generator
+    from lora_core.generation import generators as generator
 
     monkeypatch.setattr(generator, "RESUME_SECONDS", 1.0)
     request_id = finished_job(fal_generator, fake_fal)

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from lora_core import history
 from lora_core.data.clock import to_iso
 from lora_core.data.db import session_scope
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
-from lora_core.history import HistoryFilter, HistoryStatus
+from lora_core.history import analysts as history
+from lora_core.history.analysts import HistoryFilter, HistoryStatus
 from tests.conftest import NOW
 from tests.plans import explain_selects
 
@@ -203,7 +203,7 @@ def test_per_day_names_the_top_loras_and_groups_the_rest(seeded):
 
 
 def test_the_data_version_changes_when_a_batch_starts_or_finishes(seeded):
-    from lora_core import quota
+    from lora_core.generation import quota
 
     with session_scope(seeded) as session:
         before = history.data_version(session=session)
@@ -248,7 +248,7 @@ def test_the_data_version_changes_when_the_original_app_writes_older_images(seed
 
 
 def test_the_data_version_follows_the_users_stars_when_asked(seeded):
-    from lora_core import favorites
+    from lora_core.gallery import favorites
 
     with session_scope(seeded) as session:
         before = history.data_version(session=session, starred_by="ann")

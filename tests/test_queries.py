@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from lora_core import favorites, queries
 from lora_core.data.clock import to_iso
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, LoraTraining
+from lora_core.gallery import favorites, queries
 from tests.conftest import NOW
 from tests.plans import explain_selects
 

@@ -8,12 +8,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from lora_core import quota, service
 from lora_core.data.clock import to_iso
 from lora_core.data.db import session_scope
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
 from lora_core.errors import QuotaExceeded
-from lora_core.quota import QuotaPolicy
+from lora_core.generation import quota, service
+from lora_core.generation.quota import QuotaPolicy
 from tests.conftest import NOW
 from tests.plans import explain_selects
 from tests.race import race
@@ -243,10 +243,10 @@ def test_several_processes_with_one_slot_left_reach_fal_exactly_once(
         f"""
         import sys
         from datetime import timedelta
-        from lora_core import quota, service
+        from lora_core.generation import quota, service
         from lora_core.data.db import DatabaseTarget, create_db_engine
         from lora_core.errors import QuotaExceeded
-        from lora_core.generator import FalGenerator
+        from lora_core.generation.generators import FalGenerator
         try:
             service.generate(
                 engine=create_db_engine(

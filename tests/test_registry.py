@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from lora_core import registry, service
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import InvalidRegistration
+from lora_core.generation import service
+from lora_core.training import registry
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 

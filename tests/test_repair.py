@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from lora_core import service
+from lora_core.cli.repair import repair_images
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage
-from lora_core.repair import repair_images
+from lora_core.generation import service
 
 
 def images(engine) -> list[GeneratedImage]:

@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy.exc
 from sqlalchemy import insert, select
 
-from lora_core import quota
 from lora_core.data.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope
 from lora_core.data.models import LoraTraining
 from lora_core.errors import DatabaseUnavailable, QuotaExceeded
+from lora_core.generation import quota
 from lora_core.settings import load_settings
 from tests.race import race
 from tests.sqld import Sqld

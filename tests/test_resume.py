@@ -13,10 +13,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from lora_core import quota, service
 from lora_core.data.clock import utc_now
 from lora_core.data.db import DatabaseTarget, session_scope
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
+from lora_core.generation import quota, service
 from tests.conftest import APP_ROOT, TEST_FAL_KEY
 from tests.fakefal import JobFailure
 
@@ -53,9 +53,9 @@ def start_dying_worker(database: DatabaseTarget, lora_id: str) -> subprocess.Pop
     script = textwrap.dedent(
         f"""
         from datetime import timedelta
-        from lora_core import quota, service
+        from lora_core.generation import quota, service
         from lora_core.data.db import DatabaseTarget, create_db_engine
-        from lora_core.generator import FalGenerator
+        from lora_core.generation.generators import FalGenerator
         service.generate(
             engine=create_db_engine(
                 DatabaseTarget({database.url!r}, auth_token={database.auth_token!r})
@@ -159,7 +159,7 @@ def test_a_job_fal_no_longer_knows_is_failed_with_the_reason(
 def test_a_job_fal_cannot_be_asked_about_now_waits(
     engine, add_lora, fal_generator, fake_fal, media_store, monkeypatch
 ):
-    from lora_core import generator
+    from lora_core.generation import generators as generator
 
     monkeypatch.setattr(generator, "RESUME_SECONDS", 1.0)
     lora = add_lora()

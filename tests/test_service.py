@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from lora_core import quota, service
 from lora_core.data.db import create_db_engine, session_scope
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, LoraStatus
 from lora_core.errors import (
@@ -21,7 +20,8 @@ from lora_core.errors import (
     QuotaExceeded,
     WeightsUnavailable,
 )
-from lora_core.quota import QuotaPolicy
+from lora_core.generation import quota, service
+from lora_core.generation.quota import QuotaPolicy
 from tests.fakefal import JobFailure
 from tests.plans import explain_selects
 
@@ -336,7 +336,7 @@ def test_a_server_error_on_submit_stores_nothing_and_frees_the_slot(
 def test_a_result_that_never_comes_times_out_and_frees_the_slot(
     engine, add_lora, generate, fake_fal
 ):
-    from lora_core.generator import FalGenerator
+    from lora_core.generation.generators import FalGenerator
     from tests.conftest import TEST_FAL_KEY
 
     lora = add_lora()

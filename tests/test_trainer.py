@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from lora_core.errors import InvalidTrainingInput, TrainingFailed
-from lora_core.trainer import (
+from lora_core.training.trainers import (
     FalTrainer,
     PreviewTrainer,
     UploadedFile,
@@ -283,7 +283,7 @@ def test_the_preview_trainer_leaves_real_jobs_alone(media_store, request_id):
     ids=["gateway", "stalled"],
 )
 def test_trouble_reaching_fal_is_not_the_jobs_failure(fal_trainer, fake_fal, monkeypatch, trouble):
-    from lora_core import trainer
+    from lora_core.training import trainers as trainer
 
     monkeypatch.setattr(trainer, "STATE_SECONDS", 1.0)
     for name, value in trouble.items():

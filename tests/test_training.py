@@ -8,13 +8,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from lora_core import service, training
 from lora_core.data.clock import parse_iso, to_iso
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import InvalidTrainingInput, TrainingFailed, TrainingQuotaExceeded
-from lora_core.trainer import FalTrainer, UploadedFile
-from lora_core.training import TrainingPolicy
+from lora_core.generation import service
+from lora_core.training import lifecycle as training
+from lora_core.training.lifecycle import TrainingPolicy
+from lora_core.training.trainers import FalTrainer, UploadedFile
 from tests.conftest import NOW, TEST_FAL_KEY
 from tests.fakefal import JobFailure
 from tests.race import race
@@ -215,7 +216,7 @@ def test_another_apps_training_fal_does_not_know_stays_pending(
 def test_a_job_fal_cannot_be_asked_about_stays_pending(
     start, engine, fake_fal, training_policy, monkeypatch
 ):
-    from lora_core import trainer
+    from lora_core.training import trainers as trainer
 
     monkeypatch.setattr(trainer, "STATE_SECONDS", 1.0)  # a page view gives up on fal so soon
     lora = start()

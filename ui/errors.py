@@ -23,7 +23,7 @@ from lora_core.errors import (
     TrainingQuotaExceeded,
     WeightsUnavailable,
 )
-from lora_core.quota import QuotaStatus
+from lora_core.generation.quota import QuotaStatus
 from ui.text import md
 
 

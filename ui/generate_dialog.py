@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from lora_core import history, service
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraTraining
 from lora_core.errors import GenerationFailed, LoraStudioError, NotSignedIn
-from lora_core.generator import IMAGES_PER_BATCH, Progress
+from lora_core.generation import service
+from lora_core.generation.generators import IMAGES_PER_BATCH, Progress
+from lora_core.history import analysts as history
 from ui import context
 from ui.components import image_grid
 from ui.errors import quota_message, remaining_text, show_error

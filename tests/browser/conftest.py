@@ -107,7 +107,7 @@ def running_app(
     process: subprocess.Popen[bytes] | None = None
     try:
         seeded = subprocess.run(
-            [sys.executable, "-m", "lora_core.demo", "--force"],
+            [sys.executable, "-m", "lora_core.cli.demo", "--force"],
             cwd=REPO_ROOT,
             env={name: value for name, value in env.items() if name != "FAL_KEY"},
             capture_output=True,

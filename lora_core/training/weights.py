@@ -1,7 +1,7 @@
 """A LoRA's weights: our durable copy of fal's files, and the URL fal is given to generate.
 
 fal's media expires, and a LoRA whose weights URL has expired is dead. So when a training
-completes (or a LoRA is registered with "keep a copy", or `python -m lora_core.repair`
+completes (or a LoRA is registered with "keep a copy", or `python -m lora_core.cli.repair`
 runs), the weights and the training's config file are copied into our store; fal's URL
 stays in `lora_weights_url` as the original. Generating then gives fal a URL it can
 download: fal's while it answers, else our copy when the store is public (an S3 bucket with

@@ -18,14 +18,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Engine, delete, func, insert, literal, select, update
 from sqlmodel import Session, col
 
-from lora_core import weights
 from lora_core.data.clock import parse_iso, to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import TrainingFailed, TrainingQuotaExceeded
-from lora_core.quota import QuotaStatus
+from lora_core.generation.quota import QuotaStatus
 from lora_core.storage import MediaStore
-from lora_core.trainer import (
+from lora_core.training import weights
+from lora_core.training.trainers import (
     TrainedFiles,
     Trainer,
     TrainingState,
@@ -36,7 +36,7 @@ from lora_core.trainer import (
 )
 
 RESERVED_PREFIX = "reserved-"
-# The demo's LoRA "in training" (`lora_core.demo`): no trainer knows it, and it never ends.
+# The demo's LoRA "in training" (`lora_core.cli.demo`): no trainer knows it, and it never ends.
 DEMO_PREFIX = "demo-request-"
 
 

@@ -21,8 +21,8 @@ import fal_client
 import httpx
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from lora_core import fal
 from lora_core.errors import GenerationFailed, GenerationTimeout, WeightsUnavailable
+from lora_core.fal import client as fal
 from lora_core.settings import Settings
 from lora_core.storage import MediaStore, build_store
 
@@ -111,7 +111,7 @@ LOST_SUBMIT = (
 class FalGenerator:
     """Generates through fal's queue (`fal-ai/flux-lora`). A generation never waits longer
     than `timeout_seconds` in all (submit, polls, the result and a cancel), its submit is
-    sent at most once (`lora_core.fal`), and a job fal reports as failed is a failure with
+    sent at most once (`lora_core.fal.client`), and a job fal reports as failed is a failure with
     fal's reason; trouble at fal's gateway is ridden out within the time."""
 
     key: str = field(repr=False)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, Integer, cast, func, literal, select, update
 from sqlmodel import col
 
-from lora_core import queries, quota, storage, weights
+from lora_core import storage
 from lora_core.data.clock import parse_iso, to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import (
@@ -32,7 +32,9 @@ from lora_core.errors import (
     LoraNotReady,
     LoraStudioError,
 )
-from lora_core.generator import (
+from lora_core.gallery import queries
+from lora_core.generation import quota
+from lora_core.generation.generators import (
     IMAGES_PER_BATCH,
     GeneratedImageData,
     GenerationRequest,
@@ -40,6 +42,7 @@ from lora_core.generator import (
     Progress,
     ProgressCallback,
 )
+from lora_core.training import weights
 
 MAX_PROMPT_LENGTH = 500
 
@@ -200,7 +203,7 @@ def _store_batch(
     store: storage.MediaStore | None,
 ) -> list[GeneratedImage]:
     """Copy fal's images to our store, then insert the image rows and mark the batch
-    succeeded, in one transaction. A failed copy keeps fal's URL (see `lora_core.repair`)."""
+    succeeded, in one transaction. A failed copy keeps fal's URL (see `lora_core.cli.repair`)."""
     durable = _durable_urls(store, batch_id, [image.url for image in result_images])
     finished = utc_now()
     rows = [

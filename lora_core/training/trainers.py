@@ -27,8 +27,8 @@ import fal_client
 import httpx
 from PIL import Image, UnidentifiedImageError
 
-from lora_core import fal
 from lora_core.errors import InvalidTrainingInput, TrainingFailed
+from lora_core.fal import client as fal
 from lora_core.settings import Settings
 from lora_core.storage import MediaStore, build_store
 
@@ -239,7 +239,7 @@ def training_arguments(
 @dataclass
 class FalTrainer:
     """The real trainer, through `fal_client`'s upload and queue APIs (its submit sent at
-    most once, its page-view questions bounded in time: `lora_core.fal`)."""
+    most once, its page-view questions bounded in time: `lora_core.fal.client`)."""
 
     key: str = field(repr=False)
     _client: fal_client.SyncClient = field(init=False, repr=False)

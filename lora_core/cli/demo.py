@@ -1,6 +1,6 @@
 """Fill an empty database with a few demo LoRAs and preview images.
 
-    python -m lora_core.demo [--force]
+    python -m lora_core.cli.demo [--force]
 
 Does nothing when the database already holds a LoRA, so it is safe on every start, and
 only touches the embedded default database unless `--force` is given.
@@ -13,16 +13,16 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
-from lora_core import quota
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import create_db_engine, ensure_schema, session_scope
 from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError, SettingsError
-from lora_core.generator import PreviewGenerator
-from lora_core.service import generate
+from lora_core.generation import quota
+from lora_core.generation.generators import PreviewGenerator
+from lora_core.generation.service import generate
 from lora_core.settings import DEFAULT_DATABASE_URL, Settings, load_settings, read_secrets_file
 from lora_core.storage import build_store
-from lora_core.training import DEMO_PREFIX
+from lora_core.training.lifecycle import DEMO_PREFIX
 
 DEMO_USER = "demo"
 # (id, trigger word, status, steps, days ago, a first prompt or None)

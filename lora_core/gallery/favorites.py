@@ -10,7 +10,7 @@ from sqlmodel import Session, col
 
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.models import GeneratedImage, ImageFavorite
-from lora_core.queries import Page, clamp_page
+from lora_core.gallery.queries import Page, clamp_page
 
 
 def set_starred(

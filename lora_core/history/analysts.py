@@ -25,8 +25,8 @@ from lora_core.data.models import (
     ImageFavorite,
     LoraTraining,
 )
-from lora_core.generator import IMAGES_PER_BATCH
-from lora_core.queries import Page
+from lora_core.gallery.queries import Page
+from lora_core.generation.generators import IMAGES_PER_BATCH
 
 WORD_SAMPLE = 2_000
 OTHER_LORAS = "other LoRAs"
