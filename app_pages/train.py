@@ -15,16 +15,16 @@ from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
 from lora_core.training import lifecycle as training
 from lora_core.training import registry
-from lora_core.training.trainers import (
+from lora_core.training.archive import (
     DEFAULT_STEPS,
     MAX_IMAGES,
     MAX_STEPS,
     MIN_IMAGES,
     MIN_STEPS,
-    TrainingState,
     UploadedFile,
     submission_key,
 )
+from lora_core.training.trainers import TrainingState
 from ui import context
 from ui.components import format_date, lora_title
 from ui.errors import period_text, show_error

@@ -33,10 +33,11 @@ from lora_core.data.models import (  # noqa: E402
     LoraStatus,
     LoraTraining,
 )
-from lora_core.generation.generators import FalGenerator, PreviewGenerator  # noqa: E402
+from lora_core.fal.generator import FalGenerator  # noqa: E402
+from lora_core.fal.trainer import FalTrainer  # noqa: E402
+from lora_core.generation.preview import PreviewGenerator  # noqa: E402
 from lora_core.generation.quota import QuotaPolicy  # noqa: E402
 from lora_core.storage import LocalMediaStore, S3MediaStore  # noqa: E402
-from lora_core.training.trainers import FalTrainer  # noqa: E402
 from tests.fakefal import FakeFal, point_fal_uploads_at, start_fake_fal  # noqa: E402
 from tests.sqld import Sqld  # noqa: E402
 

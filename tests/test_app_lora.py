@@ -15,8 +15,8 @@ from sqlalchemy import select
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
+from lora_core.fal.trainer import FalTrainer
 from lora_core.gallery import favorites, queries
-from lora_core.training.trainers import FalTrainer
 from tests.conftest import TEST_FAL_KEY
 from tests.markup import readable
 
@@ -383,7 +383,7 @@ def test_the_gallery_forgets_an_open_dialog(open_app, add_lora):
 def test_an_unexpected_failure_is_a_plain_message_and_costs_nothing(
     open_app, add_lora, engine, monkeypatch
 ):
-    from lora_core.generation.generators import PreviewGenerator
+    from lora_core.generation.preview import PreviewGenerator
 
     def broken(self, request, on_progress=None):
         raise RuntimeError("a bug")

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus, LoraTraining
-from lora_core.training.trainers import submission_key
+from lora_core.training.archive import submission_key
 from tests.conftest import TEST_FAL_KEY
 from tests.markup import readable
 from tests.test_app_login import AUTH, SIGNED_OUT

@@ -9,17 +9,12 @@ import pytest
 from PIL import Image
 
 from lora_core.errors import GenerationFailed, GenerationTimeout, WeightsUnavailable
-from lora_core.generation.generators import (
-    LOST_SUBMIT,
-    FalGenerator,
-    GenerationRequest,
-    PreviewGenerator,
-    Progress,
-    build_generator,
-    parse_flux_result,
-)
+from lora_core.fal.generator import LOST_SUBMIT, FalGenerator, parse_flux_result
+from lora_core.generation.generators import GenerationRequest, Progress
+from lora_core.generation.preview import PreviewGenerator
 from lora_core.settings import Settings
 from lora_core.storage import LocalMediaStore
+from lora_core.studio import build_generator
 from tests.conftest import TEST_FAL_KEY
 from tests.fakefal import FakeFal, JobFailure
 
@@ -318,7 +313,7 @@ def test_resuming_a_job_fal_no_longer_knows_is_final(fal_generator, fake_fal):
 def test_resuming_when_only_fals_gateway_fails_asks_again_later(
     fal_generator, fake_fal, monkeypatch
 ):
-    from lora_core.generation import generators as generator
+    from lora_core.fal import generator
 
     monkeypatch.setattr(generator, "RESUME_SECONDS", 1.0)
     request_id = finished_job(fal_generator, fake_fal)

@@ -246,7 +246,7 @@ def test_several_processes_with_one_slot_left_reach_fal_exactly_once(
         from lora_core.generation import quota, service
         from lora_core.data.db import DatabaseTarget, create_db_engine
         from lora_core.errors import QuotaExceeded
-        from lora_core.generation.generators import FalGenerator
+        from lora_core.fal.generator import FalGenerator
         try:
             service.generate(
                 engine=create_db_engine(

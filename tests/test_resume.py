@@ -55,7 +55,7 @@ def start_dying_worker(database: DatabaseTarget, lora_id: str) -> subprocess.Pop
         from datetime import timedelta
         from lora_core.generation import quota, service
         from lora_core.data.db import DatabaseTarget, create_db_engine
-        from lora_core.generation.generators import FalGenerator
+        from lora_core.fal.generator import FalGenerator
         service.generate(
             engine=create_db_engine(
                 DatabaseTarget({database.url!r}, auth_token={database.auth_token!r})
@@ -159,7 +159,7 @@ def test_a_job_fal_no_longer_knows_is_failed_with_the_reason(
 def test_a_job_fal_cannot_be_asked_about_now_waits(
     engine, add_lora, fal_generator, fake_fal, media_store, monkeypatch
 ):
-    from lora_core.generation import generators as generator
+    from lora_core.fal import generator
 
     monkeypatch.setattr(generator, "RESUME_SECONDS", 1.0)
     lora = add_lora()

@@ -336,7 +336,7 @@ def test_a_server_error_on_submit_stores_nothing_and_frees_the_slot(
 def test_a_result_that_never_comes_times_out_and_frees_the_slot(
     engine, add_lora, generate, fake_fal
 ):
-    from lora_core.generation.generators import FalGenerator
+    from lora_core.fal.generator import FalGenerator
     from tests.conftest import TEST_FAL_KEY
 
     lora = add_lora()

@@ -11,14 +11,14 @@ import pytest
 from PIL import Image
 
 from lora_core.errors import InvalidTrainingInput, TrainingFailed
-from lora_core.training.trainers import (
-    FalTrainer,
-    PreviewTrainer,
+from lora_core.fal.trainer import FalTrainer
+from lora_core.training.archive import (
     UploadedFile,
     check_steps,
     check_trigger_word,
     training_archive,
 )
+from lora_core.training.preview import PreviewTrainer
 from tests.fakefal import TRAINING_PATH, JobFailure
 
 
@@ -283,7 +283,7 @@ def test_the_preview_trainer_leaves_real_jobs_alone(media_store, request_id):
     ids=["gateway", "stalled"],
 )
 def test_trouble_reaching_fal_is_not_the_jobs_failure(fal_trainer, fake_fal, monkeypatch, trouble):
-    from lora_core.training import trainers as trainer
+    from lora_core.fal import trainer
 
     monkeypatch.setattr(trainer, "STATE_SECONDS", 1.0)
     for name, value in trouble.items():

@@ -12,10 +12,11 @@ from lora_core.data.clock import parse_iso, to_iso
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import InvalidTrainingInput, TrainingFailed, TrainingQuotaExceeded
+from lora_core.fal.trainer import FalTrainer
 from lora_core.generation import service
 from lora_core.training import lifecycle as training
+from lora_core.training.archive import UploadedFile
 from lora_core.training.lifecycle import TrainingPolicy
-from lora_core.training.trainers import FalTrainer, UploadedFile
 from tests.conftest import NOW, TEST_FAL_KEY
 from tests.fakefal import JobFailure
 from tests.race import race
@@ -216,7 +217,7 @@ def test_another_apps_training_fal_does_not_know_stays_pending(
 def test_a_job_fal_cannot_be_asked_about_stays_pending(
     start, engine, fake_fal, training_policy, monkeypatch
 ):
-    from lora_core.training import trainers as trainer
+    from lora_core.fal import trainer
 
     monkeypatch.setattr(trainer, "STATE_SECONDS", 1.0)  # a page view gives up on fal so soon
     lora = start()

@@ -13,11 +13,11 @@ from lora_core.cli import repair
 from lora_core.data.db import session_scope
 from lora_core.data.models import GenerationBatch, LoraStatus, LoraTraining
 from lora_core.errors import WeightsUnavailable
+from lora_core.fal.trainer import FalTrainer
 from lora_core.generation import service
 from lora_core.training import lifecycle as training
 from lora_core.training import registry, weights
 from lora_core.training.lifecycle import TrainingPolicy
-from lora_core.training.trainers import FalTrainer
 from tests.conftest import TEST_FAL_KEY
 from tests.fakefal import weights_bytes
 from tests.test_trainer import pictures

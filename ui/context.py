@@ -13,11 +13,12 @@ from lora_core import identity
 from lora_core.data.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope
 from lora_core.errors import NotSignedIn
 from lora_core.generation import quota, service
-from lora_core.generation.generators import ImageGenerator, build_generator
+from lora_core.generation.generators import ImageGenerator
 from lora_core.settings import Settings, load_settings
 from lora_core.storage import MediaStore, build_store
+from lora_core.studio import build_generator, build_trainer
 from lora_core.training import lifecycle as training
-from lora_core.training.trainers import Trainer, build_trainer
+from lora_core.training.trainers import Trainer
 
 
 def _secrets() -> Mapping[str, Any]:

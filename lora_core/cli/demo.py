@@ -18,7 +18,7 @@ from lora_core.data.db import create_db_engine, ensure_schema, session_scope
 from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError, SettingsError
 from lora_core.generation import quota
-from lora_core.generation.generators import PreviewGenerator
+from lora_core.generation.preview import PreviewGenerator
 from lora_core.generation.service import generate
 from lora_core.settings import DEFAULT_DATABASE_URL, Settings, load_settings, read_secrets_file
 from lora_core.storage import build_store

@@ -25,15 +25,13 @@ from lora_core.errors import TrainingFailed, TrainingQuotaExceeded
 from lora_core.generation.quota import QuotaStatus
 from lora_core.storage import MediaStore
 from lora_core.training import weights
-from lora_core.training.trainers import (
-    TrainedFiles,
-    Trainer,
-    TrainingState,
+from lora_core.training.archive import (
     UploadedFile,
     check_steps,
     check_trigger_word,
     training_archive,
 )
+from lora_core.training.trainers import TrainedFiles, Trainer, TrainingState
 
 RESERVED_PREFIX = "reserved-"
 # The demo's LoRA "in training" (`lora_core.cli.demo`): no trainer knows it, and it never ends.

@@ -1,0 +1,81 @@
+"""The offline image generator: deterministic placeholder JPEGs (prompt, seed, LoRA) drawn
+locally, so the app is fully usable (demos, tests) without fal credentials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import textwrap
+from dataclasses import dataclass, field
+
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from lora_core.errors import GenerationFailed
+from lora_core.generation.generators import (
+    IMAGES_PER_BATCH,
+    GeneratedImageData,
+    GenerationRequest,
+    GenerationResult,
+    Progress,
+    ProgressCallback,
+)
+from lora_core.storage import MediaStore
+
+
+@dataclass(frozen=True)
+class PreviewGenerator:
+    """Draws 4 deterministic placeholder JPEGs (prompt, seed, LoRA) without calling fal."""
+
+    store: MediaStore
+    size: int = 1024
+    downloads_weights: bool = field(default=False, init=False)
+
+    def generate(
+        self, request: GenerationRequest, on_progress: ProgressCallback | None = None
+    ) -> GenerationResult:
+        report = on_progress or (lambda _progress: None)
+        digest = hashlib.sha256(f"{request.full_prompt}|{request.weights_url}".encode()).digest()
+        seed = int.from_bytes(digest[:6], "big")
+        images = []
+        for index in range(IMAGES_PER_BATCH):
+            report(
+                Progress("running", message=f"Drawing preview {index + 1} of {IMAGES_PER_BATCH}")
+            )
+            data = self._draw(request, seed=seed, index=index)
+            try:
+                url = self.store.save(f"preview/{request.batch_id}/{index}.jpg", data)
+            except OSError:
+                raise GenerationFailed(
+                    "Could not save the preview images: the media folder is not writable."
+                ) from None
+            images.append(GeneratedImageData(url=url, width=self.size, height=self.size))
+        report(Progress("completed"))
+        return GenerationResult(images=images, seed=str(seed), request_id=None)
+
+    def resume(self, request_id: str) -> GenerationResult | None:
+        raise GenerationFailed("A preview that was interrupted cannot be resumed.", retryable=True)
+
+    def cancel(self, request_id: str) -> None:
+        """Nothing runs elsewhere for a preview."""
+
+    def _draw(self, request: GenerationRequest, *, seed: int, index: int) -> bytes:
+        shade = hashlib.sha256(f"{seed}:{index}".encode()).digest()
+        dark = (shade[0] // 3, shade[1] // 3, shade[2] // 3)
+        light = (128 + shade[3] // 2, 128 + shade[4] // 2, 128 + shade[5] // 2)
+        gradient = Image.linear_gradient("L").rotate(90 * index)
+        image = ImageOps.colorize(gradient.resize((self.size, self.size)), dark, light)
+        draw = ImageDraw.Draw(image)
+        big = ImageFont.load_default(size=self.size // 12)
+        small = ImageFont.load_default(size=self.size // 28)
+        margin = self.size // 16
+        draw.text((margin, margin), "PREVIEW", font=big, fill="white")
+        body = textwrap.fill(request.full_prompt, width=40, max_lines=8, placeholder=" …")
+        draw.multiline_text(
+            (margin, self.size // 4), body, font=small, fill="white", spacing=self.size // 80
+        )
+        footer = f"LoRA: {request.lora_label}\nseed {seed} · image {index + 1}/{IMAGES_PER_BATCH}"
+        draw.multiline_text((margin, self.size - self.size // 5), footer, font=small, fill="white")
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=85)
+        return buffer.getvalue()
