@@ -8,11 +8,12 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
+from lora_core import legacy
 from lora_core.data.db import session_scope
 from lora_core.errors import LoraStudioError
 from lora_core.gallery import queries
-from lora_core.history import analysts as history
-from lora_core.history.analysts import HistoryFilter, HistoryStatus
+from lora_core.history import analytics, listing
+from lora_core.history.filters import HistoryFilter, HistoryStatus
 from ui import context
 from ui.components import app_base_url
 from ui.errors import show_error
@@ -60,7 +61,7 @@ def read_filters(lora_names: dict[str, str]) -> HistoryFilter:
     )
 
 
-def show_summary(summary: history.HistorySummary) -> None:
+def show_summary(summary: analytics.HistorySummary) -> None:
     cells = st.columns(7)
     cells[0].metric("Batches", f"{summary.batches:,}")
     cells[1].metric("Images", f"{summary.images:,}")
@@ -75,16 +76,18 @@ def show_summary(summary: history.HistorySummary) -> None:
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
 def cached_overview(
     history_filter: HistoryFilter, labels: dict[str, str], version: tuple[object, ...]
-) -> history.Overview:
+) -> analytics.Overview:
     """Summary and charts scan the whole filtered set: compute them once per filter and
     data version (which changes with every batch added, started or finished), not on every
     rerun such as selecting a row or turning a page. Every parameter is part of the cache
     key: none may start with an underscore, which Streamlit leaves out of the key."""
     with session_scope(context.engine()) as session:
-        return history.overview(session=session, history_filter=history_filter, lora_labels=labels)
+        return analytics.overview(
+            session=session, history_filter=history_filter, lora_labels=labels
+        )
 
 
-def show_charts(overview: history.Overview) -> None:
+def show_charts(overview: analytics.Overview) -> None:
     by_day, by_lora, by_user, by_word = st.tabs(
         ["Batches per day", "Top LoRAs", "Top users", "Prompt words"]
     )
@@ -93,10 +96,10 @@ def show_charts(overview: history.Overview) -> None:
     by_lora.bar_chart(overview.top_loras, x="lora", y="batches", horizontal=True, height=280)
     by_user.bar_chart(overview.top_users, x="user", y="batches", horizontal=True, height=280)
     by_word.bar_chart(overview.words, x="word", y="count", horizontal=True, height=280)
-    by_word.caption(f"The most frequent words of the latest {history.WORD_SAMPLE:,} prompts.")
+    by_word.caption(f"The most frequent words of the latest {analytics.WORD_SAMPLE:,} prompts.")
 
 
-def table_frame(rows: list[history.HistoryRow]) -> pd.DataFrame:
+def table_frame(rows: list[listing.HistoryRow]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "time": [row.created_at for row in rows],
@@ -112,7 +115,7 @@ def table_frame(rows: list[history.HistoryRow]) -> pd.DataFrame:
     )
 
 
-def show_table(page: queries.Page[history.HistoryRow]) -> None:
+def show_table(page: queries.Page[listing.HistoryRow]) -> None:
     selection = st.dataframe(
         table_frame(page.items),
         hide_index=True,
@@ -164,14 +167,14 @@ def show_exports(history_filter: HistoryFilter) -> None:
 
     def frame() -> pd.DataFrame:
         with session_scope(engine) as session:
-            return history.export_frame(
+            return listing.export_frame(
                 session=session, history_filter=history_filter, base_url=base_url
             )
 
     row = st.container(horizontal=True)
     for label, to_bytes, suffix, mime in (
-        ("Download CSV", history.to_csv_bytes, "csv", "text/csv"),
-        ("Download Parquet", history.to_parquet_bytes, "parquet", "application/vnd.apache.parquet"),
+        ("Download CSV", listing.to_csv_bytes, "csv", "text/csv"),
+        ("Download Parquet", listing.to_parquet_bytes, "parquet", "application/vnd.apache.parquet"),
     ):
         row.download_button(
             label,
@@ -185,10 +188,10 @@ def show_exports(history_filter: HistoryFilter) -> None:
 
 try:
     with session_scope(context.engine()) as session:
-        history.adopt_legacy_images(session=session)  # the original app's generations too
+        legacy.adopt_legacy_images(session=session)  # the original app's generations too
         names = queries.lora_names(session=session)
         # With the user's stars, for the "I starred" filter (a star rarely changes).
-        version = history.data_version(session=session, starred_by=context.current_user())
+        version = analytics.data_version(session=session, starred_by=context.current_user())
     history_filter = read_filters(names)
     if st.session_state.get("history_filter") != history_filter:
         st.session_state["history_filter"] = history_filter
@@ -206,7 +209,7 @@ try:
         st.stop()
     show_charts(overview)
     with session_scope(context.engine()) as session:
-        rows = history.list_batches(
+        rows = listing.list_batches(
             session=session,
             history_filter=history_filter,
             page=int(st.session_state.get("history_page", 1)),

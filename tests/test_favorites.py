@@ -9,8 +9,8 @@ import pytest
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage
 from lora_core.gallery import favorites, queries
-from lora_core.history import analysts as history
-from lora_core.history.analysts import HistoryFilter
+from lora_core.history import listing
+from lora_core.history.filters import HistoryFilter
 from tests.conftest import NOW
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
@@ -118,8 +118,8 @@ def test_history_can_show_only_generations_with_an_image_i_starred(
     star("cy", f"{other}-0")
 
     with session_scope(engine) as session:
-        rows = history.list_batches(session=session, history_filter=HistoryFilter(starred_by="cy"))
-        none = history.list_batches(session=session, history_filter=HistoryFilter(starred_by="zed"))
+        rows = listing.list_batches(session=session, history_filter=HistoryFilter(starred_by="cy"))
+        none = listing.list_batches(session=session, history_filter=HistoryFilter(starred_by="zed"))
 
     assert [row.batch_id for row in rows.items] == [other]
     assert none.total == 0

@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
+from lora_core import legacy
 from lora_core.data.clock import to_iso
 from lora_core.data.db import session_scope
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
-from lora_core.history import analysts as history
-from lora_core.history.analysts import HistoryFilter, HistoryStatus
+from lora_core.generation import prompts
+from lora_core.history import analytics, listing
+from lora_core.history.filters import HistoryFilter, HistoryStatus
 from tests.conftest import NOW
 from tests.plans import explain_selects
 
@@ -78,7 +80,7 @@ def seeded(engine, add_lora):
 
 def ids(engine, history_filter: HistoryFilter, **paging) -> list[str]:
     with session_scope(engine) as session:
-        page = history.list_batches(session=session, history_filter=history_filter, **paging)
+        page = listing.list_batches(session=session, history_filter=history_filter, **paging)
     return [row.batch_id for row in page.items]
 
 
@@ -130,7 +132,7 @@ def test_filters_combine(seeded):
 def test_nothing_matches(seeded):
     assert ids(seeded, HistoryFilter(user="nobody")) == []
     with session_scope(seeded) as session:
-        summary = history.summarize(session=session, history_filter=HistoryFilter(user="nobody"))
+        summary = analytics.summarize(session=session, history_filter=HistoryFilter(user="nobody"))
     assert (summary.batches, summary.failure_rate, summary.median_seconds) == (0, 0.0, None)
 
 
@@ -143,7 +145,7 @@ def test_paging_edges(seeded):
 
 def test_a_row_carries_what_the_table_shows(seeded):
     with session_scope(seeded) as session:
-        page = history.list_batches(session=session, history_filter=HistoryFilter(user="bob"))
+        page = listing.list_batches(session=session, history_filter=HistoryFilter(user="bob"))
     failed = next(row for row in page.items if row.batch_id == "b2")
     done = next(row for row in page.items if row.batch_id == "b8")
 
@@ -159,7 +161,7 @@ def test_a_row_carries_what_the_table_shows(seeded):
 
 def test_summary_of_the_filtered_set(seeded):
     with session_scope(seeded) as session:
-        summary = history.summarize(session=session, history_filter=HistoryFilter())
+        summary = analytics.summarize(session=session, history_filter=HistoryFilter())
 
     assert summary.batches == 9
     assert summary.images == 4 * 6 + 2
@@ -171,16 +173,16 @@ def test_summary_of_the_filtered_set(seeded):
 
 def test_charts_count_per_day_lora_and_user(seeded):
     with session_scope(seeded) as session:
-        per_day = history.batches_per_day(
+        per_day = analytics.batches_per_day(
             session=session, history_filter=HistoryFilter(), lora_labels=LABELS
         )
-        loras = history.top_loras(
-            history.lora_counts(session=session, history_filter=HistoryFilter()), LABELS
+        loras = analytics.top_loras(
+            analytics.lora_counts(session=session, history_filter=HistoryFilter()), LABELS
         )
-        users = history.top_users(
-            history.user_counts(session=session, history_filter=HistoryFilter())
+        users = analytics.top_users(
+            analytics.user_counts(session=session, history_filter=HistoryFilter())
         )
-        words = history.prompt_words(session=session, history_filter=HistoryFilter())
+        words = analytics.prompt_words(session=session, history_filter=HistoryFilter())
 
     assert per_day["batches"].sum() == 9
     today = per_day[per_day["day"] == pd.Timestamp(NOON.date())]
@@ -194,11 +196,11 @@ def test_charts_count_per_day_lora_and_user(seeded):
 
 def test_per_day_names_the_top_loras_and_groups_the_rest(seeded):
     with session_scope(seeded) as session:
-        per_day = history.batches_per_day(
+        per_day = analytics.batches_per_day(
             session=session, history_filter=HistoryFilter(), lora_labels=LABELS, top=1
         )
 
-    assert set(per_day["lora"]) == {"alpha", history.OTHER_LORAS}
+    assert set(per_day["lora"]) == {"alpha", analytics.OTHER_LORAS}
     assert per_day.groupby("lora")["batches"].sum().to_dict() == {"alpha": 3, "other LoRAs": 6}
 
 
@@ -206,7 +208,7 @@ def test_the_data_version_changes_when_a_batch_starts_or_finishes(seeded):
     from lora_core.generation import quota
 
     with session_scope(seeded) as session:
-        before = history.data_version(session=session)
+        before = analytics.data_version(session=session)
     batch_id = quota.reserve(
         engine=seeded,
         policy=quota.QuotaPolicy(limit=99, window=DAY),
@@ -216,10 +218,10 @@ def test_the_data_version_changes_when_a_batch_starts_or_finishes(seeded):
         now=NOON + timedelta(hours=1),
     )
     with session_scope(seeded) as session:
-        started = history.data_version(session=session)
+        started = analytics.data_version(session=session)
     quota.release(engine=seeded, batch_id=batch_id, error="x", now=NOON + timedelta(hours=2))
     with session_scope(seeded) as session:
-        finished = history.data_version(session=session)
+        finished = analytics.data_version(session=session)
 
     assert len({before, started, finished}) == 3
 
@@ -227,7 +229,7 @@ def test_the_data_version_changes_when_a_batch_starts_or_finishes(seeded):
 def test_the_data_version_changes_when_the_original_app_writes_older_images(seeded):
     """Adopted batches carry their images' own (older) times: the version still moves."""
     with session_scope(seeded) as session:
-        before = history.data_version(session=session)
+        before = analytics.data_version(session=session)
         session.add(
             GeneratedImage(
                 id="legacy-1",
@@ -240,9 +242,9 @@ def test_the_data_version_changes_when_the_original_app_writes_older_images(seed
         )
         session.commit()
     with session_scope(seeded) as session:
-        assert history.adopt_legacy_images(session=session) == 1
+        assert legacy.adopt_legacy_images(session=session) == 1
     with session_scope(seeded) as session:
-        after = history.data_version(session=session)
+        after = analytics.data_version(session=session)
 
     assert after != before
 
@@ -251,16 +253,16 @@ def test_the_data_version_follows_the_users_stars_when_asked(seeded):
     from lora_core.gallery import favorites
 
     with session_scope(seeded) as session:
-        before = history.data_version(session=session, starred_by="ann")
+        before = analytics.data_version(session=session, starred_by="ann")
         image = session.get(GeneratedImage, "b8-0")
     with session_scope(seeded) as session:
         favorites.set_starred(session=session, user="ann", image=image, starred=True)
     with session_scope(seeded) as session:
-        starred = history.data_version(session=session, starred_by="ann")
+        starred = analytics.data_version(session=session, starred_by="ann")
     with session_scope(seeded) as session:
         favorites.set_starred(session=session, user="ann", image=image, starred=False)
     with session_scope(seeded) as session:
-        unstarred = history.data_version(session=session, starred_by="ann")
+        unstarred = analytics.data_version(session=session, starred_by="ann")
 
     assert starred != before and unstarred != starred
 
@@ -268,12 +270,12 @@ def test_the_data_version_follows_the_users_stars_when_asked(seeded):
 def test_exports_hold_the_filtered_rows_with_urls_and_seeds(seeded):
     history_filter = HistoryFilter(lora_ids=("lora-b",))
     with session_scope(seeded) as session:
-        frame = history.export_frame(session=session, history_filter=history_filter)
+        frame = listing.export_frame(session=session, history_filter=history_filter)
 
-    from_csv = pd.read_csv(io.BytesIO(history.to_csv_bytes(frame)), dtype={"seed": str})
-    from_parquet = pd.read_parquet(io.BytesIO(history.to_parquet_bytes(frame)))
+    from_csv = pd.read_csv(io.BytesIO(listing.to_csv_bytes(frame)), dtype={"seed": str})
+    from_parquet = pd.read_parquet(io.BytesIO(listing.to_parquet_bytes(frame)))
     for exported in (from_csv, from_parquet):
-        assert list(exported.columns) == history.EXPORT_COLUMNS
+        assert list(exported.columns) == listing.EXPORT_COLUMNS
         assert list(exported["prompt"]) == ["a lighthouse", "red roses 100%", "a fox_den at dusk"]
         assert exported["seed"].iloc[0] == "18446744073709551557"
         assert len(exported["image_urls"].iloc[0].split()) == 4
@@ -282,23 +284,23 @@ def test_exports_hold_the_filtered_rows_with_urls_and_seeds(seeded):
 
 def test_my_prompts_are_the_users_latest_distinct_prompts(seeded):
     with session_scope(seeded) as session:
-        prompts = history.recent_prompts(session=session, user="ann")
+        recent = prompts.recent_prompts(session=session, user="ann")
 
-    assert prompts == ["A red Fox in snow", "red roses 100%", "from a deleted lora"]
+    assert recent == ["A red Fox in snow", "red roses 100%", "from a deleted lora"]
 
 
 def test_the_page_query_uses_indexes_not_sorts(seeded):
     plans = explain_selects(
         seeded,
         lambda session: [
-            history.list_batches(session=session, history_filter=HistoryFilter()),
-            history.list_batches(session=session, history_filter=HistoryFilter(user="ann")),
+            listing.list_batches(session=session, history_filter=HistoryFilter()),
+            listing.list_batches(session=session, history_filter=HistoryFilter(user="ann")),
         ],
     )
 
-    listing = [plan for sql, plan in plans if "ORDER BY generation_batches.created_at" in sql]
-    assert len(listing) == 2
-    for plan in listing:
+    ordered = [plan for sql, plan in plans if "ORDER BY generation_batches.created_at" in sql]
+    assert len(ordered) == 2
+    for plan in ordered:
         assert "TEMP B-TREE" not in plan, plan
         assert "USING INDEX idx_gen_batches_" in plan, plan
 
@@ -315,7 +317,7 @@ def test_a_flagged_image_is_never_a_thumbnail(seeded):
         for image in session.scalars(select(GeneratedImage).where(GeneratedImage.batch_id == "b8")):
             image.nsfw = image.id == "b8-3"  # the newest one
         session.commit()
-        page = history.list_batches(session=session, history_filter=HistoryFilter(user="bob"))
+        page = listing.list_batches(session=session, history_filter=HistoryFilter(user="bob"))
 
     row = next(row for row in page.items if row.batch_id == "b8")
     assert row.thumbnail_url is not None and not row.thumbnail_url.endswith("/3.jpg")
@@ -326,7 +328,7 @@ def test_exported_local_urls_are_made_absolute(seeded):
         image = session.get(GeneratedImage, "b8-0")
         image.image_url = "app/static/media/fal/b8/0.jpg"
         session.commit()
-        frame = history.export_frame(
+        frame = listing.export_frame(
             session=session,
             history_filter=HistoryFilter(user="bob", prompt_contains="lighthouse"),
             base_url="https://studio.example",
@@ -340,7 +342,7 @@ def test_exported_local_urls_are_made_absolute(seeded):
 def test_the_original_apps_generations_join_history_once(seeded, add_images):
     add_images("lora-a", 2, start_minutes_ago=30)  # two clicks of the original app, 1 min apart
     with session_scope(seeded) as session:
-        legacy = GeneratedImage(
+        extra = GeneratedImage(
             id="legacy-extra",
             lora_training_id="lora-a",
             wallet_address="ann",
@@ -348,12 +350,12 @@ def test_the_original_apps_generations_join_history_once(seeded, add_images):
             image_url="https://cdn.example/x.jpg",
             created_at=session.get(GeneratedImage, "lora-a-img-0001").created_at,
         )
-        session.add(legacy)
+        session.add(extra)
         session.commit()
 
-        assert history.adopt_legacy_images(session=session) == 2
-        assert history.adopt_legacy_images(session=session) == 0
-        page = history.list_batches(
+        assert legacy.adopt_legacy_images(session=session) == 2
+        assert legacy.adopt_legacy_images(session=session) == 0
+        page = listing.list_batches(
             session=session, history_filter=HistoryFilter(prompt_contains="prompt ")
         )
 
@@ -365,7 +367,7 @@ def test_the_original_apps_generations_join_history_once(seeded, add_images):
 
 
 def test_looking_for_images_to_adopt_uses_the_batch_index(seeded):
-    plans = explain_selects(seeded, lambda session: history.adopt_legacy_images(session=session))
+    plans = explain_selects(seeded, lambda session: legacy.adopt_legacy_images(session=session))
 
     [(_sql, plan)] = plans
     assert "USING INDEX idx_gen_images_batch" in plan, plan

@@ -15,9 +15,8 @@ import streamlit as st
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraTraining
 from lora_core.errors import GenerationFailed, LoraStudioError, NotSignedIn
-from lora_core.generation import service
+from lora_core.generation import prompts, service
 from lora_core.generation.generators import IMAGES_PER_BATCH, Progress
-from lora_core.history import analysts as history
 from ui import context
 from ui.components import image_grid
 from ui.errors import quota_message, remaining_text, show_error
@@ -134,13 +133,13 @@ def _my_prompts() -> None:
     """The user's recent prompts, to pick one into the prompt box."""
     try:
         with session_scope(context.engine()) as session:
-            prompts = history.recent_prompts(session=session, user=_signed_in_user())
+            recent = prompts.recent_prompts(session=session, user=_signed_in_user())
     except LoraStudioError:
         return  # the quota line above already says the database is unavailable
-    if prompts:
+    if recent:
         st.selectbox(
             "My prompts",
-            prompts,
+            recent,
             index=None,
             key=MY_PROMPTS_KEY,
             placeholder="Pick one of your recent prompts…",

@@ -1,0 +1,92 @@
+"""History's filters (all in the link) and the SQL they become, shared by the listing and
+the analytics: which batches, and each one's status as analysts read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from enum import StrEnum
+
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select
+from sqlmodel import col
+
+from lora_core.data.models import (
+    BatchStatus,
+    GeneratedImage,
+    GenerationBatch,
+    ImageFavorite,
+)
+from lora_core.generation.generators import IMAGES_PER_BATCH
+
+
+class HistoryStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    SAFETY_FILTERED = "safety-filtered"
+    FAILED = "failed"
+    PENDING = "pending"
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """Every filter is optional; they combine with AND. `date_to` is inclusive (UTC days)."""
+
+    lora_ids: tuple[str, ...] = ()
+    user: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    statuses: tuple[HistoryStatus, ...] = ()
+    prompt_contains: str | None = None
+    starred_by: str | None = None  # only batches with an image this user starred
+
+
+Batch = GenerationBatch  # short, as every query here names it
+
+
+BATCH_STATUS = case(
+    (col(Batch.status) == BatchStatus.FAILED, literal(HistoryStatus.FAILED.value)),
+    (col(Batch.status) == BatchStatus.PENDING, literal(HistoryStatus.PENDING.value)),
+    (
+        func.coalesce(col(Batch.images_returned), 0) < IMAGES_PER_BATCH,
+        literal(HistoryStatus.SAFETY_FILTERED.value),
+    ),
+    else_=literal(HistoryStatus.SUCCEEDED.value),
+)
+
+
+batch_seconds = col(Batch.duration_ms) / 1000.0
+
+
+def _day_start(day: date) -> str:
+    """The stored form of midnight UTC on `day`."""
+    return f"{day.isoformat()}T00:00:00.000Z"
+
+
+def conditions(history_filter: HistoryFilter) -> ColumnElement[bool]:
+    parts: list[ColumnElement[bool]] = []
+    if history_filter.lora_ids:
+        parts.append(col(Batch.lora_training_id).in_(history_filter.lora_ids))
+    if history_filter.user:
+        parts.append(col(Batch.wallet_address) == history_filter.user)
+    if history_filter.date_from:
+        parts.append(col(Batch.created_at) >= _day_start(history_filter.date_from))
+    if history_filter.date_to:
+        parts.append(col(Batch.created_at) < _day_start(history_filter.date_to + timedelta(1)))
+    if history_filter.statuses:
+        parts.append(BATCH_STATUS.in_([status.value for status in history_filter.statuses]))
+    if history_filter.prompt_contains and history_filter.prompt_contains.strip():
+        needle = history_filter.prompt_contains.strip()
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        parts.append(col(Batch.prompt).ilike(f"%{escaped}%", escape="\\"))
+    if history_filter.starred_by:
+        starred = (
+            select(col(GeneratedImage.batch_id))
+            .join(ImageFavorite, col(ImageFavorite.image_id) == col(GeneratedImage.id))
+            .where(col(ImageFavorite.wallet_address) == history_filter.starred_by)
+        )
+        parts.append(col(Batch.id).in_(starred))
+    return and_(literal(True), *parts)
+
+
+def filtered(history_filter: HistoryFilter, *columns: object) -> Select:
+    return select(*columns).select_from(Batch).where(conditions(history_filter))

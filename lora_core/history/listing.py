@@ -1,0 +1,186 @@
+"""History's table and exports: the filtered batches, newest first, one page at a time,
+and the whole filtered set as CSV or Parquet. Filtering and paging happen in SQL.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import func, select
+from sqlmodel import Session, col
+
+from lora_core.data.clock import parse_iso
+from lora_core.data.models import (
+    GeneratedImage,
+    LoraTraining,
+)
+from lora_core.gallery.queries import Page
+from lora_core.history.filters import (
+    BATCH_STATUS,
+    Batch,
+    HistoryFilter,
+    HistoryStatus,
+    batch_seconds,
+    filtered,
+)
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    batch_id: str
+    created_at: datetime
+    user: str
+    lora_id: str
+    trigger_word: str | None
+    prompt: str
+    images_returned: int
+    status: HistoryStatus
+    duration_seconds: float | None
+    thumbnail_url: str | None
+
+
+def list_batches(
+    *,
+    session: Session,
+    history_filter: HistoryFilter,
+    page: int = 1,
+    page_size: int = 50,
+    total: int | None = None,
+) -> Page[HistoryRow]:
+    """One page of batches, newest first, with their LoRA's trigger word and a thumbnail.
+
+    `total` is the number of batches the filter matches, when the caller already has it
+    (the summary counts them): then it is not counted again.
+    """
+    if total is None:
+        total = session.scalar(filtered(history_filter, func.count())) or 0
+    page = min(max(page, 1), max(math.ceil(total / page_size), 1))
+    rows = session.execute(
+        filtered(
+            history_filter,
+            Batch.id,
+            Batch.created_at,
+            Batch.wallet_address,
+            Batch.lora_training_id,
+            LoraTraining.trigger_word,
+            Batch.prompt,
+            Batch.images_returned,
+            BATCH_STATUS,
+            batch_seconds,
+        )
+        .outerjoin(LoraTraining, col(LoraTraining.id) == col(Batch.lora_training_id))
+        .order_by(col(Batch.created_at).desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    ).all()
+    thumbnails = _first_images(session, [row[0] for row in rows])
+    items = [
+        HistoryRow(
+            batch_id=row[0],
+            created_at=parse_iso(row[1]),
+            user=row[2],
+            lora_id=row[3],
+            trigger_word=row[4],
+            prompt=row[5],
+            images_returned=row[6] or 0,
+            status=HistoryStatus(row[7]),
+            duration_seconds=None if row[8] is None else round(row[8], 1),
+            thumbnail_url=thumbnails.get(row[0]),
+        )
+        for row in rows
+    ]
+    return Page(items=items, total=total, page=page, page_size=page_size)
+
+
+def _first_images(session: Session, batch_ids: list[str]) -> dict[str, str]:
+    if not batch_ids:
+        return {}
+    first: dict[str, str] = {}
+    for batch_id, url in session.execute(
+        select(GeneratedImage.batch_id, GeneratedImage.image_url)
+        .where(col(GeneratedImage.batch_id).in_(batch_ids))
+        .where(func.coalesce(col(GeneratedImage.nsfw), False).is_(False))
+        .order_by(col(GeneratedImage.created_at).desc())
+    ):
+        first.setdefault(batch_id, url)
+    return first
+
+
+EXPORT_COLUMNS = [
+    "time",
+    "user",
+    "lora_id",
+    "trigger_word",
+    "prompt",
+    "images_returned",
+    "status",
+    "duration_seconds",
+    "seed",
+    "image_urls",
+]
+
+
+def export_frame(
+    *, session: Session, history_filter: HistoryFilter, base_url: str = ""
+) -> pd.DataFrame:
+    """Every filtered batch (newest first) with its image URLs and seed, for CSV/Parquet.
+
+    Our own relative URLs (`app/static/media/…`) are made absolute with `base_url` (the
+    app's address), so the file is useful outside the app.
+    """
+    urls = (
+        select(func.group_concat(col(GeneratedImage.image_url), " "))
+        .where(col(GeneratedImage.batch_id) == col(Batch.id))
+        .scalar_subquery()
+    )
+    seed = (
+        select(col(GeneratedImage.seed))
+        .where(col(GeneratedImage.batch_id) == col(Batch.id))
+        .limit(1)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        filtered(
+            history_filter,
+            Batch.created_at,
+            Batch.wallet_address,
+            Batch.lora_training_id,
+            LoraTraining.trigger_word,
+            Batch.prompt,
+            func.coalesce(col(Batch.images_returned), 0),
+            BATCH_STATUS,
+            func.round(batch_seconds, 1),
+            seed,
+            urls,
+        )
+        .outerjoin(LoraTraining, col(LoraTraining.id) == col(Batch.lora_training_id))
+        .order_by(col(Batch.created_at).desc())
+    ).all()
+    frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS)
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    frame["image_urls"] = (
+        frame["image_urls"]
+        .fillna("")
+        .map(lambda urls: " ".join(_absolute(url, base_url) for url in urls.split()))
+    )
+    return frame
+
+
+def _absolute(url: str, base_url: str) -> str:
+    if not base_url or url.startswith(("https://", "http://")):
+        return url
+    return f"{base_url.rstrip('/')}/{url}"
+
+
+def to_csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
