@@ -10,7 +10,7 @@ import streamlit as st
 from lora_core.data.db import session_scope
 from lora_core.errors import LoraStudioError, QuotaExceeded
 from lora_core.gallery import queries
-from lora_core.generation import service
+from lora_core.generation import prompts, service
 from ui import context
 from ui.components import image_grid, lora_title
 from ui.errors import remaining_text, show_error
@@ -84,7 +84,7 @@ chosen: list[str] = st.multiselect(
     placeholder=f"Choose {MIN_LORAS} to {MAX_LORAS} LoRAs",
 )
 prompt = st.text_input(
-    "Prompt", key="compare_prompt", max_chars=service.MAX_PROMPT_LENGTH, bind="query-params"
+    "Prompt", key="compare_prompt", max_chars=prompts.MAX_PROMPT_LENGTH, bind="query-params"
 )
 if len(chosen) < MIN_LORAS or not prompt.strip():
     st.info(

@@ -1,17 +1,59 @@
-"""Everything about the original web app's rows, which share our database: its
-generations have no batch, so they are grouped into batches here for History.
+"""Everything about the original web app's rows, which share our database.
+
+The original app writes `generated_images` rows with no batch: one click is the images of
+one user, LoRA and prompt within the same second (`click_key`). Its plan counted four
+images as one generation, so the quota counts them that way (`images_in_window`,
+`slots_for`), the galleries group them by click, and History adopts each click as a batch
+row of ours (`adopt_legacy_images`), once.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, select, update
 from sqlmodel import Session, col
 
+from lora_core.data.clock import to_iso
 from lora_core.data.models import (
     BatchStatus,
     GeneratedImage,
     GenerationBatch,
 )
+
+IMAGES_PER_LEGACY_BATCH = 4
+
+
+def click_key(image: GeneratedImage) -> tuple[str, str, str]:
+    """What the images of one click of the original app share: user, prompt and second."""
+    return (image.wallet_address, image.prompt, image.created_at[:19])
+
+
+def same_click(image: GeneratedImage) -> ColumnElement[bool]:
+    """The rows of `image`'s click, as SQL (its LoRA, user and prompt, the same second)."""
+    second = image.created_at[:19]
+    return (
+        (col(GeneratedImage.lora_training_id) == image.lora_training_id)
+        & (col(GeneratedImage.created_at) >= second)
+        & (col(GeneratedImage.created_at) < f"{second}~")  # after every ".fffZ" of it
+        & (col(GeneratedImage.wallet_address) == image.wallet_address)
+        & (col(GeneratedImage.prompt) == image.prompt)
+        & col(GeneratedImage.batch_id).is_(None)
+    )
+
+
+def images_in_window(user: str, since: datetime) -> ColumnElement[bool]:
+    """The original app's images of `user` since `since` (what its quota counted)."""
+    return (
+        (col(GeneratedImage.wallet_address) == user)
+        & (col(GeneratedImage.created_at) > to_iso(since))
+        & col(GeneratedImage.batch_id).is_(None)
+    )
+
+
+def slots_for(image_count: int) -> int:
+    """Generations those images stand for: one per four, rounded up."""
+    return -(-image_count // IMAGES_PER_LEGACY_BATCH)  # ceiling division
 
 
 def adopt_legacy_images(*, session: Session) -> int:
@@ -33,7 +75,7 @@ def adopt_legacy_images(*, session: Session) -> int:
     legacy = sorted(legacy, key=lambda row: row[4])  # oldest first (not in SQL: see above)
     groups: dict[tuple[str, str, str, str], list[tuple[str, str]]] = {}
     for image_id, lora_id, user, prompt, created_at in legacy:
-        key = (lora_id, user, prompt, created_at[:19])
+        key = (lora_id, user, prompt, created_at[:19])  # the LoRA's `click_key`
         groups.setdefault(key, []).append((image_id, created_at))
     for (lora_id, user, prompt, _second), images in groups.items():
         batch_id = f"legacy-{images[0][0]}"

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from lora_core.data.clock import utc_now
 from lora_core.data.db import DatabaseTarget, session_scope
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
-from lora_core.generation import quota, service
+from lora_core.generation import quota, recovery
 from tests.conftest import APP_ROOT, TEST_FAL_KEY
 from tests.fakefal import JobFailure
 
@@ -37,7 +37,7 @@ def image_count(engine) -> int:
 
 
 def resume(engine, generator, media_store, *, after: timedelta = OLDER_THAN, lora_id=None):
-    return service.resume_pending(
+    return recovery.resume_pending(
         engine=engine,
         generator=generator,
         store=media_store,
@@ -88,16 +88,16 @@ def test_a_worker_killed_while_fal_works_is_finished_exactly_once_on_restart(
     assert batch.status == BatchStatus.PENDING and image_count(engine) == 0
 
     # A restart soon after: fal is still working, and a live wait could still be going on.
-    assert resume(engine, fal_generator, media_store, after=timedelta(0)) == service.ResumeReport()
+    assert resume(engine, fal_generator, media_store, after=timedelta(0)) == recovery.ResumeReport()
     time.sleep(1.6)  # fal finishes the job meanwhile
     report = resume(engine, fal_generator, media_store)
 
-    assert report == service.ResumeReport(finished=1)
+    assert report == recovery.ResumeReport(finished=1)
     [batch] = batches(engine)
     assert batch.status == BatchStatus.SUCCEEDED and batch.images_returned == 4
     assert image_count(engine) == 4
     assert len(fake_fal.submissions) == 1  # nothing was submitted again
-    assert resume(engine, fal_generator, media_store) == service.ResumeReport()
+    assert resume(engine, fal_generator, media_store) == recovery.ResumeReport()
     assert image_count(engine) == 4
     with session_scope(engine) as session:
         assert quota.get_status(session=session, policy=policy, user="ann").used == 1
@@ -139,7 +139,7 @@ def test_a_job_fal_failed_frees_the_slot_with_fals_reason(
         fake_fal.script.result_error = (500, "GPU on fire")
     reserve_pending(engine, lora.id, request_id=submit_job(fal_generator, fake_fal), age=OLDER_THAN)
 
-    assert resume(engine, fal_generator, media_store) == service.ResumeReport(failed=1)
+    assert resume(engine, fal_generator, media_store) == recovery.ResumeReport(failed=1)
 
     [batch] = batches(engine)
     assert batch.status == BatchStatus.FAILED and "GPU on fire" in batch.error
@@ -152,7 +152,7 @@ def test_a_job_fal_no_longer_knows_is_failed_with_the_reason(
     lora = add_lora()
     reserve_pending(engine, lora.id, request_id="forgotten-by-fal", age=OLDER_THAN)
 
-    assert resume(engine, fal_generator, media_store) == service.ResumeReport(failed=1)
+    assert resume(engine, fal_generator, media_store) == recovery.ResumeReport(failed=1)
     assert "fal no longer knows this job" in batches(engine)[0].error
 
 
@@ -166,7 +166,7 @@ def test_a_job_fal_cannot_be_asked_about_now_waits(
     reserve_pending(engine, lora.id, request_id=submit_job(fal_generator, fake_fal), age=OLDER_THAN)
     fake_fal.script.gateway_errors = {"status": [503] * 20}
 
-    assert resume(engine, fal_generator, media_store) == service.ResumeReport(waiting=1)
+    assert resume(engine, fal_generator, media_store) == recovery.ResumeReport(waiting=1)
     assert batches(engine)[0].status == BatchStatus.PENDING
 
 
@@ -174,7 +174,7 @@ def test_a_batch_that_never_reached_fal_is_failed(engine, add_lora, fal_generato
     lora = add_lora()
     reserve_pending(engine, lora.id, request_id=None, age=OLDER_THAN)
 
-    assert resume(engine, fal_generator, media_store) == service.ResumeReport(failed=1)
+    assert resume(engine, fal_generator, media_store) == recovery.ResumeReport(failed=1)
     assert batches(engine)[0].error == "Interrupted before fal accepted the job."
 
 
@@ -185,11 +185,11 @@ def test_a_job_still_running_waits_then_is_given_up_and_cancelled(
     request_id = submit_job(fal_generator, fake_fal, seconds=3600)
     reserve_pending(engine, lora.id, request_id=request_id, age=OLDER_THAN)
 
-    assert resume(engine, fal_generator, media_store) == service.ResumeReport(waiting=1)
+    assert resume(engine, fal_generator, media_store) == recovery.ResumeReport(waiting=1)
     assert batches(engine)[0].status == BatchStatus.PENDING
     assert batches(engine)[0].error is None  # released for the next attempt
 
-    assert resume(engine, fal_generator, media_store, after=GIVE_UP) == service.ResumeReport(
+    assert resume(engine, fal_generator, media_store, after=GIVE_UP) == recovery.ResumeReport(
         failed=1
     )
     assert len(fake_fal.cancellations) == 1
@@ -211,4 +211,4 @@ def test_an_interrupted_preview_is_failed(engine, add_lora, preview_generator, m
     lora = add_lora()
     reserve_pending(engine, lora.id, request_id="preview-has-none", age=OLDER_THAN)
 
-    assert resume(engine, preview_generator, media_store) == service.ResumeReport(failed=1)
+    assert resume(engine, preview_generator, media_store) == recovery.ResumeReport(failed=1)

@@ -20,7 +20,7 @@ from lora_core.errors import (
     QuotaExceeded,
     WeightsUnavailable,
 )
-from lora_core.generation import quota, service
+from lora_core.generation import prompts, quota, recovery, service
 from lora_core.generation.quota import QuotaPolicy
 from tests.fakefal import JobFailure
 from tests.plans import explain_selects
@@ -52,7 +52,7 @@ def generate(engine, fal_generator, policy):
 
 
 def test_full_prompt_appends_the_trigger_word():
-    assert service.full_prompt("a cat", "sks") == "a cat in the style of sks"
+    assert prompts.full_prompt("a cat", "sks") == "a cat in the style of sks"
 
 
 def test_a_batch_stores_four_images_with_the_raw_prompt(engine, add_lora, generate, fake_fal):
@@ -236,7 +236,7 @@ def test_a_crash_while_storing_frees_the_slot(engine, add_lora, generate, monkey
     def explode(**_kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(service, "_store_batch", explode)
+    monkeypatch.setattr(service, "store_batch", explode)
     with pytest.raises(RuntimeError):
         generate(lora.id, "a cat")
 
@@ -370,7 +370,7 @@ def test_looking_for_stale_batches_reads_only_pending_ones(engine, add_lora):
 
     plans = explain_selects(
         engine,
-        lambda _session: service.resume_pending(
+        lambda _session: recovery.resume_pending(
             engine=engine,
             generator=None,
             store=None,

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from lora_core import identity
 from lora_core.data.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope
 from lora_core.errors import NotSignedIn
-from lora_core.generation import quota, service
+from lora_core.generation import quota, recovery
 from lora_core.generation.generators import ImageGenerator
 from lora_core.settings import Settings, load_settings
 from lora_core.storage import MediaStore, build_store
@@ -103,10 +103,10 @@ def quota_policy() -> quota.QuotaPolicy:
     )
 
 
-def resume_stale_batches(lora_id: str | None = None) -> service.ResumeReport:
+def resume_stale_batches(lora_id: str | None = None) -> recovery.ResumeReport:
     """Finish (or fail) batches a dead process left pending: for one LoRA, or all."""
     settings = get_settings()
-    return service.resume_pending(
+    return recovery.resume_pending(
         engine=engine(),
         generator=generator(),
         store=media_store(),
@@ -118,7 +118,7 @@ def resume_stale_batches(lora_id: str | None = None) -> service.ResumeReport:
 
 
 @st.cache_resource(show_spinner=False)
-def resume_at_start(database_url: str) -> service.ResumeReport:
+def resume_at_start(database_url: str) -> recovery.ResumeReport:
     """Once per process and database (the URL keys it): the next start finishes what the
     last one left."""
     return resume_stale_batches()

@@ -100,7 +100,7 @@ def _generate_dialog(lora: LoraTraining) -> None:
             "Prompt",
             key=PROMPT_KEY,
             placeholder="Describe the image you want to create...",
-            help=f"1 to {service.MAX_PROMPT_LENGTH} characters.",
+            help=f"1 to {prompts.MAX_PROMPT_LENGTH} characters.",
             required=True,
         )
         hours = status.window.total_seconds() / 3600

@@ -18,7 +18,7 @@ import pandas as pd
 
 from lora_core.data.models import GeneratedImage, LoraTraining
 from lora_core.errors import DownloadFailed
-from lora_core.generation.service import full_prompt
+from lora_core.generation.prompts import full_prompt
 from lora_core.storage import MAX_IMAGE_BYTES, LocalMediaStore, MediaStore, is_remote
 
 FETCH_TIMEOUT_SECONDS = 20

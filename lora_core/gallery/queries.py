@@ -11,6 +11,7 @@ from typing import Generic, TypeVar
 from sqlalchemy import ColumnElement, ScalarSelect, func, literal, literal_column, select, update
 from sqlmodel import Session, col
 
+from lora_core import legacy
 from lora_core.data.models import GeneratedImage, ImageFavorite, LoraStatus, LoraTraining
 
 T = TypeVar("T")
@@ -233,7 +234,7 @@ class ImageGroup:
 def _batch_key(image: GeneratedImage) -> tuple[str, ...]:
     if image.batch_id:
         return ("batch", image.batch_id)
-    return ("legacy", image.wallet_address, image.prompt, image.created_at[:19])
+    return ("legacy", *legacy.click_key(image))
 
 
 def group_by_batch(images: list[GeneratedImage]) -> list[ImageGroup]:
@@ -261,16 +262,8 @@ def batch_of(*, session: Session, image: GeneratedImage) -> list[GeneratedImage]
     """Every image of `image`'s generation, in fal's order (as `group_by_batch` groups)."""
     if image.batch_id:
         query = select(GeneratedImage).where(col(GeneratedImage.batch_id) == image.batch_id)
-    else:  # the original app's: same LoRA, user and prompt within the same second
-        second = image.created_at[:19]
-        query = select(GeneratedImage).where(
-            col(GeneratedImage.lora_training_id) == image.lora_training_id,
-            col(GeneratedImage.created_at) >= second,
-            col(GeneratedImage.created_at) < f"{second}~",  # after every ".fffZ" of it
-            col(GeneratedImage.wallet_address) == image.wallet_address,
-            col(GeneratedImage.prompt) == image.prompt,
-            col(GeneratedImage.batch_id).is_(None),
-        )
+    else:  # the original app's click
+        query = select(GeneratedImage).where(legacy.same_click(image))
     return list(session.scalars(query.order_by(col(GeneratedImage.created_at))).all())
 
 

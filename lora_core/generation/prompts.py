@@ -5,9 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from lora_core.data.models import (
-    GenerationBatch,
-)
+from lora_core.data.models import GenerationBatch
+from lora_core.errors import InvalidPrompt
 
 
 def recent_prompts(*, session: Session, user: str, limit: int = 20) -> list[str]:
@@ -21,3 +20,23 @@ def recent_prompts(*, session: Session, user: str, limit: int = 20) -> list[str]
         .limit(limit)
     ).all()
     return [row[0] for row in rows]
+
+
+MAX_PROMPT_LENGTH = 500
+
+
+def full_prompt(prompt: str, trigger_word: str) -> str:
+    """What fal receives: the user's prompt with the trigger word appended."""
+    return f"{prompt} in the style of {trigger_word}"
+
+
+def clean_prompt(prompt: str | None) -> str:
+    """The prompt trimmed, or `InvalidPrompt` when empty or over 500 characters."""
+    text = (prompt or "").strip()
+    if not text:
+        raise InvalidPrompt("Enter a prompt describing the image you want to create.")
+    if len(text) > MAX_PROMPT_LENGTH:
+        raise InvalidPrompt(
+            f"The prompt is {len(text)} characters long; the limit is {MAX_PROMPT_LENGTH}."
+        )
+    return text

@@ -19,12 +19,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Engine, ScalarSelect, func, insert, literal, select, update
 from sqlmodel import Session, col
 
+from lora_core import legacy
 from lora_core.data.clock import parse_iso, to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
 from lora_core.errors import QuotaExceeded
-
-IMAGES_PER_LEGACY_BATCH = 4
 
 
 @dataclass(frozen=True)
@@ -70,19 +69,6 @@ def _holds_slot(policy: QuotaPolicy, user: str, now: datetime) -> ColumnElement[
     )
 
 
-def _legacy_images(policy: QuotaPolicy, user: str, now: datetime) -> ColumnElement[bool]:
-    """Images of `user` in the window written by the original app (they have no batch)."""
-    return (
-        (col(GeneratedImage.wallet_address) == user)
-        & (col(GeneratedImage.created_at) > to_iso(now - policy.window))
-        & col(GeneratedImage.batch_id).is_(None)
-    )
-
-
-def _legacy_slots(image_count: int) -> int:
-    return -(-image_count // IMAGES_PER_LEGACY_BATCH)  # ceiling division
-
-
 def _used(policy: QuotaPolicy, user: str, now: datetime) -> ScalarSelect[int]:
     """Slots in use, as one scalar subquery: our batches plus the original app's."""
     batches = (
@@ -91,13 +77,14 @@ def _used(policy: QuotaPolicy, user: str, now: datetime) -> ScalarSelect[int]:
         .where(_holds_slot(policy, user, now))
         .scalar_subquery()
     )
-    legacy = (
-        select((func.count() + (IMAGES_PER_LEGACY_BATCH - 1)) // IMAGES_PER_LEGACY_BATCH)
+    per = legacy.IMAGES_PER_LEGACY_BATCH
+    legacy_slots = (
+        select((func.count() + (per - 1)) // per)  # `legacy.slots_for`, in SQL
         .select_from(GeneratedImage)
-        .where(_legacy_images(policy, user, now))
+        .where(legacy.images_in_window(user, now - policy.window))
         .scalar_subquery()
     )
-    return select(batches + legacy).scalar_subquery()
+    return select(batches + legacy_slots).scalar_subquery()
 
 
 def get_status(
@@ -125,12 +112,16 @@ def _next_slot_at(
         session.scalars(select(GenerationBatch.created_at).where(_holds_slot(policy, user, now)))
     )
     legacy_times = list(
-        session.scalars(select(GeneratedImage.created_at).where(_legacy_images(policy, user, now)))
+        session.scalars(
+            select(GeneratedImage.created_at).where(
+                legacy.images_in_window(user, now - policy.window)
+            )
+        )
     )
     for expiring in sorted(batch_times + legacy_times):
         still_batches = sum(1 for moment in batch_times if moment > expiring)
         still_legacy = sum(1 for moment in legacy_times if moment > expiring)
-        if still_batches + _legacy_slots(still_legacy) < policy.limit:
+        if still_batches + legacy.slots_for(still_legacy) < policy.limit:
             return parse_iso(expiring) + policy.window
     return None
 

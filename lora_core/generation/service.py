@@ -10,11 +10,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, Integer, cast, func, literal, select, update
+from sqlalchemy import Engine, Integer, cast, func, update
 from sqlmodel import col
 
 from lora_core import storage
-from lora_core.data.clock import parse_iso, to_iso, utc_now
+from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import (
     BatchStatus,
@@ -25,8 +25,6 @@ from lora_core.data.models import (
 )
 from lora_core.errors import (
     DatabaseUnavailable,
-    GenerationFailed,
-    InvalidPrompt,
     LoraHasNoWeights,
     LoraNotFound,
     LoraNotReady,
@@ -42,9 +40,8 @@ from lora_core.generation.generators import (
     Progress,
     ProgressCallback,
 )
+from lora_core.generation.prompts import clean_prompt, full_prompt
 from lora_core.training import weights
-
-MAX_PROMPT_LENGTH = 500
 
 
 @dataclass(frozen=True)
@@ -59,23 +56,6 @@ class BatchOutcome:
     def missing(self) -> int:
         """Images the safety filter removed from the batch of 4."""
         return max(IMAGES_PER_BATCH - len(self.images), 0)
-
-
-def full_prompt(prompt: str, trigger_word: str) -> str:
-    """What fal receives: the user's prompt with the trigger word appended."""
-    return f"{prompt} in the style of {trigger_word}"
-
-
-def clean_prompt(prompt: str | None) -> str:
-    """The prompt trimmed, or `InvalidPrompt` when empty or over 500 characters."""
-    text = (prompt or "").strip()
-    if not text:
-        raise InvalidPrompt("Enter a prompt describing the image you want to create.")
-    if len(text) > MAX_PROMPT_LENGTH:
-        raise InvalidPrompt(
-            f"The prompt is {len(text)} characters long; the limit is {MAX_PROMPT_LENGTH}."
-        )
-    return text
 
 
 def check_ready(lora: LoraTraining) -> None:
@@ -145,7 +125,7 @@ def generate(
             ),
             on_progress=_recording_request_id(engine, batch_id, on_progress),
         )
-        images = _store_batch(
+        images = store_batch(
             engine=engine,
             batch_id=batch_id,
             lora_id=lora.id,
@@ -160,7 +140,7 @@ def generate(
         # Also on BaseException: Streamlit stops a run (the user closed the dialog, clicked
         # again, left the page) by raising one, and the slot must come back then too.
         reason = str(error) if isinstance(error, LoraStudioError) else type(error).__name__
-        _release_quietly(engine, batch_id, reason)
+        release_quietly(engine, batch_id, reason)
         raise
     return BatchOutcome(
         batch_id=batch_id,
@@ -190,7 +170,7 @@ def _recording_request_id(
     return callback
 
 
-def _store_batch(
+def store_batch(
     *,
     engine: Engine,
     batch_id: str,
@@ -246,102 +226,6 @@ def _store_batch(
     return rows
 
 
-@dataclass(frozen=True)
-class ResumeReport:
-    finished: int = 0
-    failed: int = 0
-    waiting: int = 0
-
-
-RESUMING = "resuming"
-
-
-def resume_pending(
-    *,
-    engine: Engine,
-    generator: ImageGenerator,
-    store: storage.MediaStore | None,
-    older_than: timedelta,
-    give_up_after: timedelta,
-    lora_id: str | None = None,
-    now: datetime | None = None,
-) -> ResumeReport:
-    """Finish batches left `pending` by a process that died after fal accepted the job.
-
-    Only batches older than `older_than` (longer than any live wait on fal) are touched.
-    Each is finished from fal's result for its request id (images stored exactly once),
-    or marked failed (freeing its slot) when fal failed, it never reached fal, or it is
-    older than `give_up_after`; a job fal is still running is left for later.
-    """
-    now = now or utc_now()
-    with session_scope(engine) as session:
-        query = select(GenerationBatch).where(
-            # Inline, not a bound parameter: so SQLite can use the partial pending index.
-            col(GenerationBatch.status) == literal(BatchStatus.PENDING.value, literal_execute=True),
-            col(GenerationBatch.created_at) < to_iso(now - older_than),
-        )
-        if lora_id is not None:
-            query = query.where(col(GenerationBatch.lora_training_id) == lora_id)
-        stale = list(session.scalars(query))
-    finished = failed = waiting = 0
-    for batch in stale:
-        if not _claim(engine, batch.id):
-            continue  # another process is on it
-        try:
-            if batch.fal_request_id is None:
-                raise GenerationFailed("Interrupted before fal accepted the job.")
-            result = generator.resume(batch.fal_request_id)
-            if result is None and parse_iso(batch.created_at) < now - give_up_after:
-                generator.cancel(batch.fal_request_id)
-                raise GenerationFailed("fal did not finish this job in time.")
-        except GenerationFailed as error:
-            quota.release(engine=engine, batch_id=batch.id, error=str(error), now=now)
-            failed += 1
-            continue
-        if result is None:
-            _unclaim(engine, batch.id)
-            waiting += 1
-            continue
-        _store_batch(
-            engine=engine,
-            batch_id=batch.id,
-            lora_id=batch.lora_training_id,
-            user=batch.wallet_address,
-            prompt=batch.prompt,
-            result_images=result.images,
-            seed=result.seed,
-            request_id=batch.fal_request_id,
-            store=store,
-        )
-        finished += 1
-    return ResumeReport(finished=finished, failed=failed, waiting=waiting)
-
-
-def _claim(engine: Engine, batch_id: str) -> bool:
-    """Mark a pending batch as being resumed by us; False if someone else got there first."""
-    with session_scope(engine) as session:
-        claimed = session.execute(
-            update(GenerationBatch)
-            .where(col(GenerationBatch.id) == batch_id)
-            .where(col(GenerationBatch.status) == BatchStatus.PENDING)
-            .where(col(GenerationBatch.error).is_(None))
-            .values(error=RESUMING)
-        ).rowcount
-        session.commit()
-    return claimed == 1
-
-
-def _unclaim(engine: Engine, batch_id: str) -> None:
-    with session_scope(engine) as session:
-        session.execute(
-            update(GenerationBatch)
-            .where(col(GenerationBatch.id) == batch_id)
-            .where(col(GenerationBatch.error) == RESUMING)
-            .values(error=None)
-        )
-        session.commit()
-
-
 def _durable_urls(
     store: storage.MediaStore | None, batch_id: str, urls: list[str]
 ) -> list[str | None]:
@@ -358,7 +242,7 @@ def _durable_urls(
     return durable
 
 
-def _release_quietly(engine: Engine, batch_id: str, reason: str) -> None:
+def release_quietly(engine: Engine, batch_id: str, reason: str) -> None:
     """Free the slot; if the database itself is down the original error matters more."""
     with contextlib.suppress(DatabaseUnavailable):
         quota.release(engine=engine, batch_id=batch_id, error=reason)

@@ -1,0 +1,117 @@
+"""Finishing the batches a dead process left `pending`, from fal's answer for the stored
+request id: each exactly once (claimed by one conditional UPDATE), or failed with its slot
+freed when fal failed it, it never reached fal, or it is too old.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, literal, select, update
+from sqlmodel import col
+
+from lora_core import storage
+from lora_core.data.clock import parse_iso, to_iso, utc_now
+from lora_core.data.db import session_scope
+from lora_core.data.models import BatchStatus, GenerationBatch
+from lora_core.errors import GenerationFailed
+from lora_core.generation import quota
+from lora_core.generation.generators import ImageGenerator
+from lora_core.generation.service import store_batch
+
+
+@dataclass(frozen=True)
+class ResumeReport:
+    finished: int = 0
+    failed: int = 0
+    waiting: int = 0
+
+
+RESUMING = "resuming"
+
+
+def resume_pending(
+    *,
+    engine: Engine,
+    generator: ImageGenerator,
+    store: storage.MediaStore | None,
+    older_than: timedelta,
+    give_up_after: timedelta,
+    lora_id: str | None = None,
+    now: datetime | None = None,
+) -> ResumeReport:
+    """Finish batches left `pending` by a process that died after fal accepted the job.
+
+    Only batches older than `older_than` (longer than any live wait on fal) are touched.
+    Each is finished from fal's result for its request id (images stored exactly once),
+    or marked failed (freeing its slot) when fal failed, it never reached fal, or it is
+    older than `give_up_after`; a job fal is still running is left for later.
+    """
+    now = now or utc_now()
+    with session_scope(engine) as session:
+        query = select(GenerationBatch).where(
+            # Inline, not a bound parameter: so SQLite can use the partial pending index.
+            col(GenerationBatch.status) == literal(BatchStatus.PENDING.value, literal_execute=True),
+            col(GenerationBatch.created_at) < to_iso(now - older_than),
+        )
+        if lora_id is not None:
+            query = query.where(col(GenerationBatch.lora_training_id) == lora_id)
+        stale = list(session.scalars(query))
+    finished = failed = waiting = 0
+    for batch in stale:
+        if not _claim(engine, batch.id):
+            continue  # another process is on it
+        try:
+            if batch.fal_request_id is None:
+                raise GenerationFailed("Interrupted before fal accepted the job.")
+            result = generator.resume(batch.fal_request_id)
+            if result is None and parse_iso(batch.created_at) < now - give_up_after:
+                generator.cancel(batch.fal_request_id)
+                raise GenerationFailed("fal did not finish this job in time.")
+        except GenerationFailed as error:
+            quota.release(engine=engine, batch_id=batch.id, error=str(error), now=now)
+            failed += 1
+            continue
+        if result is None:
+            _unclaim(engine, batch.id)
+            waiting += 1
+            continue
+        store_batch(
+            engine=engine,
+            batch_id=batch.id,
+            lora_id=batch.lora_training_id,
+            user=batch.wallet_address,
+            prompt=batch.prompt,
+            result_images=result.images,
+            seed=result.seed,
+            request_id=batch.fal_request_id,
+            store=store,
+        )
+        finished += 1
+    return ResumeReport(finished=finished, failed=failed, waiting=waiting)
+
+
+def _claim(engine: Engine, batch_id: str) -> bool:
+    """Mark a pending batch as being resumed by us; False if someone else got there first."""
+    with session_scope(engine) as session:
+        claimed = session.execute(
+            update(GenerationBatch)
+            .where(col(GenerationBatch.id) == batch_id)
+            .where(col(GenerationBatch.status) == BatchStatus.PENDING)
+            .where(col(GenerationBatch.error).is_(None))
+            .values(error=RESUMING)
+        ).rowcount
+        session.commit()
+    return claimed == 1
+
+
+def _unclaim(engine: Engine, batch_id: str) -> None:
+    with session_scope(engine) as session:
+        session.execute(
+            update(GenerationBatch)
+            .where(col(GenerationBatch.id) == batch_id)
+            .where(col(GenerationBatch.error) == RESUMING)
+            .values(error=None)
+        )
+        session.commit()
