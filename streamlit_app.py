@@ -15,7 +15,7 @@ inject_css()
 
 try:
     settings = context.get_settings()
-    context.engine()
+    context.studio()  # the database reached and its schema current, before any page
     context.resume_at_start(settings.database.url)
 except LoraStudioError as error:
     show_error(error)

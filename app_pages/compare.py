@@ -10,7 +10,7 @@ import streamlit as st
 from lora_core.data.db import session_scope
 from lora_core.errors import LoraStudioError, QuotaExceeded
 from lora_core.gallery import queries
-from lora_core.generation import prompts, service
+from lora_core.generation import prompts
 from ui import context
 from ui.components import image_grid, lora_title
 from ui.errors import remaining_text, show_error
@@ -37,16 +37,7 @@ def generate_missing(missing: list[str], prompt: str, labels: dict[str, str]) ->
     for lora_id in missing:
         with st.status(f"Generating with {md(labels[lora_id])}…") as progress:
             try:
-                service.generate(
-                    engine=context.engine(),
-                    generator=context.generator(),
-                    policy=context.quota_policy(),
-                    user=user,
-                    lora_id=lora_id,
-                    prompt=prompt,
-                    store=context.media_store(),
-                    allow_private_weights=context.get_settings().allow_private_weights_urls,
-                )
+                context.studio().generate(user=user, lora_id=lora_id, prompt=prompt)
             except LoraStudioError as error:
                 progress.update(label=f"{md(labels[lora_id])}: not generated", state="error")
                 show_error(error)
@@ -66,7 +57,7 @@ def generate_missing(missing: list[str], prompt: str, labels: dict[str, str]) ->
 
 
 try:
-    with session_scope(context.engine()) as session:
+    with session_scope(context.studio().engine) as session:
         ready = queries.list_ready_loras(session=session)
 except LoraStudioError as error:
     show_error(error)
@@ -94,7 +85,7 @@ if len(chosen) < MIN_LORAS or not prompt.strip():
     st.stop()
 
 try:
-    with session_scope(context.engine()) as session:
+    with session_scope(context.studio().engine) as session:
         latest = queries.latest_for_prompt(session=session, lora_ids=chosen, prompt=prompt)
 except LoraStudioError as error:
     show_error(error)

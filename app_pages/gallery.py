@@ -28,7 +28,7 @@ st.caption(
 )
 
 try:
-    with session_scope(context.engine()) as session:
+    with session_scope(context.studio().engine) as session:
         loras = queries.list_lora_page(
             session=session, page=int(st.session_state.get(PAGE_KEY, 1)), page_size=PAGE_SIZE
         )

@@ -81,7 +81,7 @@ def cached_overview(
     data version (which changes with every batch added, started or finished), not on every
     rerun such as selecting a row or turning a page. Every parameter is part of the cache
     key: none may start with an underscore, which Streamlit leaves out of the key."""
-    with session_scope(context.engine()) as session:
+    with session_scope(context.studio().engine) as session:
         return analytics.overview(
             session=session, history_filter=history_filter, lora_labels=labels
         )
@@ -162,7 +162,7 @@ def show_table(page: queries.Page[listing.HistoryRow]) -> None:
 
 
 def show_exports(history_filter: HistoryFilter) -> None:
-    engine = context.engine()
+    engine = context.studio().engine
     base_url = app_base_url()
 
     def frame() -> pd.DataFrame:
@@ -187,7 +187,7 @@ def show_exports(history_filter: HistoryFilter) -> None:
 
 
 try:
-    with session_scope(context.engine()) as session:
+    with session_scope(context.studio().engine) as session:
         legacy.adopt_legacy_images(session=session)  # the original app's generations too
         names = queries.lora_names(session=session)
         # With the user's stars, for the "I starred" filter (a star rarely changes).
@@ -208,7 +208,7 @@ try:
         st.info("No generations match these filters.", icon=":material/filter_alt_off:")
         st.stop()
     show_charts(overview)
-    with session_scope(context.engine()) as session:
+    with session_scope(context.studio().engine) as session:
         rows = listing.list_batches(
             session=session,
             history_filter=history_filter,

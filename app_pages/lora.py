@@ -9,7 +9,6 @@ from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
 from lora_core.gallery import downloads, favorites, queries
 from lora_core.generation import service
-from lora_core.training import lifecycle as training
 from ui import context
 from ui.components import (
     FLAGGED_TEXT,
@@ -90,7 +89,7 @@ def cached_image_count(lora_id: str, key: tuple[object, ...]) -> int:
     generation or a hide in any process. Every parameter keys the cache (no underscore).
     An image written with a time older than the newest (another app's clock) is counted
     within the minute the entry lives."""
-    with session_scope(context.engine()) as session:
+    with session_scope(context.studio().engine) as session:
         return queries.count_lora_images(session=session, lora_id=lora_id)
 
 
@@ -101,14 +100,14 @@ def close_image() -> None:
 def show_stars(image: GeneratedImage) -> None:
     """How many users starred the image; a signed-in user stars or unstars it here."""
     user = context.current_user()
-    with session_scope(context.engine()) as session:
+    with session_scope(context.studio().engine) as session:
         count, mine = favorites.stars(session=session, image_id=image.id, user=user)
     if user is None:
         st.caption(f":material/star: {count}")
         return
     label = f"Starred · {count}" if mine else f"Star · {count}"
     if st.button(label, key="star_image", icon=":material/star:", type="secondary"):
-        with session_scope(context.engine()) as session:
+        with session_scope(context.studio().engine) as session:
             favorites.set_starred(session=session, user=user, image=image, starred=not mine)
         st.rerun()
 
@@ -120,7 +119,7 @@ def show_hide_action(image: GeneratedImage) -> None:
     label = "Show in the galleries again" if image.hidden else "Hide from the galleries"
     icon = ":material/visibility:" if image.hidden else ":material/visibility_off:"
     if st.button(label, key="hide_image", icon=icon):
-        with session_scope(context.engine()) as session:
+        with session_scope(context.studio().engine) as session:
             queries.set_image_hidden(session=session, image_id=image.id, hidden=not image.hidden)
         cached_image_count.clear()  # its count changed, its newest image may not have
         st.rerun()
@@ -130,7 +129,7 @@ def show_image(lora: LoraTraining, image_id: str) -> None:
     """The image of a shared link (`?id=…&image=…`), large, with what it was made from,
     its share link and downloads."""
     try:
-        with session_scope(context.engine()) as session:
+        with session_scope(context.studio().engine) as session:
             image = queries.get_image(session=session, lora_id=lora.id, image_id=image_id)
             batch = queries.batch_of(session=session, image=image) if image else []
     except LoraStudioError as error:
@@ -151,7 +150,7 @@ def show_image(lora: LoraTraining, image_id: str) -> None:
             icon=":material/visibility_off:",
         )
         return
-    store = context.media_store()
+    store = context.studio().store
     # Hidden images of the batch stay out of its zip, unless this user may see them.
     batch = [other for other in batch if not other.hidden or may_hide or other.id == image.id]
     with st.container(border=True, key="image_view"):
@@ -206,7 +205,7 @@ def load_images(
     images `starred_by` starred (paged on their own)."""
     page_key = f"{'starred_' if starred_by else ''}page_{lora.id}"
     page = int(st.session_state.get(page_key, 1))
-    with session_scope(context.engine()) as session:
+    with session_scope(context.studio().engine) as session:
         if starred_by:
             images = favorites.list_starred_images(
                 session=session, user=starred_by, lora_id=lora.id, page=page, page_size=PAGE_SIZE
@@ -244,7 +243,7 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
         return
     whose = "you starred" if starred_only else "by everyone"
     st.caption(f"{images.total} images {whose}, newest first. Click an image to open it full size.")
-    shown, store = images.items, context.media_store()
+    shown, store = images.items, context.studio().store
     st.download_button(
         f"Download the {len(shown)} images shown (zip)",
         data=lambda: downloads.images_zip(shown, lora, store=store),
@@ -269,22 +268,15 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
 
 lora_id = st.query_params.get("id", "")
 try:
-    with session_scope(context.engine()) as session:
+    with session_scope(context.studio().engine) as session:
         lora = queries.get_lora(session=session, lora_id=lora_id)
         if lora is None:
             not_found()
     if lora.status == LoraStatus.PENDING:  # still training: ask fal whether it has finished
-        lora = training.refresh(
-            engine=context.engine(),
-            trainer=context.trainer(),
-            policy=context.training_policy(),
-            lora=lora,
-            store=context.media_store(),
-            allow_private_hosts=context.get_settings().allow_private_weights_urls,
-        ).lora
+        lora = context.studio().refresh_training(lora).lora
     # A batch of this LoRA that a dead process left pending is finished before listing.
-    context.resume_stale_batches(lora_id=lora.id)
-    with session_scope(context.engine()) as session:
+    context.studio().resume_stale_batches(lora_id=lora.id)
+    with session_scope(context.studio().engine) as session:
         count_key = queries.image_count_key(session=session, lora_id=lora.id)
     image_count = cached_image_count(lora.id, count_key)
 except LoraStudioError as error:

@@ -48,8 +48,7 @@ st.caption(
 
 
 def training_quota_text(user: str) -> str:
-    with session_scope(context.engine()) as session:
-        status = training.get_status(session=session, policy=context.training_policy(), user=user)
+    status = context.studio().training_status(user)
     if status.is_exempt:
         return "Unlimited trainings"
     return f"{status.remaining} of {status.limit} trainings remaining {period_text(status.window)}"
@@ -114,10 +113,7 @@ def start(user: str, files: list, trigger_word: str, steps: int, *, is_style: bo
     st.session_state[SUBMITTED_KEY] = key
     with st.status("Uploading the images and starting the training…") as progress:
         try:
-            lora = training.start_training(
-                engine=context.engine(),
-                trainer=context.trainer(),
-                policy=context.training_policy(),
+            lora = context.studio().start_training(
                 user=user,
                 files=uploads,
                 trigger_word=trigger_word,
@@ -183,22 +179,11 @@ def show_training(lora: LoraTraining, state: TrainingState | None) -> None:
 
 def show_trainings(user: str) -> None:
     """The user's trainings; the pending ones asked from fal on every run."""
-    engine, trainer, policy = context.engine(), context.trainer(), context.training_policy()
-    store = context.media_store()
+    studio = context.studio()
     try:
-        with session_scope(engine) as session:
+        with session_scope(studio.engine) as session:
             loras = training.list_trainings(session=session, user=user)
-        views = [
-            training.refresh(
-                engine=engine,
-                trainer=trainer,
-                policy=policy,
-                lora=lora,
-                store=store,
-                allow_private_hosts=context.get_settings().allow_private_weights_urls,
-            )
-            for lora in loras
-        ]
+        views = [studio.refresh_training(lora) for lora in loras]
     except LoraStudioError as error:
         show_error(error)
         return
@@ -245,14 +230,12 @@ def show_register_form(user: str) -> None:
         return
     try:
         with st.spinner("Checking the weights URL…"):
-            lora = registry.register_lora(
-                engine=context.engine(),
+            lora = context.studio().register(
                 user=user,
                 weights_url=weights_url,
                 trigger_word=trigger_word,
                 name=name,
-                allow_private_hosts=context.get_settings().allow_private_weights_urls,
-                keep_copy_in=context.media_store() if keep_copy else None,
+                keep_copy=keep_copy,
             )
     except LoraStudioError as error:
         show_error(error)
@@ -286,7 +269,7 @@ with train_tab:
         quota_line = st.empty()  # filled after the form, to count a training just started
         show_form(who.user)
         quota_line.caption(training_quota_text(who.user))
-        with session_scope(context.engine()) as session:
+        with session_scope(context.studio().engine) as session:
             polling = training.has_pending(session=session, user=who.user)
     except LoraStudioError as error:
         show_error(error)

@@ -20,19 +20,19 @@ if not who.is_admin:  # the page is only in admins' navigation; check again all 
     st.error("Only admins can see this page.", icon=":material/lock:")
     st.stop()
 
-policy = context.quota_policy()
+policy = context.studio().generation_policy
 st.title("Usage")
 st.caption(f"Generations per user {period_text(policy.window)} (limit {policy.limit}).")
 
 
 def toggle_hidden(lora_id: str, hidden: bool) -> None:
     if context.current_identity().is_admin:
-        with session_scope(context.engine()) as session:
+        with session_scope(context.studio().engine) as session:
             queries.set_hidden(session=session, lora_id=lora_id, hidden=hidden)
 
 
 try:
-    with session_scope(context.engine()) as session:
+    with session_scope(context.studio().engine) as session:
         usage = quota.usage_by_user(session=session, policy=policy)
         loras = queries.list_loras(session=session, with_hidden=True)
 except LoraStudioError as error:

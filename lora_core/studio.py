@@ -1,27 +1,178 @@
-"""What the app is made of, built from its settings."""
+"""What the app is made of, built once from its settings: the `Studio`.
+
+A page asks the studio for its parts (`engine`, `store`, `generator`, `trainer`, the two
+quota policies) or runs a use case through it, with every dependency already wired:
+`generate`, `start_training`, `register`, `refresh_training`, `resume_stale_batches`,
+`quota_status`, `training_status`. The UI builds one
+per process (`ui/context.py`); scripts and tests build their own.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Engine
+
+from lora_core import identity
+from lora_core.data.db import create_db_engine, ensure_schema, session_scope
+from lora_core.data.models import LoraTraining
 from lora_core.fal.generator import FalGenerator
 from lora_core.fal.trainer import FalTrainer
-from lora_core.generation.generators import ImageGenerator
+from lora_core.generation import quota, recovery, service
+from lora_core.generation.generators import ImageGenerator, ProgressCallback
 from lora_core.generation.preview import PreviewGenerator
 from lora_core.settings import Settings
 from lora_core.storage import MediaStore, build_store
+from lora_core.training import lifecycle, registry
+from lora_core.training.archive import UploadedFile
 from lora_core.training.preview import PreviewTrainer
 from lora_core.training.trainers import Trainer
 
+# A batch left pending by a dead process is resumed only once it is older than any live
+# wait on fal (its timeout, and a margin), and given up after this long.
+RESUME_MARGIN = timedelta(minutes=1)
+GIVE_UP_AFTER = timedelta(minutes=30)
+
 
 def build_generator(settings: Settings, store: MediaStore | None = None) -> ImageGenerator:
-    """fal when a key is set, else the offline preview generator drawing into `store`
-    (by default the store the settings choose)."""
+    """fal when credentials are set, else the offline preview generator drawing into
+    `store` (by default the store the settings choose)."""
     if (key := settings.fal_credentials) is not None:
         return FalGenerator(key=key, timeout_seconds=settings.fal_timeout_seconds)
     return PreviewGenerator(store or build_store(settings))
 
 
 def build_trainer(settings: Settings, store: MediaStore | None = None) -> Trainer:
-    """fal when a key is set, else the offline preview trainer."""
+    """fal when credentials are set, else the offline preview trainer."""
     if (key := settings.fal_credentials) is not None:
         return FalTrainer(key=key)
     return PreviewTrainer(store or build_store(settings))
+
+
+def generation_policy(settings: Settings) -> quota.QuotaPolicy:
+    return quota.QuotaPolicy(
+        limit=settings.generation_limit,
+        window=settings.generation_window,
+        exempt_users=identity.exempt_users(settings),
+        # A batch still pending after fal's timeout (and a margin) was abandoned.
+        abandoned_after=timedelta(seconds=settings.fal_timeout_seconds) + timedelta(minutes=5),
+    )
+
+
+def training_policy(settings: Settings) -> quota.QuotaPolicy:
+    return quota.QuotaPolicy(
+        limit=settings.training_limit,
+        window=settings.training_window,
+        exempt_users=identity.exempt_users(settings),
+    )
+
+
+@dataclass(frozen=True)
+class Studio:
+    settings: Settings
+    engine: Engine
+    store: MediaStore
+    generator: ImageGenerator
+    trainer: Trainer
+    generation_policy: quota.QuotaPolicy
+    training_policy: quota.QuotaPolicy
+
+    def generate(
+        self,
+        *,
+        user: str,
+        lora_id: str,
+        prompt: str | None,
+        on_progress: ProgressCallback | None = None,
+    ) -> service.BatchOutcome:
+        return service.generate(
+            engine=self.engine,
+            generator=self.generator,
+            policy=self.generation_policy,
+            user=user,
+            lora_id=lora_id,
+            prompt=prompt,
+            on_progress=on_progress,
+            store=self.store,
+            allow_private_weights=self.settings.allow_private_weights_urls,
+        )
+
+    def start_training(
+        self,
+        *,
+        user: str,
+        files: list[UploadedFile],
+        trigger_word: str,
+        steps: int,
+        is_style: bool,
+    ) -> LoraTraining:
+        return lifecycle.start_training(
+            engine=self.engine,
+            trainer=self.trainer,
+            policy=self.training_policy,
+            user=user,
+            files=files,
+            trigger_word=trigger_word,
+            steps=steps,
+            is_style=is_style,
+        )
+
+    def register(
+        self, *, user: str, weights_url: str, trigger_word: str, name: str, keep_copy: bool
+    ) -> LoraTraining:
+        return registry.register_lora(
+            engine=self.engine,
+            user=user,
+            weights_url=weights_url,
+            trigger_word=trigger_word,
+            name=name,
+            allow_private_hosts=self.settings.allow_private_weights_urls,
+            keep_copy_in=self.store if keep_copy else None,
+        )
+
+    def refresh_training(self, lora: LoraTraining) -> lifecycle.TrainingView:
+        return lifecycle.refresh(
+            engine=self.engine,
+            trainer=self.trainer,
+            policy=self.training_policy,
+            lora=lora,
+            store=self.store,
+            allow_private_hosts=self.settings.allow_private_weights_urls,
+        )
+
+    def resume_stale_batches(self, *, lora_id: str | None = None) -> recovery.ResumeReport:
+        """Finish (or fail) batches a dead process left pending: for one LoRA, or all."""
+        return recovery.resume_pending(
+            engine=self.engine,
+            generator=self.generator,
+            store=self.store,
+            older_than=timedelta(seconds=self.settings.fal_timeout_seconds) + RESUME_MARGIN,
+            give_up_after=GIVE_UP_AFTER,
+            lora_id=lora_id,
+        )
+
+    def quota_status(self, user: str) -> quota.QuotaStatus:
+        with session_scope(self.engine) as session:
+            return quota.get_status(session=session, policy=self.generation_policy, user=user)
+
+    def training_status(self, user: str) -> quota.QuotaStatus:
+        with session_scope(self.engine) as session:
+            return lifecycle.get_status(session=session, policy=self.training_policy, user=user)
+
+
+def build_studio(settings: Settings) -> Studio:
+    """Everything from the settings: the engine (schema made current), the store, fal's or
+    the preview's generator and trainer, the two quota policies."""
+    engine = create_db_engine(settings.database)
+    ensure_schema(engine)
+    store = build_store(settings)
+    return Studio(
+        settings=settings,
+        engine=engine,
+        store=store,
+        generator=build_generator(settings, store=store),
+        trainer=build_trainer(settings, store=store),
+        generation_policy=generation_policy(settings),
+        training_policy=training_policy(settings),
+    )

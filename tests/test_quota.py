@@ -179,7 +179,7 @@ def test_a_slot_can_be_reserved_at_the_announced_time(engine, add_batch):
 
 
 def test_a_pending_batch_abandoned_past_its_expiry_frees_its_slot(engine, add_batch):
-    policy = QuotaPolicy(limit=8, window=timedelta(hours=24), pending_expiry=timedelta(minutes=10))
+    policy = QuotaPolicy(limit=8, window=timedelta(hours=24), abandoned_after=timedelta(minutes=10))
     add_batch(status=BatchStatus.PENDING, age=timedelta(minutes=9))  # still running
     add_batch(status=BatchStatus.PENDING, age=timedelta(minutes=11))  # the process died
 

@@ -16,7 +16,7 @@ from lora_core.fal.trainer import FalTrainer
 from lora_core.generation import service
 from lora_core.training import lifecycle as training
 from lora_core.training.archive import UploadedFile
-from lora_core.training.lifecycle import TrainingPolicy
+from lora_core.training.lifecycle import QuotaPolicy
 from tests.conftest import NOW, TEST_FAL_KEY
 from tests.fakefal import JobFailure
 from tests.race import race
@@ -26,8 +26,8 @@ pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQ
 
 
 @pytest.fixture
-def training_policy() -> TrainingPolicy:
-    return TrainingPolicy(limit=2, window=timedelta(hours=24), exempt_users=frozenset({"admin"}))
+def training_policy() -> QuotaPolicy:
+    return QuotaPolicy(limit=2, window=timedelta(hours=24), exempt_users=frozenset({"admin"}))
 
 
 @pytest.fixture

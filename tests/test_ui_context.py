@@ -8,7 +8,6 @@ import ast
 import pytest
 import streamlit as st
 
-from lora_core.data.db import DatabaseTarget
 from tests.conftest import APP_ROOT
 from ui import context
 
@@ -22,7 +21,12 @@ def _fresh_caches():
 
 def test_the_start_up_recovery_runs_once_per_database(monkeypatch):
     runs: list[str] = []
-    monkeypatch.setattr(context, "resume_stale_batches", lambda: runs.append("run"))
+
+    class FakeStudio:
+        def resume_stale_batches(self) -> None:
+            runs.append("run")
+
+    monkeypatch.setattr(context, "studio", FakeStudio)
 
     context.resume_at_start("sqlite:///one.db")
     context.resume_at_start("sqlite:///one.db")
@@ -31,14 +35,16 @@ def test_the_start_up_recovery_runs_once_per_database(monkeypatch):
     assert runs == ["run", "run"]
 
 
-def test_one_engine_per_database_url(tmp_path):
-    first = DatabaseTarget(f"sqlite:///{tmp_path / 'one.db'}")
-    second = DatabaseTarget(f"sqlite:///{tmp_path / 'two.db'}")
+def test_one_studio_per_database_url(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'one.db'}")
+    studio = context.studio()
 
-    engine = context.get_engine(first.url, first)
-
-    assert context.get_engine(first.url, first) is engine
-    assert context.get_engine(second.url, second) is not engine
+    assert context.studio() is studio
+    st.cache_resource.clear()  # as a restart with another database
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'two.db'}")
+    other = context.studio()
+    assert other is not studio
+    assert str(other.engine.url).endswith("two.db")
 
 
 def cached_functions() -> dict[str, list[str]]:
@@ -57,8 +63,8 @@ def cached_functions() -> dict[str, list[str]]:
     return found
 
 
-def test_only_the_database_token_is_left_out_of_a_cache_key():
-    """A parameter named `_x` does not key the cache: only the secret may be one."""
+def test_no_cache_key_leaves_out_a_parameter():
+    """A parameter named `_x` does not key the cache: there is none."""
     cached = cached_functions()
     assert {"history.py:cached_overview", "lora.py:cached_image_count"} <= set(cached)
     unkeyed = {
@@ -67,4 +73,4 @@ def test_only_the_database_token_is_left_out_of_a_cache_key():
         for parameter in parameters
         if parameter.startswith("_")
     }
-    assert unkeyed == {("context.py:get_engine", "_target")}
+    assert unkeyed == set()

@@ -17,12 +17,12 @@ from lora_core.fal.trainer import FalTrainer
 from lora_core.generation import service
 from lora_core.training import lifecycle as training
 from lora_core.training import registry, weights
-from lora_core.training.lifecycle import TrainingPolicy
+from lora_core.training.lifecycle import QuotaPolicy
 from tests.conftest import TEST_FAL_KEY
 from tests.fakefal import weights_bytes
 from tests.test_trainer import pictures
 
-POLICY = TrainingPolicy(limit=9, window=timedelta(hours=24))
+POLICY = QuotaPolicy(limit=9, window=timedelta(hours=24))
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -1,24 +1,17 @@
-"""Cached resources and who the user is. Everything here is created once per process."""
+"""The app's parts (one `Studio` per process) and who the user is."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 import streamlit as st
-from sqlalchemy import Engine
 
 from lora_core import identity
-from lora_core.data.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope
 from lora_core.errors import NotSignedIn
 from lora_core.generation import quota, recovery
-from lora_core.generation.generators import ImageGenerator
 from lora_core.settings import Settings, load_settings
-from lora_core.storage import MediaStore, build_store
-from lora_core.studio import build_generator, build_trainer
-from lora_core.training import lifecycle as training
-from lora_core.training.trainers import Trainer
+from lora_core.studio import Studio, build_studio
 
 
 def _secrets() -> Mapping[str, Any]:
@@ -29,11 +22,6 @@ def _secrets() -> Mapping[str, Any]:
         return {}
 
 
-# Cached resources. Streamlit leaves every parameter whose name starts with an underscore
-# out of a cache key: only the database token is passed that way, on purpose (it must never
-# key or reach a log), beside the URL that does key the engine.
-
-
 @st.cache_resource(show_spinner=False)
 def get_settings() -> Settings:
     """Read once per process: changing a setting means restarting the app."""
@@ -41,87 +29,21 @@ def get_settings() -> Settings:
 
 
 @st.cache_resource(show_spinner=False)
-def get_engine(database_url: str, _target: DatabaseTarget) -> Engine:
-    """One engine per database URL; the target's token stays out of the key."""
-    engine = create_db_engine(_target)
-    ensure_schema(engine)
-    return engine
+def get_studio(database_url: str) -> Studio:
+    """The app's parts, built once per process and database (the URL keys the cache; the
+    token, part of the settings, never does)."""
+    return build_studio(get_settings())
 
 
-@st.cache_resource(show_spinner=False)
-def get_media_store() -> MediaStore:
-    """One per process, built from the process's settings."""
-    return build_store(get_settings())
-
-
-@st.cache_resource(show_spinner=False)
-def get_generator() -> ImageGenerator:
-    """One per process, built from the process's settings."""
-    return build_generator(get_settings(), store=get_media_store())
-
-
-@st.cache_resource(show_spinner=False)
-def get_trainer() -> Trainer:
-    """One per process, built from the process's settings."""
-    return build_trainer(get_settings(), store=get_media_store())
-
-
-def trainer() -> Trainer:
-    return get_trainer()
-
-
-def training_policy() -> training.TrainingPolicy:
-    settings = get_settings()
-    return training.TrainingPolicy(
-        limit=settings.training_limit,
-        window=settings.training_window,
-        exempt_users=identity.exempt_users(settings),
-    )
-
-
-def media_store() -> MediaStore:
-    return get_media_store()
-
-
-def engine() -> Engine:
-    target = get_settings().database
-    return get_engine(target.url, target)
-
-
-def generator() -> ImageGenerator:
-    return get_generator()
-
-
-def quota_policy() -> quota.QuotaPolicy:
-    settings = get_settings()
-    return quota.QuotaPolicy(
-        limit=settings.generation_limit,
-        window=settings.generation_window,
-        exempt_users=identity.exempt_users(settings),
-        # A batch still pending after fal's timeout (and a margin) was abandoned.
-        pending_expiry=timedelta(seconds=settings.fal_timeout_seconds) + timedelta(minutes=5),
-    )
-
-
-def resume_stale_batches(lora_id: str | None = None) -> recovery.ResumeReport:
-    """Finish (or fail) batches a dead process left pending: for one LoRA, or all."""
-    settings = get_settings()
-    return recovery.resume_pending(
-        engine=engine(),
-        generator=generator(),
-        store=media_store(),
-        # Longer than any live wait on fal, so a batch still being waited on is never touched.
-        older_than=timedelta(seconds=settings.fal_timeout_seconds) + timedelta(minutes=1),
-        give_up_after=timedelta(minutes=30),
-        lora_id=lora_id,
-    )
+def studio() -> Studio:
+    return get_studio(get_settings().database.url)
 
 
 @st.cache_resource(show_spinner=False)
 def resume_at_start(database_url: str) -> recovery.ResumeReport:
     """Once per process and database (the URL keys it): the next start finishes what the
     last one left."""
-    return resume_stale_batches()
+    return studio().resume_stale_batches()
 
 
 def login_configured() -> bool:
@@ -147,5 +69,4 @@ def quota_status() -> quota.QuotaStatus:
     user = current_user()
     if user is None:
         raise NotSignedIn("Sign in to generate images.")
-    with session_scope(engine()) as session:
-        return quota.get_status(session=session, policy=quota_policy(), user=user)
+    return studio().quota_status(user)

@@ -132,7 +132,7 @@ def _generate_dialog(lora: LoraTraining) -> None:
 def _my_prompts() -> None:
     """The user's recent prompts, to pick one into the prompt box."""
     try:
-        with session_scope(context.engine()) as session:
+        with session_scope(context.studio().engine) as session:
             recent = prompts.recent_prompts(session=session, user=_signed_in_user())
     except LoraStudioError:
         return  # the quota line above already says the database is unavailable
@@ -175,16 +175,8 @@ def _run_generation(lora: LoraTraining, prompt: str) -> None:
                     progress_box.markdown(md(progress.message))
 
         try:
-            outcome = service.generate(
-                engine=context.engine(),
-                generator=context.generator(),
-                policy=context.quota_policy(),
-                user=_signed_in_user(),
-                lora_id=lora.id,
-                prompt=prompt,
-                on_progress=on_progress,
-                store=context.media_store(),
-                allow_private_weights=context.get_settings().allow_private_weights_urls,
+            outcome = context.studio().generate(
+                user=_signed_in_user(), lora_id=lora.id, prompt=prompt, on_progress=on_progress
             )
         except LoraStudioError as error:
             progress_box.update(label="Generation failed", state="error", expanded=False)

@@ -2,7 +2,7 @@
 
 A batch holds a slot from the moment it is reserved (status `pending`) until it fails; a
 `succeeded` batch counts once however many images fal returned. A `pending` batch older
-than `pending_expiry` was abandoned (the process died mid-call) and no longer counts.
+than `abandoned_after` was abandoned (the process died mid-call) and no longer counts.
 Images written by the original web app (no batch) count as its plan did: one batch per 4.
 
 The reservation is a single conditional `INSERT … SELECT … WHERE (used in window) < limit`:
@@ -28,10 +28,14 @@ from lora_core.errors import QuotaExceeded
 
 @dataclass(frozen=True)
 class QuotaPolicy:
+    """`limit` uses per user in any rolling `window`, none for `exempt_users`; a use still
+    pending after `abandoned_after` belongs to a process that died and no longer counts.
+    Generations and trainings each have one (`lora_core.studio` builds them)."""
+
     limit: int
     window: timedelta
     exempt_users: frozenset[str] = frozenset()
-    pending_expiry: timedelta = timedelta(minutes=15)
+    abandoned_after: timedelta = timedelta(minutes=15)
 
     def is_exempt(self, user: str) -> bool:
         return user in self.exempt_users
@@ -58,7 +62,7 @@ class QuotaStatus:
 def _holds_slot(policy: QuotaPolicy, user: str, now: datetime) -> ColumnElement[bool]:
     """Batches of `user` in the window that hold a slot: succeeded, or pending and alive."""
     status = col(GenerationBatch.status)
-    alive_since = to_iso(now - policy.pending_expiry)
+    alive_since = to_iso(now - policy.abandoned_after)
     return (
         (col(GenerationBatch.wallet_address) == user)
         & (col(GenerationBatch.created_at) > to_iso(now - policy.window))
@@ -197,7 +201,7 @@ def usage_by_user(
         (status == BatchStatus.SUCCEEDED)
         | (
             (status == BatchStatus.PENDING)
-            & (col(GenerationBatch.created_at) > to_iso(now - policy.pending_expiry))
+            & (col(GenerationBatch.created_at) > to_iso(now - policy.abandoned_after))
         )
     )
     used = func.count().label("used")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, Engine, delete, func, insert, literal, select, update
 from sqlmodel import Session, col
@@ -22,7 +22,7 @@ from lora_core.data.clock import parse_iso, to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import TrainingFailed, TrainingQuotaExceeded
-from lora_core.generation.quota import QuotaStatus
+from lora_core.generation.quota import QuotaPolicy, QuotaStatus
 from lora_core.storage import MediaStore
 from lora_core.training import weights
 from lora_core.training.archive import (
@@ -39,18 +39,6 @@ DEMO_PREFIX = "demo-request-"
 
 
 @dataclass(frozen=True)
-class TrainingPolicy:
-    limit: int
-    window: timedelta
-    exempt_users: frozenset[str] = frozenset()
-    # A reservation never submitted by then belongs to a process that died.
-    abandoned_after: timedelta = timedelta(minutes=15)
-
-    def is_exempt(self, user: str) -> bool:
-        return user in self.exempt_users
-
-
-@dataclass(frozen=True)
 class TrainingView:
     """A training as the Train page shows it: the row, and fal's state while it runs."""
 
@@ -58,7 +46,7 @@ class TrainingView:
     state: TrainingState | None = None
 
 
-def _holds_slot(policy: TrainingPolicy, user: str, now: datetime) -> ColumnElement[bool]:
+def _holds_slot(policy: QuotaPolicy, user: str, now: datetime) -> ColumnElement[bool]:
     return (
         (col(LoraTraining.wallet_address) == user)
         & (col(LoraTraining.created_at) > to_iso(now - policy.window))
@@ -66,7 +54,7 @@ def _holds_slot(policy: TrainingPolicy, user: str, now: datetime) -> ColumnEleme
     )
 
 
-def _used(policy: TrainingPolicy, user: str, now: datetime) -> ColumnElement[int]:
+def _used(policy: QuotaPolicy, user: str, now: datetime) -> ColumnElement[int]:
     return (
         select(func.count())
         .select_from(LoraTraining)
@@ -76,7 +64,7 @@ def _used(policy: TrainingPolicy, user: str, now: datetime) -> ColumnElement[int
 
 
 def get_status(
-    *, session: Session, policy: TrainingPolicy, user: str, now: datetime | None = None
+    *, session: Session, policy: QuotaPolicy, user: str, now: datetime | None = None
 ) -> QuotaStatus:
     """How many trainings `user` started in the window, and when the next slot frees up."""
     now = now or utc_now()
@@ -110,7 +98,7 @@ def start_training(
     *,
     engine: Engine,
     trainer: Trainer,
-    policy: TrainingPolicy,
+    policy: QuotaPolicy,
     user: str,
     files: list[UploadedFile],
     trigger_word: str,
@@ -153,7 +141,7 @@ def start_training(
 
 def _reserve(
     engine: Engine,
-    policy: TrainingPolicy,
+    policy: QuotaPolicy,
     user: str,
     trigger_word: str,
     steps: int,
@@ -189,7 +177,7 @@ def refresh(
     *,
     engine: Engine,
     trainer: Trainer,
-    policy: TrainingPolicy,
+    policy: QuotaPolicy,
     lora: LoraTraining,
     store: MediaStore | None = None,
     allow_private_hosts: bool = False,
