@@ -13,7 +13,7 @@ from lora_core.gallery import queries
 from lora_core.generation import prompts
 from ui import context
 from ui.components import image_grid, lora_title
-from ui.errors import remaining_text, show_error
+from ui.errors import boundary, remaining_text, report_unexpected, show_error
 from ui.text import md
 
 logger = logging.getLogger(__name__)
@@ -45,10 +45,9 @@ def generate_missing(missing: list[str], prompt: str, labels: dict[str, str]) ->
                     return
                 failed = True
                 continue
-            except Exception:
-                logger.exception("generation failed unexpectedly")
+            except Exception as error:
                 progress.update(label=f"{md(labels[lora_id])}: not generated", state="error")
-                st.error("Something went wrong while generating. Nothing was stored.")
+                report_unexpected(error, what="a generation")
                 failed = True
                 continue
             progress.update(label=f"{md(labels[lora_id])}: done", state="complete")
@@ -56,12 +55,8 @@ def generate_missing(missing: list[str], prompt: str, labels: dict[str, str]) ->
         st.rerun()
 
 
-try:
-    with session_scope(context.studio().engine) as session:
-        ready = queries.list_ready_loras(session=session)
-except LoraStudioError as error:
-    show_error(error)
-    st.stop()
+with session_scope(context.studio().engine) as session:
+    ready = queries.list_ready_loras(session=session)
 
 # Bound to the link by label, as History's LoRA filter: labels are unique.
 labels = queries.unique_labels({lora.id: lora_title(lora) for lora in ready})
@@ -84,20 +79,14 @@ if len(chosen) < MIN_LORAS or not prompt.strip():
     )
     st.stop()
 
-try:
-    with session_scope(context.studio().engine) as session:
-        latest = queries.latest_for_prompt(session=session, lora_ids=chosen, prompt=prompt)
-except LoraStudioError as error:
-    show_error(error)
-    st.stop()
+with session_scope(context.studio().engine) as session:
+    latest = queries.latest_for_prompt(session=session, lora_ids=chosen, prompt=prompt)
 
 missing = [lora_id for lora_id in chosen if not latest[lora_id]]
 if missing and context.current_user() is not None:
     names = ", ".join(md(labels[lora_id]) for lora_id in missing)
-    try:
+    with boundary("the quota line"):
         st.caption(remaining_text(context.quota_status()))
-    except LoraStudioError as error:
-        show_error(error)
     if st.button(
         f"Generate for {names} ({len(missing)} batch{'es' if len(missing) > 1 else ''})",
         key="generate_missing",

@@ -6,11 +6,9 @@ import streamlit as st
 
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus
-from lora_core.errors import LoraStudioError
 from lora_core.gallery import queries
-from ui import context
+from ui import context, routes
 from ui.components import empty_thumbnail, format_date, image_card, lora_title, status_badge
-from ui.errors import show_error
 from ui.generate_dialog import close_generate, open_generate
 from ui.text import md
 
@@ -27,14 +25,10 @@ st.caption(
     "Every LoRA the team has trained, newest first. Open one to see everything generated from it."
 )
 
-try:
-    with session_scope(context.studio().engine) as session:
-        loras = queries.list_lora_page(
-            session=session, page=int(st.session_state.get(PAGE_KEY, 1)), page_size=PAGE_SIZE
-        )
-except LoraStudioError as error:
-    show_error(error)
-    st.stop()
+with session_scope(context.studio().engine) as session:
+    loras = queries.list_lora_page(
+        session=session, page=int(st.session_state.get(PAGE_KEY, 1)), page_size=PAGE_SIZE
+    )
 
 summaries = loras.items
 if not summaries:
@@ -64,7 +58,7 @@ for start in range(0, len(summaries), CARDS_PER_ROW):
                 f"created {md(format_date(lora.created_at, with_time=False))}"
             )
             st.page_link(
-                "app_pages/lora.py",
+                routes.LORA,
                 label="Open",
                 icon=":material/open_in_new:",
                 query_params={"id": lora.id},
@@ -81,7 +75,7 @@ for start in range(0, len(summaries), CARDS_PER_ROW):
                 width="stretch",
             ):
                 open_generate(lora.id)
-                st.switch_page("app_pages/lora.py", query_params={"id": lora.id})
+                routes.open_lora(lora.id)
 
 if loras.page_count > 1:
     st.pagination(loras.page_count, key=PAGE_KEY, default=loras.page)

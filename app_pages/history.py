@@ -10,13 +10,11 @@ import streamlit as st
 
 from lora_core import legacy
 from lora_core.data.db import session_scope
-from lora_core.errors import LoraStudioError
 from lora_core.gallery import queries
 from lora_core.history import analytics, listing
 from lora_core.history.filters import HistoryFilter, HistoryStatus
-from ui import context
+from ui import context, routes
 from ui.components import app_base_url
-from ui.errors import show_error
 from ui.generate_dialog import follow_reuse, reuse_prompt
 from ui.text import md
 
@@ -105,7 +103,7 @@ def table_frame(rows: list[listing.HistoryRow]) -> pd.DataFrame:
             "time": [row.created_at for row in rows],
             "user": [row.user for row in rows],
             "lora": [row.trigger_word or row.lora_id for row in rows],
-            "page": [f"lora?id={row.lora_id}" for row in rows],
+            "page": [routes.lora_url(row.lora_id) for row in rows],
             "prompt": [row.prompt for row in rows],
             "images": [row.images_returned for row in rows],
             "status": [row.status.value for row in rows],
@@ -186,39 +184,36 @@ def show_exports(history_filter: HistoryFilter) -> None:
         )
 
 
-try:
-    with session_scope(context.studio().engine) as session:
-        legacy.adopt_legacy_images(session=session)  # the original app's generations too
-        names = queries.lora_names(session=session)
-        # With the user's stars, for the "I starred" filter (a star rarely changes).
-        version = analytics.data_version(session=session, starred_by=context.current_user())
-    history_filter = read_filters(names)
-    if st.session_state.get("history_filter") != history_filter:
-        st.session_state["history_filter"] = history_filter
-        st.session_state.pop("history_page", None)  # a new filter starts on its first page
-    if (
-        history_filter.date_from
-        and history_filter.date_to
-        and history_filter.date_from > history_filter.date_to
-    ):
-        st.warning("“From” is after “To”: no day is in that range.", icon=":material/event:")
-    overview = cached_overview(history_filter, names, version)
-    show_summary(overview.summary)
-    if overview.summary.batches == 0:
-        st.info("No generations match these filters.", icon=":material/filter_alt_off:")
-        st.stop()
-    show_charts(overview)
-    with session_scope(context.studio().engine) as session:
-        rows = listing.list_batches(
-            session=session,
-            history_filter=history_filter,
-            page=int(st.session_state.get("history_page", 1)),
-            page_size=PAGE_SIZE,
-            total=overview.summary.batches,
-        )
-    show_table(rows)
-    if rows.page_count > 1:
-        st.pagination(rows.page_count, key="history_page", default=rows.page)
-    show_exports(history_filter)
-except LoraStudioError as error:
-    show_error(error)
+with session_scope(context.studio().engine) as session:
+    legacy.adopt_legacy_images(session=session)  # the original app's generations too
+    names = queries.lora_names(session=session)
+    # With the user's stars, for the "I starred" filter (a star rarely changes).
+    version = analytics.data_version(session=session, starred_by=context.current_user())
+history_filter = read_filters(names)
+if st.session_state.get("history_filter") != history_filter:
+    st.session_state["history_filter"] = history_filter
+    st.session_state.pop("history_page", None)  # a new filter starts on its first page
+if (
+    history_filter.date_from
+    and history_filter.date_to
+    and history_filter.date_from > history_filter.date_to
+):
+    st.warning("“From” is after “To”: no day is in that range.", icon=":material/event:")
+overview = cached_overview(history_filter, names, version)
+show_summary(overview.summary)
+if overview.summary.batches == 0:
+    st.info("No generations match these filters.", icon=":material/filter_alt_off:")
+    st.stop()
+show_charts(overview)
+with session_scope(context.studio().engine) as session:
+    rows = listing.list_batches(
+        session=session,
+        history_filter=history_filter,
+        page=int(st.session_state.get("history_page", 1)),
+        page_size=PAGE_SIZE,
+        total=overview.summary.batches,
+    )
+show_table(rows)
+if rows.page_count > 1:
+    st.pagination(rows.page_count, key="history_page", default=rows.page)
+show_exports(history_filter)

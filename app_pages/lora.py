@@ -9,7 +9,7 @@ from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
 from lora_core.gallery import downloads, favorites, queries
 from lora_core.generation import service
-from ui import context
+from ui import context, routes
 from ui.components import (
     FLAGGED_TEXT,
     empty_thumbnail,
@@ -20,7 +20,7 @@ from ui.components import (
     share_url,
     status_badge,
 )
-from ui.errors import show_error
+from ui.errors import guarded, show_error
 from ui.generate_dialog import open_generate, render_open_dialog
 from ui.text import md
 
@@ -35,13 +35,13 @@ def not_found() -> None:
         "LoRA not found. The link may be wrong, or the LoRA was removed.",
         icon=":material/search_off:",
     )
-    st.page_link("app_pages/gallery.py", label="Back to the gallery", icon=":material/arrow_back:")
+    st.page_link(routes.GALLERY, label="Back to the gallery", icon=":material/arrow_back:")
     st.stop()
 
 
 def show_header(lora: LoraTraining, image_count: int) -> None:
     st.set_page_config(page_title=f"{lora_title(lora)} · LoRA Studio")
-    st.page_link("app_pages/gallery.py", label="All LoRAs", icon=":material/arrow_back:")
+    st.page_link(routes.GALLERY, label="All LoRAs", icon=":material/arrow_back:")
     st.title(md(lora_title(lora)), anchor=False)
     if lora.name:
         st.caption(f"Trigger word: {md(lora.trigger_word)}")
@@ -218,6 +218,7 @@ def load_images(
 
 
 @st.fragment
+@guarded  # a fragment reruns alone: outside the router's error boundary
 def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
     """The LoRA's images, one page at a time. A fragment: paging reruns only this part,
     with `total` as the page last counted it (a generation reruns the whole page)."""
@@ -230,11 +231,7 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
     controls = st.container(horizontal=True)
     grouped = controls.toggle("Group by generation", value=True, key="group_batches")
     starred_only = user is not None and controls.toggle("Only my favorites", key="only_favorites")
-    try:
-        images, page_key = load_images(lora, total, starred_by=user if starred_only else None)
-    except LoraStudioError as error:
-        show_error(error)
-        return
+    images, page_key = load_images(lora, total, starred_by=user if starred_only else None)
     if starred_only and images.total == 0:
         st.info(
             "You have not starred an image of this LoRA yet: open an image's details to star it.",
@@ -267,21 +264,17 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
 
 
 lora_id = st.query_params.get("id", "")
-try:
-    with session_scope(context.studio().engine) as session:
-        lora = queries.get_lora(session=session, lora_id=lora_id)
-        if lora is None:
-            not_found()
-    if lora.status == LoraStatus.PENDING:  # still training: ask fal whether it has finished
-        lora = context.studio().refresh_training(lora).lora
-    # A batch of this LoRA that a dead process left pending is finished before listing.
-    context.studio().resume_stale_batches(lora_id=lora.id)
-    with session_scope(context.studio().engine) as session:
-        count_key = queries.image_count_key(session=session, lora_id=lora.id)
-    image_count = cached_image_count(lora.id, count_key)
-except LoraStudioError as error:
-    show_error(error)
-    st.stop()
+with session_scope(context.studio().engine) as session:
+    lora = queries.get_lora(session=session, lora_id=lora_id)
+    if lora is None:
+        not_found()
+if lora.status == LoraStatus.PENDING:  # still training: ask fal whether it has finished
+    lora = context.studio().refresh_training(lora).lora
+# A batch of this LoRA that a dead process left pending is finished before listing.
+context.studio().resume_stale_batches(lora_id=lora.id)
+with session_scope(context.studio().engine) as session:
+    count_key = queries.image_count_key(session=session, lora_id=lora.id)
+image_count = cached_image_count(lora.id, count_key)
 
 show_header(lora, image_count)
 ready = show_generate_action(lora)

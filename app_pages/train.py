@@ -25,9 +25,9 @@ from lora_core.training.archive import (
     submission_key,
 )
 from lora_core.training.trainers import TrainingState
-from ui import context
+from ui import context, routes
 from ui.components import format_date, lora_title
-from ui.errors import period_text, show_error
+from ui.errors import guarded, period_text, show_error
 from ui.generate_dialog import open_generate
 from ui.text import md
 
@@ -169,10 +169,8 @@ def show_training(lora: LoraTraining, state: TrainingState | None) -> None:
                 width="stretch",
             ):
                 open_generate(lora.id)
-                st.switch_page("app_pages/lora.py", query_params={"id": lora.id})
-            st.page_link(
-                "app_pages/gallery.py", label="View in Gallery", icon=":material/photo_library:"
-            )
+                routes.open_lora(lora.id)
+            st.page_link(routes.GALLERY, label="View in Gallery", icon=":material/photo_library:")
         else:
             st.error(md(lora.error or "The training failed."), icon=":material/error:")
 
@@ -180,13 +178,9 @@ def show_training(lora: LoraTraining, state: TrainingState | None) -> None:
 def show_trainings(user: str) -> None:
     """The user's trainings; the pending ones asked from fal on every run."""
     studio = context.studio()
-    try:
-        with session_scope(studio.engine) as session:
-            loras = training.list_trainings(session=session, user=user)
-        views = [studio.refresh_training(lora) for lora in loras]
-    except LoraStudioError as error:
-        show_error(error)
-        return
+    with session_scope(studio.engine) as session:
+        loras = training.list_trainings(session=session, user=user)
+    views = [studio.refresh_training(lora) for lora in loras]
     if not views:
         st.caption("You have not trained a LoRA yet.")
         return
@@ -248,7 +242,7 @@ def show_register_form(user: str) -> None:
             icon=":material/cloud_off:",
         )
     st.page_link(
-        "app_pages/lora.py",
+        routes.LORA,
         label="Open its page",
         icon=":material/open_in_new:",
         query_params={"id": lora.id},
@@ -265,21 +259,18 @@ with train_tab:
             "Your LoRAs.",
             icon=":material/model_training:",
         )
-    try:
-        quota_line = st.empty()  # filled after the form, to count a training just started
-        show_form(who.user)
-        quota_line.caption(training_quota_text(who.user))
-        with session_scope(context.studio().engine) as session:
-            polling = training.has_pending(session=session, user=who.user)
-    except LoraStudioError as error:
-        show_error(error)
-        st.stop()
+    quota_line = st.empty()  # filled after the form, to count a training just started
+    show_form(who.user)
+    quota_line.caption(training_quota_text(who.user))
+    with session_scope(context.studio().engine) as session:
+        polling = training.has_pending(session=session, user=who.user)
 with register_tab:
     show_register_form(who.user)
 
 with list_column:
     st.subheader("Your LoRAs", anchor=False)
     # While a training runs, only this part reruns, every few seconds.
-    st.fragment(run_every=timedelta(seconds=POLL_SECONDS) if polling else None)(show_trainings)(
-        who.user
-    )
+    # A fragment reruns alone, outside the router's error boundary: it has its own.
+    st.fragment(run_every=timedelta(seconds=POLL_SECONDS) if polling else None)(
+        guarded(show_trainings)
+    )(who.user)

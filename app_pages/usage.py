@@ -6,12 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from lora_core.data.db import session_scope
-from lora_core.errors import LoraStudioError
 from lora_core.gallery import queries
 from lora_core.generation import quota
 from ui import context
 from ui.components import lora_title
-from ui.errors import period_text, show_error
+from ui.errors import period_text
 from ui.text import md
 
 st.set_page_config(page_title="Usage · LoRA Studio")
@@ -31,13 +30,9 @@ def toggle_hidden(lora_id: str, hidden: bool) -> None:
             queries.set_hidden(session=session, lora_id=lora_id, hidden=hidden)
 
 
-try:
-    with session_scope(context.studio().engine) as session:
-        usage = quota.usage_by_user(session=session, policy=policy)
-        loras = queries.list_loras(session=session, with_hidden=True)
-except LoraStudioError as error:
-    show_error(error)
-    st.stop()
+with session_scope(context.studio().engine) as session:
+    usage = quota.usage_by_user(session=session, policy=policy)
+    loras = queries.list_loras(session=session, with_hidden=True)
 
 st.dataframe(
     pd.DataFrame(

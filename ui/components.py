@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from html import escape
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import streamlit as st
 
 from lora_core.data.clock import parse_iso
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
+from ui import routes
 from ui.text import badge_label, one_line
 
 _CSS = """
@@ -75,7 +76,7 @@ def app_base_url() -> str:
 
 def image_link(image: GeneratedImage) -> str:
     """The LoRA page showing this image large: relative, for links inside the app."""
-    return "lora?" + urlencode({"id": image.lora_training_id, "image": image.id})
+    return routes.lora_url(image.lora_training_id, image.id)
 
 
 def share_url(image: GeneratedImage) -> str:

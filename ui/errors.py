@@ -1,8 +1,14 @@
-"""The one place where our named errors become what the user sees."""
+"""The one place where errors become what the user sees: our named errors as messages
+(`show_error`), anything else as one plain sentence with the trace in the log (`boundary`)."""
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import ParamSpec
 
 import streamlit as st
 
@@ -25,6 +31,9 @@ from lora_core.errors import (
 )
 from lora_core.generation.quota import QuotaStatus
 from ui.text import md
+
+logger = logging.getLogger(__name__)
+P = ParamSpec("P")
 
 
 def time_until(moment: datetime, now: datetime | None = None) -> str:
@@ -106,3 +115,38 @@ def show_error(error: LoraStudioError) -> None:
             st.error(f"LoRA Studio is misconfigured. {md(str(error))}", icon=":material/settings:")
         case _:
             st.error(md(str(error)))
+
+
+UNEXPECTED = "Something went wrong. Nothing was stored; please try again."
+
+
+def report_unexpected(error: BaseException, *, what: str = "a page") -> None:
+    """A bug, not a user's mistake: the trace goes to the log, the user gets one plain
+    sentence (never a stack trace)."""
+    logger.error("unexpected error in %s", what, exc_info=error)
+    st.error(UNEXPECTED, icon=":material/error:")
+
+
+@contextmanager
+def boundary(what: str = "a page") -> Iterator[None]:
+    """Where a run's errors become messages: our named errors as `show_error` says them,
+    anything else through `report_unexpected`. Streamlit's own stop, rerun and page
+    switches are not errors (BaseException) and pass. The router runs every page inside
+    one; a fragment, which reruns alone, runs inside its own."""
+    try:
+        yield
+    except LoraStudioError as error:
+        show_error(error)
+    except Exception as error:
+        report_unexpected(error, what=what)
+
+
+def guarded(function: Callable[P, None]) -> Callable[P, None]:
+    """`function` run inside a `boundary` (for fragments)."""
+
+    @functools.wraps(function)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        with boundary(function.__name__):
+            function(*args, **kwargs)
+
+    return run

@@ -17,9 +17,9 @@ from lora_core.data.models import LoraTraining
 from lora_core.errors import GenerationFailed, LoraStudioError, NotSignedIn
 from lora_core.generation import prompts, service
 from lora_core.generation.generators import IMAGES_PER_BATCH, Progress
-from ui import context
+from ui import context, routes
 from ui.components import image_grid
-from ui.errors import quota_message, remaining_text, show_error
+from ui.errors import UNEXPECTED, quota_message, remaining_text, show_error
 from ui.text import md
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def follow_reuse() -> None:
     """After `reuse_prompt` (a callback, where switching pages is not allowed), go there."""
     lora_id = st.session_state.pop(SWITCH_TO_KEY, None)
     if lora_id:
-        st.switch_page("app_pages/lora.py", query_params={"id": lora_id})
+        routes.open_lora(lora_id)
 
 
 def close_generate() -> None:
@@ -182,13 +182,10 @@ def _run_generation(lora: LoraTraining, prompt: str) -> None:
             progress_box.update(label="Generation failed", state="error", expanded=False)
             st.session_state[ERROR_KEY] = error
         except Exception:
-            # A bug, not a user error: log it, show a plain message, never a stack trace.
-            logger.exception("generation failed unexpectedly")
+            # A bug, not a user error: logged; shown (after the rerun below) as one sentence.
+            logger.exception("unexpected error in a generation")
             progress_box.update(label="Generation failed", state="error", expanded=False)
-            st.session_state[ERROR_KEY] = GenerationFailed(
-                "Something went wrong while generating. Nothing was stored and no generation "
-                "was counted. Please try again."
-            )
+            st.session_state[ERROR_KEY] = GenerationFailed(UNEXPECTED)
         else:
             progress_box.update(label="Done", state="complete", expanded=False)
             st.session_state[LAST_BATCH_KEY] = LastBatch(lora_id=lora.id, outcome=outcome)

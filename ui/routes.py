@@ -1,0 +1,50 @@
+"""Every page of the app and every link to one, in one place.
+
+The pages are `st.Page` objects (built once, when the router first imports this); pages
+link to them through these names, never through file paths, and links that carry query
+parameters are built here (`lora_url`), so a renamed page or parameter changes one line.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import streamlit as st
+
+GALLERY = st.Page(
+    "app_pages/gallery.py", title="All LoRAs", icon=":material/photo_library:", default=True
+)
+# Reached by links only (`?id=…`): not in the menu.
+LORA = st.Page(
+    "app_pages/lora.py",
+    title="LoRA",
+    icon=":material/brush:",
+    url_path="lora",
+    visibility="hidden",
+)
+HISTORY = st.Page(
+    "app_pages/history.py", title="History", icon=":material/history:", url_path="history"
+)
+COMPARE = st.Page(
+    "app_pages/compare.py", title="Compare LoRAs", icon=":material/compare:", url_path="compare"
+)
+TRAIN = st.Page(
+    "app_pages/train.py", title="Train a LoRA", icon=":material/model_training:", url_path="train"
+)
+USAGE = st.Page("app_pages/usage.py", title="Usage", icon=":material/monitoring:", url_path="usage")
+
+
+def pages(*, admin: bool) -> list[st.Page]:
+    """The pages this user may open, in menu order (Usage for admins only)."""
+    return [GALLERY, LORA, HISTORY, COMPARE, TRAIN, *([USAGE] if admin else [])]
+
+
+def lora_url(lora_id: str, image_id: str | None = None) -> str:
+    """The LoRA page (with one image large), relative to the app: for links inside it."""
+    query = {"id": lora_id} | ({"image": image_id} if image_id else {})
+    return f"{LORA.url_path}?{urlencode(query)}"
+
+
+def open_lora(lora_id: str) -> None:
+    """Go to the LoRA's page (from a button: `st.switch_page`)."""
+    st.switch_page(LORA, query_params={"id": lora_id})
