@@ -184,8 +184,8 @@ def show_exports(history_filter: HistoryFilter) -> None:
         )
 
 
+legacy.adopt_legacy_images(engine=context.studio().engine)  # the original app's too
 with session_scope(context.studio().engine) as session:
-    legacy.adopt_legacy_images(session=session)  # the original app's generations too
     names = queries.lora_names(session=session)
     # With the user's stars, for the "I starred" filter (a star rarely changes).
     version = analytics.data_version(session=session, starred_by=context.current_user())

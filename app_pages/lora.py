@@ -7,7 +7,7 @@ import streamlit as st
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
-from lora_core.gallery import downloads, favorites, queries
+from lora_core.gallery import downloads, favorites, moderation, queries
 from lora_core.generation import service
 from ui import context, routes
 from ui.components import (
@@ -107,8 +107,9 @@ def show_stars(image: GeneratedImage) -> None:
         return
     label = f"Starred · {count}" if mine else f"Star · {count}"
     if st.button(label, key="star_image", icon=":material/star:", type="secondary"):
-        with session_scope(context.studio().engine) as session:
-            favorites.set_starred(session=session, user=user, image=image, starred=not mine)
+        favorites.set_starred(
+            engine=context.studio().engine, user=user, image=image, starred=not mine
+        )
         st.rerun()
 
 
@@ -119,8 +120,12 @@ def show_hide_action(image: GeneratedImage) -> None:
     label = "Show in the galleries again" if image.hidden else "Hide from the galleries"
     icon = ":material/visibility:" if image.hidden else ":material/visibility_off:"
     if st.button(label, key="hide_image", icon=icon):
-        with session_scope(context.studio().engine) as session:
-            queries.set_image_hidden(session=session, image_id=image.id, hidden=not image.hidden)
+        moderation.set_image_hidden(
+            engine=context.studio().engine,
+            who=context.current_identity(),
+            image=image,
+            hidden=not image.hidden,
+        )
         cached_image_count.clear()  # its count changed, its newest image may not have
         st.rerun()
 
@@ -142,8 +147,7 @@ def show_image(lora: LoraTraining, image_id: str) -> None:
             icon=":material/image_not_supported:",
         )
         return
-    who = context.current_identity()
-    may_hide = who.user is not None and (who.user == image.wallet_address or who.is_admin)
+    may_hide = moderation.may_hide_image(context.current_identity(), image)
     if image.hidden and not may_hide:
         st.info(
             "This image was hidden from the galleries by its author or an admin.",

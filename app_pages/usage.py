@@ -6,11 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from lora_core.data.db import session_scope
-from lora_core.gallery import queries
+from lora_core.gallery import moderation, queries
 from lora_core.generation import quota
 from ui import context
 from ui.components import lora_title
-from ui.errors import period_text
+from ui.errors import boundary, period_text
 from ui.text import md
 
 st.set_page_config(page_title="Usage · LoRA Studio")
@@ -25,9 +25,13 @@ st.caption(f"Generations per user {period_text(policy.window)} (limit {policy.li
 
 
 def toggle_hidden(lora_id: str, hidden: bool) -> None:
-    if context.current_identity().is_admin:
-        with session_scope(context.studio().engine) as session:
-            queries.set_hidden(session=session, lora_id=lora_id, hidden=hidden)
+    with boundary("hiding a LoRA"):  # a callback runs before the page, outside its boundary
+        moderation.set_lora_hidden(
+            engine=context.studio().engine,
+            who=context.current_identity(),
+            lora_id=lora_id,
+            hidden=hidden,
+        )
 
 
 with session_scope(context.studio().engine) as session:

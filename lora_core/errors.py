@@ -98,6 +98,10 @@ class InvalidRegistration(LoraStudioError):
     """An existing LoRA cannot be registered: its weights URL, trigger word or name."""
 
 
+class NotAllowed(LoraStudioError):
+    """This user may not do that (hide another user's image, say)."""
+
+
 class DownloadFailed(LoraStudioError):
     """An image could not be read for a download (expired address, missing file)."""
 

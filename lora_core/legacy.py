@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, select, update
-from sqlmodel import Session, col
+from sqlalchemy import ColumnElement, Engine, select, update
+from sqlmodel import col
 
 from lora_core.data.clock import to_iso
+from lora_core.data.db import session_scope
 from lora_core.data.models import (
     BatchStatus,
     GeneratedImage,
@@ -56,45 +57,46 @@ def slots_for(image_count: int) -> int:
     return -(-image_count // IMAGES_PER_LEGACY_BATCH)  # ceiling division
 
 
-def adopt_legacy_images(*, session: Session) -> int:
+def adopt_legacy_images(*, engine: Engine) -> int:
     """Give the original app's generations (images without a batch) their batch rows, so
     History shows every prompt. Images of one click share user, LoRA, prompt and second.
 
     Cheap when there is nothing to adopt (one lookup on the batch index); safe to repeat,
     also while the original app keeps writing. Returns how many batches were created.
     """
-    legacy = session.execute(
-        select(
-            GeneratedImage.id,
-            GeneratedImage.lora_training_id,
-            GeneratedImage.wallet_address,
-            GeneratedImage.prompt,
-            GeneratedImage.created_at,
-        ).where(col(GeneratedImage.batch_id).is_(None))  # idx_gen_images_batch: no scan
-    ).all()
-    legacy = sorted(legacy, key=lambda row: row[4])  # oldest first (not in SQL: see above)
-    groups: dict[tuple[str, str, str, str], list[tuple[str, str]]] = {}
-    for image_id, lora_id, user, prompt, created_at in legacy:
-        key = (lora_id, user, prompt, created_at[:19])  # the LoRA's `click_key`
-        groups.setdefault(key, []).append((image_id, created_at))
-    for (lora_id, user, prompt, _second), images in groups.items():
-        batch_id = f"legacy-{images[0][0]}"
-        session.add(
-            GenerationBatch(
-                id=batch_id,
-                lora_training_id=lora_id,
-                wallet_address=user,
-                prompt=prompt,
-                status=BatchStatus.SUCCEEDED,
-                images_returned=len(images),
-                created_at=images[0][1],
-                finished_at=images[0][1],
+    with session_scope(engine) as session:
+        legacy = session.execute(
+            select(
+                GeneratedImage.id,
+                GeneratedImage.lora_training_id,
+                GeneratedImage.wallet_address,
+                GeneratedImage.prompt,
+                GeneratedImage.created_at,
+            ).where(col(GeneratedImage.batch_id).is_(None))  # idx_gen_images_batch: no scan
+        ).all()
+        legacy = sorted(legacy, key=lambda row: row[4])  # oldest first (not in SQL: see above)
+        groups: dict[tuple[str, str, str, str], list[tuple[str, str]]] = {}
+        for image_id, lora_id, user, prompt, created_at in legacy:
+            key = (lora_id, user, prompt, created_at[:19])  # the LoRA's `click_key`
+            groups.setdefault(key, []).append((image_id, created_at))
+        for (lora_id, user, prompt, _second), images in groups.items():
+            batch_id = f"legacy-{images[0][0]}"
+            session.add(
+                GenerationBatch(
+                    id=batch_id,
+                    lora_training_id=lora_id,
+                    wallet_address=user,
+                    prompt=prompt,
+                    status=BatchStatus.SUCCEEDED,
+                    images_returned=len(images),
+                    created_at=images[0][1],
+                    finished_at=images[0][1],
+                )
             )
-        )
-        session.execute(
-            update(GeneratedImage)
-            .where(col(GeneratedImage.id).in_([image_id for image_id, _ in images]))
-            .values(batch_id=batch_id)
-        )
-    session.commit()
-    return len(groups)
+            session.execute(
+                update(GeneratedImage)
+                .where(col(GeneratedImage.id).in_([image_id for image_id, _ in images]))
+                .values(batch_id=batch_id)
+            )
+        session.commit()
+        return len(groups)

@@ -10,6 +10,7 @@ from lora_core.data.clock import to_iso
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, GenerationBatch
 from tests.conftest import NOW, open_with_query
+from tests.support.factories import star
 from tests.test_history import seeded  # noqa: F401 - the shared nine-batch fixture
 
 HISTORY = "app_pages/history.py"
@@ -150,15 +151,9 @@ def test_the_exports_hold_exactly_the_filtered_batches(open_app, seeded, capture
 
 
 def test_only_generations_with_an_image_i_starred_is_a_filter_in_the_link(open_app, seeded):  # noqa: F811
-    from lora_core.data.models import GeneratedImage
-    from lora_core.gallery import favorites
 
-    with session_scope(seeded) as session:
-        for image_id in ("b4-1", "b8-0"):
-            favorites.set_starred(
-                session=session, user="guest", image=session.get(GeneratedImage, image_id),
-                starred=True,
-            )  # fmt: skip
+    for image_id in ("b4-1", "b8-0"):
+        star(seeded, "guest", image_id)
 
     at = open_history(open_app)
     at.checkbox(key="starred").check().run()
@@ -212,16 +207,11 @@ def test_the_summary_counts_every_batch_added_between_two_renders(
 
 
 def test_the_starred_filters_summary_follows_new_stars(open_app, seeded):  # noqa: F811
-    from lora_core.gallery import favorites
 
     at = open_history(open_app, starred="true")
     assert metrics(at)["Batches"] == "0"
 
-    with session_scope(seeded) as session:
-        favorites.set_starred(
-            session=session, user="guest", image=session.get(GeneratedImage, "b8-0"),
-            starred=True,
-        )  # fmt: skip
+    star(seeded, "guest", "b8-0")
     at.run()
 
     assert metrics(at)["Batches"] == "1"

@@ -16,9 +16,10 @@ from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.fal.trainer import FalTrainer
-from lora_core.gallery import favorites, queries
+from lora_core.gallery import favorites
 from tests.conftest import TEST_FAL_KEY
 from tests.markup import readable
+from tests.support.factories import hide, star
 
 LORA_PAGE = "app_pages/lora.py"
 SUBMIT = "FormSubmitter:gen_form-Generate 4 Images"
@@ -631,8 +632,7 @@ def test_the_image_count_follows_images_and_hides_from_other_processes(open_app,
     at = open_app(LORA_PAGE, id="shared")
     assert at.metric[2].value == "3"
 
-    with session_scope(engine) as session:  # another process hides one
-        queries.set_image_hidden(session=session, image_id="ann-0", hidden=True)
+    hide(engine, "ann-0")  # in another process
     at.run()
     assert at.metric[2].value == "2"
 
@@ -659,8 +659,7 @@ def test_others_cannot_hide_an_image_and_see_a_hidden_one_as_hidden(
 
     add_lora("theirs")
     add_own_images(engine, "theirs", "bob@example.com", 2)
-    with session_scope(engine) as session:
-        queries.set_image_hidden(session=session, image_id="bob@example.com-0", hidden=True)
+    hide(engine, "bob@example.com-0")
 
     visible = open_app(LORA_PAGE, id="theirs", image="bob@example.com-1", user=ANN, secrets=AUTH)
     hidden = open_app(LORA_PAGE, id="theirs", image="bob@example.com-0", user=ANN, secrets=AUTH)
@@ -678,10 +677,8 @@ def test_the_images_shown_download_as_one_zip_also_when_filtered(
 ):
     add_lora("many", trigger_word="wtrclr")
     add_images("many", 30)
-    with session_scope(engine) as session:
-        for image_id in ("many-img-0003", "many-img-0007"):
-            image = session.get(GeneratedImage, image_id)
-            favorites.set_starred(session=session, user="guest", image=image, starred=True)
+    for image_id in ("many-img-0003", "many-img-0007"):
+        star(engine, "guest", image_id)
     at = open_app(LORA_PAGE, id="many")
 
     with zipfile.ZipFile(io.BytesIO(captured_downloads["wtrclr-page-1.zip"]())) as page_zip:

@@ -12,6 +12,8 @@ from lora_core.gallery import favorites, queries
 from lora_core.history import listing
 from lora_core.history.filters import HistoryFilter
 from tests.conftest import NOW
+from tests.support import factories
+from tests.support.factories import hide
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 
@@ -19,12 +21,9 @@ pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQ
 @pytest.fixture
 def star(engine):
     def run(user: str, image_id: str, *, starred: bool = True, minutes_ago: int = 0) -> None:
-        with session_scope(engine) as session:
-            image = session.get(GeneratedImage, image_id)
-            favorites.set_starred(
-                session=session, user=user, image=image, starred=starred,
-                now=NOW - timedelta(minutes=minutes_ago),
-            )  # fmt: skip
+        factories.star(
+            engine, user, image_id, starred=starred, now=NOW - timedelta(minutes=minutes_ago)
+        )
 
     return run
 
@@ -95,8 +94,7 @@ def test_the_most_starred_image_is_the_loras_cover(engine, add_lora, add_images,
         session.commit()
     assert covers(engine)["l"] == "https://cdn.example/l/1.jpg"  # the next most starred
 
-    with session_scope(engine) as session:  # hidden ones neither
-        queries.set_image_hidden(session=session, image_id="l-img-0001", hidden=True)
+    hide(engine, "l-img-0001")  # hidden ones neither
     assert covers(engine)["l"] == "https://cdn.example/l/3.jpg"  # no starred one left: latest
 
 

@@ -241,8 +241,7 @@ def test_the_data_version_changes_when_the_original_app_writes_older_images(seed
             )
         )
         session.commit()
-    with session_scope(seeded) as session:
-        assert legacy.adopt_legacy_images(session=session) == 1
+    assert legacy.adopt_legacy_images(engine=seeded) == 1
     with session_scope(seeded) as session:
         after = analytics.data_version(session=session)
 
@@ -255,12 +254,10 @@ def test_the_data_version_follows_the_users_stars_when_asked(seeded):
     with session_scope(seeded) as session:
         before = analytics.data_version(session=session, starred_by="ann")
         image = session.get(GeneratedImage, "b8-0")
-    with session_scope(seeded) as session:
-        favorites.set_starred(session=session, user="ann", image=image, starred=True)
+    favorites.set_starred(engine=seeded, user="ann", image=image, starred=True)
     with session_scope(seeded) as session:
         starred = analytics.data_version(session=session, starred_by="ann")
-    with session_scope(seeded) as session:
-        favorites.set_starred(session=session, user="ann", image=image, starred=False)
+    favorites.set_starred(engine=seeded, user="ann", image=image, starred=False)
     with session_scope(seeded) as session:
         unstarred = analytics.data_version(session=session, starred_by="ann")
 
@@ -353,8 +350,9 @@ def test_the_original_apps_generations_join_history_once(seeded, add_images):
         session.add(extra)
         session.commit()
 
-        assert legacy.adopt_legacy_images(session=session) == 2
-        assert legacy.adopt_legacy_images(session=session) == 0
+    assert legacy.adopt_legacy_images(engine=seeded) == 2
+    assert legacy.adopt_legacy_images(engine=seeded) == 0
+    with session_scope(seeded) as session:
         page = listing.list_batches(
             session=session, history_filter=HistoryFilter(prompt_contains="prompt ")
         )
@@ -367,7 +365,7 @@ def test_the_original_apps_generations_join_history_once(seeded, add_images):
 
 
 def test_looking_for_images_to_adopt_uses_the_batch_index(seeded):
-    plans = explain_selects(seeded, lambda session: legacy.adopt_legacy_images(session=session))
+    plans = explain_selects(seeded, lambda _session: legacy.adopt_legacy_images(engine=seeded))
 
     [(_sql, plan)] = plans
     assert "USING INDEX idx_gen_images_batch" in plan, plan

@@ -12,6 +12,7 @@ from lora_core.data.models import GeneratedImage, LoraTraining
 from lora_core.gallery import favorites, queries
 from tests.conftest import NOW
 from tests.plans import explain_selects
+from tests.support.factories import hide, star
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 
@@ -216,14 +217,14 @@ def test_the_image_count_key_changes_with_each_new_image_and_each_hide(
         assert queries.count_lora_images(session=session, lora_id="keyed") == 3
         page = queries.list_lora_images(session=session, lora_id="keyed", total=3)
         assert page.items[0].id == three[0][1]
-        queries.set_image_hidden(session=session, image_id="keyed-img-0000", hidden=True)
+    hide(engine, "keyed-img-0000")
     with session_scope(engine) as session:
         hidden_one = queries.image_count_key(session=session, lora_id="keyed")
         assert hidden_one == (three[0], 1)
         assert queries.count_lora_images(session=session, lora_id="keyed") == 2
-        # Showing it again and hiding another leaves the count, and the key, as they were.
-        queries.set_image_hidden(session=session, image_id="keyed-img-0000", hidden=False)
-        queries.set_image_hidden(session=session, image_id="keyed-img-0001", hidden=True)
+    # Showing it again and hiding another leaves the count, and the key, as they were.
+    hide(engine, "keyed-img-0000", hidden=False)
+    hide(engine, "keyed-img-0001")
     with session_scope(engine) as session:
         assert queries.image_count_key(session=session, lora_id="keyed") == hidden_one
         assert queries.count_lora_images(session=session, lora_id="keyed") == 2
@@ -308,10 +309,8 @@ def test_each_loras_latest_images_for_one_prompt_come_from_its_index(engine):
 def test_hidden_images_leave_every_gallery_but_not_history(engine, add_lora, add_images):
     add_lora("l")
     add_images("l", 3)  # l-img-0002 is the newest
-    with session_scope(engine) as session:
-        image = session.get(GeneratedImage, "l-img-0002")
-        favorites.set_starred(session=session, user="ann", image=image, starred=True)
-        queries.set_image_hidden(session=session, image_id="l-img-0002", hidden=True)
+    star(engine, "ann", "l-img-0002")
+    hide(engine, "l-img-0002")
 
     with session_scope(engine) as session:
         [summary] = queries.list_loras(session=session)
@@ -324,7 +323,7 @@ def test_hidden_images_leave_every_gallery_but_not_history(engine, add_lora, add
     assert (page.total, [i.id for i in page.items]) == (2, ["l-img-0001", "l-img-0000"])
     assert (starred.total, starred.items, for_prompt["l"]) == (0, [], [])
 
+    hide(engine, "l-img-0002", hidden=False)
     with session_scope(engine) as session:
-        queries.set_image_hidden(session=session, image_id="l-img-0002", hidden=False)
         assert queries.count_lora_images(session=session, lora_id="l") == 3
         assert session.get(GeneratedImage, "l-img-0002").hidden is None  # NULL, never false

@@ -4,24 +4,33 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects.sqlite import insert
 from sqlmodel import Session, col
 
 from lora_core.data.clock import to_iso, utc_now
+from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, ImageFavorite
 from lora_core.gallery.queries import Page, clamp_page
 
 
 def set_starred(
     *,
-    session: Session,
+    engine: Engine,
     user: str,
     image: GeneratedImage,
     starred: bool,
     now: datetime | None = None,
 ) -> None:
     """Star or unstar `image` for `user`; doing it twice is harmless."""
+    with session_scope(engine) as session:
+        _set_starred(session, user, image, starred, now)
+        session.commit()
+
+
+def _set_starred(
+    session: Session, user: str, image: GeneratedImage, starred: bool, now: datetime | None
+) -> None:
     if starred:
         session.execute(
             insert(ImageFavorite)
@@ -39,7 +48,6 @@ def set_starred(
                 col(ImageFavorite.wallet_address) == user, col(ImageFavorite.image_id) == image.id
             )
         )
-    session.commit()
 
 
 def stars(*, session: Session, image_id: str, user: str | None) -> tuple[int, bool]:

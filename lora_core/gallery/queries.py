@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from sqlalchemy import ColumnElement, ScalarSelect, func, literal, literal_column, select, update
+from sqlalchemy import ColumnElement, ScalarSelect, func, literal, literal_column, select
 from sqlmodel import Session, col
 
 from lora_core import legacy
@@ -304,21 +304,3 @@ def latest_for_prompt(
             ).all()
         )
     return latest
-
-
-def set_image_hidden(*, session: Session, image_id: str, hidden: bool) -> None:
-    """Hide an image from the galleries, or show it again (History keeps it either way)."""
-    session.execute(
-        update(GeneratedImage)
-        .where(col(GeneratedImage.id) == image_id)
-        .values(hidden=True if hidden else None)
-    )
-    session.commit()
-
-
-def set_hidden(*, session: Session, lora_id: str, hidden: bool) -> None:
-    """Hide a LoRA from the gallery (its page, images and history stay)."""
-    session.execute(
-        update(LoraTraining).where(col(LoraTraining.id) == lora_id).values(hidden=hidden)
-    )
-    session.commit()
