@@ -29,14 +29,14 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.seed import seeded_engine, temporary_url  # noqa: E402
 from lora_core.settings import Settings  # noqa: E402
-from tests.appserver import (  # noqa: E402
+from tests.support.appserver import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
     is_healthy,
     stop,
     streamlit_flags,
 )
-from tests.net import free_port  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
 
 LORAS = 200
 TIMEOUT_SECONDS = 60.0

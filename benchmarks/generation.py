@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/generation.py [--delay 2] [--repeat 5] [--image-delay 0.2]
 
 The real `FalGenerator` and `fal_client` talk to the local fake fal server
-(tests/fakefal.py, TLS with a throwaway CA, started as tests/conftest.py starts it), scripted
+(tests/support/fakefal.py, TLS with a throwaway CA, started as tests/conftest.py starts
+it), scripted
 to answer after `--delay` seconds of processing. Each repetition times one whole
 `service.generate(...)` (prompt check, LoRA lookup, quota reservation, submit, status polls,
 result, copying the 4 images into a local media store, storing the batch) on a temporary
@@ -31,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fakefal import FakeFal, Script, point_fal_client_at_a_fake, start_fake_fal  # noqa: E402
+from tests.support.fakefal import FakeFal, Script, point_fal_client_at_a_fake, start_fake_fal  # noqa: E402
 
 FAL_KEY = "test-key-id:test-key-secret"
 image_delay = 0.0  # seconds each /files/ download of the fake waits; set by copy_ratio()

@@ -33,7 +33,7 @@ from lora_core import quota  # noqa: E402
 from lora_core.data.clock import to_iso, utc_now  # noqa: E402
 from lora_core.data.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope  # noqa: E402
 from lora_core.data.models import GeneratedImage, GenerationBatch  # noqa: E402
-from tests.plans import explain_selects  # noqa: E402
+from tests.support.plans import explain_selects  # noqa: E402
 
 USER = "measured@example.com"
 POLICY = quota.QuotaPolicy(limit=8, window=timedelta(hours=24))

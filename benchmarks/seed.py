@@ -116,7 +116,7 @@ def empty_database(directory: str, name: str, *, backend: str) -> Iterator[Datab
     if backend != "libsql":
         yield DatabaseTarget(temporary_url(directory, name))
         return
-    from tests.sqld import Sqld
+    from tests.support.sqld import Sqld
 
     server = Sqld(Path(directory) / name).start()
     try:

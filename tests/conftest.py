@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lora_core.settings import Settings  # imports no fal_client
-from tests.fakefal import point_fal_client_at_a_fake  # imports no fal_client either
+from tests.support.fakefal import point_fal_client_at_a_fake  # imports no fal_client either
 
 # fal_client reads its hosts once, when first imported: point it at the fake before that.
 FAKE_FAL = point_fal_client_at_a_fake()
@@ -38,8 +38,8 @@ from lora_core.fal.trainer import FalTrainer  # noqa: E402
 from lora_core.generation.preview import PreviewGenerator  # noqa: E402
 from lora_core.generation.quota import QuotaPolicy  # noqa: E402
 from lora_core.storage import LocalMediaStore, S3MediaStore  # noqa: E402
-from tests.fakefal import FakeFal, point_fal_uploads_at, start_fake_fal  # noqa: E402
-from tests.sqld import Sqld  # noqa: E402
+from tests.support.fakefal import FakeFal, point_fal_uploads_at, start_fake_fal  # noqa: E402
+from tests.support.sqld import Sqld  # noqa: E402
 
 # fal_client has its upload hosts as constants, not from the environment: point them at the
 # fake too (the browser tests' app process does the same in tests/browser/serve.py).

@@ -2,7 +2,7 @@
 
 The app gets its own SQLite file (seeded with the demo LoRAs), its own media folder
 under `static/media/test-<hex>` so Streamlit's static serving can hand out the images,
-and the local fake fal server (tests/fakefal.py) as its generator backend: the same
+and the local fake fal server (tests/support/fakefal.py) as its generator backend: the same
 `FAL_RUN_HOST`/`FAL_QUEUE_RUN_HOST`/`SSL_CERT_FILE` that tests/conftest.py set for this
 process, plus a test `FAL_KEY`.
 """
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.appserver import CHROMIUM, CHROMIUM_ARGS, is_healthy, stop, streamlit_flags
 from tests.conftest import FAKE_FAL_URL, SETTING_NAMES, TEST_FAL_KEY
-from tests.fakefal import FakeFal
-from tests.fakeoidc import FakeOidcProvider
-from tests.net import free_port
+from tests.support.appserver import CHROMIUM, CHROMIUM_ARGS, is_healthy, stop, streamlit_flags
+from tests.support.fakefal import FakeFal
+from tests.support.fakeoidc import FakeOidcProvider
+from tests.support.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BROWSER_TESTS = Path(__file__).resolve().parent

@@ -19,7 +19,7 @@ from PIL import Image
 from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import SCREENSHOTS, RunningApp
-from tests.fakefal import FakeFal
+from tests.support.fakefal import FakeFal
 
 DEMO_TRIGGER_WORDS = ("wtrclr", "neonnoir", "clayfig", "blprnt", "inktrain")
 GENERATION_TIMEOUT = 20_000  # ms

@@ -9,7 +9,7 @@ from contextlib import closing
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import SCREENSHOTS, RunningApp
-from tests.fakeoidc import FakeOidcProvider
+from tests.support.fakeoidc import FakeOidcProvider
 
 
 def test_sign_in_generate_as_yourself_and_sign_out(

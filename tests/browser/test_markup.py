@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import RunningApp
-from tests.markup import EVIL_NAME, EVIL_TEXT, EVIL_TRIGGER, EVIL_USER
+from tests.support.markup import EVIL_NAME, EVIL_TEXT, EVIL_TRIGGER, EVIL_USER
 
 LORA_ID = "markup-lora"
 

@@ -1,15 +1,19 @@
-"""Small writers of rows for tests, through the app's own core functions."""
+"""Small factories for tests: rows written through the app's own core functions, rows read
+back, and training pictures."""
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
 
-from sqlalchemy import Engine
+from PIL import Image
+from sqlalchemy import Engine, select
 
 from lora_core.data.db import session_scope
-from lora_core.data.models import GeneratedImage
+from lora_core.data.models import GeneratedImage, GenerationBatch, LoraTraining
 from lora_core.gallery import favorites, moderation
 from lora_core.identity import Identity
+from lora_core.training.archive import UploadedFile
 
 ADMIN = Identity(user="admin@example.com", is_admin=True)
 
@@ -39,3 +43,30 @@ def star(
     favorites.set_starred(
         engine=engine, user=user, image=image(engine, image_id), starred=starred, now=now
     )
+
+
+def stored_loras(engine: Engine) -> list[LoraTraining]:
+    with session_scope(engine) as session:
+        return list(session.scalars(select(LoraTraining)).all())
+
+
+def stored_batches(engine: Engine) -> list[GenerationBatch]:
+    with session_scope(engine) as session:
+        return list(session.scalars(select(GenerationBatch)).all())
+
+
+def stored_images(engine: Engine) -> list[GeneratedImage]:
+    with session_scope(engine) as session:
+        return list(session.scalars(select(GeneratedImage)).all())
+
+
+def picture(name: str, size: tuple[int, int] = (512, 512)) -> UploadedFile:
+    """A real image file in the format its name says."""
+    formats = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 120, 40)).save(buffer, format=formats[name.rsplit(".", 1)[1]])
+    return UploadedFile(name, buffer.getvalue())
+
+
+def pictures(count: int) -> list[UploadedFile]:
+    return [picture(f"photo-{number}.jpg") for number in range(count)]

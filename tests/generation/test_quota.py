@@ -15,8 +15,8 @@ from lora_core.errors import QuotaExceeded
 from lora_core.generation import quota, service
 from lora_core.generation.quota import QuotaPolicy
 from tests.conftest import NOW
-from tests.plans import explain_selects
-from tests.race import race
+from tests.support.plans import explain_selects
+from tests.support.race import race
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 

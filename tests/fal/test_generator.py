@@ -16,7 +16,7 @@ from lora_core.settings import Settings
 from lora_core.storage import LocalMediaStore
 from lora_core.studio import build_generator
 from tests.conftest import TEST_FAL_KEY
-from tests.fakefal import FakeFal, JobFailure
+from tests.support.fakefal import FakeFal, JobFailure
 
 REQUEST = GenerationRequest(
     batch_id="batch-1",

@@ -16,8 +16,8 @@ from lora_core.data.models import LoraTraining
 from lora_core.errors import DatabaseUnavailable, QuotaExceeded
 from lora_core.generation import quota
 from lora_core.settings import load_settings
-from tests.race import race
-from tests.sqld import Sqld
+from tests.support.race import race
+from tests.support.sqld import Sqld
 
 
 def a_lora(lora_id: str) -> LoraTraining:

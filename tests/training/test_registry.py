@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
 
-from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import InvalidRegistration
 from lora_core.generation import service
 from lora_core.training import registry
+from tests.support.factories import stored_loras
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 
@@ -18,11 +17,6 @@ pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQ
 def weights_url(fake_fal) -> str:
     """Trained weights on fal's CDN (the fake answers HEAD for its files)."""
     return f"{fake_fal.url}/files/job-1/pytorch_lora_weights.safetensors"
-
-
-def stored(engine) -> list[LoraTraining]:
-    with session_scope(engine) as session:
-        return list(session.scalars(select(LoraTraining)).all())
 
 
 def register(
@@ -38,7 +32,7 @@ def register(
 def test_a_reachable_safetensors_url_becomes_a_completed_lora(engine, fake_fal, weights_url):
     lora = register(engine, f"  {weights_url} ", "  wtrclr ", " Watercolour  studies ")
 
-    [row] = stored(engine)
+    [row] = stored_loras(engine)
     assert row.id == lora.id
     assert (row.status, row.lora_weights_url, row.wallet_address) == (
         LoraStatus.COMPLETED, weights_url, "ann",
@@ -72,7 +66,7 @@ def test_unusable_input_is_explained_and_nothing_is_stored(
     with pytest.raises(InvalidRegistration, match=message):
         register(engine, weights_url if url == "FAKE" else url, trigger_word, name)
 
-    assert stored(engine) == []
+    assert stored_loras(engine) == []
     assert fake_fal.requests == []  # refused before any request
 
 
@@ -83,7 +77,7 @@ def test_weights_that_do_not_answer_are_refused(engine, fake_fal, weights_url):
     with pytest.raises(InvalidRegistration, match="did not answer"):
         register(engine, "https://127.0.0.1:1/lora.safetensors")
 
-    assert stored(engine) == []
+    assert stored_loras(engine) == []
 
 
 def test_the_same_weights_cannot_be_registered_twice(engine, weights_url):
@@ -92,7 +86,7 @@ def test_the_same_weights_cannot_be_registered_twice(engine, weights_url):
     with pytest.raises(InvalidRegistration, match="already in the gallery as “First”"):
         register(engine, weights_url, "other")
 
-    assert len(stored(engine)) == 1
+    assert len(stored_loras(engine)) == 1
 
 
 @pytest.mark.parametrize(
@@ -109,4 +103,4 @@ def test_weights_on_a_private_network_are_refused_unless_allowed(
     with pytest.raises(InvalidRegistration, match="points into a private network"):
         register(engine, weights_url if url == "FAKE" else url, private=False)
 
-    assert fake_fal.requests == [] and stored(engine) == []
+    assert fake_fal.requests == [] and stored_loras(engine) == []

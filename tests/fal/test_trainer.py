@@ -19,19 +19,8 @@ from lora_core.training.archive import (
     training_archive,
 )
 from lora_core.training.preview import PreviewTrainer
-from tests.fakefal import TRAINING_PATH, JobFailure
-
-
-def picture(name: str, size: tuple[int, int] = (512, 512)) -> UploadedFile:
-    """A real image file in the format its name says."""
-    formats = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (200, 120, 40)).save(buffer, format=formats[name.rsplit(".", 1)[1]])
-    return UploadedFile(name, buffer.getvalue())
-
-
-def pictures(count: int) -> list[UploadedFile]:
-    return [picture(f"photo-{number}.jpg") for number in range(count)]
+from tests.support.factories import picture, pictures
+from tests.support.fakefal import TRAINING_PATH, JobFailure
 
 
 def zipped(name: str, files: list[UploadedFile], *, junk: bool = False) -> UploadedFile:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.markup import readable
+from tests.support.markup import readable
 from ui.text import badge_label, md, one_line
 
 

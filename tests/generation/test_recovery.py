@@ -18,7 +18,7 @@ from lora_core.data.db import DatabaseTarget, session_scope
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
 from lora_core.generation import quota, recovery
 from tests.conftest import APP_ROOT, TEST_FAL_KEY
-from tests.fakefal import JobFailure
+from tests.support.fakefal import JobFailure
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 

@@ -1,6 +1,6 @@
 """Stored names, trigger words, user identities, prompts and messages are shown literally on
 every page: a LoRA whose name carries Markdown, LaTeX, colour directives and links, and a
-user whose identity does, render as typed (see `tests/markup.py` for how that is checked)."""
+user whose identity does, render as typed (see `tests/support/markup.py` for the check)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from lora_core.data.clock import to_iso
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, GenerationBatch, LoraStatus, LoraTraining
 from tests.conftest import NOW, open_with_query
-from tests.markup import (
+from tests.pages.test_login import AUTH
+from tests.support.markup import (
     EVIL_NAME,
     EVIL_TEXT,
     EVIL_TRIGGER,
@@ -22,7 +23,6 @@ from tests.markup import (
     readable,
     shows,
 )
-from tests.test_app_login import AUTH
 
 LORA_PAGE = "app_pages/lora.py"
 WEIRD_STEPS = ":red[9] **9** [s](https://evil.example/s)"

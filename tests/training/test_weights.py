@@ -19,8 +19,8 @@ from lora_core.training import lifecycle as training
 from lora_core.training import registry, weights
 from lora_core.training.lifecycle import QuotaPolicy
 from tests.conftest import TEST_FAL_KEY
-from tests.fakefal import weights_bytes
-from tests.test_trainer import pictures
+from tests.support.factories import pictures
+from tests.support.fakefal import weights_bytes
 
 POLICY = QuotaPolicy(limit=9, window=timedelta(hours=24))
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.training.archive import submission_key
 from tests.conftest import TEST_FAL_KEY
-from tests.markup import readable
-from tests.test_app_login import AUTH, SIGNED_OUT
-from tests.test_trainer import pictures
+from tests.pages.test_login import AUTH, SIGNED_OUT
+from tests.support.factories import pictures, stored_loras
+from tests.support.markup import readable
 
 TRAIN_PAGE = "app_pages/train.py"
 SUBMIT = "FormSubmitter:train_form_0-Start training"
@@ -45,11 +44,6 @@ def submit(at, files, trigger_word: str = "wtrclr", kind: str | None = None):
     return at
 
 
-def stored(engine) -> list[LoraTraining]:
-    with session_scope(engine) as session:
-        return list(session.scalars(select(LoraTraining)).all())
-
-
 def test_signed_out_users_are_asked_to_sign_in(open_app):
     at = open_app(TRAIN_PAGE, user=SIGNED_OUT, secrets=AUTH)
 
@@ -76,7 +70,7 @@ def test_a_training_runs_on_fal_and_offers_to_generate_when_done(
     submit(at, pictures(6))
 
     assert not at.exception
-    [lora] = stored(engine)
+    [lora] = stored_loras(engine)
     assert (lora.status, lora.trigger_word, lora.wallet_address) == ("pending", "wtrclr", "guest")
     body = fake_fal.training_submissions[0].body
     assert (body["trigger_word"], body["is_style"], body["data_archive_format"]) == (
@@ -91,7 +85,7 @@ def test_a_training_runs_on_fal_and_offers_to_generate_when_done(
         at.run()
 
     assert "Training complete: the LoRA is ready." in texts(at)
-    assert stored(engine)[0].status == LoraStatus.COMPLETED
+    assert stored_loras(engine)[0].status == LoraStatus.COMPLETED
     at.button(key=f"generate_{lora.id}").click().run()
     assert at.query_params["id"] == lora.id
     assert at.title[0].value == "wtrclr"
@@ -107,7 +101,7 @@ def test_too_few_images_are_refused_and_nothing_is_spent(open_app, with_fal, eng
     assert "Upload 5–50 training images; these files hold 3." in texts(at)
     assert "The training was not started" in statuses(at)
     assert at.text_input(key="train_trigger_0").value == "wtrclr"  # nothing entered is lost
-    assert stored(engine) == [] and fake_fal.requests == []
+    assert stored_loras(engine) == [] and fake_fal.requests == []
 
 
 def test_a_failed_training_says_why(open_app, with_fal, engine, fake_fal):
@@ -141,7 +135,7 @@ def test_the_training_quota_says_when_the_next_one_is_possible(open_app, with_fa
     assert "0 of 2 trainings remaining today" in texts(at)
     message = "You've started all 2 trainings today. Your next training is available in 3 h 59 min"
     assert message in texts(at)  # the older one, 20 hours old, leaves the window in 4 hours
-    assert len(stored(engine)) == 2
+    assert len(stored_loras(engine)) == 2
 
 
 def test_an_existing_lora_is_registered_and_shown_by_its_name(
@@ -158,7 +152,7 @@ def test_an_existing_lora_is_registered_and_shown_by_its_name(
 
     assert not at.exception
     assert "“Ink wash” is in the gallery." in texts(at)
-    [lora] = stored(engine)
+    [lora] = stored_loras(engine)
     assert (lora.name, lora.trigger_word, lora.lora_weights_url) == ("Ink wash", "inkwash", weights)
     assert "Registered: the LoRA is ready." in texts(at)
     gallery = open_app()
@@ -175,7 +169,7 @@ def test_a_registration_that_fails_keeps_what_was_entered(open_app, engine, fake
 
     assert "must point to a .safetensors file" in texts(at)
     assert at.text_input(key="register_url").value == "https://example.com/model.bin"
-    assert stored(engine) == []
+    assert stored_loras(engine) == []
 
 
 def test_the_same_submission_arriving_twice_starts_one_training(
@@ -190,7 +184,7 @@ def test_the_same_submission_arriving_twice_starts_one_training(
 
     assert not at.exception
     assert "This training was already started" in texts(at)
-    assert stored(engine) == [] and fake_fal.requests == []
+    assert stored_loras(engine) == [] and fake_fal.requests == []
 
 
 def test_a_subject_is_trained_with_fals_masks_and_listed_as_a_subject(
@@ -203,7 +197,7 @@ def test_a_subject_is_trained_with_fals_masks_and_listed_as_a_subject(
 
     body = fake_fal.training_submissions[0].body
     assert (body["is_style"], body["create_masks"]) == (False, True)
-    assert stored(engine)[0].is_style is False
+    assert stored_loras(engine)[0].is_style is False
     assert any(caption.value.startswith("Subject · 1000 steps") for caption in at.caption)
 
 
@@ -215,4 +209,4 @@ def test_a_key_refused_at_upload_says_to_check_fal_key(open_app, with_fal, engin
 
     assert "fal refused the API key (HTTP 401). Check the FAL_KEY setting." in texts(at)
     assert "connection" not in texts(at)
-    assert stored(engine) == [] and fake_fal.training_submissions == []
+    assert stored_loras(engine) == [] and fake_fal.training_submissions == []

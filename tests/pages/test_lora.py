@@ -18,8 +18,8 @@ from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.fal.trainer import FalTrainer
 from lora_core.gallery import favorites
 from tests.conftest import TEST_FAL_KEY
-from tests.markup import readable
 from tests.support.factories import hide, star
+from tests.support.markup import readable
 
 LORA_PAGE = "app_pages/lora.py"
 SUBMIT = "FormSubmitter:gen_form-Generate 4 Images"
@@ -441,7 +441,7 @@ def test_fal_images_are_shown_from_our_copies(open_app, add_lora, engine, with_f
 def test_viewing_a_lora_finishes_a_batch_a_dead_process_left_pending(
     open_app, add_lora, engine, with_fal, fal_generator
 ):
-    from tests.test_resume import reserve_pending, submit_job
+    from tests.generation.test_recovery import reserve_pending, submit_job
 
     add_lora("orphan")
     request_id = submit_job(fal_generator, with_fal)
@@ -572,7 +572,7 @@ def test_a_user_stars_an_image_and_can_show_only_their_favorites(
 def test_signed_out_users_see_how_many_starred_an_image_but_cannot_star(
     open_app, add_lora, add_images
 ):
-    from tests.test_app_login import AUTH, SIGNED_OUT
+    from tests.pages.test_login import AUTH, SIGNED_OUT
 
     add_lora("starry")
     add_images("starry", 1)
@@ -655,7 +655,7 @@ def test_others_cannot_hide_an_image_and_see_a_hidden_one_as_hidden(
 ):
     import streamlit as st
 
-    from tests.test_app_login import ANN, AUTH
+    from tests.pages.test_login import ANN, AUTH
 
     add_lora("theirs")
     add_own_images(engine, "theirs", "bob@example.com", 2)

@@ -15,7 +15,7 @@ from lora_core.data import turso
 from lora_core.data.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope
 from lora_core.data.models import LoraTraining
 from lora_core.errors import DatabaseUnavailable
-from tests.sqld import Sqld, signed_token
+from tests.support.sqld import Sqld, signed_token
 
 
 def a_lora(lora_id: str) -> LoraTraining:

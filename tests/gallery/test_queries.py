@@ -11,8 +11,8 @@ from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, LoraTraining
 from lora_core.gallery import favorites, queries
 from tests.conftest import NOW
-from tests.plans import explain_selects
 from tests.support.factories import hide, star
+from tests.support.plans import explain_selects
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 

@@ -6,7 +6,6 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 
 from lora_core.data.clock import parse_iso, to_iso
 from lora_core.data.db import session_scope
@@ -18,9 +17,9 @@ from lora_core.training import lifecycle as training
 from lora_core.training.archive import UploadedFile
 from lora_core.training.lifecycle import QuotaPolicy
 from tests.conftest import NOW, TEST_FAL_KEY
-from tests.fakefal import JobFailure
-from tests.race import race
-from tests.test_trainer import pictures
+from tests.support.factories import pictures, stored_loras
+from tests.support.fakefal import JobFailure
+from tests.support.race import race
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 
@@ -55,11 +54,6 @@ def start(engine, fal_trainer, training_policy):
     return run
 
 
-def stored(engine) -> list[LoraTraining]:
-    with session_scope(engine) as session:
-        return list(session.scalars(select(LoraTraining)).all())
-
-
 def uploads(fake_fal) -> list[str]:
     return [r.path for r in fake_fal.requests if r.path == "/files/upload"]
 
@@ -83,7 +77,7 @@ def refresh(engine, training_policy, lora_id: str, *, times: int = 1) -> trainin
 def test_starting_records_a_pending_lora_under_fals_request_id(start, engine, fake_fal):
     lora = start(trigger_word="  wtrclr ")
 
-    [row] = stored(engine)
+    [row] = stored_loras(engine)
     [request_id] = fake_fal.jobs
     assert row.id == lora.id
     assert (row.status, row.request_id, row.wallet_address) == ("pending", request_id, "ann")
@@ -101,7 +95,7 @@ def test_bad_input_is_refused_before_anything_is_uploaded(start, engine, fake_fa
         start(trigger_word="two words")
 
     assert fake_fal.requests == []
-    assert stored(engine) == []
+    assert stored_loras(engine) == []
 
 
 def test_the_third_training_in_a_day_is_refused_before_uploading(start, engine, fake_fal):
@@ -114,7 +108,7 @@ def test_the_third_training_in_a_day_is_refused_before_uploading(start, engine, 
 
     assert len(uploads(fake_fal)) == before  # nothing spent on the refused one
     assert refused.value.next_slot_at == parse_iso(first.created_at) + timedelta(hours=24)
-    assert len(stored(engine)) == 2
+    assert len(stored_loras(engine)) == 2
     start(user="bob")  # others have their own allowance
     for _ in range(3):
         start(user="admin")  # exempt
@@ -143,7 +137,7 @@ def test_a_failed_submit_leaves_no_lora_and_costs_no_slot(start, engine, fake_fa
     with pytest.raises(TrainingFailed, match="HTTP 503"):
         start()
 
-    assert stored(engine) == []
+    assert stored_loras(engine) == []
     with session_scope(engine) as session:
         status = training.get_status(session=session, policy=training_policy, user="ann", now=NOW)
     assert status.used == 0
@@ -162,7 +156,7 @@ def test_a_finished_training_completes_with_its_weights_and_can_generate(
     assert done.lora.lora_weights_url == (
         f"{fake_fal.url}/files/{lora.request_id}/pytorch_lora_weights.safetensors"
     )
-    [row] = stored(engine)
+    [row] = stored_loras(engine)
     assert row.lora_weights_url.endswith("pytorch_lora_weights.safetensors")
     service.check_ready(row)  # the Generate button is there
 
@@ -183,7 +177,7 @@ def test_a_training_that_failed_on_fal_is_marked_failed_with_the_reason(
 
     assert view.lora.status == LoraStatus.FAILED
     assert "Images too small to train" in view.lora.error
-    assert stored(engine)[0].status == LoraStatus.FAILED
+    assert stored_loras(engine)[0].status == LoraStatus.FAILED
     polls = len(fake_fal.status_polls)
     refresh(engine, training_policy, lora.id, times=2)
     assert len(fake_fal.status_polls) == polls  # never asked about again
@@ -211,7 +205,7 @@ def test_another_apps_training_fal_does_not_know_stays_pending(
     view = refresh(engine, training_policy, lora.id)
 
     assert view.lora.status == LoraStatus.PENDING and view.lora.error is None
-    assert stored(engine)[0].status == LoraStatus.PENDING
+    assert stored_loras(engine)[0].status == LoraStatus.PENDING
 
 
 def test_a_job_fal_cannot_be_asked_about_stays_pending(
@@ -256,7 +250,7 @@ def test_eight_tabs_racing_for_two_slots_start_two_trainings(engine, training_po
     results = race(8, reserve, refused=TrainingQuotaExceeded)
 
     assert sorted(results) == ["refused"] * 6 + ["won"] * 2
-    assert len(stored(engine)) == 2
+    assert len(stored_loras(engine)) == 2
 
 
 def test_a_user_sees_their_own_trainings_newest_first(start, engine):

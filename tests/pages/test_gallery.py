@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.models import LoraStatus
-from tests.markup import readable
+from tests.support.markup import readable
 
 NOW = utc_now()
 

@@ -17,7 +17,7 @@ from lora_core.generation import prompts
 from lora_core.history import analytics, listing
 from lora_core.history.filters import HistoryFilter, HistoryStatus
 from tests.conftest import NOW
-from tests.plans import explain_selects
+from tests.support.plans import explain_selects
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 

@@ -1,0 +1,1 @@
+"""Tests of lora_core.cli: the demo seed and repair."""

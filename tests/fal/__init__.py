@@ -1,0 +1,1 @@
+"""Tests of lora_core.fal through the real fal_client against the fake fal (and the fake itself)."""

@@ -1,0 +1,1 @@
+"""Tests of lora_core.gallery: the read side, favorites, downloads, moderation."""

@@ -1,0 +1,1 @@
+"""Tests of lora_core.generation: generate, the quota, recovery, bad input."""

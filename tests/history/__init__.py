@@ -1,0 +1,1 @@
+"""Tests of lora_core.history: filters, listing, exports and analytics."""

@@ -1,0 +1,1 @@
+"""Tests of app_pages/ as AppTest renders them, one module per page."""

@@ -1,0 +1,1 @@
+"""Tests of lora_core.training: a training's life, registering LoRAs, durable weights."""

@@ -1,0 +1,1 @@
+"""Tests of ui/: the Streamlit glue (context, literal text)."""
