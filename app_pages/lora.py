@@ -154,7 +154,6 @@ def show_image(lora: LoraTraining, image_id: str) -> None:
             icon=":material/visibility_off:",
         )
         return
-    store = context.studio().store
     # Hidden images of the batch stay out of its zip, unless this user may see them.
     batch = [other for other in batch if not other.hidden or may_hide or other.id == image.id]
     with st.container(border=True, key="image_view"):
@@ -167,39 +166,47 @@ def show_image(lora: LoraTraining, image_id: str) -> None:
                 unsafe_allow_html=True,
             )
         with details:
-            st.markdown(f"**{md(image.prompt)}**")
-            st.caption(f"by {md(image.wallet_address)} · {md(format_date(image.created_at))}")
-            size = f"{image.image_width}×{image.image_height}" if image.image_width else "—"
-            st.markdown(f"Seed {md(image.seed or '—')} · {size}")
-            show_stars(image)
-            st.caption("Share link")
-            st.code(share_url(image), language=None, wrap_lines=True)
-            st.download_button(
-                "Download image",
-                data=lambda: downloads.read_image(image.image_url, store=store),
-                file_name=downloads.file_name(image),
-                mime=downloads.mime_type(image),
-                icon=":material/download:",
-                on_click="ignore",
-                disabled=bool(image.nsfw),
-                key="download_image",
-            )
-            st.download_button(
-                f"Download its batch ({len(batch)} images, zip)",
-                data=lambda: downloads.images_zip(batch, lora, store=store),
-                file_name=f"{lora.trigger_word}-{image.batch_id or image.id}.zip",
-                mime="application/zip",
-                icon=":material/folder_zip:",
-                on_click="ignore",
-                key="download_batch",
-            )
-            if may_hide:
-                show_hide_action(image)
-            st.button("Close", key="close_image", icon=":material/close:", on_click=close_image)
+            show_image_details(lora, image, batch, may_hide=may_hide)
         others = [other for other in batch if other.id != image.id and not other.hidden]
         if others:
             st.caption(f"The rest of its batch ({len(others)}): open one to see it large.")
             image_grid(others, columns=GRID_COLUMNS, with_captions=False)
+
+
+def show_image_details(
+    lora: LoraTraining, image: GeneratedImage, batch: list[GeneratedImage], *, may_hide: bool
+) -> None:
+    """What the image was made from, its stars, share link and downloads."""
+    store = context.studio().store
+    st.markdown(f"**{md(image.prompt)}**")
+    st.caption(f"by {md(image.wallet_address)} · {md(format_date(image.created_at))}")
+    size = f"{image.image_width}×{image.image_height}" if image.image_width else "—"
+    st.markdown(f"Seed {md(image.seed or '—')} · {size}")
+    show_stars(image)
+    st.caption("Share link")
+    st.code(share_url(image), language=None, wrap_lines=True)
+    st.download_button(
+        "Download image",
+        data=lambda: downloads.read_image(image.image_url, store=store),
+        file_name=downloads.file_name(image),
+        mime=downloads.mime_type(image),
+        icon=":material/download:",
+        on_click="ignore",
+        disabled=bool(image.nsfw),
+        key="download_image",
+    )
+    st.download_button(
+        f"Download its batch ({len(batch)} images, zip)",
+        data=lambda: downloads.images_zip(batch, lora, store=store),
+        file_name=f"{lora.trigger_word}-{image.batch_id or image.id}.zip",
+        mime="application/zip",
+        icon=":material/folder_zip:",
+        on_click="ignore",
+        key="download_batch",
+    )
+    if may_hide:
+        show_hide_action(image)
+    st.button("Close", key="close_image", icon=":material/close:", on_click=close_image)
 
 
 def load_images(

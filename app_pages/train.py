@@ -11,10 +11,10 @@ from datetime import timedelta
 import streamlit as st
 
 from lora_core.data.db import session_scope
-from lora_core.data.models import LoraStatus, LoraTraining
+from lora_core.data.models import LoraStatus, LoraTraining, RequestId
 from lora_core.errors import LoraStudioError
 from lora_core.training import lifecycle as training
-from lora_core.training import registry
+from lora_core.training import names
 from lora_core.training.archive import (
     DEFAULT_STEPS,
     MAX_IMAGES,
@@ -68,7 +68,7 @@ def show_form(user: str) -> None:
         trigger_word = st.text_input(
             "Trigger word",
             key=f"train_trigger_{version}",
-            max_chars=32,
+            max_chars=names.MAX_TRIGGER_WORD,
             placeholder="e.g. sks-style",
             help="A rare word: prompts get “in the style of <trigger word>” appended.",
         )
@@ -149,7 +149,7 @@ def show_state(state: TrainingState | None) -> None:
 def show_training(lora: LoraTraining, state: TrainingState | None) -> None:
     with st.container(border=True, key=f"training_{lora.id}"):
         st.markdown(f"**{md(lora_title(lora))}**")
-        registered = lora.request_id.startswith(registry.REGISTERED_PREFIX)
+        registered = lora.request_id.startswith(RequestId.REGISTERED)
         when = md(format_date(lora.created_at))
         if registered:
             st.caption(f"registered {when} · trigger word {md(lora.trigger_word)}")
@@ -209,8 +209,10 @@ def show_register_form(user: str) -> None:
             placeholder="https://…/pytorch_lora_weights.safetensors",
             help="A public link to the LoRA's .safetensors file, e.g. from fal or Hugging Face.",
         )
-        trigger_word = st.text_input("Trigger word", key="register_trigger", max_chars=64)
-        name = st.text_input("Name (optional)", key="register_name", max_chars=80)
+        trigger_word = st.text_input(
+            "Trigger word", key="register_trigger", max_chars=names.MAX_TRIGGER_WORD
+        )
+        name = st.text_input("Name (optional)", key="register_name", max_chars=names.MAX_NAME)
         keep_copy = st.checkbox(
             "Keep a copy of the weights",
             value=True,

@@ -1,1 +1,27 @@
-"""LoRA Studio's logic: settings, tables, quota, generation. Knows nothing of Streamlit."""
+"""LoRA Studio's core: everything the app knows, and nothing of Streamlit.
+
+Module map (one hop from a behaviour to its folder):
+
+    settings.py        one typed settings object: environment first, then secrets
+    errors.py          the few named errors a user can meet; `ui/errors.py` words them
+    identity.py        who the user is (from the login only), admins, the exempt
+    storage.py         where images and weights live: a local folder or an S3 bucket
+    studio.py          the Studio: every part built from settings, the use cases wired
+    legacy.py          the original web app's rows (no batch): clicks, quota, adoption
+    data/              models (every table), db (engines, schema, sessions), turso and
+                       replica (libSQL over HTTP, the embedded replica), clock
+    fal/               fal through fal_client: client (at-most-once submits, deadlines,
+                       what fal's errors mean), generator (flux-lora), trainer (training)
+    generation/        generators (the interface), preview (offline), service (generate),
+                       recovery (finishing a dead process's batches), quota, prompts
+    training/          trainers (the interface), preview (offline), archive (uploads
+                       checked and zipped), lifecycle (a training's row and quota),
+                       registry (existing LoRAs), names (trigger words, names), weights
+                       (durable copies, the URL fal gets)
+    gallery/           queries (the read side), favorites, downloads, moderation
+    history/           filters, listing (table and exports), analytics (summary, charts)
+    cli/               demo (seed an empty database), repair (copy what fal still holds)
+
+Conventions: the core's functions take keyword arguments; a function that takes a session
+only reads, one that changes data takes the engine and owns its transaction.
+"""

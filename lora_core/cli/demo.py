@@ -15,14 +15,13 @@ from sqlalchemy import Engine, func, select
 
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import create_db_engine, ensure_schema, session_scope
-from lora_core.data.models import LoraStatus, LoraTraining
+from lora_core.data.models import LoraStatus, LoraTraining, RequestId
 from lora_core.errors import LoraStudioError, SettingsError
 from lora_core.generation import quota
 from lora_core.generation.preview import PreviewGenerator
 from lora_core.generation.service import generate
 from lora_core.settings import DEFAULT_DATABASE_URL, Settings, load_settings, read_secrets_file
 from lora_core.storage import build_store
-from lora_core.training.lifecycle import DEMO_PREFIX
 
 DEMO_USER = "demo"
 # (id, trigger word, status, steps, days ago, a first prompt or None)
@@ -39,7 +38,7 @@ def demo_loras(now: datetime) -> list[LoraTraining]:
     return [
         LoraTraining(
             id=lora_id,
-            request_id=f"{DEMO_PREFIX}{lora_id}",
+            request_id=RequestId.DEMO.new(lora_id),
             wallet_address=DEMO_USER,
             trigger_word=trigger,
             steps=steps,

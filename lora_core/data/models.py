@@ -26,6 +26,19 @@ class BatchStatus(StrEnum):
     FAILED = "failed"
 
 
+class RequestId(StrEnum):
+    """What `lora_trainings.request_id` starts with when it is not fal's request id: the
+    one list of our own kinds, for whoever asks "may a trainer be asked about this one?"."""
+
+    RESERVED = "reserved-"  # a training slot taken here, not yet submitted to fal
+    REGISTERED = "registered-"  # registered here: trained elsewhere, never followed
+    PREVIEW = "preview-"  # the offline trainer's (its start time follows)
+    DEMO = "demo-request-"  # the demo's LoRA "in training", which never ends
+
+    def new(self, suffix: str) -> str:
+        return f"{self.value}{suffix}"
+
+
 class LoraTraining(SQLModel, table=True):
     """A LoRA trained by fal (written by the original trainer app, read here)."""
 
@@ -37,7 +50,9 @@ class LoraTraining(SQLModel, table=True):
     )
 
     id: str = Field(primary_key=True, sa_type=Text)
-    request_id: str = Field(sa_type=Text, unique=True)
+    request_id: str = Field(sa_type=Text, unique=True)  # fal's, or one of `RequestId`
+    # The user: the original app signed users in with a wallet, hence the name; here it
+    # holds the login's email (or subject), or the demo's shared identity.
     wallet_address: str = Field(sa_type=Text)
     trigger_word: str = Field(sa_type=Text)
     steps: int | None = None

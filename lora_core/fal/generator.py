@@ -65,7 +65,8 @@ class FalGenerator:
     """Generates through fal's queue (`fal-ai/flux-lora`). A generation never waits longer
     than `timeout_seconds` in all (submit, polls, the result and a cancel), its submit is
     sent at most once (`lora_core.fal.client`), and a job fal reports as failed is a failure with
-    fal's reason; trouble at fal's gateway is ridden out within the time."""
+    fal's reason; trouble at fal's gateway is ridden out within the time. (`generate` is
+    long by one try whose every branch maps one kind of failure: kept together on purpose.)"""
 
     key: str = field(repr=False)
     timeout_seconds: float = 180

@@ -49,6 +49,20 @@ def resume_pending(
     older than `give_up_after`; a job fal is still running is left for later.
     """
     now = now or utc_now()
+    outcomes = [
+        _resume_one(engine, generator, store, batch, now=now, give_up_after=give_up_after)
+        for batch in _stale(engine, older_than=older_than, lora_id=lora_id, now=now)
+    ]
+    return ResumeReport(
+        finished=outcomes.count("finished"),
+        failed=outcomes.count("failed"),
+        waiting=outcomes.count("waiting"),
+    )
+
+
+def _stale(
+    engine: Engine, *, older_than: timedelta, lora_id: str | None, now: datetime
+) -> list[GenerationBatch]:
     with session_scope(engine) as session:
         query = select(GenerationBatch).where(
             # Inline, not a bound parameter: so SQLite can use the partial pending index.
@@ -57,39 +71,47 @@ def resume_pending(
         )
         if lora_id is not None:
             query = query.where(col(GenerationBatch.lora_training_id) == lora_id)
-        stale = list(session.scalars(query))
-    finished = failed = waiting = 0
-    for batch in stale:
-        if not _claim(engine, batch.id):
-            continue  # another process is on it
-        try:
-            if batch.fal_request_id is None:
-                raise GenerationFailed("Interrupted before fal accepted the job.")
-            result = generator.resume(batch.fal_request_id)
-            if result is None and parse_iso(batch.created_at) < now - give_up_after:
-                generator.cancel(batch.fal_request_id)
-                raise GenerationFailed("fal did not finish this job in time.")
-        except GenerationFailed as error:
-            quota.release(engine=engine, batch_id=batch.id, error=str(error), now=now)
-            failed += 1
-            continue
-        if result is None:
-            _unclaim(engine, batch.id)
-            waiting += 1
-            continue
-        store_batch(
-            engine=engine,
-            batch_id=batch.id,
-            lora_id=batch.lora_training_id,
-            user=batch.wallet_address,
-            prompt=batch.prompt,
-            result_images=result.images,
-            seed=result.seed,
-            request_id=batch.fal_request_id,
-            store=store,
-        )
-        finished += 1
-    return ResumeReport(finished=finished, failed=failed, waiting=waiting)
+        return list(session.scalars(query))
+
+
+def _resume_one(
+    engine: Engine,
+    generator: ImageGenerator,
+    store: storage.MediaStore | None,
+    batch: GenerationBatch,
+    *,
+    now: datetime,
+    give_up_after: timedelta,
+) -> str | None:
+    """Finish one stale batch: "finished", "failed", "waiting" (fal still runs it), or None
+    when another process claimed it first."""
+    if not _claim(engine, batch.id):
+        return None
+    try:
+        if batch.fal_request_id is None:
+            raise GenerationFailed("Interrupted before fal accepted the job.")
+        result = generator.resume(batch.fal_request_id)
+        if result is None and parse_iso(batch.created_at) < now - give_up_after:
+            generator.cancel(batch.fal_request_id)
+            raise GenerationFailed("fal did not finish this job in time.")
+    except GenerationFailed as error:
+        quota.release(engine=engine, batch_id=batch.id, error=str(error), now=now)
+        return "failed"
+    if result is None:
+        _unclaim(engine, batch.id)
+        return "waiting"
+    store_batch(
+        engine=engine,
+        batch_id=batch.id,
+        lora_id=batch.lora_training_id,
+        user=batch.wallet_address,
+        prompt=batch.prompt,
+        result_images=result.images,
+        seed=result.seed,
+        request_id=batch.fal_request_id,
+        store=store,
+    )
+    return "finished"
 
 
 def _claim(engine: Engine, batch_id: str) -> bool:

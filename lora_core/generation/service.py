@@ -102,6 +102,8 @@ def generate(
     With a `store`, fal's images are copied into it (their URLs expire).
     `allow_private_weights` lets the weights be checked on a private network (tests, a
     deployment inside one: ALLOW_PRIVATE_WEIGHTS_URLS).
+    Long by its arguments and one try: every failure, Streamlit's stops included,
+    frees the slot in one place.
     """
     text = clean_prompt(prompt)  # what fal gets; what is stored is the prompt as typed
     typed = prompt or ""
@@ -183,7 +185,8 @@ def store_batch(
     store: storage.MediaStore | None,
 ) -> list[GeneratedImage]:
     """Copy fal's images to our store, then insert the image rows and mark the batch
-    succeeded, in one transaction. A failed copy keeps fal's URL (see `lora_core.cli.repair`)."""
+    succeeded, in one transaction. A failed copy keeps fal's URL (see `lora_core.cli.repair`).
+    Long by its arguments: what one batch is made of."""
     durable = _durable_urls(store, batch_id, [image.url for image in result_images])
     finished = utc_now()
     rows = [

@@ -55,6 +55,8 @@ def list_batches(
 
     `total` is the number of batches the filter matches, when the caller already has it
     (the summary counts them): then it is not counted again.
+    Long by its keyword arguments and one query built in steps; splitting it would
+    scatter that query.
     """
     if total is None:
         total = session.scalar(filtered(history_filter, func.count())) or 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import PurePosixPath
 from PIL import Image, UnidentifiedImageError
 
 from lora_core.errors import InvalidTrainingInput
+from lora_core.training import names
 
 MIN_IMAGES, MAX_IMAGES = 5, 50
 
@@ -40,9 +40,6 @@ DEFAULT_STEPS = 1000
 MIN_STEPS, MAX_STEPS = 100, 10_000
 
 
-_TRIGGER_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,31}$")
-
-
 @dataclass(frozen=True)
 class UploadedFile:
     """A file as the user uploaded it: a training image, or a zip of them."""
@@ -65,13 +62,8 @@ def submission_key(
 
 
 def check_trigger_word(word: str) -> str:
-    word = word.strip()
-    if not _TRIGGER_WORD.match(word):
-        raise InvalidTrainingInput(
-            "The trigger word must be 2–32 characters: letters, digits, '-' or '_', "
-            "starting with a letter or digit (e.g. sks-style)."
-        )
-    return word
+    """The trigger word, by the one rule of `lora_core.training.names`."""
+    return names.trigger_word(word, error=InvalidTrainingInput)
 
 
 def check_steps(steps: int) -> int:

@@ -20,7 +20,7 @@ from sqlmodel import Session, col
 
 from lora_core.data.clock import parse_iso, to_iso, utc_now
 from lora_core.data.db import session_scope
-from lora_core.data.models import LoraStatus, LoraTraining
+from lora_core.data.models import LoraStatus, LoraTraining, RequestId
 from lora_core.errors import TrainingFailed, TrainingQuotaExceeded
 from lora_core.generation.quota import QuotaPolicy, QuotaStatus
 from lora_core.storage import MediaStore
@@ -32,10 +32,6 @@ from lora_core.training.archive import (
     training_archive,
 )
 from lora_core.training.trainers import TrainedFiles, Trainer, TrainingState
-
-RESERVED_PREFIX = "reserved-"
-# The demo's LoRA "in training" (`lora_core.cli.demo`): no trainer knows it, and it never ends.
-DEMO_PREFIX = "demo-request-"
 
 
 @dataclass(frozen=True)
@@ -151,7 +147,7 @@ def _reserve(
     lora_id = uuid.uuid4().hex[:16]
     values = select(
         literal(lora_id),
-        literal(f"{RESERVED_PREFIX}{uuid.uuid4().hex}"),
+        literal(RequestId.RESERVED.new(uuid.uuid4().hex)),
         literal(user),
         literal(trigger_word),
         literal(steps),
@@ -189,11 +185,11 @@ def refresh(
     now = now or utc_now()
     if lora.status != LoraStatus.PENDING:
         return TrainingView(lora)
-    if lora.request_id.startswith(DEMO_PREFIX):
+    if lora.request_id.startswith(RequestId.DEMO):
         return TrainingView(
             lora, TrainingState("running", logs=("A demo LoRA: it never finishes",))
         )
-    if lora.request_id.startswith(RESERVED_PREFIX):
+    if lora.request_id.startswith(RequestId.RESERVED):
         if parse_iso(lora.created_at) < now - policy.abandoned_after:
             never = "The training was never submitted."
             return TrainingView(_finish(engine, lora.id, error=never)[0])

@@ -8,6 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from lora_core.data.models import RequestId
 from lora_core.errors import TrainingFailed
 from lora_core.storage import MediaStore
 from lora_core.training.trainers import TrainedFiles, TrainingState
@@ -32,7 +33,7 @@ class PreviewTrainer:
             ) from None
 
     def submit(self, *, images_url: str, trigger_word: str, steps: int, is_style: bool) -> str:
-        return f"{PREVIEW_PREFIX}{time.time():.3f}-{uuid.uuid4().hex[:8]}"
+        return RequestId.PREVIEW.new(f"{time.time():.3f}-{uuid.uuid4().hex[:8]}")
 
     def state(self, request_id: str) -> TrainingState:
         elapsed = time.time() - _preview_started(request_id)
@@ -45,14 +46,11 @@ class PreviewTrainer:
         return TrainedFiles(weights_url=f"preview://weights/{request_id}.safetensors")
 
 
-PREVIEW_PREFIX = "preview-"
-
-
 def _preview_started(request_id: str) -> float:
     """When a preview job started; a job that is not a preview (e.g. one the original
     trainer app submitted to fal) is not the preview trainer's to judge."""
     try:
-        if not request_id.startswith(PREVIEW_PREFIX):
+        if not request_id.startswith(RequestId.PREVIEW):
             raise ValueError(request_id)
         return float(request_id.split("-")[1])
     except (IndexError, ValueError):

@@ -5,7 +5,6 @@ useful without the original trainer app's database."""
 from __future__ import annotations
 
 import ipaddress
-import re
 import socket
 import uuid
 from datetime import datetime
@@ -17,14 +16,11 @@ from sqlmodel import col
 
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import session_scope
-from lora_core.data.models import LoraStatus, LoraTraining
+from lora_core.data.models import LoraStatus, LoraTraining, RequestId
 from lora_core.errors import InvalidRegistration
 from lora_core.storage import MediaStore
-from lora_core.training import weights
+from lora_core.training import names, weights
 
-REGISTERED_PREFIX = "registered-"
-MAX_TRIGGER_WORD = 64
-MAX_NAME = 80
 CHECK_TIMEOUT_SECONDS = 10
 
 
@@ -91,30 +87,6 @@ def check_reachable(url: str, *, allow_private_hosts: bool = False) -> None:
         )
 
 
-# Letters, digits and a little punctuation: names are shown as headings, where markdown
-# or HTML (links, images) must not get in.
-_TRIGGER_WORD = re.compile(r"^[^\W_][\w .'-]*$")
-_NAME = re.compile(r"^[^\W_][\w .,'&()-]*$")
-
-
-def _clean(
-    text: str, *, label: str, limit: int, required: bool, pattern: re.Pattern[str]
-) -> str | None:
-    text = " ".join(text.split())
-    if not text:
-        if required:
-            raise InvalidRegistration(f"Enter the {label}.")
-        return None
-    if len(text) > limit:
-        raise InvalidRegistration(f"The {label} is {len(text)} characters; the limit is {limit}.")
-    if not pattern.match(text):
-        raise InvalidRegistration(
-            f"The {label} may hold letters, digits, spaces and - . ' (and , & ( ) in a name), "
-            "starting with a letter or digit."
-        )
-    return text
-
-
 def register_lora(
     *,
     engine: Engine,
@@ -130,15 +102,11 @@ def register_lora(
     `allow_private_hosts` lets weights on a private network (or this machine) be checked:
     for a deployment inside one, and for tests. With `keep_copy_in`, the weights are also
     copied into that store (links elsewhere expire too); `weights_copy_url` stays empty if
-    the copy fails now (`repair` tries again)."""
-    word = _clean(
-        trigger_word,
-        label="trigger word",
-        limit=MAX_TRIGGER_WORD,
-        required=True,
-        pattern=_TRIGGER_WORD,
-    )
-    display = _clean(name, label="name", limit=MAX_NAME, required=False, pattern=_NAME)
+    the copy fails now (`repair` tries again).
+
+    Long by its arguments; each check it makes is one call."""
+    word = names.trigger_word(trigger_word, error=InvalidRegistration)
+    display = names.display_name(name, error=InvalidRegistration)
     url = check_weights_url(weights_url)
     with session_scope(engine) as session:
         existing = session.scalar(
@@ -150,9 +118,9 @@ def register_lora(
     check_reachable(url, allow_private_hosts=allow_private_hosts)
     lora = LoraTraining(
         id=uuid.uuid4().hex[:16],
-        request_id=f"{REGISTERED_PREFIX}{uuid.uuid4().hex}",
+        request_id=RequestId.REGISTERED.new(uuid.uuid4().hex),
         wallet_address=user,
-        trigger_word=word or "",
+        trigger_word=word,
         lora_weights_url=url,
         status=LoraStatus.COMPLETED,
         created_at=to_iso(now or utc_now()),

@@ -4,6 +4,7 @@ fal server) and the offline preview."""
 from __future__ import annotations
 
 import io
+import re
 import time
 import zipfile
 
@@ -82,15 +83,35 @@ def decompression_bomb() -> UploadedFile:
     return UploadedFile("bomb.png", buffer.getvalue())
 
 
-@pytest.mark.parametrize("word", ["sks-style", "  wtrclr  ", "a1", "Neon_Noir"])
+@pytest.mark.parametrize(
+    "word", ["sks-style", "  wtrclr  ", "a1", "Neon_Noir", "ohwx man", "x" * 64, "Émile's"]
+)
 def test_usable_trigger_words(word):
     assert check_trigger_word(word) == word.strip()
 
 
-@pytest.mark.parametrize("word", ["", "a", "two words", "-lead", "x" * 33, "émoji✨"])
-def test_unusable_trigger_words_are_explained(word):
-    with pytest.raises(InvalidTrainingInput, match="The trigger word must be 2–32 characters"):
+@pytest.mark.parametrize(
+    ("word", "message"),
+    [
+        ("", "Enter the trigger word."),
+        ("a", "may hold letters, digits"),
+        ("-lead", "may hold letters, digits"),
+        ("émoji✨", "may hold letters, digits"),
+        ("[x](https://e.example)", "may hold letters, digits"),
+        ("x" * 65, "The trigger word is 65 characters; the limit is 64."),
+    ],
+)
+def test_unusable_trigger_words_are_explained(word, message):
+    with pytest.raises(InvalidTrainingInput, match=re.escape(message)):
         check_trigger_word(word)
+
+
+def test_training_and_registering_share_one_trigger_word_rule():
+    from lora_core.errors import InvalidRegistration
+    from lora_core.training import names
+
+    for word in ("ohwx man", "sks-style"):
+        assert names.trigger_word(word, error=InvalidRegistration) == check_trigger_word(word)
 
 
 @pytest.mark.parametrize(

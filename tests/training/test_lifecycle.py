@@ -9,7 +9,7 @@ import pytest
 
 from lora_core.data.clock import parse_iso, to_iso
 from lora_core.data.db import session_scope
-from lora_core.data.models import LoraStatus, LoraTraining
+from lora_core.data.models import LoraStatus, LoraTraining, RequestId
 from lora_core.errors import InvalidTrainingInput, TrainingFailed, TrainingQuotaExceeded
 from lora_core.fal.trainer import FalTrainer
 from lora_core.generation import service
@@ -92,7 +92,7 @@ def test_bad_input_is_refused_before_anything_is_uploaded(start, engine, fake_fa
     with pytest.raises(InvalidTrainingInput, match="these files hold 3"):
         start(files=pictures(3))
     with pytest.raises(InvalidTrainingInput, match="trigger word"):
-        start(trigger_word="two words")
+        start(trigger_word="**bold**")
 
     assert fake_fal.requests == []
     assert stored_loras(engine) == []
@@ -227,7 +227,7 @@ def test_a_reservation_never_submitted_fails_after_15_minutes(engine, training_p
         for lora_id, minutes in (("fresh", 5), ("stale", 20)):
             session.add(
                 LoraTraining(
-                    id=lora_id, request_id=f"{training.RESERVED_PREFIX}{lora_id}",
+                    id=lora_id, request_id=RequestId.RESERVED.new(lora_id),
                     wallet_address="ann", trigger_word="sks", steps=100,
                     status=LoraStatus.PENDING,
                     created_at=to_iso(NOW - timedelta(minutes=minutes)),
