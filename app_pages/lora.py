@@ -7,7 +7,7 @@ import streamlit as st
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
-from lora_core.gallery import downloads, favorites, moderation, queries
+from lora_core.gallery import downloads, favorites, moderation, queries, views
 from lora_core.generation import service
 from ui import context, routes
 from ui.components import (
@@ -97,11 +97,9 @@ def close_image() -> None:
     st.query_params.pop("image", None)
 
 
-def show_stars(image: GeneratedImage) -> None:
+def show_stars(image: GeneratedImage, count: int, *, mine: bool) -> None:
     """How many users starred the image; a signed-in user stars or unstars it here."""
     user = context.current_user()
-    with session_scope(context.studio().engine) as session:
-        count, mine = favorites.stars(session=session, image_id=image.id, user=user)
     if user is None:
         st.caption(f":material/star: {count}")
         return
@@ -133,20 +131,18 @@ def show_hide_action(image: GeneratedImage) -> None:
 def show_image(lora: LoraTraining, image_id: str) -> None:
     """The image of a shared link (`?id=…&image=…`), large, with what it was made from,
     its share link and downloads."""
-    try:
-        with session_scope(context.studio().engine) as session:
-            image = queries.get_image(session=session, lora_id=lora.id, image_id=image_id)
-            batch = queries.batch_of(session=session, image=image) if image else []
-    except LoraStudioError as error:
-        show_error(error)
-        return
-    if image is None:
+    with session_scope(context.studio().engine) as session:
+        view = views.image_view(
+            session=session, lora_id=lora.id, image_id=image_id, user=context.current_user()
+        )
+    if view is None:
         st.warning(
             "That image was not found on this LoRA: the link may be wrong, or the image was "
             "removed. Here is everything generated from the LoRA.",
             icon=":material/image_not_supported:",
         )
         return
+    image = view.image
     may_hide = moderation.may_hide_image(context.current_identity(), image)
     if image.hidden and not may_hide:
         st.info(
@@ -155,7 +151,7 @@ def show_image(lora: LoraTraining, image_id: str) -> None:
         )
         return
     # Hidden images of the batch stay out of its zip, unless this user may see them.
-    batch = [other for other in batch if not other.hidden or may_hide or other.id == image.id]
+    batch = [other for other in view.batch if not other.hidden or may_hide or other.id == image.id]
     with st.container(border=True, key="image_view"):
         picture, details = st.columns([3, 2], gap="large")
         if image.nsfw:
@@ -166,7 +162,7 @@ def show_image(lora: LoraTraining, image_id: str) -> None:
                 unsafe_allow_html=True,
             )
         with details:
-            show_image_details(lora, image, batch, may_hide=may_hide)
+            show_image_details(lora, view, batch, may_hide=may_hide)
         others = [other for other in batch if other.id != image.id and not other.hidden]
         if others:
             st.caption(f"The rest of its batch ({len(others)}): open one to see it large.")
@@ -174,15 +170,15 @@ def show_image(lora: LoraTraining, image_id: str) -> None:
 
 
 def show_image_details(
-    lora: LoraTraining, image: GeneratedImage, batch: list[GeneratedImage], *, may_hide: bool
+    lora: LoraTraining, view: views.ImageView, batch: list[GeneratedImage], *, may_hide: bool
 ) -> None:
     """What the image was made from, its stars, share link and downloads."""
-    store = context.studio().store
+    image, store = view.image, context.studio().store
     st.markdown(f"**{md(image.prompt)}**")
     st.caption(f"by {md(image.wallet_address)} · {md(format_date(image.created_at))}")
     size = f"{image.image_width}×{image.image_height}" if image.image_width else "—"
     st.markdown(f"Seed {md(image.seed or '—')} · {size}")
-    show_stars(image)
+    show_stars(image, view.stars, mine=view.starred_by_me)
     st.caption("Share link")
     st.code(share_url(image), language=None, wrap_lines=True)
     st.download_button(
@@ -275,17 +271,16 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
 
 
 lora_id = st.query_params.get("id", "")
+# A batch of this LoRA that a dead process left pending is finished before anything is read.
+context.studio().resume_stale_batches(lora_id=lora_id)
 with session_scope(context.studio().engine) as session:
-    lora = queries.get_lora(session=session, lora_id=lora_id)
-    if lora is None:
-        not_found()
+    lora_view = views.lora_view(session=session, lora_id=lora_id)
+if lora_view is None:
+    not_found()
+lora = lora_view.lora
 if lora.status == LoraStatus.PENDING:  # still training: ask fal whether it has finished
     lora = context.studio().refresh_training(lora).lora
-# A batch of this LoRA that a dead process left pending is finished before listing.
-context.studio().resume_stale_batches(lora_id=lora.id)
-with session_scope(context.studio().engine) as session:
-    count_key = queries.image_count_key(session=session, lora_id=lora.id)
-image_count = cached_image_count(lora.id, count_key)
+image_count = cached_image_count(lora.id, lora_view.count_key)
 
 show_header(lora, image_count)
 ready = show_generate_action(lora)

@@ -41,11 +41,11 @@ image_delay = 0.0  # seconds each /files/ download of the fake waits; set by cop
 # As tests/conftest.py: fal_client reads its hosts once, at import, so this comes first.
 FAKE = point_fal_client_at_a_fake()
 
-from lora_core import service  # noqa: E402
 from lora_core.data.clock import to_iso, utc_now  # noqa: E402
 from lora_core.data.db import create_db_engine, ensure_schema, session_scope  # noqa: E402
 from lora_core.data.models import LoraStatus, LoraTraining  # noqa: E402
 from lora_core.fal.generator import FalGenerator  # noqa: E402
+from lora_core.generation import service  # noqa: E402
 from lora_core.generation.quota import QuotaPolicy  # noqa: E402
 from lora_core.storage import LocalMediaStore, copy_images  # noqa: E402
 

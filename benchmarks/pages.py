@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import Engine, event  # noqa: E402
 
 from benchmarks.seed import BACKENDS, seeded_database, use_database  # noqa: E402
-from lora_core import queries  # noqa: E402
 from lora_core.data.db import DatabaseTarget, create_db_engine, session_scope  # noqa: E402
+from lora_core.gallery import queries  # noqa: E402
 
 BUSIEST = "lora-0000"
 LORA_PAGE_SIZE = 24  # as app_pages/lora.py shows them
