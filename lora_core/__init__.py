@@ -6,21 +6,27 @@ Module map (one hop from a behaviour to its folder):
     errors.py          the few named errors a user can meet; `ui/errors.py` words them
     identity.py        who the user is (from the login only), admins, the exempt
     storage.py         where images and weights live: a local folder or an S3 bucket
+    weights.py         a LoRA's weights: durable copies, and the URL fal is given
     studio.py          the Studio: every part built from settings, the use cases wired
     legacy.py          the original web app's rows (no batch): clicks, quota, adoption
-    data/              models (every table), db (engines, schema, sessions), turso and
-                       replica (libSQL over HTTP, the embedded replica), clock
+    data/              models (every table), db (engines, schema, sessions), lookups (rows
+                       by ids from links), turso and replica (libSQL over HTTP, the
+                       embedded replica), clock
     fal/               fal through fal_client: client (at-most-once submits, deadlines,
                        what fal's errors mean), generator (flux-lora), trainer (training)
     generation/        generators (the interface), preview (offline), service (generate),
                        recovery (finishing a dead process's batches), quota, prompts
     training/          trainers (the interface), preview (offline), archive (uploads
                        checked and zipped), lifecycle (a training's row and quota),
-                       registry (existing LoRAs), names (trigger words, names), weights
-                       (durable copies, the URL fal gets)
-    gallery/           queries (the read side), favorites, downloads, moderation
+                       registry (existing LoRAs), names (trigger words, names)
+    gallery/           queries (the read side), views (what a page shows, one session),
+                       favorites, downloads, moderation
     history/           filters, listing (table and exports), analytics (summary, charts)
     cli/               demo (seed an empty database), repair (copy what fal still holds)
+
+Layers, top to bottom (no import runs back up): studio → fal (adapters of the generation
+and training interfaces), history → cli, training, gallery → generation → weights →
+storage, identity → settings, legacy → data → errors.
 
 Conventions: the core's functions take keyword arguments; a function that takes a session
 only reads, one that changes data takes the engine and owns its transaction.

@@ -69,7 +69,7 @@ def fake_fal(_fake_fal_server: FakeFal) -> FakeFal:
 @pytest.fixture(autouse=True)
 def _fresh_weights_answers() -> Iterator[None]:
     """Whether a weights URL answers is cached per process: each test asks afresh."""
-    from lora_core.training import weights
+    from lora_core import weights
 
     weights.forget_answers()
     yield

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select, update
 from sqlmodel import col
 
+from lora_core import weights
 from lora_core.data.db import create_db_engine, session_scope
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
 from lora_core.settings import load_settings, read_secrets_file
 from lora_core.storage import MediaStore, build_store, copy_images, is_remote
-from lora_core.training import weights
 
 CHUNK = 8
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -15,9 +14,6 @@ from lora_core import legacy
 from lora_core.data.models import GeneratedImage, ImageFavorite, LoraStatus, LoraTraining
 
 T = TypeVar("T")
-
-# The original app's ids are short URL-safe strings; anything else cannot be a LoRA id.
-_LORA_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -45,17 +41,6 @@ class Page(Generic[T]):
 def clamp_page(page: int, total: int, page_size: int) -> int:
     """`page` within 1 .. the last page of `total` items."""
     return min(max(page, 1), max(math.ceil(total / page_size), 1))
-
-
-def is_valid_lora_id(lora_id: str | None) -> bool:
-    return bool(lora_id) and bool(_LORA_ID.match(lora_id or ""))
-
-
-def get_lora(*, session: Session, lora_id: str) -> LoraTraining | None:
-    """The LoRA with this id, or None (also for a malformed id)."""
-    if not is_valid_lora_id(lora_id):
-        return None
-    return session.get(LoraTraining, lora_id)
 
 
 def lora_names(*, session: Session) -> dict[str, str]:

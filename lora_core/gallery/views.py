@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
+from lora_core.data import lookups
 from lora_core.data.models import GeneratedImage, LoraTraining
 from lora_core.gallery import favorites, queries
 
@@ -20,7 +21,7 @@ class LoraView:
 
 
 def lora_view(*, session: Session, lora_id: str) -> LoraView | None:
-    lora = queries.get_lora(session=session, lora_id=lora_id)
+    lora = lookups.get_lora(session=session, lora_id=lora_id)
     if lora is None:
         return None
     return LoraView(lora, queries.image_count_key(session=session, lora_id=lora.id))

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, Integer, cast, func, update
 from sqlmodel import col
 
-from lora_core import storage
+from lora_core import storage, weights
+from lora_core.data import lookups
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import (
@@ -30,7 +31,6 @@ from lora_core.errors import (
     LoraNotReady,
     LoraStudioError,
 )
-from lora_core.gallery import queries
 from lora_core.generation import quota
 from lora_core.generation.generators import (
     IMAGES_PER_BATCH,
@@ -41,7 +41,6 @@ from lora_core.generation.generators import (
     ProgressCallback,
 )
 from lora_core.generation.prompts import clean_prompt, full_prompt
-from lora_core.training import weights
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ def check_ready(lora: LoraTraining) -> None:
 def ready_lora(*, engine: Engine, lora_id: str) -> LoraTraining:
     """The LoRA if images can be generated from it, else a distinct error per reason."""
     with session_scope(engine) as session:
-        lora = queries.get_lora(session=session, lora_id=lora_id)
+        lora = lookups.get_lora(session=session, lora_id=lora_id)
     if lora is None:
         raise LoraNotFound("LoRA not found")
     check_ready(lora)

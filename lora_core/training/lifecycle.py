@@ -18,13 +18,13 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Engine, delete, func, insert, literal, select, update
 from sqlmodel import Session, col
 
+from lora_core import weights
 from lora_core.data.clock import parse_iso, to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus, LoraTraining, RequestId
 from lora_core.errors import TrainingFailed, TrainingQuotaExceeded
 from lora_core.generation.quota import QuotaPolicy, QuotaStatus
 from lora_core.storage import MediaStore
-from lora_core.training import weights
 from lora_core.training.archive import (
     UploadedFile,
     check_steps,

@@ -14,12 +14,13 @@ import httpx
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
+from lora_core import weights
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus, LoraTraining, RequestId
 from lora_core.errors import InvalidRegistration
 from lora_core.storage import MediaStore
-from lora_core.training import names, weights
+from lora_core.training import names
 
 CHECK_TIMEOUT_SECONDS = 10
 

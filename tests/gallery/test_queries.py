@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from lora_core.data import lookups
 from lora_core.data.clock import to_iso
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, LoraTraining
@@ -99,7 +100,7 @@ def test_a_malformed_id_finds_nothing(engine, add_lora, lora_id):
     add_lora()
 
     with session_scope(engine) as session:
-        assert queries.get_lora(session=session, lora_id=lora_id) is None
+        assert lookups.get_lora(session=session, lora_id=lora_id) is None
 
 
 def test_paging_through_a_loras_images_shows_each_once_newest_first(engine, add_lora):

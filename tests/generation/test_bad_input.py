@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
+from lora_core.data import lookups
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, GenerationBatch
 from lora_core.errors import InvalidPrompt, LoraNotFound
-from lora_core.gallery import queries
 from lora_core.generation import service
 from lora_core.generation.quota import QuotaPolicy
 
@@ -52,7 +52,7 @@ def clear(engine) -> None:
 @given(prompt=PROMPTS)
 def test_any_prompt_is_a_batch_or_a_clear_message(engine, add_lora, preview_generator, prompt):
     with session_scope(engine) as session:
-        missing = queries.get_lora(session=session, lora_id="target") is None
+        missing = lookups.get_lora(session=session, lora_id="target") is None
     if missing:  # the engine outlives the examples; the LoRA is added once
         add_lora("target")
     clear(engine)
@@ -81,7 +81,7 @@ def test_any_prompt_is_a_batch_or_a_clear_message(engine, add_lora, preview_gene
 @given(lora_id=IDS)
 def test_any_id_finds_a_lora_or_nothing(engine, add_lora, lora_id):
     with session_scope(engine) as session:
-        assert queries.get_lora(session=session, lora_id=lora_id) is None
+        assert lookups.get_lora(session=session, lora_id=lora_id) is None
 
 
 @FAST

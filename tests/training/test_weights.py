@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from lora_core import weights
 from lora_core.cli import repair
 from lora_core.data.db import session_scope
 from lora_core.data.models import GenerationBatch, LoraStatus, LoraTraining
@@ -16,7 +17,7 @@ from lora_core.errors import WeightsUnavailable
 from lora_core.fal.trainer import FalTrainer
 from lora_core.generation import service
 from lora_core.training import lifecycle as training
-from lora_core.training import registry, weights
+from lora_core.training import registry
 from lora_core.training.lifecycle import QuotaPolicy
 from tests.conftest import TEST_FAL_KEY
 from tests.support.factories import pictures
