@@ -63,6 +63,8 @@ def seed_demo(*, engine: Engine, settings: Settings) -> bool:
             return False
         session.add_all(demo_loras(utc_now()))
         session.commit()
+    # The demo's batches are drawn offline (never fal, whatever the settings say) and count
+    # against no one: the demo user is exempt from a policy of its own.
     generator = PreviewGenerator(build_store(settings))
     unlimited = quota.QuotaPolicy(
         limit=1, window=timedelta(hours=24), exempt_users=frozenset({DEMO_USER})
