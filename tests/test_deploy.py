@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 
 from lora_core.settings import Settings
@@ -34,3 +35,35 @@ def test_the_secrets_example_names_only_real_settings():
     assert names <= {name.upper() for name in Settings.model_fields}
     for line in assignments:
         tomllib.loads(line)  # valid TOML once uncommented
+
+
+def test_every_library_the_app_imports_is_declared():
+    """Not only through another package: a library imported directly is pinned directly."""
+    import ast
+    import importlib.metadata
+    import sys
+
+    declared = {
+        re.split(r"[\[=<>]", requirement)[0].lower().replace("_", "-")
+        for requirement in tomllib.loads((APP_ROOT / "pyproject.toml").read_text())["project"][
+            "dependencies"
+        ]
+    } | {"libsql"}  # the optional replica extra, imported only when configured
+    distributions = importlib.metadata.packages_distributions()
+    sources = [APP_ROOT / "streamlit_app.py"]
+    for folder in ("lora_core", "ui", "app_pages"):
+        sources += (APP_ROOT / folder).rglob("*.py")
+    imported: set[str] = set()
+    for source in sources:
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"lora_core", "ui", "__future__"}
+    missing = {
+        name: distributions.get(name)
+        for name in third_party
+        if not {d.lower().replace("_", "-") for d in distributions.get(name, [name])} & declared
+    }
+    assert missing == {}

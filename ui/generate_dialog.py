@@ -14,7 +14,7 @@ import streamlit as st
 
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraTraining
-from lora_core.errors import GenerationFailed, LoraStudioError, NotSignedIn
+from lora_core.errors import GenerationFailed, LoraStudioError, NotSignedIn, QuotaExceeded
 from lora_core.generation import prompts, service
 from lora_core.generation.generators import IMAGES_PER_BATCH, Progress
 from ui import context, routes
@@ -123,7 +123,8 @@ def _generate_dialog(lora: LoraTraining) -> None:
         st.button("Generate Again", key="gen_again", on_click=generate_again)
         return
     error: LoraStudioError | None = st.session_state.get(ERROR_KEY)
-    if error is not None:
+    # Lost a race for the last slot: the warning above already says it, once.
+    if error is not None and not (isinstance(error, QuotaExceeded) and status.exhausted):
         show_error(error)
         if isinstance(error, GenerationFailed) and error.retryable:
             st.button("Try again", key="gen_retry", icon=":material/refresh:", on_click=_retry)

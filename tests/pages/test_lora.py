@@ -278,6 +278,27 @@ def test_an_exhausted_quota_says_when_the_next_slot_frees_up(open_app, add_lora,
     )
 
 
+def test_losing_the_race_for_the_last_slot_is_said_once(open_app, add_lora, add_batch, monkeypatch):
+    from lora_core.generation import quota
+
+    add_lora("race")
+    for hours in range(1, 8):
+        add_batch(user="guest", age=timedelta(hours=hours))
+    at = open_dialog(open_app, "race")  # one slot left
+    reserve = quota.reserve
+
+    def another_tab_wins_first(**arguments):
+        add_batch(user="guest", age=timedelta(0))
+        return reserve(**arguments)
+
+    monkeypatch.setattr(quota, "reserve", another_tab_wins_first)
+    generate(at, "too late")
+
+    assert not at.exception
+    quota_messages = [w for w in at.warning if "You've used all 8" in readable(w.value)]
+    assert len(quota_messages) == 1
+
+
 def test_exempt_users_see_unlimited(open_app, add_lora, monkeypatch):
     monkeypatch.setenv("EXEMPT_USERS", "someone,guest")
     add_lora("vip")
