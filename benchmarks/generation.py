@@ -42,8 +42,9 @@ image_delay = 0.0  # seconds each /files/ download of the fake waits; set by cop
 FAKE = point_fal_client_at_a_fake()
 
 from lora_core.data.clock import to_iso, utc_now  # noqa: E402
-from lora_core.data.db import create_db_engine, ensure_schema, session_scope  # noqa: E402
+from lora_core.data.db import create_db_engine, session_scope  # noqa: E402
 from lora_core.data.models import LoraStatus, LoraTraining  # noqa: E402
+from lora_core.data.schema import ensure_schema  # noqa: E402
 from lora_core.fal.generator import FalGenerator  # noqa: E402
 from lora_core.generation import service  # noqa: E402
 from lora_core.generation.quota import QuotaPolicy  # noqa: E402

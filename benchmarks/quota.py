@@ -30,8 +30,9 @@ from sqlalchemy import Engine  # noqa: E402
 
 from benchmarks.seed import BACKENDS, empty_database, insert_rows  # noqa: E402
 from lora_core.data.clock import to_iso, utc_now  # noqa: E402
-from lora_core.data.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope  # noqa: E402
+from lora_core.data.db import DatabaseTarget, create_db_engine, session_scope  # noqa: E402
 from lora_core.data.models import GeneratedImage, GenerationBatch  # noqa: E402
+from lora_core.data.schema import ensure_schema  # noqa: E402
 from lora_core.generation import quota  # noqa: E402
 from tests.support.plans import explain_selects  # noqa: E402
 

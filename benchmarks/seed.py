@@ -17,8 +17,9 @@ from sqlalchemy import Connection, Engine, insert
 from sqlmodel import SQLModel
 
 from lora_core.data.clock import to_iso, utc_now
-from lora_core.data.db import DatabaseTarget, create_db_engine, ensure_schema
+from lora_core.data.db import DatabaseTarget, create_db_engine
 from lora_core.data.models import GeneratedImage, GenerationBatch, LoraTraining
+from lora_core.data.schema import ensure_schema
 
 WORDS = "red fox city night neon forest castle portrait river storm cat robot garden".split()
 

@@ -9,9 +9,10 @@ Module map (one hop from a behaviour to its folder):
     weights.py         a LoRA's weights: durable copies, and the URL fal is given
     studio.py          the Studio: every part built from settings, the use cases wired
     legacy.py          the original web app's rows (no batch): clicks, quota, adoption
-    data/              models (every table), db (engines, schema, sessions), lookups (rows
-                       by ids from links), turso and replica (libSQL over HTTP, the
-                       embedded replica), clock
+    data/              models (every table), db (engines, sessions), schema (Alembic's
+                       migrations/, applied once under a lock), lookups (rows by ids from
+                       links), turso and replica (libSQL over HTTP, the embedded replica),
+                       clock
     fal/               fal through fal_client: client (at-most-once submits, deadlines,
                        what fal's errors mean), generator (flux-lora), trainer (training)
     generation/        generators (the interface), preview (offline), service (generate),
@@ -22,7 +23,8 @@ Module map (one hop from a behaviour to its folder):
     gallery/           queries (the read side), views (what a page shows, one session),
                        favorites, downloads, moderation
     history/           filters, listing (table and exports), analytics (summary, charts)
-    cli/               demo (seed an empty database), repair (copy what fal still holds)
+    cli/               demo (seed an empty database), repair (copy what fal still holds),
+                       migrate (the schema to the head revision, by hand)
 
 Layers, top to bottom (no import runs back up): studio → fal (adapters of the generation
 and training interfaces), history → cli, training, gallery → generation → weights →

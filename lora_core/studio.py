@@ -15,8 +15,9 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from lora_core import identity
-from lora_core.data.db import create_db_engine, ensure_schema, session_scope
+from lora_core.data.db import create_db_engine, session_scope
 from lora_core.data.models import LoraTraining
+from lora_core.data.schema import ensure_schema
 from lora_core.fal.generator import FalGenerator
 from lora_core.fal.trainer import FalTrainer
 from lora_core.generation import quota, recovery, service

@@ -25,7 +25,7 @@ for _name in SETTING_NAMES:
 from sqlalchemy import Engine  # noqa: E402
 
 from lora_core.data.clock import to_iso, utc_now  # noqa: E402
-from lora_core.data.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope  # noqa: E402
+from lora_core.data.db import DatabaseTarget, create_db_engine, session_scope  # noqa: E402
 from lora_core.data.models import (  # noqa: E402
     BatchStatus,
     GeneratedImage,
@@ -33,6 +33,7 @@ from lora_core.data.models import (  # noqa: E402
     LoraStatus,
     LoraTraining,
 )
+from lora_core.data.schema import ensure_schema  # noqa: E402
 from lora_core.fal.generator import FalGenerator  # noqa: E402
 from lora_core.fal.trainer import FalTrainer  # noqa: E402
 from lora_core.generation.preview import PreviewGenerator  # noqa: E402

@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, func, select
 
 from lora_core.data.clock import to_iso, utc_now
-from lora_core.data.db import create_db_engine, ensure_schema, session_scope
+from lora_core.data.db import create_db_engine, session_scope
 from lora_core.data.models import LoraStatus, LoraTraining, RequestId
+from lora_core.data.schema import ensure_schema
 from lora_core.errors import LoraStudioError, SettingsError
 from lora_core.generation import quota
 from lora_core.generation.preview import PreviewGenerator

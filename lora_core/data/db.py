@@ -7,10 +7,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from lora_core.data import models
 from lora_core.data.turso import create_turso_engine, http_base_url, is_remote_url
@@ -85,28 +85,6 @@ def create_db_engine(target: DatabaseTarget | str, *, busy_timeout_seconds: floa
     return create_engine(url, connect_args=connect_args)
 
 
-def ensure_schema(engine: Engine) -> None:
-    """Create missing tables, columns and indexes; leave existing data untouched."""
-    try:
-        with engine.begin() as connection:
-            SQLModel.metadata.create_all(connection)
-            inspector = inspect(connection)
-            for table in SQLModel.metadata.sorted_tables:
-                # Columns we added to an existing table (the original app's, or ours in an
-                # earlier version) are all nullable, so they can be added in place.
-                present = {column["name"] for column in inspector.get_columns(table.name)}
-                for column in table.columns:
-                    if column.name not in present:
-                        sql_type = column.type.compile(dialect=connection.dialect)
-                        connection.execute(
-                            text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {sql_type}")
-                        )
-                for index in table.indexes:
-                    index.create(connection, checkfirst=True)
-    except DBAPIError as error:
-        raise unavailable(error) from error
-
-
 def unavailable(error: DBAPIError) -> DatabaseUnavailable:
     """The user's view of a database error: refused credentials are named as such."""
     reason = str(error.orig)
@@ -128,7 +106,6 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 __all__ = [
     "DatabaseTarget",
     "create_db_engine",
-    "ensure_schema",
     "models",
     "session_scope",
     "unavailable",

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, inspect, select, text
 
-from lora_core.data.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope
+from lora_core.data.db import DatabaseTarget, create_db_engine, session_scope
 from lora_core.data.models import GeneratedImage, GenerationBatch, ImageFavorite, LoraTraining
+from lora_core.data.schema import ensure_schema
 from lora_core.errors import DatabaseUnavailable
 from lora_core.gallery import queries
 
@@ -59,8 +60,9 @@ def run_script(engine: Engine, script: str) -> None:
 
 @pytest.mark.both_backends
 def test_generated_images_has_the_plans_columns_and_types(engine):
+    """The plan's DDL exactly (`id TEXT PRIMARY KEY`, which SQLite lets be NULL), and ours."""
     assert columns(engine, "generated_images") == {
-        "id": ("TEXT", False),
+        "id": ("TEXT", True),
         "lora_training_id": ("TEXT", False),
         "wallet_address": ("TEXT", False),
         "prompt": ("TEXT", False),

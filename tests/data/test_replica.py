@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy.exc
 from sqlalchemy import insert, select
 
-from lora_core.data.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope
+from lora_core.data.db import DatabaseTarget, create_db_engine, session_scope
 from lora_core.data.models import LoraTraining
+from lora_core.data.schema import ensure_schema
 from lora_core.errors import DatabaseUnavailable, QuotaExceeded
 from lora_core.generation import quota
 from lora_core.settings import load_settings

@@ -12,8 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from lora_core.data import turso
-from lora_core.data.db import DatabaseTarget, create_db_engine, ensure_schema, session_scope
+from lora_core.data.db import DatabaseTarget, create_db_engine, session_scope
 from lora_core.data.models import LoraTraining
+from lora_core.data.schema import ensure_schema
 from lora_core.errors import DatabaseUnavailable
 from tests.support.sqld import Sqld, signed_token
 

@@ -106,8 +106,9 @@ def test_settings_given_only_as_secrets_put_the_app_on_the_libsql_server(
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from lora_core.data.db import create_db_engine, ensure_schema, session_scope
+    from lora_core.data.db import create_db_engine, session_scope
     from lora_core.data.models import LoraTraining
+    from lora_core.data.schema import ensure_schema
     from tests.conftest import APP_ROOT, SETTING_NAMES
 
     for name in SETTING_NAMES:

@@ -1,0 +1,1 @@
+"""One revision per schema change, oldest first (see `lora_core.data.schema`)."""
