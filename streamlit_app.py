@@ -21,7 +21,7 @@ def start() -> Settings | None:
     with boundary("start-up"):
         settings = context.get_settings()
         context.studio()
-        context.resume_at_start(settings.database.url)
+        context.start_recovery(settings.database.url)
         return settings
     return None
 

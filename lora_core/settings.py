@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     media_dir: Path = DEFAULT_MEDIA_DIR
     media_url_prefix: str = DEFAULT_MEDIA_URL_PREFIX
     fal_timeout_seconds: float = Field(180, gt=0)
+    # How often each app process looks for work a dead process left (batches whose lease
+    # lapsed, trainings that never reached fal); 0: only at start and on a LoRA's page.
+    recovery_sweep_seconds: float = Field(5, ge=0)
     storage_backend: Literal["local", "s3"] = "local"
     s3_bucket: str | None = None
     s3_public_url: str | None = None

@@ -3,8 +3,9 @@
 A page asks the studio for its parts (`engine`, `store`, `generator`, `trainer`, the two
 quota policies) or runs a use case through it, with every dependency already wired:
 `generate`, `start_training`, `register`, `refresh_training`, `resume_stale_batches`,
-`quota_status`, `training_status`. The UI builds one
-per process (`ui/context.py`); scripts and tests build their own.
+`recover`, `quota_status`, `training_status`. The UI builds one per process
+(`ui/context.py`), which also sweeps for work a dead process left (`sweeper.Sweeper`);
+scripts and tests build their own.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from lora_core import identity
+from lora_core.data import leases
 from lora_core.data.db import create_db_engine, session_scope
 from lora_core.data.models import LoraTraining
 from lora_core.data.schema import ensure_schema
@@ -30,10 +32,17 @@ from lora_core.training.archive import UploadedFile
 from lora_core.training.preview import PreviewTrainer
 from lora_core.training.trainers import Trainer
 
-# A batch left pending by a dead process is resumed only once it is older than any live
-# wait on fal (its timeout, and a margin), and given up after this long.
+# A batch left pending by a dead process is resumed once its lease lapsed (one an earlier
+# version wrote without a lease: once older than any live wait on fal, its timeout and a
+# margin), and given up after this long.
 RESUME_MARGIN = timedelta(minutes=1)
 GIVE_UP_AFTER = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class RecoveryReport:
+    batches: recovery.ResumeReport
+    trainings_failed: int
 
 
 def build_generator(settings: Settings, store: MediaStore | None = None) -> ImageGenerator:
@@ -78,6 +87,7 @@ class Studio:
     trainer: Trainer
     generation_policy: quota.QuotaPolicy
     training_policy: quota.QuotaPolicy
+    lease_terms: leases.LeaseTerms = leases.DEFAULT_TERMS
 
     def generate(
         self,
@@ -97,6 +107,7 @@ class Studio:
             on_progress=on_progress,
             store=self.store,
             allow_private_weights=self.settings.allow_private_weights_urls,
+            lease_terms=self.lease_terms,
         )
 
     def start_training(
@@ -117,6 +128,7 @@ class Studio:
             trigger_word=trigger_word,
             steps=steps,
             is_style=is_style,
+            lease_terms=self.lease_terms,
         )
 
     def register(
@@ -143,14 +155,26 @@ class Studio:
         )
 
     def resume_stale_batches(self, *, lora_id: str | None = None) -> recovery.ResumeReport:
-        """Finish (or fail) batches a dead process left pending: for one LoRA, or all."""
+        """Finish (or fail) batches whose process died: for one LoRA, or all."""
         return recovery.resume_pending(
             engine=self.engine,
             generator=self.generator,
             store=self.store,
-            older_than=timedelta(seconds=self.settings.fal_timeout_seconds) + RESUME_MARGIN,
+            terms=self.lease_terms,
+            unleased_older_than=timedelta(seconds=self.settings.fal_timeout_seconds)
+            + RESUME_MARGIN,
             give_up_after=GIVE_UP_AFTER,
             lora_id=lora_id,
+        )
+
+    def recover(self) -> RecoveryReport:
+        """Everything a dead process left: its batches finished or failed, its trainings
+        that never reached fal failed (their slots freed)."""
+        return RecoveryReport(
+            batches=self.resume_stale_batches(),
+            trainings_failed=lifecycle.fail_unsubmitted(
+                engine=self.engine, policy=self.training_policy
+            ),
         )
 
     def quota_status(self, user: str) -> quota.QuotaStatus:

@@ -245,7 +245,12 @@ def app_env(monkeypatch, database: DatabaseTarget, tmp_path: Path) -> dict[str, 
     """Point the app at this test's database and media folder, with fresh caches."""
     import streamlit as st
 
-    values = {**database_env(database), "MEDIA_DIR": str(tmp_path / "media")}
+    # No background sweep: a test sees only the recovery it asks for (tests/ui/test_context).
+    values = {
+        **database_env(database),
+        "MEDIA_DIR": str(tmp_path / "media"),
+        "RECOVERY_SWEEP_SECONDS": "0",
+    }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     st.cache_resource.clear()

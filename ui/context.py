@@ -9,9 +9,10 @@ import streamlit as st
 
 from lora_core import identity
 from lora_core.errors import NotSignedIn
-from lora_core.generation import quota, recovery
+from lora_core.generation import quota
 from lora_core.settings import Settings, load_settings
 from lora_core.studio import Studio, build_studio
+from lora_core.sweeper import Sweeper
 
 
 def _secrets() -> Mapping[str, Any]:
@@ -39,11 +40,21 @@ def studio() -> Studio:
     return get_studio(get_settings().database.url)
 
 
-@st.cache_resource(show_spinner=False)
-def resume_at_start(database_url: str) -> recovery.ResumeReport:
-    """Once per process and database (the URL keys it): the next start finishes what the
-    last one left."""
-    return studio().resume_stale_batches()
+def _stop(sweeper: Sweeper | None) -> None:
+    if sweeper is not None:
+        sweeper.stop()
+
+
+@st.cache_resource(show_spinner=False, on_release=_stop)
+def start_recovery(database_url: str) -> Sweeper | None:
+    """Once per process and database (the URL keys it): what a dead process left is
+    finished now, then swept for every RECOVERY_SWEEP_SECONDS in the background (None when
+    that is 0: the LoRA page still finishes its own batches when viewed)."""
+    every = get_settings().recovery_sweep_seconds
+    if not every:
+        studio().recover()
+        return None
+    return Sweeper(studio().recover, every_seconds=every, name="lora-studio-recovery").start()
 
 
 def login_configured() -> bool:

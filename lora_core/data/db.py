@@ -1,4 +1,4 @@
-"""Engine factory, schema creation/upgrade, and the session helper every query uses."""
+"""Engine factory, and the session helper every query uses (the schema: `schema.py`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from lora_core.data import models
 from lora_core.data.turso import create_turso_engine, http_base_url, is_remote_url
 from lora_core.errors import DatabaseUnavailable
 
-# Columns we added to the original app's tables: created with ALTER TABLE when missing.
 _UNAVAILABLE = "The database is unavailable right now. Please try again in a moment."
 _REFUSED = (
     "The database server refused the app's credentials. "

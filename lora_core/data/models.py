@@ -73,6 +73,9 @@ class LoraTraining(SQLModel, table=True):
     weights_copy_url: str | None = Field(default=None, sa_type=Text)
     config_url: str | None = Field(default=None, sa_type=Text)
     config_copy_url: str | None = Field(default=None, sa_type=Text)
+    # Ours, nullable: the process submitting it holds a lease (`lora_core.data.leases`).
+    lease_holder: str | None = Field(default=None, sa_type=Text)
+    lease_until: str | None = Field(default=None, sa_type=Text)
 
 
 class GeneratedImage(SQLModel, table=True):
@@ -180,6 +183,11 @@ class GenerationBatch(SQLModel, table=True):
     finished_at: str | None = Field(default=None, sa_type=Text)
     # Milliseconds from reservation to the stored result (succeeded batches only).
     duration_ms: int | None = None
+    # The process generating it holds a lease, renewed while it waits on fal; another
+    # process takes over once it lapses (`lora_core.data.leases`). None: written by an
+    # earlier version of this app.
+    lease_holder: str | None = Field(default=None, sa_type=Text)
+    lease_until: str | None = Field(default=None, sa_type=Text)
 
 
 class ImageFavorite(SQLModel, table=True):

@@ -22,6 +22,7 @@ from sqlmodel import Session, col
 from lora_core import legacy
 from lora_core.data.clock import parse_iso, to_iso, utc_now
 from lora_core.data.db import session_scope
+from lora_core.data.leases import Lease
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
 from lora_core.errors import QuotaExceeded
 
@@ -137,10 +138,12 @@ def reserve(
     user: str,
     lora_id: str,
     prompt: str,
+    lease: Lease | None = None,
     now: datetime | None = None,
 ) -> str:
     """Record a pending batch for `user` if a slot is free; return its id.
 
+    With a `lease`, the batch is born held by the caller (`lora_core.data.leases`).
     Exempt users always get a batch (it is still recorded, for history).
     Raises `QuotaExceeded` when every slot of the window is taken.
     """
@@ -153,11 +156,23 @@ def reserve(
         literal(prompt),
         literal(BatchStatus.PENDING.value),
         literal(to_iso(now)),
+        literal(lease and lease.holder),
+        literal(lease and to_iso(lease.until)),
     )
     if not policy.is_exempt(user):
         values = values.where(_used(policy, user, now) < policy.limit)
     statement = insert(GenerationBatch).from_select(
-        ["id", "lora_training_id", "wallet_address", "prompt", "status", "created_at"], values
+        [
+            "id",
+            "lora_training_id",
+            "wallet_address",
+            "prompt",
+            "status",
+            "created_at",
+            "lease_holder",
+            "lease_until",
+        ],
+        values,
     )
     # One statement, first in its transaction: SQLite takes the write lock before it
     # reads the count, and a libSQL server runs it as one atomic statement.

@@ -1,6 +1,7 @@
 """Finishing the batches a dead process left `pending`, from fal's answer for the stored
-request id: each exactly once (claimed by one conditional UPDATE), or failed with its slot
-freed when fal failed it, it never reached fal, or it is too old.
+request id: each exactly once (taken over by one conditional UPDATE once its lease lapsed,
+`lora_core.data.leases`), or failed with its slot freed when fal failed it, it never
+reached fal, or it is too old.
 """
 
 from __future__ import annotations
@@ -8,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, literal, select, update
+from sqlalchemy import Engine, literal, select
 from sqlmodel import col
 
 from lora_core import storage
-from lora_core.data.clock import parse_iso, to_iso, utc_now
+from lora_core.data import leases
+from lora_core.data.clock import parse_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import BatchStatus, GenerationBatch
 from lora_core.errors import GenerationFailed
@@ -28,30 +30,40 @@ class ResumeReport:
     waiting: int = 0
 
 
-RESUMING = "resuming"
-
-
 def resume_pending(
     *,
     engine: Engine,
     generator: ImageGenerator,
     store: storage.MediaStore | None,
-    older_than: timedelta,
+    terms: leases.LeaseTerms,
+    unleased_older_than: timedelta,
     give_up_after: timedelta,
     lora_id: str | None = None,
     now: datetime | None = None,
 ) -> ResumeReport:
     """Finish batches left `pending` by a process that died after fal accepted the job.
 
-    Only batches older than `older_than` (longer than any live wait on fal) are touched.
+    Only batches whose lease lapsed are touched (a batch an earlier version wrote without
+    a lease: once older than `unleased_older_than`, longer than any live wait on fal).
     Each is finished from fal's result for its request id (images stored exactly once),
     or marked failed (freeing its slot) when fal failed, it never reached fal, or it is
-    older than `give_up_after`; a job fal is still running is left for later.
+    older than `give_up_after`; a job fal is still running is left for later: its lease,
+    ours now, lapses again and the next sweep asks fal again.
     """
     now = now or utc_now()
+    unleased_before = now - unleased_older_than
     outcomes = [
-        _resume_one(engine, generator, store, batch, now=now, give_up_after=give_up_after)
-        for batch in _stale(engine, older_than=older_than, lora_id=lora_id, now=now)
+        _resume_one(
+            engine,
+            generator,
+            store,
+            batch,
+            terms=terms,
+            unleased_before=unleased_before,
+            now=now,
+            give_up_after=give_up_after,
+        )
+        for batch in _lapsed(engine, unleased_before=unleased_before, lora_id=lora_id, now=now)
     ]
     return ResumeReport(
         finished=outcomes.count("finished"),
@@ -60,14 +72,14 @@ def resume_pending(
     )
 
 
-def _stale(
-    engine: Engine, *, older_than: timedelta, lora_id: str | None, now: datetime
+def _lapsed(
+    engine: Engine, *, unleased_before: datetime, lora_id: str | None, now: datetime
 ) -> list[GenerationBatch]:
     with session_scope(engine) as session:
         query = select(GenerationBatch).where(
             # Inline, not a bound parameter: so SQLite can use the partial pending index.
             col(GenerationBatch.status) == literal(BatchStatus.PENDING.value, literal_execute=True),
-            col(GenerationBatch.created_at) < to_iso(now - older_than),
+            leases.lapsed(GenerationBatch, now=now, unleased_before=unleased_before),
         )
         if lora_id is not None:
             query = query.where(col(GenerationBatch.lora_training_id) == lora_id)
@@ -80,60 +92,52 @@ def _resume_one(
     store: storage.MediaStore | None,
     batch: GenerationBatch,
     *,
+    terms: leases.LeaseTerms,
+    unleased_before: datetime,
     now: datetime,
     give_up_after: timedelta,
 ) -> str | None:
-    """Finish one stale batch: "finished", "failed", "waiting" (fal still runs it), or None
-    when another process claimed it first."""
-    if not _claim(engine, batch.id):
-        return None
-    try:
-        if batch.fal_request_id is None:
-            raise GenerationFailed("Interrupted before fal accepted the job.")
-        result = generator.resume(batch.fal_request_id)
-        if result is None and parse_iso(batch.created_at) < now - give_up_after:
-            generator.cancel(batch.fal_request_id)
-            raise GenerationFailed("fal did not finish this job in time.")
-    except GenerationFailed as error:
-        quota.release(engine=engine, batch_id=batch.id, error=str(error), now=now)
-        return "failed"
-    if result is None:
-        _unclaim(engine, batch.id)
-        return "waiting"
-    store_batch(
+    """Finish one batch whose lease lapsed: "finished", "failed", "waiting" (fal still runs
+    it), or None when another process took it over first."""
+    lease = leases.claim(
         engine=engine,
-        batch_id=batch.id,
-        lora_id=batch.lora_training_id,
-        user=batch.wallet_address,
-        prompt=batch.prompt,
-        result_images=result.images,
-        seed=result.seed,
-        request_id=batch.fal_request_id,
-        store=store,
+        table=GenerationBatch,
+        row_id=batch.id,
+        status=BatchStatus.PENDING,
+        terms=terms,
+        unleased_before=unleased_before,
+        now=now,
     )
-    return "finished"
-
-
-def _claim(engine: Engine, batch_id: str) -> bool:
-    """Mark a pending batch as being resumed by us; False if someone else got there first."""
-    with session_scope(engine) as session:
-        claimed = session.execute(
-            update(GenerationBatch)
-            .where(col(GenerationBatch.id) == batch_id)
-            .where(col(GenerationBatch.status) == BatchStatus.PENDING)
-            .where(col(GenerationBatch.error).is_(None))
-            .values(error=RESUMING)
-        ).rowcount
-        session.commit()
-    return claimed == 1
-
-
-def _unclaim(engine: Engine, batch_id: str) -> None:
-    with session_scope(engine) as session:
-        session.execute(
-            update(GenerationBatch)
-            .where(col(GenerationBatch.id) == batch_id)
-            .where(col(GenerationBatch.error) == RESUMING)
-            .values(error=None)
+    if lease is None:
+        return None
+    with leases.hold(
+        engine=engine,
+        table=GenerationBatch,
+        row_id=batch.id,
+        holder=lease.holder,
+        terms=terms,
+    ):
+        try:
+            if batch.fal_request_id is None:
+                raise GenerationFailed("Interrupted before fal accepted the job.")
+            result = generator.resume(batch.fal_request_id)
+            if result is None and parse_iso(batch.created_at) < now - give_up_after:
+                generator.cancel(batch.fal_request_id)
+                raise GenerationFailed("fal did not finish this job in time.")
+        except GenerationFailed as error:
+            quota.release(engine=engine, batch_id=batch.id, error=str(error), now=now)
+            return "failed"
+        if result is None:
+            return "waiting"
+        store_batch(
+            engine=engine,
+            batch_id=batch.id,
+            lora_id=batch.lora_training_id,
+            user=batch.wallet_address,
+            prompt=batch.prompt,
+            result_images=result.images,
+            seed=result.seed,
+            request_id=batch.fal_request_id,
+            store=store,
         )
-        session.commit()
+    return "finished"

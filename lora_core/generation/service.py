@@ -10,11 +10,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, Integer, cast, func, update
+from sqlalchemy import Engine, Integer, cast, func, select, update
 from sqlmodel import col
 
 from lora_core import storage, weights
-from lora_core.data import lookups
+from lora_core.data import leases, lookups
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import (
@@ -94,13 +94,16 @@ def generate(
     on_progress: ProgressCallback | None = None,
     store: storage.MediaStore | None = None,
     allow_private_weights: bool = False,
+    lease_terms: leases.LeaseTerms = leases.DEFAULT_TERMS,
     now: datetime | None = None,
 ) -> BatchOutcome:
     """Generate 4 images from a LoRA for `user` and store them; see the module docstring.
 
     With a `store`, fal's images are copied into it (their URLs expire).
     `allow_private_weights` lets the weights be checked on a private network (tests, a
-    deployment inside one: ALLOW_PRIVATE_WEIGHTS_URLS).
+    deployment inside one: ALLOW_PRIVATE_WEIGHTS_URLS). The batch's lease is held, renewed
+    every few seconds, until it is stored or failed: were this process to die, another
+    would finish the batch from fal once the lease lapsed (`recovery`).
     Long by its arguments and one try: every failure, Streamlit's stops included,
     frees the slot in one place.
     """
@@ -113,30 +116,45 @@ def generate(
         if generator.downloads_weights
         else lora.lora_weights_url or ""
     )
+    lease = leases.Lease.new(lease_terms, now)
     batch_id = quota.reserve(
-        engine=engine, policy=policy, user=user, lora_id=lora.id, prompt=typed, now=now
+        engine=engine,
+        policy=policy,
+        user=user,
+        lora_id=lora.id,
+        prompt=typed,
+        lease=lease,
+        now=now,
+    )
+    held = leases.hold(
+        engine=engine,
+        table=GenerationBatch,
+        row_id=batch_id,
+        holder=lease.holder,
+        terms=lease_terms,
     )
     try:
-        result = generator.generate(
-            GenerationRequest(
+        with held:
+            result = generator.generate(
+                GenerationRequest(
+                    batch_id=batch_id,
+                    full_prompt=full_prompt(text, lora.trigger_word),
+                    weights_url=weights_url,
+                    lora_label=lora.trigger_word,
+                ),
+                on_progress=_recording_request_id(engine, batch_id, on_progress),
+            )
+            images = store_batch(
+                engine=engine,
                 batch_id=batch_id,
-                full_prompt=full_prompt(text, lora.trigger_word),
-                weights_url=weights_url,
-                lora_label=lora.trigger_word,
-            ),
-            on_progress=_recording_request_id(engine, batch_id, on_progress),
-        )
-        images = store_batch(
-            engine=engine,
-            batch_id=batch_id,
-            lora_id=lora.id,
-            user=user,
-            prompt=typed,
-            result_images=result.images,
-            seed=result.seed,
-            request_id=result.request_id,
-            store=store,
-        )
+                lora_id=lora.id,
+                user=user,
+                prompt=typed,
+                result_images=result.images,
+                seed=result.seed,
+                request_id=result.request_id,
+                store=store,
+            )
     except BaseException as error:
         # Also on BaseException: Streamlit stops a run (the user closed the dialog, clicked
         # again, left the page) by raising one, and the slot must come back then too.
@@ -185,6 +203,7 @@ def store_batch(
 ) -> list[GeneratedImage]:
     """Copy fal's images to our store, then insert the image rows and mark the batch
     succeeded, in one transaction. A failed copy keeps fal's URL (see `lora_core.cli.repair`).
+    A batch no longer pending (another process finished it) keeps what it has: its rows.
     Long by its arguments: what one batch is made of."""
     durable = _durable_urls(store, batch_id, [image.url for image in result_images])
     finished = utc_now()
@@ -220,10 +239,24 @@ def store_batch(
     if request_id is not None:
         outcome["fal_request_id"] = request_id
     with session_scope(engine) as session:
+        # The batch first (on SQLite this takes the write lock): only a batch still pending
+        # is finished, so two processes finishing it both can never store it twice.
+        finished_here = session.execute(
+            update(GenerationBatch)
+            .where(col(GenerationBatch.id) == batch_id)
+            .where(col(GenerationBatch.status) == BatchStatus.PENDING)
+            .values(**outcome)
+        ).rowcount
+        if finished_here != 1:
+            session.rollback()
+            return list(
+                session.scalars(
+                    select(GeneratedImage)
+                    .where(col(GeneratedImage.batch_id) == batch_id)
+                    .order_by(col(GeneratedImage.created_at).desc())
+                )
+            )
         session.add_all(rows)
-        session.execute(
-            update(GenerationBatch).where(col(GenerationBatch.id) == batch_id).values(**outcome)
-        )
         session.commit()
     return rows
 

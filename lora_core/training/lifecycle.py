@@ -3,7 +3,9 @@
 A training holds one of the user's slots from the moment it is reserved (a `pending` row,
 created by one conditional `INSERT … SELECT`, as generation reserves its batches) unless it
 fails. The row gets fal's request id once the job is submitted; if the upload or the submit
-fails, the row is deleted again, so a failure costs no slot and leaves nothing behind. Its
+fails, the row is deleted again, so a failure costs no slot and leaves nothing behind.
+While it submits, the process holds the row's lease (`lora_core.data.leases`); a row whose
+process died before fal answered is failed, freeing its slot, once that lease lapses. Its
 state is then read from the trainer by request id whenever someone looks, never kept in a
 browser session.
 """
@@ -19,6 +21,7 @@ from sqlalchemy import ColumnElement, Engine, delete, func, insert, literal, sel
 from sqlmodel import Session, col
 
 from lora_core import weights
+from lora_core.data import leases
 from lora_core.data.clock import parse_iso, to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus, LoraTraining, RequestId
@@ -100,6 +103,7 @@ def start_training(
     trigger_word: str,
     steps: int,
     is_style: bool = False,
+    lease_terms: leases.LeaseTerms = leases.DEFAULT_TERMS,
     now: datetime | None = None,
 ) -> LoraTraining:
     """Check the inputs and the quota, upload the images, reserve a slot, submit the job
@@ -113,11 +117,19 @@ def start_training(
     if status.used >= status.limit and not status.is_exempt:
         raise _quota_exceeded(status)
     images_url = trainer.upload(archive)
-    lora_id = _reserve(engine, policy, user, trigger_word, steps, now or utc_now())
+    lease = leases.Lease.new(lease_terms, now)
+    lora_id = _reserve(engine, policy, user, trigger_word, steps, now or utc_now(), lease=lease)
     try:
-        request_id = trainer.submit(
-            images_url=images_url, trigger_word=trigger_word, steps=steps, is_style=is_style
-        )
+        with leases.hold(
+            engine=engine,
+            table=LoraTraining,
+            row_id=lora_id,
+            holder=lease.holder,
+            terms=lease_terms,
+        ):
+            request_id = trainer.submit(
+                images_url=images_url, trigger_word=trigger_word, steps=steps, is_style=is_style
+            )
     except BaseException:
         with session_scope(engine) as session:
             session.execute(delete(LoraTraining).where(col(LoraTraining.id) == lora_id))
@@ -142,8 +154,11 @@ def _reserve(
     trigger_word: str,
     steps: int,
     now: datetime,
+    *,
+    lease: leases.Lease | None = None,
 ) -> str:
-    """A pending row for `user` if a slot is free (one atomic statement); its id."""
+    """A pending row for `user` if a slot is free (one atomic statement), held by `lease`;
+    its id."""
     lora_id = uuid.uuid4().hex[:16]
     values = select(
         literal(lora_id),
@@ -153,12 +168,14 @@ def _reserve(
         literal(steps),
         literal(LoraStatus.PENDING.value),
         literal(to_iso(now)),
+        literal(lease and lease.holder),
+        literal(lease and to_iso(lease.until)),
     )
     if not policy.is_exempt(user):
         values = values.where(_used(policy, user, now) < policy.limit)
+    columns = ["id", "request_id", "wallet_address", "trigger_word", "steps", "status"]
     statement = insert(LoraTraining).from_select(
-        ["id", "request_id", "wallet_address", "trigger_word", "steps", "status", "created_at"],
-        values,
+        [*columns, "created_at", "lease_holder", "lease_until"], values
     )
     with session_scope(engine) as session:
         inserted = session.execute(statement).rowcount
@@ -190,9 +207,8 @@ def refresh(
             lora, TrainingState("running", logs=("A demo LoRA: it never finishes",))
         )
     if lora.request_id.startswith(RequestId.RESERVED):
-        if parse_iso(lora.created_at) < now - policy.abandoned_after:
-            never = "The training was never submitted."
-            return TrainingView(_finish(engine, lora.id, error=never)[0])
+        if leases.has_lapsed(lora, now=now, unleased_before=now - policy.abandoned_after):
+            return TrainingView(_finish(engine, lora.id, error=NEVER_SUBMITTED)[0])
         return TrainingView(lora, TrainingState("queued"))
     try:
         state = trainer.state(lora.request_id)
@@ -213,6 +229,28 @@ def refresh(
             engine=engine, store=store, lora=finished, allow_private_hosts=allow_private_hosts
         )
     return TrainingView(finished, state)
+
+
+NEVER_SUBMITTED = "Interrupted before fal confirmed the training."
+
+
+def fail_unsubmitted(*, engine: Engine, policy: QuotaPolicy, now: datetime | None = None) -> int:
+    """Fail every reservation whose process died before fal answered its submit (its
+    lease lapsed; one without a lease once older than `policy.abandoned_after`), freeing
+    its slot. One conditional UPDATE; returns how many it failed."""
+    now = now or utc_now()
+    with session_scope(engine) as session:
+        failed = session.execute(
+            update(LoraTraining)
+            .where(col(LoraTraining.status) == LoraStatus.PENDING)
+            .where(col(LoraTraining.request_id).startswith(RequestId.RESERVED.value))
+            .where(
+                leases.lapsed(LoraTraining, now=now, unleased_before=now - policy.abandoned_after)
+            )
+            .values(status=LoraStatus.FAILED, error=NEVER_SUBMITTED)
+        ).rowcount
+        session.commit()
+    return failed
 
 
 def _finish(

@@ -1,5 +1,6 @@
 """Crash-safe generation: a batch left pending by a dead process is finished exactly once,
-or failed with its slot freed, from fal's answer for the stored request id."""
+or failed with its slot freed, from fal's answer for the stored request id, seconds after
+its lease lapsed; a live process's batch is never taken from it."""
 
 from __future__ import annotations
 
@@ -7,23 +8,29 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from sqlalchemy import select
 
+from lora_core.data import leases
 from lora_core.data.clock import utc_now
 from lora_core.data.db import DatabaseTarget, session_scope
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
-from lora_core.generation import quota, recovery
+from lora_core.generation import quota, recovery, service
 from tests.conftest import APP_ROOT, TEST_FAL_KEY
 from tests.support.fakefal import JobFailure
+from tests.support.race import race
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 
 OLDER_THAN = timedelta(minutes=4)
 GIVE_UP = timedelta(minutes=30)
+# Short leases, so that real processes and threads can lapse and renew them within a test.
+TERMS = leases.LeaseTerms(duration=timedelta(seconds=2), renew_every=timedelta(seconds=0.25))
 
 
 def batches(engine) -> list[GenerationBatch]:
@@ -36,15 +43,17 @@ def image_count(engine) -> int:
         return len(list(session.scalars(select(GeneratedImage.id))))
 
 
-def resume(engine, generator, media_store, *, after: timedelta = OLDER_THAN, lora_id=None):
+def resume(engine, generator, media_store, *, after: timedelta | None = OLDER_THAN, lora_id=None):
+    """Resume as a sweep `after` from now would (None: right now)."""
     return recovery.resume_pending(
         engine=engine,
         generator=generator,
         store=media_store,
-        older_than=OLDER_THAN,
+        terms=TERMS,
+        unleased_older_than=OLDER_THAN,
         give_up_after=GIVE_UP,
         lora_id=lora_id,
-        now=utc_now() + after + timedelta(seconds=1),
+        now=None if after is None else utc_now() + after + timedelta(seconds=1),
     )
 
 
@@ -53,6 +62,7 @@ def start_dying_worker(database: DatabaseTarget, lora_id: str) -> subprocess.Pop
     script = textwrap.dedent(
         f"""
         from datetime import timedelta
+        from lora_core.data import leases
         from lora_core.generation import quota, service
         from lora_core.data.db import DatabaseTarget, create_db_engine
         from lora_core.fal.generator import FalGenerator
@@ -65,13 +75,17 @@ def start_dying_worker(database: DatabaseTarget, lora_id: str) -> subprocess.Pop
             user="ann",
             lora_id={lora_id!r},
             prompt="a lighthouse",
+            lease_terms=leases.LeaseTerms(
+                duration=timedelta(seconds={TERMS.duration.total_seconds()}),
+                renew_every=timedelta(seconds={TERMS.renew_every.total_seconds()}),
+            ),
         )
         """
     )
     return subprocess.Popen([sys.executable, "-c", script], cwd=APP_ROOT, env=dict(os.environ))
 
 
-def test_a_worker_killed_while_fal_works_is_finished_exactly_once_on_restart(
+def test_a_worker_killed_while_fal_works_is_finished_seconds_after_its_lease_lapses(
     engine, database, add_lora, fal_generator, fake_fal, media_store, policy
 ):
     lora = add_lora()
@@ -83,16 +97,19 @@ def test_a_worker_killed_while_fal_works_is_finished_exactly_once_on_restart(
         assert time.monotonic() < deadline, "the worker never reached fal"
         time.sleep(0.05)
     worker.kill()
+    killed_at = time.monotonic()
     worker.wait(timeout=10)
     [batch] = batches(engine)
     assert batch.status == BatchStatus.PENDING and image_count(engine) == 0
 
-    # A restart soon after: fal is still working, and a live wait could still be going on.
-    assert resume(engine, fal_generator, media_store, after=timedelta(0)) == recovery.ResumeReport()
-    time.sleep(1.6)  # fal finishes the job meanwhile
-    report = resume(engine, fal_generator, media_store)
+    # Right away the lease still holds: a live worker could still be waiting on fal.
+    assert resume(engine, fal_generator, media_store, after=None) == recovery.ResumeReport()
+    # A sweep every 0.1 s, as replicas do every few seconds, until the batch is finished.
+    while (report := resume(engine, fal_generator, media_store, after=None)).finished == 0:
+        assert time.monotonic() < killed_at + 10, f"never finished: {report}"
+        time.sleep(0.1)
 
-    assert report == recovery.ResumeReport(finished=1)
+    assert time.monotonic() - killed_at < TERMS.duration.total_seconds() + 1.5
     [batch] = batches(engine)
     assert batch.status == BatchStatus.SUCCEEDED and batch.images_returned == 4
     assert image_count(engine) == 4
@@ -101,6 +118,86 @@ def test_a_worker_killed_while_fal_works_is_finished_exactly_once_on_restart(
     assert image_count(engine) == 4
     with session_scope(engine) as session:
         assert quota.get_status(session=session, policy=policy, user="ann").used == 1
+
+
+def test_a_live_generation_keeps_its_batch_however_long_fal_takes(
+    engine, add_lora, fal_generator, fake_fal, media_store, policy
+):
+    """fal takes 4 lease durations; sweeps all along never take the batch over."""
+    lora = add_lora()
+    fake_fal.script.processing_seconds = TERMS.duration.total_seconds() * 4
+    fake_fal.script.queue_positions = []
+    outcome: list[object] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(
+            service.generate(
+                engine=engine,
+                generator=fal_generator,
+                policy=policy,
+                user="ann",
+                lora_id=lora.id,
+                prompt="a slow lighthouse",
+                store=media_store,
+                lease_terms=TERMS,
+            )
+        )
+    )
+    worker.start()
+    sweeps = []
+    while worker.is_alive():
+        sweeps.append(resume(engine, fal_generator, media_store, after=None))
+        time.sleep(0.1)
+    worker.join()
+
+    assert set(sweeps) == {recovery.ResumeReport()} and len(sweeps) > 20
+    assert len(outcome[0].images) == 4
+    [batch] = batches(engine)
+    assert batch.status == BatchStatus.SUCCEEDED and image_count(engine) == 4
+    assert len(fake_fal.submissions) == 1
+
+
+def test_two_replicas_sweeping_at_once_finish_a_dead_batch_once(
+    engine, add_lora, fal_generator, fake_fal, media_store
+):
+    lora = add_lora()
+    reserve_pending(engine, lora.id, request_id=submit_job(fal_generator, fake_fal), age=OLDER_THAN)
+
+    reports: list[recovery.ResumeReport] = []
+    outcomes = race(
+        4, lambda: reports.append(resume(engine, fal_generator, media_store)), refused=LookupError
+    )
+
+    assert outcomes == ["won"] * 4  # no sweep failed
+
+    assert sum(report.finished for report in reports) == 1
+    assert image_count(engine) == 4
+    assert batches(engine)[0].status == BatchStatus.SUCCEEDED
+
+
+def test_a_batch_finished_elsewhere_is_not_stored_twice(
+    engine, add_lora, fal_generator, fake_fal, media_store
+):
+    """The last line of defence: storing a batch no longer pending writes nothing."""
+    lora = add_lora()
+    batch_id = reserve_pending(engine, lora.id, request_id="r", age=timedelta(0))
+    result = fal_generator.resume(submit_job(fal_generator, fake_fal))
+    store = partial(
+        service.store_batch,
+        engine=engine,
+        batch_id=batch_id,
+        lora_id=lora.id,
+        user="ann",
+        prompt="p",
+        result_images=result.images,
+        seed=result.seed,
+        request_id="r",
+        store=None,
+    )
+
+    first, second = store(), store()
+
+    assert image_count(engine) == 4
+    assert {image.id for image in second} == {image.id for image in first}
 
 
 def reserve_pending(engine, lora_id: str, *, request_id: str | None, age: timedelta) -> str:
@@ -187,7 +284,8 @@ def test_a_job_still_running_waits_then_is_given_up_and_cancelled(
 
     assert resume(engine, fal_generator, media_store) == recovery.ResumeReport(waiting=1)
     assert batches(engine)[0].status == BatchStatus.PENDING
-    assert batches(engine)[0].error is None  # released for the next attempt
+    # Its lease, ours now, still holds: the next sweep leaves it; one after it lapsed asks.
+    assert resume(engine, fal_generator, media_store, after=None) == recovery.ResumeReport()
 
     assert resume(engine, fal_generator, media_store, after=GIVE_UP) == recovery.ResumeReport(
         failed=1

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from lora_core.data import leases
 from lora_core.data.db import create_db_engine, session_scope
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, LoraStatus
 from lora_core.errors import (
@@ -374,14 +375,14 @@ def test_looking_for_stale_batches_reads_only_pending_ones(engine, add_lora):
             engine=engine,
             generator=None,
             store=None,
-            older_than=timedelta(minutes=4),
+            terms=leases.LeaseTerms(),
+            unleased_older_than=timedelta(minutes=4),
             give_up_after=timedelta(minutes=30),
             lora_id=lora.id,
         ),
     )
 
     assert any(
-        "USING INDEX idx_gen_batches_pending (status=? AND lora_training_id=? AND created_at<?)"
-        in plan
+        "USING INDEX idx_gen_batches_pending (status=? AND lora_training_id=?)" in plan
         for _sql, plan in plans
     ), plans

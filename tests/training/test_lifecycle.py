@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
-from lora_core.data.clock import parse_iso, to_iso
+from lora_core.data import leases
+from lora_core.data.clock import parse_iso, to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus, LoraTraining, RequestId
 from lora_core.errors import InvalidTrainingInput, TrainingFailed, TrainingQuotaExceeded
@@ -240,7 +244,69 @@ def test_a_reservation_never_submitted_fails_after_15_minutes(engine, training_p
 
     assert fresh.lora.status == LoraStatus.PENDING and fresh.state.stage == "queued"
     assert stale.lora.status == LoraStatus.FAILED
-    assert stale.lora.error == "The training was never submitted."
+    assert stale.lora.error == "Interrupted before fal confirmed the training."
+
+
+TERMS = leases.LeaseTerms(duration=timedelta(seconds=1), renew_every=timedelta(seconds=0.2))
+
+
+def test_a_reservation_whose_process_died_mid_submit_fails_once_its_lease_lapses(
+    engine, training_policy
+):
+    dead = leases.Lease.new(TERMS)  # its process stopped renewing just now
+    training._reserve(engine, training_policy, "ann", "sks", 100, utc_now(), lease=dead)
+    live = leases.Lease.new(leases.LeaseTerms(duration=timedelta(minutes=1)))
+    training._reserve(engine, training_policy, "ann", "sks", 100, utc_now(), lease=live)
+
+    assert training.fail_unsubmitted(engine=engine, policy=training_policy) == 0
+    time.sleep(TERMS.duration.total_seconds() + 0.1)
+    assert training.fail_unsubmitted(engine=engine, policy=training_policy) == 1
+
+    with session_scope(engine) as session:
+        rows = {row.lease_holder: row for row in session.scalars(select(LoraTraining))}
+        status = training.get_status(session=session, policy=training_policy, user="ann")
+    assert rows[dead.holder].status == LoraStatus.FAILED
+    assert rows[dead.holder].error == "Interrupted before fal confirmed the training."
+    assert rows[live.holder].status == LoraStatus.PENDING
+    assert status.used == 1  # the dead one's slot is free again
+
+
+def test_a_slow_submit_keeps_its_reservation_while_sweeps_run(engine, training_policy):
+    class SlowTrainer:
+        def upload(self, archive) -> str:
+            return "https://fal.media/files/archive.zip"
+
+        def submit(self, **_arguments) -> str:
+            time.sleep(TERMS.duration.total_seconds() * 3)
+            return "fal-request-1"
+
+    sweeps: list[int] = []
+    done = threading.Event()
+
+    def sweep_until_done() -> None:
+        while not done.is_set():
+            sweeps.append(training.fail_unsubmitted(engine=engine, policy=training_policy))
+            time.sleep(0.1)
+
+    sweeper = threading.Thread(target=sweep_until_done)
+    sweeper.start()
+    try:
+        lora = training.start_training(
+            engine=engine,
+            trainer=SlowTrainer(),
+            policy=training_policy,
+            user="ann",
+            files=pictures(5),
+            trigger_word="sks",
+            steps=100,
+            lease_terms=TERMS,
+        )
+    finally:
+        done.set()
+        sweeper.join()
+
+    assert len(sweeps) > 10 and set(sweeps) == {0}
+    assert lora.status == LoraStatus.PENDING and lora.request_id == "fal-request-1"
 
 
 def test_eight_tabs_racing_for_two_slots_start_two_trainings(engine, training_policy):

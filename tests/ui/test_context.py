@@ -4,6 +4,7 @@ parameter named with a leading underscore out of the key)."""
 from __future__ import annotations
 
 import ast
+import time
 
 import pytest
 import streamlit as st
@@ -23,16 +24,41 @@ def test_the_start_up_recovery_runs_once_per_database(monkeypatch):
     runs: list[str] = []
 
     class FakeStudio:
-        def resume_stale_batches(self) -> None:
+        def recover(self) -> None:
             runs.append("run")
 
+    monkeypatch.setenv("RECOVERY_SWEEP_SECONDS", "0")
     monkeypatch.setattr(context, "studio", FakeStudio)
 
-    context.resume_at_start("sqlite:///one.db")
-    context.resume_at_start("sqlite:///one.db")
-    context.resume_at_start("sqlite:///two.db")
+    assert context.start_recovery("sqlite:///one.db") is None
+    context.start_recovery("sqlite:///one.db")
+    context.start_recovery("sqlite:///two.db")
 
     assert runs == ["run", "run"]
+
+
+def test_the_recovery_sweep_runs_in_the_background_until_the_cache_lets_it_go(monkeypatch):
+    runs: list[float] = []
+
+    class FakeStudio:
+        def recover(self) -> None:
+            runs.append(time.monotonic())
+
+    monkeypatch.setenv("RECOVERY_SWEEP_SECONDS", "0.05")
+    monkeypatch.setattr(context, "studio", FakeStudio)
+
+    sweeper = context.start_recovery("sqlite:///one.db")
+    assert context.start_recovery("sqlite:///one.db") is sweeper  # one per process
+    deadline = time.monotonic() + 5
+    while len(runs) < 3:
+        assert time.monotonic() < deadline, "the sweep did not repeat"
+        time.sleep(0.01)
+    st.cache_resource.clear()
+
+    assert not sweeper.running
+    swept = len(runs)
+    time.sleep(0.2)
+    assert len(runs) == swept
 
 
 def test_one_studio_per_database_url(tmp_path, monkeypatch):
