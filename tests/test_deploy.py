@@ -1,10 +1,16 @@
-"""What Streamlit Community Cloud needs from the repository, checked without deploying."""
+"""What a deployment needs from the repository, checked without deploying: Streamlit
+Community Cloud's requirements, and deploy/'s pieces for several replicas."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import tomllib
 
+import pytest
+
+from deploy.render_nginx import render
 from lora_core.settings import Settings
 from tests.conftest import APP_ROOT
 
@@ -67,3 +73,51 @@ def test_every_library_the_app_imports_is_declared():
         if not {d.lower().replace("_", "-") for d in distributions.get(name, [name])} & declared
     }
     assert missing == {}
+
+
+def test_the_rendered_nginx_config_is_valid_for_nginx(tmp_path):
+    config = render(
+        listen="127.0.0.1:18500", replicas=["127.0.0.1:18501", "127.0.0.1:18502"], folder=tmp_path
+    )
+
+    checked = subprocess.run(
+        ["/usr/sbin/nginx", "-t", "-p", str(tmp_path), "-c", str(config), "-e", "stderr"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    text = config.read_text()
+    assert "server 127.0.0.1:18501 max_fails=2 fail_timeout=5s;" in text
+    assert "hash $lorastudio_route consistent;" in text
+    assert "{{" not in text
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ("TURSO_DATABASE_URL", "every replica needs the shared database"),
+        ("STREAMLIT_SERVER_COOKIE_SECRET", "the same for every replica"),
+        ("STORAGE_BACKEND", "Replicas must share their images"),
+    ],
+)
+def test_a_replica_refuses_to_start_without_what_replicas_share(missing, message):
+    shared = {
+        "TURSO_DATABASE_URL": "http://127.0.0.1:1",
+        "STREAMLIT_SERVER_COOKIE_SECRET": "s",
+        "STORAGE_BACKEND": "s3",
+    }
+    env = {"PATH": os.environ["PATH"], **shared}
+    del env[missing]
+
+    started = subprocess.run(
+        ["bash", str(APP_ROOT / "deploy" / "replica.sh"), "18501"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert started.returncode != 0
+    assert message in started.stderr

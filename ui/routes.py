@@ -7,36 +7,60 @@ parameters are built here (`lora_url`), so a renamed page or parameter changes o
 
 from __future__ import annotations
 
+from functools import partial
 from urllib.parse import urlencode
 
 import streamlit as st
 
-GALLERY = st.Page(
-    "app_pages/gallery.py", title="All LoRAs", icon=":material/photo_library:", default=True
+# Each page as a recipe: `st.navigation` needs fresh `st.Page` objects on every run, since
+# Streamlit lets the page it returns run once; one object shared by the sessions of a
+# process lets two users opening a page at the same moment collide ("This page cannot be
+# called directly"). The objects below are for links (`st.page_link`, `st.switch_page`).
+_GALLERY = partial(
+    st.Page,
+    "app_pages/gallery.py",
+    title="All LoRAs",
+    icon=":material/photo_library:",
+    default=True,
 )
 # Reached by links only (`?id=…`): not in the menu.
-LORA = st.Page(
+_LORA = partial(
+    st.Page,
     "app_pages/lora.py",
     title="LoRA",
     icon=":material/brush:",
     url_path="lora",
     visibility="hidden",
 )
-HISTORY = st.Page(
-    "app_pages/history.py", title="History", icon=":material/history:", url_path="history"
+_HISTORY = partial(
+    st.Page, "app_pages/history.py", title="History", icon=":material/history:", url_path="history"
 )
-COMPARE = st.Page(
-    "app_pages/compare.py", title="Compare LoRAs", icon=":material/compare:", url_path="compare"
+_COMPARE = partial(
+    st.Page,
+    "app_pages/compare.py",
+    title="Compare LoRAs",
+    icon=":material/compare:",
+    url_path="compare",
 )
-TRAIN = st.Page(
-    "app_pages/train.py", title="Train a LoRA", icon=":material/model_training:", url_path="train"
+_TRAIN = partial(
+    st.Page,
+    "app_pages/train.py",
+    title="Train a LoRA",
+    icon=":material/model_training:",
+    url_path="train",
 )
-USAGE = st.Page("app_pages/usage.py", title="Usage", icon=":material/monitoring:", url_path="usage")
+_USAGE = partial(
+    st.Page, "app_pages/usage.py", title="Usage", icon=":material/monitoring:", url_path="usage"
+)
+
+GALLERY, LORA = _GALLERY(), _LORA()
 
 
 def pages(*, admin: bool) -> list[st.Page]:
-    """The pages this user may open, in menu order (Usage for admins only)."""
-    return [GALLERY, LORA, HISTORY, COMPARE, TRAIN, *([USAGE] if admin else [])]
+    """The pages this user may open, in menu order (Usage for admins only): new objects on
+    every call, one set per run (see above)."""
+    recipes = [_GALLERY, _LORA, _HISTORY, _COMPARE, _TRAIN, *([_USAGE] if admin else [])]
+    return [recipe() for recipe in recipes]
 
 
 def lora_url(lora_id: str, image_id: str | None = None) -> str:

@@ -1,0 +1,198 @@
+"""Load through nginx on several replicas: K sessions at once on the gallery, a LoRA's page
+and History while generations run.
+
+    .venv/bin/python benchmarks/load.py [--replicas 2] [--sessions 1,2,10,30] [--rounds 3]
+
+It starts the deployment of `deploy/` on loopback (`deploy.stack.Stack`: sqld, a local S3
+server, the replicas, nginx) over the demo data, with the local fake fal answering each
+generation after 1 s. While one headless Chromium tab generates through the proxy again
+and again, K clients each open a Streamlit session the way the browser does (a WebSocket
+to `/_stcore/stream` through nginx, with a route cookie of its own, so the sessions spread
+over the replicas) and ask for the gallery, a LoRA's page and History, `--rounds` times.
+**Page ready** = from asking for a page to Streamlit's "script finished"; an **error** is a
+page that raised, showed "Something went wrong" or "unavailable", or took over 30 s.
+It prints p50/p95 per K, the errors, and p95(K=max) / p95(K=1); goal: 0 errors and that
+ratio <= 3 at K = 30 on 2 replicas. Loopback only; bounded by K x rounds x 3 pages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.fakefal import point_fal_client_at_a_fake, start_fake_fal  # noqa: E402
+
+FAKE = point_fal_client_at_a_fake()  # before fal_client is imported, by anything
+
+import websockets  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
+from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
+
+from deploy.stack import Stack  # noqa: E402
+from tests.support.appserver import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
+LORA = "demo-neon-noir"
+PAGES = (("", ""), ("lora", f"id={LORA}"), ("history", ""))  # (page name, query)
+PAGE_TIMEOUT = 30.0
+BROKEN = ("Something went wrong", "unavailable right now")
+
+
+async def open_page(
+    socket: websockets.ClientConnection, name: str, query: str
+) -> tuple[float, str | None]:
+    """Ask the session for a page; (seconds until its script finished, error or None)."""
+    message = BackMsg()
+    message.rerun_script.page_name = name
+    message.rerun_script.query_string = query
+    started = time.monotonic()
+    await socket.send(message.SerializeToString())
+    error = None
+    while True:
+        forward = ForwardMsg()
+        forward.ParseFromString(await socket.recv())
+        kind = forward.WhichOneof("type")
+        if kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
+            element = forward.delta.new_element
+            if element.WhichOneof("type") == "exception":
+                error = f"exception: {element.exception.message}"
+            elif element.WhichOneof("type") == "alert" and any(
+                text in element.alert.body for text in BROKEN
+            ):
+                error = element.alert.body
+        if kind == "script_finished":
+            status = ForwardMsg.ScriptFinishedStatus.Name(forward.script_finished)
+            if status == "FINISHED_EARLY_FOR_RERUN":
+                continue
+            if status != "FINISHED_SUCCESSFULLY":
+                error = error or status
+            return time.monotonic() - started, error
+
+
+async def session(url: str, rounds: int) -> tuple[list[float], list[str]]:
+    """One visitor: a session of its own through the proxy, every page `rounds` times."""
+    times: list[float] = []
+    errors: list[str] = []
+    cookie = f"lorastudio_route={secrets.token_hex(16)}"
+    async with websockets.connect(
+        f"{url.replace('http', 'ws')}/_stcore/stream",
+        subprotocols=["streamlit"],
+        additional_headers={"Cookie": cookie},
+        max_size=None,
+    ) as socket:
+        for _round in range(rounds):
+            for name, query in PAGES:
+                try:
+                    seconds, error = await asyncio.wait_for(
+                        open_page(socket, name, query), PAGE_TIMEOUT
+                    )
+                except TimeoutError:
+                    seconds, error = PAGE_TIMEOUT, "timed out"
+                times.append(seconds)
+                if error:
+                    errors.append(f"{name or 'gallery'}: {error}")
+    return times, errors
+
+
+async def load(url: str, sessions: int, rounds: int) -> tuple[list[float], list[str]]:
+    outcomes = await asyncio.gather(
+        *(session(url, rounds) for _ in range(sessions)), return_exceptions=True
+    )
+    times: list[float] = []
+    errors: list[str] = []
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            errors.append(f"session failed: {outcome!r}")
+        else:
+            times += outcome[0]
+            errors += outcome[1]
+    return times, errors
+
+
+def keep_generating(url: str, stop: threading.Event, made: list[int]) -> None:
+    """One browser tab generating through the proxy until `stop`."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(base_url=url, ignore_https_errors=True)
+        while not stop.is_set():
+            page.goto(f"/lora?id={LORA}")
+            page.locator(".st-key-open_generate button").click()
+            dialog = page.get_by_role("dialog")
+            dialog.get_by_role("textbox", name="Prompt").fill(f"load test {len(made)}")
+            dialog.get_by_role("button", name="Generate 4 Images").click()
+            dialog.locator("figure.ls-result img").nth(3).wait_for(timeout=60_000)
+            made.append(1)
+        browser.close()
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--sessions", default="1,2,10,30", help="the K to measure, in order")
+    parser.add_argument("--rounds", type=int, default=3)
+    arguments = parser.parse_args()
+    counts = [int(value) for value in arguments.sessions.split(",")]
+
+    fake = start_fake_fal(FAKE.port, FAKE.ca)
+    fake.script.processing_seconds = 1.0
+    stack = Stack(
+        Path(tempfile.mkdtemp(prefix="load-")),
+        replicas=arguments.replicas,
+        env={
+            "FAL_KEY": "bench-key-id:bench-key-secret",
+            "ALLOW_PRIVATE_WEIGHTS_URLS": "true",
+            "GENERATION_LIMIT": "100000",
+        },
+    )
+    stop = threading.Event()
+    made: list[int] = []
+    try:
+        stack.start()
+        stack.seed_demo()
+        generator = threading.Thread(target=keep_generating, args=(stack.url, stop, made))
+        generator.start()
+        time.sleep(3)  # the first generation under way
+        print(f"{arguments.replicas} replicas behind nginx; {os.cpu_count()} cores\n")
+        print("| K sessions | pages | p50 ms | p95 ms | errors |")
+        print("| --- | --- | --- | --- | --- |")
+        p95: dict[int, float] = {}
+        all_errors: list[str] = []
+        for count in counts:
+            times, errors = asyncio.run(load(stack.url, count, arguments.rounds))
+            p95[count] = percentile(times, 0.95)
+            all_errors += errors
+            print(
+                f"| {count} | {len(times)} | {statistics.median(times) * 1000:.0f} "
+                f"| {p95[count] * 1000:.0f} | {len(errors)} |"
+            )
+        stop.set()
+        generator.join(timeout=90)
+        first, last = counts[0], counts[-1]
+        print(f"\ngenerations finished meanwhile: {len(made)}")
+        print(f"p95 at K={last} / p95 at K={first}: {p95[last] / p95[first]:.2f} (goal <= 3)")
+        for error in all_errors[:10]:
+            print(f"error: {error}")
+    finally:
+        stop.set()
+        stack.stop()
+        fake.close()
+
+
+if __name__ == "__main__":
+    main()

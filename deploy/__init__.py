@@ -1,0 +1,1 @@
+"""Running several LoRA Studio replicas behind nginx: see README "Run several replicas"."""

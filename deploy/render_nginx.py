@@ -1,0 +1,57 @@
+"""Write nginx's configuration for N replicas from `nginx.conf.template`:
+
+    python -m deploy.render_nginx --listen 127.0.0.1:8500 --folder deploy/run/nginx \
+        127.0.0.1:8501 127.0.0.1:8502
+
+It prints the file it wrote; start nginx with `nginx -p FOLDER -c FOLDER/nginx.conf`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+TEMPLATE = Path(__file__).with_name("nginx.conf.template")
+
+
+def render(*, listen: str, replicas: list[str], folder: Path, daemon: bool = False) -> Path:
+    """The configuration in `folder/nginx.conf` (with nginx's temp folders beside it)."""
+    if not replicas:
+        raise ValueError("at least one replica address (host:port) is needed")
+    folder = folder.resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    # A replica that fails twice within 5 s is left alone for 5 s, then tried again.
+    upstreams = "\n".join(
+        f"        server {address} max_fails=2 fail_timeout=5s;" for address in replicas
+    )
+    text = (
+        TEMPLATE.read_text()
+        .replace("{{UPSTREAMS}}", upstreams)
+        .replace("{{LISTEN}}", listen)
+        .replace("{{PREFIX}}", str(folder))
+        .replace("{{DAEMON}}", "on" if daemon else "off")
+    )
+    config = folder / "nginx.conf"
+    config.write_text(text)
+    return config
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("replicas", nargs="+", help="each replica's host:port")
+    parser.add_argument("--listen", default="127.0.0.1:8500", help="where nginx listens")
+    parser.add_argument("--folder", type=Path, default=Path("deploy/run/nginx"))
+    parser.add_argument("--daemon", action="store_true", help="let nginx go to the background")
+    arguments = parser.parse_args(argv)
+    print(
+        render(
+            listen=arguments.listen,
+            replicas=arguments.replicas,
+            folder=arguments.folder,
+            daemon=arguments.daemon,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

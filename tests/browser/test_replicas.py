@@ -1,0 +1,236 @@
+"""Several replicas behind nginx, as `deploy/` runs them: sqld, an S3 server, two app
+replicas started at once and nginx in front, all on loopback (`deploy.stack.Stack`), driven
+through the proxy in Chromium against the fake fal.
+
+The tests run in order on one stack: a batch made through one replica is seen through the
+other; one killed mid-generation has its batch finished by the other within 30 s while its
+users carry on there; restarted, it serves again; the quota is one for all replicas.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+from sqlalchemy import Engine, text
+
+from deploy.stack import Stack
+from lora_core.data import schema
+from lora_core.data.db import create_db_engine
+from tests.conftest import TEST_FAL_KEY
+from tests.support.fakefal import FakeFal
+
+LORA = "demo-neon-noir"
+LIMIT = 3
+ROUTE = "lorastudio_route"
+REPLICA_HEADER = "x-lora-studio-replica"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, _fake_fal_server: FakeFal) -> Iterator[Stack]:
+    stack = Stack(
+        tmp_path_factory.mktemp("stack"),
+        replicas=2,
+        env={
+            "FAL_KEY": TEST_FAL_KEY,
+            "ALLOW_PRIVATE_WEIGHTS_URLS": "true",  # the demo's weights are on the fake fal
+            "GENERATION_LIMIT": str(LIMIT),
+        },
+    )
+    try:
+        stack.start()
+        stack.seed_demo()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def database(stack: Stack) -> Iterator[Engine]:
+    engine = create_db_engine(stack.database_url)
+    yield engine
+    engine.dispose()
+
+
+def route_to(stack: Stack, index: int) -> str:
+    """A route cookie that nginx's consistent hash sends to replica `index`."""
+    wanted = stack.nodes[index].address
+    for _attempt in range(200):
+        route = secrets.token_hex(16)
+        answer = httpx.get(f"{stack.url}/_stcore/health", cookies={ROUTE: route})
+        if answer.headers[REPLICA_HEADER] == wanted:
+            return route
+    raise AssertionError(f"no route cookie reached {wanted}")
+
+
+@pytest.fixture(scope="module")
+def users(stack: Stack, browser: Browser) -> Iterator[tuple[Page, Page]]:
+    """Two browsers: one kept on replica 0, one on replica 1."""
+    contexts: list[BrowserContext] = []
+    pages = []
+    for index in (0, 1):
+        context = browser.new_context(
+            base_url=stack.url, viewport={"width": 1400, "height": 900}, ignore_https_errors=True
+        )
+        context.add_cookies([{"name": ROUTE, "value": route_to(stack, index), "url": stack.url}])
+        contexts.append(context)
+        pages.append(context.new_page())
+    yield pages[0], pages[1]
+    for context in contexts:
+        context.close()
+
+
+def open_dialog(page: Page) -> None:
+    page.goto(f"/lora?id={LORA}")
+    page.locator(".st-key-open_generate button").click()
+    expect(page.get_by_role("dialog").get_by_text("generations remaining today")).to_be_visible()
+
+
+def submit(page: Page, prompt: str) -> None:
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("textbox", name="Prompt").fill(prompt)
+    dialog.get_by_role("button", name="Generate 4 Images").click()
+
+
+def batch_on_page(page: Page, prompt: str):
+    return page.locator("[class*='st-key-batch_']").filter(has_text=prompt)
+
+
+def shows_batch(page: Page, prompt: str) -> bool:
+    """Whether the LoRA's page, opened afresh, lists the batch (given 3 s to render)."""
+    page.goto(f"/lora?id={LORA}")
+    expect(page.get_by_role("heading", name="neonnoir")).to_be_visible()
+    try:
+        expect(batch_on_page(page, prompt)).to_have_count(1, timeout=3_000)
+    except AssertionError:
+        return False
+    return True
+
+
+def batches(database: Engine, prompt: str) -> list[tuple[str, str | None, int | None]]:
+    with database.connect() as connection:
+        return [
+            tuple(row)
+            for row in connection.execute(
+                text(
+                    "SELECT status, fal_request_id, images_returned FROM generation_batches "
+                    "WHERE prompt = :prompt"
+                ),
+                {"prompt": prompt},
+            )
+        ]
+
+
+def test_1_replicas_started_together_migrated_once_and_both_serve(stack, database, users):
+    assert schema.current(database) == schema.head()
+    with database.connect() as connection:
+        locks = connection.execute(text("SELECT count(*) FROM lora_studio_schema_lock"))
+        assert locks.scalar() == 0
+    for index, page in enumerate(users):
+        page.goto("/")
+        expect(page.get_by_role("heading", name="LoRA Gallery")).to_be_visible()
+        expect(page.get_by_role("heading", name="neonnoir", exact=True)).to_be_visible()
+        served_by = httpx.get(
+            f"{stack.url}/", cookies={ROUTE: page.context.cookies()[0]["value"]}
+        ).headers[REPLICA_HEADER]
+        assert served_by == stack.nodes[index].address
+    for node in stack.nodes:
+        assert "Traceback" not in node.log.read_text()
+
+
+def test_2_a_batch_made_through_one_replica_is_seen_through_the_other(users, fake_fal):
+    first, second = users
+    open_dialog(first)
+    submit(first, "a lighthouse made on replica zero")
+    dialog_images = first.get_by_role("dialog").locator("figure.ls-result img")
+    expect(dialog_images).to_have_count(4, timeout=20_000)
+
+    second.goto(f"/lora?id={LORA}")
+    seen = batch_on_page(second, "a lighthouse made on replica zero")
+    expect(seen.locator("figure.ls-card img")).to_have_count(4)
+    # Served from the shared bucket, so every replica's users load the same files.
+    assert "/lora-studio/" in (seen.locator("figure.ls-card img").first.get_attribute("src") or "")
+    assert len(fake_fal.submissions) == 1
+
+
+def test_3_a_replica_killed_mid_generation_has_its_batch_finished_by_the_other(
+    stack, database, users, fake_fal
+):
+    first, second = users
+    prompt = "a lighthouse whose replica dies"
+    fake_fal.script.processing_seconds = 6
+    fake_fal.script.queue_positions = []
+    open_dialog(first)
+    submit(first, prompt)
+    deadline = time.monotonic() + 20
+    while not any(request_id for _status, request_id, _n in batches(database, prompt)):
+        assert time.monotonic() < deadline, "the generation never reached fal"
+        time.sleep(0.1)
+
+    stack.kill(0)
+    killed_at = time.monotonic()
+
+    # Users of the other replica see the batch finished without anyone on the dead one.
+    while not shows_batch(second, prompt):
+        assert time.monotonic() - killed_at < 30, "the batch was not finished within 30 s"
+    expect(batch_on_page(second, prompt).locator("figure.ls-card img")).to_have_count(4)
+    finished_after = time.monotonic() - killed_at
+    print(f"the dead replica's batch was finished {finished_after:.1f} s after the kill")
+    assert finished_after < 30
+    [(status, request_id, images)] = batches(database, prompt)
+    assert (status, images) == ("succeeded", 4) and request_id
+    assert len(fake_fal.submissions) == 1  # finished from fal's answer, never submitted again
+
+    # The first user's browser reconnects through nginx to the live replica and goes on.
+    expect(first.get_by_role("dialog")).to_have_count(0, timeout=30_000)
+    first.locator(".st-key-open_generate button").click()
+    expect(
+        first.get_by_role("dialog").get_by_text(f"1 of {LIMIT} generations remaining today")
+    ).to_be_visible(timeout=15_000)
+    first.keyboard.press("Escape")
+
+
+def test_4_a_restarted_replica_serves_its_users_again(stack, users):
+    first, _second = users
+    stack.restart(0)
+
+    first.goto(f"/lora?id={LORA}")
+    expect(first.get_by_role("heading", name="neonnoir")).to_be_visible()
+    expect(batch_on_page(first, "a lighthouse whose replica dies")).to_have_count(1)
+    route = first.context.cookies()[0]["value"]
+    served_by = httpx.get(f"{stack.url}/", cookies={ROUTE: route}).headers[REPLICA_HEADER]
+    assert served_by == stack.nodes[0].address
+
+
+def test_5_two_users_on_two_replicas_race_for_the_last_slot_and_one_wins(database, users, fake_fal):
+    first, second = users
+    fake_fal.script.processing_seconds = 1.5
+    open_dialog(first)
+    open_dialog(second)
+    for page in users:
+        expect(
+            page.get_by_role("dialog").get_by_text(f"1 of {LIMIT} generations remaining today")
+        ).to_be_visible()
+
+    submit(first, "the last slot, from replica zero")
+    submit(second, "the last slot, from replica one")
+
+    refused = re.compile(f"You've used all {LIMIT} generations today")
+    outcomes = []
+    for page in users:
+        dialog = page.get_by_role("dialog")
+        won = dialog.locator("figure.ls-result img")
+        lost = dialog.get_by_text(refused)
+        expect(won.or_(lost).first).to_be_visible(timeout=20_000)
+        outcomes.append("won" if won.count() else "refused")
+    assert sorted(outcomes) == ["refused", "won"]
+    made = batches(database, "the last slot, from replica zero") + batches(
+        database, "the last slot, from replica one"
+    )
+    assert [status for status, _id, _n in made if status == "succeeded"] == ["succeeded"]
+    assert len(fake_fal.submissions) == 1
