@@ -13,7 +13,7 @@ from lora_core.data.db import session_scope
 from lora_core.gallery import queries
 from lora_core.history import analytics, listing
 from lora_core.history.filters import HistoryFilter, HistoryStatus
-from ui import context, routes
+from ui import charts, context, routes
 from ui.components import app_base_url
 from ui.generate_dialog import follow_reuse, reuse_prompt
 from ui.text import md
@@ -90,10 +90,29 @@ def show_charts(overview: analytics.Overview) -> None:
         ["Batches per day", "Top LoRAs", "Top users", "Prompt words"]
     )
     per_day = overview.per_day.assign(day=overview.per_day["day"].dt.strftime("%Y-%m-%d"))
-    by_day.bar_chart(per_day, x="day", y="batches", color="lora", stack=True, height=280)
-    by_lora.bar_chart(overview.top_loras, x="lora", y="batches", horizontal=True, height=280)
-    by_user.bar_chart(overview.top_users, x="user", y="batches", horizontal=True, height=280)
-    by_word.bar_chart(overview.words, x="word", y="count", horizontal=True, height=280)
+    days = per_day.groupby("day", sort=False)["batches"].sum()
+    charts.stacked_bars(
+        per_day,
+        x="day",
+        y="batches",
+        color="lora",
+        container=by_day,
+        alt=f"Batches per day, stacked by LoRA, over {len(days)} days; "
+        f"at most {days.max() if len(days) else 0} in a day.",
+    )
+    for tab, frame, category, value, what in (
+        (by_lora, overview.top_loras, "lora", "batches", "LoRAs by batches"),
+        (by_user, overview.top_users, "user", "batches", "Users by batches"),
+        (by_word, overview.words, "word", "count", "Prompt words by count"),
+    ):
+        top = charts.top_of(frame, category=category, value=value)
+        charts.ranked_bars(
+            frame,
+            category=category,
+            value=value,
+            container=tab,
+            alt=f"{what}, the most first: {top or 'none yet'}.",
+        )
     by_word.caption(f"The most frequent words of the latest {analytics.WORD_SAMPLE:,} prompts.")
 
 

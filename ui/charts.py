@@ -1,0 +1,56 @@
+"""History's charts as Vega-Lite specs, drawn by `st.vega_lite_chart`.
+
+Not `st.bar_chart`: it builds an Altair chart and validates it against Vega-Lite's JSON
+schema on every run, about 15 ms a chart and four charts on every render of History
+(benchmarks/load.py). A spec written here is plain data; `st.vega_lite_chart` also takes
+alt text, which says what a chart shows to someone who cannot see it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+HEIGHT = 280
+
+
+def stacked_bars(
+    frame: pd.DataFrame, *, x: str, y: str, color: str, alt: str, container: Any = st
+) -> None:
+    """Bars per `x` (kept in the frame's order), stacked by `color`."""
+    spec = {
+        "mark": {"type": "bar", "tooltip": True},
+        "encoding": {
+            "x": {"field": x, "type": "ordinal", "title": x, "sort": None},
+            "y": {"field": y, "type": "quantitative", "title": y, "stack": "zero"},
+            "color": {
+                "field": color,
+                "type": "nominal",
+                "title": color,
+                "legend": {"orient": "bottom"},
+            },
+        },
+    }
+    container.vega_lite_chart(frame, spec, height=HEIGHT, width="stretch", alt=alt)
+
+
+def ranked_bars(
+    frame: pd.DataFrame, *, category: str, value: str, alt: str, container: Any = st
+) -> None:
+    """Horizontal bars, the largest first."""
+    spec = {
+        "mark": {"type": "bar", "tooltip": True},
+        "encoding": {
+            "y": {"field": category, "type": "nominal", "title": category, "sort": "-x"},
+            "x": {"field": value, "type": "quantitative", "title": value},
+        },
+    }
+    container.vega_lite_chart(frame, spec, height=HEIGHT, width="stretch", alt=alt)
+
+
+def top_of(frame: pd.DataFrame, *, category: str, value: str, count: int = 3) -> str:
+    """ "a 12, b 7, c 3": the first rows, for alt text."""
+    rows = frame.sort_values(value, ascending=False).head(count)
+    return ", ".join(f"{row[category]} {row[value]}" for _, row in rows.iterrows())
