@@ -47,7 +47,10 @@ for start in range(0, len(summaries), CARDS_PER_ROW):
         lora = summary.lora
         with cell.container(border=True, key=f"lora_card_{lora.id}"):
             if summary.cover_url:
-                st.markdown(image_card(summary.cover_url), unsafe_allow_html=True)
+                st.markdown(
+                    image_card(summary.cover_url, thumbnail=summary.cover_thumbnail_url),
+                    unsafe_allow_html=True,
+                )
             else:
                 st.markdown(empty_thumbnail(), unsafe_allow_html=True)
             st.subheader(md(lora_title(lora)), anchor=False)

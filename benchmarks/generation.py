@@ -125,10 +125,10 @@ def copy_seconds(fake: FakeFal, store: LocalMediaStore, count: int, repeat: int)
             for index in range(count)
         ]
         start = time.perf_counter()
-        urls = copy_images(store, sources)
+        copies = copy_images(store, sources)
         elapsed = time.perf_counter() - start
-        if None in urls:
-            raise RuntimeError(f"a copy failed: {urls}")
+        if None in copies:
+            raise RuntimeError(f"a copy failed: {copies}")
         if run:
             timings.append(elapsed)
     return statistics.median(timings)

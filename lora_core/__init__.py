@@ -6,13 +6,15 @@ Module map (one hop from a behaviour to its folder):
     errors.py          the few named errors a user can meet; `ui/errors.py` words them
     identity.py        who the user is (from the login only), admins, the exempt
     storage.py         where images and weights live: a local folder or an S3 bucket
+    thumbnails.py      the small WebP grids show; which images lack one; made lazily
     weights.py         a LoRA's weights: durable copies, and the URL fal is given
+    sweeper.py         a light background sweep (what a dead process left)
     studio.py          the Studio: every part built from settings, the use cases wired
     legacy.py          the original web app's rows (no batch): clicks, quota, adoption
     data/              models (every table), db (engines, sessions), schema (Alembic's
-                       migrations/, applied once under a lock), lookups (rows by ids from
-                       links), turso and replica (libSQL over HTTP, the embedded replica),
-                       clock
+                       migrations/, applied once under a lock), leases (who works on a
+                       row), lookups (rows by ids from links), turso and replica (libSQL
+                       over HTTP, the embedded replica), clock
     fal/               fal through fal_client: client (at-most-once submits, deadlines,
                        what fal's errors mean), generator (flux-lora), trainer (training)
     generation/        generators (the interface), preview (offline), service (generate),
@@ -23,12 +25,12 @@ Module map (one hop from a behaviour to its folder):
     gallery/           queries (the read side), views (what a page shows, one session),
                        favorites, downloads, moderation
     history/           filters, listing (table and exports), analytics (summary, charts)
-    cli/               demo (seed an empty database), repair (copy what fal still holds),
-                       migrate (the schema to the head revision, by hand)
+    cli/               demo (seed an empty database), repair (copy what fal still holds,
+                       make missing thumbnails), migrate (the schema to head, by hand)
 
 Layers, top to bottom (no import runs back up): studio → fal (adapters of the generation
 and training interfaces), history → cli, training, gallery → generation → weights →
-storage, identity → settings, legacy → data → errors.
+storage → thumbnails, identity → settings, legacy → data → errors; sweeper imports nothing.
 
 Conventions: the core's functions take keyword arguments; a function that takes a session
 only reads, one that changes data takes the engine and owns its transaction.

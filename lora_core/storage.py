@@ -23,9 +23,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import SecretStr
 
+from lora_core import thumbnails
 from lora_core.settings import Settings
 
 COPY_TIMEOUT_SECONDS = 30
+# What is stored under a URL never changes (every name holds a batch or image id), so a
+# browser may keep it for good; sent by the bucket with every image and thumbnail.
+IMMUTABLE = "public, max-age=31536000, immutable"
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
 
 
@@ -107,7 +111,11 @@ class S3MediaStore:
         key = self._key(relative_path)
         try:
             self._client.put_object(
-                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                CacheControl=IMMUTABLE,
             )
         except (BotoCoreError, ClientError) as error:
             raise OSError(f"could not store {key} in bucket {self.bucket}: {error}") from error
@@ -136,27 +144,49 @@ def _download(client: httpx.Client, url: str) -> bytes:
     return response.content
 
 
-def copy_images(store: LocalMediaStore, sources: Sequence[tuple[str, str]]) -> list[str | None]:
-    """Copy each `(url, relative_path)` into `store`, all at once.
+@dataclass(frozen=True)
+class Copied:
+    """Our copy of an image, and of its thumbnail (None when none could be made)."""
 
-    Returns our URL for each source, or None where the copy failed (the caller keeps the
+    url: str
+    thumbnail_url: str | None
+
+
+def copy_images(store: MediaStore, sources: Sequence[tuple[str, str]]) -> list[Copied | None]:
+    """Copy each `(url, relative_path)` into `store`, all at once, each with its thumbnail
+    beside it (`lora_core.thumbnails`).
+
+    Returns our copy for each source, or None where the copy failed (the caller keeps the
     original URL then). Never raises for a failed download.
     """
     if not sources:
         return []
 
-    def copy(source: tuple[str, str]) -> str | None:
+    def copy(source: tuple[str, str]) -> Copied | None:
         url, relative_path = source
         try:
-            return store.save(relative_path, _download(client, url))
+            data = _download(client, url)
+            copied = store.save(relative_path, data)
         except (httpx.HTTPError, OSError, ValueError):
             return None
+        return Copied(copied, save_thumbnail(store, thumbnails.path_beside(relative_path), data))
 
     with (
         httpx.Client(timeout=COPY_TIMEOUT_SECONDS, follow_redirects=True) as client,
         ThreadPoolExecutor(max_workers=len(sources)) as pool,
     ):
         return list(pool.map(copy, sources))
+
+
+def save_thumbnail(store: MediaStore, relative_path: str, data: bytes) -> str | None:
+    """Store the thumbnail of the image `data`; None when it is no image or the store
+    refused (the grid shows the full image then)."""
+    try:
+        return store.save(
+            relative_path, thumbnails.make(data), content_type=thumbnails.CONTENT_TYPE
+        )
+    except (thumbnails.NotAnImage, OSError):
+        return None
 
 
 def is_remote(url: str) -> bool:

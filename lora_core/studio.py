@@ -15,13 +15,14 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from lora_core import identity
+from lora_core import identity, thumbnails
 from lora_core.data import leases
 from lora_core.data.db import create_db_engine, session_scope
 from lora_core.data.models import LoraTraining
 from lora_core.data.schema import ensure_schema
 from lora_core.fal.generator import FalGenerator
 from lora_core.fal.trainer import FalTrainer
+from lora_core.gallery import downloads
 from lora_core.generation import quota, recovery, service
 from lora_core.generation.generators import ImageGenerator, ProgressCallback
 from lora_core.generation.preview import PreviewGenerator
@@ -87,6 +88,7 @@ class Studio:
     trainer: Trainer
     generation_policy: quota.QuotaPolicy
     training_policy: quota.QuotaPolicy
+    thumbnails: thumbnails.ThumbnailQueue
     lease_terms: leases.LeaseTerms = leases.DEFAULT_TERMS
 
     def generate(
@@ -177,6 +179,11 @@ class Studio:
             ),
         )
 
+    def close(self) -> None:
+        """Stop the background work (thumbnails) and let the database connections go."""
+        self.thumbnails.close()
+        self.engine.dispose()
+
     def quota_status(self, user: str) -> quota.QuotaStatus:
         with session_scope(self.engine) as session:
             return quota.get_status(session=session, policy=self.generation_policy, user=user)
@@ -200,4 +207,8 @@ def build_studio(settings: Settings) -> Studio:
         trainer=build_trainer(settings, store=store),
         generation_policy=generation_policy(settings),
         training_policy=training_policy(settings),
+        thumbnails=thumbnails.ThumbnailQueue(
+            engine=engine,
+            make_one=lambda image: downloads.make_thumbnail(image, store=store),
+        ),
     )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+
 import httpx
 import pytest
+from PIL import Image
 
+from lora_core import storage, thumbnails
 from lora_core.storage import LocalMediaStore, S3MediaStore, copy_images
 
 
@@ -29,12 +33,17 @@ def test_images_are_copied_all_at_once_and_failures_are_none(media_store, fake_f
     base = f"https://{fake_fal.host}/files/req"
     sources = [(f"{base}/{index}.jpg", f"fal/b/{index}.jpg") for index in range(4)]
 
-    urls = copy_images(media_store, [*sources, (f"https://{fake_fal.host}/nope", "fal/b/x.jpg")])
+    copies = copy_images(media_store, [*sources, (f"https://{fake_fal.host}/nope", "fal/b/x.jpg")])
 
-    assert urls[:4] == [f"app/static/media/fal/b/{index}.jpg" for index in range(4)]
-    assert urls[4] is None
-    for index in range(4):
-        assert media_store.path_for(urls[index]).read_bytes()[:3] == b"\xff\xd8\xff"
+    assert [copy.url for copy in copies[:4]] == [
+        f"app/static/media/fal/b/{index}.jpg" for index in range(4)
+    ]
+    assert copies[4] is None
+    for index, copy in enumerate(copies[:4]):
+        assert media_store.path_for(copy.url).read_bytes()[:3] == b"\xff\xd8\xff"
+        assert copy.thumbnail_url == f"app/static/media/fal/b/{index}.thumb.webp"
+        thumbnail = Image.open(media_store.path_for(copy.thumbnail_url))
+        assert thumbnail.format == "WEBP" and max(thumbnail.size) <= thumbnails.LONG_SIDE
 
 
 def test_a_store_that_cannot_be_written_is_a_failed_copy(tmp_path, fake_fal):
@@ -58,10 +67,23 @@ def test_fal_images_are_copied_into_the_bucket(s3_store, fake_fal):
         (f"https://{fake_fal.host}/files/r/{index}.jpg", f"fal/b/{index}.jpg") for index in range(4)
     ]
 
-    urls = copy_images(s3_store, sources)
+    copies = copy_images(s3_store, sources)
 
-    assert all(url.startswith(s3_store.public_url) for url in urls)
-    assert all(httpx.get(url).content[:3] == b"\xff\xd8\xff" for url in urls)
+    assert all(copy.url.startswith(s3_store.public_url) for copy in copies)
+    assert all(httpx.get(copy.url).content[:3] == b"\xff\xd8\xff" for copy in copies)
+    for index, copy in enumerate(copies):
+        assert copy.thumbnail_url == f"{s3_store.public_url}/media/fal/b/{index}.thumb.webp"
+        served = httpx.get(copy.thumbnail_url)
+        assert served.headers["content-type"] == "image/webp"
+        assert served.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert Image.open(io.BytesIO(served.content)).format == "WEBP"
+
+
+def test_what_is_no_image_is_copied_without_a_thumbnail(media_store, fake_fal):
+    """A file fal says is an image but Pillow cannot read: kept, the grid shows it whole."""
+    media_store.save("junk.jpg", b"not an image")
+
+    assert storage.save_thumbnail(media_store, "junk.thumb.webp", b"not an image") is None
 
 
 def test_a_missing_bucket_is_a_failed_copy_not_a_crash(s3_store, fake_fal):

@@ -8,16 +8,19 @@ from urllib.parse import urlsplit
 
 import streamlit as st
 
+from lora_core import thumbnails
 from lora_core.data.clock import parse_iso
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
-from ui import routes
+from ui import context, routes
 from ui.text import badge_label, one_line
+
+THUMBNAIL_SIDE = thumbnails.LONG_SIDE
 
 _CSS = """
 <style>
 .ls-card { margin: 0 0 0.75rem 0; }
-.ls-card img { width: 100%; aspect-ratio: 1 / 1; object-fit: cover; border-radius: 0.5rem;
-  display: block; background: #1f2430; }
+.ls-card img { width: 100%; height: auto; aspect-ratio: 1 / 1; object-fit: cover;
+  border-radius: 0.5rem; display: block; background: #1f2430; }
 .ls-card a:hover img { outline: 3px solid #7c5cff; }
 .ls-card .ls-caption { font-size: 0.85rem; margin-top: 0.35rem; line-height: 1.3;
   overflow: hidden; display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical; }
@@ -89,19 +92,24 @@ def image_card(
     caption: str | None = None,
     meta: str | None = None,
     *,
+    thumbnail: str | None = None,
     css_class: str = "",
     details_href: str | None = None,
 ) -> str:
     """An image that opens full size in a new tab, with an optional caption and a link to
-    its details (the image large, with its prompt, seed, downloads and share link)."""
-    src = safe_url(url)
+    its details (the image large, with its prompt, seed, downloads and share link). With a
+    `thumbnail`, that is what the page loads; the full image only when opened."""
+    href = safe_url(url)
+    src = safe_url(thumbnail) if thumbnail else href
+    # Square cards (CSS): width and height let the browser reserve the space before loading.
     # One line: inside this HTML block a blank line would hand the rest to Markdown.
     caption = one_line(caption) if caption else None
     meta = one_line(meta) if meta else None
     parts = [
         f'<figure class="{f"ls-card {css_class}".strip()}">',
-        f'<a href="{src}" target="_blank" rel="noopener noreferrer">',
-        f'<img src="{src}" alt="{escape(caption or "generated image")}" loading="lazy"></a>',
+        f'<a href="{href}" target="_blank" rel="noopener noreferrer">',
+        f'<img src="{src}" alt="{escape(caption or "generated image")}" loading="lazy" '
+        f'width="{THUMBNAIL_SIDE}" height="{THUMBNAIL_SIDE}"></a>',
     ]
     if caption:
         parts.append(f'<div class="ls-caption" title="{escape(caption)}">{escape(caption)}</div>')
@@ -129,7 +137,13 @@ def image_grid(
     details: Callable[[GeneratedImage], str] | None = image_link,
 ) -> None:
     """Images in rows of `columns`, each clickable to full size, each with a link to its
-    details unless `details` is None."""
+    details unless `details` is None. Thumbnails where there are; the others are shown
+    whole this time and their thumbnails made in the background."""
+    context.studio().thumbnails.request(
+        thumbnails.Missing(image_id=image.id, image_url=image.image_url)
+        for image in images
+        if image.thumbnail_url is None and not image.nsfw and image.id
+    )
     for start in range(0, len(images), columns):
         cells = st.columns(columns)
         for cell, image in zip(cells, images[start : start + columns], strict=False):
@@ -143,6 +157,7 @@ def image_grid(
                         image.image_url,
                         image.prompt if with_captions else None,
                         format_date(image.created_at) if with_captions else None,
+                        thumbnail=image.thumbnail_url,
                         css_class=css_class,
                         details_href=details(image) if details else None,
                     ),

@@ -29,7 +29,11 @@ def get_settings() -> Settings:
     return load_settings(_secrets())
 
 
-@st.cache_resource(show_spinner=False)
+def _close(studio: Studio) -> None:
+    studio.close()
+
+
+@st.cache_resource(show_spinner=False, on_release=_close)
 def get_studio(database_url: str) -> Studio:
     """The app's parts, built once per process and database (the URL keys the cache; the
     token, part of the settings, never does)."""

@@ -9,24 +9,33 @@
 - The weights (and training config) of every completed LoRA that has no copy yet: trained
   here before copies were kept, by the original app, or registered without one. Their
   `lora_weights_url` stays the original.
+- A thumbnail for every image that has none (`lora_core.thumbnails`): the original app's
+  rows and everything stored before thumbnails. In chunks, each committed as it is done,
+  so an interrupted run resumes where it stopped; a progress line on stderr.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import httpx
 from sqlalchemy import Engine, select, update
 from sqlmodel import col
 
-from lora_core import weights
+from lora_core import thumbnails, weights
 from lora_core.data.db import create_db_engine, session_scope
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
+from lora_core.gallery import downloads
+from lora_core.gallery.downloads import FETCH_TIMEOUT_SECONDS
 from lora_core.settings import load_settings, read_secrets_file
 from lora_core.storage import MediaStore, build_store, copy_images, is_remote
 
 CHUNK = 8
+THUMBNAIL_CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -46,22 +55,59 @@ def repair_images(*, engine: Engine, store: MediaStore) -> RepairReport:
     copied = failed = 0
     for start in range(0, len(pending), CHUNK):
         chunk = pending[start : start + CHUNK]
-        urls = copy_images(
+        copies = copy_images(
             store, [(url, f"fal/{batch_id}/{image_id}.jpg") for image_id, batch_id, url in chunk]
         )
         with session_scope(engine) as session:
-            for (image_id, _batch_id, _url), our_url in zip(chunk, urls, strict=True):
-                if our_url is None:
+            for (image_id, _batch_id, _url), copy in zip(chunk, copies, strict=True):
+                if copy is None:
                     failed += 1
                     continue
                 session.execute(
                     update(GeneratedImage)
                     .where(col(GeneratedImage.id) == image_id)
-                    .values(image_url=our_url)
+                    .values(image_url=copy.url, thumbnail_url=copy.thumbnail_url)
                 )
                 copied += 1
             session.commit()
     return RepairReport(copied=copied, failed=failed)
+
+
+def repair_thumbnails(
+    *, engine: Engine, store: MediaStore, progress: Callable[[int, int], None] | None = None
+) -> RepairReport:
+    """Make the missing thumbnails, THUMBNAIL_CHUNK at once; `progress(done, failed)` after
+    each chunk. An image that cannot be read is skipped (it stays without one and is tried
+    again next time)."""
+    made = failed = 0
+    after = ""
+    with httpx.Client(timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=True) as client:
+        while chunk := thumbnails.missing(engine=engine, limit=THUMBNAIL_CHUNK, after=after):
+            with ThreadPoolExecutor(max_workers=CHUNK) as pool:
+                urls = list(
+                    pool.map(
+                        lambda image: downloads.make_thumbnail(image, store=store, client=client),
+                        chunk,
+                    )
+                )
+            thumbnails.record(
+                engine=engine,
+                made={
+                    image.image_id: url
+                    for image, url in zip(chunk, urls, strict=True)
+                    if url is not None
+                },
+            )
+            made += sum(url is not None for url in urls)
+            failed += sum(url is None for url in urls)
+            after = chunk[-1].image_id
+            if progress is not None:
+                progress(made, failed)
+    return RepairReport(copied=made, failed=failed)
+
+
+def _print_progress(made: int, failed: int) -> None:
+    print(f"\rThumbnails: {made} made, {failed} unreadable", end="", file=sys.stderr, flush=True)
 
 
 def repair_weights(
@@ -106,12 +152,15 @@ def main() -> int:
         loras = repair_weights(
             engine=engine, store=store, allow_private_hosts=settings.allow_private_weights_urls
         )
+        thumbs = repair_thumbnails(engine=engine, store=store, progress=_print_progress)
+        print(file=sys.stderr)
     except LoraStudioError as error:
         print(f"Nothing repaired: {error}", file=sys.stderr)
         return 1
     print(f"Copied {images.copied} images; {images.failed} still unreachable.")
     print(f"Copied the weights of {loras.copied} LoRAs; {loras.failed} still unreachable.")
-    return 0 if images.failed == loras.failed == 0 else 2
+    print(f"Made {thumbs.copied} thumbnails; {thumbs.failed} images could not be read.")
+    return 0 if images.failed == loras.failed == 0 else 2  # an unreadable image: no harm
 
 
 if __name__ == "__main__":

@@ -147,6 +147,8 @@ class GeneratedImage(SQLModel, table=True):
     # Ours: its author or an admin hid it from the galleries (History keeps it). True or
     # NULL, never false, so that the partial index above holds exactly the shown images.
     hidden: bool | None = None
+    # Ours: the small WebP grids show (`lora_core.thumbnails`); None until it is made.
+    thumbnail_url: str | None = Field(default=None, sa_type=Text)
 
 
 class GenerationBatch(SQLModel, table=True):

@@ -16,10 +16,17 @@ from dataclasses import asdict, dataclass
 import httpx
 import pandas as pd
 
+from lora_core import thumbnails
 from lora_core.data.models import GeneratedImage, LoraTraining
 from lora_core.errors import DownloadFailed
 from lora_core.generation.prompts import full_prompt
-from lora_core.storage import MAX_IMAGE_BYTES, LocalMediaStore, MediaStore, is_remote
+from lora_core.storage import (
+    MAX_IMAGE_BYTES,
+    LocalMediaStore,
+    MediaStore,
+    is_remote,
+    save_thumbnail,
+)
 
 FETCH_TIMEOUT_SECONDS = 20
 
@@ -123,3 +130,15 @@ def _manifest_row(image: GeneratedImage, lora: LoraTraining, name: str | None) -
         created_at=image.created_at,
         image_url=image.image_url,
     )
+
+
+def make_thumbnail(
+    image: thumbnails.Missing, *, store: MediaStore, client: httpx.Client | None = None
+) -> str | None:
+    """Read an image that has no thumbnail (ours, or the original app's on its own URL)
+    and store its thumbnail; its URL, or None when the image cannot be read or is none."""
+    try:
+        data = read_image(image.image_url, store=store, client=client)
+    except DownloadFailed:
+        return None
+    return save_thumbnail(store, image.relative_path, data)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from sqlalchemy import ColumnElement, ScalarSelect, func, literal, literal_column, select
+from sqlalchemy import ColumnElement, ScalarSelect, case, func, literal, literal_column, select
 from sqlmodel import Session, col
 
 from lora_core import legacy
@@ -24,6 +24,7 @@ class LoraSummary:
     lora: LoraTraining
     image_count: int
     cover_url: str | None
+    cover_thumbnail_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def _summaries(
     session: Session, *, with_hidden: bool, offset: int = 0, limit: int | None = None
 ) -> list[LoraSummary]:
     """LoRAs newest first with their image count and latest image, in one query; SQLite
-    evaluates the two subqueries only for the rows the limit lets through."""
+    evaluates the subqueries only for the rows the limit lets through."""
     images = GeneratedImage.__table__
     count = (
         select(func.count())
@@ -80,25 +81,44 @@ def _summaries(
         .where(images.c.lora_training_id == LoraTraining.id, images.c.hidden.is_(None))
         .scalar_subquery()
     )
-    latest = (
-        select(images.c.image_url)
-        .where(images.c.lora_training_id == LoraTraining.id, images.c.hidden.is_(None))
-        .where(func.coalesce(images.c.nsfw, False).is_(False))
-        .order_by(images.c.created_at.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
     rows = session.execute(
-        select(LoraTraining, count, func.coalesce(_most_starred_url(), latest))
+        select(LoraTraining, count, *_cover_urls())
         .where(_shown_loras(with_hidden))
         .order_by(col(LoraTraining.created_at).desc())
         .offset(offset)
         .limit(limit)
     ).all()
-    return [LoraSummary(lora=row[0], image_count=row[1], cover_url=row[2]) for row in rows]
+    return [
+        LoraSummary(lora=row[0], image_count=row[1], cover_url=row[2], cover_thumbnail_url=row[3])
+        for row in rows
+    ]
 
 
-def _most_starred_url() -> ScalarSelect[str]:
+def _cover_urls() -> tuple[ColumnElement[str], ColumnElement[str]]:
+    """The URL and the thumbnail's URL of the LoRA's cover: its most-starred image, else
+    the latest one the galleries may show. Both of one image: a starred image without a
+    thumbnail has none, never the latest image's."""
+    images = GeneratedImage.__table__
+
+    def latest(column: ColumnElement[str]) -> ScalarSelect[str]:
+        return (
+            select(column)
+            .where(images.c.lora_training_id == LoraTraining.id, images.c.hidden.is_(None))
+            .where(func.coalesce(images.c.nsfw, False).is_(False))
+            .order_by(images.c.created_at.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    url = func.coalesce(_most_starred(images.c.image_url), latest(images.c.image_url))
+    thumbnail = case(
+        (_most_starred(images.c.id).is_not(None), _most_starred(images.c.thumbnail_url)),
+        else_=latest(images.c.thumbnail_url),
+    )
+    return url, thumbnail
+
+
+def _most_starred(column: ColumnElement[str]) -> ScalarSelect[str]:
     """The LoRA's most-starred image (most recently starred among equals) among those the
     galleries may show: its cover."""
     stars = ImageFavorite.__table__
@@ -114,7 +134,7 @@ def _most_starred_url() -> ScalarSelect[str]:
         .correlate(LoraTraining.__table__)  # to the gallery's row, two levels up
         .scalar_subquery()
     )
-    return select(images.c.image_url).where(images.c.id == favorite).scalar_subquery()
+    return select(column).where(images.c.id == favorite).scalar_subquery()
 
 
 def list_loras(*, session: Session, with_hidden: bool = False) -> list[LoraSummary]:

@@ -205,7 +205,7 @@ def store_batch(
     succeeded, in one transaction. A failed copy keeps fal's URL (see `lora_core.cli.repair`).
     A batch no longer pending (another process finished it) keeps what it has: its rows.
     Long by its arguments: what one batch is made of."""
-    durable = _durable_urls(store, batch_id, [image.url for image in result_images])
+    durable = _durable_copies(store, batch_id, [image.url for image in result_images])
     finished = utc_now()
     rows = [
         GeneratedImage(
@@ -213,7 +213,8 @@ def store_batch(
             lora_training_id=lora_id,
             wallet_address=user,
             prompt=prompt,
-            image_url=durable[index] or image.url,
+            image_url=copy.url if (copy := durable[index]) else image.url,
+            thumbnail_url=copy.thumbnail_url if copy else None,
             original_url=image.url if storage.is_remote(image.url) else None,
             nsfw=image.nsfw,
             image_width=image.width,
@@ -261,17 +262,17 @@ def store_batch(
     return rows
 
 
-def _durable_urls(
+def _durable_copies(
     store: storage.MediaStore | None, batch_id: str, urls: list[str]
-) -> list[str | None]:
-    """Our copy's URL for each remote URL (None where there is no copy)."""
+) -> list[storage.Copied | None]:
+    """Our copy (with its thumbnail) of each remote URL; None where there is no copy."""
     remote = [index for index, url in enumerate(urls) if storage.is_remote(url)]
     copies = (
         storage.copy_images(store, [(urls[i], f"fal/{batch_id}/{i}.jpg") for i in remote])
         if store is not None
         else [None] * len(remote)
     )
-    durable: list[str | None] = [None] * len(urls)
+    durable: list[storage.Copied | None] = [None] * len(urls)
     for index, copy in zip(remote, copies, strict=True):
         durable[index] = copy
     return durable

@@ -102,8 +102,12 @@ def _first_images(session: Session, batch_ids: list[str]) -> dict[str, str]:
     if not batch_ids:
         return {}
     first: dict[str, str] = {}
+    # The thumbnail where there is one: History's Preview column is a small picture.
     for batch_id, url in session.execute(
-        select(GeneratedImage.batch_id, GeneratedImage.image_url)
+        select(
+            GeneratedImage.batch_id,
+            func.coalesce(col(GeneratedImage.thumbnail_url), col(GeneratedImage.image_url)),
+        )
         .where(col(GeneratedImage.batch_id).in_(batch_ids))
         .where(func.coalesce(col(GeneratedImage.nsfw), False).is_(False))
         .order_by(col(GeneratedImage.created_at).desc())

@@ -143,8 +143,18 @@ def test_1_generate_from_the_gallery_and_see_the_new_images_first(
     expect(first_batch.get_by_text(prompt_text)).to_be_visible()
     expect(first_batch.locator("figure.ls-card img")).to_have_count(4)
     first_src = first_batch.locator("figure.ls-card img").first.get_attribute("src") or ""
-    # The newest batch first, served from our durable copy of fal's image.
+    # The newest batch first, served from our durable copy of fal's image: the grid loads
+    # its thumbnail, the link opens the full image.
     assert first_src.startswith(f"{fresh_app.media_url_prefix}/fal/"), first_src
+    assert first_src.endswith(".thumb.webp"), first_src
+    first_href = first_batch.locator("figure.ls-card a").first.get_attribute("href") or ""
+    assert first_href == first_src.replace(".thumb.webp", ".jpg")
+    loaded = page.evaluate(
+        "src => [...document.images].filter(i => i.src.endsWith(src))"
+        ".map(i => [i.complete, i.naturalWidth])",
+        first_src,
+    )
+    assert loaded and all(done and width > 0 for done, width in loaded), loaded
     expect(page.get_by_test_id("stException")).to_have_count(0)
     assert stored_prompts(fresh_app, "demo-watercolor") == [prompt_text] * 4
     assert len(fake_fal.submissions) == 1
@@ -432,8 +442,9 @@ def test_11_an_image_is_shared_by_link_and_its_batch_downloaded_as_a_zip(
     expect(page).to_have_url(re.compile(r"/lora\?id=demo-watercolor$"))
 
     page.get_by_role("link", name="All LoRAs").first.click()  # the starred image is the cover
-    cover = page.locator(".st-key-lora_card_demo-watercolor figure.ls-card img")
-    expect(cover).to_have_attribute("src", starred_src)
+    card = page.locator(".st-key-lora_card_demo-watercolor figure.ls-card")
+    expect(card.locator("a")).to_have_attribute("href", starred_src)  # opens the full image
+    expect(card.locator("img")).to_have_attribute("src", re.compile(r"\.thumb\.webp$"))
     expect(page.get_by_test_id("stException")).to_have_count(0)
 
 

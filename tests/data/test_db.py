@@ -75,6 +75,7 @@ def test_generated_images_has_the_plans_columns_and_types(engine):
         "original_url": ("TEXT", True),
         "nsfw": ("BOOLEAN", True),
         "hidden": ("BOOLEAN", True),
+        "thumbnail_url": ("TEXT", True),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage
@@ -121,3 +122,25 @@ def test_history_can_show_only_generations_with_an_image_i_starred(
 
     assert [row.batch_id for row in rows.items] == [other]
     assert none.total == 0
+
+
+def test_the_covers_thumbnail_is_always_the_cover_images_own(engine, add_lora, add_images, star):
+    add_lora("l")
+    add_images("l", 3)  # l-img-0002 is the latest
+    with session_scope(engine) as session:
+        for image in session.scalars(select(GeneratedImage)):
+            if image.id != "l-img-0000":  # the one to be starred was stored before thumbnails
+                image.thumbnail_url = image.image_url.replace(".jpg", ".thumb.webp")
+        session.commit()
+
+    def cover() -> tuple[str | None, str | None]:
+        with session_scope(engine) as session:
+            [summary] = queries.list_loras(session=session)
+        return summary.cover_url, summary.cover_thumbnail_url
+
+    assert cover() == ("https://cdn.example/l/2.jpg", "https://cdn.example/l/2.thumb.webp")
+    star("ann", "l-img-0000")
+    assert cover() == ("https://cdn.example/l/0.jpg", None)  # shown whole, not another's
+    star("bob", "l-img-0001")
+    star("cy", "l-img-0001")
+    assert cover() == ("https://cdn.example/l/1.jpg", "https://cdn.example/l/1.thumb.webp")

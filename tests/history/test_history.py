@@ -320,6 +320,21 @@ def test_a_flagged_image_is_never_a_thumbnail(seeded):
     assert row.thumbnail_url is not None and not row.thumbnail_url.endswith("/3.jpg")
 
 
+def test_the_preview_column_loads_the_thumbnail_where_there_is_one(seeded):
+    with session_scope(seeded) as session:
+        for image in session.scalars(select(GeneratedImage).where(GeneratedImage.batch_id == "b8")):
+            image.thumbnail_url = image.image_url.replace(".jpg", ".thumb.webp")
+        session.commit()
+        page = listing.list_batches(session=session, history_filter=HistoryFilter(user="bob"))
+
+    by_batch = {row.batch_id: row.thumbnail_url for row in page.items}
+    assert by_batch["b8"].startswith("https://cdn.example/b8/")
+    assert by_batch["b8"].endswith(".thumb.webp")
+    assert all(
+        url is None or url.endswith(".jpg") for batch, url in by_batch.items() if batch != "b8"
+    )  # no thumbnail yet: the image itself
+
+
 def test_exported_local_urls_are_made_absolute(seeded):
     with session_scope(seeded) as session:
         image = session.get(GeneratedImage, "b8-0")

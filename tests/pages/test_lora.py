@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from sqlalchemy import select
 
 from lora_core.data.clock import to_iso, utc_now
@@ -713,3 +714,56 @@ def test_the_images_shown_download_as_one_zip_also_when_filtered(
     assert "Download the 2 images shown (zip)" in labels
     assert [row["prompt"] for row in everyone] == [f"prompt {n}" for n in range(29, 5, -1)]
     assert [row["prompt"] for row in starred] == ["prompt 7", "prompt 3"]
+
+
+def test_grids_load_thumbnails_and_open_the_full_image(open_app, add_lora, engine, with_fal):
+    add_lora("thumbs")
+
+    at = generate(open_dialog(open_app, "thumbs"), "a storm")
+
+    images = stored_images(engine)
+    assert len(images) == 4
+    for image in images:
+        assert image.thumbnail_url == image.image_url.replace(".jpg", ".thumb.webp")
+    for grid in (" ".join(results(at)), " ".join(cards(open_app(LORA_PAGE, id="thumbs")))):
+        for image in images:
+            assert f'href="{image.image_url}"' in grid  # opened in a new tab: the full image
+            assert f'src="{image.thumbnail_url}"' in grid  # loaded by the page: the thumbnail
+        assert grid.count('loading="lazy" width="384" height="384"') == 4
+    details = open_app(LORA_PAGE, id="thumbs", image=images[0].id)
+    [large] = [m.value for m in details.markdown if 'class="ls-card ls-large"' in m.value]
+    assert f'src="{images[0].image_url}"' in large
+
+
+def test_images_without_thumbnails_are_shown_whole_once_and_get_one_in_the_background(
+    open_app, app_env, add_lora, engine
+):
+    from ui import context
+
+    add_lora("old")
+    media = Path(app_env["MEDIA_DIR"])
+    with session_scope(engine) as session:
+        for number in range(3):  # stored before thumbnails existed
+            (media / "old").mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (1024, 1024), "navy").save(media / "old" / f"{number}.jpg")
+            session.add(
+                GeneratedImage(
+                    id=f"old-{number}", lora_training_id="old", wallet_address="ann",
+                    prompt="p", image_url=f"app/static/media/old/{number}.jpg",
+                    created_at=to_iso(utc_now() - timedelta(minutes=number)),
+                )
+            )  # fmt: skip
+        session.commit()
+
+    first = " ".join(cards(open_app(LORA_PAGE, id="old")))
+    context.studio().thumbnails.wait_until_idle()
+    second = " ".join(cards(open_app(LORA_PAGE, id="old")))
+
+    for number in range(3):
+        assert f'src="app/static/media/old/{number}.jpg"' in first
+        thumbnail = f"app/static/media/thumbs/old-{number}.thumb.webp"
+        assert f'src="{thumbnail}"' in second
+        assert Image.open(media / thumbnail.removeprefix("app/static/media/")).size == (384, 384)
+    assert {image.thumbnail_url for image in stored_images(engine)} == {
+        f"app/static/media/thumbs/old-{number}.thumb.webp" for number in range(3)
+    }
