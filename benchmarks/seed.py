@@ -81,6 +81,8 @@ def seeded_engine(
                     "wallet_address": user,
                     "prompt": prompt,
                     "image_url": f"https://cdn.example/{batch_id}/{index}.jpg",
+                    # As every image stored today has: no background thumbnailing meanwhile.
+                    "thumbnail_url": f"https://cdn.example/{batch_id}/{index}.thumb.webp",
                     "image_width": 1024,
                     "image_height": 1024,
                     "seed": str(rng.getrandbits(64)),
