@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -92,35 +93,44 @@ def test_a_failed_transaction_writes_nothing(sqld: Sqld):
     engine.dispose()
 
 
-def test_many_threads_write_at_once_without_waiting_for_the_server_timeout(sqld: Sqld):
-    sqld.wipe()
-    engine = create_db_engine(sqld.target)
+@pytest.fixture
+def own_sqld(tmp_path: Path) -> Iterator[Sqld]:
+    """A server of this test's own: no stream another test left open can hold its lock."""
+    server = Sqld(tmp_path / "sqld").start()
+    yield server
+    server.remove()
+
+
+def test_many_threads_write_at_once_without_waiting_for_the_server_timeout(own_sqld: Sqld):
+    engine = create_db_engine(own_sqld.target)
     ensure_schema(engine)
     start = threading.Barrier(16)
     failures: list[BaseException] = []
+    waits: list[float] = []
 
     def writer(number: int) -> None:
         start.wait()
         try:
             for step in range(5):
+                began = time.monotonic()
                 with session_scope(engine) as session:
                     session.add(a_lora(f"l-{number}-{step}"))
                     session.commit()
+                waits.append(time.monotonic() - began)
         except BaseException as error:  # reported below
             failures.append(error)
 
-    began = time.monotonic()
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(16)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    elapsed = time.monotonic() - began
 
     assert failures == [], [repr(failure.__cause__) for failure in failures]
     assert count_loras(engine) == 80
-    # A stall would wait for sqld's 5 s transaction timeout at least once.
-    assert elapsed < 4, f"80 writes from 16 threads took {elapsed:.1f} s"
+    # A stall waits for sqld's 5 s transaction timeout: no single write comes near it (the
+    # total depends on how busy the machine is; one write's wait on a stall does not).
+    assert max(waits) < 4.5, f"the slowest of 80 writes took {max(waits):.1f} s"
     engine.dispose()
 
 
