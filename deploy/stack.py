@@ -39,6 +39,23 @@ BUCKET = "lora-studio"
 STARTUP_SECONDS = 60.0
 
 
+def public_read_policy(bucket: str) -> str:
+    """A bucket policy that lets anyone read its objects: image URLs open anywhere."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "s3:GetObject",
+                    "Resource": f"arn:aws:s3:::{bucket}/*",
+                }
+            ],
+        }
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -227,22 +244,7 @@ class Stack:
         )
         client.create_bucket(Bucket=BUCKET)
         # Images are served straight from the bucket, to anyone with the link.
-        client.put_bucket_policy(
-            Bucket=BUCKET,
-            Policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": "*",
-                            "Action": "s3:GetObject",
-                            "Resource": f"arn:aws:s3:::{BUCKET}/*",
-                        }
-                    ],
-                }
-            ),
-        )
+        client.put_bucket_policy(Bucket=BUCKET, Policy=public_read_policy(BUCKET))
 
     def _spawn_replica(self, index: int) -> None:
         node = self.nodes[index]

@@ -3,7 +3,6 @@ before anything imports `fal_client` (it reads its hosts once, at import)."""
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ for _name in SETTING_NAMES:
 
 from sqlalchemy import Engine  # noqa: E402
 
+from deploy.stack import public_read_policy  # noqa: E402
 from lora_core.data.clock import to_iso, utc_now  # noqa: E402
 from lora_core.data.db import DatabaseTarget, create_db_engine, session_scope  # noqa: E402
 from lora_core.data.models import (  # noqa: E402
@@ -337,20 +337,5 @@ def s3_store(s3_server: str) -> S3MediaStore:
     )
     store._client.create_bucket(Bucket=bucket)
     # As a deployment would: objects are publicly readable, so an image URL opens anywhere.
-    store._client.put_bucket_policy(
-        Bucket=bucket,
-        Policy=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": "*",
-                        "Action": "s3:GetObject",
-                        "Resource": f"arn:aws:s3:::{bucket}/*",
-                    }
-                ],
-            }
-        ),
-    )
+    store._client.put_bucket_policy(Bucket=bucket, Policy=public_read_policy(bucket))
     return store
