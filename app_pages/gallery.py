@@ -8,7 +8,14 @@ from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus
 from lora_core.gallery import queries
 from ui import context, routes
-from ui.components import empty_thumbnail, format_date, image_card, lora_title, status_badge
+from ui.components import (
+    count_text,
+    empty_thumbnail,
+    format_date,
+    image_card,
+    lora_title,
+    status_badge,
+)
 from ui.generate_dialog import close_generate, open_generate
 from ui.text import md
 
@@ -33,10 +40,11 @@ with session_scope(context.studio().engine) as session:
 summaries = loras.items
 if not summaries:
     st.info(
-        "No LoRAs yet. Train one in the trainer app, or run `python -m lora_core.cli.demo` "
-        "to add demo LoRAs.",
+        "No LoRAs yet. Train one from your pictures, or register one you trained elsewhere "
+        "(both on the Train page); `python -m lora_core.cli.demo` adds demo LoRAs.",
         icon=":material/info:",
     )
+    st.page_link(routes.TRAIN, label="Train a LoRA", icon=":material/model_training:")
 
 
 signed_in = context.current_identity().signed_in
@@ -61,7 +69,7 @@ for start in range(0, len(summaries), CARDS_PER_ROW):
             status_badge(lora.status)
             st.caption(
                 (f"Trigger word: {md(lora.trigger_word)} · " if lora.name else "")
-                + f"{summary.image_count} images · {md(lora.steps or '—')} steps · "
+                + f"{summary.image_count} images · {md(count_text(lora.steps))} steps · "
                 f"created {md(format_date(lora.created_at, with_time=False))}"
             )
             st.page_link(

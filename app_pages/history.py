@@ -219,10 +219,19 @@ if (
 ):
     st.warning("“From” is after “To”: no day is in that range.", icon=":material/event:")
 overview = cached_overview(history_filter, names, version)
-show_summary(overview.summary)
 if overview.summary.batches == 0:
-    st.info("No generations match these filters.", icon=":material/filter_alt_off:")
+    if history_filter == HistoryFilter():  # nothing to summarise: no row of zeros
+        st.info(
+            "No generations yet. Open a LoRA in the gallery and generate its first images; "
+            "every generation then shows here.",
+            icon=":material/history:",
+        )
+        st.page_link(routes.GALLERY, label="Go to the gallery", icon=":material/photo_library:")
+    else:
+        show_summary(overview.summary)
+        st.info("No generations match these filters.", icon=":material/filter_alt_off:")
     st.stop()
+show_summary(overview.summary)
 show_charts(overview)
 with session_scope(context.studio().engine) as session:
     rows = listing.list_batches(

@@ -26,7 +26,7 @@ from lora_core.training.archive import (
 )
 from lora_core.training.trainers import TrainingState
 from ui import context, routes
-from ui.components import format_date, lora_title
+from ui.components import count_text, format_date, lora_title
 from ui.errors import guarded, period_text, show_error
 from ui.generate_dialog import open_generate
 from ui.text import md
@@ -155,7 +155,7 @@ def show_training(lora: LoraTraining, state: TrainingState | None) -> None:
             st.caption(f"registered {when} · trigger word {md(lora.trigger_word)}")
         else:
             kind = {None: "", True: "Style · ", False: "Subject · "}[lora.is_style]
-            st.caption(f"{kind}{md(lora.steps or '—')} steps · started {when}")
+            st.caption(f"{kind}{md(count_text(lora.steps))} steps · started {when}")
         if lora.status == LoraStatus.PENDING:
             show_state(state)
         elif lora.status == LoraStatus.COMPLETED:

@@ -127,6 +127,16 @@ def image_card(
     return "".join(parts)
 
 
+def count_text(value: object) -> str:
+    """A stored count as people read it ("1,000"); anything else, as stored (the original
+    app's rows may hold text there), or "—" for none."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
 def empty_thumbnail(text: str = "No images yet") -> str:
     return f'<div class="ls-thumb-empty">{escape(text)}</div>'
 

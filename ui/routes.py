@@ -53,7 +53,7 @@ _USAGE = partial(
     st.Page, "app_pages/usage.py", title="Usage", icon=":material/monitoring:", url_path="usage"
 )
 
-GALLERY, LORA = _GALLERY(), _LORA()
+GALLERY, LORA, TRAIN = _GALLERY(), _LORA(), _TRAIN()
 
 
 def pages(*, admin: bool) -> list[st.Page]:

@@ -26,8 +26,8 @@ def test_every_lora_is_shown_newest_first_with_its_details(open_app, add_lora, e
 
     assert not at.exception
     assert [s.value for s in at.subheader] == ["neonnoir", "wtrclr"]
-    page = texts(at)
-    assert "3 images · 1200 steps" in page
+    page = readable(texts(at))
+    assert "3 images · 1,200 steps" in page
     assert "https://cdn.example/older/2.jpg" in page  # its latest image is the thumbnail
     assert ":green-badge[Completed]" in page
 
@@ -68,6 +68,8 @@ def test_an_empty_database_explains_how_to_add_loras(open_app):
 
     assert not at.exception
     assert "No LoRAs yet" in at.info[0].value
+    assert "trainer app" not in at.info[0].value  # this app trains: its Train page
+    assert [link.proto.page for link in at.get("page_link")][-1] == "train"
 
 
 def test_the_sidebar_names_the_user_quota_and_preview_mode(open_app):

@@ -76,6 +76,15 @@ def test_no_match_says_so(open_app, seeded):  # noqa: F811
     assert not at.dataframe
 
 
+def test_an_empty_history_says_how_to_fill_it_without_a_row_of_zeros(open_app):
+    at = open_history(open_app)
+
+    assert not at.exception
+    assert at.info[0].value.startswith("No generations yet.")
+    assert not at.metric  # no "0 %" rates for nothing
+    assert not at.dataframe
+
+
 def test_reuse_prompt_opens_the_loras_page_with_the_prompt(open_app, seeded):  # noqa: F811
     at = open_history(open_app, user="bob", q="lighthouse")
     at.session_state["history_table"] = {"selection": {"rows": [0], "columns": []}}

@@ -198,7 +198,8 @@ def test_a_subject_is_trained_with_fals_masks_and_listed_as_a_subject(
     body = fake_fal.training_submissions[0].body
     assert (body["is_style"], body["create_masks"]) == (False, True)
     assert stored_loras(engine)[0].is_style is False
-    assert any(caption.value.startswith("Subject · 1000 steps") for caption in at.caption)
+    captions = [readable(caption.value) for caption in at.caption]
+    assert any(caption.startswith("Subject · 1,000 steps") for caption in captions)
 
 
 def test_a_key_refused_at_upload_says_to_check_fal_key(open_app, with_fal, engine, fake_fal):
