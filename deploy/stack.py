@@ -57,6 +57,7 @@ def public_read_policy(bucket: str) -> str:
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -89,6 +90,7 @@ def tail(log: Path, lines: int = 30) -> str:
 
 
 def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """Terminate, then kill if it will not go within 10 s."""
     if process is not None and process.poll() is None:
         process.terminate()
         try:

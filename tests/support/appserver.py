@@ -8,6 +8,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from deploy.stack import stop_process
+
 CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by scripts/setup.sh --test
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -55,10 +57,5 @@ def is_healthy(url: str) -> bool:
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    """Terminate, then kill if it will not go: as `deploy.stack` stops its processes."""
+    stop_process(process)

@@ -1,12 +1,8 @@
-"""Loopback helpers shared by the tests, the fakes and the benchmarks."""
+"""Loopback helpers shared by the tests, the fakes and the benchmarks: the deployment's own
+(`deploy.stack`), so a free port is found one way everywhere."""
 
 from __future__ import annotations
 
-import socket
+from deploy.stack import free_port
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+__all__ = ["free_port"]
