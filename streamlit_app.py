@@ -29,6 +29,7 @@ def start() -> Settings | None:
 settings = start()
 if settings is None:
     st.stop()
+context.forget_run_quota()
 
 who = context.current_identity()
 page = st.navigation(routes.pages(admin=who.is_admin), position="sidebar")
@@ -48,7 +49,8 @@ with st.sidebar:  # below the menu, which Streamlit ends with a divider
     if who.signed_in:
         with boundary("the quota line"):
             st.caption(remaining_text(context.quota_status()))
-    st.caption(f":material/database: {md(settings.database.label)}")
+    if who.is_admin:  # where the data lives is for the people who run the app
+        st.caption(f":material/database: {md(settings.database.label)}")
     if settings.preview_mode:
         st.info(
             "**Preview mode**: no FAL_KEY is set, so images are placeholders drawn locally "

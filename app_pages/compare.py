@@ -8,12 +8,13 @@ import logging
 import streamlit as st
 
 from lora_core.data.db import session_scope
+from lora_core.data.models import GeneratedImage
 from lora_core.errors import LoraStudioError, QuotaExceeded
 from lora_core.gallery import queries
 from lora_core.generation import prompts
-from ui import context
+from ui import context, routes
 from ui.components import image_grid, lora_title
-from ui.errors import boundary, remaining_text, report_unexpected, show_error
+from ui.errors import generation_blocked, remaining_text, report_unexpected, show_error
 from ui.text import md
 
 logger = logging.getLogger(__name__)
@@ -35,22 +36,25 @@ def generate_missing(missing: list[str], prompt: str, labels: dict[str, str]) ->
         return
     failed = False
     for lora_id in missing:
+        # Errors are said below their box, where the eye already is, not folded inside it.
         with st.status(f"Generating with {md(labels[lora_id])}…") as progress:
             try:
                 context.studio().generate(user=user, lora_id=lora_id, prompt=prompt)
-            except LoraStudioError as error:
-                progress.update(label=f"{md(labels[lora_id])}: not generated", state="error")
-                show_error(error)
-                if isinstance(error, QuotaExceeded):
-                    return
-                failed = True
-                continue
             except Exception as error:
                 progress.update(label=f"{md(labels[lora_id])}: not generated", state="error")
-                report_unexpected(error, what="a generation")
-                failed = True
-                continue
-            progress.update(label=f"{md(labels[lora_id])}: done", state="complete")
+                problem: Exception | None = error
+            else:
+                progress.update(label=f"{md(labels[lora_id])}: done", state="complete")
+                problem = None
+        if problem is None:
+            continue
+        failed = True
+        if not isinstance(problem, LoraStudioError):
+            report_unexpected(problem, what="a generation")
+            continue
+        show_error(problem)
+        if isinstance(problem, QuotaExceeded):
+            return
     if not failed:  # a rerun would wipe the messages; new images then show on the next run
         st.rerun()
 
@@ -85,20 +89,39 @@ with session_scope(context.studio().engine) as session:
 missing = [lora_id for lora_id in chosen if not latest[lora_id]]
 if missing and context.current_user() is not None:
     names = ", ".join(md(labels[lora_id]) for lora_id in missing)
-    with boundary("the quota line"):
-        st.caption(remaining_text(context.quota_status()))
+    status = context.run_quota_status()
+    if status is not None:
+        st.caption(remaining_text(status))
+    blocked = generation_blocked(status)
     if st.button(
         f"Generate for {names} ({len(missing)} batch{'es' if len(missing) > 1 else ''})",
         key="generate_missing",
         type="primary",
         icon=":material/auto_awesome:",
+        disabled=blocked is not None,
     ):
         generate_missing(missing, prompt, labels)
+    if blocked:  # why the button is disabled, next to it
+        st.warning(md(blocked), icon=":material/timer:")
 
-for column, lora_id in zip(st.columns(len(chosen), gap="medium"), chosen, strict=True):
+
+def open_details(image: GeneratedImage) -> None:
+    routes.open_image(image.lora_training_id, image.id)
+
+
+# Side by side at every width: on a phone the row scrolls sideways rather than stacking.
+columns = st.columns(len(chosen), gap="medium", wrap=False)
+for column, lora_id in zip(columns, chosen, strict=True):
     with column, st.container(border=True, key=f"compare_{lora_id}"):
         st.subheader(md(labels[lora_id]), anchor=False)
         if latest[lora_id]:
-            image_grid(latest[lora_id], columns=2, with_captions=False)
+            image_grid(
+                latest[lora_id],
+                columns=2,
+                with_captions=False,
+                on_open=open_details,
+                key=f"compare_{lora_id}",
+                lora_name=labels[lora_id],
+            )
         else:
             st.info("No images for this prompt yet.", icon=":material/image:")

@@ -16,10 +16,12 @@ from ui.components import (
     lora_title,
     status_badge,
 )
+from ui.errors import generation_blocked
 from ui.generate_dialog import close_generate, open_generate
 from ui.text import md
 
 CARDS_PER_ROW = 4
+CARD_MIN_PX = 150  # two cards across on a 390 px phone
 PAGE_SIZE = 24  # six rows: a page the browser draws quickly, however many LoRAs there are
 PAGE_KEY = "gallery_page"
 
@@ -29,7 +31,8 @@ close_generate()
 st.set_page_config(page_title="Gallery · LoRA Studio")
 st.title("LoRA Gallery")
 st.caption(
-    "Every LoRA the team has trained, newest first. Open one to see everything generated from it."
+    "Every LoRA the team has trained: those with images first, newest first. "
+    "Open one to see everything generated from it."
 )
 
 with session_scope(context.studio().engine) as session:
@@ -48,49 +51,52 @@ if not summaries:
 
 
 signed_in = context.current_identity().signed_in
-for start in range(0, len(summaries), CARDS_PER_ROW):
-    for cell, summary in zip(
-        st.columns(CARDS_PER_ROW), summaries[start : start + CARDS_PER_ROW], strict=False
-    ):
-        lora = summary.lora
-        with cell.container(border=True, key=f"lora_card_{lora.id}"):
-            if summary.cover_url:
-                st.markdown(
-                    image_card(
-                        summary.cover_url,
-                        alt=f"An image generated with the LoRA {lora_title(lora)}",
-                        thumbnail=summary.cover_thumbnail_url,
-                    ),
-                    unsafe_allow_html=True,
-                )
-            else:
-                st.markdown(empty_thumbnail(), unsafe_allow_html=True)
-            st.subheader(md(lora_title(lora)), anchor=False)
-            status_badge(lora.status)
-            st.caption(
-                (f"Trigger word: {md(lora.trigger_word)} · " if lora.name else "")
-                + f"{summary.image_count} images · {md(count_text(lora.steps))} steps · "
-                f"created {md(format_date(lora.created_at, with_time=False))}"
+blocked = generation_blocked(context.run_quota_status()) if signed_in else None
+if blocked and summaries:
+    st.info(md(blocked), icon=":material/timer:")
+
+# Even cards, four across on a desktop and two on a phone; each card opens its LoRA.
+cards = st.grid(CARDS_PER_ROW, min_column_width=CARD_MIN_PX, border=True, key="lora_grid")
+for summary in summaries:
+    lora = summary.lora
+    with cards.container(key=f"lora_card_{lora.id}"):
+        if summary.cover_url:
+            st.markdown(
+                image_card(
+                    summary.cover_url,
+                    alt=f"An image generated with the LoRA {lora_title(lora)}",
+                    thumbnail=summary.cover_thumbnail_url,
+                    opens_full_size=False,
+                ),
+                unsafe_allow_html=True,
             )
-            st.page_link(
-                routes.LORA,
-                label="Open",
-                icon=":material/open_in_new:",
-                query_params={"id": lora.id},
-            )
-            if lora.status != LoraStatus.COMPLETED:
-                continue
-            if not signed_in:
-                if st.button("Sign in to generate", key=f"sign_in_{lora.id}", width="stretch"):
-                    st.login()
-            elif st.button(
-                "Generate",
-                key=f"generate_{lora.id}",
-                icon=":material/auto_awesome:",
-                width="stretch",
-            ):
-                open_generate(lora.id)
-                routes.open_lora(lora.id)
+        else:
+            st.markdown(empty_thumbnail(), unsafe_allow_html=True)
+        st.subheader(md(lora_title(lora)), anchor=False)
+        status_badge(lora.status)
+        st.caption(
+            (f"Trigger word: {md(lora.trigger_word)} · " if lora.name else "")
+            + f"{count_text(summary.image_count)} images · {md(count_text(lora.steps))} steps · "
+            f"created {md(format_date(lora.created_at, with_time=False))}"
+        )
+        # The card's link, for keyboards and screen readers; CSS stretches it over the card.
+        st.page_link(
+            routes.LORA, label=f"Open {md(lora_title(lora))}", query_params={"id": lora.id}
+        )
+        if lora.status != LoraStatus.COMPLETED:
+            continue
+        if not signed_in:
+            if st.button("Sign in to generate", key=f"sign_in_{lora.id}", width="stretch"):
+                st.login()
+        elif st.button(
+            "Generate",
+            key=f"generate_{lora.id}",
+            icon=":material/auto_awesome:",
+            width="stretch",
+            disabled=blocked is not None,
+        ):
+            open_generate(lora.id)
+            routes.open_lora(lora.id)
 
 if loras.page_count > 1:
     st.pagination(loras.page_count, key=PAGE_KEY, default=loras.page)

@@ -19,6 +19,16 @@ from ui.generate_dialog import follow_reuse, reuse_prompt
 from ui.text import md
 
 PAGE_SIZE = 50
+# Each filter widget's key (also its name in the link) and its empty value.
+FILTER_DEFAULTS: dict[str, object] = {
+    "lora": [],
+    "status": [],
+    "user": "",
+    "q": "",
+    "from": None,
+    "to": None,
+    "starred": False,
+}
 
 follow_reuse()
 st.set_page_config(page_title="History · LoRA Studio")
@@ -26,11 +36,39 @@ st.title("History")
 st.caption("Every generation by everyone, newest first. Filters are kept in the link.")
 
 
+def active_filters() -> int:
+    """How many filters are set: the widgets' values, or the link's before the widgets
+    have read it (they keep the link in step with them afterwards)."""
+    return sum(
+        1
+        for key in FILTER_DEFAULTS
+        if (st.session_state[key] if key in st.session_state else st.query_params.get(key))
+    )
+
+
+def clear_filters() -> None:
+    for key, empty in FILTER_DEFAULTS.items():
+        st.session_state[key] = list(empty) if isinstance(empty, list) else empty
+
+
 def read_filters(lora_names: dict[str, str]) -> HistoryFilter:
-    """Filter widgets bound to the URL's query parameters, so a view can be shared.
+    """Filter widgets bound to the URL's query parameters, so a view can be shared; folded
+    away (the table first, on a phone too) and saying how many are set.
 
     A bound multiselect keeps its labels in the link (`?lora=alpha`), hence unique labels.
     """
+    count = active_filters()
+    label = f"Filters · {count} active" if count else "Filters"
+    with st.expander(label, icon=":material/filter_list:", key="history_filters"):
+        history_filter = _filter_widgets(lora_names)
+        st.button(
+            "Clear filters", key="clear_filters", icon=":material/filter_alt_off:",
+            on_click=clear_filters, disabled=not count,
+        )  # fmt: skip
+    return history_filter
+
+
+def _filter_widgets(lora_names: dict[str, str]) -> HistoryFilter:
     labels = queries.unique_labels(lora_names)
     first, second, third = st.columns([2, 1, 1])
     lora_ids = first.multiselect(
@@ -60,15 +98,19 @@ def read_filters(lora_names: dict[str, str]) -> HistoryFilter:
 
 
 def show_summary(summary: analytics.HistorySummary) -> None:
-    cells = st.columns(7)
-    cells[0].metric("Batches", f"{summary.batches:,}")
-    cells[1].metric("Images", f"{summary.images:,}")
-    cells[2].metric("Users", summary.users)
-    cells[3].metric("LoRAs", summary.loras)
-    cells[4].metric("Failed", f"{summary.failure_rate:.0%}")
-    cells[5].metric("Safety-filtered", f"{summary.safety_filter_rate:.0%}")
+    """Seven figures in one compact row that wraps (two short rows on a phone)."""
     median = "—" if summary.median_seconds is None else f"{summary.median_seconds:.1f} s"
-    cells[6].metric("Median time", median)
+    with st.container(horizontal=True, gap="medium", key="history_summary"):
+        for label, value in (
+            ("Batches", f"{summary.batches:,}"),
+            ("Images", f"{summary.images:,}"),
+            ("Users", f"{summary.users:,}"),
+            ("LoRAs", f"{summary.loras:,}"),
+            ("Failed", f"{summary.failure_rate:.0%}"),
+            ("Safety-filtered", f"{summary.safety_filter_rate:.0%}"),
+            ("Median time", median),
+        ):
+            st.metric(label, value, width="content")
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
@@ -96,6 +138,7 @@ def show_charts(overview: analytics.Overview) -> None:
         x="day",
         y="batches",
         color="lora",
+        domain=charts.day_domain(list(days.index)),
         container=by_day,
         alt=f"Batches per day, stacked by LoRA, over {len(days)} days; "
         f"at most {days.max() if len(days) else 0} in a day.",
@@ -155,7 +198,7 @@ def show_table(page: queries.Page[listing.HistoryRow]) -> None:
             "user": "User",
             "lora": "LoRA",
             "page": st.column_config.LinkColumn("Open", display_text="Open ↗", width="small"),
-            "prompt": st.column_config.TextColumn("Prompt", width="medium"),
+            "prompt": st.column_config.TextColumn("Prompt", width="large"),
             "images": st.column_config.NumberColumn("Images", width="small"),
             "status": "Status",
             "seconds": st.column_config.NumberColumn("Duration", format="%.1f s"),
@@ -167,6 +210,9 @@ def show_table(page: queries.Page[listing.HistoryRow]) -> None:
     chosen = [index for index in rows if index < len(page.items)]
     if chosen:
         row = page.items[chosen[0]]
+        # The whole prompt, which the table cuts off, as stored.
+        st.markdown(f"**Prompt** · {md(row.trigger_word or row.lora_id)} · {md(row.user)}")
+        st.text(row.prompt)
         st.button(
             f"Reuse prompt on {md(row.trigger_word or row.lora_id)}",
             key="reuse_prompt",
@@ -175,7 +221,7 @@ def show_table(page: queries.Page[listing.HistoryRow]) -> None:
             args=(row.lora_id, row.prompt),
         )
     else:
-        st.caption("Select a row to reuse its prompt.")
+        st.caption("Select a row to read its whole prompt and reuse it.")
 
 
 def show_exports(history_filter: HistoryFilter) -> None:
@@ -228,8 +274,11 @@ if overview.summary.batches == 0:
         )
         st.page_link(routes.GALLERY, label="Go to the gallery", icon=":material/photo_library:")
     else:
-        show_summary(overview.summary)
         st.info("No generations match these filters.", icon=":material/filter_alt_off:")
+        st.button(
+            "Clear filters", key="clear_filters_empty", icon=":material/filter_alt_off:",
+            on_click=clear_filters,
+        )  # fmt: skip
     st.stop()
 show_summary(overview.summary)
 show_charts(overview)

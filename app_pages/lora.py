@@ -12,16 +12,18 @@ from lora_core.generation import service
 from ui import context, routes
 from ui.components import (
     FLAGGED_TEXT,
+    count_text,
     empty_thumbnail,
     format_date,
+    image_alt,
     image_card,
     image_grid,
     lora_title,
     share_url,
     status_badge,
 )
-from ui.errors import guarded, show_error
-from ui.generate_dialog import open_generate, render_open_dialog
+from ui.errors import generation_blocked, guarded, show_error
+from ui.generate_dialog import close_generate, open_generate, render_open_dialog
 from ui.text import md
 
 PAGE_SIZE = 24
@@ -43,20 +45,29 @@ def show_header(lora: LoraTraining, image_count: int) -> None:
     st.set_page_config(page_title=f"{lora_title(lora)} · LoRA Studio")
     st.page_link(routes.GALLERY, label="All LoRAs", icon=":material/arrow_back:")
     st.title(md(lora_title(lora)), anchor=False)
-    if lora.name:
-        st.caption(f"Trigger word: {md(lora.trigger_word)}")
-    status_badge(lora.status)
-    steps, created, images = st.columns(3)
-    # A metric's value is Markdown too, and these are stored values.
-    steps.metric("Training steps", md(lora.steps or "—"))
-    created.metric("Created", md(format_date(lora.created_at, with_time=False)))
-    images.metric("Images generated", image_count)
-    if lora.lora_weights_url:
-        st.caption("Weights URL")
-        st.code(lora.lora_weights_url, language=None, wrap_lines=True)
-    if lora.weights_copy_url:
-        st.caption("LoRA Studio's copy of the weights (fal's links expire)")
-        st.code(lora.weights_copy_url, language=None, wrap_lines=True)
+    with st.container(horizontal=True, vertical_alignment="center", key="lora_facts"):
+        status_badge(lora.status)
+        # One compact line, so that the first screen is mostly images, on a phone too.
+        facts = [
+            *([f"Trigger word: {md(lora.trigger_word)}"] if lora.name else []),
+            f"{md(count_text(lora.steps))} training steps",
+            f"created {md(format_date(lora.created_at, with_time=False))}",
+            f"{count_text(image_count)} images",
+        ]
+        st.caption(" · ".join(facts))
+
+
+def show_weights(lora: LoraTraining) -> None:
+    """Where the weights are: for people who use the LoRA elsewhere, below the main action."""
+    if not (lora.lora_weights_url or lora.weights_copy_url):
+        return
+    with st.popover("Weights", icon=":material/download:"):
+        if lora.lora_weights_url:
+            st.caption("Weights URL")
+            st.code(lora.lora_weights_url, language=None, wrap_lines=True)
+        if lora.weights_copy_url:
+            st.caption("LoRA Studio's copy of the weights (fal's links expire)")
+            st.code(lora.weights_copy_url, language=None, wrap_lines=True)
 
 
 def show_generate_action(lora: LoraTraining) -> bool:
@@ -75,11 +86,19 @@ def show_generate_action(lora: LoraTraining) -> bool:
         key="open_generate",
         type="primary",
         icon=":material/auto_awesome:",
-        on_click=open_generate,
+        on_click=start_generating,
         args=(lora.id,),
+        disabled=(blocked := generation_blocked(context.run_quota_status())) is not None,
     )
-    render_open_dialog(lora)
+    if blocked:  # said next to the button it disables, not after a click
+        st.caption(md(blocked), help=None)
     return True
+
+
+def start_generating(lora_id: str) -> None:
+    """One dialog at a time: the image's details close when the Generate dialog opens."""
+    close_image()
+    open_generate(lora_id)
 
 
 @st.cache_data(ttl=60, max_entries=256, show_spinner=False)
@@ -95,6 +114,14 @@ def cached_image_count(lora_id: str, key: tuple[object, ...]) -> int:
 
 def close_image() -> None:
     st.query_params.pop("image", None)
+
+
+def open_in_place(image: GeneratedImage) -> None:
+    """Show an image's details over the page: no reload, and the address bar gets the
+    image's shareable `?id=…&image=…`."""
+    close_generate()
+    st.query_params["image"] = image.id
+    st.rerun()  # the whole page, so that the dialog opens (a grid's fragment cannot)
 
 
 def show_stars(image: GeneratedImage, count: int, *, mine: bool) -> None:
@@ -128,9 +155,10 @@ def show_hide_action(image: GeneratedImage) -> None:
         st.rerun()
 
 
-def show_image(lora: LoraTraining, image_id: str) -> None:
-    """The image of a shared link (`?id=…&image=…`), large, with what it was made from,
-    its share link and downloads."""
+@st.dialog("Image details", width="large", on_dismiss=close_image)
+def image_dialog(lora: LoraTraining, image_id: str) -> None:
+    """The image of a shared link (`?id=…&image=…`) or of a click on a card, large, with
+    what it was made from, its share link and downloads, over the page."""
     with session_scope(context.studio().engine) as session:
         view = views.image_view(
             session=session, lora_id=lora.id, image_id=image_id, user=context.current_user()
@@ -152,7 +180,7 @@ def show_image(lora: LoraTraining, image_id: str) -> None:
         return
     # Hidden images of the batch stay out of its zip, unless this user may see them.
     batch = [other for other in view.batch if not other.hidden or may_hide or other.id == image.id]
-    with st.container(border=True, key="image_view"):
+    with st.container(key="image_view"):
         picture, details = st.columns([3, 2], gap="large")
         if image.nsfw:
             picture.markdown(empty_thumbnail(FLAGGED_TEXT), unsafe_allow_html=True)
@@ -160,9 +188,8 @@ def show_image(lora: LoraTraining, image_id: str) -> None:
             picture.markdown(
                 image_card(
                     image.image_url,
-                    alt=f"Generated with {lora_title(lora)}: {image.prompt}",
+                    alt=image_alt(image, lora_title(lora)),
                     css_class="ls-large",
-                    details_href=None,
                 ),
                 unsafe_allow_html=True,
             )
@@ -171,7 +198,14 @@ def show_image(lora: LoraTraining, image_id: str) -> None:
         others = [other for other in batch if other.id != image.id and not other.hidden]
         if others:
             st.caption(f"The rest of its batch ({len(others)}): open one to see it large.")
-            image_grid(others, columns=GRID_COLUMNS, with_captions=False)
+            image_grid(
+                others,
+                columns=GRID_COLUMNS,
+                with_captions=False,
+                on_open=open_in_place,
+                key="batch",
+                lora_name=lora_title(lora),
+            )
 
 
 def show_image_details(
@@ -207,7 +241,9 @@ def show_image_details(
     )
     if may_hide:
         show_hide_action(image)
-    st.button("Close", key="close_image", icon=":material/close:", on_click=close_image)
+    if st.button("Back to all images", key="close_image", icon=":material/arrow_back:"):
+        close_image()
+        st.rerun()  # the whole page: a button in a dialog reruns only the dialog
 
 
 def load_images(
@@ -251,7 +287,10 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
         )
         return
     whose = "you starred" if starred_only else "by everyone"
-    st.caption(f"{images.total} images {whose}, newest first. Click an image to open it full size.")
+    st.caption(
+        f"{count_text(images.total)} images {whose}, newest first. "
+        "Open an image for its prompt, seed, share link and downloads."
+    )
     shown, store = images.items, context.studio().store
     st.download_button(
         f"Download the {len(shown)} images shown (zip)",
@@ -263,14 +302,24 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
         on_click="ignore",
         key="download_page",
     )
+    name = lora_title(lora)
     if grouped:
-        for group in queries.group_by_batch(images.items):
+        for number, group in enumerate(queries.group_by_batch(images.items)):
+            if number:
+                st.divider()
             with st.container(key=f"batch_{group.images[0].id}"):
                 st.markdown(f"**{md(group.prompt)}**")
                 st.caption(f"by {md(group.user)} · {md(format_date(group.created_at))}")
-                image_grid(group.images, columns=GRID_COLUMNS, with_captions=False)
+                image_grid(
+                    group.images,
+                    columns=GRID_COLUMNS,
+                    with_captions=False,
+                    on_open=open_in_place,
+                    key=f"group_{group.images[0].id}",
+                    lora_name=name,
+                )
     else:
-        image_grid(images.items, columns=GRID_COLUMNS)
+        image_grid(images.items, columns=GRID_COLUMNS, on_open=open_in_place, lora_name=name)
     if images.page_count > 1:
         st.pagination(images.page_count, key=page_key, default=images.page)
 
@@ -288,7 +337,10 @@ if lora.status == LoraStatus.PENDING:  # still training: ask fal whether it has 
 image_count = cached_image_count(lora.id, lora_view.count_key)
 
 show_header(lora, image_count)
-ready = show_generate_action(lora)
-if image_id := st.query_params.get("image"):
-    show_image(lora, image_id)
+with st.container(horizontal=True, vertical_alignment="center", key="lora_actions"):
+    ready = show_generate_action(lora)
+    show_weights(lora)
+# One dialog at a time: the Generate dialog when it was opened, else a shared image's.
+if not render_open_dialog(lora) and (image_id := st.query_params.get("image")):
+    image_dialog(lora, image_id)
 show_images(lora, image_count, ready=ready)

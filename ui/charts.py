@@ -16,14 +16,33 @@ import streamlit as st
 HEIGHT = 280
 
 
+MIN_BARS = 7  # a single day is one bar among a week's, not one bar as wide as the chart
+
+
 def stacked_bars(
-    frame: pd.DataFrame, *, x: str, y: str, color: str, alt: str, container: Any = st
+    frame: pd.DataFrame,
+    *,
+    x: str,
+    y: str,
+    color: str,
+    alt: str,
+    domain: list[str] | None = None,
+    container: Any = st,
 ) -> None:
-    """Bars per `x` (kept in the frame's order), stacked by `color`."""
+    """Bars per `x` (in the order of `domain`, which may hold values without bars, else
+    the frame's), stacked by `color`; labels level, thinned where they would overlap."""
+    scale = {"domain": domain} if domain is not None else {}
     spec = {
         "mark": {"type": "bar", "tooltip": True},
         "encoding": {
-            "x": {"field": x, "type": "ordinal", "title": x, "sort": None},
+            "x": {
+                "field": x,
+                "type": "ordinal",
+                "title": x,
+                "sort": None,
+                "scale": scale,
+                "axis": {"labelAngle": 0, "labelOverlap": "greedy"},
+            },
             "y": {"field": y, "type": "quantitative", "title": y, "stack": "zero"},
             "color": {
                 "field": color,
@@ -48,6 +67,17 @@ def ranked_bars(
         },
     }
     container.vega_lite_chart(frame, spec, height=HEIGHT, width="stretch", alt=alt)
+
+
+def day_domain(days: list[str]) -> list[str]:
+    """Every day from the first to the last of `days` ("YYYY-MM-DD"), quiet days included
+    (a chart of days without gaps tells the truth about them), at least `MIN_BARS` days."""
+    if not days:
+        return []
+    moments = pd.to_datetime(pd.Series(days))
+    last = moments.max()
+    first = min(moments.min(), last - pd.Timedelta(days=MIN_BARS - 1))
+    return [day.strftime("%Y-%m-%d") for day in pd.date_range(first, last, freq="D")]
 
 
 def top_of(frame: pd.DataFrame, *, category: str, value: str, count: int = 3) -> str:

@@ -15,6 +15,8 @@ from ui import context, routes
 from ui.text import badge_label, one_line
 
 THUMBNAIL_SIDE = thumbnails.LONG_SIDE
+# Grids drop to fewer columns below this cell width: two columns on a 390 px phone.
+GRID_MIN_COLUMN_PX = 140
 
 _CSS = """
 <style>
@@ -25,8 +27,30 @@ _CSS = """
 .ls-card .ls-caption { font-size: 0.85rem; margin-top: 0.35rem; line-height: 1.3;
   overflow: hidden; display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical; }
 .ls-card .ls-meta { font-size: 0.75rem; opacity: 0.65; }
-.ls-card .ls-details { font-size: 0.75rem; text-decoration: none; opacity: 0.75; }
-.ls-card .ls-details:hover { opacity: 1; text-decoration: underline; }
+/* Cards whose whole surface is their one action (Bootstrap's "stretched link"): the
+   button's or link's ::after covers the card; other controls sit above it. */
+[class*="st-key-card_"], [class*="st-key-lora_card_"] { position: relative; }
+[class*="st-key-card_"] [class*="st-key-open_"],
+[class*="st-key-card_"] [class*="st-key-open_"] *,
+[class*="st-key-lora_card_"] .stElementContainer:has([data-testid="stPageLink"]),
+[class*="st-key-lora_card_"] [data-testid="stPageLink"] * { position: static !important; }
+[class*="st-key-card_"] [class*="st-key-open_"] button::after,
+[class*="st-key-lora_card_"] [data-testid="stPageLink"] a::after {
+  content: ""; position: absolute; inset: 0; z-index: 1; border-radius: 0.5rem; }
+[class*="st-key-card_"]:hover img, [class*="st-key-lora_card_"]:hover img {
+  outline: 3px solid #6a48f5; }
+[class*="st-key-card_"]:focus-within, [class*="st-key-lora_card_"]:focus-within {
+  outline: 3px solid #6a48f5; outline-offset: 2px; border-radius: 0.5rem; }
+[class*="st-key-lora_card_"] [data-testid="stButton"] { position: relative; z-index: 2; }
+/* The card's link is the card: its text is for screen readers only. */
+[class*="st-key-lora_card_"] .stElementContainer:has([data-testid="stPageLink"]) {
+  height: 0; overflow: visible; margin-top: -1rem; }
+[class*="st-key-lora_card_"] [data-testid="stPageLink"] a > * {
+  position: absolute !important; width: 1px; height: 1px; overflow: hidden;
+  clip-path: inset(50%); white-space: nowrap; }
+/* On a phone the menu hides behind Streamlit's "»" button: say what it is. */
+[data-testid="stExpandSidebarButton"]::after { content: "Menu"; font-size: 0.95rem;
+  margin-left: 0.25rem; color: #0f0c1a; }
 .ls-large img { aspect-ratio: auto; object-fit: contain; max-height: 75vh; background: none; }
 .ls-thumb-empty { width: 100%; aspect-ratio: 1 / 1; border-radius: 0.5rem; display: flex;
   align-items: center; justify-content: center; background: #ece9f7; color: #6b6585;
@@ -95,36 +119,37 @@ def image_card(
     alt: str | None = None,
     thumbnail: str | None = None,
     css_class: str = "",
-    details_href: str | None = None,
+    opens_full_size: bool = True,
 ) -> str:
-    """An image that opens full size in a new tab, with an optional caption and a link to
-    its details (the image large, with its prompt, seed, downloads and share link). With a
-    `thumbnail`, that is what the page loads; the full image only when opened. `alt` says
-    what the image is to a screen reader (by default its caption)."""
+    """An image with an optional caption; with `opens_full_size`, a link to the full image
+    in a new tab (grids whose cards open details in place pass False). With a `thumbnail`,
+    that is what the page loads; the full image only when opened. `alt` says what the image
+    is to a screen reader (by default its caption)."""
     href = safe_url(url)
     src = safe_url(thumbnail) if thumbnail else href
     # Square cards (CSS): width and height let the browser reserve the space before loading.
     # One line: inside this HTML block a blank line would hand the rest to Markdown.
     caption = one_line(caption) if caption else None
     meta = one_line(meta) if meta else None
-    parts = [
-        f'<figure class="{f"ls-card {css_class}".strip()}">',
-        f'<a href="{href}" target="_blank" rel="noopener noreferrer">',
+    picture = (
         f'<img src="{src}" alt="{escape(one_line(alt or caption or "Generated image"))}" '
-        'loading="lazy" '
-        f'width="{THUMBNAIL_SIDE}" height="{THUMBNAIL_SIDE}"></a>',
-    ]
+        f'loading="lazy" width="{THUMBNAIL_SIDE}" height="{THUMBNAIL_SIDE}">'
+    )
+    if opens_full_size:
+        picture = f'<a href="{href}" target="_blank" rel="noopener noreferrer">{picture}</a>'
+    parts = [f'<figure class="{f"ls-card {css_class}".strip()}">', picture]
     if caption:
         parts.append(f'<div class="ls-caption" title="{escape(caption)}">{escape(caption)}</div>')
     if meta:
         parts.append(f'<div class="ls-meta">{escape(meta)}</div>')
-    if details_href:
-        parts.append(
-            f'<a class="ls-details" href="{escape(details_href, quote=True)}" target="_self">'
-            "Details · share · download</a>"
-        )
     parts.append("</figure>")
     return "".join(parts)
+
+
+def image_alt(image: GeneratedImage, lora_name: str | None = None) -> str:
+    """What a generated image is, for a screen reader: its prompt, and its LoRA if known."""
+    made_with = f" with the LoRA {lora_name}" if lora_name else ""
+    return f"Image generated{made_with} from the prompt: {image.prompt}"
 
 
 def count_text(value: object) -> str:
@@ -147,33 +172,40 @@ def image_grid(
     columns: int,
     with_captions: bool = True,
     css_class: str = "",
-    details: Callable[[GeneratedImage], str] | None = image_link,
+    on_open: Callable[[GeneratedImage], None] | None = None,
+    key: str = "grid",
+    lora_name: str | None = None,
 ) -> None:
-    """Images in rows of `columns`, each clickable to full size, each with a link to its
-    details unless `details` is None. Thumbnails where there are; the others are shown
-    whole this time and their thumbnails made in the background."""
+    """Images in a grid of up to `columns` columns (two on a phone), thumbnails where there
+    are (the others are shown whole this time and their thumbnails made in the background).
+    With `on_open`, the whole card is a button that calls it (the image's details, in
+    place); without, the image opens full size in a new tab. `key` keeps two grids of the
+    same images on one page apart."""
     context.studio().thumbnails.request(
         thumbnails.Missing(image_id=image.id, image_url=image.image_url)
         for image in images
         if image.thumbnail_url is None and not image.nsfw and image.id
     )
-    for start in range(0, len(images), columns):
-        cells = st.columns(columns)
-        for cell, image in zip(cells, images[start : start + columns], strict=False):
-            with cell:
-                if image.nsfw:
-                    # Never shown as a result: fal blacks these out, and they may be unsafe.
-                    st.markdown(empty_thumbnail(FLAGGED_TEXT), unsafe_allow_html=True)
-                    continue
-                st.markdown(
-                    image_card(
-                        image.image_url,
-                        image.prompt if with_captions else None,
-                        format_date(image.created_at) if with_captions else None,
-                        alt=f"Generated image: {image.prompt}",
-                        thumbnail=image.thumbnail_url,
-                        css_class=css_class,
-                        details_href=details(image) if details else None,
-                    ),
-                    unsafe_allow_html=True,
-                )
+    grid = st.grid(columns, min_column_width=GRID_MIN_COLUMN_PX)
+    for image in images:
+        with grid.container(key=f"card_{key}_{image.id}"):
+            if image.nsfw:
+                # Never shown as a result: fal blacks these out, and they may be unsafe.
+                st.markdown(empty_thumbnail(FLAGGED_TEXT), unsafe_allow_html=True)
+                continue
+            st.markdown(
+                image_card(
+                    image.image_url,
+                    image.prompt if with_captions else None,
+                    format_date(image.created_at) if with_captions else None,
+                    alt=image_alt(image, lora_name),
+                    thumbnail=image.thumbnail_url,
+                    css_class=css_class,
+                    opens_full_size=on_open is None,
+                ),
+                unsafe_allow_html=True,
+            )
+            if on_open is not None and st.button(
+                "Details", key=f"open_{key}_{image.id}", type="tertiary", icon=":material/info:"
+            ):
+                on_open(image)

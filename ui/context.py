@@ -8,7 +8,7 @@ from typing import Any
 import streamlit as st
 
 from lora_core import identity
-from lora_core.errors import NotSignedIn
+from lora_core.errors import LoraStudioError, NotSignedIn
 from lora_core.generation import quota
 from lora_core.settings import Settings, load_settings
 from lora_core.studio import Studio, build_studio
@@ -80,8 +80,32 @@ def current_user() -> str | None:
     return current_identity().user
 
 
+_RUN_QUOTA_KEY = "_quota_status_this_run"
+
+
+def forget_run_quota() -> None:
+    """Called as a full run starts: the quota read by the previous run is no longer news."""
+    st.session_state.pop(_RUN_QUOTA_KEY, None)
+
+
 def quota_status() -> quota.QuotaStatus:
+    """The user's quota, read now (and kept for `run_quota_status` in the same run)."""
     user = current_user()
     if user is None:
         raise NotSignedIn("Sign in to generate images.")
-    return studio().quota_status(user)
+    status = studio().quota_status(user)
+    st.session_state[_RUN_QUOTA_KEY] = status
+    return status
+
+
+def run_quota_status() -> quota.QuotaStatus | None:
+    """The quota this run already read (the sidebar reads it before the page), so that a
+    page's Generate buttons cost no query; None when signed out or unreadable (the
+    dialog explains those)."""
+    status = st.session_state.get(_RUN_QUOTA_KEY)
+    if status is None:
+        try:
+            status = quota_status()
+        except LoraStudioError:
+            return None
+    return status

@@ -62,6 +62,13 @@ def remaining_text(status: QuotaStatus) -> str:
     )
 
 
+def generation_blocked(status: QuotaStatus | None) -> str | None:
+    """Why a Generate button is disabled (the quota is used up), or None when it is not."""
+    if status is None or not status.exhausted:
+        return None
+    return quota_message(status.limit, status.window, status.next_slot_at)
+
+
 def quota_message(
     limit: int, window: timedelta, next_slot_at: datetime | None, *, what: str = "generation"
 ) -> str:

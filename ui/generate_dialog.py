@@ -18,7 +18,7 @@ from lora_core.errors import GenerationFailed, LoraStudioError, NotSignedIn, Quo
 from lora_core.generation import prompts, service
 from lora_core.generation.generators import IMAGES_PER_BATCH, Progress
 from ui import context, routes
-from ui.components import image_grid
+from ui.components import image_grid, lora_title
 from ui.errors import UNEXPECTED, quota_message, remaining_text, show_error
 from ui.text import md
 
@@ -32,6 +32,20 @@ MY_PROMPTS_KEY = "gen_my_prompts"
 LAST_BATCH_KEY = "last_batch"
 ERROR_KEY = "gen_error"
 RETRY_KEY = "gen_retry_requested"
+FOCUS_KEY = "gen_focus_prompt"
+# Streamlit focuses the dialog box; a person opening "Generate" wants to type. Our own
+# constant script (no data in it), run once per opening.
+_FOCUS_PROMPT = """<script>
+(() => {
+  let tries = 0;
+  const focus = () => {
+    const box = document.querySelector('[role="dialog"] textarea');
+    if (box) box.focus();
+    else if (tries++ < 40) setTimeout(focus, 50);
+  };
+  focus();
+})();
+</script>"""
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,7 @@ class LastBatch:
 def open_generate(lora_id: str) -> None:
     """Open a fresh dialog for `lora_id`, with the user's last prompt ready to edit."""
     st.session_state[OPEN_KEY] = lora_id
+    st.session_state[FOCUS_KEY] = True
     st.session_state.pop(ERROR_KEY, None)
     st.session_state.pop(LAST_BATCH_KEY, None)
     # Streamlit forgets a widget's value while it is not shown: keep our own copy.
@@ -68,16 +83,12 @@ def close_generate() -> None:
     st.session_state.pop(ERROR_KEY, None)
 
 
-def generate_again() -> None:
-    """Clear the results; the prompt stays for editing."""
-    st.session_state.pop(LAST_BATCH_KEY, None)
-    st.session_state.pop(ERROR_KEY, None)
-
-
-def render_open_dialog(lora: LoraTraining) -> None:
-    """Show the dialog if it was opened for this LoRA."""
-    if st.session_state.get(OPEN_KEY) == lora.id:
-        _generate_dialog(lora)
+def render_open_dialog(lora: LoraTraining) -> bool:
+    """Show the dialog if it was opened for this LoRA; True when it was."""
+    if st.session_state.get(OPEN_KEY) != lora.id:
+        return False
+    _generate_dialog(lora)
+    return True
 
 
 @st.dialog("Generate Images", width="medium", on_dismiss=close_generate)
@@ -118,9 +129,11 @@ def _generate_dialog(lora: LoraTraining) -> None:
     if submitted or st.session_state.pop(RETRY_KEY, False):
         _run_generation(lora, prompt)  # reruns the app when done
 
+    if st.session_state.pop(FOCUS_KEY, False):
+        st.html(_FOCUS_PROMPT, unsafe_allow_javascript=True)
     if showing_results and last is not None:
-        _show_results(last.outcome)
-        st.button("Generate Again", key="gen_again", on_click=generate_again)
+        # Right under the button that made them; the same button makes the next batch.
+        _show_results(last.outcome, lora_title(lora))
         return
     error: LoraStudioError | None = st.session_state.get(ERROR_KEY)
     # Lost a race for the last slot: the warning above already says it, once.
@@ -137,15 +150,16 @@ def _my_prompts() -> None:
             recent = prompts.recent_prompts(session=session, user=_signed_in_user())
     except LoraStudioError:
         return  # the quota line above already says the database is unavailable
-    if recent:
-        st.selectbox(
-            "My prompts",
-            recent,
-            index=None,
-            key=MY_PROMPTS_KEY,
-            placeholder="Pick one of your recent prompts…",
-            on_change=_use_my_prompt,
-        )
+    # Always there (disabled until there is one), so the dialog never shifts under the hand.
+    st.selectbox(
+        "My prompts",
+        recent,
+        index=None,
+        key=MY_PROMPTS_KEY,
+        placeholder="Pick one of your recent prompts…" if recent else "No prompts of yours yet",
+        on_change=_use_my_prompt,
+        disabled=not recent,
+    )
 
 
 def _use_my_prompt() -> None:
@@ -203,7 +217,7 @@ def _signed_in_user() -> str:
     return user
 
 
-def _show_results(outcome: service.BatchOutcome) -> None:
+def _show_results(outcome: service.BatchOutcome, lora_name: str) -> None:
     if outcome.missing or outcome.flagged:
         parts = []
         if outcome.missing:
@@ -219,5 +233,15 @@ def _show_results(outcome: service.BatchOutcome) -> None:
             " ".join(parts) + " This still counts as one generation.", icon=":material/shield:"
         )
     if outcome.images:
-        image_grid(outcome.images, columns=2, with_captions=False, css_class="ls-result")
-    st.caption("Click an image to open it full size in a new tab.")
+        image_grid(
+            outcome.images,
+            columns=2,
+            with_captions=False,
+            css_class="ls-result",
+            key="result",
+            lora_name=lora_name,
+        )
+    st.caption(
+        "Click an image to open it full size in a new tab. Edit the prompt and click "
+        f"Generate {IMAGES_PER_BATCH} Images again for another batch; they all stay on the page."
+    )

@@ -72,3 +72,8 @@ def lora_url(lora_id: str, image_id: str | None = None) -> str:
 def open_lora(lora_id: str) -> None:
     """Go to the LoRA's page (from a button: `st.switch_page`)."""
     st.switch_page(LORA, query_params={"id": lora_id})
+
+
+def open_image(lora_id: str, image_id: str) -> None:
+    """The image's details over its LoRA's page (a page switch: no reload)."""
+    st.switch_page(LORA, query_params={"id": lora_id, "image": image_id})

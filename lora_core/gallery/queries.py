@@ -7,7 +7,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from sqlalchemy import ColumnElement, ScalarSelect, case, func, literal, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    case,
+    exists,
+    func,
+    literal,
+    literal_column,
+    select,
+)
 from sqlmodel import Session, col
 
 from lora_core import legacy
@@ -70,21 +79,26 @@ def _shown_loras(with_hidden: bool) -> ColumnElement[bool]:
 
 
 def _summaries(
-    session: Session, *, with_hidden: bool, offset: int = 0, limit: int | None = None
+    session: Session,
+    *,
+    with_hidden: bool,
+    offset: int = 0,
+    limit: int | None = None,
+    pictures_first: bool = False,
 ) -> list[LoraSummary]:
     """LoRAs newest first with their image count and latest image, in one query; SQLite
-    evaluates the subqueries only for the rows the limit lets through."""
+    evaluates the subqueries only for the rows the limit lets through. `pictures_first`
+    puts the LoRAs with an image to show before those without (one index seek each)."""
     images = GeneratedImage.__table__
-    count = (
-        select(func.count())
-        .select_from(images)
-        .where(images.c.lora_training_id == LoraTraining.id, images.c.hidden.is_(None))
-        .scalar_subquery()
-    )
+    shown_of_lora = (images.c.lora_training_id == LoraTraining.id, images.c.hidden.is_(None))
+    count = select(func.count()).select_from(images).where(*shown_of_lora).scalar_subquery()
+    order = [col(LoraTraining.created_at).desc()]
+    if pictures_first:
+        order.insert(0, exists().where(*shown_of_lora).desc())
     rows = session.execute(
         select(LoraTraining, count, *_cover_urls())
         .where(_shown_loras(with_hidden))
-        .order_by(col(LoraTraining.created_at).desc())
+        .order_by(*order)
         .offset(offset)
         .limit(limit)
     ).all()
@@ -143,13 +157,20 @@ def list_loras(*, session: Session, with_hidden: bool = False) -> list[LoraSumma
 
 
 def list_lora_page(*, session: Session, page: int = 1, page_size: int = 24) -> Page[LoraSummary]:
-    """One page of the gallery: the visible LoRAs, newest first, summarised as `list_loras`
-    does; a page past the end shows the last one."""
+    """One page of the gallery: the visible LoRAs with images first (a gallery opens on
+    pictures), each group newest first, summarised as `list_loras` does; a page past the
+    end shows the last one."""
     total = session.scalar(
         select(func.count()).select_from(LoraTraining).where(_shown_loras(False))
     )
     page = clamp_page(page, total or 0, page_size)
-    items = _summaries(session, with_hidden=False, offset=(page - 1) * page_size, limit=page_size)
+    items = _summaries(
+        session,
+        with_hidden=False,
+        offset=(page - 1) * page_size,
+        limit=page_size,
+        pictures_first=True,
+    )
     return Page(items=items, total=total or 0, page=page, page_size=page_size)
 
 

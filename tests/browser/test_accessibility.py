@@ -81,7 +81,7 @@ def open_dialog(page: Page) -> None:
 
 def image_details(page: Page) -> None:
     lora_page(page)
-    page.get_by_role("link", name="Details · share · download").first.click()
+    page.locator("[class*='st-key-card_']").first.click()
     expect(page.locator(".st-key-image_view figure.ls-large img")).to_be_visible()
 
 
@@ -117,6 +117,9 @@ PAGES: dict[str, Callable[[Page], None]] = {
 def test_no_serious_accessibility_violation(page: Page, fresh_app: RunningApp, name, width):
     page.set_viewport_size({"width": width, "height": 900})
     PAGES[name](page)
+    # The run has finished: while it runs, Streamlit fades the page's older elements, whose
+    # contrast is then too low for a moment.
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=15_000)
     page.wait_for_timeout(300)  # Streamlit's last deltas of the run
 
     found = violations(page)

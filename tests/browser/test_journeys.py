@@ -82,6 +82,22 @@ def open_generate_dialog(page: Page, lora_id: str) -> Locator:
     return dialog
 
 
+def open_details(page: Page, card: Locator) -> Locator:
+    """Click an image's card; its details open over the page. Clicked again if the first
+    click landed while Streamlit was still replacing the card (as a person would)."""
+    expect(card.locator("img")).to_be_visible()
+    view = page.get_by_role("dialog").locator(".st-key-image_view")
+    for _attempt in range(3):
+        card.click()
+        try:
+            expect(view).to_be_visible(timeout=3_000)
+            break
+        except AssertionError:
+            continue
+    expect(view).to_be_visible()
+    return view
+
+
 def submit_prompt(dialog: Locator, prompt: str) -> None:
     box = dialog.get_by_role("textbox", name="Prompt")
     box.fill(prompt)
@@ -131,11 +147,11 @@ def test_1_generate_from_the_gallery_and_see_the_new_images_first(
     assert boxes[0]["y"] == boxes[1]["y"] < boxes[2]["y"] == boxes[3]["y"]  # 2x2
     assert boxes[0]["x"] == boxes[2]["x"] < boxes[1]["x"] == boxes[3]["x"]
     expect(dialog.get_by_text("7 of 8 generations remaining today")).to_be_visible()
-    snap(page, "journey-1b-dialog-results")
-
-    dialog.get_by_role("button", name="Generate Again").click()
-    expect(results).to_have_count(0)
+    # The button that makes the next batch stays where it was, above the results.
+    assert submit.bounding_box()["y"] < boxes[0]["y"]
+    assert 0 < submit.bounding_box()["y"] < page.viewport_size["height"]
     expect(dialog.get_by_role("textbox", name="Prompt")).to_have_value(prompt_text)
+    snap(page, "journey-1b-dialog-results")
 
     dialog.get_by_role("button", name="Close").click()
     expect(page.get_by_role("dialog")).to_have_count(0)
@@ -147,8 +163,6 @@ def test_1_generate_from_the_gallery_and_see_the_new_images_first(
     # its thumbnail, the link opens the full image.
     assert first_src.startswith(f"{fresh_app.media_url_prefix}/fal/"), first_src
     assert first_src.endswith(".thumb.webp"), first_src
-    first_href = first_batch.locator("figure.ls-card a").first.get_attribute("href") or ""
-    assert first_href == first_src.replace(".thumb.webp", ".jpg")
     loaded = page.evaluate(
         "src => [...document.images].filter(i => i.src.endsWith(src))"
         ".map(i => [i.complete, i.naturalWidth])",
@@ -170,12 +184,10 @@ def test_2_the_quota_counts_down_and_stops_at_the_limit(page: Page, fresh_app: R
     expect(dialog.get_by_text("1 of 8 generations remaining today")).to_be_visible(
         timeout=GENERATION_TIMEOUT
     )
-    dialog.get_by_role("button", name="Generate Again").click()
     submit_prompt(dialog, "the very last one")
     expect(dialog.get_by_text("0 of 8 generations remaining today")).to_be_visible(
         timeout=GENERATION_TIMEOUT
     )
-    dialog.get_by_role("button", name="Generate Again").click()
 
     expect(dialog.get_by_role("button", name="Generate 4 Images")).to_be_disabled()
     expect(dialog.get_by_text("You've used all 8 generations today.")).to_be_visible()
@@ -184,6 +196,13 @@ def test_2_the_quota_counts_down_and_stops_at_the_limit(page: Page, fresh_app: R
     ).to_be_visible()
     expect(page.get_by_test_id("stSidebar").get_by_text("0 of 8 generations")).to_be_visible()
     assert len(stored_prompts(fresh_app, "demo-neon-noir")) == 8
+
+    # Closed, the page's Generate button is disabled and says why next to it.
+    dialog.get_by_role("button", name="Close").click()
+    expect(page.locator(".st-key-open_generate button")).to_be_disabled()
+    expect(page.get_by_text("You've used all 8 generations today.")).to_be_visible()
+    page.goto("/")
+    expect(page.locator(".st-key-generate_demo-watercolor button")).to_be_disabled()
 
 
 def test_3_a_shared_link_opens_the_lora_and_survives_a_reload(
@@ -217,13 +236,22 @@ def test_3b_a_shared_link_is_the_first_visit_of_a_new_server(
     expect(sidebar.get_by_text("streamlit app")).to_have_count(0)
 
 
-def test_4_an_image_opens_full_size_in_a_new_tab(page: Page, fresh_app: RunningApp) -> None:
+def test_4_an_image_opens_in_place_and_full_size_from_there(
+    page: Page, fresh_app: RunningApp
+) -> None:
     page.goto("/lora?id=demo-claymation")
-    image = page.locator("figure.ls-card img").first
-    expect(image).to_be_visible()
+    card = page.locator("[class*='st-key-card_']").first
+    expect(card.locator("img")).to_be_visible()
+    page.evaluate("window.lsSamePage = true")  # gone if the page reloads
 
+    view = open_details(page, card)
+
+    large = view.locator("figure.ls-large img")
+    expect(large).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/lora\?id=demo-claymation&image=[\w-]+$"))
+    assert page.evaluate("window.lsSamePage === true")  # no reload, no navigation
     with page.context.expect_page() as new_tab:
-        image.click()
+        large.click()
     tab = new_tab.value
     tab.wait_for_load_state()
 
@@ -262,7 +290,6 @@ def test_5_a_fal_error_offers_a_retry_and_a_filtered_batch_is_explained(
     expect(dialog.get_by_text("fal could not generate")).to_have_count(0)
 
     fake_fal.script.images = 2
-    dialog.get_by_role("button", name="Generate Again").click()
     submit_prompt(dialog, "something the filter dislikes")
     expect(dialog.locator("figure.ls-result img")).to_have_count(2, timeout=GENERATION_TIMEOUT)
     expect(
@@ -278,7 +305,7 @@ def test_6_a_pending_lora_cannot_be_generated_from(page: Page, fresh_app: Runnin
     expect(card.get_by_text("Pending")).to_be_visible()
     expect(card.get_by_role("button", name="Generate")).to_have_count(0)
 
-    card.get_by_role("link", name="Open").click()
+    card.click()  # the whole card is its link
     expect(page.get_by_role("heading", name="inktrain")).to_be_visible()
     expect(page.get_by_text("This LoRA is still training.")).to_be_visible()
     expect(page.locator(".st-key-open_generate")).to_have_count(0)
@@ -296,12 +323,40 @@ def test_7_the_app_works_on_a_phone(page: Page, fresh_app: RunningApp) -> None:
     expect(page.get_by_role("heading", name="LoRA Gallery")).to_be_visible()
     all_loaded(page, "figure.ls-card img")
     snap(page, "journey-7a-phone-gallery")
+    covers = page.locator("[class*='st-key-lora_card_'] figure.ls-card img")
+    first, second = covers.nth(0).bounding_box(), covers.nth(1).bounding_box()
+    assert first["y"] == second["y"] and first["x"] < second["x"]  # two cards across
+    assert first["y"] + first["height"] < 844  # a picture on the first screen
     page.goto("/lora?id=demo-watercolor")
     expect(page.get_by_role("heading", name="wtrclr")).to_be_visible()
     all_loaded(page, "figure.ls-card img")
-    card_width = page.locator("figure.ls-card img").first.bounding_box()["width"]
-    assert card_width > 250  # one image per row, not four slivers
+    images = page.locator("figure.ls-card img")
+    first, second = images.nth(0).bounding_box(), images.nth(1).bounding_box()
+    assert first["y"] == second["y"] and first["width"] > 140  # two images a row
+    assert first["y"] + first["height"] / 2 < 844  # images on the first screen
     snap(page, "journey-7b-phone-lora")
+
+    view = open_details(page, page.locator("[class*='st-key-card_']").first)  # over the page
+    large = view.locator("figure.ls-large img")
+    expect(large).to_be_visible()
+    assert large.bounding_box()["y"] < 300  # the image first, at the top of the dialog
+    snap(page, "journey-7c-phone-details")
+
+    page.goto("/history")
+    table = page.get_by_test_id("stDataFrame")
+    expect(table).to_be_visible()
+    assert table.bounding_box()["y"] < 2 * 844  # filters folded, figures compact
+    snap(page, "journey-7d-phone-history")
+
+    page.goto("/compare?compare_loras=wtrclr&compare_loras=clayfig&compare_prompt=x")
+    left, right = (
+        page.locator(f".st-key-compare_{lora}") for lora in ("demo-watercolor", "demo-claymation")
+    )
+    expect(right).to_be_attached()
+    first, second = left.bounding_box(), right.bounding_box()
+    assert (
+        second["x"] > first["x"] and abs(second["y"] - first["y"]) < first["height"] / 2
+    )  # side by side, still
 
 
 def test_8_history_filters_by_link_and_reuses_a_prompt(page: Page, fresh_app: RunningApp) -> None:
@@ -315,9 +370,12 @@ def test_8_history_filters_by_link_and_reuses_a_prompt(page: Page, fresh_app: Ru
     expect(batches_metric.get_by_test_id("stMetricValue")).to_have_text("1")
     table = page.get_by_test_id("stDataFrame")
     expect(table).to_be_visible()
-    page.reload()  # the filters live in the link
-    expect(page.get_by_test_id("stMultiSelect").filter(has_text="clayfig")).to_be_visible()
+    page.reload()  # the filters live in the link, folded away, saying how many are set
+    filters = page.get_by_text("Filters · 2 active")
+    expect(filters).to_be_visible()
     expect(batches_metric.get_by_test_id("stMetricValue")).to_have_text("1")
+    filters.click()
+    expect(page.get_by_test_id("stMultiSelect").filter(has_text="clayfig")).to_be_visible()
     snap(page, "journey-8a-history")
 
     # Select the row (the data grid is a canvas: click its first row's selection cell).
@@ -325,6 +383,8 @@ def test_8_history_filters_by_link_and_reuses_a_prompt(page: Page, fresh_app: Ru
     box = table.bounding_box()
     page.mouse.click(box["x"] + 15, box["y"] + 35 + 17)
     expect(page.get_by_role("button", name=re.compile("Reuse prompt on clayfig"))).to_be_visible()
+    prompt = page.get_by_test_id("stMainBlockContainer").get_by_test_id("stText")
+    expect(prompt).to_have_text("a snail racing a tortoise")  # whole
     snap(page, "journey-8b-history-table")
     page.get_by_role("button", name=re.compile("Reuse prompt on clayfig")).click()
     expect(page).to_have_url(re.compile(r"/lora\?id=demo-claymation$"))
@@ -408,8 +468,8 @@ def test_11_an_image_is_shared_by_link_and_its_batch_downloaded_as_a_zip(
     page: Page, fresh_app: RunningApp, tmp_path: Path
 ) -> None:
     page.goto("/lora?id=demo-watercolor")
-    oldest_card = page.locator("[class*='st-key-batch_'] figure.ls-card").last  # not the cover yet
-    oldest_card.get_by_role("link", name="Details · share · download").click()
+    oldest_card = page.locator("[class*='st-key-batch_'] [class*='st-key-card_']").last
+    open_details(page, oldest_card)  # not the cover yet
 
     expect(page).to_have_url(re.compile(r"/lora\?id=demo-watercolor&image=[\w-]+$"))
     view = page.locator(".st-key-image_view")
@@ -437,14 +497,17 @@ def test_11_an_image_is_shared_by_link_and_its_batch_downloaded_as_a_zip(
     expect(star).to_contain_text("Star · 0")
     star.click()
     expect(star).to_contain_text("Starred · 1")
-    view.get_by_role("button", name="Close").click()
+    view.get_by_role("button", name="Back to all images").click()
     expect(page.locator(".st-key-image_view")).to_have_count(0)
     expect(page).to_have_url(re.compile(r"/lora\?id=demo-watercolor$"))
 
     page.get_by_role("link", name="All LoRAs").first.click()  # the starred image is the cover
     card = page.locator(".st-key-lora_card_demo-watercolor figure.ls-card")
-    expect(card.locator("a")).to_have_attribute("href", starred_src)  # opens the full image
-    expect(card.locator("img")).to_have_attribute("src", re.compile(r"\.thumb\.webp$"))
+    with closing(sqlite3.connect(fresh_app.db_path)) as connection:
+        [(thumbnail,)] = connection.execute(
+            "SELECT thumbnail_url FROM generated_images WHERE image_url = ?", (starred_src,)
+        ).fetchall()
+    expect(card.locator("img")).to_have_attribute("src", thumbnail)  # the starred one's
     expect(page.get_by_test_id("stException")).to_have_count(0)
 
 
@@ -502,7 +565,7 @@ def test_13_register_an_existing_lora_generate_from_it_and_hide_an_image(
 
     gallery_cards = page.locator("[class*='st-key-batch_'] figure.ls-card")
     expect(gallery_cards).to_have_count(4)
-    gallery_cards.first.get_by_role("link", name="Details · share · download").click()
+    open_details(page, page.locator("[class*='st-key-batch_'] [class*='st-key-card_']").first)
     page.locator(".st-key-hide_image button").click()
     expect(page.get_by_text("Hidden from the galleries; History keeps it.")).to_be_visible()
     expect(page.locator("[class*='st-key-batch_'] figure.ls-card")).to_have_count(3)

@@ -145,6 +145,7 @@ def test_the_app_reads_through_the_replica_and_says_so(monkeypatch, tmp_path, se
     monkeypatch.setenv("TURSO_AUTH_TOKEN", server.token)
     monkeypatch.setenv("TURSO_REPLICA_PATH", str(tmp_path / "replica.db"))
     monkeypatch.setenv("MEDIA_DIR", str(tmp_path / "media"))
+    monkeypatch.setenv("ADMIN_USERS", "guest")  # the sidebar names the database to admins
     st.cache_resource.clear()
 
     at = AppTest.from_file(str(APP_ROOT / "streamlit_app.py"), default_timeout=30).run()

@@ -50,12 +50,29 @@ def test_the_gallery_pages_loras_and_summarises_only_the_page(engine, add_lora, 
         beyond = queries.list_lora_page(session=session, page=9, page_size=24)
 
     assert (first.total, first.page_count, len(first.items)) == (30, 2, 24)
-    assert first.items[0].lora.id == "lora-29"
-    assert [s.lora.id for s in second.items] == [f"lora-{day:02d}" for day in range(5, -1, -1)]
-    assert second.items[2].image_count == 5  # lora-03
-    assert second.items[2].cover_url == "https://cdn.example/lora-03/4.jpg"
-    assert beyond.page == 2 and [s.lora.id for s in beyond.items] == ["lora-05", "lora-04",
-        "lora-03", "lora-02", "lora-01", "lora-00"]  # fmt: skip
+    # Pictures first: the one LoRA with images, then the others newest first.
+    assert [s.lora.id for s in first.items[:2]] == ["lora-03", "lora-29"]
+    assert first.items[0].image_count == 5
+    assert first.items[0].cover_url == "https://cdn.example/lora-03/4.jpg"
+    assert [s.lora.id for s in second.items] == [f"lora-{day:02d}" for day in range(6, -1, -1)
+                                                 if day != 3]  # fmt: skip
+    assert beyond.page == 2 and [s.lora.id for s in beyond.items] == ["lora-06", "lora-05",
+        "lora-04", "lora-02", "lora-01", "lora-00"]  # fmt: skip
+
+
+def test_the_gallery_counts_only_shown_images_as_pictures(engine, add_lora, add_images):
+    """A LoRA whose only images are hidden goes with the LoRAs without images."""
+    add_lora("hidden-only", created_at=to_iso(NOW - timedelta(days=2)))
+    add_lora("pictures", created_at=to_iso(NOW - timedelta(days=3)))
+    add_lora("newest-empty", created_at=to_iso(NOW - timedelta(days=1)))
+    add_images("hidden-only", 1)
+    add_images("pictures", 1)
+    hide(engine, "hidden-only-img-0000")
+
+    with session_scope(engine) as session:
+        page = queries.list_lora_page(session=session)
+
+    assert [s.lora.id for s in page.items] == ["pictures", "newest-empty", "hidden-only"]
 
 
 def test_a_loras_images_are_newest_first_and_paged(engine, add_lora, add_images):

@@ -10,6 +10,7 @@ from lora_core.data.clock import to_iso
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, GenerationBatch, LoraStatus
 from tests.conftest import NOW, open_with_query
+from tests.support.markup import readable
 
 COMPARE = "app_pages/compare.py"
 
@@ -95,17 +96,35 @@ def test_the_missing_ones_are_generated_on_request_and_counted(open_app, add_lor
     assert "6 of 8 generations remaining today" in [c.value for c in at.sidebar.caption]
 
 
-def test_an_exhausted_quota_stops_the_generation_with_the_usual_message(
+def test_an_exhausted_quota_disables_generate_and_says_why_next_to_it(
     open_app, add_lora, engine, add_batch
 ):
     add_lora("a", trigger_word="alpha")
     add_lora("b", trigger_word="beta")
     for hours in range(1, 9):
         add_batch(user="guest", age=timedelta(hours=hours))
+
+    at = open_compare(open_app, compare_loras=["alpha", "beta"], compare_prompt="a red fox")
+
+    assert not at.exception
+    assert at.button(key="generate_missing").disabled
+    assert "You've used all 8 generations today." in readable(at.warning[0].value)
+    assert [row for row in batches(engine) if row[1] == "a red fox"] == []
+
+
+def test_running_out_midway_says_so_outside_the_folded_progress_box(
+    open_app, add_lora, engine, add_batch
+):
+    add_lora("a", trigger_word="alpha")
+    add_lora("b", trigger_word="beta")
+    for hours in range(1, 8):  # one generation left, two LoRAs without images
+        add_batch(user="guest", age=timedelta(hours=hours))
     at = open_compare(open_app, compare_loras=["alpha", "beta"], compare_prompt="a red fox")
 
     at.button(key="generate_missing").click().run()
 
     assert not at.exception
-    assert "You've used all 8 generations today." in at.warning[0].value
-    assert [row for row in batches(engine) if row[1] == "a red fox"] == []
+    assert [status.label for status in at.status] == ["alpha: done", "beta: not generated"]
+    assert not at.status[1].warning and not at.status[1].error  # nothing folded away
+    assert "You've used all 8 generations today." in readable(at.warning[0].value)
+    assert [row[1] for row in batches(engine) if row[1] == "a red fox"] == ["a red fox"]

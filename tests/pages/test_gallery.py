@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.models import LoraStatus
-from tests.support.markup import readable
+from tests.support.markup import gallery_titles, readable
 
 NOW = utc_now()
 
@@ -17,7 +17,7 @@ def texts(at) -> str:
     return readable("\n".join(str(part) for part in parts))
 
 
-def test_every_lora_is_shown_newest_first_with_its_details(open_app, add_lora, engine, add_images):
+def test_loras_with_images_come_first_each_with_its_details(open_app, add_lora, engine, add_images):
     add_lora("older", trigger_word="wtrclr", steps=1200, created_at=to_iso(NOW - timedelta(2)))
     add_lora("newer", trigger_word="neonnoir", created_at=to_iso(NOW - timedelta(1)))
     add_images("older", 3)
@@ -25,7 +25,7 @@ def test_every_lora_is_shown_newest_first_with_its_details(open_app, add_lora, e
     at = open_app()
 
     assert not at.exception
-    assert [s.value for s in at.subheader] == ["neonnoir", "wtrclr"]
+    assert gallery_titles(at) == ["wtrclr", "neonnoir"]  # the older one has images
     page = readable(texts(at))
     assert "3 images · 1,200 steps" in page
     assert "https://cdn.example/older/2.jpg" in page  # its latest image is the thumbnail
@@ -132,16 +132,26 @@ def test_settings_given_only_as_secrets_put_the_app_on_the_libsql_server(
             "TURSO_DATABASE_URL": sqld.url,
             "TURSO_AUTH_TOKEN": sqld.token,
             "MEDIA_DIR": str(tmp_path / "media"),
+            "ADMIN_USERS": "guest",  # where the data lives is shown to admins only
         }
     )
     at.run()
     st.cache_resource.clear()
 
     assert not at.exception
-    assert [s.value for s in at.subheader] == ["cloudstyle"]
+    assert gallery_titles(at) == ["cloudstyle"]
     assert f"Turso / libSQL server · 127.0.0.1:{sqld.port}" in texts(at.sidebar)
     assert sqld.token not in texts(at) + texts(at.sidebar)
     remote.dispose()
+
+
+def test_visitors_are_not_told_which_database_the_app_uses(open_app):
+    assert "SQLite file" not in texts(open_app().sidebar)
+
+
+def test_admins_see_which_database_the_app_uses(open_app, monkeypatch):
+    monkeypatch.setenv("ADMIN_USERS", "guest")
+    assert "SQLite file · " in texts(open_app().sidebar)
 
 
 def test_many_loras_are_shown_24_to_a_page(open_app, add_lora):
@@ -149,11 +159,11 @@ def test_many_loras_are_shown_24_to_a_page(open_app, add_lora):
         created = to_iso(NOW - timedelta(days=30 - day))
         add_lora(f"lora-{day:02d}", trigger_word=f"style {day}", created_at=created)
     at = open_app()
-    assert len(at.subheader) == 24 and at.subheader[0].value == "style 29"
+    assert len(gallery_titles(at)) == 24 and gallery_titles(at)[0] == "style 29"
 
     [pager] = at.pagination
     assert pager.num_pages == 2
     pager.set_value(2).run()
 
     assert not at.exception
-    assert [s.value for s in at.subheader] == [f"style {day}" for day in range(5, -1, -1)]
+    assert gallery_titles(at) == [f"style {day}" for day in range(5, -1, -1)]

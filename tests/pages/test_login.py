@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, LoraTraining
+from tests.support.markup import gallery_titles
 
 AUTH = {
     "auth": {
@@ -92,7 +93,7 @@ def test_login_can_be_required_for_every_page(open_app, monkeypatch, add_lora):
     at = open_app(user=SIGNED_OUT, secrets=AUTH)
 
     assert "Sign in (in the sidebar) to use LoRA Studio." in at.info[0].value
-    assert not at.subheader  # no LoRA cards
+    assert not gallery_titles(at)  # no LoRA cards
 
 
 def test_admins_see_usage_and_can_hide_a_lora(open_app, monkeypatch, add_lora, engine):
@@ -109,7 +110,7 @@ def test_admins_see_usage_and_can_hide_a_lora(open_app, monkeypatch, add_lora, e
     with session_scope(engine) as session:
         assert session.get(LoraTraining, "to-hide").hidden
     gallery = open_app(user=ANN, secrets=AUTH)
-    assert [s.value for s in gallery.subheader] == ["shown"]
+    assert gallery_titles(gallery) == ["shown"]
 
 
 def test_non_admins_have_no_usage_page(open_app, monkeypatch):

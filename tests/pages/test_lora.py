@@ -31,6 +31,17 @@ def cards(at) -> list[str]:
     return [m.value for m in at.markdown if 'class="ls-card"' in m.value]
 
 
+def facts(at) -> str:
+    """The header's one line: steps, date, how many images."""
+    [line] = [readable(c.value) for c in at.caption if "training steps" in c.value]
+    return line
+
+
+def image_total(at) -> str:
+    """The header's image count, as shown."""
+    return facts(at).rsplit(" · ", 1)[1].removesuffix(" images")
+
+
 def results(at) -> list[str]:
     """Images of the Generate dialog's 2x2 result grid."""
     return [m.value for m in at.markdown if 'class="ls-card ls-result"' in m.value]
@@ -88,8 +99,10 @@ def test_the_page_shows_the_loras_metadata(open_app, add_lora):
 
     assert not at.exception
     assert at.title[0].value == "wtrclr"
-    assert [m.value for m in at.metric][::2] == ["1500", "0"]
-    assert at.code[0].value == "https://w.example/a.safetensors"
+    assert "1,500 training steps · created " in facts(at)
+    assert facts(at).endswith(" · 0 images")
+    assert not at.metric  # one compact line, not big numerals above the images
+    assert at.code[0].value == "https://w.example/a.safetensors"  # under Weights
 
 
 def test_a_lora_without_images_invites_a_first_generation(open_app, add_lora):
@@ -151,7 +164,7 @@ def test_the_second_page_shows_the_oldest_images_under_the_same_header(
     shown = cards(at)
     assert len(shown) == 6
     assert "big/5.jpg" in shown[0] and "big/0.jpg" in shown[-1]
-    assert at.metric[2].value == "30"  # the header still counts them all
+    assert image_total(at) == "30"  # the header still counts them all
     assert at.pagination[0].value == 2
 
 
@@ -226,19 +239,35 @@ def test_generating_shows_four_images_and_stores_them(open_app, add_lora, engine
     assert len(dialog_cards) == 4
     assert all(image.image_url in " ".join(dialog_cards) for image in images)
     assert "7 of 8 generations remaining today" in [c.value for c in at.caption]
-    assert at.button(key="gen_again").label == "Generate Again"
+    assert at.button(key=SUBMIT).label == "Generate 4 Images"  # the next batch, same place
 
 
-def test_generate_again_clears_the_results_and_keeps_the_prompt(open_app, add_lora):
+def test_generating_again_makes_a_new_batch_from_the_edited_prompt(open_app, add_lora, engine):
     add_lora("again")
     at = generate(open_dialog(open_app, "again"), "a fox reading")
+    assert at.text_area(key="gen_prompt").value == "a fox reading"  # kept for editing
 
-    at.button(key="gen_again").click().run()
+    generate(at, "a fox writing")
 
-    assert at.text_area(key="gen_prompt").value == "a fox reading"
-    assert not at.button(key=SUBMIT).disabled
-    assert "gen_again" not in [b.key for b in at.button]
-    assert results(at) == []
+    assert sorted({image.prompt for image in stored_images(engine)}) == [
+        "a fox reading",
+        "a fox writing",
+    ]
+    assert len(results(at)) == 4
+    assert "6 of 8 generations remaining today" in [c.value for c in at.caption]
+
+
+def test_my_prompts_is_there_before_the_first_batch_so_nothing_shifts(open_app, add_lora):
+    add_lora("steady")
+    at = open_dialog(open_app, "steady")
+
+    before = at.selectbox(key="gen_my_prompts")
+    assert before.disabled and before.placeholder == "No prompts of yours yet"
+
+    generate(at, "a lantern")
+
+    after = at.selectbox(key="gen_my_prompts")
+    assert not after.disabled and after.options == ["a lantern"]
 
 
 def test_after_closing_the_page_gallery_shows_the_new_images(open_app, add_lora):
@@ -260,19 +289,20 @@ def test_the_last_batch_survives_a_rerun(open_app, add_lora):
     at.run()
 
     assert at.session_state["last_batch"].outcome.prompt == "a moon"
-    assert "gen_again" in [b.key for b in at.button]
+    assert len(results(at)) == 4
 
 
-def test_an_exhausted_quota_says_when_the_next_slot_frees_up(open_app, add_lora, engine, add_batch):
+def test_an_exhausted_quota_disables_generate_and_says_when_the_next_slot_frees_up(
+    open_app, add_lora, engine, add_batch
+):
     add_lora("full")
     for hours in range(1, 9):
         add_batch(user="guest", age=timedelta(hours=hours))
 
-    at = open_dialog(open_app, "full")
-    at.text_area(key="gen_prompt").input("one more").run()
+    at = open_app(LORA_PAGE, id="full")
 
-    assert at.button(key=SUBMIT).disabled
-    warning = at.warning[0].value
+    assert at.button(key="open_generate").disabled
+    [warning] = [readable(c.value) for c in at.caption if "You've used all" in readable(c.value)]
     assert "You've used all 8 generations today" in warning
     assert re.search(
         r"next generation is available in 1[56] h \d+ min \(at \d\d:\d\d UTC\)", warning
@@ -332,7 +362,7 @@ def test_a_fal_error_shows_a_retry_that_works_once_fal_recovers(
 
     assert not at.exception
     assert len(stored_images(engine)) == 4
-    assert at.button(key="gen_again")
+    assert len(results(at)) == 4
     assert not at.error
 
 
@@ -392,7 +422,6 @@ def test_reopening_the_dialog_starts_fresh_with_the_last_prompt(open_app, add_lo
 
     assert at.text_area(key="gen_prompt").value == "a paper boat"
     assert results(at) == []
-    assert "gen_again" not in [b.key for b in at.button]
 
 
 def test_the_gallery_forgets_an_open_dialog(open_app, add_lora):
@@ -523,7 +552,7 @@ def test_a_shared_image_link_shows_it_large_with_its_details_and_downloads(
 
     assert not at.exception
     [large] = [m.value for m in at.markdown if 'class="ls-card ls-large"' in m.value]
-    assert f'src="{first.image_url}"' in large
+    assert f'src="{first.image_url}"' in large  # the full image, not its thumbnail
     assert "**a lighthouse at dawn**" in [m.value for m in at.markdown]
     assert any(f"Seed {first.seed} ·" in readable(m.value) for m in at.markdown)
     [link] = [code.value for code in at.code if "image=" in code.value]
@@ -556,16 +585,29 @@ def test_an_unknown_image_in_the_link_is_explained_and_the_page_still_works(
     assert len(cards(at)) == 3
 
 
-def test_every_image_links_to_its_details_and_the_grid_can_be_flat(open_app, add_lora, add_images):
+def test_every_image_opens_its_details_in_place_and_the_grid_can_be_flat(
+    open_app, add_lora, add_images
+):
     add_lora("many")
     add_images("many", 3)
     at = open_app(LORA_PAGE, id="many")
 
-    assert all('href="lora?id=many&amp;image=many-img-' in card for card in cards(at))
+    opens = [b for b in at.button if b.key and b.key.startswith("open_") and "-img-" in b.key]
+    assert sorted(b.key.rsplit("_", 1)[1] for b in opens) == [f"many-img-000{n}" for n in range(3)]
+    assert not any("<a href" in card for card in cards(at))  # the card is the button
     assert len([m for m in at.markdown if m.value.startswith("**prompt")]) == 3  # grouped
 
+    [second] = [b for b in opens if b.key.endswith("_many-img-0001")]
+    second.click().run()
+
+    assert at.query_params["image"] == "many-img-0001"  # the address to share
+    [large] = [m.value for m in at.markdown if 'class="ls-card ls-large"' in m.value]
+    assert "https://cdn.example/many/1.jpg" in large
+
+    at.button(key="close_image").click().run()
     at.toggle(key="group_batches").set_value(False).run()
 
+    assert "image" not in at.query_params
     assert [m for m in at.markdown if m.value.startswith("**prompt")] == []
     assert "prompt 2" in cards(at)[0]  # the prompt under each image instead
 
@@ -627,21 +669,21 @@ def test_the_author_hides_an_image_from_the_galleries_and_can_show_it_again(
     add_lora("mine")
     add_own_images(engine, "mine", "guest", 3)
     at = open_app(LORA_PAGE, id="mine", image="guest-1")
-    assert at.metric[2].value == "3"
+    assert image_total(at) == "3"
 
     at.button(key="hide_image").click().run()
 
     assert not at.exception
     with session_scope(engine) as session:
         assert session.get(GeneratedImage, "guest-1").hidden is True
-    assert at.metric[2].value == "2"  # the count is not a stale cached one
+    assert image_total(at) == "2"  # the count is not a stale cached one
     assert not [card for card in cards(at) if "/guest/1.jpg" in card]
     assert "Hidden from the galleries; History keeps it." in [c.value for c in at.caption]
     gallery = open_app()
     assert "2 images" in " ".join(c.value for c in gallery.caption)
 
     at.button(key="hide_image").click().run()  # "Show in the galleries again"
-    assert at.metric[2].value == "3"
+    assert image_total(at) == "3"
     assert len(cards(at)) == 3 + 2  # the gallery, and the rest of its batch under the image
 
 
@@ -652,11 +694,11 @@ def test_the_image_count_follows_images_and_hides_from_other_processes(open_app,
     add_lora("shared")
     add_own_images(engine, "shared", "ann", 3)
     at = open_app(LORA_PAGE, id="shared")
-    assert at.metric[2].value == "3"
+    assert image_total(at) == "3"
 
     hide(engine, "ann-0")  # in another process
     at.run()
-    assert at.metric[2].value == "2"
+    assert image_total(at) == "2"
 
     with session_scope(engine) as session:  # and another adds two
         session.add_all(
@@ -669,7 +711,7 @@ def test_the_image_count_follows_images_and_hides_from_other_processes(open_app,
         )  # fmt: skip
         session.commit()
     at.run()
-    assert at.metric[2].value == "4"
+    assert image_total(at) == "4"
 
 
 def test_others_cannot_hide_an_image_and_see_a_hidden_one_as_hidden(
@@ -690,7 +732,9 @@ def test_others_cannot_hide_an_image_and_see_a_hidden_one_as_hidden(
     admin = open_app(LORA_PAGE, id="theirs", image="bob@example.com-0", user=ANN, secrets=AUTH)
 
     assert "hide_image" not in [button.key for button in visible.button]
-    assert "hidden from the galleries by its author or an admin" in hidden.info[0].value
+    assert any(
+        "hidden from the galleries by its author or an admin" in i.value for i in hidden.info
+    )
     assert admin.button(key="hide_image").label == "Show in the galleries again"
 
 
@@ -725,16 +769,24 @@ def test_grids_load_thumbnails_and_open_the_full_image(open_app, add_lora, engin
     assert len(images) == 4
     for image in images:
         assert image.thumbnail_url == image.image_url.replace(".jpg", ".thumb.webp")
-    for grid in (" ".join(results(at)), " ".join(cards(open_app(LORA_PAGE, id="thumbs")))):
+    result_grid = " ".join(results(at))
+    page_grid = " ".join(cards(open_app(LORA_PAGE, id="thumbs")))
+    for image in images:
+        assert f'href="{image.image_url}"' in result_grid  # opened in a new tab: the full image
+        assert f'href="{image.image_url}"' not in page_grid  # the card opens its details
+    for grid in (result_grid, page_grid):
         for image in images:
-            assert f'href="{image.image_url}"' in grid  # opened in a new tab: the full image
             assert f'src="{image.thumbnail_url}"' in grid  # loaded by the page: the thumbnail
         assert grid.count('loading="lazy" width="384" height="384"') == 4
-        assert grid.count('alt="Generated image: a storm"') == 4  # what it is, read aloud
+        # What it is, read aloud.
+        assert (
+            grid.count('alt="Image generated with the LoRA sks-style from the prompt: a storm"')
+            == 4
+        )
     details = open_app(LORA_PAGE, id="thumbs", image=images[0].id)
     [large] = [m.value for m in details.markdown if 'class="ls-card ls-large"' in m.value]
-    assert f'src="{images[0].image_url}"' in large
-    assert 'alt="Generated with sks-style: a storm"' in large
+    assert f'src="{images[0].image_url}"' in large and f'href="{images[0].image_url}"' in large
+    assert 'alt="Image generated with the LoRA sks-style from the prompt: a storm"' in large
 
 
 def test_images_without_thumbnails_are_shown_whole_once_and_get_one_in_the_background(

@@ -108,17 +108,19 @@ def test_the_gallery_shows_names_and_trigger_words_literally(open_app, evil):
 
 
 def test_the_lora_page_its_dialog_and_an_images_details_show_stored_text_literally(open_app, evil):
-    at = open_app(LORA_PAGE, id="named", image="named-0")
-    at.button(key="open_generate").click().run()
+    details = open_app(LORA_PAGE, id="named", image="named-0")
+    dialog = open_app(LORA_PAGE, id="named")
+    dialog.button(key="open_generate").click().run()
 
-    assert not at.exception
-    assert_inert(at)
-    assert shows(at, EVIL_NAME)  # the title
-    assert shows(at, f"Trigger word: {EVIL_TRIGGER}")
-    assert shows(at, f"in the style of {EVIL_TRIGGER}")  # the dialog
-    assert shows(at, f"by {EVIL_USER}")  # the batch, the image's details
-    assert shows(at, EVIL_TEXT)  # the prompt
-    assert shows(at, f"Seed {EVIL_TEXT}")
+    for at in (details, dialog):
+        assert not at.exception
+        assert_inert(at)
+        assert shows(at, EVIL_NAME)  # the title
+        assert shows(at, f"Trigger word: {EVIL_TRIGGER}")
+        assert shows(at, f"by {EVIL_USER}")  # the batch, the image's details
+        assert shows(at, EVIL_TEXT)  # the prompt
+    assert shows(dialog, f"in the style of {EVIL_TRIGGER}")  # the dialog
+    assert shows(details, f"Seed {EVIL_TEXT}")
 
 
 def test_stored_steps_and_times_that_are_not_numbers_are_shown_literally(open_app, evil):
@@ -130,7 +132,7 @@ def test_stored_steps_and_times_that_are_not_numbers_are_shown_literally(open_ap
         assert_inert(at)
         assert shows(at, WEIRD_TIME)
     assert shows(gallery, f"{WEIRD_STEPS} steps")
-    assert readable(page.metric[0].value) == WEIRD_STEPS
+    assert shows(page, f"{WEIRD_STEPS} training steps")
 
 
 def test_a_lora_known_by_its_trigger_word_is_titled_literally(open_app, evil):

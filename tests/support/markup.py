@@ -105,3 +105,8 @@ def shows(at, text: str) -> bool:
     return any(text in readable(source) for source in markdown_sources(at)) or any(
         text in value for value in plain
     )
+
+
+def gallery_titles(at) -> list[str]:
+    """The LoRA names on the gallery's cards, in order (each card's heading)."""
+    return [readable(heading.value) for heading in at.subheader]
