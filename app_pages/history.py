@@ -28,6 +28,7 @@ FILTER_DEFAULTS: dict[str, object] = {
     "from": None,
     "to": None,
     "starred": False,
+    "scale": [],
 }
 
 follow_reuse()
@@ -51,7 +52,7 @@ def clear_filters() -> None:
         st.session_state[key] = list(empty) if isinstance(empty, list) else empty
 
 
-def read_filters(lora_names: dict[str, str]) -> HistoryFilter:
+def read_filters(lora_names: dict[str, str], scales: list[float]) -> HistoryFilter:
     """Filter widgets bound to the URL's query parameters, so a view can be shared; folded
     away (the table first, on a phone too) and saying how many are set.
 
@@ -60,7 +61,7 @@ def read_filters(lora_names: dict[str, str]) -> HistoryFilter:
     count = active_filters()
     label = f"Filters · {count} active" if count else "Filters"
     with st.expander(label, icon=":material/filter_list:", key="history_filters"):
-        history_filter = _filter_widgets(lora_names)
+        history_filter = _filter_widgets(lora_names, scales)
         st.button(
             "Clear filters", key="clear_filters", icon=":material/filter_alt_off:",
             on_click=clear_filters, disabled=not count,
@@ -68,7 +69,7 @@ def read_filters(lora_names: dict[str, str]) -> HistoryFilter:
     return history_filter
 
 
-def _filter_widgets(lora_names: dict[str, str]) -> HistoryFilter:
+def _filter_widgets(lora_names: dict[str, str], scales: list[float]) -> HistoryFilter:
     labels = queries.unique_labels(lora_names)
     first, second, third = st.columns([2, 1, 1])
     lora_ids = first.multiselect(
@@ -82,6 +83,10 @@ def _filter_widgets(lora_names: dict[str, str]) -> HistoryFilter:
     prompt = fourth.text_input("Prompt contains", key="q", bind="query-params")
     date_from = fifth.date_input("From", value=None, key="from", bind="query-params")
     date_to = sixth.date_input("To", value=None, key="to", bind="query-params")
+    chosen_scales = st.multiselect(
+        "LoRA scale", scales, format_func=lambda scale: f"{scale:g}", key="scale",
+        bind="query-params", placeholder="Any scale",
+    )  # fmt: skip
     me = context.current_user()
     starred = me is not None and st.checkbox(
         "Only generations with an image I starred", key="starred", bind="query-params"
@@ -94,6 +99,7 @@ def _filter_widgets(lora_names: dict[str, str]) -> HistoryFilter:
         statuses=tuple(HistoryStatus(value) for value in statuses),
         prompt_contains=prompt.strip() or None,
         starred_by=me if starred else None,
+        lora_scales=tuple(chosen_scales),
     )
 
 
@@ -109,8 +115,14 @@ def show_summary(summary: analytics.HistorySummary) -> None:
             ("Failed", f"{summary.failure_rate:.0%}"),
             ("Safety-filtered", f"{summary.safety_filter_rate:.0%}"),
             ("Median time", median),
+            ("Est. spend", money(summary.megapixels)),
         ):
             st.metric(label, value, width="content")
+
+
+def money(megapixels: float) -> str:
+    """What fal billed for `megapixels`, at the price in the settings (an estimate)."""
+    return f"${megapixels * context.get_settings().fal_price_per_megapixel:,.2f}"
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
@@ -127,10 +139,18 @@ def cached_overview(
         )
 
 
+@st.cache_data(ttl=600, max_entries=16, show_spinner=False)
+def cached_scales(version: tuple[object, ...]) -> list[float]:
+    """The LoRA scales in use (a scan of every batch): once per data version."""
+    with session_scope(context.studio().engine) as session:
+        return listing.lora_scales(session=session)
+
+
 def show_charts(overview: analytics.Overview) -> None:
-    by_day, by_lora, by_user, by_word = st.tabs(
-        ["Batches per day", "Top LoRAs", "Top users", "Prompt words"]
-    )
+    by_day, by_lora, by_user, by_word, spend_user, spend_lora = st.tabs(
+        ["Batches per day", "Top LoRAs", "Top users", "Prompt words", "Spend by user",
+         "Spend by LoRA"]
+    )  # fmt: skip
     per_day = overview.per_day.assign(day=overview.per_day["day"].dt.strftime("%Y-%m-%d"))
     days = per_day.groupby("day", sort=False)["batches"].sum()
     charts.stacked_bars(
@@ -157,6 +177,26 @@ def show_charts(overview: analytics.Overview) -> None:
             alt=f"{what}, the most first: {top or 'none yet'}.",
         )
     by_word.caption(f"The most frequent words of the latest {analytics.WORD_SAMPLE:,} prompts.")
+    price = context.get_settings().fal_price_per_megapixel
+    for tab, frame, what in (
+        (spend_user, overview.spend_by_user, "user"),
+        (spend_lora, overview.spend_by_lora, "LoRA"),
+    ):
+        dollars = frame.assign(dollars=(frame["megapixels"] * price).round(4))
+        charts.stacked_bars(
+            dollars,
+            x="day",
+            y="dollars",
+            color="who",
+            domain=charts.day_domain(sorted(set(dollars["day"]))),
+            container=tab,
+            alt=f"Estimated spend per day by {what}, in US dollars, "
+            f"{money(float(frame['megapixels'].sum()))} in all.",
+        )
+        tab.caption(
+            f"Estimated at ${price:g} per output megapixel (fal's price for flux-lora; "
+            "the FAL_PRICE_PER_MEGAPIXEL setting)."
+        )
 
 
 def table_frame(rows: list[listing.HistoryRow]) -> pd.DataFrame:
@@ -171,6 +211,11 @@ def table_frame(rows: list[listing.HistoryRow]) -> pd.DataFrame:
             "status": [row.status.value for row in rows],
             "seconds": pd.Series([row.duration_seconds for row in rows], dtype="Float64"),
             "thumbnail": pd.Series([row.thumbnail_url for row in rows], dtype="string"),
+            "scale": [row.lora_scale for row in rows],
+            "steps": [row.steps for row in rows],
+            "guidance": [row.guidance for row in rows],
+            "size": [row.image_size for row in rows],
+            "seed": pd.Series([row.seed for row in rows], dtype="string"),
         }
     )
 
@@ -191,6 +236,11 @@ def show_table(page: queries.Page[listing.HistoryRow]) -> None:
             "images",
             "status",
             "seconds",
+            "scale",
+            "steps",
+            "guidance",
+            "size",
+            "seed",
             "page",
         ],
         column_config={
@@ -203,6 +253,11 @@ def show_table(page: queries.Page[listing.HistoryRow]) -> None:
             "status": "Status",
             "seconds": st.column_config.NumberColumn("Duration", format="%.1f s"),
             "thumbnail": st.column_config.ImageColumn("Preview", width="small"),
+            "scale": st.column_config.NumberColumn("Scale", format="%g"),
+            "steps": st.column_config.NumberColumn("Steps"),
+            "guidance": st.column_config.NumberColumn("Guidance", format="%g"),
+            "size": "Size",
+            "seed": "Seed",
         },
     )
     # A selection outlives a change of filter or page: ignore one that points past the rows.
@@ -254,7 +309,7 @@ with session_scope(context.studio().engine) as session:
     names = queries.lora_names(session=session)
     # With the user's stars, for the "I starred" filter (a star rarely changes).
     version = analytics.data_version(session=session, starred_by=context.current_user())
-history_filter = read_filters(names)
+history_filter = read_filters(names, cached_scales(version))
 if st.session_state.get("history_filter") != history_filter:
     st.session_state["history_filter"] = history_filter
     st.session_state.pop("history_page", None)  # a new filter starts on its first page

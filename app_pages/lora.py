@@ -8,7 +8,8 @@ from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
 from lora_core.gallery import downloads, favorites, moderation, queries, views
-from lora_core.generation import service
+from lora_core.generation import recipe, service
+from lora_core.generation.recipe import Recipe
 from ui import context, routes
 from ui.components import (
     FLAGGED_TEXT,
@@ -23,7 +24,7 @@ from ui.components import (
     status_badge,
 )
 from ui.errors import generation_blocked, guarded, show_error
-from ui.generate_dialog import close_generate, open_generate, render_open_dialog
+from ui.generate_dialog import close_generate, open_generate, remix, render_open_dialog
 from ui.text import md
 
 PAGE_SIZE = 24
@@ -217,12 +218,14 @@ def show_image_details(
     st.caption(f"by {md(image.wallet_address)} · {md(format_date(image.created_at))}")
     size = f"{image.image_width}×{image.image_height}" if image.image_width else "—"
     st.markdown(f"Seed {md(image.seed or '—')} · {size}")
+    st.caption(md(recipe.describe(view.recipe)))  # the settings it was generated with
+    show_recipe_actions(lora, image, view.recipe)
     show_stars(image, view.stars, mine=view.starred_by_me)
     st.caption("Share link")
     st.code(share_url(image), language=None, wrap_lines=True)
     st.download_button(
         "Download image",
-        data=lambda: downloads.read_image(image.image_url, store=store),
+        data=lambda: downloads.image_download(image, lora, view.recipe, store=store),
         file_name=downloads.file_name(image),
         mime=downloads.mime_type(image),
         icon=":material/download:",
@@ -232,7 +235,7 @@ def show_image_details(
     )
     st.download_button(
         f"Download its batch ({len(batch)} images, zip)",
-        data=lambda: downloads.images_zip(batch, lora, store=store),
+        data=lambda: zip_with_recipes(batch, lora),
         file_name=f"{lora.trigger_word}-{image.batch_id or image.id}.zip",
         mime="application/zip",
         icon=":material/folder_zip:",
@@ -244,6 +247,35 @@ def show_image_details(
     if st.button("Back to all images", key="close_image", icon=":material/arrow_back:"):
         close_image()
         st.rerun()  # the whole page: a button in a dialog reruns only the dialog
+
+
+def show_recipe_actions(lora: LoraTraining, image: GeneratedImage, made_with: Recipe) -> None:
+    """Reproduce (the same prompt, seed and settings: a new batch at once) and Remix (the
+    Generate dialog filled with them, to change anything), for those who may generate."""
+    try:
+        service.check_ready(lora)
+    except LoraStudioError:
+        return  # the page says why it cannot generate
+    if context.current_user() is None:
+        return
+    disabled = generation_blocked(context.run_quota_status()) is not None
+    with st.container(horizontal=True):
+        for label, key, icon, run in (
+            ("Reproduce", "reproduce_image", ":material/replay:", True),
+            ("Remix", "remix_image", ":material/tune:", False),
+        ):
+            if st.button(label, key=key, icon=icon, disabled=disabled):
+                close_image()
+                remix(lora.id, image.prompt, made_with, run=run)
+                st.rerun()  # the whole page: the Generate dialog replaces this one
+
+
+def zip_with_recipes(images: list[GeneratedImage], lora: LoraTraining) -> bytes:
+    """A zip of `images`, each file carrying its recipe (read when the zip is asked for)."""
+    studio = context.studio()
+    with session_scope(studio.engine) as session:
+        recipes = views.recipes_of(session=session, images=images)
+    return downloads.images_zip(images, lora, store=studio.store, recipes=recipes)
 
 
 def load_images(
@@ -291,10 +323,10 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
         f"{count_text(images.total)} images {whose}, newest first. "
         "Open an image for its prompt, seed, share link and downloads."
     )
-    shown, store = images.items, context.studio().store
+    shown = images.items
     st.download_button(
         f"Download the {len(shown)} images shown (zip)",
-        data=lambda: downloads.images_zip(shown, lora, store=store),
+        data=lambda: zip_with_recipes(shown, lora),
         file_name=f"{lora.trigger_word}-{'favorites-' if starred_only else ''}"
         f"page-{images.page}.zip",
         mime="application/zip",

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from lora_core.data.clock import utc_now
 from lora_core.data.db import session_scope
 from lora_core.gallery import moderation, queries
 from lora_core.generation import quota
+from lora_core.history import analytics
 from ui import context
 from ui.components import lora_title
 from ui.errors import boundary, period_text
@@ -20,8 +22,12 @@ if not who.is_admin:  # the page is only in admins' navigation; check again all 
     st.stop()
 
 policy = context.studio().generation_policy
+price = context.get_settings().fal_price_per_megapixel
 st.title("Usage")
-st.caption(f"Generations per user {period_text(policy.window)} (limit {policy.limit}).")
+st.caption(
+    f"Generations per user {period_text(policy.window)} (limit {policy.limit}), and what "
+    f"fal billed for them, estimated at ${price:g} per output megapixel."
+)
 
 
 def toggle_hidden(lora_id: str, hidden: bool) -> None:
@@ -36,6 +42,7 @@ def toggle_hidden(lora_id: str, hidden: bool) -> None:
 
 with session_scope(context.studio().engine) as session:
     usage = quota.usage_by_user(session=session, policy=policy)
+    billed = analytics.megapixels_by_user(session=session, since=utc_now() - policy.window)
     loras = queries.list_loras(session=session, with_hidden=True)
 
 st.dataframe(
@@ -47,10 +54,11 @@ st.dataframe(
                 "remaining": "Unlimited"
                 if policy.is_exempt(user)
                 else str(max(policy.limit - used, 0)),
+                "est. spend ($)": round(billed.get(user, 0.0) * price, 2),
             }
             for user, used in usage
         ],
-        columns=["user", "batches", "remaining"],
+        columns=["user", "batches", "remaining", "est. spend ($)"],
     ),
     hide_index=True,
     key="usage_table",

@@ -18,7 +18,8 @@ Module map (one hop from a behaviour to its folder):
     fal/               fal through fal_client: client (at-most-once submits, deadlines,
                        what fal's errors mean), generator (flux-lora), trainer (training)
     generation/        generators (the interface), preview (offline), service (generate),
-                       recovery (finishing a dead process's batches), quota, prompts
+                       recovery (finishing a dead process's batches), quota, prompts,
+                       recipe (the settings of a batch: scale, seed, size, steps, guidance)
     training/          trainers (the interface), preview (offline), archive (uploads
                        checked and zipped), lifecycle (a training's row and quota),
                        registry (existing LoRAs), names (trigger words, names)

@@ -24,6 +24,10 @@ class InvalidPrompt(LoraStudioError):
     """The prompt is empty or too long."""
 
 
+class InvalidSettings(LoraStudioError):
+    """A generation setting (scale, seed, steps, guidance, size) is out of its range."""
+
+
 class LoraNotFound(LoraStudioError):
     """No LoRA has this id (or the id is malformed)."""
 

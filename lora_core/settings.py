@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     fal_key_id: SecretStr | None = None
     fal_key_secret: SecretStr | None = None
     generation_limit: int = Field(8, ge=1)
+    # fal's published price of fal-ai/flux-lora, in US dollars per output megapixel
+    # (fal.ai's model page, read 2026-12-01): spend figures are estimates from it.
+    fal_price_per_megapixel: float = Field(0.035, ge=0)
     generation_window_hours: float = Field(24, gt=0)
     # Training costs far more than generating: its own, smaller allowance.
     training_limit: int = Field(2, ge=1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,9 +152,15 @@ class Copied:
     thumbnail_url: str | None
 
 
-def copy_images(store: MediaStore, sources: Sequence[tuple[str, str]]) -> list[Copied | None]:
+def copy_images(
+    store: MediaStore,
+    sources: Sequence[tuple[str, str]],
+    *,
+    label: Callable[[bytes], bytes] | None = None,
+) -> list[Copied | None]:
     """Copy each `(url, relative_path)` into `store`, all at once, each with its thumbnail
-    beside it (`lora_core.thumbnails`).
+    beside it (`lora_core.thumbnails`); `label` rewrites each file's bytes before it is
+    stored (the recipe written into it).
 
     Returns our copy for each source, or None where the copy failed (the caller keeps the
     original URL then). Never raises for a failed download.
@@ -166,7 +172,7 @@ def copy_images(store: MediaStore, sources: Sequence[tuple[str, str]]) -> list[C
         url, relative_path = source
         try:
             data = _download(client, url)
-            copied = store.save(relative_path, data)
+            copied = store.save(relative_path, label(data) if label else data)
         except (httpx.HTTPError, OSError, ValueError):
             return None
         return Copied(copied, save_thumbnail(store, thumbnails.path_beside(relative_path), data))

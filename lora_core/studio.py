@@ -26,6 +26,7 @@ from lora_core.gallery import downloads
 from lora_core.generation import quota, recovery, service
 from lora_core.generation.generators import ImageGenerator, ProgressCallback
 from lora_core.generation.preview import PreviewGenerator
+from lora_core.generation.recipe import PLAN, Recipe
 from lora_core.settings import Settings
 from lora_core.storage import MediaStore, build_store
 from lora_core.training import lifecycle, registry
@@ -97,6 +98,7 @@ class Studio:
         user: str,
         lora_id: str,
         prompt: str | None,
+        recipe: Recipe = PLAN,
         on_progress: ProgressCallback | None = None,
     ) -> service.BatchOutcome:
         return service.generate(
@@ -106,6 +108,7 @@ class Studio:
             user=user,
             lora_id=lora_id,
             prompt=prompt,
+            recipe=recipe,
             on_progress=on_progress,
             store=self.store,
             allow_private_weights=self.settings.allow_private_weights_urls,

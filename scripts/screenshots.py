@@ -68,6 +68,22 @@ def settle(page: Page) -> None:
     page.wait_for_timeout(600)
 
 
+def open_details(page: Page) -> None:
+    """A LoRA page with its first image's details open (clicked again if the first click
+    landed while Streamlit was still drawing the card)."""
+    page.goto("/lora?id=demo-watercolor")
+    large = page.get_by_role("dialog").locator("figure.ls-large img")
+    for _attempt in range(3):
+        settle(page)
+        page.locator("[class*='st-key-card_']").first.click()
+        try:
+            expect(large).to_be_visible(timeout=3_000)
+            return
+        except AssertionError:
+            continue
+    expect(large).to_be_visible()
+
+
 def shoot(page: Page, out: Path, name: str, width: int) -> None:
     settle(page)
     page.screenshot(path=out / f"{name}-{width}.png")
@@ -89,10 +105,18 @@ def photograph(url: str, out: Path) -> None:
                 page.goto(path)
                 expect(page.locator("h1").first).to_be_visible()
                 shoot(page, out, name, width)
-            page.goto("/lora?id=demo-watercolor")
-            page.locator("[class*='st-key-card_']").first.click()
-            expect(page.get_by_role("dialog").locator("figure.ls-large img")).to_be_visible()
+            open_details(page)
             shoot(page, out, "image-details", width)
+            open_details(page)
+            with page.expect_download() as started:  # an image, its recipe inside
+                page.get_by_role("button", name="Download image").click()
+            recipe_file = Path(tempfile.gettempdir()) / "a-lighthouse-on-a-cliff.jpg"
+            started.value.save_as(recipe_file)
+            page.goto("/lab")
+            page.locator("input[type=file]").set_input_files(recipe_file)
+            expect(page.get_by_role("button", name="Remix with wtrclr")).to_be_visible()
+            shoot(page, out, "lab", width)
+            recipe_file.unlink()
             page.goto("/lora?id=demo-claymation")
             page.locator(".st-key-open_generate button").click()
             expect(page.get_by_role("dialog").get_by_role("textbox")).to_be_focused()

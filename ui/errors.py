@@ -17,6 +17,7 @@ from lora_core.errors import (
     DatabaseUnavailable,
     GenerationFailed,
     InvalidPrompt,
+    InvalidSettings,
     InvalidTrainingInput,
     LoraHasNoWeights,
     LoraNotFound,
@@ -104,7 +105,7 @@ def show_error(error: LoraStudioError) -> None:
             )
         case NotSignedIn():
             st.info(md(str(error)), icon=":material/login:")
-        case InvalidPrompt():
+        case InvalidPrompt() | InvalidSettings():
             st.warning(md(str(error)), icon=":material/edit:")
         case WeightsUnavailable():
             st.error(md(str(error)), icon=":material/link_off:")

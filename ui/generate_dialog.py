@@ -15,7 +15,7 @@ import streamlit as st
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraTraining
 from lora_core.errors import GenerationFailed, LoraStudioError, NotSignedIn, QuotaExceeded
-from lora_core.generation import prompts, service
+from lora_core.generation import prompts, recipe, service
 from lora_core.generation.generators import IMAGES_PER_BATCH, Progress
 from ui import context, routes
 from ui.components import image_grid, lora_title
@@ -33,6 +33,11 @@ LAST_BATCH_KEY = "last_batch"
 ERROR_KEY = "gen_error"
 RETRY_KEY = "gen_retry_requested"
 FOCUS_KEY = "gen_focus_prompt"
+SAVED_RECIPE_KEY = "gen_recipe_saved"
+ROUND_KEY = "gen_round"  # one more each time the dialog opens: fresh Advanced widgets
+# The Advanced section's widgets, each with the recipe field it sets.
+SCALE_KEY, SEED_KEY, SIZE_KEY = "gen_scale", "gen_seed", "gen_size"
+STEPS_KEY, GUIDANCE_KEY = "gen_steps", "gen_guidance"
 # Streamlit focuses the dialog box; a person opening "Generate" wants to type. Our own
 # constant script (no data in it), run once per opening.
 _FOCUS_PROMPT = """<script>
@@ -62,6 +67,92 @@ def open_generate(lora_id: str) -> None:
     st.session_state.pop(LAST_BATCH_KEY, None)
     # Streamlit forgets a widget's value while it is not shown: keep our own copy.
     st.session_state[PROMPT_KEY] = st.session_state.get(SAVED_PROMPT_KEY, "")
+    st.session_state[ROUND_KEY] = st.session_state.get(ROUND_KEY, 0) + 1
+
+
+def remix(lora_id: str, prompt: str, made_with: recipe.Recipe, *, run: bool = False) -> None:
+    """Open `lora_id`'s dialog filled with an image's prompt, settings and seed, to change
+    anything; with `run`, generate it again at once (Reproduce: the same recipe)."""
+    st.session_state[SAVED_PROMPT_KEY] = prompt
+    st.session_state[SAVED_RECIPE_KEY] = made_with
+    open_generate(lora_id)
+    if run:
+        st.session_state[RETRY_KEY] = True
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The Advanced section's values as the widgets return them (the seed as typed)."""
+
+    lora_scale: float
+    seed: str
+    image_size: str
+    steps: int
+    guidance: float
+
+    def recipe(self) -> recipe.Recipe:
+        """The recipe they make; `InvalidSettings` for a seed that is no number."""
+        return recipe.checked(
+            recipe.Recipe(
+                lora_scale=float(self.lora_scale),
+                steps=int(self.steps),
+                guidance=float(self.guidance),
+                image_size=self.image_size,
+                seed=recipe.parse_seed(self.seed),
+            )
+        )
+
+
+def _advanced() -> Chosen:
+    """What fal's flux-lora takes and evaluators vary; closed unless it differs from the
+    plan's settings (a remix shows what it holds).
+
+    The widgets start from the saved recipe through `value=` and get new keys each time
+    the dialog opens (`ROUND_KEY`): a value put into a widget's session state would not
+    survive a browser that never drew the widget (a closed expander) and sent back the
+    widget's default on submit."""
+    shown: recipe.Recipe = st.session_state.get(SAVED_RECIPE_KEY, recipe.PLAN)
+    round_ = st.session_state.get(ROUND_KEY, 0)
+    with st.expander("Advanced", expanded=shown != recipe.PLAN):
+        scale = st.slider(
+            "LoRA scale",
+            *recipe.SCALE_RANGE,
+            value=shown.lora_scale,
+            step=0.05,
+            key=f"{SCALE_KEY}_{round_}",
+            help="How strongly the LoRA steers the image; 0 is the base model.",
+        )
+        seed = st.text_input(
+            "Seed",
+            value="" if shown.seed is None else str(shown.seed),
+            key=f"{SEED_KEY}_{round_}",
+            placeholder="Random",
+            help="The same seed and settings give the same images. Blank: random.",
+        )
+        size = st.selectbox(
+            "Image size",
+            list(recipe.IMAGE_SIZES),
+            index=list(recipe.IMAGE_SIZES).index(shown.image_size),
+            key=f"{SIZE_KEY}_{round_}",
+            format_func=_size_label,
+        )
+        steps = st.slider(
+            "Steps", *recipe.STEPS_RANGE, value=shown.steps, key=f"{STEPS_KEY}_{round_}"
+        )
+        guidance = st.slider(
+            "Guidance",
+            *recipe.GUIDANCE_RANGE,
+            value=shown.guidance,
+            step=0.5,
+            key=f"{GUIDANCE_KEY}_{round_}",
+            help="How closely the image follows the prompt.",
+        )
+    return Chosen(scale, seed, size or recipe.PLAN.image_size, steps, guidance)
+
+
+def _size_label(preset: str) -> str:
+    width, height = recipe.IMAGE_SIZES[preset]
+    return f"{preset.replace('_', ' ')} · {width}×{height}"
 
 
 def reuse_prompt(lora_id: str, prompt: str) -> None:
@@ -114,6 +205,7 @@ def _generate_dialog(lora: LoraTraining) -> None:
             help=f"1 to {prompts.MAX_PROMPT_LENGTH} characters.",
             required=True,
         )
+        chosen = _advanced()
         hours = status.window.total_seconds() / 3600
         st.caption(remaining_text(status), help=f"Counted over a rolling {hours:g}-hour window.")
         submitted = st.form_submit_button(
@@ -127,7 +219,7 @@ def _generate_dialog(lora: LoraTraining) -> None:
             icon=":material/timer:",
         )
     if submitted or st.session_state.pop(RETRY_KEY, False):
-        _run_generation(lora, prompt)  # reruns the app when done
+        _run_generation(lora, prompt, chosen)  # reruns the app when done
 
     if st.session_state.pop(FOCUS_KEY, False):
         st.html(_FOCUS_PROMPT, unsafe_allow_javascript=True)
@@ -173,9 +265,15 @@ def _retry() -> None:
     st.session_state[RETRY_KEY] = True
 
 
-def _run_generation(lora: LoraTraining, prompt: str) -> None:
+def _run_generation(lora: LoraTraining, prompt: str, settings: Chosen) -> None:
     st.session_state.pop(ERROR_KEY, None)
     st.session_state[SAVED_PROMPT_KEY] = prompt
+    try:
+        chosen = settings.recipe()
+    except LoraStudioError as error:
+        st.session_state[ERROR_KEY] = error
+        st.rerun()
+    st.session_state[SAVED_RECIPE_KEY] = chosen
     with st.status("Generating 4 images…", expanded=True) as progress_box:
         shown: list[str] = []
 
@@ -191,7 +289,11 @@ def _run_generation(lora: LoraTraining, prompt: str) -> None:
 
         try:
             outcome = context.studio().generate(
-                user=_signed_in_user(), lora_id=lora.id, prompt=prompt, on_progress=on_progress
+                user=_signed_in_user(),
+                lora_id=lora.id,
+                prompt=prompt,
+                recipe=chosen,
+                on_progress=on_progress,
             )
         except LoraStudioError as error:
             progress_box.update(label="Generation failed", state="error", expanded=False)

@@ -49,6 +49,9 @@ _TRAIN = partial(
     icon=":material/model_training:",
     url_path="train",
 )
+_LAB = partial(
+    st.Page, "app_pages/lab.py", title="LoRA Lab", icon=":material/science:", url_path="lab"
+)
 _USAGE = partial(
     st.Page, "app_pages/usage.py", title="Usage", icon=":material/monitoring:", url_path="usage"
 )
@@ -59,7 +62,9 @@ GALLERY, LORA, TRAIN = _GALLERY(), _LORA(), _TRAIN()
 def pages(*, admin: bool) -> list[st.Page]:
     """The pages this user may open, in menu order (Usage for admins only): new objects on
     every call, one set per run (see above)."""
-    recipes = [_GALLERY, _LORA, _HISTORY, _COMPARE, _TRAIN, *([_USAGE] if admin else [])]
+    recipes = [
+        _GALLERY, _LORA, _HISTORY, _COMPARE, _LAB, _TRAIN, *([_USAGE] if admin else [])
+    ]  # fmt: skip
     return [recipe() for recipe in recipes]
 
 

@@ -190,6 +190,13 @@ class GenerationBatch(SQLModel, table=True):
     # earlier version of this app.
     lease_holder: str | None = Field(default=None, sa_type=Text)
     lease_until: str | None = Field(default=None, sa_type=Text)
+    # How it was generated (`lora_core.generation.recipe`); the seed fal used is on each
+    # image, the seed asked for (None: fal picked one) here. None: the plan's settings.
+    lora_scale: float | None = None
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+    image_size: str | None = Field(default=None, sa_type=Text)
+    requested_seed: str | None = Field(default=None, sa_type=Text)
 
 
 class ImageFavorite(SQLModel, table=True):

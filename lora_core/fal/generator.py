@@ -24,6 +24,7 @@ from lora_core.generation.generators import (
     Progress,
     ProgressCallback,
 )
+from lora_core.generation.recipe import PLAN, Recipe, fal_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +32,15 @@ logger = logging.getLogger(__name__)
 FLUX_LORA_APP = "fal-ai/flux-lora"
 
 
-def flux_lora_arguments(*, full_prompt: str, weights_url: str) -> dict[str, Any]:
-    """The fixed fal arguments of the original plan."""
+def flux_lora_arguments(
+    *, full_prompt: str, weights_url: str, recipe: Recipe = PLAN
+) -> dict[str, Any]:
+    """fal's arguments: the plan's (4 JPEGs, safety checker on) with the recipe's settings
+    (by default the plan's: square HD, 28 steps, guidance 3.5, LoRA scale 1.5)."""
     return {
         "prompt": full_prompt,
-        "loras": [{"path": weights_url, "scale": 1.5}],
-        "image_size": "square_hd",
-        "num_inference_steps": 28,
-        "guidance_scale": 3.5,
+        "loras": [{"path": weights_url, "scale": recipe.lora_scale}],
+        **fal_arguments(recipe),
         "num_images": IMAGES_PER_BATCH,
         "enable_safety_checker": True,
         "output_format": "jpeg",
@@ -93,7 +95,9 @@ class FalGenerator:
                     self._client,
                     FLUX_LORA_APP,
                     flux_lora_arguments(
-                        full_prompt=request.full_prompt, weights_url=request.weights_url
+                        full_prompt=request.full_prompt,
+                        weights_url=request.weights_url,
+                        recipe=request.recipe,
                     ),
                     # fal's own bound on the queue wait; it accepts only more than a second.
                     start_timeout=self.timeout_seconds if self.timeout_seconds > 1 else None,

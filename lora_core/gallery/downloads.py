@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -19,7 +19,9 @@ import pandas as pd
 from lora_core import thumbnails
 from lora_core.data.models import GeneratedImage, LoraTraining
 from lora_core.errors import DownloadFailed
+from lora_core.generation import recipe_files
 from lora_core.generation.prompts import full_prompt
+from lora_core.generation.recipe import PLAN, Recipe
 from lora_core.storage import (
     MAX_IMAGE_BYTES,
     LocalMediaStore,
@@ -83,18 +85,52 @@ def mime_type(image: GeneratedImage) -> str:
     return "image/png" if _is_png(image) else "image/jpeg"
 
 
-def images_zip(images: Sequence[GeneratedImage], lora: LoraTraining, *, store: MediaStore) -> bytes:
-    """The images (fetched at once) and `manifest.json`/`manifest.csv` describing each. An
-    image that cannot be fetched, or that the safety filter hid, is listed without a file:
-    the zip never fails because of one image."""
+def with_recipe(data: bytes, image: GeneratedImage, lora: LoraTraining, made_with: Recipe) -> bytes:
+    """The image's bytes carrying its recipe (`recipe_files`), as every download does."""
+    return recipe_files.embed(
+        data,
+        recipe_files.recipe_fields(
+            prompt=image.prompt,
+            full_prompt=full_prompt(image.prompt, lora.trigger_word),
+            lora_id=lora.id,
+            lora_name=lora.name,
+            trigger_word=lora.trigger_word,
+            weights_url=lora.weights_copy_url or lora.lora_weights_url,
+            recipe=made_with,
+            seed=image.seed,
+            created_at=image.created_at,
+        ),
+    )
+
+
+def image_download(
+    image: GeneratedImage, lora: LoraTraining, made_with: Recipe, *, store: MediaStore
+) -> bytes:
+    """One image as "Download image" serves it: its file, with its recipe inside."""
+    return with_recipe(read_image(image.image_url, store=store), image, lora, made_with)
+
+
+def images_zip(
+    images: Sequence[GeneratedImage],
+    lora: LoraTraining,
+    *,
+    store: MediaStore,
+    recipes: Mapping[str, Recipe] | None = None,
+) -> bytes:
+    """The images (fetched at once, each with its recipe inside: `recipes` by image id,
+    else the plan's with the image's seed) and `manifest.json`/`manifest.csv` describing
+    each. An image that cannot be fetched, or that the safety filter hid, is listed
+    without a file: the zip never fails because of one image."""
 
     def fetch(image: GeneratedImage) -> bytes | None:
         if image.nsfw:
             return None
         try:
-            return read_image(image.image_url, store=store, client=client)
+            data = read_image(image.image_url, store=store, client=client)
         except DownloadFailed:
             return None
+        made_with = (recipes or {}).get(image.id) or PLAN.with_seed(_seed(image))
+        return with_recipe(data, image, lora, made_with)
 
     with (
         httpx.Client(timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=True) as client,
@@ -114,6 +150,10 @@ def images_zip(images: Sequence[GeneratedImage], lora: LoraTraining, *, store: M
         archive.writestr("manifest.json", json.dumps(records, indent=2, ensure_ascii=False))
         archive.writestr("manifest.csv", pd.DataFrame(records).to_csv(index=False))
     return buffer.getvalue()
+
+
+def _seed(image: GeneratedImage) -> int | None:
+    return int(image.seed) if image.seed and image.seed.isdigit() else None
 
 
 def _manifest_row(image: GeneratedImage, lora: LoraTraining, name: str | None) -> ManifestRow:

@@ -3,13 +3,17 @@ that the page opens as few sessions as it has parts that rerun on their own."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlmodel import Session
+from sqlalchemy import select
+from sqlmodel import Session, col
 
 from lora_core.data import lookups
-from lora_core.data.models import GeneratedImage, LoraTraining
+from lora_core.data.models import GeneratedImage, GenerationBatch, LoraTraining
 from lora_core.gallery import favorites, queries
+from lora_core.generation import recipe
+from lora_core.generation.recipe import Recipe
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class ImageView:
     batch: list[GeneratedImage]
     stars: int
     starred_by_me: bool
+    recipe: Recipe  # how it was made, with the seed fal used
 
 
 def image_view(
@@ -45,4 +50,34 @@ def image_view(
     if image is None:
         return None
     count, mine = favorites.stars(session=session, image_id=image.id, user=user)
-    return ImageView(image, queries.batch_of(session=session, image=image), count, mine)
+    batch = queries.batch_of(session=session, image=image)
+    return ImageView(image, batch, count, mine, image_recipe(session=session, image=image))
+
+
+def recipes_of(*, session: Session, images: Sequence[GeneratedImage]) -> dict[str, Recipe]:
+    """Each image's recipe (as `image_recipe`), by image id, in one query."""
+    batch_ids = {image.batch_id for image in images if image.batch_id}
+    batches = {
+        batch.id: batch
+        for batch in session.scalars(
+            select(GenerationBatch).where(col(GenerationBatch.id).in_(batch_ids))
+        )
+    } if batch_ids else {}  # fmt: skip
+    return {image.id: _recipe(batches.get(image.batch_id or ""), image) for image in images}
+
+
+def image_recipe(*, session: Session, image: GeneratedImage) -> Recipe:
+    """The settings of the image's batch and the seed fal used for it; the plan's settings
+    for an image without a batch (the original app's) or one stored before settings were."""
+    row = session.get(GenerationBatch, image.batch_id) if image.batch_id else None
+    return _recipe(row, image)
+
+
+def _recipe(row: GenerationBatch | None, image: GeneratedImage) -> Recipe:
+    return recipe.from_batch(
+        lora_scale=row.lora_scale if row else None,
+        steps=row.num_inference_steps if row else None,
+        guidance=row.guidance_scale if row else None,
+        image_size=row.image_size if row else None,
+        seed=image.seed,
+    )

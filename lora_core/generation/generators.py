@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from lora_core.generation.recipe import PLAN, Recipe
+
 IMAGES_PER_BATCH = 4
 
 
@@ -17,6 +19,7 @@ class GenerationRequest:
     full_prompt: str
     weights_url: str
     lora_label: str
+    recipe: Recipe = PLAN
 
 
 @dataclass(frozen=True)

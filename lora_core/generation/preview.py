@@ -36,7 +36,11 @@ class PreviewGenerator:
     ) -> GenerationResult:
         report = on_progress or (lambda _progress: None)
         digest = hashlib.sha256(f"{request.full_prompt}|{request.weights_url}".encode()).digest()
-        seed = int.from_bytes(digest[:6], "big")
+        # As fal: the seed asked for, else one of its own (here: from the prompt and LoRA).
+        seed = request.recipe.seed
+        if seed is None:
+            seed = int.from_bytes(digest[:6], "big")
+        width, height = self._pixels(request)
         images = []
         for index in range(IMAGES_PER_BATCH):
             report(
@@ -49,7 +53,7 @@ class PreviewGenerator:
                 raise GenerationFailed(
                     "Could not save the preview images: the media folder is not writable."
                 ) from None
-            images.append(GeneratedImageData(url=url, width=self.size, height=self.size))
+            images.append(GeneratedImageData(url=url, width=width, height=height))
         report(Progress("completed"))
         return GenerationResult(images=images, seed=str(seed), request_id=None)
 
@@ -59,23 +63,30 @@ class PreviewGenerator:
     def cancel(self, request_id: str) -> None:
         """Nothing runs elsewhere for a preview."""
 
+    def _pixels(self, request: GenerationRequest) -> tuple[int, int]:
+        """The recipe's image size, scaled so that 1024 px is `size`."""
+        width, height = request.recipe.pixels
+        return width * self.size // 1024, height * self.size // 1024
+
     def _draw(self, request: GenerationRequest, *, seed: int, index: int) -> bytes:
+        width, height = self._pixels(request)
+        side = min(width, height)
         shade = hashlib.sha256(f"{seed}:{index}".encode()).digest()
         dark = (shade[0] // 3, shade[1] // 3, shade[2] // 3)
         light = (128 + shade[3] // 2, 128 + shade[4] // 2, 128 + shade[5] // 2)
         gradient = Image.linear_gradient("L").rotate(90 * index)
-        image = ImageOps.colorize(gradient.resize((self.size, self.size)), dark, light)
+        image = ImageOps.colorize(gradient.resize((width, height)), dark, light)
         draw = ImageDraw.Draw(image)
-        big = ImageFont.load_default(size=self.size // 12)
-        small = ImageFont.load_default(size=self.size // 28)
-        margin = self.size // 16
+        big = ImageFont.load_default(size=side // 12)
+        small = ImageFont.load_default(size=side // 28)
+        margin = side // 16
         draw.text((margin, margin), "PREVIEW", font=big, fill="white")
         body = textwrap.fill(request.full_prompt, width=40, max_lines=8, placeholder=" …")
         draw.multiline_text(
-            (margin, self.size // 4), body, font=small, fill="white", spacing=self.size // 80
+            (margin, height // 4), body, font=small, fill="white", spacing=side // 80
         )
         footer = f"LoRA: {request.lora_label}\nseed {seed} · image {index + 1}/{IMAGES_PER_BATCH}"
-        draw.multiline_text((margin, self.size - self.size // 5), footer, font=small, fill="white")
+        draw.multiline_text((margin, height - side // 5), footer, font=small, fill="white")
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=85)
         return buffer.getvalue()

@@ -13,6 +13,7 @@ at a time, concurrent requests can never exceed the limit.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -139,11 +140,13 @@ def reserve(
     lora_id: str,
     prompt: str,
     lease: Lease | None = None,
+    columns: Mapping[str, object] | None = None,
     now: datetime | None = None,
 ) -> str:
     """Record a pending batch for `user` if a slot is free; return its id.
 
     With a `lease`, the batch is born held by the caller (`lora_core.data.leases`).
+    `columns` are more of the batch's columns (its settings), written in the same insert.
     Exempt users always get a batch (it is still recorded, for history).
     Raises `QuotaExceeded` when every slot of the window is taken.
     """
@@ -158,6 +161,7 @@ def reserve(
         literal(to_iso(now)),
         literal(lease and lease.holder),
         literal(lease and to_iso(lease.until)),
+        *(literal(value) for value in (columns or {}).values()),
     )
     if not policy.is_exempt(user):
         values = values.where(_used(policy, user, now) < policy.limit)
@@ -171,6 +175,7 @@ def reserve(
             "created_at",
             "lease_holder",
             "lease_until",
+            *(columns or {}),
         ],
         values,
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,7 +32,7 @@ from lora_core.errors import (
     LoraNotReady,
     LoraStudioError,
 )
-from lora_core.generation import quota
+from lora_core.generation import quota, recipe_files
 from lora_core.generation.generators import (
     IMAGES_PER_BATCH,
     GeneratedImageData,
@@ -41,6 +42,7 @@ from lora_core.generation.generators import (
     ProgressCallback,
 )
 from lora_core.generation.prompts import clean_prompt, full_prompt
+from lora_core.generation.recipe import PLAN, Recipe, batch_columns, checked
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ def generate(
     user: str,
     lora_id: str,
     prompt: str | None,
+    recipe: Recipe = PLAN,
     on_progress: ProgressCallback | None = None,
     store: storage.MediaStore | None = None,
     allow_private_weights: bool = False,
@@ -108,6 +111,7 @@ def generate(
     frees the slot in one place.
     """
     text = clean_prompt(prompt)  # what fal gets; what is stored is the prompt as typed
+    recipe = checked(recipe)
     typed = prompt or ""
     lora = ready_lora(engine=engine, lora_id=lora_id)
     # Before a slot is spent: weights fal can download (fal's, or our public copy).
@@ -124,6 +128,7 @@ def generate(
         lora_id=lora.id,
         prompt=typed,
         lease=lease,
+        columns=batch_columns(recipe),
         now=now,
     )
     held = leases.hold(
@@ -141,8 +146,20 @@ def generate(
                     full_prompt=full_prompt(text, lora.trigger_word),
                     weights_url=weights_url,
                     lora_label=lora.trigger_word,
+                    recipe=recipe,
                 ),
                 on_progress=_recording_request_id(engine, batch_id, on_progress),
+            )
+            fields = recipe_files.recipe_fields(
+                prompt=typed,
+                full_prompt=full_prompt(text, lora.trigger_word),
+                lora_id=lora.id,
+                lora_name=lora.name,
+                trigger_word=lora.trigger_word,
+                weights_url=lora.weights_copy_url or lora.lora_weights_url,
+                recipe=recipe,
+                seed=result.seed,
+                created_at=to_iso(utc_now()),
             )
             images = store_batch(
                 engine=engine,
@@ -154,6 +171,7 @@ def generate(
                 seed=result.seed,
                 request_id=result.request_id,
                 store=store,
+                label=lambda data: recipe_files.embed(data, fields),
             )
     except BaseException as error:
         # Also on BaseException: Streamlit stops a run (the user closed the dialog, clicked
@@ -200,12 +218,13 @@ def store_batch(
     seed: str | None,
     request_id: str | None,
     store: storage.MediaStore | None,
+    label: Callable[[bytes], bytes] | None = None,
 ) -> list[GeneratedImage]:
     """Copy fal's images to our store, then insert the image rows and mark the batch
     succeeded, in one transaction. A failed copy keeps fal's URL (see `lora_core.cli.repair`).
     A batch no longer pending (another process finished it) keeps what it has: its rows.
-    Long by its arguments: what one batch is made of."""
-    durable = _durable_copies(store, batch_id, [image.url for image in result_images])
+    `label` writes the recipe into each copy. Long by its arguments: what one batch is."""
+    durable = _durable_copies(store, batch_id, [image.url for image in result_images], label)
     finished = utc_now()
     rows = [
         GeneratedImage(
@@ -263,12 +282,17 @@ def store_batch(
 
 
 def _durable_copies(
-    store: storage.MediaStore | None, batch_id: str, urls: list[str]
+    store: storage.MediaStore | None,
+    batch_id: str,
+    urls: list[str],
+    label: Callable[[bytes], bytes] | None = None,
 ) -> list[storage.Copied | None]:
     """Our copy (with its thumbnail) of each remote URL; None where there is no copy."""
     remote = [index for index, url in enumerate(urls) if storage.is_remote(url)]
     copies = (
-        storage.copy_images(store, [(urls[i], f"fal/{batch_id}/{i}.jpg") for i in remote])
+        storage.copy_images(
+            store, [(urls[i], f"fal/{batch_id}/{i}.jpg") for i in remote], label=label
+        )
         if store is not None
         else [None] * len(remote)
     )

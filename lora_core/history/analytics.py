@@ -8,17 +8,20 @@ import re
 import statistics
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlmodel import Session, col
 
+from lora_core.data.clock import to_iso
 from lora_core.data.models import (
     BatchStatus,
     ImageFavorite,
 )
 from lora_core.generation.generators import IMAGES_PER_BATCH
 from lora_core.history.filters import (
+    MEGAPIXELS,
     Batch,
     HistoryFilter,
     conditions,
@@ -45,6 +48,7 @@ class HistorySummary:
     failure_rate: float
     safety_filter_rate: float
     median_seconds: float | None
+    megapixels: float = 0.0  # what fal bills; spend = megapixels x the price per megapixel
 
 
 def summarize(*, session: Session, history_filter: HistoryFilter) -> HistorySummary:
@@ -79,6 +83,7 @@ def _summary(
                     else_=0,
                 )
             ),
+            func.coalesce(func.sum(MEGAPIXELS), 0),
         )
     ).one()
     batches = row[0] or 0
@@ -90,6 +95,7 @@ def _summary(
         failure_rate=(row[2] or 0) / batches if batches else 0.0,
         safety_filter_rate=(row[3] or 0) / batches if batches else 0.0,
         median_seconds=_median_seconds(session, history_filter),
+        megapixels=float(row[4] or 0),
     )
 
 
@@ -172,6 +178,32 @@ def batches_per_day(
     return frame
 
 
+def megapixels_per_day(
+    *, session: Session, history_filter: HistoryFilter, by: ColumnElement[str]
+) -> pd.DataFrame:
+    """Columns day, who (the `by` column's value), megapixels: what fal billed, per day."""
+    day = func.substr(col(Batch.created_at), 1, 10).label("day")
+    rows = session.execute(
+        filtered(history_filter, day, by, func.sum(MEGAPIXELS))
+        .where(func.coalesce(col(Batch.images_returned), 0) > 0)
+        .group_by(day, by)
+        .order_by(day)
+    ).all()
+    return pd.DataFrame(
+        [(row[0], row[1], float(row[2])) for row in rows], columns=["day", "who", "megapixels"]
+    )
+
+
+def megapixels_by_user(*, session: Session, since: datetime) -> dict[str, float]:
+    """What each user's batches since `since` were billed, in megapixels."""
+    rows = session.execute(
+        select(col(Batch.wallet_address), func.sum(MEGAPIXELS))
+        .where(col(Batch.created_at) >= to_iso(since))
+        .group_by(col(Batch.wallet_address))
+    ).all()
+    return {row[0]: float(row[1] or 0) for row in rows}
+
+
 def top_loras(
     counts: list[tuple[str, int]], lora_labels: dict[str, str], limit: int = 10
 ) -> pd.DataFrame:
@@ -214,6 +246,8 @@ class Overview:
     top_loras: pd.DataFrame
     top_users: pd.DataFrame
     words: pd.DataFrame
+    spend_by_user: pd.DataFrame  # day, who, megapixels
+    spend_by_lora: pd.DataFrame  # day, who (the LoRA's label), megapixels
 
 
 def overview(
@@ -232,7 +266,20 @@ def overview(
         top_loras=top_loras(counts, lora_labels),
         top_users=top_users(users),
         words=prompt_words(session=session, history_filter=history_filter),
+        spend_by_user=megapixels_per_day(
+            session=session, history_filter=history_filter, by=col(Batch.wallet_address)
+        ),
+        spend_by_lora=_labelled(
+            megapixels_per_day(
+                session=session, history_filter=history_filter, by=col(Batch.lora_training_id)
+            ),
+            lora_labels,
+        ),
     )
+
+
+def _labelled(frame: pd.DataFrame, lora_labels: dict[str, str]) -> pd.DataFrame:
+    return frame.assign(who=frame["who"].map(lambda lora_id: lora_labels.get(lora_id, lora_id)))
 
 
 def data_version(*, session: Session, starred_by: str | None = None) -> tuple[object, ...]:

@@ -18,6 +18,7 @@ from lora_core.data.models import (
     ImageFavorite,
 )
 from lora_core.generation.generators import IMAGES_PER_BATCH
+from lora_core.generation.recipe import IMAGE_SIZES, PLAN
 
 
 class HistoryStatus(StrEnum):
@@ -38,9 +39,21 @@ class HistoryFilter:
     statuses: tuple[HistoryStatus, ...] = ()
     prompt_contains: str | None = None
     starred_by: str | None = None  # only batches with an image this user starred
+    lora_scales: tuple[float, ...] = ()  # the LoRA scales generated with
 
 
 Batch = GenerationBatch  # short, as every query here names it
+# A batch's setting, the plan's for batches stored before settings were (NULL).
+LORA_SCALE = func.coalesce(col(Batch.lora_scale), PLAN.lora_scale)
+STEPS = func.coalesce(col(Batch.num_inference_steps), PLAN.steps)
+GUIDANCE = func.coalesce(col(Batch.guidance_scale), PLAN.guidance)
+IMAGE_SIZE = func.coalesce(col(Batch.image_size), PLAN.image_size)
+# What fal bills a batch for: its images' megapixels (fal bills only the images it returns).
+MEGAPIXELS = func.coalesce(col(Batch.images_returned), 0) * case(
+    {size: width * height / 1_000_000 for size, (width, height) in IMAGE_SIZES.items()},
+    value=IMAGE_SIZE,
+    else_=PLAN.pixels[0] * PLAN.pixels[1] / 1_000_000,
+)
 
 
 BATCH_STATUS = case(
@@ -78,6 +91,8 @@ def conditions(history_filter: HistoryFilter) -> ColumnElement[bool]:
         needle = history_filter.prompt_contains.strip()
         escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         parts.append(col(Batch.prompt).ilike(f"%{escaped}%", escape="\\"))
+    if history_filter.lora_scales:
+        parts.append(LORA_SCALE.in_(history_filter.lora_scales))
     if history_filter.starred_by:
         starred = (
             select(col(GeneratedImage.batch_id))

@@ -21,6 +21,10 @@ from lora_core.data.models import (
 from lora_core.gallery.queries import Page
 from lora_core.history.filters import (
     BATCH_STATUS,
+    GUIDANCE,
+    IMAGE_SIZE,
+    LORA_SCALE,
+    STEPS,
     Batch,
     HistoryFilter,
     HistoryStatus,
@@ -41,6 +45,11 @@ class HistoryRow:
     status: HistoryStatus
     duration_seconds: float | None
     thumbnail_url: str | None
+    lora_scale: float = 1.5
+    steps: int = 28
+    guidance: float = 3.5
+    image_size: str = "square_hd"
+    seed: str | None = None  # the one fal used
 
 
 def list_batches(
@@ -73,13 +82,17 @@ def list_batches(
             Batch.images_returned,
             BATCH_STATUS,
             batch_seconds,
+            LORA_SCALE,
+            STEPS,
+            GUIDANCE,
+            IMAGE_SIZE,
         )
         .outerjoin(LoraTraining, col(LoraTraining.id) == col(Batch.lora_training_id))
         .order_by(col(Batch.created_at).desc())
         .offset((page - 1) * page_size)
         .limit(page_size)
     ).all()
-    thumbnails = _first_images(session, [row[0] for row in rows])
+    firsts = _first_images(session, [row[0] for row in rows])
     items = [
         HistoryRow(
             batch_id=row[0],
@@ -91,28 +104,41 @@ def list_batches(
             images_returned=row[6] or 0,
             status=HistoryStatus(row[7]),
             duration_seconds=None if row[8] is None else round(row[8], 1),
-            thumbnail_url=thumbnails.get(row[0]),
+            thumbnail_url=firsts.get(row[0], (None, None))[0],
+            lora_scale=row[9],
+            steps=row[10],
+            guidance=row[11],
+            image_size=row[12],
+            seed=firsts.get(row[0], (None, None))[1],
         )
         for row in rows
     ]
     return Page(items=items, total=total, page=page, page_size=page_size)
 
 
-def _first_images(session: Session, batch_ids: list[str]) -> dict[str, str]:
+def lora_scales(*, session: Session) -> list[float]:
+    """Every LoRA scale batches were generated with, smallest first (for the filter)."""
+    values = session.scalars(select(LORA_SCALE).select_from(Batch).distinct())
+    return sorted(float(value) for value in values if value is not None)
+
+
+def _first_images(session: Session, batch_ids: list[str]) -> dict[str, tuple[str, str | None]]:
+    """Each batch's first shown image: (its thumbnail, else the image; the seed fal used)."""
     if not batch_ids:
         return {}
-    first: dict[str, str] = {}
+    first: dict[str, tuple[str, str | None]] = {}
     # The thumbnail where there is one: History's Preview column is a small picture.
-    for batch_id, url in session.execute(
+    for batch_id, url, seed in session.execute(
         select(
             GeneratedImage.batch_id,
             func.coalesce(col(GeneratedImage.thumbnail_url), col(GeneratedImage.image_url)),
+            GeneratedImage.seed,
         )
         .where(col(GeneratedImage.batch_id).in_(batch_ids))
         .where(func.coalesce(col(GeneratedImage.nsfw), False).is_(False))
         .order_by(col(GeneratedImage.created_at).desc())
     ):
-        first.setdefault(batch_id, url)
+        first.setdefault(batch_id, (url, seed))
     return first
 
 
@@ -125,6 +151,10 @@ EXPORT_COLUMNS = [
     "images_returned",
     "status",
     "duration_seconds",
+    "lora_scale",
+    "steps",
+    "guidance",
+    "image_size",
     "seed",
     "image_urls",
 ]
@@ -160,6 +190,10 @@ def export_frame(
             func.coalesce(col(Batch.images_returned), 0),
             BATCH_STATUS,
             func.round(batch_seconds, 1),
+            LORA_SCALE,
+            STEPS,
+            GUIDANCE,
+            IMAGE_SIZE,
             seed,
             urls,
         )

@@ -101,6 +101,37 @@ def train(page: Page) -> None:
     expect(page.get_by_role("heading", name="Train a LoRA")).to_be_visible()
 
 
+def lab(page: Page) -> None:
+    """The Lab with a dropped image's recipe shown, and its Remix button."""
+    page.goto("/lab")
+    expect(page.get_by_role("heading", name="LoRA Lab")).to_be_visible()
+    page.locator("input[type=file]").set_input_files(
+        files=[{"name": "fox.jpg", "mimeType": "image/jpeg", "buffer": recipe_jpeg()}]
+    )
+    expect(page.get_by_role("button", name="Remix with wtrclr")).to_be_visible()
+
+
+def recipe_jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+
+    from lora_core.generation import recipe_files
+    from lora_core.generation.recipe import Recipe
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), "navy").save(buffer, "JPEG")
+    return recipe_files.embed(
+        buffer.getvalue(),
+        recipe_files.recipe_fields(
+            prompt="a fox in the snow", full_prompt="a fox in the snow in the style of wtrclr",
+            lora_id="demo-watercolor", lora_name=None, trigger_word="wtrclr",
+            weights_url=None, recipe=Recipe(seed=7), seed="7",
+            created_at="2026-12-01T10:00:00.000Z",
+        ),
+    )  # fmt: skip
+
+
 PAGES: dict[str, Callable[[Page], None]] = {
     "gallery": gallery,
     "lora page": lora_page,
@@ -109,6 +140,7 @@ PAGES: dict[str, Callable[[Page], None]] = {
     "history": history,
     "compare": compare,
     "train": train,
+    "lab": lab,
 }
 
 

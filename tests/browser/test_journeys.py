@@ -111,7 +111,7 @@ def test_1_generate_from_the_gallery_and_see_the_new_images_first(
     prompt_text = "a paper crane folded from an old city map"
 
     page.goto("/")
-    expect(page.get_by_role("heading", name="LoRA Gallery")).to_be_visible()
+    expect(page.get_by_role("heading", name="LoRA Gallery")).to_be_visible(timeout=20_000)
     for trigger_word in DEMO_TRIGGER_WORDS:
         expect(page.get_by_role("heading", name=trigger_word, exact=True)).to_be_visible()
     all_loaded(page, "figure.ls-card img")
@@ -171,7 +171,9 @@ def test_1_generate_from_the_gallery_and_see_the_new_images_first(
     assert loaded and all(done and width > 0 for done, width in loaded), loaded
     expect(page.get_by_test_id("stException")).to_have_count(0)
     assert stored_prompts(fresh_app, "demo-watercolor") == [prompt_text] * 4
-    assert len(fake_fal.submissions) == 1
+    [submitted] = fake_fal.submissions  # the plan's settings, as the closed Advanced held
+    assert (submitted.body["loras"][0]["scale"], submitted.body["num_inference_steps"]) == (1.5, 28)
+    assert (submitted.body["guidance_scale"], submitted.body["image_size"]) == (3.5, "square_hd")
 
 
 def test_2_the_quota_counts_down_and_stops_at_the_limit(page: Page, fresh_app: RunningApp) -> None:
@@ -314,6 +316,35 @@ def test_6_a_pending_lora_cannot_be_generated_from(page: Page, fresh_app: Runnin
         assert connection.execute(
             "SELECT count(*) FROM generation_batches WHERE lora_training_id = 'demo-in-training'"
         ).fetchone() == (0,)
+
+
+def test_7a_a_desktop_shows_four_across_and_focuses_the_prompt(
+    page: Page, fresh_app: RunningApp
+) -> None:
+    page.set_viewport_size({"width": 1400, "height": 900})
+
+    page.goto("/")
+    all_loaded(page, "[class*='st-key-lora_card_'] figure.ls-card img")
+    cells = [
+        page.locator("[class*='st-key-lora_card_']")
+        .nth(index)
+        .evaluate(
+            "card => { const box = card.closest('.stGridCell').getBoundingClientRect();"
+            " return [Math.round(box.y), Math.round(box.height)]; }"
+        )
+        for index in range(4)
+    ]
+    assert len({top for top, _height in cells}) == 1  # four LoRA cards in the first row
+    assert len({height for _top, height in cells}) == 1  # even, with or without Generate
+
+    page.goto("/lora?id=demo-watercolor")
+    images = page.locator("[class*='st-key-batch_'] figure.ls-card img")
+    expect(images.nth(3)).to_be_visible(timeout=20_000)
+    assert len({round(images.nth(index).bounding_box()["y"]) for index in range(4)}) == 1
+    assert images.nth(0).bounding_box()["y"] < 900  # pictures on the first screen
+
+    page.locator(".st-key-open_generate button").click()
+    expect(page.get_by_role("dialog").get_by_role("textbox", name="Prompt")).to_be_focused()
 
 
 def test_7_the_app_works_on_a_phone(page: Page, fresh_app: RunningApp) -> None:
@@ -570,4 +601,61 @@ def test_13_register_an_existing_lora_generate_from_it_and_hide_an_image(
     expect(page.get_by_text("Hidden from the galleries; History keeps it.")).to_be_visible()
     expect(page.locator("[class*='st-key-batch_'] figure.ls-card")).to_have_count(3)
     snap(page, "journey-13-hidden")
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def test_14_remix_an_image_from_its_details_with_its_seed_and_a_new_setting(
+    page: Page, fresh_app: RunningApp, fake_fal: FakeFal
+) -> None:
+    page.goto("/lora?id=demo-neon-noir")
+    expect(page.get_by_role("heading", name="neonnoir")).to_be_visible(timeout=20_000)
+    view = open_details(page, page.locator("[class*='st-key-card_']").first)
+    seed = re.search(r"Seed (\d+)", view.inner_text()).group(1)
+    expect(view.get_by_text("scale 1.5 · 28 steps · guidance 3.5 · 1024×1024")).to_be_visible()
+
+    view.get_by_role("button", name="Remix").click()
+
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_role("textbox", name="Prompt")).to_have_value("a rainy street at night")
+    expect(dialog.get_by_role("textbox", name="Seed")).to_have_value(seed)
+    expect(page).to_have_url(re.compile(r"/lora\?id=demo-neon-noir$"))
+    dialog.get_by_role("textbox", name="Seed").fill(seed)  # kept; the size changes
+    dialog.get_by_role("combobox", name="Image size").click()
+    page.get_by_role("option", name=re.compile("landscape 16 9")).click()
+    dialog.get_by_role("button", name="Generate 4 Images").click()
+    expect(dialog.locator("figure.ls-result img")).to_have_count(4, timeout=GENERATION_TIMEOUT)
+
+    [submission] = fake_fal.submissions
+    assert submission.body["seed"] == int(seed)
+    assert submission.body["image_size"] == "landscape_16_9"
+    assert submission.body["prompt"] == "a rainy street at night in the style of neonnoir"
+    snap(page, "journey-14-remix")
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def test_15_a_downloaded_image_tells_its_recipe_in_the_lab_and_is_remixed(
+    page: Page, fresh_app: RunningApp, tmp_path: Path
+) -> None:
+    page.goto("/lora?id=demo-claymation")
+    expect(page.get_by_role("heading", name="clayfig")).to_be_visible(timeout=20_000)
+    view = open_details(page, page.locator("[class*='st-key-card_']").first)
+    seed = re.search(r"Seed (\d+)", view.inner_text()).group(1)
+    with page.expect_download() as started:
+        view.get_by_role("button", name="Download image").click()
+    saved = tmp_path / started.value.suggested_filename
+    started.value.save_as(saved)
+
+    page.goto("/lab")
+    expect(page.get_by_role("heading", name="LoRA Lab")).to_be_visible()
+    page.locator("input[type=file]").set_input_files(saved)
+
+    expect(page.get_by_text("a fox reading a book", exact=True)).to_be_visible()
+    expect(page.get_by_text(re.compile(rf"seed {seed} · scale 1.5 · 28 steps"))).to_be_visible()
+    snap(page, "journey-15-lab-recipe")
+    page.get_by_role("button", name="Remix with clayfig").click()
+
+    expect(page).to_have_url(re.compile(r"/lora\?id=demo-claymation$"))
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_role("textbox", name="Prompt")).to_have_value("a fox reading a book")
+    expect(dialog.get_by_role("textbox", name="Seed")).to_have_value(seed)
     expect(page.get_by_test_id("stException")).to_have_count(0)

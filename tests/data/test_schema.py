@@ -132,6 +132,13 @@ def test_a_database_the_earlier_schema_code_made_upgrades_keeping_every_row(bare
     assert shape(bare) == model_shape()
     for table in ("lora_trainings", "generated_images", "generation_batches", "image_favorites"):
         assert count(bare, table) == 1, table
+    with bare.connect() as connection:  # a batch from before settings: the plan's (0010)
+        assert connection.execute(
+            text(
+                "SELECT lora_scale, num_inference_steps, guidance_scale, image_size, "
+                "requested_seed FROM generation_batches"
+            )
+        ).one() == (1.5, 28, 3.5, "square_hd", None)
 
 
 def test_processes_starting_together_migrate_once_and_all_serve(database):

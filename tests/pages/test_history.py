@@ -38,6 +38,7 @@ def test_the_page_summarises_and_lists_every_batch(open_app, seeded):  # noqa: F
         "Failed": "22%",
         "Safety-filtered": "11%",
         "Median time": "40.0 s",
+        "Est. spend": "$0.95",  # 26 images of 1024x1024 at $0.035 a megapixel
     }
     table = at.dataframe[0].value
     assert list(table["prompt"])[:2] == ["A red Fox in snow", "a blue whale"]
@@ -231,7 +232,7 @@ def test_the_charts_are_drawn_with_alt_text_that_says_what_they_show(open_app, s
     at = open_history(open_app)
 
     charts = at.get("vega_lite_chart")
-    assert len(charts) == 4
+    assert len(charts) == 6
     alts = [chart.proto.alt for chart in charts]
     assert alts[0].startswith("Batches per day, stacked by LoRA, over ")
     assert alts[1].startswith("LoRAs by batches, the most first: alpha ")
@@ -293,3 +294,49 @@ def test_one_day_of_batches_is_one_bar_in_a_week_with_level_labels(open_app, see
     assert day_domain(["2026-11-01", "2026-11-10", "2026-11-03"]) == [
         f"2026-11-{day:02d}" for day in range(1, 11)
     ]  # every day between, quiet ones included
+
+
+def test_each_batch_shows_its_settings_and_the_scale_is_a_filter(open_app, add_lora):
+    from lora_core.generation.recipe import Recipe
+    from ui import context
+
+    add_lora("tuned", trigger_word="tuned")
+    open_history(open_app)  # builds the app's parts (the Studio), as a first visit does
+    for scale in (0.5, 1.5):
+        context.studio().generate(user="ann", lora_id="tuned", prompt=f"at {scale}",
+                                  recipe=Recipe(lora_scale=scale, steps=12, seed=7))  # fmt: skip
+
+    at = open_history(open_app, scale="0.5")
+
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["prompt"]) == ["at 0.5"]
+    assert (table.iloc[0]["scale"], table.iloc[0]["steps"], table.iloc[0]["seed"]) == (0.5, 12, "7")
+    assert at.multiselect(key="scale").options == ["0.5", "1.5"]
+
+
+def test_spend_follows_the_size_of_what_fal_returned_and_the_price_setting(
+    open_app, add_lora, monkeypatch
+):
+    from lora_core.generation.recipe import Recipe
+    from ui import context
+
+    monkeypatch.setenv("FAL_PRICE_PER_MEGAPIXEL", "0.5")
+    add_lora("sized", trigger_word="sized")
+    open_history(open_app)
+    context.studio().generate(
+        user="ann", lora_id="sized", prompt="small", recipe=Recipe(image_size="square")
+    )  # 4 x 512x512
+    context.studio().generate(
+        user="bob", lora_id="sized", prompt="wide", recipe=Recipe(image_size="landscape_16_9")
+    )  # 4 x 1024x576
+
+    at = open_history(open_app)
+
+    megapixels = 4 * 0.262144 + 4 * 0.589824
+    assert metrics(at)["Est. spend"] == f"${megapixels * 0.5:,.2f}"  # $1.70
+    spend_charts = at.get("vega_lite_chart")[4:]
+    assert [chart.proto.alt.split(",")[0] for chart in spend_charts] == [
+        "Estimated spend per day by user", "Estimated spend per day by LoRA"
+    ]  # fmt: skip
+    assert all("$1.70 in all" in chart.proto.alt for chart in spend_charts)

@@ -119,3 +119,28 @@ def test_non_admins_have_no_usage_page(open_app, monkeypatch):
     at = open_app(user=ANN, secrets=AUTH)
 
     assert "Usage" not in [link.proto.label for link in at.get("page_link")]
+
+
+def test_admins_see_each_users_estimated_spend_this_window(
+    open_app, monkeypatch, engine, add_batch
+):
+    from datetime import timedelta
+
+    from lora_core.data.models import GenerationBatch
+
+    monkeypatch.setenv("ADMIN_USERS", "boss@example.com")
+    monkeypatch.setenv("FAL_PRICE_PER_MEGAPIXEL", "1")
+    recent = add_batch(user="ann@example.com", age=timedelta(hours=2))
+    old = add_batch(user="ann@example.com", age=timedelta(days=3))  # outside the window
+    with session_scope(engine) as session:
+        for batch_id in (recent, old):
+            session.get(GenerationBatch, batch_id).images_returned = 4
+        session.commit()
+
+    at = open_app(
+        "app_pages/usage.py", user={"is_logged_in": True, "email": "boss@example.com"}, secrets=AUTH
+    )
+
+    table = at.dataframe[0].value
+    [ann] = table[table["user"] == "ann@example.com"].to_dict("records")
+    assert ann["est. spend ($)"] == round(4 * 1.048576, 2)  # the recent batch only

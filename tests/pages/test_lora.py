@@ -18,12 +18,19 @@ from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.fal.trainer import FalTrainer
 from lora_core.gallery import favorites
+from lora_core.generation import recipe_files
 from tests.conftest import TEST_FAL_KEY
 from tests.support.factories import hide, star
 from tests.support.markup import readable
 
 LORA_PAGE = "app_pages/lora.py"
 SUBMIT = "FormSubmitter:gen_form-Generate 4 Images"
+
+
+def setting(widgets, name: str):
+    """The Generate dialog's Advanced widget for `name` (its key changes per opening)."""
+    [widget] = [w for w in widgets if (w.key or "").startswith(f"gen_{name}_")]
+    return widget
 
 
 def cards(at) -> list[str]:
@@ -558,7 +565,12 @@ def test_a_shared_image_link_shows_it_large_with_its_details_and_downloads(
     [link] = [code.value for code in at.code if "image=" in code.value]
     assert link.endswith(f"/lora?id=shared&image={first.id}")
     local_copy = Path(app_env["MEDIA_DIR"]) / first.image_url.removeprefix("app/static/media/")
-    assert captured_downloads[f"{first.id}.jpg"]() == local_copy.read_bytes()
+    downloaded = captured_downloads[f"{first.id}.jpg"]()
+    with Image.open(io.BytesIO(downloaded)) as got, Image.open(local_copy) as kept:
+        assert got.tobytes() == kept.tobytes()  # the image itself
+    found = recipe_files.read(downloaded)  # with its recipe inside
+    assert found.fields["prompt"] == "a lighthouse at dawn"
+    assert found.fields["seed"] == first.seed and found.fields["lora"]["trigger_word"] == "wtrclr"
     with zipfile.ZipFile(io.BytesIO(captured_downloads[f"wtrclr-{first.batch_id}.zip"]())) as zip_:
         assert len([name for name in zip_.namelist() if name.startswith("images/")]) == 4
         manifest = json.loads(zip_.read("manifest.json"))
@@ -821,3 +833,76 @@ def test_images_without_thumbnails_are_shown_whole_once_and_get_one_in_the_backg
     assert {image.thumbnail_url for image in stored_images(engine)} == {
         f"app/static/media/thumbs/old-{number}.thumb.webp" for number in range(3)
     }
+
+
+def test_the_advanced_settings_are_sent_to_fal_and_stored(open_app, add_lora, engine, with_fal):
+    add_lora("tuned", trigger_word="wtrclr")
+    at = open_dialog(open_app, "tuned")
+    assert setting(at.slider, "scale").value == 1.5 and setting(at.slider, "steps").value == 28
+    assert setting(at.text_input, "seed").value == ""  # random
+
+    setting(at.slider, "scale").set_value(0.5)
+    setting(at.text_input, "seed").input("42")
+    setting(at.selectbox, "size").select("landscape_4_3")
+    setting(at.slider, "steps").set_value(20)
+    setting(at.slider, "guidance").set_value(5.0)
+    generate(at, "a lighthouse at dusk")
+
+    assert not at.exception and not at.error
+    body = with_fal.submissions[0].body
+    assert body["loras"][0]["scale"] == 0.5 and body["seed"] == 42
+    assert (body["image_size"], body["num_inference_steps"], body["guidance_scale"]) == (
+        "landscape_4_3", 20, 5.0
+    )  # fmt: skip
+    assert {(i.seed, i.image_width, i.image_height) for i in stored_images(engine)} == {
+        ("42", 1024, 768)
+    }
+
+
+def test_a_seed_that_is_not_a_number_is_explained_and_nothing_is_spent(
+    open_app, add_lora, engine, with_fal
+):
+    add_lora("typo")
+    at = open_dialog(open_app, "typo")
+    setting(at.text_input, "seed").input("forty-two")
+
+    generate(at, "a lighthouse")
+
+    assert "The seed must be a whole number" in readable(at.warning[0].value)
+    assert with_fal.submissions == [] and stored_images(engine) == []
+    assert "8 of 8 generations remaining today" in [c.value for c in at.caption]
+
+
+def test_an_images_details_show_its_settings_and_reproduce_it(open_app, add_lora, engine, with_fal):
+    add_lora("again", trigger_word="wtrclr")
+    generate(open_dialog(open_app, "again"), "a lighthouse")
+    first = stored_images(engine)[0]
+    at = open_app(LORA_PAGE, id="again", image=first.id)
+
+    assert any(c.value == "scale 1\\.5 · 28 steps · guidance 3\\.5 · 1024×1024" for c in at.caption)
+    at.button(key="reproduce_image").click().run()
+
+    assert not at.exception and not at.error
+    original, again = (submission.body for submission in with_fal.submissions)
+    assert "seed" not in original and again["seed"] == int(first.seed)
+    assert {k: v for k, v in again.items() if k != "seed"} == original
+    assert len(stored_images(engine)) == 8 and len(results(at)) == 4
+    assert "image" not in at.query_params  # the Generate dialog replaced the details
+
+
+def test_remix_opens_the_dialog_filled_with_the_images_recipe(open_app, add_lora, engine, with_fal):
+    add_lora("remixed", trigger_word="wtrclr")
+    at = open_dialog(open_app, "remixed")
+    setting(at.slider, "steps").set_value(12)
+    generate(at, "a fox in the snow")
+    image = stored_images(engine)[0]
+    at = open_app(LORA_PAGE, id="remixed", image=image.id)
+
+    at.button(key="remix_image").click().run()
+
+    assert at.text_area(key="gen_prompt").value == "a fox in the snow"
+    assert setting(at.text_input, "seed").value == image.seed
+    assert setting(at.slider, "steps").value == 12
+    [advanced] = [e for e in at.expander if e.label == "Advanced"]
+    assert advanced.proto.expanded  # the changed settings are in view
+    assert len(with_fal.submissions) == 1  # nothing generated until the user clicks

@@ -133,6 +133,7 @@ class Job:
     script: Script
     submitted: float = field(default_factory=time.monotonic)
     start_timeout: float | None = None
+    arguments: dict[str, Any] = field(default_factory=dict)  # what was submitted
     polls: int = 0
     running_since: float | None = None
     cancelled: bool = False  # cancelled before it ran, or ended by the cancel
@@ -190,6 +191,45 @@ class FakeFal:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+IMAGES = 4
+# fal-ai/flux-lora's image size presets (fal's documentation).
+FLUX_SIZES = {
+    "square_hd": (1024, 1024),
+    "square": (512, 512),
+    "portrait_4_3": (768, 1024),
+    "portrait_16_9": (576, 1024),
+    "landscape_4_3": (1024, 768),
+    "landscape_16_9": (1024, 576),
+}
+# fal's schema for the arguments the app sends: field -> (low, high).
+FLUX_RANGES = {"num_inference_steps": (1, 50), "guidance_scale": (0, 35), "num_images": (1, 4)}
+
+
+def _invalid_flux_arguments(arguments: dict[str, Any]) -> list[dict[str, Any]]:
+    """fal's 422 `detail` for arguments its schema refuses (Pydantic's error list)."""
+    errors = []
+    for name, (low, high) in FLUX_RANGES.items():
+        value = arguments.get(name)
+        if value is not None and not low <= value <= high:
+            errors.append(
+                {
+                    "loc": ["body", name],
+                    "msg": f"Input should be between {low} and {high}",
+                    "type": "value_error",
+                }
+            )
+    size = arguments.get("image_size")
+    if size is not None and not isinstance(size, dict) and size not in FLUX_SIZES:
+        errors.append({"loc": ["body", "image_size"], "msg": "Invalid size", "type": "enum"})
+    for lora in arguments.get("loras", []):
+        if not 0 <= lora.get("scale", 1) <= 4:
+            errors.append(
+                {"loc": ["body", "loras", "scale"], "msg": "Input should be between 0 and 4",
+                 "type": "value_error"}
+            )  # fmt: skip
+    return errors
 
 
 def _etag(data: bytes) -> str:
@@ -383,11 +423,16 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
                     self._send(status, {"detail": detail})
                     return
                 timeout = recorded.headers.get("X-Fal-Request-Timeout")
+                arguments = recorded.body if isinstance(recorded.body, dict) else {}
+                if path == APP_PATH and (invalid := _invalid_flux_arguments(arguments)):
+                    self._send(422, {"detail": invalid})  # fal's validation error shape
+                    return
                 job = Job(
                     request_id=str(uuid.uuid4()),
                     app=path,
                     script=script,
                     start_timeout=float(timeout) if timeout else None,
+                    arguments=arguments,
                 )
                 fake.jobs[job.request_id] = job
             with fake.lock:
@@ -510,7 +555,7 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
             if job.app == TRAINING_PATH:
                 self._send(200, self._training_result(job.request_id))
                 return
-            self._send(200, self._images_result(job.request_id, script))
+            self._send(200, self._images_result(job, script))
 
         def _cancel(self, path: str) -> None:
             if self._gateway_error("cancel"):
@@ -545,20 +590,25 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
                 },
             }
 
-        def _images_result(self, request_id: str, script: Script) -> dict[str, Any]:
+        def _images_result(self, job: Job, script: Script) -> dict[str, Any]:
+            """As fal answers: the size asked for, as many images as asked (or fewer, as
+            the safety filter leaves), and ONE seed for the call: the one asked for, else
+            the script's."""
+            width, height = FLUX_SIZES.get(job.arguments.get("image_size", ""), (1024, 1024))
+            count = min(script.images, int(job.arguments.get("num_images", IMAGES)))
             images = [
                 {
-                    "url": f"{fake.url}/files/{request_id}/{index}.jpg",
-                    "width": 1024,
-                    "height": 1024,
+                    "url": f"{fake.url}/files/{job.request_id}/{index}.jpg",
+                    "width": width,
+                    "height": height,
                     "content_type": "image/jpeg",
                 }
-                for index in range(script.images)
+                for index in range(count)
             ]
             return {
                 "images": images,
-                "seed": script.seed,
-                "has_nsfw_concepts": script.nsfw or [False] * script.images,
+                "seed": job.arguments.get("seed", script.seed),
+                "has_nsfw_concepts": (script.nsfw or [False] * script.images)[:count],
                 "prompt": "",
                 "timings": {"inference": 1.0},
             }

@@ -1,0 +1,167 @@
+"""Recipes inside the image files: how an image was made, written into its own JPEG
+metadata, so that a downloaded image found in a folder months later says it.
+
+Written without re-encoding the picture: one EXIF segment (APP1) put right after the JPEG's
+start marker, made by Pillow. It holds the full prompt as the image description (what most
+viewers show), "LoRA Studio" as the software, and the whole recipe as JSON in the user
+comment. `read` finds ours, or the "parameters" text AUTOMATIC1111 writes into its PNGs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from lora_core.errors import InvalidSettings
+from lora_core.generation.recipe import Recipe, checked
+
+APP_NAME = "LoRA Studio"
+MODEL = "fal-ai/flux-lora"
+FORMAT = "lora-studio-recipe/1"
+_SOI = b"\xff\xd8"
+_EXIF_IFD = 0x8769
+_IMAGE_DESCRIPTION, _SOFTWARE, _USER_COMMENT = 0x010E, 0x0131, 0x9286
+_ASCII = b"ASCII\x00\x00\x00"  # the user comment's character code (EXIF 2.3)
+_UNICODE = b"UNICODE\x00"
+
+
+@dataclass(frozen=True)
+class FoundRecipe:
+    """What an image file says of how it was made: ours (`fields`), or another tool's text."""
+
+    fields: dict[str, Any] | None = None
+    other_text: str | None = None  # e.g. AUTOMATIC1111's "parameters"
+
+
+def recipe_fields(
+    *,
+    prompt: str,
+    full_prompt: str,
+    lora_id: str,
+    lora_name: str | None,
+    trigger_word: str,
+    weights_url: str | None,
+    recipe: Recipe,
+    seed: str | None,
+    created_at: str,
+) -> dict[str, Any]:
+    """Everything a recipe in a file holds (the seed is the one fal used)."""
+    width, height = recipe.pixels
+    return {
+        "format": FORMAT,
+        "app": APP_NAME,
+        "model": MODEL,
+        "prompt": prompt,
+        "full_prompt": full_prompt,
+        "lora": {
+            "id": lora_id,
+            "name": lora_name,
+            "trigger_word": trigger_word,
+            "weights_url": weights_url,
+        },
+        "lora_scale": recipe.lora_scale,
+        "seed": seed,
+        "steps": recipe.steps,
+        "guidance": recipe.guidance,
+        "image_size": recipe.image_size,
+        "width": width,
+        "height": height,
+        "created_at": created_at,
+    }
+
+
+def embed(data: bytes, fields: dict[str, Any]) -> bytes:
+    """The JPEG `data` with the recipe in its metadata; anything else unchanged (a PNG, or
+    bytes that are no image, are served as they are)."""
+    if not data.startswith(_SOI):
+        return data
+    exif = Image.Exif()
+    exif[_IMAGE_DESCRIPTION] = str(fields.get("full_prompt", ""))
+    exif[_SOFTWARE] = APP_NAME
+    comment = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    exif.get_ifd(_EXIF_IFD)[_USER_COMMENT] = _UNICODE + comment.encode("utf-16-be")
+    payload = exif.tobytes()  # b"Exif\0\0" + the TIFF structure
+    if len(payload) + 2 > 0xFFFF:
+        return data  # a segment holds 64 KB; a recipe that long is not one of ours
+    segment = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    return _SOI + segment + _without_exif(data[2:])
+
+
+def read(data: bytes) -> FoundRecipe | None:
+    """The recipe an image file carries; None when it carries none (or is no image)."""
+    try:
+        image = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, OSError):
+        return None
+    with image:
+        comment = image.getexif().get_ifd(_EXIF_IFD).get(_USER_COMMENT)
+        text = _comment_text(comment)
+        if text:
+            try:
+                fields = json.loads(text)
+            except ValueError:
+                fields = None
+            if isinstance(fields, dict) and fields.get("format") == FORMAT:
+                return FoundRecipe(fields=fields)
+            return FoundRecipe(other_text=text)
+        parameters = image.info.get("parameters")  # AUTOMATIC1111's PNG text chunk
+        if isinstance(parameters, str) and parameters.strip():
+            return FoundRecipe(other_text=parameters)
+    return None
+
+
+def as_recipe(fields: dict[str, Any]) -> Recipe | None:
+    """The recipe a file's fields describe, if the app could generate it again."""
+    seed = str(fields.get("seed") or "")
+    try:
+        return checked(
+            Recipe(
+                lora_scale=float(fields["lora_scale"]),
+                steps=int(fields["steps"]),
+                guidance=float(fields["guidance"]),
+                image_size=str(fields["image_size"]),
+                seed=int(seed) if seed.isdigit() else None,
+            )
+        )
+    except (KeyError, TypeError, ValueError, InvalidSettings):
+        return None
+
+
+def _comment_text(comment: object) -> str | None:
+    if isinstance(comment, str):
+        return comment
+    if not isinstance(comment, bytes):
+        return None
+    if comment.startswith(_UNICODE):
+        body = comment[len(_UNICODE) :]
+        for encoding in ("utf-16-be", "utf-16-le"):
+            try:
+                return body.decode(encoding)
+            except UnicodeDecodeError:
+                continue
+        return None
+    if comment.startswith(_ASCII):
+        return comment[len(_ASCII) :].decode("ascii", "replace")
+    return comment.decode("utf-8", "replace")
+
+
+def _without_exif(rest: bytes) -> bytes:
+    """The JPEG after its start marker, minus any EXIF segments before the image data
+    (ours replaces them: the first EXIF is the one readers take)."""
+    position = 0
+    kept = bytearray()
+    while position + 4 <= len(rest) and rest[position] == 0xFF:
+        marker = rest[position + 1]
+        if marker in (0xDA, 0xD9):  # start of scan, end of image: the rest is image data
+            break
+        length = int.from_bytes(rest[position + 2 : position + 4], "big")
+        end = position + 2 + length
+        segment = rest[position:end]
+        if not (marker == 0xE1 and segment[4:10] == b"Exif\x00\x00"):
+            kept += segment
+        position = end
+    return bytes(kept) + rest[position:]
