@@ -19,18 +19,22 @@ Module map (one hop from a behaviour to its folder):
                        what fal's errors mean), generator (flux-lora), trainer (training)
     generation/        generators (the interface), preview (offline), service (generate),
                        recovery (finishing a dead process's batches), quota, prompts,
-                       recipe (the settings of a batch: scale, seed, size, steps, guidance)
+                       recipe (the settings of a batch: scale, seed, size, steps, guidance),
+                       recipe_files (the recipe inside an image file: written, read)
     training/          trainers (the interface), preview (offline), archive (uploads
                        checked and zipped), lifecycle (a training's row and quota),
                        registry (existing LoRAs), names (trigger words, names)
     gallery/           queries (the read side), views (what a page shows, one session),
                        favorites, downloads, moderation
-    history/           filters, listing (table and exports), analytics (summary, charts)
+    history/           filters, listing (table and exports), analytics (summary, charts,
+                       spend)
+    lab/               axes (X/Y sweeps planned from typed axes, their cost in quota),
+                       contact_sheet (a sweep's grid as one labelled PNG)
     cli/               demo (seed an empty database), repair (copy what fal still holds,
                        make missing thumbnails), migrate (the schema to head, by hand)
 
 Layers, top to bottom (no import runs back up): studio → fal (adapters of the generation
-and training interfaces), history → cli, training, gallery → generation → weights →
+and training interfaces), history → cli, training, gallery, lab → generation → weights →
 storage → thumbnails, identity → settings, legacy → data → errors; sweeper imports nothing.
 
 Conventions: the core's functions take keyword arguments; a function that takes a session

@@ -28,6 +28,10 @@ class InvalidSettings(LoraStudioError):
     """A generation setting (scale, seed, steps, guidance, size) is out of its range."""
 
 
+class InvalidSweep(InvalidSettings):
+    """An X/Y sweep's axis cannot be read, or the sweep has too many cells."""
+
+
 class LoraNotFound(LoraStudioError):
     """No LoRA has this id (or the id is malformed)."""
 
