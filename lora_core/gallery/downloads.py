@@ -89,13 +89,9 @@ def with_recipe(data: bytes, image: GeneratedImage, lora: LoraTraining, made_wit
     """The image's bytes carrying its recipe (`recipe_files`), as every download does."""
     return recipe_files.embed(
         data,
-        recipe_files.recipe_fields(
+        recipe_files.fields_for(
+            lora=lora,
             prompt=image.prompt,
-            full_prompt=full_prompt(image.prompt, lora.trigger_word),
-            lora_id=lora.id,
-            lora_name=lora.name,
-            trigger_word=lora.trigger_word,
-            weights_url=lora.weights_copy_url or lora.lora_weights_url,
             recipe=made_with,
             seed=image.seed,
             created_at=image.created_at,

@@ -16,7 +16,9 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from lora_core.data.models import LoraTraining
 from lora_core.errors import InvalidSettings
+from lora_core.generation.prompts import full_prompt
 from lora_core.generation.recipe import Recipe, checked
 
 APP_NAME = "LoRA Studio"
@@ -72,6 +74,24 @@ def recipe_fields(
         "height": height,
         "created_at": created_at,
     }
+
+
+def fields_for(
+    *, lora: LoraTraining, prompt: str, recipe: Recipe, seed: str | None, created_at: str
+) -> dict[str, Any]:
+    """`recipe_fields` for an image of `lora` from `prompt` as typed (fal got it trimmed,
+    with the trigger word); the weights URL is our durable copy's where there is one."""
+    return recipe_fields(
+        prompt=prompt,
+        full_prompt=full_prompt(prompt.strip(), lora.trigger_word),
+        lora_id=lora.id,
+        lora_name=lora.name,
+        trigger_word=lora.trigger_word,
+        weights_url=lora.weights_copy_url or lora.lora_weights_url,
+        recipe=recipe,
+        seed=seed,
+        created_at=created_at,
+    )
 
 
 def embed(data: bytes, fields: dict[str, Any]) -> bytes:

@@ -150,13 +150,9 @@ def generate(
                 ),
                 on_progress=_recording_request_id(engine, batch_id, on_progress),
             )
-            fields = recipe_files.recipe_fields(
+            fields = recipe_files.fields_for(
+                lora=lora,
                 prompt=typed,
-                full_prompt=full_prompt(text, lora.trigger_word),
-                lora_id=lora.id,
-                lora_name=lora.name,
-                trigger_word=lora.trigger_word,
-                weights_url=lora.weights_copy_url or lora.lora_weights_url,
                 recipe=recipe,
                 seed=result.seed,
                 created_at=to_iso(utc_now()),
