@@ -115,3 +115,24 @@ def test_a_seed_that_is_not_a_whole_number_is_refused(typed):
 
 def test_recipes_are_described_for_people():
     assert recipe.describe(EVALUATION) == "scale 0.75 · 20 steps · guidance 5 · 1024×576"
+
+
+def test_the_ranges_include_their_ends():
+    for edge in (
+        Recipe(lora_scale=0), Recipe(lora_scale=2), Recipe(steps=1), Recipe(steps=50),
+        Recipe(guidance=0), Recipe(guidance=20), Recipe(seed=0), Recipe(seed=recipe.MAX_SEED),
+    ):  # fmt: skip
+        assert recipe.checked(edge) == edge
+
+
+def test_a_typed_seed_may_group_its_digits_and_a_bad_one_says_what_to_type():
+    assert recipe.parse_seed("1_000_000") == 1_000_000
+    with pytest.raises(InvalidSettings, match=r"^The seed must be a whole number, or blank"):
+        recipe.parse_seed("x")
+
+
+def test_a_stored_batch_without_a_seed_reads_as_random_and_unknown_sizes_by_name():
+    made = recipe.from_batch(lora_scale=None, steps=None, guidance=None, image_size=None,
+                             seed=None)  # fmt: skip
+    assert made == PLAN
+    assert recipe.describe(Recipe(image_size="custom_9000")).endswith(" · custom_9000")

@@ -113,3 +113,40 @@ def test_labels_say_what_each_row_and_column_is():
     assert axes.scale_axis("0, 1.5").labels == ("scale 0", "scale 1.5")
     assert axes.lora_axis(["wtr", NO_LORA]).labels == ("wtr", "no LoRA")
     assert axes.seed_axis("3").labels == ("seed 3",)
+
+
+def test_range_edges_one_value_no_step_and_exactly_the_most_values():
+    assert axes.scale_axis("1-1").values == ("1",)
+    assert axes.scale_axis("0-2").values == ("0", "1", "2")  # a step of 1 unless given
+    assert axes.scale_axis("0-1.26 step 0.02").values[-1] == "1.26"  # 64 values: allowed
+    assert axes.seed_axis("5-5").values == ("5",)
+    assert axes.seed_axis("1-9 step 4").values == ("1", "5", "9")
+    assert len(axes.seed_axis("1-64").values) == 64
+    assert axes.seed_axis(f"0, {2**64 - 1}").values == ("0", str(2**64 - 1))
+    with pytest.raises(InvalidSweep):
+        axes.seed_axis("1-65")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: axes.scale_axis("oops"),
+         "Type the LoRA scale values as a list (0, 0.5, 1) or a range (0-2 step 0.5)."),
+        (lambda: axes.scale_axis("3"), "Every LoRA scale must be between 0 and 2."),
+        (lambda: axes.seed_axis("9-1"), "The seed range must go up, by a step above 0."),
+        (lambda: axes.seed_axis("1-100"),
+         "That seed range has too many values; at most 64."),
+        (lambda: axes.seed_axis("one"),
+         "Seeds are whole numbers: a list (1, 2, 3) or a range (1-4)."),
+        (lambda: axes.seed_axis(" "), "Give at least one seed."),
+        (lambda: axes.seed_axis(str(2**64)),
+         f"Every seed must be between 0 and {2**64 - 1}."),
+        (lambda: axes.prompt_axis("a red fox", " , "),
+         "Give the word to replace, then what replaces it: red, blue, green."),
+        (lambda: axes.lora_axis([]), "Pick at least one LoRA (or no LoRA) for the LoRA axis."),
+    ],
+)  # fmt: skip
+def test_each_refusal_says_exactly_what_to_type(call, message):
+    with pytest.raises(InvalidSweep) as refused:
+        call()
+    assert str(refused.value) == message
