@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".venv" / "bin" / "python"
 MUTMUT = ROOT / ".venv" / "bin" / "mutmut"
-MUTMUT_VERSION = "3.8.1"
+MUTMUT_VERSION = "3.8.1"  # as pyproject.toml's `mutation` extra
 # The rules and the tests that pin them down.
 TARGETS: dict[str, tuple[str, list[str]]] = {
     "recipe": ("lora_core/generation/recipe.py", ["tests/generation/test_recipe.py"]),
