@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def mutate(name: str, *, show_survivors: bool) -> Outcome:
             for line in listing.splitlines()
             if (found := _STATUS.match(line))
         }
-        survivors = [mutant for mutant, status in statuses.items() if status == "survived"]
+        survivors = [mutant for mutant, status in statuses.items() if status != "killed"]
         diffs = []
         if show_survivors:
             for mutant in survivors:
@@ -107,7 +108,8 @@ def mutate(name: str, *, show_survivors: bool) -> Outcome:
                         [str(MUTMUT), "show", mutant], cwd=folder, capture_output=True, text=True
                     ).stdout
                 )
-        return Outcome(module, statuses, diffs or survivors)
+        listed = [f"{mutant}: {statuses[mutant]}" for mutant in survivors]
+        return Outcome(module, statuses, diffs or listed)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -122,12 +124,13 @@ def main() -> None:
         mutate(name, show_survivors=arguments.survivors)
         for name in arguments.module or list(TARGETS)
     ]
-    print("| module | mutants | killed | survived | score |")
+    print("| module | mutants | killed | not killed (by status) | score |")
     print("| --- | --- | --- | --- | --- |")
     for outcome in outcomes:
-        others = len(outcome.statuses) - outcome.killed
+        others = Counter(status for status in outcome.statuses.values() if status != "killed")
+        detail = ", ".join(f"{count} {status}" for status, count in others.most_common())
         print(
-            f"| {outcome.module} | {len(outcome.statuses)} | {outcome.killed} | {others} "
+            f"| {outcome.module} | {len(outcome.statuses)} | {outcome.killed} | {detail or '—'} "
             f"| {outcome.score:.0%} |"
         )
     for outcome in outcomes:

@@ -322,3 +322,73 @@ def test_the_quota_check_searches_indexes_only(engine, policy, add_batch):
         "SCAN CONSTANT ROW",  # the outer SELECT of two subqueries, no table
         "SCAN CONSTANT ROW",
     ]
+
+
+def test_five_images_of_the_original_app_take_two_slots(engine, policy):
+    add_legacy_images(engine, 5, age=timedelta(hours=2))
+
+    assert status_of(engine, policy).used == 2  # a batch of 4, and one of 1
+
+
+def test_a_pending_batch_exactly_at_its_expiry_age_no_longer_holds_a_slot(engine, add_batch):
+    policy = QuotaPolicy(limit=8, window=timedelta(hours=24), abandoned_after=timedelta(minutes=10))
+    add_batch(status=BatchStatus.PENDING, age=timedelta(minutes=10))
+
+    assert status_of(engine, policy).used == 0
+
+
+def test_the_status_says_its_window_and_an_exempt_user_never_waits(engine, policy, add_batch):
+    for hours in range(1, 10):
+        add_batch(user="admin", age=timedelta(hours=hours))
+
+    status = status_of(engine, policy, user="admin")
+
+    assert status.window == timedelta(hours=24)
+    assert status.next_slot_at is None  # over the limit, but exempt
+
+
+def test_a_refusal_says_the_limit_and_the_next_slot_from_the_time_asked(engine, policy, add_batch):
+    asked = NOW - timedelta(days=30)  # a reservation "a month ago", against a month-old quota
+    for hours in range(1, 9):
+        add_batch(age=timedelta(days=30, hours=hours))
+
+    with pytest.raises(QuotaExceeded) as caught:
+        quota.reserve(engine=engine, policy=policy, user="ann", lora_id="l", prompt="p", now=asked)
+
+    assert str(caught.value) == "You've used all 8 generations for this period."
+    expected = asked - timedelta(hours=8) + timedelta(hours=24)
+    assert abs((caught.value.next_slot_at - expected).total_seconds()) < 0.01
+
+
+def test_a_reserved_batch_is_born_held_and_a_released_one_records_when_and_why(engine, policy):
+    from lora_core.data import leases
+
+    lease = leases.Lease.new(leases.DEFAULT_TERMS, NOW)
+    batch_id = quota.reserve(
+        engine=engine, policy=policy, user="ann", lora_id="l", prompt="p", lease=lease, now=NOW
+    )
+    with session_scope(engine) as session:
+        assert session.get(GenerationBatch, batch_id).lease_holder == lease.holder
+
+    quota.release(engine=engine, batch_id=batch_id, error="x" * 2000, now=NOW)
+
+    with session_scope(engine) as session:
+        batch = session.get(GenerationBatch, batch_id)
+    assert batch.finished_at == to_iso(NOW)
+    assert batch.error == "x" * 1000  # kept short
+
+
+def test_usage_by_user_counts_the_slots_held_now_most_first(engine, add_batch):
+    policy = QuotaPolicy(limit=8, window=timedelta(hours=24), abandoned_after=timedelta(minutes=10))
+    for _ in range(3):
+        add_batch(user="bob", age=timedelta(hours=1))
+    add_batch(user="ann", age=timedelta(hours=2))
+    add_batch(user="ann", status=BatchStatus.PENDING, age=timedelta(minutes=5))  # running
+    add_batch(user="ann", status=BatchStatus.PENDING, age=timedelta(minutes=30))  # abandoned
+    add_batch(user="ann", status=BatchStatus.FAILED, age=timedelta(hours=1))
+    add_batch(user="cyd", age=timedelta(hours=25))  # out of the window
+
+    with session_scope(engine) as session:
+        usage = quota.usage_by_user(session=session, policy=policy, now=NOW)
+
+    assert usage == [("bob", 3), ("ann", 2)]
