@@ -29,8 +29,8 @@ MUTMUT_VERSION = "3.8.1"  # as pyproject.toml's `mutation` extra
 TARGETS: dict[str, tuple[str, list[str]]] = {
     "recipe": ("lora_core/generation/recipe.py", ["tests/generation/test_recipe.py"]),
     "axes": ("lora_core/lab/axes.py", ["tests/lab/test_axes.py"]),
-    "prompts": ("lora_core/generation/prompts.py", ["tests/generation/test_service.py",
-                                                    "tests/history/test_history.py"]),
+    "prompts": ("lora_core/generation/prompts.py", ["tests/generation/test_prompts.py",
+                                                    "tests/generation/test_service.py"]),
     "quota": ("lora_core/generation/quota.py", ["tests/generation/test_quota.py"]),
     "filters": ("lora_core/history/filters.py", ["tests/history/test_history.py"]),
 }  # fmt: skip
@@ -60,7 +60,8 @@ def ensure_mutmut() -> None:
 
 
 def workspace(module: str, tests: list[str]) -> Path:
-    """A copy of the repository's tracked files, configured to mutate `module` only."""
+    """A copy of the repository's tracked files (commit or `git add` new tests first),
+    configured to mutate `module` only."""
     folder = Path(tempfile.mkdtemp(prefix="mutation-"))
     files = subprocess.run(
         ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
@@ -88,9 +89,9 @@ def mutate(name: str, *, show_survivors: bool) -> Outcome:
     module, tests = TARGETS[name]
     folder = workspace(module, tests)
     try:
-        subprocess.run(
-            [str(MUTMUT), "run"], cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        run = subprocess.run([str(MUTMUT), "run"], cwd=folder, capture_output=True, text=True)
+        if run.returncode != 0:  # e.g. the covering tests fail, or a test file is untracked
+            raise SystemExit(f"mutmut could not run for {module}:\n{run.stderr[-2000:]}")
         listing = subprocess.run(
             [str(MUTMUT), "results", "--all", "true"], cwd=folder, capture_output=True, text=True
         ).stdout
