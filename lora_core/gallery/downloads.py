@@ -21,7 +21,7 @@ from lora_core.data.models import GeneratedImage, LoraTraining
 from lora_core.errors import DownloadFailed
 from lora_core.generation import recipe_files
 from lora_core.generation.prompts import full_prompt
-from lora_core.generation.recipe import PLAN, Recipe
+from lora_core.generation.recipe import PLAN, Recipe, stored_seed
 from lora_core.storage import (
     MAX_IMAGE_BYTES,
     LocalMediaStore,
@@ -125,7 +125,7 @@ def images_zip(
             data = read_image(image.image_url, store=store, client=client)
         except DownloadFailed:
             return None
-        made_with = (recipes or {}).get(image.id) or PLAN.with_seed(_seed(image))
+        made_with = (recipes or {}).get(image.id) or PLAN.with_seed(stored_seed(image.seed))
         return with_recipe(data, image, lora, made_with)
 
     with (
@@ -146,10 +146,6 @@ def images_zip(
         archive.writestr("manifest.json", json.dumps(records, indent=2, ensure_ascii=False))
         archive.writestr("manifest.csv", pd.DataFrame(records).to_csv(index=False))
     return buffer.getvalue()
-
-
-def _seed(image: GeneratedImage) -> int | None:
-    return int(image.seed) if image.seed and image.seed.isdigit() else None
 
 
 def _manifest_row(image: GeneratedImage, lora: LoraTraining, name: str | None) -> ManifestRow:

@@ -79,6 +79,11 @@ def parse_seed(text: str | None) -> int | None:
     return int(cleaned)
 
 
+def stored_seed(text: str | None) -> int | None:
+    """A seed as the database keeps it (TEXT, fal's may exceed 2^63); None if there is none."""
+    return int(text) if text and text.isdigit() else None
+
+
 def fal_arguments(recipe: Recipe) -> dict[str, Any]:
     """The recipe's part of fal's arguments (the seed only when one is asked for)."""
     arguments: dict[str, Any] = {
@@ -117,7 +122,7 @@ def from_batch(
         steps=PLAN.steps if steps is None else int(steps),
         guidance=PLAN.guidance if guidance is None else float(guidance),
         image_size=image_size or PLAN.image_size,
-        seed=int(seed) if seed and seed.isdigit() else None,
+        seed=stored_seed(seed),
     )
 
 

@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from lora_core.data.models import LoraTraining
 from lora_core.errors import InvalidSettings
 from lora_core.generation.prompts import full_prompt
-from lora_core.generation.recipe import Recipe, checked
+from lora_core.generation.recipe import Recipe, checked, stored_seed
 
 APP_NAME = "LoRA Studio"
 MODEL = "fal-ai/flux-lora"
@@ -136,7 +136,6 @@ def read(data: bytes) -> FoundRecipe | None:
 
 def as_recipe(fields: dict[str, Any]) -> Recipe | None:
     """The recipe a file's fields describe, if the app could generate it again."""
-    seed = str(fields.get("seed") or "")
     try:
         return checked(
             Recipe(
@@ -144,7 +143,7 @@ def as_recipe(fields: dict[str, Any]) -> Recipe | None:
                 steps=int(fields["steps"]),
                 guidance=float(fields["guidance"]),
                 image_size=str(fields["image_size"]),
-                seed=int(seed) if seed.isdigit() else None,
+                seed=stored_seed(str(fields.get("seed") or "")),
             )
         )
     except (KeyError, TypeError, ValueError, InvalidSettings):

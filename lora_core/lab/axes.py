@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from lora_core.errors import InvalidSweep
+from lora_core.generation.generators import IMAGES_PER_BATCH
 from lora_core.generation.recipe import MAX_SEED, SCALE_RANGE, Recipe, checked
 
 AxisKind = Literal["scale", "seed", "prompt", "lora"]
 AXIS_KINDS: tuple[AxisKind, ...] = ("scale", "seed", "prompt", "lora")
 NO_LORA = "none"  # the LoRA axis's baseline: the base model, no LoRA
-IMAGES_PER_GENERATION = 4  # what one slot of the quota buys: a batch of 4 images
 _RANGE = re.compile(
     r"^\s*(?P<start>\d+(?:\.\d+)?)\s*(?:-|to)\s*(?P<stop>\d+(?:\.\d+)?)"
     r"\s*(?:(?:step|by)\s*(?P<step>\d+(?:\.\d+)?))?\s*$",
@@ -171,7 +171,7 @@ def plan(
 
 def generations_needed(cells: int) -> int:
     """Quota slots a sweep takes: four images to a generation ("12 images = 3")."""
-    return math.ceil(cells / IMAGES_PER_GENERATION)
+    return math.ceil(cells / IMAGES_PER_BATCH)  # one quota slot buys one batch's images
 
 
 def cost_text(cells: int) -> str:

@@ -98,6 +98,16 @@ def open_details(page: Page, card: Locator) -> Locator:
     return view
 
 
+def first_image_details(page: Page, lora_id: str, title: str) -> tuple[Locator, str]:
+    """A LoRA page with its first image's details open, and the seed they show."""
+    page.goto(f"/lora?id={lora_id}")
+    expect(page.get_by_role("heading", name=title)).to_be_visible(timeout=20_000)
+    view = open_details(page, page.locator("[class*='st-key-card_']").first)
+    found = re.search(r"Seed (\d+)", view.inner_text())
+    assert found, view.inner_text()
+    return view, found.group(1)
+
+
 def submit_prompt(dialog: Locator, prompt: str) -> None:
     box = dialog.get_by_role("textbox", name="Prompt")
     box.fill(prompt)
@@ -607,10 +617,7 @@ def test_13_register_an_existing_lora_generate_from_it_and_hide_an_image(
 def test_14_remix_an_image_from_its_details_with_its_seed_and_a_new_setting(
     page: Page, fresh_app: RunningApp, fake_fal: FakeFal
 ) -> None:
-    page.goto("/lora?id=demo-neon-noir")
-    expect(page.get_by_role("heading", name="neonnoir")).to_be_visible(timeout=20_000)
-    view = open_details(page, page.locator("[class*='st-key-card_']").first)
-    seed = re.search(r"Seed (\d+)", view.inner_text()).group(1)
+    view, seed = first_image_details(page, "demo-neon-noir", "neonnoir")
     expect(view.get_by_text("scale 1.5 · 28 steps · guidance 3.5 · 1024×1024")).to_be_visible()
 
     view.get_by_role("button", name="Remix").click()
@@ -636,10 +643,7 @@ def test_14_remix_an_image_from_its_details_with_its_seed_and_a_new_setting(
 def test_15_a_downloaded_image_tells_its_recipe_in_the_lab_and_is_remixed(
     page: Page, fresh_app: RunningApp, tmp_path: Path
 ) -> None:
-    page.goto("/lora?id=demo-claymation")
-    expect(page.get_by_role("heading", name="clayfig")).to_be_visible(timeout=20_000)
-    view = open_details(page, page.locator("[class*='st-key-card_']").first)
-    seed = re.search(r"Seed (\d+)", view.inner_text()).group(1)
+    view, seed = first_image_details(page, "demo-claymation", "clayfig")
     with page.expect_download() as started:
         view.get_by_role("button", name="Download image").click()
     saved = tmp_path / started.value.suggested_filename
