@@ -29,7 +29,8 @@ Module map (one hop from a behaviour to its folder):
     history/           filters, listing (table and exports), analytics (summary, charts,
                        spend)
     lab/               axes (X/Y sweeps planned from typed axes, their cost in quota),
-                       contact_sheet (a sweep's grid as one labelled PNG)
+                       sweeps (a sweep started, its cells run a few at a time, retried,
+                       read back as a grid), contact_sheet (the grid as one labelled PNG)
     cli/               demo (seed an empty database), repair (copy what fal still holds,
                        make missing thumbnails), migrate (the schema to head, by hand)
 

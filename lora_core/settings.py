@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # (fal.ai's model page, read 2026-12-01): spend figures are estimates from it.
     fal_price_per_megapixel: float = Field(0.035, ge=0)
     generation_window_hours: float = Field(24, gt=0)
+    # X/Y sweeps (`lora_core.lab`): at most this many cells (images) per sweep, and this
+    # many fal calls at once per app process (fal limits concurrent requests per account).
+    sweep_max_cells: int = Field(16, ge=1, le=64)
+    sweep_concurrency: int = Field(4, ge=1, le=16)
     # Training costs far more than generating: its own, smaller allowance.
     training_limit: int = Field(2, ge=1)
     training_window_hours: float = Field(24, gt=0)

@@ -2,14 +2,16 @@
 
 A page asks the studio for its parts (`engine`, `store`, `generator`, `trainer`, the two
 quota policies) or runs a use case through it, with every dependency already wired:
-`generate`, `start_training`, `register`, `refresh_training`, `resume_stale_batches`,
-`recover`, `quota_status`, `training_status`. The UI builds one per process
+`generate`, `start_sweep`, `retry_cell`, `start_training`, `register`, `refresh_training`,
+`resume_stale_batches`, `recover`, `quota_status`, `training_status`. The UI builds one per process
 (`ui/context.py`), which also sweeps for work a dead process left (`sweeper.Sweeper`);
 scripts and tests build their own.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -27,6 +29,8 @@ from lora_core.generation import quota, recovery, service
 from lora_core.generation.generators import ImageGenerator, ProgressCallback
 from lora_core.generation.preview import PreviewGenerator
 from lora_core.generation.recipe import PLAN, Recipe
+from lora_core.lab import sweeps
+from lora_core.lab.axes import Axis
 from lora_core.settings import Settings
 from lora_core.storage import MediaStore, build_store
 from lora_core.training import lifecycle, registry
@@ -90,6 +94,7 @@ class Studio:
     generation_policy: quota.QuotaPolicy
     training_policy: quota.QuotaPolicy
     thumbnails: thumbnails.ThumbnailQueue
+    cells: sweeps.CellPool
     lease_terms: leases.LeaseTerms = leases.DEFAULT_TERMS
 
     def generate(
@@ -113,6 +118,64 @@ class Studio:
             store=self.store,
             allow_private_weights=self.settings.allow_private_weights_urls,
             lease_terms=self.lease_terms,
+        )
+
+    def start_sweep(
+        self,
+        *,
+        user: str,
+        lora_id: str,
+        prompt: str,
+        base: Recipe,
+        x: Axis,
+        y: Axis | None = None,
+    ) -> tuple[str, threading.Event]:
+        """Start an X/Y sweep (`lora_core.lab.sweeps`): its cells are reserved and written at
+        once, then run here in the background; (its id, an event set when its cells end)."""
+        sweep_id, holder, jobs = sweeps.start(
+            engine=self.engine,
+            generator=self.generator,
+            policy=self.generation_policy,
+            user=user,
+            lora_id=lora_id,
+            prompt=prompt,
+            base=base,
+            x=x,
+            y=y,
+            max_cells=self.settings.sweep_max_cells,
+            allow_private_weights=self.settings.allow_private_weights_urls,
+            lease_terms=self.lease_terms,
+        )
+        return sweep_id, self._run_cells(holder, jobs)
+
+    def retry_cell(self, *, user: str, batch_id: str) -> threading.Event:
+        """Try a failed cell of one of `user`'s sweeps again, in the background."""
+        holder, jobs = sweeps.retry(
+            engine=self.engine,
+            generator=self.generator,
+            policy=self.generation_policy,
+            user=user,
+            batch_id=batch_id,
+            allow_private_weights=self.settings.allow_private_weights_urls,
+            lease_terms=self.lease_terms,
+        )
+        return self._run_cells(holder, jobs)
+
+    def _run_cells(self, holder: str, jobs: list[sweeps.CellJob]) -> threading.Event:
+        return self.cells.launch(
+            [
+                functools.partial(
+                    sweeps.run_cell,
+                    job,
+                    engine=self.engine,
+                    generator=self.generator,
+                    store=self.store,
+                )
+                for job in jobs
+            ],
+            engine=self.engine,
+            holder=holder,
+            terms=self.lease_terms,
         )
 
     def start_training(
@@ -183,8 +246,10 @@ class Studio:
         )
 
     def close(self) -> None:
-        """Stop the background work (thumbnails) and let the database connections go."""
+        """Stop the background work (thumbnails, sweep cells not yet started: recovery
+        settles them) and let the database connections go."""
         self.thumbnails.close()
+        self.cells.close()
         self.engine.dispose()
 
     def quota_status(self, user: str) -> quota.QuotaStatus:
@@ -214,4 +279,5 @@ def build_studio(settings: Settings) -> Studio:
             engine=engine,
             make_one=lambda image: downloads.make_thumbnail(image, store=store),
         ),
+        cells=sweeps.CellPool(workers=settings.sweep_concurrency),
     )

@@ -109,25 +109,29 @@ def claim(
     return lease if taken == 1 else None
 
 
-def renew(*, engine: Engine, table: Leased, row_id: str, holder: str, terms: LeaseTerms) -> bool:
-    """Extend our lease; False when it is no longer ours (taken over after it lapsed)."""
+def renew(
+    *, engine: Engine, table: Leased, row_id: str | None, holder: str, terms: LeaseTerms
+) -> bool:
+    """Extend our lease (`row_id` None: on every row `holder` holds, as a sweep holds its
+    cells); False when it is no longer ours (taken over after it lapsed)."""
+    statement = update(table).where(col(table.lease_holder) == holder)
+    if row_id is not None:
+        statement = statement.where(col(table.id) == row_id)
     with session_scope(engine) as session:
         renewed = session.execute(
-            update(table)
-            .where(col(table.id) == row_id)
-            .where(col(table.lease_holder) == holder)
-            .values(lease_until=to_iso(utc_now() + terms.duration))
+            statement.values(lease_until=to_iso(utc_now() + terms.duration))
         ).rowcount
         session.commit()
-    return renewed == 1
+    return renewed >= 1
 
 
 @contextmanager
 def hold(
-    *, engine: Engine, table: Leased, row_id: str, holder: str, terms: LeaseTerms
+    *, engine: Engine, table: Leased, row_id: str | None, holder: str, terms: LeaseTerms
 ) -> Iterator[None]:
     """Renew the lease every `terms.renew_every` while the block runs (fal's wait, the
-    result fetch, the image copy), in a thread of its own so a blocking call cannot stop it.
+    result fetch, the image copy), in a thread of its own so a blocking call cannot stop it;
+    `row_id` None: every row `holder` holds.
     A renewal the database refuses is tried again at the next beat."""
     stop = threading.Event()
 
@@ -140,7 +144,9 @@ def hold(
             except Exception as error:
                 log.warning("Renewing the lease on %s failed: %s", row_id, error)
 
-    beat = threading.Thread(target=renew_until_stopped, name=f"lease-{row_id}", daemon=True)
+    beat = threading.Thread(
+        target=renew_until_stopped, name=f"lease-{row_id or holder}", daemon=True
+    )
     beat.start()
     try:
         yield

@@ -171,6 +171,8 @@ class GenerationBatch(SQLModel, table=True):
             "created_at",
             sqlite_where=text(f"status = '{BatchStatus.PENDING}'"),
         ),
+        # Ours: a sweep's cells (`lora_core.lab.sweeps`).
+        Index("idx_gen_batches_sweep", "sweep_id", "created_at"),
     )
 
     id: str = Field(primary_key=True, sa_type=Text)
@@ -197,6 +199,37 @@ class GenerationBatch(SQLModel, table=True):
     guidance_scale: float | None = None
     image_size: str | None = Field(default=None, sa_type=Text)
     requested_seed: str | None = Field(default=None, sa_type=Text)
+    # A cell of a sweep: its sweep, column and row, and one image (`num_images`). None:
+    # a batch of the plan's 4 images, outside any sweep.
+    sweep_id: str | None = Field(default=None, sa_type=Text)
+    sweep_x: int | None = None
+    sweep_y: int | None = None
+    num_images: int | None = None
+
+
+class Sweep(SQLModel, table=True):
+    """An X/Y sweep as it was asked (`lora_core.lab`): a LoRA, a prompt, the base settings
+    with a fixed seed, and one or two axes (their kind and values, the values as a JSON
+    list). Its cells are batches (`GenerationBatch.sweep_id`); a cell of the LoRA axis's
+    baseline has `NO_LORA` for its LoRA."""
+
+    __tablename__ = "sweeps"
+    __table_args__ = (Index("idx_sweeps_created", "created_at"),)
+
+    id: str = Field(primary_key=True, sa_type=Text)
+    wallet_address: str = Field(sa_type=Text)
+    lora_training_id: str = Field(sa_type=Text)
+    prompt: str = Field(sa_type=Text)
+    x_kind: str = Field(sa_type=Text)
+    x_values: str = Field(sa_type=Text)
+    y_kind: str | None = Field(default=None, sa_type=Text)
+    y_values: str | None = Field(default=None, sa_type=Text)
+    lora_scale: float
+    num_inference_steps: int
+    guidance_scale: float
+    image_size: str = Field(sa_type=Text)
+    seed: str = Field(sa_type=Text)  # TEXT: seeds can exceed 2^63
+    created_at: str = Field(sa_type=Text)
 
 
 class ImageFavorite(SQLModel, table=True):

@@ -33,15 +33,20 @@ FLUX_LORA_APP = "fal-ai/flux-lora"
 
 
 def flux_lora_arguments(
-    *, full_prompt: str, weights_url: str, recipe: Recipe = PLAN
+    *,
+    full_prompt: str,
+    weights_url: str | None,
+    recipe: Recipe = PLAN,
+    num_images: int = IMAGES_PER_BATCH,
 ) -> dict[str, Any]:
     """fal's arguments: the plan's (4 JPEGs, safety checker on) with the recipe's settings
-    (by default the plan's: square HD, 28 steps, guidance 3.5, LoRA scale 1.5)."""
+    (by default the plan's: square HD, 28 steps, guidance 3.5, LoRA scale 1.5). Without
+    weights, no LoRA at all: the base model (fal's `loras` defaults to none)."""
     return {
         "prompt": full_prompt,
-        "loras": [{"path": weights_url, "scale": recipe.lora_scale}],
+        "loras": [] if weights_url is None else [{"path": weights_url, "scale": recipe.lora_scale}],
         **fal_arguments(recipe),
-        "num_images": IMAGES_PER_BATCH,
+        "num_images": num_images,
         "enable_safety_checker": True,
         "output_format": "jpeg",
     }
@@ -98,6 +103,7 @@ class FalGenerator:
                         full_prompt=request.full_prompt,
                         weights_url=request.weights_url,
                         recipe=request.recipe,
+                        num_images=request.num_images,
                     ),
                     # fal's own bound on the queue wait; it accepts only more than a second.
                     start_timeout=self.timeout_seconds if self.timeout_seconds > 1 else None,

@@ -17,9 +17,10 @@ IMAGES_PER_BATCH = 4
 class GenerationRequest:
     batch_id: str
     full_prompt: str
-    weights_url: str
+    weights_url: str | None  # None: the base model alone (a sweep's "no LoRA" baseline)
     lora_label: str
     recipe: Recipe = PLAN
+    num_images: int = IMAGES_PER_BATCH  # a sweep's cell: 1
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from lora_core.errors import GenerationFailed
 from lora_core.generation.generators import (
-    IMAGES_PER_BATCH,
     GeneratedImageData,
     GenerationRequest,
     GenerationResult,
@@ -25,7 +24,8 @@ from lora_core.storage import MediaStore
 
 @dataclass(frozen=True)
 class PreviewGenerator:
-    """Draws 4 deterministic placeholder JPEGs (prompt, seed, LoRA) without calling fal."""
+    """Draws deterministic placeholder JPEGs (prompt, seed, LoRA; 4, or a sweep cell's 1)
+    without calling fal."""
 
     store: MediaStore
     size: int = 1024
@@ -42,10 +42,9 @@ class PreviewGenerator:
             seed = int.from_bytes(digest[:6], "big")
         width, height = self._pixels(request)
         images = []
-        for index in range(IMAGES_PER_BATCH):
-            report(
-                Progress("running", message=f"Drawing preview {index + 1} of {IMAGES_PER_BATCH}")
-            )
+        count = request.num_images
+        for index in range(count):
+            report(Progress("running", message=f"Drawing preview {index + 1} of {count}"))
             data = self._draw(request, seed=seed, index=index)
             try:
                 url = self.store.save(f"preview/{request.batch_id}/{index}.jpg", data)
@@ -71,7 +70,12 @@ class PreviewGenerator:
     def _draw(self, request: GenerationRequest, *, seed: int, index: int) -> bytes:
         width, height = self._pixels(request)
         side = min(width, height)
-        shade = hashlib.sha256(f"{seed}:{index}".encode()).digest()
+        # The LoRA and its scale change the picture too, as they would fal's: a sweep's cells
+        # differ where they should.
+        recipe = request.recipe
+        shade = hashlib.sha256(
+            f"{seed}:{index}:{request.weights_url}:{recipe.lora_scale}".encode()
+        ).digest()
         dark = (shade[0] // 3, shade[1] // 3, shade[2] // 3)
         light = (128 + shade[3] // 2, 128 + shade[4] // 2, 128 + shade[5] // 2)
         gradient = Image.linear_gradient("L").rotate(90 * index)
@@ -85,7 +89,12 @@ class PreviewGenerator:
         draw.multiline_text(
             (margin, height // 4), body, font=small, fill="white", spacing=side // 80
         )
-        footer = f"LoRA: {request.lora_label}\nseed {seed} · image {index + 1}/{IMAGES_PER_BATCH}"
+        lora = (
+            f"LoRA: {request.lora_label} × {recipe.lora_scale:g}"
+            if request.weights_url is not None
+            else "no LoRA (base model)"
+        )
+        footer = f"{lora}\nseed {seed} · image {index + 1}/{request.num_images}"
         draw.multiline_text((margin, height - side // 5), footer, font=small, fill="white")
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=85)

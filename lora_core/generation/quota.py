@@ -4,8 +4,12 @@ A batch holds a slot from the moment it is reserved (status `pending`) until it 
 `succeeded` batch counts once however many images fal returned. A `pending` batch older
 than `abandoned_after` was abandoned (the process died mid-call) and no longer counts.
 Images written by the original web app (no batch) count as its plan did: one batch per 4.
+A sweep's cells (batches of one image, `lora_core.lab.sweeps`) count by four in the same
+way: a sweep holds ceil(cells holding a slot / 4) slots, so a sweep whose every cell failed
+holds none.
 
-The reservation is a single conditional `INSERT … SELECT … WHERE (used in window) < limit`:
+The reservation is a single conditional `INSERT … SELECT … WHERE (used in window) < limit`
+(a sweep's cells: one `INSERT … SELECT` of them all, each under the same condition):
 no interactive transaction is needed, and on SQLite/libSQL, which run one writing statement
 at a time, concurrent requests can never exceed the limit.
 """
@@ -17,8 +21,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Engine, ScalarSelect, func, insert, literal, select, update
-from sqlmodel import Session, col
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    ScalarSelect,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
+from sqlmodel import Session, SQLModel, col
 
 from lora_core import legacy
 from lora_core.data.clock import parse_iso, to_iso, utc_now
@@ -26,6 +40,10 @@ from lora_core.data.db import session_scope
 from lora_core.data.leases import Lease
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
 from lora_core.errors import QuotaExceeded
+from lora_core.generation.generators import IMAGES_PER_BATCH
+
+# A slot buys one batch of 4 images, or 4 cells of a sweep.
+CELLS_PER_SLOT = IMAGES_PER_BATCH
 
 
 @dataclass(frozen=True)
@@ -75,14 +93,46 @@ def _holds_slot(policy: QuotaPolicy, user: str, now: datetime) -> ColumnElement[
     )
 
 
-def _used(policy: QuotaPolicy, user: str, now: datetime) -> ScalarSelect[int]:
-    """Slots in use, as one scalar subquery: our batches plus the original app's."""
+def _ceil_slots(cells: ColumnElement[int] | ScalarSelect[int]) -> ColumnElement[int]:
+    """Slots `cells` take: four to a slot, in SQL."""
+    return (cells + (CELLS_PER_SLOT - 1)) // CELLS_PER_SLOT
+
+
+def _used(
+    policy: QuotaPolicy, user: str, now: datetime, adding: tuple[str, int] | None = None
+) -> ScalarSelect[int]:
+    """Slots in use, as one scalar subquery: our batches, our sweeps' cells by four, and the
+    original app's images by four. With `adding` (sweep id, cells), the slots in use once
+    that many cells are added to that sweep (a new one, or a failed cell tried again)."""
+    holding = _holds_slot(policy, user, now)
+    sweep_id = col(GenerationBatch.sweep_id)
     batches = (
         select(func.count())
         .select_from(GenerationBatch)
-        .where(_holds_slot(policy, user, now))
+        .where(holding & sweep_id.is_(None))
         .scalar_subquery()
     )
+    live = (
+        select(sweep_id.label("sweep_id"), func.count().label("cells"))
+        .where(holding & sweep_id.is_not(None))
+        .group_by(sweep_id)
+        .subquery()
+    )
+    other_sweeps = select(func.coalesce(func.sum(_ceil_slots(live.c.cells)), 0))
+    sweeps: ColumnElement[int] | ScalarSelect[int]
+    if adding is None:
+        sweeps = other_sweeps.scalar_subquery()
+    else:
+        added_to, cells = adding
+        already = (
+            select(func.count())
+            .select_from(GenerationBatch)
+            .where(holding & (sweep_id == added_to))
+            .scalar_subquery()
+        )
+        sweeps = other_sweeps.where(live.c.sweep_id != added_to).scalar_subquery() + _ceil_slots(
+            already + cells
+        )
     per = legacy.IMAGES_PER_LEGACY_BATCH
     legacy_slots = (
         select((func.count() + (per - 1)) // per)  # `legacy.slots_for`, in SQL
@@ -90,7 +140,7 @@ def _used(policy: QuotaPolicy, user: str, now: datetime) -> ScalarSelect[int]:
         .where(legacy.images_in_window(user, now - policy.window))
         .scalar_subquery()
     )
-    return select(batches + legacy_slots).scalar_subquery()
+    return select(batches + sweeps + legacy_slots).scalar_subquery()
 
 
 def get_status(
@@ -114,9 +164,7 @@ def _next_slot_at(
     """The first moment, as uses leave the window oldest first, when `used < limit`."""
     if used < policy.limit or policy.is_exempt(user):
         return None
-    batch_times = list(
-        session.scalars(select(GenerationBatch.created_at).where(_holds_slot(policy, user, now)))
-    )
+    batch_times = _slot_times(session, policy, user, now)
     legacy_times = list(
         session.scalars(
             select(GeneratedImage.created_at).where(
@@ -130,6 +178,24 @@ def _next_slot_at(
         if still_batches + legacy.slots_for(still_legacy) < policy.limit:
             return parse_iso(expiring) + policy.window
     return None
+
+
+def _slot_times(session: Session, policy: QuotaPolicy, user: str, now: datetime) -> list[str]:
+    """When each slot in use was taken: a batch's time, a sweep's (its first cell's) once
+    per slot it holds."""
+    holding = _holds_slot(policy, user, now)
+    sweep_id = col(GenerationBatch.sweep_id)
+    times = list(
+        session.scalars(select(GenerationBatch.created_at).where(holding & sweep_id.is_(None)))
+    )
+    sweeps = session.execute(
+        select(func.min(col(GenerationBatch.created_at)), func.count())
+        .where(holding & sweep_id.is_not(None))
+        .group_by(sweep_id)
+    ).all()
+    for created_at, cells in sweeps:
+        times += [created_at] * -(-cells // CELLS_PER_SLOT)
+    return times
 
 
 def reserve(
@@ -195,6 +261,67 @@ def reserve(
     )
 
 
+def reserve_cells(
+    *,
+    engine: Engine,
+    policy: QuotaPolicy,
+    user: str,
+    sweep_id: str,
+    cells: list[Mapping[str, object]],
+    lease: Lease,
+    also: SQLModel | None = None,
+    now: datetime | None = None,
+) -> list[str]:
+    """Record a sweep's pending cells (each a batch's columns: LoRA, prompt, settings,
+    place) in one statement, all or none: only if the slots they add fit; return their ids.
+
+    `also` (the sweep's own row) is written in the same transaction. Cells added to a sweep
+    that has some (a failed cell tried again) count with its cells still holding a slot.
+    Raises `QuotaExceeded` saying how many slots the cells need and how many are left.
+    """
+    now = now or utc_now()
+    ids = [uuid.uuid4().hex for _ in cells]
+    names = list(cells[0]) if cells else []
+    fixed = {
+        "wallet_address": user,
+        "status": BatchStatus.PENDING.value,
+        "created_at": to_iso(now),
+        "sweep_id": sweep_id,
+        **lease.columns(),
+    }
+    fits = _used(policy, user, now, adding=(sweep_id, len(cells))) <= policy.limit
+    rows = []
+    for batch_id, cell in zip(ids, cells, strict=True):
+        row = select(
+            literal(batch_id),
+            *(literal(v) for v in fixed.values()),
+            *(literal(cell[n]) for n in names),
+        )
+        rows.append(row if policy.is_exempt(user) else row.where(fits))
+    statement = insert(GenerationBatch).from_select(["id", *fixed, *names], union_all(*rows))
+    # One statement, first in its transaction (see `reserve`). SQLite evaluates the
+    # SELECT in full before inserting (it reads the table it inserts into), so every cell
+    # sees the same count: all are inserted, or none.
+    with session_scope(engine) as session:
+        inserted = session.execute(statement).rowcount
+        if inserted == len(cells):
+            if also is not None:
+                session.add(also)
+            session.commit()
+            return ids
+        session.rollback()
+        status = get_status(session=session, policy=policy, user=user, now=now)
+    needed = -(-len(cells) // CELLS_PER_SLOT)
+    raise QuotaExceeded(
+        f"This needs {needed} generation{'s' if needed != 1 else ''} of your quota; "
+        f"{status.remaining} of your {policy.limit} {'is' if status.remaining == 1 else 'are'} "
+        "left for this period.",
+        limit=policy.limit,
+        window=policy.window,
+        next_slot_at=status.next_slot_at,
+    )
+
+
 def release(*, engine: Engine, batch_id: str, error: str, now: datetime | None = None) -> None:
     """Mark a pending batch failed, which frees its slot."""
     with session_scope(engine) as session:
@@ -214,7 +341,8 @@ def release(*, engine: Engine, batch_id: str, error: str, now: datetime | None =
 def usage_by_user(
     *, session: Session, policy: QuotaPolicy, now: datetime | None = None
 ) -> list[tuple[str, int]]:
-    """(user, batches holding a slot now) for everyone who generated in the window."""
+    """(user, slots held now) for everyone who generated in the window, most first: a
+    batch holds one, a sweep one per four cells holding a slot."""
     now = now or utc_now()
     status = col(GenerationBatch.status)
     holding = (col(GenerationBatch.created_at) > to_iso(now - policy.window)) & (
@@ -224,11 +352,12 @@ def usage_by_user(
             & (col(GenerationBatch.created_at) > to_iso(now - policy.abandoned_after))
         )
     )
-    used = func.count().label("used")
     rows = session.execute(
-        select(col(GenerationBatch.wallet_address), used)
+        select(col(GenerationBatch.wallet_address), col(GenerationBatch.sweep_id), func.count())
         .where(holding)
-        .group_by(col(GenerationBatch.wallet_address))
-        .order_by(used.desc())
+        .group_by(col(GenerationBatch.wallet_address), col(GenerationBatch.sweep_id))
     ).all()
-    return [(row[0], row[1]) for row in rows]
+    used: dict[str, int] = {}
+    for user, sweep, count in rows:
+        used[user] = used.get(user, 0) + (count if sweep is None else -(-count // CELLS_PER_SLOT))
+    return sorted(used.items(), key=lambda item: -item[1])

@@ -48,6 +48,8 @@ class Recipe:
 
 
 PLAN = Recipe()
+# A batch's LoRA when it had none: a sweep's baseline cell, made by the base model alone.
+NO_LORA = "none"
 
 
 def checked(recipe: Recipe) -> Recipe:

@@ -43,15 +43,16 @@ def recipe_fields(
     *,
     prompt: str,
     full_prompt: str,
-    lora_id: str,
+    lora_id: str | None,
     lora_name: str | None,
-    trigger_word: str,
+    trigger_word: str | None,
     weights_url: str | None,
     recipe: Recipe,
     seed: str | None,
     created_at: str,
 ) -> dict[str, Any]:
-    """Everything a recipe in a file holds (the seed is the one fal used)."""
+    """Everything a recipe in a file holds (the seed is the one fal used; no LoRA id: the
+    base model alone, and `lora` is null)."""
     width, height = recipe.pixels
     return {
         "format": FORMAT,
@@ -59,7 +60,9 @@ def recipe_fields(
         "model": MODEL,
         "prompt": prompt,
         "full_prompt": full_prompt,
-        "lora": {
+        "lora": None
+        if lora_id is None
+        else {
             "id": lora_id,
             "name": lora_name,
             "trigger_word": trigger_word,
@@ -77,13 +80,32 @@ def recipe_fields(
 
 
 def fields_for(
-    *, lora: LoraTraining, prompt: str, recipe: Recipe, seed: str | None, created_at: str
+    *,
+    lora: LoraTraining | None,
+    prompt: str,
+    recipe: Recipe,
+    seed: str | None,
+    created_at: str,
+    sent: str | None = None,
 ) -> dict[str, Any]:
-    """`recipe_fields` for an image of `lora` from `prompt` as typed (fal got it trimmed,
-    with the trigger word); the weights URL is our durable copy's where there is one."""
+    """`recipe_fields` for an image of `lora` (None: the base model alone) from `prompt` as
+    typed; `sent` is what fal got, by default the prompt trimmed with the trigger word. The
+    weights URL is our durable copy's where there is one."""
+    if lora is None:
+        return recipe_fields(
+            prompt=prompt,
+            full_prompt=sent if sent is not None else prompt.strip(),
+            lora_id=None,
+            lora_name=None,
+            trigger_word=None,
+            weights_url=None,
+            recipe=recipe,
+            seed=seed,
+            created_at=created_at,
+        )
     return recipe_fields(
         prompt=prompt,
-        full_prompt=full_prompt(prompt.strip(), lora.trigger_word),
+        full_prompt=sent if sent is not None else full_prompt(prompt.strip(), lora.trigger_word),
         lora_id=lora.id,
         lora_name=lora.name,
         trigger_word=lora.trigger_word,

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, literal, select
 from sqlmodel import col
 
 from lora_core import storage
-from lora_core.data import leases
-from lora_core.data.clock import parse_iso, utc_now
+from lora_core.data import leases, lookups
+from lora_core.data.clock import parse_iso, to_iso, utc_now
 from lora_core.data.db import session_scope
-from lora_core.data.models import BatchStatus, GenerationBatch
+from lora_core.data.models import BatchStatus, GenerationBatch, Sweep
 from lora_core.errors import GenerationFailed
-from lora_core.generation import quota
+from lora_core.generation import quota, recipe_files
 from lora_core.generation.generators import ImageGenerator
+from lora_core.generation.prompts import full_prompt
+from lora_core.generation.recipe import from_batch
 from lora_core.generation.service import store_batch
 
 
@@ -129,6 +132,7 @@ def _resume_one(
             return "failed"
         if result is None:
             return "waiting"
+        fields = _recipe_fields(engine, batch, seed=result.seed)
         store_batch(
             engine=engine,
             batch_id=batch.id,
@@ -139,5 +143,32 @@ def _resume_one(
             seed=result.seed,
             request_id=batch.fal_request_id,
             store=store,
+            label=lambda data: recipe_files.embed(data, fields),
         )
     return "finished"
+
+
+def _recipe_fields(engine: Engine, batch: GenerationBatch, *, seed: str | None) -> dict[str, Any]:
+    """The recipe written into the files of a batch finished here, as the process that
+    started it would have written it: from the batch's row and its LoRA (a sweep's
+    baseline cell: fal got the prompt with the sweep's LoRA's trigger word, no weights)."""
+    with session_scope(engine) as session:
+        lora = lookups.get_lora(session=session, lora_id=batch.lora_training_id)
+        sweep = session.get(Sweep, batch.sweep_id) if batch.sweep_id else None
+        wording = lora or (
+            lookups.get_lora(session=session, lora_id=sweep.lora_training_id) if sweep else None
+        )
+    return recipe_files.fields_for(
+        lora=lora,
+        prompt=batch.prompt,
+        recipe=from_batch(
+            lora_scale=batch.lora_scale,
+            steps=batch.num_inference_steps,
+            guidance=batch.guidance_scale,
+            image_size=batch.image_size,
+            seed=batch.requested_seed,
+        ),
+        seed=seed,
+        created_at=to_iso(utc_now()),
+        sent=full_prompt(batch.prompt.strip(), wording.trigger_word) if wording else None,
+    )

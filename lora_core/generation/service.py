@@ -37,12 +37,13 @@ from lora_core.generation.generators import (
     IMAGES_PER_BATCH,
     GeneratedImageData,
     GenerationRequest,
+    GenerationResult,
     ImageGenerator,
     Progress,
     ProgressCallback,
 )
 from lora_core.generation.prompts import clean_prompt, full_prompt
-from lora_core.generation.recipe import PLAN, Recipe, batch_columns, checked
+from lora_core.generation.recipe import NO_LORA, PLAN, Recipe, batch_columns, checked
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,16 @@ def ready_lora(*, engine: Engine, lora_id: str) -> LoraTraining:
     return lora
 
 
+def weights_url_for(
+    lora: LoraTraining, *, generator: ImageGenerator, allow_private_weights: bool
+) -> str:
+    """The weights URL the generator is given: one fal can download (fal's, or our public
+    copy), checked before any slot is spent; WeightsUnavailable otherwise."""
+    if generator.downloads_weights:
+        return weights.url_for_fal(lora, allow_private_hosts=allow_private_weights)
+    return lora.lora_weights_url or ""
+
+
 def generate(
     *,
     engine: Engine,
@@ -115,10 +126,8 @@ def generate(
     typed = prompt or ""
     lora = ready_lora(engine=engine, lora_id=lora_id)
     # Before a slot is spent: weights fal can download (fal's, or our public copy).
-    weights_url = (
-        weights.url_for_fal(lora, allow_private_hosts=allow_private_weights)
-        if generator.downloads_weights
-        else lora.lora_weights_url or ""
+    weights_url = weights_url_for(
+        lora, generator=generator, allow_private_weights=allow_private_weights
     )
     lease = leases.Lease.new(lease_terms, now)
     batch_id = quota.reserve(
@@ -140,34 +149,21 @@ def generate(
     )
     try:
         with held:
-            result = generator.generate(
-                GenerationRequest(
+            images, result = run_reserved(
+                engine=engine,
+                generator=generator,
+                request=GenerationRequest(
                     batch_id=batch_id,
                     full_prompt=full_prompt(text, lora.trigger_word),
                     weights_url=weights_url,
                     lora_label=lora.trigger_word,
                     recipe=recipe,
                 ),
-                on_progress=_recording_request_id(engine, batch_id, on_progress),
-            )
-            fields = recipe_files.fields_for(
                 lora=lora,
-                prompt=typed,
-                recipe=recipe,
-                seed=result.seed,
-                created_at=to_iso(utc_now()),
-            )
-            images = store_batch(
-                engine=engine,
-                batch_id=batch_id,
-                lora_id=lora.id,
                 user=user,
                 prompt=typed,
-                result_images=result.images,
-                seed=result.seed,
-                request_id=result.request_id,
                 store=store,
-                label=lambda data: recipe_files.embed(data, fields),
+                on_progress=on_progress,
             )
     except BaseException as error:
         # Also on BaseException: Streamlit stops a run (the user closed the dialog, clicked
@@ -181,6 +177,46 @@ def generate(
         images=images,
         flagged=sum(1 for image in result.images if image.nsfw),
     )
+
+
+def run_reserved(
+    *,
+    engine: Engine,
+    generator: ImageGenerator,
+    request: GenerationRequest,
+    lora: LoraTraining | None,
+    user: str,
+    prompt: str,
+    store: storage.MediaStore | None,
+    on_progress: ProgressCallback | None = None,
+) -> tuple[list[GeneratedImage], GenerationResult]:
+    """Generate a batch already reserved (its id in `request`) and store it, its recipe in
+    each stored file; fal's request id is stored as soon as it is known. `lora` None: the
+    base model alone. Failures propagate: the caller frees the slot."""
+    result = generator.generate(
+        request, on_progress=_recording_request_id(engine, request.batch_id, on_progress)
+    )
+    fields = recipe_files.fields_for(
+        lora=lora,
+        prompt=prompt,
+        recipe=request.recipe,
+        seed=result.seed,
+        created_at=to_iso(utc_now()),
+        sent=request.full_prompt,
+    )
+    images = store_batch(
+        engine=engine,
+        batch_id=request.batch_id,
+        lora_id=lora.id if lora is not None else NO_LORA,
+        user=user,
+        prompt=prompt,
+        result_images=result.images,
+        seed=result.seed,
+        request_id=result.request_id,
+        store=store,
+        label=lambda data: recipe_files.embed(data, fields),
+    )
+    return images, result
 
 
 def _recording_request_id(

@@ -22,11 +22,10 @@ from typing import Literal
 
 from lora_core.errors import InvalidSweep
 from lora_core.generation.generators import IMAGES_PER_BATCH
-from lora_core.generation.recipe import MAX_SEED, SCALE_RANGE, Recipe, checked
+from lora_core.generation.recipe import MAX_SEED, NO_LORA, SCALE_RANGE, Recipe, checked
 
 AxisKind = Literal["scale", "seed", "prompt", "lora"]
 AXIS_KINDS: tuple[AxisKind, ...] = ("scale", "seed", "prompt", "lora")
-NO_LORA = "none"  # the LoRA axis's baseline: the base model, no LoRA
 _RANGE = re.compile(
     r"^\s*(?P<start>\d+(?:\.\d+)?)\s*(?:-|to)\s*(?P<stop>\d+(?:\.\d+)?)"
     r"\s*(?:(?:step|by)\s*(?P<step>\d+(?:\.\d+)?))?\s*$",

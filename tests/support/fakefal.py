@@ -97,6 +97,8 @@ class Script:
     submit_error: tuple[int, Any] | None = None
     # The job fails on fal: COMPLETED with an error, and its result answers the error.
     job_failure: JobFailure | None = None
+    # Only the jobs whose prompt contains a key fail, with its failure (one job of many).
+    prompt_failures: dict[str, JobFailure] = field(default_factory=dict)
     # COMPLETED without an error, but the result URL answers this error (fal's own answer).
     result_error: tuple[int, Any] | None = None
     status_answer: dict[str, Any] | None = None  # answer every status poll with this
@@ -506,6 +508,10 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
                 return JobFailure("Request cancelled by client", "client_cancelled", 499)
             if job.start_timeout is not None and job.running_since is None and job.finished:
                 return JobFailure("Request timed out", "request_timeout", 504)
+            prompt = str(job.arguments.get("prompt", ""))
+            for word, failure in job.script.prompt_failures.items():
+                if word in prompt:
+                    return failure
             return job.script.job_failure
 
         def _status(self, job: Job, *, with_logs: bool) -> None:

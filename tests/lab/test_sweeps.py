@@ -1,0 +1,423 @@
+"""X/Y sweeps run through the real fal_client against the fake fal: cells as batches of one
+image, the quota reserved all or none (racing users too), a failed cell and its retry, the
+baseline without LoRA, a process killed mid-sweep, the grid read back, its downloads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from lora_core.data import leases
+from lora_core.data.clock import utc_now
+from lora_core.data.db import DatabaseTarget, session_scope
+from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, Sweep
+from lora_core.errors import InvalidPrompt, InvalidSweep, LoraNotReady, QuotaExceeded
+from lora_core.generation import quota, recipe_files, recovery
+from lora_core.generation.quota import QuotaPolicy
+from lora_core.generation.recipe import NO_LORA, Recipe
+from lora_core.lab import axes, sweeps
+from tests.conftest import APP_ROOT, TEST_FAL_KEY
+from tests.support.fakefal import JobFailure
+from tests.support.race import race
+
+pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
+
+BASE = Recipe(lora_scale=1.0, steps=20, guidance=4.0, image_size="square", seed=1234)
+TERMS = leases.LeaseTerms(duration=timedelta(seconds=2), renew_every=timedelta(seconds=0.25))
+
+
+@pytest.fixture
+def pool():
+    cells = sweeps.CellPool(workers=2)
+    yield cells
+    cells.close()
+
+
+@pytest.fixture
+def run_sweep(engine, fal_generator, policy, media_store, pool):
+    """Start a sweep as the Studio does and wait for its cells; its id."""
+
+    def run(lora_id: str, *, x, y=None, user="ann", prompt="a red fox", wait=True, **kw):
+        sweep_id, holder, jobs = sweeps.start(
+            engine=engine,
+            generator=fal_generator,
+            policy=kw.pop("policy", policy),
+            user=user,
+            lora_id=lora_id,
+            prompt=prompt,
+            base=kw.pop("base", BASE),
+            x=x,
+            y=y,
+            allow_private_weights=True,
+            lease_terms=TERMS,
+            **kw,
+        )
+        done = launch(jobs, holder)
+        if wait:
+            assert done.wait(60), "the sweep's cells never ended"
+        return sweep_id
+
+    def launch(jobs, holder):
+        return pool.launch(
+            [
+                lambda job=job: sweeps.run_cell(
+                    job, engine=engine, generator=fal_generator, store=media_store
+                )
+                for job in jobs
+            ],
+            engine=engine,
+            holder=holder,
+            terms=TERMS,
+        )
+
+    run.launch = launch
+    return run
+
+
+def view(engine, sweep_id):
+    with session_scope(engine) as session:
+        return sweeps.sweep_view(session=session, sweep_id=sweep_id)
+
+
+def cells_of(engine) -> list[GenerationBatch]:
+    with session_scope(engine) as session:
+        return list(session.scalars(select(GenerationBatch).order_by(GenerationBatch.created_at)))
+
+
+def used(engine, policy, user="ann") -> int:
+    with session_scope(engine) as session:
+        return quota.get_status(session=session, policy=policy, user=user).used
+
+
+def test_a_2x3_sweep_sends_one_image_per_cell_with_its_values(
+    engine, add_lora, run_sweep, fake_fal, policy
+):
+    lora = add_lora(trigger_word="wtrclr")
+    sweep_id = run_sweep(lora.id, x=axes.scale_axis("0, 1, 2"), y=axes.seed_axis("7, 8"))
+
+    sent = sorted(
+        (s.body["seed"], s.body["loras"][0]["scale"], s.body["num_images"])
+        for s in fake_fal.submissions
+    )
+    assert sent == [(7, 0.0, 1), (7, 1.0, 1), (7, 2.0, 1), (8, 0.0, 1), (8, 1.0, 1), (8, 2.0, 1)]
+    assert {s.body["prompt"] for s in fake_fal.submissions} == {"a red fox in the style of wtrclr"}
+    # Everything off the axes held fixed.
+    assert {
+        (s.body["num_inference_steps"], s.body["image_size"]) for s in fake_fal.submissions
+    } == {(20, "square")}
+    grid = view(engine, sweep_id)
+    assert grid.x_labels == ("scale 0", "scale 1", "scale 2")
+    assert grid.y_labels == ("seed 7", "seed 8")
+    assert grid.count(BatchStatus.SUCCEEDED) == 6 and not grid.running
+    cell = grid.cells[(2, 1)]  # column "scale 2", row "seed 8"
+    assert (cell.recipe.lora_scale, cell.recipe.seed) == (2.0, 8)
+    assert cell.image is not None and cell.image.seed == "8"
+    batches = cells_of(engine)
+    assert {(b.num_images, b.images_returned, b.sweep_id) for b in batches} == {(1, 1, sweep_id)}
+    # 6 images, 4 to a generation: 2 of the quota.
+    assert used(engine, policy) == 2
+
+
+def test_each_stored_cell_carries_its_recipe_in_the_file(engine, add_lora, run_sweep, media_store):
+    lora = add_lora(trigger_word="wtrclr")
+    sweep_id = run_sweep(lora.id, x=axes.scale_axis("0.5, 1.5"))
+
+    for cell in view(engine, sweep_id).cells.values():
+        data = media_store.path_for(cell.image.image_url).read_bytes()
+        fields = recipe_files.read(data).fields
+        assert fields["lora_scale"] == cell.recipe.lora_scale
+        assert fields["seed"] == "1234" and fields["steps"] == 20
+        assert fields["lora"]["id"] == lora.id
+
+
+def test_the_baseline_cell_has_no_lora_and_the_same_words(
+    engine, add_lora, run_sweep, fake_fal, media_store
+):
+    lora = add_lora(trigger_word="wtrclr")
+    other = add_lora(trigger_word="inkwash")
+    sweep_id = run_sweep(lora.id, x=axes.lora_axis([lora.id, other.id, NO_LORA]))
+
+    sent = sorted((s.body["prompt"], len(s.body["loras"])) for s in fake_fal.submissions)
+    assert sent == [
+        ("a red fox in the style of inkwash", 1),
+        ("a red fox in the style of wtrclr", 0),  # the baseline: the same words, no weights
+        ("a red fox in the style of wtrclr", 1),
+    ]
+    grid = view(engine, sweep_id)
+    assert grid.x_labels == ("wtrclr", "inkwash", "no LoRA")
+    baseline = grid.cells[(2, 0)]
+    assert baseline.lora_id == NO_LORA and baseline.image.lora_training_id == NO_LORA
+    fields = recipe_files.read(media_store.path_for(baseline.image.image_url).read_bytes()).fields
+    assert fields["lora"] is None and fields["full_prompt"] == "a red fox in the style of wtrclr"
+
+
+def test_a_sweep_beyond_the_quota_writes_nothing(engine, add_lora, run_sweep, fake_fal, add_batch):
+    lora = add_lora()
+    tight = QuotaPolicy(limit=3, window=timedelta(hours=24))
+    add_batch(age=timedelta(minutes=5))  # 1 of 3 used: 2 left, 12 images need 3
+
+    with pytest.raises(QuotaExceeded, match="This needs 3 generations of your quota; 2 of your 3"):
+        run_sweep(
+            lora.id, x=axes.scale_axis("0-1.5 step 0.5"), y=axes.seed_axis("1-3"), policy=tight
+        )
+
+    assert [b.sweep_id for b in cells_of(engine)] == [None]
+    with session_scope(engine) as session:
+        assert session.scalars(select(Sweep)).all() == []
+    assert fake_fal.submissions == []
+
+
+def test_a_sweep_that_fits_exactly_takes_every_cell(engine, add_lora, run_sweep, add_batch):
+    lora = add_lora()
+    tight = QuotaPolicy(limit=4, window=timedelta(hours=24))
+    add_batch(age=timedelta(minutes=5))
+
+    run_sweep(lora.id, x=axes.scale_axis("0-1.5 step 0.5"), y=axes.seed_axis("1-3"), policy=tight)
+
+    assert len([b for b in cells_of(engine) if b.sweep_id]) == 12
+    assert used(engine, tight) == 4
+
+
+def test_racing_sweeps_never_exceed_the_quota(engine, add_lora, fal_generator, media_store):
+    lora = add_lora()
+    tight = QuotaPolicy(limit=5, window=timedelta(hours=24))
+
+    def start_one() -> None:
+        sweeps.start(
+            engine=engine,
+            generator=fal_generator,
+            policy=tight,
+            user="ann",
+            lora_id=lora.id,
+            prompt="a red fox",
+            base=BASE,
+            x=axes.scale_axis("0, 0.5, 1, 1.5"),
+            y=axes.seed_axis("1-3"),  # 12 cells: 3 slots, so only one of the racers fits
+            allow_private_weights=True,
+        )
+
+    outcomes = race(4, start_one, refused=QuotaExceeded)
+
+    assert outcomes == ["refused", "refused", "refused", "won"]
+    assert len(cells_of(engine)) == 12
+    assert used(engine, tight) == 3
+
+
+def test_a_failed_cell_says_why_and_a_retry_fills_its_place(
+    engine, add_lora, run_sweep, fake_fal, policy, pool, fal_generator, media_store
+):
+    lora = add_lora()
+    fake_fal.script.prompt_failures = {"green": JobFailure("GPU out of memory", "runner_error")}
+    sweep_id = run_sweep(lora.id, x=axes.prompt_axis("a red fox", "red, blue, green"))
+
+    grid = view(engine, sweep_id)
+    failed = grid.cells[(2, 0)]
+    assert failed.status == BatchStatus.FAILED and failed.image is None
+    assert "GPU out of memory" in failed.error
+    assert grid.count(BatchStatus.SUCCEEDED) == 2
+    assert grid.x_labels == ("red", "blue", "green")
+    assert used(engine, policy) == 1  # 2 images hold one slot, the failed cell none
+
+    fake_fal.script.prompt_failures = {}
+    holder, jobs = sweeps.retry(
+        engine=engine,
+        generator=fal_generator,
+        policy=policy,
+        user="ann",
+        batch_id=failed.batch_id,
+        allow_private_weights=True,
+        lease_terms=TERMS,
+    )
+    assert run_sweep.launch(jobs, holder).wait(30)
+
+    retried = view(engine, sweep_id).cells[(2, 0)]
+    assert retried.status == BatchStatus.SUCCEEDED and retried.batch_id != failed.batch_id
+    assert retried.prompt == "a green fox" and retried.recipe.seed == 1234
+    assert fake_fal.submissions[-1].body["prompt"].startswith("a green fox")
+    assert used(engine, policy) == 1  # 3 images: still one slot
+
+
+def test_only_the_author_retries_and_only_a_failed_cell(engine, add_lora, run_sweep, fake_fal):
+    lora = add_lora()
+    fake_fal.script.job_failure = JobFailure("Runner crashed", "runner_server_error")
+    sweep_id = run_sweep(lora.id, x=axes.scale_axis("1"))
+    [cell] = view(engine, sweep_id).cells.values()
+
+    def retry(user, batch_id):
+        return sweeps.retry(
+            engine=engine,
+            generator=None,  # never reached
+            policy=QuotaPolicy(limit=8, window=timedelta(hours=24)),
+            user=user,
+            batch_id=batch_id,
+        )
+
+    with pytest.raises(InvalidSweep, match="one of your sweeps"):
+        retry("bob", cell.batch_id)
+    with pytest.raises(InvalidSweep, match="one of your sweeps"):
+        retry("ann", "no-such-batch")
+    with session_scope(engine) as session:
+        session.get(GenerationBatch, cell.batch_id).status = BatchStatus.SUCCEEDED
+        session.commit()
+    with pytest.raises(InvalidSweep, match="did not fail"):
+        retry("ann", cell.batch_id)
+
+
+def test_a_sweep_whose_every_cell_failed_holds_no_quota(
+    engine, add_lora, run_sweep, fake_fal, policy
+):
+    lora = add_lora()
+    fake_fal.script.job_failure = JobFailure("Runner crashed", "runner_server_error")
+    sweep_id = run_sweep(lora.id, x=axes.scale_axis("0, 1"), y=axes.seed_axis("1, 2, 3"))
+
+    assert view(engine, sweep_id).count(BatchStatus.FAILED) == 6
+    assert used(engine, policy) == 0
+
+
+def test_nothing_is_reserved_when_a_cell_could_not_run(engine, add_lora, run_sweep, fake_fal):
+    lora = add_lora()
+    training = add_lora(status="pending")
+
+    with pytest.raises(LoraNotReady):
+        run_sweep(lora.id, x=axes.lora_axis([lora.id, training.id]))
+    with pytest.raises(InvalidPrompt):  # S/R made a prompt over 500 characters
+        run_sweep(lora.id, prompt="a red fox", x=axes.prompt_axis("a red fox", f"red, {'x' * 500}"))
+    with pytest.raises(InvalidSweep, match="at most 16"):
+        run_sweep(lora.id, x=axes.seed_axis("1-5"), y=axes.scale_axis("0-2 step 0.5"), max_cells=16)
+
+    assert cells_of(engine) == [] and fake_fal.submissions == []
+
+
+def test_a_page_reading_mid_sweep_sees_finished_and_waiting_cells(
+    engine, add_lora, run_sweep, fake_fal
+):
+    """What a reload shows: the grid from the database, cells filling in as they finish."""
+    lora = add_lora()
+    fake_fal.script.processing_seconds = 1.0
+    sweep_id = run_sweep(lora.id, x=axes.seed_axis("1-4"), wait=False)  # 2 at a time
+
+    first = view(engine, sweep_id)
+    assert first.size == 4 and first.running
+    assert first.count(BatchStatus.PENDING) >= 2
+    deadline = time.monotonic() + 30
+    while (grid := view(engine, sweep_id)).running:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert grid.count(BatchStatus.SUCCEEDED) == 4
+    assert len(fake_fal.submissions) == 4
+
+
+def test_an_unknown_sweep_id_is_none(engine):
+    assert view(engine, "0" * 32) is None
+    assert view(engine, "../etc/passwd") is None
+
+
+def start_dying_sweep(database: DatabaseTarget, lora_id: str) -> subprocess.Popen:
+    """A separate process that starts a 4-cell sweep, 2 cells at a time, through fal_client."""
+    script = textwrap.dedent(
+        f"""
+        import time
+        from datetime import timedelta
+        from lora_core.data import leases
+        from lora_core.data.db import DatabaseTarget, create_db_engine
+        from lora_core.fal.generator import FalGenerator
+        from lora_core.generation import quota
+        from lora_core.generation.recipe import Recipe
+        from lora_core.lab import axes, sweeps
+        target = DatabaseTarget({database.url!r}, auth_token={database.auth_token!r})
+        engine = create_db_engine(target)
+        generator = FalGenerator(key={TEST_FAL_KEY!r}, timeout_seconds=60, poll_interval=0.05)
+        terms = leases.LeaseTerms(
+            duration=timedelta(seconds=2), renew_every=timedelta(seconds=0.25)
+        )
+        sweep_id, holder, jobs = sweeps.start(
+            engine=engine, generator=generator,
+            policy=quota.QuotaPolicy(limit=8, window=timedelta(hours=24)),
+            user="ann", lora_id={lora_id!r}, prompt="a lighthouse",
+            base=Recipe(seed=99), x=axes.seed_axis("1-4"),
+            allow_private_weights=True, lease_terms=terms,
+        )
+        pool = sweeps.CellPool(workers=2)
+        pool.launch(
+            [lambda job=job: sweeps.run_cell(job, engine=engine, generator=generator, store=None)
+             for job in jobs],
+            engine=engine, holder=holder, terms=terms,
+        )
+        time.sleep(120)
+        """
+    )
+    return subprocess.Popen([sys.executable, "-c", script], cwd=APP_ROOT, env=dict(os.environ))
+
+
+def test_a_sweep_killed_midway_is_settled_by_recovery_and_its_lost_cells_retried(
+    engine, database, add_lora, fal_generator, fake_fal, media_store, policy
+):
+    lora = add_lora()
+    fake_fal.script.processing_seconds = 2.0
+    fake_fal.script.queue_positions = []
+    worker = start_dying_sweep(database, lora.id)
+    deadline = time.monotonic() + 30
+    while sum(1 for b in cells_of(engine) if b.fal_request_id) < 2:
+        assert time.monotonic() < deadline, "the sweep never reached fal"
+        time.sleep(0.05)
+    worker.kill()
+    worker.wait(timeout=10)
+    [sweep_id] = {b.sweep_id for b in cells_of(engine)}
+
+    deadline = time.monotonic() + 20
+    while view(engine, sweep_id).running:
+        assert time.monotonic() < deadline, "recovery never settled the sweep"
+        recovery.resume_pending(
+            engine=engine,
+            generator=fal_generator,
+            store=media_store,
+            terms=TERMS,
+            unleased_older_than=timedelta(minutes=4),
+            give_up_after=timedelta(minutes=30),
+            now=utc_now(),
+        )
+        time.sleep(0.2)
+
+    grid = view(engine, sweep_id)
+    # The two cells fal had accepted are finished from its answers, nothing submitted twice;
+    # the two still queued in the dead process never reached fal: failed, their slot freed.
+    assert grid.count(BatchStatus.SUCCEEDED) == 2 and grid.count(BatchStatus.FAILED) == 2
+    assert len(fake_fal.submissions) == 2
+    finished = [cell for cell in grid.cells.values() if cell.image is not None]
+    for cell in finished:  # recovery writes the recipe into the files too
+        data = media_store.path_for(cell.image.image_url).read_bytes()
+        assert recipe_files.read(data).fields["seed"] == str(cell.recipe.seed)
+    lost = [cell for cell in grid.cells.values() if cell.status == BatchStatus.FAILED]
+    assert all("before fal accepted" in cell.error for cell in lost)
+    assert used(engine, policy) == 1
+
+    holder, jobs = sweeps.retry(
+        engine=engine,
+        generator=fal_generator,
+        policy=policy,
+        user="ann",
+        batch_id=lost[0].batch_id,
+        allow_private_weights=True,
+        lease_terms=TERMS,
+    )
+    pool = sweeps.CellPool(workers=1)
+    pool.launch(
+        [
+            lambda: sweeps.run_cell(
+                jobs[0], engine=engine, generator=fal_generator, store=media_store
+            )
+        ],
+        engine=engine,
+        holder=holder,
+        terms=TERMS,
+    ).wait(30)
+    assert view(engine, sweep_id).count(BatchStatus.SUCCEEDED) == 3
+    with session_scope(engine) as session:
+        assert len(session.scalars(select(GeneratedImage)).all()) == 3
