@@ -11,6 +11,7 @@ import streamlit as st
 from lora_core import legacy
 from lora_core.data.db import session_scope
 from lora_core.gallery import queries
+from lora_core.generation.recipe import NO_LORA
 from lora_core.history import analytics, listing
 from lora_core.history.filters import HistoryFilter, HistoryStatus
 from ui import charts, context, routes
@@ -199,13 +200,22 @@ def show_charts(overview: analytics.Overview) -> None:
         )
 
 
+def lora_label(row: listing.HistoryRow) -> str:
+    if row.lora_id == NO_LORA:
+        return "no LoRA (base model)"
+    return row.trigger_word or row.lora_id
+
+
 def table_frame(rows: list[listing.HistoryRow]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "time": [row.created_at for row in rows],
             "user": [row.user for row in rows],
-            "lora": [row.trigger_word or row.lora_id for row in rows],
-            "page": [routes.lora_url(row.lora_id) for row in rows],
+            "lora": [lora_label(row) for row in rows],
+            "page": [
+                routes.lora_url(row.lora_id) if row.lora_id != NO_LORA else None for row in rows
+            ],
+            "sweep": [routes.sweep_url(row.sweep_id) if row.sweep_id else None for row in rows],
             "prompt": [row.prompt for row in rows],
             "images": [row.images_returned for row in rows],
             "status": [row.status.value for row in rows],
@@ -241,6 +251,7 @@ def show_table(page: queries.Page[listing.HistoryRow]) -> None:
             "guidance",
             "size",
             "seed",
+            "sweep",
             "page",
         ],
         column_config={
@@ -248,6 +259,12 @@ def show_table(page: queries.Page[listing.HistoryRow]) -> None:
             "user": "User",
             "lora": "LoRA",
             "page": st.column_config.LinkColumn("Open", display_text="Open ↗", width="small"),
+            "sweep": st.column_config.LinkColumn(
+                "Sweep",
+                display_text="Sweep ↗",
+                width="small",
+                help="A cell of an X/Y sweep: open the whole grid in the Lab.",
+            ),
             "prompt": st.column_config.TextColumn("Prompt", width="large"),
             "images": st.column_config.NumberColumn("Images", width="small"),
             "status": "Status",
@@ -266,15 +283,16 @@ def show_table(page: queries.Page[listing.HistoryRow]) -> None:
     if chosen:
         row = page.items[chosen[0]]
         # The whole prompt, which the table cuts off, as stored.
-        st.markdown(f"**Prompt** · {md(row.trigger_word or row.lora_id)} · {md(row.user)}")
+        st.markdown(f"**Prompt** · {md(lora_label(row))} · {md(row.user)}")
         st.text(row.prompt)
-        st.button(
-            f"Reuse prompt on {md(row.trigger_word or row.lora_id)}",
-            key="reuse_prompt",
-            icon=":material/replay:",
-            on_click=reuse_prompt,
-            args=(row.lora_id, row.prompt),
-        )
+        if row.lora_id != NO_LORA:
+            st.button(
+                f"Reuse prompt on {md(row.trigger_word or row.lora_id)}",
+                key="reuse_prompt",
+                icon=":material/replay:",
+                on_click=reuse_prompt,
+                args=(row.lora_id, row.prompt),
+            )
     else:
         st.caption("Select a row to read its whole prompt and reuse it.")
 

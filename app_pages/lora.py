@@ -336,12 +336,22 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
     )
     name = lora_title(lora)
     if grouped:
-        for number, group in enumerate(queries.group_by_batch(images.items)):
+        with session_scope(context.studio().engine) as session:
+            sweeps = queries.sweeps_of(session=session, images=images.items)
+        for number, group in enumerate(queries.group_by_batch(images.items, sweeps)):
             if number:
                 st.divider()
             with st.container(key=f"batch_{group.images[0].id}"):
                 st.markdown(f"**{md(group.prompt)}**")
-                st.caption(f"by {md(group.user)} · {md(format_date(group.created_at))}")
+                st.caption(
+                    f"by {md(group.user)} · {md(format_date(group.created_at))}"
+                    + (" · cells of an X/Y sweep" if group.sweep_id else "")
+                )
+                if group.sweep_id:
+                    st.page_link(
+                        routes.LAB, label="Open the whole sweep", icon=":material/grid_view:",
+                        query_params={"sweep": group.sweep_id},
+                    )  # fmt: skip
                 image_grid(
                     group.images,
                     columns=GRID_COLUMNS,

@@ -49,15 +49,25 @@ class LoraHasNoWeights(LoraStudioError):
 
 
 class QuotaExceeded(LoraStudioError):
-    """The user has used every generation of the rolling window."""
+    """The user has used every generation of the rolling window (or, for a sweep, more
+    than are left: `needed` and `remaining` say so)."""
 
     def __init__(
-        self, message: str, *, limit: int, window: timedelta, next_slot_at: datetime | None
+        self,
+        message: str,
+        *,
+        limit: int,
+        window: timedelta,
+        next_slot_at: datetime | None,
+        needed: int = 1,
+        remaining: int = 0,
     ) -> None:
         super().__init__(message)
         self.limit = limit
         self.window = window
         self.next_slot_at = next_slot_at
+        self.needed = needed
+        self.remaining = remaining
 
 
 class GenerationFailed(LoraStudioError):

@@ -55,6 +55,10 @@ _CSS = """
 .ls-thumb-empty { width: 100%; aspect-ratio: 1 / 1; border-radius: 0.5rem; display: flex;
   align-items: center; justify-content: center; background: #ece9f7; color: #6b6585;
   font-size: 0.85rem; margin: 0 0 0.75rem 0; }
+/* A sweep's grid: the whole grid on one screen, its cells side by side at any width. */
+.st-key-sweep_grid [data-testid="stColumn"] { max-width: 190px; min-width: 0 !important;
+  flex: 1 1 0 !important; }
+.st-key-sweep_grid .ls-card .ls-caption { font-size: 0.75rem; }
 </style>
 """
 

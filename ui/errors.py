@@ -98,6 +98,9 @@ def show_error(error: LoraStudioError) -> None:
             st.warning(md(str(error)), icon=":material/photo_library:")
         case TrainingFailed():
             st.error(md(str(error)), icon=":material/error:")
+        case QuotaExceeded(remaining=remaining) if remaining > 0:
+            # A sweep needing more than is left: the user's words, not the "all used" ones.
+            st.warning(md(str(error)), icon=":material/timer:")
         case QuotaExceeded():
             st.warning(
                 quota_message(error.limit, error.window, error.next_slot_at),

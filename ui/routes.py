@@ -56,7 +56,7 @@ _USAGE = partial(
     st.Page, "app_pages/usage.py", title="Usage", icon=":material/monitoring:", url_path="usage"
 )
 
-GALLERY, LORA, TRAIN = _GALLERY(), _LORA(), _TRAIN()
+GALLERY, LORA, TRAIN, LAB = _GALLERY(), _LORA(), _TRAIN(), _LAB()
 
 
 def pages(*, admin: bool) -> list[st.Page]:
@@ -82,3 +82,8 @@ def open_lora(lora_id: str) -> None:
 def open_image(lora_id: str, image_id: str) -> None:
     """The image's details over its LoRA's page (a page switch: no reload)."""
     st.switch_page(LORA, query_params={"id": lora_id, "image": image_id})
+
+
+def sweep_url(sweep_id: str) -> str:
+    """A sweep's shareable link in the Lab, relative to the app."""
+    return f"{LAB.url_path}?{urlencode({'sweep': sweep_id})}"

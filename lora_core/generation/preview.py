@@ -90,7 +90,7 @@ class PreviewGenerator:
             (margin, height // 4), body, font=small, fill="white", spacing=side // 80
         )
         lora = (
-            f"LoRA: {request.lora_label} × {recipe.lora_scale:g}"
+            f"LoRA: {request.lora_label} at scale {recipe.lora_scale:g}"
             if request.weights_url is not None
             else "no LoRA (base model)"
         )

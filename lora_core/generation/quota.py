@@ -319,6 +319,8 @@ def reserve_cells(
         limit=policy.limit,
         window=policy.window,
         next_slot_at=status.next_slot_at,
+        needed=needed,
+        remaining=status.remaining,
     )
 
 

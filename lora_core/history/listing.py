@@ -50,6 +50,7 @@ class HistoryRow:
     guidance: float = 3.5
     image_size: str = "square_hd"
     seed: str | None = None  # the one fal used
+    sweep_id: str | None = None  # a cell of this X/Y sweep (`lora_core.lab`)
 
 
 def list_batches(
@@ -86,6 +87,7 @@ def list_batches(
             STEPS,
             GUIDANCE,
             IMAGE_SIZE,
+            Batch.sweep_id,
         )
         .outerjoin(LoraTraining, col(LoraTraining.id) == col(Batch.lora_training_id))
         .order_by(col(Batch.created_at).desc())
@@ -110,6 +112,7 @@ def list_batches(
             guidance=row[11],
             image_size=row[12],
             seed=firsts.get(row[0], (None, None))[1],
+            sweep_id=row[13],
         )
         for row in rows
     ]
@@ -156,6 +159,7 @@ EXPORT_COLUMNS = [
     "guidance",
     "image_size",
     "seed",
+    "sweep_id",
     "image_urls",
 ]
 
@@ -195,6 +199,7 @@ def export_frame(
             GUIDANCE,
             IMAGE_SIZE,
             seed,
+            Batch.sweep_id,
             urls,
         )
         .outerjoin(LoraTraining, col(LoraTraining.id) == col(Batch.lora_training_id))

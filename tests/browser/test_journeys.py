@@ -663,3 +663,60 @@ def test_15_a_downloaded_image_tells_its_recipe_in_the_lab_and_is_remixed(
     expect(dialog.get_by_role("textbox", name="Prompt")).to_have_value("a fox reading a book")
     expect(dialog.get_by_role("textbox", name="Seed")).to_have_value(seed)
     expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def test_16_a_2x3_sweep_fills_in_survives_a_reload_and_downloads_its_sheet(
+    page: Page, fresh_app: RunningApp, fake_fal: FakeFal, tmp_path: Path
+) -> None:
+    fake_fal.script.processing_seconds = 1.5  # long enough to reload mid-sweep
+    page.goto("/lab")
+    page.get_by_role("combobox", name="LoRA").click()
+    page.get_by_role("option", name="wtrclr").click()
+    page.get_by_role("textbox", name="Prompt").fill("a lighthouse at dusk")
+    page.keyboard.press("Control+Enter")
+    scales = page.get_by_role("textbox", name="LoRA scale values")
+    scales.fill("0, 1, 2")
+    scales.press("Enter")
+    page.get_by_role("combobox", name="Y axis (rows)").click()
+    page.get_by_role("option", name="Seed").click()
+    seeds = page.get_by_role("textbox", name="Seed values")
+    seeds.fill("7, 8")
+    seeds.press("Enter")
+    expect(page.get_by_text("6 images = 2 of your 8 generations left today")).to_be_visible()
+
+    page.get_by_role("button", name="Start sweep").click()
+
+    expect(page).to_have_url(re.compile(r"/lab\?sweep=\w{32}$"))
+    expect(page.get_by_text("Generating…").first).to_be_visible()
+    page.reload()  # leaving or reloading loses nothing: the grid is read from the database
+    grid = page.locator(".st-key-sweep_grid")
+    expect(grid.locator("figure.ls-card img")).to_have_count(6, timeout=GENERATION_TIMEOUT)
+    expect(page.get_by_text("6 of 6 images")).to_be_visible()
+    first = grid.locator("figure.ls-card img").first
+    expect(first).to_have_attribute("alt", "Sweep image, scale 0 · seed 7: a lighthouse at dusk")
+    all_loaded(page, ".st-key-sweep_grid figure.ls-card img")
+    sent = sorted((s.body["seed"], s.body["loras"][0]["scale"]) for s in fake_fal.submissions)
+    assert sent == [(7, 0.0), (7, 1.0), (7, 2.0), (8, 0.0), (8, 1.0), (8, 2.0)]
+    assert {s.body["num_images"] for s in fake_fal.submissions} == {1}
+    snap(page, "journey-16-sweep")
+
+    with page.expect_download() as started:
+        page.get_by_role("button", name="Contact sheet (PNG)").click()
+    sheet_path = tmp_path / "sheet.png"
+    started.value.save_as(sheet_path)
+    with Image.open(sheet_path) as sheet:
+        assert sheet.info["x_labels"].split("\n") == ["scale 0", "scale 1", "scale 2"]
+        assert sheet.info["y_labels"].split("\n") == ["seed 7", "seed 8"]
+        assert sheet.info["title"].startswith("wtrclr · “a lighthouse at dusk” · seed ")
+    with page.expect_download() as started:
+        page.get_by_role("button", name="Images and manifest (zip)").click()
+    zip_path = tmp_path / "sweep.zip"
+    started.value.save_as(zip_path)
+    with zipfile.ZipFile(zip_path) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert [(row["x"], row["y"]) for row in manifest][:2] == [
+        ("scale 0", "seed 7"),
+        ("scale 1", "seed 7"),
+    ]
+    assert all(row["file"] for row in manifest) and len(manifest) == 6
+    expect(page.get_by_test_id("stException")).to_have_count(0)

@@ -204,6 +204,15 @@ def test_rows_without_a_batch_group_by_user_prompt_and_second():
     assert [g.prompt for g in groups] == ["a", "b", "b"]
 
 
+def test_the_cells_of_one_sweep_make_one_group():
+    images = [image(1, batch="c1"), image(2, batch="c2"), image(3, batch="b"), image(4, batch="b")]
+
+    groups = queries.group_by_batch(images, {"c1": "s", "c2": "s"})
+
+    assert [[i.id for i in g.images] for g in groups] == [["i1", "i2"], ["i3", "i4"]]
+    assert [g.sweep_id for g in groups] == ["s", None]
+
+
 def test_no_images_no_groups():
     assert queries.group_by_batch([]) == []
 

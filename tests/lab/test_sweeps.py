@@ -4,14 +4,18 @@ baseline without LoRA, a process killed mid-sweep, the grid read back, its downl
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import subprocess
 import sys
 import textwrap
 import time
+import zipfile
 from datetime import timedelta
 
 import pytest
+from PIL import Image
 from sqlalchemy import select
 
 from lora_core.data import leases
@@ -22,7 +26,8 @@ from lora_core.errors import InvalidPrompt, InvalidSweep, LoraNotReady, QuotaExc
 from lora_core.generation import quota, recipe_files, recovery
 from lora_core.generation.quota import QuotaPolicy
 from lora_core.generation.recipe import NO_LORA, Recipe
-from lora_core.lab import axes, sweeps
+from lora_core.lab import axes, sweep_files, sweeps
+from lora_core.lab.contact_sheet import CELL
 from tests.conftest import APP_ROOT, TEST_FAL_KEY
 from tests.support.fakefal import JobFailure
 from tests.support.race import race
@@ -421,3 +426,37 @@ def test_a_sweep_killed_midway_is_settled_by_recovery_and_its_lost_cells_retried
     assert view(engine, sweep_id).count(BatchStatus.SUCCEEDED) == 3
     with session_scope(engine) as session:
         assert len(session.scalars(select(GeneratedImage)).all()) == 3
+
+
+def test_a_sweep_downloads_as_a_labelled_sheet_and_a_zip_with_a_manifest(
+    engine, add_lora, run_sweep, fake_fal, media_store
+):
+    lora = add_lora(trigger_word="wtrclr")
+    fake_fal.script.prompt_failures = {"a blue fox": JobFailure("GPU out of memory", "runner")}
+    sweep_id = run_sweep(
+        lora.id, x=axes.scale_axis("0, 1, 2"), y=axes.prompt_axis("a red fox", "red, blue")
+    )
+    grid = view(engine, sweep_id)
+
+    with Image.open(io.BytesIO(sweep_files.sheet(grid, store=media_store))) as sheet:
+        assert sheet.info["x_labels"].split("\n") == ["scale 0", "scale 1", "scale 2"]
+        assert sheet.info["y_labels"].split("\n") == ["red", "blue"]
+        assert sheet.info["title"] == "wtrclr · “a red fox” · seed 1234"
+        assert sheet.width > 3 * CELL and 2 * CELL < sheet.height < 3 * CELL
+
+    with zipfile.ZipFile(io.BytesIO(sweep_files.archive(grid, store=media_store))) as zipped:
+        names = set(zipped.namelist())
+        manifest = json.loads(zipped.read("manifest.json"))
+        first = zipped.read("images/r1-c1.jpg")
+    assert names == {
+        "contact-sheet.png", "manifest.json", "manifest.csv",
+        "images/r1-c1.jpg", "images/r1-c2.jpg", "images/r1-c3.jpg",
+    }  # fmt: skip
+    assert [(row["row"], row["column"], row["x"], row["y"]) for row in manifest] == [
+        (1, 1, "scale 0", "red"), (1, 2, "scale 1", "red"), (1, 3, "scale 2", "red"),
+        (2, 1, "scale 0", "blue"), (2, 2, "scale 1", "blue"), (2, 3, "scale 2", "blue"),
+    ]  # fmt: skip
+    blue = manifest[3]
+    assert blue["file"] is None and blue["status"] == "failed" and "GPU" in blue["error"]
+    assert blue["prompt"] == "a blue fox" and blue["seed"] == "1234"
+    assert recipe_files.read(first).fields["lora_scale"] == 0.0
