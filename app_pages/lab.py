@@ -21,6 +21,7 @@ st.caption(
     "four cells cost one generation."
 )
 lab.sweep_form()
+lab.recent_sweeps()
 
 st.divider()
 st.subheader("Read a recipe", anchor=False)

@@ -35,7 +35,7 @@ Module map (one hop from a behaviour to its folder):
                        make missing thumbnails), migrate (the schema to head, by hand)
 
 Layers, top to bottom (no import runs back up): studio → fal (adapters of the generation
-and training interfaces), history → cli, training, gallery, lab → generation → weights →
+and training interfaces), history, cli → lab → training, gallery → generation → weights →
 storage → thumbnails, identity → settings, legacy → data → errors; sweeper imports nothing.
 
 Conventions: the core's functions take keyword arguments; a function that takes a session

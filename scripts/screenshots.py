@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -107,16 +108,12 @@ def photograph(url: str, out: Path) -> None:
                 shoot(page, out, name, width)
             open_details(page)
             shoot(page, out, "image-details", width)
-            open_details(page)
-            with page.expect_download() as started:  # an image, its recipe inside
-                page.get_by_role("button", name="Download image").click()
-            recipe_file = Path(tempfile.gettempdir()) / "a-lighthouse-on-a-cliff.jpg"
-            started.value.save_as(recipe_file)
-            page.goto("/lab")
-            page.locator("input[type=file]").set_input_files(recipe_file)
-            expect(page.get_by_role("button", name="Remix with wtrclr")).to_be_visible()
+            page.goto("/lab")  # the sweep form first, then the demo's sweep
+            expect(page.get_by_role("button", name="Start sweep")).to_be_visible()
             shoot(page, out, "lab", width)
-            recipe_file.unlink()
+            page.get_by_role("link", name=re.compile("a lighthouse on a cliff")).click()
+            expect(page.locator(".st-key-sweep_grid figure.ls-card img")).to_have_count(6)
+            shoot(page, out, "sweep", width)
             page.goto("/lora?id=demo-claymation")
             page.locator(".st-key-open_generate button").click()
             expect(page.get_by_role("dialog").get_by_role("textbox")).to_be_focused()

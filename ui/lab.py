@@ -15,7 +15,7 @@ from lora_core.gallery import queries
 from lora_core.generation import quota, recipe, recipe_files
 from lora_core.lab import axes, sweep_files, sweeps
 from ui import context, routes
-from ui.components import format_date, image_card, lora_title
+from ui.components import app_base_url, format_date, image_card, lora_title
 from ui.errors import generation_blocked, guarded, period_text, show_error
 from ui.generate_dialog import remix
 from ui.text import md
@@ -196,6 +196,26 @@ def _start(
     st.rerun()
 
 
+def recent_sweeps() -> None:
+    """The newest sweeps, each a link to its grid; nothing when there are none."""
+    with session_scope(context.studio().engine) as session:
+        found = sweeps.recent(session=session)
+    if not found:
+        return
+    st.markdown("**Recent sweeps**")
+    for summary in found:
+        sweep = summary.sweep
+        x, y = sweeps.axes_of(sweep)
+        shape = f"{len(x.values)}×{len(y.values)}" if y is not None else f"{len(x.values)}"
+        st.page_link(
+            routes.LAB,
+            label=f"{md(summary.lora_name)} · “{md(sweep.prompt)}” · {shape} · "
+            f"by {md(sweep.wallet_address)} · {md(format_date(sweep.created_at))}",
+            icon=":material/grid_view:",
+            query_params={"sweep": sweep.id},
+        )
+
+
 # --- A sweep's grid ----------------------------------------------------------------------
 
 
@@ -319,7 +339,8 @@ def _downloads(view: sweeps.SweepView) -> None:
         file_name=f"{stem}.zip", mime="application/zip", icon=":material/folder_zip:",
         on_click="ignore", key="sweep_zip", use_container_width=True,
     )  # fmt: skip
-    st.caption(f"Share this sweep: {md(routes.sweep_url(view.sweep.id))}")
+    st.caption("Share this sweep")
+    st.code(f"{app_base_url()}/{routes.sweep_url(view.sweep.id)}", language=None, wrap_lines=True)
 
 
 # --- The recipe reader -------------------------------------------------------------------

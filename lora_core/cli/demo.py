@@ -20,7 +20,9 @@ from lora_core.data.schema import ensure_schema
 from lora_core.errors import LoraStudioError, SettingsError
 from lora_core.generation import quota
 from lora_core.generation.preview import PreviewGenerator
+from lora_core.generation.recipe import Recipe
 from lora_core.generation.service import generate
+from lora_core.lab import axes, sweeps
 from lora_core.settings import DEFAULT_DATABASE_URL, Settings, load_settings, read_secrets_file
 from lora_core.storage import build_store
 
@@ -80,7 +82,26 @@ def seed_demo(*, engine: Engine, settings: Settings) -> bool:
                 lora_id=lora_id,
                 prompt=prompt,
             )
+    _demo_sweep(engine, generator, unlimited)
     return True
+
+
+def _demo_sweep(engine: Engine, generator: PreviewGenerator, policy: quota.QuotaPolicy) -> None:
+    """One finished X/Y sweep, so the Lab shows what a sweep looks like: the watercolor
+    LoRA's scale across, two seeds down (drawn offline, cell after cell)."""
+    _sweep_id, _holder, jobs = sweeps.start(
+        engine=engine,
+        generator=generator,
+        policy=policy,
+        user=DEMO_USER,
+        lora_id="demo-watercolor",
+        prompt="a lighthouse on a cliff",
+        base=Recipe(seed=11),
+        x=axes.scale_axis("0, 0.75, 1.5"),
+        y=axes.seed_axis("11, 12"),
+    )
+    for job in jobs:
+        sweeps.run_cell(job, engine=engine, generator=generator, store=None)
 
 
 def main(argv: list[str] | None = None) -> int:

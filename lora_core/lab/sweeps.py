@@ -92,7 +92,10 @@ class SweepView:
 
     @property
     def title(self) -> str:
-        return f"{self.lora_name} · “{self.sweep.prompt}” · seed {self.sweep.seed}"
+        """"wtrclr · “a fox” · seed 7" (the seed only when no axis varies it)."""
+        varied = {self.x.kind} | ({self.y.kind} if self.y is not None else set())
+        seed = "" if "seed" in varied else f" · seed {self.sweep.seed}"
+        return f"{self.lora_name} · “{self.sweep.prompt}”{seed}"
 
 
 class CellPool:
@@ -332,6 +335,21 @@ def sweep_view(*, session: Session, sweep_id: str) -> SweepView | None:
             place: _cell_view(place, batch, images.get(batch.id)) for place, batch in latest.items()
         },
     )
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    sweep: Sweep
+    lora_name: str
+
+
+def recent(*, session: Session, limit: int = 5) -> list[SweepSummary]:
+    """The newest sweeps, everyone's, for the Lab's list (their links open each grid)."""
+    rows = list(session.scalars(select(Sweep).order_by(col(Sweep.created_at).desc()).limit(limit)))
+    names = _names(session, [row.lora_training_id for row in rows])
+    return [
+        SweepSummary(row, names.get(row.lora_training_id, "a LoRA no longer here")) for row in rows
+    ]
 
 
 def axes_of(sweep: Sweep) -> tuple[Axis, Axis | None]:

@@ -186,6 +186,7 @@ def fresh_app(app_server: RunningApp, fake_fal: FakeFal) -> RunningApp:
     with closing(sqlite3.connect(app_server.db_path)) as connection, connection:
         connection.execute("DELETE FROM generated_images WHERE wallet_address = 'guest'")
         connection.execute("DELETE FROM generation_batches WHERE wallet_address = 'guest'")
+        connection.execute("DELETE FROM sweeps WHERE wallet_address = 'guest'")
         connection.execute("DELETE FROM lora_trainings WHERE wallet_address = 'guest'")
     return app_server
 

@@ -10,6 +10,7 @@ setting or markup of ours can fix, is listed in `STREAMLIT_OWN` with the reason.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -111,6 +112,14 @@ def lab(page: Page) -> None:
     expect(page.get_by_role("button", name="Remix with wtrclr")).to_be_visible()
 
 
+def sweep(page: Page) -> None:
+    """The demo's finished sweep, opened from the Lab's list: its grid and downloads."""
+    page.goto("/lab")
+    page.get_by_role("link", name=re.compile("a lighthouse on a cliff")).click()
+    expect(page.locator(".st-key-sweep_grid figure.ls-card img")).to_have_count(6)
+    expect(page.get_by_role("button", name="Contact sheet (PNG)")).to_be_visible()
+
+
 def recipe_jpeg() -> bytes:
     import io
 
@@ -141,6 +150,7 @@ PAGES: dict[str, Callable[[Page], None]] = {
     "compare": compare,
     "train": train,
     "lab": lab,
+    "sweep": sweep,
 }
 
 

@@ -707,7 +707,7 @@ def test_16_a_2x3_sweep_fills_in_survives_a_reload_and_downloads_its_sheet(
     with Image.open(sheet_path) as sheet:
         assert sheet.info["x_labels"].split("\n") == ["scale 0", "scale 1", "scale 2"]
         assert sheet.info["y_labels"].split("\n") == ["seed 7", "seed 8"]
-        assert sheet.info["title"].startswith("wtrclr · “a lighthouse at dusk” · seed ")
+        assert sheet.info["title"] == "wtrclr · “a lighthouse at dusk”"
     with page.expect_download() as started:
         page.get_by_role("button", name="Images and manifest (zip)").click()
     zip_path = tmp_path / "sweep.zip"
@@ -719,4 +719,5 @@ def test_16_a_2x3_sweep_fills_in_survives_a_reload_and_downloads_its_sheet(
         ("scale 1", "seed 7"),
     ]
     assert all(row["file"] for row in manifest) and len(manifest) == 6
+    expect(page.get_by_text(page.url)).to_be_visible()  # the link to share, to copy
     expect(page.get_by_test_id("stException")).to_have_count(0)
