@@ -28,6 +28,7 @@ HINTS = {
     "seed": "Whole numbers: a list (1, 2, 3) or a range (1-4).",
     "prompt": "A word of the prompt, then what replaces it: red, blue, green.",
 }
+RETRY_ERROR_KEY = "sweep_retry_error"
 POLL_SECONDS = 1.5  # how often a running sweep's grid is read again
 
 
@@ -230,6 +231,8 @@ def show_sweep(sweep_id: str) -> None:
         st.error("Sweep not found. Its link may be mistyped.", icon=":material/search_off:")
         return
     sweep = view.sweep
+    if error := st.session_state.pop(RETRY_ERROR_KEY, None):  # a retry refused (quota)
+        show_error(error)
     st.subheader(md(view.title), anchor=False)
     st.caption(
         f"by {md(sweep.wallet_address)} · {md(format_date(sweep.created_at))} · "
@@ -319,13 +322,11 @@ def _retry(batch_id: str) -> None:
     try:
         context.studio().retry_cell(user=user, batch_id=batch_id)
     except LoraStudioError as error:
-        st.session_state["sweep_retry_error"] = str(error)
+        st.session_state[RETRY_ERROR_KEY] = error
     context.forget_run_quota()
 
 
 def _downloads(view: sweeps.SweepView) -> None:
-    if error := st.session_state.pop("sweep_retry_error", None):
-        st.warning(md(error), icon=":material/timer:")
     store = context.studio().store
     stem = sweep_files.file_stem(view)
     left, right = st.columns(2)

@@ -92,7 +92,7 @@ class SweepView:
 
     @property
     def title(self) -> str:
-        """"wtrclr · “a fox” · seed 7" (the seed only when no axis varies it)."""
+        """ "wtrclr · “a fox” · seed 7" (the seed only when no axis varies it)."""
         varied = {self.x.kind} | ({self.y.kind} if self.y is not None else set())
         seed = "" if "seed" in varied else f" · seed {self.sweep.seed}"
         return f"{self.lora_name} · “{self.sweep.prompt}”{seed}"

@@ -460,3 +460,16 @@ def test_a_sweep_downloads_as_a_labelled_sheet_and_a_zip_with_a_manifest(
     assert blue["file"] is None and blue["status"] == "failed" and "GPU" in blue["error"]
     assert blue["prompt"] == "a blue fox" and blue["seed"] == "1234"
     assert recipe_files.read(first).fields["lora_scale"] == 0.0
+
+
+def test_cells_run_no_more_at_once_than_the_pool_allows(engine, add_lora, run_sweep, fake_fal):
+    """fal limits concurrent requests per account: a pool of 2 keeps 2 cells in flight."""
+    lora = add_lora()
+    fake_fal.script.processing_seconds = 0.6
+    fake_fal.script.queue_positions = []
+
+    run_sweep(lora.id, x=axes.seed_axis("1-4"))  # the pool fixture: 2 workers
+
+    first, second, third, fourth = sorted(s.at for s in fake_fal.submissions)
+    assert second - first < 0.3  # two at once
+    assert third - first >= 0.5 and fourth - second >= 0.5  # the others waited for a slot

@@ -278,3 +278,26 @@ def test_history_lists_a_sweeps_cells_with_a_link_to_it(open_app, add_lora, engi
     assert list(table["sweep"]) == [f"lab?sweep={sweep_id}"] * 2
     assert sorted(table["lora"]) == ["no LoRA (base model)", "wtrclr"]
     assert sorted(table["page"].fillna("—")) == ["lora?id=snowy", "—"]
+
+
+def test_a_retry_beyond_the_quota_says_so_and_changes_nothing(
+    open_app, add_lora, engine, add_batch
+):
+    add_lora("snowy", trigger_word="wtrclr")
+    mine = add_sweep(engine, user="guest", prompt="a fox", statuses=["failed"])
+    for _ in range(8):
+        add_batch(user="guest", age=timedelta(minutes=5))
+
+    at = open_with_query(open_app, LAB, sweep=mine)
+    at.button(key="retry_cell0").click().run()
+
+    assert any("You've used all 8 generations today" in w.value for w in at.warning)
+    with session_scope(engine) as session:
+        assert (
+            len(
+                session.scalars(
+                    select(GenerationBatch).where(GenerationBatch.sweep_id == mine)
+                ).all()
+            )
+            == 1
+        )
