@@ -317,8 +317,11 @@ def test_6_a_pending_lora_cannot_be_generated_from(page: Page, fresh_app: Runnin
     expect(card.get_by_text("Pending")).to_be_visible()
     expect(card.get_by_role("button", name="Generate")).to_have_count(0)
 
-    card.click()  # the whole card is its link
-    expect(page.get_by_role("heading", name="inktrain")).to_be_visible()
+    # The whole card is its link: once drawn (Streamlit draws a card's parts in turn).
+    expect(card.get_by_role("link", name="Open inktrain")).to_be_attached()
+    card.click()
+    expect(page).to_have_url(re.compile(r"/lora\?id=demo-in-training$"))
+    expect(page.get_by_role("heading", name="inktrain", level=1)).to_be_visible()
     expect(page.get_by_text("This LoRA is still training.")).to_be_visible()
     expect(page.locator(".st-key-open_generate")).to_have_count(0)
     expect(page.get_by_text("No images generated yet.", exact=True)).to_be_visible()

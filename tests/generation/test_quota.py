@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from lora_core.data import leases
 from lora_core.data.clock import to_iso
 from lora_core.data.db import session_scope
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
@@ -393,3 +394,98 @@ def test_usage_by_user_counts_the_slots_held_now_most_first(engine, add_batch):
         usage = quota.usage_by_user(session=session, policy=policy, now=NOW)
 
     assert usage == [("bob", 3), ("ann", 2)]
+
+
+# --- A sweep's cells: four to a slot, all or none ------------------------------------------
+
+
+def reserve_cells(engine, policy, cells: int, *, user="ann", sweep_id="s1", minutes_ago=5):
+    return quota.reserve_cells(
+        engine=engine,
+        policy=policy,
+        user=user,
+        sweep_id=sweep_id,
+        cells=[{"lora_training_id": "lora-1", "prompt": "p", "sweep_x": i} for i in range(cells)],
+        lease=leases.Lease.new(leases.DEFAULT_TERMS, NOW),
+        now=NOW - timedelta(minutes=minutes_ago),
+    )
+
+
+@pytest.mark.parametrize(("cells", "slots"), [(1, 1), (4, 1), (5, 2), (8, 2), (9, 3)])
+def test_a_sweeps_cells_take_one_slot_per_four(engine, policy, cells, slots):
+    ids = reserve_cells(engine, policy, cells)
+
+    assert len(ids) == len(set(ids)) == cells
+    assert status_of(engine, policy).used == slots
+
+
+def test_cells_are_written_pending_held_and_placed(engine, policy):
+    reserve_cells(engine, policy, 2)
+
+    with session_scope(engine) as session:
+        rows = session.scalars(select(GenerationBatch).order_by(GenerationBatch.sweep_x)).all()
+    assert [(r.sweep_id, r.sweep_x, r.status, r.wallet_address) for r in rows] == [
+        ("s1", 0, "pending", "ann"),
+        ("s1", 1, "pending", "ann"),
+    ]
+    assert all(r.lease_holder and r.lease_until for r in rows)
+
+
+def test_cells_that_do_not_all_fit_are_refused_whole_saying_what_is_left(engine, add_batch):
+    policy = QuotaPolicy(limit=3, window=timedelta(hours=24))
+    add_batch()
+
+    with pytest.raises(QuotaExceeded) as refused:
+        reserve_cells(engine, policy, 9)  # 3 slots; 2 left
+
+    assert (refused.value.needed, refused.value.remaining) == (3, 2)
+    assert str(refused.value) == (
+        "This needs 3 generations of your quota; 2 of your 3 are left for this period."
+    )
+    with session_scope(engine) as session:
+        assert len(session.scalars(select(GenerationBatch)).all()) == 1
+    assert len(reserve_cells(engine, policy, 8)) == 8  # exactly what is left fits
+
+
+def test_a_cell_added_to_a_sweep_counts_with_its_cells(engine):
+    policy = QuotaPolicy(limit=2, window=timedelta(hours=24))
+    reserve_cells(engine, policy, 4)  # one slot, full
+    reserve_cells(engine, policy, 1, sweep_id="other")  # a second sweep: the second slot
+
+    with pytest.raises(QuotaExceeded):
+        reserve_cells(engine, policy, 1)  # a fifth cell would take a third slot
+    with session_scope(engine) as session:
+        session.execute(
+            GenerationBatch.__table__.update()
+            .where(GenerationBatch.sweep_id == "s1", GenerationBatch.sweep_x == 0)
+            .values(status=BatchStatus.FAILED)
+        )
+        session.commit()
+    assert len(reserve_cells(engine, policy, 1)) == 1  # 3 live + 1: still one slot
+    assert status_of(engine, policy).used == 2
+
+
+def test_an_exempt_user_s_cells_are_never_refused(engine, policy):
+    assert len(reserve_cells(engine, policy, 40, user="admin")) == 40
+
+
+def test_a_full_quota_from_a_sweep_says_when_its_slots_free(engine):
+    policy = QuotaPolicy(limit=2, window=timedelta(hours=24))
+    reserve_cells(engine, policy, 8, minutes_ago=10)  # pending, still alive
+
+    status = status_of(engine, policy)
+
+    assert status.exhausted
+    expected = NOW - timedelta(minutes=10) + timedelta(hours=24)
+    assert abs(status.next_slot_at - expected) < timedelta(milliseconds=1)  # stored in ms
+
+
+def test_usage_by_user_counts_a_sweep_by_four(engine, policy, add_batch):
+    reserve_cells(engine, policy, 5)  # 2 slots
+    add_batch()  # 1 more
+    reserve_cells(engine, policy, 3, user="bob", sweep_id="s2")  # 1
+
+    with session_scope(engine) as session:
+        usage = quota.usage_by_user(session=session, policy=policy, now=NOW)
+
+    assert usage == [("ann", 3), ("bob", 1)]
