@@ -222,8 +222,10 @@ class Studio:
             allow_private_hosts=self.settings.allow_private_weights_urls,
         )
 
-    def resume_stale_batches(self, *, lora_id: str | None = None) -> recovery.ResumeReport:
-        """Finish (or fail) batches whose process died: for one LoRA, or all."""
+    def resume_stale_batches(
+        self, *, lora_id: str | None = None, sweep_id: str | None = None
+    ) -> recovery.ResumeReport:
+        """Finish (or fail) batches whose process died: for one LoRA, one sweep, or all."""
         return recovery.resume_pending(
             engine=self.engine,
             generator=self.generator,
@@ -233,6 +235,7 @@ class Studio:
             + RESUME_MARGIN,
             give_up_after=GIVE_UP_AFTER,
             lora_id=lora_id,
+            sweep_id=sweep_id,
         )
 
     def recover(self) -> RecoveryReport:

@@ -12,11 +12,11 @@ from lora_core.data.db import session_scope
 from lora_core.data.models import BatchStatus, LoraTraining
 from lora_core.errors import InvalidSweep, LoraStudioError, NotSignedIn
 from lora_core.gallery import queries
-from lora_core.generation import quota, recipe, recipe_files
+from lora_core.generation import quota, recipe, recipe_files, recovery
 from lora_core.lab import axes, sweep_files, sweeps
 from ui import context, routes
 from ui.components import app_base_url, format_date, image_card, lora_title
-from ui.errors import generation_blocked, guarded, period_text, show_error
+from ui.errors import generation_blocked, guarded, period_text, report_unexpected, show_error
 from ui.generate_dialog import remix
 from ui.text import md
 
@@ -231,8 +231,6 @@ def show_sweep(sweep_id: str) -> None:
         st.error("Sweep not found. Its link may be mistyped.", icon=":material/search_off:")
         return
     sweep = view.sweep
-    if error := st.session_state.pop(RETRY_ERROR_KEY, None):  # a retry refused (quota)
-        show_error(error)
     st.subheader(md(view.title), anchor=False)
     st.caption(
         f"by {md(sweep.wallet_address)} · {md(format_date(sweep.created_at))} · "
@@ -248,8 +246,19 @@ def show_sweep(sweep_id: str) -> None:
 
 
 def _read(sweep_id: str) -> sweeps.SweepView | None:
-    with session_scope(context.studio().engine) as session:
-        return sweeps.sweep_view(session=session, sweep_id=sweep_id)
+    """The sweep as it is now; cells a dead process left are settled first (as the
+    background recovery would, which may be off: RECOVERY_SWEEP_SECONDS=0)."""
+    studio = context.studio()
+    with session_scope(studio.engine) as session:
+        view = sweeps.sweep_view(session=session, sweep_id=sweep_id)
+    if (
+        view is not None
+        and view.running
+        and studio.resume_stale_batches(sweep_id=sweep_id) != (recovery.ResumeReport())
+    ):
+        with session_scope(studio.engine) as session:
+            view = sweeps.sweep_view(session=session, sweep_id=sweep_id)
+    return view
 
 
 @st.fragment(run_every=POLL_SECONDS)
@@ -266,6 +275,11 @@ def _live_grid(sweep_id: str) -> None:
 
 
 def _grid(view: sweeps.SweepView) -> None:
+    if error := st.session_state.pop(RETRY_ERROR_KEY, None):  # a retry refused, or a bug
+        if isinstance(error, LoraStudioError):
+            show_error(error)
+        else:
+            report_unexpected(error, what="a sweep's retry")
     done = view.count(BatchStatus.SUCCEEDED)
     failed = view.count(BatchStatus.FAILED)
     line = f"{done} of {view.size} images" + (f" · {failed} failed" if failed else "")
@@ -321,7 +335,7 @@ def _retry(batch_id: str) -> None:
         return
     try:
         context.studio().retry_cell(user=user, batch_id=batch_id)
-    except LoraStudioError as error:
+    except Exception as error:  # a callback runs outside the page's error boundary
         st.session_state[RETRY_ERROR_KEY] = error
     context.forget_run_quota()
 

@@ -24,7 +24,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import (
     ColumnElement,
     Engine,
+    Exists,
     ScalarSelect,
+    exists,
     func,
     insert,
     literal,
@@ -39,7 +41,7 @@ from lora_core.data.clock import parse_iso, to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.leases import Lease
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
-from lora_core.errors import QuotaExceeded
+from lora_core.errors import InvalidSweep, QuotaExceeded
 from lora_core.generation.generators import IMAGES_PER_BATCH
 
 # A slot buys one batch of 4 images, or 4 cells of a sweep.
@@ -79,17 +81,22 @@ class QuotaStatus:
         return not self.is_exempt and self.remaining == 0
 
 
+def _pending_alive(policy: QuotaPolicy, now: datetime) -> ColumnElement[bool]:
+    """A pending batch still holds its slot while younger than `abandoned_after`, or while
+    a live process holds its lease (a sweep's cell queued behind others: it is not yet
+    abandoned, however long it waits)."""
+    return (col(GenerationBatch.status) == BatchStatus.PENDING) & (
+        (col(GenerationBatch.created_at) > to_iso(now - policy.abandoned_after))
+        | (col(GenerationBatch.lease_until) > to_iso(now))
+    )
+
+
 def _holds_slot(policy: QuotaPolicy, user: str, now: datetime) -> ColumnElement[bool]:
     """Batches of `user` in the window that hold a slot: succeeded, or pending and alive."""
-    status = col(GenerationBatch.status)
-    alive_since = to_iso(now - policy.abandoned_after)
     return (
         (col(GenerationBatch.wallet_address) == user)
         & (col(GenerationBatch.created_at) > to_iso(now - policy.window))
-        & (
-            (status == BatchStatus.SUCCEEDED)
-            | ((status == BatchStatus.PENDING) & (col(GenerationBatch.created_at) > alive_since))
-        )
+        & ((col(GenerationBatch.status) == BatchStatus.SUCCEEDED) | _pending_alive(policy, now))
     )
 
 
@@ -161,10 +168,21 @@ def get_status(
 def _next_slot_at(
     session: Session, policy: QuotaPolicy, user: str, now: datetime, used: int
 ) -> datetime | None:
-    """The first moment, as uses leave the window oldest first, when `used < limit`."""
+    """The first moment, as uses leave the window oldest first, when `used < limit`: each
+    batch, each sweep's cells (by four) and the original app's images (by four) counted
+    as `_used` counts them."""
     if used < policy.limit or policy.is_exempt(user):
         return None
-    batch_times = _slot_times(session, policy, user, now)
+    rows = session.execute(
+        select(col(GenerationBatch.created_at), col(GenerationBatch.sweep_id)).where(
+            _holds_slot(policy, user, now)
+        )
+    ).all()
+    batch_times = [created_at for created_at, sweep in rows if sweep is None]
+    sweep_times: dict[str, list[str]] = {}
+    for created_at, sweep in rows:
+        if sweep is not None:
+            sweep_times.setdefault(sweep, []).append(created_at)
     legacy_times = list(
         session.scalars(
             select(GeneratedImage.created_at).where(
@@ -172,30 +190,14 @@ def _next_slot_at(
             )
         )
     )
-    for expiring in sorted(batch_times + legacy_times):
-        still_batches = sum(1 for moment in batch_times if moment > expiring)
-        still_legacy = sum(1 for moment in legacy_times if moment > expiring)
-        if still_batches + legacy.slots_for(still_legacy) < policy.limit:
+    for expiring in sorted({created_at for created_at, _ in rows} | set(legacy_times)):
+        still = sum(1 for moment in batch_times if moment > expiring)
+        for times in sweep_times.values():
+            still += -(-sum(1 for moment in times if moment > expiring) // CELLS_PER_SLOT)
+        still += legacy.slots_for(sum(1 for moment in legacy_times if moment > expiring))
+        if still < policy.limit:
             return parse_iso(expiring) + policy.window
     return None
-
-
-def _slot_times(session: Session, policy: QuotaPolicy, user: str, now: datetime) -> list[str]:
-    """When each slot in use was taken: a batch's time, a sweep's (its first cell's) once
-    per slot it holds."""
-    holding = _holds_slot(policy, user, now)
-    sweep_id = col(GenerationBatch.sweep_id)
-    times = list(
-        session.scalars(select(GenerationBatch.created_at).where(holding & sweep_id.is_(None)))
-    )
-    sweeps = session.execute(
-        select(func.min(col(GenerationBatch.created_at)), func.count())
-        .where(holding & sweep_id.is_not(None))
-        .group_by(sweep_id)
-    ).all()
-    for created_at, cells in sweeps:
-        times += [created_at] * -(-cells // CELLS_PER_SLOT)
-    return times
 
 
 def reserve(
@@ -270,6 +272,7 @@ def reserve_cells(
     cells: list[Mapping[str, object]],
     lease: Lease,
     also: SQLModel | None = None,
+    free_places: bool = False,
     now: datetime | None = None,
 ) -> list[str]:
     """Record a sweep's pending cells (each a batch's columns: LoRA, prompt, settings,
@@ -277,7 +280,10 @@ def reserve_cells(
 
     `also` (the sweep's own row) is written in the same transaction. Cells added to a sweep
     that has some (a failed cell tried again) count with its cells still holding a slot.
-    Raises `QuotaExceeded` saying how many slots the cells need and how many are left.
+    With `free_places`, a cell is written only if no try at its place (`sweep_x`,
+    `sweep_y`) is pending or succeeded: a failed cell retried twice at once runs once
+    (`InvalidSweep` for the other). Raises `QuotaExceeded` saying how many slots the cells
+    need and how many are left.
     """
     now = now or utc_now()
     ids = [uuid.uuid4().hex for _ in cells]
@@ -297,7 +303,11 @@ def reserve_cells(
             *(literal(v) for v in fixed.values()),
             *(literal(cell[n]) for n in names),
         )
-        rows.append(row if policy.is_exempt(user) else row.where(fits))
+        if not policy.is_exempt(user):
+            row = row.where(fits)
+        if free_places:
+            row = row.where(~_place_taken(sweep_id, cell["sweep_x"], cell["sweep_y"]))
+        rows.append(row)
     statement = insert(GenerationBatch).from_select(["id", *fixed, *names], union_all(*rows))
     # One statement, first in its transaction (see `reserve`). SQLite evaluates the
     # SELECT in full before inserting (it reads the table it inserts into), so every cell
@@ -310,6 +320,11 @@ def reserve_cells(
             session.commit()
             return ids
         session.rollback()
+        if free_places and any(
+            session.scalar(select(_place_taken(sweep_id, cell["sweep_x"], cell["sweep_y"])))
+            for cell in cells
+        ):
+            raise InvalidSweep("This cell is already being generated again.")
         status = get_status(session=session, policy=policy, user=user, now=now)
     needed = -(-len(cells) // CELLS_PER_SLOT)
     raise QuotaExceeded(
@@ -321,6 +336,16 @@ def reserve_cells(
         next_slot_at=status.next_slot_at,
         needed=needed,
         remaining=status.remaining,
+    )
+
+
+def _place_taken(sweep_id: str, x: object, y: object) -> Exists:
+    """A try at this place of the sweep is pending or succeeded."""
+    return exists().where(
+        col(GenerationBatch.sweep_id) == sweep_id,
+        col(GenerationBatch.sweep_x) == x,
+        col(GenerationBatch.sweep_y) == y,
+        col(GenerationBatch.status).in_([BatchStatus.PENDING, BatchStatus.SUCCEEDED]),
     )
 
 
@@ -346,13 +371,8 @@ def usage_by_user(
     """(user, slots held now) for everyone who generated in the window, most first: a
     batch holds one, a sweep one per four cells holding a slot."""
     now = now or utc_now()
-    status = col(GenerationBatch.status)
     holding = (col(GenerationBatch.created_at) > to_iso(now - policy.window)) & (
-        (status == BatchStatus.SUCCEEDED)
-        | (
-            (status == BatchStatus.PENDING)
-            & (col(GenerationBatch.created_at) > to_iso(now - policy.abandoned_after))
-        )
+        (col(GenerationBatch.status) == BatchStatus.SUCCEEDED) | _pending_alive(policy, now)
     )
     rows = session.execute(
         select(col(GenerationBatch.wallet_address), col(GenerationBatch.sweep_id), func.count())

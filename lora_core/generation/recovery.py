@@ -42,6 +42,7 @@ def resume_pending(
     unleased_older_than: timedelta,
     give_up_after: timedelta,
     lora_id: str | None = None,
+    sweep_id: str | None = None,
     now: datetime | None = None,
 ) -> ResumeReport:
     """Finish batches left `pending` by a process that died after fal accepted the job.
@@ -50,7 +51,8 @@ def resume_pending(
     a lease: once older than `unleased_older_than`, longer than any live wait on fal).
     Each is finished from fal's result for its request id (images stored exactly once),
     or marked failed (freeing its slot) when fal failed, it never reached fal, or it is
-    older than `give_up_after`; a job fal is still running is left for later: its lease,
+    older than `give_up_after` (only those of `lora_id` or `sweep_id`, when given); a job
+    fal is still running is left for later: its lease,
     ours now, lapses again and the next sweep asks fal again.
     """
     now = now or utc_now()
@@ -66,7 +68,9 @@ def resume_pending(
             now=now,
             give_up_after=give_up_after,
         )
-        for batch in _lapsed(engine, unleased_before=unleased_before, lora_id=lora_id, now=now)
+        for batch in _lapsed(
+            engine, unleased_before=unleased_before, lora_id=lora_id, sweep_id=sweep_id, now=now
+        )
     ]
     return ResumeReport(
         finished=outcomes.count("finished"),
@@ -76,7 +80,12 @@ def resume_pending(
 
 
 def _lapsed(
-    engine: Engine, *, unleased_before: datetime, lora_id: str | None, now: datetime
+    engine: Engine,
+    *,
+    unleased_before: datetime,
+    lora_id: str | None,
+    sweep_id: str | None,
+    now: datetime,
 ) -> list[GenerationBatch]:
     with session_scope(engine) as session:
         query = select(GenerationBatch).where(
@@ -86,6 +95,8 @@ def _lapsed(
         )
         if lora_id is not None:
             query = query.where(col(GenerationBatch.lora_training_id) == lora_id)
+        if sweep_id is not None:
+            query = query.where(col(GenerationBatch.sweep_id) == sweep_id)
         return list(session.scalars(query))
 
 

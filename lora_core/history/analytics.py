@@ -19,8 +19,8 @@ from lora_core.data.models import (
     BatchStatus,
     ImageFavorite,
 )
-from lora_core.generation.generators import IMAGES_PER_BATCH
 from lora_core.history.filters import (
+    IMAGES_ASKED,
     MEGAPIXELS,
     Batch,
     HistoryFilter,
@@ -77,7 +77,7 @@ def _summary(
                 case(
                     (
                         (col(Batch.status) == BatchStatus.SUCCEEDED)
-                        & (func.coalesce(col(Batch.images_returned), 0) < IMAGES_PER_BATCH),
+                        & (func.coalesce(col(Batch.images_returned), 0) < IMAGES_ASKED),
                         1,
                     ),
                     else_=0,

@@ -20,6 +20,9 @@ from lora_core.data.models import (
 from lora_core.generation.generators import IMAGES_PER_BATCH
 from lora_core.generation.recipe import IMAGE_SIZES, PLAN
 
+# Images a batch asked fal for: 4, or a sweep's cell's 1; fewer back is the safety filter.
+IMAGES_ASKED = func.coalesce(col(GenerationBatch.num_images), IMAGES_PER_BATCH)
+
 
 class HistoryStatus(StrEnum):
     SUCCEEDED = "succeeded"
@@ -60,7 +63,7 @@ BATCH_STATUS = case(
     (col(Batch.status) == BatchStatus.FAILED, literal(HistoryStatus.FAILED.value)),
     (col(Batch.status) == BatchStatus.PENDING, literal(HistoryStatus.PENDING.value)),
     (
-        func.coalesce(col(Batch.images_returned), 0) < IMAGES_PER_BATCH,
+        func.coalesce(col(Batch.images_returned), 0) < IMAGES_ASKED,
         literal(HistoryStatus.SAFETY_FILTERED.value),
     ),
     else_=literal(HistoryStatus.SUCCEEDED.value),

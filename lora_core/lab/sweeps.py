@@ -155,9 +155,9 @@ def start(
     none against the quota); (sweep id, lease holder, the cells' jobs) for `CellPool`."""
     text = clean_prompt(prompt)
     cells = plan(prompt=text, lora_id=lora_id, base=base, x=x, y=y, max_cells=max_cells)
-    loras = _ready_loras(engine, lora_id, cells)
+    loras = _ready_loras(engine, [lora_id, *(cell.lora_id or NO_LORA for cell in cells)])
     main = loras[lora_id]
-    assert main is not None  # `_ready_loras` raises for a missing main LoRA
+    assert main is not None  # `_ready_loras` raises for a LoRA that is not ready
     urls = {
         key: service.weights_url_for(
             lora, generator=generator, allow_private_weights=allow_private_weights
@@ -174,7 +174,7 @@ def start(
         policy=policy,
         user=user,
         sweep_id=sweep_id,
-        cells=[_cell_columns(cell, lora_id) for cell in cells],
+        cells=[_cell_columns(cell) for cell in cells],
         lease=lease,
         also=_sweep_row(sweep_id, user=user, lora_id=lora_id, prompt=text, base=base, x=x, y=y),
         now=now,
@@ -237,8 +237,7 @@ def retry(
         lora_id=None if failed.lora_training_id == NO_LORA else failed.lora_training_id,
         recipe=recipe,
     )
-    loras = _ready_loras(engine, sweep.lora_training_id, [cell])
-    lora = loras[cell.lora_id or NO_LORA]
+    lora = _ready_loras(engine, [cell.lora_id or NO_LORA])[cell.lora_id or NO_LORA]
     url = (
         service.weights_url_for(
             lora, generator=generator, allow_private_weights=allow_private_weights
@@ -252,8 +251,9 @@ def retry(
         policy=policy,
         user=user,
         sweep_id=sweep.id,
-        cells=[_cell_columns(cell, sweep.lora_training_id)],
+        cells=[_cell_columns(cell)],
         lease=lease,
+        free_places=True,  # twice at once (two tabs, a double click): once
         now=now,
     )
     wording = lora or main
@@ -369,14 +369,11 @@ def base_recipe(sweep: Sweep) -> Recipe:
     )
 
 
-def _ready_loras(engine: Engine, lora_id: str, cells: list[Cell]) -> dict[str, LoraTraining | None]:
-    """Every LoRA the cells use, each ready to generate from (the reason it is not, else);
-    NO_LORA maps to None."""
-    wanted = {lora_id} | {cell.lora_id for cell in cells if cell.lora_id is not None}
+def _ready_loras(engine: Engine, lora_ids: list[str]) -> dict[str, LoraTraining | None]:
+    """Each LoRA, ready to generate from (the reason it is not, else); NO_LORA maps to
+    None."""
     found: dict[str, LoraTraining | None] = {NO_LORA: None}
-    for wanted_id in sorted(wanted):
-        if wanted_id == NO_LORA:
-            continue
+    for wanted_id in sorted(set(lora_ids) - {NO_LORA}):
         try:
             found[wanted_id] = service.ready_lora(engine=engine, lora_id=wanted_id)
         except LoraNotFound:
@@ -384,7 +381,7 @@ def _ready_loras(engine: Engine, lora_id: str, cells: list[Cell]) -> dict[str, L
     return found
 
 
-def _cell_columns(cell: Cell, lora_id: str) -> dict[str, object]:
+def _cell_columns(cell: Cell) -> dict[str, object]:
     """A cell's batch columns besides those every cell of the sweep shares."""
     return {
         "lora_training_id": cell.lora_id or NO_LORA,

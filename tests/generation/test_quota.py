@@ -12,7 +12,7 @@ from lora_core.data import leases
 from lora_core.data.clock import to_iso
 from lora_core.data.db import session_scope
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
-from lora_core.errors import QuotaExceeded
+from lora_core.errors import InvalidSweep, QuotaExceeded
 from lora_core.generation import quota, service
 from lora_core.generation.quota import QuotaPolicy
 from tests.conftest import NOW
@@ -489,3 +489,73 @@ def test_usage_by_user_counts_a_sweep_by_four(engine, policy, add_batch):
         usage = quota.usage_by_user(session=session, policy=policy, now=NOW)
 
     assert usage == [("ann", 3), ("bob", 1)]
+
+
+def test_a_queued_cell_keeps_its_slot_while_its_lease_is_alive(engine):
+    """Cells wait behind others in a busy process longer than `abandoned_after`: while the
+    process renews their lease they still count (else a user could start more)."""
+    policy = QuotaPolicy(limit=1, window=timedelta(hours=24), abandoned_after=timedelta(minutes=15))
+    quota.reserve_cells(
+        engine=engine,
+        policy=policy,
+        user="ann",
+        sweep_id="s1",
+        cells=[{"lora_training_id": "lora-1", "prompt": "p", "sweep_x": 0}],
+        lease=leases.Lease(holder="live", until=NOW + timedelta(seconds=10)),
+        now=NOW - timedelta(minutes=20),
+    )
+
+    assert status_of(engine, policy).used == 1
+    with session_scope(engine) as session:
+        assert quota.usage_by_user(session=session, policy=policy, now=NOW) == [("ann", 1)]
+        session.execute(
+            GenerationBatch.__table__.update().values(
+                lease_until=to_iso(NOW - timedelta(seconds=1))
+            )
+        )
+        session.commit()
+    assert status_of(engine, policy).used == 0  # its process died: abandoned
+
+
+def test_the_next_slot_of_a_retried_sweep_is_when_its_last_live_cell_leaves(engine):
+    policy = QuotaPolicy(limit=1, window=timedelta(hours=24))
+    reserve_cells(engine, policy, 4, minutes_ago=10)
+    with session_scope(engine) as session:  # all done; one failed, then tried again later
+        session.execute(GenerationBatch.__table__.update().values(status=BatchStatus.SUCCEEDED))
+        session.execute(
+            GenerationBatch.__table__.update()
+            .where(GenerationBatch.sweep_x == 0)
+            .values(status=BatchStatus.FAILED)
+        )
+        session.commit()
+    quota.reserve_cells(
+        engine=engine,
+        policy=policy,
+        user="ann",
+        sweep_id="s1",
+        cells=[{"lora_training_id": "lora-1", "prompt": "p", "sweep_x": 0, "sweep_y": 0}],
+        lease=leases.Lease.new(leases.DEFAULT_TERMS, NOW),
+        free_places=True,
+        now=NOW - timedelta(minutes=5),
+    )
+
+    status = status_of(engine, policy)
+
+    assert status.exhausted
+    expected = NOW - timedelta(minutes=5) + timedelta(hours=24)  # not the first cells' time
+    assert abs(status.next_slot_at - expected) < timedelta(milliseconds=1)
+
+
+def test_a_place_already_tried_again_is_not_tried_twice(engine, policy):
+    cell = {"lora_training_id": "lora-1", "prompt": "p", "sweep_x": 1, "sweep_y": 0}
+
+    def retry():
+        return quota.reserve_cells(
+            engine=engine, policy=policy, user="ann", sweep_id="s1", cells=[cell],
+            lease=leases.Lease.new(leases.DEFAULT_TERMS, NOW), free_places=True, now=NOW,
+        )  # fmt: skip
+
+    outcomes = race(3, retry, refused=InvalidSweep)
+
+    assert outcomes == ["refused", "refused", "won"]
+    assert status_of(engine, policy).used == 1

@@ -83,6 +83,7 @@ def run_sweep(engine, fal_generator, policy, media_store, pool):
         )
 
     run.launch = launch
+    run.generator = fal_generator
     return run
 
 
@@ -376,18 +377,23 @@ def test_a_sweep_killed_midway_is_settled_by_recovery_and_its_lost_cells_retried
     worker.wait(timeout=10)
     [sweep_id] = {b.sweep_id for b in cells_of(engine)}
 
-    deadline = time.monotonic() + 20
-    while view(engine, sweep_id).running:
-        assert time.monotonic() < deadline, "recovery never settled the sweep"
-        recovery.resume_pending(
+    def settle(only: str) -> recovery.ResumeReport:
+        return recovery.resume_pending(
             engine=engine,
             generator=fal_generator,
             store=media_store,
             terms=TERMS,
             unleased_older_than=timedelta(minutes=4),
             give_up_after=timedelta(minutes=30),
+            sweep_id=only,  # as the sweep's page does
             now=utc_now(),
         )
+
+    deadline = time.monotonic() + 20
+    while view(engine, sweep_id).running:
+        assert time.monotonic() < deadline, "recovery never settled the sweep"
+        assert settle("another-sweep") == recovery.ResumeReport()
+        settle(sweep_id)
         time.sleep(0.2)
 
     grid = view(engine, sweep_id)
@@ -473,3 +479,57 @@ def test_cells_run_no_more_at_once_than_the_pool_allows(engine, add_lora, run_sw
     first, second, third, fourth = sorted(s.at for s in fake_fal.submissions)
     assert second - first < 0.3  # two at once
     assert third - first >= 0.5 and fourth - second >= 0.5  # the others waited for a slot
+
+
+def test_a_failed_cell_retried_twice_at_once_runs_once(engine, add_lora, run_sweep, fake_fal):
+    """Two tabs (or a double click) on Retry: one new try, one fal call."""
+    lora = add_lora()
+    fake_fal.script.job_failure = JobFailure("Runner crashed", "runner_server_error")
+    sweep_id = run_sweep(lora.id, x=axes.scale_axis("1"))
+    [failed] = view(engine, sweep_id).cells.values()
+    fake_fal.script.job_failure = None
+
+    def retry() -> None:
+        sweeps.retry(
+            engine=engine,
+            generator=run_sweep.generator,
+            policy=QuotaPolicy(limit=8, window=timedelta(hours=24)),
+            user="ann",
+            batch_id=failed.batch_id,
+            allow_private_weights=True,
+        )
+
+    outcomes = race(2, retry, refused=InvalidSweep)
+
+    assert outcomes == ["refused", "won"]
+    assert len(cells_of(engine)) == 2  # the failed try and one new one
+    with pytest.raises(InvalidSweep, match="already being generated again"):
+        retry()
+
+
+def test_a_baseline_cell_is_retried_even_if_the_sweeps_lora_was_hidden_since(
+    engine, add_lora, run_sweep, fake_fal, pool, media_store
+):
+    lora = add_lora(trigger_word="wtrclr")
+    fake_fal.script.prompt_failures = {"wtrclr": JobFailure("Runner crashed", "runner")}
+    sweep_id = run_sweep(lora.id, x=axes.lora_axis([NO_LORA]))
+    [failed] = view(engine, sweep_id).cells.values()
+    fake_fal.script.prompt_failures = {}
+    with session_scope(engine) as session:
+        session.get(type(lora), lora.id).status = "failed"  # no longer ready
+        session.commit()
+
+    holder, jobs = sweeps.retry(
+        engine=engine,
+        generator=run_sweep.generator,
+        policy=QuotaPolicy(limit=8, window=timedelta(hours=24)),
+        user="ann",
+        batch_id=failed.batch_id,
+        allow_private_weights=True,
+        lease_terms=TERMS,
+    )
+    assert run_sweep.launch(jobs, holder).wait(30)
+
+    assert view(engine, sweep_id).count(BatchStatus.SUCCEEDED) == 1
+    assert fake_fal.submissions[-1].body["loras"] == []
+    assert fake_fal.submissions[-1].body["prompt"] == "a red fox in the style of wtrclr"

@@ -183,6 +183,7 @@ def add_sweep(engine, *, user: str, prompt: str, statuses: list[str]) -> str:
                 prompt=prompt, status=status, created_at=to_iso(utc_now()),
                 error="fal said: GPU out of memory" if status == "failed" else None,
                 sweep_id=sweep_id, sweep_x=index, sweep_y=0, num_images=1,
+                images_returned=1 if status == "succeeded" else None,
                 lora_scale=float(index), requested_seed="42",
             ))  # fmt: skip
         session.commit()
@@ -278,6 +279,8 @@ def test_history_lists_a_sweeps_cells_with_a_link_to_it(open_app, add_lora, engi
     assert list(table["sweep"]) == [f"lab?sweep={sweep_id}"] * 2
     assert sorted(table["lora"]) == ["no LoRA (base model)", "wtrclr"]
     assert sorted(table["page"].fillna("—")) == ["lora?id=snowy", "—"]
+    # One image asked, one returned: succeeded, not "safety-filtered" (4 is a batch's).
+    assert list(table["status"]) == ["succeeded", "succeeded"]
 
 
 def test_a_retry_beyond_the_quota_says_so_and_changes_nothing(
