@@ -33,6 +33,14 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
                                                     "tests/generation/test_service.py"]),
     "quota": ("lora_core/generation/quota.py", ["tests/generation/test_quota.py"]),
     "filters": ("lora_core/history/filters.py", ["tests/history/test_history.py"]),
+    "favorites": ("lora_core/gallery/favorites.py", ["tests/gallery/test_favorites.py"]),
+    "registry": ("lora_core/training/registry.py", ["tests/training/test_registry.py"]),
+    "settings": ("lora_core/settings.py", ["tests/test_settings.py"]),
+    "lifecycle": ("lora_core/training/lifecycle.py", ["tests/training/test_lifecycle.py"]),
+    "recovery": ("lora_core/generation/recovery.py", ["tests/generation/test_recovery.py"]),
+    "service": ("lora_core/generation/service.py", ["tests/generation/test_service.py",
+                                                    "tests/generation/test_recovery.py"]),
+    "sweeps": ("lora_core/lab/sweeps.py", ["tests/lab/test_sweeps.py"]),
 }  # fmt: skip
 _STATUS = re.compile(r"^\s*(?P<name>\S+): (?P<status>[a-z ]+)$")
 

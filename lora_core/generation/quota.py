@@ -285,9 +285,10 @@ def reserve_cells(
     (`InvalidSweep` for the other). Raises `QuotaExceeded` saying how many slots the cells
     need and how many are left.
     """
+    if not cells:
+        return []
     now = now or utc_now()
-    ids = [uuid.uuid4().hex for _ in cells]
-    names = list(cells[0]) if cells else []
+    names = list(cells[0])
     fixed = {
         "wallet_address": user,
         "status": BatchStatus.PENDING.value,
@@ -296,8 +297,10 @@ def reserve_cells(
         **lease.columns(),
     }
     fits = _used(policy, user, now, adding=(sweep_id, len(cells))) <= policy.limit
-    rows = []
-    for batch_id, cell in zip(ids, cells, strict=True):
+    ids, rows = [], []
+    for cell in cells:
+        batch_id = uuid.uuid4().hex
+        ids.append(batch_id)
         row = select(
             literal(batch_id),
             *(literal(v) for v in fixed.values()),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 from datetime import timedelta
 
 import pytest
@@ -78,7 +79,7 @@ def test_reserving_past_the_limit_is_refused_with_the_next_slot(engine, policy, 
             engine=engine, policy=policy, user="ann", lora_id="lora-1", prompt="p", now=NOW
         )
 
-    assert caught.value.limit == 8
+    assert (caught.value.limit, caught.value.window) == (8, policy.window)
     assert caught.value.next_slot_at is not None
     assert status_of(engine, policy).used == 8
 
@@ -370,7 +371,8 @@ def test_a_reserved_batch_is_born_held_and_a_released_one_records_when_and_why(e
         engine=engine, policy=policy, user="ann", lora_id="l", prompt="p", lease=lease, now=NOW
     )
     with session_scope(engine) as session:
-        assert session.get(GenerationBatch, batch_id).lease_holder == lease.holder
+        held = session.get(GenerationBatch, batch_id)
+    assert (held.lease_holder, held.lease_until) == (lease.holder, to_iso(lease.until))
 
     quota.release(engine=engine, batch_id=batch_id, error="x" * 2000, now=NOW)
 
@@ -559,3 +561,167 @@ def test_a_place_already_tried_again_is_not_tried_twice(engine, policy):
 
     assert outcomes == ["refused", "refused", "won"]
     assert status_of(engine, policy).used == 1
+
+
+def test_a_lease_ending_exactly_now_no_longer_holds_a_queued_cell(engine):
+    policy = QuotaPolicy(limit=1, window=timedelta(hours=24), abandoned_after=timedelta(minutes=1))
+    quota.reserve_cells(
+        engine=engine, policy=policy, user="ann", sweep_id="s1",
+        cells=[{"lora_training_id": "l", "prompt": "p", "sweep_x": 0}],
+        lease=leases.Lease(holder="h", until=NOW), now=NOW - timedelta(minutes=5),
+    )  # fmt: skip
+
+    assert status_of(engine, policy).used == 0
+
+
+def cells_at(engine, policy, sweep_id: str, count: int, *, minutes_ago: int, x0: int = 0):
+    return quota.reserve_cells(
+        engine=engine, policy=policy, user="ann", sweep_id=sweep_id,
+        cells=[{"lora_training_id": "l", "prompt": "p", "sweep_x": x0 + i, "sweep_y": 0}
+               for i in range(count)],
+        lease=leases.Lease.new(leases.DEFAULT_TERMS, NOW), now=NOW - timedelta(minutes=minutes_ago),
+    )  # fmt: skip
+
+
+def succeed_all(engine) -> None:
+    with session_scope(engine) as session:
+        session.execute(GenerationBatch.__table__.update().values(status=BatchStatus.SUCCEEDED))
+        session.commit()
+
+
+def test_the_next_slot_counts_a_sweeps_cells_still_in_the_window_by_four(engine, add_batch):
+    policy = QuotaPolicy(limit=3, window=timedelta(hours=24))
+    cells_at(engine, policy, "s1", 4, minutes_ago=30)  # one slot...
+    cells_at(engine, policy, "s1", 4, minutes_ago=20, x0=4)  # ...and a second
+    add_batch(age=timedelta(minutes=10))
+    succeed_all(engine)
+
+    status = status_of(engine, policy)
+
+    assert status.used == 3
+    # When the first four leave, four cells (one slot) and the batch are left: 2 < 3.
+    expected = NOW - timedelta(minutes=30) + timedelta(hours=24)
+    assert abs(status.next_slot_at - expected) < timedelta(milliseconds=1)
+
+
+def test_the_next_slot_counts_two_sweeps_apart(engine, add_batch):
+    policy = QuotaPolicy(limit=2, window=timedelta(hours=24))
+    add_batch(age=timedelta(minutes=30))
+    roomy = QuotaPolicy(limit=8, window=timedelta(hours=24))
+    cells_at(engine, roomy, "s1", 1, minutes_ago=20)
+    cells_at(engine, roomy, "s2", 1, minutes_ago=10)
+    succeed_all(engine)
+
+    status = status_of(engine, policy)
+
+    assert status.used == 3  # two sweeps of one cell: a slot each
+    expected = NOW - timedelta(minutes=20) + timedelta(hours=24)
+    assert abs(status.next_slot_at - expected) < timedelta(milliseconds=1)
+
+
+@pytest.mark.parametrize(("images", "frees_at_minutes_ago"), [(4, 30), (5, 10)])
+def test_the_next_slot_counts_the_original_apps_images_still_in_the_window(
+    engine, add_batch, images, frees_at_minutes_ago
+):
+    """A batch 30 min ago, then the original app's images 10 min ago: 4 of them are one
+    slot (the batch leaving frees one), 5 are two (only their leaving does)."""
+    policy = QuotaPolicy(limit=2, window=timedelta(hours=24))
+    add_batch(age=timedelta(minutes=30))
+    with session_scope(engine) as session:
+        for number in range(images):
+            session.add(GeneratedImage(
+                id=f"legacy-{number}", lora_training_id="l", wallet_address="ann", prompt="p",
+                image_url=f"u{number}", created_at=to_iso(NOW - timedelta(minutes=10)),
+            ))  # fmt: skip
+        session.commit()
+
+    status = status_of(engine, policy)
+
+    expected = NOW - timedelta(minutes=frees_at_minutes_ago) + timedelta(hours=24)
+    assert abs(status.next_slot_at - expected) < timedelta(milliseconds=1)
+
+
+def test_a_sweeps_row_is_written_with_its_cells_or_not_at_all(engine):
+    from lora_core.data.models import Sweep
+
+    policy = QuotaPolicy(limit=1, window=timedelta(hours=24))
+
+    def sweep(sweep_id: str) -> Sweep:
+        return Sweep(
+            id=sweep_id, wallet_address="ann", lora_training_id="l", prompt="p", x_kind="seed",
+            x_values="[]", lora_scale=1, num_inference_steps=1, guidance_scale=1,
+            image_size="square", seed="1", created_at=to_iso(NOW),
+        )  # fmt: skip
+
+    for sweep_id in ("fits", "refused"):
+        with pytest.raises(QuotaExceeded) if sweep_id == "refused" else nullcontext():
+            quota.reserve_cells(
+                engine=engine, policy=policy, user="ann", sweep_id=sweep_id,
+                cells=[{"lora_training_id": "l", "prompt": "p"}] * 4, also=sweep(sweep_id),
+                lease=leases.Lease.new(leases.DEFAULT_TERMS, NOW), now=NOW,
+            )  # fmt: skip
+
+    with session_scope(engine) as session:
+        assert [row.id for row in session.scalars(select(Sweep))] == ["fits"]
+
+
+def test_no_cells_reserve_nothing(engine, policy):
+    assert cells_at(engine, policy, "s1", 0, minutes_ago=1) == []
+    assert status_of(engine, policy).used == 0
+
+
+@pytest.mark.parametrize(
+    ("limit", "used", "cells", "words"),
+    [
+        (2, 1, 8, "This needs 2 generations of your quota; 1 of your 2 is left for this period."),
+        (3, 3, 1, "This needs 1 generation of your quota; 0 of your 3 are left for this period."),
+    ],
+)
+def test_a_refused_sweep_says_what_it_needs_and_what_is_left(
+    engine, add_batch, limit, used, cells, words
+):
+    policy = QuotaPolicy(limit=limit, window=timedelta(hours=24))
+    for hours in range(1, used + 1):
+        add_batch(age=timedelta(hours=hours))
+
+    with pytest.raises(QuotaExceeded) as refused:
+        cells_at(engine, policy, "s1", cells, minutes_ago=0)
+
+    assert str(refused.value) == words
+    assert (refused.value.limit, refused.value.window) == (limit, policy.window)
+    if used == limit:  # the oldest batch, an hour old, frees the next slot
+        expected = NOW - timedelta(hours=used) + timedelta(hours=24)
+        assert abs(refused.value.next_slot_at - expected) < timedelta(milliseconds=1)
+
+
+def test_only_a_live_try_at_the_same_place_of_the_same_sweep_blocks_a_retry(engine, policy):
+    cells_at(engine, policy, "s1", 1, minutes_ago=1)  # s1 (0, 0): pending
+    cells_at(engine, policy, "s2", 2, minutes_ago=1)  # s2 (0, 0) and (1, 0)
+    with session_scope(engine) as session:  # s2 (1, 0) failed
+        session.execute(
+            GenerationBatch.__table__.update()
+            .where(GenerationBatch.sweep_id == "s2", GenerationBatch.sweep_x == 1)
+            .values(status=BatchStatus.FAILED)
+        )
+        session.commit()
+
+    def retry(sweep_id: str, x: int, y: int = 0) -> list[str]:
+        return quota.reserve_cells(
+            engine=engine, policy=policy, user="ann", sweep_id=sweep_id,
+            cells=[{"lora_training_id": "l", "prompt": "p", "sweep_x": x, "sweep_y": y}],
+            lease=leases.Lease.new(leases.DEFAULT_TERMS, NOW), free_places=True, now=NOW,
+        )  # fmt: skip
+
+    assert len(retry("s2", 1)) == 1  # only a failed try there
+    assert len(retry("s1", 1)) == 1  # another column
+    assert len(retry("s1", 0, y=1)) == 1  # another row
+    assert len(retry("s3", 0)) == 1  # the same place of another sweep
+    with pytest.raises(InvalidSweep, match=r"^This cell is already being generated again\.$"):
+        retry("s1", 0)  # pending there
+
+
+def test_usage_ignores_a_batch_exactly_one_window_old(engine, policy, add_batch):
+    add_batch(age=timedelta(hours=24))
+
+    with session_scope(engine) as session:
+        assert quota.usage_by_user(session=session, policy=policy, now=NOW) == []
