@@ -161,3 +161,37 @@ def test_a_key_id_and_secret_are_credentials_as_fal_client_reads_them():
 def test_a_key_id_without_its_secret_is_named():
     with pytest.raises(SettingsError, match="FAL_KEY_ID and FAL_KEY_SECRET go together"):
         load_settings({"FAL_KEY_ID": "id"})
+
+
+def test_a_bad_setting_is_named_with_the_rules_own_words(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "garbage")
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings({})
+
+    assert str(caught.value) == (
+        "Invalid setting DATABASE_URL: not a database URL, e.g. sqlite:///data/lora_studio.db"
+    )
+
+
+def test_every_bad_setting_is_named_at_once(monkeypatch):
+    monkeypatch.setenv("GENERATION_LIMIT", "0")
+    monkeypatch.setenv("SWEEP_MAX_CELLS", "65")
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings({})
+
+    first, second = str(caught.value).removeprefix("Invalid setting ").split("; ")
+    assert first.startswith("GENERATION_LIMIT: ") and second.startswith("SWEEP_MAX_CELLS: ")
+
+
+def test_a_secrets_table_named_like_a_setting_is_not_its_value():
+    assert load_settings({"generation_limit": {"value": 3}}).generation_limit == 8
+
+
+def test_a_broken_secrets_file_is_named(tmp_path):
+    path = tmp_path / "secrets.toml"
+    path.write_text("not = [toml")
+
+    with pytest.raises(SettingsError, match=r"^Invalid secrets file .*secrets\.toml: "):
+        read_secrets_file(path)

@@ -91,25 +91,16 @@ def fields_for(
     """`recipe_fields` for an image of `lora` (None: the base model alone) from `prompt` as
     typed; `sent` is what fal got, by default the prompt trimmed with the trigger word. The
     weights URL is our durable copy's where there is one."""
-    if lora is None:
-        return recipe_fields(
-            prompt=prompt,
-            full_prompt=sent if sent is not None else prompt.strip(),
-            lora_id=None,
-            lora_name=None,
-            trigger_word=None,
-            weights_url=None,
-            recipe=recipe,
-            seed=seed,
-            created_at=created_at,
-        )
+    words = sent if sent is not None else prompt.strip()
+    if lora is not None and sent is None:
+        words = full_prompt(prompt.strip(), lora.trigger_word)
     return recipe_fields(
         prompt=prompt,
-        full_prompt=sent if sent is not None else full_prompt(prompt.strip(), lora.trigger_word),
-        lora_id=lora.id,
-        lora_name=lora.name,
-        trigger_word=lora.trigger_word,
-        weights_url=lora.weights_copy_url or lora.lora_weights_url,
+        full_prompt=words,
+        lora_id=lora.id if lora is not None else None,
+        lora_name=lora.name if lora is not None else None,
+        trigger_word=lora.trigger_word if lora is not None else None,
+        weights_url=(lora.weights_copy_url or lora.lora_weights_url) if lora is not None else None,
         recipe=recipe,
         seed=seed,
         created_at=created_at,

@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from lora_core.data.clock import to_iso
 from lora_core.data.db import session_scope
-from lora_core.data.models import GeneratedImage
+from lora_core.data.models import GeneratedImage, ImageFavorite
 from lora_core.gallery import favorites, queries
 from lora_core.history import listing
 from lora_core.history.filters import HistoryFilter
@@ -144,3 +145,40 @@ def test_the_covers_thumbnail_is_always_the_cover_images_own(engine, add_lora, a
     star("bob", "l-img-0001")
     star("cy", "l-img-0001")
     assert cover() == ("https://cdn.example/l/1.jpg", "https://cdn.example/l/1.thumb.webp")
+
+
+def test_a_star_records_when_it_was_given(engine, add_lora, add_images, star):
+    add_lora("l")
+    add_images("l", 1)
+    star("ann", "l-img-0000", minutes_ago=42)
+
+    with session_scope(engine) as session:
+        [row] = session.scalars(select(ImageFavorite)).all()
+    assert row.created_at == to_iso(NOW - timedelta(minutes=42))
+
+
+def test_taking_one_star_back_keeps_the_others(engine, add_lora, add_images, star):
+    add_lora("l")
+    add_images("l", 2)
+    star("ann", "l-img-0000")
+    star("ann", "l-img-0001")
+    star("ann", "l-img-0000", starred=False)
+
+    with session_scope(engine) as session:
+        assert [row.image_id for row in session.scalars(select(ImageFavorite))] == ["l-img-0001"]
+
+
+def test_starred_images_come_24_to_a_page_by_default(engine, add_lora, add_images, star):
+    add_lora("l")
+    add_images("l", 26)
+    for number in range(26):
+        star("ann", f"l-img-{number:04d}")
+
+    with session_scope(engine) as session:
+        first = favorites.list_starred_images(session=session, user="ann", lora_id="l")
+        second = favorites.list_starred_images(session=session, user="ann", lora_id="l", page=2)
+        nobody = favorites.list_starred_images(session=session, user="bob", lora_id="l")
+
+    assert (first.page, first.page_size, first.total, len(first.items)) == (1, 24, 26, 24)
+    assert [image.id for image in second.items] == ["l-img-0001", "l-img-0000"]  # the oldest
+    assert (nobody.total, nobody.items) == (0, [])

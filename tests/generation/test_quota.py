@@ -725,3 +725,27 @@ def test_usage_ignores_a_batch_exactly_one_window_old(engine, policy, add_batch)
 
     with session_scope(engine) as session:
         assert quota.usage_by_user(session=session, policy=policy, now=NOW) == []
+
+
+def test_a_reservation_writes_its_settings_columns(engine, policy):
+    batch_id = quota.reserve(
+        engine=engine, policy=policy, user="ann", lora_id="l", prompt="p",
+        columns={"lora_scale": 0.5, "image_size": "square", "requested_seed": "7"}, now=NOW,
+    )  # fmt: skip
+
+    with session_scope(engine) as session:
+        batch = session.get(GenerationBatch, batch_id)
+    assert (batch.lora_scale, batch.image_size, batch.requested_seed) == (0.5, "square", "7")
+
+
+def test_a_refused_sweep_reads_the_quota_at_the_time_asked(engine, add_batch):
+    """Asked 10 hours ago (a test's clock), a batch 30 hours old was then in the window."""
+    policy = QuotaPolicy(limit=1, window=timedelta(hours=24))
+    add_batch(age=timedelta(hours=30))
+
+    with pytest.raises(QuotaExceeded) as refused:
+        cells_at(engine, policy, "s1", 1, minutes_ago=10 * 60)
+
+    assert refused.value.remaining == 0
+    expected = NOW - timedelta(hours=30) + timedelta(hours=24)
+    assert abs(refused.value.next_slot_at - expected) < timedelta(milliseconds=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
@@ -17,6 +18,7 @@ from lora_core.generation import prompts
 from lora_core.history import analytics, listing
 from lora_core.history.filters import HistoryFilter, HistoryStatus
 from tests.conftest import NOW
+from tests.support.factories import star
 from tests.support.plans import explain_selects
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
@@ -384,3 +386,71 @@ def test_looking_for_images_to_adopt_uses_the_batch_index(seeded):
 
     [(_sql, plan)] = plans
     assert "USING INDEX idx_gen_images_batch" in plan, plan
+
+
+# --- Edges the mutants asked for ------------------------------------------------------------
+
+
+def at_moment(engine, batch_id: str, moment: datetime) -> None:
+    with session_scope(engine) as session:
+        session.get(GenerationBatch, batch_id).created_at = to_iso(moment)
+        session.commit()
+
+
+def test_a_days_range_includes_its_first_midnight_and_excludes_the_next(seeded):
+    day = (NOON - DAY).date()
+    midnight = datetime.combine(day, time(0), tzinfo=UTC)
+    at_moment(seeded, "b3", midnight)  # the first instant of the day: in
+    at_moment(seeded, "b4", midnight + DAY)  # the first instant of the next day: out
+
+    assert "b3" in ids(seeded, HistoryFilter(date_from=day, date_to=day))
+    assert "b4" not in ids(seeded, HistoryFilter(date_from=day, date_to=day))
+    assert "b4" in ids(seeded, HistoryFilter(date_from=day + DAY))
+
+
+@pytest.mark.parametrize(
+    ("needle", "expected"),
+    [
+        ("red%fox", set()),  # %: a literal, not "anything"
+        ("red_fox", set()),  # _: a literal, not "any one character"
+        ("\\", set()),  # a backslash is looked for, not taken as LIKE's escape
+        ("fox_den", {"b4"}),
+    ],
+)
+def test_the_prompt_filter_takes_every_character_literally(seeded, needle, expected):
+    assert set(ids(seeded, HistoryFilter(prompt_contains=needle))) == expected
+
+
+def test_a_backslash_in_a_prompt_is_found(seeded):
+    with session_scope(seeded) as session:
+        session.get(GenerationBatch, "b5").prompt = "C:\\images\\city"
+        session.commit()
+
+    assert ids(seeded, HistoryFilter(prompt_contains="C:\\images")) == ["b5"]
+
+
+def test_the_scale_filter_reads_an_unrecorded_scale_as_the_plans(seeded):
+    with session_scope(seeded) as session:
+        session.get(GenerationBatch, "b1").lora_scale = 0.5
+        session.get(GenerationBatch, "b4").lora_scale = 1.0
+        session.commit()
+
+    assert set(ids(seeded, HistoryFilter(lora_scales=(0.5, 1.0)))) == {"b1", "b4"}
+    assert "b1" not in ids(seeded, HistoryFilter(lora_scales=(1.5,)))
+    assert len(ids(seeded, HistoryFilter(lora_scales=(1.5,)))) == 7  # NULL: the plan's 1.5
+
+
+def test_the_starred_filter_keeps_batches_with_an_image_this_user_starred(seeded):
+    star(seeded, "ann", "b3-1")
+    star(seeded, "bob", "b5-0")
+    star(seeded, "bob", "b3-0")
+
+    assert ids(seeded, HistoryFilter(starred_by="ann")) == ["b3"]
+    assert set(ids(seeded, HistoryFilter(starred_by="bob"))) == {"b3", "b5"}
+    assert ids(seeded, HistoryFilter(starred_by="cy")) == []
+
+
+def test_no_filter_is_a_plain_query_without_warnings(seeded):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # SQLAlchemy warns on an empty and_()
+        assert len(ids(seeded, HistoryFilter())) == 9
