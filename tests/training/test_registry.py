@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
 import pytest
 
+from lora_core.data.clock import to_iso
 from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import InvalidRegistration
 from lora_core.generation import service
@@ -104,3 +110,72 @@ def test_weights_on_a_private_network_are_refused_unless_allowed(
         register(engine, weights_url if url == "FAKE" else url, private=False)
 
     assert fake_fal.requests == [] and stored_loras(engine) == []
+
+
+class _Host(BaseHTTPRequestHandler):
+    """Weights behind a host that refuses HEAD (405) and answers a ranged GET, or that
+    redirects every request to itself."""
+
+    loop = False
+    seen: ClassVar[list[tuple[str, str | None]]] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_HEAD(self) -> None:
+        self.seen.append(("HEAD", None))
+        self._answer(405)
+
+    def do_GET(self) -> None:
+        self.seen.append(("GET", self.headers.get("Range")))
+        self._answer(206, b"x")
+
+    def _answer(self, status: int, body: bytes = b"") -> None:
+        if self.loop:
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command == "GET":
+            self.wfile.write(body)
+
+
+@pytest.fixture
+def host():
+    _Host.seen = []
+    _Host.loop = False
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Host)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/w.safetensors"
+    server.shutdown()
+
+
+def test_weights_whose_host_refuses_head_are_checked_with_a_one_byte_get(engine, host):
+    register(engine, host)
+
+    assert _Host.seen == [("HEAD", None), ("GET", "bytes=0-0")]
+    assert [row.lora_weights_url for row in stored_loras(engine)] == [host]
+
+
+def test_weights_that_redirect_forever_are_refused_in_so_many_words(engine, host):
+    _Host.loop = True
+
+    with pytest.raises(InvalidRegistration) as refused:
+        register(engine, host)
+
+    assert str(refused.value) == "The weights URL redirects too many times."
+    assert stored_loras(engine) == []
+
+
+def test_a_registered_lora_is_dated_when_it_was_registered(engine, weights_url):
+    moment = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    registry.register_lora(
+        engine=engine, user="ann", weights_url=weights_url, trigger_word="wtrclr",
+        allow_private_hosts=True, now=moment,
+    )  # fmt: skip
+
+    assert [row.created_at for row in stored_loras(engine)] == [to_iso(moment)]
