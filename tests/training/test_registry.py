@@ -179,3 +179,27 @@ def test_a_registered_lora_is_dated_when_it_was_registered(engine, weights_url):
     )  # fmt: skip
 
     assert [row.created_at for row in stored_loras(engine)] == [to_iso(moment)]
+
+
+def test_private_hosts_are_refused_unless_the_caller_allows_them(engine, weights_url):
+    with pytest.raises(InvalidRegistration, match="points into a private network"):
+        registry.register_lora(
+            engine=engine, user="ann", weights_url=weights_url, trigger_word="wtrclr"
+        )
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("ftp://host/w.safetensors", "The weights URL must be a web address (https://…)."),
+        (
+            "https://no-such-host.invalid/w.safetensors",
+            "The weights URL did not answer: check the address and that it is public.",
+        ),
+    ],
+)
+def test_an_unusable_address_is_refused_in_so_many_words(engine, url, words):
+    with pytest.raises(InvalidRegistration) as refused:
+        register(engine, url, private=False)
+
+    assert str(refused.value) == words
