@@ -25,6 +25,11 @@ def weights_url(fake_fal) -> str:
     return f"{fake_fal.url}/files/job-1/pytorch_lora_weights.safetensors"
 
 
+def is_a_sentence(message: str) -> bool:
+    """What people read: a capital first, a full stop last (no mangled words around)."""
+    return message[:1].isupper() and message[1:2].islower() and message.endswith(".")
+
+
 def register(
     engine, url: str, trigger_word: str = "wtrclr", name: str = "", *, private: bool = True
 ) -> LoraTraining:
@@ -69,9 +74,10 @@ def test_a_reachable_safetensors_url_becomes_a_completed_lora(engine, fake_fal, 
 def test_unusable_input_is_explained_and_nothing_is_stored(
     engine, fake_fal, weights_url, url, trigger_word, name, message
 ):
-    with pytest.raises(InvalidRegistration, match=message):
+    with pytest.raises(InvalidRegistration, match=message) as refused:
         register(engine, weights_url if url == "FAKE" else url, trigger_word, name)
 
+    assert is_a_sentence(str(refused.value))
     assert stored_loras(engine) == []
     assert fake_fal.requests == []  # refused before any request
 
@@ -106,9 +112,12 @@ def test_the_same_weights_cannot_be_registered_twice(engine, weights_url):
 def test_weights_on_a_private_network_are_refused_unless_allowed(
     engine, fake_fal, weights_url, url
 ):
-    with pytest.raises(InvalidRegistration, match="points into a private network"):
+    with pytest.raises(InvalidRegistration) as refused:
         register(engine, weights_url if url == "FAKE" else url, private=False)
 
+    assert str(refused.value) == (
+        "The weights URL points into a private network: use a public address."
+    )
     assert fake_fal.requests == [] and stored_loras(engine) == []
 
 
