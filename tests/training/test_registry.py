@@ -132,7 +132,13 @@ class _Host(BaseHTTPRequestHandler):
         pass
 
     def do_HEAD(self) -> None:
-        self.seen.append(("HEAD", None))
+        self.seen.append(("HEAD", self.path))
+        if self.path == "/moved.safetensors":  # moved elsewhere on the same host
+            self.send_response(301)
+            self.send_header("Location", "/w.safetensors")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self._answer(405)
 
     def do_GET(self) -> None:
@@ -166,7 +172,7 @@ def host():
 def test_weights_whose_host_refuses_head_are_checked_with_a_one_byte_get(engine, host):
     register(engine, host)
 
-    assert _Host.seen == [("HEAD", None), ("GET", "bytes=0-0")]
+    assert _Host.seen == [("HEAD", "/w.safetensors"), ("GET", "bytes=0-0")]
     assert [row.lora_weights_url for row in stored_loras(engine)] == [host]
 
 
@@ -212,3 +218,21 @@ def test_an_unusable_address_is_refused_in_so_many_words(engine, url, words):
         register(engine, url, private=False)
 
     assert str(refused.value) == words
+
+
+def test_a_moved_weights_file_is_followed_to_its_new_address(engine, host):
+    register(engine, host.replace("/w.", "/moved."))
+
+    assert _Host.seen == [
+        ("HEAD", "/moved.safetensors"),
+        ("HEAD", "/w.safetensors"),
+        ("GET", "bytes=0-0"),
+    ]
+
+
+def test_each_registration_gets_a_request_id_of_its_own(engine, weights_url, fake_fal):
+    first = register(engine, weights_url)
+    second = register(engine, weights_url.replace("job-1", "job-2"))
+
+    assert first.request_id != second.request_id
+    assert all(len(lora.request_id) > len("registered-") + 8 for lora in (first, second))
