@@ -104,14 +104,16 @@ def photograph(url: str, out: Path) -> None:
                 ("train", "/train"),
             ):
                 page.goto(path)
-                expect(page.locator("h1").first).to_be_visible()
+                expect(page.locator("h1").first).to_be_visible(timeout=15_000)
                 shoot(page, out, name, width)
             open_details(page)
             shoot(page, out, "image-details", width)
             page.goto("/lab")  # the sweep form first, then the demo's sweep
             expect(page.get_by_role("button", name="Start sweep")).to_be_visible()
             shoot(page, out, "lab", width)
-            page.get_by_role("link", name=re.compile("a lighthouse on a cliff")).click()
+            link = page.get_by_role("link", name=re.compile("a lighthouse on a cliff"))
+            page.goto(link.get_attribute("href") or "/lab")  # as a shared link opens it
+            page.mouse.move(0, 0)
             expect(page.locator(".st-key-sweep_grid figure.ls-card img")).to_have_count(6)
             shoot(page, out, "sweep", width)
             page.goto("/lora?id=demo-claymation")
