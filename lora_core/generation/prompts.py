@@ -11,15 +11,14 @@ from lora_core.errors import InvalidPrompt
 
 def recent_prompts(*, session: Session, user: str, limit: int = 20) -> list[str]:
     """The user's own latest distinct prompts, newest first (for "My prompts")."""
-    latest = func.max(col(GenerationBatch.created_at)).label("latest")
-    rows = session.execute(
-        select(col(GenerationBatch.prompt), latest)
+    rows = session.scalars(
+        select(col(GenerationBatch.prompt))
         .where(col(GenerationBatch.wallet_address) == user)
         .group_by(col(GenerationBatch.prompt))
-        .order_by(latest.desc())
+        .order_by(func.max(col(GenerationBatch.created_at)).desc())
         .limit(limit)
     ).all()
-    return [row[0] for row in rows]
+    return list(rows)
 
 
 MAX_PROMPT_LENGTH = 500
