@@ -111,6 +111,7 @@ def test_the_third_training_in_a_day_is_refused_before_uploading(start, engine, 
         start()
 
     assert len(uploads(fake_fal)) == before  # nothing spent on the refused one
+    assert str(refused.value) == "You've started all 2 trainings for this period."
     assert refused.value.next_slot_at == parse_iso(first.created_at) + timedelta(hours=24)
     assert len(stored_loras(engine)) == 2
     start(user="bob")  # others have their own allowance
@@ -157,6 +158,7 @@ def test_a_finished_training_completes_with_its_weights_and_can_generate(
 
     assert [state.stage for state in states] == ["queued", "queued", "running"]
     assert done.lora.status == LoraStatus.COMPLETED
+    assert done.state is not None and done.state.stage == "completed"
     assert done.lora.lora_weights_url == (
         f"{fake_fal.url}/files/{lora.request_id}/pytorch_lora_weights.safetensors"
     )
@@ -330,3 +332,35 @@ def test_a_user_sees_their_own_trainings_newest_first(start, engine):
         assert not training.has_pending(session=session, user="cy")
 
     assert [lora.id for lora in mine] == [newer.id, older.id]
+
+
+def test_the_demos_training_runs_forever_and_is_never_asked_about(engine, training_policy):
+    with session_scope(engine) as session:
+        session.add(LoraTraining(
+            id="demo", request_id=RequestId.DEMO.new("demo"), wallet_address="demo",
+            trigger_word="inktrain", steps=1000, status=LoraStatus.PENDING,
+            created_at=to_iso(NOW),
+        ))  # fmt: skip
+        session.commit()
+
+    view = refresh(engine, training_policy, "demo")
+
+    assert view.lora.id == "demo" and view.lora.status == LoraStatus.PENDING
+    assert (view.state.stage, view.state.logs) == ("running", ("A demo LoRA: it never finishes",))
+
+
+def test_only_reservations_older_than_the_abandon_age_are_failed_in_one_sweep(engine):
+    policy = QuotaPolicy(limit=2, window=timedelta(hours=24), abandoned_after=timedelta(minutes=15))
+    with session_scope(engine) as session:
+        for lora_id, minutes in (("fresh", 5), ("stale", 20)):
+            session.add(LoraTraining(
+                id=lora_id, request_id=RequestId.RESERVED.new(lora_id), wallet_address="ann",
+                trigger_word="sks", steps=100, status=LoraStatus.PENDING,
+                created_at=to_iso(NOW - timedelta(minutes=minutes)),
+            ))  # fmt: skip
+        session.commit()
+
+    assert training.fail_unsubmitted(engine=engine, policy=policy, now=NOW) == 1
+
+    statuses = {row.id: row.status for row in stored_loras(engine)}
+    assert statuses == {"fresh": LoraStatus.PENDING, "stale": LoraStatus.FAILED}
