@@ -8,6 +8,7 @@ The last batch is kept in `st.session_state["last_batch"]`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import streamlit as st
@@ -36,8 +37,6 @@ FOCUS_KEY = "gen_focus_prompt"
 SAVED_RECIPE_KEY = "gen_recipe_saved"
 ROUND_KEY = "gen_round"  # one more each time the dialog opens: fresh Advanced widgets
 # The Advanced section's widgets, each with the recipe field it sets.
-SCALE_KEY, SEED_KEY, SIZE_KEY = "gen_scale", "gen_seed", "gen_size"
-STEPS_KEY, GUIDANCE_KEY = "gen_steps", "gen_guidance"
 # Streamlit focuses the dialog box; a person opening "Generate" wants to type. Our own
 # constant script (no data in it), run once per opening.
 _FOCUS_PROMPT = """<script>
@@ -114,43 +113,53 @@ def _advanced() -> Chosen:
     shown: recipe.Recipe = st.session_state.get(SAVED_RECIPE_KEY, recipe.PLAN)
     round_ = st.session_state.get(ROUND_KEY, 0)
     with st.expander("Advanced", expanded=shown != recipe.PLAN):
-        scale = st.slider(
-            "LoRA scale",
-            *recipe.SCALE_RANGE,
-            value=shown.lora_scale,
-            step=0.05,
-            key=f"{SCALE_KEY}_{round_}",
-            help="How strongly the LoRA steers the image; 0 is the base model.",
-        )
-        seed = st.text_input(
-            "Seed",
-            value="" if shown.seed is None else str(shown.seed),
-            key=f"{SEED_KEY}_{round_}",
-            placeholder="Random",
-            help="The same seed and settings give the same images. Blank: random.",
-        )
-        size = st.selectbox(
-            "Image size",
-            list(recipe.IMAGE_SIZES),
-            index=list(recipe.IMAGE_SIZES).index(shown.image_size),
-            key=f"{SIZE_KEY}_{round_}",
-            format_func=_size_label,
-        )
-        steps = st.slider(
-            "Steps", *recipe.STEPS_RANGE, value=shown.steps, key=f"{STEPS_KEY}_{round_}"
-        )
-        guidance = st.slider(
-            "Guidance",
-            *recipe.GUIDANCE_RANGE,
-            value=shown.guidance,
-            step=0.5,
-            key=f"{GUIDANCE_KEY}_{round_}",
-            help="How closely the image follows the prompt.",
-        )
+        return recipe_inputs(shown, key=lambda name: f"gen_{name}_{round_}")
+
+
+def recipe_inputs(
+    shown: recipe.Recipe,
+    *,
+    key: Callable[[str], str],
+    seed_placeholder: str = "Random",
+    seed_help: str = "The same seed and settings give the same images. Blank: random.",
+) -> Chosen:
+    """The five settings' widgets, starting from `shown`, each keyed `key(name)` (names:
+    scale, seed, size, steps, guidance): the Generate dialog's and the Lab's."""
+    scale = st.slider(
+        "LoRA scale",
+        *recipe.SCALE_RANGE,
+        value=shown.lora_scale,
+        step=0.05,
+        key=key("scale"),
+        help="How strongly the LoRA steers the image; 0 is the base model.",
+    )
+    seed = st.text_input(
+        "Seed",
+        value="" if shown.seed is None else str(shown.seed),
+        key=key("seed"),
+        placeholder=seed_placeholder,
+        help=seed_help,
+    )
+    size = st.selectbox(
+        "Image size",
+        list(recipe.IMAGE_SIZES),
+        index=list(recipe.IMAGE_SIZES).index(shown.image_size),
+        key=key("size"),
+        format_func=size_label,
+    )
+    steps = st.slider("Steps", *recipe.STEPS_RANGE, value=shown.steps, key=key("steps"))
+    guidance = st.slider(
+        "Guidance",
+        *recipe.GUIDANCE_RANGE,
+        value=shown.guidance,
+        step=0.5,
+        key=key("guidance"),
+        help="How closely the image follows the prompt.",
+    )
     return Chosen(scale, seed, size or recipe.PLAN.image_size, steps, guidance)
 
 
-def _size_label(preset: str) -> str:
+def size_label(preset: str) -> str:
     width, height = recipe.IMAGE_SIZES[preset]
     return f"{preset.replace('_', ' ')} · {width}×{height}"
 

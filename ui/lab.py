@@ -4,6 +4,7 @@ finish) and the recipe reader (an image file's recipe, with Remix)."""
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 
 import streamlit as st
 
@@ -17,7 +18,7 @@ from lora_core.lab import axes, sweep_files, sweeps
 from ui import context, routes
 from ui.components import app_base_url, format_date, image_card, lora_title
 from ui.errors import generation_blocked, guarded, period_text, report_unexpected, show_error
-from ui.generate_dialog import remix
+from ui.generate_dialog import recipe_inputs, remix
 from ui.text import md
 
 AXIS_NAMES = {"scale": "LoRA scale", "seed": "Seed", "prompt": "Prompt S/R", "lora": "LoRA"}
@@ -155,32 +156,19 @@ def _axis(
 def _held_fixed() -> tuple[recipe.Recipe, bool]:
     """The settings every cell shares unless an axis varies them; (them, whether a seed
     was typed: blank picks one at random for the whole sweep)."""
-    plan = recipe.PLAN
     with st.expander("Held fixed: seed and settings"):
-        seed = st.text_input(
-            "Seed", key="sweep_seed", placeholder="Random (one for every cell)",
-            help="Every cell uses this seed unless an axis varies it.",
-        )  # fmt: skip
-        scale = st.slider("LoRA scale", *recipe.SCALE_RANGE, value=plan.lora_scale, step=0.05,
-                          key="sweep_scale")  # fmt: skip
-        size = st.selectbox(
-            "Image size", list(recipe.IMAGE_SIZES), index=0, key="sweep_size",
-            format_func=lambda preset: f"{preset.replace('_', ' ')} · "
-            + "×".join(str(side) for side in recipe.IMAGE_SIZES[preset]),
-        )  # fmt: skip
-        steps = st.slider("Steps", *recipe.STEPS_RANGE, value=plan.steps, key="sweep_steps")
-        guidance = st.slider("Guidance", *recipe.GUIDANCE_RANGE, value=plan.guidance, step=0.5,
-                             key="sweep_guidance")  # fmt: skip
+        chosen = recipe_inputs(
+            recipe.PLAN,
+            key=lambda name: f"sweep_{name}",
+            seed_placeholder="Random (one for every cell)",
+            seed_help="Every cell uses this seed unless an axis varies it.",
+        )
     try:
-        parsed = recipe.parse_seed(seed)
-    except LoraStudioError as error:
+        base = chosen.recipe()
+    except LoraStudioError as error:  # a seed that is no number
         show_error(error)
-        parsed = None
-    base = recipe.Recipe(
-        lora_scale=float(scale), steps=int(steps), guidance=float(guidance),
-        image_size=size or plan.image_size, seed=parsed,
-    )  # fmt: skip
-    return base, parsed is not None
+        base = replace(chosen, seed="").recipe()
+    return base, base.seed is not None
 
 
 def _start(

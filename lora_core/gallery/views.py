@@ -74,10 +74,4 @@ def image_recipe(*, session: Session, image: GeneratedImage) -> Recipe:
 
 
 def _recipe(row: GenerationBatch | None, image: GeneratedImage) -> Recipe:
-    return recipe.from_batch(
-        lora_scale=row.lora_scale if row else None,
-        steps=row.num_inference_steps if row else None,
-        guidance=row.guidance_scale if row else None,
-        image_size=row.image_size if row else None,
-        seed=image.seed,
-    )
+    return recipe.batch_recipe(row, seed=image.seed)

@@ -10,9 +10,12 @@ FLUX LoRAs are evaluated.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lora_core.errors import InvalidSettings
+
+if TYPE_CHECKING:
+    from lora_core.data.models import GenerationBatch
 
 # fal's image size presets and the pixels each stands for (fal's documentation).
 IMAGE_SIZES: dict[str, tuple[int, int]] = {
@@ -125,6 +128,18 @@ def from_batch(
         guidance=PLAN.guidance if guidance is None else float(guidance),
         image_size=image_size or PLAN.image_size,
         seed=stored_seed(seed),
+    )
+
+
+def batch_recipe(batch: GenerationBatch | None, *, seed: str | None) -> Recipe:
+    """`from_batch` for a stored batch row (None: an image without one, the plan's) with
+    `seed` (the one fal used, or the one asked for)."""
+    return from_batch(
+        lora_scale=batch.lora_scale if batch else None,
+        steps=batch.num_inference_steps if batch else None,
+        guidance=batch.guidance_scale if batch else None,
+        image_size=batch.image_size if batch else None,
+        seed=seed,
     )
 
 

@@ -22,7 +22,7 @@ from lora_core.errors import GenerationFailed
 from lora_core.generation import quota, recipe_files
 from lora_core.generation.generators import ImageGenerator
 from lora_core.generation.prompts import full_prompt
-from lora_core.generation.recipe import from_batch
+from lora_core.generation.recipe import batch_recipe
 from lora_core.generation.service import store_batch
 
 
@@ -172,13 +172,7 @@ def _recipe_fields(engine: Engine, batch: GenerationBatch, *, seed: str | None) 
     return recipe_files.fields_for(
         lora=lora,
         prompt=batch.prompt,
-        recipe=from_batch(
-            lora_scale=batch.lora_scale,
-            steps=batch.num_inference_steps,
-            guidance=batch.guidance_scale,
-            image_size=batch.image_size,
-            seed=batch.requested_seed,
-        ),
+        recipe=batch_recipe(batch, seed=batch.requested_seed),
         seed=seed,
         created_at=to_iso(utc_now()),
         sent=full_prompt(batch.prompt.strip(), wording.trigger_word) if wording else None,

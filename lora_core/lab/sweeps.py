@@ -37,7 +37,7 @@ from lora_core.errors import InvalidSweep, LoraNotFound, LoraStudioError
 from lora_core.generation import quota, service
 from lora_core.generation.generators import GenerationRequest, ImageGenerator
 from lora_core.generation.prompts import clean_prompt, full_prompt
-from lora_core.generation.recipe import NO_LORA, Recipe, batch_columns, from_batch
+from lora_core.generation.recipe import NO_LORA, Recipe, batch_columns, batch_recipe, from_batch
 from lora_core.lab.axes import Axis, Cell, plan
 
 log = logging.getLogger(__name__)
@@ -157,14 +157,7 @@ def start(
     cells = plan(prompt=text, lora_id=lora_id, base=base, x=x, y=y, max_cells=max_cells)
     loras = _ready_loras(engine, [lora_id, *(cell.lora_id or NO_LORA for cell in cells)])
     main = loras[lora_id]
-    assert main is not None  # `_ready_loras` raises for a LoRA that is not ready
-    urls = {
-        key: service.weights_url_for(
-            lora, generator=generator, allow_private_weights=allow_private_weights
-        )
-        for key, lora in loras.items()
-        if lora is not None
-    }
+    urls = _weights_urls(loras, generator, allow_private_weights)
     prompts = [clean_prompt(cell.prompt) for cell in cells]  # S/R may empty or lengthen it
     sweep_id = uuid.uuid4().hex
     now = now or utc_now()
@@ -179,26 +172,18 @@ def start(
         also=_sweep_row(sweep_id, user=user, lora_id=lora_id, prompt=text, base=base, x=x, y=y),
         now=now,
     )
-    jobs = []
-    for batch_id, cell, cell_prompt in zip(ids, cells, prompts, strict=True):
-        lora = loras[cell.lora_id or NO_LORA]
-        jobs.append(
-            CellJob(
-                batch_id=batch_id,
-                user=user,
-                prompt=cell_prompt,
-                lora=lora,
-                request=GenerationRequest(
-                    batch_id=batch_id,
-                    # The baseline gets the same words, trigger included: only weights differ.
-                    full_prompt=full_prompt(cell_prompt, (lora or main).trigger_word),
-                    weights_url=urls[lora.id] if lora is not None else None,
-                    lora_label=lora.trigger_word if lora is not None else "no LoRA",
-                    recipe=cell.recipe,
-                    num_images=1,
-                ),
-            )
+    jobs = [
+        _job(
+            batch_id,
+            user=user,
+            prompt=cell_prompt,
+            lora=loras[cell.lora_id or NO_LORA],
+            wording=main,
+            urls=urls,
+            recipe=cell.recipe,
         )
+        for batch_id, cell, cell_prompt in zip(ids, cells, prompts, strict=True)
+    ]
     return sweep_id, lease.holder, jobs
 
 
@@ -223,13 +208,7 @@ def retry(
         if failed.status != BatchStatus.FAILED:
             raise InvalidSweep("This cell did not fail: there is nothing to try again.")
         main = lookups.get_lora(session=session, lora_id=sweep.lora_training_id)
-    recipe = from_batch(
-        lora_scale=failed.lora_scale,
-        steps=failed.num_inference_steps,
-        guidance=failed.guidance_scale,
-        image_size=failed.image_size,
-        seed=failed.requested_seed,
-    )
+    recipe = batch_recipe(failed, seed=failed.requested_seed)
     cell = Cell(
         x=failed.sweep_x or 0,
         y=failed.sweep_y or 0,
@@ -237,14 +216,8 @@ def retry(
         lora_id=None if failed.lora_training_id == NO_LORA else failed.lora_training_id,
         recipe=recipe,
     )
-    lora = _ready_loras(engine, [cell.lora_id or NO_LORA])[cell.lora_id or NO_LORA]
-    url = (
-        service.weights_url_for(
-            lora, generator=generator, allow_private_weights=allow_private_weights
-        )
-        if lora is not None
-        else None
-    )
+    loras = _ready_loras(engine, [cell.lora_id or NO_LORA])
+    urls = _weights_urls(loras, generator, allow_private_weights)
     lease = leases.Lease.new(lease_terms, now)
     [new_id] = quota.reserve_cells(
         engine=engine,
@@ -256,22 +229,14 @@ def retry(
         free_places=True,  # twice at once (two tabs, a double click): once
         now=now,
     )
-    wording = lora or main
-    job = CellJob(
-        batch_id=new_id,
+    job = _job(
+        new_id,
         user=user,
-        prompt=failed.prompt,
-        lora=lora,
-        request=GenerationRequest(
-            batch_id=new_id,
-            full_prompt=full_prompt(failed.prompt.strip(), wording.trigger_word)
-            if wording
-            else failed.prompt.strip(),
-            weights_url=url,
-            lora_label=lora.trigger_word if lora is not None else "no LoRA",
-            recipe=recipe,
-            num_images=1,
-        ),
+        prompt=clean_prompt(failed.prompt),
+        lora=loras[cell.lora_id or NO_LORA],
+        wording=main,
+        urls=urls,
+        recipe=recipe,
     )
     return lease.holder, [job]
 
@@ -381,6 +346,48 @@ def _ready_loras(engine: Engine, lora_ids: list[str]) -> dict[str, LoraTraining 
     return found
 
 
+def _weights_urls(
+    loras: dict[str, LoraTraining | None], generator: ImageGenerator, allow_private: bool
+) -> dict[str, str]:
+    """The weights URL fal is given for each LoRA (checked now, before the quota)."""
+    return {
+        lora_id: service.weights_url_for(
+            lora, generator=generator, allow_private_weights=allow_private
+        )
+        for lora_id, lora in loras.items()
+        if lora is not None
+    }
+
+
+def _job(
+    batch_id: str,
+    *,
+    user: str,
+    prompt: str,
+    lora: LoraTraining | None,
+    wording: LoraTraining | None,
+    urls: dict[str, str],
+    recipe: Recipe,
+) -> CellJob:
+    """One cell's fal call: `lora` None is the baseline, which gets the same words (the
+    sweep's LoRA's trigger word, `wording`, included): only the weights differ."""
+    words = lora or wording
+    return CellJob(
+        batch_id=batch_id,
+        user=user,
+        prompt=prompt,
+        lora=lora,
+        request=GenerationRequest(
+            batch_id=batch_id,
+            full_prompt=full_prompt(prompt, words.trigger_word) if words else prompt,
+            weights_url=urls[lora.id] if lora is not None else None,
+            lora_label=lora.trigger_word if lora is not None else "no LoRA",
+            recipe=recipe,
+            num_images=1,
+        ),
+    )
+
+
 def _cell_columns(cell: Cell) -> dict[str, object]:
     """A cell's batch columns besides those every cell of the sweep shares."""
     return {
@@ -443,12 +450,8 @@ def _cell_view(
         error=batch.error,
         prompt=batch.prompt,
         lora_id=batch.lora_training_id,
-        recipe=from_batch(
-            lora_scale=batch.lora_scale,
-            steps=batch.num_inference_steps,
-            guidance=batch.guidance_scale,
-            image_size=batch.image_size,
-            seed=image.seed if image is not None and image.seed else batch.requested_seed,
+        recipe=batch_recipe(
+            batch, seed=image.seed if image is not None and image.seed else batch.requested_seed
         ),
         image=image,
     )
