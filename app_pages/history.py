@@ -11,7 +11,7 @@ import streamlit as st
 from lora_core import legacy
 from lora_core.data.db import session_scope
 from lora_core.gallery import queries
-from lora_core.generation.recipe import NO_LORA
+from lora_core.generation.recipe import NO_LORA, NO_LORA_LABEL
 from lora_core.history import analytics, listing
 from lora_core.history.filters import HistoryFilter, HistoryStatus
 from ui import charts, context, routes
@@ -202,7 +202,7 @@ def show_charts(overview: analytics.Overview) -> None:
 
 def lora_label(row: listing.HistoryRow) -> str:
     if row.lora_id == NO_LORA:
-        return "no LoRA (base model)"
+        return NO_LORA_LABEL
     return row.trigger_word or row.lora_id
 
 
@@ -324,7 +324,8 @@ def show_exports(history_filter: HistoryFilter) -> None:
 
 legacy.adopt_legacy_images(engine=context.studio().engine)  # the original app's too
 with session_scope(context.studio().engine) as session:
-    names = queries.lora_names(session=session)
+    # The base model (a sweep's baseline cells) is one more "LoRA" to filter and chart by.
+    names = {**queries.lora_names(session=session), NO_LORA: NO_LORA_LABEL}
     # With the user's stars, for the "I starred" filter (a star rarely changes).
     version = analytics.data_version(session=session, starred_by=context.current_user())
 history_filter = read_filters(names, cached_scales(version))

@@ -48,7 +48,7 @@ def sweep_form() -> None:
     prompt = st.text_area(
         "Prompt", key="sweep_prompt", placeholder="a red fox in the snow", height=90
     )
-    choices = {**names, axes.NO_LORA: "no LoRA (base model)"}
+    choices = {**names, axes.NO_LORA: recipe.NO_LORA_LABEL}
     left, right = st.columns(2)
     with left:
         x = _axis("x", "X axis (columns)", list(AXIS_NAMES), prompt, lora_id, choices)

@@ -19,6 +19,7 @@ from lora_core.generation.generators import (
     Progress,
     ProgressCallback,
 )
+from lora_core.generation.recipe import NO_LORA_LABEL
 from lora_core.storage import MediaStore
 
 
@@ -92,7 +93,7 @@ class PreviewGenerator:
         lora = (
             f"LoRA: {request.lora_label} at scale {recipe.lora_scale:g}"
             if request.weights_url is not None
-            else "no LoRA (base model)"
+            else NO_LORA_LABEL
         )
         footer = f"{lora}\nseed {seed} · image {index + 1}/{request.num_images}"
         draw.multiline_text((margin, height - side // 5), footer, font=small, fill="white")

@@ -53,6 +53,7 @@ class Recipe:
 PLAN = Recipe()
 # A batch's LoRA when it had none: a sweep's baseline cell, made by the base model alone.
 NO_LORA = "none"
+NO_LORA_LABEL = "no LoRA (base model)"  # how pages name it
 
 
 def checked(recipe: Recipe) -> Recipe:

@@ -281,6 +281,9 @@ def test_history_lists_a_sweeps_cells_with_a_link_to_it(open_app, add_lora, engi
     assert sorted(table["page"].fillna("—")) == ["lora?id=snowy", "—"]
     # One image asked, one returned: succeeded, not "safety-filtered" (4 is a batch's).
     assert list(table["status"]) == ["succeeded", "succeeded"]
+    # The base model is a "LoRA" of History's filter too.
+    at.multiselect(key="lora").select(NO_LORA).run()
+    assert list(at.dataframe[0].value["lora"]) == ["no LoRA (base model)"]
 
 
 def test_a_retry_beyond_the_quota_says_so_and_changes_nothing(
