@@ -19,6 +19,7 @@ from lora_core.data.models import (
     BatchStatus,
     ImageFavorite,
 )
+from lora_core.generation.recipe import NO_LORA
 from lora_core.history.filters import (
     IMAGES_ASKED,
     MEGAPIXELS,
@@ -57,8 +58,13 @@ def summarize(*, session: Session, history_filter: HistoryFilter) -> HistorySumm
         session,
         history_filter,
         users=len(user_counts(session=session, history_filter=history_filter)),
-        loras=len(lora_counts(session=session, history_filter=history_filter)),
+        loras=_loras_in(lora_counts(session=session, history_filter=history_filter)),
     )
+
+
+def _loras_in(counts: list[tuple[str, int]]) -> int:
+    """How many LoRAs generated: a sweep's base-model baseline (NO_LORA) is none."""
+    return sum(1 for lora_id, _count in counts if lora_id != NO_LORA)
 
 
 def _summary(
@@ -256,7 +262,7 @@ def overview(
     counts = lora_counts(session=session, history_filter=history_filter)
     users = user_counts(session=session, history_filter=history_filter)
     return Overview(
-        summary=_summary(session, history_filter, users=len(users), loras=len(counts)),
+        summary=_summary(session, history_filter, users=len(users), loras=_loras_in(counts)),
         per_day=batches_per_day(
             session=session,
             history_filter=history_filter,

@@ -15,6 +15,7 @@ from lora_core.data.clock import to_iso
 from lora_core.data.db import session_scope
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
 from lora_core.generation import prompts
+from lora_core.generation.recipe import NO_LORA
 from lora_core.history import analytics, listing
 from lora_core.history.filters import HistoryFilter, HistoryStatus
 from tests.conftest import NOW
@@ -454,3 +455,15 @@ def test_no_filter_is_a_plain_query_without_warnings(seeded):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # SQLAlchemy warns on an empty and_()
         assert len(ids(seeded, HistoryFilter())) == 9
+
+
+def test_the_base_model_of_a_sweep_is_not_counted_as_a_lora(seeded):
+    with session_scope(seeded) as session:
+        session.get(GenerationBatch, "b9").lora_training_id = NO_LORA  # a baseline cell
+        session.commit()
+        summary = analytics.summarize(session=session, history_filter=HistoryFilter())
+        overview = analytics.overview(
+            session=session, history_filter=HistoryFilter(), lora_labels=LABELS
+        )
+
+    assert summary.loras == overview.summary.loras == 3  # alpha, beta, gamma
