@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 from collections.abc import Iterator
@@ -190,6 +191,45 @@ def test_a_server_that_goes_away_is_unavailable_then_recovers(tmp_path: Path):
 
         server.start()  # same port, same data
         assert count_loras(engine) == 1
+        engine.dispose()
+    finally:
+        server.remove()
+
+
+def test_statements_reuse_one_keep_alive_connection(sqld: Sqld, monkeypatch):
+    sqld.wipe()
+    engine = create_db_engine(sqld.target)
+    ensure_schema(engine)
+    engine.dispose()  # start counting from an empty pool
+    connects: list[object] = []
+    real_connect = http.client.HTTPConnection.connect
+
+    def counted(self: http.client.HTTPConnection) -> None:
+        connects.append(self)
+        real_connect(self)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "connect", counted)
+    for _ in range(20):
+        assert count_loras(engine) == 0
+
+    assert len(connects) == 1  # not one TCP connection (and TLS handshake) per statement
+    engine.dispose()
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced(tmp_path: Path, monkeypatch):
+    """A restarted server (or a proxy's idle timeout) closes the kept-alive connection;
+    the next statement opens a new one instead of failing on the dead one."""
+    monkeypatch.setattr(turso, "STREAM_IDLE_SECONDS", 0.0)  # only the connection is stale
+    server = Sqld(tmp_path / "sqld").start()
+    try:
+        engine = create_db_engine(server.target)
+        ensure_schema(engine)
+        assert count_loras(engine) == 0
+        server.stop()
+        server.start()  # same port: the pooled connection's socket is closed
+        time.sleep(0.1)
+
+        assert count_loras(engine) == 0
         engine.dispose()
     finally:
         server.remove()
