@@ -367,8 +367,11 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
 
 
 lora_id = st.query_params.get("id", "")
-# A batch of this LoRA that a dead process left pending is finished before anything is read.
-context.studio().resume_stale_batches(lora_id=lora_id)
+# A batch of this LoRA that a dead process left pending is finished before anything is
+# read, when no background sweep does it (RECOVERY_SWEEP_SECONDS=0). With the sweep on,
+# it would cost every view a query for what the sweep finishes within seconds anyway.
+if not context.get_settings().recovery_sweep_seconds:
+    context.studio().resume_stale_batches(lora_id=lora_id)
 with session_scope(context.studio().engine) as session:
     lora_view = views.lora_view(session=session, lora_id=lora_id)
 if lora_view is None:

@@ -512,6 +512,28 @@ def test_viewing_a_lora_finishes_a_batch_a_dead_process_left_pending(
     assert len(with_fal.submissions) == 1
 
 
+def test_with_the_background_sweep_on_a_view_leaves_dead_batches_to_it(
+    open_app, add_lora, monkeypatch
+):
+    from lora_core.generation import recovery
+    from lora_core.studio import Studio
+
+    views: list[str | None] = []
+
+    def resume(self, *, lora_id=None, sweep_id=None):
+        views.append(lora_id)
+        return recovery.ResumeReport()
+
+    monkeypatch.setattr(Studio, "resume_stale_batches", resume)
+    monkeypatch.setenv("RECOVERY_SWEEP_SECONDS", "3600")
+    add_lora("swept")
+
+    at = open_app(LORA_PAGE, id="swept")
+
+    assert not at.exception
+    assert "swept" not in views  # the sweep (started with the app) does it, not each view
+
+
 def test_a_prompt_with_markup_is_shown_as_text(open_app, add_lora):
     add_lora("markup")
     prompt = "<img src=x onerror=alert(1)> **bold** [link](javascript:alert(1))"
