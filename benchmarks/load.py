@@ -89,9 +89,12 @@ async def open_page(
 
 
 async def session(url: str, rounds: int, think: float) -> tuple[list[float], list[str]]:
-    """One visitor: a session of its own through the proxy, every page `rounds` times."""
+    """One visitor: a session of its own through the proxy, every page `rounds` times.
+    Visitors arrive spread over one pause, not all in the same millisecond: K sessions
+    reading pages, not a burst of K first pages at once."""
     times: list[float] = []
     errors: list[str] = []
+    await asyncio.sleep(think * random.uniform(0, 1))
     cookie = f"lorastudio_route={secrets.token_hex(16)}"
     async with websockets.connect(
         f"{url.replace('http', 'ws')}/_stcore/stream",
@@ -160,6 +163,20 @@ def widget(elements: list[Element], kind: str, test: Callable[[Any], bool]) -> A
         for element in elements
         if element.WhichOneof("type") == kind and test(getattr(element, kind))
     )
+
+
+async def warm_up(replica_urls: list[str]) -> None:
+    """Each page once on every replica, directly: the first page a replica serves imports
+    pandas, Altair and the rest (about 2 s; benchmarks/cold_start.py measures it), which is
+    not what K sessions on running replicas wait for."""
+    for replica_url in replica_urls:
+        async with websockets.connect(
+            f"{replica_url.replace('http', 'ws')}/_stcore/stream",
+            subprotocols=["streamlit"],
+            max_size=None,
+        ) as socket:
+            for name, query in PAGES:
+                await open_page(socket, name, query)
 
 
 async def keep_generating(url: str, stop: threading.Event, made: list[int]) -> None:
@@ -239,6 +256,7 @@ def main() -> None:
     try:
         stack.start()
         stack.seed_demo()
+        asyncio.run(warm_up([node.url for node in stack.nodes]))
         generator = threading.Thread(target=generating, args=(stack.url, stop, made, all_errors))
         generator.start()
         time.sleep(3)  # the first generation under way
