@@ -104,7 +104,7 @@ def _filter_widgets(lora_names: dict[str, str], scales: list[float]) -> HistoryF
     )
 
 
-def show_summary(summary: analytics.HistorySummary) -> None:
+def show_summary(summary: analytics.HistorySummary, price: float) -> None:
     """Seven figures in one compact row that wraps (two short rows on a phone)."""
     median = "—" if summary.median_seconds is None else f"{summary.median_seconds:.1f} s"
     with st.container(horizontal=True, gap="medium", key="history_summary"):
@@ -116,28 +116,33 @@ def show_summary(summary: analytics.HistorySummary) -> None:
             ("Failed", f"{summary.failure_rate:.0%}"),
             ("Safety-filtered", f"{summary.safety_filter_rate:.0%}"),
             ("Median time", median),
-            ("Est. spend", money(summary.megapixels)),
+            ("Est. spend", money(summary.megapixels, price)),
         ):
             st.metric(label, value, width="content")
 
 
-def money(megapixels: float) -> str:
-    """What fal billed for `megapixels`, at the price in the settings (an estimate)."""
-    return f"${megapixels * context.get_settings().fal_price_per_megapixel:,.2f}"
+def money(megapixels: float, price: float) -> str:
+    """What fal billed for `megapixels` at `price` per megapixel (an estimate)."""
+    return f"${megapixels * price:,.2f}"
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
 def cached_overview(
-    history_filter: HistoryFilter, labels: dict[str, str], version: tuple[object, ...]
-) -> analytics.Overview:
-    """Summary and charts scan the whole filtered set: compute them once per filter and
-    data version (which changes with every batch added, started or finished), not on every
-    rerun such as selecting a row or turning a page. Every parameter is part of the cache
-    key: none may start with an underscore, which Streamlit leaves out of the key."""
+    history_filter: HistoryFilter,
+    labels: dict[str, str],
+    version: tuple[object, ...],
+    price: float,
+) -> tuple[analytics.HistorySummary, list[charts.Chart]]:
+    """Summary and charts scan the whole filtered set: compute them (and build the charts,
+    rows serialised) once per filter and data version (which changes with every batch
+    added, started or finished), not on every rerun such as selecting a row or turning a
+    page. Every parameter is part of the cache key: none may start with an underscore,
+    which Streamlit leaves out of the key."""
     with session_scope(context.studio().engine) as session:
-        return analytics.overview(
+        overview = analytics.overview(
             session=session, history_filter=history_filter, lora_labels=labels
         )
+    return overview.summary, build_charts(overview, price)
 
 
 @st.cache_data(ttl=600, max_entries=16, show_spinner=False)
@@ -147,53 +152,60 @@ def cached_scales(version: tuple[object, ...]) -> list[float]:
         return listing.lora_scales(session=session)
 
 
-def show_charts(overview: analytics.Overview) -> None:
-    by_day, by_lora, by_user, by_word, spend_user, spend_lora = st.tabs(
+def build_charts(overview: analytics.Overview, price: float) -> list[charts.Chart]:
+    """The six charts of the tabs, in their order, with their alt text."""
+    per_day = overview.per_day.assign(day=overview.per_day["day"].dt.strftime("%Y-%m-%d"))
+    days = per_day.groupby("day", sort=False)["batches"].sum()
+    built = [
+        charts.stacked_bars(
+            per_day,
+            x="day",
+            y="batches",
+            color="lora",
+            domain=charts.day_domain(list(days.index)),
+            alt=f"Batches per day, stacked by LoRA, over {len(days)} days; "
+            f"at most {days.max() if len(days) else 0} in a day.",
+        )
+    ]
+    for frame, category, value, what in (
+        (overview.top_loras, "lora", "batches", "LoRAs by batches"),
+        (overview.top_users, "user", "batches", "Users by batches"),
+        (overview.words, "word", "count", "Prompt words by count"),
+    ):
+        top = charts.top_of(frame, category=category, value=value)
+        built.append(
+            charts.ranked_bars(
+                frame,
+                category=category,
+                value=value,
+                alt=f"{what}, the most first: {top or 'none yet'}.",
+            )
+        )
+    for frame, what in ((overview.spend_by_user, "user"), (overview.spend_by_lora, "LoRA")):
+        dollars = frame.assign(dollars=(frame["megapixels"] * price).round(4))
+        built.append(
+            charts.stacked_bars(
+                dollars,
+                x="day",
+                y="dollars",
+                color="who",
+                domain=charts.day_domain(sorted(set(dollars["day"]))),
+                alt=f"Estimated spend per day by {what}, in US dollars, "
+                f"{money(float(frame['megapixels'].sum()), price)} in all.",
+            )
+        )
+    return built
+
+
+def show_charts(built: list[charts.Chart], price: float) -> None:
+    tabs = st.tabs(
         ["Batches per day", "Top LoRAs", "Top users", "Prompt words", "Spend by user",
          "Spend by LoRA"]
     )  # fmt: skip
-    per_day = overview.per_day.assign(day=overview.per_day["day"].dt.strftime("%Y-%m-%d"))
-    days = per_day.groupby("day", sort=False)["batches"].sum()
-    charts.stacked_bars(
-        per_day,
-        x="day",
-        y="batches",
-        color="lora",
-        domain=charts.day_domain(list(days.index)),
-        container=by_day,
-        alt=f"Batches per day, stacked by LoRA, over {len(days)} days; "
-        f"at most {days.max() if len(days) else 0} in a day.",
-    )
-    for tab, frame, category, value, what in (
-        (by_lora, overview.top_loras, "lora", "batches", "LoRAs by batches"),
-        (by_user, overview.top_users, "user", "batches", "Users by batches"),
-        (by_word, overview.words, "word", "count", "Prompt words by count"),
-    ):
-        top = charts.top_of(frame, category=category, value=value)
-        charts.ranked_bars(
-            frame,
-            category=category,
-            value=value,
-            container=tab,
-            alt=f"{what}, the most first: {top or 'none yet'}.",
-        )
-    by_word.caption(f"The most frequent words of the latest {analytics.WORD_SAMPLE:,} prompts.")
-    price = context.get_settings().fal_price_per_megapixel
-    for tab, frame, what in (
-        (spend_user, overview.spend_by_user, "user"),
-        (spend_lora, overview.spend_by_lora, "LoRA"),
-    ):
-        dollars = frame.assign(dollars=(frame["megapixels"] * price).round(4))
-        charts.stacked_bars(
-            dollars,
-            x="day",
-            y="dollars",
-            color="who",
-            domain=charts.day_domain(sorted(set(dollars["day"]))),
-            container=tab,
-            alt=f"Estimated spend per day by {what}, in US dollars, "
-            f"{money(float(frame['megapixels'].sum()))} in all.",
-        )
+    for tab, chart in zip(tabs, built, strict=True):
+        chart.draw(tab)
+    tabs[3].caption(f"The most frequent words of the latest {analytics.WORD_SAMPLE:,} prompts.")
+    for tab in tabs[4:]:
         tab.caption(
             f"Estimated at ${price:g} per output megapixel (fal's price for flux-lora; "
             "the FAL_PRICE_PER_MEGAPIXEL setting)."
@@ -338,8 +350,9 @@ if (
     and history_filter.date_from > history_filter.date_to
 ):
     st.warning("“From” is after “To”: no day is in that range.", icon=":material/event:")
-overview = cached_overview(history_filter, names, version)
-if overview.summary.batches == 0:
+price = context.get_settings().fal_price_per_megapixel
+summary, built_charts = cached_overview(history_filter, names, version, price)
+if summary.batches == 0:
     if history_filter == HistoryFilter():  # nothing to summarise: no row of zeros
         st.info(
             "No generations yet. Open a LoRA in the gallery and generate its first images; "
@@ -354,15 +367,15 @@ if overview.summary.batches == 0:
             on_click=clear_filters,
         )  # fmt: skip
     st.stop()
-show_summary(overview.summary)
-show_charts(overview)
+show_summary(summary, price)
+show_charts(built_charts, price)
 with session_scope(context.studio().engine) as session:
     rows = listing.list_batches(
         session=session,
         history_filter=history_filter,
         page=int(st.session_state.get("history_page", 1)),
         page_size=PAGE_SIZE,
-        total=overview.summary.batches,
+        total=summary.batches,
     )
 show_table(rows)
 if rows.page_count > 1:
