@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import select
 import ssl
 import time
@@ -26,6 +27,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+import certifi
 import turso_serverless
 from sqlalchemy import Engine, create_engine, pool
 from sqlalchemy.dialects import registry
@@ -58,13 +60,25 @@ def http_base_url(url: str) -> str:
     return normalize_url(url).split("?", 1)[0]
 
 
+def tls_context() -> ssl.SSLContext:
+    """The certificates to trust, found as httpx (and so fal_client) finds them:
+    `SSL_CERT_FILE`/`SSL_CERT_DIR` when set, else certifi's bundle, so that a Python
+    without the system's store (macOS's python.org build) still reaches Turso."""
+    if os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context()  # OpenSSL reads both variables
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class _KeepAlive:
     """One HTTP/1.1 connection to the server, kept open between requests. A DB-API
     connection has one and is used by one thread at a time (SQLAlchemy's pool)."""
 
-    def __init__(self, *, connect_seconds: float, read_seconds: float) -> None:
+    def __init__(
+        self, *, connect_seconds: float, read_seconds: float, tls: ssl.SSLContext | None = None
+    ) -> None:
         self._connect_seconds = connect_seconds
         self._read_seconds = read_seconds
+        self._tls = tls
         self._connection: http.client.HTTPConnection | None = None
         self._origin: tuple[str, str] | None = None
 
@@ -92,9 +106,10 @@ class _KeepAlive:
         if self._connection is None:
             connection: http.client.HTTPConnection
             if parts.scheme == "https":
+                self._tls = self._tls or tls_context()
                 connection = http.client.HTTPSConnection(
                     parts.hostname or "", parts.port, timeout=self._connect_seconds,
-                    context=ssl.create_default_context(),
+                    context=self._tls,
                 )  # fmt: skip
             else:
                 connection = http.client.HTTPConnection(
@@ -224,11 +239,12 @@ def create_turso_engine(
 ) -> Engine:
     """An engine on the libSQL server at `url`; nothing is sent until the first query."""
     base_url = http_base_url(url)
+    tls = tls_context() if base_url.startswith("https://") else None  # one per engine
 
     def connect() -> TursoConnection:
         # Statements waiting for the server's write lock take up to its 5 s transaction
         # timeout: reads may wait `timeout_seconds`; connecting, 5 s.
-        http = _KeepAlive(connect_seconds=5, read_seconds=timeout_seconds)
+        http = _KeepAlive(connect_seconds=5, read_seconds=timeout_seconds, tls=tls)
         return TursoConnection(base_url, auth_token, http)
 
     return create_engine(
