@@ -17,10 +17,12 @@ import pytest
 from sqlalchemy import select
 
 from lora_core.data import leases
-from lora_core.data.clock import utc_now
+from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import DatabaseTarget, session_scope
-from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
-from lora_core.generation import quota, recovery, service
+from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, Sweep
+from lora_core.generation import quota, recipe_files, recovery, service
+from lora_core.generation.prompts import full_prompt
+from lora_core.generation.recipe import NO_LORA
 from tests.conftest import APP_ROOT, TEST_FAL_KEY
 from tests.support.fakefal import JobFailure
 from tests.support.race import race
@@ -293,16 +295,80 @@ def test_a_job_still_running_waits_then_is_given_up_and_cancelled(
     assert len(fake_fal.cancellations) == 1
 
 
-@pytest.mark.parametrize("lora_filter", ["other-lora", None])
+@pytest.mark.parametrize("lora_filter", ["mine", "other-lora", None])
 def test_resuming_for_one_lora_leaves_the_others(
     engine, add_lora, fal_generator, media_store, lora_filter
 ):
-    lora = add_lora()
-    reserve_pending(engine, lora.id, request_id=None, age=OLDER_THAN)
+    mine, other = add_lora("mine"), add_lora("theirs")
+    for lora in (mine, other):
+        reserve_pending(engine, lora.id, request_id=None, age=OLDER_THAN)
 
     report = resume(engine, fal_generator, media_store, lora_id=lora_filter)
 
-    assert report.failed == (0 if lora_filter else 1)
+    settled = {batch.lora_training_id: batch.status for batch in batches(engine)}
+    if lora_filter == "mine":
+        assert report.failed == 1
+        assert settled == {"mine": BatchStatus.FAILED, "theirs": BatchStatus.PENDING}
+    else:
+        assert report.failed == (0 if lora_filter else 2)
+
+
+def test_a_resumed_batch_keeps_its_lease_while_fal_answers_slowly(
+    engine, add_lora, fal_generator, fake_fal, media_store
+):
+    """The lease is renewed during the result fetch: no other sweep takes the batch over."""
+    lora = add_lora()
+    reserve_pending(engine, lora.id, request_id=submit_job(fal_generator, fake_fal), age=OLDER_THAN)
+    fake_fal.script.stall = {"result": 1.5}  # six renewal beats
+    leases_seen: set[str] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            leases_seen.add(batches(engine)[0].lease_until or "")
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        assert resume(engine, fal_generator, media_store, after=None) == (
+            recovery.ResumeReport(finished=1)
+        )
+    finally:
+        done.set()
+        watcher.join()
+
+    assert len(leases_seen - {""}) >= 3  # the claim's, then renewals
+
+
+def test_a_sweeps_baseline_cell_is_finished_with_the_words_fal_got(
+    engine, add_lora, fal_generator, fake_fal, media_store
+):
+    """A baseline cell has no LoRA: its files say the prompt went with the sweep's LoRA's
+    trigger word, and no LoRA."""
+    lora = add_lora("styled", trigger_word="inkwash")
+    with session_scope(engine) as session:
+        session.add(
+            Sweep(id="sweep-1", wallet_address="ann", lora_training_id=lora.id, prompt="p",
+                  x_kind="lora", x_values="[]", lora_scale=1.0, num_inference_steps=28,
+                  guidance_scale=3.5, image_size="square_hd", seed="7",
+                  created_at=to_iso(utc_now()))
+        )  # fmt: skip
+        session.commit()
+    batch_id = reserve_pending(
+        engine, NO_LORA, request_id=submit_job(fal_generator, fake_fal), age=OLDER_THAN
+    )
+    with session_scope(engine) as session:
+        session.get(GenerationBatch, batch_id).sweep_id = "sweep-1"
+        session.commit()
+
+    assert resume(engine, fal_generator, media_store) == recovery.ResumeReport(finished=1)
+
+    with session_scope(engine) as session:
+        image = session.scalars(select(GeneratedImage)).first()
+    fields = recipe_files.read(media_store.path_for(image.image_url).read_bytes()).fields
+    assert fields["full_prompt"] == full_prompt("p", "inkwash")
+    assert fields["lora"] is None
 
 
 def test_an_interrupted_preview_is_failed(engine, add_lora, preview_generator, media_store):
