@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from lora_core.data import leases
+from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import create_db_engine, session_scope
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, LoraStatus
 from lora_core.errors import (
@@ -145,6 +146,44 @@ def test_a_fal_failure_stores_no_image_and_frees_the_slot(engine, add_lora, gene
     images, batches = stored(engine)
     assert len(images) == 4
     assert [b.status for b in batches].count(BatchStatus.SUCCEEDED) == 1
+
+
+def test_a_batch_records_how_long_it_took(engine, add_lora, generate, fake_fal):
+    fake_fal.script.processing_seconds = 0.4
+    lora = add_lora()
+
+    generate(lora.id, "a slow cat")
+
+    _, [batch] = stored(engine)
+    assert 400 <= batch.duration_ms < 30_000  # milliseconds, from reservation to stored
+
+
+def test_a_failure_while_the_database_is_down_says_what_failed_first(
+    engine, add_lora, generate, fake_fal, monkeypatch
+):
+    """fal's error is the news; the slot that could not be freed for now is recovery's."""
+    lora = add_lora()
+    fake_fal.script.result_error = (500, "GPU on fire")
+
+    def database_down(**_: object) -> None:
+        raise DatabaseUnavailable("The database is unavailable right now.")
+
+    monkeypatch.setattr(quota, "release", database_down)
+
+    with pytest.raises(GenerationFailed, match="HTTP 500"):
+        generate(lora.id, "a cat")
+
+
+def test_a_batch_placed_in_time_takes_its_lease_at_that_time(engine, add_lora, generate):
+    """One clock for a batch's row: `now` places its reservation and its lease."""
+    lora = add_lora()
+    then = utc_now() - timedelta(hours=1)
+
+    generate(lora.id, "a cat", now=then)
+
+    _, [batch] = stored(engine)
+    assert batch.created_at == to_iso(then)
+    assert batch.lease_until == to_iso(then + leases.DEFAULT_TERMS.duration)
 
 
 def test_a_job_fal_failed_is_a_failed_batch_with_fals_reason_and_a_free_slot(
