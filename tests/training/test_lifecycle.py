@@ -364,3 +364,105 @@ def test_only_reservations_older_than_the_abandon_age_are_failed_in_one_sweep(en
 
     statuses = {row.id: row.status for row in stored_loras(engine)}
     assert statuses == {"fresh": LoraStatus.PENDING, "stale": LoraStatus.FAILED}
+
+
+def finish_on_fal(engine, training_policy, lora_id: str, **extra) -> training.TrainingView:
+    """Refresh as pages do until fal's job is done (queued, running, then completed)."""
+    for _ in range(10):
+        view = refresh_with(engine, training_policy, lora_id, **extra)
+        if view.lora.status != LoraStatus.PENDING:
+            return view
+    raise AssertionError("the training never finished")
+
+
+def refresh_with(engine, training_policy, lora_id: str, **extra) -> training.TrainingView:
+    with session_scope(engine) as session:
+        lora = session.get(LoraTraining, lora_id)
+    return training.refresh(
+        engine=engine, trainer=FalTrainer(key=TEST_FAL_KEY), policy=training_policy,
+        lora=lora, now=NOW, **extra,
+    )  # fmt: skip
+
+
+def test_a_finished_trainings_weights_are_copied_once_by_whoever_finished_it(
+    start, engine, training_policy, media_store, monkeypatch
+):
+    copies: list[str] = []
+    real_copy = training.weights.copy_files
+
+    def counted(**arguments):
+        copies.append(arguments["lora"].id)
+        return real_copy(**arguments)
+
+    monkeypatch.setattr(training.weights, "copy_files", counted)
+    lora = start()
+    with session_scope(engine) as session:
+        stale = session.get(LoraTraining, lora.id)  # a second tab read it while pending
+
+    done = finish_on_fal(
+        engine, training_policy, lora.id, store=media_store, allow_private_hosts=True
+    )
+    late = training.refresh(
+        engine=engine, trainer=FalTrainer(key=TEST_FAL_KEY), policy=training_policy,
+        lora=stale, store=media_store, allow_private_hosts=True, now=NOW,
+    )  # fmt: skip
+
+    assert copies == [lora.id]  # the late tab found it finished: no second copy
+    assert done.lora.weights_copy_url and late.lora.status == LoraStatus.COMPLETED
+    [row] = stored_loras(engine)
+    assert row.weights_copy_url == done.lora.weights_copy_url
+
+
+def test_a_finished_training_is_returned_as_it_is(start, engine, training_policy):
+    lora = start()
+    finish_on_fal(engine, training_policy, lora.id)
+
+    again = refresh_with(engine, training_policy, lora.id)
+
+    assert again.lora is not None and again.lora.id == lora.id
+    assert again.lora.status == LoraStatus.COMPLETED and again.state is None
+
+
+def test_a_training_exactly_one_window_old_no_longer_holds_a_slot(start, engine, training_policy):
+    start(age=training_policy.window)
+    start(age=training_policy.window - timedelta(seconds=1))
+
+    with session_scope(engine) as session:
+        status = training.get_status(session=session, policy=training_policy, user="ann", now=NOW)
+
+    assert status.used == 1
+
+
+def test_the_training_quota_refusal_carries_the_limit(start, training_policy):
+    start()
+    start()
+
+    with pytest.raises(TrainingQuotaExceeded) as refused:
+        start()
+
+    assert refused.value.limit == training_policy.limit == 2
+
+
+def test_a_training_is_not_a_style_unless_asked(engine, fal_trainer, training_policy, fake_fal):
+    training.start_training(
+        engine=engine, trainer=fal_trainer, policy=training_policy, user="ann",
+        files=pictures(5), trigger_word="sks", steps=1000, now=NOW,
+    )  # fmt: skip
+
+    [submission] = fake_fal.training_submissions
+    assert submission.body["is_style"] is False
+
+
+def test_an_unsubmitted_reservations_lease_is_judged_at_the_time_given(engine, training_policy):
+    live = leases.Lease.new(leases.LeaseTerms(duration=timedelta(minutes=1)), NOW)
+    training._reserve(engine, training_policy, "ann", "sks", 100, NOW, lease=live)
+    [row] = stored_loras(engine)
+
+    def at(moment):
+        return training.refresh(
+            engine=engine, trainer=FalTrainer(key=TEST_FAL_KEY), policy=training_policy,
+            lora=row, now=moment,
+        )  # fmt: skip
+
+    assert at(NOW).state.stage == "queued"  # its lease still runs then
+    assert at(NOW + timedelta(minutes=2)).lora.status == LoraStatus.FAILED  # lapsed by then
