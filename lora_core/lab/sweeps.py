@@ -169,7 +169,9 @@ def start(
         sweep_id=sweep_id,
         cells=[_cell_columns(cell) for cell in cells],
         lease=lease,
-        also=_sweep_row(sweep_id, user=user, lora_id=lora_id, prompt=text, base=base, x=x, y=y),
+        also=_sweep_row(
+            sweep_id, user=user, lora_id=lora_id, prompt=text, base=base, x=x, y=y, now=now
+        ),
         now=now,
     )
     jobs = [
@@ -401,7 +403,15 @@ def _cell_columns(cell: Cell) -> dict[str, object]:
 
 
 def _sweep_row(
-    sweep_id: str, *, user: str, lora_id: str, prompt: str, base: Recipe, x: Axis, y: Axis | None
+    sweep_id: str,
+    *,
+    user: str,
+    lora_id: str,
+    prompt: str,
+    base: Recipe,
+    x: Axis,
+    y: Axis | None,
+    now: datetime,
 ) -> Sweep:
     return Sweep(
         id=sweep_id,
@@ -417,7 +427,7 @@ def _sweep_row(
         guidance_scale=base.guidance,
         image_size=base.image_size,
         seed=str(base.seed),
-        created_at=to_iso(utc_now()),
+        created_at=to_iso(now),  # its cells' time: one clock for the sweep
     )
 
 

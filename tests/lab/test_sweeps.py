@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import zipfile
 from datetime import timedelta
@@ -19,7 +20,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from lora_core.data import leases
-from lora_core.data.clock import utc_now
+from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import DatabaseTarget, session_scope
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, Sweep
 from lora_core.errors import InvalidPrompt, InvalidSweep, LoraNotReady, QuotaExceeded
@@ -533,3 +534,81 @@ def test_a_baseline_cell_is_retried_even_if_the_sweeps_lora_was_hidden_since(
     assert view(engine, sweep_id).count(BatchStatus.SUCCEEDED) == 1
     assert fake_fal.submissions[-1].body["loras"] == []
     assert fake_fal.submissions[-1].body["prompt"] == "a red fox in the style of wtrclr"
+
+
+def test_the_lab_lists_the_newest_five_sweeps_with_their_loras_names(engine, add_lora):
+    lora = add_lora("named", trigger_word="wtrclr")
+    with session_scope(engine) as session:
+        for minute, lora_id in enumerate(["named"] * 5 + ["gone"]):
+            session.add(
+                Sweep(id=f"s{minute}", wallet_address="ann", lora_training_id=lora_id,
+                      prompt="p", x_kind="scale", x_values="[1.0]", lora_scale=1.0,
+                      num_inference_steps=20, guidance_scale=4.0, image_size="square",
+                      seed="1", created_at=to_iso(utc_now() + timedelta(minutes=minute)))
+            )  # fmt: skip
+        session.commit()
+
+    with session_scope(engine) as session:
+        listed = sweeps.recent(session=session)
+
+    assert [item.sweep.id for item in listed] == ["s5", "s4", "s3", "s2", "s1"]
+    assert [item.lora_name for item in listed] == ["a LoRA no longer here"] + [
+        lora.trigger_word
+    ] * 4
+
+
+def test_loras_on_the_rows_are_labelled_by_name(engine, add_lora, run_sweep):
+    lora, other = add_lora("first", trigger_word="inkwash"), add_lora("second", trigger_word="clay")
+
+    sweep_id = run_sweep(lora.id, x=axes.scale_axis("1"), y=axes.lora_axis([lora.id, other.id]))
+
+    assert view(engine, sweep_id).y_labels == ("inkwash", "clay")
+
+
+def test_a_retried_cell_of_the_first_column_stays_in_it(
+    engine, add_lora, run_sweep, fake_fal, policy, fal_generator
+):
+    lora = add_lora()
+    fake_fal.script.prompt_failures = {"red": JobFailure("GPU out of memory", "runner_error")}
+    sweep_id = run_sweep(lora.id, x=axes.prompt_axis("a red fox", "red, blue"))
+    failed = view(engine, sweep_id).cells[(0, 0)]
+    assert failed.status == BatchStatus.FAILED
+    fake_fal.script.prompt_failures = {}
+
+    holder, jobs = sweeps.retry(
+        engine=engine, generator=fal_generator, policy=policy, user="ann",
+        batch_id=failed.batch_id, allow_private_weights=True, lease_terms=TERMS,
+    )  # fmt: skip
+    assert run_sweep.launch(jobs, holder).wait(30)
+
+    grid = view(engine, sweep_id)
+    assert grid.cells[(0, 0)].status == BatchStatus.SUCCEEDED
+    assert grid.cells[(0, 0)].prompt == "a red fox"
+    assert grid.count(BatchStatus.SUCCEEDED) == 2 and len(grid.cells) == 2
+
+
+def test_a_sweep_placed_in_time_keeps_one_clock(engine, add_lora, run_sweep):
+    lora = add_lora()
+    then = utc_now() - timedelta(hours=2)
+
+    sweep_id = run_sweep(lora.id, x=axes.scale_axis("0.5, 1"), now=then)
+
+    with session_scope(engine) as session:
+        sweep = session.get(Sweep, sweep_id)
+    assert sweep.created_at == to_iso(then)
+    assert {cell.created_at for cell in cells_of(engine)} == {to_iso(then)}
+
+
+def test_closing_the_pool_drops_the_cells_still_queued(engine):
+    pool = sweeps.CellPool(workers=1)
+    release, ran = threading.Event(), []
+    pool.launch(
+        [lambda: release.wait(10), lambda: ran.append("queued")],
+        engine=engine, holder="nobody", terms=TERMS,
+    )  # fmt: skip
+
+    pool.close()
+    release.set()
+    time.sleep(0.3)
+
+    assert ran == []  # left pending, for recovery to settle
