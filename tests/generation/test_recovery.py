@@ -367,7 +367,7 @@ def test_a_sweeps_baseline_cell_is_finished_with_the_words_fal_got(
     with session_scope(engine) as session:
         image = session.scalars(select(GeneratedImage)).first()
     fields = recipe_files.read(media_store.path_for(image.image_url).read_bytes()).fields
-    assert fields["full_prompt"] == full_prompt("p", "inkwash")
+    assert (fields["prompt"], fields["full_prompt"]) == ("p", full_prompt("p", "inkwash"))
     assert fields["lora"] is None
 
 

@@ -22,7 +22,7 @@ from lora_core.errors import (
     QuotaExceeded,
     WeightsUnavailable,
 )
-from lora_core.generation import prompts, quota, recovery, service
+from lora_core.generation import prompts, quota, recipe_files, recovery, service
 from lora_core.generation.quota import QuotaPolicy
 from tests.support.fakefal import JobFailure
 from tests.support.plans import explain_selects
@@ -63,6 +63,7 @@ def test_a_batch_stores_four_images_with_the_raw_prompt(engine, add_lora, genera
     outcome = generate(lora.id, "  a lighthouse at dusk  ")
 
     assert fake_fal.submissions[0].body["prompt"] == "a lighthouse at dusk in the style of wtrclr"
+    assert fake_fal.submissions[0].body["loras"] == [{"path": lora.lora_weights_url, "scale": 1.5}]
     images, [batch] = stored(engine)
     assert len(images) == len(outcome.images) == 4
     for image in images:
@@ -320,6 +321,8 @@ def test_fal_images_are_copied_to_our_store_and_fals_url_is_kept(
     }
     assert all(image.original_url.startswith(f"https://{fake_fal.host}/files/") for image in images)
     assert all(media_store.path_for(image.image_url).exists() for image in images)
+    fields = recipe_files.read(media_store.path_for(images[0].image_url).read_bytes()).fields
+    assert (fields["lora"]["id"], fields["prompt"]) == (lora.id, "a cat")
 
 
 def test_a_failed_copy_keeps_fals_url_and_loses_nothing(

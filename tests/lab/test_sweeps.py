@@ -23,7 +23,13 @@ from lora_core.data import leases
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import DatabaseTarget, session_scope
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, Sweep
-from lora_core.errors import InvalidPrompt, InvalidSweep, LoraNotReady, QuotaExceeded
+from lora_core.errors import (
+    InvalidPrompt,
+    InvalidSweep,
+    LoraNotFound,
+    LoraNotReady,
+    QuotaExceeded,
+)
 from lora_core.generation import quota, recipe_files, recovery
 from lora_core.generation.quota import QuotaPolicy
 from lora_core.generation.recipe import NO_LORA, Recipe
@@ -248,6 +254,7 @@ def test_a_failed_cell_says_why_and_a_retry_fills_its_place(
     assert retried.status == BatchStatus.SUCCEEDED and retried.batch_id != failed.batch_id
     assert retried.prompt == "a green fox" and retried.recipe.seed == 1234
     assert fake_fal.submissions[-1].body["prompt"].startswith("a green fox")
+    assert fake_fal.submissions[-1].body["loras"][0]["path"] == lora.lora_weights_url  # a LoRA cell
     assert used(engine, policy) == 1  # 3 images: still one slot
 
 
@@ -562,7 +569,9 @@ def test_loras_on_the_rows_are_labelled_by_name(engine, add_lora, run_sweep):
 
     sweep_id = run_sweep(lora.id, x=axes.scale_axis("1"), y=axes.lora_axis([lora.id, other.id]))
 
-    assert view(engine, sweep_id).y_labels == ("inkwash", "clay")
+    grid = view(engine, sweep_id)
+    assert grid.y_labels == ("inkwash", "clay")
+    assert grid.y == axes.lora_axis([lora.id, other.id]) and grid.x == axes.scale_axis("1")
 
 
 def test_a_retried_cell_of_the_first_column_stays_in_it(
@@ -612,3 +621,29 @@ def test_closing_the_pool_drops_the_cells_still_queued(engine):
     time.sleep(0.3)
 
     assert ran == []  # left pending, for recovery to settle
+
+
+def test_a_sweep_is_at_most_sixteen_cells_unless_told(engine, add_lora, run_sweep):
+    lora = add_lora()
+
+    with pytest.raises(InvalidSweep, match="at most 16"):
+        run_sweep(lora.id, x=axes.seed_axis("1-17"))
+
+
+def test_a_sweep_naming_an_unknown_lora_says_so(engine, add_lora, run_sweep):
+    lora = add_lora()
+
+    with pytest.raises(LoraNotFound) as refused:
+        run_sweep(lora.id, x=axes.lora_axis([lora.id, "0123456789abcdef"]))
+
+    assert str(refused.value) == "A LoRA of this sweep is not in LoRA Studio."
+
+
+def test_a_sweeps_held_settings_read_back_as_its_base_recipe(engine, add_lora, run_sweep):
+    lora = add_lora()
+    base = Recipe(lora_scale=0.8, steps=12, guidance=2.5, image_size="portrait_4_3", seed=99)
+
+    sweep_id = run_sweep(lora.id, x=axes.prompt_axis("a red fox", "red"), base=base)
+
+    with session_scope(engine) as session:
+        assert sweeps.base_recipe(session.get(Sweep, sweep_id)) == base

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from lora_core.data import leases
+from lora_core.data import leases, lookups
 from lora_core.data.clock import parse_iso, to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus, LoraTraining, RequestId
@@ -466,3 +466,26 @@ def test_an_unsubmitted_reservations_lease_is_judged_at_the_time_given(engine, t
 
     assert at(NOW).state.stage == "queued"  # its lease still runs then
     assert at(NOW + timedelta(minutes=2)).lora.status == LoraStatus.FAILED  # lapsed by then
+
+
+def test_a_started_training_holds_a_lease_and_a_lora_id_links_accept(start):
+    lora = start()
+
+    assert lora.lease_holder and lora.lease_until  # a sweep leaves it to its live process
+    assert len(lora.id) == 16 and lookups.is_valid_lora_id(lora.id)
+
+
+def test_a_user_sees_their_latest_twenty_trainings(engine):
+    with session_scope(engine) as session:
+        for index in range(21):
+            session.add(
+                LoraTraining(id=f"t{index:02d}", request_id=f"req-{index}", wallet_address="ann",
+                             trigger_word="sks", steps=100, status=LoraStatus.COMPLETED,
+                             created_at=to_iso(NOW - timedelta(minutes=index)))
+            )  # fmt: skip
+        session.commit()
+
+    with session_scope(engine) as session:
+        listed = training.list_trainings(session=session, user="ann")
+
+    assert [lora.id for lora in listed] == [f"t{index:02d}" for index in range(20)]
