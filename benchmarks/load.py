@@ -61,31 +61,23 @@ async def open_page(
     socket: websockets.ClientConnection, name: str, query: str
 ) -> tuple[float, str | None]:
     """Ask the session for a page; (seconds until its script finished, error or None)."""
-    message = BackMsg()
-    message.rerun_script.page_name = name
-    message.rerun_script.query_string = query
     started = time.monotonic()
-    await socket.send(message.SerializeToString())
+    elements, status = await rerun(socket, name, query)
+    return time.monotonic() - started, page_error(elements, status)
+
+
+def page_error(elements: list[Element], status: str) -> str | None:
+    """What went wrong on a page, as a user would see it: an exception, a "something went
+    wrong" or "unavailable" alert, or a script that did not finish; None when nothing did."""
     error = None
-    while True:
-        forward = ForwardMsg()
-        forward.ParseFromString(await socket.recv())
-        kind = forward.WhichOneof("type")
-        if kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
-            element = forward.delta.new_element
-            if element.WhichOneof("type") == "exception":
-                error = f"exception: {element.exception.message}"
-            elif element.WhichOneof("type") == "alert" and any(
-                text in element.alert.body for text in BROKEN
-            ):
-                error = element.alert.body
-        if kind == "script_finished":
-            status = ForwardMsg.ScriptFinishedStatus.Name(forward.script_finished)
-            if status == "FINISHED_EARLY_FOR_RERUN":
-                continue
-            if status != "FINISHED_SUCCESSFULLY":
-                error = error or status
-            return time.monotonic() - started, error
+    for element in elements:
+        if element.WhichOneof("type") == "exception":
+            error = f"exception: {element.exception.message}"
+        elif element.WhichOneof("type") == "alert" and any(
+            text in element.alert.body for text in BROKEN
+        ):
+            error = element.alert.body
+    return error or (status if status != "FINISHED_SUCCESSFULLY" else None)
 
 
 async def session(url: str, rounds: int, think: float) -> tuple[list[float], list[str]]:
@@ -133,15 +125,19 @@ async def load(url: str, sessions: int, rounds: int, think: float) -> tuple[list
 
 
 async def rerun(
-    socket: websockets.ClientConnection, name: str, query: str, widgets: list[WidgetState]
-) -> list[Element]:
+    socket: websockets.ClientConnection,
+    name: str,
+    query: str,
+    widgets: list[WidgetState] | None = None,
+) -> tuple[list[Element], str]:
     """One run of `name` with these widget states (a click, a typed prompt), as the browser
-    sends it; the elements that run drew, once Streamlit says it finished (a run that
-    reruns itself, as the dialog does after a generation, counts with its rerun)."""
+    sends it: (the elements it drew, how its script finished), once Streamlit says it
+    finished (a run that reruns itself, as the dialog does after a generation, counts with
+    its rerun)."""
     message = BackMsg()
     message.rerun_script.page_name = name
     message.rerun_script.query_string = query
-    message.rerun_script.widget_states.widgets.extend(widgets)
+    message.rerun_script.widget_states.widgets.extend(widgets or [])
     await socket.send(message.SerializeToString())
     elements: list[Element] = []
     while True:
@@ -150,10 +146,10 @@ async def rerun(
         kind = forward.WhichOneof("type")
         if kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
             elements.append(forward.delta.new_element)
-        if kind == "script_finished" and forward.script_finished != (
-            ForwardMsg.ScriptFinishedStatus.Value("FINISHED_EARLY_FOR_RERUN")
-        ):
-            return elements
+        if kind == "script_finished":
+            status = ForwardMsg.ScriptFinishedStatus.Name(forward.script_finished)
+            if status != "FINISHED_EARLY_FOR_RERUN":
+                return elements, status
 
 
 def widget(elements: list[Element], kind: str, test: Callable[[Any], bool]) -> Any:
@@ -195,13 +191,13 @@ async def keep_generating(url: str, stop: threading.Event, made: list[int]) -> N
         max_size=None,
     ) as socket:
         while not stop.is_set():
-            page = await rerun(socket, "lora", query, [])
+            page, _ = await rerun(socket, "lora", query)
             opener = widget(page, "button", lambda button: "open_generate" in button.id)
-            dialog = await rerun(socket, "lora", query, [clicked(opener.id)])
+            dialog, _ = await rerun(socket, "lora", query, [clicked(opener.id)])
             prompt = widget(dialog, "text_area", lambda box: box.label == "Prompt")
             submit = widget(dialog, "button", lambda button: button.is_form_submitter)
             typed = WidgetState(id=prompt.id, string_value=f"load test {len(made)}")
-            done = await asyncio.wait_for(
+            done, _ = await asyncio.wait_for(
                 rerun(socket, "lora", query, [typed, clicked(submit.id)]), 60
             )
             if not any(
