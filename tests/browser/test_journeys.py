@@ -353,7 +353,17 @@ def test_7a_a_desktop_shows_four_across_and_focuses_the_prompt(
     page.goto("/lora?id=demo-watercolor")
     images = page.locator("[class*='st-key-batch_'] figure.ls-card img")
     expect(images.nth(3)).to_be_visible(timeout=20_000)
-    assert len({round(images.nth(index).bounding_box()["y"]) for index in range(4)}) == 1
+    all_loaded(page, "[class*='st-key-batch_'] figure.ls-card img")
+    # Four across once drawn: Streamlit may still be placing a row when the fourth shows.
+    page.wait_for_function(
+        """selector => {
+            const tops = [...document.querySelectorAll(selector)].slice(0, 4)
+                .map(img => Math.round(img.getBoundingClientRect().y));
+            return tops.length === 4 && new Set(tops).size === 1;
+        }""",
+        arg="[class*='st-key-batch_'] figure.ls-card img",
+        timeout=10_000,
+    )
     assert images.nth(0).bounding_box()["y"] < 900  # pictures on the first screen
 
     page.locator(".st-key-open_generate button").click()
