@@ -9,6 +9,7 @@ Module map (one hop from a behaviour to its folder):
     thumbnails.py      the small WebP grids show; which images lack one; made lazily
     weights.py         a LoRA's weights: durable copies, and the URL fal is given
     sweeper.py         a light background sweep (what a dead process left)
+    web.py             HTTP clients for what the core fetches (one TLS setup for all)
     studio.py          the Studio: every part built from settings, the use cases wired
     legacy.py          the original web app's rows (no batch): clicks, quota, adoption
     data/              models (every table), db (engines, sessions), schema (Alembic's
@@ -36,7 +37,7 @@ Module map (one hop from a behaviour to its folder):
 
 Layers, top to bottom (no import runs back up): studio → fal (adapters of the generation
 and training interfaces), history, cli → lab → training, gallery → generation → weights →
-storage → thumbnails, identity → settings, legacy → data → errors; sweeper imports nothing.
+storage → thumbnails, identity → settings, legacy → data → web, errors; sweeper imports nothing.
 
 Conventions: the core's functions take keyword arguments; a function that takes a session
 only reads, one that changes data takes the engine and owns its transaction.

@@ -23,7 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import SecretStr
 
-from lora_core import thumbnails
+from lora_core import thumbnails, web
 from lora_core.settings import Settings
 
 COPY_TIMEOUT_SECONDS = 30
@@ -178,7 +178,7 @@ def copy_images(
         return Copied(copied, save_thumbnail(store, thumbnails.path_beside(relative_path), data))
 
     with (
-        httpx.Client(timeout=COPY_TIMEOUT_SECONDS, follow_redirects=True) as client,
+        web.client(timeout=COPY_TIMEOUT_SECONDS, follow_redirects=True) as client,
         ThreadPoolExecutor(max_workers=len(sources)) as pool,
     ):
         return list(pool.map(copy, sources))

@@ -22,7 +22,7 @@ import httpx
 from sqlalchemy import Engine, update
 from sqlmodel import col
 
-from lora_core import storage
+from lora_core import storage, web
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraTraining
 from lora_core.errors import WeightsUnavailable
@@ -86,7 +86,7 @@ def _copy(
     Redirects are followed by hand, each hop's host checked."""
     with (
         tempfile.TemporaryDirectory(prefix="lora-studio-weights-") as folder,
-        httpx.Client(timeout=DOWNLOAD_TIMEOUT_SECONDS) as client,
+        web.client(timeout=DOWNLOAD_TIMEOUT_SECONDS) as client,
     ):
         path = Path(folder) / "download"
         try:
@@ -138,7 +138,7 @@ def answers(url: str, *, allow_private_hosts: bool = False) -> bool | None:
     answer: bool | None = None
     if allow_private_hosts or _public(url):
         try:
-            with httpx.Client(timeout=PROBE_SECONDS, follow_redirects=False) as client:
+            with web.client(timeout=PROBE_SECONDS) as client:
                 status = client.head(url).status_code
                 if status in (403, 405, 501) and time.monotonic() - now < PROBE_SECONDS:
                     status = client.get(url, headers={"Range": "bytes=0-0"}).status_code

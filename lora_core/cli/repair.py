@@ -21,11 +21,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import httpx
 from sqlalchemy import Engine, select, update
 from sqlmodel import col
 
-from lora_core import thumbnails, weights
+from lora_core import thumbnails, web, weights
 from lora_core.data.db import create_db_engine, session_scope
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
@@ -81,7 +80,7 @@ def repair_thumbnails(
     again next time)."""
     made = failed = 0
     after = ""
-    with httpx.Client(timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=True) as client:
+    with web.client(timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=True) as client:
         while chunk := thumbnails.missing(engine=engine, limit=THUMBNAIL_CHUNK, after=after):
             with ThreadPoolExecutor(max_workers=CHUNK) as pool:
                 urls = list(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import select
 import ssl
 import time
@@ -27,7 +26,6 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-import certifi
 import turso_serverless
 from sqlalchemy import Engine, create_engine, pool
 from sqlalchemy.dialects import registry
@@ -35,6 +33,8 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL
 from turso_serverless.protocol import ProtocolError
 from turso_serverless.session import Session, normalize_url
+
+from lora_core.web import tls_context
 
 # The SQLite inside sqld 0.24 (and Turso's servers): decides which SQL SQLAlchemy emits.
 SQLITE_VERSION = (3, 45, 1)
@@ -58,15 +58,6 @@ def http_base_url(url: str) -> str:
     elif lowered.startswith("ws://"):
         url = "http://" + url[len("ws://") :]
     return normalize_url(url).split("?", 1)[0]
-
-
-def tls_context() -> ssl.SSLContext:
-    """The certificates to trust, found as httpx (and so fal_client) finds them:
-    `SSL_CERT_FILE`/`SSL_CERT_DIR` when set, else certifi's bundle, so that a Python
-    without the system's store (macOS's python.org build) still reaches Turso."""
-    if os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"):
-        return ssl.create_default_context()  # OpenSSL reads both variables
-    return ssl.create_default_context(cafile=certifi.where())
 
 
 class _KeepAlive:
@@ -239,7 +230,7 @@ def create_turso_engine(
 ) -> Engine:
     """An engine on the libSQL server at `url`; nothing is sent until the first query."""
     base_url = http_base_url(url)
-    tls = tls_context() if base_url.startswith("https://") else None  # one per engine
+    tls = tls_context() if base_url.startswith("https://") else None
 
     def connect() -> TursoConnection:
         # Statements waiting for the server's write lock take up to its 5 s transaction

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import httpx
 import pandas as pd
 
-from lora_core import thumbnails
+from lora_core import thumbnails, web
 from lora_core.data.models import GeneratedImage, LoraTraining
 from lora_core.errors import DownloadFailed
 from lora_core.generation import recipe_files
@@ -59,7 +59,7 @@ def read_image(url: str, *, store: MediaStore, client: httpx.Client | None = Non
         raise DownloadFailed("This image has no address it can be downloaded from.")
     try:
         if client is None:
-            with httpx.Client(timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=True) as own:
+            with web.client(timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=True) as own:
                 response = own.get(url)
         else:
             response = client.get(url)
@@ -129,7 +129,7 @@ def images_zip(
         return with_recipe(data, image, lora, made_with)
 
     with (
-        httpx.Client(timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=True) as client,
+        web.client(timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=True) as client,
         ThreadPoolExecutor(max_workers=max(len(images), 1)) as pool,
     ):
         contents = list(pool.map(fetch, images))

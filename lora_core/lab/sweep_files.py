@@ -10,9 +10,9 @@ import json
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pandas as pd
 
+from lora_core import web
 from lora_core.errors import DownloadFailed
 from lora_core.gallery.downloads import FETCH_TIMEOUT_SECONDS, read_image
 from lora_core.generation.recipe import NO_LORA
@@ -76,7 +76,7 @@ def _images(view: SweepView, store: MediaStore) -> dict[tuple[int, int], bytes]:
             return None
 
     with (
-        httpx.Client(timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=True) as client,
+        web.client(timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=True) as client,
         ThreadPoolExecutor(max_workers=max(min(len(shown), 8), 1)) as pool,
     ):
         contents = pool.map(fetch, [image.image_url for image in shown.values()])

@@ -14,7 +14,7 @@ import httpx
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
-from lora_core import weights
+from lora_core import web, weights
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus, LoraTraining, RequestId
@@ -65,7 +65,7 @@ def check_reachable(url: str, *, allow_private_hosts: bool = False) -> None:
     """The weights answer a HEAD request (or, where HEAD is refused, a one-byte GET).
     Redirects are followed by hand, so that every hop's host is checked."""
     try:
-        with httpx.Client(timeout=CHECK_TIMEOUT_SECONDS) as client:
+        with web.client(timeout=CHECK_TIMEOUT_SECONDS) as client:
             for _hop in range(MAX_REDIRECTS + 1):
                 if not allow_private_hosts:
                     _refuse_private_host(url)

@@ -7,11 +7,9 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import trustme
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -21,6 +19,7 @@ from lora_core.data.db import DatabaseTarget, create_db_engine, session_scope
 from lora_core.data.models import LoraTraining
 from lora_core.data.schema import ensure_schema
 from lora_core.errors import DatabaseUnavailable
+from tests.support.net import serve_https
 from tests.support.sqld import Sqld, signed_token
 
 
@@ -238,32 +237,10 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(tmp_path: Path, m
         server.remove()
 
 
-class _Answer(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def https_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A server answering any POST over TLS, with a certificate from a CA of its own:
-    (its URL, that CA's PEM file)."""
-    ca = trustme.CA()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    yield f"https://127.0.0.1:{server.server_address[1]}", ca_file
-    server.shutdown()
+    with serve_https(tmp_path / "ca.pem") as server:
+        yield server
 
 
 def test_tls_trusts_the_certificates_ssl_cert_file_names(https_server, monkeypatch):
