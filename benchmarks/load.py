@@ -80,11 +80,11 @@ def page_error(elements: list[Element], status: str) -> str | None:
     return error or (status if status != "FINISHED_SUCCESSFULLY" else None)
 
 
-async def session(url: str, rounds: int, think: float) -> tuple[list[float], list[str]]:
+async def session(url: str, rounds: int, think: float) -> tuple[list[tuple[str, float]], list[str]]:
     """One visitor: a session of its own through the proxy, every page `rounds` times.
     Visitors arrive spread over one pause, not all in the same millisecond: K sessions
     reading pages, not a burst of K first pages at once."""
-    times: list[float] = []
+    times: list[tuple[str, float]] = []
     errors: list[str] = []
     await asyncio.sleep(think * random.uniform(0, 1))
     cookie = f"lorastudio_route={secrets.token_hex(16)}"
@@ -102,18 +102,21 @@ async def session(url: str, rounds: int, think: float) -> tuple[list[float], lis
                     )
                 except TimeoutError:
                     seconds, error = PAGE_TIMEOUT, "timed out"
-                times.append(seconds)
+                times.append((name or "gallery", seconds))
                 if error:
                     errors.append(f"{name or 'gallery'}: {error}")
                 await asyncio.sleep(think * random.uniform(0.5, 1.5))
     return times, errors
 
 
-async def load(url: str, sessions: int, rounds: int, think: float) -> tuple[list[float], list[str]]:
+async def load(
+    url: str, sessions: int, rounds: int, think: float
+) -> tuple[list[tuple[str, float]], list[str]]:
+    """Every page's (name, seconds) of `sessions` visitors at once, and their errors."""
     outcomes = await asyncio.gather(
         *(session(url, rounds, think) for _ in range(sessions)), return_exceptions=True
     )
-    times: list[float] = []
+    times: list[tuple[str, float]] = []
     errors: list[str] = []
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
@@ -260,17 +263,24 @@ def main() -> None:
             f"{arguments.replicas} replicas behind nginx; {os.cpu_count()} cores; "
             f"{arguments.think} s between pages\n"
         )
-        print("| K sessions | pages | p50 ms | p95 ms | errors |")
-        print("| --- | --- | --- | --- | --- |")
+        print(
+            "| K sessions | pages | p50 ms | p95 ms | errors | p95 ms: gallery | LoRA | History |"
+        )
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         p95: dict[int, float] = {}
         for count in counts:
             rounds = max(arguments.rounds, math.ceil(60 / (len(PAGES) * count)))
-            times, errors = asyncio.run(load(stack.url, count, rounds, arguments.think))
+            named, errors = asyncio.run(load(stack.url, count, rounds, arguments.think))
+            times = [seconds for _name, seconds in named]
             p95[count] = percentile(times, 0.95)
             all_errors += errors
+            by_page = " | ".join(
+                f"{percentile([s for n, s in named if n == page], 0.95) * 1000:.0f}"
+                for page in ("gallery", "lora", "history")
+            )
             print(
                 f"| {count} | {len(times)} | {statistics.median(times) * 1000:.0f} "
-                f"| {p95[count] * 1000:.0f} | {len(errors)} |"
+                f"| {p95[count] * 1000:.0f} | {len(errors)} | {by_page} |"
             )
         stop.set()
         generator.join(timeout=90)

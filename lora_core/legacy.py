@@ -9,12 +9,9 @@ row of ours (`adopt_legacy_images`), once.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import ColumnElement, Engine, select, update
+from sqlalchemy import BindParameter, ColumnElement, Engine, select, update
 from sqlmodel import col
 
-from lora_core.data.clock import to_iso
 from lora_core.data.db import session_scope
 from lora_core.data.models import (
     BatchStatus,
@@ -43,11 +40,14 @@ def same_click(image: GeneratedImage) -> ColumnElement[bool]:
     )
 
 
-def images_in_window(user: str, since: datetime) -> ColumnElement[bool]:
-    """The original app's images of `user` since `since` (what its quota counted)."""
+def images_in_window(
+    user: str | BindParameter[str], since: str | BindParameter[str]
+) -> ColumnElement[bool]:
+    """The original app's images of `user` since `since`, ISO text (what its quota
+    counted); either may be a bound parameter (the quota's statements are built once)."""
     return (
         (col(GeneratedImage.wallet_address) == user)
-        & (col(GeneratedImage.created_at) > to_iso(since))
+        & (col(GeneratedImage.created_at) > since)
         & col(GeneratedImage.batch_id).is_(None)
     )
 

@@ -26,6 +26,8 @@ from sqlalchemy import (
     Engine,
     Exists,
     ScalarSelect,
+    String,
+    bindparam,
     exists,
     func,
     insert,
@@ -81,22 +83,42 @@ class QuotaStatus:
         return not self.is_exempt and self.remaining == 0
 
 
-def _pending_alive(policy: QuotaPolicy, now: datetime) -> ColumnElement[bool]:
+# The quota's conditions take the user and the moment as bound parameters, so that its
+# statements are built (and keyed for SQLAlchemy's compiled cache) once, not on every page:
+# building and keying the slots-in-use query took more CPU than running it, and the
+# sidebar asks for it on every page. `_moment` gives their values.
+_USER = bindparam("quota_user", type_=String())
+_WINDOW_START = bindparam("quota_window_start", type_=String())
+_ABANDONED_BEFORE = bindparam("quota_abandoned_before", type_=String())
+_NOW = bindparam("quota_now", type_=String())
+
+
+def _moment(policy: QuotaPolicy, user: str, now: datetime) -> dict[str, str]:
+    """The values of the quota's parameters for `user` at `now`."""
+    return {
+        "quota_user": user,
+        "quota_window_start": to_iso(now - policy.window),
+        "quota_abandoned_before": to_iso(now - policy.abandoned_after),
+        "quota_now": to_iso(now),
+    }
+
+
+def _pending_alive() -> ColumnElement[bool]:
     """A pending batch still holds its slot while younger than `abandoned_after`, or while
     a live process holds its lease (a sweep's cell queued behind others: it is not yet
     abandoned, however long it waits)."""
     return (col(GenerationBatch.status) == BatchStatus.PENDING) & (
-        (col(GenerationBatch.created_at) > to_iso(now - policy.abandoned_after))
-        | (col(GenerationBatch.lease_until) > to_iso(now))
+        (col(GenerationBatch.created_at) > _ABANDONED_BEFORE)
+        | (col(GenerationBatch.lease_until) > _NOW)
     )
 
 
-def _holds_slot(policy: QuotaPolicy, user: str, now: datetime) -> ColumnElement[bool]:
-    """Batches of `user` in the window that hold a slot: succeeded, or pending and alive."""
+def _holds_slot() -> ColumnElement[bool]:
+    """Batches of the user in the window that hold a slot: succeeded, or pending and alive."""
     return (
-        (col(GenerationBatch.wallet_address) == user)
-        & (col(GenerationBatch.created_at) > to_iso(now - policy.window))
-        & ((col(GenerationBatch.status) == BatchStatus.SUCCEEDED) | _pending_alive(policy, now))
+        (col(GenerationBatch.wallet_address) == _USER)
+        & (col(GenerationBatch.created_at) > _WINDOW_START)
+        & ((col(GenerationBatch.status) == BatchStatus.SUCCEEDED) | _pending_alive())
     )
 
 
@@ -105,13 +127,11 @@ def _ceil_slots(cells: ColumnElement[int] | ScalarSelect[int]) -> ColumnElement[
     return (cells + (CELLS_PER_SLOT - 1)) // CELLS_PER_SLOT
 
 
-def _used(
-    policy: QuotaPolicy, user: str, now: datetime, adding: tuple[str, int] | None = None
-) -> ScalarSelect[int]:
+def _used(adding: tuple[str, int] | None = None) -> ScalarSelect[int]:
     """Slots in use, as one scalar subquery: our batches, our sweeps' cells by four, and the
     original app's images by four. With `adding` (sweep id, cells), the slots in use once
     that many cells are added to that sweep (a new one, or a failed cell tried again)."""
-    holding = _holds_slot(policy, user, now)
+    holding = _holds_slot()
     sweep_id = col(GenerationBatch.sweep_id)
     batches = (
         select(func.count())
@@ -144,10 +164,13 @@ def _used(
     legacy_slots = (
         select((func.count() + (per - 1)) // per)  # `legacy.slots_for`, in SQL
         .select_from(GeneratedImage)
-        .where(legacy.images_in_window(user, now - policy.window))
+        .where(legacy.images_in_window(_USER, _WINDOW_START))
         .scalar_subquery()
     )
     return select(batches + sweeps + legacy_slots).scalar_subquery()
+
+
+_SLOTS_IN_USE = select(_used())  # built once; run with `_moment`
 
 
 def get_status(
@@ -155,7 +178,7 @@ def get_status(
 ) -> QuotaStatus:
     """How many slots `user` has used in the window, and when the next one frees up."""
     now = now or utc_now()
-    used = session.scalar(select(_used(policy, user, now))) or 0
+    used = session.scalar(_SLOTS_IN_USE, _moment(policy, user, now)) or 0
     return QuotaStatus(
         limit=policy.limit,
         used=used,
@@ -173,10 +196,10 @@ def _next_slot_at(
     as `_used` counts them."""
     if used < policy.limit or policy.is_exempt(user):
         return None
+    moment = _moment(policy, user, now)
     rows = session.execute(
-        select(col(GenerationBatch.created_at), col(GenerationBatch.sweep_id)).where(
-            _holds_slot(policy, user, now)
-        )
+        select(col(GenerationBatch.created_at), col(GenerationBatch.sweep_id)).where(_holds_slot()),
+        moment,
     ).all()
     batch_times = [created_at for created_at, sweep in rows if sweep is None]
     sweep_times: dict[str, list[str]] = {}
@@ -185,9 +208,8 @@ def _next_slot_at(
             sweep_times.setdefault(sweep, []).append(created_at)
     legacy_times = list(
         session.scalars(
-            select(GeneratedImage.created_at).where(
-                legacy.images_in_window(user, now - policy.window)
-            )
+            select(GeneratedImage.created_at).where(legacy.images_in_window(_USER, _WINDOW_START)),
+            moment,
         )
     )
     for expiring in sorted({created_at for created_at, _ in rows} | set(legacy_times)):
@@ -232,7 +254,7 @@ def reserve(
         *(literal(value) for value in (columns or {}).values()),
     )
     if not policy.is_exempt(user):
-        values = values.where(_used(policy, user, now) < policy.limit)
+        values = values.where(_used() < policy.limit)
     statement = insert(GenerationBatch).from_select(
         [
             "id",
@@ -245,7 +267,7 @@ def reserve(
             "lease_until",
             *(columns or {}),
         ],
-        values,
+        values.params(_moment(policy, user, now)),
     )
     # One statement, first in its transaction: SQLite takes the write lock before it
     # reads the count, and a libSQL server runs it as one atomic statement.
@@ -296,7 +318,7 @@ def reserve_cells(
         "sweep_id": sweep_id,
         **lease.columns(),
     }
-    fits = _used(policy, user, now, adding=(sweep_id, len(cells))) <= policy.limit
+    fits = _used(adding=(sweep_id, len(cells))) <= policy.limit
     ids, rows = [], []
     for cell in cells:
         batch_id = uuid.uuid4().hex
@@ -311,7 +333,9 @@ def reserve_cells(
         if free_places:
             row = row.where(~_place_taken(sweep_id, cell["sweep_x"], cell["sweep_y"]))
         rows.append(row)
-    statement = insert(GenerationBatch).from_select(["id", *fixed, *names], union_all(*rows))
+    statement = insert(GenerationBatch).from_select(
+        ["id", *fixed, *names], union_all(*rows).params(_moment(policy, user, now))
+    )
     # One statement, first in its transaction (see `reserve`). SQLite evaluates the
     # SELECT in full before inserting (it reads the table it inserts into), so every cell
     # sees the same count: all are inserted, or none.
@@ -374,13 +398,14 @@ def usage_by_user(
     """(user, slots held now) for everyone who generated in the window, most first: a
     batch holds one, a sweep one per four cells holding a slot."""
     now = now or utc_now()
-    holding = (col(GenerationBatch.created_at) > to_iso(now - policy.window)) & (
-        (col(GenerationBatch.status) == BatchStatus.SUCCEEDED) | _pending_alive(policy, now)
+    holding = (col(GenerationBatch.created_at) > _WINDOW_START) & (
+        (col(GenerationBatch.status) == BatchStatus.SUCCEEDED) | _pending_alive()
     )
     rows = session.execute(
         select(col(GenerationBatch.wallet_address), col(GenerationBatch.sweep_id), func.count())
         .where(holding)
-        .group_by(col(GenerationBatch.wallet_address), col(GenerationBatch.sweep_id))
+        .group_by(col(GenerationBatch.wallet_address), col(GenerationBatch.sweep_id)),
+        _moment(policy, "", now),  # everyone's: the user parameter goes unused
     ).all()
     used: dict[str, int] = {}
     for user, sweep, count in rows:

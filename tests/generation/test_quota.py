@@ -35,6 +35,20 @@ def test_a_new_user_has_every_slot(engine, policy):
     assert status.next_slot_at is None
 
 
+def test_the_status_builds_no_statement(engine, policy, add_batch, monkeypatch):
+    """The sidebar asks on every page: building and keying the slots-in-use query cost
+    more CPU than running it, so it is built once and each user's status only binds its
+    values (and two users' statuses still differ)."""
+    add_batch(status=BatchStatus.SUCCEEDED)
+    built = []
+    monkeypatch.setattr(quota, "_used", lambda *args: built.append(args))
+
+    ann, bob = status_of(engine, policy), status_of(engine, policy, "bob")
+
+    assert (ann.remaining, bob.remaining) == (7, 8)
+    assert built == []
+
+
 def test_pending_and_succeeded_batches_count_failed_ones_do_not(engine, policy, add_batch):
     add_batch(status=BatchStatus.SUCCEEDED)
     add_batch(status=BatchStatus.PENDING, age=timedelta(minutes=5))
