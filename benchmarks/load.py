@@ -9,10 +9,10 @@ server, the replicas, nginx) over the demo data, with the local fake fal answeri
 generation after 1 s. While one visitor generates through the proxy again and again
 (`keep_generating`: the Generate dialog, four images at a time), K clients each open a
 Streamlit session the way the browser does (a WebSocket to `/_stcore/stream` through
-nginx, with a route cookie of its own, so the sessions spread over the replicas) and ask
-for the gallery, a LoRA's page and History, `--rounds` times (more for small K, so that
-every K has at least 60 pages), pausing `--think` seconds after each page as a person
-reading it would (0: as fast as the server answers).
+nginx, with the route cookie nginx gave it with the app's page: new browsers are spread
+over the replicas in turn) and ask for the gallery, a LoRA's page and History, `--rounds`
+times (more for small K, so that every K has at least 60 pages), pausing `--think` seconds
+after each page as a person reading it would (0: as fast as the server answers).
 **Page ready** = from asking for a page to Streamlit's "script finished"; an **error** is a
 page that raised, showed "Something went wrong" or "unavailable", or took over 30 s.
 It prints p50/p95 per K, the errors, and p95(K=max) / p95(K=1); goal: 0 errors and that
@@ -26,12 +26,12 @@ import asyncio
 import math
 import os
 import random
-import secrets
 import statistics
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -87,11 +87,10 @@ async def session(url: str, rounds: int, think: float) -> tuple[list[tuple[str, 
     times: list[tuple[str, float]] = []
     errors: list[str] = []
     await asyncio.sleep(think * random.uniform(0, 1))
-    cookie = f"lorastudio_route={secrets.token_hex(16)}"
     async with websockets.connect(
         f"{url.replace('http', 'ws')}/_stcore/stream",
         subprotocols=["streamlit"],
-        additional_headers={"Cookie": cookie},
+        additional_headers={"Cookie": await asyncio.to_thread(route_cookie, url)},
         max_size=None,
     ) as socket:
         for _round in range(rounds):
@@ -155,6 +154,13 @@ async def rerun(
                 return elements, status
 
 
+def route_cookie(url: str) -> str:
+    """The route cookie nginx gives a new browser with the app's page (the replica it keeps
+    the browser on), as the browser gets it before it opens its WebSocket."""
+    with urllib.request.urlopen(f"{url}/", timeout=10) as answer:
+        return answer.headers["Set-Cookie"].split(";", 1)[0]
+
+
 def widget(elements: list[Element], kind: str, test: Callable[[Any], bool]) -> Any:
     """The first widget of `kind` ("button", "text_area"…) that passes `test`."""
     return next(
@@ -190,7 +196,7 @@ async def keep_generating(url: str, stop: threading.Event, made: list[int]) -> N
     async with websockets.connect(
         f"{url.replace('http', 'ws')}/_stcore/stream",
         subprotocols=["streamlit"],
-        additional_headers={"Cookie": f"lorastudio_route={secrets.token_hex(16)}"},
+        additional_headers={"Cookie": await asyncio.to_thread(route_cookie, url)},
         max_size=None,
     ) as socket:
         while not stop.is_set():

@@ -9,6 +9,7 @@ It prints the file it wrote; start nginx with `nginx -p FOLDER -c FOLDER/nginx.c
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 TEMPLATE = Path(__file__).with_name("nginx.conf.template")
@@ -21,12 +22,31 @@ def render(*, listen: str, replicas: list[str], folder: Path, daemon: bool = Fal
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     # A replica that fails twice within 5 s is left alone for 5 s, then tried again.
-    upstreams = "\n".join(
-        f"        server {address} max_fails=2 fail_timeout=5s;" for address in replicas
-    )
+    servers = [f"server {address} max_fails=2 fail_timeout=5s" for address in replicas]
+    routes = [f"r{number}" for number in range(1, len(replicas) + 1)]
+    pinned = [
+        "\n".join(
+            [
+                f"    upstream lorastudio_{route} {{",
+                f"        {server};",
+                *(f"        {other} backup;" for other in servers if other != server),
+                "    }",
+            ]
+        )
+        for route, server in zip(routes, servers, strict=True)
+    ]
     text = (
         TEMPLATE.read_text()
-        .replace("{{UPSTREAMS}}", upstreams)
+        .replace("{{UPSTREAMS}}", "\n".join(f"        {server};" for server in servers))
+        .replace("{{PINNED}}", "\n\n".join(pinned))
+        .replace("{{ROUTES}}", "\n".join(f"        {r} lorastudio_{r};" for r in routes))
+        .replace(
+            "{{SERVED_BY}}",
+            "\n".join(
+                f'        "~(^|, ){re.escape(address)}$" {route};'
+                for route, address in zip(routes, replicas, strict=True)
+            ),
+        )
         .replace("{{LISTEN}}", listen)
         .replace("{{PREFIX}}", str(folder))
         .replace("{{DAEMON}}", "on" if daemon else "off")

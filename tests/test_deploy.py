@@ -6,11 +6,16 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import threading
 import tomllib
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
 from deploy.render_nginx import render
+from deploy.stack import free_port, stop_process, wait_until_up
 from lora_core.settings import Settings
 from tests.conftest import APP_ROOT
 
@@ -89,8 +94,76 @@ def test_the_rendered_nginx_config_is_valid_for_nginx(tmp_path):
     assert checked.returncode == 0, checked.stderr
     text = config.read_text()
     assert "server 127.0.0.1:18501 max_fails=2 fail_timeout=5s;" in text
-    assert "hash $lorastudio_route consistent;" in text
     assert "{{" not in text
+
+
+class _Replica(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def proxy(tmp_path) -> Iterator[tuple[str, list[ThreadingHTTPServer]]]:
+    """nginx with the rendered configuration in front of two stand-in replicas:
+    (its URL, the replicas' servers)."""
+    replicas = [ThreadingHTTPServer(("127.0.0.1", 0), _Replica) for _ in range(2)]
+    for replica in replicas:
+        threading.Thread(target=replica.serve_forever, daemon=True).start()
+    port = free_port()
+    config = render(
+        listen=f"127.0.0.1:{port}",
+        replicas=[f"127.0.0.1:{replica.server_address[1]}" for replica in replicas],
+        folder=tmp_path,
+    )
+    nginx = subprocess.Popen(
+        ["/usr/sbin/nginx", "-p", str(tmp_path), "-c", str(config), "-e", "stderr"],
+        stderr=subprocess.DEVNULL,
+    )
+    wait_until_up(f"http://127.0.0.1:{port}/", nginx, tmp_path / "error.log")
+    yield f"http://127.0.0.1:{port}", replicas
+    stop_process(nginx)
+    for replica in replicas:
+        replica.shutdown()
+        replica.server_close()
+
+
+def served_by(answer: httpx.Response, replicas: list[ThreadingHTTPServer]) -> int:
+    """Which stand-in replica (0, 1) answered, from the header nginx adds."""
+    address = answer.headers["x-lora-studio-replica"].split(", ")[-1]
+    ports = [replica.server_address[1] for replica in replicas]
+    return ports.index(int(address.rsplit(":", 1)[1]))
+
+
+def test_new_browsers_are_spread_evenly_and_each_kept_on_its_replica(proxy):
+    url, replicas = proxy
+    browsers = [httpx.Client(base_url=url) for _ in range(6)]
+
+    first = [served_by(browser.get("/"), replicas) for browser in browsers]
+    cookies = [browser.cookies["lorastudio_route"] for browser in browsers]
+    again = [served_by(browser.get("/"), replicas) for browser in browsers for _ in range(3)]
+
+    assert sorted(first) == [0, 0, 0, 1, 1, 1]  # not by the luck of a hash
+    assert cookies == [f"r{replica + 1}" for replica in first]
+    assert again == [replica for replica in first for _ in range(3)]
+
+
+def test_the_users_of_a_replica_that_is_down_move_and_stay_moved(proxy):
+    url, replicas = proxy
+    browser = httpx.Client(base_url=url)
+    home = served_by(browser.get("/"), replicas)
+    other = 1 - home
+
+    replicas[home].shutdown()
+    replicas[home].server_close()
+
+    assert [served_by(browser.get("/"), replicas) for _ in range(3)] == [other] * 3
+    assert browser.cookies["lorastudio_route"] == f"r{other + 1}"
 
 
 @pytest.mark.parametrize(
