@@ -16,6 +16,7 @@ at a time, concurrent requests can never exceed the limit.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Engine,
     Exists,
     ScalarSelect,
+    Select,
     String,
     bindparam,
     exists,
@@ -170,7 +172,10 @@ def _used(adding: tuple[str, int] | None = None) -> ScalarSelect[int]:
     return select(batches + sweeps + legacy_slots).scalar_subquery()
 
 
-_SLOTS_IN_USE = select(_used())  # built once; run with `_moment`
+@functools.cache
+def _slots_in_use() -> Select[tuple[int]]:
+    """The slots-in-use query, built on first use and then kept; run with `_moment`."""
+    return select(_used())
 
 
 def get_status(
@@ -178,7 +183,7 @@ def get_status(
 ) -> QuotaStatus:
     """How many slots `user` has used in the window, and when the next one frees up."""
     now = now or utc_now()
-    used = session.scalar(_SLOTS_IN_USE, _moment(policy, user, now)) or 0
+    used = session.scalar(_slots_in_use(), _moment(policy, user, now)) or 0
     return QuotaStatus(
         limit=policy.limit,
         used=used,

@@ -40,6 +40,7 @@ def test_the_status_builds_no_statement(engine, policy, add_batch, monkeypatch):
     more CPU than running it, so it is built once and each user's status only binds its
     values (and two users' statuses still differ)."""
     add_batch(status=BatchStatus.SUCCEEDED)
+    status_of(engine, policy, "carl")  # the first status of the process builds it
     built = []
     monkeypatch.setattr(quota, "_used", lambda *args: built.append(args))
 
@@ -354,6 +355,27 @@ def test_a_pending_batch_exactly_at_its_expiry_age_no_longer_holds_a_slot(engine
     assert status_of(engine, policy).used == 0
 
 
+# The status and the reservation share their conditions; the status's query is built once
+# per process, so these pin the rules on the reservation's own statement too.
+def reserve_for_ann(engine, policy) -> str:
+    return quota.reserve(engine=engine, policy=policy, user="ann", lora_id="l", prompt="p", now=NOW)
+
+
+def test_five_images_of_the_original_app_leave_no_slot_of_two_to_reserve(engine):
+    policy = QuotaPolicy(limit=2, window=timedelta(hours=24))
+    add_legacy_images(engine, 5, age=timedelta(hours=2))
+
+    with pytest.raises(QuotaExceeded):
+        reserve_for_ann(engine, policy)
+
+
+def test_a_pending_batch_exactly_at_its_expiry_age_leaves_its_slot_to_reserve(engine, add_batch):
+    policy = QuotaPolicy(limit=1, window=timedelta(hours=24), abandoned_after=timedelta(minutes=10))
+    add_batch(status=BatchStatus.PENDING, age=timedelta(minutes=10))
+
+    assert reserve_for_ann(engine, policy)
+
+
 def test_the_status_says_its_window_and_an_exempt_user_never_waits(engine, policy, add_batch):
     for hours in range(1, 10):
         add_batch(user="admin", age=timedelta(hours=hours))
@@ -586,6 +608,7 @@ def test_a_lease_ending_exactly_now_no_longer_holds_a_queued_cell(engine):
     )  # fmt: skip
 
     assert status_of(engine, policy).used == 0
+    assert reserve_for_ann(engine, policy)  # the reservation's own statement agrees
 
 
 def cells_at(engine, policy, sweep_id: str, count: int, *, minutes_ago: int, x0: int = 0):
