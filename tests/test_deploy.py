@@ -9,7 +9,7 @@ import subprocess
 import threading
 import tomllib
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -18,6 +18,7 @@ from deploy.render_nginx import render
 from deploy.stack import free_port, stop_process, wait_until_up
 from lora_core.settings import Settings
 from tests.conftest import APP_ROOT
+from tests.support.net import Answer
 
 
 def requirement_lines(text: str) -> list[str]:
@@ -97,22 +98,11 @@ def test_the_rendered_nginx_config_is_valid_for_nginx(tmp_path):
     assert "{{" not in text
 
 
-class _Replica(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def proxy(tmp_path) -> Iterator[tuple[str, list[ThreadingHTTPServer]]]:
     """nginx with the rendered configuration in front of two stand-in replicas:
     (its URL, the replicas' servers)."""
-    replicas = [ThreadingHTTPServer(("127.0.0.1", 0), _Replica) for _ in range(2)]
+    replicas = [ThreadingHTTPServer(("127.0.0.1", 0), Answer) for _ in range(2)]
     for replica in replicas:
         threading.Thread(target=replica.serve_forever, daemon=True).start()
     port = free_port()

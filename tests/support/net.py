@@ -15,11 +15,11 @@ import trustme
 
 from deploy.stack import free_port
 
-__all__ = ["free_port", "serve_https"]
+__all__ = ["Answer", "free_port", "serve_https"]
 
 
-class _Answer(BaseHTTPRequestHandler):
-    """`{}` to any GET or POST."""
+class Answer(BaseHTTPRequestHandler):
+    """`{}` to any GET or POST: a stand-in server."""
 
     def do_GET(self) -> None:
         self.send_response(200)
@@ -40,7 +40,7 @@ def serve_https(ca_file: Path) -> Iterator[tuple[str, Path]]:
     """A server answering `{}` over TLS on loopback, its certificate from a new CA whose PEM
     is written to `ca_file`: (its URL, `ca_file`)."""
     ca = trustme.CA()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(context)
     server.socket = context.wrap_socket(server.socket, server_side=True)
