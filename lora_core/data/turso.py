@@ -20,7 +20,6 @@ from __future__ import annotations
 import http.client
 import json
 import select
-import ssl
 import time
 from types import ModuleType
 from typing import Any
@@ -64,12 +63,9 @@ class _KeepAlive:
     """One HTTP/1.1 connection to the server, kept open between requests. A DB-API
     connection has one and is used by one thread at a time (SQLAlchemy's pool)."""
 
-    def __init__(
-        self, *, connect_seconds: float, read_seconds: float, tls: ssl.SSLContext | None = None
-    ) -> None:
+    def __init__(self, *, connect_seconds: float, read_seconds: float) -> None:
         self._connect_seconds = connect_seconds
         self._read_seconds = read_seconds
-        self._tls = tls
         self._connection: http.client.HTTPConnection | None = None
         self._origin: tuple[str, str] | None = None
 
@@ -97,10 +93,9 @@ class _KeepAlive:
         if self._connection is None:
             connection: http.client.HTTPConnection
             if parts.scheme == "https":
-                self._tls = self._tls or tls_context()
                 connection = http.client.HTTPSConnection(
                     parts.hostname or "", parts.port, timeout=self._connect_seconds,
-                    context=self._tls,
+                    context=tls_context(),  # built once per trust setting
                 )  # fmt: skip
             else:
                 connection = http.client.HTTPConnection(
@@ -230,12 +225,11 @@ def create_turso_engine(
 ) -> Engine:
     """An engine on the libSQL server at `url`; nothing is sent until the first query."""
     base_url = http_base_url(url)
-    tls = tls_context() if base_url.startswith("https://") else None
 
     def connect() -> TursoConnection:
         # Statements waiting for the server's write lock take up to its 5 s transaction
         # timeout: reads may wait `timeout_seconds`; connecting, 5 s.
-        http = _KeepAlive(connect_seconds=5, read_seconds=timeout_seconds, tls=tls)
+        http = _KeepAlive(connect_seconds=5, read_seconds=timeout_seconds)
         return TursoConnection(base_url, auth_token, http)
 
     return create_engine(
