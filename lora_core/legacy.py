@@ -40,11 +40,9 @@ def same_click(image: GeneratedImage) -> ColumnElement[bool]:
     )
 
 
-def images_in_window(
-    user: str | BindParameter[str], since: str | BindParameter[str]
-) -> ColumnElement[bool]:
+def images_in_window(user: BindParameter[str], since: BindParameter[str]) -> ColumnElement[bool]:
     """The original app's images of `user` since `since`, ISO text (what its quota
-    counted); either may be a bound parameter (the quota's statements are built once)."""
+    counted); both are bound parameters, since the quota builds its statements once."""
     return (
         (col(GeneratedImage.wallet_address) == user)
         & (col(GeneratedImage.created_at) > since)

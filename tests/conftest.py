@@ -40,6 +40,7 @@ from lora_core.generation.preview import PreviewGenerator  # noqa: E402
 from lora_core.generation.quota import QuotaPolicy  # noqa: E402
 from lora_core.storage import LocalMediaStore, S3MediaStore  # noqa: E402
 from tests.support.fakefal import FakeFal, point_fal_uploads_at, start_fake_fal  # noqa: E402
+from tests.support.net import serve_https  # noqa: E402
 from tests.support.sqld import Sqld  # noqa: E402
 
 # fal_client has its upload hosts as constants, not from the environment: point them at the
@@ -129,6 +130,14 @@ def engine(database: DatabaseTarget) -> Iterator[Engine]:
     ensure_schema(engine)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def https_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A loopback HTTPS server answering `tests.support.net.Answer`'s way, with its own CA:
+    (its URL, the CA's PEM file)."""
+    with serve_https(tmp_path / "ca.pem") as server:
+        yield server
 
 
 @pytest.fixture

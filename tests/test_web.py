@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from lora_core import web
-from tests.support.net import serve_https
-
-
-@pytest.fixture
-def https_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    with serve_https(tmp_path / "ca.pem") as server:
-        yield server
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from lora_core.data.db import DatabaseTarget, create_db_engine, session_scope
 from lora_core.data.models import LoraTraining
 from lora_core.data.schema import ensure_schema
 from lora_core.errors import DatabaseUnavailable
-from tests.support.net import serve_https
 from tests.support.sqld import Sqld, signed_token
 
 
@@ -235,12 +234,6 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(tmp_path: Path, m
         engine.dispose()
     finally:
         server.remove()
-
-
-@pytest.fixture
-def https_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    with serve_https(tmp_path / "ca.pem") as server:
-        yield server
 
 
 def test_tls_trusts_the_certificates_ssl_cert_file_names(https_server, monkeypatch):
