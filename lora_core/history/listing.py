@@ -126,23 +126,33 @@ def lora_scales(*, session: Session) -> list[float]:
 
 
 def _first_images(session: Session, batch_ids: list[str]) -> dict[str, tuple[str, str | None]]:
-    """Each batch's first shown image: (its thumbnail, else the image; the seed fal used)."""
+    """Each batch's newest shown image: (its thumbnail, else the image; the seed fal used).
+    One row per batch: the database picks it, rather than sending every image of the page's
+    batches (four times the rows, each decoded from libSQL's JSON)."""
     if not batch_ids:
         return {}
-    first: dict[str, tuple[str, str | None]] = {}
-    # The thumbnail where there is one: History's Preview column is a small picture.
-    for batch_id, url, seed in session.execute(
+    newest_first = func.row_number().over(
+        partition_by=col(GeneratedImage.batch_id),
+        order_by=(col(GeneratedImage.created_at).desc(), col(GeneratedImage.id).desc()),
+    )
+    shown = (
         select(
-            GeneratedImage.batch_id,
-            func.coalesce(col(GeneratedImage.thumbnail_url), col(GeneratedImage.image_url)),
-            GeneratedImage.seed,
+            col(GeneratedImage.batch_id).label("batch_id"),
+            # The thumbnail where there is one: History's Preview column is a small picture.
+            func.coalesce(col(GeneratedImage.thumbnail_url), col(GeneratedImage.image_url)).label(
+                "url"
+            ),
+            col(GeneratedImage.seed).label("seed"),
+            newest_first.label("rank"),
         )
         .where(col(GeneratedImage.batch_id).in_(batch_ids))
         .where(func.coalesce(col(GeneratedImage.nsfw), False).is_(False))
-        .order_by(col(GeneratedImage.created_at).desc())
-    ):
-        first.setdefault(batch_id, (url, seed))
-    return first
+        .subquery()
+    )
+    rows = session.execute(
+        select(shown.c.batch_id, shown.c.url, shown.c.seed).where(shown.c.rank == 1)
+    )
+    return {batch_id: (url, seed) for batch_id, url, seed in rows}
 
 
 EXPORT_COLUMNS = [

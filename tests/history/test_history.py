@@ -323,6 +323,28 @@ def test_a_flagged_image_is_never_a_thumbnail(seeded):
     assert row.thumbnail_url is not None and not row.thumbnail_url.endswith("/3.jpg")
 
 
+def test_preview_and_seed_are_of_the_batchs_newest_shown_image(seeded):
+    with session_scope(seeded) as session:
+        for image in session.scalars(select(GeneratedImage).where(GeneratedImage.batch_id == "b8")):
+            number = int(image.id[-1])
+            # b8-1 is the newest; b8-2 would be, but the safety checker flagged it.
+            minutes = {1: 3, 2: 4}.get(number, number - 5)
+            image.created_at = to_iso(NOON + timedelta(minutes=minutes))
+            image.seed = f"seed-{number}"
+            image.nsfw = number == 2
+        session.commit()
+        page = listing.list_batches(session=session, history_filter=HistoryFilter())
+
+    rows = {row.batch_id: row for row in page.items}
+    assert (rows["b8"].thumbnail_url, rows["b8"].seed) == ("https://cdn.example/b8/1.jpg", "seed-1")
+    assert all(  # each batch with images shows one of its own
+        row.thumbnail_url.startswith(f"https://cdn.example/{batch_id}/")
+        for batch_id, row in rows.items()
+        if row.images_returned
+    )
+    assert rows["b2"].thumbnail_url is None  # a failed batch has no image
+
+
 def test_the_preview_column_loads_the_thumbnail_where_there_is_one(seeded):
     with session_scope(seeded) as session:
         for image in session.scalars(select(GeneratedImage).where(GeneratedImage.batch_id == "b8")):
