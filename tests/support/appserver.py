@@ -4,11 +4,9 @@ browser tests and the cold-start benchmark."""
 from __future__ import annotations
 
 import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from deploy.stack import stop_process
+from deploy.stack import is_up, stop_process
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by scripts/setup.sh --test
 CHROMIUM_ARGS = [
@@ -49,11 +47,9 @@ def streamlit_flags(port: int, secrets_file: Path) -> list[str]:
 
 
 def is_healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.read().decode().strip() == "ok"
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
+    """Whether the Streamlit server at `url` says it is ready (its health check answers
+    200 "ok" only then; 503 while it starts or stops)."""
+    return is_up(f"{url}/_stcore/health")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
