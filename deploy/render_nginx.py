@@ -15,6 +15,11 @@ from pathlib import Path
 TEMPLATE = Path(__file__).with_name("nginx.conf.template")
 
 
+def route(index: int) -> str:
+    """The route cookie's value for the replica at `index` of the list (0-based): r1, r2…"""
+    return f"r{index + 1}"
+
+
 def render(*, listen: str, replicas: list[str], folder: Path, daemon: bool = False) -> Path:
     """The configuration in `folder/nginx.conf` (with nginx's temp folders beside it)."""
     if not replicas:
@@ -23,28 +28,28 @@ def render(*, listen: str, replicas: list[str], folder: Path, daemon: bool = Fal
     folder.mkdir(parents=True, exist_ok=True)
     # A replica that fails twice within 5 s is left alone for 5 s, then tried again.
     servers = [f"server {address} max_fails=2 fail_timeout=5s" for address in replicas]
-    routes = [f"r{number}" for number in range(1, len(replicas) + 1)]
+    routes = [route(index) for index in range(len(replicas))]
     pinned = [
         "\n".join(
             [
-                f"    upstream lorastudio_{route} {{",
+                f"    upstream lorastudio_{name} {{",
                 f"        {server};",
                 *(f"        {other} backup;" for other in servers if other != server),
                 "    }",
             ]
         )
-        for route, server in zip(routes, servers, strict=True)
+        for name, server in zip(routes, servers, strict=True)
     ]
     text = (
         TEMPLATE.read_text()
         .replace("{{UPSTREAMS}}", "\n".join(f"        {server};" for server in servers))
         .replace("{{PINNED}}", "\n\n".join(pinned))
-        .replace("{{ROUTES}}", "\n".join(f"        {r} lorastudio_{r};" for r in routes))
+        .replace("{{ROUTES}}", "\n".join(f"        {name} lorastudio_{name};" for name in routes))
         .replace(
             "{{SERVED_BY}}",
             "\n".join(
-                f'        "~(^|, ){re.escape(address)}$" {route};'
-                for route, address in zip(routes, replicas, strict=True)
+                f'        "~(^|, ){re.escape(address)}$" {name};'
+                for name, address in zip(routes, replicas, strict=True)
             ),
         )
         .replace("{{LISTEN}}", listen)

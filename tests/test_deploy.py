@@ -14,7 +14,7 @@ from http.server import ThreadingHTTPServer
 import httpx
 import pytest
 
-from deploy.render_nginx import render
+from deploy.render_nginx import render, route
 from deploy.stack import free_port, stop_process, wait_until_up
 from lora_core.settings import Settings
 from tests.conftest import APP_ROOT
@@ -139,7 +139,7 @@ def test_new_browsers_are_spread_evenly_and_each_kept_on_its_replica(proxy):
     again = [served_by(browser.get("/"), replicas) for browser in browsers for _ in range(3)]
 
     assert sorted(first) == [0, 0, 0, 1, 1, 1]  # not by the luck of a hash
-    assert cookies == [f"r{replica + 1}" for replica in first]
+    assert cookies == [route(replica) for replica in first]
     assert again == [replica for replica in first for _ in range(3)]
 
 
@@ -153,7 +153,7 @@ def test_the_users_of_a_replica_that_is_down_move_and_stay_moved(proxy):
     replicas[home].server_close()
 
     assert [served_by(browser.get("/"), replicas) for _ in range(3)] == [other] * 3
-    assert browser.cookies["lorastudio_route"] == f"r{other + 1}"
+    assert browser.cookies["lorastudio_route"] == route(other)
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import Engine, text
 
+from deploy.render_nginx import route
 from deploy.stack import Stack
 from lora_core.data import schema
 from lora_core.data.db import create_db_engine
@@ -56,11 +57,6 @@ def database(stack: Stack) -> Iterator[Engine]:
     engine.dispose()
 
 
-def route_to(index: int) -> str:
-    """The route cookie nginx gives the browsers it keeps on replica `index`."""
-    return f"r{index + 1}"
-
-
 @pytest.fixture(scope="module")
 def users(stack: Stack, browser: Browser) -> Iterator[tuple[Page, Page]]:
     """Two browsers: one kept on replica 0, one on replica 1."""
@@ -70,7 +66,7 @@ def users(stack: Stack, browser: Browser) -> Iterator[tuple[Page, Page]]:
         context = browser.new_context(
             base_url=stack.url, viewport={"width": 1400, "height": 900}, ignore_https_errors=True
         )
-        context.add_cookies([{"name": ROUTE, "value": route_to(index), "url": stack.url}])
+        context.add_cookies([{"name": ROUTE, "value": route(index), "url": stack.url}])
         contexts.append(context)
         pages.append(context.new_page())
     yield pages[0], pages[1]
@@ -209,7 +205,7 @@ def test_4_a_restarted_replica_takes_new_users_while_moved_ones_stay(stack, user
         [stack.nodes[0].address, stack.nodes[1].address] * 2
     )
     context = browser.new_context(base_url=stack.url, viewport={"width": 1400, "height": 900})
-    context.add_cookies([{"name": ROUTE, "value": route_to(0), "url": stack.url}])
+    context.add_cookies([{"name": ROUTE, "value": route(0), "url": stack.url}])
     newcomer = context.new_page()
     newcomer.goto("/")
     expect(newcomer.get_by_role("heading", name="neonnoir", exact=True)).to_be_visible()
