@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from lora_core import weights
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
@@ -69,6 +70,7 @@ def show_weights(lora: LoraTraining) -> None:
         if lora.weights_copy_url:
             st.caption("LoRA Studio's copy of the weights (fal's links expire)")
             st.code(lora.weights_copy_url, language=None, wrap_lines=True)
+        st.caption(md(weights.where_fal_downloads(lora)), help=None)
 
 
 def show_generate_action(lora: LoraTraining) -> bool:
@@ -377,8 +379,8 @@ with session_scope(context.studio().engine) as session:
 if lora_view is None:
     not_found()
 lora = lora_view.lora
-if lora.status == LoraStatus.PENDING:  # still training: ask fal whether it has finished
-    lora = context.studio().refresh_training(lora).lora
+if lora.status == LoraStatus.PENDING:  # still training: as the background sweep found it
+    lora = context.studio().training_view(lora).lora
 image_count = cached_image_count(lora.id, lora_view.count_key)
 
 show_header(lora, image_count)

@@ -175,20 +175,22 @@ def show_training(lora: LoraTraining, state: TrainingState | None) -> None:
             st.error(md(lora.error or "The training failed."), icon=":material/error:")
 
 
+PENDING_SHOWN_KEY = "train_pending_shown"
+
+
 def show_trainings(user: str) -> None:
-    """The user's trainings; the pending ones asked from fal on every run."""
-    studio = context.studio()
-    with session_scope(studio.engine) as session:
-        loras = training.list_trainings(session=session, user=user)
-    views = [studio.refresh_training(lora) for lora in loras]
+    """The user's trainings as the background sweep last found them (it follows each with
+    fal whether or not this page is open); read again on every run while one is pending."""
+    views = context.studio().trainings(user)
     if not views:
         st.caption("You have not trained a LoRA yet.")
         return
     for view in views:
         show_training(view.lora, view.state)
-    was_pending = any(lora.status == LoraStatus.PENDING for lora in loras)
-    still_pending = any(view.lora.status == LoraStatus.PENDING for view in views)
-    if was_pending and not still_pending:
+    pending = any(view.lora.status == LoraStatus.PENDING for view in views)
+    was_pending = st.session_state.get(PENDING_SHOWN_KEY, False)
+    st.session_state[PENDING_SHOWN_KEY] = pending
+    if was_pending and not pending:
         st.rerun()  # the whole page, so that polling stops and the quota is current
 
 

@@ -91,6 +91,37 @@ class WeightsUnavailable(GenerationFailed):
         super().__init__(message, retryable=False)
 
 
+class ContentRefused(GenerationFailed):
+    """fal's content checker refused the request (`content_policy_violation`): the same
+    input would be refused again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class InvalidInput(GenerationFailed):
+    """fal's schema refused an argument (a 422 whose `detail[]` names the field, such as
+    `loras[0].scale`)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message, retryable=False)
+        self.field = field
+
+
+class GenerationPending(LoraStudioError):
+    """fal accepted the job but is not answering now (our wait ran out, fal's gateway or
+    the network failed, an answer could not be read). The job may still run and be billed,
+    so the batch stays pending: the background sweep follows it by its request id until fal
+    gives a terminal answer. Nothing to try again: that would pay twice."""
+
+    def __init__(
+        self, message: str, *, request_id: str | None = None, batch_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+        self.batch_id = batch_id
+
+
 class TrainingQuotaExceeded(QuotaExceeded):
     """The user has started every training of the rolling window."""
 

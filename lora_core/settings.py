@@ -66,8 +66,13 @@ class Settings(BaseSettings):
     media_dir: Path = DEFAULT_MEDIA_DIR
     media_url_prefix: str = DEFAULT_MEDIA_URL_PREFIX
     fal_timeout_seconds: float = Field(180, gt=0)
-    # How often each app process looks for work a dead process left (batches whose lease
-    # lapsed, trainings that never reached fal); 0: only at start and on a LoRA's page.
+    # How long a job fal accepted is followed when fal gives no answer about it at all:
+    # fal keeps a request for at most this long (payload storage: 30 days), and says "not
+    # found" itself once it has forgotten one; this only bounds an fal that never answers.
+    fal_follow_hours: float = Field(720, gt=0)
+    # How often each app process follows fal's jobs nobody waits on (batches whose wait ran
+    # out or whose process died, every training) and settles what never reached fal;
+    # 0: only at start and when a page that shows them is opened.
     recovery_sweep_seconds: float = Field(5, ge=0)
     storage_backend: Literal["local", "s3"] = "local"
     s3_bucket: str | None = None

@@ -2,10 +2,11 @@
 
 A page asks the studio for its parts (`engine`, `store`, `generator`, `trainer`, the two
 quota policies) or runs a use case through it, with every dependency already wired:
-`generate`, `start_sweep`, `retry_cell`, `start_training`, `register`, `refresh_training`,
-`resume_stale_batches`, `recover`, `quota_status`, `training_status`. The UI builds one per process
-(`ui/context.py`), which also sweeps for work a dead process left (`sweeper.Sweeper`);
-scripts and tests build their own.
+`generate`, `start_sweep`, `retry_cell`, `start_training`, `register`, `trainings`,
+`training_view`, `follow_trainings`, `resume_stale_batches`, `recover`, `quota_status`,
+`training_status`. The UI builds one per process (`ui/context.py`), which also runs
+`recover` every few seconds in the background (`sweeper.Sweeper`): every job fal accepted
+is followed there, whether or not a page is open. Scripts and tests build their own.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy import Engine
 from lora_core import identity, thumbnails
 from lora_core.data import leases
 from lora_core.data.db import create_db_engine, session_scope
-from lora_core.data.models import LoraTraining
+from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.data.schema import ensure_schema
 from lora_core.fal.generator import FalGenerator
 from lora_core.fal.trainer import FalTrainer
@@ -38,17 +39,16 @@ from lora_core.training.archive import UploadedFile
 from lora_core.training.preview import PreviewTrainer
 from lora_core.training.trainers import Trainer
 
-# A batch left pending by a dead process is resumed once its lease lapsed (one an earlier
-# version wrote without a lease: once older than any live wait on fal, its timeout and a
-# margin), and given up after this long.
+# A batch nobody waits on is followed once its lease lapsed (one an earlier version wrote
+# without a lease: once older than any live wait on fal, its timeout and a margin).
 RESUME_MARGIN = timedelta(minutes=1)
-GIVE_UP_AFTER = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
 class RecoveryReport:
     batches: recovery.ResumeReport
     trainings_failed: int
+    trainings_asked: int = 0
 
 
 def build_generator(settings: Settings, store: MediaStore | None = None) -> ImageGenerator:
@@ -212,20 +212,59 @@ class Studio:
             keep_copy_in=self.store if keep_copy else None,
         )
 
-    def refresh_training(self, lora: LoraTraining) -> lifecycle.TrainingView:
-        return lifecycle.refresh(
+    @property
+    def follows_in_background(self) -> bool:
+        """Whether each app process sweeps (`recover`) every few seconds; when not
+        (RECOVERY_SWEEP_SECONDS=0), the pages that show fal's jobs follow them as they
+        are viewed."""
+        return self.settings.recovery_sweep_seconds > 0
+
+    def follow_trainings(
+        self,
+        *,
+        user: str | None = None,
+        lora_id: str | None = None,
+        every: timedelta = lifecycle.FOLLOW_EVERY,
+    ) -> int:
+        """Ask fal about the trainings nobody is asking about now (`lifecycle.follow`)."""
+        return lifecycle.follow(
             engine=self.engine,
             trainer=self.trainer,
-            policy=self.training_policy,
-            lora=lora,
             store=self.store,
             allow_private_hosts=self.settings.allow_private_weights_urls,
+            terms=self.lease_terms,
+            user=user,
+            lora_id=lora_id,
+            every=every,
         )
+
+    def _follow_for_a_page(self, *, user: str | None = None, lora_id: str | None = None) -> None:
+        """Without the background sweep, a page that shows trainings follows them as it
+        is viewed (each view may ask: the page itself decides how often it reruns)."""
+        self.follow_trainings(user=user, lora_id=lora_id, every=timedelta(0))
+        lifecycle.fail_unsubmitted(engine=self.engine, policy=self.training_policy)
+
+    def trainings(self, user: str) -> list[lifecycle.TrainingView]:
+        """`user`'s trainings, newest first, as the background sweep last found them."""
+        if not self.follows_in_background:
+            self._follow_for_a_page(user=user)
+        with session_scope(self.engine) as session:
+            loras = lifecycle.list_trainings(session=session, user=user)
+        return [lifecycle.view(lora) for lora in loras]
+
+    def training_view(self, lora: LoraTraining) -> lifecycle.TrainingView:
+        """One LoRA (a row just read) as the background sweep last found it."""
+        if lora.status != LoraStatus.PENDING or self.follows_in_background:
+            return lifecycle.view(lora)
+        self._follow_for_a_page(lora_id=lora.id)
+        with session_scope(self.engine) as session:
+            stored = session.get(LoraTraining, lora.id)
+        return lifecycle.view(stored or lora)
 
     def resume_stale_batches(
         self, *, lora_id: str | None = None, sweep_id: str | None = None
     ) -> recovery.ResumeReport:
-        """Finish (or fail) batches whose process died: for one LoRA, one sweep, or all."""
+        """Follow batches nobody waits on: for one LoRA, one sweep, or all."""
         return recovery.resume_pending(
             engine=self.engine,
             generator=self.generator,
@@ -233,18 +272,23 @@ class Studio:
             terms=self.lease_terms,
             unleased_older_than=timedelta(seconds=self.settings.fal_timeout_seconds)
             + RESUME_MARGIN,
-            give_up_after=GIVE_UP_AFTER,
+            follow_for=timedelta(hours=self.settings.fal_follow_hours),
             lora_id=lora_id,
             sweep_id=sweep_id,
         )
 
     def recover(self) -> RecoveryReport:
-        """Everything a dead process left: its batches finished or failed, its trainings
-        that never reached fal failed (their slots freed)."""
+        """One beat of the background sweep: every job fal accepted that nobody waits on
+        is asked about (batches finished or failed on fal's answer, trainings followed to
+        completion), and whatever never reached fal is failed (its slot freed)."""
         return RecoveryReport(
             batches=self.resume_stale_batches(),
             trainings_failed=lifecycle.fail_unsubmitted(
                 engine=self.engine, policy=self.training_policy
+            ),
+            trainings_asked=self.follow_trainings(
+                # Without a background sweep, the next page view asks again.
+                every=lifecycle.FOLLOW_EVERY if self.follows_in_background else timedelta(0)
             ),
         )
 

@@ -34,6 +34,9 @@ MAX_REDIRECTS = 5
 # A weights URL's answer is asked again after this long (per process).
 PROBE_CACHE_SECONDS = 300
 _probed: dict[str, tuple[float, bool | None]] = {}
+# Answers that say a file is gone for whoever asks: an expired signed URL (S3, GCS, fal's
+# CDN) answers 403, a deleted file 404 or 410.
+GONE = frozenset({403, 404, 410})
 
 NO_COPY = (
     "This LoRA's weights have expired on fal and no copy of them was kept, so images "
@@ -127,10 +130,10 @@ def _public(url: str) -> bool:
 
 
 def answers(url: str, *, allow_private_hosts: bool = False) -> bool | None:
-    """Whether `url` still serves its file: True (it answers), False (404 or 410: gone,
-    expired), None (anything else, or no answer from here, or a private host not asked:
-    none of which says what fal can reach). Asked once per `PROBE_CACHE_SECONDS` per URL,
-    for at most about `PROBE_SECONDS`."""
+    """Whether `url` still serves its file: True (it answers), False (403, 404 or 410: gone;
+    an expired signed URL answers 403), None (anything else, or no answer from here, or a
+    private host not asked: none of which says what fal can reach). Asked once per
+    `PROBE_CACHE_SECONDS` per URL, for at most about `PROBE_SECONDS`."""
     now = time.monotonic()
     cached = _probed.get(url)
     if cached is not None and now - cached[0] < PROBE_CACHE_SECONDS:
@@ -142,11 +145,44 @@ def answers(url: str, *, allow_private_hosts: bool = False) -> bool | None:
                 status = client.head(url).status_code
                 if status in (403, 405, 501) and time.monotonic() - now < PROBE_SECONDS:
                     status = client.get(url, headers={"Range": "bytes=0-0"}).status_code
-            answer = True if status < 400 else (False if status in (404, 410) else None)
+            answer = True if status < 400 else (False if status in GONE else None)
         except (httpx.HTTPError, httpx.InvalidURL):
             answer = None
     _probed[url] = (now, answer)
     return answer
+
+
+def fallback_for_fal(lora: LoraTraining, *, failed_url: str) -> str | None:
+    """fal said it could not download `failed_url`: remember it as gone (no probe, cached or
+    new, will offer it again for a while), and give the weights URL fal should get instead,
+    our copy, when fal can download it and it is another file; None when there is none."""
+    _probed[failed_url] = (time.monotonic(), False)
+    copy = lora.weights_copy_url
+    if copy and copy != failed_url and storage.is_remote(copy):
+        return copy
+    return None
+
+
+def where_fal_downloads(lora: LoraTraining) -> str:
+    """Which file fal is given for this LoRA, in a sentence for its page (from what is
+    known now, without asking any host)."""
+    original, copy = lora.lora_weights_url or "", lora.weights_copy_url
+    remote_copy = bool(copy) and storage.is_remote(copy or "")
+    if original and _probed.get(original, (0.0, None))[1] is False:
+        if remote_copy:
+            return "fal downloads our copy: the original weights URL no longer answers."
+        if copy:
+            return LOCAL_COPY
+        return NO_COPY
+    if remote_copy:
+        return "fal downloads the original weights URL; if it stops answering, our copy."
+    if copy:
+        return (
+            "fal downloads the original weights URL. Our copy is in LoRA Studio's local "
+            "media folder, which fal cannot reach: once the original expires, store media in "
+            "an S3 bucket with a public URL (STORAGE_BACKEND=s3) to keep generating."
+        )
+    return "fal downloads the original weights URL; no copy is kept."
 
 
 def forget_answers() -> None:

@@ -14,8 +14,11 @@ import streamlit as st
 
 from lora_core.data.clock import utc_now
 from lora_core.errors import (
+    ContentRefused,
     DatabaseUnavailable,
     GenerationFailed,
+    GenerationPending,
+    InvalidInput,
     InvalidPrompt,
     InvalidSettings,
     InvalidTrainingInput,
@@ -112,6 +115,12 @@ def show_error(error: LoraStudioError) -> None:
             st.warning(md(str(error)), icon=":material/edit:")
         case WeightsUnavailable():
             st.error(md(str(error)), icon=":material/link_off:")
+        case ContentRefused():
+            st.error(md(str(error)), icon=":material/shield:")
+        case InvalidInput():
+            st.warning(md(str(error)), icon=":material/edit:")
+        case GenerationPending():
+            st.info(md(str(error)), icon=":material/hourglass_top:")
         case GenerationFailed():
             st.error(md(str(error)), icon=":material/error:")
         case LoraNotFound():

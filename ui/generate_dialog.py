@@ -10,12 +10,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import streamlit as st
 
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraTraining
-from lora_core.errors import GenerationFailed, LoraStudioError, NotSignedIn, QuotaExceeded
+from lora_core.errors import (
+    GenerationFailed,
+    GenerationPending,
+    LoraStudioError,
+    NotSignedIn,
+    QuotaExceeded,
+)
 from lora_core.generation import prompts, recipe, service
 from lora_core.generation.generators import IMAGES_PER_BATCH, Progress
 from ui import context, routes
@@ -35,6 +42,7 @@ ERROR_KEY = "gen_error"
 RETRY_KEY = "gen_retry_requested"
 FOCUS_KEY = "gen_focus_prompt"
 SAVED_RECIPE_KEY = "gen_recipe_saved"
+WAITING_KEY = "gen_waiting"  # a batch fal accepted and went quiet about (`Waiting`)
 ROUND_KEY = "gen_round"  # one more each time the dialog opens: fresh Advanced widgets
 # The Advanced section's widgets, each with the recipe field it sets.
 # Streamlit focuses the dialog box; a person opening "Generate" wants to type. Our own
@@ -64,6 +72,7 @@ def open_generate(lora_id: str) -> None:
     st.session_state[FOCUS_KEY] = True
     st.session_state.pop(ERROR_KEY, None)
     st.session_state.pop(LAST_BATCH_KEY, None)
+    st.session_state.pop(WAITING_KEY, None)
     # Streamlit forgets a widget's value while it is not shown: keep our own copy.
     st.session_state[PROMPT_KEY] = st.session_state.get(SAVED_PROMPT_KEY, "")
     st.session_state[ROUND_KEY] = st.session_state.get(ROUND_KEY, 0) + 1
@@ -232,16 +241,54 @@ def _generate_dialog(lora: LoraTraining) -> None:
 
     if st.session_state.pop(FOCUS_KEY, False):
         st.html(_FOCUS_PROMPT, unsafe_allow_javascript=True)
-    if showing_results and last is not None:
-        # Right under the button that made them; the same button makes the next batch.
-        _show_results(last.outcome, lora_title(lora))
-        return
+    # Right under the button, in this order: why the last try failed, the batch fal is
+    # still working on, and the last batch made (labelled as the previous one when a later
+    # try failed or is still running, so that it never passes for that try's result).
     error: LoraStudioError | None = st.session_state.get(ERROR_KEY)
     # Lost a race for the last slot: the warning above already says it, once.
     if error is not None and not (isinstance(error, QuotaExceeded) and status.exhausted):
         show_error(error)
         if isinstance(error, GenerationFailed) and error.retryable:
             st.button("Try again", key="gen_retry", icon=":material/refresh:", on_click=_retry)
+    waiting: Waiting | None = st.session_state.get(WAITING_KEY)
+    if waiting is not None and waiting.lora_id == lora.id:
+        _watch(waiting)
+    if showing_results and last is not None:
+        if error is not None or waiting is not None:
+            st.caption("Previous batch", help="The last batch that succeeded, not the try above.")
+        # The same button makes the next batch.
+        _show_results(last.outcome, lora_title(lora))
+
+
+WATCH_SECONDS = 3
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A batch fal accepted and went quiet about: the sweep follows it; the dialog shows
+    its images as soon as they are stored."""
+
+    lora_id: str
+    batch_id: str
+
+
+@st.fragment(run_every=timedelta(seconds=WATCH_SECONDS))
+def _watch(waiting: Waiting) -> None:
+    """Look for the waiting batch every few seconds; once fal answered (the background
+    sweep stored its images, or its failure), show it as this dialog's result."""
+    try:
+        outcome = service.batch_outcome(engine=context.studio().engine, batch_id=waiting.batch_id)
+    except GenerationFailed as error:
+        st.session_state.pop(WAITING_KEY, None)
+        st.session_state[ERROR_KEY] = error
+        st.rerun(scope="app")
+    if outcome is None:
+        st.caption(":material/hourglass_top: Still waiting for fal…")
+        return
+    st.session_state.pop(WAITING_KEY, None)
+    st.session_state.pop(ERROR_KEY, None)
+    st.session_state[LAST_BATCH_KEY] = LastBatch(lora_id=waiting.lora_id, outcome=outcome)
+    st.rerun(scope="app")
 
 
 def _my_prompts() -> None:
@@ -276,6 +323,7 @@ def _retry() -> None:
 
 def _run_generation(lora: LoraTraining, prompt: str, settings: Chosen) -> None:
     st.session_state.pop(ERROR_KEY, None)
+    st.session_state.pop(WAITING_KEY, None)  # still followed; it lands on the LoRA's page
     st.session_state[SAVED_PROMPT_KEY] = prompt
     try:
         chosen = settings.recipe()
@@ -304,6 +352,11 @@ def _run_generation(lora: LoraTraining, prompt: str, settings: Chosen) -> None:
                 recipe=chosen,
                 on_progress=on_progress,
             )
+        except GenerationPending as error:
+            progress_box.update(label="Waiting for fal", state="running", expanded=False)
+            st.session_state[ERROR_KEY] = error
+            if error.batch_id is not None:
+                st.session_state[WAITING_KEY] = Waiting(lora.id, error.batch_id)
         except LoraStudioError as error:
             progress_box.update(label="Generation failed", state="error", expanded=False)
             st.session_state[ERROR_KEY] = error
@@ -329,23 +382,18 @@ def _signed_in_user() -> str:
 
 
 def _show_results(outcome: service.BatchOutcome, lora_name: str) -> None:
-    if outcome.missing or outcome.flagged:
-        parts = []
-        if outcome.missing:
-            parts.append(
-                f"fal returned {len(outcome.images)} of {IMAGES_PER_BATCH} images: "
-                f"{outcome.missing} were removed by the safety filter."
-            )
-        if outcome.flagged:
-            parts.append(
-                f"{outcome.flagged} image(s) were flagged by the safety checker and are hidden."
-            )
+    hidden = outcome.flagged + outcome.missing
+    if hidden:
+        shown = len(outcome.shown)
         st.warning(
-            " ".join(parts) + " This still counts as one generation.", icon=":material/shield:"
+            f"{hidden} of {outcome.asked} images were held back by fal's safety checker; "
+            f"{shown} {'is' if shown == 1 else 'are'} shown. This still counts as one "
+            "generation.",
+            icon=":material/shield:",
         )
-    if outcome.images:
+    if outcome.shown:
         image_grid(
-            outcome.images,
+            outcome.shown,
             columns=2,
             with_captions=False,
             css_class="ls-result",

@@ -125,6 +125,25 @@ def renew(
     return renewed >= 1
 
 
+def let_go(
+    *,
+    engine: Engine,
+    table: Leased,
+    row_id: str,
+    until: datetime | None = None,
+    holder: str | None = None,
+) -> None:
+    """Nobody holds the row from `until` on (by default now): the next sweep may take it
+    over at once, or only after `until` (a training asked about again later). With
+    `holder`, only while that holding is still the row's."""
+    statement = update(table).where(col(table.id) == row_id)
+    if holder is not None:
+        statement = statement.where(col(table.lease_holder) == holder)
+    with session_scope(engine) as session:
+        session.execute(statement.values(lease_holder=None, lease_until=to_iso(until or utc_now())))
+        session.commit()
+
+
 @contextmanager
 def hold(
     *, engine: Engine, table: Leased, row_id: str | None, holder: str, terms: LeaseTerms

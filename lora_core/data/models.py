@@ -73,9 +73,13 @@ class LoraTraining(SQLModel, table=True):
     weights_copy_url: str | None = Field(default=None, sa_type=Text)
     config_url: str | None = Field(default=None, sa_type=Text)
     config_copy_url: str | None = Field(default=None, sa_type=Text)
-    # Ours, nullable: the process submitting it holds a lease (`lora_core.data.leases`).
+    # Ours, nullable: the process submitting it, or the sweep asking fal about it, holds a
+    # lease (`lora_core.data.leases`).
     lease_holder: str | None = Field(default=None, sa_type=Text)
     lease_until: str | None = Field(default=None, sa_type=Text)
+    # Ours, nullable: its state as fal last reported it to the background sweep (JSON:
+    # stage, queue position, the last log lines, when asked), which pages show.
+    progress: str | None = Field(default=None, sa_type=Text)
 
 
 class GeneratedImage(SQLModel, table=True):
@@ -182,6 +186,9 @@ class GenerationBatch(SQLModel, table=True):
     status: str = Field(default=BatchStatus.PENDING, sa_type=Text)
     fal_request_id: str | None = Field(default=None, sa_type=Text)
     images_returned: int | None = None
+    # Of those, the images fal's safety checker flagged (`has_nsfw_concepts`): fal returns
+    # them black; stored, never shown. None: stored before it was counted, or not finished.
+    images_flagged: int | None = None
     error: str | None = Field(default=None, sa_type=Text)
     created_at: str = Field(sa_type=Text)
     finished_at: str | None = Field(default=None, sa_type=Text)

@@ -61,9 +61,11 @@ class _Budget:
 @dataclass
 class _Submit:
     """The calling thread's submit: once its POST may have reached fal, it is not sent
-    again (only a 429 refusal, which enqueued nothing, lets fal_client retry it)."""
+    again (only a 429 refusal, which enqueued nothing, lets fal_client retry it).
+    `answered`: the HTTP status of the answer read, once there is one."""
 
     sent: bool = False
+    answered: int | None = None
 
 
 _BUDGET: ContextVar[_Budget | None] = ContextVar("fal_budget", default=None)
@@ -88,10 +90,17 @@ def submit_once(
     start_timeout: float | None = None,
 ) -> fal_client.SyncRequestHandle:
     """`client.submit(...)`, sent at most once (see the module docstring). `start_timeout`
-    is fal's own bound on the wait before the job starts (`X-Fal-Request-Timeout`)."""
-    token = _SUBMIT.set(_Submit())
+    is fal's own bound on the wait before the job starts (`X-Fal-Request-Timeout`).
+    A 2xx answer fal_client cannot read (not JSON, no `request_id`) says fal took
+    something without telling us its id: `SubmitOutcomeUnknown`, never a retry."""
+    submit = _Submit()
+    token = _SUBMIT.set(submit)
     try:
         return client.submit(application, arguments=arguments, start_timeout=start_timeout)
+    except (ValueError, KeyError, TypeError) as error:
+        if submit.answered is not None and 200 <= submit.answered < 300:
+            raise SubmitOutcomeUnknown("its answer could not be read") from error
+        raise
     finally:
         _SUBMIT.reset(token)
 
@@ -140,6 +149,7 @@ class GuardedTransport(httpx.BaseTransport):
             raise SubmitOutcomeUnknown(f"its answer broke off ({type(error).__name__})") from error
         if _outcome_unknown(response):
             raise SubmitOutcomeUnknown(f"fal's gateway answered HTTP {response.status_code}")
+        submit.answered = response.status_code
         _count_answer(response, budget)
         return response
 
@@ -238,7 +248,31 @@ def error_detail(error: fal_client.client.FalClientHTTPError) -> str:
 
 
 def detail_items(error: fal_client.client.FalClientHTTPError) -> list[dict[str, Any]]:
+    """A model error's `detail[]` items (`{loc, msg, type, url, ctx, input}`, as fal's
+    "Model errors" page documents them); none for a request error's plain `detail`."""
     detail = error.message
     if isinstance(detail, list):
         return [item for item in detail if isinstance(item, dict)]
     return []
+
+
+def error_types(error: fal_client.client.FalClientHTTPError) -> set[str]:
+    """Every machine-readable kind fal gave the error: a request error's `error_type`
+    (body, or the `X-Fal-Error-Type` header, as fal_client reads them) and each model
+    error item's `type`."""
+    kinds = {str(item["type"]) for item in detail_items(error) if item.get("type")}
+    if error.error_type:
+        kinds.add(str(error.error_type))
+    return kinds
+
+
+def field_name(loc: Any) -> str | None:
+    """A model error's `loc` as the field people know: `["body", "loras", 0, "scale"]` is
+    `loras[0].scale`; None when it names no field (`["body"]`)."""
+    if not isinstance(loc, list):
+        return None
+    parts = loc[1:] if loc[:1] == ["body"] else loc
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if isinstance(part, int) else f"{'.' if name else ''}{part}"
+    return name or None

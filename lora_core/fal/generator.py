@@ -14,7 +14,14 @@ from typing import Any
 import fal_client
 import httpx
 
-from lora_core.errors import GenerationFailed, GenerationTimeout, WeightsUnavailable
+from lora_core.errors import (
+    ContentRefused,
+    GenerationFailed,
+    GenerationPending,
+    GenerationTimeout,
+    InvalidInput,
+    WeightsUnavailable,
+)
 from lora_core.fal import client as fal
 from lora_core.generation.generators import (
     IMAGES_PER_BATCH,
@@ -52,8 +59,8 @@ def flux_lora_arguments(
     }
 
 
-# How long a page view may wait for fal's answer about a job it is finishing (recovery), and
-# the part of a generation's time kept for cancelling it: best effort, never a stuck page.
+# How long a page view or the background sweep waits for fal's answer about a job it is
+# following: best effort, never a stuck page; the sweep asks again at its next beat.
 RESUME_SECONDS = 5.0
 
 
@@ -65,15 +72,25 @@ LOST_SUBMIT = (
     "follow it: fal may still run it, and its images will not appear here. Nothing was "
     "stored and this generation was not counted."
 )
+NOT_ANSWERING = (
+    "fal accepted this generation but is not answering right now. Your images will appear "
+    "here (and on the LoRA's page) when it does; nothing needs to be done, and trying "
+    "again would pay twice."
+)
+FORGOTTEN = "fal no longer knows this job (it keeps requests for a limited time)."
+WEIGHTS = (
+    "fal could not load this LoRA's weights: the weights URL may have expired or be unreachable."
+)
 
 
 @dataclass
 class FalGenerator:
-    """Generates through fal's queue (`fal-ai/flux-lora`). A generation never waits longer
-    than `timeout_seconds` in all (submit, polls, the result and a cancel), its submit is
-    sent at most once (`lora_core.fal.client`), and a job fal reports as failed is a failure with
-    fal's reason; trouble at fal's gateway is ridden out within the time. (`generate` is
-    long by one try whose every branch maps one kind of failure: kept together on purpose.)"""
+    """Generates through fal's queue (`fal-ai/flux-lora`). Its submit is sent at most once
+    (`lora_core.fal.client`); once fal accepted a job, only fal's own terminal answer ends
+    it (its result, or its failure with fal's reason and kind). When fal does not answer
+    within `timeout_seconds` in all (a slow queue, an outage, an answer we cannot read),
+    `GenerationPending` says so and the job is left running, to be followed by request
+    id (`resume`) by whoever sweeps for it."""
 
     key: str = field(repr=False)
     timeout_seconds: float = 180
@@ -91,28 +108,44 @@ class FalGenerator:
         self, request: GenerationRequest, on_progress: ProgressCallback | None = None
     ) -> GenerationResult:
         report = on_progress or (lambda _progress: None)
-        started = time.monotonic()
-        cancel_time = min(CANCEL_SECONDS, self.timeout_seconds / 10)
-        handle: fal_client.SyncRequestHandle | None = None
+        with fal.deadline(self.timeout_seconds):
+            handle = self._submit(request)
+            report(Progress("submitted", request_id=handle.request_id))
+            try:
+                result = self._result(handle, self._wait(handle, report))
+            except GenerationFailed:
+                raise
+            except fal_client.client.FalClientHTTPError as error:  # fal's, on a status poll
+                if fal.not_found(error):
+                    raise GenerationFailed(FORGOTTEN) from None
+                raise self._pending(request, handle, f"HTTP {error.status_code}") from None
+            except (
+                fal.DeadlinePassed,
+                httpx.HTTPError,
+                fal_client.client.FalClientError,
+                ValueError,
+                KeyError,
+            ) as error:
+                raise self._pending(request, handle, type(error).__name__) from None
+        report(Progress("completed"))
+        return result
+
+    def _submit(self, request: GenerationRequest) -> fal_client.SyncRequestHandle:
+        """Send the job, once; fal's refusal or the lost answer as our errors."""
         try:
-            with fal.deadline(self.timeout_seconds - cancel_time):
-                handle = fal.submit_once(
-                    self._client,
-                    FLUX_LORA_APP,
-                    flux_lora_arguments(
-                        full_prompt=request.full_prompt,
-                        weights_url=request.weights_url,
-                        recipe=request.recipe,
-                        num_images=request.num_images,
-                    ),
-                    # fal's own bound on the queue wait; it accepts only more than a second.
-                    start_timeout=self.timeout_seconds if self.timeout_seconds > 1 else None,
-                )
-                report(Progress("submitted", request_id=handle.request_id))
-                self._wait(handle, report)
-                result = self._patiently(lambda: handle.get(interval=self.poll_interval))
-        except GenerationFailed:
-            raise
+            return fal.submit_once(
+                self._client,
+                FLUX_LORA_APP,
+                flux_lora_arguments(
+                    full_prompt=request.full_prompt,
+                    weights_url=request.weights_url,
+                    recipe=request.recipe,
+                    num_images=request.num_images,
+                ),
+                # fal's own bound on the queue wait (a job still queued then ends with
+                # `request_timeout`, unbilled); it accepts only more than a second.
+                start_timeout=self.timeout_seconds if self.timeout_seconds > 1 else None,
+            )
         except fal.SubmitOutcomeUnknown as error:
             logger.warning(
                 "batch %s: fal's answer to the submit was lost (%s); not resubmitted",
@@ -120,42 +153,61 @@ class FalGenerator:
                 error.cause,
             )
             raise GenerationFailed(LOST_SUBMIT, retryable=False) from None
-        except fal.DeadlinePassed:
-            self._cancel(handle, until=started + self.timeout_seconds)
-            raise GenerationTimeout(
-                f"fal did not finish within {self.timeout_seconds:.0f} seconds. Please try again."
-            ) from None
         except fal_client.client.FalClientHTTPError as error:
-            self._cancel(handle, until=started + self.timeout_seconds)
-            raise _map_http_error(error) from None
+            raise map_http_error(error) from None
+        except fal.DeadlinePassed:
+            raise GenerationTimeout(
+                f"fal did not take the request within {self.timeout_seconds:.0f} seconds. "
+                "Nothing was sent; please try again."
+            ) from None
         except httpx.HTTPError:
-            self._cancel(handle, until=started + self.timeout_seconds)
             raise GenerationFailed(
                 "Could not reach fal. Check the connection and try again."
             ) from None
-        except (fal_client.client.FalClientError, ValueError, KeyError):
-            # fal_client's own failures on an answer it cannot read (unknown status, no JSON).
-            self._cancel(handle, until=started + self.timeout_seconds)
-            raise GenerationFailed(
-                "fal sent an answer we could not read. Please try again."
-            ) from None
-        except BaseException:
-            # The run was stopped (e.g. the user closed the dialog): don't leave a paid job.
-            self._cancel(handle, until=time.monotonic() + CANCEL_SECONDS)
-            raise
-        report(Progress("completed"))
-        return parse_flux_result(result, request_id=handle.request_id)
 
-    def _wait(self, handle: fal_client.SyncRequestHandle, report: ProgressCallback) -> None:
-        """Poll until fal says the job is done; a job fal failed raises its failure."""
+    def _pending(
+        self, request: GenerationRequest, handle: fal_client.SyncRequestHandle, why: str
+    ) -> GenerationPending:
+        logger.warning(
+            "batch %s: fal is not answering about request %s (%s); left to the sweep",
+            request.batch_id,
+            handle.request_id,
+            why,
+        )
+        return GenerationPending(NOT_ANSWERING, request_id=handle.request_id)
+
+    def _wait(
+        self, handle: fal_client.SyncRequestHandle, report: ProgressCallback
+    ) -> fal_client.Completed:
+        """Poll until fal says the job is done (its `Completed`, an error in it or not)."""
         while True:
             status = self._patiently(lambda: handle.status(with_logs=True))
             if isinstance(status, fal_client.Completed):
-                if status.error:
-                    raise job_failure(status.error, status.error_type)
-                return
+                return status
             report(_progress_from(status))
             time.sleep(self.poll_interval)
+
+    def _result(
+        self, handle: fal_client.SyncRequestHandle, status: fal_client.Completed
+    ) -> GenerationResult:
+        """fal's answer for a job it says is done: the images, or the job's failure as fal
+        reports it. A failed job's result endpoint answers its typed error (a model error's
+        `detail[]`, a request error's `error_type`): that answer is read first, and the
+        status's own `error`/`error_type` is the reason when it cannot be had. Any answer
+        fal itself gives on the result endpoint is terminal (fal's CLI reads it so)."""
+        try:
+            result = self._patiently(lambda: handle.get(interval=self.poll_interval))
+        except fal_client.client.FalClientHTTPError as error:
+            if fal.not_found(error):
+                raise GenerationFailed(FORGOTTEN) from None
+            raise map_http_error(error) from None
+        except (fal.DeadlinePassed, httpx.HTTPError):
+            if status.error:
+                raise job_failure(status.error, status.error_type) from None
+            raise
+        except (fal_client.client.FalClientError, ValueError, KeyError):
+            raise GenerationFailed("fal sent a result we could not read.") from None
+        return parse_flux_result(result, request_id=handle.request_id)
 
     def _patiently(self, ask: Callable[[], Any]) -> Any:
         """Ask fal until fal itself answers: its gateway's errors and rate limits (which
@@ -170,65 +222,65 @@ class FalGenerator:
                 time.sleep(self.poll_interval)
 
     def resume(self, request_id: str) -> GenerationResult | None:
-        """fal's result for a job a dead process left; None while it runs or while fal
-        cannot be asked (ask again later); GenerationFailed when fal says it failed, or no
-        longer knows it."""
+        """fal's result for a job it accepted earlier (a wait that ran out, a dead process);
+        None while it runs or while fal cannot be asked (ask again later); GenerationFailed
+        on fal's own terminal answer: the job failed, or fal no longer knows it."""
+        handle = self._client.get_handle(FLUX_LORA_APP, request_id)
         try:
             with fal.deadline(RESUME_SECONDS):
-                status = self._client.status(FLUX_LORA_APP, request_id)
+                status = handle.status(with_logs=False)
                 if not isinstance(status, fal_client.Completed):
                     return None
-                if status.error:
-                    raise job_failure(status.error, status.error_type)
-                result = self._client.result(FLUX_LORA_APP, request_id)
-        except fal_client.client.FalClientHTTPError as error:
+                return self._result(handle, status)
+        except fal_client.client.FalClientHTTPError as error:  # fal's, on the status
             if fal.not_found(error):
-                raise GenerationFailed(
-                    "fal no longer knows this job (it keeps requests for a limited time)."
-                ) from None
-            if fal.answered_by_fal(error):
-                raise _map_http_error(error) from None
+                raise GenerationFailed(FORGOTTEN) from None
             return None
-        except (fal.DeadlinePassed, httpx.HTTPError):
+        except (
+            fal.DeadlinePassed,
+            httpx.HTTPError,
+            fal_client.client.FalClientError,
+            ValueError,
+            KeyError,
+        ):
             return None
-        except (fal_client.client.FalClientError, ValueError, KeyError):
-            raise GenerationFailed("fal sent an answer we could not read.") from None
-        return parse_flux_result(result, request_id=request_id)
 
     def cancel(self, request_id: str) -> None:
-        self._cancel_id(request_id, seconds=CANCEL_SECONDS)
-
-    def _cancel(self, handle: fal_client.SyncRequestHandle | None, *, until: float) -> None:
-        if handle is not None:
-            self._cancel_id(handle.request_id, seconds=until - time.monotonic())
-
-    def _cancel_id(self, request_id: str, *, seconds: float) -> None:
-        # Best effort, and briefly: a job cancelled before it runs is not billed.
-        if seconds <= 0:
-            return
+        """Best effort, and briefly: a job cancelled before it runs is not billed."""
         with (
             contextlib.suppress(
                 fal_client.client.FalClientError, httpx.HTTPError, fal.DeadlinePassed
             ),
-            fal.deadline(seconds),
+            fal.deadline(CANCEL_SECONDS),
         ):
             self._client.cancel(FLUX_LORA_APP, request_id)
 
 
 def job_failure(error: str, error_type: str | None) -> GenerationFailed:
-    """A job fal ran and reports as failed (`COMPLETED` with an error), as our error."""
+    """A job fal reports as failed in its status (`COMPLETED` with `error`/`error_type`),
+    when its result's own typed answer cannot be had."""
     text = str(error)[:300]
-    if error_type == "request_timeout":
-        return GenerationTimeout(f"fal gave up on this job: {text}. Please try again.")
-    if error_type == "client_cancelled":
-        return GenerationFailed("The job was cancelled on fal.")
-    lowered = text.lower()
-    if "lora" in lowered and any(word in lowered for word in ("download", "weights", "fetch")):
-        return WeightsUnavailable(
-            "fal could not load this LoRA's weights: the weights URL may have expired or be "
-            "unreachable."
+    return _typed_failure({error_type} if error_type else set(), field=None, text=text) or (
+        GenerationFailed(f"fal could not generate these images: {text}")
+    )
+
+
+def _typed_failure(kinds: set[str], *, field: str | None, text: str) -> GenerationFailed | None:
+    """Our error for the kinds fal documents (`error_type`, a model error's `type`), or
+    None for a kind that needs no words of its own."""
+    if "file_download_error" in kinds and (field is None or field.startswith("loras")):
+        return WeightsUnavailable(WEIGHTS)
+    if "content_policy_violation" in kinds:
+        return ContentRefused(
+            "fal's content checker refused this request"
+            + (f" ({field})" if field else "")
+            + ". Change the prompt and try again."
         )
-    return GenerationFailed(f"fal could not generate these images: {text}")
+    if kinds & {"request_timeout", "startup_timeout"}:
+        return GenerationTimeout(f"fal gave up on this job: {text}. Please try again.")
+    if "client_cancelled" in kinds:
+        return GenerationFailed("The job was cancelled on fal.")
+    return None
 
 
 def _progress_from(status: fal_client.Status) -> Progress:
@@ -263,33 +315,27 @@ def parse_flux_result(result: Any, *, request_id: str | None) -> GenerationResul
     )
 
 
-def _is_about_weights(error: fal_client.client.FalClientHTTPError) -> bool:
-    if error.error_type == "file_download_error":
-        return True
-    for item in fal.detail_items(error):
-        if item.get("type") == "file_download_error" or "loras" in map(str, item.get("loc", [])):
-            return True
-    text = fal.error_detail(error).lower()
-    return "lora" in text and any(word in text for word in ("download", "weights", "fetch"))
-
-
-def _map_http_error(error: fal_client.client.FalClientHTTPError) -> GenerationFailed:
+def map_http_error(error: fal_client.client.FalClientHTTPError) -> GenerationFailed:
+    """fal's error answer (to the submit, or on a failed job's result) as our error: by its
+    documented kind first (`lora_core.fal.client.error_types`), then by its status."""
     status = error.status_code
     if status in (401, 403):
         return GenerationFailed(
             f"fal refused the API key (HTTP {status}). Check the FAL_KEY setting.",
             retryable=False,
         )
-    if _is_about_weights(error):
-        return WeightsUnavailable(
-            "fal could not load this LoRA's weights: the weights URL may have expired or be "
-            "unreachable."
-        )
+    items = fal.detail_items(error)
+    first = items[0] if items else {}
+    field = fal.field_name(first.get("loc"))
+    typed = _typed_failure(fal.error_types(error), field=field, text=fal.error_detail(error))
+    if typed is not None:
+        return typed
     if status == 422:
-        return GenerationFailed(
-            f"fal rejected the request: {fal.error_detail(error)}", retryable=False
+        where = f" {field}:" if field else ""
+        return InvalidInput(
+            f"fal rejected the request:{where} {fal.error_detail(error)}", field=field
         )
-    if status == 504 or error.error_type == "request_timeout":
+    if status == 504:
         return GenerationTimeout("fal timed out while generating. Please try again.")
     reason = f": {fal.error_detail(error)}" if fal.answered_by_fal(error) else ""
     return GenerationFailed(

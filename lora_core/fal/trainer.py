@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -76,12 +76,23 @@ class FalTrainer:
             with _fal_errors("upload the training images to"):
                 return self._client.upload_file(path)
 
-    def submit(self, *, images_url: str, trigger_word: str, steps: int, is_style: bool) -> str:
+    def submit(
+        self,
+        *,
+        images_url: str,
+        trigger_word: str,
+        steps: int,
+        is_style: bool,
+        on_request_id: Callable[[str], None] | None = None,
+    ) -> str:
         arguments = training_arguments(
             images_url=images_url, trigger_word=trigger_word, steps=steps, is_style=is_style
         )
         with _fal_errors("start the training on"), fal.deadline(SUBMIT_SECONDS):
-            return fal.submit_once(self._client, TRAINING_APP, arguments).request_id
+            request_id = fal.submit_once(self._client, TRAINING_APP, arguments).request_id
+        if on_request_id is not None:
+            on_request_id(request_id)
+        return request_id
 
     def state(self, request_id: str) -> TrainingState:
         with (

@@ -1,8 +1,10 @@
 """Generation quota: N batches per user per rolling window, reserved atomically.
 
 A batch holds a slot from the moment it is reserved (status `pending`) until it fails; a
-`succeeded` batch counts once however many images fal returned. A `pending` batch older
-than `abandoned_after` was abandoned (the process died mid-call) and no longer counts.
+`succeeded` batch counts once however many images fal returned. A `pending` batch that fal
+accepted (it has a request id) holds its slot until fal's terminal answer ends it, as fal
+may bill it; one that never reached fal and is older than `abandoned_after` was abandoned
+(the process died before the submit) and no longer counts.
 Images written by the original web app (no batch) count as its plan did: one batch per 4.
 A sweep's cells (batches of one image, `lora_core.lab.sweeps`) count by four in the same
 way: a sweep holds ceil(cells holding a slot / 4) slots, so a sweep whose every cell failed
@@ -106,12 +108,14 @@ def _moment(policy: QuotaPolicy, user: str, now: datetime) -> dict[str, str]:
 
 
 def _pending_alive() -> ColumnElement[bool]:
-    """A pending batch still holds its slot while younger than `abandoned_after`, or while
-    a live process holds its lease (a sweep's cell queued behind others: it is not yet
-    abandoned, however long it waits)."""
+    """A pending batch still holds its slot while fal may bill it (fal accepted it: it has
+    a request id, and the background sweep follows it until fal's terminal answer), while
+    younger than `abandoned_after`, or while a live process holds its lease (a sweep's cell
+    queued behind others: it is not yet abandoned, however long it waits)."""
     return (col(GenerationBatch.status) == BatchStatus.PENDING) & (
         (col(GenerationBatch.created_at) > _ABANDONED_BEFORE)
         | (col(GenerationBatch.lease_until) > _NOW)
+        | col(GenerationBatch.fal_request_id).is_not(None)
     )
 
 

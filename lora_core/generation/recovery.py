@@ -1,7 +1,9 @@
-"""Finishing the batches a dead process left `pending`, from fal's answer for the stored
-request id: each exactly once (taken over by one conditional UPDATE once its lease lapsed,
-`lora_core.data.leases`), or failed with its slot freed when fal failed it, it never
-reached fal, or it is too old.
+"""Following the batches nobody waits on (a wait that ran out while fal was quiet, a run
+that was stopped, a process that died) from fal's answer for the stored request id: each
+finished exactly once (taken over by one conditional UPDATE once its lease lapsed,
+`lora_core.data.leases`), or failed with its slot freed when fal ended it (the job failed,
+or fal no longer knows it), when it never reached fal, or when fal has given no answer at
+all for `follow_for`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from lora_core.generation.prompts import full_prompt
 from lora_core.generation.recipe import batch_recipe
 from lora_core.generation.service import store_batch
 
+# A job fal still runs (or cannot be asked about now) is asked about again after this long.
+ASK_AGAIN_AFTER = timedelta(seconds=3)
+GAVE_UP = "fal gave no answer about this job for too long; LoRA Studio stopped asking."
+
 
 @dataclass(frozen=True)
 class ResumeReport:
@@ -40,20 +46,20 @@ def resume_pending(
     store: storage.MediaStore | None,
     terms: leases.LeaseTerms,
     unleased_older_than: timedelta,
-    give_up_after: timedelta,
+    follow_for: timedelta,
     lora_id: str | None = None,
     sweep_id: str | None = None,
     now: datetime | None = None,
 ) -> ResumeReport:
-    """Finish batches left `pending` by a process that died after fal accepted the job.
+    """Finish batches left `pending` after fal accepted their job, nobody waiting on them.
 
     Only batches whose lease lapsed are touched (a batch an earlier version wrote without
-    a lease: once older than `unleased_older_than`, longer than any live wait on fal).
-    Each is finished from fal's result for its request id (images stored exactly once),
-    or marked failed (freeing its slot) when fal failed, it never reached fal, or it is
-    older than `give_up_after` (only those of `lora_id` or `sweep_id`, when given); a job
-    fal is still running is left for later: its lease,
-    ours now, lapses again and the next sweep asks fal again.
+    a lease: once older than `unleased_older_than`, longer than any live wait on fal);
+    only those of `lora_id` or `sweep_id`, when given. Each is finished from fal's result
+    for its request id (images stored exactly once), or marked failed (freeing its slot)
+    when fal ended it, it never reached fal, or fal has not answered about it for
+    `follow_for`. A job fal still runs, or that fal cannot be asked about now, is left
+    for later: its lease, ours now, lapses again and the next sweep asks fal again.
     """
     now = now or utc_now()
     unleased_before = now - unleased_older_than
@@ -66,7 +72,7 @@ def resume_pending(
             terms=terms,
             unleased_before=unleased_before,
             now=now,
-            give_up_after=give_up_after,
+            follow_for=follow_for,
         )
         for batch in _lapsed(
             engine, unleased_before=unleased_before, lora_id=lora_id, sweep_id=sweep_id, now=now
@@ -109,7 +115,7 @@ def _resume_one(
     terms: leases.LeaseTerms,
     unleased_before: datetime,
     now: datetime,
-    give_up_after: timedelta,
+    follow_for: timedelta,
 ) -> str | None:
     """Finish one batch whose lease lapsed: "finished", "failed", "waiting" (fal still runs
     it), or None when another process took it over first."""
@@ -135,13 +141,22 @@ def _resume_one(
             if batch.fal_request_id is None:
                 raise GenerationFailed("Interrupted before fal accepted the job.")
             result = generator.resume(batch.fal_request_id)
-            if result is None and parse_iso(batch.created_at) < now - give_up_after:
+            if result is None and parse_iso(batch.created_at) < now - follow_for:
                 generator.cancel(batch.fal_request_id)
-                raise GenerationFailed("fal did not finish this job in time.")
+                raise GenerationFailed(GAVE_UP)
         except GenerationFailed as error:
             quota.release(engine=engine, batch_id=batch.id, error=str(error), now=now)
             return "failed"
         if result is None:
+            # Asked again soon by whichever process sweeps first (not only once the
+            # lease's full term has run): fal may finish any moment.
+            leases.let_go(
+                engine=engine,
+                table=GenerationBatch,
+                row_id=batch.id,
+                holder=lease.holder,
+                until=now + ASK_AGAIN_AFTER,
+            )
             return "waiting"
         fields = _recipe_fields(engine, batch, seed=result.seed)
         store_batch(

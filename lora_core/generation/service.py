@@ -1,6 +1,9 @@
 """The generate use case: validate, reserve a slot, call the generator, store the batch.
 
-On any failure the batch is marked failed (freeing its slot) and no image row is written.
+On a failure before fal accepted the job, or on fal's own terminal answer that the job
+failed, the batch is marked failed (freeing its slot) and no image row is written. A job
+fal accepted and has not ended stays pending (holding its slot): the background sweep
+follows it by request id and stores its images when fal answers (`recovery`).
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, Integer, cast, func, select, update
@@ -27,10 +30,13 @@ from lora_core.data.models import (
 )
 from lora_core.errors import (
     DatabaseUnavailable,
+    GenerationFailed,
+    GenerationPending,
     LoraHasNoWeights,
     LoraNotFound,
     LoraNotReady,
     LoraStudioError,
+    WeightsUnavailable,
 )
 from lora_core.generation import quota, recipe_files
 from lora_core.generation.generators import (
@@ -51,13 +57,24 @@ class BatchOutcome:
     batch_id: str
     prompt: str
     images: list[GeneratedImage]
-    flagged: int
-    """Images fal returned but flagged as NSFW (shown blacked out by fal)."""
+    """Every image fal returned, in its order: those its safety checker flagged too
+    (`nsfw`: stored, never shown)."""
+    asked: int = IMAGES_PER_BATCH
+
+    @property
+    def shown(self) -> list[GeneratedImage]:
+        return [image for image in self.images if not image.nsfw]
+
+    @property
+    def flagged(self) -> int:
+        """Images fal's safety checker flagged (`has_nsfw_concepts`; fal sends them black)."""
+        return sum(1 for image in self.images if image.nsfw)
 
     @property
     def missing(self) -> int:
-        """Images the safety filter removed from the batch of 4."""
-        return max(IMAGES_PER_BATCH - len(self.images), 0)
+        """Images asked for that fal did not return at all (fal returns every image asked
+        for, flagged ones black; fewer is an odd answer, counted as filtered too)."""
+        return max(self.asked - len(self.images), 0)
 
 
 def check_ready(lora: LoraTraining) -> None:
@@ -117,9 +134,9 @@ def generate(
     `allow_private_weights` lets the weights be checked on a private network (tests, a
     deployment inside one: ALLOW_PRIVATE_WEIGHTS_URLS). The batch's lease is held, renewed
     every few seconds, until it is stored or failed: were this process to die, another
-    would finish the batch from fal once the lease lapsed (`recovery`).
-    Long by its arguments and one try: every failure, Streamlit's stops included,
-    frees the slot in one place.
+    would finish the batch from fal once the lease lapsed (`recovery`). Failures are
+    settled by `run_reserved`; `GenerationPending` (fal accepted the job and went quiet)
+    carries the batch's id, so that a page can show its images when they arrive.
     """
     text = clean_prompt(prompt)  # what fal gets; what is stored is the prompt as typed
     recipe = checked(recipe)
@@ -149,7 +166,7 @@ def generate(
     )
     try:
         with held:
-            images, result = run_reserved(
+            images, _result = run_reserved(
                 engine=engine,
                 generator=generator,
                 request=GenerationRequest(
@@ -165,17 +182,14 @@ def generate(
                 store=store,
                 on_progress=on_progress,
             )
-    except BaseException as error:
-        # Also on BaseException: Streamlit stops a run (the user closed the dialog, clicked
-        # again, left the page) by raising one, and the slot must come back then too.
-        reason = str(error) if isinstance(error, LoraStudioError) else type(error).__name__
-        release_quietly(engine, batch_id, reason)
+    except GenerationPending as error:
+        error.batch_id = batch_id  # for whoever waits for its images to arrive
         raise
     return BatchOutcome(
         batch_id=batch_id,
         prompt=typed,
         images=images,
-        flagged=sum(1 for image in result.images if image.nsfw),
+        asked=IMAGES_PER_BATCH,
     )
 
 
@@ -192,40 +206,88 @@ def run_reserved(
 ) -> tuple[list[GeneratedImage], GenerationResult]:
     """Generate a batch already reserved (its id in `request`) and store it, its recipe in
     each stored file; fal's request id is stored as soon as it is known. `lora` None: the
-    base model alone. Failures propagate: the caller frees the slot."""
-    result = generator.generate(
-        request, on_progress=_recording_request_id(engine, request.batch_id, on_progress)
-    )
-    fields = recipe_files.fields_for(
-        lora=lora,
-        prompt=prompt,
-        recipe=request.recipe,
-        seed=result.seed,
-        created_at=to_iso(utc_now()),
-        sent=request.full_prompt,
-    )
-    images = store_batch(
-        engine=engine,
-        batch_id=request.batch_id,
-        lora_id=lora.id if lora is not None else NO_LORA,
-        user=user,
-        prompt=prompt,
-        result_images=result.images,
-        seed=result.seed,
-        request_id=result.request_id,
-        store=store,
-        label=lambda data: recipe_files.embed(data, fields),
-    )
+    base model alone. A failure is settled here before it propagates (`settle`): the batch
+    fails and frees its slot, unless fal accepted the job and has not ended it."""
+    accepted: list[str] = []
+    recorder = _recording_request_id(engine, request.batch_id, on_progress, accepted)
+    try:
+        result = _generate_with_weights_fallback(generator, request, lora, recorder, accepted)
+        fields = recipe_files.fields_for(
+            lora=lora,
+            prompt=prompt,
+            recipe=request.recipe,
+            seed=result.seed,
+            created_at=to_iso(utc_now()),
+            sent=request.full_prompt,
+        )
+        images = store_batch(
+            engine=engine,
+            batch_id=request.batch_id,
+            lora_id=lora.id if lora is not None else NO_LORA,
+            user=user,
+            prompt=prompt,
+            result_images=result.images,
+            seed=result.seed,
+            request_id=result.request_id,
+            store=store,
+            label=lambda data: recipe_files.embed(data, fields),
+        )
+    except BaseException as error:
+        # Also on BaseException: Streamlit stops a run (the user closed the dialog, clicked
+        # again, left the page) by raising one, and the batch must be settled then too.
+        settle(engine, request.batch_id, error, accepted=bool(accepted))
+        raise
     return images, result
 
 
+def _generate_with_weights_fallback(
+    generator: ImageGenerator,
+    request: GenerationRequest,
+    lora: LoraTraining | None,
+    recorder: ProgressCallback,
+    accepted: list[str],
+) -> GenerationResult:
+    """The generator's result; when fal says it could not download the weights it was
+    given, once more with our durable copy when fal can download that (the same batch and
+    slot: fal bills no failed download twice, and the user clicked once)."""
+    try:
+        return generator.generate(request, on_progress=recorder)
+    except WeightsUnavailable:
+        if lora is None or request.weights_url is None or not generator.downloads_weights:
+            raise
+        fallback = weights.fallback_for_fal(lora, failed_url=request.weights_url)
+        if fallback is None:
+            raise
+    accepted.clear()  # fal ended the first job: only the second one is followed now
+    return generator.generate(replace(request, weights_url=fallback), on_progress=recorder)
+
+
+def settle(engine: Engine, batch_id: str, error: BaseException, *, accepted: bool) -> None:
+    """After a failure: a batch fal never accepted, or whose job fal itself ended (a
+    `GenerationFailed`), is failed with the reason, freeing its slot. One fal accepted
+    and has not ended (it stopped answering, our run was stopped, storing failed) stays
+    pending: fal may run and bill it, so its lease is let go at once and the background
+    sweep follows it by request id until fal answers (`recovery`)."""
+    if accepted and not isinstance(error, GenerationFailed):
+        with contextlib.suppress(DatabaseUnavailable):
+            leases.let_go(engine=engine, table=GenerationBatch, row_id=batch_id)
+        return
+    reason = str(error) if isinstance(error, LoraStudioError) else type(error).__name__
+    release_quietly(engine, batch_id, reason)
+
+
 def _recording_request_id(
-    engine: Engine, batch_id: str, on_progress: ProgressCallback | None
+    engine: Engine,
+    batch_id: str,
+    on_progress: ProgressCallback | None,
+    accepted: list[str],
 ) -> ProgressCallback:
-    """Pass progress on, and store fal's request id on the batch as soon as it is known."""
+    """Pass progress on, and store fal's request id on the batch as soon as it is known
+    (`accepted` gets it too: from then on, fal may bill the job)."""
 
     def callback(progress: Progress) -> None:
         if progress.request_id:
+            accepted.append(progress.request_id)
             with session_scope(engine) as session:
                 session.execute(
                     update(GenerationBatch)
@@ -281,6 +343,7 @@ def store_batch(
         "status": BatchStatus.SUCCEEDED,
         "error": None,
         "images_returned": len(rows),
+        "images_flagged": sum(1 for row in rows if row.nsfw),
         "finished_at": to_iso(finished),
         "duration_ms": cast(
             (func.julianday(to_iso(finished)) - func.julianday(col(GenerationBatch.created_at)))
@@ -338,3 +401,27 @@ def release_quietly(engine: Engine, batch_id: str, reason: str) -> None:
     """Free the slot; if the database itself is down the original error matters more."""
     with contextlib.suppress(DatabaseUnavailable):
         quota.release(engine=engine, batch_id=batch_id, error=reason)
+
+
+def batch_outcome(*, engine: Engine, batch_id: str) -> BatchOutcome | None:
+    """A batch as its author waits for it: its outcome once stored, None while pending
+    (fal has not answered yet), `GenerationFailed` with the stored reason once it failed."""
+    with session_scope(engine) as session:
+        batch = session.get(GenerationBatch, batch_id)
+        if batch is None or batch.status == BatchStatus.PENDING:
+            return None
+        if batch.status == BatchStatus.FAILED:
+            raise GenerationFailed(batch.error or "The generation failed.", retryable=False)
+        images = list(
+            session.scalars(
+                select(GeneratedImage)
+                .where(col(GeneratedImage.batch_id) == batch_id)
+                .order_by(col(GeneratedImage.created_at).desc())
+            )
+        )
+    return BatchOutcome(
+        batch_id=batch_id,
+        prompt=batch.prompt,
+        images=images,
+        asked=batch.num_images or IMAGES_PER_BATCH,
+    )

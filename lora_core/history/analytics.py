@@ -21,8 +21,9 @@ from lora_core.data.models import (
 )
 from lora_core.generation.recipe import NO_LORA
 from lora_core.history.filters import (
-    IMAGES_ASKED,
+    IMAGES_SHOWN,
     MEGAPIXELS,
+    SAFETY_TOUCHED,
     Batch,
     HistoryFilter,
     conditions,
@@ -77,17 +78,10 @@ def _summary(
         filtered(
             history_filter,
             func.count(),
-            func.coalesce(func.sum(col(Batch.images_returned)), 0),
+            func.coalesce(func.sum(IMAGES_SHOWN), 0),
             func.sum(case((col(Batch.status) == BatchStatus.FAILED, 1), else_=0)),
             func.sum(
-                case(
-                    (
-                        (col(Batch.status) == BatchStatus.SUCCEEDED)
-                        & (func.coalesce(col(Batch.images_returned), 0) < IMAGES_ASKED),
-                        1,
-                    ),
-                    else_=0,
-                )
+                case(((col(Batch.status) == BatchStatus.SUCCEEDED) & SAFETY_TOUCHED, 1), else_=0)
             ),
             func.coalesce(func.sum(MEGAPIXELS), 0),
         )

@@ -20,8 +20,16 @@ from lora_core.data.models import (
 from lora_core.generation.generators import IMAGES_PER_BATCH
 from lora_core.generation.recipe import IMAGE_SIZES, PLAN
 
-# Images a batch asked fal for: 4, or a sweep's cell's 1; fewer back is the safety filter.
+# Images a batch asked fal for: 4, or a sweep's cell's 1.
 IMAGES_ASKED = func.coalesce(col(GenerationBatch.num_images), IMAGES_PER_BATCH)
+# Images fal's safety checker flagged: fal returns them (black) with `has_nsfw_concepts`.
+IMAGES_FLAGGED = func.coalesce(col(GenerationBatch.images_flagged), 0)
+IMAGES_RETURNED = func.coalesce(col(GenerationBatch.images_returned), 0)
+# The images people can see: those returned, less the flagged ones.
+IMAGES_SHOWN = IMAGES_RETURNED - IMAGES_FLAGGED
+# A finished batch the safety checker touched: flagged images, or (an odd answer) fewer
+# images than asked for.
+SAFETY_TOUCHED = (IMAGES_FLAGGED > 0) | (IMAGES_RETURNED < IMAGES_ASKED)
 
 
 class HistoryStatus(StrEnum):
@@ -62,10 +70,7 @@ MEGAPIXELS = func.coalesce(col(Batch.images_returned), 0) * case(
 BATCH_STATUS = case(
     (col(Batch.status) == BatchStatus.FAILED, literal(HistoryStatus.FAILED.value)),
     (col(Batch.status) == BatchStatus.PENDING, literal(HistoryStatus.PENDING.value)),
-    (
-        func.coalesce(col(Batch.images_returned), 0) < IMAGES_ASKED,
-        literal(HistoryStatus.SAFETY_FILTERED.value),
-    ),
+    (SAFETY_TOUCHED, literal(HistoryStatus.SAFETY_FILTERED.value)),
     else_=literal(HistoryStatus.SUCCEEDED.value),
 )
 

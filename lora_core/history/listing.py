@@ -23,6 +23,7 @@ from lora_core.history.filters import (
     BATCH_STATUS,
     GUIDANCE,
     IMAGE_SIZE,
+    IMAGES_FLAGGED,
     LORA_SCALE,
     STEPS,
     Batch,
@@ -51,6 +52,11 @@ class HistoryRow:
     image_size: str = "square_hd"
     seed: str | None = None  # the one fal used
     sweep_id: str | None = None  # a cell of this X/Y sweep (`lora_core.lab`)
+    images_flagged: int = 0  # of those returned, flagged by fal's safety checker
+
+    @property
+    def images_shown(self) -> int:
+        return self.images_returned - self.images_flagged
 
 
 def list_batches(
@@ -88,6 +94,7 @@ def list_batches(
             GUIDANCE,
             IMAGE_SIZE,
             Batch.sweep_id,
+            IMAGES_FLAGGED,
         )
         .outerjoin(LoraTraining, col(LoraTraining.id) == col(Batch.lora_training_id))
         .order_by(col(Batch.created_at).desc())
@@ -113,6 +120,7 @@ def list_batches(
             image_size=row[12],
             seed=firsts.get(row[0], (None, None))[1],
             sweep_id=row[13],
+            images_flagged=row[14],
         )
         for row in rows
     ]
@@ -162,6 +170,7 @@ EXPORT_COLUMNS = [
     "trigger_word",
     "prompt",
     "images_returned",
+    "images_flagged",
     "status",
     "duration_seconds",
     "lora_scale",
@@ -202,6 +211,7 @@ def export_frame(
             LoraTraining.trigger_word,
             Batch.prompt,
             func.coalesce(col(Batch.images_returned), 0),
+            IMAGES_FLAGGED,
             BATCH_STATUS,
             func.round(batch_seconds, 1),
             LORA_SCALE,

@@ -246,8 +246,10 @@ def retry(
 def run_cell(
     job: CellJob, *, engine: Engine, generator: ImageGenerator, store: storage.MediaStore | None
 ) -> None:
-    """One cell's fal call and its image stored; on failure the cell is failed with the
-    reason people read (its share of the quota freed with it)."""
+    """One cell's fal call and its image stored. A failure is settled by
+    `service.run_reserved`: the cell fails with the reason people read (its share of the
+    quota freed with it), or, when fal accepted it and went quiet, stays pending for the
+    background sweep."""
     try:
         service.run_reserved(
             engine=engine,
@@ -258,11 +260,10 @@ def run_cell(
             prompt=job.prompt,
             store=store,
         )
-    except Exception as error:
-        reason = str(error) if isinstance(error, LoraStudioError) else type(error).__name__
-        if not isinstance(error, LoraStudioError):
-            log.exception("Sweep cell %s failed", job.batch_id)
-        service.release_quietly(engine, job.batch_id, reason)
+    except LoraStudioError as error:
+        log.info("Sweep cell %s: %s", job.batch_id, error)
+    except Exception:
+        log.exception("Sweep cell %s failed", job.batch_id)
 
 
 def sweep_view(*, session: Session, sweep_id: str) -> SweepView | None:

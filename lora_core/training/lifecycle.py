@@ -2,12 +2,17 @@
 
 A training holds one of the user's slots from the moment it is reserved (a `pending` row,
 created by one conditional `INSERT … SELECT`, as generation reserves its batches) unless it
-fails. The row gets fal's request id once the job is submitted; if the upload or the submit
-fails, the row is deleted again, so a failure costs no slot and leaves nothing behind.
-While it submits, the process holds the row's lease (`lora_core.data.leases`); a row whose
-process died before fal answered is failed, freeing its slot, once that lease lapses. Its
-state is then read from the trainer by request id whenever someone looks, never kept in a
-browser session.
+fails. The row gets fal's request id the moment fal gives it; if the upload or the submit
+fails before that, the row is deleted again, so a failure costs no slot and leaves nothing
+behind. While it submits, the process holds the row's lease (`lora_core.data.leases`); a
+row whose process died before fal answered is failed, freeing its slot, once that lease
+lapses.
+
+From then on the job is followed in the background (`follow`, run by every app process's
+sweep): one process at a time, the one that took the row's lease, asks fal about it, keeps
+its state (queue position, logs) in the row for the pages, and on fal's answer completes it
+(its weights and config copied into the store, as fal's expire) or fails it with fal's
+reason, whether or not anyone ever opens a page. Pages only read the row (`view`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Engine, delete, func, insert, literal, select, update
 from sqlmodel import Session, col
@@ -119,6 +124,23 @@ def start_training(
     images_url = trainer.upload(archive)
     lease = leases.Lease.new(lease_terms, now)
     lora_id = _reserve(engine, policy, user, trigger_word, steps, now or utc_now(), lease=lease)
+    accepted: list[str] = []
+
+    def record(request_id: str) -> None:
+        """fal took the job (and may bill it): it is ours to follow from this moment."""
+        accepted.append(request_id)
+        with session_scope(engine) as session:
+            session.execute(
+                update(LoraTraining)
+                .where(col(LoraTraining.id) == lora_id)
+                .values(
+                    request_id=request_id,
+                    image_urls=json.dumps([images_url]),
+                    is_style=is_style,
+                )
+            )
+            session.commit()
+
     try:
         with leases.hold(
             engine=engine,
@@ -128,20 +150,23 @@ def start_training(
             terms=lease_terms,
         ):
             request_id = trainer.submit(
-                images_url=images_url, trigger_word=trigger_word, steps=steps, is_style=is_style
+                images_url=images_url,
+                trigger_word=trigger_word,
+                steps=steps,
+                is_style=is_style,
+                on_request_id=record,
             )
+            if not accepted:  # a trainer that only returns it
+                record(request_id)
     except BaseException:
-        with session_scope(engine) as session:
-            session.execute(delete(LoraTraining).where(col(LoraTraining.id) == lora_id))
-            session.commit()
+        if not accepted:  # nothing reached fal (or its answer was lost): nothing to follow
+            with session_scope(engine) as session:
+                session.execute(delete(LoraTraining).where(col(LoraTraining.id) == lora_id))
+                session.commit()
         raise
+    # The sweep follows it from now on: any process's, at its next beat.
+    leases.let_go(engine=engine, table=LoraTraining, row_id=lora_id, holder=lease.holder)
     with session_scope(engine) as session:
-        session.execute(
-            update(LoraTraining)
-            .where(col(LoraTraining.id) == lora_id)
-            .values(request_id=request_id, image_urls=json.dumps([images_url]), is_style=is_style)
-        )
-        session.commit()
         lora = session.get(LoraTraining, lora_id)
     assert lora is not None
     return lora
@@ -186,49 +211,166 @@ def _reserve(
     raise _quota_exceeded(status)
 
 
-def refresh(
+# A training is asked about at most this often (by whichever process holds it then).
+FOLLOW_EVERY = timedelta(seconds=3)
+# One the original app submitted that fal does not know (perhaps another fal key): asked
+# about again only this often.
+UNKNOWN_EVERY = timedelta(hours=1)
+PROGRESS_LOG_LINES = 20
+
+
+def followed(now: datetime) -> ColumnElement[bool]:
+    """Pending trainings that fal (or the preview trainer) runs and nobody is asking about
+    now: not a reservation (`fail_unsubmitted` settles those), a registration or the
+    demo's, whose lease has lapsed (or that never had one)."""
+    request_id = col(LoraTraining.request_id)
+    return (
+        (col(LoraTraining.status) == LoraStatus.PENDING)
+        & ~request_id.startswith(RequestId.RESERVED.value)
+        & ~request_id.startswith(RequestId.REGISTERED.value)
+        & ~request_id.startswith(RequestId.DEMO.value)
+        & leases.lapsed(LoraTraining, now=now, unleased_before=now)
+    )
+
+
+def follow(
     *,
     engine: Engine,
     trainer: Trainer,
-    policy: QuotaPolicy,
-    lora: LoraTraining,
     store: MediaStore | None = None,
     allow_private_hosts: bool = False,
+    terms: leases.LeaseTerms = leases.DEFAULT_TERMS,
+    user: str | None = None,
+    lora_id: str | None = None,
+    every: timedelta = FOLLOW_EVERY,
     now: datetime | None = None,
-) -> TrainingView:
-    """`lora` (a row just read) with its state brought up to date from the trainer: a
-    finished job becomes `completed` (with its weights, copied into `store`, as fal's
-    expire) or `failed` (with the reason)."""
+) -> int:
+    """Ask the trainer about every training nobody is asking about now (only `user`'s, or
+    one LoRA's, when given): each taken by one conditional UPDATE of its lease, so exactly
+    one process asks about it at a time, then let go for `every`. Returns how many this
+    call asked about."""
     now = now or utc_now()
+    query = select(col(LoraTraining.id)).where(followed(now))
+    if user is not None:
+        query = query.where(col(LoraTraining.wallet_address) == user)
+    if lora_id is not None:
+        query = query.where(col(LoraTraining.id) == lora_id)
+    with session_scope(engine) as session:
+        candidates = list(session.scalars(query))
+    asked = 0
+    for candidate in candidates:
+        lease = leases.claim(
+            engine=engine,
+            table=LoraTraining,
+            row_id=candidate,
+            status=LoraStatus.PENDING,
+            terms=terms,
+            unleased_before=now,
+            now=now,
+        )
+        if lease is None:
+            continue  # another process took it first
+        asked += 1
+        with leases.hold(
+            engine=engine, table=LoraTraining, row_id=candidate, holder=lease.holder, terms=terms
+        ):
+            unknown = _follow_one(
+                engine, trainer, candidate, store=store, allow_private_hosts=allow_private_hosts
+            )
+        leases.let_go(
+            engine=engine,
+            table=LoraTraining,
+            row_id=candidate,
+            holder=lease.holder,
+            until=utc_now() + (UNKNOWN_EVERY if unknown else every),
+        )
+    return asked
+
+
+def _follow_one(
+    engine: Engine,
+    trainer: Trainer,
+    lora_id: str,
+    *,
+    store: MediaStore | None,
+    allow_private_hosts: bool,
+) -> bool:
+    """Ask about one training we hold: keep its state, or finish it on fal's answer (a
+    job fal completed gets its files, copied once by whoever completed it; one fal failed
+    or no longer knows fails with the reason). True for another app's training fal does
+    not know (asked about again only after `UNKNOWN_EVERY`)."""
+    with session_scope(engine) as session:
+        lora = session.get(LoraTraining, lora_id)
+    if lora is None or lora.status != LoraStatus.PENDING:
+        return False
+    try:
+        state = trainer.state(lora.request_id)
+        _keep_progress(engine, lora_id, state)
+        if state.stage != "completed":
+            return False
+        files = trainer.files(lora.request_id)
+    except TrainingFailed as error:
+        if not error.job_failed:  # fal could not be asked: the job may still run
+            return False
+        if error.unknown and lora.is_style is None:
+            # Not submitted here (the original app's, perhaps with another fal key): fal
+            # not knowing it is no proof that it failed. Left as it is, asked again later.
+            return True
+        _finish(engine, lora_id, error=str(error))
+        return False
+    finished, by_us = _finish(engine, lora_id, files=files)
+    if by_us and store is not None:  # once, by whoever completed it
+        weights.copy_files(
+            engine=engine, store=store, lora=finished, allow_private_hosts=allow_private_hosts
+        )
+    return False
+
+
+def _keep_progress(engine: Engine, lora_id: str, state: TrainingState) -> None:
+    """The state fal reported, in the row, for the pages (only while still pending)."""
+    progress = {
+        "stage": state.stage,
+        "queue_position": state.queue_position,
+        "logs": list(state.logs[-PROGRESS_LOG_LINES:]),
+        "asked_at": to_iso(utc_now()),
+    }
+    with session_scope(engine) as session:
+        session.execute(
+            update(LoraTraining)
+            .where(col(LoraTraining.id) == lora_id)
+            .where(col(LoraTraining.status) == LoraStatus.PENDING)
+            .values(progress=json.dumps(progress))
+        )
+        session.commit()
+
+
+def view(lora: LoraTraining) -> TrainingView:
+    """A training as pages show it: its row, and while it runs the state the sweep last
+    read from fal (none yet: queued, as fal takes a new job)."""
     if lora.status != LoraStatus.PENDING:
         return TrainingView(lora)
     if lora.request_id.startswith(RequestId.DEMO):
         return TrainingView(
             lora, TrainingState("running", logs=("A demo LoRA: it never finishes",))
         )
-    if lora.request_id.startswith(RequestId.RESERVED):
-        if leases.has_lapsed(lora, now=now, unleased_before=now - policy.abandoned_after):
-            return TrainingView(_finish(engine, lora.id, error=NEVER_SUBMITTED)[0])
-        return TrainingView(lora, TrainingState("queued"))
+    return TrainingView(lora, progress_of(lora))
+
+
+def progress_of(lora: LoraTraining) -> TrainingState:
+    """The state kept in the row (`_keep_progress`); queued before the first answer."""
     try:
-        state = trainer.state(lora.request_id)
-        if state.stage != "completed":
-            return TrainingView(lora, state)
-        files = trainer.files(lora.request_id)
-    except TrainingFailed as error:
-        if not error.job_failed:  # fal could not be asked: the job may still run
-            return TrainingView(lora)
-        if error.unknown and lora.is_style is None:
-            # Not submitted here (the original app's, perhaps with another fal key): fal
-            # not knowing it is no proof that it failed. Left as it is.
-            return TrainingView(lora)
-        return TrainingView(_finish(engine, lora.id, error=str(error))[0])
-    finished, by_us = _finish(engine, lora.id, files=files)
-    if by_us and store is not None:  # once, by whoever completed it
-        finished = weights.copy_files(
-            engine=engine, store=store, lora=finished, allow_private_hosts=allow_private_hosts
+        kept = json.loads(lora.progress or "{}")
+        stage = kept.get("stage", "queued")
+        if stage not in ("queued", "running", "completed"):
+            stage = "queued"
+        position = kept.get("queue_position")
+        return TrainingState(
+            stage,
+            queue_position=position if isinstance(position, int) else None,
+            logs=tuple(str(line) for line in kept.get("logs", []))[-PROGRESS_LOG_LINES:],
         )
-    return TrainingView(finished, state)
+    except (ValueError, AttributeError, TypeError):
+        return TrainingState("queued")
 
 
 NEVER_SUBMITTED = "Interrupted before fal confirmed the training."

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lora_core.data.models import RequestId
@@ -32,8 +33,19 @@ class PreviewTrainer:
                 "Could not save the training images: the media folder is not writable."
             ) from None
 
-    def submit(self, *, images_url: str, trigger_word: str, steps: int, is_style: bool) -> str:
-        return RequestId.PREVIEW.new(f"{time.time():.3f}-{uuid.uuid4().hex[:8]}")
+    def submit(
+        self,
+        *,
+        images_url: str,
+        trigger_word: str,
+        steps: int,
+        is_style: bool,
+        on_request_id: Callable[[str], None] | None = None,
+    ) -> str:
+        request_id = RequestId.PREVIEW.new(f"{time.time():.3f}-{uuid.uuid4().hex[:8]}")
+        if on_request_id is not None:
+            on_request_id(request_id)
+        return request_id
 
     def state(self, request_id: str) -> TrainingState:
         elapsed = time.time() - _preview_started(request_id)

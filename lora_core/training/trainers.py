@@ -2,12 +2,13 @@
 (`lora_core.fal.trainer`) and the offline preview (`lora_core.training.preview`).
 
 Training runs for minutes, so nothing here waits for it: a job is uploaded and submitted,
-then its state is asked for by request id whenever a page wants it, which survives page
-reloads and app restarts.
+then its state is asked for by request id by the background sweep (`lifecycle.follow`),
+which survives page reloads and app restarts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -32,8 +33,17 @@ class Trainer(Protocol):
         """Store the training archive where the trainer can read it; return its URL."""
         ...
 
-    def submit(self, *, images_url: str, trigger_word: str, steps: int, is_style: bool) -> str:
-        """Start a training job; return its request id."""
+    def submit(
+        self,
+        *,
+        images_url: str,
+        trigger_word: str,
+        steps: int,
+        is_style: bool,
+        on_request_id: Callable[[str], None] | None = None,
+    ) -> str:
+        """Start a training job; return its request id, first handed to `on_request_id` the
+        moment the trainer has it (fal may bill the job from then on)."""
         ...
 
     def state(self, request_id: str) -> TrainingState:

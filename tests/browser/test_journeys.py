@@ -301,14 +301,14 @@ def test_5_a_fal_error_offers_a_retry_and_a_filtered_batch_is_explained(
     expect(dialog.locator("figure.ls-result img")).to_have_count(4, timeout=GENERATION_TIMEOUT)
     expect(dialog.get_by_text("fal could not generate")).to_have_count(0)
 
-    fake_fal.script.images = 2
+    fake_fal.script.nsfw = [False, True, True, False]  # fal sends all 4, two black
     submit_prompt(dialog, "something the filter dislikes")
     expect(dialog.locator("figure.ls-result img")).to_have_count(2, timeout=GENERATION_TIMEOUT)
     expect(
-        dialog.get_by_text("fal returned 2 of 4 images: 2 were removed by the safety filter.")
+        dialog.get_by_text("2 of 4 images were held back by fal's safety checker; 2 are shown.")
     ).to_be_visible()
     snap(page, "journey-5b-safety-filter")
-    assert len(stored_prompts(fresh_app, "demo-blueprint")) == 6
+    assert len(stored_prompts(fresh_app, "demo-blueprint")) == 8  # flagged ones stored too
 
 
 def test_6_a_pending_lora_cannot_be_generated_from(page: Page, fresh_app: RunningApp) -> None:

@@ -85,6 +85,7 @@ def test_lora_trainings_has_the_plans_columns(engine):
         "id", "request_id", "wallet_address", "trigger_word", "steps", "image_urls",
         "lora_weights_url", "status", "created_at", "hidden", "error", "name", "is_style",
         "weights_copy_url", "config_url", "config_copy_url", "lease_holder", "lease_until",
+        "progress",
     }  # fmt: skip
 
 

@@ -4,12 +4,14 @@ bodies, cancels, the three upload paths, and the trouble fal's clients must surv
 
 from __future__ import annotations
 
+import io
 import time
 
 import fal_client
 import fal_client.client
 import httpx
 import pytest
+from PIL import Image
 
 from tests.conftest import TEST_FAL_KEY
 from tests.support.fakefal import APP_PATH, FakeFal, JobFailure
@@ -249,12 +251,112 @@ def test_a_submit_answer_broken_off_in_its_body_is_sent_again_by_fal_client(clie
     assert len(fake_fal.submissions) == 2 and len(fake_fal.jobs) == 2
 
 
-def test_a_job_whose_lora_does_not_download_fails_as_fal_reports_it(client, fake_fal):
+def test_a_job_whose_lora_does_not_download_fails_with_fals_model_error(client, fake_fal):
     fake_fal.script.fetch_loras = True
     path = f"{fake_fal.url}/files/gone/weights.safetensors"
     handle = client.submit(APP, arguments={"loras": [{"path": path, "scale": 1}]})
 
     status = finished(handle)
 
-    assert status.error_type == "file_download_error" and path in status.error
+    assert "Failed to download the file" in status.error
     assert fake_fal.fetched == [(path, 404)]
+    with pytest.raises(fal_client.client.FalClientHTTPError) as caught:
+        handle.get()
+    assert caught.value.status_code == 422
+    [item] = caught.value.message
+    assert item == {
+        "loc": ["body", "loras", 0, "path"],
+        "msg": "Failed to download the file. Please check if the URL is accessible.",
+        "type": "file_download_error",
+        "url": "https://docs.fal.ai/errors#file_download_error",
+        "ctx": {},
+        "input": path,
+    }
+    assert caught.value.response_headers["x-fal-retryable"] == "false"
+
+
+def test_arguments_the_model_refuses_are_taken_then_fail_with_the_field(client, fake_fal):
+    """The queue takes any JSON; the model's schema refuses it as the job runs."""
+    handle = client.submit(APP, arguments={"loras": [{"path": "https://w/x", "scale": 9}]})
+
+    finished(handle)
+
+    with pytest.raises(fal_client.client.FalClientHTTPError) as caught:
+        handle.get()
+    assert caught.value.status_code == 422
+    [item] = caught.value.message
+    assert (item["loc"], item["type"], item["input"]) == (
+        ["body", "loras", 0, "scale"],
+        "less_than_equal",
+        9,
+    )
+
+
+def test_every_image_asked_for_comes_back_and_flagged_ones_are_black(client, fake_fal):
+    fake_fal.script.nsfw = [False, True, False, True]
+    handle = client.submit(APP, arguments={"num_images": 4})
+    finished(handle)
+
+    result = handle.get()
+
+    assert len(result["images"]) == 4
+    assert result["has_nsfw_concepts"] == [False, True, False, True]
+    colours = [
+        Image.open(io.BytesIO(httpx.get(image["url"]).content)).convert("L").getextrema()
+        for image in result["images"]
+    ]
+    assert [high for _low, high in colours][1::2] == [0, 0]  # flagged: black
+    assert all(high > 100 for _low, high in colours[0::2])
+
+
+def test_fewer_images_come_back_only_when_scripted(client, fake_fal):
+    fake_fal.script.images = 1
+    handle = client.submit(APP, arguments={"num_images": 4})
+    finished(handle)
+
+    result = handle.get()
+
+    assert (len(result["images"]), result["has_nsfw_concepts"]) == (1, [False])
+
+
+def test_a_request_is_forgotten_after_its_result_expires(client, fake_fal):
+    """Unpolled: it finishes `processing_seconds` after its submit, and is forgotten
+    `result_expires_after` later; fal itself says so (its request id header)."""
+    fake_fal.script.queue_positions = []
+    fake_fal.script.processing_seconds = 0.2
+    fake_fal.script.result_expires_after = 0.5
+    handle = client.submit(APP, arguments={})
+    path = f"{APP_PATH}/requests/{handle.request_id}"
+
+    assert raw(fake_fal, f"{path}/status").status_code == 202  # running
+    time.sleep(1.0)  # nobody asked while it finished and expired
+
+    for answer in (raw(fake_fal, f"{path}/status"), raw(fake_fal, path)):
+        assert answer.status_code == 404
+        assert answer.headers["x-fal-request-id"]
+
+
+def test_an_outage_after_a_submit_answers_the_gateways_503_for_a_while(client, fake_fal):
+    fake_fal.script.outage_after_submit = 0.6
+    handle = client.submit(APP, arguments={})
+    path = f"{APP_PATH}/requests/{handle.request_id}/status"
+
+    during = raw(fake_fal, path)
+    time.sleep(0.7)
+    after = raw(fake_fal, path)
+
+    assert during.status_code == 503 and "nginx" in during.text
+    assert "x-fal-request-id" not in during.headers
+    assert after.status_code in (200, 202)
+
+
+def test_a_submit_answer_that_is_not_json_leaves_a_job(fake_fal):
+    fake_fal.script.unreadable_submit_answers = 1
+
+    with httpx.Client() as http:
+        answer = http.post(f"{fake_fal.url}{APP_PATH}", json={})
+
+    assert answer.status_code == 200 and answer.headers["x-fal-request-id"]
+    with pytest.raises(ValueError):
+        answer.json()
+    assert len(fake_fal.jobs) == 1

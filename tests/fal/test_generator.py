@@ -8,15 +8,28 @@ import time
 import pytest
 from PIL import Image
 
-from lora_core.errors import GenerationFailed, GenerationTimeout, WeightsUnavailable
-from lora_core.fal.generator import LOST_SUBMIT, FalGenerator, parse_flux_result
+from lora_core.errors import (
+    ContentRefused,
+    GenerationFailed,
+    GenerationPending,
+    GenerationTimeout,
+    InvalidInput,
+    WeightsUnavailable,
+)
+from lora_core.fal.generator import (
+    FORGOTTEN,
+    LOST_SUBMIT,
+    NOT_ANSWERING,
+    FalGenerator,
+    parse_flux_result,
+)
 from lora_core.generation.generators import GenerationRequest, Progress
 from lora_core.generation.preview import PreviewGenerator
 from lora_core.settings import Settings
 from lora_core.storage import LocalMediaStore
 from lora_core.studio import build_generator
 from tests.conftest import TEST_FAL_KEY
-from tests.support.fakefal import FakeFal, JobFailure
+from tests.support.fakefal import FakeFal, JobFailure, model_error
 
 REQUEST = GenerationRequest(
     batch_id="batch-1",
@@ -66,6 +79,15 @@ def test_reports_queue_position_logs_and_request_id(fal_generator, fake_fal: Fak
 
 
 def test_marks_images_flagged_by_the_safety_checker(fal_generator, fake_fal: FakeFal):
+    """fal returns every image asked for; `has_nsfw_concepts` says which are flagged."""
+    fake_fal.script.nsfw = [False, True, False, True]
+
+    result = fal_generator.generate(REQUEST)
+
+    assert [image.nsfw for image in result.images] == [False, True, False, True]
+
+
+def test_an_odd_answer_with_fewer_images_is_read_as_it_is(fal_generator, fake_fal: FakeFal):
     fake_fal.script.images = 3
     fake_fal.script.nsfw = [False, True, False]
 
@@ -115,14 +137,18 @@ def test_a_rejected_key_is_not_retryable_and_not_shown(fake_fal: FakeFal):
     assert "secret" not in str(caught.value)
 
 
-def test_a_job_past_the_deadline_times_out_and_is_cancelled(fake_fal: FakeFal):
+def test_a_job_past_the_deadline_is_left_running_to_be_followed(fake_fal: FakeFal):
+    """fal may still run (and bill) it: never cancelled, never offered again."""
     fake_fal.script.processing_seconds = 30
     generator = FalGenerator(key=TEST_FAL_KEY, timeout_seconds=0.3, poll_interval=0.02)
 
-    with pytest.raises(GenerationTimeout):
+    with pytest.raises(GenerationPending) as caught:
         generator.generate(REQUEST)
 
-    assert len(fake_fal.cancellations) == 1
+    assert str(caught.value) == NOT_ANSWERING
+    assert caught.value.request_id in fake_fal.jobs
+    assert fake_fal.cancellations == []
+    assert not isinstance(caught.value, GenerationFailed)  # no "Try again"
 
 
 @pytest.mark.parametrize("answer", [{"no_images": []}, {"images": [{"width": 1}]}, None])
@@ -155,22 +181,25 @@ def test_fal_is_used_only_when_a_key_is_set(tmp_path):
     assert isinstance(build_generator(Settings(fal_key="k:s", media_dir=tmp_path)), FalGenerator)
 
 
-def test_an_answer_fal_client_cannot_read_is_a_failure_and_the_job_is_cancelled(
+def test_a_status_fal_client_cannot_read_leaves_the_job_to_be_followed(
     fal_generator, fake_fal: FakeFal
 ):
     fake_fal.script.status_answer = {"status": "SOMETHING_NEW"}
 
-    with pytest.raises(GenerationFailed):
+    with pytest.raises(GenerationPending):
         fal_generator.generate(REQUEST)
 
-    assert len(fake_fal.cancellations) == 1
+    assert fake_fal.cancellations == []
 
 
 class StopTheRun(BaseException):
     """Like Streamlit's StopException / RerunException."""
 
 
-def test_a_stopped_run_cancels_the_fal_job(fal_generator, fake_fal: FakeFal):
+def test_a_stopped_run_leaves_the_job_to_fal(fal_generator, fake_fal):
+    """The user closed the dialog: the images they asked for still arrive (the sweep
+    follows the job), so nothing is cancelled."""
+
     def stop(progress: Progress) -> None:
         if progress.stage == "queued":
             raise StopTheRun
@@ -178,7 +207,8 @@ def test_a_stopped_run_cancels_the_fal_job(fal_generator, fake_fal: FakeFal):
     with pytest.raises(StopTheRun):
         fal_generator.generate(REQUEST, on_progress=stop)
 
-    assert len(fake_fal.cancellations) == 1
+    assert fake_fal.cancellations == []
+    assert len(fake_fal.jobs) == 1
 
 
 def test_a_preview_that_cannot_be_saved_is_a_failure(tmp_path):
@@ -206,10 +236,10 @@ def test_a_result_that_is_not_json_is_a_failure(fal_generator, fake_fal: FakeFal
 def test_a_job_fal_reports_failed_is_a_failure_with_fals_reason(fal_generator, fake_fal):
     fake_fal.script.job_failure = JobFailure("CUDA out of memory", "runner_server_error", 500)
 
-    with pytest.raises(GenerationFailed, match="CUDA out of memory"):
+    with pytest.raises(GenerationFailed, match="CUDA out of memory") as caught:
         fal_generator.generate(REQUEST)
 
-    assert not [r for r in fake_fal.requests if r.path.endswith(tuple(fake_fal.jobs))]
+    assert caught.value.retryable  # a runner's crash: worth another try
     assert fake_fal.cancellations == []  # finished: nothing to cancel
 
 
@@ -271,16 +301,15 @@ def test_a_generation_never_waits_longer_than_its_timeout_in_all(fake_fal, stall
     generator = FalGenerator(key=TEST_FAL_KEY, timeout_seconds=1.5, poll_interval=0.01)
     started = time.monotonic()
 
-    with pytest.raises(GenerationFailed) as caught:
+    with pytest.raises((GenerationFailed, GenerationPending)) as caught:
         generator.generate(REQUEST)
 
-    assert time.monotonic() - started < 1.5 + 1.0  # the cancel included
+    assert isinstance(caught.value, GenerationFailed if stalled == "submit" else GenerationPending)
+    assert time.monotonic() - started < 1.5 + 1.0
     assert len(fake_fal.submissions) == 1
-    if stalled == "submit":  # fal may have the job, and we have no id to cancel it by
+    assert fake_fal.cancellations == []
+    if stalled == "submit":  # fal may have the job, and we have no id to follow it by
         assert str(caught.value) == LOST_SUBMIT
-    else:
-        assert isinstance(caught.value, GenerationTimeout)
-        assert len(fake_fal.cancellations) == 1
 
 
 def test_the_queue_wait_is_also_bounded_on_fals_side(fal_generator, fake_fal):
@@ -340,3 +369,115 @@ def test_resuming_when_a_proxy_answers_404_asks_again_later(fal_generator, fake_
 
     assert fal_generator.resume(request_id) is None
     assert len(fal_generator.resume(request_id).images) == 4
+
+
+# --- what fal accepted is followed to fal's own answer ------------------------------------
+
+
+def test_an_outage_longer_than_the_timeout_leaves_the_job_then_resume_gets_it(
+    fake_fal, monkeypatch
+):
+    from lora_core.fal import generator as module
+
+    monkeypatch.setattr(module, "RESUME_SECONDS", 0.3)
+    fake_fal.script.outage_after_submit = 1.5
+    fake_fal.script.queue_positions = []  # the job finishes unwatched, during the outage
+    fake_fal.script.processing_seconds = 0.3
+    generator = FalGenerator(key=TEST_FAL_KEY, timeout_seconds=0.5, poll_interval=0.02)
+
+    with pytest.raises(GenerationPending) as caught:
+        generator.generate(REQUEST)
+    assert generator.resume(caught.value.request_id) is None  # fal is still quiet
+    time.sleep(1.2)
+    result = generator.resume(caught.value.request_id)
+
+    assert result is not None and len(result.images) == 4
+    assert len(fake_fal.submissions) == 1 and fake_fal.cancellations == []
+
+
+def test_a_request_fal_has_forgotten_is_over_when_fal_answers_again(fal_generator, fake_fal):
+    fake_fal.script.queue_positions = []
+    fake_fal.script.result_expires_after = 0.2
+    request_id = fal_generator._client.submit("fal-ai/flux-lora", arguments={}).request_id
+    time.sleep(0.4)
+
+    with pytest.raises(GenerationFailed) as caught:
+        fal_generator.resume(request_id)
+
+    assert str(caught.value) == FORGOTTEN
+
+
+def test_an_unreadable_submit_answer_is_an_unknown_outcome_never_retried(fal_generator, fake_fal):
+    fake_fal.script.unreadable_submit_answers = 1
+
+    with pytest.raises(GenerationFailed) as caught:
+        fal_generator.generate(REQUEST)
+
+    assert str(caught.value) == LOST_SUBMIT and not caught.value.retryable
+    assert len(fake_fal.submissions) == 1
+
+
+# --- fal's error kinds, as fal reports them --------------------------------------------------
+
+
+def test_a_weights_download_error_is_read_from_the_jobs_model_error(fal_generator, fake_fal):
+    """The runner fetches the LoRA; fal's error names the kind, not prose we must parse."""
+    fake_fal.script.fetch_loras = True
+    request = GenerationRequest(
+        "batch-1", "a fox", f"{fake_fal.url}/files/gone/weights.safetensors", "sks"
+    )
+
+    with pytest.raises(WeightsUnavailable):
+        fal_generator.generate(request)
+
+
+def test_a_bad_lora_scale_names_the_field_and_is_not_called_expired_weights(
+    fal_generator, fake_fal
+):
+    fake_fal.script.job_failure = JobFailure(
+        [
+            model_error(
+                ["body", "loras", 0, "scale"], "Input should be at most 4", "less_than_equal"
+            )
+        ],
+        None,
+        422,
+    )
+
+    with pytest.raises(InvalidInput) as caught:
+        fal_generator.generate(REQUEST)
+
+    assert caught.value.field == "loras[0].scale"
+    assert "loras[0].scale: Input should be at most 4" in str(caught.value)
+    assert not isinstance(caught.value, WeightsUnavailable) and not caught.value.retryable
+
+
+def test_a_content_policy_refusal_says_so_and_is_not_retried(fal_generator, fake_fal):
+    item = model_error(["body", "prompt"], "The content was flagged.", "content_policy_violation")
+    fake_fal.script.job_failure = JobFailure([item], None, 422)
+
+    with pytest.raises(ContentRefused) as caught:
+        fal_generator.generate(REQUEST)
+
+    assert "content checker" in str(caught.value) and "(prompt)" in str(caught.value)
+    assert not caught.value.retryable
+
+
+@pytest.mark.parametrize(
+    ("error_type", "status", "expected"),
+    [
+        ("request_timeout", 504, GenerationTimeout),
+        ("startup_timeout", 504, GenerationTimeout),
+        ("runner_scheduling_failure", 503, GenerationFailed),
+    ],
+)
+def test_a_request_errors_type_is_read_from_its_header_and_body(
+    fal_generator, fake_fal, error_type, status, expected
+):
+    fake_fal.script.job_failure = JobFailure("It went wrong", error_type, status)
+
+    with pytest.raises(expected) as caught:
+        fal_generator.generate(REQUEST)
+
+    assert type(caught.value) is expected
+    assert "It went wrong" in str(caught.value)

@@ -253,8 +253,10 @@ def test_a_job_fal_no_longer_knows_fails_with_a_clear_reason(fal_trainer, fake_f
     ]
 
 
-def test_a_lost_submit_answer_is_not_resubmitted(fal_trainer, fake_fal, caplog):
-    fake_fal.script.dropped_submit_answers = 1
+@pytest.mark.parametrize("trouble", ["dropped_submit_answers", "unreadable_submit_answers"])
+def test_a_lost_submit_answer_is_not_resubmitted(fal_trainer, fake_fal, caplog, trouble):
+    """Dropped, or a 200 that is not JSON: fal may have the job; never "try again"."""
+    setattr(fake_fal.script, trouble, 1)
 
     with pytest.raises(TrainingFailed, match="fal may still run it") as failure:
         submit(fal_trainer)

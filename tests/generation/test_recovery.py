@@ -30,7 +30,7 @@ from tests.support.race import race
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 
 OLDER_THAN = timedelta(minutes=4)
-GIVE_UP = timedelta(minutes=30)
+FOLLOW_FOR = timedelta(days=30)
 # Short leases, so that real processes and threads can lapse and renew them within a test.
 TERMS = leases.LeaseTerms(duration=timedelta(seconds=2), renew_every=timedelta(seconds=0.25))
 
@@ -53,7 +53,7 @@ def resume(engine, generator, media_store, *, after: timedelta | None = OLDER_TH
         store=media_store,
         terms=TERMS,
         unleased_older_than=OLDER_THAN,
-        give_up_after=GIVE_UP,
+        follow_for=FOLLOW_FOR,
         lora_id=lora_id,
         now=None if after is None else utc_now() + after + timedelta(seconds=1),
     )
@@ -277,7 +277,7 @@ def test_a_batch_that_never_reached_fal_is_failed(engine, add_lora, fal_generato
     assert batches(engine)[0].error == "Interrupted before fal accepted the job."
 
 
-def test_a_job_still_running_waits_then_is_given_up_and_cancelled(
+def test_a_job_still_running_is_followed_and_given_up_only_after_follow_for(
     engine, add_lora, fal_generator, fake_fal, media_store
 ):
     lora = add_lora()
@@ -289,9 +289,16 @@ def test_a_job_still_running_waits_then_is_given_up_and_cancelled(
     # Its lease, ours now, still holds: the next sweep leaves it; one after it lapsed asks.
     assert resume(engine, fal_generator, media_store, after=None) == recovery.ResumeReport()
 
-    assert resume(engine, fal_generator, media_store, after=GIVE_UP) == recovery.ResumeReport(
+    # Long after fal's timeout and any wait of ours, it is still followed…
+    assert resume(
+        engine, fal_generator, media_store, after=timedelta(days=1)
+    ) == recovery.ResumeReport(waiting=1)
+    assert fake_fal.cancellations == []
+    # …until fal has given no answer for FOLLOW_FOR.
+    assert resume(engine, fal_generator, media_store, after=FOLLOW_FOR) == recovery.ResumeReport(
         failed=1
     )
+    assert batches(engine)[0].error == recovery.GAVE_UP
     assert len(fake_fal.cancellations) == 1
 
 

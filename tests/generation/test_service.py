@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from lora_core.data import leases
 from lora_core.data.clock import to_iso, utc_now
@@ -14,7 +15,7 @@ from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, 
 from lora_core.errors import (
     DatabaseUnavailable,
     GenerationFailed,
-    GenerationTimeout,
+    GenerationPending,
     InvalidPrompt,
     LoraHasNoWeights,
     LoraNotFound,
@@ -22,9 +23,13 @@ from lora_core.errors import (
     QuotaExceeded,
     WeightsUnavailable,
 )
+from lora_core.fal.generator import FalGenerator
 from lora_core.generation import prompts, quota, recipe_files, recovery, service
+from lora_core.generation.generators import GenerationRequest, GenerationResult
 from lora_core.generation.quota import QuotaPolicy
-from tests.support.fakefal import JobFailure
+from lora_core.sweeper import Sweeper
+from tests.conftest import TEST_FAL_KEY
+from tests.support.fakefal import JobFailure, model_error
 from tests.support.plans import explain_selects
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
@@ -35,6 +40,50 @@ def stored(engine) -> tuple[list[GeneratedImage], list[GenerationBatch]]:
         images = session.scalars(select(GeneratedImage)).all()
         batches = session.scalars(select(GenerationBatch)).all()
     return list(images), list(batches)
+
+
+def used(engine, policy) -> int:
+    with session_scope(engine) as session:
+        return quota.get_status(session=session, policy=policy, user="ann").used
+
+
+# Leases that lapse at once, so that one sweep after another may ask fal again.
+BRIEF = leases.LeaseTerms(duration=timedelta(seconds=0.05), renew_every=timedelta(seconds=1))
+
+
+def follow(engine, generator, *, beats: int = 20) -> recovery.ResumeReport:
+    """Beats of the background sweep, as each app process runs it (`Studio.recover`),
+    until one finishes or fails a batch (or `beats` ran)."""
+    for beat in range(beats):
+        report = recovery.resume_pending(
+            engine=engine,
+            generator=generator,
+            store=None,
+            terms=BRIEF,
+            unleased_older_than=timedelta(minutes=4),
+            follow_for=timedelta(days=30),
+            # Each beat as if after the last one's wait (`recovery.ASK_AGAIN_AFTER`).
+            now=utc_now() + beat * (recovery.ASK_AGAIN_AFTER + timedelta(seconds=1)),
+        )
+        if report.finished or report.failed:
+            return report
+        time.sleep(0.1)
+    return report
+
+
+class StoppingBeforeSubmit:
+    """A generator whose run is stopped before fal accepted anything."""
+
+    downloads_weights = False
+
+    def generate(self, request: GenerationRequest, on_progress=None) -> GenerationResult:
+        raise StopTheRun
+
+    def resume(self, request_id: str) -> GenerationResult | None:
+        return None
+
+    def cancel(self, request_id: str) -> None:
+        pass
 
 
 @pytest.fixture
@@ -222,7 +271,10 @@ def test_a_lost_submit_answer_fails_the_batch_frees_the_slot_and_is_not_resent(
 
 def test_expired_weights_are_reported_and_cost_no_slot(engine, add_lora, generate, fake_fal):
     lora = add_lora()
-    fake_fal.script.result_error = (422, [{"loc": ["body", "loras"], "msg": "x", "type": "y"}])
+    fake_fal.script.result_error = (
+        422,
+        [model_error(["body", "loras", 0, "path"], "Failed to download", "file_download_error")],
+    )
 
     with pytest.raises(WeightsUnavailable):
         generate(lora.id, "a cat")
@@ -230,7 +282,28 @@ def test_expired_weights_are_reported_and_cost_no_slot(engine, add_lora, generat
     assert [b.status for b in stored(engine)[1]] == [BatchStatus.FAILED]
 
 
-def test_a_safety_filtered_batch_stores_what_came_back_and_counts_once(
+def test_a_batch_with_flagged_images_counts_them_from_fals_flags(
+    engine, add_lora, generate, fake_fal
+):
+    """fal returns all 4, two of them black with their flag set: 2 are shown."""
+    lora = add_lora()
+    fake_fal.script.nsfw = [False, True, True, False]
+
+    outcome = generate(lora.id, "a cat")
+
+    assert (len(outcome.images), len(outcome.shown), outcome.flagged, outcome.missing) == (
+        4,
+        2,
+        2,
+        0,
+    )
+    images, [batch] = stored(engine)
+    assert sorted(bool(image.nsfw) for image in images) == [False, False, True, True]
+    assert (batch.images_returned, batch.images_flagged) == (4, 2)
+    assert batch.status == BatchStatus.SUCCEEDED
+
+
+def test_an_odd_answer_with_fewer_images_stores_what_came_back_and_counts_once(
     engine, add_lora, generate, fake_fal
 ):
     lora = add_lora()
@@ -242,7 +315,8 @@ def test_a_safety_filtered_batch_stores_what_came_back_and_counts_once(
     assert (len(outcome.images), outcome.missing, outcome.flagged) == (2, 2, 1)
     images, [batch] = stored(engine)
     assert len(images) == 2
-    assert batch.images_returned == 2 and batch.status == BatchStatus.SUCCEEDED
+    assert (batch.images_returned, batch.images_flagged) == (2, 1)
+    assert batch.status == BatchStatus.SUCCEEDED
 
 
 def test_the_quota_is_checked_before_fal(engine, add_lora, generate, fake_fal):
@@ -271,8 +345,12 @@ def test_a_database_that_is_down_is_reported(tmp_path, fal_generator, policy, fa
     assert fake_fal.submissions == []
 
 
-def test_a_crash_while_storing_frees_the_slot(engine, add_lora, generate, monkeypatch):
+def test_a_crash_while_storing_leaves_the_paid_batch_for_the_sweep(
+    engine, add_lora, generate, monkeypatch, fal_generator, fake_fal, policy
+):
+    """fal finished (and billed) the job: the images are stored later, never paid again."""
     lora = add_lora()
+    store_batch = service.store_batch
 
     def explode(**_kwargs):
         raise RuntimeError("disk full")
@@ -282,16 +360,23 @@ def test_a_crash_while_storing_frees_the_slot(engine, add_lora, generate, monkey
         generate(lora.id, "a cat")
 
     images, [batch] = stored(engine)
-    assert images == [] and batch.status == BatchStatus.FAILED
-    with session_scope(engine) as session:
-        assert session.scalar(select(func.count()).select_from(GeneratedImage)) == 0
+    assert images == [] and batch.status == BatchStatus.PENDING and batch.fal_request_id
+    assert used(engine, policy) == 1  # fal may bill it: the slot stays held
+    monkeypatch.setattr(service, "store_batch", store_batch)
+    assert follow(engine, fal_generator).finished == 1
+    images, [batch] = stored(engine)
+    assert len(images) == 4 and batch.status == BatchStatus.SUCCEEDED
+    assert len(fake_fal.submissions) == 1
 
 
 class StopTheRun(BaseException):
     """Like Streamlit's StopException / RerunException, raised when a run is stopped."""
 
 
-def test_a_stopped_run_frees_the_slot_and_cancels_the_fal_job(engine, add_lora, generate, fake_fal):
+def test_a_stopped_run_leaves_its_batch_to_the_sweep_which_stores_its_images(
+    engine, add_lora, generate, fake_fal, fal_generator, policy
+):
+    """The user closed the dialog while fal worked: the images still arrive, paid once."""
     lora = add_lora()
 
     def stop(progress):
@@ -302,10 +387,24 @@ def test_a_stopped_run_frees_the_slot_and_cancels_the_fal_job(engine, add_lora, 
         generate(lora.id, "a cat", on_progress=stop)
 
     images, [batch] = stored(engine)
-    assert images == []
-    assert batch.status == BatchStatus.FAILED and batch.error == "StopTheRun"
+    assert images == [] and batch.status == BatchStatus.PENDING
     assert batch.fal_request_id in fake_fal.jobs  # recorded as soon as fal answered
-    assert len(fake_fal.cancellations) == 1
+    assert batch.lease_holder is None  # let go at once: the next sweep takes it
+    assert used(engine, policy) == 1
+    assert follow(engine, fal_generator).finished == 1
+    assert stored(engine)[1][0].status == BatchStatus.SUCCEEDED
+    assert fake_fal.cancellations == [] and len(fake_fal.submissions) == 1
+
+
+def test_a_stop_before_fal_accepted_frees_the_slot(engine, add_lora, generate, policy):
+    lora = add_lora()
+
+    with pytest.raises(StopTheRun):
+        generate(lora.id, "a cat", generator=StoppingBeforeSubmit())
+
+    [batch] = stored(engine)[1]
+    assert batch.status == BatchStatus.FAILED and batch.error == "StopTheRun"
+    assert used(engine, policy) == 0
 
 
 def test_fal_images_are_copied_to_our_store_and_fals_url_is_kept(
@@ -376,22 +475,57 @@ def test_a_server_error_on_submit_stores_nothing_and_frees_the_slot(
     assert images == [] and batch.status == BatchStatus.FAILED and batch.fal_request_id is None
 
 
-def test_a_result_that_never_comes_times_out_and_frees_the_slot(
-    engine, add_lora, generate, fake_fal
+def test_a_result_that_never_comes_leaves_the_batch_pending_holding_its_slot(
+    engine, add_lora, generate, fake_fal, policy
 ):
-    from lora_core.fal.generator import FalGenerator
-    from tests.conftest import TEST_FAL_KEY
-
     lora = add_lora()
     fake_fal.script.processing_seconds = 60
     impatient = FalGenerator(key=TEST_FAL_KEY, timeout_seconds=0.3, poll_interval=0.02)
 
-    with pytest.raises(GenerationTimeout):
+    with pytest.raises(GenerationPending) as caught:
         generate(lora.id, "a cat", generator=impatient)
 
     images, [batch] = stored(engine)
-    assert images == [] and batch.status == BatchStatus.FAILED
-    assert len(fake_fal.cancellations) == 1
+    assert images == [] and batch.status == BatchStatus.PENDING
+    assert caught.value.batch_id == batch.id
+    assert fake_fal.cancellations == []
+    # Long after the quota's "abandoned" age, fal may still bill it: the slot is held.
+    with session_scope(engine) as session:
+        later = quota.get_status(
+            session=session, policy=policy, user="ann", now=utc_now() + timedelta(hours=2)
+        )
+    assert later.used == 1
+
+
+def test_a_batch_fal_went_quiet_about_ends_stored_with_one_submit_and_no_click(
+    engine, add_lora, generate, fake_fal, policy
+):
+    """fal accepted it, then its gateway answered 503 for longer than FAL_TIMEOUT_SECONDS:
+    the batch stays ours, and the background sweep stores its images when fal is back."""
+    lora = add_lora()
+    fake_fal.script.queue_positions = []
+    fake_fal.script.processing_seconds = 0.5
+    fake_fal.script.outage_after_submit = 2.5
+    impatient = FalGenerator(key=TEST_FAL_KEY, timeout_seconds=1.0, poll_interval=0.02)
+
+    with pytest.raises(GenerationPending):
+        generate(lora.id, "a cat", generator=impatient)
+    assert stored(engine)[1][0].status == BatchStatus.PENDING
+    assert used(engine, policy) == 1
+
+    sweeper = Sweeper(lambda: follow(engine, impatient), every_seconds=0.2, name="test").start()
+    try:
+        deadline = time.monotonic() + 20
+        while stored(engine)[1][0].status == BatchStatus.PENDING:
+            assert time.monotonic() < deadline, "the sweep never finished the batch"
+            time.sleep(0.1)
+    finally:
+        sweeper.stop()
+
+    images, [batch] = stored(engine)
+    assert batch.status == BatchStatus.SUCCEEDED and len(images) == 4
+    assert len(fake_fal.submissions) == 1 and fake_fal.cancellations == []
+    assert used(engine, policy) == 1
 
 
 def test_with_an_s3_store_images_are_served_from_the_bucket(
@@ -419,7 +553,7 @@ def test_looking_for_stale_batches_reads_only_pending_ones(engine, add_lora):
             store=None,
             terms=leases.LeaseTerms(),
             unleased_older_than=timedelta(minutes=4),
-            give_up_after=timedelta(minutes=30),
+            follow_for=timedelta(days=30),
             lora_id=lora.id,
         ),
     )

@@ -392,7 +392,7 @@ def test_a_sweep_killed_midway_is_settled_by_recovery_and_its_lost_cells_retried
             store=media_store,
             terms=TERMS,
             unleased_older_than=timedelta(minutes=4),
-            give_up_after=timedelta(minutes=30),
+            follow_for=timedelta(days=30),
             sweep_id=only,  # as the sweep's page does
             now=utc_now(),
         )
@@ -647,3 +647,47 @@ def test_a_sweeps_held_settings_read_back_as_its_base_recipe(engine, add_lora, r
 
     with session_scope(engine) as session:
         assert sweeps.base_recipe(session.get(Sweep, sweep_id)) == base
+
+
+def test_a_cell_fal_went_quiet_about_stays_pending_and_is_finished_never_retried(
+    engine, add_lora, fake_fal, policy, pool, media_store
+):
+    """fal accepted the cell, then its gateway failed for longer than the cell's wait:
+    fal may bill it, so it is neither failed nor offered again; recovery stores it."""
+    from lora_core.fal.generator import FalGenerator
+
+    lora = add_lora()
+    impatient = FalGenerator(key=TEST_FAL_KEY, timeout_seconds=0.5, poll_interval=0.02)
+    fake_fal.script.queue_positions = []
+    fake_fal.script.processing_seconds = 0.2
+    fake_fal.script.outage_after_submit = 2.0
+    sweep_id, holder, jobs = sweeps.start(
+        engine=engine, generator=impatient, policy=policy, user="ann", lora_id=lora.id,
+        prompt="a red fox", base=BASE, x=axes.scale_axis("1"), allow_private_weights=True,
+        lease_terms=TERMS,
+    )  # fmt: skip
+    done = pool.launch(
+        [lambda job=job: sweeps.run_cell(job, engine=engine, generator=impatient, store=None)
+         for job in jobs],
+        engine=engine, holder=holder, terms=TERMS,
+    )  # fmt: skip
+    assert done.wait(30)
+
+    [cell] = view(engine, sweep_id).cells.values()
+    assert cell.status == BatchStatus.PENDING and cell.error is None
+    assert used(engine, policy) == 1  # its share is held while fal may bill it
+    with pytest.raises(InvalidSweep, match="did not fail"):
+        sweeps.retry(engine=engine, generator=impatient, policy=policy, user="ann",
+                     batch_id=cell.batch_id)  # fmt: skip
+
+    time.sleep(2.0)  # fal answers again
+    report = recovery.resume_pending(
+        engine=engine, generator=impatient, store=media_store, terms=TERMS,
+        unleased_older_than=timedelta(minutes=4), follow_for=timedelta(days=30),
+        now=utc_now() + TERMS.duration + timedelta(seconds=1),
+    )  # fmt: skip
+
+    assert report == recovery.ResumeReport(finished=1)
+    [cell] = view(engine, sweep_id).cells.values()
+    assert cell.status == BatchStatus.SUCCEEDED and cell.image is not None
+    assert len(fake_fal.submissions) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -110,6 +111,9 @@ def test_the_page_shows_the_loras_metadata(open_app, add_lora):
     assert facts(at).endswith(" · 0 images")
     assert not at.metric  # one compact line, not big numerals above the images
     assert at.code[0].value == "https://w.example/a.safetensors"  # under Weights
+    assert "fal downloads the original weights URL; no copy is kept." in [
+        readable(caption.value) for caption in at.caption
+    ]
 
 
 def test_a_lora_without_images_invites_a_first_generation(open_app, add_lora):
@@ -386,13 +390,16 @@ def test_expired_weights_get_their_own_message(open_app, add_lora, with_fal):
     assert "gen_retry" not in [b.key for b in at.button]
 
 
-def test_a_safety_filtered_batch_shows_what_came_back_and_why(open_app, add_lora, with_fal):
+def test_an_odd_answer_with_fewer_images_shows_what_came_back_and_why(open_app, add_lora, with_fal):
     add_lora("filtered")
     with_fal.script.images = 3
 
     at = generate(open_dialog(open_app, "filtered"), "a storm")
 
-    assert "fal returned 3 of 4 images: 1 were removed by the safety filter" in at.warning[0].value
+    assert at.warning[0].value == (
+        "1 of 4 images were held back by fal's safety checker; 3 are shown. "
+        "This still counts as one generation."
+    )
     assert len(results(at)) == 3
 
 
@@ -478,8 +485,8 @@ def test_a_flagged_image_is_never_shown_as_a_result(open_app, add_lora, engine, 
 
     flagged = next(image for image in stored_images(engine) if image.nsfw)
     assert len(results(at)) == 3
-    assert "1 image(s) were flagged by the safety checker" in at.warning[0].value
-    assert "Hidden: flagged by fal" in everything_rendered(at)
+    assert "1 of 4 images were held back by fal's safety checker" in at.warning[0].value
+    assert flagged.image_url not in everything_rendered(at)
     del at.session_state["generate_for"]
     at.run()
     assert len(cards(at)) == 3
@@ -551,6 +558,8 @@ def test_a_lora_whose_training_just_finished_on_fal_can_generate(
 ):
     monkeypatch.setenv("FAL_KEY", TEST_FAL_KEY)
     fake_fal.script.queue_positions = []
+    fake_fal.script.processing_seconds = 1.0
+    submitted = time.monotonic()
     request_id = FalTrainer(key=TEST_FAL_KEY).submit(
         images_url="https://x/images.zip", trigger_word="sks", steps=100, is_style=True
     )
@@ -560,6 +569,7 @@ def test_a_lora_whose_training_just_finished_on_fal_can_generate(
         session.commit()
 
     running = open_app(LORA_PAGE, id="fresh")  # fal: still running
+    time.sleep(max(0.0, submitted + 1.2 - time.monotonic()))
     done = open_app(LORA_PAGE, id="fresh")  # fal: completed
 
     assert "still training" in " ".join(e.value for e in running.info)

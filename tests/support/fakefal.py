@@ -8,7 +8,18 @@ Queue (`fal-ai/flux-lora`, `fal-ai/flux-lora-fast-training`):
   (`metrics`); every body carries `request_id` and the three URLs, and `logs` is null
   unless `?logs=1` (or `true`) was asked for;
 - a failed job ends `COMPLETED` with `error`/`error_type`, and its result answers that
-  error (status, `detail`, `error_type`, `X-Fal-Error-Type`);
+  error as fal's docs give its two shapes: a request error (`{detail, error_type}` and
+  `X-Fal-Error-Type`, e.g. `request_timeout` 504, `runner_server_error` 500: "Request
+  errors", https://docs.fal.ai/documentation/model-apis/request-errors) or a model error
+  (422, `detail[]` of `{loc, msg, type, url, ctx, input}` and `X-Fal-Retryable`: "Model
+  errors", https://docs.fal.ai/errors), such as `file_download_error` for LoRA weights
+  that do not download or `content_policy_violation`;
+- arguments flux-lora's schema refuses fail the job with a model error (422, `loc` such as
+  `["body", "loras", 0, "scale"]`): the queue takes any JSON, the model checks it;
+- flux-lora returns every image asked for; those its safety checker flags are black and
+  `has_nsfw_concepts[i]` is true (fal-ai/flux-lora's output schema);
+- a request is kept for a limited time (fal's docs: one hour by default), after which its
+  status and result answer fal's own 404 (`result_expires_after`);
 - cancel: a queued job is removed (it then reports `client_cancelled`), a running one
   may still finish (`finish_despite_cancel`), a finished one answers 400
   `ALREADY_COMPLETED`, an unknown id 404; `X-Fal-Request-Timeout` ends a job still queued
@@ -17,9 +28,11 @@ Storage: the CDN token, the v3 upload, fal_client's fallback when it fails
 (`storage/upload/initiate` + PUT to a signed URL) and multipart uploads (initiate, parts
 with ETags, complete); files (images, trained weights) are served back.
 Trouble, each switchable per test through `Script`: gateway 502/503/504 without
-`x-fal-request-id` (with or without nginx's page), a submit recorded whose answer is dropped
-or breaks off in its body, a 429 refusal, answers that stall, a refused key at the token
-endpoint, an expired file, and (as fal's runner) LoRA weights that do not download.
+`x-fal-request-id` (with or without nginx's page), an outage after a submit (every queue
+request answered by the gateway's 503 page for a while: `outage_after_submit`), a submit
+recorded whose answer is dropped, breaks off in its body or cannot be read, a 429 refusal,
+answers that stall, a refused key at the token endpoint, an expired file, and (as fal's
+runner) LoRA weights that do not download.
 
 Every request is recorded, so tests assert exactly what was sent.
 """
@@ -76,19 +89,42 @@ class Recorded:
 @dataclass(frozen=True)
 class JobFailure:
     """How a job fails on fal's side: its status body's `error`/`error_type`, and the
-    error its result URL answers."""
+    error its result URL answers: a request error (`detail` text and `error_type`), or a
+    model error (`detail` a list of items, status 422, no `error_type`)."""
 
-    detail: str = "Runner crashed while generating"
-    error_type: str = "runner_server_error"
+    detail: str | list[dict[str, Any]] = "Runner crashed while generating"
+    error_type: str | None = "runner_server_error"
     status_code: int = 500
+
+    @property
+    def text(self) -> str:
+        """The status body's `error`: the text, or the items' messages."""
+        if isinstance(self.detail, list):
+            return "; ".join(str(item.get("msg", "")) for item in self.detail)
+        return self.detail
+
+
+def model_error(
+    loc: list[Any], msg: str, kind: str, *, value: Any = None, ctx: dict | None = None
+) -> dict[str, Any]:
+    """One item of a model error's `detail[]`, with every field fal's docs list."""
+    return {
+        "loc": loc,
+        "msg": msg,
+        "type": kind,
+        "url": f"https://docs.fal.ai/errors#{kind}",
+        "ctx": ctx or {},
+        "input": value,
+    }
 
 
 @dataclass
 class Script:
     """How the fake answers the next jobs; tests change it between calls."""
 
-    images: int = 4
-    nsfw: list[bool] | None = None
+    # None: every image asked for, as fal returns them; a number: fewer (an odd answer).
+    images: int | None = None
+    nsfw: list[bool] | None = None  # per image: flagged by the safety checker (sent black)
     seed: int = 18446744073709551557  # > 2^63, as fal's seeds can be
     queue_positions: list[int] = field(default_factory=lambda: [1, 0])
     logs: list[str] = field(default_factory=lambda: ["Loading LoRA weights", "Denoising 28/28"])
@@ -126,6 +162,16 @@ class Script:
     # fal_client falls back to storage/upload/initiate).
     cdn_token_error: int | None = None
     cdn_upload_error: int | None = None
+    # A request's status and result answer fal's own 404 this many seconds after the job
+    # finished (a job nobody polls finishes `processing_seconds` after its submit when it
+    # waits in no queue: `queue_positions` empty).
+    result_expires_after: float | None = None
+    # After each accepted submit, every queue request (submit, status, result, cancel)
+    # gets the gateway's 503 page, without `x-fal-request-id`, for this many seconds.
+    outage_after_submit: float = 0.0
+    # The next N submits are recorded (their jobs exist), then answered 200 with a body
+    # that is not JSON.
+    unreadable_submit_answers: int = 0
 
 
 @dataclass
@@ -140,6 +186,22 @@ class Job:
     running_since: float | None = None
     cancelled: bool = False  # cancelled before it ran, or ended by the cancel
     finished: bool = False
+    finished_at: float | None = None
+    flagged: frozenset[int] = frozenset()  # images the safety checker flagged (sent black)
+
+    def done_at(self) -> float | None:
+        """When the job finished: as seen by a poll, or, for a job waiting in no queue,
+        `processing_seconds` after its submit whether anyone polls or not."""
+        if self.finished_at is not None:
+            return self.finished_at
+        if not self.script.queue_positions and not self.cancelled:
+            return self.submitted + self.script.processing_seconds
+        return None
+
+    def expired(self) -> bool:
+        ttl = self.script.result_expires_after
+        done = self.done_at()
+        return ttl is not None and done is not None and time.monotonic() > done + ttl
 
 
 class FakeFal:
@@ -155,6 +217,7 @@ class FakeFal:
         self._multipart: dict[str, dict[int, bytes]] = {}  # upload id → parts
         self.epoch = 0  # bumped by reset(): a request of an earlier test ends unanswered
         self.fetched: list[tuple[str, int]] = []  # (LoRA path, HTTP status) fetched by jobs
+        self.outage_until = 0.0  # the gateway answers 503 for every queue request until
 
     @property
     def url(self) -> str:
@@ -169,6 +232,7 @@ class FakeFal:
             self._signed.clear()
             self._multipart.clear()
             self.fetched.clear()
+            self.outage_until = 0.0
             self.epoch += 1
 
     def _of(self, method: str, path: str) -> list[Recorded]:
@@ -216,21 +280,24 @@ def _invalid_flux_arguments(arguments: dict[str, Any]) -> list[dict[str, Any]]:
         value = arguments.get(name)
         if value is not None and not low <= value <= high:
             errors.append(
-                {
-                    "loc": ["body", name],
-                    "msg": f"Input should be between {low} and {high}",
-                    "type": "value_error",
-                }
-            )
+                model_error(["body", name], f"Input should be between {low} and {high}",
+                            "value_error", value=value)
+            )  # fmt: skip
     size = arguments.get("image_size")
     if size is not None and not isinstance(size, dict) and size not in FLUX_SIZES:
-        errors.append({"loc": ["body", "image_size"], "msg": "Invalid size", "type": "enum"})
-    for lora in arguments.get("loras", []):
-        if not 0 <= lora.get("scale", 1) <= 4:
+        errors.append(model_error(["body", "image_size"], "Invalid size", "enum", value=size))
+    for index, lora in enumerate(arguments.get("loras", [])):
+        scale = lora.get("scale", 1)
+        if not 0 <= scale <= 4:
             errors.append(
-                {"loc": ["body", "loras", "scale"], "msg": "Input should be between 0 and 4",
-                 "type": "value_error"}
-            )  # fmt: skip
+                model_error(
+                    ["body", "loras", index, "scale"],
+                    "Input should be less than or equal to 4",
+                    "less_than_equal",
+                    value=scale,
+                    ctx={"le": 4},
+                )
+            )
     return errors
 
 
@@ -245,6 +312,12 @@ def _jpeg(index: int) -> bytes:
     image = ImageOps.colorize(gradient, (30, 20 + 40 * index, 90), (250, 200, 120 + 30 * index))
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def _black_jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (256, 256)).save(buffer, format="JPEG")
     return buffer.getvalue()
 
 
@@ -290,10 +363,13 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(body)
 
         def _gateway_error(self, endpoint: str) -> bool:
-            """Answer a queued gateway error for `endpoint`, if the script has one."""
+            """Answer a queued gateway error for `endpoint`, if the script has one, or the
+            gateway's 503 during an outage."""
             with fake.lock:
                 pending = fake.script.gateway_errors.get(endpoint) or []
                 status = pending.pop(0) if pending else None
+                if status is None and time.monotonic() < fake.outage_until:
+                    status = 503
             if status is None:
                 return False
             page = GATEWAY_PAGE.format(f"{status} Bad Gateway").encode()
@@ -377,7 +453,7 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
                 if self._gateway_error("status"):
                     return
                 self._stall("status")
-                if job is None:
+                if job is None or job.expired():
                     self._send(404, {"detail": "Request not found"})
                     return
                 self._status(job, with_logs=query.get("logs", ["0"])[0] in ("1", "true"))
@@ -385,7 +461,7 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
             if self._gateway_error("result"):
                 return
             self._stall("result")
-            if job is None:
+            if job is None or job.expired():
                 self._send(404, {"detail": "Request not found"})
                 return
             self._result(job)
@@ -426,9 +502,6 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
                     return
                 timeout = recorded.headers.get("X-Fal-Request-Timeout")
                 arguments = recorded.body if isinstance(recorded.body, dict) else {}
-                if path == APP_PATH and (invalid := _invalid_flux_arguments(arguments)):
-                    self._send(422, {"detail": invalid})  # fal's validation error shape
-                    return
                 job = Job(
                     request_id=str(uuid.uuid4()),
                     app=path,
@@ -436,16 +509,26 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
                     start_timeout=float(timeout) if timeout else None,
                     arguments=arguments,
                 )
+                if path == APP_PATH and (invalid := _invalid_flux_arguments(arguments)):
+                    # The queue takes any JSON; the model refuses it as it runs.
+                    job.script = replace(script, job_failure=JobFailure(invalid, None, 422))
                 fake.jobs[job.request_id] = job
+                if script.outage_after_submit:
+                    fake.outage_until = time.monotonic() + script.outage_after_submit
             with fake.lock:
                 dropped = script.dropped_submit_answers > 0
                 script.dropped_submit_answers -= dropped
                 broken = script.broken_submit_answers > 0
                 script.broken_submit_answers -= broken
+                unreadable = script.unreadable_submit_answers > 0
+                script.unreadable_submit_answers -= unreadable
             if script.fetch_loras and path == APP_PATH:
                 self._fetch_loras(job, recorded.body)
             if dropped:
                 raise _Dropped
+            if unreadable:
+                self._send(200, b"<html><body>OK</body></html>", "text/html")
+                return
             answer = {**self._urls(job), "status": "IN_QUEUE", "queue_position": 0}
             if broken:  # the headers promise a body that never fully arrives
                 body = json.dumps(answer).encode()
@@ -461,7 +544,7 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
         def _fetch_loras(self, job: Job, arguments: Any) -> None:
             """Download each LoRA as fal's runner would; a failed one fails the job as fal
             reports it (`COMPLETED` with the download error)."""
-            for lora in (arguments or {}).get("loras", []):
+            for index, lora in enumerate((arguments or {}).get("loras", [])):
                 try:
                     with httpx.Client(timeout=5) as client:  # trusts the test CA (SSL_CERT_FILE)
                         status = client.get(lora["path"]).status_code
@@ -470,14 +553,13 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
                 with fake.lock:
                     fake.fetched.append((lora["path"], status))
                 if not 200 <= status < 300:
-                    job.script = replace(
-                        job.script,
-                        job_failure=JobFailure(
-                            f"Failed to download the LoRA weights from {lora['path']}",
-                            "file_download_error",
-                            422,
-                        ),
+                    item = model_error(
+                        ["body", "loras", index, "path"],
+                        "Failed to download the file. Please check if the URL is accessible.",
+                        "file_download_error",
+                        value=lora["path"],
                     )
+                    job.script = replace(job.script, job_failure=JobFailure([item], None, 422))
 
         def _state(self, job: Job) -> tuple[str, int | None]:
             """The job's stage at this poll: (status, queue position). It waits in the queue
@@ -492,6 +574,7 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
                 waited = time.monotonic() - job.submitted
                 if job.start_timeout is not None and waited > job.start_timeout:
                     job.finished = True  # fal gave up on it before it started
+                    job.finished_at = time.monotonic()
                     return "COMPLETED", None
                 return "IN_QUEUE", script.queue_positions[polls]
             first_run = job.running_since is None
@@ -500,7 +583,9 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
             running = time.monotonic() - job.submitted < script.processing_seconds
             if running or (not script.processing_seconds and first_run):
                 return "IN_PROGRESS", None
-            job.finished = True
+            if not job.finished:
+                job.finished = True
+                job.finished_at = time.monotonic()
             return "COMPLETED", None
 
         def _failure(self, job: Job) -> JobFailure | None:
@@ -532,7 +617,9 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
                 body["metrics"] = {"inference_time": 1.0}
                 failure = self._failure(job)
                 if failure is not None:
-                    body["error"], body["error_type"] = failure.detail, failure.error_type
+                    body["error"] = failure.text
+                    if failure.error_type is not None:
+                        body["error_type"] = failure.error_type
                 self._send(200, body)
                 return
             body["metrics"] = {}
@@ -544,11 +631,19 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
                 self._send(400, {"detail": "Request is still in progress"})
                 return
             failure = self._failure(job)
+            if isinstance(failure, JobFailure) and isinstance(failure.detail, list):
+                # A model error: `detail[]` only, and whether trying again may help.
+                self._send(
+                    failure.status_code,
+                    {"detail": failure.detail},
+                    headers={"X-Fal-Retryable": "false"},
+                )
+                return
             if failure is not None:
                 self._send(
                     failure.status_code,
                     {"detail": failure.detail, "error_type": failure.error_type},
-                    headers={"X-Fal-Error-Type": failure.error_type},
+                    headers={"X-Fal-Error-Type": str(failure.error_type)},
                 )
                 return
             if script.result_error:
@@ -597,11 +692,17 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
             }
 
         def _images_result(self, job: Job, script: Script) -> dict[str, Any]:
-            """As fal answers: the size asked for, as many images as asked (or fewer, as
-            the safety filter leaves), and ONE seed for the call: the one asked for, else
-            the script's."""
+            """As fal answers: the size asked for, every image asked for (or, scripted, an
+            odd answer with fewer), those the safety checker flagged black with their flag
+            in `has_nsfw_concepts`, and ONE seed for the call: the one asked for, else the
+            script's."""
             width, height = FLUX_SIZES.get(job.arguments.get("image_size", ""), (1024, 1024))
-            count = min(script.images, int(job.arguments.get("num_images", IMAGES)))
+            asked = int(job.arguments.get("num_images", IMAGES))
+            count = asked if script.images is None else min(script.images, asked)
+            flags = [bool(flag) for flag in (script.nsfw or [])[:count]]
+            flags += [False] * (count - len(flags))
+            with fake.lock:
+                job.flagged = frozenset(index for index, flag in enumerate(flags) if flag)
             images = [
                 {
                     "url": f"{fake.url}/files/{job.request_id}/{index}.jpg",
@@ -614,7 +715,7 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
             return {
                 "images": images,
                 "seed": job.arguments.get("seed", script.seed),
-                "has_nsfw_concepts": (script.nsfw or [False] * script.images)[:count],
+                "has_nsfw_concepts": flags,
                 "prompt": "",
                 "timings": {"inference": 1.0},
             }
@@ -635,7 +736,13 @@ def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
             if name == "config.json":
                 return json.dumps({"trained_from": folder}).encode()
             stem = name.split(".")[0]
-            return _jpeg(int(stem)) if stem.isdigit() else None
+            if not stem.isdigit():
+                return None
+            with fake.lock:
+                job = fake.jobs.get(folder)
+            if job is not None and int(stem) in job.flagged:
+                return _black_jpeg()  # as fal sends an image its safety checker flagged
+            return _jpeg(int(stem))
 
         def _file(self, path: str) -> None:
             content = self._file_content(path)

@@ -62,20 +62,26 @@ def uploads(fake_fal) -> list[str]:
     return [r.path for r in fake_fal.requests if r.path == "/files/upload"]
 
 
-def refresh(engine, training_policy, lora_id: str, *, times: int = 1) -> training.TrainingView:
-    """Ask like a page would: the row as stored now, and a trainer that knows nothing of
-    the job."""
+def refresh(
+    engine, training_policy, lora_id: str, *, times: int = 1, **extra
+) -> training.TrainingView:
+    """`times` beats of the background sweep (a trainer that knows nothing of the job,
+    asking again at once), then the training as a page reads it."""
     for _ in range(times):
-        with session_scope(engine) as session:
-            lora = session.get(LoraTraining, lora_id)
-        view = training.refresh(
+        training.follow(
             engine=engine,
             trainer=FalTrainer(key=TEST_FAL_KEY),
-            policy=training_policy,
-            lora=lora,
-            now=NOW,
+            lora_id=lora_id,
+            every=timedelta(0),
+            **extra,
         )
-    return view
+        training.fail_unsubmitted(engine=engine, policy=training_policy)
+    return view_of(engine, lora_id)
+
+
+def view_of(engine, lora_id: str) -> training.TrainingView:
+    with session_scope(engine) as session:
+        return training.view(session.get(LoraTraining, lora_id))
 
 
 def test_starting_records_a_pending_lora_under_fals_request_id(start, engine, fake_fal):
@@ -153,12 +159,18 @@ def test_a_finished_training_completes_with_its_weights_and_can_generate(
 ):
     lora = start()
 
+    before = view_of(engine, lora.id)
     states = [refresh(engine, training_policy, lora.id).state for _ in range(3)]
     done = refresh(engine, training_policy, lora.id)
 
-    assert [state.stage for state in states] == ["queued", "queued", "running"]
-    assert done.lora.status == LoraStatus.COMPLETED
-    assert done.state is not None and done.state.stage == "completed"
+    assert before.state == training.TrainingState("queued")  # nobody asked fal yet
+    assert [(state.stage, state.queue_position) for state in states] == [
+        ("queued", 1),
+        ("queued", 0),
+        ("running", None),
+    ]
+    assert states[-1].logs == ("Loading LoRA weights", "Denoising 28/28")
+    assert done.lora.status == LoraStatus.COMPLETED and done.state is None
     assert done.lora.lora_weights_url == (
         f"{fake_fal.url}/files/{lora.request_id}/pytorch_lora_weights.safetensors"
     )
@@ -225,7 +237,8 @@ def test_a_job_fal_cannot_be_asked_about_stays_pending(
 
     view = refresh(engine, training_policy, lora.id)
 
-    assert view.lora.status == LoraStatus.PENDING and view.state is None
+    assert view.lora.status == LoraStatus.PENDING and view.state.stage == "queued"
+    assert stored_loras(engine)[0].progress is None  # nothing was learnt from fal
 
 
 def test_a_reservation_never_submitted_fails_after_15_minutes(engine, training_policy):
@@ -334,7 +347,9 @@ def test_a_user_sees_their_own_trainings_newest_first(start, engine):
     assert [lora.id for lora in mine] == [newer.id, older.id]
 
 
-def test_the_demos_training_runs_forever_and_is_never_asked_about(engine, training_policy):
+def test_the_demos_training_runs_forever_and_is_never_asked_about(
+    engine, training_policy, fake_fal
+):
     with session_scope(engine) as session:
         session.add(LoraTraining(
             id="demo", request_id=RequestId.DEMO.new("demo"), wallet_address="demo",
@@ -347,6 +362,7 @@ def test_the_demos_training_runs_forever_and_is_never_asked_about(engine, traini
 
     assert view.lora.id == "demo" and view.lora.status == LoraStatus.PENDING
     assert (view.state.stage, view.state.logs) == ("running", ("A demo LoRA: it never finishes",))
+    assert fake_fal.status_polls == []
 
 
 def test_only_reservations_older_than_the_abandon_age_are_failed_in_one_sweep(engine):
@@ -367,25 +383,16 @@ def test_only_reservations_older_than_the_abandon_age_are_failed_in_one_sweep(en
 
 
 def finish_on_fal(engine, training_policy, lora_id: str, **extra) -> training.TrainingView:
-    """Refresh as pages do until fal's job is done (queued, running, then completed)."""
+    """Sweep until fal's job is done (queued, running, then completed)."""
     for _ in range(10):
-        view = refresh_with(engine, training_policy, lora_id, **extra)
+        view = refresh(engine, training_policy, lora_id, **extra)
         if view.lora.status != LoraStatus.PENDING:
             return view
     raise AssertionError("the training never finished")
 
 
-def refresh_with(engine, training_policy, lora_id: str, **extra) -> training.TrainingView:
-    with session_scope(engine) as session:
-        lora = session.get(LoraTraining, lora_id)
-    return training.refresh(
-        engine=engine, trainer=FalTrainer(key=TEST_FAL_KEY), policy=training_policy,
-        lora=lora, now=NOW, **extra,
-    )  # fmt: skip
-
-
-def test_a_finished_trainings_weights_are_copied_once_by_whoever_finished_it(
-    start, engine, training_policy, media_store, monkeypatch
+def test_replicas_sweeping_at_once_ask_about_a_training_one_at_a_time_and_copy_it_once(
+    start, engine, media_store, monkeypatch, fake_fal
 ):
     copies: list[str] = []
     real_copy = training.weights.copy_files
@@ -396,31 +403,51 @@ def test_a_finished_trainings_weights_are_copied_once_by_whoever_finished_it(
 
     monkeypatch.setattr(training.weights, "copy_files", counted)
     lora = start()
-    with session_scope(engine) as session:
-        stale = session.get(LoraTraining, lora.id)  # a second tab read it while pending
 
-    done = finish_on_fal(
-        engine, training_policy, lora.id, store=media_store, allow_private_hosts=True
-    )
-    late = training.refresh(
-        engine=engine, trainer=FalTrainer(key=TEST_FAL_KEY), policy=training_policy,
-        lora=stale, store=media_store, allow_private_hosts=True, now=NOW,
-    )  # fmt: skip
+    def sweep() -> int:
+        return training.follow(
+            engine=engine,
+            trainer=FalTrainer(key=TEST_FAL_KEY),
+            store=media_store,
+            allow_private_hosts=True,
+            every=timedelta(0),
+        )
 
-    assert copies == [lora.id]  # the late tab found it finished: no second copy
-    assert done.lora.weights_copy_url and late.lora.status == LoraStatus.COMPLETED
+    def beat() -> list[int]:
+        """Four replicas' sweeps released at one moment."""
+        start_line, answers = threading.Barrier(4), []
+
+        def replica() -> None:
+            start_line.wait()
+            answers.append(sweep())
+
+        threads = [threading.Thread(target=replica) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        return answers
+
+    asked = [beat() for _beat in range(6)]
+
+    assert all(sum(beat) <= 1 for beat in asked)  # one replica asks per beat, at most
+    assert copies == [lora.id]
     [row] = stored_loras(engine)
-    assert row.weights_copy_url == done.lora.weights_copy_url
+    assert row.status == LoraStatus.COMPLETED and row.weights_copy_url
+    # Each ask is one state question (with logs); the result's fetch asks once more.
+    state_questions = [r for r in fake_fal.status_polls if r.query.get("logs") == ["true"]]
+    assert len(state_questions) == sum(map(sum, asked))
 
 
-def test_a_finished_training_is_returned_as_it_is(start, engine, training_policy):
+def test_a_finished_training_is_never_asked_about_again(start, engine, training_policy, fake_fal):
     lora = start()
     finish_on_fal(engine, training_policy, lora.id)
+    polls = len(fake_fal.requests)
 
-    again = refresh_with(engine, training_policy, lora.id)
+    again = refresh(engine, training_policy, lora.id)
 
-    assert again.lora is not None and again.lora.id == lora.id
     assert again.lora.status == LoraStatus.COMPLETED and again.state is None
+    assert len(fake_fal.requests) == polls
 
 
 def test_a_training_exactly_one_window_old_no_longer_holds_a_slot(start, engine, training_policy):
@@ -458,20 +485,17 @@ def test_an_unsubmitted_reservations_lease_is_judged_at_the_time_given(engine, t
     training._reserve(engine, training_policy, "ann", "sks", 100, NOW, lease=live)
     [row] = stored_loras(engine)
 
-    def at(moment):
-        return training.refresh(
-            engine=engine, trainer=FalTrainer(key=TEST_FAL_KEY), policy=training_policy,
-            lora=row, now=moment,
-        )  # fmt: skip
-
-    assert at(NOW).state.stage == "queued"  # its lease still runs then
-    assert at(NOW + timedelta(minutes=2)).lora.status == LoraStatus.FAILED  # lapsed by then
+    assert training.view(row).state.stage == "queued"
+    assert training.fail_unsubmitted(engine=engine, policy=training_policy, now=NOW) == 0
+    later = NOW + timedelta(minutes=2)  # its lease lapsed by then
+    assert training.fail_unsubmitted(engine=engine, policy=training_policy, now=later) == 1
 
 
-def test_a_started_training_holds_a_lease_and_a_lora_id_links_accept(start):
+def test_a_started_training_is_let_go_to_the_sweep_and_a_lora_id_links_accept(start, engine):
     lora = start()
 
-    assert lora.lease_holder and lora.lease_until  # a sweep leaves it to its live process
+    assert lora.lease_holder is None and lora.lease_until  # the next sweep takes it
+    assert training.follow(engine=engine, trainer=FalTrainer(key=TEST_FAL_KEY)) == 1
     assert len(lora.id) == 16 and lookups.is_valid_lora_id(lora.id)
 
 

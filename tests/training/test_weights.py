@@ -3,7 +3,11 @@ config are copied into our store, and generation gives fal a URL it can still do
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -44,13 +48,19 @@ def trained(engine, fal_trainer, store) -> LoraTraining:
         engine=engine, trainer=fal_trainer, policy=POLICY, user="ann",
         files=pictures(5), trigger_word="sks", steps=100,
     )  # fmt: skip
+    return followed_to_the_end(engine, lora.id, store)
+
+
+def followed_to_the_end(engine, lora_id: str, store) -> LoraTraining:
+    """Beats of the background sweep until fal reports the training done."""
     for _ in range(4):
-        with session_scope(engine) as session:
-            row = session.get(LoraTraining, lora.id)
-        lora = training.refresh(
-            engine=engine, trainer=FalTrainer(key=TEST_FAL_KEY), policy=POLICY, lora=row,
-            store=store, allow_private_hosts=True,  # the fake fal is on this machine
-        ).lora  # fmt: skip
+        training.follow(
+            engine=engine, trainer=FalTrainer(key=TEST_FAL_KEY), store=store, lora_id=lora_id,
+            allow_private_hosts=True,  # the fake fal is on this machine
+            every=timedelta(0),
+        )  # fmt: skip
+    with session_scope(engine) as session:
+        lora = session.get(LoraTraining, lora_id)
     assert lora.status == LoraStatus.COMPLETED
     return lora
 
@@ -76,14 +86,8 @@ def test_a_copy_that_fails_leaves_the_lora_usable_and_repair_makes_it_later(
         files=pictures(5), trigger_word="sks", steps=100,
     )  # fmt: skip
     fake_fal.script.files_missing = True  # fal's CDN does not answer when we copy
-    for _ in range(4):
-        with session_scope(engine) as session:
-            row = session.get(LoraTraining, lora.id)
-        lora = training.refresh(
-            engine=engine, trainer=fal_trainer, policy=POLICY, lora=row, store=media_store,
-            allow_private_hosts=True,
-        ).lora  # fmt: skip
-    assert lora.status == LoraStatus.COMPLETED and lora.weights_copy_url is None
+    lora = followed_to_the_end(engine, lora.id, media_store)
+    assert lora.weights_copy_url is None
 
     def run() -> repair.RepairReport:
         return repair.repair_weights(engine=engine, store=media_store, allow_private_hosts=True)
@@ -205,3 +209,98 @@ def test_only_a_404_or_410_counts_as_gone(fake_fal):
     assert answers(f"{fake_fal.url}/files/x/config.json", allow_private_hosts=True) is True
     assert answers(f"{fake_fal.url}/files/x/nothing.bin", allow_private_hosts=True) is False
     assert answers("https://[::1/broken", allow_private_hosts=True) is None
+
+
+def used(engine, policy) -> int:
+    from lora_core.generation import quota
+
+    with session_scope(engine) as session:
+        return quota.get_status(session=session, policy=policy, user="ann").used
+
+
+def test_when_fal_cannot_download_weights_a_probe_said_answer_the_copy_is_tried_once(
+    engine, fal_trainer, fal_generator, fake_fal, s3_store, policy
+):
+    """Our probe answered minutes ago (cached); fal's runner now finds the URL gone. The
+    same batch is tried once more with our public copy: one slot, and the next batch
+    goes straight to the copy."""
+    lora = trained(engine, fal_trainer, s3_store)
+    assert weights.answers(lora.lora_weights_url, allow_private_hosts=True) is True  # cached
+    fake_fal.script.files_missing = True  # fal's media expired since
+    fake_fal.script.fetch_loras = True  # and the job downloads its LoRA, as fal's runner does
+
+    outcome = generate(engine, fal_generator, policy, lora.id)
+
+    first, second = fake_fal.submissions
+    assert first.body["loras"][0]["path"] == lora.lora_weights_url
+    assert second.body["loras"][0]["path"] == lora.weights_copy_url
+    assert len(outcome.shown) == 4
+    [batch] = batches(engine)
+    assert batch.status == "succeeded"
+    assert fake_fal.jobs[batch.fal_request_id].arguments == second.body  # the one that ran
+    assert used(engine, policy) == 1
+    generate(engine, fal_generator, policy, lora.id)
+    assert fake_fal.submissions[-1].body["loras"][0]["path"] == lora.weights_copy_url
+    assert len(fake_fal.submissions) == 3
+
+
+def test_when_fal_cannot_download_weights_and_no_copy_can_serve_the_slot_comes_back(
+    engine, fal_trainer, fal_generator, fake_fal, media_store, policy
+):
+    lora = trained(engine, fal_trainer, media_store)  # a local copy: fal cannot reach it
+    assert weights.answers(lora.lora_weights_url, allow_private_hosts=True) is True
+    fake_fal.script.files_missing = True
+    fake_fal.script.fetch_loras = True
+
+    with pytest.raises(WeightsUnavailable):
+        generate(engine, fal_generator, policy, lora.id)
+
+    assert len(fake_fal.submissions) == 1
+    assert [batch.status for batch in batches(engine)] == ["failed"]
+    assert used(engine, policy) == 0
+
+
+@pytest.mark.parametrize(("status", "answer"), [(200, True), (403, False), (404, False),
+                                                 (410, False), (500, None)])  # fmt: skip
+def test_an_expired_signed_url_answering_403_counts_as_gone(status, answer):
+    """S3, GCS and fal's CDN answer 403 once a signed URL has expired (to HEAD and GET)."""
+    with answering(status) as url:
+        assert weights.answers(f"{url}/w.safetensors", allow_private_hosts=True) is answer
+
+
+@contextlib.contextmanager
+def answering(status: int) -> Iterator[str]:
+    """A loopback HTTP server answering `status` to every HEAD and GET."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_lora_page_can_say_where_fal_gets_the_weights():
+    lora = LoraTraining(
+        id="l", request_id="r", wallet_address="a", trigger_word="t", status="completed",
+        created_at="2026-01-01T00:00:00.000Z", lora_weights_url="https://fal.media/w",
+        weights_copy_url="app/static/media/loras/l/weights.safetensors",
+    )  # fmt: skip
+
+    assert "local media folder, which fal cannot reach" in weights.where_fal_downloads(lora)
+    weights.fallback_for_fal(lora, failed_url="https://fal.media/w")  # fal said: gone
+    assert weights.where_fal_downloads(lora) == weights.LOCAL_COPY
+    lora.weights_copy_url = "https://bucket.example/loras/l/weights.safetensors"
+    assert weights.where_fal_downloads(lora).startswith("fal downloads our copy")
