@@ -15,11 +15,12 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import SCREENSHOTS, RunningApp
-from tests.support.fakefal import FakeFal
+from tests.support.fakefal import FakeFal, JobFailure, model_error
 
 DEMO_TRIGGER_WORDS = ("wtrclr", "neonnoir", "clayfig", "blprnt", "inktrain")
 GENERATION_TIMEOUT = 20_000  # ms
@@ -309,6 +310,55 @@ def test_5_a_fal_error_offers_a_retry_and_a_filtered_batch_is_explained(
     ).to_be_visible()
     snap(page, "journey-5b-safety-filter")
     assert len(stored_prompts(fresh_app, "demo-blueprint")) == 8  # flagged ones stored too
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_5c_every_failed_try_after_a_success_says_why_under_the_button(
+    page: Page, fresh_app: RunningApp, fake_fal: FakeFal, width: int
+) -> None:
+    """Success, then each kind of error, then success: a failed try is said right under
+    the button, and the earlier images are labelled as the previous batch."""
+    page.set_viewport_size({"width": width, "height": 900 if width > 500 else 844})
+    dialog = open_generate_dialog(page, "demo-blueprint")
+    submit_prompt(dialog, "a storm over the harbour")
+    expect(dialog.locator("figure.ls-result img")).to_have_count(4, timeout=GENERATION_TIMEOUT)
+    expect(dialog.get_by_text("Previous batch")).to_have_count(0)
+
+    submit_prompt(dialog, "x" * 501)  # refused before fal
+    expect(
+        dialog.get_by_text("The prompt is 501 characters long; the limit is 500.")
+    ).to_be_visible()
+    expect(dialog.get_by_text("Previous batch")).to_be_visible()
+    expect(dialog.locator("figure.ls-result img")).to_have_count(4)
+    snap(page, f"journey-5c-error-after-a-success-{width}")
+
+    refusal = model_error(
+        ["body", "prompt"], "The content was flagged.", "content_policy_violation"
+    )
+    fake_fal.script.job_failure = JobFailure([refusal], None, 422)
+    submit_prompt(dialog, "something fal refuses")
+    expect(
+        dialog.get_by_text("fal's content checker refused this request (prompt).")
+    ).to_be_visible(timeout=GENERATION_TIMEOUT)
+    expect(dialog.get_by_text("Previous batch")).to_be_visible()
+    expect(dialog.get_by_role("button", name="Try again")).to_have_count(0)
+    snap(page, f"journey-5c-fal-refused-after-a-success-{width}")
+
+    fake_fal.script.job_failure = None
+    fake_fal.script.result_error = (500, "GPU on fire")
+    submit_prompt(dialog, "a try fal fails")
+    expect(dialog.get_by_text("fal could not generate images right now (HTTP 500)")).to_be_visible(
+        timeout=GENERATION_TIMEOUT
+    )
+    expect(dialog.get_by_role("button", name="Try again")).to_be_visible()
+    expect(dialog.get_by_text("Previous batch")).to_be_visible()
+
+    fake_fal.script.result_error = None
+    submit_prompt(dialog, "a calm sea at dawn")
+    expect(dialog.get_by_text("Previous batch")).to_have_count(0, timeout=GENERATION_TIMEOUT)
+    expect(dialog.locator("figure.ls-result img")).to_have_count(4, timeout=GENERATION_TIMEOUT)
+    expect(dialog.get_by_text("fal could not generate")).to_have_count(0)
+    assert len(fake_fal.submissions) == 4  # the too-long prompt never reached fal
 
 
 def test_6_a_pending_lora_cannot_be_generated_from(page: Page, fresh_app: RunningApp) -> None:
