@@ -143,6 +143,10 @@ class TrainingFailed(LoraStudioError):
         self.unknown = unknown
 
 
+class InvalidFile(LoraStudioError):
+    """A dropped file cannot be read as asked: too big a file, or too large a picture."""
+
+
 class InvalidRegistration(LoraStudioError):
     """An existing LoRA cannot be registered: its weights URL, trigger word or name."""
 

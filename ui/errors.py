@@ -18,6 +18,7 @@ from lora_core.errors import (
     DatabaseUnavailable,
     GenerationFailed,
     GenerationPending,
+    InvalidFile,
     InvalidInput,
     InvalidPrompt,
     InvalidSettings,
@@ -97,7 +98,7 @@ def show_error(error: LoraStudioError) -> None:
                 quota_message(error.limit, error.window, error.next_slot_at, what="training"),
                 icon=":material/timer:",
             )
-        case InvalidTrainingInput():
+        case InvalidTrainingInput() | InvalidFile():
             st.warning(md(str(error)), icon=":material/photo_library:")
         case TrainingFailed():
             st.error(md(str(error)), icon=":material/error:")

@@ -298,15 +298,18 @@ def _my_prompts() -> None:
             recent = prompts.recent_prompts(session=session, user=_signed_in_user())
     except LoraStudioError:
         return  # the quota line above already says the database is unavailable
-    # Always there (disabled until there is one), so the dialog never shifts under the hand.
+    if not recent:
+        # A line of plain text, not a disabled box: a greyed label (2.66:1) beside a usable
+        # form reads as broken, and says nothing a sentence cannot.
+        st.markdown("**My prompts:** none of yours yet. Your prompts will be here to pick.")
+        return
     st.selectbox(
         "My prompts",
         recent,
         index=None,
         key=MY_PROMPTS_KEY,
-        placeholder="Pick one of your recent prompts…" if recent else "No prompts of yours yet",
+        placeholder="Pick one of your recent prompts…",
         on_change=_use_my_prompt,
-        disabled=not recent,
     )
 
 

@@ -354,10 +354,11 @@ def recipe_reader() -> None:
     upload = st.file_uploader(
         "An image file", type=["jpg", "jpeg", "png", "webp"], key="recipe_file",
         help="A JPEG from LoRA Studio, or a PNG from AUTOMATIC1111 (its “parameters”).",
+        max_upload_size=recipe_files.MAX_FILE_BYTES // 2**20,
     )  # fmt: skip
     if upload is None:
         return
-    found = recipe_files.read(upload.getvalue())
+    found = recipe_files.read(upload.getvalue())  # InvalidFile: said by the page's boundary
     if found is None:
         st.info(
             "This image carries no recipe: it was not made by LoRA Studio (or its metadata "
@@ -368,6 +369,11 @@ def recipe_reader() -> None:
     if found.fields is None:
         st.caption("Written by another tool (e.g. AUTOMATIC1111's “parameters”), as it is:")
         st.text(found.other_text or "")
+        if found.cut:
+            st.caption(
+                f"The first {recipe_files.MAX_TEXT_SHOWN:,} characters are shown; "
+                f"{found.cut:,} more are not."
+            )
         return
     fields = found.fields
     lora_fields = fields.get("lora") or {}

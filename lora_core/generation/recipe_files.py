@@ -17,7 +17,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from lora_core.data.models import LoraTraining
-from lora_core.errors import InvalidSettings
+from lora_core.errors import InvalidFile, InvalidSettings
 from lora_core.generation.prompts import full_prompt
 from lora_core.generation.recipe import Recipe, checked, stored_seed
 
@@ -37,6 +37,7 @@ class FoundRecipe:
 
     fields: dict[str, Any] | None = None
     other_text: str | None = None  # e.g. AUTOMATIC1111's "parameters"
+    cut: int = 0  # characters of `other_text` left out (`MAX_TEXT_SHOWN`)
 
 
 def recipe_fields(
@@ -124,11 +125,29 @@ def embed(data: bytes, fields: dict[str, Any]) -> bytes:
     return _SOI + segment + _without_exif(data[2:])
 
 
+# The reader takes files up to this size, and shows another tool's text up to this length:
+# a PNG may carry tens of megabytes of text, which a page would freeze on.
+MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_TEXT_SHOWN = 10_000
+
+
 def read(data: bytes) -> FoundRecipe | None:
-    """The recipe an image file carries; None when it carries none (or is no image)."""
+    """The recipe an image file carries; None when it carries none (or is no image).
+    `InvalidFile` for a file over `MAX_FILE_BYTES` or a picture too large to open (Pillow's
+    decompression-bomb limit); another tool's text is cut to `MAX_TEXT_SHOWN` characters."""
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidFile(
+            f"This file is {len(data) / 2**20:.0f} MB; the recipe reader reads image files up "
+            f"to {MAX_FILE_BYTES // 2**20} MB."
+        )
     try:
         image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError):
+    except Image.DecompressionBombError:
+        raise InvalidFile(
+            "This picture is too large to read: it has more than "
+            f"{2 * (Image.MAX_IMAGE_PIXELS or 0) // 1_000_000:,} million pixels."
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
     with image:
         comment = image.getexif().get_ifd(_EXIF_IFD).get(_USER_COMMENT)
@@ -140,11 +159,16 @@ def read(data: bytes) -> FoundRecipe | None:
                 fields = None
             if isinstance(fields, dict) and fields.get("format") == FORMAT:
                 return FoundRecipe(fields=fields)
-            return FoundRecipe(other_text=text)
+            return _other(text)
         parameters = image.info.get("parameters")  # AUTOMATIC1111's PNG text chunk
         if isinstance(parameters, str) and parameters.strip():
-            return FoundRecipe(other_text=parameters)
+            return _other(parameters)
     return None
+
+
+def _other(text: str) -> FoundRecipe:
+    """Another tool's text, cut to what a page can show."""
+    return FoundRecipe(other_text=text[:MAX_TEXT_SHOWN], cut=max(len(text) - MAX_TEXT_SHOWN, 0))
 
 
 def as_recipe(fields: dict[str, Any]) -> Recipe | None:

@@ -20,7 +20,7 @@ from lora_core.training.archive import (
     training_archive,
 )
 from lora_core.training.preview import PreviewTrainer
-from tests.support.factories import picture, pictures
+from tests.support.factories import cut_short, picture, pictures, png_claiming
 from tests.support.fakefal import TRAINING_PATH, JobFailure
 
 
@@ -68,6 +68,17 @@ def test_a_zip_of_images_counts_as_the_images_in_it():
         ([UploadedFile("set.zip", b"PK but not really")], "set.zip is not a zip file"),
         ([zipped("many.zip", pictures(60))], "many.zip holds 60 files; upload 5–50"),
         ([*pictures(4), "BOMB"], "bomb.png is far too large a picture"),
+        # Half of a valid JPEG passes `verify()` (it reads no JPEG data): decoded in full.
+        (
+            [*pictures(4), cut_short(picture("half.jpg", (1024, 768)))],
+            r"half.jpg is not a picture we can read \(damaged or cut short\)",
+        ),
+        ([*pictures(4), cut_short(picture("half.png", (600, 600)))], "half.png is not a picture"),
+        ([*pictures(4), cut_short(picture("half.webp", (600, 600)))], "half.webp is not a picture"),
+        (
+            [*pictures(4), UploadedFile("wide.png", png_claiming(10_000, 6_000))],
+            "wide.png is 10000×6000: training images may have at most 50 million pixels",
+        ),
     ],
 )
 def test_unusable_uploads_are_refused_with_what_is_wrong(files, message):

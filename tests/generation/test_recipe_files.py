@@ -11,9 +11,11 @@ from sqlalchemy import select
 
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, LoraTraining
+from lora_core.errors import InvalidFile
 from lora_core.gallery import downloads, views
 from lora_core.generation import recipe_files, service
 from lora_core.generation.recipe import Recipe
+from tests.support.factories import png_claiming, png_with_parameters
 
 FIELDS = recipe_files.recipe_fields(
     prompt="a fox ü 雪", full_prompt="a fox ü 雪 in the style of sks", lora_id="l1",
@@ -123,3 +125,25 @@ def test_downloads_carry_the_recipe_of_each_image(
     names = [name for name in archive.namelist() if name.startswith("images/")]
     assert len(names) == 4
     assert {recipe_files.read(archive.read(name)).fields["seed"] for name in names} == {"5"}
+
+
+def test_a_picture_too_large_to_decode_is_said_to_be_so():
+    """A 30000×30000 PNG of a few hundred bytes: Pillow refuses to open it (a bomb)."""
+    with pytest.raises(InvalidFile, match="This picture is too large to read"):
+        recipe_files.read(png_claiming(30_000, 30_000))
+
+
+def test_another_tools_huge_text_is_cut_to_what_a_page_can_show():
+    text = "a cat, " * 300_000  # 2.1 million characters
+
+    found = recipe_files.read(png_with_parameters(text))
+
+    assert found.other_text == text[: recipe_files.MAX_TEXT_SHOWN]
+    assert found.cut == len(text) - recipe_files.MAX_TEXT_SHOWN
+
+
+def test_a_file_over_the_readers_limit_is_refused_unread():
+    big = png_with_parameters("x") + b"\x00" * recipe_files.MAX_FILE_BYTES
+
+    with pytest.raises(InvalidFile, match="reads image files up to 20 MB"):
+        recipe_files.read(big)

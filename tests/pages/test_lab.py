@@ -16,7 +16,9 @@ from lora_core.data.models import GeneratedImage, GenerationBatch, Sweep
 from lora_core.generation import recipe_files
 from lora_core.generation.recipe import NO_LORA, Recipe
 from tests.conftest import open_with_query
+from tests.support.factories import png_claiming, png_with_parameters
 from tests.support.markup import readable
+from ui.errors import UNEXPECTED
 
 LAB = "app_pages/lab.py"
 
@@ -90,6 +92,31 @@ def test_another_tools_parameters_are_shown_as_they_are(open_app):
     at = drop(open_with_query(open_app, LAB), "a1111.png", png.getvalue(), "image/png")
 
     assert [t.value for t in at.main.text] == ["a cat **bold**\nSteps: 20, Seed: 1"]  # literal
+
+
+def test_a_picture_too_large_to_decode_says_so_not_something_went_wrong(open_app):
+    at = drop(open_with_query(open_app, LAB), "bomb.png", png_claiming(30_000, 30_000), "image/png")
+
+    assert not at.exception
+    [warning] = at.warning
+    assert readable(warning.value).startswith("This picture is too large to read")
+    assert UNEXPECTED not in [error.value for error in at.error]
+
+
+def test_a_huge_text_chunk_is_shown_cut_and_says_how_much_was_left_out(open_app):
+    text = "a cat, " * 300_000  # 2.1 million characters (issue #30: 42 million froze the tab)
+
+    at = drop(open_with_query(open_app, LAB), "a1111.png", png_with_parameters(text), "image/png")
+
+    [shown_text] = [t.value for t in at.main.text]
+    assert shown_text == text[:10_000]
+    assert "The first 10,000 characters are shown; 2,090,000 more are not." in shown(at)
+
+
+def test_the_reader_takes_files_up_to_its_limit(open_app):
+    lab = open_with_query(open_app, LAB)
+    [uploader] = lab.get("file_uploader")
+    assert uploader.proto.max_upload_size_mb == 20  # the browser refuses bigger files
 
 
 def test_a_recipe_of_a_lora_this_app_does_not_have_cannot_be_remixed(open_app):

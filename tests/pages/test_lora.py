@@ -268,17 +268,21 @@ def test_generating_again_makes_a_new_batch_from_the_edited_prompt(open_app, add
     assert "6 of 8 generations remaining today" in [c.value for c in at.caption]
 
 
-def test_my_prompts_is_there_before_the_first_batch_so_nothing_shifts(open_app, add_lora):
+def test_my_prompts_says_there_are_none_yet_in_plain_text_then_offers_them(open_app, add_lora):
+    """No disabled box before the first batch: its greyed label read as broken (axe)."""
     add_lora("steady")
     at = open_dialog(open_app, "steady")
 
-    before = at.selectbox(key="gen_my_prompts")
-    assert before.disabled and before.placeholder == "No prompts of yours yet"
+    assert "gen_my_prompts" not in [box.key for box in at.selectbox]
+    assert "**My prompts:** none of yours yet. Your prompts will be here to pick." in [
+        m.value for m in at.markdown
+    ]
 
     generate(at, "a lantern")
 
     after = at.selectbox(key="gen_my_prompts")
     assert not after.disabled and after.options == ["a lantern"]
+    assert after.label == "My prompts"
 
 
 def test_after_closing_the_page_gallery_shows_the_new_images(open_app, add_lora):

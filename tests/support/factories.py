@@ -70,3 +70,36 @@ def picture(name: str, size: tuple[int, int] = (512, 512)) -> UploadedFile:
 
 def pictures(count: int) -> list[UploadedFile]:
     return [picture(f"photo-{number}.jpg") for number in range(count)]
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small, valid-looking PNG whose header claims `width`×`height` pixels: what a
+    decompression bomb looks like to a reader (a few bytes of data, a huge picture)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    rows = zlib.compress(b"\x00" * 1024, 9)  # far less than the header promises
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    )
+
+
+def png_with_parameters(text: str) -> bytes:
+    """A tiny PNG carrying `text` in AUTOMATIC1111's "parameters" text chunk."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", text)
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def cut_short(upload: UploadedFile, keep: float = 0.5) -> UploadedFile:
+    """The first part of a file, as an interrupted copy leaves it."""
+    return UploadedFile(upload.name, upload.data[: int(len(upload.data) * keep)])
