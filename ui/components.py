@@ -71,8 +71,28 @@ def status_badge(status: str) -> None:
     st.badge(badge_label(status.capitalize()), color=STATUS_COLORS.get(status, "red"))
 
 
+# `ui.text.md` puts an invisible WORD JOINER after ":" and "@" in stored text so that
+# Streamlit's Markdown cannot turn it into a link or an icon. Text copied from the page
+# leaves them out, so that what is pasted (into History's filters, an email) is exactly what
+# is stored. Our own constant script, added once per browser tab.
+_COPY_AS_STORED = """<script>
+(() => {
+  if (window.loraStudioCopiesAsStored) return;
+  window.loraStudioCopiesAsStored = true;
+  document.addEventListener("copy", (event) => {
+    const text = String(window.getSelection() || "");
+    if (!text.includes("\u2060") || !event.clipboardData) return;
+    event.clipboardData.setData("text/plain", text.replaceAll("\u2060", ""));
+    event.preventDefault();
+  });
+})();
+</script>"""
+
+
 def inject_css() -> None:
+    """The app's style, and its copy handler (`_COPY_AS_STORED`), on every page."""
     st.html(_CSS)
+    st.html(_COPY_AS_STORED, unsafe_allow_javascript=True)
 
 
 def format_date(iso_text: str | None, *, with_time: bool = True) -> str:

@@ -83,20 +83,30 @@ def _day_start(day: date) -> str:
     return f"{day.isoformat()}T00:00:00.000Z"
 
 
+# Characters no one sees, which text copied from elsewhere may carry (the page's own word
+# joiners, a zero-width space from a chat app): a filter ignores them.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+
+
+def typed(text: str | None) -> str:
+    """What someone typed or pasted into a filter, as it is meant: without invisible
+    characters or surrounding spaces."""
+    return (text or "").translate(_INVISIBLE).strip()
+
+
 def conditions(history_filter: HistoryFilter) -> ColumnElement[bool]:
     parts: list[ColumnElement[bool]] = []
     if history_filter.lora_ids:
         parts.append(col(Batch.lora_training_id).in_(history_filter.lora_ids))
-    if history_filter.user:
-        parts.append(col(Batch.wallet_address) == history_filter.user)
+    if user := typed(history_filter.user):
+        parts.append(col(Batch.wallet_address) == user)
     if history_filter.date_from:
         parts.append(col(Batch.created_at) >= _day_start(history_filter.date_from))
     if history_filter.date_to:
         parts.append(col(Batch.created_at) < _day_start(history_filter.date_to + timedelta(1)))
     if history_filter.statuses:
         parts.append(BATCH_STATUS.in_([status.value for status in history_filter.statuses]))
-    if history_filter.prompt_contains and history_filter.prompt_contains.strip():
-        needle = history_filter.prompt_contains.strip()
+    if needle := typed(history_filter.prompt_contains):
         escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         parts.append(col(Batch.prompt).ilike(f"%{escaped}%", escape="\\"))
     if history_filter.lora_scales:

@@ -99,3 +99,44 @@ def test_the_gallery_and_the_lora_page_show_markup_as_typed(
     assert f"by {EVIL_USER}" in text
     assert_nothing_live(page, markup_lora)
     expect(page).to_have_title(f"{EVIL_NAME} · LoRA Studio")
+
+
+def copy_text_of(page: Page, locator) -> str:
+    """Select an element's text as a person would and copy it (Ctrl+C): the clipboard."""
+    locator.evaluate(
+        """element => {
+            const range = document.createRange();
+            range.selectNodeContents(element);
+            const selection = window.getSelection();
+            selection.removeAllRanges();
+            selection.addRange(range);
+        }"""
+    )
+    page.keyboard.press("Control+C")
+    return page.evaluate("navigator.clipboard.readText()")
+
+
+def test_text_copied_from_the_page_is_exactly_what_is_stored(
+    page: Page, markup_lora: RunningApp
+) -> None:
+    """The word joiners that keep stored text inert stay out of the clipboard, so a user
+    copied from a byline and pasted into History's filter matches (issue #30)."""
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.goto(f"/lora?id={LORA_ID}")
+    byline = page.get_by_test_id("stCaptionContainer").filter(has_text="by mal")
+    expect(byline.first).to_be_visible()
+    assert "\u2060" in byline.first.inner_text()  # on the page: inert, as drawn
+
+    copied = copy_text_of(page, byline.first)
+
+    assert copied.startswith(f"by {EVIL_USER} · ")
+    assert "\u2060" not in copied
+
+    page.goto("/history")
+    expect(page.get_by_role("heading", name="History")).to_be_visible()
+    page.get_by_test_id("stExpander").locator("summary").first.click()
+    user_filter = page.get_by_role("textbox", name="User")
+    user_filter.fill(copied.removeprefix("by ").split(" · ")[0] + "\u2060")  # even so
+    user_filter.press("Enter")
+    batches = page.get_by_test_id("stMetric").filter(has_text="Batches")
+    expect(batches.get_by_test_id("stMetricValue")).to_have_text("1")

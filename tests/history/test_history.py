@@ -489,3 +489,16 @@ def test_the_base_model_of_a_sweep_is_not_counted_as_a_lora(seeded):
         )
 
     assert summary.loras == overview.summary.loras == 3  # alpha, beta, gamma
+
+
+def test_filters_ignore_invisible_characters_pasted_with_the_text(engine, seeded):
+    """Text copied elsewhere may carry zero-width characters: a filter means what it shows."""
+    with session_scope(engine) as session:
+
+        def ids(history_filter: HistoryFilter) -> set[str]:
+            page = listing.list_batches(session=session, history_filter=history_filter)
+            return {row.batch_id for row in page.items}
+
+        assert ids(HistoryFilter(user="\u2060an\u200bn\ufeff ")) == ids(HistoryFilter(user="ann"))
+        assert ids(HistoryFilter(user="ann")) == {"b1", "b3", "b9"}
+        assert ids(HistoryFilter(prompt_contains="red\u2060 fox")) == {"b1", "b7"}
