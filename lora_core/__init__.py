@@ -8,7 +8,8 @@ Module map (one hop from a behaviour to its folder):
     storage.py         where images and weights live: a local folder or an S3 bucket
     thumbnails.py      the small WebP grids show; which images lack one; made lazily
     weights.py         a LoRA's weights: durable copies, and the URL fal is given
-    sweeper.py         a light background sweep (what a dead process left)
+    sweeper.py         a light background sweep (every fal job nobody waits on)
+    demo.py            the demo data, and the embedded database filled on first start
     web.py             HTTP clients for what the core fetches (one TLS setup for all)
     studio.py          the Studio: every part built from settings, the use cases wired
     legacy.py          the original web app's rows (no batch): clicks, quota, adoption
@@ -19,11 +20,12 @@ Module map (one hop from a behaviour to its folder):
     fal/               fal through fal_client: client (at-most-once submits, deadlines,
                        what fal's errors mean), generator (flux-lora), trainer (training)
     generation/        generators (the interface), preview (offline), service (generate),
-                       recovery (finishing a dead process's batches), quota, prompts,
+                       recovery (following batches nobody waits on), quota, prompts,
                        recipe (the settings of a batch: scale, seed, size, steps, guidance),
                        recipe_files (the recipe inside an image file: written, read)
     training/          trainers (the interface), preview (offline), archive (uploads
-                       checked and zipped), lifecycle (a training's row and quota),
+                       checked and zipped), lifecycle (a training's row and quota,
+                       followed in the background),
                        registry (existing LoRAs), names (trigger words, names)
     gallery/           queries (the read side), views (what a page shows, one session),
                        favorites, downloads, moderation
@@ -32,11 +34,11 @@ Module map (one hop from a behaviour to its folder):
     lab/               axes (X/Y sweeps planned from typed axes, their cost in quota),
                        sweeps (a sweep started, its cells run a few at a time, retried,
                        read back as a grid), contact_sheet (the grid as one labelled PNG)
-    cli/               demo (seed an empty database), repair (copy what fal still holds,
+    cli/               demo (seed an empty database, by hand), repair (copy what fal still holds,
                        make missing thumbnails), migrate (the schema to head, by hand)
 
-Layers, top to bottom (no import runs back up): studio → fal (adapters of the generation
-and training interfaces), history, cli → lab → training, gallery → generation → weights →
+Layers, top to bottom (no import runs back up): studio → demo, fal (adapters of the
+generation and training interfaces), history, cli → lab → training, gallery → generation → weights →
 storage → thumbnails, identity → settings, legacy → data → web, errors; sweeper imports nothing.
 
 Conventions: the core's functions take keyword arguments; a function that takes a session

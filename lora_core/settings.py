@@ -192,6 +192,11 @@ class Settings(BaseSettings):
         return DatabaseTarget(self.database_url)
 
     @property
+    def uses_embedded_database(self) -> bool:
+        """Nothing configured: the SQLite file in the app's own folder (`data/`)."""
+        return self.database.url == DEFAULT_DATABASE_URL
+
+    @property
     def generation_window(self) -> timedelta:
         return timedelta(hours=self.generation_window_hours)
 

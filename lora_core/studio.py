@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from lora_core import identity, thumbnails
+from lora_core import demo, identity, thumbnails
 from lora_core.data import leases
 from lora_core.data.db import create_db_engine, session_scope
 from lora_core.data.models import LoraStatus, LoraTraining
@@ -310,10 +310,13 @@ class Studio:
 
 def build_studio(settings: Settings) -> Studio:
     """Everything from the settings: the engine (schema made current), the store, fal's or
-    the preview's generator and trainer, the two quota policies."""
+    the preview's generator and trainer, the two quota policies. With nothing configured,
+    the embedded default database gets the demo data on its first start (a quick demo on
+    Streamlit Community Cloud, whose disk starts empty at every reboot)."""
     engine = create_db_engine(settings.database)
     ensure_schema(engine)
     store = build_store(settings)
+    demo.seed_embedded_default(engine=engine, settings=settings)
     return Studio(
         settings=settings,
         engine=engine,

@@ -83,6 +83,17 @@ WEIGHTS = (
 )
 
 
+# No answer from fal about a job it accepted (our time ran out, the network or its gateway
+# failed, fal_client could not read what came back): ask again later, never a verdict.
+NO_ANSWER = (
+    fal.DeadlinePassed,
+    httpx.HTTPError,
+    fal_client.client.FalClientError,
+    ValueError,
+    KeyError,
+)
+
+
 @dataclass
 class FalGenerator:
     """Generates through fal's queue (`fal-ai/flux-lora`). Its submit is sent at most once
@@ -119,13 +130,7 @@ class FalGenerator:
                 if fal.not_found(error):
                     raise GenerationFailed(FORGOTTEN) from None
                 raise self._pending(request, handle, f"HTTP {error.status_code}") from None
-            except (
-                fal.DeadlinePassed,
-                httpx.HTTPError,
-                fal_client.client.FalClientError,
-                ValueError,
-                KeyError,
-            ) as error:
+            except NO_ANSWER as error:
                 raise self._pending(request, handle, type(error).__name__) from None
         report(Progress("completed"))
         return result
@@ -236,13 +241,7 @@ class FalGenerator:
             if fal.not_found(error):
                 raise GenerationFailed(FORGOTTEN) from None
             return None
-        except (
-            fal.DeadlinePassed,
-            httpx.HTTPError,
-            fal_client.client.FalClientError,
-            ValueError,
-            KeyError,
-        ):
+        except NO_ANSWER:
             return None
 
     def cancel(self, request_id: str) -> None:

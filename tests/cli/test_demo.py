@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from lora_core.cli.demo import DEMO_LORAS, main, seed_demo
+from lora_core.cli.demo import main
 from lora_core.data.db import session_scope
 from lora_core.data.models import BatchStatus, GeneratedImage, LoraStatus, LoraTraining, Sweep
+from lora_core.demo import DEMO_LORAS, seed_demo
 from lora_core.lab import sweeps
 from lora_core.settings import Settings
 
