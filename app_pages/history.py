@@ -123,7 +123,7 @@ def show_summary(summary: analytics.HistorySummary, price: float) -> None:
 
 def money(megapixels: float, price: float) -> str:
     """What fal billed for `megapixels` at `price` per megapixel (an estimate)."""
-    return f"${megapixels * price:,.2f}"
+    return f"${analytics.estimated_spend(megapixels, price_per_megapixel=price):,.2f}"
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
@@ -182,7 +182,10 @@ def build_charts(overview: analytics.Overview, price: float) -> list[charts.Char
             )
         )
     for frame, what in ((overview.spend_by_user, "user"), (overview.spend_by_lora, "LoRA")):
-        dollars = frame.assign(dollars=(frame["megapixels"] * price).round(4))
+        spent = frame["megapixels"].map(
+            lambda megapixels: analytics.estimated_spend(megapixels, price_per_megapixel=price)
+        )
+        dollars = frame.assign(dollars=spent.round(4))
         built.append(
             charts.stacked_bars(
                 dollars,

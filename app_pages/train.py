@@ -11,10 +11,10 @@ from datetime import timedelta
 import streamlit as st
 
 from lora_core.data.db import session_scope
-from lora_core.data.models import LoraStatus, LoraTraining, RequestId
+from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
 from lora_core.training import lifecycle as training
-from lora_core.training import names
+from lora_core.training import names, registry
 from lora_core.training.archive import (
     DEFAULT_STEPS,
     MAX_IMAGES,
@@ -149,7 +149,7 @@ def show_state(state: TrainingState | None) -> None:
 def show_training(lora: LoraTraining, state: TrainingState | None) -> None:
     with st.container(border=True, key=f"training_{lora.id}"):
         st.markdown(f"**{md(lora_title(lora))}**")
-        registered = lora.request_id.startswith(RequestId.REGISTERED)
+        registered = registry.is_registered(lora)
         when = md(format_date(lora.created_at))
         if registered:
             st.caption(f"registered {when} · trigger word {md(lora.trigger_word)}")

@@ -5,10 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from lora_core.data.clock import utc_now
 from lora_core.data.db import session_scope
 from lora_core.gallery import moderation, queries
-from lora_core.generation import quota
 from lora_core.history import analytics
 from ui import context
 from ui.components import lora_title
@@ -41,22 +39,19 @@ def toggle_hidden(lora_id: str, hidden: bool) -> None:
 
 
 with session_scope(context.studio().engine) as session:
-    usage = quota.usage_by_user(session=session, policy=policy)
-    billed = analytics.megapixels_by_user(session=session, since=utc_now() - policy.window)
+    usage = analytics.usage(session=session, policy=policy, price_per_megapixel=price)
     loras = queries.list_loras(session=session, with_hidden=True)
 
 st.dataframe(
     pd.DataFrame(
         [
             {
-                "user": user,
-                "batches": used,
-                "remaining": "Unlimited"
-                if policy.is_exempt(user)
-                else str(max(policy.limit - used, 0)),
-                "est. spend ($)": round(billed.get(user, 0.0) * price, 2),
+                "user": row.user,
+                "batches": row.slots_used,
+                "remaining": "Unlimited" if row.remaining is None else str(row.remaining),
+                "est. spend ($)": round(row.spend, 2),
             }
-            for user, used in usage
+            for row in usage
         ],
         columns=["user", "batches", "remaining", "est. spend ($)"],
     ),

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Engine, update
 from sqlmodel import col
 
-from lora_core.data.clock import parse_iso, to_iso, utc_now
+from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import GenerationBatch, LoraTraining
 
@@ -72,15 +72,6 @@ def lapsed(table: Leased, *, now: datetime, unleased_before: datetime) -> Column
     return (until.is_not(None) & (until < to_iso(now))) | (
         until.is_(None) & (col(table.created_at) < to_iso(unleased_before))
     )
-
-
-def has_lapsed(
-    row: GenerationBatch | LoraTraining, *, now: datetime, unleased_before: datetime
-) -> bool:
-    """`lapsed` for a row already read."""
-    if row.lease_until is None:
-        return parse_iso(row.created_at) < unleased_before
-    return parse_iso(row.lease_until) < now
 
 
 def claim(

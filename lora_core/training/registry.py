@@ -25,6 +25,11 @@ from lora_core.training import names
 CHECK_TIMEOUT_SECONDS = 10
 
 
+def is_registered(lora: LoraTraining) -> bool:
+    """Registered here (trained elsewhere), rather than trained: what pages call it."""
+    return lora.request_id.startswith(RequestId.REGISTERED)
+
+
 def check_weights_url(url: str) -> str:
     """An http(s) address of a `.safetensors` file."""
     url = url.strip()
