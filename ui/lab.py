@@ -3,7 +3,6 @@ finish) and the recipe reader (an image file's recipe, with Remix)."""
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import replace
 
 import streamlit as st
@@ -54,7 +53,7 @@ def sweep_form() -> None:
         x = _axis("x", "X axis (columns)", list(AXIS_NAMES), prompt, lora_id, choices)
     with right:
         y = _axis("y", "Y axis (rows)", [NO_Y, *AXIS_NAMES], prompt, lora_id, choices)
-    base, seed_typed = _held_fixed()
+    base = _held_fixed()
     try:
         if isinstance(x, InvalidSweep):
             raise x
@@ -75,9 +74,8 @@ def sweep_form() -> None:
     blocked = generation_blocked(status)
     short = (
         status is not None
-        and not status.is_exempt
         and not blocked
-        and axes.generations_needed(len(cells)) > status.remaining
+        and not status.can_take(axes.generations_needed(len(cells)))
     )
     if problem:
         st.warning(md(problem), icon=":material/edit:")
@@ -90,8 +88,7 @@ def sweep_form() -> None:
         disabled=bool(problem) or blocked is not None or short or not (prompt or "").strip(),
         key="sweep_start",
     ):
-        started = base if seed_typed else base.with_seed(secrets.randbelow(2**32))
-        _start(lora_id, prompt or "", started, x, y)
+        _start(lora_id, prompt or "", base, x, y)  # no seed: the core picks one for all
     if blocked:
         st.warning(md(blocked), icon=":material/timer:")
     elif short:
@@ -153,9 +150,9 @@ def _axis(
         return error
 
 
-def _held_fixed() -> tuple[recipe.Recipe, bool]:
-    """The settings every cell shares unless an axis varies them; (them, whether a seed
-    was typed: blank picks one at random for the whole sweep)."""
+def _held_fixed() -> recipe.Recipe:
+    """The settings every cell shares unless an axis varies them (no seed when none was
+    typed: the sweep then gets one at random, the same for every cell)."""
     with st.expander("Held fixed: seed and settings"):
         chosen = recipe_inputs(
             recipe.PLAN,
@@ -168,7 +165,7 @@ def _held_fixed() -> tuple[recipe.Recipe, bool]:
     except LoraStudioError as error:  # a seed that is no number
         show_error(error)
         base = replace(chosen, seed="").recipe()
-    return base, base.seed is not None
+    return base
 
 
 def _start(

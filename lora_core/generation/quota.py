@@ -86,6 +86,10 @@ class QuotaStatus:
     def exhausted(self) -> bool:
         return not self.is_exempt and self.remaining == 0
 
+    def can_take(self, slots: int) -> bool:
+        """Whether `slots` more fit in what is left (always, for the exempt)."""
+        return self.is_exempt or slots <= self.remaining
+
 
 # The quota's conditions take the user and the moment as bound parameters, so that its
 # statements are built (and keyed for SQLAlchemy's compiled cache) once, not on every page:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 import uuid
 from collections.abc import Callable
@@ -152,7 +153,10 @@ def start(
     now: datetime | None = None,
 ) -> tuple[str, str, list[CellJob]]:
     """Plan the sweep, check every cell, and write the sweep with its pending cells (all or
-    none against the quota); (sweep id, lease holder, the cells' jobs) for `CellPool`."""
+    none against the quota); (sweep id, lease holder, the cells' jobs) for `CellPool`.
+    A `base` without a seed gets one at random, the same for every cell."""
+    if base.seed is None:
+        base = base.with_seed(secrets.randbelow(2**32))
     text = clean_prompt(prompt)
     cells = plan(prompt=text, lora_id=lora_id, base=base, x=x, y=y, max_cells=max_cells)
     loras = _ready_loras(engine, [lora_id, *(cell.lora_id or NO_LORA for cell in cells)])

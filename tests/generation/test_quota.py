@@ -786,3 +786,15 @@ def test_a_refused_sweep_reads_the_quota_at_the_time_asked(engine, add_batch):
     assert refused.value.remaining == 0
     expected = NOW - timedelta(hours=30) + timedelta(hours=24)
     assert abs(refused.value.next_slot_at - expected) < timedelta(milliseconds=1)
+
+
+@pytest.mark.parametrize(
+    ("used", "exempt", "slots", "fits"),
+    [(5, False, 3, True), (5, False, 4, False), (8, False, 0, True), (8, True, 99, True)],
+)
+def test_what_is_left_can_take_so_many_slots(used, exempt, slots, fits):
+    status = quota.QuotaStatus(
+        limit=8, used=used, is_exempt=exempt, window=timedelta(hours=24), next_slot_at=None
+    )
+
+    assert status.can_take(slots) is fits

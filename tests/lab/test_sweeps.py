@@ -691,3 +691,17 @@ def test_a_cell_fal_went_quiet_about_stays_pending_and_is_finished_never_retried
     [cell] = view(engine, sweep_id).cells.values()
     assert cell.status == BatchStatus.SUCCEEDED and cell.image is not None
     assert len(fake_fal.submissions) == 1
+
+
+def test_a_sweep_without_a_seed_gets_one_at_random_for_every_cell(
+    engine, add_lora, run_sweep, fake_fal
+):
+    lora = add_lora()
+
+    first = run_sweep(lora.id, x=axes.scale_axis("0, 1"), base=Recipe(lora_scale=1.0))
+    second = run_sweep(lora.id, x=axes.scale_axis("0, 1"), base=Recipe(lora_scale=1.0))
+
+    seeds = {view(engine, sweep_id).sweep.seed for sweep_id in (first, second)}
+    assert all(seed.isdigit() for seed in seeds) and len(seeds) == 2
+    sent = [submission.body["seed"] for submission in fake_fal.submissions]
+    assert len(set(sent[:2])) == 1 and len(set(sent[2:])) == 1  # one per sweep, all cells
