@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import lab
+from ui.lab import form, grid, reader
 
 st.set_page_config(page_title="LoRA Lab · LoRA Studio")
 st.title("LoRA Lab")
 
 if sweep_id := st.query_params.get("sweep"):
-    lab.show_sweep(sweep_id)
+    grid.show_sweep(sweep_id)
     st.stop()
 
 st.subheader("X/Y sweep", anchor=False)
@@ -20,8 +20,8 @@ st.caption(
     "prompt, or LoRAs with a no-LoRA baseline — to compare fairly. Each cell is one image; "
     "four cells cost one generation."
 )
-lab.sweep_form()
-lab.recent_sweeps()
+form.sweep_form()
+form.recent_sweeps()
 
 st.divider()
 st.subheader("Read a recipe", anchor=False)
@@ -29,4 +29,4 @@ st.caption(
     "Every image LoRA Studio stores or downloads carries its recipe inside the file. "
     "Drop one here to see how it was made, and remix it."
 )
-lab.recipe_reader()
+reader.recipe_reader()

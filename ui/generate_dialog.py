@@ -8,7 +8,6 @@ The last batch is kept in `st.session_state["last_batch"]`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -28,6 +27,7 @@ from lora_core.generation.generators import IMAGES_PER_BATCH, Progress
 from ui import context, routes
 from ui.components import image_grid, lora_title
 from ui.errors import UNEXPECTED, quota_message, remaining_text, show_error
+from ui.recipe_inputs import Chosen, recipe_inputs
 from ui.text import md
 
 logger = logging.getLogger(__name__)
@@ -88,29 +88,6 @@ def remix(lora_id: str, prompt: str, made_with: recipe.Recipe, *, run: bool = Fa
         st.session_state[RETRY_KEY] = True
 
 
-@dataclass(frozen=True)
-class Chosen:
-    """The Advanced section's values as the widgets return them (the seed as typed)."""
-
-    lora_scale: float
-    seed: str
-    image_size: str
-    steps: int
-    guidance: float
-
-    def recipe(self) -> recipe.Recipe:
-        """The recipe they make; `InvalidSettings` for a seed that is no number."""
-        return recipe.checked(
-            recipe.Recipe(
-                lora_scale=float(self.lora_scale),
-                steps=int(self.steps),
-                guidance=float(self.guidance),
-                image_size=self.image_size,
-                seed=recipe.parse_seed(self.seed),
-            )
-        )
-
-
 def _advanced() -> Chosen:
     """What fal's flux-lora takes and evaluators vary; closed unless it differs from the
     plan's settings (a remix shows what it holds).
@@ -123,54 +100,6 @@ def _advanced() -> Chosen:
     round_ = st.session_state.get(ROUND_KEY, 0)
     with st.expander("Advanced", expanded=shown != recipe.PLAN):
         return recipe_inputs(shown, key=lambda name: f"gen_{name}_{round_}")
-
-
-def recipe_inputs(
-    shown: recipe.Recipe,
-    *,
-    key: Callable[[str], str],
-    seed_placeholder: str = "Random",
-    seed_help: str = "The same seed and settings give the same images. Blank: random.",
-) -> Chosen:
-    """The five settings' widgets, starting from `shown`, each keyed `key(name)` (names:
-    scale, seed, size, steps, guidance): the Generate dialog's and the Lab's."""
-    scale = st.slider(
-        "LoRA scale",
-        *recipe.SCALE_RANGE,
-        value=shown.lora_scale,
-        step=0.05,
-        key=key("scale"),
-        help="How strongly the LoRA steers the image; 0 is the base model.",
-    )
-    seed = st.text_input(
-        "Seed",
-        value="" if shown.seed is None else str(shown.seed),
-        key=key("seed"),
-        placeholder=seed_placeholder,
-        help=seed_help,
-    )
-    size = st.selectbox(
-        "Image size",
-        list(recipe.IMAGE_SIZES),
-        index=list(recipe.IMAGE_SIZES).index(shown.image_size),
-        key=key("size"),
-        format_func=size_label,
-    )
-    steps = st.slider("Steps", *recipe.STEPS_RANGE, value=shown.steps, key=key("steps"))
-    guidance = st.slider(
-        "Guidance",
-        *recipe.GUIDANCE_RANGE,
-        value=shown.guidance,
-        step=0.5,
-        key=key("guidance"),
-        help="How closely the image follows the prompt.",
-    )
-    return Chosen(scale, seed, size or recipe.PLAN.image_size, steps, guidance)
-
-
-def size_label(preset: str) -> str:
-    width, height = recipe.IMAGE_SIZES[preset]
-    return f"{preset.replace('_', ' ')} · {width}×{height}"
 
 
 def reuse_prompt(lora_id: str, prompt: str) -> None:

@@ -1,0 +1,158 @@
+"""A sweep's grid at `/lab?sweep=<id>`: read again every moment while cells run, a failed
+cell's retry, and the downloads once every cell has ended."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lora_core.data.db import session_scope
+from lora_core.data.models import BatchStatus
+from lora_core.errors import LoraStudioError
+from lora_core.generation import recipe, recovery
+from lora_core.lab import sweep_files, sweeps
+from ui import context, routes
+from ui.components import app_base_url, format_date, image_card
+from ui.errors import guarded, report_unexpected, show_error
+from ui.lab import AXIS_NAMES
+from ui.text import md
+
+RETRY_ERROR_KEY = "sweep_retry_error"
+POLL_SECONDS = 1.5  # how often a running sweep's grid is read again
+
+
+def show_sweep(sweep_id: str) -> None:
+    """The sweep at `?sweep=`: its grid (read again every moment while cells run), and its
+    downloads once every cell has ended."""
+    if st.button("New sweep", icon=":material/add:", key="sweep_new"):
+        del st.query_params["sweep"]
+        st.rerun()
+    view = _read(sweep_id)
+    if view is None:
+        st.error("Sweep not found. Its link may be mistyped.", icon=":material/search_off:")
+        return
+    sweep = view.sweep
+    st.subheader(md(view.title), anchor=False)
+    st.caption(
+        f"by {md(sweep.wallet_address)} · {md(format_date(sweep.created_at))} · "
+        f"{md(recipe.describe(sweeps.base_recipe(sweep)))} · "
+        f"{md(AXIS_NAMES[view.x.kind])} across"
+        + (f", {md(AXIS_NAMES[view.y.kind])} down" if view.y is not None else "")
+    )
+    if view.running:
+        _live_grid(sweep_id)
+    else:
+        _grid(view)
+        _downloads(view)
+
+
+def _read(sweep_id: str) -> sweeps.SweepView | None:
+    """The sweep as it is now; cells a dead process left are settled first (as the
+    background recovery would, which may be off: RECOVERY_SWEEP_SECONDS=0)."""
+    studio = context.studio()
+    with session_scope(studio.engine) as session:
+        view = sweeps.sweep_view(session=session, sweep_id=sweep_id)
+    if (
+        view is not None
+        and view.running
+        and studio.resume_stale_batches(sweep_id=sweep_id) != (recovery.ResumeReport())
+    ):
+        with session_scope(studio.engine) as session:
+            view = sweeps.sweep_view(session=session, sweep_id=sweep_id)
+    return view
+
+
+@st.fragment(run_every=POLL_SECONDS)
+@guarded
+def _live_grid(sweep_id: str) -> None:
+    """The grid of a running sweep, read again every moment; once no cell runs, the whole
+    page once more (the grid stops polling, the downloads appear)."""
+    view = _read(sweep_id)
+    if view is None:
+        return
+    if not view.running:
+        st.rerun()
+    _grid(view)
+
+
+def _grid(view: sweeps.SweepView) -> None:
+    if error := st.session_state.pop(RETRY_ERROR_KEY, None):  # a retry refused, or a bug
+        if isinstance(error, LoraStudioError):
+            show_error(error)
+        else:
+            report_unexpected(error, what="a sweep's retry")
+    done = view.count(BatchStatus.SUCCEEDED)
+    failed = view.count(BatchStatus.FAILED)
+    line = f"{done} of {view.size} images" + (f" · {failed} failed" if failed else "")
+    if view.running:
+        line += " · images appear as they finish; leaving this page stops nothing"
+    st.caption(line)
+    rows = view.y_labels or ("",)
+    with st.container(key="sweep_grid"):
+        for row, row_label in enumerate(rows):
+            if row_label:
+                st.markdown(f"**{md(row_label)}**")
+            columns = st.columns(len(view.x_labels), gap="small", wrap=False)
+            for column, (place, x_label) in enumerate(zip(columns, view.x_labels, strict=True)):
+                with place:
+                    _cell(view, view.cells.get((column, row)), x_label, row_label)
+
+
+def _cell(view: sweeps.SweepView, cell: sweeps.CellView | None, x_label: str, y_label: str) -> None:
+    label = " · ".join(part for part in (x_label, y_label) if part)
+    if cell is None:
+        st.caption(f"{md(label)}: no cell")
+        return
+    if cell.status == BatchStatus.SUCCEEDED and cell.image is not None and not cell.image.nsfw:
+        st.markdown(
+            image_card(
+                cell.image.image_url,
+                caption=label,
+                alt=f"Sweep image, {label}: {cell.prompt}",
+                thumbnail=cell.image.thumbnail_url,
+            ),
+            unsafe_allow_html=True,
+        )
+    elif cell.status == BatchStatus.SUCCEEDED:
+        st.caption(f"{md(label)}: hidden by fal's safety filter")
+    elif cell.status == BatchStatus.PENDING:
+        with st.container(border=True):
+            st.caption(f"{md(label)}")
+            st.markdown(":material/hourglass_top: Generating…")
+    else:
+        with st.container(border=True):
+            st.caption(f"{md(label)}")
+            st.markdown(f":red[:material/error:] {md(cell.error or 'Failed')}")
+            if context.current_user() == view.sweep.wallet_address:
+                st.button(
+                    "Retry", key=f"retry_{cell.batch_id}", icon=":material/refresh:",
+                    on_click=_retry, args=(cell.batch_id,),
+                )  # fmt: skip
+
+
+def _retry(batch_id: str) -> None:
+    user = context.current_user()
+    if user is None:
+        return
+    try:
+        context.studio().retry_cell(user=user, batch_id=batch_id)
+    except Exception as error:  # a callback runs outside the page's error boundary
+        st.session_state[RETRY_ERROR_KEY] = error
+    context.forget_run_quota()
+
+
+def _downloads(view: sweeps.SweepView) -> None:
+    store = context.studio().store
+    stem = sweep_files.file_stem(view)
+    left, right = st.columns(2)
+    left.download_button(
+        "Contact sheet (PNG)", data=lambda: sweep_files.sheet(view, store=store),
+        file_name=f"{stem}.png", mime="image/png", icon=":material/grid_on:",
+        on_click="ignore", key="sweep_sheet", use_container_width=True,
+    )  # fmt: skip
+    right.download_button(
+        "Images and manifest (zip)", data=lambda: sweep_files.archive(view, store=store),
+        file_name=f"{stem}.zip", mime="application/zip", icon=":material/folder_zip:",
+        on_click="ignore", key="sweep_zip", use_container_width=True,
+    )  # fmt: skip
+    st.caption("Share this sweep")
+    st.code(f"{app_base_url()}/{routes.sweep_url(view.sweep.id)}", language=None, wrap_lines=True)
