@@ -32,8 +32,10 @@ Module map (one hop from a behaviour to its folder):
     history/           filters, listing (table and exports), analytics (summary, charts,
                        spend)
     lab/               axes (X/Y sweeps planned from typed axes, their cost in quota),
-                       sweeps (a sweep started, its cells run a few at a time, retried,
-                       read back as a grid), contact_sheet (the grid as one labelled PNG)
+                       sweeps (a sweep started, a cell run or retried), pool (this
+                       process's cells, a few at a time), views (what pages read: a
+                       sweep's grid, the newest sweeps), sweep_files and contact_sheet
+                       (the grid as a labelled PNG, the zip)
     cli/               demo (seed an empty database, by hand), repair (copy what fal still holds,
                        make missing thumbnails), migrate (the schema to head, by hand)
 

@@ -30,7 +30,7 @@ from lora_core.generation import quota, recovery, service
 from lora_core.generation.generators import ImageGenerator, ProgressCallback
 from lora_core.generation.preview import PreviewGenerator
 from lora_core.generation.recipe import PLAN, Recipe
-from lora_core.lab import sweeps
+from lora_core.lab import pool, sweeps
 from lora_core.lab.axes import Axis
 from lora_core.settings import Settings
 from lora_core.storage import MediaStore, build_store
@@ -94,7 +94,7 @@ class Studio:
     generation_policy: quota.QuotaPolicy
     training_policy: quota.QuotaPolicy
     thumbnails: thumbnails.ThumbnailQueue
-    cells: sweeps.CellPool
+    cells: pool.CellPool
     lease_terms: leases.LeaseTerms = leases.DEFAULT_TERMS
 
     def generate(
@@ -329,5 +329,5 @@ def build_studio(settings: Settings) -> Studio:
             engine=engine,
             make_one=lambda image: downloads.make_thumbnail(image, store=store),
         ),
-        cells=sweeps.CellPool(workers=settings.sweep_concurrency),
+        cells=pool.CellPool(workers=settings.sweep_concurrency),
     )

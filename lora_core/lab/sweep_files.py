@@ -17,7 +17,7 @@ from lora_core.errors import DownloadFailed
 from lora_core.gallery.downloads import FETCH_TIMEOUT_SECONDS, read_image
 from lora_core.generation.recipe import NO_LORA
 from lora_core.lab.contact_sheet import contact_sheet
-from lora_core.lab.sweeps import CellView, SweepView
+from lora_core.lab.views import CellView, SweepView
 from lora_core.storage import MediaStore
 
 SHEET_NAME = "contact-sheet.png"

@@ -8,7 +8,7 @@ from lora_core.cli.demo import main
 from lora_core.data.db import session_scope
 from lora_core.data.models import BatchStatus, GeneratedImage, LoraStatus, LoraTraining, Sweep
 from lora_core.demo import DEMO_LORAS, seed_demo
-from lora_core.lab import sweeps
+from lora_core.lab import views
 from lora_core.settings import Settings
 
 
@@ -27,7 +27,7 @@ def test_an_empty_database_gets_demo_loras_with_preview_images(engine, tmp_path)
     assert count(engine, GeneratedImage) == batches + 6  # and a 3×2 sweep's cells
     with session_scope(engine) as session:
         [sweep] = session.scalars(select(Sweep)).all()
-        view = sweeps.sweep_view(session=session, sweep_id=sweep.id)
+        view = views.sweep_view(session=session, sweep_id=sweep.id)
     assert view.count(BatchStatus.SUCCEEDED) == 6
     assert view.x_labels == ("scale 0", "scale 0.75", "scale 1.5")
     assert len(list((tmp_path / "media").rglob("*.jpg"))) == count(engine, GeneratedImage)

@@ -33,8 +33,9 @@ from lora_core.errors import (
 from lora_core.generation import quota, recipe_files, recovery
 from lora_core.generation.quota import QuotaPolicy
 from lora_core.generation.recipe import NO_LORA, Recipe
-from lora_core.lab import axes, sweep_files, sweeps
+from lora_core.lab import axes, sweep_files, sweeps, views
 from lora_core.lab.contact_sheet import CELL
+from lora_core.lab.pool import CellPool
 from tests.conftest import APP_ROOT, TEST_FAL_KEY
 from tests.support.fakefal import JobFailure
 from tests.support.race import race
@@ -47,7 +48,7 @@ TERMS = leases.LeaseTerms(duration=timedelta(seconds=2), renew_every=timedelta(s
 
 @pytest.fixture
 def pool():
-    cells = sweeps.CellPool(workers=2)
+    cells = CellPool(workers=2)
     yield cells
     cells.close()
 
@@ -96,7 +97,7 @@ def run_sweep(engine, fal_generator, policy, media_store, pool):
 
 def view(engine, sweep_id):
     with session_scope(engine) as session:
-        return sweeps.sweep_view(session=session, sweep_id=sweep_id)
+        return views.sweep_view(session=session, sweep_id=sweep_id)
 
 
 def cells_of(engine) -> list[GenerationBatch]:
@@ -345,6 +346,7 @@ def start_dying_sweep(database: DatabaseTarget, lora_id: str) -> subprocess.Pope
         from lora_core.generation import quota
         from lora_core.generation.recipe import Recipe
         from lora_core.lab import axes, sweeps
+        from lora_core.lab.pool import CellPool
         target = DatabaseTarget({database.url!r}, auth_token={database.auth_token!r})
         engine = create_db_engine(target)
         generator = FalGenerator(key={TEST_FAL_KEY!r}, timeout_seconds=60, poll_interval=0.05)
@@ -358,7 +360,7 @@ def start_dying_sweep(database: DatabaseTarget, lora_id: str) -> subprocess.Pope
             base=Recipe(seed=99), x=axes.seed_axis("1-4"),
             allow_private_weights=True, lease_terms=terms,
         )
-        pool = sweeps.CellPool(workers=2)
+        pool = CellPool(workers=2)
         pool.launch(
             [lambda job=job: sweeps.run_cell(job, engine=engine, generator=generator, store=None)
              for job in jobs],
@@ -426,7 +428,7 @@ def test_a_sweep_killed_midway_is_settled_by_recovery_and_its_lost_cells_retried
         allow_private_weights=True,
         lease_terms=TERMS,
     )
-    pool = sweeps.CellPool(workers=1)
+    pool = CellPool(workers=1)
     pool.launch(
         [
             lambda: sweeps.run_cell(
@@ -556,7 +558,7 @@ def test_the_lab_lists_the_newest_five_sweeps_with_their_loras_names(engine, add
         session.commit()
 
     with session_scope(engine) as session:
-        listed = sweeps.recent(session=session)
+        listed = views.recent(session=session)
 
     assert [item.sweep.id for item in listed] == ["s5", "s4", "s3", "s2", "s1"]
     assert [item.lora_name for item in listed] == ["a LoRA no longer here"] + [
@@ -609,7 +611,7 @@ def test_a_sweep_placed_in_time_keeps_one_clock(engine, add_lora, run_sweep):
 
 
 def test_closing_the_pool_drops_the_cells_still_queued(engine):
-    pool = sweeps.CellPool(workers=1)
+    pool = CellPool(workers=1)
     release, ran = threading.Event(), []
     pool.launch(
         [lambda: release.wait(10), lambda: ran.append("queued")],
@@ -646,7 +648,7 @@ def test_a_sweeps_held_settings_read_back_as_its_base_recipe(engine, add_lora, r
     sweep_id = run_sweep(lora.id, x=axes.prompt_axis("a red fox", "red"), base=base)
 
     with session_scope(engine) as session:
-        assert sweeps.base_recipe(session.get(Sweep, sweep_id)) == base
+        assert views.base_recipe(session.get(Sweep, sweep_id)) == base
 
 
 def test_a_cell_fal_went_quiet_about_stays_pending_and_is_finished_never_retried(

@@ -11,7 +11,7 @@ from lora_core.data.db import session_scope
 from lora_core.errors import InvalidSweep, LoraStudioError, NotSignedIn
 from lora_core.gallery import queries
 from lora_core.generation import quota, recipe
-from lora_core.lab import axes, sweeps
+from lora_core.lab import axes, views
 from ui import context, routes
 from ui.components import format_date, lora_title
 from ui.errors import generation_blocked, period_text, show_error
@@ -178,13 +178,13 @@ def _start(
 def recent_sweeps() -> None:
     """The newest sweeps, each a link to its grid; nothing when there are none."""
     with session_scope(context.studio().engine) as session:
-        found = sweeps.recent(session=session)
+        found = views.recent(session=session)
     if not found:
         return
     st.markdown("**Recent sweeps**")
     for summary in found:
         sweep = summary.sweep
-        x, y = sweeps.axes_of(sweep)
+        x, y = views.axes_of(sweep)
         shape = f"{len(x.values)}×{len(y.values)}" if y is not None else f"{len(x.values)}"
         st.page_link(
             routes.LAB,

@@ -9,7 +9,7 @@ from lora_core.data.db import session_scope
 from lora_core.data.models import BatchStatus
 from lora_core.errors import LoraStudioError
 from lora_core.generation import recipe, recovery
-from lora_core.lab import sweep_files, sweeps
+from lora_core.lab import sweep_files, views
 from ui import context, routes
 from ui.components import app_base_url, format_date, image_card
 from ui.errors import guarded, report_unexpected, show_error
@@ -34,7 +34,7 @@ def show_sweep(sweep_id: str) -> None:
     st.subheader(md(view.title), anchor=False)
     st.caption(
         f"by {md(sweep.wallet_address)} · {md(format_date(sweep.created_at))} · "
-        f"{md(recipe.describe(sweeps.base_recipe(sweep)))} · "
+        f"{md(recipe.describe(views.base_recipe(sweep)))} · "
         f"{md(AXIS_NAMES[view.x.kind])} across"
         + (f", {md(AXIS_NAMES[view.y.kind])} down" if view.y is not None else "")
     )
@@ -45,19 +45,19 @@ def show_sweep(sweep_id: str) -> None:
         _downloads(view)
 
 
-def _read(sweep_id: str) -> sweeps.SweepView | None:
+def _read(sweep_id: str) -> views.SweepView | None:
     """The sweep as it is now; cells a dead process left are settled first (as the
     background recovery would, which may be off: RECOVERY_SWEEP_SECONDS=0)."""
     studio = context.studio()
     with session_scope(studio.engine) as session:
-        view = sweeps.sweep_view(session=session, sweep_id=sweep_id)
+        view = views.sweep_view(session=session, sweep_id=sweep_id)
     if (
         view is not None
         and view.running
         and studio.resume_stale_batches(sweep_id=sweep_id) != (recovery.ResumeReport())
     ):
         with session_scope(studio.engine) as session:
-            view = sweeps.sweep_view(session=session, sweep_id=sweep_id)
+            view = views.sweep_view(session=session, sweep_id=sweep_id)
     return view
 
 
@@ -74,7 +74,7 @@ def _live_grid(sweep_id: str) -> None:
     _grid(view)
 
 
-def _grid(view: sweeps.SweepView) -> None:
+def _grid(view: views.SweepView) -> None:
     if error := st.session_state.pop(RETRY_ERROR_KEY, None):  # a retry refused, or a bug
         if isinstance(error, LoraStudioError):
             show_error(error)
@@ -97,7 +97,7 @@ def _grid(view: sweeps.SweepView) -> None:
                     _cell(view, view.cells.get((column, row)), x_label, row_label)
 
 
-def _cell(view: sweeps.SweepView, cell: sweeps.CellView | None, x_label: str, y_label: str) -> None:
+def _cell(view: views.SweepView, cell: views.CellView | None, x_label: str, y_label: str) -> None:
     label = " · ".join(part for part in (x_label, y_label) if part)
     if cell is None:
         st.caption(f"{md(label)}: no cell")
@@ -140,7 +140,7 @@ def _retry(batch_id: str) -> None:
     context.forget_run_quota()
 
 
-def _downloads(view: sweeps.SweepView) -> None:
+def _downloads(view: views.SweepView) -> None:
     store = context.studio().store
     stem = sweep_files.file_stem(view)
     left, right = st.columns(2)

@@ -1,0 +1,166 @@
+"""What pages read of sweeps: a sweep's grid with each place's latest try (`sweep_view`),
+the newest sweeps (`recent`), and a stored sweep's axes and held settings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from lora_core.data import lookups
+from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, Sweep
+from lora_core.generation.recipe import NO_LORA, Recipe, batch_recipe, from_batch
+from lora_core.lab.axes import Axis
+
+
+@dataclass(frozen=True)
+class CellView:
+    """One cell as the grid shows it: its latest try."""
+
+    x: int
+    y: int
+    batch_id: str
+    status: BatchStatus
+    error: str | None
+    prompt: str
+    lora_id: str  # NO_LORA: the base model alone
+    recipe: Recipe  # its seed: the one fal used once it succeeded
+    image: GeneratedImage | None
+
+
+@dataclass(frozen=True)
+class SweepView:
+    sweep: Sweep
+    lora_name: str
+    x: Axis
+    y: Axis | None
+    x_labels: tuple[str, ...]
+    y_labels: tuple[str, ...]
+    cells: dict[tuple[int, int], CellView]
+
+    @property
+    def size(self) -> int:
+        return len(self.x_labels) * max(len(self.y_labels), 1)
+
+    def count(self, status: BatchStatus) -> int:
+        return sum(1 for cell in self.cells.values() if cell.status == status)
+
+    @property
+    def running(self) -> bool:
+        return self.count(BatchStatus.PENDING) > 0
+
+    @property
+    def title(self) -> str:
+        """ "wtrclr · “a fox” · seed 7" (the seed only when no axis varies it)."""
+        varied = {self.x.kind} | ({self.y.kind} if self.y is not None else set())
+        seed = "" if "seed" in varied else f" · seed {self.sweep.seed}"
+        return f"{self.lora_name} · “{self.sweep.prompt}”{seed}"
+
+
+def sweep_view(*, session: Session, sweep_id: str) -> SweepView | None:
+    """The sweep with its cells (each place's latest try, its image once it has one);
+    None for an id that names no sweep."""
+    if not lookups.is_valid_lora_id(sweep_id):  # the same shape: 32 hex digits
+        return None
+    sweep = session.get(Sweep, sweep_id)
+    if sweep is None:
+        return None
+    batches = list(
+        session.scalars(
+            select(GenerationBatch)
+            .where(col(GenerationBatch.sweep_id) == sweep_id)
+            .order_by(col(GenerationBatch.created_at), col(GenerationBatch.id))
+        )
+    )
+    latest = {(batch.sweep_x or 0, batch.sweep_y or 0): batch for batch in batches}
+    images = {
+        image.batch_id: image
+        for image in session.scalars(
+            select(GeneratedImage).where(
+                col(GeneratedImage.batch_id).in_([batch.id for batch in latest.values()])
+            )
+        )
+    }
+    x, y = axes_of(sweep)
+    names = _names(session, [sweep.lora_training_id, *x.values, *(y.values if y else ())])
+    return SweepView(
+        sweep=sweep,
+        lora_name=names.get(sweep.lora_training_id, "a LoRA no longer here"),
+        x=x,
+        y=y,
+        x_labels=_labels(x, names),
+        y_labels=_labels(y, names) if y is not None else (),
+        cells={
+            place: _cell_view(place, batch, images.get(batch.id)) for place, batch in latest.items()
+        },
+    )
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    sweep: Sweep
+    lora_name: str
+
+
+def recent(*, session: Session, limit: int = 5) -> list[SweepSummary]:
+    """The newest sweeps, everyone's, for the Lab's list (their links open each grid)."""
+    rows = list(session.scalars(select(Sweep).order_by(col(Sweep.created_at).desc()).limit(limit)))
+    names = _names(session, [row.lora_training_id for row in rows])
+    return [
+        SweepSummary(row, names.get(row.lora_training_id, "a LoRA no longer here")) for row in rows
+    ]
+
+
+def axes_of(sweep: Sweep) -> tuple[Axis, Axis | None]:
+    x = Axis(sweep.x_kind, tuple(json.loads(sweep.x_values)))  # type: ignore[arg-type]
+    if sweep.y_kind is None or sweep.y_values is None:
+        return x, None
+    return x, Axis(sweep.y_kind, tuple(json.loads(sweep.y_values)))  # type: ignore[arg-type]
+
+
+def base_recipe(sweep: Sweep) -> Recipe:
+    return from_batch(
+        lora_scale=sweep.lora_scale,
+        steps=sweep.num_inference_steps,
+        guidance=sweep.guidance_scale,
+        image_size=sweep.image_size,
+        seed=sweep.seed,
+    )
+
+
+def _names(session: Session, lora_ids: list[str]) -> dict[str, str]:
+    names = {}
+    for lora_id in set(lora_ids):
+        lora = lookups.get_lora(session=session, lora_id=lora_id)
+        if lora is not None:
+            names[lora_id] = lora.name or lora.trigger_word
+    return names
+
+
+def _labels(axis: Axis, names: dict[str, str]) -> tuple[str, ...]:
+    if axis.kind != "lora":
+        return axis.labels
+    return tuple(
+        label if value == NO_LORA else names.get(value, "a LoRA no longer here")
+        for value, label in zip(axis.values, axis.labels, strict=True)
+    )
+
+
+def _cell_view(
+    place: tuple[int, int], batch: GenerationBatch, image: GeneratedImage | None
+) -> CellView:
+    return CellView(
+        x=place[0],
+        y=place[1],
+        batch_id=batch.id,
+        status=BatchStatus(batch.status),
+        error=batch.error,
+        prompt=batch.prompt,
+        lora_id=batch.lora_training_id,
+        recipe=batch_recipe(
+            batch, seed=image.seed if image is not None and image.seed else batch.requested_seed
+        ),
+        image=image,
+    )
