@@ -8,7 +8,6 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from lora_core import legacy
 from lora_core.data.db import session_scope
 from lora_core.gallery import queries
 from lora_core.generation.recipe import NO_LORA, NO_LORA_LABEL
@@ -341,7 +340,7 @@ def show_exports(history_filter: HistoryFilter) -> None:
         )
 
 
-legacy.adopt_legacy_images(engine=context.studio().engine)  # the original app's too
+context.studio().prepare_history()  # the original app's images too, when nobody sweeps
 with session_scope(context.studio().engine) as session:
     # The base model (a sweep's baseline cells) is one more "LoRA" to filter and chart by.
     names = {**queries.lora_names(session=session), NO_LORA: NO_LORA_LABEL}

@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from lora_core import demo, identity, thumbnails
+from lora_core import demo, identity, legacy, thumbnails
 from lora_core.data import leases
 from lora_core.data.db import create_db_engine, session_scope
 from lora_core.data.models import LoraStatus, LoraTraining
@@ -261,6 +261,12 @@ class Studio:
             stored = session.get(LoraTraining, lora.id)
         return lifecycle.view(stored or lora)
 
+    def prepare_history(self) -> None:
+        """Without the background sweep (which adopts them at every beat), the original
+        app's images get their batch rows as History is viewed."""
+        if not self.follows_in_background:
+            legacy.adopt_legacy_images(engine=self.engine)
+
     def resume_stale_batches(
         self, *, lora_id: str | None = None, sweep_id: str | None = None
     ) -> recovery.ResumeReport:
@@ -280,7 +286,9 @@ class Studio:
     def recover(self) -> RecoveryReport:
         """One beat of the background sweep: every job fal accepted that nobody waits on
         is asked about (batches finished or failed on fal's answer, trainings followed to
-        completion), and whatever never reached fal is failed (its slot freed)."""
+        completion), whatever never reached fal is failed (its slot freed), and the original
+        app's new images get their batch rows (History, Usage and the quota read them)."""
+        legacy.adopt_legacy_images(engine=self.engine)
         return RecoveryReport(
             batches=self.resume_stale_batches(),
             trainings_failed=lifecycle.fail_unsubmitted(

@@ -1,0 +1,63 @@
+"""The Studio's background beat (`recover`) and what pages ask of it: the original app's
+images get their batch rows from the sweep, not from a page view that writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from lora_core.data.clock import to_iso
+from lora_core.data.db import DatabaseTarget, session_scope
+from lora_core.data.models import GeneratedImage, GenerationBatch
+from lora_core.settings import Settings
+from lora_core.studio import build_studio
+from tests.conftest import NOW, database_env
+
+pytestmark = pytest.mark.both_backends
+
+
+def studio_for(database: DatabaseTarget, tmp_path: Path, *, sweep_seconds: float):
+    configured = {name.lower(): value for name, value in database_env(database).items()}
+    return build_studio(
+        Settings(**configured, media_dir=tmp_path / "media", recovery_sweep_seconds=sweep_seconds)
+    )
+
+
+def add_legacy_image(engine) -> None:
+    """An image the original app wrote (no batch)."""
+    with session_scope(engine) as session:
+        session.add(
+            GeneratedImage(
+                id="old-1", lora_training_id="lora-1", wallet_address="ann", prompt="p",
+                image_url="https://cdn.example/old.jpg", created_at=to_iso(NOW),
+            )
+        )  # fmt: skip
+        session.commit()
+
+
+def batches(engine) -> int:
+    with session_scope(engine) as session:
+        return session.scalar(select(func.count()).select_from(GenerationBatch))
+
+
+def test_the_background_beat_adopts_the_original_apps_images(database, engine, tmp_path):
+    studio = studio_for(database, tmp_path, sweep_seconds=5)
+    add_legacy_image(engine)
+
+    studio.prepare_history()  # a History view with the sweep on: reads only
+    assert batches(engine) == 0
+    studio.recover()
+    assert batches(engine) == 1
+    studio.close()
+
+
+def test_without_a_background_sweep_history_adopts_them_as_it_is_viewed(database, engine, tmp_path):
+    studio = studio_for(database, tmp_path, sweep_seconds=0)
+    add_legacy_image(engine)
+
+    studio.prepare_history()
+
+    assert batches(engine) == 1
+    studio.close()
