@@ -164,7 +164,7 @@ def image_dialog(lora: LoraTraining, image_id: str) -> None:
     what it was made from, its share link and downloads, over the page."""
     with session_scope(context.studio().engine) as session:
         view = views.image_view(
-            session=session, lora_id=lora.id, image_id=image_id, user=context.current_user()
+            session=session, lora_id=lora.id, image_id=image_id, who=context.current_identity()
         )
     if view is None:
         st.warning(
@@ -173,16 +173,13 @@ def image_dialog(lora: LoraTraining, image_id: str) -> None:
             icon=":material/image_not_supported:",
         )
         return
-    image = view.image
-    may_hide = moderation.may_hide_image(context.current_identity(), image)
-    if image.hidden and not may_hide:
+    image, batch, may_hide = view.image, view.batch, view.may_hide
+    if view.withheld:
         st.info(
             "This image was hidden from the galleries by its author or an admin.",
             icon=":material/visibility_off:",
         )
         return
-    # Hidden images of the batch stay out of its zip, unless this user may see them.
-    batch = [other for other in view.batch if not other.hidden or may_hide or other.id == image.id]
     with st.container(key="image_view"):
         picture, details = st.columns([3, 2], gap="large")
         if image.nsfw:

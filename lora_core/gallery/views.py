@@ -11,9 +11,10 @@ from sqlmodel import Session, col
 
 from lora_core.data import lookups
 from lora_core.data.models import GeneratedImage, GenerationBatch, LoraTraining
-from lora_core.gallery import favorites, queries
+from lora_core.gallery import favorites, moderation, queries
 from lora_core.generation import recipe
 from lora_core.generation.recipe import Recipe
+from lora_core.identity import Identity
 
 
 @dataclass(frozen=True)
@@ -33,25 +34,37 @@ def lora_view(*, session: Session, lora_id: str) -> LoraView | None:
 
 @dataclass(frozen=True)
 class ImageView:
-    """One image shown large: the image, its whole batch, and its stars."""
+    """One image shown large, as `who` may see it: the image, its batch (its hidden images
+    left out unless `who` may hide them: the batch's zip and strip), and its stars."""
 
     image: GeneratedImage
     batch: list[GeneratedImage]
     stars: int
     starred_by_me: bool
     recipe: Recipe  # how it was made, with the seed fal used
+    may_hide: bool = False  # its author or an admin (`moderation.may_hide_image`)
+
+    @property
+    def withheld(self) -> bool:
+        """Hidden from the galleries, and `who` is not one who may see it anyway."""
+        return bool(self.image.hidden) and not self.may_hide
 
 
-def image_view(
-    *, session: Session, lora_id: str, image_id: str, user: str | None
-) -> ImageView | None:
+def image_view(*, session: Session, lora_id: str, image_id: str, who: Identity) -> ImageView | None:
     """None for an unknown, malformed, or another LoRA's image id."""
     image = queries.get_image(session=session, lora_id=lora_id, image_id=image_id)
     if image is None:
         return None
-    count, mine = favorites.stars(session=session, image_id=image.id, user=user)
-    batch = queries.batch_of(session=session, image=image)
-    return ImageView(image, batch, count, mine, image_recipe(session=session, image=image))
+    may_hide = moderation.may_hide_image(who, image)
+    count, mine = favorites.stars(session=session, image_id=image.id, user=who.user)
+    batch = [
+        other
+        for other in queries.batch_of(session=session, image=image)
+        if not other.hidden or may_hide or other.id == image.id
+    ]
+    return ImageView(
+        image, batch, count, mine, image_recipe(session=session, image=image), may_hide
+    )
 
 
 def recipes_of(*, session: Session, images: Sequence[GeneratedImage]) -> dict[str, Recipe]:

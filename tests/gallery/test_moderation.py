@@ -43,3 +43,43 @@ def test_only_an_admin_hides_a_lora(engine, add_lora):
     moderation.set_lora_hidden(
         engine=engine, who=Identity(user="root", is_admin=True), lora_id="l", hidden=True
     )
+
+
+@pytest.mark.parametrize(
+    ("who", "withheld", "batch"),
+    [
+        (Identity(user="ann"), False, ["b-0", "b-1", "b-2"]),  # the hidden image's author
+        (Identity(user="root", is_admin=True), False, ["b-0", "b-1", "b-2"]),
+        (Identity(user="bob"), True, ["b-0", "b-2"]),
+        (Identity(user=None), True, ["b-0", "b-2"]),
+    ],
+)
+def test_a_hidden_image_and_its_batch_as_each_visitor_may_see_them(
+    engine, add_lora, who, withheld, batch
+):
+    """The rule lives in the core: the page shows `withheld` and `batch` (its zip) as given."""
+    from lora_core.data.clock import to_iso
+    from lora_core.data.db import session_scope
+    from lora_core.data.models import GeneratedImage
+    from lora_core.gallery import views
+    from tests.conftest import NOW
+
+    add_lora("l")
+    with session_scope(engine) as session:
+        for number in range(3):
+            session.add(
+                GeneratedImage(
+                    id=f"b-{number}", lora_training_id="l", wallet_address="ann", prompt="p",
+                    image_url=f"https://cdn.example/{number}.jpg", created_at=to_iso(NOW),
+                    batch_id="batch-b", hidden=True if number == 1 else None,
+                )
+            )  # fmt: skip
+        session.commit()
+
+    with session_scope(engine) as session:
+        hidden = views.image_view(session=session, lora_id="l", image_id="b-1", who=who)
+        shown = views.image_view(session=session, lora_id="l", image_id="b-0", who=who)
+
+    assert hidden.withheld is withheld
+    assert sorted(image.id for image in shown.batch) == batch
+    assert not shown.withheld
