@@ -90,7 +90,12 @@ def test_the_missing_ones_are_generated_on_request_and_counted(open_app, add_lor
     at.button(key="generate_missing").click().run()
 
     assert not at.exception
-    assert batches(engine) == [("b", "a red fox", "succeeded"), ("c", "a red fox", "succeeded")]
+    # (alpha's images, written as the original app writes them, got batches of their own
+    # from the start-up sweep.)
+    assert [row for row in batches(engine) if row[0] != "a"] == [
+        ("b", "a red fox", "succeeded"),
+        ("c", "a red fox", "succeeded"),
+    ]
     assert len(cards(at)) == 12 and without_images(at) == 0  # 4 images in each of 3 columns
     assert "generate_missing" not in [button.key for button in at.button]
     assert "6 of 8 generations remaining today" in [c.value for c in at.sidebar.caption]
