@@ -7,7 +7,6 @@ import logging
 
 import streamlit as st
 
-from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage
 from lora_core.errors import LoraStudioError, QuotaExceeded
 from lora_core.gallery import queries
@@ -59,8 +58,7 @@ def generate_missing(missing: list[str], prompt: str, labels: dict[str, str]) ->
         st.rerun()
 
 
-with session_scope(context.studio().engine) as session:
-    ready = queries.list_ready_loras(session=session)
+ready = context.read(queries.list_ready_loras)
 
 # Bound to the link by label, as History's LoRA filter: labels are unique.
 labels = queries.unique_labels({lora.id: lora_title(lora) for lora in ready})
@@ -83,8 +81,7 @@ if len(chosen) < MIN_LORAS or not prompt.strip():
     )
     st.stop()
 
-with session_scope(context.studio().engine) as session:
-    latest = queries.latest_for_prompt(session=session, lora_ids=chosen, prompt=prompt)
+latest = context.read(queries.latest_for_prompt, lora_ids=chosen, prompt=prompt)
 
 missing = [lora_id for lora_id in chosen if not latest[lora_id]]
 if missing and context.current_user() is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus
 from lora_core.gallery import queries
 from ui import context, routes
@@ -35,10 +34,9 @@ st.caption(
     "Open one to see everything generated from it."
 )
 
-with session_scope(context.studio().engine) as session:
-    loras = queries.list_lora_page(
-        session=session, page=int(st.session_state.get(PAGE_KEY, 1)), page_size=PAGE_SIZE
-    )
+loras = context.read(
+    queries.list_lora_page, page=int(st.session_state.get(PAGE_KEY, 1)), page_size=PAGE_SIZE
+)
 
 summaries = loras.items
 if not summaries:

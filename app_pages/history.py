@@ -8,7 +8,6 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from lora_core.data.db import session_scope
 from lora_core.gallery import queries
 from lora_core.generation.recipe import NO_LORA, NO_LORA_LABEL
 from lora_core.history import analytics, listing
@@ -137,18 +136,14 @@ def cached_overview(
     added, started or finished), not on every rerun such as selecting a row or turning a
     page. Every parameter is part of the cache key: none may start with an underscore,
     which Streamlit leaves out of the key."""
-    with session_scope(context.studio().engine) as session:
-        overview = analytics.overview(
-            session=session, history_filter=history_filter, lora_labels=labels
-        )
+    overview = context.read(analytics.overview, history_filter=history_filter, lora_labels=labels)
     return overview.summary, build_charts(overview, price)
 
 
 @st.cache_data(ttl=600, max_entries=16, show_spinner=False)
 def cached_scales(version: tuple[object, ...]) -> list[float]:
     """The LoRA scales in use (a scan of every batch): once per data version."""
-    with session_scope(context.studio().engine) as session:
-        return listing.lora_scales(session=session)
+    return context.read(listing.lora_scales)
 
 
 def build_charts(overview: analytics.Overview, price: float) -> list[charts.Chart]:
@@ -316,14 +311,9 @@ def show_table(page: queries.Page[listing.HistoryRow]) -> None:
 
 
 def show_exports(history_filter: HistoryFilter) -> None:
-    engine = context.studio().engine
-    base_url = app_base_url()
-
-    def frame() -> pd.DataFrame:
-        with session_scope(engine) as session:
-            return listing.export_frame(
-                session=session, history_filter=history_filter, base_url=base_url
-            )
+    frame = context.read_later(
+        listing.export_frame, history_filter=history_filter, base_url=app_base_url()
+    )
 
     row = st.container(horizontal=True)
     for label, to_bytes, suffix, mime in (
@@ -341,11 +331,10 @@ def show_exports(history_filter: HistoryFilter) -> None:
 
 
 context.studio().prepare_history()  # the original app's images too, when nobody sweeps
-with session_scope(context.studio().engine) as session:
-    # The base model (a sweep's baseline cells) is one more "LoRA" to filter and chart by.
-    names = {**queries.lora_names(session=session), NO_LORA: NO_LORA_LABEL}
-    # With the user's stars, for the "I starred" filter (a star rarely changes).
-    version = analytics.data_version(session=session, starred_by=context.current_user())
+# The base model (a sweep's baseline cells) is one more "LoRA" to filter and chart by.
+names = {**context.read(queries.lora_names), NO_LORA: NO_LORA_LABEL}
+# With the user's stars, for the "I starred" filter (a star rarely changes).
+version = context.read(analytics.data_version, starred_by=context.current_user())
 history_filter = read_filters(names, cached_scales(version))
 if st.session_state.get("history_filter") != history_filter:
     st.session_state["history_filter"] = history_filter
@@ -375,14 +364,13 @@ if summary.batches == 0:
     st.stop()
 show_summary(summary, price)
 show_charts(built_charts, price)
-with session_scope(context.studio().engine) as session:
-    rows = listing.list_batches(
-        session=session,
-        history_filter=history_filter,
-        page=int(st.session_state.get("history_page", 1)),
-        page_size=PAGE_SIZE,
-        total=summary.batches,
-    )
+rows = context.read(
+    listing.list_batches,
+    history_filter=history_filter,
+    page=int(st.session_state.get("history_page", 1)),
+    page_size=PAGE_SIZE,
+    total=summary.batches,
+)
 show_table(rows)
 if rows.page_count > 1:
     st.pagination(rows.page_count, key="history_page", default=rows.page)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import streamlit as st
 
 from lora_core import weights
-from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
 from lora_core.gallery import downloads, favorites, moderation, queries, views
@@ -111,8 +110,7 @@ def cached_image_count(lora_id: str, key: tuple[object, ...]) -> int:
     generation or a hide in any process. Every parameter keys the cache (no underscore).
     An image written with a time older than the newest (another app's clock) is counted
     within the minute the entry lives."""
-    with session_scope(context.studio().engine) as session:
-        return queries.count_lora_images(session=session, lora_id=lora_id)
+    return context.read(queries.count_lora_images, lora_id=lora_id)
 
 
 def close_image() -> None:
@@ -162,10 +160,9 @@ def show_hide_action(image: GeneratedImage) -> None:
 def image_dialog(lora: LoraTraining, image_id: str) -> None:
     """The image of a shared link (`?id=…&image=…`) or of a click on a card, large, with
     what it was made from, its share link and downloads, over the page."""
-    with session_scope(context.studio().engine) as session:
-        view = views.image_view(
-            session=session, lora_id=lora.id, image_id=image_id, who=context.current_identity()
-        )
+    view = context.read(
+        views.image_view, lora_id=lora.id, image_id=image_id, who=context.current_identity()
+    )
     if view is None:
         st.warning(
             "That image was not found on this LoRA: the link may be wrong, or the image was "
@@ -272,8 +269,7 @@ def show_recipe_actions(lora: LoraTraining, image: GeneratedImage, made_with: Re
 def zip_with_recipes(images: list[GeneratedImage], lora: LoraTraining) -> bytes:
     """A zip of `images`, each file carrying its recipe (read when the zip is asked for)."""
     studio = context.studio()
-    with session_scope(studio.engine) as session:
-        recipes = views.recipes_of(session=session, images=images)
+    recipes = context.read(views.recipes_of, images=images)
     return downloads.images_zip(images, lora, store=studio.store, recipes=recipes)
 
 
@@ -284,15 +280,18 @@ def load_images(
     images `starred_by` starred (paged on their own)."""
     page_key = f"{'starred_' if starred_by else ''}page_{lora.id}"
     page = int(st.session_state.get(page_key, 1))
-    with session_scope(context.studio().engine) as session:
-        if starred_by:
-            images = favorites.list_starred_images(
-                session=session, user=starred_by, lora_id=lora.id, page=page, page_size=PAGE_SIZE
-            )
-        else:
-            images = queries.list_lora_images(
-                session=session, lora_id=lora.id, page=page, page_size=PAGE_SIZE, total=total
-            )
+    if starred_by:
+        images = context.read(
+            favorites.list_starred_images,
+            user=starred_by,
+            lora_id=lora.id,
+            page=page,
+            page_size=PAGE_SIZE,
+        )
+    else:
+        images = context.read(
+            queries.list_lora_images, lora_id=lora.id, page=page, page_size=PAGE_SIZE, total=total
+        )
     return images, page_key
 
 
@@ -335,8 +334,7 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
     )
     name = lora_title(lora)
     if grouped:
-        with session_scope(context.studio().engine) as session:
-            sweeps = queries.sweeps_of(session=session, images=images.items)
+        sweeps = context.read(queries.sweeps_of, images=images.items)
         for number, group in enumerate(queries.group_by_batch(images.items, sweeps)):
             if number:
                 st.divider()
@@ -371,8 +369,7 @@ lora_id = st.query_params.get("id", "")
 # it would cost every view a query for what the sweep finishes within seconds anyway.
 if not context.get_settings().recovery_sweep_seconds:
     context.studio().resume_stale_batches(lora_id=lora_id)
-with session_scope(context.studio().engine) as session:
-    lora_view = views.lora_view(session=session, lora_id=lora_id)
+lora_view = context.read(views.lora_view, lora_id=lora_id)
 if lora_view is None:
     not_found()
 lora = lora_view.lora

@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import streamlit as st
 
-from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
 from lora_core.training import lifecycle as training
@@ -266,8 +265,7 @@ with train_tab:
     quota_line = st.empty()  # filled after the form, to count a training just started
     show_form(who.user)
     quota_line.caption(training_quota_text(who.user))
-    with session_scope(context.studio().engine) as session:
-        polling = training.has_pending(session=session, user=who.user)
+    polling = context.read(training.has_pending, user=who.user)
 with register_tab:
     show_register_form(who.user)
 

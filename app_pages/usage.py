@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from lora_core.data.db import session_scope
 from lora_core.gallery import moderation, queries
 from lora_core.history import analytics
 from ui import context
@@ -38,9 +37,8 @@ def toggle_hidden(lora_id: str, hidden: bool) -> None:
         )
 
 
-with session_scope(context.studio().engine) as session:
-    usage = analytics.usage(session=session, policy=policy, price_per_megapixel=price)
-    loras = queries.list_loras(session=session, with_hidden=True)
+usage = context.read(analytics.usage, policy=policy, price_per_megapixel=price)
+loras = context.read(queries.list_loras, with_hidden=True)
 
 st.dataframe(
     pd.DataFrame(

@@ -13,7 +13,6 @@ from datetime import timedelta
 
 import streamlit as st
 
-from lora_core.data.db import session_scope
 from lora_core.data.models import LoraTraining
 from lora_core.errors import (
     GenerationFailed,
@@ -223,8 +222,7 @@ def _watch(waiting: Waiting) -> None:
 def _my_prompts() -> None:
     """The user's recent prompts, to pick one into the prompt box."""
     try:
-        with session_scope(context.studio().engine) as session:
-            recent = prompts.recent_prompts(session=session, user=_signed_in_user())
+        recent = context.read(prompts.recent_prompts, user=_signed_in_user())
     except LoraStudioError:
         return  # the quota line above already says the database is unavailable
     if not recent:

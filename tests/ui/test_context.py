@@ -100,3 +100,27 @@ def test_no_cache_key_leaves_out_a_parameter():
         if parameter.startswith("_")
     }
     assert unkeyed == set()
+
+
+def test_pages_read_the_database_only_through_context_read():
+    """One session convention (the FastAPI template's one session dependency): no page or
+    UI module but ui/context.py opens a database session itself."""
+    opened = [
+        str(path.relative_to(APP_ROOT))
+        for folder in ("app_pages", "ui")
+        for path in sorted((APP_ROOT / folder).rglob("*.py"))
+        if path.name != "context.py" and "session_scope" in path.read_text()
+    ]
+
+    assert opened == []
+
+
+def test_a_read_runs_the_cores_query_in_a_session_now_or_later(app_env, engine, add_lora):
+    from lora_core.gallery import queries
+
+    add_lora("l1", trigger_word="alpha")
+
+    assert [lora.id for lora in context.read(queries.list_ready_loras)] == ["l1"]
+    later = context.read_later(queries.list_ready_loras)
+    add_lora("l2", trigger_word="beta")
+    assert sorted(lora.id for lora in later()) == ["l1", "l2"]  # read when called

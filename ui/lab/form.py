@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import streamlit as st
 
-from lora_core.data.db import session_scope
 from lora_core.errors import InvalidSweep, LoraStudioError, NotSignedIn
 from lora_core.gallery import queries
 from lora_core.generation import quota, recipe
@@ -30,8 +29,7 @@ HINTS = {
 
 def sweep_form() -> None:
     """Pick a LoRA, a prompt and one or two axes; see the cost; start."""
-    with session_scope(context.studio().engine) as session:
-        loras = queries.list_ready_loras(session=session)
+    loras = context.read(queries.list_ready_loras)
     if not loras:
         st.info("No LoRA is ready to generate from yet.", icon=":material/hourglass_top:")
         return
@@ -177,8 +175,7 @@ def _start(
 
 def recent_sweeps() -> None:
     """The newest sweeps, each a link to its grid; nothing when there are none."""
-    with session_scope(context.studio().engine) as session:
-        found = views.recent(session=session)
+    found = context.read(views.recent)
     if not found:
         return
     st.markdown("**Recent sweeps**")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lora_core.data.db import session_scope
 from lora_core.data.models import BatchStatus
 from lora_core.errors import LoraStudioError
 from lora_core.generation import recipe, recovery
@@ -49,15 +48,13 @@ def _read(sweep_id: str) -> views.SweepView | None:
     """The sweep as it is now; cells a dead process left are settled first (as the
     background recovery would, which may be off: RECOVERY_SWEEP_SECONDS=0)."""
     studio = context.studio()
-    with session_scope(studio.engine) as session:
-        view = views.sweep_view(session=session, sweep_id=sweep_id)
+    view = context.read(views.sweep_view, sweep_id=sweep_id)
     if (
         view is not None
         and view.running
         and studio.resume_stale_batches(sweep_id=sweep_id) != (recovery.ResumeReport())
     ):
-        with session_scope(studio.engine) as session:
-            view = views.sweep_view(session=session, sweep_id=sweep_id)
+        view = context.read(views.sweep_view, sweep_id=sweep_id)
     return view
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import streamlit as st
 
 from lora_core.data import lookups
-from lora_core.data.db import session_scope
 from lora_core.data.models import LoraTraining
 from lora_core.generation import recipe, recipe_files
 from ui import context, routes
@@ -52,8 +51,7 @@ def recipe_reader() -> None:
         + f" · {md(str(fields.get('created_at', '')))}"
     )
     st.text(f"Sent to fal: {fields.get('full_prompt', '')}")
-    with session_scope(context.studio().engine) as session:
-        lora = lookups.get_lora(session=session, lora_id=str(lora_fields.get("id") or ""))
+    lora = context.read(lookups.get_lora, lora_id=str(lora_fields.get("id") or ""))
     if lora is None or made_with is None:
         st.info(
             "Its LoRA is not in this LoRA Studio, so it cannot be remixed here.",
