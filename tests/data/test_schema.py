@@ -210,3 +210,19 @@ def test_the_migrations_run_by_hand(database, tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"Upgraded the schema to {schema.head()}." in done.stdout
     assert f"The schema is at {schema.head()}" in again.stdout
+
+
+def test_alembics_own_upgrade_command_says_to_use_the_locked_one(tmp_path):
+    """Alembic's `upgrade` would migrate without the app's lock: it names the command that
+    takes it instead, and touches nothing."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'never.db'}"}  # fmt: skip
+
+    done = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=APP_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+    assert done.returncode != 0
+    assert "python -m lora_core.cli.migrate" in done.stderr
+    assert not (tmp_path / "never.db").exists()

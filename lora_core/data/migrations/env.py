@@ -1,13 +1,12 @@
-"""Alembic's environment: the connection is handed in by `lora_core.data.schema` (under
-its lock). Run by hand (`alembic upgrade head` from the repository), it connects through
-the app's settings instead, without the lock: prefer `python -m lora_core.cli.migrate`."""
+"""Alembic's environment: the connection is always handed in by `lora_core.data.schema`,
+which applies the revisions under its lock (the app at start-up, or by hand with
+`python -m lora_core.cli.migrate`). Run by Alembic's own command (`alembic upgrade head`),
+there is no connection and no lock: it says what to run instead. (`alembic history` and
+`alembic revision` need no database and work as usual.)"""
 
 from __future__ import annotations
 
 from alembic import context
-
-from lora_core.data.db import create_db_engine
-from lora_core.settings import load_settings, read_secrets_file
 
 
 def run(connection: object) -> None:
@@ -17,9 +16,9 @@ def run(connection: object) -> None:
 
 
 given = context.config.attributes.get("connection")
-if given is not None:
-    run(given)
-else:
-    engine = create_db_engine(load_settings(read_secrets_file()).database.direct)
-    with engine.begin() as connection:
-        run(connection)
+if given is None:
+    raise SystemExit(
+        "Upgrade with `python -m lora_core.cli.migrate`: it takes the lock the app's "
+        "processes share, so that exactly one of them migrates."
+    )
+run(given)
