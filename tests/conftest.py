@@ -166,6 +166,27 @@ def policy() -> QuotaPolicy:
 
 
 @pytest.fixture
+def generate_batch(engine: Engine, fal_generator: FalGenerator, policy: QuotaPolicy):
+    """A batch generated through the real service and fal_client against the fake fal:
+    ann's, of `lora_id` ("a cat" unless told); any of `service.generate`'s arguments may
+    be given instead of these."""
+    from lora_core.generation import service
+
+    def run(lora_id: str, prompt: str | None = "a cat", **overrides: object):
+        arguments = {
+            "engine": engine,
+            "generator": fal_generator,
+            "policy": policy,
+            "user": "ann",
+            "lora_id": lora_id,
+            "prompt": prompt,
+        }
+        return service.generate(**(arguments | overrides))
+
+    return run
+
+
+@pytest.fixture
 def add_lora(engine: Engine) -> Callable[..., LoraTraining]:
     """Insert a LoRA (completed, with weights, unless told otherwise) and return it."""
     counter = iter(range(1, 1_000_000))

@@ -13,7 +13,6 @@ from lora_core.cli.repair import repair_images
 from lora_core.data.clock import to_iso
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage
-from lora_core.generation import service
 from tests.conftest import NOW
 
 
@@ -23,20 +22,12 @@ def images(engine) -> list[GeneratedImage]:
 
 
 def test_failed_copies_are_repaired_once_fal_answers(
-    engine, add_lora, fal_generator, policy, fake_fal, media_store, add_images
+    engine, add_lora, fake_fal, media_store, add_images, generate_batch
 ):
     lora = add_lora()
     add_images("legacy", 2)  # the original app's rows: fal URLs, no batch
     fake_fal.script.files_missing = True
-    service.generate(
-        engine=engine,
-        generator=fal_generator,
-        policy=policy,
-        user="ann",
-        lora_id=lora.id,
-        prompt="a cat",
-        store=media_store,
-    )
+    generate_batch(lora.id, store=media_store)
 
     assert repair_images(engine=engine, store=media_store).failed == 4
     fake_fal.script.files_missing = False

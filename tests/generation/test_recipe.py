@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
 
 from lora_core.data.db import session_scope
-from lora_core.data.models import GeneratedImage, GenerationBatch
+from lora_core.data.models import GeneratedImage
 from lora_core.errors import InvalidSettings
 from lora_core.gallery import views
-from lora_core.generation import recipe, service
+from lora_core.generation import recipe
 from lora_core.generation.recipe import PLAN, Recipe
+from tests.support.factories import stored_batches
 
 pytestmark = pytest.mark.both_backends
 
@@ -18,19 +18,8 @@ EVALUATION = Recipe(lora_scale=0.75, steps=20, guidance=5.0, image_size="landsca
 
 
 @pytest.fixture
-def generate(engine, fal_generator, policy):
-    def run(lora_id: str, prompt: str, **overrides):
-        return service.generate(
-            engine=engine, generator=fal_generator, policy=policy, user="ann",
-            lora_id=lora_id, prompt=prompt, **overrides,
-        )  # fmt: skip
-
-    return run
-
-
-def batches(engine) -> list[GenerationBatch]:
-    with session_scope(engine) as session:
-        return list(session.scalars(select(GenerationBatch)))
+def generate(generate_batch):
+    return generate_batch
 
 
 def test_the_plans_settings_are_the_default_and_fal_picks_the_seed(add_lora, generate, fake_fal):
@@ -55,7 +44,7 @@ def test_settings_are_sent_exactly_and_stored_with_the_batch(engine, add_lora, g
         "image_size": "landscape_16_9", "num_inference_steps": 20, "guidance_scale": 5.0,
         "seed": 42,
     }  # fmt: skip
-    [batch] = batches(engine)
+    [batch] = stored_batches(engine)
     assert (batch.lora_scale, batch.num_inference_steps, batch.guidance_scale) == (0.75, 20, 5.0)
     assert (batch.image_size, batch.requested_seed) == ("landscape_16_9", "42")
     assert {(image.image_width, image.image_height, image.seed) for image in outcome.images} == {
@@ -87,7 +76,7 @@ def test_out_of_range_settings_are_refused_before_any_cost(engine, add_lora, gen
     ):  # fmt: skip
         with pytest.raises(InvalidSettings):
             generate(lora.id, "a lighthouse", recipe=bad)
-    assert fake_fal.submissions == [] and batches(engine) == []
+    assert fake_fal.submissions == [] and stored_batches(engine) == []
 
 
 def test_a_batch_stored_before_settings_were_recorded_reads_as_the_plans(engine, add_lora):

@@ -13,7 +13,7 @@ from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, LoraTraining
 from lora_core.errors import InvalidFile
 from lora_core.gallery import downloads, views
-from lora_core.generation import recipe_files, service
+from lora_core.generation import recipe_files
 from lora_core.generation.recipe import Recipe
 from tests.support.factories import png_claiming, png_with_parameters
 
@@ -73,16 +73,11 @@ def test_files_without_a_recipe_say_so_and_other_tools_text_is_read():
 
 
 @pytest.mark.both_backends
-def test_stored_images_carry_their_recipe(
-    engine, add_lora, fal_generator, policy, fake_fal, media_store
-):
+def test_stored_images_carry_their_recipe(add_lora, generate_batch, media_store):
     lora = add_lora(trigger_word="wtrclr")
     made_with = Recipe(lora_scale=0.8, steps=12, guidance=6.0, image_size="square", seed=77)
 
-    outcome = service.generate(
-        engine=engine, generator=fal_generator, policy=policy, user="ann", lora_id=lora.id,
-        prompt="a lighthouse", recipe=made_with, store=media_store,
-    )  # fmt: skip
+    outcome = generate_batch(lora.id, "a lighthouse", recipe=made_with, store=media_store)
 
     for image in outcome.images:
         found = recipe_files.read(media_store.path_for(image.image_url).read_bytes())
@@ -98,19 +93,10 @@ def test_stored_images_carry_their_recipe(
 
 
 @pytest.mark.both_backends
-def test_downloads_carry_the_recipe_of_each_image(
-    engine, add_lora, fal_generator, policy, fake_fal, media_store
-):
+def test_downloads_carry_the_recipe_of_each_image(engine, add_lora, generate_batch, media_store):
     lora = add_lora(trigger_word="wtrclr")
-    service.generate(
-        engine=engine,
-        generator=fal_generator,
-        policy=policy,
-        user="ann",
-        lora_id=lora.id,
-        prompt="a storm",
-        recipe=Recipe(steps=9, seed=5),
-    )  # fmt: skip  (no store: the files are fal's, without a recipe, until downloaded)
+    # No store: the files are fal's, without a recipe, until downloaded.
+    generate_batch(lora.id, "a storm", recipe=Recipe(steps=9, seed=5))
     with session_scope(engine) as session:
         images = list(session.scalars(select(GeneratedImage)))
         stored_lora = session.get(LoraTraining, lora.id)

@@ -4,10 +4,7 @@ its lease lapsed; a live process's batch is never taken from it."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import textwrap
 import threading
 import time
 from datetime import timedelta
@@ -23,9 +20,10 @@ from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, 
 from lora_core.generation import quota, recipe_files, recovery, service
 from lora_core.generation.prompts import full_prompt
 from lora_core.generation.recipe import NO_LORA
-from tests.conftest import APP_ROOT, TEST_FAL_KEY
+from tests.support.factories import stored_batches
 from tests.support.fakefal import JobFailure
 from tests.support.race import race
+from tests.support.workers import start_worker
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 
@@ -33,11 +31,6 @@ OLDER_THAN = timedelta(minutes=4)
 FOLLOW_FOR = timedelta(days=30)
 # Short leases, so that real processes and threads can lapse and renew them within a test.
 TERMS = leases.LeaseTerms(duration=timedelta(seconds=2), renew_every=timedelta(seconds=0.25))
-
-
-def batches(engine) -> list[GenerationBatch]:
-    with session_scope(engine) as session:
-        return list(session.scalars(select(GenerationBatch)))
 
 
 def image_count(engine) -> int:
@@ -61,30 +54,17 @@ def resume(engine, generator, media_store, *, after: timedelta | None = OLDER_TH
 
 def start_dying_worker(database: DatabaseTarget, lora_id: str) -> subprocess.Popen:
     """A separate process that starts a generation through the real fal_client."""
-    script = textwrap.dedent(
+    return start_worker(
+        database,
         f"""
-        from datetime import timedelta
-        from lora_core.data import leases
-        from lora_core.generation import quota, service
-        from lora_core.data.db import DatabaseTarget, create_db_engine
-        from lora_core.fal.generator import FalGenerator
+        from lora_core.generation import service
         service.generate(
-            engine=create_db_engine(
-                DatabaseTarget({database.url!r}, auth_token={database.auth_token!r})
-            ),
-            generator=FalGenerator(key={TEST_FAL_KEY!r}, timeout_seconds=60, poll_interval=0.05),
-            policy=quota.QuotaPolicy(limit=8, window=timedelta(hours=24)),
-            user="ann",
-            lora_id={lora_id!r},
-            prompt="a lighthouse",
-            lease_terms=leases.LeaseTerms(
-                duration=timedelta(seconds={TERMS.duration.total_seconds()}),
-                renew_every=timedelta(seconds={TERMS.renew_every.total_seconds()}),
-            ),
+            engine=engine, generator=generator, policy=policy, user="ann",
+            lora_id={lora_id!r}, prompt="a lighthouse", lease_terms=terms,
         )
-        """
+        """,
+        terms=TERMS,
     )
-    return subprocess.Popen([sys.executable, "-c", script], cwd=APP_ROOT, env=dict(os.environ))
 
 
 def test_a_worker_killed_while_fal_works_is_finished_seconds_after_its_lease_lapses(
@@ -95,13 +75,13 @@ def test_a_worker_killed_while_fal_works_is_finished_seconds_after_its_lease_lap
     fake_fal.script.queue_positions = []
     worker = start_dying_worker(database, lora.id)
     deadline = time.monotonic() + 30
-    while not any(batch.fal_request_id for batch in batches(engine)):
+    while not any(batch.fal_request_id for batch in stored_batches(engine)):
         assert time.monotonic() < deadline, "the worker never reached fal"
         time.sleep(0.05)
     worker.kill()
     killed_at = time.monotonic()
     worker.wait(timeout=10)
-    [batch] = batches(engine)
+    [batch] = stored_batches(engine)
     assert batch.status == BatchStatus.PENDING and image_count(engine) == 0
 
     # Right away the lease still holds: a live worker could still be waiting on fal.
@@ -112,7 +92,7 @@ def test_a_worker_killed_while_fal_works_is_finished_seconds_after_its_lease_lap
         time.sleep(0.1)
 
     assert time.monotonic() - killed_at < TERMS.duration.total_seconds() + 1.5
-    [batch] = batches(engine)
+    [batch] = stored_batches(engine)
     assert batch.status == BatchStatus.SUCCEEDED and batch.images_returned == 4
     assert image_count(engine) == 4
     assert len(fake_fal.submissions) == 1  # nothing was submitted again
@@ -153,7 +133,7 @@ def test_a_live_generation_keeps_its_batch_however_long_fal_takes(
 
     assert set(sweeps) == {recovery.ResumeReport()} and len(sweeps) > 20
     assert len(outcome[0].images) == 4
-    [batch] = batches(engine)
+    [batch] = stored_batches(engine)
     assert batch.status == BatchStatus.SUCCEEDED and image_count(engine) == 4
     assert len(fake_fal.submissions) == 1
 
@@ -173,7 +153,7 @@ def test_two_replicas_sweeping_at_once_finish_a_dead_batch_once(
 
     assert sum(report.finished for report in reports) == 1
     assert image_count(engine) == 4
-    assert batches(engine)[0].status == BatchStatus.SUCCEEDED
+    assert stored_batches(engine)[0].status == BatchStatus.SUCCEEDED
 
 
 def test_a_batch_finished_elsewhere_is_not_stored_twice(
@@ -240,7 +220,7 @@ def test_a_job_fal_failed_frees_the_slot_with_fals_reason(
 
     assert resume(engine, fal_generator, media_store) == recovery.ResumeReport(failed=1)
 
-    [batch] = batches(engine)
+    [batch] = stored_batches(engine)
     assert batch.status == BatchStatus.FAILED and "GPU on fire" in batch.error
     assert image_count(engine) == 0
 
@@ -252,7 +232,7 @@ def test_a_job_fal_no_longer_knows_is_failed_with_the_reason(
     reserve_pending(engine, lora.id, request_id="forgotten-by-fal", age=OLDER_THAN)
 
     assert resume(engine, fal_generator, media_store) == recovery.ResumeReport(failed=1)
-    assert "fal no longer knows this job" in batches(engine)[0].error
+    assert "fal no longer knows this job" in stored_batches(engine)[0].error
 
 
 def test_a_job_fal_cannot_be_asked_about_now_waits(
@@ -266,7 +246,7 @@ def test_a_job_fal_cannot_be_asked_about_now_waits(
     fake_fal.script.gateway_errors = {"status": [503] * 20}
 
     assert resume(engine, fal_generator, media_store) == recovery.ResumeReport(waiting=1)
-    assert batches(engine)[0].status == BatchStatus.PENDING
+    assert stored_batches(engine)[0].status == BatchStatus.PENDING
 
 
 def test_a_batch_that_never_reached_fal_is_failed(engine, add_lora, fal_generator, media_store):
@@ -274,7 +254,7 @@ def test_a_batch_that_never_reached_fal_is_failed(engine, add_lora, fal_generato
     reserve_pending(engine, lora.id, request_id=None, age=OLDER_THAN)
 
     assert resume(engine, fal_generator, media_store) == recovery.ResumeReport(failed=1)
-    assert batches(engine)[0].error == "Interrupted before fal accepted the job."
+    assert stored_batches(engine)[0].error == "Interrupted before fal accepted the job."
 
 
 def test_a_job_still_running_is_followed_and_given_up_only_after_follow_for(
@@ -285,7 +265,7 @@ def test_a_job_still_running_is_followed_and_given_up_only_after_follow_for(
     reserve_pending(engine, lora.id, request_id=request_id, age=OLDER_THAN)
 
     assert resume(engine, fal_generator, media_store) == recovery.ResumeReport(waiting=1)
-    assert batches(engine)[0].status == BatchStatus.PENDING
+    assert stored_batches(engine)[0].status == BatchStatus.PENDING
     # Its lease, ours now, still holds: the next sweep leaves it; one after it lapsed asks.
     assert resume(engine, fal_generator, media_store, after=None) == recovery.ResumeReport()
 
@@ -298,7 +278,7 @@ def test_a_job_still_running_is_followed_and_given_up_only_after_follow_for(
     assert resume(engine, fal_generator, media_store, after=FOLLOW_FOR) == recovery.ResumeReport(
         failed=1
     )
-    assert batches(engine)[0].error == recovery.GAVE_UP
+    assert stored_batches(engine)[0].error == recovery.GAVE_UP
     assert len(fake_fal.cancellations) == 1
 
 
@@ -312,7 +292,7 @@ def test_resuming_for_one_lora_leaves_the_others(
 
     report = resume(engine, fal_generator, media_store, lora_id=lora_filter)
 
-    settled = {batch.lora_training_id: batch.status for batch in batches(engine)}
+    settled = {batch.lora_training_id: batch.status for batch in stored_batches(engine)}
     if lora_filter == "mine":
         assert report.failed == 1
         assert settled == {"mine": BatchStatus.FAILED, "theirs": BatchStatus.PENDING}
@@ -332,7 +312,7 @@ def test_a_resumed_batch_keeps_its_lease_while_fal_answers_slowly(
 
     def watch() -> None:
         while not done.is_set():
-            leases_seen.add(batches(engine)[0].lease_until or "")
+            leases_seen.add(stored_batches(engine)[0].lease_until or "")
             time.sleep(0.1)
 
     watcher = threading.Thread(target=watch)

@@ -87,19 +87,8 @@ class StoppingBeforeSubmit:
 
 
 @pytest.fixture
-def generate(engine, fal_generator, policy):
-    def run(lora_id: str, prompt: str | None, *, user: str = "ann", **overrides):
-        arguments = {
-            "engine": engine,
-            "generator": fal_generator,
-            "policy": policy,
-            "user": user,
-            "lora_id": lora_id,
-            "prompt": prompt,
-        } | overrides
-        return service.generate(**arguments)
-
-    return run
+def generate(generate_batch):
+    return generate_batch
 
 
 def test_full_prompt_appends_the_trigger_word():

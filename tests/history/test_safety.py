@@ -17,18 +17,11 @@ pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQ
 
 
 @pytest.fixture
-def flagged_batch(engine, add_lora, fal_generator, fake_fal, policy) -> service.BatchOutcome:
+def flagged_batch(add_lora, fake_fal, generate_batch) -> service.BatchOutcome:
     """A real generation through fal_client: 4 images back, the 2nd and 3rd flagged."""
     lora = add_lora("lora-a", trigger_word="alpha")
     fake_fal.script.nsfw = [False, True, True, False]
-    return service.generate(
-        engine=engine,
-        generator=fal_generator,
-        policy=policy,
-        user="ann",
-        lora_id=lora.id,
-        prompt="a storm",
-    )
+    return generate_batch(lora.id, "a storm")
 
 
 def test_four_images_with_two_flagged_show_two_and_count_as_safety_filtered(engine, flagged_batch):
@@ -59,12 +52,9 @@ def test_the_export_carries_the_flags(engine, flagged_batch):
     ]
 
 
-def test_a_batch_without_flags_is_a_plain_success(engine, add_lora, fal_generator, policy):
+def test_a_batch_without_flags_is_a_plain_success(engine, add_lora, generate_batch):
     lora = add_lora("lora-b")
-    service.generate(
-        engine=engine, generator=fal_generator, policy=policy, user="ann", lora_id=lora.id,
-        prompt="a calm sea",
-    )  # fmt: skip
+    generate_batch(lora.id, "a calm sea")
 
     with session_scope(engine) as session:
         [row] = listing.list_batches(session=session, history_filter=HistoryFilter()).items

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
-import sys
-import textwrap
 import threading
 import time
 import zipfile
@@ -36,9 +33,10 @@ from lora_core.generation.recipe import NO_LORA, Recipe
 from lora_core.lab import axes, sweep_files, sweeps, views
 from lora_core.lab.contact_sheet import CELL
 from lora_core.lab.pool import CellPool
-from tests.conftest import APP_ROOT, TEST_FAL_KEY
+from tests.conftest import TEST_FAL_KEY
 from tests.support.fakefal import JobFailure
 from tests.support.race import race
+from tests.support.workers import start_worker
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 
@@ -336,29 +334,17 @@ def test_an_unknown_sweep_id_is_none(engine):
 
 def start_dying_sweep(database: DatabaseTarget, lora_id: str) -> subprocess.Popen:
     """A separate process that starts a 4-cell sweep, 2 cells at a time, through fal_client."""
-    script = textwrap.dedent(
+    return start_worker(
+        database,
         f"""
         import time
-        from datetime import timedelta
-        from lora_core.data import leases
-        from lora_core.data.db import DatabaseTarget, create_db_engine
-        from lora_core.fal.generator import FalGenerator
-        from lora_core.generation import quota
         from lora_core.generation.recipe import Recipe
         from lora_core.lab import axes, sweeps
         from lora_core.lab.pool import CellPool
-        target = DatabaseTarget({database.url!r}, auth_token={database.auth_token!r})
-        engine = create_db_engine(target)
-        generator = FalGenerator(key={TEST_FAL_KEY!r}, timeout_seconds=60, poll_interval=0.05)
-        terms = leases.LeaseTerms(
-            duration=timedelta(seconds=2), renew_every=timedelta(seconds=0.25)
-        )
         sweep_id, holder, jobs = sweeps.start(
-            engine=engine, generator=generator,
-            policy=quota.QuotaPolicy(limit=8, window=timedelta(hours=24)),
-            user="ann", lora_id={lora_id!r}, prompt="a lighthouse",
-            base=Recipe(seed=99), x=axes.seed_axis("1-4"),
-            allow_private_weights=True, lease_terms=terms,
+            engine=engine, generator=generator, policy=policy, user="ann",
+            lora_id={lora_id!r}, prompt="a lighthouse", base=Recipe(seed=99),
+            x=axes.seed_axis("1-4"), allow_private_weights=True, lease_terms=terms,
         )
         pool = CellPool(workers=2)
         pool.launch(
@@ -367,9 +353,8 @@ def start_dying_sweep(database: DatabaseTarget, lora_id: str) -> subprocess.Pope
             engine=engine, holder=holder, terms=terms,
         )
         time.sleep(120)
-        """
+        """,
     )
-    return subprocess.Popen([sys.executable, "-c", script], cwd=APP_ROOT, env=dict(os.environ))
 
 
 def test_a_sweep_killed_midway_is_settled_by_recovery_and_its_lost_cells_retried(

@@ -4,10 +4,6 @@ finishing, even when the process that submitted it died before ever asking about
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -19,9 +15,10 @@ from lora_core.settings import Settings
 from lora_core.studio import Studio, build_studio
 from lora_core.sweeper import Sweeper
 from lora_core.training import lifecycle as training
-from tests.conftest import APP_ROOT, FAKE_FAL_URL, TEST_FAL_KEY, database_env
+from tests.conftest import TEST_FAL_KEY, database_env
 from tests.support.factories import pictures, stored_loras
 from tests.support.fakefal import FakeFal, weights_bytes
+from tests.support.workers import start_worker
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 
@@ -112,15 +109,9 @@ def test_a_process_killed_between_submit_and_first_poll_leaves_a_training_that_c
     studio, engine, database: DatabaseTarget, fake_fal: FakeFal
 ):
     fake_fal.script.queue_positions = []
-    worker = subprocess.run(
-        [sys.executable, "-c", dying_trainer(database)],
-        cwd=APP_ROOT,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert worker.returncode == 9, worker.stderr  # killed right after fal took the job
+    worker = start_worker(database, DIES_RIGHT_AFTER_FAL_TOOK_THE_TRAINING)
+
+    assert worker.wait(timeout=60) == 9  # killed right after fal took the job
     [request_id] = fake_fal.jobs
     row = the_training(engine)
     assert (row.status, row.request_id) == (LoraStatus.PENDING, request_id)
@@ -141,42 +132,19 @@ def test_a_process_killed_between_submit_and_first_poll_leaves_a_training_that_c
     assert len(fake_fal.training_submissions) == 1
 
 
-def dying_trainer(database: DatabaseTarget) -> str:
-    """A process that starts a training and dies the moment fal's submit answered."""
-    return textwrap.dedent(
-        f"""
-        import os
-        from datetime import timedelta
-        from lora_core.data import leases
-        from lora_core.data.db import DatabaseTarget, create_db_engine
-        from lora_core.fal.trainer import FalTrainer
-        from lora_core.generation.quota import QuotaPolicy
-        from lora_core.training import lifecycle
-        from tests.support.factories import pictures
-        from tests.support.fakefal import point_fal_uploads_at
+DIES_RIGHT_AFTER_FAL_TOOK_THE_TRAINING = """
+import os
+from lora_core.fal.trainer import FalTrainer
+from lora_core.training import lifecycle
+from tests.support.factories import pictures
 
-        point_fal_uploads_at({FAKE_FAL_URL!r})
+class DiesAfterSubmit(FalTrainer):
+    def submit(self, **arguments):
+        super().submit(**arguments)
+        os._exit(9)
 
-        class DiesAfterSubmit(FalTrainer):
-            def submit(self, **arguments):
-                super().submit(**arguments)
-                os._exit(9)
-
-        lifecycle.start_training(
-            engine=create_db_engine(
-                DatabaseTarget({database.url!r}, auth_token={database.auth_token!r})
-            ),
-            trainer=DiesAfterSubmit(key={TEST_FAL_KEY!r}),
-            policy=QuotaPolicy(limit=2, window=timedelta(hours=24)),
-            user="ann",
-            files=pictures(5),
-            trigger_word="sks",
-            steps=100,
-            # Short leases, as in the batch recovery tests: a dead process's row is
-            # taken over seconds after its last renewal.
-            lease_terms=leases.LeaseTerms(
-                duration=timedelta(seconds=2), renew_every=timedelta(seconds=0.25)
-            ),
-        )
-        """
-    )
+lifecycle.start_training(
+    engine=engine, trainer=DiesAfterSubmit(key=generator.key), policy=policy, user="ann",
+    files=pictures(5), trigger_word="sks", steps=100, lease_terms=terms,
+)
+"""

@@ -11,12 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from lora_core import weights
 from lora_core.cli import repair
 from lora_core.data.db import session_scope
-from lora_core.data.models import GenerationBatch, LoraStatus, LoraTraining
+from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import WeightsUnavailable
 from lora_core.fal.trainer import FalTrainer
 from lora_core.generation import service
@@ -24,7 +23,7 @@ from lora_core.training import lifecycle as training
 from lora_core.training import registry
 from lora_core.training.lifecycle import QuotaPolicy
 from tests.conftest import TEST_FAL_KEY
-from tests.support.factories import pictures
+from tests.support.factories import pictures, stored_batches
 from tests.support.fakefal import weights_bytes
 
 POLICY = QuotaPolicy(limit=9, window=timedelta(hours=24))
@@ -109,11 +108,6 @@ def generate(engine, fal_generator, policy, lora_id: str):
     )  # fmt: skip
 
 
-def batches(engine) -> list[GenerationBatch]:
-    with session_scope(engine) as session:
-        return list(session.scalars(select(GenerationBatch)))
-
-
 def test_fal_gets_its_own_weights_url_while_it_answers(
     engine, fal_trainer, fal_generator, fake_fal, s3_store, policy
 ):
@@ -150,7 +144,7 @@ def test_expired_weights_fal_cannot_get_elsewhere_are_refused_before_a_slot(
         generate(engine, fal_generator, policy, lora.id)
 
     assert str(caught.value) == (weights.LOCAL_COPY if copy == "local" else weights.NO_COPY)
-    assert batches(engine) == []  # no slot was reserved
+    assert stored_batches(engine) == []  # no slot was reserved
     assert len(fake_fal.submissions) == submitted  # fal was not called
 
 
@@ -235,7 +229,7 @@ def test_when_fal_cannot_download_weights_a_probe_said_answer_the_copy_is_tried_
     assert first.body["loras"][0]["path"] == lora.lora_weights_url
     assert second.body["loras"][0]["path"] == lora.weights_copy_url
     assert len(outcome.shown) == 4
-    [batch] = batches(engine)
+    [batch] = stored_batches(engine)
     assert batch.status == "succeeded"
     assert fake_fal.jobs[batch.fal_request_id].arguments == second.body  # the one that ran
     assert used(engine, policy) == 1
@@ -256,7 +250,7 @@ def test_when_fal_cannot_download_weights_and_no_copy_can_serve_the_slot_comes_b
         generate(engine, fal_generator, policy, lora.id)
 
     assert len(fake_fal.submissions) == 1
-    assert [batch.status for batch in batches(engine)] == ["failed"]
+    assert [batch.status for batch in stored_batches(engine)] == ["failed"]
     assert used(engine, policy) == 0
 
 
