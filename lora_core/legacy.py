@@ -40,14 +40,16 @@ def same_click(image: GeneratedImage) -> ColumnElement[bool]:
     )
 
 
-def images_in_window(user: BindParameter[str], since: BindParameter[str]) -> ColumnElement[bool]:
-    """The original app's images of `user` since `since`, ISO text (what its quota
-    counted); both are bound parameters, since the quota builds its statements once."""
-    return (
-        (col(GeneratedImage.wallet_address) == user)
-        & (col(GeneratedImage.created_at) > since)
-        & col(GeneratedImage.batch_id).is_(None)
-    )
+def images_in_window(
+    user: BindParameter[str] | None, since: BindParameter[str]
+) -> ColumnElement[bool]:
+    """The original app's images of `user` (None: everyone's) since `since`, ISO text
+    (what its quota counted); both are bound parameters, since the quota builds its
+    statements once."""
+    condition = (col(GeneratedImage.created_at) > since) & col(GeneratedImage.batch_id).is_(None)
+    if user is None:
+        return condition
+    return (col(GeneratedImage.wallet_address) == user) & condition
 
 
 def slots_for(image_count: int) -> int:

@@ -408,8 +408,9 @@ def release(*, engine: Engine, batch_id: str, error: str, now: datetime | None =
 def usage_by_user(
     *, session: Session, policy: QuotaPolicy, now: datetime | None = None
 ) -> list[tuple[str, int]]:
-    """(user, slots held now) for everyone who generated in the window, most first: a
-    batch holds one, a sweep one per four cells holding a slot."""
+    """(user, slots held now) for everyone who generated in the window, most first,
+    counted as `get_status` counts one user's: a batch holds one, a sweep one per four
+    cells holding a slot, the original app's images (not yet adopted) one per four."""
     now = now or utc_now()
     holding = (col(GenerationBatch.created_at) > _WINDOW_START) & (
         (col(GenerationBatch.status) == BatchStatus.SUCCEEDED) | _pending_alive()
@@ -423,4 +424,12 @@ def usage_by_user(
     used: dict[str, int] = {}
     for user, sweep, count in rows:
         used[user] = used.get(user, 0) + (count if sweep is None else -(-count // CELLS_PER_SLOT))
+    legacy_images = session.execute(
+        select(col(GeneratedImage.wallet_address), func.count())
+        .where(legacy.images_in_window(None, _WINDOW_START))
+        .group_by(col(GeneratedImage.wallet_address)),
+        _moment(policy, "", now),
+    ).all()
+    for user, count in legacy_images:
+        used[user] = used.get(user, 0) + legacy.slots_for(count)
     return sorted(used.items(), key=lambda item: -item[1])

@@ -798,3 +798,39 @@ def test_what_is_left_can_take_so_many_slots(used, exempt, slots, fits):
     )
 
     assert status.can_take(slots) is fits
+
+
+def test_the_sidebar_usage_and_history_agree_on_a_users_slots(engine, policy, add_batch):
+    """Original-app images (two clicks: four images, and two the filter left; two slots),
+    two batches and a sweep of five cells (two slots) by ann, one batch by bob: the status
+    (sidebar, dialog), the per-user usage (the admins' Usage page) and the figures after
+    the original app's images are adopted (the sweep, History) all say the same."""
+    from lora_core import legacy
+    from lora_core.history import analytics
+
+    with session_scope(engine) as session:
+        for number in range(6):
+            session.add(
+                GeneratedImage(
+                    id=f"old-{number}", lora_training_id="lora-1", wallet_address="ann",
+                    prompt="p", image_url="https://cdn.example/x.jpg",
+                    created_at=to_iso(NOW - timedelta(hours=2 if number < 4 else 4)),
+                )
+            )  # fmt: skip
+        session.commit()
+    add_batch(user="ann")
+    add_batch(user="ann", age=timedelta(hours=3))
+    add_batch(user="bob")
+    reserve_cells(engine, policy, 5)
+
+    def figures() -> tuple[int, dict[str, int]]:
+        with session_scope(engine) as session:
+            usage = {row.user: row.slots_used for row in analytics.usage(
+                session=session, policy=policy, price_per_megapixel=0.035, now=NOW
+            )}  # fmt: skip
+        return status_of(engine, policy).used, usage
+
+    before = figures()
+    legacy.adopt_legacy_images(engine=engine)  # as History's view, or the sweep, does
+
+    assert before == figures() == (6, {"ann": 6, "bob": 1})
