@@ -24,8 +24,9 @@ Module map (one hop from a behaviour to its folder):
                        recipe (the settings of a batch: scale, seed, size, steps, guidance),
                        recipe_files (the recipe inside an image file: written, read)
     training/          trainers (the interface), preview (offline), archive (uploads
-                       checked and zipped), lifecycle (a training's row and quota,
-                       followed in the background),
+                       checked and zipped), lifecycle (a training's row, reserved and
+                       submitted, and its quota), following (a training followed to fal's
+                       answer in the background, and shown),
                        registry (existing LoRAs), names (trigger words, names)
     gallery/           queries (the read side), views (what a page shows, one session),
                        favorites, downloads, moderation

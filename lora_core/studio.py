@@ -34,7 +34,7 @@ from lora_core.lab import pool, sweeps
 from lora_core.lab.axes import Axis
 from lora_core.settings import Settings
 from lora_core.storage import MediaStore, build_store
-from lora_core.training import lifecycle, registry
+from lora_core.training import following, lifecycle, registry
 from lora_core.training.archive import UploadedFile
 from lora_core.training.preview import PreviewTrainer
 from lora_core.training.trainers import Trainer
@@ -224,10 +224,10 @@ class Studio:
         *,
         user: str | None = None,
         lora_id: str | None = None,
-        every: timedelta = lifecycle.FOLLOW_EVERY,
+        every: timedelta = following.FOLLOW_EVERY,
     ) -> int:
-        """Ask fal about the trainings nobody is asking about now (`lifecycle.follow`)."""
-        return lifecycle.follow(
+        """Ask fal about the trainings nobody is asking about now (`following.follow`)."""
+        return following.follow(
             engine=self.engine,
             trainer=self.trainer,
             store=self.store,
@@ -244,22 +244,22 @@ class Studio:
         self.follow_trainings(user=user, lora_id=lora_id, every=timedelta(0))
         lifecycle.fail_unsubmitted(engine=self.engine, policy=self.training_policy)
 
-    def trainings(self, user: str) -> list[lifecycle.TrainingView]:
+    def trainings(self, user: str) -> list[following.TrainingView]:
         """`user`'s trainings, newest first, as the background sweep last found them."""
         if not self.follows_in_background:
             self._follow_for_a_page(user=user)
         with session_scope(self.engine) as session:
             loras = lifecycle.list_trainings(session=session, user=user)
-        return [lifecycle.view(lora) for lora in loras]
+        return [following.view(lora) for lora in loras]
 
-    def training_view(self, lora: LoraTraining) -> lifecycle.TrainingView:
+    def training_view(self, lora: LoraTraining) -> following.TrainingView:
         """One LoRA (a row just read) as the background sweep last found it."""
         if lora.status != LoraStatus.PENDING or self.follows_in_background:
-            return lifecycle.view(lora)
+            return following.view(lora)
         self._follow_for_a_page(lora_id=lora.id)
         with session_scope(self.engine) as session:
             stored = session.get(LoraTraining, lora.id)
-        return lifecycle.view(stored or lora)
+        return following.view(stored or lora)
 
     def prepare_history(self) -> None:
         """Without the background sweep (which adopts them at every beat), the original
@@ -296,7 +296,7 @@ class Studio:
             ),
             trainings_asked=self.follow_trainings(
                 # Without a background sweep, the next page view asks again.
-                every=lifecycle.FOLLOW_EVERY if self.follows_in_background else timedelta(0)
+                every=following.FOLLOW_EVERY if self.follows_in_background else timedelta(0)
             ),
         )
 

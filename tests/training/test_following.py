@@ -15,6 +15,7 @@ from lora_core.settings import Settings
 from lora_core.studio import Studio, build_studio
 from lora_core.sweeper import Sweeper
 from lora_core.training import lifecycle as training
+from lora_core.training.trainers import TrainingState
 from tests.conftest import TEST_FAL_KEY, database_env
 from tests.support.factories import pictures, stored_loras
 from tests.support.fakefal import FakeFal, weights_bytes
@@ -94,7 +95,7 @@ def test_the_sweep_keeps_fals_state_for_the_pages_which_only_read_it(
     polls = len(fake_fal.status_polls)
 
     [seen] = studio.trainings("ann")  # a page: reads the row, asks fal nothing
-    assert seen.state == training.TrainingState("queued")
+    assert seen.state == TrainingState("queued")
     assert len(fake_fal.status_polls) == polls
 
     studio.recover()

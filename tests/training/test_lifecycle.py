@@ -17,9 +17,11 @@ from lora_core.data.models import LoraStatus, LoraTraining, RequestId
 from lora_core.errors import InvalidTrainingInput, TrainingFailed, TrainingQuotaExceeded
 from lora_core.fal.trainer import FalTrainer
 from lora_core.generation import service
+from lora_core.training import following
 from lora_core.training import lifecycle as training
 from lora_core.training.archive import UploadedFile
 from lora_core.training.lifecycle import QuotaPolicy
+from lora_core.training.trainers import TrainingState
 from tests.conftest import NOW, TEST_FAL_KEY
 from tests.support.factories import pictures, stored_loras
 from tests.support.fakefal import JobFailure
@@ -64,11 +66,11 @@ def uploads(fake_fal) -> list[str]:
 
 def refresh(
     engine, training_policy, lora_id: str, *, times: int = 1, **extra
-) -> training.TrainingView:
+) -> following.TrainingView:
     """`times` beats of the background sweep (a trainer that knows nothing of the job,
     asking again at once), then the training as a page reads it."""
     for _ in range(times):
-        training.follow(
+        following.follow(
             engine=engine,
             trainer=FalTrainer(key=TEST_FAL_KEY),
             lora_id=lora_id,
@@ -79,9 +81,9 @@ def refresh(
     return view_of(engine, lora_id)
 
 
-def view_of(engine, lora_id: str) -> training.TrainingView:
+def view_of(engine, lora_id: str) -> following.TrainingView:
     with session_scope(engine) as session:
-        return training.view(session.get(LoraTraining, lora_id))
+        return following.view(session.get(LoraTraining, lora_id))
 
 
 def test_starting_records_a_pending_lora_under_fals_request_id(start, engine, fake_fal):
@@ -163,7 +165,7 @@ def test_a_finished_training_completes_with_its_weights_and_can_generate(
     states = [refresh(engine, training_policy, lora.id).state for _ in range(3)]
     done = refresh(engine, training_policy, lora.id)
 
-    assert before.state == training.TrainingState("queued")  # nobody asked fal yet
+    assert before.state == TrainingState("queued")  # nobody asked fal yet
     assert [(state.stage, state.queue_position) for state in states] == [
         ("queued", 1),
         ("queued", 0),
@@ -382,7 +384,7 @@ def test_only_reservations_older_than_the_abandon_age_are_failed_in_one_sweep(en
     assert statuses == {"fresh": LoraStatus.PENDING, "stale": LoraStatus.FAILED}
 
 
-def finish_on_fal(engine, training_policy, lora_id: str, **extra) -> training.TrainingView:
+def finish_on_fal(engine, training_policy, lora_id: str, **extra) -> following.TrainingView:
     """Sweep until fal's job is done (queued, running, then completed)."""
     for _ in range(10):
         view = refresh(engine, training_policy, lora_id, **extra)
@@ -395,17 +397,17 @@ def test_replicas_sweeping_at_once_ask_about_a_training_one_at_a_time_and_copy_i
     start, engine, media_store, monkeypatch, fake_fal
 ):
     copies: list[str] = []
-    real_copy = training.weights.copy_files
+    real_copy = following.weights.copy_files
 
     def counted(**arguments):
         copies.append(arguments["lora"].id)
         return real_copy(**arguments)
 
-    monkeypatch.setattr(training.weights, "copy_files", counted)
+    monkeypatch.setattr(following.weights, "copy_files", counted)
     lora = start()
 
     def sweep() -> int:
-        return training.follow(
+        return following.follow(
             engine=engine,
             trainer=FalTrainer(key=TEST_FAL_KEY),
             store=media_store,
@@ -485,7 +487,7 @@ def test_an_unsubmitted_reservations_lease_is_judged_at_the_time_given(engine, t
     training._reserve(engine, training_policy, "ann", "sks", 100, NOW, lease=live)
     [row] = stored_loras(engine)
 
-    assert training.view(row).state.stage == "queued"
+    assert following.view(row).state.stage == "queued"
     assert training.fail_unsubmitted(engine=engine, policy=training_policy, now=NOW) == 0
     later = NOW + timedelta(minutes=2)  # its lease lapsed by then
     assert training.fail_unsubmitted(engine=engine, policy=training_policy, now=later) == 1
@@ -495,7 +497,7 @@ def test_a_started_training_is_let_go_to_the_sweep_and_a_lora_id_links_accept(st
     lora = start()
 
     assert lora.lease_holder is None and lora.lease_until  # the next sweep takes it
-    assert training.follow(engine=engine, trainer=FalTrainer(key=TEST_FAL_KEY)) == 1
+    assert following.follow(engine=engine, trainer=FalTrainer(key=TEST_FAL_KEY)) == 1
     assert len(lora.id) == 16 and lookups.is_valid_lora_id(lora.id)
 
 

@@ -19,8 +19,8 @@ from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import WeightsUnavailable
 from lora_core.fal.trainer import FalTrainer
 from lora_core.generation import service
+from lora_core.training import following, registry
 from lora_core.training import lifecycle as training
-from lora_core.training import registry
 from lora_core.training.lifecycle import QuotaPolicy
 from tests.conftest import TEST_FAL_KEY
 from tests.support.factories import pictures, stored_batches
@@ -53,7 +53,7 @@ def trained(engine, fal_trainer, store) -> LoraTraining:
 def followed_to_the_end(engine, lora_id: str, store) -> LoraTraining:
     """Beats of the background sweep until fal reports the training done."""
     for _ in range(4):
-        training.follow(
+        following.follow(
             engine=engine, trainer=FalTrainer(key=TEST_FAL_KEY), store=store, lora_id=lora_id,
             allow_private_hosts=True,  # the fake fal is on this machine
             every=timedelta(0),
