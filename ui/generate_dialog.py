@@ -2,7 +2,9 @@
 
 Open it with `open_generate(lora_id)` (a button's `on_click`); the page calls
 `render_open_dialog()` on every run so the dialog survives reruns (also under AppTest).
-The last batch is kept in `st.session_state["last_batch"]`.
+What it remembers between runs is one `DialogState` under one key (`STATE_KEY`), changed
+only by its own methods (the transitions); the prompt box and "My prompts" are widgets and
+keep their own keys.
 """
 
 from __future__ import annotations
@@ -31,19 +33,9 @@ from ui.text import md
 
 logger = logging.getLogger(__name__)
 
-OPEN_KEY = "generate_for"
-PROMPT_KEY = "gen_prompt"
-SAVED_PROMPT_KEY = "gen_prompt_saved"
-SWITCH_TO_KEY = "switch_to_lora"
-MY_PROMPTS_KEY = "gen_my_prompts"
-LAST_BATCH_KEY = "last_batch"
-ERROR_KEY = "gen_error"
-RETRY_KEY = "gen_retry_requested"
-FOCUS_KEY = "gen_focus_prompt"
-SAVED_RECIPE_KEY = "gen_recipe_saved"
-WAITING_KEY = "gen_waiting"  # a batch fal accepted and went quiet about (`Waiting`)
-ROUND_KEY = "gen_round"  # one more each time the dialog opens: fresh Advanced widgets
-# The Advanced section's widgets, each with the recipe field it sets.
+STATE_KEY = "generate_dialog"
+PROMPT_KEY = "gen_prompt"  # the prompt box (a widget)
+MY_PROMPTS_KEY = "gen_my_prompts"  # the "My prompts" box (a widget)
 # Streamlit focuses the dialog box; a person opening "Generate" wants to type. Our own
 # constant script (no data in it), run once per opening.
 _FOCUS_PROMPT = """<script>
@@ -65,26 +57,104 @@ class LastBatch:
     outcome: service.BatchOutcome
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """A batch fal accepted and went quiet about: the sweep follows it; the dialog shows
+    its images as soon as they are stored."""
+
+    lora_id: str
+    batch_id: str
+
+
+@dataclass
+class DialogState:
+    """What the dialog remembers between runs. Its methods are the only writers: each is
+    one thing that happens to the dialog."""
+
+    open_for: str | None = None  # the LoRA it is open for; None: closed
+    saved_prompt: str = ""  # the prompt box's text: Streamlit forgets an undrawn widget's
+    saved_recipe: recipe.Recipe = recipe.PLAN  # what *Advanced* starts from
+    last: LastBatch | None = None  # the last batch made
+    error: LoraStudioError | None = None  # why the last try failed (or is waiting)
+    waiting: Waiting | None = None  # the batch fal went quiet about
+    retry: bool = False  # run the saved prompt and recipe at the next run
+    focus: bool = False  # put the cursor in the prompt box at the next run
+    round: int = 0  # one more each opening: fresh *Advanced* widgets
+    switch_to: str | None = None  # the LoRA page to go to after a callback opened it
+
+    def open(self, lora_id: str) -> None:
+        """A fresh dialog for `lora_id`, the user's last prompt ready to edit."""
+        self.open_for, self.focus, self.round = lora_id, True, self.round + 1
+        self.error = self.last = self.waiting = None
+
+    def close(self) -> None:
+        self.open_for, self.error = None, None
+
+    def trying(self, prompt: str) -> None:
+        """A new try of `prompt`: what the last one said is no longer the news (a batch
+        fal went quiet about is still followed: it lands on the LoRA's page)."""
+        self.keep(prompt=prompt)
+        self.error, self.waiting = None, None
+
+    def failed(self, error: LoraStudioError) -> None:
+        self.error = error
+
+    def pending(self, lora_id: str, error: GenerationPending) -> None:
+        self.error = error
+        if error.batch_id is not None:
+            self.waiting = Waiting(lora_id, error.batch_id)
+
+    def succeeded(self, lora_id: str, outcome: service.BatchOutcome) -> None:
+        self.error, self.waiting = None, None
+        self.last = LastBatch(lora_id=lora_id, outcome=outcome)
+
+    def waited_in_vain(self, error: LoraStudioError) -> None:
+        """fal ended the batch it had gone quiet about with a failure."""
+        self.error, self.waiting = error, None
+
+    def keep(self, *, prompt: str, made_with: recipe.Recipe | None = None) -> None:
+        """What the next opening starts from (a remix, a reused prompt, a try)."""
+        self.saved_prompt = prompt
+        if made_with is not None:
+            self.saved_recipe = made_with
+
+    def ask_retry(self) -> None:
+        self.error, self.retry = None, True
+
+    def go_to_after(self, lora_id: str) -> None:
+        self.switch_to = lora_id
+
+    def take_switch(self) -> str | None:
+        lora_id, self.switch_to = self.switch_to, None
+        return lora_id
+
+    def take(self, flag: str) -> bool:
+        """Read a one-run request (`retry`, `focus`) and clear it."""
+        value = bool(getattr(self, flag))
+        setattr(self, flag, False)
+        return value
+
+
+def state() -> DialogState:
+    """The dialog's state in this browser session (made on first use)."""
+    return st.session_state.setdefault(STATE_KEY, DialogState())
+
+
 def open_generate(lora_id: str) -> None:
     """Open a fresh dialog for `lora_id`, with the user's last prompt ready to edit."""
-    st.session_state[OPEN_KEY] = lora_id
-    st.session_state[FOCUS_KEY] = True
-    st.session_state.pop(ERROR_KEY, None)
-    st.session_state.pop(LAST_BATCH_KEY, None)
-    st.session_state.pop(WAITING_KEY, None)
-    # Streamlit forgets a widget's value while it is not shown: keep our own copy.
-    st.session_state[PROMPT_KEY] = st.session_state.get(SAVED_PROMPT_KEY, "")
-    st.session_state[ROUND_KEY] = st.session_state.get(ROUND_KEY, 0) + 1
+    dialog = state()
+    dialog.open(lora_id)
+    st.session_state[PROMPT_KEY] = dialog.saved_prompt  # the widget starts from our copy
 
 
 def remix(lora_id: str, prompt: str, made_with: recipe.Recipe, *, run: bool = False) -> None:
     """Open `lora_id`'s dialog filled with an image's prompt, settings and seed, to change
     anything; with `run`, generate it again at once (Reproduce: the same recipe)."""
-    st.session_state[SAVED_PROMPT_KEY] = prompt
-    st.session_state[SAVED_RECIPE_KEY] = made_with
+    dialog = state()
+    dialog.keep(prompt=prompt, made_with=made_with)
     open_generate(lora_id)
     if run:
-        st.session_state[RETRY_KEY] = True
+        dialog.ask_retry()
 
 
 def _advanced() -> Chosen:
@@ -92,37 +162,37 @@ def _advanced() -> Chosen:
     plan's settings (a remix shows what it holds).
 
     The widgets start from the saved recipe through `value=` and get new keys each time
-    the dialog opens (`ROUND_KEY`): a value put into a widget's session state would not
-    survive a browser that never drew the widget (a closed expander) and sent back the
-    widget's default on submit."""
-    shown: recipe.Recipe = st.session_state.get(SAVED_RECIPE_KEY, recipe.PLAN)
-    round_ = st.session_state.get(ROUND_KEY, 0)
+    the dialog opens (`DialogState.round`): a value put into a widget's session state
+    would not survive a browser that never drew the widget (a closed expander) and sent
+    back the widget's default on submit."""
+    dialog = state()
+    shown, round_ = dialog.saved_recipe, dialog.round
     with st.expander("Advanced", expanded=shown != recipe.PLAN):
         return recipe_inputs(shown, key=lambda name: f"gen_{name}_{round_}")
 
 
 def reuse_prompt(lora_id: str, prompt: str) -> None:
     """Open `lora_id`'s page with the Generate dialog ready to run `prompt` again."""
-    st.session_state[SAVED_PROMPT_KEY] = prompt
+    dialog = state()
+    dialog.keep(prompt=prompt)
     open_generate(lora_id)
-    st.session_state[SWITCH_TO_KEY] = lora_id
+    dialog.go_to_after(lora_id)
 
 
 def follow_reuse() -> None:
     """After `reuse_prompt` (a callback, where switching pages is not allowed), go there."""
-    lora_id = st.session_state.pop(SWITCH_TO_KEY, None)
+    lora_id = state().take_switch()
     if lora_id:
         routes.open_lora(lora_id)
 
 
 def close_generate() -> None:
-    st.session_state.pop(OPEN_KEY, None)
-    st.session_state.pop(ERROR_KEY, None)
+    state().close()
 
 
 def render_open_dialog(lora: LoraTraining) -> bool:
     """Show the dialog if it was opened for this LoRA; True when it was."""
-    if st.session_state.get(OPEN_KEY) != lora.id:
+    if state().open_for != lora.id:
         return False
     _generate_dialog(lora)
     return True
@@ -131,8 +201,7 @@ def render_open_dialog(lora: LoraTraining) -> bool:
 @st.dialog("Generate Images", width="medium", on_dismiss=close_generate)
 def _generate_dialog(lora: LoraTraining) -> None:
     st.caption(f'Your prompt will include: "... in the style of {md(lora.trigger_word)}"')
-    last: LastBatch | None = st.session_state.get(LAST_BATCH_KEY)
-    showing_results = last is not None and last.lora_id == lora.id
+    dialog = state()
     try:
         status = context.quota_status()
     except LoraStudioError as error:
@@ -164,24 +233,23 @@ def _generate_dialog(lora: LoraTraining) -> None:
             quota_message(status.limit, status.window, status.next_slot_at),
             icon=":material/timer:",
         )
-    if submitted or st.session_state.pop(RETRY_KEY, False):
+    if dialog.take("retry") or submitted:
         _run_generation(lora, prompt, chosen)  # reruns the app when done
 
-    if st.session_state.pop(FOCUS_KEY, False):
+    if dialog.take("focus"):
         st.html(_FOCUS_PROMPT, unsafe_allow_javascript=True)
     # Right under the button, in this order: why the last try failed, the batch fal is
     # still working on, and the last batch made (labelled as the previous one when a later
     # try failed or is still running, so that it never passes for that try's result).
-    error: LoraStudioError | None = st.session_state.get(ERROR_KEY)
+    error, waiting, last = dialog.error, dialog.waiting, dialog.last
     # Lost a race for the last slot: the warning above already says it, once.
     if error is not None and not (isinstance(error, QuotaExceeded) and status.exhausted):
         show_error(error)
         if isinstance(error, GenerationFailed) and error.retryable:
             st.button("Try again", key="gen_retry", icon=":material/refresh:", on_click=_retry)
-    waiting: Waiting | None = st.session_state.get(WAITING_KEY)
     if waiting is not None and waiting.lora_id == lora.id:
         _watch(waiting)
-    if showing_results and last is not None:
+    if last is not None and last.lora_id == lora.id:
         if error is not None or waiting is not None:
             st.caption("Previous batch", help="The last batch that succeeded, not the try above.")
         # The same button makes the next batch.
@@ -191,15 +259,6 @@ def _generate_dialog(lora: LoraTraining) -> None:
 WATCH_SECONDS = 3
 
 
-@dataclass(frozen=True)
-class Waiting:
-    """A batch fal accepted and went quiet about: the sweep follows it; the dialog shows
-    its images as soon as they are stored."""
-
-    lora_id: str
-    batch_id: str
-
-
 @st.fragment(run_every=timedelta(seconds=WATCH_SECONDS))
 def _watch(waiting: Waiting) -> None:
     """Look for the waiting batch every few seconds; once fal answered (the background
@@ -207,15 +266,12 @@ def _watch(waiting: Waiting) -> None:
     try:
         outcome = service.batch_outcome(engine=context.studio().engine, batch_id=waiting.batch_id)
     except GenerationFailed as error:
-        st.session_state.pop(WAITING_KEY, None)
-        st.session_state[ERROR_KEY] = error
+        state().waited_in_vain(error)
         st.rerun(scope="app")
     if outcome is None:
         st.caption(":material/hourglass_top: Still waiting for fal…")
         return
-    st.session_state.pop(WAITING_KEY, None)
-    st.session_state.pop(ERROR_KEY, None)
-    st.session_state[LAST_BATCH_KEY] = LastBatch(lora_id=waiting.lora_id, outcome=outcome)
+    state().succeeded(waiting.lora_id, outcome)
     st.rerun(scope="app")
 
 
@@ -247,20 +303,18 @@ def _use_my_prompt() -> None:
 
 
 def _retry() -> None:
-    st.session_state.pop(ERROR_KEY, None)
-    st.session_state[RETRY_KEY] = True
+    state().ask_retry()
 
 
 def _run_generation(lora: LoraTraining, prompt: str, settings: Chosen) -> None:
-    st.session_state.pop(ERROR_KEY, None)
-    st.session_state.pop(WAITING_KEY, None)  # still followed; it lands on the LoRA's page
-    st.session_state[SAVED_PROMPT_KEY] = prompt
+    dialog = state()
+    dialog.trying(prompt)
     try:
         chosen = settings.recipe()
     except LoraStudioError as error:
-        st.session_state[ERROR_KEY] = error
+        dialog.failed(error)
         st.rerun()
-    st.session_state[SAVED_RECIPE_KEY] = chosen
+    dialog.keep(prompt=prompt, made_with=chosen)
     with st.status("Generating 4 images…", expanded=True) as progress_box:
         shown: list[str] = []
 
@@ -284,20 +338,18 @@ def _run_generation(lora: LoraTraining, prompt: str, settings: Chosen) -> None:
             )
         except GenerationPending as error:
             progress_box.update(label="Waiting for fal", state="running", expanded=False)
-            st.session_state[ERROR_KEY] = error
-            if error.batch_id is not None:
-                st.session_state[WAITING_KEY] = Waiting(lora.id, error.batch_id)
+            dialog.pending(lora.id, error)
         except LoraStudioError as error:
             progress_box.update(label="Generation failed", state="error", expanded=False)
-            st.session_state[ERROR_KEY] = error
+            dialog.failed(error)
         except Exception:
             # A bug, not a user error: logged; shown (after the rerun below) as one sentence.
             logger.exception("unexpected error in a generation")
             progress_box.update(label="Generation failed", state="error", expanded=False)
-            st.session_state[ERROR_KEY] = GenerationFailed(UNEXPECTED)
+            dialog.failed(GenerationFailed(UNEXPECTED))
         else:
             progress_box.update(label="Done", state="complete", expanded=False)
-            st.session_state[LAST_BATCH_KEY] = LastBatch(lora_id=lora.id, outcome=outcome)
+            dialog.succeeded(lora.id, outcome)
     # Draw the page and the dialog again in their new state: the results (and the new
     # images in the page's gallery behind it), or the error with a retry. A full rerun,
     # because a fragment-scoped one is refused outside fragment reruns (e.g. AppTest).

@@ -289,7 +289,7 @@ def test_after_closing_the_page_gallery_shows_the_new_images(open_app, add_lora)
     add_lora("closing")
     at = generate(open_dialog(open_app, "closing"), "a red bicycle")
 
-    del at.session_state["generate_for"]  # what the dialog's X does (on_dismiss)
+    at.session_state["generate_dialog"].close()  # what the dialog's X does (on_dismiss)
     at.run()
 
     assert len(cards(at)) == 4
@@ -303,7 +303,7 @@ def test_the_last_batch_survives_a_rerun(open_app, add_lora):
 
     at.run()
 
-    assert at.session_state["last_batch"].outcome.prompt == "a moon"
+    assert at.session_state["generate_dialog"].last.outcome.prompt == "a moon"
     assert len(results(at)) == 4
 
 
@@ -427,13 +427,13 @@ def test_a_new_prompt_can_be_generated_straight_from_the_results(open_app, add_l
         "first idea",
         "second idea",
     ]
-    assert at.session_state["last_batch"].outcome.prompt == "second idea"
+    assert at.session_state["generate_dialog"].last.outcome.prompt == "second idea"
 
 
 def test_reopening_the_dialog_starts_fresh_with_the_last_prompt(open_app, add_lora):
     add_lora("reopen")
     at = generate(open_dialog(open_app, "reopen"), "a paper boat")
-    del at.session_state["generate_for"]  # closed with its X
+    at.session_state["generate_dialog"].close()  # closed with its X
     at.run()
 
     at.button(key="open_generate").click().run()
@@ -491,7 +491,7 @@ def test_a_flagged_image_is_never_shown_as_a_result(open_app, add_lora, engine, 
     assert len(results(at)) == 3
     assert "1 of 4 images were held back by fal's safety checker" in at.warning[0].value
     assert flagged.image_url not in everything_rendered(at)
-    del at.session_state["generate_for"]
+    at.session_state["generate_dialog"].close()
     at.run()
     assert len(cards(at)) == 3
     assert flagged.image_url not in everything_rendered(at)
@@ -549,7 +549,7 @@ def test_a_prompt_with_markup_is_shown_as_text(open_app, add_lora):
     add_lora("markup")
     prompt = "<img src=x onerror=alert(1)> **bold** [link](javascript:alert(1))"
     at = generate(open_dialog(open_app, "markup"), prompt)
-    del at.session_state["generate_for"]
+    at.session_state["generate_dialog"].close()
     at.run()
 
     [header] = [m.value for m in at.markdown if "onerror" in m.value and "ls-card" not in m.value]
