@@ -5,7 +5,7 @@ from __future__ import annotations
 from lora_core.errors import GenerationFailed, GenerationPending, InvalidPrompt
 from lora_core.generation import recipe
 from lora_core.generation.service import BatchOutcome
-from ui.generate_dialog import DialogState, LastBatch, Waiting
+from ui.generate_state import DialogState, LastBatch, Waiting
 
 OUTCOME = BatchOutcome(batch_id="b1", prompt="a fox", images=[])
 
