@@ -48,6 +48,7 @@ from lora_core.data.schema import ensure_schema  # noqa: E402
 from lora_core.fal.generator import FalGenerator  # noqa: E402
 from lora_core.generation import service  # noqa: E402
 from lora_core.generation.quota import QuotaPolicy  # noqa: E402
+from lora_core.generation.service import GenerationKit  # noqa: E402
 from lora_core.storage import LocalMediaStore, copy_images  # noqa: E402
 
 USER = "bench@example.com"
@@ -98,13 +99,10 @@ def generate_overheads(
             fake.script = Script(queue_positions=[], processing_seconds=processing)
         start = time.perf_counter()
         outcome = service.generate(
-            engine=engine,
-            generator=generator,
-            policy=POLICY,
+            kit=GenerationKit(engine=engine, generator=generator, policy=POLICY, store=store),
             user=USER,
             lora_id="lora-bench",
             prompt="a lighthouse on a cliff at dawn",
-            store=store,
         )
         elapsed = time.perf_counter() - start
         if len(outcome.images) != 4 or not all(

@@ -22,7 +22,7 @@ from lora_core.data.schema import ensure_schema
 from lora_core.generation import quota
 from lora_core.generation.preview import PreviewGenerator
 from lora_core.generation.recipe import Recipe
-from lora_core.generation.service import generate
+from lora_core.generation.service import GenerationKit, generate
 from lora_core.lab import axes, sweeps
 from lora_core.settings import Settings
 from lora_core.storage import build_store
@@ -86,27 +86,19 @@ def seed_demo(*, engine: Engine, settings: Settings) -> bool:
     unlimited = quota.QuotaPolicy(
         limit=1, window=timedelta(hours=24), exempt_users=frozenset({DEMO_USER})
     )
+    kit = GenerationKit(engine=engine, generator=generator, policy=unlimited)
     for lora_id, *_rest, prompt in DEMO_LORAS:
         if prompt:
-            generate(
-                engine=engine,
-                generator=generator,
-                policy=unlimited,
-                user=DEMO_USER,
-                lora_id=lora_id,
-                prompt=prompt,
-            )
-    _demo_sweep(engine, generator, unlimited)
+            generate(kit=kit, user=DEMO_USER, lora_id=lora_id, prompt=prompt)
+    _demo_sweep(kit)
     return True
 
 
-def _demo_sweep(engine: Engine, generator: PreviewGenerator, policy: quota.QuotaPolicy) -> None:
+def _demo_sweep(kit: GenerationKit) -> None:
     """One finished X/Y sweep, so the Lab shows what a sweep looks like: the watercolor
     LoRA's scale across, two seeds down (drawn offline, cell after cell)."""
     _sweep_id, _holder, jobs = sweeps.start(
-        engine=engine,
-        generator=generator,
-        policy=policy,
+        kit=kit,
         user=DEMO_USER,
         lora_id="demo-watercolor",
         prompt="a lighthouse on a cliff",
@@ -115,4 +107,4 @@ def _demo_sweep(engine: Engine, generator: PreviewGenerator, policy: quota.Quota
         y=axes.seed_axis("11, 12"),
     )
     for job in jobs:
-        sweeps.run_cell(job, engine=engine, generator=generator, store=None)
+        sweeps.run_cell(job, engine=kit.engine, generator=kit.generator, store=None)

@@ -97,6 +97,18 @@ class Studio:
     cells: pool.CellPool
     lease_terms: leases.LeaseTerms = leases.DEFAULT_TERMS
 
+    @property
+    def kit(self) -> service.GenerationKit:
+        """What every generation and sweep is made with, from the settings."""
+        return service.GenerationKit(
+            engine=self.engine,
+            generator=self.generator,
+            policy=self.generation_policy,
+            store=self.store,
+            allow_private_weights=self.settings.allow_private_weights_urls,
+            lease_terms=self.lease_terms,
+        )
+
     def generate(
         self,
         *,
@@ -107,17 +119,12 @@ class Studio:
         on_progress: ProgressCallback | None = None,
     ) -> service.BatchOutcome:
         return service.generate(
-            engine=self.engine,
-            generator=self.generator,
-            policy=self.generation_policy,
+            kit=self.kit,
             user=user,
             lora_id=lora_id,
             prompt=prompt,
             recipe=recipe,
             on_progress=on_progress,
-            store=self.store,
-            allow_private_weights=self.settings.allow_private_weights_urls,
-            lease_terms=self.lease_terms,
         )
 
     def start_sweep(
@@ -133,9 +140,7 @@ class Studio:
         """Start an X/Y sweep (`lora_core.lab.sweeps`): its cells are reserved and written at
         once, then run here in the background; (its id, an event set when its cells end)."""
         sweep_id, holder, jobs = sweeps.start(
-            engine=self.engine,
-            generator=self.generator,
-            policy=self.generation_policy,
+            kit=self.kit,
             user=user,
             lora_id=lora_id,
             prompt=prompt,
@@ -143,22 +148,12 @@ class Studio:
             x=x,
             y=y,
             max_cells=self.settings.sweep_max_cells,
-            allow_private_weights=self.settings.allow_private_weights_urls,
-            lease_terms=self.lease_terms,
         )
         return sweep_id, self._run_cells(holder, jobs)
 
     def retry_cell(self, *, user: str, batch_id: str) -> threading.Event:
         """Try a failed cell of one of `user`'s sweeps again, in the background."""
-        holder, jobs = sweeps.retry(
-            engine=self.engine,
-            generator=self.generator,
-            policy=self.generation_policy,
-            user=user,
-            batch_id=batch_id,
-            allow_private_weights=self.settings.allow_private_weights_urls,
-            lease_terms=self.lease_terms,
-        )
+        holder, jobs = sweeps.retry(kit=self.kit, user=user, batch_id=batch_id)
         return self._run_cells(holder, jobs)
 
     def _run_cells(self, holder: str, jobs: list[sweeps.CellJob]) -> threading.Event:

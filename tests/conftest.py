@@ -165,6 +165,9 @@ def policy() -> QuotaPolicy:
     return QuotaPolicy(limit=8, window=timedelta(hours=24), exempt_users=frozenset({"admin"}))
 
 
+KIT_FIELDS = ("engine", "generator", "policy", "store", "allow_private_weights", "lease_terms")
+
+
 @pytest.fixture
 def generate_batch(engine: Engine, fal_generator: FalGenerator, policy: QuotaPolicy):
     """A batch generated through the real service and fal_client against the fake fal:
@@ -173,15 +176,13 @@ def generate_batch(engine: Engine, fal_generator: FalGenerator, policy: QuotaPol
     from lora_core.generation import service
 
     def run(lora_id: str, prompt: str | None = "a cat", **overrides: object):
-        arguments = {
-            "engine": engine,
-            "generator": fal_generator,
-            "policy": policy,
-            "user": "ann",
-            "lora_id": lora_id,
-            "prompt": prompt,
-        }
-        return service.generate(**(arguments | overrides))
+        kit = {"engine": engine, "generator": fal_generator, "policy": policy}
+        kit |= {name: value for name, value in overrides.items() if name in KIT_FIELDS}
+        asked = {name: value for name, value in overrides.items() if name not in KIT_FIELDS}
+        return service.generate(
+            kit=service.GenerationKit(**kit),  # type: ignore[arg-type]
+            **({"user": "ann", "lora_id": lora_id, "prompt": prompt} | asked),
+        )
 
     return run
 

@@ -77,6 +77,23 @@ class BatchOutcome:
         return max(self.asked - len(self.images), 0)
 
 
+@dataclass(frozen=True)
+class GenerationKit:
+    """What every generation is made with, besides what it is asked for: wired once
+    (`lora_core.studio.build_studio`), handed to `generate` and to a sweep's `start` and
+    `retry`. `store`: where fal's images are copied (their URLs expire); None keeps fal's.
+    `allow_private_weights`: weights on a private network may be checked (tests, a
+    deployment inside one: ALLOW_PRIVATE_WEIGHTS_URLS). `lease_terms`: how a batch's
+    process holds it while it waits on fal (`lora_core.data.leases`)."""
+
+    engine: Engine
+    generator: ImageGenerator
+    policy: quota.QuotaPolicy
+    store: storage.MediaStore | None = None
+    allow_private_weights: bool = False
+    lease_terms: leases.LeaseTerms = leases.DEFAULT_TERMS
+
+
 def check_ready(lora: LoraTraining) -> None:
     """Raise the reason images can't be generated from `lora`, if there is one."""
     if lora.status == LoraStatus.PENDING:
@@ -115,41 +132,35 @@ def weights_url_for(
 
 def generate(
     *,
-    engine: Engine,
-    generator: ImageGenerator,
-    policy: quota.QuotaPolicy,
+    kit: GenerationKit,
     user: str,
     lora_id: str,
     prompt: str | None,
     recipe: Recipe = PLAN,
     on_progress: ProgressCallback | None = None,
-    store: storage.MediaStore | None = None,
-    allow_private_weights: bool = False,
-    lease_terms: leases.LeaseTerms = leases.DEFAULT_TERMS,
     now: datetime | None = None,
 ) -> BatchOutcome:
     """Generate 4 images from a LoRA for `user` and store them; see the module docstring.
 
-    With a `store`, fal's images are copied into it (their URLs expire).
-    `allow_private_weights` lets the weights be checked on a private network (tests, a
-    deployment inside one: ALLOW_PRIVATE_WEIGHTS_URLS). The batch's lease is held, renewed
+    The batch's lease is held, renewed
     every few seconds, until it is stored or failed: were this process to die, another
     would finish the batch from fal once the lease lapsed (`recovery`). Failures are
     settled by `run_reserved`; `GenerationPending` (fal accepted the job and went quiet)
     carries the batch's id, so that a page can show its images when they arrive.
     """
+    engine, generator, lease_terms = kit.engine, kit.generator, kit.lease_terms
     text = clean_prompt(prompt)  # what fal gets; what is stored is the prompt as typed
     recipe = checked(recipe)
     typed = prompt or ""
     lora = ready_lora(engine=engine, lora_id=lora_id)
     # Before a slot is spent: weights fal can download (fal's, or our public copy).
     weights_url = weights_url_for(
-        lora, generator=generator, allow_private_weights=allow_private_weights
+        lora, generator=generator, allow_private_weights=kit.allow_private_weights
     )
     lease = leases.Lease.new(lease_terms, now)
     batch_id = quota.reserve(
         engine=engine,
-        policy=policy,
+        policy=kit.policy,
         user=user,
         lora_id=lora.id,
         prompt=typed,
@@ -179,7 +190,7 @@ def generate(
                 lora=lora,
                 user=user,
                 prompt=typed,
-                store=store,
+                store=kit.store,
                 on_progress=on_progress,
             )
     except GenerationPending as error:

@@ -53,9 +53,7 @@ class CellJob:
 
 def start(
     *,
-    engine: Engine,
-    generator: ImageGenerator,
-    policy: quota.QuotaPolicy,
+    kit: service.GenerationKit,
     user: str,
     lora_id: str,
     prompt: str,
@@ -63,8 +61,6 @@ def start(
     x: Axis,
     y: Axis | None = None,
     max_cells: int = 16,
-    allow_private_weights: bool = False,
-    lease_terms: leases.LeaseTerms = leases.DEFAULT_TERMS,
     now: datetime | None = None,
 ) -> tuple[str, str, list[CellJob]]:
     """Plan the sweep, check every cell, and write the sweep with its pending cells (all or
@@ -74,16 +70,16 @@ def start(
         base = base.with_seed(secrets.randbelow(2**32))
     text = clean_prompt(prompt)
     cells = plan(prompt=text, lora_id=lora_id, base=base, x=x, y=y, max_cells=max_cells)
-    loras = _ready_loras(engine, [lora_id, *(cell.lora_id or NO_LORA for cell in cells)])
+    loras = _ready_loras(kit.engine, [lora_id, *(cell.lora_id or NO_LORA for cell in cells)])
     main = loras[lora_id]
-    urls = _weights_urls(loras, generator, allow_private_weights)
+    urls = _weights_urls(loras, kit.generator, kit.allow_private_weights)
     prompts = [clean_prompt(cell.prompt) for cell in cells]  # S/R may empty or lengthen it
     sweep_id = uuid.uuid4().hex
     now = now or utc_now()
-    lease = leases.Lease.new(lease_terms, now)
+    lease = leases.Lease.new(kit.lease_terms, now)
     ids = quota.reserve_cells(
-        engine=engine,
-        policy=policy,
+        engine=kit.engine,
+        policy=kit.policy,
         user=user,
         sweep_id=sweep_id,
         cells=[_cell_columns(cell) for cell in cells],
@@ -110,18 +106,14 @@ def start(
 
 def retry(
     *,
-    engine: Engine,
-    generator: ImageGenerator,
-    policy: quota.QuotaPolicy,
+    kit: service.GenerationKit,
     user: str,
     batch_id: str,
-    allow_private_weights: bool = False,
-    lease_terms: leases.LeaseTerms = leases.DEFAULT_TERMS,
     now: datetime | None = None,
 ) -> tuple[str, list[CellJob]]:
     """Try a failed cell again, as a new batch at its place (against the quota, counted
     with its sweep's cells); (lease holder, its job). Only the sweep's author may."""
-    with session_scope(engine) as session:
+    with session_scope(kit.engine) as session:
         failed = session.get(GenerationBatch, batch_id)
         sweep = session.get(Sweep, failed.sweep_id) if failed and failed.sweep_id else None
         if failed is None or sweep is None or sweep.wallet_address != user:
@@ -137,12 +129,12 @@ def retry(
         lora_id=None if failed.lora_training_id == NO_LORA else failed.lora_training_id,
         recipe=recipe,
     )
-    loras = _ready_loras(engine, [cell.lora_id or NO_LORA])
-    urls = _weights_urls(loras, generator, allow_private_weights)
-    lease = leases.Lease.new(lease_terms, now)
+    loras = _ready_loras(kit.engine, [cell.lora_id or NO_LORA])
+    urls = _weights_urls(loras, kit.generator, kit.allow_private_weights)
+    lease = leases.Lease.new(kit.lease_terms, now)
     [new_id] = quota.reserve_cells(
-        engine=engine,
-        policy=policy,
+        engine=kit.engine,
+        policy=kit.policy,
         user=user,
         sweep_id=sweep.id,
         cells=[_cell_columns(cell)],

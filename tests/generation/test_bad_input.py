@@ -15,6 +15,7 @@ from lora_core.data.models import GeneratedImage, GenerationBatch
 from lora_core.errors import InvalidPrompt, LoraNotFound
 from lora_core.generation import service
 from lora_core.generation.quota import QuotaPolicy
+from lora_core.generation.service import GenerationKit
 
 NASTY = st.sampled_from(
     [
@@ -58,9 +59,7 @@ def test_any_prompt_is_a_batch_or_a_clear_message(engine, add_lora, preview_gene
     clear(engine)
     try:
         outcome = service.generate(
-            engine=engine,
-            generator=preview_generator,
-            policy=UNLIMITED,
+            kit=GenerationKit(engine=engine, generator=preview_generator, policy=UNLIMITED),
             user="ann",
             lora_id="target",
             prompt=prompt,
@@ -91,9 +90,7 @@ def test_any_id_asked_to_generate_is_not_found_and_costs_nothing(
 ):
     try:
         service.generate(
-            engine=engine,
-            generator=preview_generator,
-            policy=UNLIMITED,
+            kit=GenerationKit(engine=engine, generator=preview_generator, policy=UNLIMITED),
             user="ann",
             lora_id=lora_id,
             prompt="a cat",

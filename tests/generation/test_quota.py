@@ -16,6 +16,7 @@ from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
 from lora_core.errors import InvalidSweep, QuotaExceeded
 from lora_core.generation import quota, service
 from lora_core.generation.quota import QuotaPolicy
+from lora_core.generation.service import GenerationKit
 from tests.conftest import NOW
 from tests.support.plans import explain_selects
 from tests.support.race import race
@@ -150,9 +151,7 @@ def test_concurrent_requests_with_one_slot_left_reach_fal_exactly_once(
 
     def click() -> None:
         service.generate(
-            engine=engine,
-            generator=fal_generator,
-            policy=policy,
+            kit=GenerationKit(engine=engine, generator=fal_generator, policy=policy),
             user="ann",
             lora_id=lora.id,
             prompt="a race",
@@ -266,11 +265,13 @@ def test_several_processes_with_one_slot_left_reach_fal_exactly_once(
         from lora_core.fal.generator import FalGenerator
         try:
             service.generate(
-                engine=create_db_engine(
-                    DatabaseTarget({database.url!r}, auth_token={database.auth_token!r})
+                kit=service.GenerationKit(
+                    engine=create_db_engine(
+                        DatabaseTarget({database.url!r}, auth_token={database.auth_token!r})
+                    ),
+                    generator=FalGenerator(key={TEST_FAL_KEY!r}, poll_interval=0.02),
+                    policy=quota.QuotaPolicy(limit=8, window=timedelta(hours=24)),
                 ),
-                generator=FalGenerator(key={TEST_FAL_KEY!r}, poll_interval=0.02),
-                policy=quota.QuotaPolicy(limit=8, window=timedelta(hours=24)),
                 user="ann", lora_id={lora.id!r}, prompt="a race",
             )
             print("generated")
@@ -304,9 +305,7 @@ def test_two_users_generate_at_the_same_time_without_waiting_for_each_other(
 
     def click(user: str) -> None:
         service.generate(
-            engine=engine,
-            generator=fal_generator,
-            policy=policy,
+            kit=GenerationKit(engine=engine, generator=fal_generator, policy=policy),
             user=user,
             lora_id=lora.id,
             prompt="together",

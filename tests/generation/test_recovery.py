@@ -20,6 +20,7 @@ from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, 
 from lora_core.generation import quota, recipe_files, recovery, service
 from lora_core.generation.prompts import full_prompt
 from lora_core.generation.recipe import NO_LORA
+from lora_core.generation.service import GenerationKit
 from tests.support.factories import stored_batches
 from tests.support.fakefal import JobFailure
 from tests.support.race import race
@@ -59,8 +60,10 @@ def start_dying_worker(database: DatabaseTarget, lora_id: str) -> subprocess.Pop
         f"""
         from lora_core.generation import service
         service.generate(
-            engine=engine, generator=generator, policy=policy, user="ann",
-            lora_id={lora_id!r}, prompt="a lighthouse", lease_terms=terms,
+            kit=service.GenerationKit(
+                engine=engine, generator=generator, policy=policy, lease_terms=terms
+            ),
+            user="ann", lora_id={lora_id!r}, prompt="a lighthouse",
         )
         """,
         terms=TERMS,
@@ -113,14 +116,16 @@ def test_a_live_generation_keeps_its_batch_however_long_fal_takes(
     worker = threading.Thread(
         target=lambda: outcome.append(
             service.generate(
-                engine=engine,
-                generator=fal_generator,
-                policy=policy,
+                kit=GenerationKit(
+                    engine=engine,
+                    generator=fal_generator,
+                    policy=policy,
+                    store=media_store,
+                    lease_terms=TERMS,
+                ),
                 user="ann",
                 lora_id=lora.id,
                 prompt="a slow lighthouse",
-                store=media_store,
-                lease_terms=TERMS,
             )
         )
     )

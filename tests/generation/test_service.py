@@ -27,6 +27,7 @@ from lora_core.fal.generator import FalGenerator
 from lora_core.generation import prompts, quota, recipe_files, recovery, service
 from lora_core.generation.generators import GenerationRequest, GenerationResult
 from lora_core.generation.quota import QuotaPolicy
+from lora_core.generation.service import GenerationKit
 from lora_core.sweeper import Sweeper
 from tests.conftest import TEST_FAL_KEY
 from tests.support.fakefal import JobFailure, model_error
@@ -324,9 +325,7 @@ def test_a_database_that_is_down_is_reported(tmp_path, fal_generator, policy, fa
 
     with pytest.raises(DatabaseUnavailable):
         service.generate(
-            engine=broken,
-            generator=fal_generator,
-            policy=policy,
+            kit=GenerationKit(engine=broken, generator=fal_generator, policy=policy),
             user="ann",
             lora_id="lora-1",
             prompt="a cat",

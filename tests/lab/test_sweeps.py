@@ -30,6 +30,7 @@ from lora_core.errors import (
 from lora_core.generation import quota, recipe_files, recovery
 from lora_core.generation.quota import QuotaPolicy
 from lora_core.generation.recipe import NO_LORA, Recipe
+from lora_core.generation.service import GenerationKit
 from lora_core.lab import axes, sweep_files, sweeps, views
 from lora_core.lab.contact_sheet import CELL
 from lora_core.lab.pool import CellPool
@@ -57,17 +58,19 @@ def run_sweep(engine, fal_generator, policy, media_store, pool):
 
     def run(lora_id: str, *, x, y=None, user="ann", prompt="a red fox", wait=True, **kw):
         sweep_id, holder, jobs = sweeps.start(
-            engine=engine,
-            generator=fal_generator,
-            policy=kw.pop("policy", policy),
+            kit=GenerationKit(
+                engine=engine,
+                generator=fal_generator,
+                policy=kw.pop("policy", policy),
+                allow_private_weights=True,
+                lease_terms=TERMS,
+            ),
             user=user,
             lora_id=lora_id,
             prompt=prompt,
             base=kw.pop("base", BASE),
             x=x,
             y=y,
-            allow_private_weights=True,
-            lease_terms=TERMS,
             **kw,
         )
         done = launch(jobs, holder)
@@ -203,16 +206,15 @@ def test_racing_sweeps_never_exceed_the_quota(engine, add_lora, fal_generator, m
 
     def start_one() -> None:
         sweeps.start(
-            engine=engine,
-            generator=fal_generator,
-            policy=tight,
+            kit=GenerationKit(
+                engine=engine, generator=fal_generator, policy=tight, allow_private_weights=True
+            ),
             user="ann",
             lora_id=lora.id,
             prompt="a red fox",
             base=BASE,
             x=axes.scale_axis("0, 0.5, 1, 1.5"),
-            y=axes.seed_axis("1-3"),  # 12 cells: 3 slots, so only one of the racers fits
-            allow_private_weights=True,
+            y=axes.seed_axis("1-3"),
         )
 
     outcomes = race(4, start_one, refused=QuotaExceeded)
@@ -239,13 +241,15 @@ def test_a_failed_cell_says_why_and_a_retry_fills_its_place(
 
     fake_fal.script.prompt_failures = {}
     holder, jobs = sweeps.retry(
-        engine=engine,
-        generator=fal_generator,
-        policy=policy,
+        kit=GenerationKit(
+            engine=engine,
+            generator=fal_generator,
+            policy=policy,
+            allow_private_weights=True,
+            lease_terms=TERMS,
+        ),
         user="ann",
         batch_id=failed.batch_id,
-        allow_private_weights=True,
-        lease_terms=TERMS,
     )
     assert run_sweep.launch(jobs, holder).wait(30)
 
@@ -265,9 +269,11 @@ def test_only_the_author_retries_and_only_a_failed_cell(engine, add_lora, run_sw
 
     def retry(user, batch_id):
         return sweeps.retry(
-            engine=engine,
-            generator=None,  # never reached
-            policy=QuotaPolicy(limit=8, window=timedelta(hours=24)),
+            kit=GenerationKit(
+                engine=engine,
+                generator=None,
+                policy=QuotaPolicy(limit=8, window=timedelta(hours=24)),
+            ),
             user=user,
             batch_id=batch_id,
         )
@@ -341,10 +347,14 @@ def start_dying_sweep(database: DatabaseTarget, lora_id: str) -> subprocess.Pope
         from lora_core.generation.recipe import Recipe
         from lora_core.lab import axes, sweeps
         from lora_core.lab.pool import CellPool
+        from lora_core.generation.service import GenerationKit
+        kit = GenerationKit(
+            engine=engine, generator=generator, policy=policy, allow_private_weights=True,
+            lease_terms=terms,
+        )
         sweep_id, holder, jobs = sweeps.start(
-            engine=engine, generator=generator, policy=policy, user="ann",
-            lora_id={lora_id!r}, prompt="a lighthouse", base=Recipe(seed=99),
-            x=axes.seed_axis("1-4"), allow_private_weights=True, lease_terms=terms,
+            kit=kit, user="ann", lora_id={lora_id!r}, prompt="a lighthouse",
+            base=Recipe(seed=99), x=axes.seed_axis("1-4"),
         )
         pool = CellPool(workers=2)
         pool.launch(
@@ -405,13 +415,15 @@ def test_a_sweep_killed_midway_is_settled_by_recovery_and_its_lost_cells_retried
     assert used(engine, policy) == 1
 
     holder, jobs = sweeps.retry(
-        engine=engine,
-        generator=fal_generator,
-        policy=policy,
+        kit=GenerationKit(
+            engine=engine,
+            generator=fal_generator,
+            policy=policy,
+            allow_private_weights=True,
+            lease_terms=TERMS,
+        ),
         user="ann",
         batch_id=lost[0].batch_id,
-        allow_private_weights=True,
-        lease_terms=TERMS,
     )
     pool = CellPool(workers=1)
     pool.launch(
@@ -486,12 +498,14 @@ def test_a_failed_cell_retried_twice_at_once_runs_once(engine, add_lora, run_swe
 
     def retry() -> None:
         sweeps.retry(
-            engine=engine,
-            generator=run_sweep.generator,
-            policy=QuotaPolicy(limit=8, window=timedelta(hours=24)),
+            kit=GenerationKit(
+                engine=engine,
+                generator=run_sweep.generator,
+                policy=QuotaPolicy(limit=8, window=timedelta(hours=24)),
+                allow_private_weights=True,
+            ),
             user="ann",
             batch_id=failed.batch_id,
-            allow_private_weights=True,
         )
 
     outcomes = race(2, retry, refused=InvalidSweep)
@@ -515,13 +529,15 @@ def test_a_baseline_cell_is_retried_even_if_the_sweeps_lora_was_hidden_since(
         session.commit()
 
     holder, jobs = sweeps.retry(
-        engine=engine,
-        generator=run_sweep.generator,
-        policy=QuotaPolicy(limit=8, window=timedelta(hours=24)),
+        kit=GenerationKit(
+            engine=engine,
+            generator=run_sweep.generator,
+            policy=QuotaPolicy(limit=8, window=timedelta(hours=24)),
+            allow_private_weights=True,
+            lease_terms=TERMS,
+        ),
         user="ann",
         batch_id=failed.batch_id,
-        allow_private_weights=True,
-        lease_terms=TERMS,
     )
     assert run_sweep.launch(jobs, holder).wait(30)
 
@@ -572,9 +588,16 @@ def test_a_retried_cell_of_the_first_column_stays_in_it(
     fake_fal.script.prompt_failures = {}
 
     holder, jobs = sweeps.retry(
-        engine=engine, generator=fal_generator, policy=policy, user="ann",
-        batch_id=failed.batch_id, allow_private_weights=True, lease_terms=TERMS,
-    )  # fmt: skip
+        kit=GenerationKit(
+            engine=engine,
+            generator=fal_generator,
+            policy=policy,
+            allow_private_weights=True,
+            lease_terms=TERMS,
+        ),
+        user="ann",
+        batch_id=failed.batch_id,
+    )
     assert run_sweep.launch(jobs, holder).wait(30)
 
     grid = view(engine, sweep_id)
@@ -649,10 +672,19 @@ def test_a_cell_fal_went_quiet_about_stays_pending_and_is_finished_never_retried
     fake_fal.script.processing_seconds = 0.2
     fake_fal.script.outage_after_submit = 2.0
     sweep_id, holder, jobs = sweeps.start(
-        engine=engine, generator=impatient, policy=policy, user="ann", lora_id=lora.id,
-        prompt="a red fox", base=BASE, x=axes.scale_axis("1"), allow_private_weights=True,
-        lease_terms=TERMS,
-    )  # fmt: skip
+        kit=GenerationKit(
+            engine=engine,
+            generator=impatient,
+            policy=policy,
+            allow_private_weights=True,
+            lease_terms=TERMS,
+        ),
+        user="ann",
+        lora_id=lora.id,
+        prompt="a red fox",
+        base=BASE,
+        x=axes.scale_axis("1"),
+    )
     done = pool.launch(
         [lambda job=job: sweeps.run_cell(job, engine=engine, generator=impatient, store=None)
          for job in jobs],
@@ -664,8 +696,11 @@ def test_a_cell_fal_went_quiet_about_stays_pending_and_is_finished_never_retried
     assert cell.status == BatchStatus.PENDING and cell.error is None
     assert used(engine, policy) == 1  # its share is held while fal may bill it
     with pytest.raises(InvalidSweep, match="did not fail"):
-        sweeps.retry(engine=engine, generator=impatient, policy=policy, user="ann",
-                     batch_id=cell.batch_id)  # fmt: skip
+        sweeps.retry(
+            kit=GenerationKit(engine=engine, generator=impatient, policy=policy),
+            user="ann",
+            batch_id=cell.batch_id,
+        )
 
     time.sleep(2.0)  # fal answers again
     report = recovery.resume_pending(

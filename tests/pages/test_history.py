@@ -10,6 +10,7 @@ import pytest
 from lora_core.data.clock import to_iso
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, GenerationBatch
+from lora_core.generation.service import GenerationKit
 from tests.conftest import NOW, open_with_query
 from tests.history.test_history import seeded  # noqa: F401 - the shared nine-batch fixture
 from tests.support.factories import star
@@ -185,9 +186,13 @@ def test_the_summary_counts_every_batch_added_between_two_renders(
 
     def generate(prompt: str) -> None:
         service.generate(
-            engine=engine, generator=preview_generator, policy=policy, user="guest",
-            lora_id="lora-a", prompt=prompt, store=media_store,
-        )  # fmt: skip
+            kit=GenerationKit(
+                engine=engine, generator=preview_generator, policy=policy, store=media_store
+            ),
+            user="guest",
+            lora_id="lora-a",
+            prompt=prompt,
+        )
 
     add_lora("lora-a", trigger_word="alpha")
     generate("a cat")

@@ -19,6 +19,7 @@ from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.errors import WeightsUnavailable
 from lora_core.fal.trainer import FalTrainer
 from lora_core.generation import service
+from lora_core.generation.service import GenerationKit
 from lora_core.training import following, registry
 from lora_core.training import lifecycle as training
 from lora_core.training.lifecycle import QuotaPolicy
@@ -103,9 +104,13 @@ def test_a_copy_that_fails_leaves_the_lora_usable_and_repair_makes_it_later(
 
 def generate(engine, fal_generator, policy, lora_id: str):
     return service.generate(
-        engine=engine, generator=fal_generator, policy=policy, user="ann",
-        lora_id=lora_id, prompt="a cat", allow_private_weights=True,
-    )  # fmt: skip
+        kit=GenerationKit(
+            engine=engine, generator=fal_generator, policy=policy, allow_private_weights=True
+        ),
+        user="ann",
+        lora_id=lora_id,
+        prompt="a cat",
+    )
 
 
 def test_fal_gets_its_own_weights_url_while_it_answers(
