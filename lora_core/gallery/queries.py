@@ -9,14 +9,13 @@ from typing import Generic, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
-    ScalarSelect,
-    case,
     exists,
     func,
     literal,
     literal_column,
     select,
 )
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from lora_core import legacy
@@ -92,21 +91,38 @@ def _summaries(
     limit: int | None = None,
     pictures_first: bool = False,
 ) -> list[LoraSummary]:
-    """LoRAs newest first with their image count and latest image, in one query; SQLite
-    evaluates the subqueries only for the rows the limit lets through. `pictures_first`
-    puts the LoRAs with an image to show before those without (one index seek each)."""
+    """LoRAs newest first with their image count and cover, in one statement. The page's
+    rows are picked first, each with its count and its cover image's id (SQLite evaluates
+    those subqueries only for the rows the limit lets through); the cover's URLs are then
+    joined by that id. `pictures_first` puts the LoRAs with an image to show before those
+    without (one index seek each)."""
     images = GeneratedImage.__table__
     shown_of_lora = (images.c.lora_training_id == LoraTraining.id, images.c.hidden.is_(None))
     count = select(func.count()).select_from(images).where(*shown_of_lora).scalar_subquery()
+    has_pictures = exists().where(*shown_of_lora)
     order = [col(LoraTraining.created_at).desc()]
     if pictures_first:
-        order.insert(0, exists().where(*shown_of_lora).desc())
-    rows = session.execute(
-        select(LoraTraining, count, *_cover_urls())
+        order.insert(0, has_pictures.desc())
+    columns = [count.label("image_count"), _cover_id().label("cover_id")]
+    if pictures_first:
+        columns.append(has_pictures.label("has_pictures"))
+    page = (
+        select(LoraTraining, *columns)
         .where(_shown_loras(with_hidden))
         .order_by(*order)
         .offset(offset)
         .limit(limit)
+        .subquery()
+    )
+    lora = aliased(LoraTraining, page)
+    cover = aliased(GeneratedImage)
+    outer_order = [page.c.created_at.desc()]
+    if pictures_first:
+        outer_order.insert(0, page.c.has_pictures.desc())
+    rows = session.execute(
+        select(lora, page.c.image_count, cover.image_url, cover.thumbnail_url)
+        .outerjoin(cover, col(cover.id) == page.c.cover_id)
+        .order_by(*outer_order)
     ).all()
     return [
         LoraSummary(lora=row[0], image_count=row[1], cover_url=row[2], cover_thumbnail_url=row[3])
@@ -114,47 +130,29 @@ def _summaries(
     ]
 
 
-def _cover_urls() -> tuple[ColumnElement[str], ColumnElement[str]]:
-    """The URL and the thumbnail's URL of the LoRA's cover: its most-starred image, else
-    the latest one the galleries may show. Both of one image: a starred image without a
-    thumbnail has none, never the latest image's."""
+def _cover_id() -> ColumnElement[str]:
+    """The LoRA's cover: its most-starred image (most recently starred among equals), else
+    the latest one; only images the galleries may show and the safety checker passed."""
     images = GeneratedImage.__table__
-
-    def latest(column: ColumnElement[str]) -> ScalarSelect[str]:
-        return (
-            select(column)
-            .where(images.c.lora_training_id == LoraTraining.id, images.c.hidden.is_(None))
-            .where(func.coalesce(images.c.nsfw, False).is_(False))
-            .order_by(images.c.created_at.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-
-    url = func.coalesce(_most_starred(images.c.image_url), latest(images.c.image_url))
-    thumbnail = case(
-        (_most_starred(images.c.id).is_not(None), _most_starred(images.c.thumbnail_url)),
-        else_=latest(images.c.thumbnail_url),
-    )
-    return url, thumbnail
-
-
-def _most_starred(column: ColumnElement[str]) -> ScalarSelect[str]:
-    """The LoRA's most-starred image (most recently starred among equals) among those the
-    galleries may show: its cover."""
     stars = ImageFavorite.__table__
-    images = GeneratedImage.__table__
-    favorite = (
+    may_show = (images.c.hidden.is_(None), func.coalesce(images.c.nsfw, False).is_(False))
+    most_starred = (
         select(stars.c.image_id)
         .join(images, images.c.id == stars.c.image_id)
-        .where(stars.c.lora_training_id == LoraTraining.id, images.c.hidden.is_(None))
-        .where(func.coalesce(images.c.nsfw, False).is_(False))
+        .where(stars.c.lora_training_id == LoraTraining.id, *may_show)
         .group_by(stars.c.image_id)
         .order_by(func.count().desc(), func.max(stars.c.created_at).desc())
         .limit(1)
-        .correlate(LoraTraining.__table__)  # to the gallery's row, two levels up
         .scalar_subquery()
     )
-    return select(column).where(images.c.id == favorite).scalar_subquery()
+    latest = (
+        select(images.c.id)
+        .where(images.c.lora_training_id == LoraTraining.id, *may_show)
+        .order_by(images.c.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return func.coalesce(most_starred, latest)
 
 
 def list_loras(*, session: Session, with_hidden: bool = False) -> list[LoraSummary]:

@@ -162,12 +162,18 @@ def test_every_query_of_the_lora_page_uses_an_index(engine, add_lora):
     for _sql, plan in plans:
         steps = plan.split(" | ")
         for index, step in enumerate(steps):
-            if "TEMP B-TREE" in step:  # only to rank one LoRA's stars (and their images)
+            if "TEMP B-TREE" in step:
+                # Only to rank one LoRA's stars (and their images), or to keep the page's
+                # own few rows in order once their covers are joined.
                 ranked = " | ".join(steps[index - 2 : index])
-                assert "SEARCH image_favorites USING COVERING INDEX" in ranked, plan
+                page_rows = steps[index - 2] == "SCAN anon_1"
+                assert "SEARCH image_favorites USING COVERING INDEX" in ranked or page_rows, plan
         for step in steps:
             if step.startswith("SCAN"):  # only the list of all LoRAs, in index order
-                assert step == "SCAN lora_trainings USING INDEX idx_lora_trainings_created"
+                assert step in (
+                    "SCAN lora_trainings USING INDEX idx_lora_trainings_created",
+                    "SCAN anon_1",  # that list's page, then, to join each cover by id
+                ), plan
 
 
 def image(number: int, *, batch: str | None, prompt: str = "p", second: int = 0) -> GeneratedImage:
