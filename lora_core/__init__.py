@@ -20,6 +20,7 @@ Module map (one hop from a behaviour to its folder):
     fal/               fal through fal_client: client (at-most-once submits, deadlines,
                        what fal's errors mean), generator (flux-lora), trainer (training)
     generation/        generators (the interface), preview (offline), service (generate),
+                       storing (a finished batch's images copied and rows written once),
                        recovery (following batches nobody waits on), quota, prompts,
                        recipe (the settings of a batch: scale, seed, size, steps, guidance),
                        recipe_files (the recipe inside an image file: written, read)

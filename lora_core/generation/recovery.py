@@ -25,7 +25,7 @@ from lora_core.generation import quota, recipe_files
 from lora_core.generation.generators import ImageGenerator
 from lora_core.generation.prompts import full_prompt
 from lora_core.generation.recipe import batch_recipe
-from lora_core.generation.service import store_batch
+from lora_core.generation.storing import store_batch
 
 # A job fal still runs (or cannot be asked about now) is asked about again after this long.
 ASK_AGAIN_AFTER = timedelta(seconds=3)

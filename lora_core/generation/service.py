@@ -9,12 +9,10 @@ follows it by request id and stores its images when fal answers (`recovery`).
 from __future__ import annotations
 
 import contextlib
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import Engine, Integer, cast, func, select, update
+from sqlalchemy import Engine, select, update
 from sqlmodel import col
 
 from lora_core import storage, weights
@@ -41,7 +39,6 @@ from lora_core.errors import (
 from lora_core.generation import quota, recipe_files
 from lora_core.generation.generators import (
     IMAGES_PER_BATCH,
-    GeneratedImageData,
     GenerationRequest,
     GenerationResult,
     ImageGenerator,
@@ -50,6 +47,7 @@ from lora_core.generation.generators import (
 )
 from lora_core.generation.prompts import clean_prompt, full_prompt
 from lora_core.generation.recipe import NO_LORA, PLAN, Recipe, batch_columns, checked
+from lora_core.generation.storing import store_batch
 
 
 @dataclass(frozen=True)
@@ -310,102 +308,6 @@ def _recording_request_id(
             on_progress(progress)
 
     return callback
-
-
-def store_batch(
-    *,
-    engine: Engine,
-    batch_id: str,
-    lora_id: str,
-    user: str,
-    prompt: str,
-    result_images: list[GeneratedImageData],
-    seed: str | None,
-    request_id: str | None,
-    store: storage.MediaStore | None,
-    label: Callable[[bytes], bytes] | None = None,
-) -> list[GeneratedImage]:
-    """Copy fal's images to our store, then insert the image rows and mark the batch
-    succeeded, in one transaction. A failed copy keeps fal's URL (see `lora_core.cli.repair`).
-    A batch no longer pending (another process finished it) keeps what it has: its rows.
-    `label` writes the recipe into each copy. Long by its arguments: what one batch is."""
-    durable = _durable_copies(store, batch_id, [image.url for image in result_images], label)
-    finished = utc_now()
-    rows = [
-        GeneratedImage(
-            id=uuid.uuid4().hex,
-            lora_training_id=lora_id,
-            wallet_address=user,
-            prompt=prompt,
-            image_url=copy.url if (copy := durable[index]) else image.url,
-            thumbnail_url=copy.thumbnail_url if copy else None,
-            original_url=image.url if storage.is_remote(image.url) else None,
-            nsfw=image.nsfw,
-            image_width=image.width,
-            image_height=image.height,
-            seed=seed,
-            # One millisecond apart, so "newest first" lists a batch in fal's order.
-            created_at=to_iso(finished - timedelta(milliseconds=index)),
-            batch_id=batch_id,
-        )
-        for index, image in enumerate(result_images)
-    ]
-    outcome = {
-        "status": BatchStatus.SUCCEEDED,
-        "error": None,
-        "images_returned": len(rows),
-        "images_flagged": sum(1 for row in rows if row.nsfw),
-        "finished_at": to_iso(finished),
-        "duration_ms": cast(
-            (func.julianday(to_iso(finished)) - func.julianday(col(GenerationBatch.created_at)))
-            * 86_400_000,
-            Integer,
-        ),
-    }
-    if request_id is not None:
-        outcome["fal_request_id"] = request_id
-    with session_scope(engine) as session:
-        # The batch first (on SQLite this takes the write lock): only a batch still pending
-        # is finished, so two processes finishing it both can never store it twice.
-        finished_here = session.execute(
-            update(GenerationBatch)
-            .where(col(GenerationBatch.id) == batch_id)
-            .where(col(GenerationBatch.status) == BatchStatus.PENDING)
-            .values(**outcome)
-        ).rowcount
-        if finished_here != 1:
-            session.rollback()
-            return list(
-                session.scalars(
-                    select(GeneratedImage)
-                    .where(col(GeneratedImage.batch_id) == batch_id)
-                    .order_by(col(GeneratedImage.created_at).desc())
-                )
-            )
-        session.add_all(rows)
-        session.commit()
-    return rows
-
-
-def _durable_copies(
-    store: storage.MediaStore | None,
-    batch_id: str,
-    urls: list[str],
-    label: Callable[[bytes], bytes] | None = None,
-) -> list[storage.Copied | None]:
-    """Our copy (with its thumbnail) of each remote URL; None where there is no copy."""
-    remote = [index for index, url in enumerate(urls) if storage.is_remote(url)]
-    copies = (
-        storage.copy_images(
-            store, [(urls[i], f"fal/{batch_id}/{i}.jpg") for i in remote], label=label
-        )
-        if store is not None
-        else [None] * len(remote)
-    )
-    durable: list[storage.Copied | None] = [None] * len(urls)
-    for index, copy in zip(remote, copies, strict=True):
-        durable[index] = copy
-    return durable
 
 
 def release_quietly(engine: Engine, batch_id: str, reason: str) -> None:

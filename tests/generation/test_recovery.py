@@ -17,7 +17,7 @@ from lora_core.data import leases
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import DatabaseTarget, session_scope
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, Sweep
-from lora_core.generation import quota, recipe_files, recovery, service
+from lora_core.generation import quota, recipe_files, recovery, service, storing
 from lora_core.generation.prompts import full_prompt
 from lora_core.generation.recipe import NO_LORA
 from lora_core.generation.service import GenerationKit
@@ -169,7 +169,7 @@ def test_a_batch_finished_elsewhere_is_not_stored_twice(
     batch_id = reserve_pending(engine, lora.id, request_id="r", age=timedelta(0))
     result = fal_generator.resume(submit_job(fal_generator, fake_fal))
     store = partial(
-        service.store_batch,
+        storing.store_batch,
         engine=engine,
         batch_id=batch_id,
         lora_id=lora.id,
