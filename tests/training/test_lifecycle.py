@@ -78,6 +78,7 @@ def refresh(
             **extra,
         )
         training.fail_unsubmitted(engine=engine, policy=training_policy)
+        time.sleep(0.002)  # leases are compared to the millisecond: the next beat may ask
     return view_of(engine, lora_id)
 
 
@@ -428,6 +429,7 @@ def test_replicas_sweeping_at_once_ask_about_a_training_one_at_a_time_and_copy_i
             thread.start()
         for thread in threads:
             thread.join(timeout=30)
+        time.sleep(0.002)  # leases are compared to the millisecond: the next beat may ask
         return answers
 
     asked = [beat() for _beat in range(6)]
