@@ -64,7 +64,7 @@ def seed_embedded_default(*, engine: Engine, settings: Settings) -> bool:
     demo with nothing configured); never a configured one. True when this call did."""
     if not settings.uses_embedded_database:
         return False
-    return seed_demo(engine=engine, settings=settings)
+    return _seed(engine, settings)  # the schema was made current as the app started
 
 
 def seed_demo(*, engine: Engine, settings: Settings) -> bool:
@@ -72,6 +72,11 @@ def seed_demo(*, engine: Engine, settings: Settings) -> bool:
     this call added them; False when the database holds a LoRA, or another process
     starting at the same moment added them first."""
     ensure_schema(engine)
+    return _seed(engine, settings)
+
+
+def _seed(engine: Engine, settings: Settings) -> bool:
+    """`seed_demo` on a database whose schema is current."""
     with session_scope(engine) as session:
         if session.scalar(select(func.count()).select_from(LoraTraining)):
             return False

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import streamlit as st
 
 from lora_core import identity
-from lora_core.data.db import session_scope
+from lora_core.data import db
 from lora_core.errors import LoraStudioError, NotSignedIn
 from lora_core.generation import quota
 from lora_core.settings import Settings, load_settings
@@ -50,20 +51,13 @@ def studio() -> Studio:
 def read(query: Callable[..., T], /, **arguments: Any) -> T:
     """A read of the core's (a function that takes `session=`) in a session of its own: the
     one way pages read the database, as the FastAPI template's one session dependency."""
-    with session_scope(studio().engine) as session:
-        return query(session=session, **arguments)
+    return db.read(studio().engine, query, **arguments)
 
 
 def read_later(query: Callable[..., T], /, **arguments: Any) -> Callable[[], T]:
     """`read`, deferred: for a download's data, which Streamlit asks for outside any run
     (the engine is taken now, while the run's context is there)."""
-    engine = studio().engine
-
-    def run() -> T:
-        with session_scope(engine) as session:
-            return query(session=session, **arguments)
-
-    return run
+    return functools.partial(db.read, studio().engine, query, **arguments)
 
 
 def _stop(sweeper: Sweeper | None) -> None:

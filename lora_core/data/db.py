@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
@@ -15,6 +16,8 @@ from sqlmodel import Session
 from lora_core.data import models
 from lora_core.data.turso import create_turso_engine, http_base_url, is_remote_url
 from lora_core.errors import DatabaseUnavailable
+
+T = TypeVar("T")
 
 _UNAVAILABLE = "The database is unavailable right now. Please try again in a moment."
 _REFUSED = (
@@ -102,10 +105,18 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise unavailable(error) from error
 
 
+def read(engine: Engine, query: Callable[..., T], /, **arguments: Any) -> T:
+    """Run a read of the core's (a function that takes `session=`) in a session of its own:
+    the one way the UI reads the database (`ui.context.read`)."""
+    with session_scope(engine) as session:
+        return query(session=session, **arguments)
+
+
 __all__ = [
     "DatabaseTarget",
     "create_db_engine",
     "models",
+    "read",
     "session_scope",
     "unavailable",
 ]

@@ -12,7 +12,7 @@ import contextlib
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, update
 from sqlmodel import col
 
 from lora_core import storage, weights
@@ -47,7 +47,7 @@ from lora_core.generation.generators import (
 )
 from lora_core.generation.prompts import clean_prompt, full_prompt
 from lora_core.generation.recipe import NO_LORA, PLAN, Recipe, batch_columns, checked
-from lora_core.generation.storing import store_batch
+from lora_core.generation.storing import images_of_batch, store_batch
 
 
 @dataclass(frozen=True)
@@ -325,13 +325,7 @@ def batch_outcome(*, engine: Engine, batch_id: str) -> BatchOutcome | None:
             return None
         if batch.status == BatchStatus.FAILED:
             raise GenerationFailed(batch.error or "The generation failed.", retryable=False)
-        images = list(
-            session.scalars(
-                select(GeneratedImage)
-                .where(col(GeneratedImage.batch_id) == batch_id)
-                .order_by(col(GeneratedImage.created_at).desc())
-            )
-        )
+        images = images_of_batch(session, batch_id)
     return BatchOutcome(
         batch_id=batch_id,
         prompt=batch.prompt,

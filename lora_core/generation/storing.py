@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import Engine, Integer, cast, func, select, update
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from lora_core import storage
 from lora_core.data.clock import to_iso, utc_now
@@ -89,13 +89,7 @@ def store_batch(
         ).rowcount
         if finished_here != 1:
             session.rollback()
-            return list(
-                session.scalars(
-                    select(GeneratedImage)
-                    .where(col(GeneratedImage.batch_id) == batch_id)
-                    .order_by(col(GeneratedImage.created_at).desc())
-                )
-            )
+            return images_of_batch(session, batch_id)
         session.add_all(rows)
         session.commit()
     return rows
@@ -120,3 +114,14 @@ def _durable_copies(
     for index, copy in zip(remote, copies, strict=True):
         durable[index] = copy
     return durable
+
+
+def images_of_batch(session: Session, batch_id: str) -> list[GeneratedImage]:
+    """A stored batch's images in fal's order (stored a millisecond apart, newest first)."""
+    return list(
+        session.scalars(
+            select(GeneratedImage)
+            .where(col(GeneratedImage.batch_id) == batch_id)
+            .order_by(col(GeneratedImage.created_at).desc())
+        )
+    )

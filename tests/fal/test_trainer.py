@@ -9,7 +9,6 @@ import time
 import zipfile
 
 import pytest
-from PIL import Image
 
 from lora_core.errors import InvalidTrainingInput, TrainingFailed
 from lora_core.fal.trainer import FalTrainer
@@ -89,9 +88,7 @@ def test_unusable_uploads_are_refused_with_what_is_wrong(files, message):
 
 def decompression_bomb() -> UploadedFile:
     """A small PNG that claims 20,000 × 20,000 pixels."""
-    buffer = io.BytesIO()
-    Image.new("1", (20_000, 20_000)).save(buffer, format="PNG")
-    return UploadedFile("bomb.png", buffer.getvalue())
+    return UploadedFile("bomb.png", png_claiming(20_000, 20_000))
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 import zipfile
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -53,18 +54,25 @@ def pool():
 
 
 @pytest.fixture
-def run_sweep(engine, fal_generator, policy, media_store, pool):
+def sweep_kit(engine, fal_generator, policy) -> GenerationKit:
+    """What the tests' sweeps are made with: fal's generator against the fake, weights on
+    this machine allowed, short leases."""
+    return GenerationKit(
+        engine=engine,
+        generator=fal_generator,
+        policy=policy,
+        allow_private_weights=True,
+        lease_terms=TERMS,
+    )
+
+
+@pytest.fixture
+def run_sweep(engine, fal_generator, policy, media_store, pool, sweep_kit):
     """Start a sweep as the Studio does and wait for its cells; its id."""
 
     def run(lora_id: str, *, x, y=None, user="ann", prompt="a red fox", wait=True, **kw):
         sweep_id, holder, jobs = sweeps.start(
-            kit=GenerationKit(
-                engine=engine,
-                generator=fal_generator,
-                policy=kw.pop("policy", policy),
-                allow_private_weights=True,
-                lease_terms=TERMS,
-            ),
+            kit=replace(sweep_kit, policy=kw.pop("policy", policy)),
             user=user,
             lora_id=lora_id,
             prompt=prompt,
@@ -225,7 +233,7 @@ def test_racing_sweeps_never_exceed_the_quota(engine, add_lora, fal_generator, m
 
 
 def test_a_failed_cell_says_why_and_a_retry_fills_its_place(
-    engine, add_lora, run_sweep, fake_fal, policy, pool, fal_generator, media_store
+    sweep_kit, engine, add_lora, run_sweep, fake_fal, policy, pool, fal_generator, media_store
 ):
     lora = add_lora()
     fake_fal.script.prompt_failures = {"green": JobFailure("GPU out of memory", "runner_error")}
@@ -241,13 +249,7 @@ def test_a_failed_cell_says_why_and_a_retry_fills_its_place(
 
     fake_fal.script.prompt_failures = {}
     holder, jobs = sweeps.retry(
-        kit=GenerationKit(
-            engine=engine,
-            generator=fal_generator,
-            policy=policy,
-            allow_private_weights=True,
-            lease_terms=TERMS,
-        ),
+        kit=sweep_kit,
         user="ann",
         batch_id=failed.batch_id,
     )
@@ -368,7 +370,7 @@ def start_dying_sweep(database: DatabaseTarget, lora_id: str) -> subprocess.Pope
 
 
 def test_a_sweep_killed_midway_is_settled_by_recovery_and_its_lost_cells_retried(
-    engine, database, add_lora, fal_generator, fake_fal, media_store, policy
+    sweep_kit, engine, database, add_lora, fal_generator, fake_fal, media_store, policy
 ):
     lora = add_lora()
     fake_fal.script.processing_seconds = 2.0
@@ -415,13 +417,7 @@ def test_a_sweep_killed_midway_is_settled_by_recovery_and_its_lost_cells_retried
     assert used(engine, policy) == 1
 
     holder, jobs = sweeps.retry(
-        kit=GenerationKit(
-            engine=engine,
-            generator=fal_generator,
-            policy=policy,
-            allow_private_weights=True,
-            lease_terms=TERMS,
-        ),
+        kit=sweep_kit,
         user="ann",
         batch_id=lost[0].batch_id,
     )
@@ -578,7 +574,7 @@ def test_loras_on_the_rows_are_labelled_by_name(engine, add_lora, run_sweep):
 
 
 def test_a_retried_cell_of_the_first_column_stays_in_it(
-    engine, add_lora, run_sweep, fake_fal, policy, fal_generator
+    sweep_kit, engine, add_lora, run_sweep, fake_fal, policy, fal_generator
 ):
     lora = add_lora()
     fake_fal.script.prompt_failures = {"red": JobFailure("GPU out of memory", "runner_error")}
@@ -588,13 +584,7 @@ def test_a_retried_cell_of_the_first_column_stays_in_it(
     fake_fal.script.prompt_failures = {}
 
     holder, jobs = sweeps.retry(
-        kit=GenerationKit(
-            engine=engine,
-            generator=fal_generator,
-            policy=policy,
-            allow_private_weights=True,
-            lease_terms=TERMS,
-        ),
+        kit=sweep_kit,
         user="ann",
         batch_id=failed.batch_id,
     )
@@ -660,7 +650,7 @@ def test_a_sweeps_held_settings_read_back_as_its_base_recipe(engine, add_lora, r
 
 
 def test_a_cell_fal_went_quiet_about_stays_pending_and_is_finished_never_retried(
-    engine, add_lora, fake_fal, policy, pool, media_store
+    sweep_kit, engine, add_lora, fake_fal, policy, pool, media_store
 ):
     """fal accepted the cell, then its gateway failed for longer than the cell's wait:
     fal may bill it, so it is neither failed nor offered again; recovery stores it."""
@@ -672,13 +662,7 @@ def test_a_cell_fal_went_quiet_about_stays_pending_and_is_finished_never_retried
     fake_fal.script.processing_seconds = 0.2
     fake_fal.script.outage_after_submit = 2.0
     sweep_id, holder, jobs = sweeps.start(
-        kit=GenerationKit(
-            engine=engine,
-            generator=impatient,
-            policy=policy,
-            allow_private_weights=True,
-            lease_terms=TERMS,
-        ),
+        kit=replace(sweep_kit, generator=impatient),
         user="ann",
         lora_id=lora.id,
         prompt="a red fox",
