@@ -13,16 +13,16 @@ holds none.
 The reservation is a single conditional `INSERT … SELECT … WHERE (used in window) < limit`
 (a sweep's cells: one `INSERT … SELECT` of them all, each under the same condition):
 no interactive transaction is needed, and on SQLite/libSQL, which run one writing statement
-at a time, concurrent requests can never exceed the limit.
+at a time, concurrent requests can never exceed the limit. The status, the next slot,
+everyone's usage and that condition are one counting expression (`_used`, asked through
+`lora_core.data.rolling_quota`, which trainings use too).
 """
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import (
     ColumnElement,
@@ -30,11 +30,8 @@ from sqlalchemy import (
     Exists,
     ScalarSelect,
     Select,
-    String,
-    bindparam,
     exists,
     func,
-    insert,
     literal,
     select,
     union_all,
@@ -43,72 +40,25 @@ from sqlalchemy import (
 from sqlmodel import Session, SQLModel, col
 
 from lora_core import legacy
-from lora_core.data.clock import parse_iso, to_iso, utc_now
+from lora_core.data import rolling_quota
+from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.leases import Lease
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
+from lora_core.data.rolling_quota import (
+    ABANDONED_BEFORE,
+    NOW,
+    USER,
+    WINDOW_START,
+    QuotaPolicy,
+    QuotaStatus,
+    SQLText,
+)
 from lora_core.errors import InvalidSweep, QuotaExceeded
 from lora_core.generation.generators import IMAGES_PER_BATCH
 
 # A slot buys one batch of 4 images, or 4 cells of a sweep.
 CELLS_PER_SLOT = IMAGES_PER_BATCH
-
-
-@dataclass(frozen=True)
-class QuotaPolicy:
-    """`limit` uses per user in any rolling `window`, none for `exempt_users`; a use still
-    pending after `abandoned_after` belongs to a process that died and no longer counts.
-    Generations and trainings each have one (`lora_core.studio` builds them)."""
-
-    limit: int
-    window: timedelta
-    exempt_users: frozenset[str] = frozenset()
-    abandoned_after: timedelta = timedelta(minutes=15)
-
-    def is_exempt(self, user: str) -> bool:
-        return user in self.exempt_users
-
-
-@dataclass(frozen=True)
-class QuotaStatus:
-    limit: int
-    used: int
-    is_exempt: bool
-    window: timedelta
-    next_slot_at: datetime | None
-    """When a slot frees up, if none is free now."""
-
-    @property
-    def remaining(self) -> int:
-        return max(self.limit - self.used, 0)
-
-    @property
-    def exhausted(self) -> bool:
-        return not self.is_exempt and self.remaining == 0
-
-    def can_take(self, slots: int) -> bool:
-        """Whether `slots` more fit in what is left (always, for the exempt)."""
-        return self.is_exempt or slots <= self.remaining
-
-
-# The quota's conditions take the user and the moment as bound parameters, so that its
-# statements are built (and keyed for SQLAlchemy's compiled cache) once, not on every page:
-# building and keying the slots-in-use query took more CPU than running it, and the
-# sidebar asks for it on every page. `_moment` gives their values.
-_USER = bindparam("quota_user", type_=String())
-_WINDOW_START = bindparam("quota_window_start", type_=String())
-_ABANDONED_BEFORE = bindparam("quota_abandoned_before", type_=String())
-_NOW = bindparam("quota_now", type_=String())
-
-
-def _moment(policy: QuotaPolicy, user: str, now: datetime) -> dict[str, str]:
-    """The values of the quota's parameters for `user` at `now`."""
-    return {
-        "quota_user": user,
-        "quota_window_start": to_iso(now - policy.window),
-        "quota_abandoned_before": to_iso(now - policy.abandoned_after),
-        "quota_now": to_iso(now),
-    }
 
 
 def _pending_alive() -> ColumnElement[bool]:
@@ -117,19 +67,22 @@ def _pending_alive() -> ColumnElement[bool]:
     younger than `abandoned_after`, or while a live process holds its lease (a sweep's cell
     queued behind others: it is not yet abandoned, however long it waits)."""
     return (col(GenerationBatch.status) == BatchStatus.PENDING) & (
-        (col(GenerationBatch.created_at) > _ABANDONED_BEFORE)
-        | (col(GenerationBatch.lease_until) > _NOW)
+        (col(GenerationBatch.created_at) > ABANDONED_BEFORE)
+        | (col(GenerationBatch.lease_until) > NOW)
         | col(GenerationBatch.fal_request_id).is_not(None)
     )
 
 
-def _holds_slot() -> ColumnElement[bool]:
-    """Batches of the user in the window that hold a slot: succeeded, or pending and alive."""
-    return (
-        (col(GenerationBatch.wallet_address) == _USER)
-        & (col(GenerationBatch.created_at) > _WINDOW_START)
-        & ((col(GenerationBatch.status) == BatchStatus.SUCCEEDED) | _pending_alive())
+def _holding(since: SQLText) -> ColumnElement[bool]:
+    """Batches begun after `since` that hold a slot: succeeded, or pending and alive."""
+    return (col(GenerationBatch.created_at) > since) & (
+        (col(GenerationBatch.status) == BatchStatus.SUCCEEDED) | _pending_alive()
     )
+
+
+def _holds_slot(user: SQLText, since: SQLText) -> ColumnElement[bool]:
+    """`user`'s batches begun after `since` that hold a slot."""
+    return (col(GenerationBatch.wallet_address) == user) & _holding(since)
 
 
 def _ceil_slots(cells: ColumnElement[int] | ScalarSelect[int]) -> ColumnElement[int]:
@@ -137,22 +90,32 @@ def _ceil_slots(cells: ColumnElement[int] | ScalarSelect[int]) -> ColumnElement[
     return (cells + (CELLS_PER_SLOT - 1)) // CELLS_PER_SLOT
 
 
-def _used(adding: tuple[str, int] | None = None) -> ScalarSelect[int]:
-    """Slots in use, as one scalar subquery: our batches, our sweeps' cells by four, and the
-    original app's images by four. With `adding` (sweep id, cells), the slots in use once
-    that many cells are added to that sweep (a new one, or a failed cell tried again)."""
-    holding = _holds_slot()
+def _used(
+    user: SQLText = USER,
+    since: SQLText = WINDOW_START,
+    adding: tuple[str, int] | None = None,
+) -> ScalarSelect[int]:
+    """Slots `user` holds in uses begun after `since`, as one scalar subquery: our
+    batches, our sweeps' cells by four, and the original app's images by four. With
+    `adding` (sweep id, cells), the slots in use once that many cells are added to that
+    sweep (a new one, or a failed cell tried again)."""
+    holding = _holds_slot(user, since)
     sweep_id = col(GenerationBatch.sweep_id)
+    # `user` and `since` may be columns of an enclosing query (the next slot, the usage
+    # per user): every subquery correlates to it, whatever its depth, but to no table of
+    # its own.
     batches = (
         select(func.count())
         .select_from(GenerationBatch)
         .where(holding & sweep_id.is_(None))
+        .correlate_except(GenerationBatch)
         .scalar_subquery()
     )
     live = (
         select(sweep_id.label("sweep_id"), func.count().label("cells"))
         .where(holding & sweep_id.is_not(None))
         .group_by(sweep_id)
+        .correlate_except(GenerationBatch)
         .subquery()
     )
     other_sweeps = select(func.coalesce(func.sum(_ceil_slots(live.c.cells)), 0))
@@ -165,6 +128,7 @@ def _used(adding: tuple[str, int] | None = None) -> ScalarSelect[int]:
             select(func.count())
             .select_from(GenerationBatch)
             .where(holding & (sweep_id == added_to))
+            .correlate_except(GenerationBatch)
             .scalar_subquery()
         )
         sweeps = other_sweeps.where(live.c.sweep_id != added_to).scalar_subquery() + _ceil_slots(
@@ -174,65 +138,50 @@ def _used(adding: tuple[str, int] | None = None) -> ScalarSelect[int]:
     legacy_slots = (
         select((func.count() + (per - 1)) // per)  # `legacy.slots_for`, in SQL
         .select_from(GeneratedImage)
-        .where(legacy.images_in_window(_USER, _WINDOW_START))
+        .where(legacy.images_in_window(user, since))
+        .correlate_except(GeneratedImage)
         .scalar_subquery()
     )
     return select(batches + sweeps + legacy_slots).scalar_subquery()
 
 
-@functools.cache
-def _slots_in_use() -> Select[tuple[int]]:
-    """The slots-in-use query, built on first use and then kept; run with `_moment`."""
-    return select(_used())
+def _began(user: SQLText, since: SQLText) -> Select[tuple[str]]:
+    """When each use holding a slot began: batches, cells and the original app's images."""
+    return union_all(
+        select(col(GenerationBatch.created_at)).where(_holds_slot(user, since)),
+        select(col(GeneratedImage.created_at)).where(legacy.images_in_window(user, since)),
+    )  # type: ignore[return-value]
+
+
+def _users(since: SQLText) -> Select[tuple[str]]:
+    """Everyone with a batch, cell or original-app image holding a slot since `since`."""
+    return union_all(
+        select(col(GenerationBatch.wallet_address)).where(_holding(since)),
+        select(col(GeneratedImage.wallet_address)).where(legacy.images_in_window(None, since)),
+    )  # type: ignore[return-value]
+
+
+GENERATIONS = rolling_quota.Counting(used=_used, began=_began, users=_users)
+"""How generations use their quota (`lora_core.data.rolling_quota`)."""
 
 
 def get_status(
     *, session: Session, policy: QuotaPolicy, user: str, now: datetime | None = None
 ) -> QuotaStatus:
     """How many slots `user` has used in the window, and when the next one frees up."""
-    now = now or utc_now()
-    used = session.scalar(_slots_in_use(), _moment(policy, user, now)) or 0
-    return QuotaStatus(
-        limit=policy.limit,
-        used=used,
-        is_exempt=policy.is_exempt(user),
-        window=policy.window,
-        next_slot_at=_next_slot_at(session, policy, user, now, used),
+    return rolling_quota.get_status(
+        session=session, counting=GENERATIONS, policy=policy, user=user, now=now
     )
 
 
-def _next_slot_at(
-    session: Session, policy: QuotaPolicy, user: str, now: datetime, used: int
-) -> datetime | None:
-    """The first moment, as uses leave the window oldest first, when `used < limit`: each
-    batch, each sweep's cells (by four) and the original app's images (by four) counted
-    as `_used` counts them."""
-    if used < policy.limit or policy.is_exempt(user):
-        return None
-    moment = _moment(policy, user, now)
-    rows = session.execute(
-        select(col(GenerationBatch.created_at), col(GenerationBatch.sweep_id)).where(_holds_slot()),
-        moment,
-    ).all()
-    batch_times = [created_at for created_at, sweep in rows if sweep is None]
-    sweep_times: dict[str, list[str]] = {}
-    for created_at, sweep in rows:
-        if sweep is not None:
-            sweep_times.setdefault(sweep, []).append(created_at)
-    legacy_times = list(
-        session.scalars(
-            select(GeneratedImage.created_at).where(legacy.images_in_window(_USER, _WINDOW_START)),
-            moment,
-        )
+def usage_by_user(
+    *, session: Session, policy: QuotaPolicy, now: datetime | None = None
+) -> list[tuple[str, int]]:
+    """(user, slots held now) for everyone who generated in the window, most first,
+    counted as `get_status` counts one user's."""
+    return rolling_quota.usage_by_user(
+        session=session, counting=GENERATIONS, policy=policy, now=now
     )
-    for expiring in sorted({created_at for created_at, _ in rows} | set(legacy_times)):
-        still = sum(1 for moment in batch_times if moment > expiring)
-        for times in sweep_times.values():
-            still += -(-sum(1 for moment in times if moment > expiring) // CELLS_PER_SLOT)
-        still += legacy.slots_for(sum(1 for moment in legacy_times if moment > expiring))
-        if still < policy.limit:
-            return parse_iso(expiring) + policy.window
-    return None
 
 
 def reserve(
@@ -255,40 +204,29 @@ def reserve(
     """
     now = now or utc_now()
     batch_id = uuid.uuid4().hex
-    values = select(
-        literal(batch_id),
-        literal(lora_id),
-        literal(user),
-        literal(prompt),
-        literal(BatchStatus.PENDING.value),
-        literal(to_iso(now)),
-        literal(lease and lease.holder),
-        literal(lease and to_iso(lease.until)),
-        *(literal(value) for value in (columns or {}).values()),
-    )
-    if not policy.is_exempt(user):
-        values = values.where(_used() < policy.limit)
-    statement = insert(GenerationBatch).from_select(
-        [
-            "id",
-            "lora_training_id",
-            "wallet_address",
-            "prompt",
-            "status",
-            "created_at",
-            "lease_holder",
-            "lease_until",
-            *(columns or {}),
-        ],
-        values.params(_moment(policy, user, now)),
-    )
-    # One statement, first in its transaction: SQLite takes the write lock before it
-    # reads the count, and a libSQL server runs it as one atomic statement.
+    fixed = {
+        "id": batch_id,
+        "lora_training_id": lora_id,
+        "wallet_address": user,
+        "prompt": prompt,
+        "status": BatchStatus.PENDING.value,
+        "created_at": to_iso(now),
+        "lease_holder": lease and lease.holder,
+        "lease_until": lease and to_iso(lease.until),
+        **(columns or {}),
+    }
+    if rolling_quota.insert_within(
+        engine=engine,
+        policy=policy,
+        user=user,
+        now=now,
+        table=GenerationBatch,
+        columns=list(fixed),
+        rows=[select(*(literal(value) for value in fixed.values()))],
+        fits=_used() < policy.limit,
+    ):
+        return batch_id
     with session_scope(engine) as session:
-        inserted = session.execute(statement).rowcount
-        session.commit()
-        if inserted == 1:
-            return batch_id
         status = get_status(session=session, policy=policy, user=user, now=now)
     raise QuotaExceeded(
         f"You've used all {policy.limit} generations for this period.",
@@ -331,7 +269,6 @@ def reserve_cells(
         "sweep_id": sweep_id,
         **lease.columns(),
     }
-    fits = _used(adding=(sweep_id, len(cells))) <= policy.limit
     ids, rows = [], []
     for cell in cells:
         batch_id = uuid.uuid4().hex
@@ -341,25 +278,22 @@ def reserve_cells(
             *(literal(v) for v in fixed.values()),
             *(literal(cell[n]) for n in names),
         )
-        if not policy.is_exempt(user):
-            row = row.where(fits)
         if free_places:
             row = row.where(~_place_taken(sweep_id, cell["sweep_x"], cell["sweep_y"]))
         rows.append(row)
-    statement = insert(GenerationBatch).from_select(
-        ["id", *fixed, *names], union_all(*rows).params(_moment(policy, user, now))
-    )
-    # One statement, first in its transaction (see `reserve`). SQLite evaluates the
-    # SELECT in full before inserting (it reads the table it inserts into), so every cell
-    # sees the same count: all are inserted, or none.
+    if rolling_quota.insert_within(
+        engine=engine,
+        policy=policy,
+        user=user,
+        now=now,
+        table=GenerationBatch,
+        columns=["id", *fixed, *names],
+        rows=rows,
+        fits=_used(adding=(sweep_id, len(cells))) <= policy.limit,
+        also=also,
+    ):
+        return ids
     with session_scope(engine) as session:
-        inserted = session.execute(statement).rowcount
-        if inserted == len(cells):
-            if also is not None:
-                session.add(also)
-            session.commit()
-            return ids
-        session.rollback()
         if free_places and any(
             session.scalar(select(_place_taken(sweep_id, cell["sweep_x"], cell["sweep_y"])))
             for cell in cells
@@ -403,33 +337,3 @@ def release(*, engine: Engine, batch_id: str, error: str, now: datetime | None =
             )
         )
         session.commit()
-
-
-def usage_by_user(
-    *, session: Session, policy: QuotaPolicy, now: datetime | None = None
-) -> list[tuple[str, int]]:
-    """(user, slots held now) for everyone who generated in the window, most first,
-    counted as `get_status` counts one user's: a batch holds one, a sweep one per four
-    cells holding a slot, the original app's images (not yet adopted) one per four."""
-    now = now or utc_now()
-    holding = (col(GenerationBatch.created_at) > _WINDOW_START) & (
-        (col(GenerationBatch.status) == BatchStatus.SUCCEEDED) | _pending_alive()
-    )
-    rows = session.execute(
-        select(col(GenerationBatch.wallet_address), col(GenerationBatch.sweep_id), func.count())
-        .where(holding)
-        .group_by(col(GenerationBatch.wallet_address), col(GenerationBatch.sweep_id)),
-        _moment(policy, "", now),  # everyone's: the user parameter goes unused
-    ).all()
-    used: dict[str, int] = {}
-    for user, sweep, count in rows:
-        used[user] = used.get(user, 0) + (count if sweep is None else -(-count // CELLS_PER_SLOT))
-    legacy_images = session.execute(
-        select(col(GeneratedImage.wallet_address), func.count())
-        .where(legacy.images_in_window(None, _WINDOW_START))
-        .group_by(col(GeneratedImage.wallet_address)),
-        _moment(policy, "", now),
-    ).all()
-    for user, count in legacy_images:
-        used[user] = used.get(user, 0) + legacy.slots_for(count)
-    return sorted(used.items(), key=lambda item: -item[1])

@@ -16,15 +16,15 @@ import json
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Engine, delete, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, Engine, delete, func, literal, select, update
 from sqlmodel import Session, col
 
-from lora_core.data import leases
-from lora_core.data.clock import parse_iso, to_iso, utc_now
+from lora_core.data import leases, rolling_quota
+from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus, LoraTraining, RequestId
+from lora_core.data.rolling_quota import USER, WINDOW_START, QuotaPolicy, QuotaStatus, SQLText
 from lora_core.errors import TrainingQuotaExceeded
-from lora_core.generation.quota import QuotaPolicy, QuotaStatus
 from lora_core.training.archive import (
     UploadedFile,
     check_steps,
@@ -34,42 +34,41 @@ from lora_core.training.archive import (
 from lora_core.training.trainers import Trainer
 
 
-def _holds_slot(policy: QuotaPolicy, user: str, now: datetime) -> ColumnElement[bool]:
+def _holds_slot(user: SQLText, since: SQLText) -> ColumnElement[bool]:
+    """Trainings begun after `since` that hold a slot: all but failed ones."""
     return (
         (col(LoraTraining.wallet_address) == user)
-        & (col(LoraTraining.created_at) > to_iso(now - policy.window))
+        & (col(LoraTraining.created_at) > since)
         & (col(LoraTraining.status) != LoraStatus.FAILED)
     )
 
 
-def _used(policy: QuotaPolicy, user: str, now: datetime) -> ColumnElement[int]:
+def _used(user: SQLText, since: SQLText) -> ColumnElement[int]:
+    """Slots `user` holds in trainings begun after `since`: one each."""
     return (
         select(func.count())
         .select_from(LoraTraining)
-        .where(_holds_slot(policy, user, now))
+        .where(_holds_slot(user, since))
         .scalar_subquery()
     )
+
+
+TRAININGS = rolling_quota.Counting(
+    used=_used,
+    began=lambda user, since: select(col(LoraTraining.created_at)).where(_holds_slot(user, since)),
+    users=lambda since: select(col(LoraTraining.wallet_address)).where(
+        _holds_slot(col(LoraTraining.wallet_address), since)
+    ),
+)
+"""How trainings use their quota (`lora_core.data.rolling_quota`)."""
 
 
 def get_status(
     *, session: Session, policy: QuotaPolicy, user: str, now: datetime | None = None
 ) -> QuotaStatus:
     """How many trainings `user` started in the window, and when the next slot frees up."""
-    now = now or utc_now()
-    times = sorted(
-        session.scalars(
-            select(col(LoraTraining.created_at)).where(_holds_slot(policy, user, now))
-        ).all()
-    )
-    exhausted = len(times) >= policy.limit and not policy.is_exempt(user)
-    return QuotaStatus(
-        limit=policy.limit,
-        used=len(times),
-        is_exempt=policy.is_exempt(user),
-        window=policy.window,
-        next_slot_at=parse_iso(times[len(times) - policy.limit]) + policy.window
-        if exhausted
-        else None,
+    return rolling_quota.get_status(
+        session=session, counting=TRAININGS, policy=policy, user=user, now=now
     )
 
 
@@ -169,28 +168,29 @@ def _reserve(
     """A pending row for `user` if a slot is free (one atomic statement), held by `lease`;
     its id."""
     lora_id = uuid.uuid4().hex[:16]
-    values = select(
-        literal(lora_id),
-        literal(RequestId.RESERVED.new(uuid.uuid4().hex)),
-        literal(user),
-        literal(trigger_word),
-        literal(steps),
-        literal(LoraStatus.PENDING.value),
-        literal(to_iso(now)),
-        literal(lease and lease.holder),
-        literal(lease and to_iso(lease.until)),
-    )
-    if not policy.is_exempt(user):
-        values = values.where(_used(policy, user, now) < policy.limit)
-    columns = ["id", "request_id", "wallet_address", "trigger_word", "steps", "status"]
-    statement = insert(LoraTraining).from_select(
-        [*columns, "created_at", "lease_holder", "lease_until"], values
-    )
+    row = {
+        "id": lora_id,
+        "request_id": RequestId.RESERVED.new(uuid.uuid4().hex),
+        "wallet_address": user,
+        "trigger_word": trigger_word,
+        "steps": steps,
+        "status": LoraStatus.PENDING.value,
+        "created_at": to_iso(now),
+        "lease_holder": lease and lease.holder,
+        "lease_until": lease and to_iso(lease.until),
+    }
+    if rolling_quota.insert_within(
+        engine=engine,
+        policy=policy,
+        user=user,
+        now=now,
+        table=LoraTraining,
+        columns=list(row),
+        rows=[select(*(literal(value) for value in row.values()))],
+        fits=_used(USER, WINDOW_START) < policy.limit,
+    ):
+        return lora_id
     with session_scope(engine) as session:
-        inserted = session.execute(statement).rowcount
-        session.commit()
-        if inserted == 1:
-            return lora_id
         status = get_status(session=session, policy=policy, user=user, now=now)
     raise _quota_exceeded(status)
 

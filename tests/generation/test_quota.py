@@ -43,7 +43,7 @@ def test_the_status_builds_no_statement(engine, policy, add_batch, monkeypatch):
     add_batch(status=BatchStatus.SUCCEEDED)
     status_of(engine, policy, "carl")  # the first status of the process builds it
     built = []
-    monkeypatch.setattr(quota, "_used", lambda *args: built.append(args))
+    monkeypatch.setattr(quota, "_holds_slot", lambda *args: built.append(args))
 
     ann, bob = status_of(engine, policy), status_of(engine, policy, "bob")
 
