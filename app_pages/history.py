@@ -10,7 +10,7 @@ import streamlit as st
 
 from lora_core.gallery import queries
 from lora_core.generation.recipe import NO_LORA, NO_LORA_LABEL
-from lora_core.history import analytics, listing
+from lora_core.history import analytics, listing, usage
 from lora_core.history.filters import HistoryFilter, HistoryStatus
 from ui import charts, context, routes
 from ui.components import app_base_url
@@ -121,7 +121,7 @@ def show_summary(summary: analytics.HistorySummary, price: float) -> None:
 
 def money(megapixels: float, price: float) -> str:
     """What fal billed for `megapixels` at `price` per megapixel (an estimate)."""
-    return f"${analytics.estimated_spend(megapixels, price_per_megapixel=price):,.2f}"
+    return f"${usage.estimated_spend(megapixels, price_per_megapixel=price):,.2f}"
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
@@ -177,7 +177,7 @@ def build_charts(overview: analytics.Overview, price: float) -> list[charts.Char
         )
     for frame, what in ((overview.spend_by_user, "user"), (overview.spend_by_lora, "LoRA")):
         spent = frame["megapixels"].map(
-            lambda megapixels: analytics.estimated_spend(megapixels, price_per_megapixel=price)
+            lambda megapixels: usage.estimated_spend(megapixels, price_per_megapixel=price)
         )
         dollars = frame.assign(dollars=spent.round(4))
         built.append(

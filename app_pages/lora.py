@@ -7,7 +7,7 @@ import streamlit as st
 from lora_core import weights
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
-from lora_core.gallery import downloads, favorites, moderation, queries, views
+from lora_core.gallery import downloads, favorites, groups, moderation, queries, views
 from lora_core.generation import recipe, service
 from lora_core.generation.recipe import Recipe
 from ui import context, routes
@@ -211,7 +211,7 @@ def show_image_details(
     """What the image was made from, its stars, share link and downloads."""
     image, store = view.image, context.studio().store
     st.markdown(f"**{md(image.prompt)}**")
-    st.caption(f"by {md(image.wallet_address)} · {md(format_date(image.created_at))}")
+    st.caption(f"by {md(image.user)} · {md(format_date(image.created_at))}")
     size = f"{image.image_width}×{image.image_height}" if image.image_width else "—"
     st.markdown(f"Seed {md(image.seed or '—')} · {size}")
     st.caption(md(recipe.describe(view.recipe)))  # the settings it was generated with
@@ -334,8 +334,8 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
     )
     name = lora_title(lora)
     if grouped:
-        sweeps = context.read(queries.sweeps_of, images=images.items)
-        for number, group in enumerate(queries.group_by_batch(images.items, sweeps)):
+        sweeps = context.read(groups.sweeps_of, images=images.items)
+        for number, group in enumerate(groups.group_by_batch(images.items, sweeps)):
             if number:
                 st.divider()
             with st.container(key=f"batch_{group.images[0].id}"):

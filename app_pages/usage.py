@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from lora_core.gallery import moderation, queries
-from lora_core.history import analytics
+from lora_core.history import usage as quota_usage
 from ui import context
 from ui.components import lora_title
 from ui.errors import boundary, period_text
@@ -37,7 +37,7 @@ def toggle_hidden(lora_id: str, hidden: bool) -> None:
         )
 
 
-usage = context.read(analytics.usage, policy=policy, price_per_megapixel=price)
+usage = context.read(quota_usage.usage, policy=policy, price_per_megapixel=price)
 loras = context.read(queries.list_loras, with_hidden=True)
 
 st.dataframe(

@@ -81,7 +81,7 @@ def generate_overheads(
             LoraTraining(
                 id="lora-bench",
                 request_id="req-bench",
-                wallet_address="trainer",
+                user="trainer",
                 trigger_word="sks-style",
                 steps=1000,
                 lora_weights_url="https://weights.example/lora.safetensors",

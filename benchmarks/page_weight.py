@@ -100,7 +100,7 @@ def seed(database_url: str, store: LocalMediaStore, *, with_thumbnails: bool) ->
         for lora_id in ("bench", "empty"):
             session.add(
                 LoraTraining(
-                    id=lora_id, request_id=f"bench-{lora_id}", wallet_address="ann",
+                    id=lora_id, request_id=f"bench-{lora_id}", user="ann",
                     trigger_word=lora_id, steps=1000, status=LoraStatus.COMPLETED,
                     lora_weights_url="https://example.invalid/w.safetensors",
                     created_at=to_iso(utc_now()),
@@ -121,7 +121,7 @@ def seed(database_url: str, store: LocalMediaStore, *, with_thumbnails: bool) ->
             )
             session.add(
                 GeneratedImage(
-                    id=f"img-{number:02d}", lora_training_id="bench", wallet_address="ann",
+                    id=f"img-{number:02d}", lora_training_id="bench", user="ann",
                     prompt=f"image {number}", image_url=url, thumbnail_url=thumbnail,
                     image_width=1024, image_height=1024,
                     created_at=to_iso(utc_now()), batch_id=f"batch-{number // 4}",

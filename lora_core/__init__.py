@@ -15,10 +15,12 @@ Module map (one hop from a behaviour to its folder):
     legacy.py          the original web app's rows (no batch): clicks, quota, adoption
     data/              models (every table), db (engines, sessions), schema (Alembic's
                        migrations/, applied once under a lock), leases (who works on a
-                       row), lookups (rows by ids from links), turso and replica (libSQL
-                       over HTTP, the embedded replica), clock
+                       row), rolling_quota (a quota over one counting expression, for
+                       generations and trainings), lookups (rows by ids from links), turso
+                       and replica (libSQL over HTTP, the embedded replica), clock
     fal/               fal through fal_client: client (at-most-once submits, deadlines,
-                       what fal's errors mean), generator (flux-lora), trainer (training)
+                       what fal's errors mean), generator (flux-lora), failures (fal's
+                       failures as our errors), trainer (training)
     generation/        generators (the interface), preview (offline), service (generate),
                        storing (a finished batch's images copied and rows written once),
                        recovery (following batches nobody waits on), quota, prompts,
@@ -31,8 +33,8 @@ Module map (one hop from a behaviour to its folder):
                        registry (existing LoRAs), names (trigger words, names)
     gallery/           queries (the read side), views (what a page shows, one session),
                        favorites, downloads, moderation
-    history/           filters, listing (table and exports), analytics (summary, charts,
-                       spend)
+    history/           filters, listing (table and exports), analytics (summary, charts),
+                       usage (slots and spend per user; the one place a price is applied)
     lab/               axes (X/Y sweeps planned from typed axes, their cost in quota),
                        sweeps (a sweep started, a cell run or retried), pool (this
                        process's cells, a few at a time), views (what pages read: a

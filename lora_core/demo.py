@@ -43,7 +43,7 @@ def demo_loras(now: datetime) -> list[LoraTraining]:
         LoraTraining(
             id=lora_id,
             request_id=RequestId.DEMO.new(lora_id),
-            wallet_address=DEMO_USER,
+            user=DEMO_USER,
             trigger_word=trigger,
             steps=steps,
             image_urls=None,

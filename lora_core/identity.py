@@ -14,7 +14,7 @@ from lora_core.settings import Settings
 @dataclass(frozen=True)
 class Identity:
     user: str | None
-    """What generations are stored and counted under (`wallet_address`); None if signed out."""
+    """Whom rows are stored and counted under (every row's `user`); None if signed out."""
     is_admin: bool = False
     demo: bool = False
     """No login is configured: every visitor is the same guest, sharing one quota."""

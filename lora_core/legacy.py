@@ -24,7 +24,7 @@ IMAGES_PER_LEGACY_BATCH = 4
 
 def click_key(image: GeneratedImage) -> tuple[str, str, str]:
     """What the images of one click of the original app share: user, prompt and second."""
-    return (image.wallet_address, image.prompt, image.created_at[:19])
+    return (image.user, image.prompt, image.created_at[:19])
 
 
 def same_click(image: GeneratedImage) -> ColumnElement[bool]:
@@ -34,7 +34,7 @@ def same_click(image: GeneratedImage) -> ColumnElement[bool]:
         (col(GeneratedImage.lora_training_id) == image.lora_training_id)
         & (col(GeneratedImage.created_at) >= second)
         & (col(GeneratedImage.created_at) < f"{second}~")  # after every ".fffZ" of it
-        & (col(GeneratedImage.wallet_address) == image.wallet_address)
+        & (col(GeneratedImage.user) == image.user)
         & (col(GeneratedImage.prompt) == image.prompt)
         & col(GeneratedImage.batch_id).is_(None)
     )
@@ -49,7 +49,7 @@ def images_in_window(
     condition = (col(GeneratedImage.created_at) > since) & col(GeneratedImage.batch_id).is_(None)
     if user is None:
         return condition
-    return (col(GeneratedImage.wallet_address) == user) & condition
+    return (col(GeneratedImage.user) == user) & condition
 
 
 def slots_for(image_count: int) -> int:
@@ -69,7 +69,7 @@ def adopt_legacy_images(*, engine: Engine) -> int:
             select(
                 GeneratedImage.id,
                 GeneratedImage.lora_training_id,
-                GeneratedImage.wallet_address,
+                GeneratedImage.user,
                 GeneratedImage.prompt,
                 GeneratedImage.created_at,
             ).where(col(GeneratedImage.batch_id).is_(None))  # idx_gen_images_batch: no scan
@@ -85,7 +85,7 @@ def adopt_legacy_images(*, engine: Engine) -> int:
                 GenerationBatch(
                     id=batch_id,
                     lora_training_id=lora_id,
-                    wallet_address=user,
+                    user=user,
                     prompt=prompt,
                     status=BatchStatus.SUCCEEDED,
                     images_returned=len(images),

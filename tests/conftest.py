@@ -205,7 +205,7 @@ def add_lora(engine: Engine) -> Callable[..., LoraTraining]:
         lora = LoraTraining(
             id=lora_id or f"lora-{number}",
             request_id=f"req-{number}",
-            wallet_address="trainer",
+            user="trainer",
             trigger_word=trigger_word,
             steps=steps,
             lora_weights_url=weights_url,
@@ -231,7 +231,7 @@ def add_images(engine: Engine) -> Callable[..., None]:
                     GeneratedImage(
                         id=f"{lora_id}-img-{number:04d}",
                         lora_training_id=lora_id,
-                        wallet_address="ann" if number % 2 else "bob",
+                        user="ann" if number % 2 else "bob",
                         prompt=f"prompt {number}",
                         image_url=f"https://cdn.example/{lora_id}/{number}.jpg",
                         created_at=to_iso(NOW - timedelta(minutes=start_minutes_ago - number)),
@@ -259,7 +259,7 @@ def add_batch(engine: Engine) -> Callable[..., str]:
                 GenerationBatch(
                     id=batch_id,
                     lora_training_id="lora-1",
-                    wallet_address=user,
+                    user=user,
                     prompt="p",
                     status=status,
                     created_at=to_iso(NOW - age),

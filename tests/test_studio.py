@@ -30,7 +30,7 @@ def add_legacy_image(engine) -> None:
     with session_scope(engine) as session:
         session.add(
             GeneratedImage(
-                id="old-1", lora_training_id="lora-1", wallet_address="ann", prompt="p",
+                id="old-1", lora_training_id="lora-1", user="ann", prompt="p",
                 image_url="https://cdn.example/old.jpg", created_at=to_iso(NOW),
             )
         )  # fmt: skip

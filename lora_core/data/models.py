@@ -4,13 +4,17 @@
 types and indexes, so both apps can share one database. Ours are added beside them:
 the `generation_batches` table, a nullable `generated_images.batch_id`, and extra indexes.
 Timestamps are TEXT in JavaScript ISO format (see `lora_core.data.clock`).
+
+Every table's user is the column `wallet_address` (the original app signed users in with a
+wallet, hence the name); here it holds the login's email (or subject), or the demo's shared
+identity, and in Python it is the attribute `user`.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import Index, Text, text
+from sqlalchemy import Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 
@@ -51,9 +55,7 @@ class LoraTraining(SQLModel, table=True):
 
     id: str = Field(primary_key=True, sa_type=Text)
     request_id: str = Field(sa_type=Text, unique=True)  # fal's, or one of `RequestId`
-    # The user: the original app signed users in with a wallet, hence the name; here it
-    # holds the login's email (or subject), or the demo's shared identity.
-    wallet_address: str = Field(sa_type=Text)
+    user: str = Field(sa_column=Column("wallet_address", Text, nullable=False))
     trigger_word: str = Field(sa_type=Text)
     steps: int | None = None
     image_urls: str | None = Field(default=None, sa_type=Text)
@@ -134,7 +136,7 @@ class GeneratedImage(SQLModel, table=True):
 
     id: str = Field(primary_key=True, sa_type=Text)
     lora_training_id: str = Field(sa_type=Text)
-    wallet_address: str = Field(sa_type=Text)
+    user: str = Field(sa_column=Column("wallet_address", Text, nullable=False))
     prompt: str = Field(sa_type=Text)
     image_url: str = Field(sa_type=Text)
     image_width: int | None = None
@@ -181,7 +183,7 @@ class GenerationBatch(SQLModel, table=True):
 
     id: str = Field(primary_key=True, sa_type=Text)
     lora_training_id: str = Field(sa_type=Text)
-    wallet_address: str = Field(sa_type=Text)
+    user: str = Field(sa_column=Column("wallet_address", Text, nullable=False))
     prompt: str = Field(sa_type=Text)
     status: str = Field(default=BatchStatus.PENDING, sa_type=Text)
     fal_request_id: str | None = Field(default=None, sa_type=Text)
@@ -224,7 +226,7 @@ class Sweep(SQLModel, table=True):
     __table_args__ = (Index("idx_sweeps_created", "created_at"),)
 
     id: str = Field(primary_key=True, sa_type=Text)
-    wallet_address: str = Field(sa_type=Text)
+    user: str = Field(sa_column=Column("wallet_address", Text, nullable=False))
     lora_training_id: str = Field(sa_type=Text)
     prompt: str = Field(sa_type=Text)
     x_kind: str = Field(sa_type=Text)
@@ -249,7 +251,7 @@ class ImageFavorite(SQLModel, table=True):
         Index("idx_image_favorites_user_created", "wallet_address", "created_at"),
     )
 
-    wallet_address: str = Field(primary_key=True, sa_type=Text)
+    user: str = Field(sa_column=Column("wallet_address", Text, primary_key=True))
     image_id: str = Field(primary_key=True, sa_type=Text)
     lora_training_id: str = Field(sa_type=Text)
     created_at: str = Field(sa_type=Text)

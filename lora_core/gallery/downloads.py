@@ -20,7 +20,7 @@ from lora_core import thumbnails, web
 from lora_core.data.models import GeneratedImage, LoraTraining
 from lora_core.errors import DownloadFailed
 from lora_core.generation import recipe_files
-from lora_core.generation.prompts import full_prompt
+from lora_core.generation.prompts import with_trigger
 from lora_core.generation.recipe import PLAN, Recipe, stored_seed
 from lora_core.storage import (
     MAX_IMAGE_BYTES,
@@ -152,13 +152,13 @@ def _manifest_row(image: GeneratedImage, lora: LoraTraining, name: str | None) -
     return ManifestRow(
         file=name,
         prompt=image.prompt,
-        full_prompt=full_prompt(image.prompt, lora.trigger_word),
+        full_prompt=with_trigger(image.prompt, lora.trigger_word),
         seed=image.seed,
         width=image.image_width,
         height=image.image_height,
         lora_id=lora.id,
         trigger_word=lora.trigger_word,
-        user=image.wallet_address,
+        user=image.user,
         created_at=image.created_at,
         image_url=image.image_url,
     )

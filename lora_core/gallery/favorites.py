@@ -35,7 +35,7 @@ def _set_starred(
         session.execute(
             insert(ImageFavorite)
             .values(
-                wallet_address=user,
+                user=user,
                 image_id=image.id,
                 lora_training_id=image.lora_training_id,
                 created_at=to_iso(now or utc_now()),
@@ -45,7 +45,7 @@ def _set_starred(
     else:
         session.execute(
             delete(ImageFavorite).where(
-                col(ImageFavorite.wallet_address) == user, col(ImageFavorite.image_id) == image.id
+                col(ImageFavorite.user) == user, col(ImageFavorite.image_id) == image.id
             )
         )
 
@@ -53,7 +53,7 @@ def _set_starred(
 def stars(*, session: Session, image_id: str, user: str | None) -> tuple[int, bool]:
     """How many users starred the image, and whether `user` is one of them."""
     rows = session.execute(
-        select(col(ImageFavorite.wallet_address)).where(col(ImageFavorite.image_id) == image_id)
+        select(col(ImageFavorite.user)).where(col(ImageFavorite.image_id) == image_id)
     ).all()
     return len(rows), any(row[0] == user for row in rows)
 
@@ -63,7 +63,7 @@ def list_starred_images(
 ) -> Page[GeneratedImage]:
     """The images of this LoRA that `user` starred (and nobody hid), newest first."""
     starred = (
-        (col(ImageFavorite.wallet_address) == user)
+        (col(ImageFavorite.user) == user)
         & (col(ImageFavorite.lora_training_id) == lora_id)
         & col(GeneratedImage.hidden).is_(None)
     )

@@ -14,7 +14,7 @@ from lora_core.identity import Identity
 
 def may_hide_image(who: Identity, image: GeneratedImage) -> bool:
     """Its author or an admin."""
-    return who.user is not None and (who.user == image.wallet_address or who.is_admin)
+    return who.user is not None and (who.user == image.user or who.is_admin)
 
 
 def set_image_hidden(*, engine: Engine, who: Identity, image: GeneratedImage, hidden: bool) -> None:

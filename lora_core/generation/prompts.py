@@ -13,7 +13,7 @@ def recent_prompts(*, session: Session, user: str, limit: int = 20) -> list[str]
     """The user's own latest distinct prompts, newest first (for "My prompts")."""
     rows = session.scalars(
         select(col(GenerationBatch.prompt))
-        .where(col(GenerationBatch.wallet_address) == user)
+        .where(col(GenerationBatch.user) == user)
         .group_by(col(GenerationBatch.prompt))
         .order_by(func.max(col(GenerationBatch.created_at)).desc())
         .limit(limit)
@@ -24,8 +24,11 @@ def recent_prompts(*, session: Session, user: str, limit: int = 20) -> list[str]
 MAX_PROMPT_LENGTH = 500
 
 
-def full_prompt(prompt: str, trigger_word: str) -> str:
-    """What fal receives: the user's prompt with the trigger word appended."""
+def with_trigger(prompt: str, trigger_word: str) -> str:
+    """The full prompt, what fal receives: the user's prompt with the trigger word appended.
+
+    A prompt has two names on its way: `prompt`, as the user typed it (stored, shown), and
+    `full_prompt`, what fal received (in the recipe of every file)."""
     return f"{prompt} in the style of {trigger_word}"
 
 

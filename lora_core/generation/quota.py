@@ -82,7 +82,7 @@ def _holding(since: SQLText) -> ColumnElement[bool]:
 
 def _holds_slot(user: SQLText, since: SQLText) -> ColumnElement[bool]:
     """`user`'s batches begun after `since` that hold a slot."""
-    return (col(GenerationBatch.wallet_address) == user) & _holding(since)
+    return (col(GenerationBatch.user) == user) & _holding(since)
 
 
 def _ceil_slots(cells: ColumnElement[int] | ScalarSelect[int]) -> ColumnElement[int]:
@@ -156,8 +156,8 @@ def _began(user: SQLText, since: SQLText) -> Select[tuple[str]]:
 def _users(since: SQLText) -> Select[tuple[str]]:
     """Everyone with a batch, cell or original-app image holding a slot since `since`."""
     return union_all(
-        select(col(GenerationBatch.wallet_address)).where(_holding(since)),
-        select(col(GeneratedImage.wallet_address)).where(legacy.images_in_window(None, since)),
+        select(col(GenerationBatch.user)).where(_holding(since)),
+        select(col(GeneratedImage.user)).where(legacy.images_in_window(None, since)),
     )  # type: ignore[return-value]
 
 

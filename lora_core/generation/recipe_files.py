@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from lora_core.data.models import LoraTraining
 from lora_core.errors import InvalidFile, InvalidSettings
-from lora_core.generation.prompts import full_prompt
+from lora_core.generation.prompts import with_trigger
 from lora_core.generation.recipe import Recipe, checked, stored_seed
 
 APP_NAME = "LoRA Studio"
@@ -87,17 +87,18 @@ def fields_for(
     recipe: Recipe,
     seed: str | None,
     created_at: str,
-    sent: str | None = None,
+    full_prompt: str | None = None,
 ) -> dict[str, Any]:
     """`recipe_fields` for an image of `lora` (None: the base model alone) from `prompt` as
-    typed; `sent` is what fal got, by default the prompt trimmed with the trigger word. The
-    weights URL is our durable copy's where there is one."""
-    words = sent if sent is not None else prompt.strip()
-    if lora is not None and sent is None:
-        words = full_prompt(prompt.strip(), lora.trigger_word)
+    typed; `full_prompt` is what fal got, by default the prompt trimmed with the trigger
+    word. The weights URL is our durable copy's where there is one."""
+    if full_prompt is None:
+        full_prompt = prompt.strip()
+        if lora is not None:
+            full_prompt = with_trigger(full_prompt, lora.trigger_word)
     return recipe_fields(
         prompt=prompt,
-        full_prompt=words,
+        full_prompt=full_prompt,
         lora_id=lora.id if lora is not None else None,
         lora_name=lora.name if lora is not None else None,
         trigger_word=lora.trigger_word if lora is not None else None,

@@ -23,7 +23,7 @@ from lora_core.data.models import BatchStatus, GenerationBatch, Sweep
 from lora_core.errors import GenerationFailed
 from lora_core.generation import quota, recipe_files
 from lora_core.generation.generators import ImageGenerator
-from lora_core.generation.prompts import full_prompt
+from lora_core.generation.prompts import with_trigger
 from lora_core.generation.recipe import batch_recipe
 from lora_core.generation.storing import store_batch
 
@@ -163,7 +163,7 @@ def _resume_one(
             engine=engine,
             batch_id=batch.id,
             lora_id=batch.lora_training_id,
-            user=batch.wallet_address,
+            user=batch.user,
             prompt=batch.prompt,
             result_images=result.images,
             seed=result.seed,
@@ -190,5 +190,5 @@ def _recipe_fields(engine: Engine, batch: GenerationBatch, *, seed: str | None) 
         recipe=batch_recipe(batch, seed=batch.requested_seed),
         seed=seed,
         created_at=to_iso(utc_now()),
-        sent=full_prompt(batch.prompt.strip(), wording.trigger_word) if wording else None,
+        full_prompt=with_trigger(batch.prompt.strip(), wording.trigger_word) if wording else None,
     )

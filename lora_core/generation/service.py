@@ -45,7 +45,7 @@ from lora_core.generation.generators import (
     Progress,
     ProgressCallback,
 )
-from lora_core.generation.prompts import clean_prompt, full_prompt
+from lora_core.generation.prompts import clean_prompt, with_trigger
 from lora_core.generation.recipe import NO_LORA, PLAN, Recipe, batch_columns, checked
 from lora_core.generation.storing import images_of_batch, store_batch
 
@@ -147,9 +147,9 @@ def generate(
     carries the batch's id, so that a page can show its images when they arrive.
     """
     engine, generator, lease_terms = kit.engine, kit.generator, kit.lease_terms
-    text = clean_prompt(prompt)  # what fal gets; what is stored is the prompt as typed
+    clean_prompt(prompt)  # checked before anything is spent; fal gets it trimmed
     recipe = checked(recipe)
-    typed = prompt or ""
+    prompt = prompt or ""  # stored as typed
     lora = ready_lora(engine=engine, lora_id=lora_id)
     # Before a slot is spent: weights fal can download (fal's, or our public copy).
     weights_url = weights_url_for(
@@ -161,7 +161,7 @@ def generate(
         policy=kit.policy,
         user=user,
         lora_id=lora.id,
-        prompt=typed,
+        prompt=prompt,
         lease=lease,
         columns=batch_columns(recipe),
         now=now,
@@ -180,14 +180,14 @@ def generate(
                 generator=generator,
                 request=GenerationRequest(
                     batch_id=batch_id,
-                    full_prompt=full_prompt(text, lora.trigger_word),
+                    full_prompt=with_trigger(prompt.strip(), lora.trigger_word),
                     weights_url=weights_url,
                     lora_label=lora.trigger_word,
                     recipe=recipe,
                 ),
                 lora=lora,
                 user=user,
-                prompt=typed,
+                prompt=prompt,
                 store=kit.store,
                 on_progress=on_progress,
             )
@@ -196,7 +196,7 @@ def generate(
         raise
     return BatchOutcome(
         batch_id=batch_id,
-        prompt=typed,
+        prompt=prompt,
         images=images,
         asked=IMAGES_PER_BATCH,
     )
@@ -227,7 +227,7 @@ def run_reserved(
             recipe=request.recipe,
             seed=result.seed,
             created_at=to_iso(utc_now()),
-            sent=request.full_prompt,
+            full_prompt=request.full_prompt,
         )
         images = store_batch(
             engine=engine,

@@ -49,7 +49,7 @@ def store_batch(
         GeneratedImage(
             id=uuid.uuid4().hex,
             lora_training_id=lora_id,
-            wallet_address=user,
+            user=user,
             prompt=prompt,
             image_url=copy.url if (copy := durable[index]) else image.url,
             thumbnail_url=copy.thumbnail_url if copy else None,

@@ -8,18 +8,15 @@ import re
 import statistics
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlmodel import Session, col
 
-from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.models import (
     BatchStatus,
     ImageFavorite,
 )
-from lora_core.generation import quota
 from lora_core.generation.recipe import NO_LORA
 from lora_core.history.filters import (
     IMAGES_SHOWN,
@@ -138,7 +135,7 @@ def lora_counts(*, session: Session, history_filter: HistoryFilter) -> list[tupl
 
 def user_counts(*, session: Session, history_filter: HistoryFilter) -> list[tuple[str, int]]:
     """(user, batches) of the filtered set, most first; as `lora_counts`."""
-    return _grouped_counts(session, history_filter, col(Batch.wallet_address))
+    return _grouped_counts(session, history_filter, col(Batch.user))
 
 
 def batches_per_day(
@@ -193,54 +190,6 @@ def megapixels_per_day(
     return pd.DataFrame(
         [(row[0], row[1], float(row[2])) for row in rows], columns=["day", "who", "megapixels"]
     )
-
-
-def megapixels_by_user(*, session: Session, since: datetime) -> dict[str, float]:
-    """What each user's batches since `since` were billed, in megapixels."""
-    rows = session.execute(
-        select(col(Batch.wallet_address), func.sum(MEGAPIXELS))
-        .where(col(Batch.created_at) >= to_iso(since))
-        .group_by(col(Batch.wallet_address))
-    ).all()
-    return {row[0]: float(row[1] or 0) for row in rows}
-
-
-def estimated_spend(megapixels: float, *, price_per_megapixel: float) -> float:
-    """What fal billed for `megapixels` of output, in US dollars (an estimate from the
-    FAL_PRICE_PER_MEGAPIXEL setting): the one place the price is applied."""
-    return megapixels * price_per_megapixel
-
-
-@dataclass(frozen=True)
-class UserUsage:
-    """One user's use of the quota window, as the admins' Usage page lists it."""
-
-    user: str
-    slots_used: int
-    remaining: int | None  # None: exempt, unlimited
-    spend: float  # US dollars, estimated
-
-
-def usage(
-    *,
-    session: Session,
-    policy: quota.QuotaPolicy,
-    price_per_megapixel: float,
-    now: datetime | None = None,
-) -> list[UserUsage]:
-    """Everyone who generated in the quota window, most slots first: slots held (as the
-    quota counts them), what is left, and the estimated spend of the window."""
-    now = now or utc_now()
-    billed = megapixels_by_user(session=session, since=now - policy.window)
-    return [
-        UserUsage(
-            user=user,
-            slots_used=used,
-            remaining=None if policy.is_exempt(user) else max(policy.limit - used, 0),
-            spend=estimated_spend(billed.get(user, 0.0), price_per_megapixel=price_per_megapixel),
-        )
-        for user, used in quota.usage_by_user(session=session, policy=policy, now=now)
-    ]
 
 
 def top_loras(
@@ -306,7 +255,7 @@ def overview(
         top_users=top_users(users),
         words=prompt_words(session=session, history_filter=history_filter),
         spend_by_user=megapixels_per_day(
-            session=session, history_filter=history_filter, by=col(Batch.wallet_address)
+            session=session, history_filter=history_filter, by=col(Batch.user)
         ),
         spend_by_lora=_labelled(
             megapixels_per_day(
@@ -337,7 +286,7 @@ def data_version(*, session: Session, starred_by: str | None = None) -> tuple[ob
         select(func.max(col(Batch.finished_at))).scalar_subquery(),
     ]
     if starred_by:
-        mine = col(ImageFavorite.wallet_address) == starred_by
+        mine = col(ImageFavorite.user) == starred_by
         parts += [
             select(func.count()).select_from(ImageFavorite).where(mine).scalar_subquery(),
             select(func.max(col(ImageFavorite.created_at))).where(mine).scalar_subquery(),

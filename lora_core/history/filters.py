@@ -99,7 +99,7 @@ def conditions(history_filter: HistoryFilter) -> ColumnElement[bool]:
     if history_filter.lora_ids:
         parts.append(col(Batch.lora_training_id).in_(history_filter.lora_ids))
     if user := typed(history_filter.user):
-        parts.append(col(Batch.wallet_address) == user)
+        parts.append(col(Batch.user) == user)
     if history_filter.date_from:
         parts.append(col(Batch.created_at) >= _day_start(history_filter.date_from))
     if history_filter.date_to:
@@ -115,7 +115,7 @@ def conditions(history_filter: HistoryFilter) -> ColumnElement[bool]:
         starred = (
             select(col(GeneratedImage.batch_id))
             .join(ImageFavorite, col(ImageFavorite.image_id) == col(GeneratedImage.id))
-            .where(col(ImageFavorite.wallet_address) == history_filter.starred_by)
+            .where(col(ImageFavorite.user) == history_filter.starred_by)
         )
         parts.append(col(Batch.id).in_(starred))
     return and_(literal(True), *parts)

@@ -82,7 +82,7 @@ def list_batches(
             history_filter,
             Batch.id,
             Batch.created_at,
-            Batch.wallet_address,
+            Batch.user,
             Batch.lora_training_id,
             LoraTraining.trigger_word,
             Batch.prompt,
@@ -206,7 +206,7 @@ def export_frame(
         filtered(
             history_filter,
             Batch.created_at,
-            Batch.wallet_address,
+            Batch.user,
             Batch.lora_training_id,
             LoraTraining.trigger_word,
             Batch.prompt,

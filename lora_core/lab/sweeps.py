@@ -33,7 +33,7 @@ from lora_core.data.models import BatchStatus, GenerationBatch, LoraTraining, Sw
 from lora_core.errors import InvalidSweep, LoraNotFound, LoraStudioError
 from lora_core.generation import quota, service
 from lora_core.generation.generators import GenerationRequest, ImageGenerator
-from lora_core.generation.prompts import clean_prompt, full_prompt
+from lora_core.generation.prompts import clean_prompt, with_trigger
 from lora_core.generation.recipe import NO_LORA, Recipe, batch_columns, batch_recipe
 from lora_core.lab.axes import Axis, Cell, plan
 
@@ -68,8 +68,8 @@ def start(
     A `base` without a seed gets one at random, the same for every cell."""
     if base.seed is None:
         base = base.with_seed(secrets.randbelow(2**32))
-    text = clean_prompt(prompt)
-    cells = plan(prompt=text, lora_id=lora_id, base=base, x=x, y=y, max_cells=max_cells)
+    prompt = clean_prompt(prompt)
+    cells = plan(prompt=prompt, lora_id=lora_id, base=base, x=x, y=y, max_cells=max_cells)
     loras = _ready_loras(kit.engine, [lora_id, *(cell.lora_id or NO_LORA for cell in cells)])
     main = loras[lora_id]
     urls = _weights_urls(loras, kit.generator, kit.allow_private_weights)
@@ -85,7 +85,7 @@ def start(
         cells=[_cell_columns(cell) for cell in cells],
         lease=lease,
         also=_sweep_row(
-            sweep_id, user=user, lora_id=lora_id, prompt=text, base=base, x=x, y=y, now=now
+            sweep_id, user=user, lora_id=lora_id, prompt=prompt, base=base, x=x, y=y, now=now
         ),
         now=now,
     )
@@ -116,7 +116,7 @@ def retry(
     with session_scope(kit.engine) as session:
         failed = session.get(GenerationBatch, batch_id)
         sweep = session.get(Sweep, failed.sweep_id) if failed and failed.sweep_id else None
-        if failed is None or sweep is None or sweep.wallet_address != user:
+        if failed is None or sweep is None or sweep.user != user:
             raise InvalidSweep("Only a cell of one of your sweeps can be tried again.")
         if failed.status != BatchStatus.FAILED:
             raise InvalidSweep("This cell did not fail: there is nothing to try again.")
@@ -222,7 +222,7 @@ def _job(
         lora=lora,
         request=GenerationRequest(
             batch_id=batch_id,
-            full_prompt=full_prompt(prompt, words.trigger_word) if words else prompt,
+            full_prompt=with_trigger(prompt, words.trigger_word) if words else prompt,
             weights_url=urls[lora.id] if lora is not None else None,
             lora_label=lora.trigger_word if lora is not None else "no LoRA",
             recipe=recipe,
@@ -256,7 +256,7 @@ def _sweep_row(
 ) -> Sweep:
     return Sweep(
         id=sweep_id,
-        wallet_address=user,
+        user=user,
         lora_training_id=lora_id,
         prompt=prompt,
         x_kind=x.kind,

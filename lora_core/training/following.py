@@ -78,7 +78,7 @@ def follow(
     now = now or utc_now()
     query = select(col(LoraTraining.id)).where(followed(now))
     if user is not None:
-        query = query.where(col(LoraTraining.wallet_address) == user)
+        query = query.where(col(LoraTraining.user) == user)
     if lora_id is not None:
         query = query.where(col(LoraTraining.id) == lora_id)
     with session_scope(engine) as session:

@@ -37,7 +37,7 @@ from lora_core.training.trainers import Trainer
 def _holds_slot(user: SQLText, since: SQLText) -> ColumnElement[bool]:
     """Trainings begun after `since` that hold a slot: all but failed ones."""
     return (
-        (col(LoraTraining.wallet_address) == user)
+        (col(LoraTraining.user) == user)
         & (col(LoraTraining.created_at) > since)
         & (col(LoraTraining.status) != LoraStatus.FAILED)
     )
@@ -56,8 +56,8 @@ def _used(user: SQLText, since: SQLText) -> ColumnElement[int]:
 TRAININGS = rolling_quota.Counting(
     used=_used,
     began=lambda user, since: select(col(LoraTraining.created_at)).where(_holds_slot(user, since)),
-    users=lambda since: select(col(LoraTraining.wallet_address)).where(
-        _holds_slot(col(LoraTraining.wallet_address), since)
+    users=lambda since: select(col(LoraTraining.user)).where(
+        _holds_slot(col(LoraTraining.user), since)
     ),
 )
 """How trainings use their quota (`lora_core.data.rolling_quota`)."""
@@ -222,7 +222,7 @@ def list_trainings(*, session: Session, user: str, limit: int = 20) -> list[Lora
     return list(
         session.scalars(
             select(LoraTraining)
-            .where(col(LoraTraining.wallet_address) == user)
+            .where(col(LoraTraining.user) == user)
             .order_by(col(LoraTraining.created_at).desc())
             .limit(limit)
         ).all()
@@ -234,7 +234,7 @@ def has_pending(*, session: Session, user: str) -> bool:
     return (
         session.scalar(
             select(col(LoraTraining.id))
-            .where(col(LoraTraining.wallet_address) == user)
+            .where(col(LoraTraining.user) == user)
             .where(col(LoraTraining.status) == LoraStatus.PENDING)
             .limit(1)
         )

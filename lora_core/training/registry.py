@@ -125,7 +125,7 @@ def register_lora(
     lora = LoraTraining(
         id=uuid.uuid4().hex[:16],
         request_id=RequestId.REGISTERED.new(uuid.uuid4().hex),
-        wallet_address=user,
+        user=user,
         trigger_word=word,
         lora_weights_url=url,
         status=LoraStatus.COMPLETED,

@@ -65,7 +65,7 @@ def test_missing_thumbnails_are_made_in_chunks_and_a_second_run_makes_none(
         for image_id, url in sources.items():
             session.add(
                 GeneratedImage(
-                    id=image_id, lora_training_id=lora.id, wallet_address="ann", prompt="p",
+                    id=image_id, lora_training_id=lora.id, user="ann", prompt="p",
                     image_url=url, created_at=to_iso(NOW), nsfw=image_id == "d-flagged" or None,
                 )
             )  # fmt: skip

@@ -23,7 +23,7 @@ from tests.support.sqld import Sqld
 
 def a_lora(lora_id: str) -> LoraTraining:
     return LoraTraining(
-        id=lora_id, request_id=f"req-{lora_id}", wallet_address="w", trigger_word="sks",
+        id=lora_id, request_id=f"req-{lora_id}", user="w", trigger_word="sks",
         status="completed", created_at="2026-11-01T00:00:00.000Z",
     )  # fmt: skip
 

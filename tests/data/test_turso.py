@@ -26,7 +26,7 @@ def a_lora(lora_id: str) -> LoraTraining:
     return LoraTraining(
         id=lora_id,
         request_id=f"req-{lora_id}",
-        wallet_address="trainer",
+        user="trainer",
         trigger_word="sks",
         status="completed",
         created_at="2026-11-25T10:00:00.000Z",

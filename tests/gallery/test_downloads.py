@@ -14,14 +14,14 @@ from lora_core.errors import DownloadFailed
 from lora_core.gallery import downloads
 
 LORA = LoraTraining(
-    id="lora-1", request_id="r", wallet_address="trainer", trigger_word="wtrclr",
+    id="lora-1", request_id="r", user="trainer", trigger_word="wtrclr",
     status="completed", created_at="2026-11-01T00:00:00.000Z",
 )  # fmt: skip
 
 
 def image(number: int, url: str, *, nsfw: bool = False) -> GeneratedImage:
     return GeneratedImage(
-        id=f"img-{number}", lora_training_id="lora-1", wallet_address="ann",
+        id=f"img-{number}", lora_training_id="lora-1", user="ann",
         prompt="a red fox", image_url=url, image_width=1024, image_height=1024,
         seed="18446744073709551557", created_at=f"2026-11-25T10:00:00.00{number}Z",
         batch_id="b1", nsfw=nsfw,

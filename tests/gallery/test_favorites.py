@@ -109,7 +109,7 @@ def test_history_can_show_only_generations_with_an_image_i_starred(
         for batch_id in (mine, other):
             session.add(
                 GeneratedImage(
-                    id=f"{batch_id}-0", lora_training_id="l", wallet_address="ann",
+                    id=f"{batch_id}-0", lora_training_id="l", user="ann",
                     prompt=batch_id, image_url="u", created_at="2026-11-01T00:00:00.000Z",
                     batch_id=batch_id,
                 )

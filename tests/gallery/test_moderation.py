@@ -69,7 +69,7 @@ def test_a_hidden_image_and_its_batch_as_each_visitor_may_see_them(
         for number in range(3):
             session.add(
                 GeneratedImage(
-                    id=f"b-{number}", lora_training_id="l", wallet_address="ann", prompt="p",
+                    id=f"b-{number}", lora_training_id="l", user="ann", prompt="p",
                     image_url=f"https://cdn.example/{number}.jpg", created_at=to_iso(NOW),
                     batch_id="batch-b", hidden=True if number == 1 else None,
                 )

@@ -13,6 +13,7 @@ from lora_core.data.models import GeneratedImage, LoraTraining
 from lora_core.gallery import favorites, queries
 from tests.conftest import NOW
 from tests.support.factories import hide, star
+from tests.support.factories import unsaved_image as image
 from tests.support.plans import explain_selects
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
@@ -126,7 +127,7 @@ def test_paging_through_a_loras_images_shows_each_once_newest_first(engine, add_
         for number in range(23):  # the original app gave a generation's images one timestamp
             session.add(
                 GeneratedImage(
-                    id=f"img-{number:02d}", lora_training_id=lora.id, wallet_address="ann",
+                    id=f"img-{number:02d}", lora_training_id=lora.id, user="ann",
                     prompt=f"prompt {number // 4}", image_url=f"https://cdn.example/{number}.jpg",
                     created_at=to_iso(NOW - timedelta(minutes=100 - number // 4)),
                 )
@@ -174,53 +175,6 @@ def test_every_query_of_the_lora_page_uses_an_index(engine, add_lora):
                     "SCAN lora_trainings USING INDEX idx_lora_trainings_created",
                     "SCAN anon_1",  # that list's page, then, to join each cover by id
                 ), plan
-
-
-def image(number: int, *, batch: str | None, prompt: str = "p", second: int = 0) -> GeneratedImage:
-    return GeneratedImage(
-        id=f"i{number}",
-        lora_training_id="l",
-        wallet_address="ann",
-        prompt=prompt,
-        image_url=f"u{number}",
-        created_at=f"2026-02-11T10:00:{second:02d}.{number:03d}Z",
-        batch_id=batch,
-    )
-
-
-def test_images_are_grouped_by_batch_in_order():
-    images = [image(1, batch="b2"), image(2, batch="b2"), image(3, batch="b1")]
-
-    groups = queries.group_by_batch(images)
-
-    assert [[i.id for i in g.images] for g in groups] == [["i1", "i2"], ["i3"]]
-
-
-def test_rows_without_a_batch_group_by_user_prompt_and_second():
-    images = [
-        image(1, batch=None, prompt="a", second=5),
-        image(2, batch=None, prompt="a", second=5),
-        image(3, batch=None, prompt="b", second=5),
-        image(4, batch=None, prompt="b", second=4),
-    ]
-
-    groups = queries.group_by_batch(images)
-
-    assert [len(g.images) for g in groups] == [2, 1, 1]
-    assert [g.prompt for g in groups] == ["a", "b", "b"]
-
-
-def test_the_cells_of_one_sweep_make_one_group():
-    images = [image(1, batch="c1"), image(2, batch="c2"), image(3, batch="b"), image(4, batch="b")]
-
-    groups = queries.group_by_batch(images, {"c1": "s", "c2": "s"})
-
-    assert [[i.id for i in g.images] for g in groups] == [["i1", "i2"], ["i3", "i4"]]
-    assert [g.sweep_id for g in groups] == ["s", None]
-
-
-def test_no_images_no_groups():
-    assert queries.group_by_batch([]) == []
 
 
 def test_labels_name_loras_by_trigger_word_unless_two_share_one(engine, add_lora):
@@ -311,7 +265,7 @@ def test_the_batch_of_an_image_is_its_whole_generation(engine):
 def test_each_loras_latest_images_for_one_prompt_come_from_its_index(engine):
     rows = [
         GeneratedImage(
-            id=f"{lora}-{number}", lora_training_id=lora, wallet_address="ann", prompt=prompt,
+            id=f"{lora}-{number}", lora_training_id=lora, user="ann", prompt=prompt,
             image_url=f"https://cdn.example/{lora}/{number}.jpg", nsfw=number == 5,
             created_at=f"2026-11-0{1 + number // 4}T10:00:00.00{number % 4}Z",
         )

@@ -21,13 +21,13 @@ def test_my_prompts_are_the_latest_twenty_distinct_ones_newest_first(engine):
         for number in range(25):
             session.add(
                 GenerationBatch(
-                    id=f"b{number}", lora_training_id="l", wallet_address="ann",
+                    id=f"b{number}", lora_training_id="l", user="ann",
                     prompt=f"idea {number}", status="succeeded",
                     created_at=to_iso(NOW - timedelta(minutes=100 - number)),
                 )
             )  # fmt: skip
         session.add(
-            GenerationBatch(id="again", lora_training_id="l", wallet_address="ann",
+            GenerationBatch(id="again", lora_training_id="l", user="ann",
                             prompt="idea 3", status="succeeded", created_at=to_iso(NOW))
         )  # fmt: skip
         session.commit()

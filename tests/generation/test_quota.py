@@ -163,7 +163,7 @@ def test_concurrent_requests_with_one_slot_left_reach_fal_exactly_once(
     assert len(fake_fal.submissions) == 1
     with session_scope(engine) as session:
         batches = session.scalars(
-            select(GenerationBatch).where(GenerationBatch.wallet_address == "ann")
+            select(GenerationBatch).where(GenerationBatch.user == "ann")
         ).all()
     assert len([b for b in batches if b.status != BatchStatus.FAILED]) == 8
 
@@ -210,7 +210,7 @@ def add_legacy_images(engine, count: int, *, age: timedelta) -> None:
                 GeneratedImage(
                     id=f"legacy-{number}",
                     lora_training_id="l",
-                    wallet_address="ann",
+                    user="ann",
                     prompt="p",
                     image_url="u",
                     created_at=to_iso(NOW - age),
@@ -461,7 +461,7 @@ def test_cells_are_written_pending_held_and_placed(engine, policy):
 
     with session_scope(engine) as session:
         rows = session.scalars(select(GenerationBatch).order_by(GenerationBatch.sweep_x)).all()
-    assert [(r.sweep_id, r.sweep_x, r.status, r.wallet_address) for r in rows] == [
+    assert [(r.sweep_id, r.sweep_x, r.status, r.user) for r in rows] == [
         ("s1", 0, "pending", "ann"),
         ("s1", 1, "pending", "ann"),
     ]
@@ -666,7 +666,7 @@ def test_the_next_slot_counts_the_original_apps_images_still_in_the_window(
     with session_scope(engine) as session:
         for number in range(images):
             session.add(GeneratedImage(
-                id=f"legacy-{number}", lora_training_id="l", wallet_address="ann", prompt="p",
+                id=f"legacy-{number}", lora_training_id="l", user="ann", prompt="p",
                 image_url=f"u{number}", created_at=to_iso(NOW - timedelta(minutes=10)),
             ))  # fmt: skip
         session.commit()
@@ -684,7 +684,7 @@ def test_a_sweeps_row_is_written_with_its_cells_or_not_at_all(engine):
 
     def sweep(sweep_id: str) -> Sweep:
         return Sweep(
-            id=sweep_id, wallet_address="ann", lora_training_id="l", prompt="p", x_kind="seed",
+            id=sweep_id, user="ann", lora_training_id="l", prompt="p", x_kind="seed",
             x_values="[]", lora_scale=1, num_inference_steps=1, guidance_scale=1,
             image_size="square", seed="1", created_at=to_iso(NOW),
         )  # fmt: skip
@@ -805,13 +805,13 @@ def test_the_sidebar_usage_and_history_agree_on_a_users_slots(engine, policy, ad
     (sidebar, dialog), the per-user usage (the admins' Usage page) and the figures after
     the original app's images are adopted (the sweep, History) all say the same."""
     from lora_core import legacy
-    from lora_core.history import analytics
+    from lora_core.history import usage as quota_usage
 
     with session_scope(engine) as session:
         for number in range(6):
             session.add(
                 GeneratedImage(
-                    id=f"old-{number}", lora_training_id="lora-1", wallet_address="ann",
+                    id=f"old-{number}", lora_training_id="lora-1", user="ann",
                     prompt="p", image_url="https://cdn.example/x.jpg",
                     created_at=to_iso(NOW - timedelta(hours=2 if number < 4 else 4)),
                 )
@@ -824,7 +824,7 @@ def test_the_sidebar_usage_and_history_agree_on_a_users_slots(engine, policy, ad
 
     def figures() -> tuple[int, dict[str, int]]:
         with session_scope(engine) as session:
-            usage = {row.user: row.slots_used for row in analytics.usage(
+            usage = {row.user: row.slots_used for row in quota_usage.usage(
                 session=session, policy=policy, price_per_megapixel=0.035, now=NOW
             )}  # fmt: skip
         return status_of(engine, policy).used, usage

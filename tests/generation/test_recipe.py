@@ -82,7 +82,7 @@ def test_out_of_range_settings_are_refused_before_any_cost(engine, add_lora, gen
 def test_a_batch_stored_before_settings_were_recorded_reads_as_the_plans(engine, add_lora):
     with session_scope(engine) as session:
         image = GeneratedImage(
-            id="old", lora_training_id="x", wallet_address="w", prompt="p",
+            id="old", lora_training_id="x", user="w", prompt="p",
             image_url="https://cdn.example/old.jpg", created_at="2025-01-01T00:00:00Z",
             seed="7",
         )  # fmt: skip

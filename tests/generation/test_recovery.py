@@ -18,7 +18,7 @@ from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import DatabaseTarget, session_scope
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, Sweep
 from lora_core.generation import quota, recipe_files, recovery, service, storing
-from lora_core.generation.prompts import full_prompt
+from lora_core.generation.prompts import with_trigger
 from lora_core.generation.recipe import NO_LORA
 from lora_core.generation.service import GenerationKit
 from tests.support.factories import stored_batches
@@ -341,7 +341,7 @@ def test_a_sweeps_baseline_cell_is_finished_with_the_words_fal_got(
     lora = add_lora("styled", trigger_word="inkwash")
     with session_scope(engine) as session:
         session.add(
-            Sweep(id="sweep-1", wallet_address="ann", lora_training_id=lora.id, prompt="p",
+            Sweep(id="sweep-1", user="ann", lora_training_id=lora.id, prompt="p",
                   x_kind="lora", x_values="[]", lora_scale=1.0, num_inference_steps=28,
                   guidance_scale=3.5, image_size="square_hd", seed="7",
                   created_at=to_iso(utc_now()))
@@ -359,7 +359,7 @@ def test_a_sweeps_baseline_cell_is_finished_with_the_words_fal_got(
     with session_scope(engine) as session:
         image = session.scalars(select(GeneratedImage)).first()
     fields = recipe_files.read(media_store.path_for(image.image_url).read_bytes()).fields
-    assert (fields["prompt"], fields["full_prompt"]) == ("p", full_prompt("p", "inkwash"))
+    assert (fields["prompt"], fields["full_prompt"]) == ("p", with_trigger("p", "inkwash"))
     assert fields["lora"] is None
 
 

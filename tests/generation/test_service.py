@@ -93,7 +93,7 @@ def generate(generate_batch):
 
 
 def test_full_prompt_appends_the_trigger_word():
-    assert prompts.full_prompt("a cat", "sks") == "a cat in the style of sks"
+    assert prompts.with_trigger("a cat", "sks") == "a cat in the style of sks"
 
 
 def test_a_batch_stores_four_images_with_the_raw_prompt(engine, add_lora, generate, fake_fal):
@@ -107,7 +107,7 @@ def test_a_batch_stores_four_images_with_the_raw_prompt(engine, add_lora, genera
     assert len(images) == len(outcome.images) == 4
     for image in images:
         assert image.prompt == "  a lighthouse at dusk  "  # stored exactly as typed
-        assert image.wallet_address == "ann"
+        assert image.user == "ann"
         assert image.lora_training_id == lora.id
         assert (image.image_width, image.image_height) == (1024, 1024)
         assert image.seed == "18446744073709551557"

@@ -55,7 +55,7 @@ def seeded(engine, add_lora):
                 GenerationBatch(
                     id=bid,
                     lora_training_id=lora,
-                    wallet_address=user,
+                    user=user,
                     prompt=prompt,
                     status=status,
                     images_returned=images,
@@ -69,7 +69,7 @@ def seeded(engine, add_lora):
                     GeneratedImage(
                         id=f"{bid}-{number}",
                         lora_training_id=lora,
-                        wallet_address=user,
+                        user=user,
                         prompt=prompt,
                         image_url=f"https://cdn.example/{bid}/{number}.jpg",
                         seed="18446744073709551557",
@@ -237,7 +237,7 @@ def test_the_data_version_changes_when_the_original_app_writes_older_images(seed
             GeneratedImage(
                 id="legacy-1",
                 lora_training_id="lora-a",
-                wallet_address="0xabc",
+                user="0xabc",
                 prompt="from the original app",
                 image_url="https://cdn.example/legacy/1.jpg",
                 created_at=to_iso(NOON - 5 * DAY),  # older than every batch
@@ -382,7 +382,7 @@ def test_the_original_apps_generations_join_history_once(seeded, add_images):
         extra = GeneratedImage(
             id="legacy-extra",
             lora_training_id="lora-a",
-            wallet_address="ann",
+            user="ann",
             prompt="prompt 1",
             image_url="https://cdn.example/x.jpg",
             created_at=session.get(GeneratedImage, "lora-a-img-0001").created_at,

@@ -11,7 +11,7 @@ from sqlalchemy import update
 from lora_core.data.db import session_scope
 from lora_core.data.models import GenerationBatch
 from lora_core.generation.quota import QuotaPolicy
-from lora_core.history import analytics
+from lora_core.history import usage
 from tests.conftest import NOW
 
 pytestmark = pytest.mark.both_backends
@@ -29,7 +29,7 @@ def test_each_users_slots_remaining_and_spend(engine, add_batch):
     policy = QuotaPolicy(limit=8, window=timedelta(hours=24), exempt_users=frozenset({"admin"}))
 
     with session_scope(engine) as session:
-        rows = analytics.usage(session=session, policy=policy, price_per_megapixel=0.5, now=NOW)
+        rows = usage.usage(session=session, policy=policy, price_per_megapixel=0.5, now=NOW)
 
     assert [(row.user, row.slots_used, row.remaining) for row in rows] == [
         ("ann", 3, 5),
@@ -39,4 +39,4 @@ def test_each_users_slots_remaining_and_spend(engine, add_batch):
 
 
 def test_spend_is_megapixels_at_the_price():
-    assert analytics.estimated_spend(2.0, price_per_megapixel=0.035) == pytest.approx(0.07)
+    assert usage.estimated_spend(2.0, price_per_megapixel=0.035) == pytest.approx(0.07)

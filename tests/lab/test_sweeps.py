@@ -547,7 +547,7 @@ def test_the_lab_lists_the_newest_five_sweeps_with_their_loras_names(engine, add
     with session_scope(engine) as session:
         for minute, lora_id in enumerate(["named"] * 5 + ["gone"]):
             session.add(
-                Sweep(id=f"s{minute}", wallet_address="ann", lora_training_id=lora_id,
+                Sweep(id=f"s{minute}", user="ann", lora_training_id=lora_id,
                       prompt="p", x_kind="scale", x_values="[1.0]", lora_scale=1.0,
                       num_inference_steps=20, guidance_scale=4.0, image_size="square",
                       seed="1", created_at=to_iso(utc_now() + timedelta(minutes=minute)))

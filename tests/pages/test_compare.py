@@ -29,7 +29,7 @@ def add_images_for(engine, lora_id: str, prompt: str, count: int) -> None:
             session.add(
                 GeneratedImage(
                     id=f"{lora_id}-{prompt}-{number}", lora_training_id=lora_id,
-                    wallet_address="ann", prompt=prompt,
+                    user="ann", prompt=prompt,
                     image_url=f"https://cdn.example/{lora_id}/{number}.jpg",
                     created_at=to_iso(NOW - timedelta(minutes=count - number)),
                 )

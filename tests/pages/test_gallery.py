@@ -120,7 +120,7 @@ def test_settings_given_only_as_secrets_put_the_app_on_the_libsql_server(
     ensure_schema(remote)
     with session_scope(remote) as session:
         session.add(
-            LoraTraining(id="cloud-lora", request_id="r-cloud", wallet_address="w",
+            LoraTraining(id="cloud-lora", request_id="r-cloud", user="w",
                          trigger_word="cloudstyle", status=LoraStatus.COMPLETED,
                          lora_weights_url="https://w/x.safetensors", created_at=to_iso(NOW))
         )  # fmt: skip

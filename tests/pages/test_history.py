@@ -108,7 +108,7 @@ def test_my_prompts_fill_the_prompt_box(open_app, add_lora, engine, prompt_count
                 GenerationBatch(
                     id=f"g{number}",
                     lora_training_id="mine",
-                    wallet_address="guest",
+                    user="guest",
                     prompt=f"my idea {number}",
                     status="succeeded",
                     images_returned=4,
@@ -210,7 +210,7 @@ def test_the_summary_counts_every_batch_added_between_two_renders(
                 GeneratedImage(
                     id=f"legacy-{number}",
                     lora_training_id="lora-a",
-                    wallet_address="0xabc",
+                    user="0xabc",
                     prompt="from the original app",
                     image_url=f"https://cdn.example/legacy/{number}.jpg",
                     created_at=to_iso(NOW - timedelta(days=3)),

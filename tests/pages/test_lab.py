@@ -199,14 +199,14 @@ def add_sweep(engine, *, user: str, prompt: str, statuses: list[str]) -> str:
     sweep_id = "ab" * 16
     with session_scope(engine) as session:
         session.add(Sweep(
-            id=sweep_id, wallet_address=user, lora_training_id="snowy", prompt=prompt,
+            id=sweep_id, user=user, lora_training_id="snowy", prompt=prompt,
             x_kind="scale", x_values=json.dumps([str(i) for i in range(len(statuses))]),
             lora_scale=1.5, num_inference_steps=28, guidance_scale=3.5,
             image_size="square_hd", seed="42", created_at=to_iso(utc_now()),
         ))  # fmt: skip
         for index, status in enumerate(statuses):
             session.add(GenerationBatch(
-                id=f"cell{index}", lora_training_id="snowy", wallet_address=user,
+                id=f"cell{index}", lora_training_id="snowy", user=user,
                 prompt=prompt, status=status, created_at=to_iso(utc_now()),
                 error="fal said: GPU out of memory" if status == "failed" else None,
                 sweep_id=sweep_id, sweep_x=index, sweep_y=0, num_images=1,
@@ -226,7 +226,7 @@ def test_a_failed_cell_says_why_and_only_its_author_may_retry(open_app, add_lora
     assert "retry_cell0" in [b.key for b in at.button]
 
     with session_scope(engine) as session:
-        session.get(Sweep, mine).wallet_address = "bob"
+        session.get(Sweep, mine).user = "bob"
         session.commit()
     at = open_with_query(open_app, LAB, sweep=mine)
     assert "fal said: GPU out of memory" in shown(at)
@@ -269,7 +269,7 @@ def add_cell_images(engine, batch_ids: list[str], lora_id: str = "snowy") -> Non
     with session_scope(engine) as session:
         for batch_id in batch_ids:
             session.add(GeneratedImage(
-                id=f"img-{batch_id}", lora_training_id=lora_id, wallet_address="guest",
+                id=f"img-{batch_id}", lora_training_id=lora_id, user="guest",
                 prompt="a fox", image_url=f"https://cdn.example/{batch_id}.jpg", seed="42",
                 created_at=to_iso(utc_now()), batch_id=batch_id,
             ))  # fmt: skip

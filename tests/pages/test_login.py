@@ -53,7 +53,7 @@ def test_a_signed_in_user_generates_under_their_own_identity(open_app, add_lora,
     at.button(key=SUBMIT).click().run()
 
     with session_scope(engine) as session:
-        owners = set(session.scalars(select(GeneratedImage.wallet_address)))
+        owners = set(session.scalars(select(GeneratedImage.user)))
     assert owners == {"ann@example.com"}
     assert "7 of 8 generations remaining today" in sidebar_text(at)
 
@@ -68,7 +68,7 @@ def test_identity_cannot_come_from_the_url(open_app, add_lora, engine):
     at.button(key=SUBMIT).click().run()
 
     with session_scope(engine) as session:
-        assert set(session.scalars(select(GeneratedImage.wallet_address))) == {"ann@example.com"}
+        assert set(session.scalars(select(GeneratedImage.user))) == {"ann@example.com"}
 
 
 def test_demo_mode_says_everyone_is_the_shared_guest(open_app):

@@ -189,7 +189,7 @@ def test_the_image_count_is_never_stale_after_new_images(open_app, add_lora, add
         for number in range(4):
             session.add(
                 GeneratedImage(
-                    id=f"late-{number}", lora_training_id="grows", wallet_address="cy",
+                    id=f"late-{number}", lora_training_id="grows", user="cy",
                     prompt="late", image_url=f"https://cdn.example/late-{number}.jpg",
                     created_at=to_iso(utc_now() + timedelta(milliseconds=number)),
                 )
@@ -245,7 +245,7 @@ def test_generating_shows_four_images_and_stores_them(open_app, add_lora, engine
     images = stored_images(engine)
     assert len(images) == 4
     assert {image.prompt for image in images} == {"a lighthouse at dusk"}
-    assert {image.wallet_address for image in images} == {"guest"}
+    assert {image.user for image in images} == {"guest"}
     dialog_cards = results(at)
     assert len(dialog_cards) == 4
     assert all(image.image_url in " ".join(dialog_cards) for image in images)
@@ -702,7 +702,7 @@ def add_own_images(engine, lora_id: str, user: str, count: int) -> None:
         for number in range(count):
             session.add(
                 GeneratedImage(
-                    id=f"{user}-{number}", lora_training_id=lora_id, wallet_address=user,
+                    id=f"{user}-{number}", lora_training_id=lora_id, user=user,
                     prompt=f"{user}'s prompt {number}",
                     image_url=f"https://cdn.example/{user}/{number}.jpg", batch_id=f"b-{user}",
                     created_at=to_iso(utc_now() - timedelta(minutes=10 - number)),
@@ -751,7 +751,7 @@ def test_the_image_count_follows_images_and_hides_from_other_processes(open_app,
     with session_scope(engine) as session:  # and another adds two
         session.add_all(
             GeneratedImage(
-                id=f"new-{number}", lora_training_id="shared", wallet_address="bob",
+                id=f"new-{number}", lora_training_id="shared", user="bob",
                 prompt="new", image_url=f"https://cdn.example/new/{number}.jpg",
                 created_at=to_iso(utc_now()),
             )
@@ -850,7 +850,7 @@ def test_images_without_thumbnails_are_shown_whole_once_and_get_one_in_the_backg
             Image.new("RGB", (1024, 1024), "navy").save(media / "old" / f"{number}.jpg")
             session.add(
                 GeneratedImage(
-                    id=f"old-{number}", lora_training_id="old", wallet_address="ann",
+                    id=f"old-{number}", lora_training_id="old", user="ann",
                     prompt="p", image_url=f"app/static/media/old/{number}.jpg",
                     created_at=to_iso(utc_now() - timedelta(minutes=number)),
                 )

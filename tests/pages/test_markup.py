@@ -40,30 +40,30 @@ def evil(engine, monkeypatch):
         session.add_all(
             [
                 LoraTraining(
-                    id="named", request_id="req-named", wallet_address=EVIL_USER,
+                    id="named", request_id="req-named", user=EVIL_USER,
                     trigger_word=EVIL_TRIGGER, name=EVIL_NAME, steps=1000,
                     lora_weights_url="https://weights.example/a.safetensors",
                     status=LoraStatus.COMPLETED, created_at=to_iso(NOW - timedelta(hours=2)),
                 ),
                 LoraTraining(
-                    id="unnamed", request_id="req-unnamed", wallet_address=EVIL_USER,
+                    id="unnamed", request_id="req-unnamed", user=EVIL_USER,
                     trigger_word=EVIL_NAME, steps=1000,
                     lora_weights_url="https://weights.example/b.safetensors",
                     status=LoraStatus.COMPLETED, created_at=to_iso(NOW - timedelta(hours=3)),
                 ),
                 LoraTraining(  # stored steps and time that are not a number and a time
-                    id="weird", request_id="req-weird", wallet_address="trainer",
+                    id="weird", request_id="req-weird", user="trainer",
                     trigger_word="weird", steps=WEIRD_STEPS, created_at=WEIRD_TIME,
                     lora_weights_url="https://weights.example/w.safetensors",
                     status=LoraStatus.COMPLETED,
                 ),
                 LoraTraining(  # the original app may store any status
-                    id="odd", request_id="req-odd", wallet_address="trainer",
+                    id="odd", request_id="req-odd", user="trainer",
                     trigger_word="odd", status=EVIL_NAME,
                     created_at=to_iso(NOW - timedelta(hours=5)),
                 ),
                 LoraTraining(
-                    id="broken", request_id="req-broken", wallet_address=EVIL_USER,
+                    id="broken", request_id="req-broken", user=EVIL_USER,
                     trigger_word="broken", name=EVIL_NAME, steps=1000,
                     status=LoraStatus.FAILED, error=EVIL_TEXT,
                     created_at=to_iso(NOW - timedelta(hours=4)),
@@ -73,7 +73,7 @@ def evil(engine, monkeypatch):
         for lora_id in ("named", "unnamed"):
             session.add(
                 GenerationBatch(
-                    id=f"batch-{lora_id}", lora_training_id=lora_id, wallet_address=EVIL_USER,
+                    id=f"batch-{lora_id}", lora_training_id=lora_id, user=EVIL_USER,
                     prompt=EVIL_TEXT, status="succeeded", images_returned=2,
                     created_at=to_iso(NOW - timedelta(hours=1)),
                     finished_at=to_iso(NOW - timedelta(minutes=59)), duration_ms=60_000,
@@ -83,7 +83,7 @@ def evil(engine, monkeypatch):
                 session.add(
                     GeneratedImage(
                         id=f"{lora_id}-{number}", lora_training_id=lora_id,
-                        wallet_address=EVIL_USER, prompt=EVIL_TEXT, seed=EVIL_TEXT,
+                        user=EVIL_USER, prompt=EVIL_TEXT, seed=EVIL_TEXT,
                         image_url=f"https://cdn.example/{lora_id}/{number}.jpg",
                         batch_id=f"batch-{lora_id}",
                         created_at=to_iso(NOW - timedelta(hours=1)),

@@ -71,7 +71,7 @@ def test_a_training_runs_on_fal_and_offers_to_generate_when_done(
 
     assert not at.exception
     [lora] = stored_loras(engine)
-    assert (lora.status, lora.trigger_word, lora.wallet_address) == ("pending", "wtrclr", "guest")
+    assert (lora.status, lora.trigger_word, lora.user) == ("pending", "wtrclr", "guest")
     body = fake_fal.training_submissions[0].body
     assert (body["trigger_word"], body["is_style"], body["data_archive_format"]) == (
         "wtrclr", True, "zip",
@@ -121,7 +121,7 @@ def test_the_training_quota_says_when_the_next_one_is_possible(open_app, with_fa
         for number in range(2):
             session.add(
                 LoraTraining(
-                    id=f"mine-{number}", request_id=f"req-{number}", wallet_address="guest",
+                    id=f"mine-{number}", request_id=f"req-{number}", user="guest",
                     trigger_word=f"style{number}", steps=1000, status=LoraStatus.COMPLETED,
                     lora_weights_url="https://weights.example/x.safetensors",
                     created_at=to_iso(utc_now() - timedelta(hours=20 - number)),

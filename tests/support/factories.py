@@ -103,3 +103,19 @@ def png_with_parameters(text: str) -> bytes:
 def cut_short(upload: UploadedFile, keep: float = 0.5) -> UploadedFile:
     """The first part of a file, as an interrupted copy leaves it."""
     return UploadedFile(upload.name, upload.data[: int(len(upload.data) * keep)])
+
+
+def unsaved_image(
+    number: int, *, batch: str | None, prompt: str = "p", second: int = 0
+) -> GeneratedImage:
+    """An image row, not stored: number `number` of batch `batch` (None: the original
+    app's, grouped by user, prompt and second) at second `second`."""
+    return GeneratedImage(
+        id=f"i{number}",
+        lora_training_id="l",
+        user="ann",
+        prompt=prompt,
+        image_url=f"u{number}",
+        created_at=f"2026-02-11T10:00:{second:02d}.{number:03d}Z",
+        batch_id=batch,
+    )

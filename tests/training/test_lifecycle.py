@@ -93,7 +93,7 @@ def test_starting_records_a_pending_lora_under_fals_request_id(start, engine, fa
     [row] = stored_loras(engine)
     [request_id] = fake_fal.jobs
     assert row.id == lora.id
-    assert (row.status, row.request_id, row.wallet_address) == ("pending", request_id, "ann")
+    assert (row.status, row.request_id, row.user) == ("pending", request_id, "ann")
     assert (row.trigger_word, row.steps, row.lora_weights_url) == ("wtrclr", 1000, None)
     [images_url] = json.loads(row.image_urls)
     [submission] = fake_fal.training_submissions
@@ -250,7 +250,7 @@ def test_a_reservation_never_submitted_fails_after_15_minutes(engine, training_p
             session.add(
                 LoraTraining(
                     id=lora_id, request_id=RequestId.RESERVED.new(lora_id),
-                    wallet_address="ann", trigger_word="sks", steps=100,
+                    user="ann", trigger_word="sks", steps=100,
                     status=LoraStatus.PENDING,
                     created_at=to_iso(NOW - timedelta(minutes=minutes)),
                 )
@@ -355,7 +355,7 @@ def test_the_demos_training_runs_forever_and_is_never_asked_about(
 ):
     with session_scope(engine) as session:
         session.add(LoraTraining(
-            id="demo", request_id=RequestId.DEMO.new("demo"), wallet_address="demo",
+            id="demo", request_id=RequestId.DEMO.new("demo"), user="demo",
             trigger_word="inktrain", steps=1000, status=LoraStatus.PENDING,
             created_at=to_iso(NOW),
         ))  # fmt: skip
@@ -373,7 +373,7 @@ def test_only_reservations_older_than_the_abandon_age_are_failed_in_one_sweep(en
     with session_scope(engine) as session:
         for lora_id, minutes in (("fresh", 5), ("stale", 20)):
             session.add(LoraTraining(
-                id=lora_id, request_id=RequestId.RESERVED.new(lora_id), wallet_address="ann",
+                id=lora_id, request_id=RequestId.RESERVED.new(lora_id), user="ann",
                 trigger_word="sks", steps=100, status=LoraStatus.PENDING,
                 created_at=to_iso(NOW - timedelta(minutes=minutes)),
             ))  # fmt: skip
@@ -507,7 +507,7 @@ def test_a_user_sees_their_latest_twenty_trainings(engine):
     with session_scope(engine) as session:
         for index in range(21):
             session.add(
-                LoraTraining(id=f"t{index:02d}", request_id=f"req-{index}", wallet_address="ann",
+                LoraTraining(id=f"t{index:02d}", request_id=f"req-{index}", user="ann",
                              trigger_word="sks", steps=100, status=LoraStatus.COMPLETED,
                              created_at=to_iso(NOW - timedelta(minutes=index)))
             )  # fmt: skip

@@ -45,7 +45,7 @@ def test_a_reachable_safetensors_url_becomes_a_completed_lora(engine, fake_fal, 
 
     [row] = stored_loras(engine)
     assert row.id == lora.id
-    assert (row.status, row.lora_weights_url, row.wallet_address) == (
+    assert (row.status, row.lora_weights_url, row.user) == (
         LoraStatus.COMPLETED, weights_url, "ann",
     )  # fmt: skip
     assert (row.trigger_word, row.name) == ("wtrclr", "Watercolour studies")

@@ -164,7 +164,7 @@ def test_expired_weights_fal_cannot_get_elsewhere_are_refused_before_a_slot(
 def test_weights_that_cannot_be_asked_about_from_here_are_left_to_fal(monkeypatch):
     """A network error here says nothing of what fal can reach: fal's URL is used."""
     lora = LoraTraining(
-        id="l", request_id="r", wallet_address="a", trigger_word="t", status="completed",
+        id="l", request_id="r", user="a", trigger_word="t", status="completed",
         created_at="2026-01-01T00:00:00.000Z",
         lora_weights_url="https://no-such-host.invalid/w.safetensors",
     )  # fmt: skip
@@ -191,7 +191,7 @@ def test_a_registered_lora_keeps_a_copy_when_asked(engine, fake_fal, media_store
 def test_weights_on_a_private_network_are_not_fetched_unless_allowed(engine, fake_fal, media_store):
     """A stored URL must not make the server copy its own network's files into the store."""
     lora = LoraTraining(
-        id="inside", request_id="r", wallet_address="a", trigger_word="t", status="completed",
+        id="inside", request_id="r", user="a", trigger_word="t", status="completed",
         created_at="2026-01-01T00:00:00.000Z",
         lora_weights_url=f"{fake_fal.url}/files/x/pytorch_lora_weights.safetensors",
     )  # fmt: skip
@@ -301,7 +301,7 @@ def answering(status: int) -> Iterator[str]:
 
 def test_the_lora_page_can_say_where_fal_gets_the_weights():
     lora = LoraTraining(
-        id="l", request_id="r", wallet_address="a", trigger_word="t", status="completed",
+        id="l", request_id="r", user="a", trigger_word="t", status="completed",
         created_at="2026-01-01T00:00:00.000Z", lora_weights_url="https://fal.media/w",
         weights_copy_url="app/static/media/loras/l/weights.safetensors",
     )  # fmt: skip

@@ -186,7 +186,7 @@ def recent_sweeps() -> None:
         st.page_link(
             routes.LAB,
             label=f"{md(summary.lora_name)} · “{md(sweep.prompt)}” · {shape} · "
-            f"by {md(sweep.wallet_address)} · {md(format_date(sweep.created_at))}",
+            f"by {md(sweep.user)} · {md(format_date(sweep.created_at))}",
             icon=":material/grid_view:",
             query_params={"sweep": sweep.id},
         )

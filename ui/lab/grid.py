@@ -32,7 +32,7 @@ def show_sweep(sweep_id: str) -> None:
     sweep = view.sweep
     st.subheader(md(view.title), anchor=False)
     st.caption(
-        f"by {md(sweep.wallet_address)} · {md(format_date(sweep.created_at))} · "
+        f"by {md(sweep.user)} · {md(format_date(sweep.created_at))} · "
         f"{md(recipe.describe(views.base_recipe(sweep)))} · "
         f"{md(AXIS_NAMES[view.x.kind])} across"
         + (f", {md(AXIS_NAMES[view.y.kind])} down" if view.y is not None else "")
@@ -119,7 +119,7 @@ def _cell(view: views.SweepView, cell: views.CellView | None, x_label: str, y_la
         with st.container(border=True):
             st.caption(f"{md(label)}")
             st.markdown(f":red[:material/error:] {md(cell.error or 'Failed')}")
-            if context.current_user() == view.sweep.wallet_address:
+            if context.current_user() == view.sweep.user:
                 st.button(
                     "Retry", key=f"retry_{cell.batch_id}", icon=":material/refresh:",
                     on_click=_retry, args=(cell.batch_id,),
