@@ -10,7 +10,7 @@ import streamlit as st
 
 from lora_core.gallery import queries
 from lora_core.generation.recipe import NO_LORA, NO_LORA_LABEL
-from lora_core.history import analytics, listing, usage
+from lora_core.history import analytics, listing
 from lora_core.history.filters import HistoryFilter, HistoryStatus
 from ui import charts, context, routes
 from ui.components import app_base_url
@@ -114,14 +114,9 @@ def show_summary(summary: analytics.HistorySummary, price: float) -> None:
             ("Failed", f"{summary.failure_rate:.0%}"),
             ("Safety-filtered", f"{summary.safety_filter_rate:.0%}"),
             ("Median time", median),
-            ("Est. spend", money(summary.megapixels, price)),
+            ("Est. spend", charts.money(summary.megapixels, price)),
         ):
             st.metric(label, value, width="content")
-
-
-def money(megapixels: float, price: float) -> str:
-    """What fal billed for `megapixels` at `price` per megapixel (an estimate)."""
-    return f"${usage.estimated_spend(megapixels, price_per_megapixel=price):,.2f}"
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
@@ -137,76 +132,13 @@ def cached_overview(
     page. Every parameter is part of the cache key: none may start with an underscore,
     which Streamlit leaves out of the key."""
     overview = context.read(analytics.overview, history_filter=history_filter, lora_labels=labels)
-    return overview.summary, build_charts(overview, price)
+    return overview.summary, charts.history_charts(overview, price)
 
 
 @st.cache_data(ttl=600, max_entries=16, show_spinner=False)
 def cached_scales(version: tuple[object, ...]) -> list[float]:
     """The LoRA scales in use (a scan of every batch): once per data version."""
     return context.read(listing.lora_scales)
-
-
-def build_charts(overview: analytics.Overview, price: float) -> list[charts.Chart]:
-    """The six charts of the tabs, in their order, with their alt text."""
-    per_day = overview.per_day.assign(day=overview.per_day["day"].dt.strftime("%Y-%m-%d"))
-    days = per_day.groupby("day", sort=False)["batches"].sum()
-    built = [
-        charts.stacked_bars(
-            per_day,
-            x="day",
-            y="batches",
-            color="lora",
-            domain=charts.day_domain(list(days.index)),
-            alt=f"Batches per day, stacked by LoRA, over {len(days)} days; "
-            f"at most {days.max() if len(days) else 0} in a day.",
-        )
-    ]
-    for frame, category, value, what in (
-        (overview.top_loras, "lora", "batches", "LoRAs by batches"),
-        (overview.top_users, "user", "batches", "Users by batches"),
-        (overview.words, "word", "count", "Prompt words by count"),
-    ):
-        top = charts.top_of(frame, category=category, value=value)
-        built.append(
-            charts.ranked_bars(
-                frame,
-                category=category,
-                value=value,
-                alt=f"{what}, the most first: {top or 'none yet'}.",
-            )
-        )
-    for frame, what in ((overview.spend_by_user, "user"), (overview.spend_by_lora, "LoRA")):
-        spent = frame["megapixels"].map(
-            lambda megapixels: usage.estimated_spend(megapixels, price_per_megapixel=price)
-        )
-        dollars = frame.assign(dollars=spent.round(4))
-        built.append(
-            charts.stacked_bars(
-                dollars,
-                x="day",
-                y="dollars",
-                color="who",
-                domain=charts.day_domain(sorted(set(dollars["day"]))),
-                alt=f"Estimated spend per day by {what}, in US dollars, "
-                f"{money(float(frame['megapixels'].sum()), price)} in all.",
-            )
-        )
-    return built
-
-
-def show_charts(built: list[charts.Chart], price: float) -> None:
-    tabs = st.tabs(
-        ["Batches per day", "Top LoRAs", "Top users", "Prompt words", "Spend by user",
-         "Spend by LoRA"]
-    )  # fmt: skip
-    for tab, chart in zip(tabs, built, strict=True):
-        chart.draw(tab)
-    tabs[3].caption(f"The most frequent words of the latest {analytics.WORD_SAMPLE:,} prompts.")
-    for tab in tabs[4:]:
-        tab.caption(
-            f"Estimated at ${price:g} per output megapixel (fal's price for flux-lora; "
-            "the FAL_PRICE_PER_MEGAPIXEL setting)."
-        )
 
 
 def lora_label(row: listing.HistoryRow) -> str:
@@ -363,7 +295,7 @@ if summary.batches == 0:
         )  # fmt: skip
     st.stop()
 show_summary(summary, price)
-show_charts(built_charts, price)
+charts.show_history_charts(built_charts, price)
 rows = context.read(
     listing.list_batches,
     history_filter=history_filter,

@@ -7,6 +7,9 @@ quota policies) or runs a use case through it, with every dependency already wir
 `training_status`. The UI builds one per process (`ui/context.py`), which also runs
 `recover` every few seconds in the background (`sweeper.Sweeper`): every job fal accepted
 is followed there, whether or not a page is open. Scripts and tests build their own.
+
+One module, longer than most, because it is one thing: the app's wiring, every use case a
+page may run with its dependencies given once; each method is a few lines of relay.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import streamlit as st
 
+from lora_core.history import analytics, usage
+
 HEIGHT = 280
 
 
@@ -110,3 +112,72 @@ def top_of(frame: pd.DataFrame, *, category: str, value: str, count: int = 3) ->
     """ "a 12, b 7, c 3": the first rows, for alt text."""
     rows = frame.sort_values(value, ascending=False).head(count)
     return ", ".join(f"{row[category]} {row[value]}" for _, row in rows.iterrows())
+
+
+def money(megapixels: float, price: float) -> str:
+    """What fal billed for `megapixels` at `price` per megapixel (an estimate)."""
+    return f"${usage.estimated_spend(megapixels, price_per_megapixel=price):,.2f}"
+
+
+def history_charts(overview: analytics.Overview, price: float) -> list[Chart]:
+    """The six charts of the tabs, in their order, with their alt text."""
+    per_day = overview.per_day.assign(day=overview.per_day["day"].dt.strftime("%Y-%m-%d"))
+    days = per_day.groupby("day", sort=False)["batches"].sum()
+    built = [
+        stacked_bars(
+            per_day,
+            x="day",
+            y="batches",
+            color="lora",
+            domain=day_domain(list(days.index)),
+            alt=f"Batches per day, stacked by LoRA, over {len(days)} days; "
+            f"at most {days.max() if len(days) else 0} in a day.",
+        )
+    ]
+    for frame, category, value, what in (
+        (overview.top_loras, "lora", "batches", "LoRAs by batches"),
+        (overview.top_users, "user", "batches", "Users by batches"),
+        (overview.words, "word", "count", "Prompt words by count"),
+    ):
+        top = top_of(frame, category=category, value=value)
+        built.append(
+            ranked_bars(
+                frame,
+                category=category,
+                value=value,
+                alt=f"{what}, the most first: {top or 'none yet'}.",
+            )
+        )
+    for frame, what in ((overview.spend_by_user, "user"), (overview.spend_by_lora, "LoRA")):
+        spent = frame["megapixels"].map(
+            lambda megapixels: usage.estimated_spend(megapixels, price_per_megapixel=price)
+        )
+        dollars = frame.assign(dollars=spent.round(4))
+        built.append(
+            stacked_bars(
+                dollars,
+                x="day",
+                y="dollars",
+                color="who",
+                domain=day_domain(sorted(set(dollars["day"]))),
+                alt=f"Estimated spend per day by {what}, in US dollars, "
+                f"{money(float(frame['megapixels'].sum()), price)} in all.",
+            )
+        )
+    return built
+
+
+def show_history_charts(built: list[Chart], price: float) -> None:
+    """History's six charts in tabs, with what each is estimated from."""
+    tabs = st.tabs(
+        ["Batches per day", "Top LoRAs", "Top users", "Prompt words", "Spend by user",
+         "Spend by LoRA"]
+    )  # fmt: skip
+    for tab, chart in zip(tabs, built, strict=True):
+        chart.draw(tab)
+    tabs[3].caption(f"The most frequent words of the latest {analytics.WORD_SAMPLE:,} prompts.")
+    for tab in tabs[4:]:
+        tab.caption(
+            f"Estimated at ${price:g} per output megapixel (fal's price for flux-lora; "
+            "the FAL_PRICE_PER_MEGAPIXEL setting)."
+        )

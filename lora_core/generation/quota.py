@@ -16,6 +16,9 @@ no interactive transaction is needed, and on SQLite/libSQL, which run one writin
 at a time, concurrent requests can never exceed the limit. The status, the next slot,
 everyone's usage and that condition are one counting expression (`_used`, asked through
 `lora_core.data.rolling_quota`, which trainings use too).
+
+One module because it is one rule: what holds a generation slot, and the two reservations
+(a batch, a sweep's cells) guarded by it.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ On a failure before fal accepted the job, or on fal's own terminal answer that t
 failed, the batch is marked failed (freeing its slot) and no image row is written. A job
 fal accepted and has not ended stays pending (holding its slot): the background sweep
 follows it by request id and stores its images when fal answers (`recovery`).
+
+One module because it is one path: everything a batch meets between the click and its
+stored images (or its settled failure), read top to bottom in the order it happens.
 """
 
 from __future__ import annotations
