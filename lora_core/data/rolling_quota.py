@@ -18,7 +18,7 @@ asks for a status on every page, and building the statement cost more than runni
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,6 +31,7 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    literal,
     select,
     union_all,
 )
@@ -173,23 +174,27 @@ def insert_within(
     user: str,
     now: datetime,
     table: type[SQLModel],
-    columns: list[str],
-    rows: list[Select[tuple[object, ...]]],
+    rows: Sequence[Mapping[str, object]],
     fits: ColumnElement[bool],
+    each_only_if: Sequence[ColumnElement[bool]] = (),
     also: SQLModel | None = None,
 ) -> bool:
-    """Insert `rows` (each a SELECT of literals for `columns`) into `table` in one
-    statement, each only if `fits` (the quota's guard; not for the exempt): all or none.
-    `also` is written in the same transaction. True if they were inserted.
+    """Insert `rows` (column name → value, the same columns in each) into `table` in one
+    statement, each only if `fits` (the quota's guard; not for the exempt) and its own
+    condition in `each_only_if`, if given: all or none. `also` is written in the same
+    transaction. True if they were inserted.
 
     One statement, first in its transaction: SQLite takes the write lock before it reads
     the count, and a libSQL server runs it as one atomic statement. SQLite evaluates the
     SELECT in full before inserting (it reads the table it inserts into), so every row
     sees the same count."""
+    selects = [select(*(literal(value) for value in row.values())) for row in rows]
     if not policy.is_exempt(user):
-        rows = [row.where(fits) for row in rows]
-    values = rows[0] if len(rows) == 1 else union_all(*rows)
-    statement = insert(table).from_select(columns, values.params(moment(policy, user, now)))
+        selects = [each.where(fits) for each in selects]
+    if each_only_if:
+        selects = [each.where(only) for each, only in zip(selects, each_only_if, strict=True)]
+    values = selects[0] if len(selects) == 1 else union_all(*selects)
+    statement = insert(table).from_select(list(rows[0]), values.params(moment(policy, user, now)))
     with session_scope(engine) as session:
         if session.execute(statement).rowcount == len(rows):
             if also is not None:

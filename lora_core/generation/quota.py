@@ -35,7 +35,6 @@ from sqlalchemy import (
     Select,
     exists,
     func,
-    literal,
     select,
     union_all,
     update,
@@ -224,8 +223,7 @@ def reserve(
         user=user,
         now=now,
         table=GenerationBatch,
-        columns=list(fixed),
-        rows=[select(*(literal(value) for value in fixed.values()))],
+        rows=[fixed],
         fits=_used() < policy.limit,
     ):
         return batch_id
@@ -272,27 +270,21 @@ def reserve_cells(
         "sweep_id": sweep_id,
         **lease.columns(),
     }
-    ids, rows = [], []
-    for cell in cells:
-        batch_id = uuid.uuid4().hex
-        ids.append(batch_id)
-        row = select(
-            literal(batch_id),
-            *(literal(v) for v in fixed.values()),
-            *(literal(cell[n]) for n in names),
-        )
-        if free_places:
-            row = row.where(~_place_taken(sweep_id, cell["sweep_x"], cell["sweep_y"]))
-        rows.append(row)
+    ids = [uuid.uuid4().hex for _ in cells]
+    rows = [
+        {"id": batch_id, **fixed, **{name: cell[name] for name in names}}
+        for batch_id, cell in zip(ids, cells, strict=True)
+    ]
+    places = [~_place_taken(sweep_id, cell["sweep_x"], cell["sweep_y"]) for cell in cells]
     if rolling_quota.insert_within(
         engine=engine,
         policy=policy,
         user=user,
         now=now,
         table=GenerationBatch,
-        columns=["id", *fixed, *names],
         rows=rows,
         fits=_used(adding=(sweep_id, len(cells))) <= policy.limit,
+        each_only_if=places if free_places else (),
         also=also,
     ):
         return ids

@@ -16,7 +16,7 @@ import json
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Engine, delete, func, literal, select, update
+from sqlalchemy import ColumnElement, Engine, delete, func, select, update
 from sqlmodel import Session, col
 
 from lora_core.data import leases, rolling_quota
@@ -185,8 +185,7 @@ def _reserve(
         user=user,
         now=now,
         table=LoraTraining,
-        columns=list(row),
-        rows=[select(*(literal(value) for value in row.values()))],
+        rows=[row],
         fits=_used(USER, WINDOW_START) < policy.limit,
     ):
         return lora_id
