@@ -275,7 +275,11 @@ def reserve_cells(
         {"id": batch_id, **fixed, **{name: cell[name] for name in names}}
         for batch_id, cell in zip(ids, cells, strict=True)
     ]
-    places = [~_place_taken(sweep_id, cell["sweep_x"], cell["sweep_y"]) for cell in cells]
+    free = (
+        [~_place_taken(sweep_id, cell["sweep_x"], cell["sweep_y"]) for cell in cells]
+        if free_places
+        else []
+    )
     if rolling_quota.insert_within(
         engine=engine,
         policy=policy,
@@ -284,7 +288,7 @@ def reserve_cells(
         table=GenerationBatch,
         rows=rows,
         fits=_used(adding=(sweep_id, len(cells))) <= policy.limit,
-        each_only_if=places if free_places else (),
+        each_only_if=free,
         also=also,
     ):
         return ids
