@@ -161,3 +161,7 @@ class DownloadFailed(LoraStudioError):
 
 class DatabaseUnavailable(LoraStudioError):
     """The database cannot be reached or used right now."""
+
+
+class InvalidArena(LoraStudioError):
+    """An arena cannot be made or voted in as asked: no name, no pair, an unknown pair."""

@@ -255,3 +255,74 @@ class ImageFavorite(SQLModel, table=True):
     image_id: str = Field(primary_key=True, sa_type=Text)
     lora_training_id: str = Field(sa_type=Text)
     created_at: str = Field(sa_type=Text)
+
+
+class ArenaChoice(StrEnum):
+    """A voter's verdict on a pair, as stored: the pair's own `a` and `b`, never the sides
+    a voter saw (which are shuffled per voter)."""
+
+    A = "a"
+    B = "b"
+    TIE = "tie"
+    BOTH_BAD = "both_bad"
+
+
+class Arena(SQLModel, table=True):
+    """Blind A/B votes over images that share prompt and seed (`lora_core.arena`): made
+    from sweeps (`sources`, a JSON list of sweep ids), its arms and pairs fixed when made."""
+
+    __tablename__ = "arenas"
+    __table_args__ = (Index("idx_arenas_created", "created_at"),)
+
+    id: str = Field(primary_key=True, sa_type=Text)
+    name: str = Field(sa_type=Text)
+    user: str = Field(sa_column=Column("wallet_address", Text, nullable=False))
+    sources: str = Field(sa_type=Text)
+    created_at: str = Field(sa_type=Text)
+
+
+class ArenaArm(SQLModel, table=True):
+    """One arm of an arena: a LoRA (or `NO_LORA`, the baseline) with its settings. Its id
+    is opaque: a voter's page carries pair ids only, never an arm's."""
+
+    __tablename__ = "arena_arms"
+    __table_args__ = (Index("idx_arena_arms_arena", "arena_id"),)
+
+    id: str = Field(primary_key=True, sa_type=Text)
+    arena_id: str = Field(sa_type=Text)
+    lora_training_id: str = Field(sa_type=Text)
+    lora_scale: float | None = None
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+    image_size: str | None = Field(default=None, sa_type=Text)
+    label: str = Field(sa_type=Text)
+
+
+class ArenaPair(SQLModel, table=True):
+    """Two images of one prompt and seed from two arms (`a`, `b`), in the arena's order."""
+
+    __tablename__ = "arena_pairs"
+    __table_args__ = (Index("idx_arena_pairs_arena", "arena_id", "position"),)
+
+    id: str = Field(primary_key=True, sa_type=Text)
+    arena_id: str = Field(sa_type=Text)
+    position: int
+    prompt: str = Field(sa_type=Text)
+    seed: str | None = Field(default=None, sa_type=Text)
+    arm_a: str = Field(sa_type=Text)
+    arm_b: str = Field(sa_type=Text)
+    image_a: str = Field(sa_type=Text)
+    image_b: str = Field(sa_type=Text)
+
+
+class ArenaVote(SQLModel, table=True):
+    """A voter's one vote on a pair: the key makes a second click, tab or replica a no-op."""
+
+    __tablename__ = "arena_votes"
+    __table_args__ = (Index("idx_arena_votes_arena", "arena_id", "created_at"),)
+
+    pair_id: str = Field(primary_key=True, sa_type=Text)
+    user: str = Field(sa_column=Column("wallet_address", Text, primary_key=True))
+    arena_id: str = Field(sa_type=Text)
+    choice: str = Field(sa_type=Text)
+    created_at: str = Field(sa_type=Text)
