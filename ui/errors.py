@@ -18,6 +18,7 @@ from lora_core.errors import (
     DatabaseUnavailable,
     GenerationFailed,
     GenerationPending,
+    InvalidArena,
     InvalidFile,
     InvalidInput,
     InvalidPrompt,
@@ -112,7 +113,7 @@ def show_error(error: LoraStudioError) -> None:
             )
         case NotSignedIn():
             st.info(md(str(error)), icon=":material/login:")
-        case InvalidPrompt() | InvalidSettings():
+        case InvalidPrompt() | InvalidSettings() | InvalidArena():
             st.warning(md(str(error)), icon=":material/edit:")
         case WeightsUnavailable():
             st.error(md(str(error)), icon=":material/link_off:")

@@ -52,18 +52,28 @@ _TRAIN = partial(
 _LAB = partial(
     st.Page, "app_pages/lab.py", title="LoRA Lab", icon=":material/science:", url_path="lab"
 )
+_ARENA = partial(
+    st.Page, "app_pages/arena.py", title="Blind arena", icon=":material/how_to_vote:",
+    url_path="arena",
+)  # fmt: skip
+_LEADERBOARD = partial(
+    st.Page, "app_pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:",
+    url_path="leaderboard",
+)  # fmt: skip
 _USAGE = partial(
     st.Page, "app_pages/usage.py", title="Usage", icon=":material/monitoring:", url_path="usage"
 )
 
 GALLERY, LORA, TRAIN, LAB = _GALLERY(), _LORA(), _TRAIN(), _LAB()
+ARENA, LEADERBOARD = _ARENA(), _LEADERBOARD()
 
 
 def pages(*, admin: bool) -> list[st.Page]:
     """The pages this user may open, in menu order (Usage for admins only): new objects on
     every call, one set per run (see above)."""
     recipes = [
-        _GALLERY, _LORA, _HISTORY, _COMPARE, _LAB, _TRAIN, *([_USAGE] if admin else [])
+        _GALLERY, _LORA, _HISTORY, _COMPARE, _LAB, _ARENA, _LEADERBOARD, _TRAIN,
+        *([_USAGE] if admin else []),
     ]  # fmt: skip
     return [recipe() for recipe in recipes]
 
@@ -87,3 +97,8 @@ def open_image(lora_id: str, image_id: str) -> None:
 def sweep_url(sweep_id: str) -> str:
     """A sweep's shareable link in the Lab, relative to the app."""
     return f"{LAB.url_path}?{urlencode({'sweep': sweep_id})}"
+
+
+def open_arena(arena_id: str) -> None:
+    """Go to an arena's blind votes (from a button)."""
+    st.switch_page(ARENA, query_params={"id": arena_id})

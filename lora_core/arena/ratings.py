@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import choix
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from lora_core.arena.arenas import ArmKey, arm_labels
@@ -282,3 +282,11 @@ def votes_export(*, session: Session, arena_id: str | None) -> pd.DataFrame:
     return votes.assign(arm_a=votes["a_label"], arm_b=votes["b_label"], winner=winner)[
         EXPORT_COLUMNS
     ]
+
+
+def votes_version(*, session: Session, arena_id: str | None) -> tuple[object, ...]:
+    """What changes with every vote (their count and newest time): keys a cached board."""
+    query = select(func.count(), func.max(col(ArenaVote.created_at)))
+    if arena_id is not None:
+        query = query.where(col(ArenaVote.arena_id) == arena_id)
+    return tuple(session.execute(query).one())

@@ -3,6 +3,7 @@ succeeded batch of one image, at a LoRA (or the baseline) and scale, prompt and 
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -41,9 +42,9 @@ def finished_sweep(
     with session_scope(engine) as session:
         session.add(
             Sweep(id=sweep_id, user=user, lora_training_id=cells[0].lora_id, prompt=cells[0].prompt,
-                  x_kind="lora", x_values="[]", lora_scale=1.0, num_inference_steps=28,
-                  guidance_scale=3.5, image_size="square_hd", seed=cells[0].seed,
-                  created_at=to_iso(now))
+                  x_kind="lora", x_values=json.dumps([c.lora_id for c in cells]), lora_scale=1.0,
+                  num_inference_steps=28, guidance_scale=3.5, image_size="square_hd",
+                  seed=cells[0].seed, created_at=to_iso(now))
         )  # fmt: skip
         for number, cell in enumerate(cells):
             batch_id = uuid.uuid4().hex

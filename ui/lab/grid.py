@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from lora_core.arena import arenas
 from lora_core.data.models import BatchStatus
 from lora_core.errors import LoraStudioError
 from lora_core.generation import recipe, recovery
@@ -42,6 +43,7 @@ def show_sweep(sweep_id: str) -> None:
     else:
         _grid(view)
         _downloads(view)
+        _arena_action(view)
 
 
 def _read(sweep_id: str) -> views.SweepView | None:
@@ -153,3 +155,25 @@ def _downloads(view: views.SweepView) -> None:
     )  # fmt: skip
     st.caption("Share this sweep")
     st.code(f"{app_base_url()}/{routes.sweep_url(view.sweep.id)}", language=None, wrap_lines=True)
+
+
+def _arena_action(view: views.SweepView) -> None:
+    """Judge this sweep's images blind: an arena of its pairs (a LoRA or scale axis)."""
+    user = context.current_user()
+    if user is None:
+        return
+    if st.button("Judge blind: make an arena", key="sweep_arena", icon=":material/how_to_vote:"):
+        try:
+            arena_id = arenas.create_arena(
+                engine=context.studio().engine,
+                user=user,
+                # Not the sweep's title, which names its LoRA: the arena's page names none.
+                name=f"Sweep of {format_date(view.sweep.created_at)}: “{view.sweep.prompt}”"[
+                    : arenas.MAX_NAME_LENGTH
+                ],
+                sweep_ids=[view.sweep.id],
+            )
+        except LoraStudioError as error:
+            show_error(error)
+            return
+        routes.open_arena(arena_id)

@@ -1,0 +1,109 @@
+"""The leaderboard (`?id=<arena id>`, or every arena without one): Bradley–Terry ratings
+with 95 % intervals, win/tie/loss counts, head-to-head, per prompt, and the votes to
+download."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import streamlit as st
+
+from lora_core.arena import arenas, ratings
+from ui import context, routes
+from ui.text import md
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
+def cached_board(arena_id: str | None, version: tuple[object, ...]) -> ratings.Leaderboard:
+    """The bootstrap refits the model a few hundred times: once per arena and set of
+    votes (`version` changes with every vote), not on every rerun."""
+    return context.read(ratings.leaderboard, arena_id=arena_id)
+
+
+def show_standings(board: ratings.Leaderboard) -> None:
+    table = board.standings.assign(
+        interval=[
+            "—" if pd.isna(low) else f"{low:.0f}–{high:.0f}"
+            for low, high in zip(board.standings["low"], board.standings["high"], strict=True)
+        ],
+        note=["few votes" if few else "" for few in board.standings["few_votes"]],
+    )[["rank", "arm", "rating", "interval", "wins", "ties", "losses", "both_bad", "votes", "note"]]
+    st.dataframe(
+        table,
+        hide_index=True,
+        key="standings",
+        column_config={
+            "rank": st.column_config.NumberColumn("Rank", width="small"),
+            "arm": st.column_config.TextColumn("LoRA and settings"),
+            "rating": st.column_config.NumberColumn("Rating", format="%.0f"),
+            "interval": st.column_config.TextColumn("95 % interval"),
+            "both_bad": st.column_config.NumberColumn("Both bad"),
+            "note": st.column_config.TextColumn("", help=f"Fewer than {ratings.FEW_VOTES} votes"),
+        },
+    )
+
+
+def show_matrices(board: ratings.Leaderboard) -> None:
+    head, prompts = st.tabs(["Head to head", "Per prompt"])
+    head.caption("How often the row's arm beat the column's (a tie counts half); blank: never met.")
+    head.dataframe((board.head_to_head * 100).round(0), key="head_to_head",
+                   column_config={name: st.column_config.NumberColumn(format="%.0f %%")
+                                  for name in board.head_to_head.columns})  # fmt: skip
+    prompts.caption("Each arm's share of the votes it won, prompt by prompt.")
+    prompts.dataframe((board.per_prompt * 100).round(0), key="per_prompt",
+                      column_config={name: st.column_config.NumberColumn(format="%.0f %%")
+                                     for name in board.per_prompt.columns})  # fmt: skip
+
+
+def show_downloads(arena_id: str | None, stem: str) -> None:
+    votes = context.read(ratings.votes_export, arena_id=arena_id)
+    parquet = io.BytesIO()
+    votes.to_parquet(parquet, index=False)
+    with st.container(horizontal=True):
+        for label, data, suffix, mime in (
+            ("Votes (CSV)", votes.to_csv(index=False).encode(), "csv", "text/csv"),
+            ("Votes (Parquet)", parquet.getvalue(), "parquet", "application/octet-stream"),
+        ):
+            st.download_button(
+                label, data=data, file_name=f"{stem}-votes.{suffix}", mime=mime,
+                icon=":material/download:", on_click="ignore", key=f"votes_{suffix}",
+            )  # fmt: skip
+
+
+arena_id = st.query_params.get("id") or None
+arena = context.read(arenas.get_arena, arena_id=arena_id) if arena_id else None
+if arena_id and arena is None:
+    st.error("Arena not found. Its link may be mistyped.", icon=":material/search_off:")
+    st.stop()
+st.title(f"Leaderboard · {md(arena.name)}" if arena else "Leaderboard · every arena", anchor=False)
+st.caption(
+    "Bradley–Terry ratings from blind votes on the Elo scale (1000 is the average arm), with "
+    "95 % intervals from a bootstrap over votes. "
+    + ("" if arena else "Across arenas, an arm is a LoRA at its settings, wherever it stood.")
+)
+with st.container(horizontal=True):
+    if arena:
+        st.page_link(routes.ARENA, label="Vote in this arena", icon=":material/how_to_vote:",
+                     query_params={"id": arena.id})  # fmt: skip
+        st.page_link(routes.LEADERBOARD, label="Every arena", icon=":material/leaderboard:",
+                     query_params={})  # fmt: skip
+    else:
+        st.page_link(routes.ARENA, label="The arenas", icon=":material/how_to_vote:")
+version = context.read(ratings.votes_version, arena_id=arena_id)
+board = cached_board(arena_id, version)
+if board.votes == 0:
+    st.info("No votes yet: vote in an arena, and its ratings appear here.",
+            icon=":material/how_to_vote:")  # fmt: skip
+    st.stop()
+agreement = "—" if board.agreement is None else f"{board.agreement:.0%}"
+with st.container(horizontal=True, key="board_figures"):
+    st.metric("Votes", f"{board.votes:,}", width="content")
+    st.metric("Voters", f"{board.voters:,}", width="content")
+    st.metric("Arms", f"{len(board.standings):,}", width="content")
+    st.metric("Voters agree", agreement, width="content",
+              help=f"Of the {board.judged_by_several} pairs two or more people judged, the "
+              "share where all chose alike.")  # fmt: skip
+show_standings(board)
+show_matrices(board)
+show_downloads(arena_id, f"arena-{arena.id}" if arena else "arenas")
