@@ -145,7 +145,9 @@ def show_pair(arena_id: str) -> None:
         return
     st.progress(pair.voted / pair.total, text=f"Pair {pair.voted + 1} of {pair.total}")
     st.markdown(f"**Prompt:** {md(pair.prompt)}")
-    with st.container(horizontal=True, key="arena_pair"):
+    # At most two 400 px images across: the buttons stay on a laptop's first screen, and
+    # a phone keeps both images side by side above them.
+    with st.container(horizontal=True, key="arena_pair", width=820):
         for side, image_id in (("Left", pair.left_image_id), ("Right", pair.right_image_id)):
             with st.container(key=f"arena_{side.lower()}"):
                 st.image(
@@ -174,6 +176,6 @@ if arena is None:
     st.page_link(routes.ARENA, label="Every arena", icon=":material/how_to_vote:",
                  query_params={})  # fmt: skip
     st.stop()
-st.title(md(arena.name), anchor=False)
+st.header(md(arena.name), anchor=False)
 st.caption("Which image is better? The LoRAs stay hidden until you vote.")
 show_pair(arena.id)

@@ -35,6 +35,10 @@ def show_standings(board: ratings.Leaderboard) -> None:
         key="standings",
         column_config={
             "rank": st.column_config.NumberColumn("Rank", width="small"),
+            "wins": st.column_config.NumberColumn("Wins"),
+            "ties": st.column_config.NumberColumn("Ties"),
+            "losses": st.column_config.NumberColumn("Losses"),
+            "votes": st.column_config.NumberColumn("Votes"),
             "arm": st.column_config.TextColumn("LoRA and settings"),
             "rating": st.column_config.NumberColumn("Rating", format="%.0f"),
             "interval": st.column_config.TextColumn("95 % interval"),
@@ -44,16 +48,17 @@ def show_standings(board: ratings.Leaderboard) -> None:
     )
 
 
+def shares_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Shares as "88 %", blank where there is none (an arm against itself, never met)."""
+    return frame.apply(lambda column: column.map(lambda v: "" if pd.isna(v) else f"{v:.0%}"))
+
+
 def show_matrices(board: ratings.Leaderboard) -> None:
     head, prompts = st.tabs(["Head to head", "Per prompt"])
     head.caption("How often the row's arm beat the column's (a tie counts half); blank: never met.")
-    head.dataframe((board.head_to_head * 100).round(0), key="head_to_head",
-                   column_config={name: st.column_config.NumberColumn(format="%.0f %%")
-                                  for name in board.head_to_head.columns})  # fmt: skip
+    head.dataframe(shares_text(board.head_to_head), key="head_to_head")
     prompts.caption("Each arm's share of the votes it won, prompt by prompt.")
-    prompts.dataframe((board.per_prompt * 100).round(0), key="per_prompt",
-                      column_config={name: st.column_config.NumberColumn(format="%.0f %%")
-                                     for name in board.per_prompt.columns})  # fmt: skip
+    prompts.dataframe(shares_text(board.per_prompt), key="per_prompt")
 
 
 def show_downloads(arena_id: str | None, stem: str) -> None:
@@ -76,7 +81,8 @@ arena = context.read(arenas.get_arena, arena_id=arena_id) if arena_id else None
 if arena_id and arena is None:
     st.error("Arena not found. Its link may be mistyped.", icon=":material/search_off:")
     st.stop()
-st.title(f"Leaderboard · {md(arena.name)}" if arena else "Leaderboard · every arena", anchor=False)
+st.title("Leaderboard", anchor=False)
+st.subheader(md(arena.name) if arena else "Every arena", anchor=False)
 st.caption(
     "Bradley–Terry ratings from blind votes on the Elo scale (1000 is the average arm), with "
     "95 % intervals from a bootstrap over votes. "

@@ -43,7 +43,7 @@ def shown_images(at) -> list:
 
 def page_text(at) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
-    parts += [i.value for i in at.info] + [t.value for t in at.title]
+    parts += [i.value for i in at.info] + [t.value for t in at.title] + [h.value for h in at.header]
     return "\n".join(parts)
 
 
@@ -164,5 +164,5 @@ def test_a_finished_sweep_becomes_an_arena_in_one_click(open_app, app_env, engin
     assert not at.exception
     with session_scope(engine) as session:
         [arena] = session.scalars(select(Arena)).all()
-    assert arena.name.startswith("Sweep of ") and "a lighthouse" in arena.name
+    assert arena.name.startswith("“a lighthouse” · ")
     assert "neonword" not in arena.name  # the arena's page names no arm

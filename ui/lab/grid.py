@@ -168,9 +168,7 @@ def _arena_action(view: views.SweepView) -> None:
                 engine=context.studio().engine,
                 user=user,
                 # Not the sweep's title, which names its LoRA: the arena's page names none.
-                name=f"Sweep of {format_date(view.sweep.created_at)}: “{view.sweep.prompt}”"[
-                    : arenas.MAX_NAME_LENGTH
-                ],
+                name=f"“{view.sweep.prompt[:60]}” · {format_date(view.sweep.created_at)}",
                 sweep_ids=[view.sweep.id],
             )
         except LoraStudioError as error:
