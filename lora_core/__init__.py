@@ -40,11 +40,14 @@ Module map (one hop from a behaviour to its folder):
                        process's cells, a few at a time), views (what pages read: a
                        sweep's grid, the newest sweeps), sweep_files and contact_sheet
                        (the grid as a labelled PNG, the zip)
+    arena/             arenas (made from sweeps: arms and pairs of one prompt and seed),
+                       voting (blind pairs, one vote per voter per pair), ratings
+                       (Bradley–Terry with bootstrap intervals, the leaderboard, exports)
     cli/               demo (seed an empty database, by hand), repair (copy what fal still holds,
                        make missing thumbnails), migrate (the schema to head, by hand)
 
 Layers, top to bottom (no import runs back up): studio → demo, fal (adapters of the
-generation and training interfaces), history, cli → lab → training, gallery → generation → weights →
+generation and training interfaces), history, arena, cli → lab → training, gallery → generation → weights →
 storage → thumbnails, identity → settings, legacy → data → web, errors; sweeper imports nothing.
 
 Conventions: the core's functions take keyword arguments; a function that takes a session
