@@ -47,8 +47,9 @@ Module map (one hop from a behaviour to its folder):
                        make missing thumbnails), migrate (the schema to head, by hand)
 
 Layers, top to bottom (no import runs back up): studio → demo, fal (adapters of the
-generation and training interfaces), history, arena, cli → lab → training, gallery → generation → weights →
-storage → thumbnails, identity → settings, legacy → data → web, errors; sweeper imports nothing.
+generation and training interfaces), history, arena, cli → lab → training, gallery →
+generation → weights → storage → thumbnails, identity → settings, legacy → data → web,
+errors; sweeper imports nothing.
 
 Conventions: the core's functions take keyword arguments; a function that takes a session
 only reads, one that changes data takes the engine and owns its transaction.
