@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
+from ui.standing import show_standing
 
 from lora_core import weights
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
@@ -51,6 +52,7 @@ def show_header(lora: LoraTraining, image_count: int) -> None:
             f"{count_text(image_count)} images",
         ]
         st.caption(" · ".join(facts))
+    show_standing(lora.id)
 
 
 def show_weights(lora: LoraTraining) -> None:

@@ -88,8 +88,8 @@ SCORES = {ArenaChoice.A: 1.0, ArenaChoice.B: 0.0, ArenaChoice.TIE: 0.5, ArenaCho
 @dataclass(frozen=True)
 class Leaderboard:
     standings: pd.DataFrame
-    """One row per arm, best first: rank, arm, rating, low, high, wins, ties, losses,
-    both_bad, votes, few_votes."""
+    """One row per arm, best first: rank, arm, lora_id, arenas (how many it was voted in),
+    rating, low, high, wins, ties, losses, both_bad, votes, few_votes."""
     head_to_head: pd.DataFrame
     """Arm × arm: the share of their votes the row's arm won (a tie half), blank if they
     never met."""
@@ -154,9 +154,22 @@ def leaderboard(*, session: Session, arena_id: str | None) -> Leaderboard:
     votes = _votes(session, arena_id)
     if votes.empty:
         empty = pd.DataFrame(
-            columns=["rank", "arm", "rating", "low", "high", "wins", "ties", "losses",
-                     "both_bad", "votes", "few_votes"]
-        )  # fmt: skip
+            columns=[
+                "rank",
+                "arm",
+                "lora_id",
+                "arenas",
+                "rating",
+                "low",
+                "high",
+                "wins",
+                "ties",
+                "losses",
+                "both_bad",
+                "votes",
+                "few_votes",
+            ]
+        )
         return Leaderboard(empty, pd.DataFrame(), pd.DataFrame(), 0, 0, None, 0)
     keys_a = [_arm_key(row, "a") for _, row in votes.iterrows()]
     keys_b = [_arm_key(row, "b") for _, row in votes.iterrows()]
@@ -171,6 +184,10 @@ def leaderboard(*, session: Session, arena_id: str | None) -> Leaderboard:
         labels = {key: row for key, row in zip(keys_a, votes["a_label"], strict=True)}
         labels |= {key: row for key, row in zip(keys_b, votes["b_label"], strict=True)}
     names = [labels[arm] for arm in arms]
+    arenas_of: dict[ArmKey, set[str]] = {}
+    for a, b, arena in zip(keys_a, keys_b, votes["arena_id"], strict=True):
+        arenas_of.setdefault(a, set()).add(arena)
+        arenas_of.setdefault(b, set()).add(arena)
     comparisons = [
         Comparison(index[a], index[b], SCORES[ArenaChoice(choice)])
         for a, b, choice in zip(keys_a, keys_b, votes["choice"], strict=True)
@@ -199,6 +216,8 @@ def leaderboard(*, session: Session, arena_id: str | None) -> Leaderboard:
     standings = pd.DataFrame(
         {
             "arm": names,
+            "lora_id": [arm.lora_id for arm in arms],
+            "arenas": [len(arenas_of.get(arm, set())) for arm in arms],
             "rating": ratings.round(0),
             "low": low.round(0),
             "high": high.round(0),
@@ -290,3 +309,41 @@ def votes_version(*, session: Session, arena_id: str | None) -> tuple[object, ..
     if arena_id is not None:
         query = query.where(col(ArenaVote.arena_id) == arena_id)
     return tuple(session.execute(query).one())
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where one arm of a LoRA stands across every arena."""
+
+    arm: str
+    rank: int
+    of: int
+    rating: float
+    low: float
+    high: float
+    wins: int
+    ties: int
+    losses: int
+    arenas: int
+    few_votes: bool
+
+
+def standings_of(board: Leaderboard, lora_id: str) -> list[Standing]:
+    """The LoRA's arms (one per scale or settings it was judged at) on a leaderboard."""
+    rows = board.standings[board.standings["lora_id"] == lora_id]
+    return [
+        Standing(
+            arm=row.arm,
+            rank=int(row.rank),
+            of=len(board.standings),
+            rating=float(row.rating),
+            low=float(row.low),
+            high=float(row.high),
+            wins=int(row.wins),
+            ties=int(row.ties),
+            losses=int(row.losses),
+            arenas=int(row.arenas),
+            few_votes=bool(row.few_votes),
+        )
+        for row in rows.itertuples()
+    ]

@@ -100,6 +100,10 @@ def test_the_leaderboard_of_an_arena(engine, add_lora):
     assert list(export.columns) == ratings.EXPORT_COLUMNS
     assert len(export) == 8 and set(export["winner"]) == {"tie"}
     assert every.votes == 9  # the other arena's vote too
+    [neon] = ratings.standings_of(every, "neon")
+    assert (neon.arm, neon.of, neon.arenas) == ("neon · scale 1", 3, 2)
+    assert (neon.wins + neon.losses, neon.ties) == (1, 6)  # 3 pairs tied by 2 voters, 1 won
+    assert ratings.standings_of(every, "unknown") == []
 
 
 @pytest.mark.both_backends

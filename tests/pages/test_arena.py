@@ -166,3 +166,22 @@ def test_a_finished_sweep_becomes_an_arena_in_one_click(open_app, app_env, engin
         [arena] = session.scalars(select(Arena)).all()
     assert arena.name.startswith("“a lighthouse” · ")
     assert "neonword" not in arena.name  # the arena's page names no arm
+
+
+def test_a_loras_page_shows_its_standing_once_it_was_voted_on(open_app, app_env, engine, add_lora):
+    arena_id = make_arena(app_env, engine, add_lora)
+    before = open_with_query(open_app, "app_pages/lora.py", id="neon-id")
+    assert not [c for c in before.caption if "Blind arenas" in c.value]
+    at = open_with_query(open_app, ARENA, id=arena_id)
+    for _ in range(3):
+        at.button(key="vote_tie").click().run()
+    from ui import standing
+
+    standing.every_arena.clear()  # at most a minute old: as a minute later
+
+    page = open_with_query(open_app, "app_pages/lora.py", id="neon-id")
+
+    assert not page.exception
+    [line] = [c.value for c in page.caption if "Blind arenas" in c.value]
+    assert "**neonword · scale 1** rated 1000" in line
+    assert "of 3 · 0 wins, 2 ties, 0 losses · in 1 arena · few votes" in line

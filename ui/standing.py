@@ -1,0 +1,35 @@
+"""A LoRA's standing in the blind arenas, on its page: each arm of it (a scale, a setting)
+with its rating, interval, rank and record across every arena."""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from lora_core.arena import ratings
+from ui import context, routes
+from ui.text import md
+
+
+@st.cache_data(ttl=60, max_entries=1, show_spinner=False)
+def every_arena() -> ratings.Leaderboard:
+    """The leaderboard of every arena, at most a minute old: a LoRA's page shows its standing
+    without a statement of its own per view (the bootstrap refits the model many times)."""
+    return context.read(ratings.leaderboard, arena_id=None)
+
+
+def show_standing(lora_id: str) -> None:
+    """One line per arm of this LoRA that was voted on; nothing when none was."""
+    standings = ratings.standings_of(every_arena(), lora_id)
+    for standing in standings[:3]:
+        interval = "" if math.isnan(standing.low) else f" ({standing.low:.0f}–{standing.high:.0f})"
+        arenas = f"in {standing.arenas} arena{'s' if standing.arenas != 1 else ''}"
+        st.caption(
+            f":material/leaderboard: Blind arenas: **{md(standing.arm)}** rated "
+            f"{standing.rating:.0f}{interval}, #{standing.rank} of {standing.of} · "
+            f"{standing.wins} wins, {standing.ties} ties, {standing.losses} losses · {arenas}"
+            + (" · few votes" if standing.few_votes else "")
+        )
+    if standings:
+        st.page_link(routes.LEADERBOARD, label="Leaderboard", icon=":material/leaderboard:")
