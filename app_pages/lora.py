@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import streamlit as st
-from ui.standing import show_standing
 
 from lora_core import weights
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
@@ -21,6 +20,7 @@ from ui.components import (
 from ui.errors import generation_blocked, guarded, show_error
 from ui.generate_dialog import open_generate, render_open_dialog
 from ui.image_details import close_image, image_dialog, open_in_place, zip_with_recipes
+from ui.standing import show_standing
 from ui.text import md
 
 PAGE_SIZE = 24
