@@ -2,7 +2,7 @@
 
 A page asks the studio for its parts (`engine`, `store`, `generator`, `trainer`, the two
 quota policies) or runs a use case through it, with every dependency already wired:
-`generate`, `start_sweep`, `retry_cell`, `start_training`, `register`, `trainings`,
+`generate`, `start_sweep`, `run_suite`, `retry_cell`, `start_training`, `register`, `trainings`,
 `training_view`, `follow_trainings`, `resume_stale_batches`, `recover`, `quota_status`,
 `training_status`. The UI builds one per process (`ui/context.py`), which also runs
 `recover` every few seconds in the background (`sweeper.Sweeper`): every job fal accepted
@@ -26,6 +26,7 @@ from lora_core.data import leases
 from lora_core.data.db import create_db_engine, session_scope
 from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.data.schema import ensure_schema
+from lora_core.errors import InvalidSweep
 from lora_core.fal.generator import FalGenerator
 from lora_core.fal.trainer import FalTrainer
 from lora_core.gallery import downloads
@@ -33,7 +34,7 @@ from lora_core.generation import quota, recovery, service
 from lora_core.generation.generators import ImageGenerator, ProgressCallback
 from lora_core.generation.preview import PreviewGenerator
 from lora_core.generation.recipe import PLAN, Recipe
-from lora_core.lab import pool, sweeps
+from lora_core.lab import pool, suites, sweeps
 from lora_core.lab.axes import Axis
 from lora_core.settings import Settings
 from lora_core.storage import MediaStore, build_store
@@ -151,6 +152,30 @@ class Studio:
             x=x,
             y=y,
             max_cells=self.settings.sweep_max_cells,
+        )
+        return sweep_id, self._run_cells(holder, jobs)
+
+    def run_suite(
+        self, *, user: str, suite_id: str, lora_ids: list[str], baseline: bool
+    ) -> tuple[str, threading.Event]:
+        """Run an evaluation suite on these LoRAs (and the base model, with `baseline`): a
+        sweep of its prompts and seeds (`lora_core.lab.suites`); (its id, an event)."""
+        with session_scope(self.engine) as session:
+            suite = suites.get_suite(session=session, suite_id=suite_id)
+            if suite is None:
+                raise InvalidSweep("That suite no longer exists.")
+            spec = suites.spec_of(suite)
+        plan = suites.run_plan(spec, lora_ids=lora_ids, baseline=baseline)
+        sweep_id, holder, jobs = sweeps.start(
+            kit=self.kit,
+            user=user,
+            lora_id=plan.lora_id,
+            prompt=plan.prompt,
+            base=plan.base,
+            x=plan.x,
+            y=plan.y,
+            max_cells=suites.MAX_CELLS,
+            suite_id=suite_id,
         )
         return sweep_id, self._run_cells(holder, jobs)
 

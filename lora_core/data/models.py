@@ -239,6 +239,9 @@ class Sweep(SQLModel, table=True):
     image_size: str = Field(sa_type=Text)
     seed: str = Field(sa_type=Text)  # TEXT: seeds can exceed 2^63
     created_at: str = Field(sa_type=Text)
+    # A run of an evaluation suite (`lora_core.lab.suites`): its LoRAs across, its prompts
+    # and seeds down. None: a sweep typed in the Lab.
+    suite_id: str | None = Field(default=None, sa_type=Text)
 
 
 class ImageFavorite(SQLModel, table=True):
@@ -326,3 +329,23 @@ class ArenaVote(SQLModel, table=True):
     arena_id: str = Field(sa_type=Text)
     choice: str = Field(sa_type=Text)
     created_at: str = Field(sa_type=Text)
+
+
+class Suite(SQLModel, table=True):
+    """An evaluation suite (`lora_core.lab.suites`): a named, shared list of prompts (each
+    may say `{trigger}`) and seeds, and the settings every run of it uses."""
+
+    __tablename__ = "suites"
+    __table_args__ = (Index("idx_suites_created", "created_at"),)
+
+    id: str = Field(primary_key=True, sa_type=Text)
+    name: str = Field(sa_type=Text)
+    user: str = Field(sa_column=Column("wallet_address", Text, nullable=False))
+    prompts: str = Field(sa_type=Text)  # a JSON list
+    seeds: str = Field(sa_type=Text)  # a JSON list of seeds, as text
+    lora_scale: float
+    num_inference_steps: int
+    guidance_scale: float
+    image_size: str = Field(sa_type=Text)
+    created_at: str = Field(sa_type=Text)
+    updated_at: str = Field(sa_type=Text)

@@ -24,11 +24,18 @@ def recent_prompts(*, session: Session, user: str, limit: int = 20) -> list[str]
 MAX_PROMPT_LENGTH = 500
 
 
+TRIGGER = "{trigger}"
+
+
 def with_trigger(prompt: str, trigger_word: str) -> str:
-    """The full prompt, what fal receives: the user's prompt with the trigger word appended.
+    """The full prompt, what fal receives: the user's prompt with the trigger word where it
+    says `{trigger}` (an evaluation suite's prompts place it so), else appended as the plan
+    says ("… in the style of <trigger word>").
 
     A prompt has two names on its way: `prompt`, as the user typed it (stored, shown), and
     `full_prompt`, what fal received (in the recipe of every file)."""
+    if TRIGGER in prompt:
+        return prompt.replace(TRIGGER, trigger_word)
     return f"{prompt} in the style of {trigger_word}"
 
 

@@ -7,7 +7,9 @@ AUTOMATIC1111's X/Y/Z plot:
 - `seed`: seeds, a list or a range ("1-4", step 1 unless given);
 - `prompt`: Prompt S/R, a list whose first item is a word of the prompt and each item
   replaces it ("red, blue, green": the prompt as is, then with "blue", then "green");
-- `lora`: LoRA ids, `NO_LORA` among them for the base model as a baseline.
+- `lora`: LoRA ids, `NO_LORA` among them for the base model as a baseline;
+- `case`: an evaluation suite's prompts and seeds (`lora_core.lab.suites`), each value one
+  prompt with one seed (`case_value`): the rows of a suite run.
 
 Each cell is one fal call with one image (fal returns one seed per call: a cell must be one
 image to be reproducible); four cells cost one generation of the quota.
@@ -15,6 +17,7 @@ image to be reproducible); four cells cost one generation of the quota.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -24,7 +27,7 @@ from lora_core.errors import InvalidSweep
 from lora_core.generation.generators import IMAGES_PER_BATCH
 from lora_core.generation.recipe import MAX_SEED, NO_LORA, SCALE_RANGE, Recipe, checked
 
-AxisKind = Literal["scale", "seed", "prompt", "lora"]
+AxisKind = Literal["scale", "seed", "prompt", "lora", "case"]
 AXIS_KINDS: tuple[AxisKind, ...] = ("scale", "seed", "prompt", "lora")
 _RANGE = re.compile(
     r"^\s*(?P<start>\d+(?:\.\d+)?)\s*(?:-|to)\s*(?P<stop>\d+(?:\.\d+)?)"
@@ -45,10 +48,22 @@ class Axis:
     def labels(self) -> tuple[str, ...]:
         """What the grid's row or column headers say."""
         names = {"scale": "scale ", "seed": "seed ", "prompt": "", "lora": ""}
+        if self.kind == "case":
+            return tuple(f"{prompt} · seed {seed}" for prompt, seed in map(case_of, self.values))
         return tuple(
             "no LoRA" if self.kind == "lora" and value == NO_LORA else f"{names[self.kind]}{value}"
             for value in self.values
         )
+
+
+def case_value(prompt: str, seed: int) -> str:
+    """One suite case as an axis value (JSON text: a prompt may hold any character)."""
+    return json.dumps([prompt, str(seed)], ensure_ascii=False)
+
+
+def case_of(value: str) -> tuple[str, int]:
+    prompt, seed = json.loads(value)
+    return prompt, int(seed)
 
 
 @dataclass(frozen=True)
@@ -191,6 +206,9 @@ def _cell(
     """One cell: the prompt, LoRA and recipe with this row's and column's values."""
     prompt, lora_id, base = base_cell
     text = prompt.replace(search, varied["prompt"]) if search and "prompt" in varied else prompt
+    seed = int(varied["seed"]) if "seed" in varied else base.seed
+    if "case" in varied:
+        text, seed = case_of(varied["case"])
     lora = varied.get("lora", lora_id)
     recipe = checked(
         Recipe(
@@ -198,7 +216,7 @@ def _cell(
             steps=base.steps,
             guidance=base.guidance,
             image_size=base.image_size,
-            seed=int(varied["seed"]) if "seed" in varied else base.seed,
+            seed=seed,
         )
     )
     return Cell(column, row, text, None if lora == NO_LORA else lora, recipe)

@@ -61,6 +61,7 @@ def start(
     x: Axis,
     y: Axis | None = None,
     max_cells: int = 16,
+    suite_id: str | None = None,
     now: datetime | None = None,
 ) -> tuple[str, str, list[CellJob]]:
     """Plan the sweep, check every cell, and write the sweep with its pending cells (all or
@@ -85,7 +86,15 @@ def start(
         cells=[_cell_columns(cell) for cell in cells],
         lease=lease,
         also=_sweep_row(
-            sweep_id, user=user, lora_id=lora_id, prompt=prompt, base=base, x=x, y=y, now=now
+            sweep_id,
+            user=user,
+            lora_id=lora_id,
+            prompt=prompt,
+            base=base,
+            x=x,
+            y=y,
+            now=now,
+            suite_id=suite_id,
         ),
         now=now,
     )
@@ -253,6 +262,7 @@ def _sweep_row(
     x: Axis,
     y: Axis | None,
     now: datetime,
+    suite_id: str | None = None,
 ) -> Sweep:
     return Sweep(
         id=sweep_id,
@@ -269,4 +279,5 @@ def _sweep_row(
         image_size=base.image_size,
         seed=str(base.seed),
         created_at=to_iso(now),  # its cells' time: one clock for the sweep
+        suite_id=suite_id,
     )

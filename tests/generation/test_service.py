@@ -96,6 +96,11 @@ def test_full_prompt_appends_the_trigger_word():
     assert prompts.with_trigger("a cat", "sks") == "a cat in the style of sks"
 
 
+def test_a_trigger_placeholder_puts_the_trigger_word_there_instead():
+    assert prompts.with_trigger("{trigger} style, a cat", "sks") == "sks style, a cat"
+    assert prompts.with_trigger("{Trigger} a cat", "sks") == "{Trigger} a cat in the style of sks"
+
+
 def test_a_batch_stores_four_images_with_the_raw_prompt(engine, add_lora, generate, fake_fal):
     lora = add_lora(trigger_word="wtrclr")
 

@@ -1,0 +1,176 @@
+"""Evaluation suites: the same test for every LoRA, a named and shared list of prompts and
+seeds with the settings every run uses.
+
+A prompt may say `{trigger}` where a LoRA's trigger word goes; without it the plan's rule
+applies ("… in the style of <trigger word>", `generation.prompts.with_trigger`). A run of a
+suite is a sweep (`lora_core.lab.sweeps`): its LoRAs (and, if asked, the base model as a
+baseline) across, each prompt with each seed down (the `case` axis), so it has the sweeps'
+quota (all or nothing), recovery, retries, grid, contact sheet and zip, and its images pair
+in a blind arena (`lora_core.arena`). Anyone signed in may run or copy a suite; its author
+and admins may change it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, select
+from sqlmodel import Session, col
+
+from lora_core.data.clock import to_iso, utc_now
+from lora_core.data.db import session_scope
+from lora_core.data.models import Suite
+from lora_core.errors import InvalidSweep, NotAllowed
+from lora_core.generation.prompts import MAX_PROMPT_LENGTH
+from lora_core.generation.recipe import NO_LORA, Recipe, checked
+from lora_core.identity import Identity
+from lora_core.lab.axes import Axis, case_value, lora_axis, seed_axis
+
+MAX_PROMPTS = 12
+MAX_SEEDS = 8
+MAX_NAME_LENGTH = 80
+MAX_CELLS = 64  # a run: prompts × seeds × arms
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """A suite as it is read: its prompts, seeds and settings (the seed of `recipe` unset)."""
+
+    prompts: tuple[str, ...]
+    seeds: tuple[int, ...]
+    recipe: Recipe
+
+    @property
+    def cases(self) -> int:
+        return len(self.prompts) * len(self.seeds)
+
+
+def spec_of(suite: Suite) -> SuiteSpec:
+    return SuiteSpec(
+        prompts=tuple(json.loads(suite.prompts)),
+        seeds=tuple(int(seed) for seed in json.loads(suite.seeds)),
+        recipe=Recipe(
+            lora_scale=suite.lora_scale,
+            steps=suite.num_inference_steps,
+            guidance=suite.guidance_scale,
+            image_size=suite.image_size,
+        ),
+    )
+
+
+def parse(*, prompts_text: str, seeds_text: str, recipe: Recipe) -> SuiteSpec:
+    """Prompts one per line (blank lines skipped), seeds as a list or range; `InvalidSweep`
+    saying what is wrong."""
+    prompts = [line.strip() for line in (prompts_text or "").splitlines() if line.strip()]
+    if not prompts:
+        raise InvalidSweep("Write at least one prompt, one per line.")
+    if len(prompts) > MAX_PROMPTS:
+        raise InvalidSweep(
+            f"A suite has at most {MAX_PROMPTS} prompts; this one has {len(prompts)}."
+        )
+    if long := [number for number, p in enumerate(prompts, 1) if len(p) > MAX_PROMPT_LENGTH]:
+        raise InvalidSweep(f"Prompt {long[0]} is longer than {MAX_PROMPT_LENGTH} characters.")
+    seeds = [int(seed) for seed in seed_axis(seeds_text or "").values]
+    if len(seeds) > MAX_SEEDS:
+        raise InvalidSweep(f"A suite has at most {MAX_SEEDS} seeds; this one has {len(seeds)}.")
+    return SuiteSpec(tuple(dict.fromkeys(prompts)), tuple(seeds), checked(recipe.with_seed(None)))
+
+
+def save(
+    *,
+    engine: Engine,
+    who: Identity,
+    name: str,
+    spec: SuiteSpec,
+    suite_id: str | None = None,
+    now: datetime | None = None,
+) -> str:
+    """Create a suite (no `suite_id`) or change one (its author or an admin); its id."""
+    if who.user is None:
+        raise NotAllowed("Sign in to make or change a suite.")
+    name = (name or "").strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise InvalidSweep(f"Give the suite a name of at most {MAX_NAME_LENGTH} characters.")
+    moment = to_iso(now or utc_now())
+    values = {
+        "name": name,
+        "prompts": json.dumps(list(spec.prompts), ensure_ascii=False),
+        "seeds": json.dumps([str(seed) for seed in spec.seeds]),
+        "lora_scale": spec.recipe.lora_scale,
+        "num_inference_steps": spec.recipe.steps,
+        "guidance_scale": spec.recipe.guidance,
+        "image_size": spec.recipe.image_size,
+        "updated_at": moment,
+    }
+    with session_scope(engine) as session:
+        if suite_id is None:
+            suite_id = uuid.uuid4().hex
+            session.add(Suite(id=suite_id, user=who.user, created_at=moment, **values))
+        else:
+            suite = session.get(Suite, suite_id)
+            if suite is None:
+                raise InvalidSweep("That suite no longer exists.")
+            if not (who.is_admin or suite.user == who.user):
+                raise NotAllowed("Only its author or an admin can change this suite; copy it.")
+            for column, value in values.items():
+                setattr(suite, column, value)
+        session.commit()
+    return suite_id
+
+
+def copy(*, engine: Engine, who: Identity, suite_id: str, now: datetime | None = None) -> str:
+    """A copy of a suite, the user's own to change ("Copy of …"); its id."""
+    with session_scope(engine) as session:
+        suite = session.get(Suite, suite_id)
+        if suite is None:
+            raise InvalidSweep("That suite no longer exists.")
+        name, spec = suite.name, spec_of(suite)
+    return save(
+        engine=engine, who=who, name=f"Copy of {name}"[:MAX_NAME_LENGTH], spec=spec, now=now
+    )
+
+
+def list_suites(*, session: Session) -> list[Suite]:
+    """Every suite, newest first (they are shared)."""
+    return list(session.scalars(select(Suite).order_by(col(Suite.created_at).desc())))
+
+
+def get_suite(*, session: Session, suite_id: str | None) -> Suite | None:
+    if not suite_id or len(suite_id) > 64:
+        return None
+    return session.get(Suite, suite_id)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A run of a suite as a sweep: the LoRA whose trigger word the baseline's prompts use,
+    the first prompt (the sweep's title), the settings, and the two axes."""
+
+    lora_id: str
+    prompt: str
+    base: Recipe
+    x: Axis
+    y: Axis
+
+    @property
+    def cells(self) -> int:
+        return len(self.x.values) * len(self.y.values)
+
+
+def run_plan(spec: SuiteSpec, *, lora_ids: Sequence[str], baseline: bool) -> RunPlan:
+    """The sweep that runs `spec` on these LoRAs (and the base model, with `baseline`)."""
+    loras = [lora for lora in dict.fromkeys(lora_ids) if lora != NO_LORA]
+    if not loras:
+        raise InvalidSweep("Pick at least one LoRA to run the suite on.")
+    cases = Axis("case", tuple(case_value(p, seed) for p in spec.prompts for seed in spec.seeds))
+    arms = lora_axis([*loras, *([NO_LORA] if baseline else [])])
+    plan = RunPlan(loras[0], spec.prompts[0], spec.recipe.with_seed(spec.seeds[0]), arms, cases)
+    if plan.cells > MAX_CELLS:
+        raise InvalidSweep(
+            f"That run has {plan.cells} images; at most {MAX_CELLS}. Pick fewer LoRAs."
+        )
+    return plan

@@ -1,0 +1,150 @@
+"""Evaluation suites: read, saved, shared and copied; run on LoRAs (and the baseline) as a
+sweep through the real fal_client against the fake fal, and paired in an arena."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from lora_core.arena import arenas
+from lora_core.data.db import session_scope
+from lora_core.data.models import ArenaPair, GenerationBatch, Suite, Sweep
+from lora_core.errors import InvalidSweep, NotAllowed, QuotaExceeded
+from lora_core.generation.recipe import NO_LORA, Recipe
+from lora_core.identity import Identity
+from lora_core.lab import suites, views
+from tests.support.studios import studio_for
+
+pytestmark = pytest.mark.both_backends
+
+ANN, BOB = Identity(user="ann"), Identity(user="bob")
+ADMIN = Identity(user="root", is_admin=True)
+SETTINGS = Recipe(lora_scale=0.8, steps=20, guidance=4.0, image_size="square")
+
+
+def spec(prompts="{trigger} poster of a fox\na lighthouse", seeds="7, 8"):
+    return suites.parse(prompts_text=prompts, seeds_text=seeds, recipe=SETTINGS)
+
+
+@pytest.fixture
+def studio(database, tmp_path, engine):
+    built = studio_for(database, tmp_path, sweep_max_cells=16)
+    yield built
+    built.close()
+
+
+def test_prompts_are_read_one_a_line_and_seeds_as_a_list_or_range():
+    read = spec("  a fox \n\n a fox\n{trigger} at dusk\n", "1-3")
+
+    assert read.prompts == ("a fox", "{trigger} at dusk")
+    assert read.seeds == (1, 2, 3) and read.cases == 6
+    assert read.recipe == SETTINGS
+
+
+@pytest.mark.parametrize(
+    ("prompts", "seeds", "message"),
+    [("", "1", "at least one prompt"), ("\n".join(f"p{n}" for n in range(13)), "1", "at most 12"),
+     ("x" * 501, "1", "Prompt 1 is longer"), ("a", "", "seed"), ("a", "1-9", "at most 8 seeds")],
+)  # fmt: skip
+def test_a_bad_suite_says_what_is_wrong(prompts, seeds, message):
+    with pytest.raises(InvalidSweep, match=message):
+        spec(prompts, seeds)
+
+
+def test_a_suite_is_shared_changed_by_its_author_or_an_admin_and_copied(engine):
+    suite_id = suites.save(engine=engine, who=ANN, name="Portraits", spec=spec())
+    other = suites.save(engine=engine, who=BOB, name="Bob's", spec=spec("a cat", "1"))
+
+    with pytest.raises(NotAllowed):
+        suites.save(engine=engine, who=BOB, name="Mine now", spec=spec(), suite_id=suite_id)
+    suites.save(engine=engine, who=ADMIN, name="Portraits v2", spec=spec("a dog", "3"),
+                suite_id=suite_id)  # fmt: skip
+    copied = suites.copy(engine=engine, who=BOB, suite_id=suite_id)
+
+    with session_scope(engine) as session:
+        rows = {suite.id: suite for suite in suites.list_suites(session=session)}
+    assert (rows[suite_id].name, rows[suite_id].user) == ("Portraits v2", "ann")
+    assert json.loads(rows[suite_id].prompts) == ["a dog"] and json.loads(rows[suite_id].seeds) == [
+        "3"
+    ]
+    assert (rows[copied].name, rows[copied].user) == ("Copy of Portraits v2", "bob")
+    assert rows[other].name == "Bob's"  # a bystander, unchanged
+    with pytest.raises(NotAllowed):
+        suites.save(engine=engine, who=Identity(user=None), name="x", spec=spec())
+
+
+def test_a_run_is_a_sweep_of_its_prompts_and_seeds_on_each_lora_and_the_baseline(
+    studio, engine, add_lora, fake_fal
+):
+    neon = add_lora("neon", trigger_word="neonword", weights_url="https://weights.example/n.bin")
+    ink = add_lora("ink", trigger_word="inkword", weights_url="https://weights.example/i.bin")
+    suite_id = suites.save(engine=engine, who=ANN, name="Two prompts", spec=spec())
+
+    sweep_id, done = studio.run_suite(
+        user="ann", suite_id=suite_id, lora_ids=[neon.id, ink.id], baseline=True
+    )
+    assert done.wait(30)
+
+    def lora_of(body: dict) -> tuple[str | None, float | None]:
+        return (body["loras"][0]["path"], body["loras"][0]["scale"]) if body.get("loras") else (
+            None, None)  # fmt: skip
+
+    sent = [(s.body["prompt"], s.body["seed"], *lora_of(s.body)) for s in fake_fal.submissions]
+    assert len(sent) == 12  # 2 prompts × 2 seeds × 3 arms
+    by_neon = {(p, seed) for p, seed, path, _ in sent if path == neon.lora_weights_url}
+    assert {(p, seed) for p, seed in by_neon if seed == 7} == {
+        ("neonword poster of a fox", 7), ("a lighthouse in the style of neonword", 7)
+    }  # fmt: skip
+    assert {p for p, _, path, _ in sent if path is None} == {
+        "neonword poster of a fox", "a lighthouse in the style of neonword"
+    }  # the baseline gets the first LoRA's words, no weights  # fmt: skip
+    assert {scale for *_, scale in sent if scale is not None} == {0.8}
+    with session_scope(engine) as session:
+        sweep = session.get(Sweep, sweep_id)
+        view = views.sweep_view(session=session, sweep_id=sweep_id)
+        cells = session.scalars(
+            select(GenerationBatch).where(GenerationBatch.sweep_id == sweep_id)
+        ).all()
+    assert sweep.suite_id == suite_id
+    assert view.x.labels == ("neonword", "inkword", "no LoRA") or len(view.x.values) == 3
+    assert view.y.labels == (
+        "{trigger} poster of a fox · seed 7", "{trigger} poster of a fox · seed 8",
+        "a lighthouse · seed 7", "a lighthouse · seed 8",
+    )  # fmt: skip
+    assert {cell.status for cell in cells} == {"succeeded"} and len(cells) == 12
+
+    arena_id = arenas.create_arena(engine=engine, user="ann", name="run", sweep_ids=[sweep_id])
+    with session_scope(engine) as session:
+        pairs = session.scalars(select(ArenaPair).where(ArenaPair.arena_id == arena_id)).all()
+    assert len(pairs) == 12  # 4 prompt-and-seed cases × 3 pairs of arms
+
+
+def test_a_run_beyond_the_quota_writes_nothing(studio, engine, add_lora):
+    add_lora("neon", trigger_word="neonword")
+    suite_id = suites.save(engine=engine, who=ANN, name="Big",
+                           spec=spec("\n".join(f"p{n}" for n in range(12)), "1-2"))  # fmt: skip
+
+    with pytest.raises(QuotaExceeded, match="needs 12 generations"):
+        studio.run_suite(user="ann", suite_id=suite_id, lora_ids=["neon"], baseline=True)
+
+    with session_scope(engine) as session:
+        assert session.scalars(select(Sweep)).all() == []
+        assert session.scalars(select(GenerationBatch)).all() == []
+        assert len(session.scalars(select(Suite)).all()) == 1
+
+
+@pytest.mark.parametrize(
+    ("loras", "message"), [([], "at least one LoRA"), ([NO_LORA], "at least one LoRA")]
+)
+def test_a_run_needs_a_lora(loras, message):
+    with pytest.raises(InvalidSweep, match=message):
+        suites.run_plan(spec(), lora_ids=loras, baseline=True)
+
+
+def test_a_run_over_the_cell_limit_is_refused_before_anything():
+    big = spec("\n".join(f"p{n}" for n in range(12)), "1-8")
+
+    with pytest.raises(InvalidSweep, match="at most 64"):
+        suites.run_plan(big, lora_ids=["a"], baseline=False)
