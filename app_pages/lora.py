@@ -218,6 +218,9 @@ show_header(lora, image_count)
 with st.container(horizontal=True, vertical_alignment="center", key="lora_actions"):
     ready = show_generate_action(lora)
     show_weights(lora)
+    if ready:
+        st.page_link(routes.LAB, label="Run a suite", icon=":material/fact_check:",
+                     query_params={"suite_lora": lora.id})  # fmt: skip
 # One dialog at a time: the Generate dialog when it was opened, else a shared image's.
 if not render_open_dialog(lora) and (image_id := st.query_params.get("image")):
     image_dialog(lora, image_id, on_hidden=cached_image_count.clear)

@@ -1,4 +1,5 @@
-"""Demo data: a few LoRAs with preview images and a finished sweep, for an empty database.
+"""Demo data: a few LoRAs with preview images, a finished sweep and starter evaluation
+suites, for an empty database.
 
 `seed_demo` fills any empty database (`python -m lora_core.cli.demo` calls it, `run.sh` on
 every start); `seed_embedded_default` is what the app itself does as it starts, so that a
@@ -21,9 +22,10 @@ from lora_core.data.models import LoraStatus, LoraTraining, RequestId
 from lora_core.data.schema import ensure_schema
 from lora_core.generation import quota
 from lora_core.generation.preview import PreviewGenerator
-from lora_core.generation.recipe import Recipe
+from lora_core.generation.recipe import PLAN, Recipe
 from lora_core.generation.service import GenerationKit, generate
-from lora_core.lab import axes, sweeps
+from lora_core.identity import Identity
+from lora_core.lab import axes, suites, sweeps
 from lora_core.settings import Settings
 from lora_core.storage import build_store
 
@@ -96,7 +98,31 @@ def _seed(engine: Engine, settings: Settings) -> bool:
         if prompt:
             generate(kit=kit, user=DEMO_USER, lora_id=lora_id, prompt=prompt)
     _demo_sweep(kit)
+    _starter_suites(engine)
     return True
+
+
+# Evaluation suites a team can start from (`lora_core.lab.suites`): name, prompts, seeds.
+STARTER_SUITES = (
+    (
+        "Starter: subjects",
+        "{trigger} portrait of an old fisherman\n{trigger} a red fox in the snow\n"
+        "{trigger} a bowl of fruit on a table\n{trigger} a city street at night",
+        "7, 8",
+    ),
+    (
+        "Starter: does the style hold?",
+        "a lighthouse on a cliff\na cat asleep on a windowsill\na mountain lake at dawn",
+        "11",
+    ),
+)
+
+
+def _starter_suites(engine: Engine) -> None:
+    who = Identity(user=DEMO_USER)
+    for name, prompts, seeds in STARTER_SUITES:
+        spec = suites.parse(prompts_text=prompts, seeds_text=seeds, recipe=PLAN)
+        suites.save(engine=engine, who=who, name=name, spec=spec)
 
 
 def _demo_sweep(kit: GenerationKit) -> None:

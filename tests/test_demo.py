@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from lora_core import demo
 from lora_core.data.db import create_db_engine, session_scope
-from lora_core.data.models import GeneratedImage, LoraTraining
+from lora_core.data.models import GeneratedImage, LoraTraining, Suite
 from lora_core.settings import Settings
 from tests.conftest import database_env
 
@@ -57,3 +57,4 @@ def test_processes_starting_at_once_fill_an_empty_database_once(database, engine
     assert sorted(map(str, outcomes)) == ["False", "False", "False", "True"], outcomes
     assert count(engine, LoraTraining) == len(demo.DEMO_LORAS)
     assert count(engine, GeneratedImage) == 4 * 3 + 6  # three batches and a 3×2 sweep
+    assert count(engine, Suite) == len(demo.STARTER_SUITES)  # once, too

@@ -40,9 +40,11 @@ def recipe_inputs(
     key: Callable[[str], str],
     seed_placeholder: str = "Random",
     seed_help: str = "The same seed and settings give the same images. Blank: random.",
+    with_seed: bool = True,
 ) -> Chosen:
     """The five settings' widgets, starting from `shown`, each keyed `key(name)` (names:
-    scale, seed, size, steps, guidance): the Generate dialog's and the Lab's."""
+    scale, seed, size, steps, guidance): the Generate dialog's and the Lab's. Without
+    `with_seed`, no seed widget (a suite has its own seeds) and the seed is blank."""
     scale = st.slider(
         "LoRA scale",
         *recipe.SCALE_RANGE,
@@ -51,13 +53,15 @@ def recipe_inputs(
         key=key("scale"),
         help="How strongly the LoRA steers the image; 0 is the base model.",
     )
-    seed = st.text_input(
-        "Seed",
-        value="" if shown.seed is None else str(shown.seed),
-        key=key("seed"),
-        placeholder=seed_placeholder,
-        help=seed_help,
-    )
+    seed = ""
+    if with_seed:
+        seed = st.text_input(
+            "Seed",
+            value="" if shown.seed is None else str(shown.seed),
+            key=key("seed"),
+            placeholder=seed_placeholder,
+            help=seed_help,
+        )
     size = st.selectbox(
         "Image size",
         list(recipe.IMAGE_SIZES),

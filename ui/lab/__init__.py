@@ -1,8 +1,15 @@
-"""The LoRA Lab's three tools, one module each: `form` (an X/Y sweep asked for, with its
-cost, and the recent sweeps), `grid` (a sweep's grid filling in as its cells finish, its
-retries and downloads) and `reader` (the recipe inside an image file, with Remix)."""
+"""The LoRA Lab's tools, one module each: `form` (an X/Y sweep asked for, with its cost, and
+the recent sweeps), `suites` (evaluation suites: made, changed, copied, run on LoRAs),
+`grid` (a sweep's grid filling in as its cells finish, its retries and downloads) and
+`reader` (the recipe inside an image file, with Remix)."""
 
 from __future__ import annotations
 
 # How each kind of axis is named on the form and over a grid.
 AXIS_NAMES = {"scale": "LoRA scale", "seed": "Seed", "prompt": "Prompt S/R", "lora": "LoRA"}
+# A suite run's rows (never offered on the form: a suite makes them).
+CASE_NAME = "suite prompts and seeds"
+
+
+def axis_name(kind: str) -> str:
+    return AXIS_NAMES.get(kind, CASE_NAME)

@@ -13,7 +13,7 @@ from lora_core.lab import sweep_files, views
 from ui import context, routes
 from ui.components import app_base_url, format_date, image_card
 from ui.errors import guarded, report_unexpected, show_error
-from ui.lab import AXIS_NAMES
+from ui.lab import axis_name
 from ui.text import md
 
 RETRY_ERROR_KEY = "sweep_retry_error"
@@ -35,8 +35,8 @@ def show_sweep(sweep_id: str) -> None:
     st.caption(
         f"by {md(sweep.user)} · {md(format_date(sweep.created_at))} · "
         f"{md(recipe.describe(views.base_recipe(sweep)))} · "
-        f"{md(AXIS_NAMES[view.x.kind])} across"
-        + (f", {md(AXIS_NAMES[view.y.kind])} down" if view.y is not None else "")
+        f"{md(axis_name(view.x.kind))} across"
+        + (f", {md(axis_name(view.y.kind))} down" if view.y is not None else "")
     )
     if view.running:
         _live_grid(sweep_id)
