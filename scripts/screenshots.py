@@ -111,11 +111,23 @@ def photograph(url: str, out: Path) -> None:
             page.goto("/lab")  # the sweep form first, then the demo's sweep
             expect(page.get_by_role("button", name="Start sweep")).to_be_visible()
             shoot(page, out, "lab", width)
-            link = page.get_by_role("link", name=re.compile("a lighthouse on a cliff"))
+            link = page.get_by_role("link", name=re.compile("a lighthouse on a cliff.*3×2"))
             page.goto(link.get_attribute("href") or "/lab")  # as a shared link opens it
             page.mouse.move(0, 0)
             expect(page.locator(".st-key-sweep_grid figure.ls-card img")).to_have_count(6)
             shoot(page, out, "sweep", width)
+            page.goto("/lab?suite_lora=demo-watercolor")  # a LoRA's "Run a suite"
+            expect(page.get_by_role("button", name="Run the suite").first).to_be_visible()
+            shoot(page, out, "suites", width)
+            if width == max(WIDTHS):  # one run is enough: the phone opens its grid
+                page.get_by_role("button", name="Run the suite").first.click()
+                expect(page).to_have_url(re.compile(r"sweep=\w+"), timeout=15_000)
+                run_url = page.url
+            page.goto(run_url)
+            expect(page.locator(".st-key-sweep_grid figure.ls-card img")).to_have_count(
+                6, timeout=30_000
+            )
+            shoot(page, out, "suite-run", width)
             page.goto("/lora?id=demo-claymation")
             page.locator(".st-key-open_generate button").click()
             expect(page.get_by_role("dialog").get_by_role("textbox")).to_be_focused()

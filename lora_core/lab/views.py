@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from lora_core.data import lookups
-from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, Sweep
+from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, Suite, Sweep
 from lora_core.generation.recipe import NO_LORA, Recipe, batch_recipe, from_batch
 from lora_core.lab.axes import Axis
 
@@ -39,6 +39,7 @@ class SweepView:
     x_labels: tuple[str, ...]
     y_labels: tuple[str, ...]
     cells: dict[tuple[int, int], CellView]
+    suite_name: str | None = None  # a run of an evaluation suite
 
     @property
     def size(self) -> int:
@@ -53,7 +54,10 @@ class SweepView:
 
     @property
     def title(self) -> str:
-        """ "wtrclr · “a fox” · seed 7" (the seed only when no axis varies it)."""
+        """ "wtrclr · “a fox” · seed 7" (the seed only when no axis varies it); a suite's run:
+        "Suite “Portraits” on wtrclr"."""
+        if self.suite_name is not None:
+            return f"Suite “{self.suite_name}” on {self.lora_name}"
         varied = {self.x.kind} | ({self.y.kind} if self.y is not None else set())
         seed = "" if "seed" in varied else f" · seed {self.sweep.seed}"
         return f"{self.lora_name} · “{self.sweep.prompt}”{seed}"
@@ -95,7 +99,16 @@ def sweep_view(*, session: Session, sweep_id: str) -> SweepView | None:
         cells={
             place: _cell_view(place, batch, images.get(batch.id)) for place, batch in latest.items()
         },
+        suite_name=_suite_name(session, sweep.suite_id),
     )
+
+
+def _suite_name(session: Session, suite_id: str | None) -> str | None:
+    """The name of the suite this sweep ran (one lookup, for suite runs only)."""
+    if suite_id is None:
+        return None
+    suite = session.get(Suite, suite_id)
+    return suite.name if suite is not None else "a suite no longer here"
 
 
 @dataclass(frozen=True)

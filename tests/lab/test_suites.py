@@ -108,6 +108,7 @@ def test_a_run_is_a_sweep_of_its_prompts_and_seeds_on_each_lora_and_the_baseline
             select(GenerationBatch).where(GenerationBatch.sweep_id == sweep_id)
         ).all()
     assert sweep.suite_id == suite_id
+    assert view.title == "Suite “Two prompts” on neonword"
     assert view.x.labels == ("neonword", "inkword", "no LoRA") or len(view.x.values) == 3
     assert view.y.labels == (
         "{trigger} poster of a fox · seed 7", "{trigger} poster of a fox · seed 8",

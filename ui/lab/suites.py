@@ -30,7 +30,8 @@ def suites_tool() -> None:
     for suite in listed:
         spec = suites.spec_of(suite)
         with st.expander(
-            f"{md(suite.name)} · {len(spec.prompts)} prompts × {len(spec.seeds)} seeds",
+            f"{md(suite.name)} · {_count(len(spec.prompts), 'prompt')} × "
+            f"{_count(len(spec.seeds), 'seed')}",
             expanded=bool(st.query_params.get(LORA_PARAM)) and suite is listed[0],
         ):
             st.caption(
@@ -152,3 +153,7 @@ def _editor(listed: list[Suite]) -> None:
     st.session_state.pop(EDITING_KEY, None)
     st.toast("Suite saved.", icon=":material/check:")
     st.rerun()
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' if number != 1 else ''}"
