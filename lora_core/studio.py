@@ -140,9 +140,12 @@ class Studio:
         base: Recipe,
         x: Axis,
         y: Axis | None = None,
+        max_cells: int | None = None,
+        suite_id: str | None = None,
     ) -> tuple[str, threading.Event]:
         """Start an X/Y sweep (`lora_core.lab.sweeps`): its cells are reserved and written at
-        once, then run here in the background; (its id, an event set when its cells end)."""
+        once, then run here in the background; (its id, an event set when its cells end).
+        `max_cells` defaults to the SWEEP_MAX_CELLS setting; `suite_id`: a suite's run."""
         sweep_id, holder, jobs = sweeps.start(
             kit=self.kit,
             user=user,
@@ -151,7 +154,8 @@ class Studio:
             base=base,
             x=x,
             y=y,
-            max_cells=self.settings.sweep_max_cells,
+            max_cells=max_cells or self.settings.sweep_max_cells,
+            suite_id=suite_id,
         )
         return sweep_id, self._run_cells(holder, jobs)
 
@@ -166,18 +170,10 @@ class Studio:
                 raise InvalidSweep("That suite no longer exists.")
             spec = suites.spec_of(suite)
         plan = suites.run_plan(spec, lora_ids=lora_ids, baseline=baseline)
-        sweep_id, holder, jobs = sweeps.start(
-            kit=self.kit,
-            user=user,
-            lora_id=plan.lora_id,
-            prompt=plan.prompt,
-            base=plan.base,
-            x=plan.x,
-            y=plan.y,
-            max_cells=suites.MAX_CELLS,
-            suite_id=suite_id,
-        )
-        return sweep_id, self._run_cells(holder, jobs)
+        return self.start_sweep(
+            user=user, lora_id=plan.lora_id, prompt=plan.prompt, base=plan.base, x=plan.x,
+            y=plan.y, max_cells=suites.MAX_CELLS, suite_id=suite_id,
+        )  # fmt: skip
 
     def retry_cell(self, *, user: str, batch_id: str) -> threading.Event:
         """Try a failed cell of one of `user`'s sweeps again, in the background."""
