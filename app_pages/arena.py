@@ -150,10 +150,14 @@ def show_pair(arena_id: str) -> None:
     with st.container(horizontal=True, key="arena_pair", width=820):
         for side, image_id in (("Left", pair.left_image_id), ("Right", pair.right_image_id)):
             with st.container(key=f"arena_{side.lower()}"):
-                st.image(
-                    anonymous_image(image_id), width="stretch", caption=side,
-                    alt=f"{side} image for the prompt: {pair.prompt}",
-                )  # fmt: skip
+                try:
+                    st.image(
+                        anonymous_image(image_id), width="stretch", caption=side,
+                        alt=f"{side} image for the prompt: {pair.prompt}",
+                    )  # fmt: skip
+                except LoraStudioError:  # its file is gone: the votes and Skip stay usable
+                    st.warning(f"The {side.lower()} image cannot be shown right now; skip "
+                               "this pair.", icon=":material/broken_image:")  # fmt: skip
     with st.container(horizontal=True, key="arena_actions"):
         for label, side, shortcut, icon in ACTIONS:
             st.button(

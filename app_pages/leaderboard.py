@@ -24,7 +24,8 @@ def cached_board(arena_id: str | None, version: tuple[object, ...]) -> ratings.L
 def show_standings(board: ratings.Leaderboard) -> None:
     table = board.standings.assign(
         interval=[
-            "—" if pd.isna(low) else f"{low:.0f}–{high:.0f}"
+            # A bootstrap of unanimous votes has no spread: no interval, not a certain one.
+            "—" if pd.isna(low) or high - low < 1 else f"{low:.0f}–{high:.0f}"
             for low, high in zip(board.standings["low"], board.standings["high"], strict=True)
         ],
         note=["few votes" if few else "" for few in board.standings["few_votes"]],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,7 +118,8 @@ def entries_of_sweeps(session: Session, sweep_ids: Sequence[str]) -> list[Entry]
         made_with = recipe.batch_recipe(batch, seed=None)
         arm = ArmKey(
             lora_id=batch.lora_training_id,
-            lora_scale=made_with.lora_scale,
+            # The base model's image owes nothing to a LoRA scale: one baseline arm.
+            lora_scale=0.0 if batch.lora_training_id == NO_LORA else made_with.lora_scale,
             steps=made_with.steps,
             guidance=made_with.guidance,
             image_size=made_with.image_size,
@@ -151,7 +153,19 @@ def arm_labels(session: Session, arms: Sequence[ArmKey]) -> dict[ArmKey, str]:
         if varies["image_size"]:
             parts.append(arm.image_size)
         labels[arm] = " · ".join(parts)
-    return labels
+    return unique_labels(labels)
+
+
+def unique_labels(labels: dict[ArmKey, str]) -> dict[ArmKey, str]:
+    """Labels told apart where two arms share one (two LoRAs of one name, two gone): the
+    second and later get " (2)", " (3)"…, in the arms' order."""
+    seen: dict[str, int] = {}
+    unique = {}
+    for arm in sorted(labels, key=_arm_order):
+        label = labels[arm]
+        seen[label] = seen.get(label, 0) + 1
+        unique[arm] = label if seen[label] == 1 else f"{label} ({seen[label]})"
+    return unique
 
 
 def create_arena(
@@ -196,6 +210,7 @@ def create_arena(
                 user=user,
                 sources=json.dumps(sources),
                 created_at=to_iso(now),
+                salt=secrets.token_hex(16),
             )
         )
         for arm in arms:

@@ -26,7 +26,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from lora_core.arena.arenas import ArmKey, arm_labels
+from lora_core.arena.arenas import ArmKey, arm_labels, unique_labels
 from lora_core.data.models import Arena, ArenaArm, ArenaChoice, ArenaPair, ArenaVote
 
 ALPHA = 0.01
@@ -112,6 +112,8 @@ def _votes(session: Session, arena_id: str | None) -> pd.DataFrame:
             col(ArenaVote.pair_id).label("pair"),
             col(ArenaPair.prompt).label("prompt"),
             col(ArenaPair.seed).label("seed"),
+            col(ArenaPair.image_a).label("image_a"),
+            col(ArenaPair.image_b).label("image_b"),
             col(ArenaVote.choice).label("choice"),
             col(ArenaVote.user).label("voter"),
             col(ArenaVote.created_at).label("time"),
@@ -139,6 +141,15 @@ def _votes(session: Session, arena_id: str | None) -> pd.DataFrame:
     return pd.DataFrame(session.execute(query).mappings().all())
 
 
+def once_per_voter_and_images(votes: pd.DataFrame) -> pd.DataFrame:
+    """Across arenas, a voter's first vote on two images stands: arenas made from the same
+    sweeps hold the same pairs, and one judgement must not count twice."""
+    if votes.empty:
+        return votes
+    images = [tuple(sorted(pair)) for pair in zip(votes["image_a"], votes["image_b"], strict=True)]
+    return votes.assign(images=images).drop_duplicates(["voter", "images"]).drop(columns="images")
+
+
 def _arm_key(row: pd.Series, side: str) -> ArmKey:
     return ArmKey(
         lora_id=row[f"{side}_lora"],
@@ -152,6 +163,8 @@ def _arm_key(row: pd.Series, side: str) -> ArmKey:
 def leaderboard(*, session: Session, arena_id: str | None) -> Leaderboard:
     """The standings of one arena's arms (`arena_id`), or of every arm across arenas."""
     votes = _votes(session, arena_id)
+    if arena_id is None:
+        votes = once_per_voter_and_images(votes)
     if votes.empty:
         empty = pd.DataFrame(
             columns=[
@@ -183,6 +196,7 @@ def leaderboard(*, session: Session, arena_id: str | None) -> Leaderboard:
     else:
         labels = {key: row for key, row in zip(keys_a, votes["a_label"], strict=True)}
         labels |= {key: row for key, row in zip(keys_b, votes["b_label"], strict=True)}
+        labels = unique_labels(labels)
     names = [labels[arm] for arm in arms]
     arenas_of: dict[ArmKey, set[str]] = {}
     for a, b, arena in zip(keys_a, keys_b, votes["arena_id"], strict=True):

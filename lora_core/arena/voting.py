@@ -2,8 +2,10 @@
 
 A voter sees pair ids, the prompt and two anonymised images (`anonymous_image`: re-encoded
 bytes, no file name, no recipe inside), never an arm's id or name. Which image is on the
-left is drawn per voter and pair (a hash of both), so it is the same in every tab and on
-every replica, and differs between voters; so is the order of the pairs. The vote is
+left is drawn per voter and pair (a hash of both keyed by the arena's secret salt, which no
+page or export shows: pair ids are public in the votes export), so it is the same in every
+tab and on every replica, differs between voters, and cannot be worked out beforehand; so
+is the order of the pairs. Pairs whose image was hidden or flagged since are left out. The vote is
 stored as the pair's own `a`/`b`; its primary key (pair, voter) makes a second click, a
 second tab or a race between replicas insert nothing (`INSERT OR IGNORE`, one statement).
 """
@@ -11,18 +13,27 @@ second tab or a race between replicas insert nothing (`INSERT OR IGNORE`, one st
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from lora_core import thumbnails
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import session_scope
-from lora_core.data.models import ArenaArm, ArenaChoice, ArenaPair, ArenaVote, GeneratedImage
+from lora_core.data.models import (
+    Arena,
+    ArenaArm,
+    ArenaChoice,
+    ArenaPair,
+    ArenaVote,
+    GeneratedImage,
+)
 from lora_core.errors import DownloadFailed, InvalidArena
 from lora_core.gallery.downloads import read_image
 from lora_core.storage import MediaStore
@@ -39,13 +50,14 @@ class Side(StrEnum):
     BOTH_BAD = "both_bad"
 
 
-def _draw(*parts: str) -> int:
-    return int.from_bytes(hashlib.sha256("|".join(parts).encode()).digest()[:8], "big")
+def _draw(salt: str, *parts: str) -> int:
+    digest = hmac.new(salt.encode(), "|".join(parts).encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big")
 
 
-def left_is_a(voter: str, pair_id: str) -> bool:
-    """Whether this voter sees the pair's image `a` on the left."""
-    return _draw(voter, pair_id, "side") % 2 == 0
+def left_is_a(salt: str, voter: str, pair_id: str) -> bool:
+    """Whether this voter sees the pair's image `a` on the left (`salt`: the arena's)."""
+    return _draw(salt, voter, pair_id, "side") % 2 == 0
 
 
 @dataclass(frozen=True)
@@ -65,10 +77,17 @@ def next_pair(
 ) -> BlindPair | None:
     """The voter's next pair without their vote, in their own order; a skipped pair comes
     back once every other is voted or skipped. None when every pair has their vote."""
+    salt = session.scalar(select(Arena.salt).where(col(Arena.id) == arena_id)) or ""
+    image_a, image_b = aliased(GeneratedImage), aliased(GeneratedImage)
+    shown = [
+        (col(image.hidden).is_(None)) & func.coalesce(col(image.nsfw), False).is_(False)
+        for image in (image_a, image_b)
+    ]
     pairs = session.execute(
-        select(ArenaPair.id, ArenaPair.prompt, ArenaPair.image_a, ArenaPair.image_b).where(
-            col(ArenaPair.arena_id) == arena_id
-        )
+        select(ArenaPair.id, ArenaPair.prompt, ArenaPair.image_a, ArenaPair.image_b)
+        .join(image_a, col(image_a.id) == col(ArenaPair.image_a))
+        .join(image_b, col(image_b.id) == col(ArenaPair.image_b))
+        .where(col(ArenaPair.arena_id) == arena_id, *shown)
     ).all()
     voted = set(
         session.scalars(
@@ -78,13 +97,14 @@ def next_pair(
         )
     )
     open_pairs = sorted(
-        (pair for pair in pairs if pair.id not in voted), key=lambda pair: _draw(voter, pair.id)
+        (pair for pair in pairs if pair.id not in voted),
+        key=lambda pair: _draw(salt, voter, pair.id),
     )
     if not open_pairs:
         return None
     fresh = [pair for pair in open_pairs if pair.id not in skipped]
     pair = (fresh or open_pairs)[0]
-    a_left = left_is_a(voter, pair.id)
+    a_left = left_is_a(salt, voter, pair.id)
     return BlindPair(
         pair_id=pair.id,
         prompt=pair.prompt,
@@ -116,7 +136,8 @@ def cast_vote(
         pair = session.get(ArenaPair, pair_id) if pair_id and len(pair_id) <= 64 else None
         if pair is None:
             raise InvalidArena("That pair is not in this arena any more.")
-        a_left = left_is_a(voter, pair.id)
+        salt = session.scalar(select(Arena.salt).where(col(Arena.id) == pair.arena_id)) or ""
+        a_left = left_is_a(salt, voter, pair.id)
         choice = {
             Side.LEFT: ArenaChoice.A if a_left else ArenaChoice.B,
             Side.RIGHT: ArenaChoice.B if a_left else ArenaChoice.A,
@@ -158,8 +179,8 @@ def anonymous_image(*, session: Session, store: MediaStore, image_id: str) -> by
         .limit(1)
     )
     image = session.get(GeneratedImage, image_id) if in_a_pair else None
-    if image is None:
-        raise DownloadFailed("This image is not in an arena.")
+    if image is None or image.hidden or image.nsfw:
+        raise DownloadFailed("This image is not in an arena, or was hidden since.")
     try:
         return thumbnails.make(
             read_image(image.image_url, store=store), long_side=SHOWN_LONG_SIDE, quality=88

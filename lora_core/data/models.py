@@ -282,6 +282,9 @@ class Arena(SQLModel, table=True):
     user: str = Field(sa_column=Column("wallet_address", Text, nullable=False))
     sources: str = Field(sa_type=Text)
     created_at: str = Field(sa_type=Text)
+    # Never shown: keys the draw of sides and order (`lora_core.arena.voting`), so that no
+    # one can work out which arm a voter will see on the left from public pair ids.
+    salt: str | None = Field(default=None, sa_type=Text)
 
 
 class ArenaArm(SQLModel, table=True):

@@ -77,6 +77,12 @@ def parse(*, prompts_text: str, seeds_text: str, recipe: Recipe) -> SuiteSpec:
     seeds = [int(seed) for seed in seed_axis(seeds_text or "").values]
     if len(seeds) > MAX_SEEDS:
         raise InvalidSweep(f"A suite has at most {MAX_SEEDS} seeds; this one has {len(seeds)}.")
+    cases = len(dict.fromkeys(prompts)) * len(seeds)
+    if cases * 2 > MAX_CELLS:  # a run takes a LoRA and the baseline at least
+        raise InvalidSweep(
+            f"{cases} prompts × seeds are too many for a run of a LoRA and the baseline "
+            f"(at most {MAX_CELLS // 2}): use fewer prompts or seeds."
+        )
     return SuiteSpec(tuple(dict.fromkeys(prompts)), tuple(seeds), checked(recipe.with_seed(None)))
 
 
@@ -171,6 +177,7 @@ def run_plan(spec: SuiteSpec, *, lora_ids: Sequence[str], baseline: bool) -> Run
     plan = RunPlan(loras[0], spec.prompts[0], spec.recipe.with_seed(spec.seeds[0]), arms, cases)
     if plan.cells > MAX_CELLS:
         raise InvalidSweep(
-            f"That run has {plan.cells} images; at most {MAX_CELLS}. Pick fewer LoRAs."
+            f"That run has {plan.cells} images; at most {MAX_CELLS}. Pick fewer LoRAs, or "
+            "leave out the baseline."
         )
     return plan

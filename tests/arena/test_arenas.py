@@ -144,3 +144,21 @@ def test_the_list_counts_pairs_votes_and_voters(engine, add_lora):
         }
 
     assert listed == {arena_id: (3, 2, 2), empty_id: (3, 0, 0)}
+
+
+def test_the_base_model_is_one_arm_whatever_the_scale_and_alike_names_are_told_apart(
+    engine, add_lora
+):
+    add_lora("a", trigger_word="same"), add_lora("b", trigger_word="same")
+    cells = [Cell(lora, scale=scale) for scale in (0.5, 1.0) for lora in (NO_LORA, "a", "b")]
+    sweep_id, _ = finished_sweep(engine, cells)
+
+    arena_id = arenas.create_arena(engine=engine, user="ann", name="x", sweep_ids=[sweep_id])
+
+    pairs = pairs_of(engine, arena_id)
+    labels = {p[2] for p in pairs} | {p[3] for p in pairs}
+    assert labels == {
+        NO_LORA_LABEL, "same · scale 0.5", "same · scale 1", "same · scale 0.5 (2)",
+        "same · scale 1 (2)",
+    }  # fmt: skip
+    assert len(pairs) == 10  # five arms, every two once: never base model against itself

@@ -150,3 +150,23 @@ def test_wins_rank_the_winner_first_with_an_interval_around_it(engine, add_lora)
         23 / 24
     )
     assert board.agreement == pytest.approx(11 / 12)
+
+
+@pytest.mark.both_backends
+def test_across_arenas_a_voters_judgement_of_two_images_counts_once(engine, add_lora):
+    """Two arenas made from one sweep hold the same pairs: ann's votes in both count once
+    on the every-arena board, each arena's own board counts its own."""
+    add_lora("neon", trigger_word="neon")
+    sweep_id, _ = finished_sweep(engine, [Cell(NO_LORA), Cell("neon")])
+    first = arenas.create_arena(engine=engine, user="ann", name="one", sweep_ids=[sweep_id])
+    second = arenas.create_arena(engine=engine, user="ann", name="two", sweep_ids=[sweep_id])
+    for arena_id in (first, second):
+        with session_scope(engine) as session:
+            shown = voting.next_pair(session=session, arena_id=arena_id, voter="ann")
+        voting.cast_vote(engine=engine, voter="ann", pair_id=shown.pair_id, side=Side.TIE)
+
+    with session_scope(engine) as session:
+        every = ratings.leaderboard(session=session, arena_id=None)
+        own = ratings.leaderboard(session=session, arena_id=second)
+
+    assert (every.votes, own.votes) == (1, 1)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from lora_core.arena import arenas, voting
 from lora_core.arena.voting import Side
 from lora_core.data.db import session_scope
-from lora_core.data.models import ArenaPair, ArenaVote
+from lora_core.data.models import Arena, ArenaPair, ArenaVote, GeneratedImage
 from lora_core.errors import DownloadFailed, InvalidArena
 from lora_core.generation.recipe import NO_LORA
 from tests.support.arenas import Cell, finished_sweep
@@ -63,12 +63,16 @@ def test_a_vote_is_stored_as_the_pairs_own_arm_whatever_side_it_was_on(engine, a
 def test_sides_and_order_are_the_same_for_one_voter_and_differ_between_voters(engine, arena):
     with session_scope(engine) as session:
         pair_ids = list(session.scalars(select(ArenaPair.id)))
-    sides = {voter: [voting.left_is_a(voter, pair) for pair in pair_ids] for voter in
+        salt = session.get(Arena, arena).salt
+    sides = {voter: [voting.left_is_a(salt, voter, pair) for pair in pair_ids] for voter in
              [f"voter-{n}" for n in range(20)]}  # fmt: skip
+    unsalted = [voting.left_is_a("", voter, pair) for voter in sides for pair in pair_ids]
 
+    assert len(salt) == 32  # a secret of the arena's, in no page or export
     assert next_for(engine, arena, "ann") == next_for(engine, arena, "ann")
     assert len({tuple(s) for s in sides.values()}) > 1
     assert 0.2 < sum(map(sum, sides.values())) / (20 * len(pair_ids)) < 0.8
+    assert [side for s in sides.values() for side in s] != unsalted  # public ids tell nothing
 
 
 def test_a_second_vote_from_another_tab_changes_nothing(engine, arena):
@@ -154,3 +158,24 @@ def test_an_arena_image_is_served_as_pixels_only(engine, add_lora, media_store, 
 
     with Image.open(io.BytesIO(data)) as shown:
         assert (shown.format, shown.size) == ("WEBP", (1024, 512))
+
+
+def test_a_pair_whose_image_was_hidden_since_is_left_out(engine, arena, media_store):
+    first = next_for(engine, arena, "ann")
+    with session_scope(engine) as session:
+        session.get(GeneratedImage, first.left_image_id).hidden = True
+        session.commit()
+
+    shown = [next_for(engine, arena, "bob")]
+    for _ in range(6):
+        pair = next_for(engine, arena, "bob")
+        if pair is None:
+            break
+        shown.append(pair)
+        voting.cast_vote(engine=engine, voter="bob", pair_id=pair.pair_id, side=Side.TIE)
+
+    hidden = first.left_image_id
+    assert all(hidden not in (p.left_image_id, p.right_image_id) for p in shown if p)
+    assert shown[0].total == 4  # of six pairs, the two with that image are out
+    with session_scope(engine) as session, pytest.raises(DownloadFailed):
+        voting.anonymous_image(session=session, store=media_store, image_id=hidden)

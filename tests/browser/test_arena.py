@@ -35,7 +35,7 @@ def run_lora_sweep(page: Page, app: RunningApp) -> None:
     page.goto(f"{app.url}/lab")
     page.get_by_role("combobox", name="LoRA", exact=True).click()
     page.get_by_role("option", name="wtrclr").click()
-    page.get_by_role("textbox", name="Prompt").fill("a lighthouse at dusk")
+    page.get_by_role("textbox", name="Prompt", exact=True).fill("a lighthouse at dusk")
     page.keyboard.press("Control+Enter")
     page.get_by_role("combobox", name="X axis (columns)").click()
     page.get_by_role("option", name="LoRA", exact=True).click()

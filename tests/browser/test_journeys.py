@@ -735,7 +735,7 @@ def test_16_a_2x3_sweep_fills_in_survives_a_reload_and_downloads_its_sheet(
     page.goto("/lab")
     page.get_by_role("combobox", name="LoRA").click()
     page.get_by_role("option", name="wtrclr").click()
-    page.get_by_role("textbox", name="Prompt").fill("a lighthouse at dusk")
+    page.get_by_role("textbox", name="Prompt", exact=True).fill("a lighthouse at dusk")
     page.keyboard.press("Control+Enter")
     scales = page.get_by_role("textbox", name="LoRA scale values")
     scales.fill("0, 1, 2")

@@ -46,7 +46,8 @@ def test_prompts_are_read_one_a_line_and_seeds_as_a_list_or_range():
 @pytest.mark.parametrize(
     ("prompts", "seeds", "message"),
     [("", "1", "at least one prompt"), ("\n".join(f"p{n}" for n in range(13)), "1", "at most 12"),
-     ("x" * 501, "1", "Prompt 1 is longer"), ("a", "", "seed"), ("a", "1-9", "at most 8 seeds")],
+     ("x" * 501, "1", "Prompt 1 is longer"), ("a", "", "seed"), ("a", "1-9", "at most 8 seeds"),
+     ("\n".join(f"p{n}" for n in range(9)), "1-4", "36 prompts × seeds are too many")],
 )  # fmt: skip
 def test_a_bad_suite_says_what_is_wrong(prompts, seeds, message):
     with pytest.raises(InvalidSweep, match=message):
@@ -145,7 +146,8 @@ def test_a_run_needs_a_lora(loras, message):
 
 
 def test_a_run_over_the_cell_limit_is_refused_before_anything():
-    big = spec("\n".join(f"p{n}" for n in range(12)), "1-8")
+    big = spec("\n".join(f"p{n}" for n in range(8)), "1-4")  # 32 cases: two arms at most
 
-    with pytest.raises(InvalidSweep, match="at most 64"):
-        suites.run_plan(big, lora_ids=["a"], baseline=False)
+    assert suites.run_plan(big, lora_ids=["a"], baseline=True).cells == 64
+    with pytest.raises(InvalidSweep, match=r"at most 64\. Pick fewer LoRAs"):
+        suites.run_plan(big, lora_ids=["a", "b"], baseline=True)

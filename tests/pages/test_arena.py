@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from lora_core.arena import arenas
 from lora_core.data.db import session_scope
-from lora_core.data.models import Arena, ArenaVote
+from lora_core.data.models import Arena, ArenaVote, GeneratedImage
 from lora_core.generation.recipe import NO_LORA
 from lora_core.settings import Settings
 from lora_core.storage import build_store
@@ -185,3 +185,22 @@ def test_a_loras_page_shows_its_standing_once_it_was_voted_on(open_app, app_env,
     [line] = [c.value for c in page.caption if "Blind arenas" in c.value]
     assert "**neonword · scale 1** rated 1000" in line
     assert "of 3 · 0 wins, 2 ties, 0 losses · in 1 arena · few votes" in line
+
+
+def test_an_image_that_cannot_be_read_leaves_the_votes_and_skip(
+    open_app, app_env, engine, add_lora
+):
+    arena_id = make_arena(app_env, engine, add_lora)
+    with session_scope(engine) as session:
+        for image in session.scalars(select(GeneratedImage)):
+            image.image_url = "app/static/media/gone/missing.png"
+        session.commit()
+
+    at = open_with_query(open_app, ARENA, id=arena_id)
+
+    assert not at.exception
+    assert [w.value for w in at.warning] == [
+        "The left image cannot be shown right now; skip this pair.",
+        "The right image cannot be shown right now; skip this pair.",
+    ]
+    assert {"vote_skip", "vote_left"} <= {button.key for button in at.button}

@@ -1,5 +1,5 @@
 """Evaluation suites: named lists of prompts and seeds with their settings, and which sweep
-is a run of which suite.
+is a run of which suite; and each arena's secret salt for drawing a voter's sides.
 
 Revision ID: 0014_suites
 Revises: 0013_arenas
@@ -33,3 +33,4 @@ def upgrade() -> None:
         "CREATE INDEX IF NOT EXISTS idx_suites_created ON suites (created_at)",
     )
     add_column("sweeps", "suite_id", "TEXT")
+    add_column("arenas", "salt", "TEXT")
