@@ -8,6 +8,7 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
+from lora_core.arena import ratings
 from lora_core.gallery import queries
 from lora_core.generation.recipe import NO_LORA, NO_LORA_LABEL
 from lora_core.history import analytics, listing
@@ -260,6 +261,17 @@ def show_exports(history_filter: HistoryFilter) -> None:
             icon=":material/download:",
             on_click="ignore",
         )
+    # For analysts: every blind vote of every arena (read when asked for).
+    votes = context.read_later(ratings.votes_export, arena_id=None)
+    row.download_button(
+        "Blind votes (CSV)",
+        data=lambda: votes().to_csv(index=False).encode(),
+        file_name="lora-studio-votes.csv",
+        mime="text/csv",
+        icon=":material/how_to_vote:",
+        on_click="ignore",
+        key="history_votes",
+    )
 
 
 context.studio().prepare_history()  # the original app's images too, when nobody sweeps

@@ -149,10 +149,16 @@ def test_the_exports_hold_exactly_the_filtered_batches(open_app, seeded, capture
 
     import pandas as pd
 
+    from lora_core.arena import ratings
+
     downloads = captured_downloads
     at = open_history(open_app, lora=["beta"], status="succeeded")
 
-    assert set(downloads) == {"lora-studio-history.csv", "lora-studio-history.parquet"}
+    assert set(downloads) == {
+        "lora-studio-history.csv", "lora-studio-history.parquet", "lora-studio-votes.csv"
+    }  # fmt: skip
+    votes = pd.read_csv(io.BytesIO(downloads["lora-studio-votes.csv"]()))
+    assert list(votes.columns) == ratings.EXPORT_COLUMNS and votes.empty  # no arena yet
     csv = pd.read_csv(io.BytesIO(downloads["lora-studio-history.csv"]()), dtype={"seed": str})
     parquet = pd.read_parquet(io.BytesIO(downloads["lora-studio-history.parquet"]()))
     shown = list(at.dataframe[0].value["prompt"])
