@@ -160,7 +160,13 @@ class Studio:
         return sweep_id, self._run_cells(holder, jobs)
 
     def run_suite(
-        self, *, user: str, suite_id: str, lora_ids: list[str], baseline: bool
+        self,
+        *,
+        user: str,
+        suite_id: str,
+        lora_ids: list[str],
+        baseline: bool,
+        second_scale: float | None = None,
     ) -> tuple[str, threading.Event]:
         """Run an evaluation suite on these LoRAs (and the base model, with `baseline`): a
         sweep of its prompts and seeds (`lora_core.lab.suites`); (its id, an event)."""
@@ -169,7 +175,9 @@ class Studio:
             if suite is None:
                 raise InvalidSweep("That suite no longer exists.")
             spec = suites.spec_of(suite)
-        plan = suites.run_plan(spec, lora_ids=lora_ids, baseline=baseline)
+        plan = suites.run_plan(
+            spec, lora_ids=lora_ids, baseline=baseline, second_scale=second_scale
+        )
         return self.start_sweep(
             user=user, lora_id=plan.lora_id, prompt=plan.prompt, base=plan.base, x=plan.x,
             y=plan.y, max_cells=suites.MAX_CELLS, suite_id=suite_id,

@@ -9,7 +9,9 @@ AUTOMATIC1111's X/Y/Z plot:
   replaces it ("red, blue, green": the prompt as is, then with "blue", then "green");
 - `lora`: LoRA ids, `NO_LORA` among them for the base model as a baseline;
 - `case`: an evaluation suite's prompts and seeds (`lora_core.lab.suites`), each value one
-  prompt with one seed (`case_value`): the rows of a suite run.
+  prompt with one seed (`case_value`): the rows of a suite run;
+- `arm`: LoRAs each at a scale (`arm_value`): a suite run's columns when it also tries a
+  second scale.
 
 Each cell is one fal call with one image (fal returns one seed per call: a cell must be one
 image to be reproducible); four cells cost one generation of the quota.
@@ -27,7 +29,7 @@ from lora_core.errors import InvalidSweep
 from lora_core.generation.generators import IMAGES_PER_BATCH
 from lora_core.generation.recipe import MAX_SEED, NO_LORA, SCALE_RANGE, Recipe, checked
 
-AxisKind = Literal["scale", "seed", "prompt", "lora", "case"]
+AxisKind = Literal["scale", "seed", "prompt", "lora", "case", "arm"]
 AXIS_KINDS: tuple[AxisKind, ...] = ("scale", "seed", "prompt", "lora")
 _RANGE = re.compile(
     r"^\s*(?P<start>\d+(?:\.\d+)?)\s*(?:-|to)\s*(?P<stop>\d+(?:\.\d+)?)"
@@ -50,6 +52,11 @@ class Axis:
         names = {"scale": "scale ", "seed": "seed ", "prompt": "", "lora": ""}
         if self.kind == "case":
             return tuple(f"{prompt} · seed {seed}" for prompt, seed in map(case_of, self.values))
+        if self.kind == "arm":
+            return tuple(
+                "no LoRA" if lora == NO_LORA else f"{lora} · scale {scale:g}"
+                for lora, scale in map(arm_of, self.values)
+            )
         return tuple(
             "no LoRA" if self.kind == "lora" and value == NO_LORA else f"{names[self.kind]}{value}"
             for value in self.values
@@ -64,6 +71,25 @@ def case_value(prompt: str, seed: int) -> str:
 def case_of(value: str) -> tuple[str, int]:
     prompt, seed = json.loads(value)
     return prompt, int(seed)
+
+
+def arm_value(lora_id: str, scale: float) -> str:
+    """One LoRA at one scale as an axis value (JSON text)."""
+    return json.dumps([lora_id, f"{scale:g}"])
+
+
+def arm_of(value: str) -> tuple[str, float]:
+    lora_id, scale = json.loads(value)
+    return lora_id, float(scale)
+
+
+def loras_of(axis: Axis) -> list[str]:
+    """The LoRA ids an axis names (a LoRA axis's values, an arm axis's LoRAs)."""
+    if axis.kind == "lora":
+        return list(axis.values)
+    if axis.kind == "arm":
+        return [arm_of(value)[0] for value in axis.values]
+    return []
 
 
 @dataclass(frozen=True)
@@ -210,9 +236,12 @@ def _cell(
     if "case" in varied:
         text, seed = case_of(varied["case"])
     lora = varied.get("lora", lora_id)
+    scale = float(varied["scale"]) if "scale" in varied else base.lora_scale
+    if "arm" in varied:
+        lora, scale = arm_of(varied["arm"])
     recipe = checked(
         Recipe(
-            lora_scale=float(varied["scale"]) if "scale" in varied else base.lora_scale,
+            lora_scale=scale,
             steps=base.steps,
             guidance=base.guidance,
             image_size=base.image_size,

@@ -4,7 +4,8 @@ seeds with the settings every run uses.
 A prompt may say `{trigger}` where a LoRA's trigger word goes; without it the plan's rule
 applies ("… in the style of <trigger word>", `generation.prompts.with_trigger`). A run of a
 suite is a sweep (`lora_core.lab.sweeps`): its LoRAs (and, if asked, the base model as a
-baseline) across, each prompt with each seed down (the `case` axis), so it has the sweeps'
+baseline) across (with a second scale, each LoRA at both: the `arm` axis), each prompt
+with each seed down (the `case` axis), so it has the sweeps'
 quota (all or nothing), recovery, retries, grid, contact sheet and zip, and its images pair
 in a blind arena (`lora_core.arena`). Anyone signed in may run or copy a suite; its author
 and admins may change it.
@@ -26,9 +27,9 @@ from lora_core.data.db import session_scope
 from lora_core.data.models import Suite
 from lora_core.errors import InvalidSweep, NotAllowed
 from lora_core.generation.prompts import MAX_PROMPT_LENGTH
-from lora_core.generation.recipe import NO_LORA, Recipe, checked
+from lora_core.generation.recipe import NO_LORA, SCALE_RANGE, Recipe, checked
 from lora_core.identity import Identity
-from lora_core.lab.axes import Axis, case_value, lora_axis, seed_axis
+from lora_core.lab.axes import Axis, arm_value, case_value, lora_axis, seed_axis
 
 MAX_PROMPTS = 12
 MAX_SEEDS = 8
@@ -167,13 +168,33 @@ class RunPlan:
         return len(self.x.values) * len(self.y.values)
 
 
-def run_plan(spec: SuiteSpec, *, lora_ids: Sequence[str], baseline: bool) -> RunPlan:
-    """The sweep that runs `spec` on these LoRAs (and the base model, with `baseline`)."""
+def run_plan(
+    spec: SuiteSpec,
+    *,
+    lora_ids: Sequence[str],
+    baseline: bool,
+    second_scale: float | None = None,
+) -> RunPlan:
+    """The sweep that runs `spec` on these LoRAs (and the base model, with `baseline`); with
+    `second_scale`, each LoRA at the suite's scale and at that one (an `arm` axis)."""
     loras = [lora for lora in dict.fromkeys(lora_ids) if lora != NO_LORA]
     if not loras:
         raise InvalidSweep("Pick at least one LoRA to run the suite on.")
     cases = Axis("case", tuple(case_value(p, seed) for p in spec.prompts for seed in spec.seeds))
     arms = lora_axis([*loras, *([NO_LORA] if baseline else [])])
+    if second_scale is not None:
+        low, high = SCALE_RANGE
+        if not low <= second_scale <= high or second_scale == spec.recipe.lora_scale:
+            raise InvalidSweep(
+                f"A second scale is between {low:g} and {high:g}, and not the suite's own "
+                f"({spec.recipe.lora_scale:g})."
+            )
+        scales = (spec.recipe.lora_scale, second_scale)
+        arms = Axis(
+            "arm",
+            tuple(arm_value(lora, scale) for lora in loras for scale in scales)
+            + ((arm_value(NO_LORA, spec.recipe.lora_scale),) if baseline else ()),
+        )
     plan = RunPlan(loras[0], spec.prompts[0], spec.recipe.with_seed(spec.seeds[0]), arms, cases)
     if plan.cells > MAX_CELLS:
         raise InvalidSweep(

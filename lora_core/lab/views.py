@@ -12,7 +12,7 @@ from sqlmodel import Session, col
 from lora_core.data import lookups
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, Suite, Sweep
 from lora_core.generation.recipe import NO_LORA, Recipe, batch_recipe, from_batch
-from lora_core.lab.axes import Axis
+from lora_core.lab.axes import Axis, arm_of, loras_of
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def sweep_view(*, session: Session, sweep_id: str) -> SweepView | None:
         )
     }
     x, y = axes_of(sweep)
-    names = _names(session, [sweep.lora_training_id, *x.values, *(y.values if y else ())])
+    names = _names(session, [sweep.lora_training_id, *loras_of(x), *(loras_of(y) if y else ())])
     return SweepView(
         sweep=sweep,
         lora_name=names.get(sweep.lora_training_id, "a LoRA no longer here"),
@@ -153,6 +153,12 @@ def _names(session: Session, lora_ids: list[str]) -> dict[str, str]:
 
 
 def _labels(axis: Axis, names: dict[str, str]) -> tuple[str, ...]:
+    if axis.kind == "arm":
+        return tuple(
+            "no LoRA" if lora == NO_LORA
+            else f"{names.get(lora, 'a LoRA no longer here')} · scale {scale:g}"
+            for lora, scale in map(arm_of, axis.values)
+        )  # fmt: skip
     if axis.kind != "lora":
         return axis.labels
     return tuple(

@@ -151,3 +151,34 @@ def test_a_run_over_the_cell_limit_is_refused_before_anything():
     assert suites.run_plan(big, lora_ids=["a"], baseline=True).cells == 64
     with pytest.raises(InvalidSweep, match=r"at most 64\. Pick fewer LoRAs"):
         suites.run_plan(big, lora_ids=["a", "b"], baseline=True)
+
+
+def test_a_second_scale_runs_each_lora_at_both_and_the_baseline_once(
+    studio, engine, add_lora, fake_fal
+):
+    add_lora("neon", trigger_word="neonword", weights_url="https://weights.example/n.bin")
+    suite_id = suites.save(engine=engine, who=ANN, name="Scales", spec=spec("a fox", "7"))
+
+    sweep_id, done = studio.run_suite(
+        user="ann", suite_id=suite_id, lora_ids=["neon"], baseline=True, second_scale=1.25
+    )
+    assert done.wait(30)
+
+    sent = sorted(
+        (s.body["loras"][0]["scale"] if s.body.get("loras") else -1) for s in fake_fal.submissions
+    )
+    assert sent == [-1, 0.8, 1.25]  # the baseline once, the LoRA at the suite's and at 1.25
+    with session_scope(engine) as session:
+        view = views.sweep_view(session=session, sweep_id=sweep_id)
+    assert view.x_labels == ("neonword · scale 0.8", "neonword · scale 1.25", "no LoRA")
+    arena_id = arenas.create_arena(engine=engine, user="ann", name="s", sweep_ids=[sweep_id])
+    with session_scope(engine) as session:
+        assert (
+            len(session.scalars(select(ArenaPair).where(ArenaPair.arena_id == arena_id)).all()) == 3
+        )
+
+
+@pytest.mark.parametrize("second", [0.8, 2.5, -0.5])
+def test_a_second_scale_must_differ_and_be_in_range(second):
+    with pytest.raises(InvalidSweep, match="second scale"):
+        suites.run_plan(spec(), lora_ids=["a"], baseline=True, second_scale=second)

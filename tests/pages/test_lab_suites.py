@@ -85,3 +85,17 @@ def test_a_run_from_a_loras_link_starts_a_sweep_of_the_suite(open_app, engine, a
     assert sweep.suite_id == suite_id and at.query_params["sweep"] == sweep.id
     assert sorted({cell.lora_training_id for cell in cells}) == ["neon-id", "none"]
     assert len(cells) == 4  # 2 prompts × 1 seed × (the LoRA and the baseline)
+
+
+def test_a_second_scale_adds_its_images_to_the_cost(open_app, engine, add_lora):
+    add_lora("neon-id", trigger_word="neonword")
+    suite_id = saved_suite(engine)
+    at = open_with_query(open_app, LAB, suite_lora="neon-id")
+
+    at.number_input(key=f"suite_second_{suite_id}").set_value(0.5).run()
+
+    assert not at.exception
+    assert "6 images = 2 generations" in " ".join(c.value for c in at.caption)
+    at.number_input(key=f"suite_second_{suite_id}").set_value(1.5).run()  # the suite's own
+    assert "not the suite" in at.warning[0].value and "own" in at.warning[0].value
+    assert f"suite_run_{suite_id}" not in [button.key for button in at.button]

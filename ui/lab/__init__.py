@@ -7,9 +7,9 @@ from __future__ import annotations
 
 # How each kind of axis is named on the form and over a grid.
 AXIS_NAMES = {"scale": "LoRA scale", "seed": "Seed", "prompt": "Prompt S/R", "lora": "LoRA"}
-# A suite run's rows (never offered on the form: a suite makes them).
-CASE_NAME = "suite prompts and seeds"
+# A suite run's axes (never offered on the form: a suite makes them).
+SUITE_AXIS_NAMES = {"case": "suite prompts and seeds", "arm": "LoRAs at two scales"}
 
 
 def axis_name(kind: str) -> str:
-    return AXIS_NAMES.get(kind, CASE_NAME)
+    return AXIS_NAMES.get(kind) or SUITE_AXIS_NAMES[kind]

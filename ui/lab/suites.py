@@ -56,8 +56,17 @@ def _run(suite: Suite, spec: suites.SuiteSpec, loras: list[LoraTraining]) -> Non
     baseline = st.checkbox(
         "With the base model (no LoRA) as a baseline", value=True, key=f"suite_base_{suite.id}"
     )
+    second = st.number_input(
+        "Also at scale", min_value=0.0, max_value=2.0, value=None, step=0.25,
+        placeholder=f"only {spec.recipe.lora_scale:g}", key=f"suite_second_{suite.id}",
+        help="Each LoRA at the suite's scale and at this one: which strength works best.",
+    )  # fmt: skip
     try:
-        plan = suites.run_plan(spec, lora_ids=picked, baseline=baseline) if picked else None
+        plan = (
+            suites.run_plan(spec, lora_ids=picked, baseline=baseline, second_scale=second)
+            if picked
+            else None
+        )
     except LoraStudioError as error:
         show_error(error)
         return
@@ -74,8 +83,9 @@ def _run(suite: Suite, spec: suites.SuiteSpec, loras: list[LoraTraining]) -> Non
             if user is None:
                 raise NotSignedIn("Sign in to run a suite.")
             sweep_id, _done = context.studio().run_suite(
-                user=user, suite_id=suite.id, lora_ids=picked, baseline=baseline
-            )
+                user=user, suite_id=suite.id, lora_ids=picked, baseline=baseline,
+                second_scale=second,
+            )  # fmt: skip
         except LoraStudioError as error:
             show_error(error)
             return
