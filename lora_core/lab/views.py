@@ -4,13 +4,14 @@ the newest sweeps (`recent`), and a stored sweep's axes and held settings."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlmodel import Session, col
 
 from lora_core.data import lookups
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, Suite, Sweep
+from lora_core.errors import InvalidSweep
 from lora_core.generation.recipe import NO_LORA, Recipe, batch_recipe, from_batch
 from lora_core.lab.axes import Axis, arm_of, loras_of
 
@@ -40,6 +41,7 @@ class SweepView:
     y_labels: tuple[str, ...]
     cells: dict[tuple[int, int], CellView]
     suite_name: str | None = None  # a run of an evaluation suite
+    beside: str | None = None  # the LoRA of another run shown beside this one
 
     @property
     def size(self) -> int:
@@ -57,7 +59,8 @@ class SweepView:
         """ "wtrclr · “a fox” · seed 7" (the seed only when no axis varies it); a suite's run:
         "Suite “Portraits” on wtrclr"."""
         if self.suite_name is not None:
-            return f"Suite “{self.suite_name}” on {self.lora_name}"
+            also = f", beside its run on {self.beside}" if self.beside else ""
+            return f"Suite “{self.suite_name}” on {self.lora_name}{also}"
         varied = {self.x.kind} | ({self.y.kind} if self.y is not None else set())
         seed = "" if "seed" in varied else f" · seed {self.sweep.seed}"
         return f"{self.lora_name} · “{self.sweep.prompt}”{seed}"
@@ -182,4 +185,38 @@ def _cell_view(
             batch, seed=image.seed if image is not None and image.seed else batch.requested_seed
         ),
         image=image,
+    )
+
+
+def runs_of_suite(*, session: Session, suite_id: str, limit: int = 20) -> list[SweepSummary]:
+    """The newest runs of a suite (to set one beside another)."""
+    rows = list(
+        session.scalars(
+            select(Sweep)
+            .where(col(Sweep.suite_id) == suite_id)
+            .order_by(col(Sweep.created_at).desc())
+            .limit(limit)
+        )
+    )
+    names = _names(session, [row.lora_training_id for row in rows])
+    return [
+        SweepSummary(row, names.get(row.lora_training_id, "a LoRA no longer here")) for row in rows
+    ]
+
+
+def beside(first: SweepView, other: SweepView) -> SweepView:
+    """Two runs of one suite as one grid: the first's columns, then the other's, on their
+    shared rows (the same prompts and seeds), so a new training meets the previous one on
+    identical cases. `InvalidSweep` when their rows differ."""
+    if first.y is None or other.y is None or first.y.values != other.y.values:
+        raise InvalidSweep("Those two runs do not share their prompts and seeds.")
+    shift = len(first.x_labels)
+    cells = dict(first.cells)
+    for (x, y), cell in other.cells.items():
+        cells[(x + shift, y)] = replace(cell, x=x + shift)
+    return replace(
+        first,
+        x_labels=first.x_labels + other.x_labels,
+        cells=cells,
+        beside=other.lora_name,
     )

@@ -182,3 +182,37 @@ def test_a_second_scale_runs_each_lora_at_both_and_the_baseline_once(
 def test_a_second_scale_must_differ_and_be_in_range(second):
     with pytest.raises(InvalidSweep, match="second scale"):
         suites.run_plan(spec(), lora_ids=["a"], baseline=True, second_scale=second)
+
+
+def test_two_runs_of_a_suite_stand_side_by_side_on_their_shared_rows(
+    studio, engine, add_lora, fake_fal
+):
+    add_lora("v1", trigger_word="oldword", weights_url="https://weights.example/1.bin")
+    add_lora("v2", trigger_word="newword", weights_url="https://weights.example/2.bin")
+    suite_id = suites.save(engine=engine, who=ANN, name="Versions", spec=spec("a fox", "7, 8"))
+    other_suite = suites.save(engine=engine, who=ANN, name="Other", spec=spec("a cat", "7, 8"))
+    runs = {}
+    for lora, suite in (("v1", suite_id), ("v2", suite_id), ("v1", other_suite)):
+        sweep_id, done = studio.run_suite(
+            user="ann", suite_id=suite, lora_ids=[lora], baseline=False
+        )
+        assert done.wait(30)
+        runs[(lora, suite)] = sweep_id
+
+    with session_scope(engine) as session:
+        listed = [run.sweep.id for run in views.runs_of_suite(session=session, suite_id=suite_id)]
+        old, new, elsewhere = (
+            views.sweep_view(session=session, sweep_id=runs[key])
+            for key in (("v1", suite_id), ("v2", suite_id), ("v1", other_suite))
+        )
+
+    assert listed == [runs[("v2", suite_id)], runs[("v1", suite_id)]]  # not the other suite's
+    both = views.beside(new, old)
+    assert both.x_labels == ("newword", "oldword")
+    assert both.title == "Suite “Versions” on newword, beside its run on oldword"
+    assert {place: cell.lora_id for place, cell in both.cells.items()} == {
+        (0, 0): "v2", (0, 1): "v2", (1, 0): "v1", (1, 1): "v1"
+    }  # fmt: skip
+    assert all(cell.x == x for (x, _), cell in both.cells.items())
+    with pytest.raises(InvalidSweep, match="do not share"):
+        views.beside(new, elsewhere)

@@ -99,3 +99,36 @@ def test_a_second_scale_adds_its_images_to_the_cost(open_app, engine, add_lora):
     at.number_input(key=f"suite_second_{suite_id}").set_value(1.5).run()  # the suite's own
     assert "not the suite" in at.warning[0].value and "own" in at.warning[0].value
     assert f"suite_run_{suite_id}" not in [button.key for button in at.button]
+
+
+def test_a_run_is_set_beside_another_run_of_its_suite(
+    open_app, engine, add_lora, database, tmp_path, fake_fal
+):
+    from tests.support.studios import studio_for
+
+    add_lora("v1", trigger_word="oldword", weights_url="https://weights.example/1.bin")
+    add_lora("v2", trigger_word="newword", weights_url="https://weights.example/2.bin")
+    suite_id = saved_suite(engine)
+    studio = studio_for(database, tmp_path / "runs")
+    try:
+        runs = []
+        for lora in ("v1", "v2"):
+            sweep_id, done = studio.run_suite(
+                user="guest", suite_id=suite_id, lora_ids=[lora], baseline=False
+            )
+            assert done.wait(30)
+            runs.append(sweep_id)
+    finally:
+        studio.close()
+    old, new = runs
+
+    at = open_with_query(open_app, LAB, sweep=new)
+    options = at.selectbox(key="sweep_beside").options
+    assert options[0] == "None" and options[1].startswith("oldword · ") and len(options) == 2
+    at.selectbox(key="sweep_beside").set_value(old).run()
+
+    assert not at.exception
+    assert at.query_params["beside"] == old
+    title = at.subheader[0].value.replace("\\", "")  # as markdown escapes it
+    assert title == "Suite “Two prompts” on newword, beside its run on oldword"
+    assert "sweep_zip" not in [b.key for b in at.get("download_button")]  # one sweep's only

@@ -17,6 +17,7 @@ from ui.lab import axis_name
 from ui.text import md
 
 RETRY_ERROR_KEY = "sweep_retry_error"
+BESIDE_PARAM = "beside"  # another run of the same suite, its columns set beside these
 POLL_SECONDS = 1.5  # how often a running sweep's grid is read again
 
 
@@ -25,11 +26,14 @@ def show_sweep(sweep_id: str) -> None:
     downloads once every cell has ended."""
     if st.button("New sweep", icon=":material/add:", key="sweep_new"):
         del st.query_params["sweep"]
+        st.query_params.pop(BESIDE_PARAM, None)
         st.rerun()
     view = _read(sweep_id)
     if view is None:
         st.error("Sweep not found. Its link may be mistyped.", icon=":material/search_off:")
         return
+    if (other_id := st.query_params.get(BESIDE_PARAM)) and not view.running:
+        view = _beside(view, other_id)
     sweep = view.sweep
     st.subheader(md(view.title), anchor=False)
     st.caption(
@@ -42,8 +46,10 @@ def show_sweep(sweep_id: str) -> None:
         _live_grid(sweep_id)
     else:
         _grid(view)
-        _downloads(view)
-        _arena_action(view)
+        if view.beside is None:  # one sweep's downloads and arena, not a pair of runs'
+            _downloads(view)
+            _arena_action(view)
+        _beside_picker(view)
 
 
 def _read(sweep_id: str) -> views.SweepView | None:
@@ -175,3 +181,55 @@ def _arena_action(view: views.SweepView) -> None:
             show_error(error)
             return
         routes.open_arena(arena_id)
+
+
+def _beside(view: views.SweepView, other_id: str) -> views.SweepView:
+    """This run with another run's columns beside it (`?beside=`), or this run alone and
+    why, when the other cannot be set beside it."""
+    other = context.read(views.sweep_view, sweep_id=other_id)
+    if other is None or other.sweep.suite_id != view.sweep.suite_id:
+        st.warning("That other run is not a run of this suite.", icon=":material/link_off:")
+        return view
+    if other.running:
+        st.info("The other run is still generating: it appears beside this one once done.",
+                icon=":material/hourglass_top:")  # fmt: skip
+        return view
+    try:
+        return views.beside(view, other)
+    except LoraStudioError as error:
+        show_error(error)
+        return view
+
+
+def _beside_picker(view: views.SweepView) -> None:
+    """For a suite's run: set another run of the suite beside it (a new training against
+    the previous one, on identical prompts and seeds)."""
+    if view.sweep.suite_id is None:
+        return
+    runs = [
+        run
+        for run in context.read(views.runs_of_suite, suite_id=view.sweep.suite_id)
+        if run.sweep.id != view.sweep.id
+    ]
+    if not runs:
+        return
+    labels = {
+        run.sweep.id: f"{run.lora_name} · {format_date(run.sweep.created_at)}" for run in runs
+    }
+    current = st.query_params.get(BESIDE_PARAM)
+    options = ["", *labels]
+    st.selectbox(
+        "Beside another run of this suite",
+        options,
+        index=options.index(current) if current in labels else 0,
+        format_func=lambda run_id: labels.get(run_id, "None"),
+        key="sweep_beside",
+        on_change=_set_beside,
+    )
+
+
+def _set_beside() -> None:
+    if chosen := st.session_state.get("sweep_beside"):
+        st.query_params[BESIDE_PARAM] = chosen
+    else:
+        st.query_params.pop(BESIDE_PARAM, None)
