@@ -26,7 +26,7 @@ from lora_core.data import leases
 from lora_core.data.db import create_db_engine, session_scope
 from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.data.schema import ensure_schema
-from lora_core.errors import InvalidSweep
+from lora_core.errors import InvalidSweep, LoraStudioError
 from lora_core.fal.generator import FalGenerator
 from lora_core.fal.trainer import FalTrainer
 from lora_core.gallery import downloads
@@ -53,6 +53,7 @@ class RecoveryReport:
     batches: recovery.ResumeReport
     trainings_failed: int
     trainings_asked: int = 0
+    suite_runs: int = 0  # suites started on new trainings (`Studio.auto_run_suites`)
 
 
 def build_generator(settings: Settings, store: MediaStore | None = None) -> ImageGenerator:
@@ -325,7 +326,34 @@ class Studio:
                 # Without a background sweep, the next page view asks again.
                 every=following.FOLLOW_EVERY if self.follows_in_background else timedelta(0)
             ),
+            suite_runs=self.auto_run_suites(),
         )
+
+    def auto_run_suites(self) -> int:
+        """Run every suite that runs on new trainings on each LoRA newly trained (with the
+        baseline, under its trainer's quota), once whichever process gets there first; a
+        run the quota refuses is recorded as such, not tried again. How many started."""
+        with session_scope(self.engine) as session:
+            due = [(suite.id, lora.id, lora.user) for suite, lora in suites.due_auto_runs(
+                session=session
+            )]  # fmt: skip
+        started = 0
+        for suite_id, lora_id, user in due:
+            if not suites.claim_auto_run(engine=self.engine, suite_id=suite_id, lora_id=lora_id):
+                continue
+            sweep_id, note = None, None
+            try:
+                sweep_id, _done = self.run_suite(
+                    user=user, suite_id=suite_id, lora_ids=[lora_id], baseline=True
+                )
+                started += 1
+            except LoraStudioError as error:
+                note = str(error)
+            suites.record_auto_run(
+                engine=self.engine, suite_id=suite_id, lora_id=lora_id, sweep_id=sweep_id,
+                note=note,
+            )  # fmt: skip
+        return started
 
     def close(self) -> None:
         """Stop the background work (thumbnails, sweep cells not yet started: recovery

@@ -352,3 +352,18 @@ class Suite(SQLModel, table=True):
     image_size: str = Field(sa_type=Text)
     created_at: str = Field(sa_type=Text)
     updated_at: str = Field(sa_type=Text)
+    # Run on every LoRA whose training started after this moment; None: only by hand.
+    auto_run_since: str | None = Field(default=None, sa_type=Text)
+
+
+class SuiteAutoRun(SQLModel, table=True):
+    """A suite's run on a new training, started by the background sweep: claimed once per
+    suite and LoRA (the key), with the sweep it started or why it could not (`note`)."""
+
+    __tablename__ = "suite_auto_runs"
+
+    suite_id: str = Field(primary_key=True, sa_type=Text)
+    lora_training_id: str = Field(primary_key=True, sa_type=Text)
+    sweep_id: str | None = Field(default=None, sa_type=Text)
+    note: str | None = Field(default=None, sa_type=Text)
+    created_at: str = Field(sa_type=Text)

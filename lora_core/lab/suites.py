@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, exists, insert, select, update
 from sqlmodel import Session, col
 
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import session_scope
-from lora_core.data.models import Suite
+from lora_core.data.models import LoraStatus, LoraTraining, RequestId, Suite, SuiteAutoRun
 from lora_core.errors import InvalidSweep, NotAllowed
 from lora_core.generation.prompts import MAX_PROMPT_LENGTH
 from lora_core.generation.recipe import NO_LORA, SCALE_RANGE, Recipe, checked
@@ -94,9 +94,11 @@ def save(
     name: str,
     spec: SuiteSpec,
     suite_id: str | None = None,
+    auto_run: bool = False,
     now: datetime | None = None,
 ) -> str:
-    """Create a suite (no `suite_id`) or change one (its author or an admin); its id."""
+    """Create a suite (no `suite_id`) or change one (its author or an admin); its id. With
+    `auto_run`, it runs on every LoRA whose training starts from now on (`due_auto_runs`)."""
     if who.user is None:
         raise NotAllowed("Sign in to make or change a suite.")
     name = (name or "").strip()
@@ -116,7 +118,10 @@ def save(
     with session_scope(engine) as session:
         if suite_id is None:
             suite_id = uuid.uuid4().hex
-            session.add(Suite(id=suite_id, user=who.user, created_at=moment, **values))
+            since = moment if auto_run else None
+            session.add(
+                Suite(id=suite_id, user=who.user, created_at=moment, auto_run_since=since, **values)
+            )
         else:
             suite = session.get(Suite, suite_id)
             if suite is None:
@@ -125,6 +130,10 @@ def save(
                 raise NotAllowed("Only its author or an admin can change this suite; copy it.")
             for column, value in values.items():
                 setattr(suite, column, value)
+            if not auto_run:
+                suite.auto_run_since = None
+            elif suite.auto_run_since is None:  # from now on, not every LoRA there is
+                suite.auto_run_since = moment
         session.commit()
     return suite_id
 
@@ -202,3 +211,66 @@ def run_plan(
             "leave out the baseline."
         )
     return plan
+
+
+# Trainings of these kinds were not trained here (registered, the demo's): no auto run.
+NOT_TRAINED_HERE = (RequestId.REGISTERED.value, RequestId.DEMO.value)
+
+
+def due_auto_runs(*, session: Session, limit: int = 5) -> list[tuple[Suite, LoraTraining]]:
+    """(suite, LoRA) pairs an auto run is owed: a suite that runs on new trainings, and a
+    LoRA trained here that completed with weights, whose training started after the suite
+    began to, and that the suite has not been run on that way yet."""
+    claimed = exists().where(
+        col(SuiteAutoRun.suite_id) == col(Suite.id),
+        col(SuiteAutoRun.lora_training_id) == col(LoraTraining.id),
+    )
+    rows = session.execute(
+        select(Suite, LoraTraining)
+        .join(LoraTraining, col(LoraTraining.created_at) > col(Suite.auto_run_since))
+        .where(
+            col(Suite.auto_run_since).is_not(None),
+            col(LoraTraining.status) == LoraStatus.COMPLETED,
+            col(LoraTraining.lora_weights_url).is_not(None),
+            *(~col(LoraTraining.request_id).startswith(kind) for kind in NOT_TRAINED_HERE),
+            ~claimed,
+        )
+        .order_by(col(LoraTraining.created_at))
+        .limit(limit)
+    ).all()
+    return [(suite, lora) for suite, lora in rows]
+
+
+def claim_auto_run(
+    *, engine: Engine, suite_id: str, lora_id: str, now: datetime | None = None
+) -> bool:
+    """Whether this process is the one to start the suite's run on the LoRA (one statement:
+    of several replicas sweeping at once, one claims it)."""
+    with session_scope(engine) as session:
+        claimed = session.execute(
+            insert(SuiteAutoRun.__table__)  # type: ignore[arg-type]
+            .prefix_with("OR IGNORE")
+            .values(
+                suite_id=suite_id,
+                lora_training_id=lora_id,
+                created_at=to_iso(now or utc_now()),
+            )
+        ).rowcount
+        session.commit()
+    return claimed == 1
+
+
+def record_auto_run(
+    *, engine: Engine, suite_id: str, lora_id: str, sweep_id: str | None, note: str | None
+) -> None:
+    """What a claimed auto run became: its sweep, or why it could not start (the quota)."""
+    with session_scope(engine) as session:
+        session.execute(
+            update(SuiteAutoRun)
+            .where(
+                col(SuiteAutoRun.suite_id) == suite_id,
+                col(SuiteAutoRun.lora_training_id) == lora_id,
+            )
+            .values(sweep_id=sweep_id, note=note and note[:500])
+        )
+        session.commit()

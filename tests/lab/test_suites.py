@@ -216,3 +216,71 @@ def test_two_runs_of_a_suite_stand_side_by_side_on_their_shared_rows(
     assert all(cell.x == x for (x, _), cell in both.cells.items())
     with pytest.raises(InvalidSweep, match="do not share"):
         views.beside(new, elsewhere)
+
+
+def test_a_suite_runs_once_on_each_new_training_and_never_on_older_or_registered_ones(
+    studio, engine, add_lora, fake_fal
+):
+    from datetime import timedelta
+
+    from lora_core.data.clock import to_iso, utc_now
+    from lora_core.data.models import LoraStatus, SuiteAutoRun
+
+    before = to_iso(utc_now() - timedelta(hours=1))
+    add_lora("older", trigger_word="older", created_at=before)  # trained before: not owed
+    suite_id = suites.save(engine=engine, who=ANN, name="Every new one", spec=spec("a fox", "7"),
+                           auto_run=True)  # fmt: skip
+    manual = suites.save(engine=engine, who=ANN, name="By hand", spec=spec("a cat", "7"))
+    later = to_iso(utc_now() + timedelta(seconds=1))
+    add_lora("fresh", trigger_word="freshword", weights_url="https://weights.example/f.bin",
+             created_at=later)  # fmt: skip
+    add_lora("busy", trigger_word="busy", status=LoraStatus.PENDING, created_at=later)
+    with session_scope(engine) as session:
+        registered = add_lora("registered", trigger_word="reg", created_at=later)
+        row = session.get(type(registered), "registered")
+        row.request_id = "registered-abc"
+        session.commit()
+
+    assert studio.auto_run_suites() == 1
+    assert studio.auto_run_suites() == 0  # claimed once, whoever sweeps again
+
+    with session_scope(engine) as session:
+        runs = session.scalars(select(SuiteAutoRun)).all()
+        sweeps = session.scalars(select(Sweep)).all()
+    assert [(r.suite_id, r.lora_training_id, r.note) for r in runs] == [(suite_id, "fresh", None)]
+    assert [(s.suite_id, s.lora_training_id, s.user) for s in sweeps] == [
+        (suite_id, "fresh", "trainer")  # under its trainer's quota
+    ]
+    assert runs[0].sweep_id == sweeps[0].id and manual
+
+
+def test_an_auto_run_the_quota_refuses_is_recorded_not_retried(studio, engine, add_lora):
+    from datetime import timedelta
+
+    from lora_core.data.clock import to_iso, utc_now
+    from lora_core.data.models import SuiteAutoRun
+
+    suite_id = suites.save(engine=engine, who=ANN, name="Big",
+                           spec=spec("\n".join(f"p{n}" for n in range(12)), "1-2"),
+                           auto_run=True)  # fmt: skip
+    add_lora("fresh", trigger_word="freshword", created_at=to_iso(utc_now() + timedelta(seconds=1)))
+
+    assert studio.auto_run_suites() == 0
+    assert studio.auto_run_suites() == 0
+
+    with session_scope(engine) as session:
+        [run] = session.scalars(select(SuiteAutoRun)).all()
+        assert session.scalars(select(Sweep)).all() == []
+    assert (run.suite_id, run.sweep_id) == (suite_id, None) and "needs 12 generations" in run.note
+
+
+def test_turning_auto_run_off_and_on_again_starts_from_then(engine):
+    suite_id = suites.save(engine=engine, who=ANN, name="A", spec=spec(), auto_run=True)
+    with session_scope(engine) as session:
+        first = session.get(Suite, suite_id).auto_run_since
+    suites.save(engine=engine, who=ANN, name="A", spec=spec(), suite_id=suite_id, auto_run=True)
+    with session_scope(engine) as session:
+        assert session.get(Suite, suite_id).auto_run_since == first  # kept while on
+    suites.save(engine=engine, who=ANN, name="A", spec=spec(), suite_id=suite_id)
+    with session_scope(engine) as session:
+        assert session.get(Suite, suite_id).auto_run_since is None

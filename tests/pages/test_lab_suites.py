@@ -132,3 +132,15 @@ def test_a_run_is_set_beside_another_run_of_its_suite(
     title = at.subheader[0].value.replace("\\", "")  # as markdown escapes it
     assert title == "Suite “Two prompts” on newword, beside its run on oldword"
     assert "sweep_zip" not in [b.key for b in at.get("download_button")]  # one sweep's only
+
+
+def test_a_suite_set_to_run_on_new_trainings_says_so(open_app, engine):
+    at = open_with_query(open_app, LAB)
+    at.text_input(key="suite_name_new").set_value("Every new LoRA")
+    at.text_area(key="suite_prompts_new").set_value("{trigger} a fox")
+    at.checkbox(key="suite_auto_new").check()
+    at.button(key="FormSubmitter:suite_form_new-Save the suite").click().run()
+
+    [suite] = stored_suites(engine)
+    assert suite.auto_run_since is not None
+    assert "runs on every new training" in " ".join(c.value for c in at.caption)

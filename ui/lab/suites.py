@@ -38,6 +38,7 @@ def suites_tool() -> None:
                 f"by {md(suite.user)} · {md(format_date(suite.updated_at))} · "
                 f"{md(recipe.describe(spec.recipe))} · seeds "
                 f"{', '.join(str(seed) for seed in spec.seeds)}"
+                + (" · runs on every new training" if suite.auto_run_since else "")
             )
             st.code("\n".join(spec.prompts), language=None, wrap_lines=True)
             _run(suite, spec, loras)
@@ -146,6 +147,13 @@ def _editor(listed: list[Suite]) -> None:
             key=f"suite_seeds_{target}",
         )  # fmt: skip
         chosen = recipe_inputs(shown, key=lambda part: f"suite_{part}_{target}", with_seed=False)
+        auto_run = st.checkbox(
+            "Run on every LoRA trained from now on",
+            value=bool(editing and editing.auto_run_since),
+            key=f"suite_auto_{target}",
+            help="When a training completes, this suite runs on the new LoRA and the base "
+            "model, under its trainer's quota; make an arena from the run to judge it.",
+        )
         saved = st.form_submit_button("Save the suite", type="primary", icon=":material/save:")
     if not saved:
         return
@@ -156,6 +164,7 @@ def _editor(listed: list[Suite]) -> None:
             name=name,
             spec=suites.parse(prompts_text=prompts, seeds_text=seeds, recipe=chosen.recipe()),
             suite_id=editing.id if editing else None,
+            auto_run=auto_run,
         )
     except LoraStudioError as error:
         show_error(error)
