@@ -1,4 +1,4 @@
-"""Evaluating LoRAs blind, in a real browser: a sweep of two LoRAs and the base model
+"""Evaluating LoRAs blind, in a real browser: a suite run on two LoRAs and the base model
 becomes an arena, two signed-in users vote (one by keyboard, on a phone), and the
 leaderboard ranks the arms with intervals. Nothing on a voter's page names an arm."""
 
@@ -30,28 +30,21 @@ def sign_in(page: Page, app: RunningApp, provider: FakeOidcProvider, email: str)
         page.get_by_test_id("stSidebarCollapseButton").click()  # as a phone user would
 
 
-def run_lora_sweep(page: Page, app: RunningApp) -> None:
-    """wtrclr, neonnoir and the base model across, seeds 7 and 8 down: six cells."""
-    page.goto(f"{app.url}/lab")
-    page.get_by_role("combobox", name="LoRA", exact=True).click()
-    page.get_by_role("option", name="wtrclr").click()
-    page.get_by_role("textbox", name="Prompt", exact=True).fill("a lighthouse at dusk")
-    page.keyboard.press("Control+Enter")
-    page.get_by_role("combobox", name="X axis (columns)").click()
-    page.get_by_role("option", name="LoRA", exact=True).click()
-    loras = page.get_by_role("combobox", name="LoRAs")
-    loras.click()
+def run_starter_suite(page: Page, app: RunningApp) -> None:
+    """From wtrclr's page, "Run a suite": the demo's starter "does the style hold?" (three
+    prompts, one seed) on wtrclr and neonnoir with the base model: nine cells."""
+    page.goto(f"{app.url}/lora?id=demo-watercolor")
+    page.get_by_role("link", name="Run a suite").click()
+    suite = page.get_by_test_id("stExpander").filter(has_text="does the style hold")
+    expect(suite.get_by_role("button", name="Run the suite")).to_be_visible(timeout=15_000)
+    suite.get_by_role("combobox", name="Run on").click()
     page.get_by_role("option", name="neonnoir").click()
     page.keyboard.press("Escape")
-    page.get_by_role("combobox", name="Y axis (rows)").click()
-    page.get_by_role("option", name="Seed").click()
-    seeds = page.get_by_role("textbox", name="Seed values")
-    seeds.fill("7, 8")
-    seeds.press("Enter")
-    expect(page.get_by_text("6 images = 2 of your 8 generations")).to_be_visible()
-    page.get_by_role("button", name="Start sweep").click()
+    expect(suite.get_by_text("9 images = 3 generations of your quota.")).to_be_visible()
+    suite.get_by_role("button", name="Run the suite").click()
     grid = page.locator(".st-key-sweep_grid")
-    expect(grid.locator("figure.ls-card img")).to_have_count(6, timeout=GENERATION_TIMEOUT)
+    expect(grid.locator("figure.ls-card img")).to_have_count(9, timeout=GENERATION_TIMEOUT)
+    expect(page.get_by_role("heading", name=re.compile("does the style hold"))).to_be_visible()
 
 
 def assert_blind(page: Page) -> None:
@@ -67,26 +60,26 @@ def assert_blind(page: Page) -> None:
         assert "/media/" in source and not any(arm in source for arm in ARMS)
 
 
-def test_a_sweep_becomes_an_arena_two_users_vote_blind_and_the_leaderboard_ranks(
+def test_a_suite_run_becomes_an_arena_two_users_vote_blind_and_the_leaderboard_ranks(
     page: Page, browser: Browser, app_with_login: RunningApp, oidc_provider: FakeOidcProvider
 ) -> None:
     page.set_viewport_size({"width": 1400, "height": 900})
     sign_in(page, app_with_login, oidc_provider, "ann@example.com")
-    run_lora_sweep(page, app_with_login)
+    run_starter_suite(page, app_with_login)
     page.get_by_role("button", name="Judge blind: make an arena").click()
     expect(page).to_have_url(re.compile(r"/arena\?id=\w{32}$"), timeout=15_000)
     arena_url = page.url
 
-    # Ann votes with the mouse: six pairs (three arms, two seeds).
-    expect(page.get_by_text("Pair 1 of 6")).to_be_visible()
+    # Ann votes with the mouse: nine pairs (three arms, three prompts).
+    expect(page.get_by_text("Pair 1 of 9")).to_be_visible()
     all_loaded(page, "[data-testid='stMain'] img")
     assert_blind(page)
     buttons = page.locator(".st-key-arena_actions")
     box = buttons.bounding_box()
     assert box and box["y"] + box["height"] <= 900  # the votes on the first screen
     snap(page, "arena-1-pair-1400")
-    for number in range(6):
-        expect(page.get_by_text(f"Pair {number + 1} of 6")).to_be_visible()
+    for number in range(9):
+        expect(page.get_by_text(f"Pair {number + 1} of 9")).to_be_visible()
         page.get_by_role("button", name="Left is better").click()
         expect(page.get_by_text("Your vote counted (left better)")).to_be_visible()
     expect(page.get_by_text("You have voted on every pair of this arena")).to_be_visible()
@@ -97,7 +90,7 @@ def test_a_sweep_becomes_an_arena_two_users_vote_blind_and_the_leaderboard_ranks
     ).new_page()
     sign_in(phone, app_with_login, oidc_provider, "bob@example.com")
     phone.goto(arena_url)
-    expect(phone.get_by_text("Pair 1 of 6")).to_be_visible()
+    expect(phone.get_by_text("Pair 1 of 9")).to_be_visible()
     all_loaded(phone, "[data-testid='stMain'] img")
     assert_blind(phone)
     left, right = (
@@ -105,8 +98,9 @@ def test_a_sweep_becomes_an_arena_two_users_vote_blind_and_the_leaderboard_ranks
     )
     assert left["y"] == right["y"] and left["x"] < right["x"]  # side by side on a phone
     snap(phone, "arena-2-pair-390")
-    for number, key in enumerate(("ArrowLeft", "ArrowRight", "t", "b", "ArrowRight", "ArrowLeft")):
-        expect(phone.get_by_text(f"Pair {number + 1} of 6")).to_be_visible()
+    keys = ("ArrowLeft", "ArrowRight", "t", "b", "ArrowRight", "ArrowLeft", "t", "ArrowLeft", "b")
+    for number, key in enumerate(keys):
+        expect(phone.get_by_text(f"Pair {number + 1} of 9")).to_be_visible()
         phone.keyboard.press(key)
         expect(phone.get_by_text(re.compile("Your vote counted"))).to_be_visible()
     expect(phone.get_by_text("You have voted on every pair of this arena")).to_be_visible()
@@ -122,14 +116,14 @@ def test_a_sweep_becomes_an_arena_two_users_vote_blind_and_the_leaderboard_ranks
             "SELECT wallet_address, choice, count(*) FROM arena_votes "
             "GROUP BY wallet_address, choice ORDER BY wallet_address, choice"
         ).fetchall()
-    assert sum(count for user, _, count in votes if user == "ann@example.com") == 6
-    assert sum(count for user, _, count in votes if user == "bob@example.com") == 6
-    assert ("bob@example.com", "tie", 1) in votes and ("bob@example.com", "both_bad", 1) in votes
+    assert sum(count for user, _, count in votes if user == "ann@example.com") == 9
+    assert sum(count for user, _, count in votes if user == "bob@example.com") == 9
+    assert ("bob@example.com", "tie", 2) in votes and ("bob@example.com", "both_bad", 2) in votes
 
     page.get_by_role("link", name="See the leaderboard").click()
     expect(page.get_by_role("heading", name="Leaderboard")).to_be_visible()
     figures = page.locator(".st-key-board_figures")
-    expect(figures.get_by_text("12", exact=True)).to_be_visible()  # votes
+    expect(figures.get_by_text("18", exact=True)).to_be_visible()  # votes
     expect(figures.get_by_text("2", exact=True).first).to_be_visible()  # voters
     table = page.get_by_test_id("stDataFrame").first
     expect(table).to_be_visible()

@@ -174,7 +174,8 @@ def _arena_action(view: views.SweepView) -> None:
                 engine=context.studio().engine,
                 user=user,
                 # Not the sweep's title, which names its LoRA: the arena's page names none.
-                name=f"“{view.sweep.prompt[:60]}” · {format_date(view.sweep.created_at)}",
+                name=f"{view.suite_name or '“' + view.sweep.prompt[:60] + '”'} · "
+                f"{format_date(view.sweep.created_at)}",
                 sweep_ids=[view.sweep.id],
             )
         except LoraStudioError as error:
