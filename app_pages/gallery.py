@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import streamlit as st
+from sqlalchemy import ColumnElement
 
-from lora_core.data.models import LoraStatus
-from lora_core.gallery import queries
+from lora_core.data.models import LoraStatus, Verdict
+from lora_core.gallery import queries, scorecards
+from lora_core.gallery.scorecards import VERDICT_LABELS
 from ui import context, routes
 from ui.components import (
     count_text,
@@ -34,12 +36,49 @@ st.caption(
     "Open one to see everything generated from it."
 )
 
+
+def scorecard_filter() -> ColumnElement[bool] | None:
+    """The team's verdict and a tag (`?verdict=…&tag=…`, shareable), as a condition."""
+    choices = ["", *Verdict]
+    # A link's filters win over what the widgets held (a shared link, a link in the app);
+    # after that the widgets change the link.
+    for name, allowed in (("verdict", choices), ("tag", None)):
+        linked = st.query_params.get(name, "")
+        if st.session_state.get(f"gallery_{name}_linked") != linked:
+            st.session_state[f"gallery_{name}_linked"] = linked
+            st.session_state[f"gallery_{name}"] = (
+                linked if allowed is None or linked in allowed else ""
+            )
+    with st.container(horizontal=True, key="gallery_filters"):
+        verdict = st.selectbox(
+            "Verdict", choices,
+            format_func=lambda value: VERDICT_LABELS[value] if value else "Any verdict",
+            key="gallery_verdict", width=220,
+        )  # fmt: skip
+        tag = st.text_input(
+            "Tag", key="gallery_tag", width=220, placeholder="Any tag", max_chars=30
+        )  # fmt: skip
+    for name, value in (("verdict", verdict), ("tag", tag.strip())):
+        st.session_state[f"gallery_{name}_linked"] = value
+        if value:
+            st.query_params[name] = value
+        else:
+            st.query_params.pop(name, None)
+    return scorecards.matches(verdict=Verdict(verdict) if verdict else None, tag=tag.strip())
+
+
+only = scorecard_filter()
 loras = context.read(
-    queries.list_lora_page, page=int(st.session_state.get(PAGE_KEY, 1)), page_size=PAGE_SIZE
+    queries.list_lora_page,
+    page=int(st.session_state.get(PAGE_KEY, 1)),
+    page_size=PAGE_SIZE,
+    only=only,
 )
 
 summaries = loras.items
-if not summaries:
+if not summaries and only is not None:
+    st.info("No LoRA has that verdict and tag yet.", icon=":material/filter_alt_off:")
+elif not summaries:
     st.info(
         "No LoRAs yet. Train one from your pictures, or register one you trained elsewhere "
         "(both on the Train page); `python -m lora_core.cli.demo` adds demo LoRAs.",

@@ -20,6 +20,7 @@ from ui.components import (
 from ui.errors import generation_blocked, guarded, show_error
 from ui.generate_dialog import open_generate, render_open_dialog
 from ui.image_details import close_image, image_dialog, open_in_place, zip_with_recipes
+from ui.scorecard import scorecard_action, show_scorecard
 from ui.standing import show_standing
 from ui.text import md
 
@@ -215,12 +216,14 @@ if lora.status == LoraStatus.PENDING:  # still training: as the background sweep
 image_count = cached_image_count(lora.id, lora_view.count_key)
 
 show_header(lora, image_count)
+show_scorecard(lora, lora_view.scorecard)
 with st.container(horizontal=True, vertical_alignment="center", key="lora_actions"):
     ready = show_generate_action(lora)
     show_weights(lora)
     if ready:
         st.page_link(routes.LAB, label="Run a suite", icon=":material/fact_check:",
                      query_params={"suite_lora": lora.id})  # fmt: skip
+    scorecard_action(lora, lora_view.scorecard)
 # One dialog at a time: the Generate dialog when it was opened, else a shared image's.
 if not render_open_dialog(lora) and (image_id := st.query_params.get("image")):
     image_dialog(lora, image_id, on_hidden=cached_image_count.clear)

@@ -367,3 +367,41 @@ class SuiteAutoRun(SQLModel, table=True):
     sweep_id: str | None = Field(default=None, sa_type=Text)
     note: str | None = Field(default=None, sa_type=Text)
     created_at: str = Field(sa_type=Text)
+
+
+class Verdict(StrEnum):
+    RECOMMENDED = "recommended"
+    NOT_RECOMMENDED = "not_recommended"
+    UNDER_TEST = "under_test"
+
+
+class LoraScorecard(SQLModel, table=True):
+    """What the team learned about a LoRA (`lora_core.gallery.scorecards`): notes, tags
+    (a JSON list) and a verdict with who set it and when."""
+
+    __tablename__ = "lora_scorecards"
+    __table_args__ = (Index("idx_lora_scorecards_verdict", "verdict"),)
+
+    lora_training_id: str = Field(primary_key=True, sa_type=Text)
+    notes: str | None = Field(default=None, sa_type=Text)
+    tags: str | None = Field(default=None, sa_type=Text)
+    verdict: str | None = Field(default=None, sa_type=Text)
+    verdict_by: str | None = Field(default=None, sa_type=Text)
+    verdict_at: str | None = Field(default=None, sa_type=Text)
+    updated_by: str = Field(sa_type=Text)
+    updated_at: str = Field(sa_type=Text)
+
+
+class ScorecardChange(SQLModel, table=True):
+    """One change of a scorecard's field: who, when, from what to what."""
+
+    __tablename__ = "lora_scorecard_changes"
+    __table_args__ = (Index("idx_scorecard_changes_lora", "lora_training_id", "created_at"),)
+
+    id: str = Field(primary_key=True, sa_type=Text)
+    lora_training_id: str = Field(sa_type=Text)
+    user: str = Field(sa_column=Column("wallet_address", Text, nullable=False))
+    field: str = Field(sa_type=Text)
+    old: str | None = Field(default=None, sa_type=Text)
+    new: str | None = Field(default=None, sa_type=Text)
+    created_at: str = Field(sa_type=Text)

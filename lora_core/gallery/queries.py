@@ -89,6 +89,7 @@ def _summaries(
     offset: int = 0,
     limit: int | None = None,
     pictures_first: bool = False,
+    only: ColumnElement[bool] | None = None,
 ) -> list[LoraSummary]:
     """LoRAs newest first with their image count and cover, in one statement. The page's
     rows are picked first, each with its count and its cover image's id (SQLite evaluates
@@ -107,7 +108,7 @@ def _summaries(
         columns.append(has_pictures.label("has_pictures"))
     page = (
         select(LoraTraining, *columns)
-        .where(_shown_loras(with_hidden))
+        .where(_shown_loras(with_hidden) if only is None else _shown_loras(with_hidden) & only)
         .order_by(*order)
         .offset(offset)
         .limit(limit)
@@ -159,13 +160,18 @@ def list_loras(*, session: Session, with_hidden: bool = False) -> list[LoraSumma
     return _summaries(session, with_hidden=with_hidden)
 
 
-def list_lora_page(*, session: Session, page: int = 1, page_size: int = 24) -> Page[LoraSummary]:
+def list_lora_page(
+    *,
+    session: Session,
+    page: int = 1,
+    page_size: int = 24,
+    only: ColumnElement[bool] | None = None,
+) -> Page[LoraSummary]:
     """One page of the gallery: the visible LoRAs with images first (a gallery opens on
     pictures), each group newest first, summarised as `list_loras` does; a page past the
-    end shows the last one."""
-    total = session.scalar(
-        select(func.count()).select_from(LoraTraining).where(_shown_loras(False))
-    )
+    end shows the last one. `only`: a condition on the LoRA (a scorecard filter)."""
+    shown = _shown_loras(False) if only is None else _shown_loras(False) & only
+    total = session.scalar(select(func.count()).select_from(LoraTraining).where(shown))
     page = clamp_page(page, total or 0, page_size)
     items = _summaries(
         session,
@@ -173,6 +179,7 @@ def list_lora_page(*, session: Session, page: int = 1, page_size: int = 24) -> P
         offset=(page - 1) * page_size,
         limit=page_size,
         pictures_first=True,
+        only=only,
     )
     return Page(items=items, total=total or 0, page=page, page_size=page_size)
 

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from lora_core.data import lookups
-from lora_core.data.models import GeneratedImage, GenerationBatch, LoraTraining
-from lora_core.gallery import favorites, moderation, queries
+from lora_core.data.models import GeneratedImage, GenerationBatch, LoraScorecard, LoraTraining
+from lora_core.gallery import favorites, moderation, queries, scorecards
 from lora_core.generation import recipe
 from lora_core.generation.recipe import Recipe
 from lora_core.identity import Identity
@@ -23,13 +23,26 @@ class LoraView:
 
     lora: LoraTraining
     count_key: tuple[object, ...]
+    scorecard: scorecards.Scorecard = scorecards.EMPTY
 
 
 def lora_view(*, session: Session, lora_id: str) -> LoraView | None:
-    lora = lookups.get_lora(session=session, lora_id=lora_id)
-    if lora is None:
+    """The LoRA with its scorecard (one statement), and its image count's key."""
+    if not lookups.is_valid_lora_id(lora_id):
         return None
-    return LoraView(lora, queries.image_count_key(session=session, lora_id=lora.id))
+    row = session.execute(
+        select(LoraTraining, LoraScorecard)
+        .outerjoin(LoraScorecard, col(LoraScorecard.lora_training_id) == col(LoraTraining.id))
+        .where(col(LoraTraining.id) == lora_id)
+    ).first()
+    if row is None:
+        return None
+    lora, card = row
+    return LoraView(
+        lora,
+        queries.image_count_key(session=session, lora_id=lora.id),
+        scorecards.Scorecard.of(card),
+    )
 
 
 @dataclass(frozen=True)
