@@ -53,10 +53,10 @@ def scorecard_filter() -> ColumnElement[bool] | None:
         verdict = st.selectbox(
             "Verdict", choices,
             format_func=lambda value: VERDICT_LABELS[value] if value else "Any verdict",
-            key="gallery_verdict", width=220,
+            key="gallery_verdict", width=170,
         )  # fmt: skip
         tag = st.text_input(
-            "Tag", key="gallery_tag", width=220, placeholder="Any tag", max_chars=30
+            "Tag", key="gallery_tag", width=170, placeholder="Any tag", max_chars=30
         )  # fmt: skip
     for name, value in (("verdict", verdict), ("tag", tag.strip())):
         st.session_state[f"gallery_{name}_linked"] = value
