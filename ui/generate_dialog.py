@@ -22,6 +22,7 @@ from lora_core.errors import (
     NotSignedIn,
     QuotaExceeded,
 )
+from lora_core.gallery import scorecards
 from lora_core.generation import prompts, recipe, service
 from lora_core.generation.generators import IMAGES_PER_BATCH, Progress
 from ui import context, routes
@@ -50,9 +51,14 @@ _FOCUS_PROMPT = """<script>
 </script>"""
 
 
-def open_generate(lora_id: str) -> None:
-    """Open a fresh dialog for `lora_id`, with the user's last prompt ready to edit."""
+def open_generate(lora_id: str, *, recommended: bool = True) -> None:
+    """Open a fresh dialog for `lora_id`, with the user's last prompt ready to edit; with
+    `recommended`, at the LoRA's recommended scale when its scorecard has one."""
     dialog = state()
+    if recommended:
+        start = context.read(scorecards.recommended_recipe, lora_id=lora_id)
+        if start != recipe.PLAN:
+            dialog.start_at_scale(start.lora_scale)
     dialog.open(lora_id)
     st.session_state[PROMPT_KEY] = dialog.saved_prompt  # the widget starts from our copy
 
@@ -62,7 +68,7 @@ def remix(lora_id: str, prompt: str, made_with: recipe.Recipe, *, run: bool = Fa
     anything; with `run`, generate it again at once (Reproduce: the same recipe)."""
     dialog = state()
     dialog.keep(prompt=prompt, made_with=made_with)
-    open_generate(lora_id)
+    open_generate(lora_id, recommended=False)  # the image's own settings
     if run:
         dialog.ask_retry()
 

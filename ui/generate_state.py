@@ -4,7 +4,7 @@ happens to the dialog). Kept apart from the dialog's drawing (`ui/generate_dialo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import streamlit as st
 
@@ -80,6 +80,10 @@ class DialogState:
         self.saved_prompt = prompt
         if made_with is not None:
             self.saved_recipe = made_with
+
+    def start_at_scale(self, scale: float) -> None:
+        """A LoRA's recommended scale (its scorecard), the other saved settings kept."""
+        self.saved_recipe = replace(self.saved_recipe, lora_scale=scale)
 
     def ask_retry(self) -> None:
         self.error, self.retry = None, True

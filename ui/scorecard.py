@@ -31,6 +31,8 @@ def show_scorecard(lora: LoraTraining, card: Scorecard) -> None:
             f"{VERDICT_ICONS[card.verdict]} **{VERDICT_LABELS[card.verdict]}** · set by "
             f"{md(card.verdict_by or '')} · {md(format_date(card.verdict_at or ''))}"
         )
+    if card.recommended_scale is not None:
+        parts.append(f"Recommended scale {card.recommended_scale:g}")
     if card.tags:
         parts.append("Tags: " + ", ".join(md(tag) for tag in card.tags))
     if parts:
@@ -62,6 +64,11 @@ def _editor(lora: LoraTraining, card: Scorecard) -> None:
             "Tags", value=", ".join(card.tags), key="scorecard_tags",
             placeholder="style, portraits", help="Separated by commas; the gallery filters.",
         )  # fmt: skip
+        scale = st.number_input(
+            "Recommended scale", min_value=0.0, max_value=2.0, step=0.05,
+            value=card.recommended_scale, placeholder="The plan's (1.5)",
+            key="scorecard_scale", help="The Generate dialog starts from it.",
+        )  # fmt: skip
         notes = st.text_area(
             "Notes", value=card.notes, max_chars=scorecards.MAX_NOTES, key="scorecard_notes",
             placeholder="What works with this LoRA, and what does not.",
@@ -73,6 +80,7 @@ def _editor(lora: LoraTraining, card: Scorecard) -> None:
                 engine=context.studio().engine, who=context.current_identity(), lora_id=lora.id,
                 notes=notes, tags=scorecards.parse_tags(tags),
                 verdict=None if verdict == NO_VERDICT else Verdict(verdict),
+                recommended_scale=scale,
             )  # fmt: skip
         except LoraStudioError as error:
             show_error(error)

@@ -390,6 +390,8 @@ class LoraScorecard(SQLModel, table=True):
     verdict_at: str | None = Field(default=None, sa_type=Text)
     updated_by: str = Field(sa_type=Text)
     updated_at: str = Field(sa_type=Text)
+    # What the Generate dialog starts from for this LoRA; None: the plan's.
+    recommended_scale: float | None = None
 
 
 class ScorecardChange(SQLModel, table=True):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Engine, exists, select
@@ -22,6 +22,7 @@ from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraScorecard, LoraTraining, ScorecardChange, Verdict
 from lora_core.errors import InvalidSettings, LoraNotFound, NotAllowed
+from lora_core.generation.recipe import PLAN, SCALE_RANGE, Recipe
 from lora_core.identity import Identity
 
 VERDICT_LABELS = {
@@ -41,6 +42,7 @@ class Scorecard:
     verdict: Verdict | None
     verdict_by: str | None
     verdict_at: str | None
+    recommended_scale: float | None = None
 
     @classmethod
     def of(cls, row: LoraScorecard | None) -> Scorecard:
@@ -52,6 +54,7 @@ class Scorecard:
             verdict=Verdict(row.verdict) if row.verdict else None,
             verdict_by=row.verdict_by,
             verdict_at=row.verdict_at,
+            recommended_scale=row.recommended_scale,
         )
 
 
@@ -86,12 +89,16 @@ def save(
     notes: str,
     tags: tuple[str, ...],
     verdict: Verdict | None,
+    recommended_scale: float | None = None,
     now: datetime | None = None,
 ) -> None:
     """Change the LoRA's scorecard, keeping each changed field's old and new value with its
     author and time; a verdict changed records who set it and when."""
     if len(notes or "") > MAX_NOTES:
         raise InvalidSettings(f"Notes have at most {MAX_NOTES} characters.")
+    low, high = SCALE_RANGE
+    if recommended_scale is not None and not low <= recommended_scale <= high:
+        raise InvalidSettings(f"A recommended scale is between {low:g} and {high:g}.")
     moment = to_iso(now or utc_now())
     with session_scope(engine) as session:
         lora = session.get(LoraTraining, lora_id)
@@ -104,12 +111,14 @@ def save(
         if row is None:
             row = LoraScorecard(lora_training_id=lora_id, updated_by=who.user, updated_at=moment)
             session.add(row)
-        after = {"notes": notes or "", "tags": ", ".join(tags), "verdict": verdict or ""}
+        after = {
+            "notes": notes or "", "tags": ", ".join(tags), "verdict": verdict or "",
+            "recommended scale": _scale_text(recommended_scale),
+        }  # fmt: skip
         old = {
-            "notes": before.notes,
-            "tags": ", ".join(before.tags),
-            "verdict": before.verdict or "",
-        }
+            "notes": before.notes, "tags": ", ".join(before.tags), "verdict": before.verdict or "",
+            "recommended scale": _scale_text(before.recommended_scale),
+        }  # fmt: skip
         for field, value in after.items():
             if value != old[field]:
                 session.add(
@@ -119,12 +128,28 @@ def save(
                     )
                 )  # fmt: skip
         row.notes = notes or None
+        row.recommended_scale = recommended_scale
         row.tags = json.dumps(list(tags)) if tags else None
         if (verdict or None) != before.verdict:
             row.verdict = verdict.value if verdict else None
             row.verdict_by, row.verdict_at = (who.user, moment) if verdict else (None, None)
         row.updated_by, row.updated_at = who.user, moment  # type: ignore[assignment]
         session.commit()
+
+
+def _scale_text(scale: float | None) -> str:
+    return "" if scale is None else f"{scale:g}"
+
+
+def recommended_recipe(*, session: Session, lora_id: str) -> Recipe:
+    """What the Generate dialog starts from for this LoRA: the plan's settings at its
+    recommended scale, if its scorecard has one."""
+    scale = session.scalar(
+        select(LoraScorecard.recommended_scale).where(
+            col(LoraScorecard.lora_training_id) == lora_id
+        )
+    )
+    return PLAN if scale is None else replace(PLAN, lora_scale=float(scale))
 
 
 def changes(*, session: Session, lora_id: str, limit: int = 20) -> list[ScorecardChange]:

@@ -107,3 +107,23 @@ def test_the_gallery_filters_by_verdict_and_a_whole_tag(engine, add_lora):
     assert found(verdict=None, tag="a_b") == (["neon"], 1)  # "_" is no wildcard: not "axb"
     assert found(verdict=Verdict.UNDER_TEST, tag=None) == ([], 0)
     assert scorecards.matches(verdict=None, tag="") is None
+
+
+def test_a_recommended_scale_is_kept_checked_and_what_the_dialog_starts_from(engine, add_lora):
+    from lora_core.generation.recipe import PLAN
+
+    add_lora("neon"), add_lora("ink")
+
+    with pytest.raises(InvalidSettings, match="between 0 and 2"):
+        scorecards.save(engine=engine, who=OWNER, lora_id="neon", notes="", tags=(),
+                        verdict=None, recommended_scale=2.5)  # fmt: skip
+    scorecards.save(engine=engine, who=OWNER, lora_id="neon", notes="", tags=(), verdict=None,
+                    recommended_scale=0.8)  # fmt: skip
+
+    with session_scope(engine) as session:
+        neon = scorecards.recommended_recipe(session=session, lora_id="neon")
+        ink = scorecards.recommended_recipe(session=session, lora_id="ink")
+        history = scorecards.changes(session=session, lora_id="neon")
+    assert (neon.lora_scale, neon.steps, ink) == (0.8, PLAN.steps, PLAN)
+    assert [(c.field, c.old, c.new) for c in history] == [("recommended scale", None, "0.8")]
+    assert card_of(engine, "neon").recommended_scale == 0.8

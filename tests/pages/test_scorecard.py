@@ -67,3 +67,16 @@ def test_the_gallery_shows_the_loras_with_a_verdict_and_a_tag(open_app, engine, 
     at.text_input(key="gallery_tag").set_value("nothing-like-it").run()
     assert "No LoRA has that verdict and tag yet." in at.info[0].value
     assert at.query_params["tag"] == "nothing-like-it"
+
+
+def test_the_dialog_starts_from_the_loras_recommended_scale(open_app, engine, add_lora):
+    add_lora("neon-id", trigger_word="neonword")
+    scorecards.save(engine=engine, who=Identity(user="trainer"), lora_id="neon-id", notes="",
+                    tags=(), verdict=None, recommended_scale=0.8)  # fmt: skip
+
+    at = open_with_query(open_app, LORA_PAGE, id="neon-id")
+    assert "Recommended scale 0.8" in " ".join(c.value for c in at.caption)
+    at.button(key="open_generate").click().run()
+
+    [scale] = [s for s in at.slider if s.key and s.key.startswith("gen_scale_")]
+    assert scale.value == 0.8
