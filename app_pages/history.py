@@ -9,7 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from lora_core.arena import ratings
+from lora_core.data.models import Verdict
 from lora_core.gallery import queries
+from lora_core.gallery.scorecards import VERDICT_LABELS
 from lora_core.generation.recipe import NO_LORA, NO_LORA_LABEL
 from lora_core.history import analytics, listing
 from lora_core.history.filters import HistoryFilter, HistoryStatus
@@ -29,6 +31,8 @@ FILTER_DEFAULTS: dict[str, object] = {
     "to": None,
     "starred": False,
     "scale": [],
+    "verdict": None,
+    "tag": "",
 }
 
 follow_reuse()
@@ -83,10 +87,16 @@ def _filter_widgets(lora_names: dict[str, str], scales: list[float]) -> HistoryF
     prompt = fourth.text_input("Prompt contains", key="q", bind="query-params")
     date_from = fifth.date_input("From", value=None, key="from", bind="query-params")
     date_to = sixth.date_input("To", value=None, key="to", bind="query-params")
-    chosen_scales = st.multiselect(
+    seventh, eighth, ninth = st.columns([2, 1, 1])
+    chosen_scales = seventh.multiselect(
         "LoRA scale", scales, format_func=lambda scale: f"{scale:g}", key="scale",
         bind="query-params", placeholder="Any scale",
     )  # fmt: skip
+    verdict = eighth.selectbox(
+        "LoRA's verdict", list(Verdict), index=None, format_func=VERDICT_LABELS.get,
+        key="verdict", bind="query-params", placeholder="Any verdict",
+    )  # fmt: skip
+    tag = ninth.text_input("LoRA's tag", key="tag", bind="query-params", placeholder="Any tag")
     me = context.current_user()
     starred = me is not None and st.checkbox(
         "Only generations with an image I starred", key="starred", bind="query-params"
@@ -100,6 +110,8 @@ def _filter_widgets(lora_names: dict[str, str], scales: list[float]) -> HistoryF
         prompt_contains=prompt.strip() or None,
         starred_by=me if starred else None,
         lora_scales=tuple(chosen_scales),
+        verdict=Verdict(verdict) if verdict else None,
+        tag=tag.strip().lower() or None,
     )
 
 

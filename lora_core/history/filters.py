@@ -16,7 +16,10 @@ from lora_core.data.models import (
     GeneratedImage,
     GenerationBatch,
     ImageFavorite,
+    LoraTraining,
+    Verdict,
 )
+from lora_core.gallery import scorecards
 from lora_core.generation.generators import IMAGES_PER_BATCH
 from lora_core.generation.recipe import IMAGE_SIZES, PLAN
 
@@ -51,6 +54,8 @@ class HistoryFilter:
     prompt_contains: str | None = None
     starred_by: str | None = None  # only batches with an image this user starred
     lora_scales: tuple[float, ...] = ()  # the LoRA scales generated with
+    verdict: Verdict | None = None  # the LoRA's scorecard verdict
+    tag: str | None = None  # one of the LoRA's scorecard tags
 
 
 Batch = GenerationBatch  # short, as every query here names it
@@ -118,6 +123,9 @@ def conditions(history_filter: HistoryFilter) -> ColumnElement[bool]:
             .where(col(ImageFavorite.user) == history_filter.starred_by)
         )
         parts.append(col(Batch.id).in_(starred))
+    if history_filter.verdict is not None or typed(history_filter.tag):
+        scored = scorecards.matches(verdict=history_filter.verdict, tag=typed(history_filter.tag))
+        parts.append(col(Batch.lora_training_id).in_(select(col(LoraTraining.id)).where(scored)))
     return and_(literal(True), *parts)
 
 

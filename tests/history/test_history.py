@@ -17,7 +17,7 @@ from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
 from lora_core.generation import prompts
 from lora_core.generation.recipe import NO_LORA
 from lora_core.history import analytics, listing
-from lora_core.history.filters import HistoryFilter, HistoryStatus
+from lora_core.history.filters import HistoryFilter, HistoryStatus, filtered
 from tests.conftest import NOW
 from tests.support.factories import star
 from tests.support.plans import explain_selects
@@ -502,3 +502,30 @@ def test_filters_ignore_invisible_characters_pasted_with_the_text(engine, seeded
         assert ids(HistoryFilter(user="\u2060an\u200bn\ufeff ")) == ids(HistoryFilter(user="ann"))
         assert ids(HistoryFilter(user="ann")) == {"b1", "b3", "b9"}
         assert ids(HistoryFilter(prompt_contains="red\u2060 fox")) == {"b1", "b7"}
+
+
+def test_batches_filter_by_their_loras_verdict_and_whole_tag(seeded):
+    from lora_core.data.models import Verdict
+    from lora_core.gallery import scorecards
+    from lora_core.identity import Identity
+
+    admin = Identity(user="root", is_admin=True)
+    for lora_id, verdict, tags in (
+        ("lora-a", Verdict.RECOMMENDED, ("style_1",)),
+        ("lora-b", Verdict.RECOMMENDED, ("style",)),
+        ("lora-c", Verdict.UNDER_TEST, ("stylex1",)),
+    ):
+        scorecards.save(engine=seeded, who=admin, lora_id=lora_id, notes="", tags=tags,
+                        verdict=verdict)  # fmt: skip
+
+    def loras(**wanted) -> set[str]:
+        with session_scope(seeded) as session:
+            rows = session.execute(
+                filtered(HistoryFilter(**wanted), GenerationBatch.lora_training_id)
+            ).all()
+        return {row[0] for row in rows}
+
+    assert loras(verdict=Verdict.RECOMMENDED) == {"lora-a", "lora-b"}
+    assert loras(tag="style") == {"lora-b"}
+    assert loras(tag="style_1") == {"lora-a"}  # "_" is no wildcard: not "stylex1"
+    assert loras(verdict=Verdict.UNDER_TEST, tag="style") == set()

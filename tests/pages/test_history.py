@@ -351,3 +351,23 @@ def test_spend_follows_the_size_of_what_fal_returned_and_the_price_setting(
         "Estimated spend per day by user", "Estimated spend per day by LoRA"
     ]  # fmt: skip
     assert all("$1.70 in all" in chart.proto.alt for chart in spend_charts)
+
+
+def test_history_filters_by_the_loras_verdict_and_tag_from_the_link(open_app, seeded, engine):  # noqa: F811
+    from lora_core.data.models import Verdict
+    from lora_core.gallery import scorecards
+    from lora_core.identity import Identity
+
+    for lora_id, verdict, tags in (
+        ("lora-a", Verdict.RECOMMENDED, ("portraits",)),
+        ("lora-b", Verdict.RECOMMENDED, ("style",)),
+        ("lora-c", Verdict.NOT_RECOMMENDED, ("style",)),
+    ):
+        scorecards.save(engine=engine, who=Identity(user="root", is_admin=True), lora_id=lora_id,
+                        notes="", tags=tags, verdict=verdict)  # fmt: skip
+
+    at = open_history(open_app, verdict="Recommended", tag="style")  # bound: labels
+
+    assert not at.exception
+    assert sorted(set(at.dataframe[0].value["lora"])) == ["beta"]  # lora-b's batches only
+    assert at.selectbox(key="verdict").value == "recommended"
