@@ -137,6 +137,26 @@ def save(
         session.commit()
 
 
+def editable(*, session: Session, who: Identity, lora_ids: list[str]) -> dict[str, str]:
+    """Of these LoRAs, those whose scorecard `who` may change: id → name."""
+    if who.user is None or not lora_ids:
+        return {}
+    loras = session.scalars(select(LoraTraining).where(col(LoraTraining.id).in_(lora_ids)))
+    return {lora.id: lora.name or lora.trigger_word for lora in loras if may_edit(who, lora)}
+
+
+def recommend_scale(
+    *, engine: Engine, who: Identity, lora_id: str, scale: float, now: datetime | None = None
+) -> None:
+    """Set only the recommended scale (one click from a sweep's column), the rest kept."""
+    with session_scope(engine) as session:
+        card = Scorecard.of(session.get(LoraScorecard, lora_id))
+    save(
+        engine=engine, who=who, lora_id=lora_id, notes=card.notes, tags=card.tags,
+        verdict=card.verdict, recommended_scale=scale, now=now,
+    )  # fmt: skip
+
+
 def _scale_text(scale: float | None) -> str:
     return "" if scale is None else f"{scale:g}"
 

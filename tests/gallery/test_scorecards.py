@@ -127,3 +127,22 @@ def test_a_recommended_scale_is_kept_checked_and_what_the_dialog_starts_from(eng
     assert (neon.lora_scale, neon.steps, ink) == (0.8, PLAN.steps, PLAN)
     assert [(c.field, c.old, c.new) for c in history] == [("recommended scale", None, "0.8")]
     assert card_of(engine, "neon").recommended_scale == 0.8
+
+
+def test_one_click_sets_only_the_scale_and_only_on_loras_one_may_edit(engine, add_lora):
+    add_lora("neon"), add_lora("ink")
+    scorecards.save(engine=engine, who=OWNER, lora_id="neon", notes="n", tags=("t",),
+                    verdict=Verdict.RECOMMENDED)  # fmt: skip
+
+    scorecards.recommend_scale(engine=engine, who=OWNER, lora_id="neon", scale=0.75)
+
+    card = card_of(engine, "neon")
+    assert (card.recommended_scale, card.notes, card.tags, card.verdict) == (
+        0.75, "n", ("t",), Verdict.RECOMMENDED
+    )  # fmt: skip
+    with session_scope(engine) as session:
+        mine = scorecards.editable(session=session, who=OWNER, lora_ids=["neon", "ink"])
+        theirs = scorecards.editable(session=session, who=Identity(user="bob"), lora_ids=["neon"])
+    assert (sorted(mine), theirs) == (["ink", "neon"], {})
+    with pytest.raises(NotAllowed):
+        scorecards.recommend_scale(engine=engine, who=Identity(user="bob"), lora_id="neon", scale=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from lora_core.data.db import session_scope
-from lora_core.data.models import LoraTraining, Verdict
+from lora_core.data.models import LoraScorecard, LoraTraining, Verdict
 from lora_core.gallery import scorecards
 from lora_core.identity import Identity
 from tests.conftest import open_with_query
@@ -80,3 +80,29 @@ def test_the_dialog_starts_from_the_loras_recommended_scale(open_app, engine, ad
 
     [scale] = [s for s in at.slider if s.key and s.key.startswith("gen_scale_")]
     assert scale.value == 0.8
+
+
+def test_a_scale_from_a_sweep_becomes_the_recommended_one_in_one_click(open_app, engine, add_lora):
+    from tests.support.arenas import Cell, finished_sweep
+
+    add_lora("neon-id", trigger_word="neonword")
+    add_lora("ink-id", trigger_word="inkword")  # someone else's: no button for it
+    owned_by_guest(engine, "neon-id")
+    scorecards.save(engine=engine, who=Identity(user="guest"), lora_id="neon-id",
+                    notes="keep me", tags=("style",), verdict=Verdict.UNDER_TEST)  # fmt: skip
+    sweep_id, _ = finished_sweep(
+        engine, [Cell("neon-id", scale=s) for s in (0.5, 1.0)] + [Cell("ink-id", scale=0.5),
+                                                                   Cell("ink-id", scale=1.0)]
+    )  # fmt: skip
+    at = open_with_query(open_app, "app_pages/lab.py", sweep=sweep_id)
+
+    assert [s.key for s in at.selectbox if s.key.startswith("recommend_")] == ["recommend_neon-id"]
+    at.selectbox(key="recommend_neon-id").set_value(1.0)
+    at.button(key="recommend_set_neon-id").click().run()
+
+    assert not at.exception
+    with session_scope(engine) as session:
+        card = scorecards.Scorecard.of(session.get(LoraScorecard, "neon-id"))
+    assert (card.recommended_scale, card.notes, card.tags, card.verdict) == (
+        1.0, "keep me", ("style",), Verdict.UNDER_TEST
+    )  # fmt: skip

@@ -8,7 +8,9 @@ import streamlit as st
 from lora_core.arena import arenas
 from lora_core.data.models import BatchStatus
 from lora_core.errors import LoraStudioError
+from lora_core.gallery import scorecards
 from lora_core.generation import recipe, recovery
+from lora_core.generation.recipe import NO_LORA
 from lora_core.lab import sweep_files, views
 from ui import context, routes
 from ui.components import app_base_url, format_date, image_card
@@ -49,6 +51,7 @@ def show_sweep(sweep_id: str) -> None:
         if view.beside is None:  # one sweep's downloads and arena, not a pair of runs'
             _downloads(view)
             _arena_action(view)
+            _recommend_action(view)
         _beside_picker(view)
 
 
@@ -234,3 +237,33 @@ def _set_beside() -> None:
         st.query_params[BESIDE_PARAM] = chosen
     else:
         st.query_params.pop(BESIDE_PARAM, None)
+
+
+def _recommend_action(view: views.SweepView) -> None:
+    """A sweep that tried a LoRA at several scales: its owner (or an admin) picks one as
+    the LoRA's recommended scale, which the Generate dialog then starts from."""
+    tried: dict[str, set[float]] = {}
+    for cell in view.cells.values():
+        if cell.lora_id != NO_LORA and cell.status == BatchStatus.SUCCEEDED:
+            tried.setdefault(cell.lora_id, set()).add(cell.recipe.lora_scale)
+    several = [lora_id for lora_id, scales in tried.items() if len(scales) > 1]
+    who = context.current_identity()
+    if not several or who.user is None:
+        return
+    for lora_id, name in context.read(scorecards.editable, who=who, lora_ids=several).items():
+        with st.container(horizontal=True, vertical_alignment="bottom"):
+            scale = st.selectbox(
+                f"Recommended scale for {md(name)}", sorted(tried[lora_id]),
+                format_func=lambda value: f"{value:g}", key=f"recommend_{lora_id}", width=220,
+            )  # fmt: skip
+            if st.button("Recommend", key=f"recommend_set_{lora_id}", icon=":material/thumb_up:"):
+                try:
+                    scorecards.recommend_scale(
+                        engine=context.studio().engine, who=who, lora_id=lora_id, scale=scale
+                    )
+                except LoraStudioError as error:
+                    show_error(error)
+                    return
+                st.toast(
+                    f"{md(name)}: the dialog starts at scale {scale:g}.", icon=":material/check:"
+                )
