@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import streamlit as st
-from sqlalchemy import ColumnElement
 
 from lora_core.data.models import LoraStatus, Verdict
-from lora_core.gallery import queries, scorecards
+from lora_core.gallery import queries
 from lora_core.gallery.scorecards import VERDICT_LABELS
 from ui import context, routes
 from ui.components import (
@@ -37,8 +36,8 @@ st.caption(
 )
 
 
-def scorecard_filter() -> ColumnElement[bool] | None:
-    """The team's verdict and a tag (`?verdict=…&tag=…`, shareable), as a condition."""
+def scorecard_filter() -> tuple[Verdict | None, str]:
+    """The team's verdict and a tag (`?verdict=…&tag=…`, shareable)."""
     choices = ["", *Verdict]
     # A link's filters win over what the widgets held (a shared link, a link in the app);
     # after that the widgets change the link.
@@ -64,19 +63,20 @@ def scorecard_filter() -> ColumnElement[bool] | None:
             st.query_params[name] = value
         else:
             st.query_params.pop(name, None)
-    return scorecards.matches(verdict=Verdict(verdict) if verdict else None, tag=tag.strip())
+    return (Verdict(verdict) if verdict else None), tag.strip()
 
 
-only = scorecard_filter()
+verdict, tag = scorecard_filter()
 loras = context.read(
     queries.list_lora_page,
     page=int(st.session_state.get(PAGE_KEY, 1)),
     page_size=PAGE_SIZE,
-    only=only,
+    verdict=verdict,
+    tag=tag,
 )
 
 summaries = loras.items
-if not summaries and only is not None:
+if not summaries and (verdict or tag):
     st.info("No LoRA has that verdict and tag yet.", icon=":material/filter_alt_off:")
 elif not summaries:
     st.info(

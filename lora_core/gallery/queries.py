@@ -24,7 +24,9 @@ from lora_core.data.models import (
     ImageFavorite,
     LoraStatus,
     LoraTraining,
+    Verdict,
 )
+from lora_core.gallery import scorecards
 
 T = TypeVar("T")
 
@@ -165,11 +167,13 @@ def list_lora_page(
     session: Session,
     page: int = 1,
     page_size: int = 24,
-    only: ColumnElement[bool] | None = None,
+    verdict: Verdict | None = None,
+    tag: str | None = None,
 ) -> Page[LoraSummary]:
     """One page of the gallery: the visible LoRAs with images first (a gallery opens on
     pictures), each group newest first, summarised as `list_loras` does; a page past the
-    end shows the last one. `only`: a condition on the LoRA (a scorecard filter)."""
+    end shows the last one. `verdict`, `tag`: only LoRAs whose scorecard has them."""
+    only = scorecards.matches(verdict=verdict, tag=tag)
     shown = _shown_loras(False) if only is None else _shown_loras(False) & only
     total = session.scalar(select(func.count()).select_from(LoraTraining).where(shown))
     page = clamp_page(page, total or 0, page_size)

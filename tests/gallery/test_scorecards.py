@@ -98,7 +98,7 @@ def test_the_gallery_filters_by_verdict_and_a_whole_tag(engine, add_lora):
 
     def found(**wanted):
         with session_scope(engine) as session:
-            page = queries.list_lora_page(session=session, only=scorecards.matches(**wanted))
+            page = queries.list_lora_page(session=session, **wanted)
         return sorted(summary.lora.id for summary in page.items), page.total
 
     assert found(verdict=Verdict.RECOMMENDED, tag=None) == (["ink", "neon"], 2)
