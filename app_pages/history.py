@@ -277,7 +277,7 @@ def show_exports(history_filter: HistoryFilter) -> None:
     votes = context.read_later(ratings.votes_export, arena_id=None)
     row.download_button(
         "Blind votes (CSV)",
-        data=lambda: votes().to_csv(index=False).encode(),
+        data=lambda: listing.to_csv_bytes(votes()),
         file_name="lora-studio-votes.csv",
         mime="text/csv",
         icon=":material/how_to_vote:",

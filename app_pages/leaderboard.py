@@ -4,12 +4,11 @@ download."""
 
 from __future__ import annotations
 
-import io
-
 import pandas as pd
 import streamlit as st
 
 from lora_core.arena import arenas, ratings
+from lora_core.history import listing
 from ui import context, routes
 from ui.text import md
 
@@ -63,17 +62,18 @@ def show_matrices(board: ratings.Leaderboard) -> None:
 
 
 def show_downloads(arena_id: str | None, stem: str) -> None:
-    votes = context.read(ratings.votes_export, arena_id=arena_id)
-    parquet = io.BytesIO()
-    votes.to_parquet(parquet, index=False)
+    """The votes for analysts, read and written only when a button is pressed."""
+    votes = context.read_later(ratings.votes_export, arena_id=arena_id)
     with st.container(horizontal=True):
-        for label, data, suffix, mime in (
-            ("Votes (CSV)", votes.to_csv(index=False).encode(), "csv", "text/csv"),
-            ("Votes (Parquet)", parquet.getvalue(), "parquet", "application/octet-stream"),
-        ):
+        for label, to_bytes, suffix, mime in (
+            ("Votes (CSV)", listing.to_csv_bytes, "csv", "text/csv"),
+            ("Votes (Parquet)", listing.to_parquet_bytes, "parquet",
+             "application/vnd.apache.parquet"),
+        ):  # fmt: skip
             st.download_button(
-                label, data=data, file_name=f"{stem}-votes.{suffix}", mime=mime,
-                icon=":material/download:", on_click="ignore", key=f"votes_{suffix}",
+                label, data=lambda to_bytes=to_bytes: to_bytes(votes()),
+                file_name=f"{stem}-votes.{suffix}", mime=mime, icon=":material/download:",
+                on_click="ignore", key=f"votes_{suffix}",
             )  # fmt: skip
 
 
