@@ -8,7 +8,7 @@ from lora_core import weights
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
 from lora_core.gallery import favorites, groups, queries, views
-from lora_core.generation import service
+from lora_core.generation import service, stacks
 from ui import context, routes
 from ui.components import (
     count_text,
@@ -171,6 +171,8 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
         key="download_page",
     )
     name = lora_title(lora)
+    # Stacked batches (this LoRA with others): each marked with the others.
+    marks = context.read(stacks.partners_of, images=images.items, lora_id=lora.id)
     if grouped:
         sweeps = context.read(groups.sweeps_of, images=images.items)
         for number, group in enumerate(groups.group_by_batch(images.items, sweeps)):
@@ -178,9 +180,11 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
                 st.divider()
             with st.container(key=f"batch_{group.images[0].id}"):
                 st.markdown(f"**{md(group.prompt)}**")
+                mark = marks.get(group.images[0].batch_id or "")
                 st.caption(
                     f"by {md(group.user)} · {md(format_date(group.created_at))}"
                     + (" · cells of an X/Y sweep" if group.sweep_id else "")
+                    + (f" · :material/layers: {md(mark)}" if mark else "")
                 )
                 if group.sweep_id:
                     st.page_link(
@@ -196,7 +200,11 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
                     lora_name=name,
                 )
     else:
-        image_grid(images.items, columns=GRID_COLUMNS, on_open=open_in_place, lora_name=name)
+        image_grid(
+            images.items, columns=GRID_COLUMNS, on_open=open_in_place, lora_name=name,
+            notes={image.id: marks[image.batch_id] for image in images.items
+                   if image.batch_id in marks},
+        )  # fmt: skip
     if images.page_count > 1:
         st.pagination(images.page_count, key=page_key, default=images.page)
 

@@ -85,10 +85,12 @@ class GenerationTimeout(GenerationFailed):
 
 
 class WeightsUnavailable(GenerationFailed):
-    """fal could not download the LoRA weights (expired or unreachable URL)."""
+    """fal could not download the LoRA weights (expired or unreachable URL). `place`: the
+    LoRA's place in fal's `loras` list when fal named it (0: the first)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, place: int | None = None) -> None:
         super().__init__(message, retryable=False)
+        self.place = place
 
 
 class ContentRefused(GenerationFailed):

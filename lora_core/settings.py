@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # many fal calls at once per app process (fal limits concurrent requests per account).
     sweep_max_cells: int = Field(16, ge=1, le=64)
     sweep_concurrency: int = Field(4, ge=1, le=16)
+    # How many LoRAs the Generate dialog may add to the one it is opened for (fal's
+    # `loras` list merges them all).
+    max_stacked_loras: int = Field(3, ge=0, le=8)
     # Training costs far more than generating: its own, smaller allowance.
     training_limit: int = Field(2, ge=1)
     training_window_hours: float = Field(24, gt=0)

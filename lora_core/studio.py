@@ -112,6 +112,7 @@ class Studio:
             store=self.store,
             allow_private_weights=self.settings.allow_private_weights_urls,
             lease_terms=self.lease_terms,
+            max_stacked=self.settings.max_stacked_loras,
         )
 
     def generate(

@@ -165,7 +165,9 @@ def policy() -> QuotaPolicy:
     return QuotaPolicy(limit=8, window=timedelta(hours=24), exempt_users=frozenset({"admin"}))
 
 
-KIT_FIELDS = ("engine", "generator", "policy", "store", "allow_private_weights", "lease_terms")
+KIT_FIELDS = (
+    "engine", "generator", "policy", "store", "allow_private_weights", "lease_terms", "max_stacked"
+)  # fmt: skip
 
 
 @pytest.fixture

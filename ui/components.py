@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from urllib.parse import urlsplit
 
@@ -12,7 +12,7 @@ from lora_core import thumbnails
 from lora_core.data.clock import parse_iso
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from ui import context, routes
-from ui.text import badge_label, one_line
+from ui.text import badge_label, md, one_line
 
 THUMBNAIL_SIDE = thumbnails.LONG_SIDE
 # Grids drop to fewer columns below this cell width: two columns on a 390 px phone.
@@ -199,12 +199,13 @@ def image_grid(
     on_open: Callable[[GeneratedImage], None] | None = None,
     key: str = "grid",
     lora_name: str | None = None,
+    notes: Mapping[str, str] | None = None,
 ) -> None:
     """Images in a grid of up to `columns` columns (two on a phone), thumbnails where there
     are (the others are shown whole this time and their thumbnails made in the background).
     With `on_open`, the whole card is a button that calls it (the image's details, in
     place); without, the image opens full size in a new tab. `key` keeps two grids of the
-    same images on one page apart."""
+    same images on one page apart. `notes`: a line under an image (by id), shown as text."""
     context.studio().thumbnails.request(
         thumbnails.Missing(image_id=image.id, image_url=image.image_url)
         for image in images
@@ -229,6 +230,8 @@ def image_grid(
                 ),
                 unsafe_allow_html=True,
             )
+            if note := (notes or {}).get(image.id):
+                st.caption(f":material/layers: {md(note)}")
             if on_open is not None and st.button(
                 "Details", key=f"open_{key}_{image.id}", type="tertiary", icon=":material/info:"
             ):

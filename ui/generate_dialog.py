@@ -10,6 +10,7 @@ keep their own keys.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 
 import streamlit as st
@@ -22,14 +23,14 @@ from lora_core.errors import (
     NotSignedIn,
     QuotaExceeded,
 )
-from lora_core.gallery import scorecards
-from lora_core.generation import prompts, recipe, service
+from lora_core.gallery import queries, scorecards
+from lora_core.generation import prompts, recipe, service, stacks
 from lora_core.generation.generators import IMAGES_PER_BATCH, Progress
 from ui import context, routes
 from ui.components import image_grid, lora_title
 from ui.errors import UNEXPECTED, quota_message, remaining_text, show_error
 from ui.generate_state import Waiting, state
-from ui.recipe_inputs import Chosen, recipe_inputs
+from ui.recipe_inputs import Chosen, recipe_inputs, stack_inputs
 from ui.text import md
 
 logger = logging.getLogger(__name__)
@@ -83,8 +84,34 @@ def _advanced() -> Chosen:
     back the widget's default on submit."""
     dialog = state()
     shown, round_ = dialog.saved_recipe, dialog.round
-    with st.expander("Advanced", expanded=shown != recipe.PLAN):
+    with st.expander("Advanced", expanded=replace(shown, stack=()) != recipe.PLAN):
         return recipe_inputs(shown, key=lambda name: f"gen_{name}_{round_}")
+
+
+def _stack(lora: LoraTraining, chosen: Chosen) -> Chosen:
+    """Other LoRAs to stack on this one (up to MAX_STACKED_LORAS), each at its scale; open
+    when the saved recipe has some (a remix of a stacked image)."""
+    places = context.studio().settings.max_stacked_loras
+    if not places:
+        return chosen
+    dialog, round_ = state(), state().round
+    choices = {
+        other.id: stacks.label(other)
+        for other in context.read(queries.list_ready_loras)
+        if other.id != lora.id
+    }
+    if not choices:
+        return chosen
+    with st.expander("Stack LoRAs", expanded=bool(dialog.saved_recipe.stack)):
+        st.caption(
+            "fal merges every LoRA listed. Each one's trigger word is added to the prompt "
+            "after this LoRA's, in this order."
+        )
+        stack = stack_inputs(
+            dialog.saved_recipe, choices=choices, places=places,
+            key=lambda name: f"gen_{name}_{round_}",
+        )  # fmt: skip
+    return replace(chosen, stack=stack)
 
 
 def reuse_prompt(lora_id: str, prompt: str) -> None:
@@ -116,7 +143,11 @@ def render_open_dialog(lora: LoraTraining) -> bool:
 
 @st.dialog("Generate Images", width="medium", on_dismiss=close_generate)
 def _generate_dialog(lora: LoraTraining) -> None:
-    st.caption(f'Your prompt will include: "... in the style of {md(lora.trigger_word)}"')
+    [wording] = context.read(stacks.wordings, loras=[lora])
+    # The plan's words; with a prompt template (the LoRA's scorecard), the template's.
+    mark = "\ue000"  # where the prompt goes: no character Markdown escapes
+    sent = md(wording.apply(prompts.PROMPT).replace(prompts.PROMPT, mark)).replace(mark, "...")
+    st.caption(f'Your prompt will include: "{sent}"')
     dialog = state()
     try:
         status = context.quota_status()
@@ -136,7 +167,7 @@ def _generate_dialog(lora: LoraTraining) -> None:
             help=f"1 to {prompts.MAX_PROMPT_LENGTH} characters.",
             required=True,
         )
-        chosen = _advanced()
+        chosen = _stack(lora, _advanced())
         hours = status.window.total_seconds() / 3600
         st.caption(remaining_text(status), help=f"Counted over a rolling {hours:g}-hour window.")
         submitted = st.form_submit_button(

@@ -10,7 +10,7 @@ import streamlit as st
 from lora_core.data.models import GeneratedImage, LoraTraining
 from lora_core.errors import LoraStudioError
 from lora_core.gallery import downloads, favorites, moderation, views
-from lora_core.generation import recipe, service
+from lora_core.generation import recipe, service, stacks
 from lora_core.generation.recipe import Recipe
 from ui import context
 from ui.components import (
@@ -138,13 +138,15 @@ def show_image_details(
     size = f"{image.image_width}×{image.image_height}" if image.image_width else "—"
     st.markdown(f"Seed {md(image.seed or '—')} · {size}")
     st.caption(md(recipe.describe(view.recipe)))  # the settings it was generated with
+    if view.made.added:
+        st.caption(md(stacks.describe_added(view.recipe, view.made.added)))
     show_recipe_actions(lora, image, view.recipe)
     show_stars(image, view.stars, mine=view.starred_by_me)
     st.caption("Share link")
     st.code(share_url(image), language=None, wrap_lines=True)
     st.download_button(
         "Download image",
-        data=lambda: downloads.image_download(image, lora, view.recipe, store=store),
+        data=lambda: downloads.image_download(image, lora, view.made, store=store),
         file_name=downloads.file_name(image),
         mime=downloads.mime_type(image),
         icon=":material/download:",

@@ -20,6 +20,8 @@ class Chosen:
     image_size: str
     steps: int
     guidance: float
+    # The Generate dialog's added LoRAs: (LoRA id, or None for an empty place; its scale).
+    stack: tuple[tuple[str | None, float], ...] = ()
 
     def recipe(self) -> recipe.Recipe:
         """The recipe they make; `InvalidSettings` for a seed that is no number."""
@@ -30,6 +32,11 @@ class Chosen:
                 guidance=float(self.guidance),
                 image_size=self.image_size,
                 seed=recipe.parse_seed(self.seed),
+                stack=tuple(
+                    recipe.StackedLora(lora_id, float(scale))
+                    for lora_id, scale in self.stack
+                    if lora_id is not None
+                ),
             )
         )
 
@@ -84,3 +91,38 @@ def recipe_inputs(
 def size_label(preset: str) -> str:
     width, height = recipe.IMAGE_SIZES[preset]
     return f"{preset.replace('_', ' ')} · {width}×{height}"
+
+
+def stack_inputs(
+    shown: recipe.Recipe,
+    *,
+    choices: dict[str, str],
+    places: int,
+    key: Callable[[str], str],
+) -> tuple[tuple[str | None, float], ...]:
+    """`places` rows of a LoRA to add (from `choices`, id → label; empty: none) and its
+    scale, as ComfyUI's LoRA stacker: they start from `shown.stack`, a LoRA no longer among
+    the choices left out. Rows, not a picker that grows: the dialog is a form, which draws
+    nothing new until it is submitted."""
+    start = [added for added in shown.stack if added.lora_id in choices][:places]
+    rows = []
+    for place in range(places):
+        given = start[place] if place < len(start) else None
+        picked, scale = st.columns([3, 2], vertical_alignment="bottom")
+        lora_id = picked.selectbox(
+            f"Added LoRA {place + 1}",
+            list(choices),
+            index=list(choices).index(given.lora_id) if given else None,
+            format_func=choices.__getitem__,
+            placeholder="None",
+            key=key(f"stack_{place}"),
+        )
+        weight = scale.number_input(
+            f"Scale of added LoRA {place + 1}",
+            *recipe.SCALE_RANGE,
+            value=given.scale if given else 1.0,
+            step=0.05,
+            key=key(f"stack_scale_{place}"),
+        )
+        rows.append((lora_id, weight))
+    return tuple(rows)

@@ -9,6 +9,7 @@ from lora_core.data.models import LoraTraining, Verdict
 from lora_core.errors import LoraStudioError
 from lora_core.gallery import scorecards
 from lora_core.gallery.scorecards import VERDICT_LABELS, Scorecard
+from lora_core.generation.prompts import MAX_TEMPLATE_LENGTH
 from ui import context
 from ui.components import format_date
 from ui.errors import show_error
@@ -33,6 +34,8 @@ def show_scorecard(lora: LoraTraining, card: Scorecard) -> None:
         )
     if card.recommended_scale is not None:
         parts.append(f"Recommended scale {card.recommended_scale:g}")
+    if card.prompt_template:
+        parts.append(f"Prompt template: {md(card.prompt_template)}")
     if card.tags:
         parts.append("Tags: " + ", ".join(md(tag) for tag in card.tags))
     if parts:
@@ -69,6 +72,12 @@ def _editor(lora: LoraTraining, card: Scorecard) -> None:
             value=card.recommended_scale, placeholder="The plan's (1.5)",
             key="scorecard_scale", help="The Generate dialog starts from it.",
         )  # fmt: skip
+        template = st.text_input(
+            "Prompt template", value=card.prompt_template or "", key="scorecard_template",
+            max_chars=MAX_TEMPLATE_LENGTH, placeholder="{prompt} in the style of {trigger}",
+            help="How the trigger word is best used: {prompt} is the prompt typed, "
+            "{trigger} this LoRA's trigger word. Blank: the plan's rule.",
+        )  # fmt: skip
         notes = st.text_area(
             "Notes", value=card.notes, max_chars=scorecards.MAX_NOTES, key="scorecard_notes",
             placeholder="What works with this LoRA, and what does not.",
@@ -80,7 +89,7 @@ def _editor(lora: LoraTraining, card: Scorecard) -> None:
                 engine=context.studio().engine, who=context.current_identity(), lora_id=lora.id,
                 notes=notes, tags=scorecards.parse_tags(tags),
                 verdict=None if verdict == NO_VERDICT else Verdict(verdict),
-                recommended_scale=scale,
+                recommended_scale=scale, prompt_template=template,
             )  # fmt: skip
         except LoraStudioError as error:
             show_error(error)

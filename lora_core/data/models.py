@@ -214,6 +214,23 @@ class GenerationBatch(SQLModel, table=True):
     sweep_x: int | None = None
     sweep_y: int | None = None
     num_images: int | None = None
+    # The prompt fal got (the trigger words applied, `lora_core.generation.prompts`). None:
+    # stored before it was kept; it was the plan's rule with the LoRA's trigger word.
+    full_prompt: str | None = Field(default=None, sa_type=Text)
+
+
+class BatchLora(SQLModel, table=True):
+    """A LoRA a batch was stacked with, besides its first (`GenerationBatch.lora_training_id`
+    and `lora_scale` keep meaning the first, so the original app still reads the batch):
+    `position` 1, 2, … is its place in fal's `loras` list."""
+
+    __tablename__ = "batch_loras"
+    __table_args__ = (Index("idx_batch_loras_lora", "lora_training_id", "batch_id"),)
+
+    batch_id: str = Field(primary_key=True, sa_type=Text)
+    position: int = Field(primary_key=True)
+    lora_training_id: str = Field(sa_type=Text)
+    lora_scale: float
 
 
 class Sweep(SQLModel, table=True):
@@ -392,6 +409,9 @@ class LoraScorecard(SQLModel, table=True):
     updated_at: str = Field(sa_type=Text)
     # What the Generate dialog starts from for this LoRA; None: the plan's.
     recommended_scale: float | None = None
+    # How its trigger word is best used, e.g. "{prompt}, {trigger} style"; None: the plan's
+    # "… in the style of {trigger}" (`lora_core.generation.prompts`).
+    prompt_template: str | None = Field(default=None, sa_type=Text)
 
 
 class ScorecardChange(SQLModel, table=True):

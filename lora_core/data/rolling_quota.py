@@ -177,12 +177,12 @@ def insert_within(
     rows: Sequence[Mapping[str, object]],
     fits: ColumnElement[bool],
     each_only_if: Sequence[ColumnElement[bool]] = (),
-    also: SQLModel | None = None,
+    also: Sequence[SQLModel] = (),
 ) -> bool:
     """Insert `rows` (column name → value, the same columns in each) into `table` in one
     statement, each only if `fits` (the quota's guard; not for the exempt) and its own
-    condition in `each_only_if`, if given: all or none. `also` is written in the same
-    transaction. True if they were inserted.
+    condition in `each_only_if`, if given: all or none. `also` (rows that go with them)
+    are written in the same transaction. True if they were inserted.
 
     One statement, first in its transaction: SQLite takes the write lock before it reads
     the count, and a libSQL server runs it as one atomic statement. SQLite evaluates the
@@ -197,8 +197,7 @@ def insert_within(
     statement = insert(table).from_select(list(rows[0]), values.params(moment(policy, user, now)))
     with session_scope(engine) as session:
         if session.execute(statement).rowcount == len(rows):
-            if also is not None:
-                session.add(also)
+            session.add_all(also)
             session.commit()
             return True
         session.rollback()

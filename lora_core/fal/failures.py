@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import re
+
 import fal_client
 
 from lora_core.errors import (
@@ -34,7 +36,7 @@ def _typed_failure(kinds: set[str], *, field: str | None, text: str) -> Generati
     """Our error for the kinds fal documents (`error_type`, a model error's `type`), or
     None for a kind that needs no words of its own."""
     if "file_download_error" in kinds and (field is None or field.startswith("loras")):
-        return WeightsUnavailable(WEIGHTS)
+        return WeightsUnavailable(WEIGHTS, place=_lora_place(field))
     if "content_policy_violation" in kinds:
         return ContentRefused(
             "fal's content checker refused this request"
@@ -74,3 +76,9 @@ def map_http_error(error: fal_client.client.FalClientHTTPError) -> GenerationFai
     return GenerationFailed(
         f"fal could not generate images right now (HTTP {status}){reason}. Please try again."
     )
+
+
+def _lora_place(field: str | None) -> int | None:
+    """The LoRA a field names: `loras[1].path` is the second (1); None for no place."""
+    found = re.match(r"loras\[(\d+)\]", field or "")
+    return int(found.group(1)) if found else None

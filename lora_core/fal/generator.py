@@ -23,6 +23,7 @@ from lora_core.fal import client as fal
 from lora_core.fal.failures import job_failure, map_http_error
 from lora_core.generation.generators import (
     IMAGES_PER_BATCH,
+    AddedWeights,
     GeneratedImageData,
     GenerationRequest,
     GenerationResult,
@@ -43,13 +44,16 @@ def flux_lora_arguments(
     weights_url: str | None,
     recipe: Recipe = PLAN,
     num_images: int = IMAGES_PER_BATCH,
+    added: tuple[AddedWeights, ...] = (),
 ) -> dict[str, Any]:
     """fal's arguments: the plan's (4 JPEGs, safety checker on) with the recipe's settings
     (by default the plan's: square HD, 28 steps, guidance 3.5, LoRA scale 1.5). Without
-    weights, no LoRA at all: the base model (fal's `loras` defaults to none)."""
+    weights, no LoRA at all: the base model (fal's `loras` defaults to none). LoRAs
+    `added` follow the first in fal's `loras` list, which fal merges."""
+    first = [] if weights_url is None else [{"path": weights_url, "scale": recipe.lora_scale}]
     return {
         "prompt": full_prompt,
-        "loras": [] if weights_url is None else [{"path": weights_url, "scale": recipe.lora_scale}],
+        "loras": first + [{"path": more.weights_url, "scale": more.scale} for more in added],
         **fal_arguments(recipe),
         "num_images": num_images,
         "enable_safety_checker": True,
@@ -141,6 +145,7 @@ class FalGenerator:
                     weights_url=request.weights_url,
                     recipe=request.recipe,
                     num_images=request.num_images,
+                    added=request.added,
                 ),
                 # fal's own bound on the queue wait (a job still queued then ends with
                 # `request_timeout`, unbilled); it accepts only more than a second.

@@ -85,25 +85,38 @@ def mime_type(image: GeneratedImage) -> str:
     return "image/png" if _is_png(image) else "image/jpeg"
 
 
-def with_recipe(data: bytes, image: GeneratedImage, lora: LoraTraining, made_with: Recipe) -> bytes:
+@dataclass(frozen=True)
+class Made:
+    """How a stored image was made, as its recipe file says (`lora_core.gallery.views`):
+    its recipe (the seed fal used, the LoRAs added), the prompt fal got (None: the plan's
+    rule with the LoRA's trigger word, on rows older than it was kept), the added LoRAs."""
+
+    recipe: Recipe
+    full_prompt: str | None = None
+    added: tuple[LoraTraining, ...] = ()
+
+
+def with_recipe(data: bytes, image: GeneratedImage, lora: LoraTraining, made: Made) -> bytes:
     """The image's bytes carrying its recipe (`recipe_files`), as every download does."""
     return recipe_files.embed(
         data,
         recipe_files.fields_for(
             lora=lora,
             prompt=image.prompt,
-            recipe=made_with,
+            recipe=made.recipe,
             seed=image.seed,
             created_at=image.created_at,
+            full_prompt=made.full_prompt,
+            added=made.added,
         ),
     )
 
 
 def image_download(
-    image: GeneratedImage, lora: LoraTraining, made_with: Recipe, *, store: MediaStore
+    image: GeneratedImage, lora: LoraTraining, made: Made, *, store: MediaStore
 ) -> bytes:
     """One image as "Download image" serves it: its file, with its recipe inside."""
-    return with_recipe(read_image(image.image_url, store=store), image, lora, made_with)
+    return with_recipe(read_image(image.image_url, store=store), image, lora, made)
 
 
 def images_zip(
@@ -111,7 +124,7 @@ def images_zip(
     lora: LoraTraining,
     *,
     store: MediaStore,
-    recipes: Mapping[str, Recipe] | None = None,
+    recipes: Mapping[str, Made] | None = None,
 ) -> bytes:
     """The images (fetched at once, each with its recipe inside: `recipes` by image id,
     else the plan's with the image's seed) and `manifest.json`/`manifest.csv` describing
@@ -125,8 +138,8 @@ def images_zip(
             data = read_image(image.image_url, store=store, client=client)
         except DownloadFailed:
             return None
-        made_with = (recipes or {}).get(image.id) or PLAN.with_seed(stored_seed(image.seed))
-        return with_recipe(data, image, lora, made_with)
+        made = (recipes or {}).get(image.id) or Made(PLAN.with_seed(stored_seed(image.seed)))
+        return with_recipe(data, image, lora, made)
 
     with (
         web.client(timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=True) as client,
@@ -141,18 +154,21 @@ def images_zip(
             if data is not None:
                 name = f"images/{number:02d}-{file_name(image)}"
                 archive.writestr(name, data)
-            rows.append(_manifest_row(image, lora, name))
+            rows.append(_manifest_row(image, lora, name, (recipes or {}).get(image.id)))
         records = [asdict(row) for row in rows]
         archive.writestr("manifest.json", json.dumps(records, indent=2, ensure_ascii=False))
         archive.writestr("manifest.csv", pd.DataFrame(records).to_csv(index=False))
     return buffer.getvalue()
 
 
-def _manifest_row(image: GeneratedImage, lora: LoraTraining, name: str | None) -> ManifestRow:
+def _manifest_row(
+    image: GeneratedImage, lora: LoraTraining, name: str | None, made: Made | None
+) -> ManifestRow:
+    full_prompt = made.full_prompt if made is not None else None
     return ManifestRow(
         file=name,
         prompt=image.prompt,
-        full_prompt=with_trigger(image.prompt, lora.trigger_word),
+        full_prompt=full_prompt or with_trigger(image.prompt, lora.trigger_word),
         seed=image.seed,
         width=image.image_width,
         height=image.image_height,

@@ -9,17 +9,20 @@ from typing import Generic, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     exists,
     func,
     literal,
     literal_column,
     select,
+    union_all,
 )
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from lora_core import legacy
 from lora_core.data.models import (
+    BatchLora,
     GeneratedImage,
     ImageFavorite,
     LoraStatus,
@@ -193,14 +196,33 @@ def _shown_images(lora_id: str) -> ColumnElement[bool]:
     return (col(GeneratedImage.lora_training_id) == lora_id) & col(GeneratedImage.hidden).is_(None)
 
 
+def _stacked_batches(lora_id: str) -> Select[tuple[str]]:
+    """The batches `lora_id` was added to (stacked on another LoRA: `batch_loras`)."""
+    return select(col(BatchLora.batch_id)).where(col(BatchLora.lora_training_id) == lora_id)
+
+
+def _shown_stacked_images(lora_id: str) -> ColumnElement[bool]:
+    """The images of batches `lora_id` was stacked in, which its page shows too (marked
+    with the other LoRAs): never its own images (a LoRA is never added to itself)."""
+    return col(GeneratedImage.batch_id).in_(_stacked_batches(lora_id)) & col(
+        GeneratedImage.hidden
+    ).is_(None)
+
+
 def count_lora_images(*, session: Session, lora_id: str) -> int:
-    """How many images the LoRA's gallery shows (walks its part of the index)."""
+    """How many images the LoRA's gallery shows (walks its part of the index), with those
+    of batches it was stacked in."""
     return (
         session.scalar(
-            select(func.count()).select_from(GeneratedImage).where(_shown_images(lora_id))
+            select(
+                select(func.count()).select_from(GeneratedImage).where(_shown_images(lora_id))
+                .scalar_subquery()
+                + select(func.count()).select_from(GeneratedImage)
+                .where(_shown_stacked_images(lora_id)).scalar_subquery()
+            )
         )
         or 0
-    )
+    )  # fmt: skip
 
 
 def image_count_key(*, session: Session, lora_id: str) -> tuple[object, ...]:
@@ -221,7 +243,13 @@ def image_count_key(*, session: Session, lora_id: str) -> tuple[object, ...]:
             & col(GeneratedImage.hidden).is_not(None)
         )
     )
-    return (None if newest is None else tuple(newest), hidden or 0)
+    # Batches it was stacked in (few): how many of their images, and how many shown.
+    stacked = session.execute(
+        select(func.count(), func.count(col(GeneratedImage.id)).filter(
+            col(GeneratedImage.hidden).is_(None)
+        )).where(col(GeneratedImage.batch_id).in_(_stacked_batches(lora_id)))
+    ).one()  # fmt: skip
+    return (None if newest is None else tuple(newest), hidden or 0, tuple(stacked))
 
 
 def list_lora_images(
@@ -246,18 +274,37 @@ def list_lora_images(
     skip = (page - 1) * page_size
     rowid = literal_column("generated_images.rowid")
     created = col(GeneratedImage.created_at)
+    if session.scalar(select(exists(_stacked_batches(lora_id)))):
+        # Stacked in other LoRAs' batches too: its own images and those, merged by time.
+        both = union_all(
+            select(rowid.label("id"), created.label("at")).where(_shown_images(lora_id)),
+            select(rowid.label("id"), created.label("at")).where(_shown_stacked_images(lora_id)),
+        ).subquery()
+        page_rowids = (
+            select(both.c.id)
+            .order_by(both.c.at.desc(), both.c.id.desc())
+            .offset(skip)
+            .limit(page_size)
+        )
+    else:
+        page_rowids = _own_page(lora_id, skip=skip, total=total, page_size=page_size)
+    rows = session.execute(select(GeneratedImage, rowid).where(rowid.in_(page_rowids))).all()
+    newest_first = sorted(rows, key=lambda row: (row[0].created_at, row[1]), reverse=True)
+    items = [row[0] for row in newest_first]
+    return Page(items=items, total=total, page=page, page_size=page_size)
+
+
+def _own_page(lora_id: str, *, skip: int, total: int, page_size: int) -> Select[tuple[int]]:
+    """The rowids of one page of the LoRA's own images, picked in the index alone (pages
+    in the older half counted from the oldest end)."""
+    rowid = literal_column("generated_images.rowid")
+    created = col(GeneratedImage.created_at)
     if skip <= total / 2:
         order, take = (created.desc(), rowid.desc()), page_size
     else:
         order, take = (created.asc(), rowid.asc()), min(page_size, total - skip)
         skip = max(total - skip - take, 0)
-    page_rowids = (
-        select(rowid).where(_shown_images(lora_id)).order_by(*order).offset(skip).limit(take)
-    )
-    rows = session.execute(select(GeneratedImage, rowid).where(rowid.in_(page_rowids))).all()
-    newest_first = sorted(rows, key=lambda row: (row[0].created_at, row[1]), reverse=True)
-    items = [row[0] for row in newest_first]
-    return Page(items=items, total=total, page=page, page_size=page_size)
+    return select(rowid).where(_shown_images(lora_id)).order_by(*order).offset(skip).limit(take)
 
 
 def get_image(*, session: Session, lora_id: str, image_id: str | None) -> GeneratedImage | None:
@@ -265,7 +312,15 @@ def get_image(*, session: Session, lora_id: str, image_id: str | None) -> Genera
     if not image_id or len(image_id) > 128:
         return None
     image = session.get(GeneratedImage, image_id)
-    return image if image is not None and image.lora_training_id == lora_id else None
+    if image is None:
+        return None
+    if image.lora_training_id == lora_id:
+        return image
+    if image.batch_id is not None and session.scalar(
+        select(exists(_stacked_batches(lora_id).where(col(BatchLora.batch_id) == image.batch_id)))
+    ):
+        return image  # a batch it was stacked in: its page shows the image too
+    return None
 
 
 def batch_of(*, session: Session, image: GeneratedImage) -> list[GeneratedImage]:

@@ -22,6 +22,7 @@ from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import LoraScorecard, LoraTraining, ScorecardChange, Verdict
 from lora_core.errors import InvalidSettings, LoraNotFound, NotAllowed
+from lora_core.generation.prompts import clean_template
 from lora_core.generation.recipe import PLAN, SCALE_RANGE, Recipe
 from lora_core.identity import Identity
 
@@ -43,6 +44,7 @@ class Scorecard:
     verdict_by: str | None
     verdict_at: str | None
     recommended_scale: float | None = None
+    prompt_template: str | None = None  # None: the plan's "… in the style of {trigger}"
 
     @classmethod
     def of(cls, row: LoraScorecard | None) -> Scorecard:
@@ -55,6 +57,7 @@ class Scorecard:
             verdict_by=row.verdict_by,
             verdict_at=row.verdict_at,
             recommended_scale=row.recommended_scale,
+            prompt_template=row.prompt_template,
         )
 
 
@@ -90,10 +93,13 @@ def save(
     tags: tuple[str, ...],
     verdict: Verdict | None,
     recommended_scale: float | None = None,
+    prompt_template: str | None = None,
     now: datetime | None = None,
 ) -> None:
     """Change the LoRA's scorecard, keeping each changed field's old and new value with its
-    author and time; a verdict changed records who set it and when."""
+    author and time; a verdict changed records who set it and when. A prompt template
+    applies to generations from then on (each batch keeps the prompt fal got)."""
+    prompt_template = clean_template(prompt_template)
     if len(notes or "") > MAX_NOTES:
         raise InvalidSettings(f"Notes have at most {MAX_NOTES} characters.")
     low, high = SCALE_RANGE
@@ -114,10 +120,12 @@ def save(
         after = {
             "notes": notes or "", "tags": ", ".join(tags), "verdict": verdict or "",
             "recommended scale": _scale_text(recommended_scale),
+            "prompt template": prompt_template or "",
         }  # fmt: skip
         old = {
             "notes": before.notes, "tags": ", ".join(before.tags), "verdict": before.verdict or "",
             "recommended scale": _scale_text(before.recommended_scale),
+            "prompt template": before.prompt_template or "",
         }  # fmt: skip
         for field, value in after.items():
             if value != old[field]:
@@ -129,6 +137,7 @@ def save(
                 )  # fmt: skip
         row.notes = notes or None
         row.recommended_scale = recommended_scale
+        row.prompt_template = prompt_template
         row.tags = json.dumps(list(tags)) if tags else None
         if (verdict or None) != before.verdict:
             row.verdict = verdict.value if verdict else None
@@ -153,7 +162,8 @@ def recommend_scale(
         card = Scorecard.of(session.get(LoraScorecard, lora_id))
     save(
         engine=engine, who=who, lora_id=lora_id, notes=card.notes, tags=card.tags,
-        verdict=card.verdict, recommended_scale=scale, now=now,
+        verdict=card.verdict, recommended_scale=scale, prompt_template=card.prompt_template,
+        now=now,
     )  # fmt: skip
 
 

@@ -12,7 +12,8 @@ from sqlmodel import Session, col
 from lora_core.data import lookups
 from lora_core.data.models import GeneratedImage, GenerationBatch, LoraScorecard, LoraTraining
 from lora_core.gallery import favorites, moderation, queries, scorecards
-from lora_core.generation import recipe
+from lora_core.gallery.downloads import Made
+from lora_core.generation import recipe, stacks
 from lora_core.generation.recipe import Recipe
 from lora_core.identity import Identity
 
@@ -54,8 +55,12 @@ class ImageView:
     batch: list[GeneratedImage]
     stars: int
     starred_by_me: bool
-    recipe: Recipe  # how it was made, with the seed fal used
+    made: Made  # how it was made: its recipe (the seed fal used, LoRAs added), fal's prompt
     may_hide: bool = False  # its author or an admin (`moderation.may_hide_image`)
+
+    @property
+    def recipe(self) -> Recipe:
+        return self.made.recipe
 
     @property
     def withheld(self) -> bool:
@@ -75,13 +80,13 @@ def image_view(*, session: Session, lora_id: str, image_id: str, who: Identity) 
         for other in queries.batch_of(session=session, image=image)
         if not other.hidden or may_hide or other.id == image.id
     ]
-    return ImageView(
-        image, batch, count, mine, image_recipe(session=session, image=image), may_hide
-    )
+    made = recipes_of(session=session, images=[image])[image.id]
+    return ImageView(image, batch, count, mine, made, may_hide)
 
 
-def recipes_of(*, session: Session, images: Sequence[GeneratedImage]) -> dict[str, Recipe]:
-    """Each image's recipe (as `image_recipe`), by image id, in one query."""
+def recipes_of(*, session: Session, images: Sequence[GeneratedImage]) -> dict[str, Made]:
+    """How each image was made (as `image_recipe`, with fal's prompt and the LoRAs added
+    to its first), by image id, in three queries whatever the number of images."""
     batch_ids = {image.batch_id for image in images if image.batch_id}
     batches = {
         batch.id: batch
@@ -89,15 +94,29 @@ def recipes_of(*, session: Session, images: Sequence[GeneratedImage]) -> dict[st
             select(GenerationBatch).where(col(GenerationBatch.id).in_(batch_ids))
         )
     } if batch_ids else {}  # fmt: skip
-    return {image.id: _recipe(batches.get(image.batch_id or ""), image) for image in images}
+    added = stacks.stacks_of(session, batch_ids)
+    loras = _loras(session, {more.lora_id for stack in added.values() for more in stack})
+    made = {}
+    for image in images:
+        batch = batches.get(image.batch_id or "")
+        stack = added.get(image.batch_id or "", ())
+        made[image.id] = Made(
+            recipe.batch_recipe(batch, seed=image.seed).with_stack(stack),
+            batch.full_prompt if batch is not None else None,
+            tuple(loras[more.lora_id] for more in stack if more.lora_id in loras),
+        )
+    return made
 
 
 def image_recipe(*, session: Session, image: GeneratedImage) -> Recipe:
-    """The settings of the image's batch and the seed fal used for it; the plan's settings
-    for an image without a batch (the original app's) or one stored before settings were."""
-    row = session.get(GenerationBatch, image.batch_id) if image.batch_id else None
-    return _recipe(row, image)
+    """The settings of the image's batch, the LoRAs added to its first and the seed fal
+    used; the plan's settings for an image without a batch (the original app's) or one
+    stored before settings were."""
+    return recipes_of(session=session, images=[image])[image.id].recipe
 
 
-def _recipe(row: GenerationBatch | None, image: GeneratedImage) -> Recipe:
-    return recipe.batch_recipe(row, seed=image.seed)
+def _loras(session: Session, ids: set[str]) -> dict[str, LoraTraining]:
+    if not ids:
+        return {}
+    rows = session.scalars(select(LoraTraining).where(col(LoraTraining.id).in_(ids)))
+    return {lora.id: lora for lora in rows}

@@ -14,6 +14,15 @@ IMAGES_PER_BATCH = 4
 
 
 @dataclass(frozen=True)
+class AddedWeights:
+    """A LoRA stacked on the first: the weights URL fal gets, at its scale."""
+
+    weights_url: str
+    scale: float
+    label: str
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     batch_id: str
     full_prompt: str
@@ -21,6 +30,7 @@ class GenerationRequest:
     lora_label: str
     recipe: Recipe = PLAN
     num_images: int = IMAGES_PER_BATCH  # a sweep's cell: 1
+    added: tuple[AddedWeights, ...] = ()  # LoRAs stacked on the first, in fal's order
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ class PreviewGenerator:
         self, request: GenerationRequest, on_progress: ProgressCallback | None = None
     ) -> GenerationResult:
         report = on_progress or (lambda _progress: None)
-        digest = hashlib.sha256(f"{request.full_prompt}|{request.weights_url}".encode()).digest()
+        digest = hashlib.sha256(f"{request.full_prompt}|{_loras(request)}".encode()).digest()
         # As fal: the seed asked for, else one of its own (here: from the prompt and LoRA).
         seed = request.recipe.seed
         if seed is None:
@@ -75,7 +75,7 @@ class PreviewGenerator:
         # differ where they should.
         recipe = request.recipe
         shade = hashlib.sha256(
-            f"{seed}:{index}:{request.weights_url}:{recipe.lora_scale}".encode()
+            f"{seed}:{index}:{_loras(request)}:{recipe.lora_scale}".encode()
         ).digest()
         dark = (shade[0] // 3, shade[1] // 3, shade[2] // 3)
         light = (128 + shade[3] // 2, 128 + shade[4] // 2, 128 + shade[5] // 2)
@@ -95,8 +95,16 @@ class PreviewGenerator:
             if request.weights_url is not None
             else NO_LORA_LABEL
         )
+        for more in request.added:
+            lora += f" + {more.label} at {more.scale:g}"
         footer = f"{lora}\nseed {seed} · image {index + 1}/{request.num_images}"
         draw.multiline_text((margin, height - side // 5), footer, font=small, fill="white")
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=85)
         return buffer.getvalue()
+
+
+def _loras(request: GenerationRequest) -> str:
+    """Every LoRA of the request and its scale, for the picture's seed: a stack differs."""
+    added = "".join(f"|{more.weights_url}:{more.scale}" for more in request.added)
+    return f"{request.weights_url}{added}"

@@ -24,7 +24,7 @@ One module because it is one rule: what holds a generation slot, and the two res
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import (
@@ -46,7 +46,7 @@ from lora_core.data import rolling_quota
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.leases import Lease
-from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch
+from lora_core.data.models import BatchLora, BatchStatus, GeneratedImage, GenerationBatch
 from lora_core.data.rolling_quota import (
     ABANDONED_BEFORE,
     NOW,
@@ -58,6 +58,7 @@ from lora_core.data.rolling_quota import (
 )
 from lora_core.errors import InvalidSweep, QuotaExceeded
 from lora_core.generation.generators import IMAGES_PER_BATCH
+from lora_core.generation.recipe import StackedLora, stack_rows
 
 # A slot buys one batch of 4 images, or 4 cells of a sweep.
 CELLS_PER_SLOT = IMAGES_PER_BATCH
@@ -195,12 +196,14 @@ def reserve(
     prompt: str,
     lease: Lease | None = None,
     columns: Mapping[str, object] | None = None,
+    stack: Sequence[StackedLora] = (),
     now: datetime | None = None,
 ) -> str:
     """Record a pending batch for `user` if a slot is free; return its id.
 
     With a `lease`, the batch is born held by the caller (`lora_core.data.leases`).
-    `columns` are more of the batch's columns (its settings), written in the same insert.
+    `columns` are more of the batch's columns (its settings), written in the same insert;
+    `stack`: the LoRAs added to the first, written beside it in the same transaction.
     Exempt users always get a batch (it is still recorded, for history).
     Raises `QuotaExceeded` when every slot of the window is taken.
     """
@@ -225,6 +228,7 @@ def reserve(
         table=GenerationBatch,
         rows=[fixed],
         fits=_used() < policy.limit,
+        also=[BatchLora(**row) for row in stack_rows(batch_id, stack)],
     ):
         return batch_id
     with session_scope(engine) as session:
@@ -245,15 +249,16 @@ def reserve_cells(
     sweep_id: str,
     cells: list[Mapping[str, object]],
     lease: Lease,
-    also: SQLModel | None = None,
+    also: Sequence[SQLModel] = (),
     free_places: bool = False,
     now: datetime | None = None,
 ) -> list[str]:
     """Record a sweep's pending cells (each a batch's columns: LoRA, prompt, settings,
     place) in one statement, all or none: only if the slots they add fit; return their ids.
 
-    `also` (the sweep's own row) is written in the same transaction. Cells added to a sweep
-    that has some (a failed cell tried again) count with its cells still holding a slot.
+    `also` (the sweep's own row, the cells' added LoRAs) is written in the same
+    transaction. Cells added to a sweep that has some (a failed cell tried again) count
+    with its cells still holding a slot.
     With `free_places`, a cell is written only if no try at its place (`sweep_x`,
     `sweep_y`) is pending or succeeded: a failed cell retried twice at once runs once
     (`InvalidSweep` for the other). Raises `QuotaExceeded` saying how many slots the cells

@@ -9,7 +9,7 @@ FLUX LoRAs are evaluated.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from lora_core.errors import InvalidSettings
@@ -33,21 +33,35 @@ MAX_SEED = 2**64 - 1  # fal's seeds can exceed 2^63: kept as text in the databas
 
 
 @dataclass(frozen=True)
+class StackedLora:
+    """A LoRA added to a generation besides its first, at its own scale."""
+
+    lora_id: str
+    scale: float
+
+
+@dataclass(frozen=True)
 class Recipe:
-    """How a batch is generated; `seed` None means fal picks one (and says which)."""
+    """How a batch is generated; `seed` None means fal picks one (and says which).
+    `stack`: the LoRAs added to the first, in the order fal gets them (stored in
+    `batch_loras`, not in the batch's own columns)."""
 
     lora_scale: float = 1.5
     steps: int = 28
     guidance: float = 3.5
     image_size: str = "square_hd"
     seed: int | None = None
+    stack: tuple[StackedLora, ...] = ()
 
     @property
     def pixels(self) -> tuple[int, int]:
         return IMAGE_SIZES[self.image_size]
 
     def with_seed(self, seed: int | None) -> Recipe:
-        return Recipe(self.lora_scale, self.steps, self.guidance, self.image_size, seed)
+        return replace(self, seed=seed)
+
+    def with_stack(self, stack: tuple[StackedLora, ...]) -> Recipe:
+        return replace(self, stack=stack)
 
 
 PLAN = Recipe()
@@ -62,6 +76,12 @@ def checked(recipe: Recipe) -> Recipe:
     low, high = SCALE_RANGE
     if not low <= recipe.lora_scale <= high:
         raise InvalidSettings(f"The LoRA scale must be between {low:g} and {high:g}.")
+    for added in recipe.stack:
+        if not low <= added.scale <= high:
+            raise InvalidSettings(f"An added LoRA's scale must be between {low:g} and {high:g}.")
+    ids = [added.lora_id for added in recipe.stack]
+    if len(set(ids)) != len(ids):
+        raise InvalidSettings("A LoRA can be added only once.")
     low_steps, high_steps = STEPS_RANGE
     if not low_steps <= recipe.steps <= high_steps:
         raise InvalidSettings(f"Steps must be between {low_steps} and {high_steps}.")
@@ -142,6 +162,19 @@ def batch_recipe(batch: GenerationBatch | None, *, seed: str | None) -> Recipe:
         image_size=batch.image_size if batch else None,
         seed=seed,
     )
+
+
+def stack_rows(batch_id: str, stack: tuple[StackedLora, ...]) -> list[dict[str, Any]]:
+    """Added LoRAs as `batch_loras` rows of `batch_id` (positions from 1)."""
+    return [
+        {
+            "batch_id": batch_id,
+            "position": position,
+            "lora_training_id": added.lora_id,
+            "lora_scale": added.scale,
+        }
+        for position, added in enumerate(stack, start=1)
+    ]
 
 
 def describe(recipe: Recipe) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from lora_core.data.models import LoraTraining
 from lora_core.errors import InvalidFile, InvalidSettings
 from lora_core.generation.prompts import with_trigger
-from lora_core.generation.recipe import Recipe, checked, stored_seed
+from lora_core.generation.recipe import Recipe, StackedLora, checked, stored_seed
 
 APP_NAME = "LoRA Studio"
 MODEL = "fal-ai/flux-lora"
@@ -51,9 +52,11 @@ def recipe_fields(
     recipe: Recipe,
     seed: str | None,
     created_at: str,
+    added: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """Everything a recipe in a file holds (the seed is the one fal used; no LoRA id: the
-    base model alone, and `lora` is null)."""
+    base model alone, and `lora` is null). `lora` and `lora_scale` are the first LoRA;
+    `added_loras` the LoRAs stacked on it, in fal's order, each with its `scale`."""
     width, height = recipe.pixels
     return {
         "format": FORMAT,
@@ -70,6 +73,7 @@ def recipe_fields(
             "weights_url": weights_url,
         },
         "lora_scale": recipe.lora_scale,
+        "added_loras": list(added),
         "seed": seed,
         "steps": recipe.steps,
         "guidance": recipe.guidance,
@@ -88,10 +92,12 @@ def fields_for(
     seed: str | None,
     created_at: str,
     full_prompt: str | None = None,
+    added: Sequence[LoraTraining] = (),
 ) -> dict[str, Any]:
     """`recipe_fields` for an image of `lora` (None: the base model alone) from `prompt` as
     typed; `full_prompt` is what fal got, by default the prompt trimmed with the trigger
-    word. The weights URL is our durable copy's where there is one."""
+    word. The weights URL is our durable copy's where there is one. `added`: the LoRAs of
+    `recipe.stack`."""
     if full_prompt is None:
         full_prompt = prompt.strip()
         if lora is not None:
@@ -106,7 +112,24 @@ def fields_for(
         recipe=recipe,
         seed=seed,
         created_at=created_at,
+        added=[
+            {**_lora_fields(stacked.lora_id, found), "scale": stacked.scale}
+            for stacked in recipe.stack
+            for found in [{more.id: more for more in added}.get(stacked.lora_id)]
+        ],
     )
+
+
+def _lora_fields(lora_id: str, lora: LoraTraining | None) -> dict[str, Any]:
+    """An added LoRA as a recipe names it (its id alone, were it since removed)."""
+    if lora is None:
+        return {"id": lora_id}
+    return {
+        "id": lora.id,
+        "name": lora.name,
+        "trigger_word": lora.trigger_word,
+        "weights_url": lora.weights_copy_url or lora.lora_weights_url,
+    }
 
 
 def embed(data: bytes, fields: dict[str, Any]) -> bytes:
@@ -182,6 +205,10 @@ def as_recipe(fields: dict[str, Any]) -> Recipe | None:
                 guidance=float(fields["guidance"]),
                 image_size=str(fields["image_size"]),
                 seed=stored_seed(str(fields.get("seed") or "")),
+                stack=tuple(
+                    StackedLora(lora_id=str(more["id"]), scale=float(more["scale"]))
+                    for more in fields.get("added_loras") or ()
+                ),
             )
         )
     except (KeyError, TypeError, ValueError, InvalidSettings):

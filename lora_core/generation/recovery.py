@@ -21,9 +21,8 @@ from lora_core.data.clock import parse_iso, to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import BatchStatus, GenerationBatch, Sweep
 from lora_core.errors import GenerationFailed
-from lora_core.generation import quota, recipe_files
+from lora_core.generation import quota, recipe_files, stacks
 from lora_core.generation.generators import ImageGenerator
-from lora_core.generation.prompts import with_trigger
 from lora_core.generation.recipe import batch_recipe
 from lora_core.generation.storing import store_batch
 
@@ -176,19 +175,23 @@ def _resume_one(
 
 def _recipe_fields(engine: Engine, batch: GenerationBatch, *, seed: str | None) -> dict[str, Any]:
     """The recipe written into the files of a batch finished here, as the process that
-    started it would have written it: from the batch's row and its LoRA (a sweep's
-    baseline cell: fal got the prompt with the sweep's LoRA's trigger word, no weights)."""
+    started it would have written it: from the batch's row (the prompt fal got, kept on
+    it; on an older row, its LoRA's trigger word, or for a sweep's baseline cell the
+    sweep's LoRA's), its LoRA and the LoRAs added to it."""
     with session_scope(engine) as session:
         lora = lookups.get_lora(session=session, lora_id=batch.lora_training_id)
         sweep = session.get(Sweep, batch.sweep_id) if batch.sweep_id else None
         wording = lora or (
             lookups.get_lora(session=session, lora_id=sweep.lora_training_id) if sweep else None
         )
+        stack = stacks.stacks_of(session, [batch.id]).get(batch.id, ())
+        added = [lookups.get_lora(session=session, lora_id=more.lora_id) for more in stack]
     return recipe_files.fields_for(
         lora=lora,
         prompt=batch.prompt,
-        recipe=batch_recipe(batch, seed=batch.requested_seed),
+        recipe=batch_recipe(batch, seed=batch.requested_seed).with_stack(stack),
         seed=seed,
         created_at=to_iso(utc_now()),
-        full_prompt=with_trigger(batch.prompt.strip(), wording.trigger_word) if wording else None,
+        full_prompt=stacks.stored_full_prompt(batch, wording.trigger_word if wording else None),
+        added=[more for more in added if more is not None],
     )

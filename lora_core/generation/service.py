@@ -12,6 +12,7 @@ stored images (or its settled failure), read top to bottom in the order it happe
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -39,16 +40,17 @@ from lora_core.errors import (
     LoraStudioError,
     WeightsUnavailable,
 )
-from lora_core.generation import quota, recipe_files
+from lora_core.generation import quota, recipe_files, stacks
 from lora_core.generation.generators import (
     IMAGES_PER_BATCH,
+    AddedWeights,
     GenerationRequest,
     GenerationResult,
     ImageGenerator,
     Progress,
     ProgressCallback,
 )
-from lora_core.generation.prompts import clean_prompt, with_trigger
+from lora_core.generation.prompts import clean_prompt
 from lora_core.generation.recipe import NO_LORA, PLAN, Recipe, batch_columns, checked
 from lora_core.generation.storing import images_of_batch, store_batch
 
@@ -93,6 +95,7 @@ class GenerationKit:
     store: storage.MediaStore | None = None
     allow_private_weights: bool = False
     lease_terms: leases.LeaseTerms = leases.DEFAULT_TERMS
+    max_stacked: int = 3  # LoRAs a generation may add to its first (MAX_STACKED_LORAS)
 
 
 def check_ready(lora: LoraTraining) -> None:
@@ -154,10 +157,23 @@ def generate(
     recipe = checked(recipe)
     prompt = prompt or ""  # stored as typed
     lora = ready_lora(engine=engine, lora_id=lora_id)
-    # Before a slot is spent: weights fal can download (fal's, or our public copy).
-    weights_url = weights_url_for(
-        lora, generator=generator, allow_private_weights=kit.allow_private_weights
-    )
+    with session_scope(engine) as session:
+        added = stacks.added_loras(session, first=lora, stack=recipe.stack, most=kit.max_stacked)
+        full_prompt = stacks.prompt_for(session, prompt, [lora, *added])
+    # Before a slot is spent: every LoRA ready, with weights fal can download (fal's, or
+    # our public copy); in a stack, the message names the LoRA.
+    with stacks.naming(lora, stacked=bool(added)):
+        weights_url = weights_url_for(
+            lora, generator=generator, allow_private_weights=kit.allow_private_weights
+        )
+    added_weights = []
+    for more, stacked in zip(added, recipe.stack, strict=True):
+        with stacks.naming(more, stacked=True):
+            check_ready(more)
+            url = weights_url_for(
+                more, generator=generator, allow_private_weights=kit.allow_private_weights
+            )
+        added_weights.append(AddedWeights(url, stacked.scale, stacks.label(more)))
     lease = leases.Lease.new(lease_terms, now)
     batch_id = quota.reserve(
         engine=engine,
@@ -166,7 +182,8 @@ def generate(
         lora_id=lora.id,
         prompt=prompt,
         lease=lease,
-        columns=batch_columns(recipe),
+        columns={**batch_columns(recipe), "full_prompt": full_prompt},
+        stack=recipe.stack,
         now=now,
     )
     held = leases.hold(
@@ -183,12 +200,14 @@ def generate(
                 generator=generator,
                 request=GenerationRequest(
                     batch_id=batch_id,
-                    full_prompt=with_trigger(prompt.strip(), lora.trigger_word),
+                    full_prompt=full_prompt,
                     weights_url=weights_url,
                     lora_label=lora.trigger_word,
                     recipe=recipe,
+                    added=tuple(added_weights),
                 ),
                 lora=lora,
+                added=added,
                 user=user,
                 prompt=prompt,
                 store=kit.store,
@@ -215,15 +234,19 @@ def run_reserved(
     prompt: str,
     store: storage.MediaStore | None,
     on_progress: ProgressCallback | None = None,
+    added: Sequence[LoraTraining] = (),
 ) -> tuple[list[GeneratedImage], GenerationResult]:
     """Generate a batch already reserved (its id in `request`) and store it, its recipe in
     each stored file; fal's request id is stored as soon as it is known. `lora` None: the
     base model alone. A failure is settled here before it propagates (`settle`): the batch
-    fails and frees its slot, unless fal accepted the job and has not ended it."""
+    fails and frees its slot, unless fal accepted the job and has not ended it. `added`:
+    the LoRAs of `request.added`, in its order."""
     accepted: list[str] = []
     recorder = _recording_request_id(engine, request.batch_id, on_progress, accepted)
     try:
-        result = _generate_with_weights_fallback(generator, request, lora, recorder, accepted)
+        result = _generate_with_weights_fallback(
+            generator, request, [lora, *added], recorder, accepted
+        )
         fields = recipe_files.fields_for(
             lora=lora,
             prompt=prompt,
@@ -231,6 +254,7 @@ def run_reserved(
             seed=result.seed,
             created_at=to_iso(utc_now()),
             full_prompt=request.full_prompt,
+            added=added,
         )
         images = store_batch(
             engine=engine,
@@ -255,23 +279,39 @@ def run_reserved(
 def _generate_with_weights_fallback(
     generator: ImageGenerator,
     request: GenerationRequest,
-    lora: LoraTraining | None,
+    loras: Sequence[LoraTraining | None],
     recorder: ProgressCallback,
     accepted: list[str],
 ) -> GenerationResult:
-    """The generator's result; when fal says it could not download the weights it was
-    given, once more with our durable copy when fal can download that (the same batch and
-    slot: fal bills no failed download twice, and the user clicked once)."""
+    """The generator's result; when fal says it could not download the weights of one of
+    `loras` (the request's, in fal's order; fal names its place in `loras`), once more
+    with that LoRA's durable copy when fal can download it (the same batch and slot: fal
+    bills no failed download twice, and the user clicked once). In a stack, the message
+    names the LoRA whose weights failed."""
     try:
         return generator.generate(request, on_progress=recorder)
-    except WeightsUnavailable:
-        if lora is None or request.weights_url is None or not generator.downloads_weights:
-            raise
-        fallback = weights.fallback_for_fal(lora, failed_url=request.weights_url)
+    except WeightsUnavailable as error:
+        place = error.place or 0
+        lora = loras[place] if place < len(loras) else None
+        urls = [request.weights_url, *(more.weights_url for more in request.added)]
+        failed = urls[place] if place < len(urls) else None
+        fallback = (
+            weights.fallback_for_fal(lora, failed_url=failed)
+            if lora is not None and failed is not None and generator.downloads_weights
+            else None
+        )
         if fallback is None:
+            if request.added and lora is not None:
+                raise WeightsUnavailable(f"{stacks.label(lora)}: {error}") from None
             raise
     accepted.clear()  # fal ended the first job: only the second one is followed now
-    return generator.generate(replace(request, weights_url=fallback), on_progress=recorder)
+    if place == 0:
+        retried = replace(request, weights_url=fallback)
+    else:
+        added = list(request.added)
+        added[place - 1] = replace(added[place - 1], weights_url=fallback)
+        retried = replace(request, added=tuple(added))
+    return generator.generate(retried, on_progress=recorder)
 
 
 def settle(engine: Engine, batch_id: str, error: BaseException, *, accepted: bool) -> None:

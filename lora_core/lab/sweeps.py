@@ -85,17 +85,19 @@ def start(
         sweep_id=sweep_id,
         cells=[_cell_columns(cell) for cell in cells],
         lease=lease,
-        also=_sweep_row(
-            sweep_id,
-            user=user,
-            lora_id=lora_id,
-            prompt=prompt,
-            base=base,
-            x=x,
-            y=y,
-            now=now,
-            suite_id=suite_id,
-        ),
+        also=[
+            _sweep_row(
+                sweep_id,
+                user=user,
+                lora_id=lora_id,
+                prompt=prompt,
+                base=base,
+                x=x,
+                y=y,
+                now=now,
+                suite_id=suite_id,
+            )
+        ],
         now=now,
     )
     jobs = [

@@ -693,7 +693,7 @@ def test_a_sweeps_row_is_written_with_its_cells_or_not_at_all(engine):
         with pytest.raises(QuotaExceeded) if sweep_id == "refused" else nullcontext():
             quota.reserve_cells(
                 engine=engine, policy=policy, user="ann", sweep_id=sweep_id,
-                cells=[{"lora_training_id": "l", "prompt": "p"}] * 4, also=sweep(sweep_id),
+                cells=[{"lora_training_id": "l", "prompt": "p"}] * 4, also=[sweep(sweep_id)],
                 lease=leases.Lease.new(leases.DEFAULT_TERMS, NOW), now=NOW,
             )  # fmt: skip
 

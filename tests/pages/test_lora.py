@@ -942,3 +942,73 @@ def test_remix_opens_the_dialog_filled_with_the_images_recipe(open_app, add_lora
     [advanced] = [e for e in at.expander if e.label == "Advanced"]
     assert advanced.proto.expanded  # the changed settings are in view
     assert len(with_fal.submissions) == 1  # nothing generated until the user clicks
+
+
+def test_a_stacked_generation_sends_both_loras_and_remix_keeps_them(
+    open_app, add_lora, engine, with_fal
+):
+    add_lora("subject", trigger_word="ohwx")
+    add_lora("style", trigger_word="wtrclr", weights_url="https://w.example/style.safetensors")
+    at = open_dialog(open_app, "subject")
+    [stack] = [e for e in at.expander if e.label == "Stack LoRAs"]
+    assert not stack.proto.expanded  # nothing added yet
+
+    setting(at.selectbox, "stack_0").select("style")
+    setting(at.number_input, "stack_scale_0").set_value(0.6)
+    generate(at, "a fox")
+
+    assert not at.exception and not at.error
+    body = with_fal.submissions[0].body
+    assert [lora["scale"] for lora in body["loras"]] == [1.5, 0.6]
+    assert body["loras"][1]["path"] == "https://w.example/style.safetensors"
+    assert body["prompt"] == "a fox in the style of ohwx in the style of wtrclr"
+    image = stored_images(engine)[0]
+    at = open_app(LORA_PAGE, id="subject", image=image.id)
+    assert "With wtrclr at 0\\.6" in [c.value for c in at.caption]
+
+    at.button(key="remix_image").click().run()
+
+    assert setting(at.selectbox, "stack_0").value == "style"
+    assert setting(at.number_input, "stack_scale_0").value == 0.6
+    assert setting(at.selectbox, "stack_1").value is None
+    [stack] = [e for e in at.expander if e.label == "Stack LoRAs"]
+    assert stack.proto.expanded
+    generate(at, "a fox")
+    assert with_fal.submissions[1].body["loras"] == body["loras"]
+
+
+def test_a_prompt_template_is_shown_in_the_dialog_and_used(open_app, add_lora, engine, with_fal):
+    from lora_core.gallery import scorecards
+    from lora_core.identity import Identity
+
+    add_lora("templated", trigger_word="wtrclr")
+    scorecards.save(
+        engine=engine, who=Identity(user="root", is_admin=True), lora_id="templated",
+        notes="", tags=(), verdict=None, prompt_template="{prompt}, {trigger} *style*",
+    )  # fmt: skip
+    at = open_dialog(open_app, "templated")
+
+    assert 'Your prompt will include: "...\\, wtrclr \\*style\\*"' in [c.value for c in at.caption]
+    generate(at, "a boat")
+    assert with_fal.submissions[0].body["prompt"] == "a boat, wtrclr *style*"
+
+
+def test_a_stacked_image_is_on_both_loras_pages_marked_with_the_other(
+    open_app, add_lora, engine, with_fal
+):
+    add_lora("subject", trigger_word="ohwx")
+    add_lora("style", trigger_word="wtrclr", weights_url="https://w.example/style.safetensors")
+    at = open_dialog(open_app, "subject")
+    setting(at.selectbox, "stack_0").select("style")
+    setting(at.number_input, "stack_scale_0").set_value(0.6)
+    generate(at, "a fox")
+
+    for page, mark in (("subject", "with wtrclr at 0\\.6"), ("style", "with ohwx at 1\\.5")):
+        at = open_app(LORA_PAGE, id=page)
+        assert len(cards(at)) == 4, page
+        assert any(mark in c.value for c in at.caption), page
+        at.toggle(key="group_batches").set_value(False).run()
+        assert sum(mark in c.value for c in at.caption) == 4, page  # under each image
+    image = stored_images(engine)[0]
+    at = open_app(LORA_PAGE, id="style", image=image.id)
+    assert "With wtrclr at 0\\.6" in [c.value for c in at.caption]  # its details open here

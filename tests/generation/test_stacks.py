@@ -1,0 +1,286 @@
+"""Stacked LoRAs and prompt templates: what fal receives, what is stored beside the batch,
+what the original app reads, and what a downloaded file's recipe says."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, text
+
+from lora_core.data.db import session_scope
+from lora_core.data.models import BatchLora, GeneratedImage, GenerationBatch
+from lora_core.errors import InvalidSettings, WeightsUnavailable
+from lora_core.gallery import downloads, scorecards, views
+from lora_core.generation import prompts, recipe_files
+from lora_core.generation.recipe import PLAN, Recipe, StackedLora
+from lora_core.identity import Identity
+from tests.support.factories import stored_batches, stored_images
+from tests.support.fakefal import model_error
+
+pytestmark = pytest.mark.both_backends
+
+ADMIN = Identity(user="admin@example.com", is_admin=True)
+
+
+def stacked(*pairs: tuple[str, float], first_scale: float = 1.0) -> Recipe:
+    return Recipe(
+        lora_scale=first_scale,
+        stack=tuple(StackedLora(lora_id, scale) for lora_id, scale in pairs),
+    )
+
+
+def test_fal_receives_every_lora_in_order_and_the_first_stays_the_batchs(
+    engine, add_lora, generate_batch, fake_fal
+):
+    subject = add_lora("subject", trigger_word="ohwx")
+    style = add_lora("style", trigger_word="wtrclr", weights_url="https://w.example/style.st")
+    other = add_lora("other", trigger_word="neonnoir", weights_url="https://w.example/n.st")
+    bystander = generate_batch(other.id, "a bystander")  # a batch of one LoRA, left as it is
+
+    outcome = generate_batch(
+        subject.id, " a lighthouse ", recipe=stacked(("style", 0.6), first_scale=1.1)
+    )
+
+    body = fake_fal.submissions[-1].body
+    assert body["loras"] == [
+        {"path": subject.lora_weights_url, "scale": 1.1},
+        {"path": "https://w.example/style.st", "scale": 0.6},
+    ]
+    # The trigger words in the documented order: the first LoRA's, then each added one's.
+    assert body["prompt"] == "a lighthouse in the style of ohwx in the style of wtrclr"
+    with session_scope(engine) as session:
+        batch = session.get(GenerationBatch, outcome.batch_id)
+        rows = session.scalars(select(BatchLora)).all()
+        # What the original app reads: the first LoRA in its own columns.
+        legacy = session.execute(
+            text("SELECT lora_training_id FROM generated_images WHERE batch_id = :b"),
+            {"b": outcome.batch_id},
+        ).scalars().all()  # fmt: skip
+    assert (batch.lora_training_id, batch.lora_scale) == ("subject", 1.1)
+    assert batch.full_prompt == body["prompt"] and batch.prompt == " a lighthouse "
+    assert [(r.batch_id, r.position, r.lora_training_id, r.lora_scale) for r in rows] == [
+        (outcome.batch_id, 1, "style", 0.6)
+    ]
+    assert legacy == ["subject"] * 4
+    others = [b for b in stored_batches(engine) if b.id == bystander.batch_id]
+    assert others[0].full_prompt == "a bystander in the style of neonnoir"
+
+
+def test_three_loras_go_to_fal_in_the_order_they_were_added(
+    engine, add_lora, generate_batch, fake_fal
+):
+    add_lora("a", trigger_word="ta")
+    add_lora("b", trigger_word="tb", weights_url="https://w.example/b.st")
+    add_lora("c", trigger_word="tc", weights_url="https://w.example/c.st")
+
+    generate_batch("a", "{trigger} portrait", recipe=stacked(("c", 0.3), ("b", 2.0)))
+
+    body = fake_fal.submissions[-1].body
+    assert [lora["scale"] for lora in body["loras"]] == [1.0, 0.3, 2.0]
+    assert body["loras"][1]["path"] == "https://w.example/c.st"
+    # A suite's {trigger} takes the first LoRA's word; the others follow by the plan's rule.
+    assert body["prompt"] == "ta portrait in the style of tc in the style of tb"
+
+
+@pytest.mark.parametrize(
+    ("stack", "most", "message"),
+    [
+        ((("b", 0.5), ("c", 0.5)), 1, "At most 1 LoRAs can be added"),
+        ((("b", 0.5), ("b", 0.7)), 3, "A LoRA can be added only once."),
+        ((("a", 0.5),), 3, "is already this generation's first LoRA"),
+        ((("nope", 0.5),), 3, "An added LoRA was not found"),
+        ((("b", 2.5),), 3, "An added LoRA's scale must be between 0 and 2."),
+        ((("b", 0.5),), 0, "does not stack LoRAs"),
+    ],
+)
+def test_a_stack_that_cannot_be_made_is_refused_before_any_cost(
+    engine, add_lora, generate_batch, fake_fal, stack, most, message
+):
+    add_lora("a")
+    add_lora("b")
+    add_lora("c")
+
+    with pytest.raises(InvalidSettings, match=message):
+        generate_batch("a", "a cat", recipe=stacked(*stack), max_stacked=most)
+
+    assert fake_fal.submissions == [] and stored_batches(engine) == []
+
+
+def test_an_added_lora_that_is_not_ready_is_named(engine, add_lora, generate_batch, fake_fal):
+    add_lora("a")
+    add_lora("b", trigger_word="halfdone", status="pending")
+
+    with pytest.raises(InvalidSettings, match=r"^halfdone: This LoRA is still training"):
+        generate_batch("a", "a cat", recipe=stacked(("b", 0.5)))
+
+    assert fake_fal.submissions == [] and stored_batches(engine) == []
+
+
+def test_weights_fal_cannot_download_name_the_added_lora_and_free_the_slot(
+    engine, add_lora, generate_batch, fake_fal
+):
+    add_lora("a", trigger_word="subject")
+    add_lora("b", trigger_word="neonnoir", weights_url="https://w.example/b.st")
+    fake_fal.script.result_error = (
+        422,
+        [model_error(["body", "loras", 1, "path"], "Failed to download", "file_download_error")],
+    )
+
+    with pytest.raises(WeightsUnavailable, match=r"^neonnoir: fal could not load"):
+        generate_batch("a", "a cat", recipe=stacked(("b", 0.5)))
+
+    assert [batch.status for batch in stored_batches(engine)] == ["failed"]
+    assert stored_images(engine) == []
+
+
+def test_a_prompt_template_words_the_prompt_and_old_recipes_keep_what_fal_got(
+    engine, add_lora, generate_batch, fake_fal, media_store
+):
+    lora = add_lora("a", trigger_word="wtrclr")
+    scorecards.save(
+        engine=engine, who=ADMIN, lora_id="a", notes="", tags=(), verdict=None,
+        prompt_template="  {prompt}, {trigger} style  ",
+    )  # fmt: skip
+    first = generate_batch("a", "a harbour")
+    assert fake_fal.submissions[-1].body["prompt"] == "a harbour, wtrclr style"
+
+    scorecards.save(
+        engine=engine, who=ADMIN, lora_id="a", notes="", tags=(), verdict=None,
+        prompt_template="watercolor by {trigger}: {prompt}",
+    )  # fmt: skip
+    generate_batch("a", "a harbour")
+    assert fake_fal.submissions[-1].body["prompt"] == "watercolor by wtrclr: a harbour"
+
+    with session_scope(engine) as session:
+        image = session.get(GeneratedImage, first.images[0].id)
+        made = views.recipes_of(session=session, images=[image])[image.id]
+    data = downloads.with_recipe(recipe_files_jpeg(), image, lora, made)
+    fields = recipe_files.read(data).fields
+    assert fields["full_prompt"] == "a harbour, wtrclr style"  # what fal got, then
+    assert fields["prompt"] == "a harbour"
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [("{trigger} style", "say where the prompt goes"), ("{prompt}" + "x" * 200, "limit is 200")],
+)
+def test_a_template_that_would_drop_the_prompt_is_refused(engine, add_lora, template, message):
+    add_lora("a")
+    with pytest.raises(InvalidSettings, match=message):
+        scorecards.save(
+            engine=engine, who=ADMIN, lora_id="a", notes="", tags=(), verdict=None,
+            prompt_template=template,
+        )  # fmt: skip
+
+
+def test_a_template_applies_to_an_added_lora_after_the_first(
+    engine, add_lora, generate_batch, fake_fal
+):
+    add_lora("a", trigger_word="ohwx")
+    add_lora("b", trigger_word="wtrclr", weights_url="https://w.example/b.st")
+    scorecards.save(
+        engine=engine, who=ADMIN, lora_id="b", notes="", tags=(), verdict=None,
+        prompt_template="{prompt}, {trigger} style",
+    )  # fmt: skip
+
+    generate_batch("a", "a dog", recipe=stacked(("b", 0.8)))
+
+    assert fake_fal.submissions[-1].body["prompt"] == "a dog in the style of ohwx, wtrclr style"
+
+
+def test_a_stacked_recipe_round_trips_through_a_downloaded_file(
+    engine, add_lora, generate_batch, fake_fal, media_store
+):
+    first = add_lora("a", trigger_word="ohwx")
+    add_lora("b", trigger_word="wtrclr", weights_url="https://w.example/b.st")
+    outcome = generate_batch("a", "a dog", recipe=stacked(("b", 0.8), first_scale=1.2))
+
+    with session_scope(engine) as session:
+        image = session.get(GeneratedImage, outcome.images[0].id)
+        made = views.recipes_of(session=session, images=[image])[image.id]
+    data = downloads.with_recipe(recipe_files_jpeg(), image, first, made)
+    fields = recipe_files.read(data).fields
+
+    assert fields["lora"]["id"] == "a" and fields["lora_scale"] == 1.2
+    assert [
+        (more["id"], more["trigger_word"], more["scale"]) for more in fields["added_loras"]
+    ] == [("b", "wtrclr", 0.8)]
+    assert fields["full_prompt"] == "a dog in the style of ohwx in the style of wtrclr"
+    again = recipe_files.as_recipe(fields)
+    assert again == made.recipe
+    assert again.stack == (StackedLora("b", 0.8),) and again.lora_scale == 1.2
+    # Reproduced from the file: fal gets the same LoRAs again.
+    generate_batch("a", fields["prompt"], recipe=again)
+    assert fake_fal.submissions[-1].body["loras"] == fake_fal.submissions[-2].body["loras"]
+
+
+def test_a_recipe_of_one_lora_reads_as_before():
+    fields = recipe_files.recipe_fields(
+        prompt="p", full_prompt="p in the style of t", lora_id="a", lora_name=None,
+        trigger_word="t", weights_url=None, recipe=PLAN, seed="5", created_at="x",
+    )  # fmt: skip
+    fields.pop("added_loras")  # a file written before stacks existed
+    assert recipe_files.as_recipe(fields) == PLAN.with_seed(5)
+
+
+def test_full_prompt_applies_each_wording_in_turn():
+    wordings = [prompts.Wording("ohwx"), prompts.Wording("wtrclr", "{trigger} art of {prompt}")]
+    assert prompts.full_prompt(" a cat ", wordings) == "wtrclr art of a cat in the style of ohwx"
+    assert prompts.full_prompt(" a cat ", []) == "a cat"
+
+
+def recipe_files_jpeg() -> bytes:
+    """A small JPEG to carry a recipe."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "white").save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_a_stacked_batch_shows_on_every_loras_page_marked_with_the_others(
+    engine, add_lora, add_images, generate_batch
+):
+    from lora_core.gallery import queries
+    from lora_core.generation import stacks
+
+    add_lora("subject", trigger_word="ohwx")
+    add_lora("style", trigger_word="wtrclr", weights_url="https://w.example/s.st")
+    add_lora("bystander", trigger_word="other", weights_url="https://w.example/o.st")
+    add_images("style", 30)  # style's own older images
+    add_images("bystander", 3)
+    outcome = generate_batch("subject", "a fox", recipe=stacked(("style", 0.6), first_scale=1.1))
+    stacked_ids = {image.id for image in outcome.images}
+
+    with session_scope(engine) as session:
+        key_before = queries.image_count_key(session=session, lora_id="style")
+        total = queries.count_lora_images(session=session, lora_id="style")
+        first_page = queries.list_lora_images(session=session, lora_id="style", page_size=24)
+        second = queries.list_lora_images(session=session, lora_id="style", page=2, page_size=24)
+        on_subject = queries.list_lora_images(session=session, lora_id="subject")
+        on_bystander = queries.list_lora_images(session=session, lora_id="bystander")
+        opened = queries.get_image(session=session, lora_id="style", image_id=outcome.images[0].id)
+        refused = queries.get_image(
+            session=session, lora_id="bystander", image_id=outcome.images[0].id
+        )
+        marks_style = stacks.partners_of(session, images=first_page.items, lora_id="style")
+        marks_subject = stacks.partners_of(session, images=on_subject.items, lora_id="subject")
+
+    assert total == 34 and first_page.total == 34
+    assert {image.id for image in first_page.items[:4]} == stacked_ids  # the newest
+    assert len(first_page.items) == 24 and len(second.items) == 10
+    every = [image.id for image in first_page.items + second.items]
+    assert len(set(every)) == 34
+    assert {image.id for image in on_subject.items} == stacked_ids
+    assert {image.id for image in on_bystander.items}.isdisjoint(stacked_ids)
+    assert opened is not None and refused is None
+    assert marks_style == {outcome.batch_id: "with ohwx at 1.1"}
+    assert marks_subject == {outcome.batch_id: "with wtrclr at 0.6"}
+
+    from tests.support.factories import hide
+
+    hide(engine, outcome.images[0].id)
+    with session_scope(engine) as session:
+        assert queries.image_count_key(session=session, lora_id="style") != key_before
+        assert queries.count_lora_images(session=session, lora_id="style") == 33
