@@ -32,7 +32,7 @@ def test_fal_receives_every_lora_in_order_and_the_first_stays_the_batchs(
     engine, add_lora, generate_batch, fake_fal
 ):
     subject = add_lora("subject", trigger_word="ohwx")
-    style = add_lora("style", trigger_word="wtrclr", weights_url="https://w.example/style.st")
+    add_lora("style", trigger_word="wtrclr", weights_url="https://w.example/style.st")
     other = add_lora("other", trigger_word="neonnoir", weights_url="https://w.example/n.st")
     bystander = generate_batch(other.id, "a bystander")  # a batch of one LoRA, left as it is
 
