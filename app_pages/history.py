@@ -33,6 +33,7 @@ FILTER_DEFAULTS: dict[str, object] = {
     "scale": [],
     "verdict": None,
     "tag": "",
+    "used": [],
 }
 
 follow_reuse()
@@ -97,6 +98,11 @@ def _filter_widgets(lora_names: dict[str, str], scales: list[float]) -> HistoryF
         key="verdict", bind="query-params", placeholder="Any verdict",
     )  # fmt: skip
     tag = ninth.text_input("LoRA's tag", key="tag", bind="query-params", placeholder="Any tag")
+    used = st.multiselect(
+        "Used LoRA", list(labels), format_func=labels.get, key="used", bind="query-params",
+        placeholder="Any LoRA, first or stacked",
+        help="Generations made with it: as their LoRA, or stacked on another.",
+    )  # fmt: skip
     me = context.current_user()
     starred = me is not None and st.checkbox(
         "Only generations with an image I starred", key="starred", bind="query-params"
@@ -112,6 +118,7 @@ def _filter_widgets(lora_names: dict[str, str], scales: list[float]) -> HistoryF
         lora_scales=tuple(chosen_scales),
         verdict=Verdict(verdict) if verdict else None,
         tag=tag.strip().lower() or None,
+        used_lora_ids=tuple(used),
     )
 
 
@@ -180,6 +187,7 @@ def table_frame(rows: list[listing.HistoryRow]) -> pd.DataFrame:
             "guidance": [row.guidance for row in rows],
             "size": [row.image_size for row in rows],
             "seed": pd.Series([row.seed for row in rows], dtype="string"),
+            "stacked": [row.stacked_with for row in rows],
         }
     )
 
@@ -201,6 +209,7 @@ def show_table(page: queries.Page[listing.HistoryRow]) -> None:
             "status",
             "seconds",
             "scale",
+            "stacked",
             "steps",
             "guidance",
             "size",
@@ -229,6 +238,9 @@ def show_table(page: queries.Page[listing.HistoryRow]) -> None:
             "seconds": st.column_config.NumberColumn("Duration", format="%.1f s"),
             "thumbnail": st.column_config.ImageColumn("Preview", width="small"),
             "scale": st.column_config.NumberColumn("Scale", format="%g"),
+            "stacked": st.column_config.TextColumn(
+                "Stacked with", help="LoRAs added to the first, each at its scale."
+            ),
             "steps": st.column_config.NumberColumn("Steps"),
             "guidance": st.column_config.NumberColumn("Guidance", format="%g"),
             "size": "Size",

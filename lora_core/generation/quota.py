@@ -249,6 +249,7 @@ def reserve_cells(
     sweep_id: str,
     cells: list[Mapping[str, object]],
     lease: Lease,
+    stacks: Sequence[Sequence[StackedLora]] = (),
     also: Sequence[SQLModel] = (),
     free_places: bool = False,
     now: datetime | None = None,
@@ -256,9 +257,9 @@ def reserve_cells(
     """Record a sweep's pending cells (each a batch's columns: LoRA, prompt, settings,
     place) in one statement, all or none: only if the slots they add fit; return their ids.
 
-    `also` (the sweep's own row, the cells' added LoRAs) is written in the same
-    transaction. Cells added to a sweep that has some (a failed cell tried again) count
-    with its cells still holding a slot.
+    `stacks`: each cell's LoRAs added to its own, written beside it; `also` (the sweep's
+    own row) is written in the same transaction too. Cells added to a sweep that has some
+    (a failed cell tried again) count with its cells still holding a slot.
     With `free_places`, a cell is written only if no try at its place (`sweep_x`,
     `sweep_y`) is pending or succeeded: a failed cell retried twice at once runs once
     (`InvalidSweep` for the other). Raises `QuotaExceeded` saying how many slots the cells
@@ -294,7 +295,14 @@ def reserve_cells(
         rows=rows,
         fits=_used(adding=(sweep_id, len(cells))) <= policy.limit,
         each_only_if=free,
-        also=also,
+        also=[
+            *also,
+            *(
+                BatchLora(**row)
+                for batch_id, stack in zip(ids, stacks, strict=False)
+                for row in stack_rows(batch_id, tuple(stack))
+            ),
+        ],
     ):
         return ids
     with session_scope(engine) as session:

@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select
 from sqlmodel import col
 
 from lora_core.data.models import (
+    BatchLora,
     BatchStatus,
     GeneratedImage,
     GenerationBatch,
@@ -56,6 +57,7 @@ class HistoryFilter:
     lora_scales: tuple[float, ...] = ()  # the LoRA scales generated with
     verdict: Verdict | None = None  # the LoRA's scorecard verdict
     tag: str | None = None  # one of the LoRA's scorecard tags
+    used_lora_ids: tuple[str, ...] = ()  # made with one of these, first or stacked
 
 
 Batch = GenerationBatch  # short, as every query here names it
@@ -114,6 +116,11 @@ def conditions(history_filter: HistoryFilter) -> ColumnElement[bool]:
     if needle := typed(history_filter.prompt_contains):
         escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         parts.append(col(Batch.prompt).ilike(f"%{escaped}%", escape="\\"))
+    if used := history_filter.used_lora_ids:
+        stacked_in = select(col(BatchLora.batch_id)).where(
+            col(BatchLora.lora_training_id).in_(used)
+        )
+        parts.append(col(Batch.lora_training_id).in_(used) | col(Batch.id).in_(stacked_in))
     if history_filter.lora_scales:
         parts.append(LORA_SCALE.in_(history_filter.lora_scales))
     if history_filter.starred_by:

@@ -19,6 +19,7 @@ from lora_core.data.models import (
     LoraTraining,
 )
 from lora_core.gallery.queries import Page
+from lora_core.generation import stacks
 from lora_core.history.filters import (
     BATCH_STATUS,
     GUIDANCE,
@@ -53,6 +54,7 @@ class HistoryRow:
     seed: str | None = None  # the one fal used
     sweep_id: str | None = None  # a cell of this X/Y sweep (`lora_core.lab`)
     images_flagged: int = 0  # of those returned, flagged by fal's safety checker
+    stacked_with: str = ""  # the LoRAs added to the first: "wtrclr at 0.6 · neonnoir at 0.8"
 
     @property
     def images_shown(self) -> int:
@@ -102,6 +104,7 @@ def list_batches(
         .limit(page_size)
     ).all()
     firsts = _first_images(session, [row[0] for row in rows])
+    added = _added_loras(session, [row[0] for row in rows], named=True)
     items = [
         HistoryRow(
             batch_id=row[0],
@@ -121,10 +124,39 @@ def list_batches(
             seed=firsts.get(row[0], (None, None))[1],
             sweep_id=row[13],
             images_flagged=row[14],
+            stacked_with=added.get(row[0], ""),
         )
         for row in rows
     ]
     return Page(items=items, total=total, page=page, page_size=page_size)
+
+
+def _added_loras(session: Session, batch_ids: list[str], *, named: bool) -> dict[str, str]:
+    """Each stacked batch's added LoRAs in fal's order: by name ("wtrclr at 0.6 · …") for
+    people, else "id:scale id:scale" for a file another program reads."""
+    added = stacks.stacks_of(session, batch_ids)
+    ids = {more.lora_id for stack in added.values() for more in stack}
+    names = (
+        dict(
+            session.execute(
+                select(
+                    col(LoraTraining.id),
+                    func.coalesce(col(LoraTraining.name), col(LoraTraining.trigger_word)),
+                ).where(col(LoraTraining.id).in_(ids))
+            ).all()
+        )
+        if named and ids
+        else {}
+    )
+    if named:
+        return {
+            batch_id: " · ".join(f"{names.get(m.lora_id, m.lora_id)} at {m.scale:g}" for m in stack)
+            for batch_id, stack in added.items()
+        }
+    return {
+        batch_id: " ".join(f"{m.lora_id}:{m.scale:g}" for m in stack)
+        for batch_id, stack in added.items()
+    }
 
 
 def lora_scales(*, session: Session) -> list[float]:
@@ -180,6 +212,7 @@ EXPORT_COLUMNS = [
     "seed",
     "sweep_id",
     "image_urls",
+    "added_loras",
 ]
 
 
@@ -221,11 +254,15 @@ def export_frame(
             seed,
             Batch.sweep_id,
             urls,
+            Batch.id,
         )
         .outerjoin(LoraTraining, col(LoraTraining.id) == col(Batch.lora_training_id))
         .order_by(col(Batch.created_at).desc())
     ).all()
-    frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS)
+    frame = pd.DataFrame(rows, columns=[*EXPORT_COLUMNS[:-1], "batch_id"])
+    # The LoRAs stacked on the first, "id:scale" in fal's order ("": the first alone).
+    added = _added_loras(session, list(frame["batch_id"]), named=False)
+    frame["added_loras"] = frame.pop("batch_id").map(lambda batch_id: added.get(batch_id, ""))
     frame["time"] = pd.to_datetime(frame["time"], utc=True)
     frame["image_urls"] = (
         frame["image_urls"]

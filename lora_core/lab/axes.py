@@ -11,7 +11,9 @@ AUTOMATIC1111's X/Y/Z plot:
 - `case`: an evaluation suite's prompts and seeds (`lora_core.lab.suites`), each value one
   prompt with one seed (`case_value`): the rows of a suite run;
 - `arm`: LoRAs each at a scale (`arm_value`): a suite run's columns when it also tries a
-  second scale.
+  second scale;
+- `stack`: a LoRA stacked on the cell's own, at a scale (`arm_value`), or `NO_LORA` for
+  none: "with LoRA: none / A / B", or one LoRA at several scales ("second LoRA scale").
 
 Each cell is one fal call with one image (fal returns one seed per call: a cell must be one
 image to be reproducible); four cells cost one generation of the quota.
@@ -27,10 +29,17 @@ from typing import Literal
 
 from lora_core.errors import InvalidSweep
 from lora_core.generation.generators import IMAGES_PER_BATCH
-from lora_core.generation.recipe import MAX_SEED, NO_LORA, SCALE_RANGE, Recipe, checked
+from lora_core.generation.recipe import (
+    MAX_SEED,
+    NO_LORA,
+    SCALE_RANGE,
+    Recipe,
+    StackedLora,
+    checked,
+)
 
-AxisKind = Literal["scale", "seed", "prompt", "lora", "case", "arm"]
-AXIS_KINDS: tuple[AxisKind, ...] = ("scale", "seed", "prompt", "lora")
+AxisKind = Literal["scale", "seed", "prompt", "lora", "case", "arm", "stack"]
+AXIS_KINDS: tuple[AxisKind, ...] = ("scale", "seed", "prompt", "lora", "stack")
 _RANGE = re.compile(
     r"^\s*(?P<start>\d+(?:\.\d+)?)\s*(?:-|to)\s*(?P<stop>\d+(?:\.\d+)?)"
     r"\s*(?:(?:step|by)\s*(?P<step>\d+(?:\.\d+)?))?\s*$",
@@ -56,6 +65,11 @@ class Axis:
             return tuple(
                 "no LoRA" if lora == NO_LORA else f"{lora} · scale {scale:g}"
                 for lora, scale in map(arm_of, self.values)
+            )
+        if self.kind == "stack":
+            return tuple(
+                NOTHING_STACKED if value == NO_LORA else "+ {} · {:g}".format(*arm_of(value))
+                for value in self.values
             )
         return tuple(
             "no LoRA" if self.kind == "lora" and value == NO_LORA else f"{names[self.kind]}{value}"
@@ -83,12 +97,17 @@ def arm_of(value: str) -> tuple[str, float]:
     return lora_id, float(scale)
 
 
+NOTHING_STACKED = "alone"  # a stack axis's value without a stacked LoRA, as grids say it
+
+
 def loras_of(axis: Axis) -> list[str]:
-    """The LoRA ids an axis names (a LoRA axis's values, an arm axis's LoRAs)."""
+    """The LoRA ids an axis names (a LoRA axis's values, an arm or stack axis's LoRAs)."""
     if axis.kind == "lora":
         return list(axis.values)
     if axis.kind == "arm":
         return [arm_of(value)[0] for value in axis.values]
+    if axis.kind == "stack":
+        return [arm_of(value)[0] for value in axis.values if value != NO_LORA]
     return []
 
 
@@ -180,6 +199,27 @@ def lora_axis(lora_ids: list[str]) -> Axis:
     return Axis("lora", tuple(_unique(lora_ids)))
 
 
+def stack_axis(lora_ids: list[str], scales: str) -> Axis:
+    """ "With LoRA": each LoRA of `lora_ids` (`NO_LORA`: nothing stacked) at each of the
+    `scales` typed (a list or a range), stacked on every cell's own LoRA."""
+    if not lora_ids:
+        raise InvalidSweep("Pick at least one LoRA to stack (or nothing) for this axis.")
+    low, high = SCALE_RANGE
+    values = numbers(scales, what="stacked LoRA scale", low=low, high=high)
+    return Axis(
+        "stack",
+        tuple(
+            _unique(
+                [
+                    NO_LORA if lora_id == NO_LORA else arm_value(lora_id, value)
+                    for lora_id in lora_ids
+                    for value in ([0.0] if lora_id == NO_LORA else values)
+                ]
+            )
+        ),
+    )
+
+
 def plan(
     *,
     prompt: str,
@@ -239,6 +279,11 @@ def _cell(
     scale = float(varied["scale"]) if "scale" in varied else base.lora_scale
     if "arm" in varied:
         lora, scale = arm_of(varied["arm"])
+    stack = base.stack
+    if "stack" in varied:
+        stack = () if varied["stack"] == NO_LORA else (StackedLora(*arm_of(varied["stack"])),)
+    if any(more.lora_id == lora for more in stack):
+        raise InvalidSweep("A LoRA cannot be stacked on itself: take it out of one axis.")
     recipe = checked(
         Recipe(
             lora_scale=scale,
@@ -246,6 +291,7 @@ def _cell(
             guidance=base.guidance,
             image_size=base.image_size,
             seed=seed,
+            stack=stack,
         )
     )
     return Cell(column, row, text, None if lora == NO_LORA else lora, recipe)

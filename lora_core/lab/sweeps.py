@@ -31,9 +31,9 @@ from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import session_scope
 from lora_core.data.models import BatchStatus, GenerationBatch, LoraTraining, Sweep
 from lora_core.errors import InvalidSweep, LoraNotFound, LoraStudioError
-from lora_core.generation import quota, service
-from lora_core.generation.generators import GenerationRequest, ImageGenerator
-from lora_core.generation.prompts import clean_prompt, with_trigger
+from lora_core.generation import quota, service, stacks
+from lora_core.generation.generators import AddedWeights, GenerationRequest, ImageGenerator
+from lora_core.generation.prompts import clean_prompt
 from lora_core.generation.recipe import NO_LORA, Recipe, batch_columns, batch_recipe
 from lora_core.lab.axes import Axis, Cell, plan
 
@@ -49,6 +49,7 @@ class CellJob:
     prompt: str  # as the sweep made it (the prompt, or its S/R variant)
     lora: LoraTraining | None  # None: the base model alone
     request: GenerationRequest
+    added: tuple[LoraTraining, ...] = ()  # the LoRAs stacked on it, in fal's order
 
 
 def start(
@@ -71,10 +72,14 @@ def start(
         base = base.with_seed(secrets.randbelow(2**32))
     prompt = clean_prompt(prompt)
     cells = plan(prompt=prompt, lora_id=lora_id, base=base, x=x, y=y, max_cells=max_cells)
-    loras = _ready_loras(kit.engine, [lora_id, *(cell.lora_id or NO_LORA for cell in cells)])
+    stacked = [more.lora_id for cell in cells for more in cell.recipe.stack]
+    loras = _ready_loras(
+        kit.engine, [lora_id, *(cell.lora_id or NO_LORA for cell in cells), *stacked]
+    )
     main = loras[lora_id]
     urls = _weights_urls(loras, kit.generator, kit.allow_private_weights)
     prompts = [clean_prompt(cell.prompt) for cell in cells]  # S/R may empty or lengthen it
+    wordings = _wordings(kit.engine, cells, prompts, loras, main)
     sweep_id = uuid.uuid4().hex
     now = now or utc_now()
     lease = leases.Lease.new(kit.lease_terms, now)
@@ -83,8 +88,9 @@ def start(
         policy=kit.policy,
         user=user,
         sweep_id=sweep_id,
-        cells=[_cell_columns(cell) for cell in cells],
+        cells=[_cell_columns(cell, full) for cell, full in zip(cells, wordings, strict=True)],
         lease=lease,
+        stacks=[cell.recipe.stack for cell in cells],
         also=[
             _sweep_row(
                 sweep_id,
@@ -106,11 +112,12 @@ def start(
             user=user,
             prompt=cell_prompt,
             lora=loras[cell.lora_id or NO_LORA],
-            wording=main,
+            full_prompt=full,
             urls=urls,
             recipe=cell.recipe,
+            added=[loras[more.lora_id] for more in cell.recipe.stack],
         )
-        for batch_id, cell, cell_prompt in zip(ids, cells, prompts, strict=True)
+        for batch_id, cell, cell_prompt, full in zip(ids, cells, prompts, wordings, strict=True)
     ]
     return sweep_id, lease.holder, jobs
 
@@ -132,7 +139,8 @@ def retry(
         if failed.status != BatchStatus.FAILED:
             raise InvalidSweep("This cell did not fail: there is nothing to try again.")
         main = lookups.get_lora(session=session, lora_id=sweep.lora_training_id)
-    recipe = batch_recipe(failed, seed=failed.requested_seed)
+        stack = stacks.stacks_of(session, [failed.id]).get(failed.id, ())
+    recipe = batch_recipe(failed, seed=failed.requested_seed).with_stack(stack)
     cell = Cell(
         x=failed.sweep_x or 0,
         y=failed.sweep_y or 0,
@@ -140,16 +148,18 @@ def retry(
         lora_id=None if failed.lora_training_id == NO_LORA else failed.lora_training_id,
         recipe=recipe,
     )
-    loras = _ready_loras(kit.engine, [cell.lora_id or NO_LORA])
+    loras = _ready_loras(kit.engine, [cell.lora_id or NO_LORA, *(m.lora_id for m in stack)])
     urls = _weights_urls(loras, kit.generator, kit.allow_private_weights)
+    [full] = _wordings(kit.engine, [cell], [clean_prompt(failed.prompt)], loras, main)
     lease = leases.Lease.new(kit.lease_terms, now)
     [new_id] = quota.reserve_cells(
         engine=kit.engine,
         policy=kit.policy,
         user=user,
         sweep_id=sweep.id,
-        cells=[_cell_columns(cell)],
+        cells=[_cell_columns(cell, failed.full_prompt or full)],
         lease=lease,
+        stacks=[stack],
         free_places=True,  # twice at once (two tabs, a double click): once
         now=now,
     )
@@ -158,9 +168,10 @@ def retry(
         user=user,
         prompt=clean_prompt(failed.prompt),
         lora=loras[cell.lora_id or NO_LORA],
-        wording=main,
+        full_prompt=failed.full_prompt or full,
         urls=urls,
         recipe=recipe,
+        added=[loras[more.lora_id] for more in stack],
     )
     return lease.holder, [job]
 
@@ -181,6 +192,7 @@ def run_cell(
             user=job.user,
             prompt=job.prompt,
             store=store,
+            added=job.added,
         )
     except LoraStudioError as error:
         log.info("Sweep cell %s: %s", job.batch_id, error)
@@ -213,19 +225,47 @@ def _weights_urls(
     }
 
 
+def _wordings(
+    engine: Engine,
+    cells: list[Cell],
+    prompts: list[str],
+    loras: dict[str, LoraTraining | None],
+    main: LoraTraining | None,
+) -> list[str]:
+    """What fal gets for each cell (`stacks.prompt_for`): its LoRA's trigger word, then
+    its stacked LoRAs'. A baseline cell (no LoRA) gets the same words as the sweep's LoRA,
+    its trigger word included: only the weights differ."""
+    with session_scope(engine) as session:
+        return [
+            stacks.prompt_for(
+                session,
+                prompt,
+                [
+                    words
+                    for words in (
+                        loras[cell.lora_id] if cell.lora_id else main,
+                        *(loras[more.lora_id] for more in cell.recipe.stack),
+                    )
+                    if words is not None
+                ],
+            )
+            for cell, prompt in zip(cells, prompts, strict=True)
+        ]
+
+
 def _job(
     batch_id: str,
     *,
     user: str,
     prompt: str,
     lora: LoraTraining | None,
-    wording: LoraTraining | None,
+    full_prompt: str,
     urls: dict[str, str],
     recipe: Recipe,
+    added: list[LoraTraining | None],
 ) -> CellJob:
-    """One cell's fal call: `lora` None is the baseline, which gets the same words (the
-    sweep's LoRA's trigger word, `wording`, included): only the weights differ."""
-    words = lora or wording
+    """One cell's fal call (`lora` None: the baseline, the base model's weights only)."""
+    stacked = tuple(more for more in added if more is not None)
     return CellJob(
         batch_id=batch_id,
         user=user,
@@ -233,20 +273,26 @@ def _job(
         lora=lora,
         request=GenerationRequest(
             batch_id=batch_id,
-            full_prompt=with_trigger(prompt, words.trigger_word) if words else prompt,
+            full_prompt=full_prompt,
             weights_url=urls[lora.id] if lora is not None else None,
             lora_label=lora.trigger_word if lora is not None else "no LoRA",
             recipe=recipe,
             num_images=1,
+            added=tuple(
+                AddedWeights(urls[more.id], spec.scale, stacks.label(more))
+                for more, spec in zip(stacked, recipe.stack, strict=True)
+            ),
         ),
+        added=stacked,
     )
 
 
-def _cell_columns(cell: Cell) -> dict[str, object]:
+def _cell_columns(cell: Cell, full_prompt: str) -> dict[str, object]:
     """A cell's batch columns besides those every cell of the sweep shares."""
     return {
         "lora_training_id": cell.lora_id or NO_LORA,
         "prompt": cell.prompt,
+        "full_prompt": full_prompt,
         **batch_columns(cell.recipe),
         "sweep_x": cell.x,
         "sweep_y": cell.y,

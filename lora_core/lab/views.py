@@ -12,8 +12,9 @@ from sqlmodel import Session, col
 from lora_core.data import lookups
 from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, Suite, Sweep
 from lora_core.errors import InvalidSweep
-from lora_core.generation.recipe import NO_LORA, Recipe, batch_recipe, from_batch
-from lora_core.lab.axes import Axis, arm_of, loras_of
+from lora_core.generation import stacks
+from lora_core.generation.recipe import NO_LORA, Recipe, StackedLora, batch_recipe, from_batch
+from lora_core.lab.axes import NOTHING_STACKED, Axis, arm_of, loras_of
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ def sweep_view(*, session: Session, sweep_id: str) -> SweepView | None:
     }
     x, y = axes_of(sweep)
     names = _names(session, [sweep.lora_training_id, *loras_of(x), *(loras_of(y) if y else ())])
+    added = stacks.stacks_of(session, [batch.id for batch in latest.values()])
     return SweepView(
         sweep=sweep,
         lora_name=names.get(sweep.lora_training_id, "a LoRA no longer here"),
@@ -100,7 +102,8 @@ def sweep_view(*, session: Session, sweep_id: str) -> SweepView | None:
         x_labels=_labels(x, names),
         y_labels=_labels(y, names) if y is not None else (),
         cells={
-            place: _cell_view(place, batch, images.get(batch.id)) for place, batch in latest.items()
+            place: _cell_view(place, batch, images.get(batch.id), added.get(batch.id, ()))
+            for place, batch in latest.items()
         },
         suite_name=_suite_name(session, sweep.suite_id),
     )
@@ -162,6 +165,13 @@ def _labels(axis: Axis, names: dict[str, str]) -> tuple[str, ...]:
             else f"{names.get(lora, 'a LoRA no longer here')} · scale {scale:g}"
             for lora, scale in map(arm_of, axis.values)
         )  # fmt: skip
+    if axis.kind == "stack":
+        return tuple(
+            NOTHING_STACKED if value == NO_LORA
+            else "+ {} · {:g}".format(names.get(arm_of(value)[0], "a LoRA no longer here"),
+                                      arm_of(value)[1])
+            for value in axis.values
+        )  # fmt: skip
     if axis.kind != "lora":
         return axis.labels
     return tuple(
@@ -171,7 +181,10 @@ def _labels(axis: Axis, names: dict[str, str]) -> tuple[str, ...]:
 
 
 def _cell_view(
-    place: tuple[int, int], batch: GenerationBatch, image: GeneratedImage | None
+    place: tuple[int, int],
+    batch: GenerationBatch,
+    image: GeneratedImage | None,
+    stack: tuple[StackedLora, ...] = (),
 ) -> CellView:
     return CellView(
         x=place[0],
@@ -183,7 +196,7 @@ def _cell_view(
         lora_id=batch.lora_training_id,
         recipe=batch_recipe(
             batch, seed=image.seed if image is not None and image.seed else batch.requested_seed
-        ),
+        ).with_stack(stack),
         image=image,
     )
 

@@ -1,6 +1,7 @@
 """X/Y sweeps run through the real fal_client against the fake fal: cells as batches of one
 image, the quota reserved all or none (racing users too), a failed cell and its retry, the
-baseline without LoRA, a process killed mid-sweep, the grid read back, its downloads."""
+baseline without LoRA, a process killed mid-sweep, the grid read back, its downloads; a
+stacked LoRA as an axis."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from sqlalchemy import select
 from lora_core.data import leases
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import DatabaseTarget, session_scope
-from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, Sweep
+from lora_core.data.models import BatchLora, BatchStatus, GeneratedImage, GenerationBatch, Sweep
 from lora_core.errors import (
     InvalidPrompt,
     InvalidSweep,
@@ -30,7 +31,7 @@ from lora_core.errors import (
 )
 from lora_core.generation import quota, recipe_files, recovery
 from lora_core.generation.quota import QuotaPolicy
-from lora_core.generation.recipe import NO_LORA, Recipe
+from lora_core.generation.recipe import NO_LORA, Recipe, StackedLora
 from lora_core.generation.service import GenerationKit
 from lora_core.lab import axes, sweep_files, sweeps, views
 from lora_core.lab.contact_sheet import CELL
@@ -711,3 +712,86 @@ def test_a_sweep_without_a_seed_gets_one_at_random_for_every_cell(
     assert all(seed.isdigit() for seed in seeds) and len(seeds) == 2
     sent = [submission.body["seed"] for submission in fake_fal.submissions]
     assert len(set(sent[:2])) == 1 and len(set(sent[2:])) == 1  # one per sweep, all cells
+
+
+def test_a_stack_axis_sends_each_cell_with_its_stacked_lora(
+    engine,
+    add_lora,
+    run_sweep,
+    fake_fal,
+):
+    subject = add_lora("subject", trigger_word="ohwx", weights_url="https://127.0.0.1/s.st")
+    add_lora("style", trigger_word="wtrclr", weights_url="https://127.0.0.1/style.st")
+    add_lora("noir", trigger_word="neonnoir", weights_url="https://127.0.0.1/noir.st")
+    x = axes.stack_axis([NO_LORA, "style", "noir"], "0.5, 1")
+    y = axes.scale_axis("0.8, 1.2")
+
+    sweep_id = run_sweep(subject.id, x=x, y=y)
+
+    sent = sorted(
+        (body["loras"][0]["scale"],
+         tuple((more["path"], more["scale"]) for more in body["loras"][1:]),
+         body["prompt"])
+        for body in (submission.body for submission in fake_fal.submissions)
+    )  # fmt: skip
+    assert len(sent) == 10  # 5 columns × 2 rows
+    assert (0.8, (), "a red fox in the style of ohwx") in sent
+    assert (1.2, (("https://127.0.0.1/style.st", 0.5),),
+            "a red fox in the style of ohwx in the style of wtrclr") in sent  # fmt: skip
+    assert (0.8, (("https://127.0.0.1/noir.st", 1.0),),
+            "a red fox in the style of ohwx in the style of neonnoir") in sent  # fmt: skip
+    grid = view(engine, sweep_id)
+    assert grid.x_labels == ("alone", "+ wtrclr · 0.5", "+ wtrclr · 1", "+ neonnoir · 0.5",
+                             "+ neonnoir · 1")  # fmt: skip
+    assert grid.count(BatchStatus.SUCCEEDED) == 10
+    assert grid.cells[(2, 1)].recipe.stack == (StackedLora("style", 1.0),)
+    assert grid.cells[(2, 1)].recipe.lora_scale == 1.2
+    assert grid.cells[(0, 0)].recipe.stack == ()
+    with session_scope(engine) as session:
+        rows = session.scalars(select(BatchLora)).all()
+    assert len(rows) == 8 and {row.position for row in rows} == {1}
+    by_batch = {batch.id: batch for batch in cells_of(engine)}
+    assert all(by_batch[row.batch_id].lora_training_id == "subject" for row in rows)
+
+
+def test_a_stacked_cell_that_failed_is_retried_with_its_stack(
+    engine,
+    add_lora,
+    run_sweep,
+    fake_fal,
+    sweep_kit,
+):
+    subject = add_lora("subject", trigger_word="ohwx", weights_url="https://127.0.0.1/s.st")
+    add_lora("noir", trigger_word="neonnoir", weights_url="https://127.0.0.1/noir.st")
+    fake_fal.script.prompt_failures = {"neonnoir": JobFailure("GPU out of memory", "runner_error")}
+    sweep_id = run_sweep(subject.id, x=axes.stack_axis([NO_LORA, "noir"], "0.7"))
+    failed = view(engine, sweep_id).cells[(1, 0)]
+    assert failed.status == BatchStatus.FAILED
+
+    fake_fal.script.prompt_failures = {}
+    holder, jobs = sweeps.retry(kit=sweep_kit, user="ann", batch_id=failed.batch_id)
+    assert run_sweep.launch(jobs, holder).wait(30)
+
+    retried = view(engine, sweep_id).cells[(1, 0)]
+    assert retried.status == BatchStatus.SUCCEEDED
+    assert retried.recipe.stack == (StackedLora("noir", 0.7),)
+    body = fake_fal.submissions[-1].body
+    assert body["loras"][1] == {"path": "https://127.0.0.1/noir.st", "scale": 0.7}
+    assert body["prompt"] == "a red fox in the style of ohwx in the style of neonnoir"
+
+
+def test_a_lora_stacked_on_itself_is_refused_before_any_cost(
+    engine,
+    add_lora,
+    run_sweep,
+    fake_fal,
+):
+    subject = add_lora("subject")
+    add_lora("style")
+    with pytest.raises(InvalidSweep, match="cannot be stacked on itself"):
+        run_sweep(
+            subject.id,
+            x=axes.lora_axis(["subject", "style"]),
+            y=axes.stack_axis(["style"], "0.5"),
+        )
+    assert fake_fal.submissions == [] and cells_of(engine) == []

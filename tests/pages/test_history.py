@@ -371,3 +371,35 @@ def test_history_filters_by_the_loras_verdict_and_tag_from_the_link(open_app, se
     assert not at.exception
     assert sorted(set(at.dataframe[0].value["lora"])) == ["beta"]  # lora-b's batches only
     assert at.selectbox(key="verdict").value == "recommended"
+
+
+def test_history_finds_what_a_lora_was_stacked_in_and_shows_and_exports_the_stack(
+    open_app, add_lora, engine, generate_batch
+):
+    from lora_core.gallery.queries import lora_names
+    from lora_core.generation.recipe import Recipe, StackedLora
+    from lora_core.history import listing
+    from lora_core.history.filters import HistoryFilter
+
+    add_lora("subject", trigger_word="ohwx")
+    add_lora("style", trigger_word="wtrclr", weights_url="https://w.example/s.st")
+    add_lora("other", trigger_word="neonnoir", weights_url="https://w.example/o.st")
+    generate_batch("subject", "a fox", recipe=Recipe(stack=(StackedLora("style", 0.6),)))
+    generate_batch("style", "a boat")
+    generate_batch("other", "a bystander")  # made without style: never matched
+
+    at = open_history(open_app, used=["wtrclr"])  # bound: the label in the link
+
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert sorted(table["prompt"]) == ["a boat", "a fox"]
+    by_prompt = dict(zip(table["prompt"], table["stacked"], strict=True))
+    assert by_prompt == {"a fox": "wtrclr at 0.6", "a boat": ""}
+    with session_scope(engine) as session:
+        assert set(lora_names(session=session)) >= {"style"}
+        frame = listing.export_frame(
+            session=session, history_filter=HistoryFilter(used_lora_ids=("style",))
+        )
+    exported = dict(zip(frame["prompt"], frame["added_loras"], strict=True))
+    assert exported == {"a fox": "style:0.6", "a boat": ""}
+    assert list(frame.columns)[-1] == "added_loras"

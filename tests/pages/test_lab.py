@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import session_scope
-from lora_core.data.models import GeneratedImage, GenerationBatch, Sweep
+from lora_core.data.models import BatchLora, GeneratedImage, GenerationBatch, Sweep
 from lora_core.generation import recipe_files
-from lora_core.generation.recipe import NO_LORA, Recipe
+from lora_core.generation.recipe import NO_LORA, Recipe, StackedLora
 from tests.conftest import open_with_query
 from tests.support.factories import png_claiming, png_with_parameters
 from tests.support.markup import readable
@@ -334,3 +334,46 @@ def test_a_retry_beyond_the_quota_says_so_and_changes_nothing(
             )
             == 1
         )
+
+
+def test_a_stacked_images_file_tells_its_loras_and_remixes_them_all(open_app, add_lora):
+    add_lora("snowy", trigger_word="wtrclr")
+    add_lora("noir", trigger_word="neonnoir")
+    data = recipe_files.embed(
+        jpeg(),
+        recipe_files.recipe_fields(
+            prompt="a fox", full_prompt="a fox in the style of wtrclr in the style of neonnoir",
+            lora_id="snowy", lora_name=None, trigger_word="wtrclr", weights_url=None,
+            recipe=Recipe(lora_scale=0.7, seed=5, stack=(StackedLora("noir", 0.4),)),
+            seed="5", created_at="2026-12-01T10:00:00.000Z",
+            added=[{"id": "noir", "name": None, "trigger_word": "neonnoir", "scale": 0.4}],
+        ),
+    )  # fmt: skip
+    at = drop(open_with_query(open_app, LAB), "fox.jpg", data)
+
+    assert "Stacked with neonnoir at 0.4" in shown(at)
+    at.button(key="remix_file").click().run()
+
+    assert at.query_params["id"] == "snowy"
+    assert setting(at.selectbox, "stack_0").value == "noir"
+    assert setting(at.number_input, "stack_scale_0").value == 0.4
+
+
+def test_a_sweep_over_a_stacked_lora_starts_from_the_form(open_app, add_lora, engine):
+    add_lora("snowy", trigger_word="wtrclr")
+    add_lora("noir", trigger_word="neonnoir")
+    at = open_with_query(open_app, LAB)
+    at.text_area(key="sweep_prompt").input("a red fox").run()
+    at.selectbox(key="sweep_x_kind").select("stack").run()
+    at.multiselect(key="sweep_x_stacked").select("noir").run()
+    at.text_input(key="sweep_x_stacked_scales").input("0.5, 1").run()
+
+    assert "3 images = 1 of your 8 generations left today" in shown(at)
+    at.button(key="sweep_start").click().run()
+    finished(at)
+
+    assert not at.exception
+    assert "3 of 3 images" in shown(at)
+    with session_scope(engine) as session:
+        stacked = session.scalars(select(BatchLora)).all()
+    assert sorted(row.lora_scale for row in stacked) == [0.5, 1.0]

@@ -6,7 +6,13 @@ the recent sweeps), `suites` (evaluation suites: made, changed, copied, run on L
 from __future__ import annotations
 
 # How each kind of axis is named on the form and over a grid.
-AXIS_NAMES = {"scale": "LoRA scale", "seed": "Seed", "prompt": "Prompt S/R", "lora": "LoRA"}
+AXIS_NAMES = {
+    "scale": "LoRA scale",
+    "seed": "Seed",
+    "prompt": "Prompt S/R",
+    "lora": "LoRA",
+    "stack": "With LoRA (stacked)",
+}
 # A suite run's axes (never offered on the form: a suite makes them).
 SUITE_AXIS_NAMES = {"case": "suite prompts and seeds", "arm": "LoRAs at two scales"}
 

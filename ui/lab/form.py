@@ -125,6 +125,8 @@ def _axis(
                 key=f"sweep_{side}_loras",
             )
             return axes.lora_axis(picked)
+        if kind == "stack":
+            return _stack_axis(side, lora_id, choices)
         text = st.text_input(
             f"{AXIS_NAMES[kind]} values",
             value=EXAMPLES[kind],
@@ -139,6 +141,23 @@ def _axis(
         return axes.prompt_axis(prompt or "", text)
     except InvalidSweep as error:
         return error
+
+
+def _stack_axis(side: str, lora_id: str, choices: dict[str, str]) -> axes.Axis:
+    """ "With LoRA: none / A / B", or one LoRA at several scales: LoRAs stacked on the
+    sweep's LoRA (nothing stacked among them), each at each scale typed."""
+    stackable = {
+        axes.NO_LORA: "nothing stacked",
+        **{key: name for key, name in choices.items() if key not in (lora_id, axes.NO_LORA)},
+    }
+    picked = st.multiselect(
+        "LoRAs to stack", list(stackable), default=[axes.NO_LORA], format_func=stackable.get,
+        key=f"sweep_{side}_stacked",
+    )  # fmt: skip
+    scales = st.text_input(
+        "Their scales", value="0.5, 1", key=f"sweep_{side}_stacked_scales", help=HINTS["scale"]
+    )
+    return axes.stack_axis(picked, scales)
 
 
 def _held_fixed() -> recipe.Recipe:

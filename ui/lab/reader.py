@@ -50,6 +50,17 @@ def recipe_reader() -> None:
         + (md(recipe.describe(made_with)) if made_with else "settings unreadable")
         + f" · {md(str(fields.get('created_at', '')))}"
     )
+    added = fields.get("added_loras") or []
+    if isinstance(added, list) and added:
+        st.caption(
+            "Stacked with "
+            + " · ".join(
+                f"{md(str(more.get('name') or more.get('trigger_word') or more.get('id')))} "
+                f"at {md(str(more.get('scale')))}"
+                for more in added
+                if isinstance(more, dict)
+            )
+        )
     st.text(f"Sent to fal: {fields.get('full_prompt', '')}")
     lora = context.read(lookups.get_lora, lora_id=str(lora_fields.get("id") or ""))
     if lora is None or made_with is None:
