@@ -11,6 +11,7 @@ from lora_core.data.models import GeneratedImage
 from lora_core.errors import LoraStudioError, QuotaExceeded
 from lora_core.gallery import queries
 from lora_core.generation import prompts
+from lora_core.generation.recipe import PLAN, SCALE_RANGE, Recipe, StackedLora
 from ui import context, routes
 from ui.components import image_grid, lora_title
 from ui.errors import generation_blocked, remaining_text, report_unexpected, show_error
@@ -27,8 +28,11 @@ st.caption(
 )
 
 
-def generate_missing(missing: list[str], prompt: str, labels: dict[str, str]) -> None:
-    """One batch per LoRA without images, one after the other, each counted by the quota."""
+def generate_missing(
+    missing: list[str], prompt: str, labels: dict[str, str], made_with: Recipe
+) -> None:
+    """One batch per LoRA without images, one after the other, each counted by the quota
+    (`made_with`: the plan's settings, with the LoRA stacked on each, if one is)."""
     user = context.current_user()
     if user is None:
         st.info("Sign in to generate images.", icon=":material/login:")
@@ -38,7 +42,9 @@ def generate_missing(missing: list[str], prompt: str, labels: dict[str, str]) ->
         # Errors are said below their box, where the eye already is, not folded inside it.
         with st.status(f"Generating with {md(labels[lora_id])}…") as progress:
             try:
-                context.studio().generate(user=user, lora_id=lora_id, prompt=prompt)
+                context.studio().generate(
+                    user=user, lora_id=lora_id, prompt=prompt, recipe=made_with
+                )
             except Exception as error:
                 progress.update(label=f"{md(labels[lora_id])}: not generated", state="error")
                 problem: Exception | None = error
@@ -74,6 +80,17 @@ chosen: list[str] = st.multiselect(
 prompt = st.text_input(
     "Prompt", key="compare_prompt", max_chars=prompts.MAX_PROMPT_LENGTH, bind="query-params"
 )
+# A LoRA stacked on each one compared (a style on subjects): its images made so, only.
+left, right = st.columns([3, 1], vertical_alignment="bottom")
+stacked_id = left.selectbox(
+    "Stacked on each", list(labels), index=None, format_func=labels.get, key="compare_with",
+    bind="query-params", placeholder="Nothing: each LoRA alone",
+)  # fmt: skip
+stacked_scale = right.number_input(
+    "Its scale", *SCALE_RANGE, value=1.0, step=0.05, key="compare_with_scale",
+    bind="query-params", disabled=stacked_id is None,
+)  # fmt: skip
+stacked = StackedLora(stacked_id, float(stacked_scale)) if stacked_id else None
 if len(chosen) < MIN_LORAS or not prompt.strip():
     st.info(
         f"Choose at least {MIN_LORAS} LoRAs and enter a prompt to compare them.",
@@ -81,9 +98,15 @@ if len(chosen) < MIN_LORAS or not prompt.strip():
     )
     st.stop()
 
-latest = context.read(queries.latest_for_prompt, lora_ids=chosen, prompt=prompt)
+latest = context.read(queries.latest_for_prompt, lora_ids=chosen, prompt=prompt, stacked=stacked)
+with_it = f" + {labels[stacked.lora_id]} · {stacked.scale:g}" if stacked else ""
 
-missing = [lora_id for lora_id in chosen if not latest[lora_id]]
+# A LoRA is never stacked on itself: its column says so rather than offering it.
+missing = [
+    lora_id
+    for lora_id in chosen
+    if not latest[lora_id] and not (stacked and stacked.lora_id == lora_id)
+]
 if missing and context.current_user() is not None:
     names = ", ".join(md(labels[lora_id]) for lora_id in missing)
     status = context.run_quota_status()
@@ -97,7 +120,7 @@ if missing and context.current_user() is not None:
         icon=":material/auto_awesome:",
         disabled=blocked is not None,
     ):
-        generate_missing(missing, prompt, labels)
+        generate_missing(missing, prompt, labels, PLAN.with_stack((stacked,) if stacked else ()))
     if blocked:  # why the button is disabled, next to it
         st.warning(md(blocked), icon=":material/timer:")
 
@@ -110,15 +133,17 @@ def open_details(image: GeneratedImage) -> None:
 columns = st.columns(len(chosen), gap="medium", wrap=False)
 for column, lora_id in zip(columns, chosen, strict=True):
     with column, st.container(border=True, key=f"compare_{lora_id}"):
-        st.subheader(md(labels[lora_id]), anchor=False)
-        if latest[lora_id]:
+        st.subheader(md(labels[lora_id] + with_it), anchor=False)
+        if stacked and stacked.lora_id == lora_id:
+            st.info("This LoRA is the one stacked on the others.", icon=":material/layers:")
+        elif latest[lora_id]:
             image_grid(
                 latest[lora_id],
                 columns=2,
                 with_captions=False,
                 on_open=open_details,
                 key=f"compare_{lora_id}",
-                lora_name=labels[lora_id],
+                lora_name=labels[lora_id] + with_it,
             )
         else:
             st.info("No images for this prompt yet.", icon=":material/image:")

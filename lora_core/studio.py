@@ -33,7 +33,7 @@ from lora_core.gallery import downloads
 from lora_core.generation import quota, recovery, service
 from lora_core.generation.generators import ImageGenerator, ProgressCallback
 from lora_core.generation.preview import PreviewGenerator
-from lora_core.generation.recipe import PLAN, Recipe
+from lora_core.generation.recipe import PLAN, Recipe, StackedLora
 from lora_core.lab import pool, suites, sweeps
 from lora_core.lab.axes import Axis
 from lora_core.settings import Settings
@@ -169,16 +169,18 @@ class Studio:
         lora_ids: list[str],
         baseline: bool,
         second_scale: float | None = None,
+        stacked: StackedLora | None = None,
     ) -> tuple[str, threading.Event]:
         """Run an evaluation suite on these LoRAs (and the base model, with `baseline`): a
-        sweep of its prompts and seeds (`lora_core.lab.suites`); (its id, an event)."""
+        sweep of its prompts and seeds (`lora_core.lab.suites`), `stacked` on each cell if
+        given; (its id, an event)."""
         with session_scope(self.engine) as session:
             suite = suites.get_suite(session=session, suite_id=suite_id)
             if suite is None:
                 raise InvalidSweep("That suite no longer exists.")
             spec = suites.spec_of(suite)
         plan = suites.run_plan(
-            spec, lora_ids=lora_ids, baseline=baseline, second_scale=second_scale
+            spec, lora_ids=lora_ids, baseline=baseline, second_scale=second_scale, stacked=stacked
         )
         return self.start_sweep(
             user=user, lora_id=plan.lora_id, prompt=plan.prompt, base=plan.base, x=plan.x,

@@ -30,6 +30,7 @@ from lora_core.data.models import (
     Verdict,
 )
 from lora_core.gallery import scorecards
+from lora_core.generation.recipe import StackedLora
 
 T = TypeVar("T")
 
@@ -196,6 +197,19 @@ def _shown_images(lora_id: str) -> ColumnElement[bool]:
     return (col(GeneratedImage.lora_training_id) == lora_id) & col(GeneratedImage.hidden).is_(None)
 
 
+def _stacked_exactly(stacked: StackedLora | None) -> ColumnElement[bool]:
+    """An image's batch has exactly `stacked` added to its LoRA (None: nothing added)."""
+    added = select(BatchLora).where(col(BatchLora.batch_id) == col(GeneratedImage.batch_id))
+    if stacked is None:
+        return ~exists(added)
+    that_one = added.where(
+        col(BatchLora.position) == 1,
+        col(BatchLora.lora_training_id) == stacked.lora_id,
+        col(BatchLora.lora_scale) == stacked.scale,
+    )
+    return exists(that_one) & ~exists(added.where(col(BatchLora.position) > 1))
+
+
 def _stacked_batches(lora_id: str) -> Select[tuple[str]]:
     """The batches `lora_id` was added to (stacked on another LoRA: `batch_loras`)."""
     return select(col(BatchLora.batch_id)).where(col(BatchLora.lora_training_id) == lora_id)
@@ -349,10 +363,17 @@ def list_ready_loras(*, session: Session) -> list[LoraTraining]:
 
 
 def latest_for_prompt(
-    *, session: Session, lora_ids: Sequence[str], prompt: str, per_lora: int = 4
+    *,
+    session: Session,
+    lora_ids: Sequence[str],
+    prompt: str,
+    per_lora: int = 4,
+    stacked: StackedLora | None = None,
 ) -> dict[str, list[GeneratedImage]]:
     """Each LoRA's latest images generated from exactly this prompt (as typed), newest
-    first: one indexed query per LoRA (a comparison holds at most four)."""
+    first: one indexed query per LoRA (a comparison holds at most four). Made by the LoRA
+    alone, or with `stacked` (exactly that LoRA at that scale) stacked on it: a comparison
+    never mixes the two."""
     latest: dict[str, list[GeneratedImage]] = {}
     for lora_id in lora_ids:
         latest[lora_id] = list(
@@ -363,6 +384,7 @@ def latest_for_prompt(
                     col(GeneratedImage.prompt) == prompt,
                     func.coalesce(col(GeneratedImage.nsfw), False).is_(False),
                     col(GeneratedImage.hidden).is_(None),
+                    _stacked_exactly(stacked),
                 )
                 .order_by(col(GeneratedImage.created_at).desc())
                 .limit(per_lora)

@@ -27,7 +27,7 @@ from lora_core.data.db import session_scope
 from lora_core.data.models import LoraStatus, LoraTraining, RequestId, Suite, SuiteAutoRun
 from lora_core.errors import InvalidSweep, NotAllowed
 from lora_core.generation.prompts import MAX_PROMPT_LENGTH
-from lora_core.generation.recipe import NO_LORA, SCALE_RANGE, Recipe, checked
+from lora_core.generation.recipe import NO_LORA, SCALE_RANGE, Recipe, StackedLora, checked
 from lora_core.identity import Identity
 from lora_core.lab.axes import Axis, arm_value, case_value, lora_axis, seed_axis
 
@@ -183,12 +183,16 @@ def run_plan(
     lora_ids: Sequence[str],
     baseline: bool,
     second_scale: float | None = None,
+    stacked: StackedLora | None = None,
 ) -> RunPlan:
     """The sweep that runs `spec` on these LoRAs (and the base model, with `baseline`); with
-    `second_scale`, each LoRA at the suite's scale and at that one (an `arm` axis)."""
+    `second_scale`, each LoRA at the suite's scale and at that one (an `arm` axis); with
+    `stacked`, that LoRA stacked on every cell (the baseline too: the base model with it)."""
     loras = [lora for lora in dict.fromkeys(lora_ids) if lora != NO_LORA]
     if not loras:
         raise InvalidSweep("Pick at least one LoRA to run the suite on.")
+    if stacked is not None and stacked.lora_id in loras:
+        raise InvalidSweep("A LoRA cannot be stacked on itself: take it out of “Run on”.")
     cases = Axis("case", tuple(case_value(p, seed) for p in spec.prompts for seed in spec.seeds))
     arms = lora_axis([*loras, *([NO_LORA] if baseline else [])])
     if second_scale is not None:
@@ -204,7 +208,8 @@ def run_plan(
             tuple(arm_value(lora, scale) for lora in loras for scale in scales)
             + ((arm_value(NO_LORA, spec.recipe.lora_scale),) if baseline else ()),
         )
-    plan = RunPlan(loras[0], spec.prompts[0], spec.recipe.with_seed(spec.seeds[0]), arms, cases)
+    base = spec.recipe.with_seed(spec.seeds[0]).with_stack((stacked,) if stacked else ())
+    plan = RunPlan(loras[0], spec.prompts[0], base, arms, cases)
     if plan.cells > MAX_CELLS:
         raise InvalidSweep(
             f"That run has {plan.cells} images; at most {MAX_CELLS}. Pick fewer LoRAs, or "

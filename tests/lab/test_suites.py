@@ -12,7 +12,7 @@ from lora_core.arena import arenas
 from lora_core.data.db import session_scope
 from lora_core.data.models import ArenaPair, GenerationBatch, Suite, Sweep
 from lora_core.errors import InvalidSweep, NotAllowed, QuotaExceeded
-from lora_core.generation.recipe import NO_LORA, Recipe
+from lora_core.generation.recipe import NO_LORA, Recipe, StackedLora
 from lora_core.identity import Identity
 from lora_core.lab import suites, views
 from tests.support.studios import studio_for
@@ -176,6 +176,42 @@ def test_a_second_scale_runs_each_lora_at_both_and_the_baseline_once(
         assert (
             len(session.scalars(select(ArenaPair).where(ArenaPair.arena_id == arena_id)).all()) == 3
         )
+
+
+def test_a_run_with_a_lora_stacked_on_each_sends_it_with_every_cell(
+    studio, engine, add_lora, fake_fal
+):
+    add_lora("neon", trigger_word="neonword", weights_url="https://weights.example/n.bin")
+    add_lora("house", trigger_word="housestyle", weights_url="https://weights.example/h.bin")
+    suite_id = suites.save(engine=engine, who=ANN, name="Styled", spec=spec("a fox", "7, 8"))
+
+    sweep_id, done = studio.run_suite(
+        user="ann", suite_id=suite_id, lora_ids=["neon"], baseline=True,
+        stacked=StackedLora("house", 0.5),
+    )  # fmt: skip
+    assert done.wait(30)
+
+    sent = sorted(
+        (tuple((lora["path"], lora["scale"]) for lora in s.body["loras"]), s.body["prompt"])
+        for s in fake_fal.submissions
+    )
+    house = ("https://weights.example/h.bin", 0.5)
+    neon = ("https://weights.example/n.bin", 0.8)
+    # The baseline: the base model with the stacked LoRA alone, the same words.
+    assert sent == [
+        ((house,), "a fox in the style of neonword in the style of housestyle"),
+        ((house,), "a fox in the style of neonword in the style of housestyle"),
+        ((neon, house), "a fox in the style of neonword in the style of housestyle"),
+        ((neon, house), "a fox in the style of neonword in the style of housestyle"),
+    ]
+    with session_scope(engine) as session:
+        view = views.sweep_view(session=session, sweep_id=sweep_id)
+    assert {cell.recipe.stack for cell in view.cells.values()} == {(StackedLora("house", 0.5),)}
+    with pytest.raises(InvalidSweep, match="stacked on itself"):
+        suites.run_plan(
+            spec("a fox", "7"), lora_ids=["house"], baseline=False,
+            stacked=StackedLora("house", 0.5),
+        )  # fmt: skip
 
 
 @pytest.mark.parametrize("second", [0.8, 2.5, -0.5])

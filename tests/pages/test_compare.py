@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from lora_core.data.clock import to_iso
 from lora_core.data.db import session_scope
-from lora_core.data.models import GeneratedImage, GenerationBatch, LoraStatus
+from lora_core.data.models import BatchLora, GeneratedImage, GenerationBatch, LoraStatus
 from tests.conftest import NOW, open_with_query
 from tests.support.markup import readable
 
@@ -133,3 +133,41 @@ def test_running_out_midway_says_so_outside_the_folded_progress_box(
     assert not at.status[1].warning and not at.status[1].error  # nothing folded away
     assert "You've used all 8 generations today." in readable(at.warning[0].value)
     assert [row[1] for row in batches(engine) if row[1] == "a red fox"] == ["a red fox"]
+
+
+def test_a_lora_stacked_on_each_compares_only_images_made_so_and_makes_the_missing(
+    open_app, add_lora, engine
+):
+    add_lora("a", trigger_word="alpha")
+    add_lora("b", trigger_word="beta")
+    add_lora("s", trigger_word="style")
+    add_images_for(engine, "a", "a red fox", 4)  # alpha alone: not what is compared now
+
+    at = open_compare(
+        open_app, compare_loras=["alpha", "beta", "style"], compare_prompt="a red fox",
+        compare_with="style", compare_with_scale="0.5",
+    )  # fmt: skip
+
+    assert not at.exception
+    assert [s.value for s in at.subheader] == [
+        "alpha \\+ style · 0\\.5", "beta \\+ style · 0\\.5", "style \\+ style · 0\\.5"
+    ]  # fmt: skip
+    assert without_images(at) == 2  # alpha's own images are not stacked ones
+    assert "This LoRA is the one stacked on the others." in [i.value for i in at.info]
+    assert at.button(key="generate_missing").label == "Generate for alpha, beta (2 batches)"
+
+    at.button(key="generate_missing").click().run()
+
+    assert not at.exception and without_images(at) == 0
+    with session_scope(engine) as session:
+        added = session.execute(
+            select(BatchLora.lora_training_id, BatchLora.lora_scale,
+                   GenerationBatch.lora_training_id)
+            .join(GenerationBatch, GenerationBatch.id == BatchLora.batch_id)
+        ).all()  # fmt: skip
+    assert sorted(added) == [("s", 0.5, "a"), ("s", 0.5, "b")]
+    assert len(cards(at)) == 8
+
+    alone = open_compare(open_app, compare_loras=["alpha", "beta"], compare_prompt="a red fox")
+    assert len(cards(alone, "cdn.example/a/")) == 4  # alone: alpha's own images only
+    assert without_images(alone) == 1  # beta was only ever made with style stacked

@@ -9,6 +9,7 @@ from lora_core.data.models import LoraTraining, Suite
 from lora_core.errors import LoraStudioError, NotSignedIn
 from lora_core.gallery import queries
 from lora_core.generation import recipe
+from lora_core.generation.recipe import SCALE_RANGE, StackedLora
 from lora_core.lab import axes, suites
 from ui import context
 from ui.components import format_date, lora_title
@@ -62,9 +63,12 @@ def _run(suite: Suite, spec: suites.SuiteSpec, loras: list[LoraTraining]) -> Non
         placeholder=f"only {spec.recipe.lora_scale:g}", key=f"suite_second_{suite.id}",
         help="Each LoRA at the suite's scale and at this one: which strength works best.",
     )  # fmt: skip
+    stacked = _stacked_on_each(suite, names)
     try:
         plan = (
-            suites.run_plan(spec, lora_ids=picked, baseline=baseline, second_scale=second)
+            suites.run_plan(
+                spec, lora_ids=picked, baseline=baseline, second_scale=second, stacked=stacked
+            )
             if picked
             else None
         )
@@ -85,7 +89,7 @@ def _run(suite: Suite, spec: suites.SuiteSpec, loras: list[LoraTraining]) -> Non
                 raise NotSignedIn("Sign in to run a suite.")
             sweep_id, _done = context.studio().run_suite(
                 user=user, suite_id=suite.id, lora_ids=picked, baseline=baseline,
-                second_scale=second,
+                second_scale=second, stacked=stacked,
             )  # fmt: skip
         except LoraStudioError as error:
             show_error(error)
@@ -94,6 +98,20 @@ def _run(suite: Suite, spec: suites.SuiteSpec, loras: list[LoraTraining]) -> Non
         st.query_params.pop(LORA_PARAM, None)
         st.query_params["sweep"] = sweep_id
         st.rerun()
+
+
+def _stacked_on_each(suite: Suite, names: dict[str, str]) -> StackedLora | None:
+    """Optionally, a LoRA stacked on every cell (a house style on subject LoRAs)."""
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    stacked_id = left.selectbox(
+        "Stacked on each", list(names), index=None, format_func=names.get,
+        key=f"suite_stack_{suite.id}", placeholder="Nothing: each LoRA alone",
+    )  # fmt: skip
+    scale = right.number_input(
+        "Its scale", *SCALE_RANGE, value=1.0, step=0.05, key=f"suite_stack_scale_{suite.id}",
+        disabled=stacked_id is None,
+    )  # fmt: skip
+    return StackedLora(stacked_id, float(scale)) if stacked_id else None
 
 
 def _actions(suite: Suite) -> None:
