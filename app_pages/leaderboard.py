@@ -8,8 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from lora_core.arena import arenas, ratings
+from lora_core.errors import LoraStudioError
+from lora_core.gallery import scorecards
 from lora_core.history import listing
 from ui import context, routes
+from ui.errors import show_error
 from ui.text import md
 
 
@@ -46,6 +49,29 @@ def show_standings(board: ratings.Leaderboard) -> None:
             "note": st.column_config.TextColumn("", help=f"Fewer than {ratings.FEW_VOTES} votes"),
         },
     )
+
+
+def recommend_best_scales(board: ratings.Leaderboard) -> None:
+    """For a LoRA judged at several scales, its owner (or an admin) makes the best-rated
+    one its recommended scale in one click: the Generate dialog then starts from it."""
+    best = ratings.best_scales(board)
+    who = context.current_identity()
+    if not best or who.user is None:
+        return
+    for lora_id, name in context.read(scorecards.editable, who=who, lora_ids=list(best)).items():
+        scale = best[lora_id]
+        if st.button(
+            f"Recommend scale {scale:g} for {md(name)} (rated best here)",
+            key=f"recommend_best_{lora_id}", icon=":material/thumb_up:",
+        ):  # fmt: skip
+            try:
+                scorecards.recommend(
+                    engine=context.studio().engine, who=who, lora_id=lora_id, scale=scale
+                )
+            except LoraStudioError as error:
+                show_error(error)
+                continue
+            st.toast(f"{md(name)}: the dialog starts at scale {scale:g}.", icon=":material/check:")
 
 
 def shares_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -112,5 +138,6 @@ with st.container(horizontal=True, key="board_figures"):
               help=f"Of the {board.judged_by_several} pairs two or more people judged, the "
               "share where all chose alike.")  # fmt: skip
 show_standings(board)
+recommend_best_scales(board)
 show_matrices(board)
 show_downloads(arena_id, f"arena-{arena.id}" if arena else "arenas")

@@ -59,7 +59,7 @@ def open_generate(lora_id: str, *, recommended: bool = True) -> None:
     if recommended:
         start = context.read(scorecards.recommended_recipe, lora_id=lora_id)
         if start != recipe.PLAN:
-            dialog.start_at_scale(start.lora_scale)
+            dialog.start_at(start)
     dialog.open(lora_id)
     st.session_state[PROMPT_KEY] = dialog.saved_prompt  # the widget starts from our copy
 

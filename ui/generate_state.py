@@ -81,9 +81,15 @@ class DialogState:
         if made_with is not None:
             self.saved_recipe = made_with
 
-    def start_at_scale(self, scale: float) -> None:
-        """A LoRA's recommended scale (its scorecard), the other saved settings kept."""
-        self.saved_recipe = replace(self.saved_recipe, lora_scale=scale)
+    def start_at(self, recommended: recipe.Recipe) -> None:
+        """A LoRA's recommended scale, steps and guidance (its scorecard), the other saved
+        settings (size, seed, stacked LoRAs) kept."""
+        self.saved_recipe = replace(
+            self.saved_recipe,
+            lora_scale=recommended.lora_scale,
+            steps=recommended.steps,
+            guidance=recommended.guidance,
+        )
 
     def ask_retry(self) -> None:
         self.error, self.retry = None, True

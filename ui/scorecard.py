@@ -10,6 +10,7 @@ from lora_core.errors import LoraStudioError
 from lora_core.gallery import scorecards
 from lora_core.gallery.scorecards import VERDICT_LABELS, Scorecard
 from lora_core.generation.prompts import MAX_TEMPLATE_LENGTH
+from lora_core.generation.recipe import GUIDANCE_RANGE, PLAN, SCALE_RANGE, STEPS_RANGE
 from ui import context
 from ui.components import format_date
 from ui.errors import show_error
@@ -32,8 +33,8 @@ def show_scorecard(lora: LoraTraining, card: Scorecard) -> None:
             f"{VERDICT_ICONS[card.verdict]} **{VERDICT_LABELS[card.verdict]}** · set by "
             f"{md(card.verdict_by or '')} · {md(format_date(card.verdict_at or ''))}"
         )
-    if card.recommended_scale is not None:
-        parts.append(f"Recommended scale {card.recommended_scale:g}")
+    if recommended := card.recommended.text():
+        parts.append(f"Recommended {recommended}")
     if card.prompt_template:
         parts.append(f"Prompt template: {md(card.prompt_template)}")
     if card.tags:
@@ -67,10 +68,19 @@ def _editor(lora: LoraTraining, card: Scorecard) -> None:
             "Tags", value=", ".join(card.tags), key="scorecard_tags",
             placeholder="style, portraits", help="Separated by commas; the gallery filters.",
         )  # fmt: skip
-        scale = st.number_input(
-            "Recommended scale", min_value=0.0, max_value=2.0, step=0.05,
-            value=card.recommended_scale, placeholder="The plan's (1.5)",
+        scale_box, steps_box, guidance_box = st.columns(3)
+        scale = scale_box.number_input(
+            "Recommended scale", *SCALE_RANGE, step=0.05,
+            value=card.recommended_scale, placeholder=f"The plan's ({PLAN.lora_scale:g})",
             key="scorecard_scale", help="The Generate dialog starts from it.",
+        )  # fmt: skip
+        steps = steps_box.number_input(
+            "Steps", *STEPS_RANGE, step=1, value=card.recommended_steps,
+            placeholder=f"The plan's ({PLAN.steps})", key="scorecard_steps",
+        )  # fmt: skip
+        guidance = guidance_box.number_input(
+            "Guidance", *GUIDANCE_RANGE, step=0.5, value=card.recommended_guidance,
+            placeholder=f"The plan's ({PLAN.guidance:g})", key="scorecard_guidance",
         )  # fmt: skip
         template = st.text_input(
             "Prompt template", value=card.prompt_template or "", key="scorecard_template",
@@ -90,6 +100,8 @@ def _editor(lora: LoraTraining, card: Scorecard) -> None:
                 notes=notes, tags=scorecards.parse_tags(tags),
                 verdict=None if verdict == NO_VERDICT else Verdict(verdict),
                 recommended_scale=scale, prompt_template=template,
+                recommended_steps=None if steps is None else int(steps),
+                recommended_guidance=guidance,
             )  # fmt: skip
         except LoraStudioError as error:
             show_error(error)

@@ -28,6 +28,7 @@ from sqlmodel import Session, col
 
 from lora_core.arena.arenas import ArmKey, arm_labels, unique_labels
 from lora_core.data.models import Arena, ArenaArm, ArenaChoice, ArenaPair, ArenaVote
+from lora_core.generation.recipe import NO_LORA
 
 ALPHA = 0.01
 BOOTSTRAP = 200
@@ -231,6 +232,7 @@ def leaderboard(*, session: Session, arena_id: str | None) -> Leaderboard:
         {
             "arm": names,
             "lora_id": [arm.lora_id for arm in arms],
+            "lora_scale": [arm.lora_scale for arm in arms],
             "arenas": [len(arenas_of.get(arm, set())) for arm in arms],
             "rating": ratings.round(0),
             "low": low.round(0),
@@ -340,6 +342,17 @@ class Standing:
     losses: int
     arenas: int
     few_votes: bool
+
+
+def best_scales(board: Leaderboard) -> dict[str, float]:
+    """For each LoRA judged at several scales: the scale of its best-rated arm (what its
+    scorecard's recommended scale may be set to in one click). The base model is none."""
+    rows = board.standings[board.standings["lora_id"] != NO_LORA]
+    best: dict[str, float] = {}
+    for lora_id, arms in rows.groupby("lora_id", sort=False):
+        if arms["lora_scale"].nunique() > 1:
+            best[str(lora_id)] = float(arms.sort_values("rank")["lora_scale"].iloc[0])
+    return best
 
 
 def standings_of(board: Leaderboard, lora_id: str) -> list[Standing]:

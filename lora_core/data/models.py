@@ -409,6 +409,8 @@ class LoraScorecard(SQLModel, table=True):
     updated_at: str = Field(sa_type=Text)
     # What the Generate dialog starts from for this LoRA; None: the plan's.
     recommended_scale: float | None = None
+    recommended_steps: int | None = None
+    recommended_guidance: float | None = None
     # How its trigger word is best used, e.g. "{prompt}, {trigger} style"; None: the plan's
     # "… in the style of {trigger}" (`lora_core.generation.prompts`).
     prompt_template: str | None = Field(default=None, sa_type=Text)

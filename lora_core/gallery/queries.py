@@ -249,21 +249,26 @@ def image_count_key(*, session: Session, lora_id: str) -> tuple[object, ...]:
         .order_by(col(GeneratedImage.created_at).desc())
         .limit(1)
     ).first()
-    hidden = session.scalar(
+    hidden = (
         select(func.count())
         .select_from(GeneratedImage)
         .where(
             (col(GeneratedImage.lora_training_id) == lora_id)
             & col(GeneratedImage.hidden).is_not(None)
         )
+        .scalar_subquery()
     )
-    # Batches it was stacked in (few): how many of their images, and how many shown.
-    stacked = session.execute(
-        select(func.count(), func.count(col(GeneratedImage.id)).filter(
-            col(GeneratedImage.hidden).is_(None)
-        )).where(col(GeneratedImage.batch_id).in_(_stacked_batches(lora_id)))
+    # Batches it was stacked in (few): how many of their images, and how many are hidden.
+    stacked = col(GeneratedImage.batch_id).in_(_stacked_batches(lora_id))
+    counts = session.execute(
+        select(
+            hidden,
+            select(func.count()).where(stacked).scalar_subquery(),
+            select(func.count()).where(stacked, col(GeneratedImage.hidden).is_not(None))
+            .scalar_subquery(),
+        )
     ).one()  # fmt: skip
-    return (None if newest is None else tuple(newest), hidden or 0, tuple(stacked))
+    return (None if newest is None else tuple(newest), *counts)
 
 
 def list_lora_images(
@@ -289,10 +294,19 @@ def list_lora_images(
     rowid = literal_column("generated_images.rowid")
     created = col(GeneratedImage.created_at)
     if session.scalar(select(exists(_stacked_batches(lora_id)))):
-        # Stacked in other LoRAs' batches too: its own images and those, merged by time.
+        # Stacked in other LoRAs' batches too: its own images and those, merged by time,
+        # each part cut to what the page can reach (its own walked in index order).
+        reach = skip + page_size
         both = union_all(
-            select(rowid.label("id"), created.label("at")).where(_shown_images(lora_id)),
-            select(rowid.label("id"), created.label("at")).where(_shown_stacked_images(lora_id)),
+            *(
+                select(rowid.label("id"), created.label("at"))
+                .where(condition)
+                .order_by(created.desc(), rowid.desc())
+                .limit(reach)
+                .subquery()
+                .select()
+                for condition in (_shown_images(lora_id), _shown_stacked_images(lora_id))
+            )
         ).subquery()
         page_rowids = (
             select(both.c.id)

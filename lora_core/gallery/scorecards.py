@@ -23,7 +23,7 @@ from lora_core.data.db import session_scope
 from lora_core.data.models import LoraScorecard, LoraTraining, ScorecardChange, Verdict
 from lora_core.errors import InvalidSettings, LoraNotFound, NotAllowed
 from lora_core.generation.prompts import clean_template
-from lora_core.generation.recipe import PLAN, SCALE_RANGE, Recipe
+from lora_core.generation.recipe import GUIDANCE_RANGE, PLAN, SCALE_RANGE, STEPS_RANGE, Recipe
 from lora_core.identity import Identity
 
 VERDICT_LABELS = {
@@ -37,6 +37,35 @@ _TAG = re.compile(r"^[\w][\w \-]{0,29}$")  # letters, digits, spaces, - and _: u
 
 
 @dataclass(frozen=True)
+class Recommended:
+    """The settings a LoRA's Generate dialog starts from (None: the plan's)."""
+
+    scale: float | None = None
+    steps: int | None = None
+    guidance: float | None = None
+
+    def check(self) -> Recommended:
+        """Itself, or `InvalidSettings` naming the setting out of the app's range."""
+        for value, (low, high), what in (
+            (self.scale, SCALE_RANGE, "scale"),
+            (self.steps, STEPS_RANGE, "number of steps"),
+            (self.guidance, GUIDANCE_RANGE, "guidance"),
+        ):
+            if value is not None and not low <= value <= high:
+                raise InvalidSettings(f"A recommended {what} is between {low:g} and {high:g}.")
+        return self
+
+    def text(self) -> str:
+        """ "scale 0.8 · 20 steps · guidance 4" (only those set)."""
+        parts = [
+            f"scale {self.scale:g}" if self.scale is not None else "",
+            f"{self.steps} steps" if self.steps is not None else "",
+            f"guidance {self.guidance:g}" if self.guidance is not None else "",
+        ]
+        return " · ".join(part for part in parts if part)
+
+
+@dataclass(frozen=True)
 class Scorecard:
     notes: str
     tags: tuple[str, ...]
@@ -45,6 +74,14 @@ class Scorecard:
     verdict_at: str | None
     recommended_scale: float | None = None
     prompt_template: str | None = None  # None: the plan's "… in the style of {trigger}"
+    recommended_steps: int | None = None
+    recommended_guidance: float | None = None
+
+    @property
+    def recommended(self) -> Recommended:
+        return Recommended(
+            self.recommended_scale, self.recommended_steps, self.recommended_guidance
+        )
 
     @classmethod
     def of(cls, row: LoraScorecard | None) -> Scorecard:
@@ -58,6 +95,8 @@ class Scorecard:
             verdict_at=row.verdict_at,
             recommended_scale=row.recommended_scale,
             prompt_template=row.prompt_template,
+            recommended_steps=row.recommended_steps,
+            recommended_guidance=row.recommended_guidance,
         )
 
 
@@ -94,6 +133,8 @@ def save(
     verdict: Verdict | None,
     recommended_scale: float | None = None,
     prompt_template: str | None = None,
+    recommended_steps: int | None = None,
+    recommended_guidance: float | None = None,
     now: datetime | None = None,
 ) -> None:
     """Change the LoRA's scorecard, keeping each changed field's old and new value with its
@@ -102,9 +143,7 @@ def save(
     prompt_template = clean_template(prompt_template)
     if len(notes or "") > MAX_NOTES:
         raise InvalidSettings(f"Notes have at most {MAX_NOTES} characters.")
-    low, high = SCALE_RANGE
-    if recommended_scale is not None and not low <= recommended_scale <= high:
-        raise InvalidSettings(f"A recommended scale is between {low:g} and {high:g}.")
+    recommended = Recommended(recommended_scale, recommended_steps, recommended_guidance).check()
     moment = to_iso(now or utc_now())
     with session_scope(engine) as session:
         lora = session.get(LoraTraining, lora_id)
@@ -120,11 +159,15 @@ def save(
         after = {
             "notes": notes or "", "tags": ", ".join(tags), "verdict": verdict or "",
             "recommended scale": _scale_text(recommended_scale),
+            "recommended steps": _scale_text(recommended.steps),
+            "recommended guidance": _scale_text(recommended.guidance),
             "prompt template": prompt_template or "",
         }  # fmt: skip
         old = {
             "notes": before.notes, "tags": ", ".join(before.tags), "verdict": before.verdict or "",
             "recommended scale": _scale_text(before.recommended_scale),
+            "recommended steps": _scale_text(before.recommended_steps),
+            "recommended guidance": _scale_text(before.recommended_guidance),
             "prompt template": before.prompt_template or "",
         }  # fmt: skip
         for field, value in after.items():
@@ -137,6 +180,7 @@ def save(
                 )  # fmt: skip
         row.notes = notes or None
         row.recommended_scale = recommended_scale
+        row.recommended_steps, row.recommended_guidance = recommended.steps, recommended.guidance
         row.prompt_template = prompt_template
         row.tags = json.dumps(list(tags)) if tags else None
         if (verdict or None) != before.verdict:
@@ -154,15 +198,25 @@ def editable(*, session: Session, who: Identity, lora_ids: list[str]) -> dict[st
     return {lora.id: lora.name or lora.trigger_word for lora in loras if may_edit(who, lora)}
 
 
-def recommend_scale(
-    *, engine: Engine, who: Identity, lora_id: str, scale: float, now: datetime | None = None
+def recommend(
+    *,
+    engine: Engine,
+    who: Identity,
+    lora_id: str,
+    scale: float,
+    steps: int | None = None,
+    guidance: float | None = None,
+    now: datetime | None = None,
 ) -> None:
-    """Set only the recommended scale (one click from a sweep's column), the rest kept."""
+    """Set the recommended settings in one click (a sweep's cell, a leaderboard's best
+    scale): the scale, and steps and guidance when given (else those kept), the rest kept."""
     with session_scope(engine) as session:
         card = Scorecard.of(session.get(LoraScorecard, lora_id))
     save(
         engine=engine, who=who, lora_id=lora_id, notes=card.notes, tags=card.tags,
         verdict=card.verdict, recommended_scale=scale, prompt_template=card.prompt_template,
+        recommended_steps=card.recommended_steps if steps is None else steps,
+        recommended_guidance=card.recommended_guidance if guidance is None else guidance,
         now=now,
     )  # fmt: skip
 
@@ -172,14 +226,24 @@ def _scale_text(scale: float | None) -> str:
 
 
 def recommended_recipe(*, session: Session, lora_id: str) -> Recipe:
-    """What the Generate dialog starts from for this LoRA: the plan's settings at its
-    recommended scale, if its scorecard has one."""
-    scale = session.scalar(
-        select(LoraScorecard.recommended_scale).where(
-            col(LoraScorecard.lora_training_id) == lora_id
-        )
+    """What the Generate dialog starts from for this LoRA: the plan's settings with its
+    scorecard's recommended ones, where it has some."""
+    row = session.execute(
+        select(
+            LoraScorecard.recommended_scale,
+            LoraScorecard.recommended_steps,
+            LoraScorecard.recommended_guidance,
+        ).where(col(LoraScorecard.lora_training_id) == lora_id)
+    ).first()
+    if row is None:
+        return PLAN
+    scale, steps, guidance = row
+    return replace(
+        PLAN,
+        lora_scale=PLAN.lora_scale if scale is None else float(scale),
+        steps=PLAN.steps if steps is None else int(steps),
+        guidance=PLAN.guidance if guidance is None else float(guidance),
     )
-    return PLAN if scale is None else replace(PLAN, lora_scale=float(scale))
 
 
 def changes(*, session: Session, lora_id: str, limit: int = 20) -> list[ScorecardChange]:

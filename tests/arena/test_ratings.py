@@ -170,3 +170,46 @@ def test_across_arenas_a_voters_judgement_of_two_images_counts_once(engine, add_
         own = ratings.leaderboard(session=session, arena_id=second)
 
     assert (every.votes, own.votes) == (1, 1)
+
+
+def vote_for(engine, arena_id: str, voter: str, preferred: str, *, pairs: int) -> None:
+    """`voter` votes on `pairs` pairs, always for the arm labelled `preferred` when it is
+    shown (else a tie)."""
+    from sqlalchemy import select
+
+    from lora_core.data.models import ArenaArm, ArenaPair
+
+    with session_scope(engine) as session:
+        labels = {arm.id: arm.label for arm in session.scalars(select(ArenaArm))}
+        label_of = {}
+        for pair in session.scalars(select(ArenaPair)):
+            label_of[pair.image_a], label_of[pair.image_b] = labels[pair.arm_a], labels[pair.arm_b]
+    for _ in range(pairs):
+        with session_scope(engine) as session:
+            shown = voting.next_pair(session=session, arena_id=arena_id, voter=voter)
+        if label_of[shown.left_image_id] == preferred:
+            side = Side.LEFT
+        elif label_of[shown.right_image_id] == preferred:
+            side = Side.RIGHT
+        else:
+            side = Side.TIE
+        voting.cast_vote(engine=engine, voter=voter, pair_id=shown.pair_id, side=side)
+
+
+def test_the_best_rated_scale_of_a_lora_judged_at_several(engine, add_lora):
+    add_lora("neon", trigger_word="neon")
+    add_lora("ink", trigger_word="ink")
+    cells = [
+        Cell(lora, scale, prompt=f"p{n}")
+        for n in range(3)
+        for lora, scale in (("neon", 0.6), ("neon", 1.2), ("ink", 1.0), (NO_LORA, 1.0))
+    ]
+    sweep_id, _ = finished_sweep(engine, cells)
+    arena_id = arenas.create_arena(engine=engine, user="ann", name="s", sweep_ids=[sweep_id])
+    vote_for(engine, arena_id, "ann", "neon · scale 1.2", pairs=18)
+
+    with session_scope(engine) as session:
+        board = ratings.leaderboard(session=session, arena_id=arena_id)
+
+    assert board.standings.iloc[0]["arm"] == "neon · scale 1.2"
+    assert ratings.best_scales(board) == {"neon": 1.2}  # ink: one scale; the base model: none

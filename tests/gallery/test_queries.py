@@ -156,10 +156,13 @@ def test_every_query_of_the_lora_page_uses_an_index(engine, add_lora):
         ],
     )
 
-    assert len(plans) == 3
+    assert len(plans) == 4
+    # Whether it was stacked in others' batches: one seek in batch_loras' own index.
+    stacked = "SEARCH batch_loras USING COVERING INDEX idx_batch_loras_lora (lora_training_id=?)"
+    assert plans[0][1].endswith(stacked) and plans[1][1].endswith(stacked), plans[:2]
     # A page's rows are picked in the index alone (then read by rowid), however deep.
     shown = "COVERING INDEX idx_gen_images_lora_created_shown (lora_training_id=? AND hidden=?)"
-    assert shown in plans[1][1]
+    assert shown in plans[0][1] and shown in plans[2][1]
     for _sql, plan in plans:
         steps = plan.split(" | ")
         for index, step in enumerate(steps):
@@ -174,6 +177,7 @@ def test_every_query_of_the_lora_page_uses_an_index(engine, add_lora):
                 assert step in (
                     "SCAN lora_trainings USING INDEX idx_lora_trainings_created",
                     "SCAN anon_1",  # that list's page, then, to join each cover by id
+                    "SCAN CONSTANT ROW",  # a select of subqueries: each one a seek
                 ), plan
 
 
@@ -194,7 +198,7 @@ def test_the_image_count_key_changes_with_each_new_image_and_each_hide(
     add_lora("keyed")
     with session_scope(engine) as session:
         empty = queries.image_count_key(session=session, lora_id="keyed")
-        assert empty == (None, 0)
+        assert empty == (None, 0, 0, 0)  # newest, hidden; stacked in others' batches: none
         assert queries.count_lora_images(session=session, lora_id="keyed") == 0
     add_images("keyed", 3)
 
@@ -207,7 +211,7 @@ def test_the_image_count_key_changes_with_each_new_image_and_each_hide(
     hide(engine, "keyed-img-0000")
     with session_scope(engine) as session:
         hidden_one = queries.image_count_key(session=session, lora_id="keyed")
-        assert hidden_one == (three[0], 1)
+        assert hidden_one == (three[0], 1, 0, 0)
         assert queries.count_lora_images(session=session, lora_id="keyed") == 2
     # Showing it again and hiding another leaves the count, and the key, as they were.
     hide(engine, "keyed-img-0000", hidden=False)
@@ -228,6 +232,9 @@ def test_the_image_count_key_is_two_index_seeks(engine, add_lora, add_images):
     assert len(plans) == 2
     assert "idx_gen_images_lora_created (lora_training_id=?)" in plans[0][1], plans
     assert "COVERING INDEX idx_gen_images_lora_hidden (lora_training_id=?" in plans[1][1], plans
+    # The batches it was stacked in, and their images: index seeks, no scan.
+    assert "COVERING INDEX idx_batch_loras_lora (lora_training_id=?)" in plans[1][1], plans
+    assert "SCAN generated_images" not in plans[1][1], plans
 
 
 def test_an_image_is_found_only_on_its_own_lora(engine):
@@ -314,3 +321,25 @@ def test_hidden_images_leave_every_gallery_but_not_history(engine, add_lora, add
     with session_scope(engine) as session:
         assert queries.count_lora_images(session=session, lora_id="l") == 3
         assert session.get(GeneratedImage, "l-img-0002").hidden is None  # NULL, never false
+
+
+def test_a_page_of_a_lora_stacked_in_others_batches_walks_its_own_index_in_order(engine, add_lora):
+    from lora_core.data.models import BatchLora
+
+    add_lora("stacked")
+    with session_scope(engine) as session:
+        session.add(BatchLora(batch_id="b", position=1, lora_training_id="stacked", lora_scale=1))
+        session.commit()
+
+    plans = explain_selects(
+        engine,
+        lambda session: queries.list_lora_images(
+            session=session, lora_id="stacked", page=3, total=100
+        ),
+    )
+
+    [(_, exists_plan), (_, page_plan)] = plans
+    assert "idx_batch_loras_lora (lora_training_id=?)" in exists_plan
+    own = "CO-ROUTINE anon_2 | SEARCH generated_images USING COVERING INDEX idx_gen_images_lora_"
+    assert own + "created_shown (lora_training_id=? AND hidden=?) | SCAN anon_2" in page_plan
+    assert "SCAN generated_images" not in page_plan

@@ -12,6 +12,7 @@ from lora_core.data.db import session_scope
 from lora_core.data.models import LoraScorecard, ScorecardChange, Verdict
 from lora_core.errors import InvalidSettings, NotAllowed
 from lora_core.gallery import queries, scorecards
+from lora_core.generation.recipe import PLAN
 from lora_core.identity import Identity
 from tests.conftest import NOW
 
@@ -110,7 +111,6 @@ def test_the_gallery_filters_by_verdict_and_a_whole_tag(engine, add_lora):
 
 
 def test_a_recommended_scale_is_kept_checked_and_what_the_dialog_starts_from(engine, add_lora):
-    from lora_core.generation.recipe import PLAN
 
     add_lora("neon"), add_lora("ink")
 
@@ -134,7 +134,7 @@ def test_one_click_sets_only_the_scale_and_only_on_loras_one_may_edit(engine, ad
     scorecards.save(engine=engine, who=OWNER, lora_id="neon", notes="n", tags=("t",),
                     verdict=Verdict.RECOMMENDED)  # fmt: skip
 
-    scorecards.recommend_scale(engine=engine, who=OWNER, lora_id="neon", scale=0.75)
+    scorecards.recommend(engine=engine, who=OWNER, lora_id="neon", scale=0.75)
 
     card = card_of(engine, "neon")
     assert (card.recommended_scale, card.notes, card.tags, card.verdict) == (
@@ -145,4 +145,28 @@ def test_one_click_sets_only_the_scale_and_only_on_loras_one_may_edit(engine, ad
         theirs = scorecards.editable(session=session, who=Identity(user="bob"), lora_ids=["neon"])
     assert (sorted(mine), theirs) == (["ink", "neon"], {})
     with pytest.raises(NotAllowed):
-        scorecards.recommend_scale(engine=engine, who=Identity(user="bob"), lora_id="neon", scale=1)
+        scorecards.recommend(engine=engine, who=Identity(user="bob"), lora_id="neon", scale=1)
+
+
+def test_recommended_settings_are_where_the_dialog_starts_and_are_checked(engine, add_lora):
+    add_lora("neon"), add_lora("ink")
+    scorecards.save(engine=engine, who=OWNER, lora_id="ink", notes="", tags=(), verdict=None,
+                    recommended_steps=12)  # fmt: skip
+
+    scorecards.recommend(engine=engine, who=OWNER, lora_id="neon", scale=0.9, steps=20,
+                         guidance=4.5)  # fmt: skip
+    scorecards.recommend(engine=engine, who=OWNER, lora_id="neon", scale=1.1)  # the rest kept
+
+    with session_scope(engine) as session:
+        neon = scorecards.recommended_recipe(session=session, lora_id="neon")
+        ink = scorecards.recommended_recipe(session=session, lora_id="ink")
+        fields = {c.field for c in scorecards.changes(session=session, lora_id="neon")}
+    assert (neon.lora_scale, neon.steps, neon.guidance) == (1.1, 20, 4.5)
+    assert neon.image_size == PLAN.image_size and neon.seed is None
+    assert (ink.lora_scale, ink.steps, ink.guidance) == (PLAN.lora_scale, 12, PLAN.guidance)
+    assert fields == {"recommended scale", "recommended steps", "recommended guidance"}
+    assert card_of(engine, "neon").recommended.text() == "scale 1.1 · 20 steps · guidance 4.5"
+    for bad, message in (({"steps": 80}, "number of steps"), ({"guidance": 30.0}, "guidance")):
+        with pytest.raises(InvalidSettings, match=f"recommended {message}"):
+            scorecards.recommend(engine=engine, who=OWNER, lora_id="neon", scale=1.0, **bad)
+    assert card_of(engine, "neon").recommended.steps == 20  # a refused change changes nothing

@@ -204,3 +204,31 @@ def test_an_image_that_cannot_be_read_leaves_the_votes_and_skip(
         "The right image cannot be shown right now; skip this pair.",
     ]
     assert {"vote_skip", "vote_left"} <= {button.key for button in at.button}
+
+
+def test_the_owner_recommends_the_best_rated_scale_from_the_leaderboard(
+    open_app, app_env, engine, add_lora
+):
+    from sqlalchemy import update
+
+    from lora_core.data.models import LoraScorecard, LoraTraining
+    from tests.arena.test_ratings import vote_for
+
+    add_lora("neon-id", trigger_word="neonword")
+    with session_scope(engine) as session:  # the app's visitor, "guest", owns it
+        session.execute(update(LoraTraining).values(user="guest"))
+        session.commit()
+    url = stored_picture(app_env, "picture", "teal")
+    cells = [Cell("neon-id", scale, prompt=f"p{n}") for n in range(3) for scale in (0.6, 1.2)]
+    sweep_id, _ = finished_sweep(engine, cells, image_url=url)
+    arena_id = arenas.create_arena(engine=engine, user="ann", name="Scales", sweep_ids=[sweep_id])
+    vote_for(engine, arena_id, "bob", "neonword · scale 1.2", pairs=3)
+
+    at = open_with_query(open_app, LEADERBOARD, id=arena_id)
+    button = at.button(key="recommend_best_neon-id")
+    assert button.label == "Recommend scale 1.2 for neonword (rated best here)"
+    button.click().run()
+
+    assert not at.exception
+    with session_scope(engine) as session:
+        assert session.get(LoraScorecard, "neon-id").recommended_scale == 1.2

@@ -69,17 +69,21 @@ def test_the_gallery_shows_the_loras_with_a_verdict_and_a_tag(open_app, engine, 
     assert at.query_params["tag"] == "nothing-like-it"
 
 
-def test_the_dialog_starts_from_the_loras_recommended_scale(open_app, engine, add_lora):
+def test_the_dialog_starts_from_the_loras_recommended_settings(open_app, engine, add_lora):
     add_lora("neon-id", trigger_word="neonword")
     scorecards.save(engine=engine, who=Identity(user="trainer"), lora_id="neon-id", notes="",
-                    tags=(), verdict=None, recommended_scale=0.8)  # fmt: skip
+                    tags=(), verdict=None, recommended_scale=0.8, recommended_steps=20,
+                    recommended_guidance=5.0)  # fmt: skip
 
     at = open_with_query(open_app, LORA_PAGE, id="neon-id")
-    assert "Recommended scale 0.8" in " ".join(c.value for c in at.caption)
+    assert "Recommended scale 0.8 · 20 steps · guidance 5" in " ".join(c.value for c in at.caption)
     at.button(key="open_generate").click().run()
 
-    [scale] = [s for s in at.slider if s.key and s.key.startswith("gen_scale_")]
-    assert scale.value == 0.8
+    def setting(name: str) -> float:
+        [slider] = [s for s in at.slider if s.key and s.key.startswith(f"gen_{name}_")]
+        return slider.value
+
+    assert (setting("scale"), setting("steps"), setting("guidance")) == (0.8, 20, 5.0)
 
 
 def test_a_scale_from_a_sweep_becomes_the_recommended_one_in_one_click(open_app, engine, add_lora):
@@ -97,7 +101,10 @@ def test_a_scale_from_a_sweep_becomes_the_recommended_one_in_one_click(open_app,
     at = open_with_query(open_app, "app_pages/lab.py", sweep=sweep_id)
 
     assert [s.key for s in at.selectbox if s.key.startswith("recommend_")] == ["recommend_neon-id"]
-    at.selectbox(key="recommend_neon-id").set_value(1.0)
+    assert at.selectbox(key="recommend_neon-id").options == [
+        "scale 0.5 · 28 steps · guidance 3.5", "scale 1 · 28 steps · guidance 3.5"
+    ]  # fmt: skip
+    at.selectbox(key="recommend_neon-id").set_value((1.0, 28, 3.5))
     at.button(key="recommend_set_neon-id").click().run()
 
     assert not at.exception
@@ -106,3 +113,4 @@ def test_a_scale_from_a_sweep_becomes_the_recommended_one_in_one_click(open_app,
     assert (card.recommended_scale, card.notes, card.tags, card.verdict) == (
         1.0, "keep me", ("style",), Verdict.UNDER_TEST
     )  # fmt: skip
+    assert (card.recommended_steps, card.recommended_guidance) == (28, 3.5)

@@ -240,30 +240,37 @@ def _set_beside() -> None:
 
 
 def _recommend_action(view: views.SweepView) -> None:
-    """A sweep that tried a LoRA at several scales: its owner (or an admin) picks one as
-    the LoRA's recommended scale, which the Generate dialog then starts from."""
-    tried: dict[str, set[float]] = {}
+    """A sweep that tried a LoRA at several settings (scale, steps, guidance): its owner
+    (or an admin) picks one cell's as the LoRA's recommended settings, which the Generate
+    dialog then starts from."""
+    tried: dict[str, set[tuple[float, int, float]]] = {}
     for cell in view.cells.values():
         if cell.lora_id != NO_LORA and cell.status == BatchStatus.SUCCEEDED:
-            tried.setdefault(cell.lora_id, set()).add(cell.recipe.lora_scale)
-    several = [lora_id for lora_id, scales in tried.items() if len(scales) > 1]
+            made = cell.recipe
+            tried.setdefault(cell.lora_id, set()).add((made.lora_scale, made.steps, made.guidance))
+    several = [lora_id for lora_id, settings in tried.items() if len(settings) > 1]
     who = context.current_identity()
     if not several or who.user is None:
         return
     for lora_id, name in context.read(scorecards.editable, who=who, lora_ids=several).items():
         with st.container(horizontal=True, vertical_alignment="bottom"):
-            scale = st.selectbox(
-                f"Recommended scale for {md(name)}", sorted(tried[lora_id]),
-                format_func=lambda value: f"{value:g}", key=f"recommend_{lora_id}", width=220,
+            chosen = st.selectbox(
+                f"Recommended settings for {md(name)}", sorted(tried[lora_id]),
+                format_func=lambda settings: scorecards.Recommended(*settings).text(),
+                key=f"recommend_{lora_id}", width=320,
             )  # fmt: skip
             if st.button("Recommend", key=f"recommend_set_{lora_id}", icon=":material/thumb_up:"):
+                scale, steps, guidance = chosen
                 try:
-                    scorecards.recommend_scale(
-                        engine=context.studio().engine, who=who, lora_id=lora_id, scale=scale
-                    )
+                    scorecards.recommend(
+                        engine=context.studio().engine, who=who, lora_id=lora_id, scale=scale,
+                        steps=steps, guidance=guidance,
+                    )  # fmt: skip
                 except LoraStudioError as error:
                     show_error(error)
                     return
                 st.toast(
-                    f"{md(name)}: the dialog starts at scale {scale:g}.", icon=":material/check:"
+                    f"{md(name)}: the dialog starts at "
+                    f"{md(scorecards.Recommended(*chosen).text())}.",
+                    icon=":material/check:",
                 )

@@ -5,7 +5,8 @@
 its rows), each at its scale, in the order fal got them. `generation_batches.full_prompt`:
 the prompt fal got, kept because it no longer follows from the prompt and one trigger word
 (a template, several LoRAs); None on older rows, whose full prompt is the plan's rule.
-`lora_scorecards.prompt_template`: how a LoRA's trigger word is best used.
+`lora_scorecards.prompt_template`: how a LoRA's trigger word is best used; its
+`recommended_steps` and `recommended_guidance`, beside its recommended scale.
 
 Revision ID: 0018_stacked_loras
 Revises: 0017_recommended_scale
@@ -35,3 +36,5 @@ def upgrade() -> None:
     )
     add_column("generation_batches", "full_prompt", "TEXT")
     add_column("lora_scorecards", "prompt_template", "TEXT")
+    add_column("lora_scorecards", "recommended_steps", "INTEGER")
+    add_column("lora_scorecards", "recommended_guidance", "REAL")
