@@ -12,7 +12,7 @@ from lora_core.errors import LoraStudioError
 from lora_core.gallery import downloads, favorites, moderation, views
 from lora_core.generation import recipe, service, stacks
 from lora_core.generation.recipe import Recipe
-from ui import context
+from ui import context, routes
 from ui.components import (
     FLAGGED_TEXT,
     empty_thumbnail,
@@ -131,8 +131,13 @@ def show_image_details(
     may_hide: bool,
     on_hidden: Callable[[], object],
 ) -> None:
-    """What the image was made from, its stars, share link and downloads."""
+    """What the image was made from, its stars, share link and downloads. An image stacked
+    on another LoRA (shown on an added LoRA's page) is downloaded and remixed as its own
+    LoRA's."""
     image, store = view.image, context.studio().store
+    if view.made.first is not None and view.made.first.id != lora.id:
+        st.caption(f"Its LoRA: {md(lora_title(view.made.first))}")
+    lora = view.made.first or lora
     st.markdown(f"**{md(image.prompt)}**")
     st.caption(f"by {md(image.user)} · {md(format_date(image.created_at))}")
     size = f"{image.image_width}×{image.image_height}" if image.image_width else "—"
@@ -188,6 +193,8 @@ def show_recipe_actions(lora: LoraTraining, image: GeneratedImage, made_with: Re
             if st.button(label, key=key, icon=icon, disabled=disabled):
                 close_image()
                 remix(lora.id, image.prompt, made_with, run=run)
+                if st.query_params.get("id") != lora.id:
+                    routes.open_lora(lora.id)  # shown on an added LoRA's page: to its own
                 st.rerun()  # the whole page: the Generate dialog replaces this one
 
 

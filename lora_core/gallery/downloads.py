@@ -89,19 +89,22 @@ def mime_type(image: GeneratedImage) -> str:
 class Made:
     """How a stored image was made, as its recipe file says (`lora_core.gallery.views`):
     its recipe (the seed fal used, the LoRAs added), the prompt fal got (None: the plan's
-    rule with the LoRA's trigger word, on rows older than it was kept), the added LoRAs."""
+    rule with the LoRA's trigger word, on rows older than it was kept), the added LoRAs,
+    and its own (first) LoRA, which for an image shown on an added LoRA's page is another."""
 
     recipe: Recipe
     full_prompt: str | None = None
     added: tuple[LoraTraining, ...] = ()
+    first: LoraTraining | None = None
 
 
 def with_recipe(data: bytes, image: GeneratedImage, lora: LoraTraining, made: Made) -> bytes:
-    """The image's bytes carrying its recipe (`recipe_files`), as every download does."""
+    """The image's bytes carrying its recipe (`recipe_files`), as every download does; its
+    own LoRA first when `made` knows it (`lora`: the page's)."""
     return recipe_files.embed(
         data,
         recipe_files.fields_for(
-            lora=lora,
+            lora=made.first or lora,
             prompt=image.prompt,
             recipe=made.recipe,
             seed=image.seed,
@@ -165,6 +168,7 @@ def _manifest_row(
     image: GeneratedImage, lora: LoraTraining, name: str | None, made: Made | None
 ) -> ManifestRow:
     full_prompt = made.full_prompt if made is not None else None
+    lora = (made.first if made is not None else None) or lora
     return ManifestRow(
         file=name,
         prompt=image.prompt,

@@ -85,8 +85,8 @@ def image_view(*, session: Session, lora_id: str, image_id: str, who: Identity) 
 
 
 def recipes_of(*, session: Session, images: Sequence[GeneratedImage]) -> dict[str, Made]:
-    """How each image was made (as `image_recipe`, with fal's prompt and the LoRAs added
-    to its first), by image id, in three queries whatever the number of images."""
+    """How each image was made (as `image_recipe`, with fal's prompt, its own LoRA and the
+    LoRAs added to it), by image id, in three queries whatever the number of images."""
     batch_ids = {image.batch_id for image in images if image.batch_id}
     batches = {
         batch.id: batch
@@ -95,7 +95,11 @@ def recipes_of(*, session: Session, images: Sequence[GeneratedImage]) -> dict[st
         )
     } if batch_ids else {}  # fmt: skip
     added = stacks.stacks_of(session, batch_ids)
-    loras = _loras(session, {more.lora_id for stack in added.values() for more in stack})
+    loras = _loras(
+        session,
+        {more.lora_id for stack in added.values() for more in stack}
+        | {image.lora_training_id for image in images},
+    )
     made = {}
     for image in images:
         batch = batches.get(image.batch_id or "")
@@ -104,6 +108,7 @@ def recipes_of(*, session: Session, images: Sequence[GeneratedImage]) -> dict[st
             recipe.batch_recipe(batch, seed=image.seed).with_stack(stack),
             batch.full_prompt if batch is not None else None,
             tuple(loras[more.lora_id] for more in stack if more.lora_id in loras),
+            loras.get(image.lora_training_id),
         )
     return made
 

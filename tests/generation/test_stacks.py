@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select, text
 
 from lora_core.data.db import session_scope
-from lora_core.data.models import BatchLora, GeneratedImage, GenerationBatch
+from lora_core.data.models import BatchLora, GeneratedImage, GenerationBatch, LoraTraining
 from lora_core.errors import InvalidSettings, WeightsUnavailable
 from lora_core.gallery import downloads, scorecards, views
 from lora_core.generation import prompts, recipe_files
@@ -277,6 +277,13 @@ def test_a_stacked_batch_shows_on_every_loras_page_marked_with_the_others(
     assert opened is not None and refused is None
     assert marks_style == {outcome.batch_id: "with ohwx at 1.1"}
     assert marks_subject == {outcome.batch_id: "with wtrclr at 0.6"}
+    # Downloaded from style's page, its recipe still names its own LoRA first.
+    with session_scope(engine) as session:
+        made = views.recipes_of(session=session, images=[opened])[opened.id]
+        style = session.get(LoraTraining, "style")
+    fields = recipe_files.read(downloads.with_recipe(recipe_files_jpeg(), opened, style, made))
+    assert fields.fields["lora"]["id"] == "subject"
+    assert [more["id"] for more in fields.fields["added_loras"]] == ["style"]
 
     from tests.support.factories import hide
 

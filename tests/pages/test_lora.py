@@ -1012,3 +1012,10 @@ def test_a_stacked_image_is_on_both_loras_pages_marked_with_the_other(
     image = stored_images(engine)[0]
     at = open_app(LORA_PAGE, id="style", image=image.id)
     assert "With wtrclr at 0\\.6" in [c.value for c in at.caption]  # its details open here
+    assert "Its LoRA: ohwx" in [c.value for c in at.caption]
+
+    at.button(key="remix_image").click().run()  # remixed as its own LoRA's, on its page
+
+    assert not at.exception and at.query_params["id"] == "subject"
+    assert setting(at.selectbox, "stack_0").value == "style"
+    assert at.text_area(key="gen_prompt").value == "a fox"
