@@ -25,7 +25,8 @@ Module map (one hop from a behaviour to its folder):
                        storing (a finished batch's images copied and rows written once),
                        recovery (following batches nobody waits on), quota, prompts,
                        recipe (the settings of a batch: scale, seed, size, steps, guidance),
-                       recipe_files (the recipe inside an image file: written, read)
+                       recipe_files (the recipe inside an image file: written, read),
+                       stacks (LoRAs stacked in one generation, the prompt fal gets)
     training/          trainers (the interface), preview (offline), archive (uploads
                        checked and zipped), lifecycle (a training's row, reserved and
                        submitted, and its quota), following (a training followed to fal's
