@@ -34,8 +34,8 @@ from lora_core.data.models import (
     Sweep,
 )
 from lora_core.errors import InvalidArena
-from lora_core.generation import recipe
-from lora_core.generation.recipe import NO_LORA, NO_LORA_LABEL
+from lora_core.generation import recipe, stacks
+from lora_core.generation.recipe import NO_LORA, NO_LORA_LABEL, StackedLora
 
 MAX_NAME_LENGTH = 100
 MAX_SOURCES = 20
@@ -43,13 +43,26 @@ MAX_SOURCES = 20
 
 @dataclass(frozen=True)
 class ArmKey:
-    """What makes an arm: the LoRA (or `NO_LORA`) and the settings besides prompt and seed."""
+    """What makes an arm: the LoRA (or `NO_LORA`) and the settings besides prompt and seed,
+    the LoRAs stacked on it included (`stack`: "id:scale id:scale", "" for none)."""
 
     lora_id: str
     lora_scale: float
     steps: int
     guidance: float
     image_size: str
+    stack: str = ""
+
+    @property
+    def stacked(self) -> list[tuple[str, float]]:
+        """The stacked LoRAs: (id, scale), in fal's order."""
+        pairs = (part.rsplit(":", 1) for part in self.stack.split())
+        return [(lora_id, float(scale)) for lora_id, scale in pairs]
+
+
+def stack_text(stack: Sequence[StackedLora]) -> str:
+    """Stacked LoRAs as an arm keeps them: "id:scale id:scale"."""
+    return " ".join(f"{more.lora_id}:{more.scale:g}" for more in stack)
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,7 @@ def _arm_order(arm: ArmKey) -> tuple[object, ...]:
         arm.steps,
         arm.guidance,
         arm.image_size,
+        arm.stack,
     )
 
 
@@ -113,6 +127,7 @@ def entries_of_sweeps(session: Session, sweep_ids: Sequence[str]) -> list[Entry]
         )
         .order_by(col(GeneratedImage.created_at), col(GeneratedImage.id))
     ).all()
+    stacked = stacks.stacks_of(session, [batch.id for _image, batch in rows])
     entries = []
     for image, batch in rows:
         made_with = recipe.batch_recipe(batch, seed=None)
@@ -123,6 +138,7 @@ def entries_of_sweeps(session: Session, sweep_ids: Sequence[str]) -> list[Entry]
             steps=made_with.steps,
             guidance=made_with.guidance,
             image_size=made_with.image_size,
+            stack=stack_text(stacked.get(batch.id, ())),
         )
         entries.append(Entry(image.id, arm, batch.prompt, image.seed, image.created_at))
     return entries
@@ -131,7 +147,10 @@ def entries_of_sweeps(session: Session, sweep_ids: Sequence[str]) -> list[Entry]
 def arm_labels(session: Session, arms: Sequence[ArmKey]) -> dict[ArmKey, str]:
     """How the leaderboard and a reveal name each arm: the LoRA's name (or the base
     model), its scale, and the other settings only where the arms differ in them."""
-    ids = {arm.lora_id for arm in arms} - {NO_LORA}
+    ids = {arm.lora_id for arm in arms} | {
+        lora_id for arm in arms for lora_id, _scale in arm.stacked
+    }
+    ids -= {NO_LORA}
     names = {
         lora.id: lora.name or lora.trigger_word
         for lora in session.scalars(select(LoraTraining).where(col(LoraTraining.id).in_(ids)))
@@ -152,6 +171,10 @@ def arm_labels(session: Session, arms: Sequence[ArmKey]) -> dict[ArmKey, str]:
             parts.append(f"guidance {arm.guidance:g}")
         if varies["image_size"]:
             parts.append(arm.image_size)
+        parts += [
+            f"+ {names.get(lora_id, 'a LoRA no longer here')} {scale:g}"
+            for lora_id, scale in arm.stacked
+        ]
         labels[arm] = " · ".join(parts)
     return unique_labels(labels)
 
@@ -224,6 +247,7 @@ def create_arena(
                     guidance_scale=arm.guidance,
                     image_size=arm.image_size,
                     label=labels[arm],
+                    stack=arm.stack or None,
                 )
             )
         for position, pair in enumerate(planned):

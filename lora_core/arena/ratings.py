@@ -128,6 +128,7 @@ def _votes(session: Session, arena_id: str | None) -> pd.DataFrame:
                     ("guidance", table.c.guidance_scale),
                     ("size", table.c.image_size),
                     ("label", table.c.label),
+                    ("stack", table.c.stack),
                 )
             ),
         )
@@ -158,6 +159,7 @@ def _arm_key(row: pd.Series, side: str) -> ArmKey:
         steps=int(row[f"{side}_steps"]),
         guidance=float(row[f"{side}_guidance"]),
         image_size=str(row[f"{side}_size"]),
+        stack=row[f"{side}_stack"] or "",
     )
 
 
@@ -172,6 +174,8 @@ def leaderboard(*, session: Session, arena_id: str | None) -> Leaderboard:
                 "rank",
                 "arm",
                 "lora_id",
+                "lora_scale",
+                "stack",
                 "arenas",
                 "rating",
                 "low",
@@ -189,7 +193,14 @@ def leaderboard(*, session: Session, arena_id: str | None) -> Leaderboard:
     keys_b = [_arm_key(row, "b") for _, row in votes.iterrows()]
     arms = sorted(
         set(keys_a) | set(keys_b),
-        key=lambda arm: (arm.lora_id, arm.lora_scale, arm.steps, arm.guidance, arm.image_size),
+        key=lambda arm: (
+            arm.lora_id,
+            arm.lora_scale,
+            arm.steps,
+            arm.guidance,
+            arm.image_size,
+            arm.stack,
+        ),
     )
     index = {arm: number for number, arm in enumerate(arms)}
     if arena_id is None:
@@ -233,6 +244,7 @@ def leaderboard(*, session: Session, arena_id: str | None) -> Leaderboard:
             "arm": names,
             "lora_id": [arm.lora_id for arm in arms],
             "lora_scale": [arm.lora_scale for arm in arms],
+            "stack": [arm.stack for arm in arms],
             "arenas": [len(arenas_of.get(arm, set())) for arm in arms],
             "rating": ratings.round(0),
             "low": low.round(0),
@@ -347,7 +359,10 @@ class Standing:
 def best_scales(board: Leaderboard) -> dict[str, float]:
     """For each LoRA judged at several scales: the scale of its best-rated arm (what its
     scorecard's recommended scale may be set to in one click). The base model is none."""
-    rows = board.standings[board.standings["lora_id"] != NO_LORA]
+    # A stacked arm's scale belongs to the combination, not to the LoRA alone.
+    rows = board.standings[
+        (board.standings["lora_id"] != NO_LORA) & (board.standings["stack"] == "")
+    ]
     best: dict[str, float] = {}
     for lora_id, arms in rows.groupby("lora_id", sort=False):
         if arms["lora_scale"].nunique() > 1:

@@ -319,6 +319,8 @@ class ArenaArm(SQLModel, table=True):
     guidance_scale: float | None = None
     image_size: str | None = Field(default=None, sa_type=Text)
     label: str = Field(sa_type=Text)
+    # The LoRAs it stacks on its own, "id:scale id:scale" in fal's order; None: none.
+    stack: str | None = Field(default=None, sa_type=Text)
 
 
 class ArenaPair(SQLModel, table=True):

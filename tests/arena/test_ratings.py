@@ -213,3 +213,34 @@ def test_the_best_rated_scale_of_a_lora_judged_at_several(engine, add_lora):
 
     assert board.standings.iloc[0]["arm"] == "neon · scale 1.2"
     assert ratings.best_scales(board) == {"neon": 1.2}  # ink: one scale; the base model: none
+
+
+def test_a_lora_alone_and_stacked_are_two_arms_named_apart(engine, add_lora):
+    from sqlalchemy import select
+
+    from lora_core.data.models import ArenaArm, BatchLora, GenerationBatch
+
+    add_lora("neon", trigger_word="neon")
+    add_lora("style", trigger_word="wtrclr")
+    cells = [Cell("neon", 1.0, prompt=f"p{n}") for n in range(2) for _ in range(2)]
+    sweep_id, _ = finished_sweep(engine, cells)
+    with session_scope(engine) as session:  # every other cell had wtrclr stacked at 0.5
+        batches = session.scalars(
+            select(GenerationBatch).where(GenerationBatch.sweep_id == sweep_id)
+            .order_by(GenerationBatch.created_at)
+        ).all()  # fmt: skip
+        for batch in batches[1::2]:
+            session.add(
+                BatchLora(batch_id=batch.id, position=1, lora_training_id="style", lora_scale=0.5)
+            )
+        session.commit()
+
+    arena_id = arenas.create_arena(engine=engine, user="ann", name="s", sweep_ids=[sweep_id])
+    vote_for(engine, arena_id, "ann", "neon · scale 1 · + wtrclr 0.5", pairs=2)
+
+    with session_scope(engine) as session:
+        arms = {(arm.label, arm.stack) for arm in session.scalars(select(ArenaArm))}
+        board = ratings.leaderboard(session=session, arena_id=arena_id)
+    assert arms == {("neon · scale 1", None), ("neon · scale 1 · + wtrclr 0.5", "style:0.5")}
+    assert list(board.standings["arm"]) == ["neon · scale 1 · + wtrclr 0.5", "neon · scale 1"]
+    assert ratings.best_scales(board) == {}  # one scale alone; the stacked arm's is not its own
