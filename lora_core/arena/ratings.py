@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import choix
 import numpy as np
@@ -191,17 +191,7 @@ def leaderboard(*, session: Session, arena_id: str | None) -> Leaderboard:
         return Leaderboard(empty, pd.DataFrame(), pd.DataFrame(), 0, 0, None, 0)
     keys_a = [_arm_key(row, "a") for _, row in votes.iterrows()]
     keys_b = [_arm_key(row, "b") for _, row in votes.iterrows()]
-    arms = sorted(
-        set(keys_a) | set(keys_b),
-        key=lambda arm: (
-            arm.lora_id,
-            arm.lora_scale,
-            arm.steps,
-            arm.guidance,
-            arm.image_size,
-            arm.stack,
-        ),
-    )
+    arms = sorted(set(keys_a) | set(keys_b), key=astuple)  # by LoRA, then settings
     index = {arm: number for number, arm in enumerate(arms)}
     if arena_id is None:
         labels = arm_labels(session, arms)
