@@ -30,7 +30,7 @@ from lora_core.data.models import (
     Verdict,
 )
 from lora_core.gallery import scorecards
-from lora_core.generation.recipe import StackedLora
+from lora_core.generation.recipe import NO_LORA, StackedLora
 
 T = TypeVar("T")
 
@@ -216,11 +216,15 @@ def _stacked_batches(lora_id: str) -> Select[tuple[str]]:
 
 
 def _shown_stacked_images(lora_id: str) -> ColumnElement[bool]:
-    """The images of batches `lora_id` was stacked in, which its page shows too (marked
-    with the other LoRAs): never its own images (a LoRA is never added to itself)."""
-    return col(GeneratedImage.batch_id).in_(_stacked_batches(lora_id)) & col(
-        GeneratedImage.hidden
-    ).is_(None)
+    """The images of batches `lora_id` was stacked in on another LoRA, which its page shows
+    too (marked with the other LoRAs): never its own images (a LoRA is never added to
+    itself), nor a sweep's baseline cells (the base model, stacked or not: no LoRA page
+    shows them, as their grid does)."""
+    return (
+        col(GeneratedImage.batch_id).in_(_stacked_batches(lora_id))
+        & col(GeneratedImage.hidden).is_(None)
+        & (col(GeneratedImage.lora_training_id) != NO_LORA)
+    )
 
 
 def count_lora_images(*, session: Session, lora_id: str) -> int:
@@ -259,7 +263,9 @@ def image_count_key(*, session: Session, lora_id: str) -> tuple[object, ...]:
         .scalar_subquery()
     )
     # Batches it was stacked in (few): how many of their images, and how many are hidden.
-    stacked = col(GeneratedImage.batch_id).in_(_stacked_batches(lora_id))
+    stacked = col(GeneratedImage.batch_id).in_(_stacked_batches(lora_id)) & (
+        col(GeneratedImage.lora_training_id) != NO_LORA
+    )
     counts = session.execute(
         select(
             hidden,

@@ -291,19 +291,36 @@ def _generate_with_weights_fallback(
     try:
         return generator.generate(request, on_progress=recorder)
     except WeightsUnavailable as error:
-        place = error.place or 0
-        lora = loras[place] if place < len(loras) else None
-        urls = [request.weights_url, *(more.weights_url for more in request.added)]
-        failed = urls[place] if place < len(urls) else None
+        # What fal got, in its order: a baseline without weights sends only the added.
+        sent = [
+            (place, lora, url)
+            for place, (lora, url) in enumerate(
+                zip(
+                    loras,
+                    [request.weights_url, *(m.weights_url for m in request.added)],
+                    strict=True,
+                )
+            )
+            if lora is not None and url is not None
+        ]
+        if error.place is None and len(sent) > 1:  # fal did not say which: no guess
+            names = ", ".join(stacks.label(lora) for _place, lora, _url in sent)
+            raise WeightsUnavailable(
+                f"fal could not load the weights of one of these LoRAs ({names}): a weights "
+                "URL may have expired or be unreachable."
+            ) from None
+        spot = error.place or 0
+        if spot >= len(sent):
+            raise
+        place, lora, failed = sent[spot]
+        named = f"{stacks.label(lora)}: {error}" if len(sent) > 1 else str(error)
         fallback = (
             weights.fallback_for_fal(lora, failed_url=failed)
-            if lora is not None and failed is not None and generator.downloads_weights
+            if generator.downloads_weights
             else None
         )
         if fallback is None:
-            if request.added and lora is not None:
-                raise WeightsUnavailable(f"{stacks.label(lora)}: {error}") from None
-            raise
+            raise WeightsUnavailable(named) from None
     accepted.clear()  # fal ended the first job: only the second one is followed now
     if place == 0:
         retried = replace(request, weights_url=fallback)
@@ -311,7 +328,12 @@ def _generate_with_weights_fallback(
         added = list(request.added)
         added[place - 1] = replace(added[place - 1], weights_url=fallback)
         retried = replace(request, added=tuple(added))
-    return generator.generate(retried, on_progress=recorder)
+    try:
+        return generator.generate(retried, on_progress=recorder)
+    except WeightsUnavailable as again:
+        if len(sent) > 1:
+            raise WeightsUnavailable(f"{stacks.label(lora)}: {again}") from None
+        raise
 
 
 def settle(engine: Engine, batch_id: str, error: BaseException, *, accepted: bool) -> None:

@@ -35,20 +35,25 @@ def label(lora: LoraTraining) -> str:
     return lora.name or lora.trigger_word
 
 
+# Ids asked for in one `IN (…)`: SQLite and libSQL servers allow 32,766 variables, and an
+# export may ask about every batch.
+CHUNK = 500
+
+
 def stacks_of(session: Session, batch_ids: Iterable[str]) -> dict[str, tuple[StackedLora, ...]]:
-    """The LoRAs added to each of these batches, in fal's order (batches without: absent)."""
+    """The LoRAs added to each of these batches, in fal's order (batches without: absent);
+    asked `CHUNK` batches at a time."""
     wanted = list(dict.fromkeys(batch_ids))
-    if not wanted:
-        return {}
-    rows = session.scalars(
-        select(BatchLora)
-        .where(col(BatchLora.batch_id).in_(wanted))
-        .order_by(col(BatchLora.batch_id), col(BatchLora.position))
-    ).all()
     found: dict[str, tuple[StackedLora, ...]] = {}
-    for row in rows:
-        added = StackedLora(lora_id=row.lora_training_id, scale=row.lora_scale)
-        found[row.batch_id] = (*found.get(row.batch_id, ()), added)
+    for start in range(0, len(wanted), CHUNK):
+        rows = session.scalars(
+            select(BatchLora)
+            .where(col(BatchLora.batch_id).in_(wanted[start : start + CHUNK]))
+            .order_by(col(BatchLora.batch_id), col(BatchLora.position))
+        ).all()
+        for row in rows:
+            added = StackedLora(lora_id=row.lora_training_id, scale=row.lora_scale)
+            found[row.batch_id] = (*found.get(row.batch_id, ()), added)
     return found
 
 

@@ -291,3 +291,84 @@ def test_a_stacked_batch_shows_on_every_loras_page_marked_with_the_others(
     with session_scope(engine) as session:
         assert queries.image_count_key(session=session, lora_id="style") != key_before
         assert queries.count_lora_images(session=session, lora_id="style") == 33
+
+
+class Failing:
+    """A generator whose first job fal fails to download a LoRA for (`place`, as fal names
+    it), then succeeds; it keeps every request it got."""
+
+    downloads_weights = True
+
+    def __init__(self, place):
+        self.place, self.requests = place, []
+
+    def generate(self, request, on_progress=None):
+        from lora_core.errors import WeightsUnavailable
+        from lora_core.generation.generators import GenerationResult
+
+        self.requests.append(request)
+        if len(self.requests) == 1:
+            raise WeightsUnavailable("fal could not load this LoRA's weights", place=self.place)
+        return GenerationResult(images=[], seed="1", request_id="r")
+
+
+def lora_row(lora_id: str, copy: str | None = None) -> LoraTraining:
+    return LoraTraining(
+        id=lora_id, request_id=lora_id, user="u", trigger_word=lora_id, status="completed",
+        created_at="2026-01-01T00:00:00.000Z", lora_weights_url=f"https://fal.media/{lora_id}",
+        weights_copy_url=copy,
+    )  # fmt: skip
+
+
+def test_fals_place_is_read_against_the_loras_it_was_sent():
+    """A sweep's baseline cell with house stacked sends fal house alone: fal's loras[0] is
+    house, whose durable copy is tried once."""
+    from lora_core.generation import service
+    from lora_core.generation.generators import AddedWeights, GenerationRequest
+
+    house = lora_row("house", copy="https://bucket.example/house.safetensors")
+    generator = Failing(place=0)
+    request = GenerationRequest(
+        batch_id="b", full_prompt="p", weights_url=None, lora_label="no LoRA",
+        added=(AddedWeights("https://fal.media/house", 0.5, "house"),),
+    )  # fmt: skip
+
+    service._generate_with_weights_fallback(generator, request, [None, house], lambda _p: None, [])
+
+    _first, second = generator.requests
+    assert second.weights_url is None
+    assert second.added[0].weights_url == "https://bucket.example/house.safetensors"
+
+
+def test_a_download_failure_fal_does_not_place_names_every_lora_and_guesses_none():
+    from lora_core.generation import service
+    from lora_core.generation.generators import AddedWeights, GenerationRequest
+
+    first, style = lora_row("first", copy="https://b.example/f"), lora_row("style")
+    request = GenerationRequest(
+        batch_id="b", full_prompt="p", weights_url="https://fal.media/first", lora_label="first",
+        added=(AddedWeights("https://fal.media/style", 0.5, "style"),),
+    )  # fmt: skip
+    generator = Failing(place=None)
+
+    with pytest.raises(WeightsUnavailable, match=r"one of these LoRAs \(first, style\)"):
+        service._generate_with_weights_fallback(
+            generator, request, [first, style], lambda _p: None, []
+        )
+    assert len(generator.requests) == 1  # no retry with a guessed copy
+
+
+def test_stacks_are_read_in_chunks_that_any_server_accepts(engine, monkeypatch):
+    from lora_core.generation import stacks
+
+    monkeypatch.setattr(stacks, "CHUNK", 2)
+    with session_scope(engine) as session:
+        for number in range(5):
+            session.add(BatchLora(batch_id=f"b{number}", position=1, lora_training_id="s",
+                                  lora_scale=number / 10))  # fmt: skip
+        session.add(BatchLora(batch_id="b4", position=2, lora_training_id="t", lora_scale=1))
+        session.commit()
+        found = stacks.stacks_of(session, [f"b{number}" for number in range(6)])
+
+    assert len(found) == 5 and "b5" not in found
+    assert found["b4"] == (StackedLora("s", 0.4), StackedLora("t", 1.0))
