@@ -35,7 +35,7 @@ from lora_core.data.models import (
 )
 from lora_core.errors import InvalidArena
 from lora_core.generation import recipe, stacks
-from lora_core.generation.recipe import NO_LORA, NO_LORA_LABEL, StackedLora
+from lora_core.generation.recipe import NO_LORA, NO_LORA_LABEL
 
 MAX_NAME_LENGTH = 100
 MAX_SOURCES = 20
@@ -56,13 +56,7 @@ class ArmKey:
     @property
     def stacked(self) -> list[tuple[str, float]]:
         """The stacked LoRAs: (id, scale), in fal's order."""
-        pairs = (part.rsplit(":", 1) for part in self.stack.split())
-        return [(lora_id, float(scale)) for lora_id, scale in pairs]
-
-
-def stack_text(stack: Sequence[StackedLora]) -> str:
-    """Stacked LoRAs as an arm keeps them: "id:scale id:scale"."""
-    return " ".join(f"{more.lora_id}:{more.scale:g}" for more in stack)
+        return [(more.lora_id, more.scale) for more in stacks.from_text(self.stack)]
 
 
 @dataclass(frozen=True)
@@ -138,7 +132,7 @@ def entries_of_sweeps(session: Session, sweep_ids: Sequence[str]) -> list[Entry]
             steps=made_with.steps,
             guidance=made_with.guidance,
             image_size=made_with.image_size,
-            stack=stack_text(stacked.get(batch.id, ())),
+            stack=stacks.as_text(stacked.get(batch.id, ())),
         )
         entries.append(Entry(image.id, arm, batch.prompt, image.seed, image.created_at))
     return entries

@@ -259,6 +259,8 @@ class Sweep(SQLModel, table=True):
     # A run of an evaluation suite (`lora_core.lab.suites`): its LoRAs across, its prompts
     # and seeds down. None: a sweep typed in the Lab.
     suite_id: str | None = Field(default=None, sa_type=Text)
+    # LoRAs stacked on every cell unless an axis varies them ("id:scale …"); None: none.
+    stack: str | None = Field(default=None, sa_type=Text)
 
 
 class ImageFavorite(SQLModel, table=True):

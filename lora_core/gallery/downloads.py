@@ -19,7 +19,7 @@ import pandas as pd
 from lora_core import thumbnails, web
 from lora_core.data.models import GeneratedImage, LoraTraining
 from lora_core.errors import DownloadFailed
-from lora_core.generation import recipe_files
+from lora_core.generation import recipe_files, stacks
 from lora_core.generation.prompts import with_trigger
 from lora_core.generation.recipe import PLAN, Recipe, stored_seed
 from lora_core.storage import (
@@ -46,6 +46,7 @@ class ManifestRow:
     user: str
     created_at: str
     image_url: str
+    added_loras: str = ""  # the LoRAs stacked on it, "id:scale id:scale" in fal's order
 
 
 def read_image(url: str, *, store: MediaStore, client: httpx.Client | None = None) -> bytes:
@@ -181,6 +182,7 @@ def _manifest_row(
         user=image.user,
         created_at=image.created_at,
         image_url=image.image_url,
+        added_loras=stacks.as_text(made.recipe.stack) if made is not None else "",
     )
 
 

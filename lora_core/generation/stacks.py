@@ -30,6 +30,17 @@ from lora_core.generation.prompts import Wording, full_prompt, with_trigger
 from lora_core.generation.recipe import Recipe, StackedLora
 
 
+def as_text(stack: Sequence[StackedLora]) -> str:
+    """Stacked LoRAs as a row keeps them in one column: "id:scale id:scale" ("": none)."""
+    return " ".join(f"{more.lora_id}:{more.scale:g}" for more in stack)
+
+
+def from_text(text: str | None) -> tuple[StackedLora, ...]:
+    """`as_text` read back."""
+    pairs = (part.rsplit(":", 1) for part in (text or "").split())
+    return tuple(StackedLora(lora_id, float(scale)) for lora_id, scale in pairs)
+
+
 def label(lora: LoraTraining) -> str:
     """How pages name a LoRA: its given name, else its trigger word."""
     return lora.name or lora.trigger_word

@@ -15,6 +15,7 @@ import pandas as pd
 from lora_core import web
 from lora_core.errors import DownloadFailed
 from lora_core.gallery.downloads import FETCH_TIMEOUT_SECONDS, read_image
+from lora_core.generation import stacks
 from lora_core.generation.recipe import NO_LORA
 from lora_core.lab.contact_sheet import contact_sheet
 from lora_core.lab.views import CellView, SweepView
@@ -100,5 +101,6 @@ def _manifest_row(view: SweepView, cell: CellView, name: str | None) -> dict[str
         "steps": cell.recipe.steps,
         "guidance": cell.recipe.guidance,
         "image_size": cell.recipe.image_size,
+        "added_loras": stacks.as_text(cell.recipe.stack),
         "image_url": cell.image.image_url if cell.image is not None else None,
     }

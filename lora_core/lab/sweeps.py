@@ -328,4 +328,5 @@ def _sweep_row(
         seed=str(base.seed),
         created_at=to_iso(now),  # its cells' time: one clock for the sweep
         suite_id=suite_id,
+        stack=stacks.as_text(base.stack) or None,
     )

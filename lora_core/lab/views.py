@@ -43,6 +43,7 @@ class SweepView:
     cells: dict[tuple[int, int], CellView]
     suite_name: str | None = None  # a run of an evaluation suite
     beside: str | None = None  # the LoRA of another run shown beside this one
+    stacked: str = ""  # what every cell stacks: "with wtrclr at 0.5" ("": nothing)
 
     @property
     def size(self) -> int:
@@ -59,12 +60,13 @@ class SweepView:
     def title(self) -> str:
         """ "wtrclr · “a fox” · seed 7" (the seed only when no axis varies it); a suite's run:
         "Suite “Portraits” on wtrclr"."""
+        stacked = f" · {self.stacked}" if self.stacked else ""
         if self.suite_name is not None:
             also = f", beside its run on {self.beside}" if self.beside else ""
-            return f"Suite “{self.suite_name}” on {self.lora_name}{also}"
+            return f"Suite “{self.suite_name}” on {self.lora_name}{stacked}{also}"
         varied = {self.x.kind} | ({self.y.kind} if self.y is not None else set())
         seed = "" if "seed" in varied else f" · seed {self.sweep.seed}"
-        return f"{self.lora_name} · “{self.sweep.prompt}”{seed}"
+        return f"{self.lora_name} · “{self.sweep.prompt}”{stacked}{seed}"
 
 
 def sweep_view(*, session: Session, sweep_id: str) -> SweepView | None:
@@ -92,7 +94,12 @@ def sweep_view(*, session: Session, sweep_id: str) -> SweepView | None:
         )
     }
     x, y = axes_of(sweep)
-    names = _names(session, [sweep.lora_training_id, *loras_of(x), *(loras_of(y) if y else ())])
+    base_stack = stacks.from_text(sweep.stack)
+    names = _names(
+        session,
+        [sweep.lora_training_id, *loras_of(x), *(loras_of(y) if y else ()),
+         *(more.lora_id for more in base_stack)],
+    )  # fmt: skip
     added = stacks.stacks_of(session, [batch.id for batch in latest.values()])
     return SweepView(
         sweep=sweep,
@@ -106,7 +113,14 @@ def sweep_view(*, session: Session, sweep_id: str) -> SweepView | None:
             for place, batch in latest.items()
         },
         suite_name=_suite_name(session, sweep.suite_id),
-    )
+        stacked=(
+            "with " + " · ".join(
+                f"{names.get(more.lora_id, 'a LoRA no longer here')} at {more.scale:g}"
+                for more in base_stack
+            )
+            if base_stack else ""
+        ),
+    )  # fmt: skip
 
 
 def _suite_name(session: Session, suite_id: str | None) -> str | None:
@@ -146,7 +160,7 @@ def base_recipe(sweep: Sweep) -> Recipe:
         guidance=sweep.guidance_scale,
         image_size=sweep.image_size,
         seed=sweep.seed,
-    )
+    ).with_stack(stacks.from_text(sweep.stack))
 
 
 def _names(session: Session, lora_ids: list[str]) -> dict[str, str]:

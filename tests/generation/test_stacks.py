@@ -208,6 +208,20 @@ def test_a_stacked_recipe_round_trips_through_a_downloaded_file(
     again = recipe_files.as_recipe(fields)
     assert again == made.recipe
     assert again.stack == (StackedLora("b", 0.8),) and again.lora_scale == 1.2
+    # The zip's manifest says it too.
+    with session_scope(engine) as session:
+        images = session.scalars(
+            select(GeneratedImage).where(GeneratedImage.batch_id == outcome.batch_id)
+        ).all()
+        recipes = views.recipes_of(session=session, images=images)
+    archive = downloads.images_zip(images, first, store=media_store, recipes=recipes)
+    import io
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
+        manifest = json.loads(zipped.read("manifest.json"))
+    assert {row["added_loras"] for row in manifest} == {"b:0.8"}
     # Reproduced from the file: fal gets the same LoRAs again.
     generate_batch("a", fields["prompt"], recipe=again)
     assert fake_fal.submissions[-1].body["loras"] == fake_fal.submissions[-2].body["loras"]
@@ -372,3 +386,24 @@ def test_stacks_are_read_in_chunks_that_any_server_accepts(engine, monkeypatch):
 
     assert len(found) == 5 and "b5" not in found
     assert found["b4"] == (StackedLora("s", 0.4), StackedLora("t", 1.0))
+
+
+def test_a_baseline_cell_with_a_lora_stacked_stays_off_that_loras_page(engine, add_lora):
+    from lora_core.gallery import queries
+    from lora_core.generation.recipe import NO_LORA
+
+    add_lora("house")
+    with session_scope(engine) as session:
+        session.add(BatchLora(batch_id="cell", position=1, lora_training_id="house",
+                              lora_scale=0.5))  # fmt: skip
+        session.add(
+            GeneratedImage(id="base", lora_training_id=NO_LORA, user="ann", prompt="p",
+                           image_url="https://cdn.example/b.jpg", batch_id="cell",
+                           created_at="2026-12-01T00:00:00.000Z")
+        )  # fmt: skip
+        session.commit()
+        page = queries.list_lora_images(session=session, lora_id="house")
+        key = queries.image_count_key(session=session, lora_id="house")
+
+    assert page.total == 0 and page.items == []
+    assert key == (None, 0, 0, 0)

@@ -179,7 +179,7 @@ def test_a_second_scale_runs_each_lora_at_both_and_the_baseline_once(
 
 
 def test_a_run_with_a_lora_stacked_on_each_sends_it_with_every_cell(
-    studio, engine, add_lora, fake_fal
+    studio, engine, add_lora, fake_fal, tmp_path
 ):
     add_lora("neon", trigger_word="neonword", weights_url="https://weights.example/n.bin")
     add_lora("house", trigger_word="housestyle", weights_url="https://weights.example/h.bin")
@@ -206,7 +206,21 @@ def test_a_run_with_a_lora_stacked_on_each_sends_it_with_every_cell(
     ]
     with session_scope(engine) as session:
         view = views.sweep_view(session=session, sweep_id=sweep_id)
+        base = views.base_recipe(session.get(Sweep, sweep_id))
     assert {cell.recipe.stack for cell in view.cells.values()} == {(StackedLora("house", 0.5),)}
+    # The run says so: its title, and its zip's manifest, cell by cell.
+    assert view.title == "Suite “Styled” on neonword · with housestyle at 0.5"
+    assert base.stack == (StackedLora("house", 0.5),)
+    import io
+    import zipfile
+
+    from lora_core.lab import sweep_files
+    from lora_core.storage import LocalMediaStore
+
+    store = LocalMediaStore(tmp_path / "media", "app/static/media")
+    with zipfile.ZipFile(io.BytesIO(sweep_files.archive(view, store=store))) as zipped:
+        manifest = json.loads(zipped.read("manifest.json"))
+    assert {row["added_loras"] for row in manifest} == {"house:0.5"}
     with pytest.raises(InvalidSweep, match="stacked on itself"):
         suites.run_plan(
             spec("a fox", "7"), lora_ids=["house"], baseline=False,

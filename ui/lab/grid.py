@@ -245,7 +245,12 @@ def _recommend_action(view: views.SweepView) -> None:
     dialog then starts from."""
     tried: dict[str, set[tuple[float, int, float]]] = {}
     for cell in view.cells.values():
-        if cell.lora_id != NO_LORA and cell.status == BatchStatus.SUCCEEDED:
+        # A stacked cell's settings belong to the combination, not to its LoRA alone.
+        if (
+            cell.lora_id != NO_LORA
+            and cell.status == BatchStatus.SUCCEEDED
+            and not cell.recipe.stack
+        ):
             made = cell.recipe
             tried.setdefault(cell.lora_id, set()).add((made.lora_scale, made.steps, made.guidance))
     several = [lora_id for lora_id, settings in tried.items() if len(settings) > 1]

@@ -7,7 +7,8 @@ the prompt fal got, kept because it no longer follows from the prompt and one tr
 (a template, several LoRAs); None on older rows, whose full prompt is the plan's rule.
 `lora_scorecards.prompt_template`: how a LoRA's trigger word is best used; its
 `recommended_steps` and `recommended_guidance`, beside its recommended scale.
-`arena_arms.stack`: the LoRAs an arm stacks on its own ("id:scale …"; None: none).
+`arena_arms.stack`, `sweeps.stack`: the LoRAs an arm, or every cell of a sweep (a suite
+run's "Stacked on each"), stacks on its own ("id:scale …"; None: none).
 
 Revision ID: 0018_stacked_loras
 Revises: 0017_recommended_scale
@@ -40,3 +41,4 @@ def upgrade() -> None:
     add_column("lora_scorecards", "recommended_steps", "INTEGER")
     add_column("lora_scorecards", "recommended_guidance", "REAL")
     add_column("arena_arms", "stack", "TEXT")
+    add_column("sweeps", "stack", "TEXT")
