@@ -88,20 +88,33 @@ def _advanced() -> Chosen:
         return recipe_inputs(shown, key=lambda name: f"gen_{name}_{round_}")
 
 
-def _stack(lora: LoraTraining, chosen: Chosen) -> Chosen:
+def _stack(lora: LoraTraining, chosen: Chosen) -> tuple[Chosen, list[str]]:
     """Other LoRAs to stack on this one (up to MAX_STACKED_LORAS), each at its scale; open
-    when the saved recipe has some (a remix of a stacked image)."""
+    when the saved recipe has some (a remix of a stacked image). Also the names of the
+    saved recipe's LoRAs that cannot be stacked here (hidden, not ready, one too many),
+    which a warning names."""
     places = context.studio().settings.max_stacked_loras
-    if not places:
-        return chosen
     dialog, round_ = state(), state().round
     choices = {
         other.id: stacks.label(other)
         for other in context.read(queries.list_ready_loras)
         if other.id != lora.id
     }
-    if not choices:
-        return chosen
+    kept = [more.lora_id for more in dialog.saved_recipe.stack if more.lora_id in choices]
+    dropped = [
+        more.lora_id for more in dialog.saved_recipe.stack if more.lora_id not in kept[:places]
+    ]
+    names = context.read(stacks.names_of, lora_ids=dropped) if dropped else {}
+    if dropped:
+        st.warning(
+            "Not stacked here: "
+            + ", ".join(md(names.get(lora_id, "a LoRA no longer here")) for lora_id in dropped)
+            + " (hidden, not ready, or more than this LoRA Studio stacks). "
+            "Generate makes the images without them.",
+            icon=":material/layers_clear:",
+        )
+    if not places or not choices:
+        return chosen, dropped
     with st.expander("Stack LoRAs", expanded=bool(dialog.saved_recipe.stack)):
         st.caption(
             "fal merges every LoRA listed. Each one's trigger word is added to the prompt "
@@ -111,7 +124,7 @@ def _stack(lora: LoraTraining, chosen: Chosen) -> Chosen:
             dialog.saved_recipe, choices=choices, places=places,
             key=lambda name: f"gen_{name}_{round_}",
         )  # fmt: skip
-    return replace(chosen, stack=stack)
+    return replace(chosen, stack=stack), dropped
 
 
 def reuse_prompt(lora_id: str, prompt: str) -> None:
@@ -167,7 +180,7 @@ def _generate_dialog(lora: LoraTraining) -> None:
             help=f"1 to {prompts.MAX_PROMPT_LENGTH} characters.",
             required=True,
         )
-        chosen = _stack(lora, _advanced())
+        chosen, dropped = _stack(lora, _advanced())
         hours = status.window.total_seconds() / 3600
         st.caption(remaining_text(status), help=f"Counted over a rolling {hours:g}-hour window.")
         submitted = st.form_submit_button(
@@ -180,7 +193,10 @@ def _generate_dialog(lora: LoraTraining) -> None:
             quota_message(status.limit, status.window, status.next_slot_at),
             icon=":material/timer:",
         )
-    if dialog.take("retry") or submitted:
+    # Reproduce runs at once, unless the image's LoRAs cannot all be stacked here: then
+    # the warning above says which, and the user decides.
+    retry = dialog.take("retry") and not dropped
+    if retry or submitted:
         _run_generation(lora, prompt, chosen)  # reruns the app when done
 
     if dialog.take("focus"):

@@ -51,6 +51,14 @@ def label(lora: LoraTraining) -> str:
 CHUNK = 500
 
 
+def names_of(*, session: Session, lora_ids: Sequence[str]) -> dict[str, str]:
+    """How pages name these LoRAs (`label`), by id; a LoRA not found is absent."""
+    if not lora_ids:
+        return {}
+    rows = session.scalars(select(LoraTraining).where(col(LoraTraining.id).in_(lora_ids)))
+    return {lora.id: label(lora) for lora in rows}
+
+
 def stacks_of(session: Session, batch_ids: Iterable[str]) -> dict[str, tuple[StackedLora, ...]]:
     """The LoRAs added to each of these batches, in fal's order (batches without: absent);
     asked `CHUNK` batches at a time."""

@@ -20,6 +20,7 @@ import json
 import logging
 import secrets
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -72,12 +73,13 @@ def start(
         base = base.with_seed(secrets.randbelow(2**32))
     prompt = clean_prompt(prompt)
     cells = plan(prompt=prompt, lora_id=lora_id, base=base, x=x, y=y, max_cells=max_cells)
+    own = [lora_id, *(cell.lora_id or NO_LORA for cell in cells)]
     stacked = [more.lora_id for cell in cells for more in cell.recipe.stack]
-    loras = _ready_loras(
-        kit.engine, [lora_id, *(cell.lora_id or NO_LORA for cell in cells), *stacked]
-    )
+    loras = _ready_loras(kit.engine, own, stacked=stacked)
     main = loras[lora_id]
-    urls = _weights_urls(loras, kit.generator, kit.allow_private_weights)
+    urls = _weights_urls(
+        loras, kit.generator, kit.allow_private_weights, stacked=set(stacked) - set(own)
+    )
     prompts = [clean_prompt(cell.prompt) for cell in cells]  # S/R may empty or lengthen it
     wordings = _wordings(kit.engine, cells, prompts, loras, main)
     sweep_id = uuid.uuid4().hex
@@ -148,8 +150,11 @@ def retry(
         lora_id=None if failed.lora_training_id == NO_LORA else failed.lora_training_id,
         recipe=recipe,
     )
-    loras = _ready_loras(kit.engine, [cell.lora_id or NO_LORA, *(m.lora_id for m in stack)])
-    urls = _weights_urls(loras, kit.generator, kit.allow_private_weights)
+    loras = _ready_loras(kit.engine, [cell.lora_id or NO_LORA], stacked=[m.lora_id for m in stack])
+    urls = _weights_urls(
+        loras, kit.generator, kit.allow_private_weights,
+        stacked={m.lora_id for m in stack} - {cell.lora_id or NO_LORA},
+    )  # fmt: skip
     [full] = _wordings(kit.engine, [cell], [clean_prompt(failed.prompt)], loras, main)
     lease = leases.Lease.new(kit.lease_terms, now)
     [new_id] = quota.reserve_cells(
@@ -200,29 +205,46 @@ def run_cell(
         log.exception("Sweep cell %s failed", job.batch_id)
 
 
-def _ready_loras(engine: Engine, lora_ids: list[str]) -> dict[str, LoraTraining | None]:
-    """Each LoRA, ready to generate from (the reason it is not, else); NO_LORA maps to
-    None."""
+def _ready_loras(
+    engine: Engine, lora_ids: list[str], *, stacked: Collection[str] = ()
+) -> dict[str, LoraTraining | None]:
+    """Each LoRA, ready to generate from (the reason it is not, else; a LoRA only
+    `stacked` on the cells is named in it); NO_LORA maps to None."""
     found: dict[str, LoraTraining | None] = {NO_LORA: None}
     for wanted_id in sorted(set(lora_ids) - {NO_LORA}):
         try:
             found[wanted_id] = service.ready_lora(engine=engine, lora_id=wanted_id)
         except LoraNotFound:
             raise LoraNotFound("A LoRA of this sweep is not in LoRA Studio.") from None
+    for wanted_id in sorted(set(stacked) - set(found)):
+        with session_scope(engine) as session:
+            lora = lookups.get_lora(session=session, lora_id=wanted_id)
+        if lora is None:
+            raise LoraNotFound("A LoRA stacked in this sweep is not in LoRA Studio.")
+        with stacks.naming(lora, stacked=True):
+            service.check_ready(lora)
+        found[wanted_id] = lora
     return found
 
 
 def _weights_urls(
-    loras: dict[str, LoraTraining | None], generator: ImageGenerator, allow_private: bool
+    loras: dict[str, LoraTraining | None],
+    generator: ImageGenerator,
+    allow_private: bool,
+    *,
+    stacked: Collection[str] = (),
 ) -> dict[str, str]:
-    """The weights URL fal is given for each LoRA (checked now, before the quota)."""
-    return {
-        lora_id: service.weights_url_for(
-            lora, generator=generator, allow_private_weights=allow_private
-        )
-        for lora_id, lora in loras.items()
-        if lora is not None
-    }
+    """The weights URL fal is given for each LoRA (checked now, before the quota; a LoRA
+    only `stacked` on the cells is named in what is wrong with its weights)."""
+    urls = {}
+    for lora_id, lora in loras.items():
+        if lora is None:
+            continue
+        with stacks.naming(lora, stacked=lora_id in stacked):
+            urls[lora_id] = service.weights_url_for(
+                lora, generator=generator, allow_private_weights=allow_private
+            )
+    return urls
 
 
 def _wordings(

@@ -24,6 +24,7 @@ from lora_core.data.db import DatabaseTarget, session_scope
 from lora_core.data.models import BatchLora, BatchStatus, GeneratedImage, GenerationBatch, Sweep
 from lora_core.errors import (
     InvalidPrompt,
+    InvalidSettings,
     InvalidSweep,
     LoraNotFound,
     LoraNotReady,
@@ -794,4 +795,15 @@ def test_a_lora_stacked_on_itself_is_refused_before_any_cost(
             x=axes.lora_axis(["subject", "style"]),
             y=axes.stack_axis(["style"], "0.5"),
         )
+    assert fake_fal.submissions == [] and cells_of(engine) == []
+
+
+def test_a_stacked_lora_that_is_not_ready_is_named_before_any_cost(
+    engine, add_lora, run_sweep, fake_fal
+):
+    subject = add_lora("subject")
+    add_lora("halfway", trigger_word="halfway", status="pending")
+
+    with pytest.raises(InvalidSettings, match=r"^halfway: This LoRA is still training"):
+        run_sweep(subject.id, x=axes.stack_axis([NO_LORA, "halfway"], "0.5"))
     assert fake_fal.submissions == [] and cells_of(engine) == []

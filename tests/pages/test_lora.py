@@ -1019,3 +1019,28 @@ def test_a_stacked_image_is_on_both_loras_pages_marked_with_the_other(
     assert not at.exception and at.query_params["id"] == "subject"
     assert setting(at.selectbox, "stack_0").value == "style"
     assert at.text_area(key="gen_prompt").value == "a fox"
+
+
+def test_reproducing_an_image_whose_stacked_lora_is_hidden_says_so_and_waits(
+    open_app, add_lora, engine, with_fal
+):
+    from sqlalchemy import update
+
+    add_lora("subject", trigger_word="ohwx")
+    add_lora("style", trigger_word="wtrclr", weights_url="https://w.example/style.safetensors")
+    add_lora("other", trigger_word="other")
+    at = open_dialog(open_app, "subject")
+    setting(at.selectbox, "stack_0").select("style")
+    generate(at, "a fox")
+    with session_scope(engine) as session:  # an admin hid style since
+        session.execute(update(LoraTraining).where(LoraTraining.id == "style").values(hidden=True))
+        session.commit()
+    image = stored_images(engine)[0]
+    at = open_app(LORA_PAGE, id="subject", image=image.id)
+
+    at.button(key="reproduce_image").click().run()
+
+    assert not at.exception
+    assert any("Not stacked here: wtrclr" in readable(w.value) for w in at.warning)
+    assert len(with_fal.submissions) == 1  # not run without it behind the user's back
+    assert setting(at.selectbox, "stack_0").value is None
