@@ -36,6 +36,7 @@ from lora_core.generation.preview import PreviewGenerator
 from lora_core.generation.recipe import PLAN, Recipe, StackedLora
 from lora_core.lab import pool, suites, sweeps
 from lora_core.lab.axes import Axis
+from lora_core.search import indexing
 from lora_core.settings import Settings
 from lora_core.storage import MediaStore, build_store
 from lora_core.training import following, lifecycle, registry
@@ -298,6 +299,13 @@ class Studio:
         if not self.follows_in_background:
             legacy.adopt_legacy_images(engine=self.engine)
 
+    def prepare_search(self) -> None:
+        """Without the background sweep (which indexes them at every beat), images not
+        indexed yet (the original app's) get their words indexed as Search is viewed."""
+        if not self.follows_in_background:
+            while indexing.index_missing(engine=self.engine) == indexing.BATCH:
+                pass
+
     def resume_stale_batches(
         self, *, lora_id: str | None = None, sweep_id: str | None = None
     ) -> recovery.ResumeReport:
@@ -320,6 +328,7 @@ class Studio:
         completion), whatever never reached fal is failed (its slot freed), and the original
         app's new images get their batch rows (History, Usage and the quota read them)."""
         legacy.adopt_legacy_images(engine=self.engine)
+        indexing.index_missing(engine=self.engine)  # the original app's, a few hundred a beat
         return RecoveryReport(
             batches=self.resume_stale_batches(),
             trainings_failed=lifecycle.fail_unsubmitted(

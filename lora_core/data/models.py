@@ -433,3 +433,49 @@ class ScorecardChange(SQLModel, table=True):
     old: str | None = Field(default=None, sa_type=Text)
     new: str | None = Field(default=None, sa_type=Text)
     created_at: str = Field(sa_type=Text)
+
+
+class ImageWord(SQLModel, table=True):
+    """A word (or two adjacent words, "red fox") of an image's prompt, folded, with the
+    image's time: a word's images newest first from one index (`lora_core.search`)."""
+
+    __tablename__ = "image_words"
+    __table_args__ = (
+        Index("idx_image_words_word_created", "word", "created_at", "image_id"),
+        Index("idx_image_words_image", "image_id"),
+    )
+
+    word: str = Field(primary_key=True, sa_type=Text)
+    image_id: str = Field(primary_key=True, sa_type=Text)
+    created_at: str = Field(sa_type=Text)
+
+
+class IndexedImage(SQLModel, table=True):
+    """An image whose prompt's words are in `image_words`."""
+
+    __tablename__ = "indexed_images"
+
+    image_id: str = Field(primary_key=True, sa_type=Text)
+
+
+class SavedSearch(SQLModel, table=True):
+    """A named search shared with the team: its link's parameters (JSON)."""
+
+    __tablename__ = "saved_searches"
+    __table_args__ = (Index("idx_saved_searches_created", "created_at"),)
+
+    id: str = Field(primary_key=True, sa_type=Text)
+    name: str = Field(sa_type=Text)
+    user: str = Field(sa_column=Column("wallet_address", Text, nullable=False))
+    query: str = Field(sa_type=Text)
+    created_at: str = Field(sa_type=Text)
+
+
+class SavedSearchView(SQLModel, table=True):
+    """When a user last looked at a saved search: its new matches are those after."""
+
+    __tablename__ = "saved_search_views"
+
+    search_id: str = Field(primary_key=True, sa_type=Text)
+    user: str = Field(sa_column=Column("wallet_address", Text, primary_key=True))
+    seen_at: str = Field(sa_type=Text)

@@ -1,8 +1,8 @@
 """A finished batch stored: fal's images copied into our store (with their thumbnails and
-the recipe written into each file), then the image rows and the batch's success written in
-one transaction, only while the batch is still pending, so that two processes finishing it
-both can never store it twice. Used by `service` (a generation waited for) and `recovery`
-(one nobody waited for)."""
+the recipe written into each file), then the image rows (their prompt's words indexed for
+search) and the batch's success written in one transaction, only while the batch is still
+pending, so that two processes finishing it both can never store it twice. Used by
+`service` (a generation waited for) and `recovery` (one nobody waited for)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from lora_core.data.models import (
 from lora_core.generation.generators import (
     GeneratedImageData,
 )
+from lora_core.search import indexing
 
 
 def store_batch(
@@ -91,6 +92,8 @@ def store_batch(
             session.rollback()
             return images_of_batch(session, batch_id)
         session.add_all(rows)
+        session.flush()
+        indexing.index_images(session, rows)  # searchable by their words at once
         session.commit()
     return rows
 
