@@ -110,7 +110,8 @@ def test_the_original_apps_images_are_indexed_by_the_sweep_once(engine, add_lora
 def test_the_links_parameters_are_the_search(engine):
     params = {
         "q": ['red "the snow"'], "lora": ["neonnoir", "gone"], "smin": ["0.5"],
-        "to": ["2026-12-06"], "sweep": ["true"], "starred": ["mine"], "sort": ["stars"], "user": ["  ann "], "seed": [""],
+        "to": ["2026-12-06"], "sweep": ["true"], "starred": ["mine"], "sort": ["stars"],
+        "user": ["  ann "], "seed": [""],
     }  # fmt: skip
     query = from_params(params, lora_ids={"neonnoir": "neon"})
     assert query == SearchQuery(
