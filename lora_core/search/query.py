@@ -71,6 +71,7 @@ class SearchQuery:
     hidden: bool = False
     flagged: bool = False
     sort: Sort = Sort.NEWEST
+    after: str | None = None  # made after this moment (a saved search's new matches)
 
     @property
     def terms(self) -> list[str]:
@@ -93,6 +94,8 @@ def from_params(params: Mapping[str, Sequence[str]], *, lora_ids: Mapping[str, s
     one (a scale that is no number, an unknown size or date)."""
     values: dict[str, object] = {}
     for field in fields(SearchQuery):
+        if field.name not in PARAMS:
+            continue  # not in a link
         given = [value for value in params.get(PARAMS[field.name], ()) if value != ""]
         if not given:
             continue
@@ -152,6 +155,8 @@ def conditions(query: SearchQuery, who: Identity) -> list[ColumnElement[bool]]:
         )
     if query.seed:
         parts.append(col(image.seed) == query.seed)
+    if query.after:
+        parts.append(col(image.created_at) > query.after)
     scale, size, steps = LORA_SCALE, IMAGE_SIZE, STEPS  # the batch's, else the plan's
     if query.scale_min is not None:
         parts.append(scale >= query.scale_min)
@@ -211,6 +216,12 @@ def _matching(query: SearchQuery, who: Identity, *columns: object) -> tuple[Sele
     return statement, moment
 
 
+def count(*, session: Session, query: SearchQuery, who: Identity) -> int:
+    """How many images the search finds (one statement)."""
+    counted, _ = _matching(query, who, func.count())
+    return session.scalar(counted) or 0
+
+
 def search(
     *,
     session: Session,
@@ -221,8 +232,7 @@ def search(
 ) -> Page[GeneratedImage]:
     """One page of the search's images (newest first, or most starred first) and how many
     there are in all: two statements."""
-    counted, _ = _matching(query, who, func.count())
-    total = session.scalar(counted) or 0
+    total = count(session=session, query=query, who=who)
     page = min(max(page, 1), max(math.ceil(total / page_size), 1))
     rows, moment = _matching(query, who, GeneratedImage)
     order = [moment.desc(), col(GeneratedImage.id).desc()]

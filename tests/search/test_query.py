@@ -123,3 +123,43 @@ def test_the_links_parameters_are_the_search(engine):
             from_params(bad, lora_ids={})
     with pytest.raises(InvalidSettings, match="at most 8"):
         found(engine, text="a b c d e f g h i")
+
+
+def test_a_saved_search_is_shared_and_counts_what_is_new_for_each_user(engine, made):
+    from datetime import timedelta
+
+    from lora_core.data.clock import utc_now
+    from lora_core.errors import NotAllowed, NotSignedIn
+    from lora_core.search import saved
+
+    labels = {"neonnoir": "neon", "inkwash": "ink"}
+    params = {"q": ["snow"], "lora": ["inkwash"], "smin": [""], "nonsense": ["x"]}
+    search_id = saved.save(engine=engine, who=ANN, name=" Barns ", params=params,
+                           now=utc_now())  # fmt: skip
+    made("ink", "snow on a barn roof")  # after ann saved it: new for her
+    saved.opened(engine=engine, who=Identity(user="bob"), search_id=search_id,
+                 now=utc_now() - timedelta(days=1))  # fmt: skip
+
+    with session_scope(engine) as session:
+        [ann_view] = saved.listed(session=session, who=ANN, lora_ids=labels)
+        [bob_view] = saved.listed(session=session, who=Identity(user="bob"), lora_ids=labels)
+        [cat_view] = saved.listed(session=session, who=Identity(user="cat"), lora_ids=labels)
+    assert ann_view.search.name == "Barns" and ann_view.params == {
+        "q": ["snow"],
+        "lora": ["inkwash"],
+    }
+    assert (ann_view.new, bob_view.new, cat_view.new) == (4, 8, None)  # cat never opened it
+
+    saved.opened(engine=engine, who=ANN, search_id=search_id, now=utc_now() + timedelta(1))
+    with session_scope(engine) as session:
+        [ann_view] = saved.listed(session=session, who=ANN, lora_ids=labels)
+    assert ann_view.new == 0
+    with pytest.raises(NotAllowed):
+        saved.remove(engine=engine, who=Identity(user="bob"), search_id=search_id)
+    with pytest.raises(NotSignedIn):
+        saved.save(engine=engine, who=Identity(user=None), name="x", params=params)
+    with pytest.raises(InvalidSettings, match="1 to 100"):
+        saved.save(engine=engine, who=ANN, name="  ", params=params)
+    saved.remove(engine=engine, who=ADMIN, search_id=search_id)
+    with session_scope(engine) as session:
+        assert saved.listed(session=session, who=ANN, lora_ids=labels) == []
