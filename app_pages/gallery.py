@@ -36,6 +36,17 @@ st.caption(
 )
 
 
+def _search() -> None:
+    """Words typed in the search box: Search opens with them (from the script, below: a
+    callback may not switch pages), and the box is empty when one comes back."""
+    st.session_state["gallery_search_go"] = st.session_state.pop("gallery_search", "")
+
+
+def follow_search() -> None:
+    if words := st.session_state.pop("gallery_search_go", "").strip():
+        st.switch_page(routes.SEARCH, query_params={"q": words})
+
+
 def scorecard_filter() -> tuple[Verdict | None, str]:
     """The team's verdict and a tag (`?verdict=…&tag=…`, shareable)."""
     choices = ["", *Verdict]
@@ -49,6 +60,11 @@ def scorecard_filter() -> tuple[Verdict | None, str]:
                 linked if allowed is None or linked in allowed else ""
             )
     with st.container(horizontal=True, key="gallery_filters"):
+        st.text_input(
+            "Search images", key="gallery_search", width=260, on_change=_search,
+            placeholder='Prompt words, "a phrase"', icon=":material/search:",
+            help="Every LoRA's images by the words of their prompts: Enter opens Search.",
+        )  # fmt: skip
         verdict = st.selectbox(
             "Verdict", choices,
             format_func=lambda value: VERDICT_LABELS[value] if value else "Any verdict",
@@ -66,6 +82,7 @@ def scorecard_filter() -> tuple[Verdict | None, str]:
     return (Verdict(verdict) if verdict else None), tag.strip()
 
 
+follow_search()
 verdict, tag = scorecard_filter()
 loras = context.read(
     queries.list_lora_page,

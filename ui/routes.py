@@ -60,11 +60,15 @@ _LEADERBOARD = partial(
     st.Page, "app_pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:",
     url_path="leaderboard",
 )  # fmt: skip
+_SEARCH = partial(
+    st.Page, "app_pages/search.py", title="Search", icon=":material/image_search:",
+    url_path="search",
+)  # fmt: skip
 _USAGE = partial(
     st.Page, "app_pages/usage.py", title="Usage", icon=":material/monitoring:", url_path="usage"
 )
 
-GALLERY, LORA, TRAIN, LAB = _GALLERY(), _LORA(), _TRAIN(), _LAB()
+GALLERY, LORA, TRAIN, LAB, SEARCH = _GALLERY(), _LORA(), _TRAIN(), _LAB(), _SEARCH()
 ARENA, LEADERBOARD = _ARENA(), _LEADERBOARD()
 
 
@@ -72,7 +76,7 @@ def pages(*, admin: bool) -> list[st.Page]:
     """The pages this user may open, in menu order (Usage for admins only): new objects on
     every call, one set per run (see above)."""
     recipes = [
-        _GALLERY, _LORA, _HISTORY, _COMPARE, _LAB, _ARENA, _LEADERBOARD, _TRAIN,
+        _GALLERY, _LORA, _SEARCH, _HISTORY, _COMPARE, _LAB, _ARENA, _LEADERBOARD, _TRAIN,
         *([_USAGE] if admin else []),
     ]  # fmt: skip
     return [recipe() for recipe in recipes]
