@@ -8,7 +8,7 @@ from lora_core import weights
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
 from lora_core.gallery import favorites, groups, queries, views
-from lora_core.generation import service, stacks
+from lora_core.generation import service
 from ui import context, routes
 from ui.components import (
     count_text,
@@ -112,10 +112,11 @@ def cached_image_count(lora_id: str, key: tuple[object, ...]) -> int:
 
 
 def load_images(
-    lora: LoraTraining, total: int, *, starred_by: str | None
+    lora: LoraTraining, total: int, *, starred_by: str | None, stacked: bool
 ) -> tuple[queries.Page[GeneratedImage], str]:
-    """The page of images to show and the key of its pager: everyone's, or only the
-    images `starred_by` starred (paged on their own)."""
+    """The page of images to show and the key of its pager: everyone's (with those of
+    batches it was `stacked` in), or only the images `starred_by` starred (paged on their
+    own)."""
     page_key = f"{'starred_' if starred_by else ''}page_{lora.id}"
     page = int(st.session_state.get(page_key, 1))
     if starred_by:
@@ -128,14 +129,15 @@ def load_images(
         )
     else:
         images = context.read(
-            queries.list_lora_images, lora_id=lora.id, page=page, page_size=PAGE_SIZE, total=total
-        )
+            queries.list_lora_images, lora_id=lora.id, page=page, page_size=PAGE_SIZE,
+            total=total, stacked=stacked,
+        )  # fmt: skip
     return images, page_key
 
 
 @st.fragment
 @guarded  # a fragment reruns alone: outside the router's error boundary
-def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
+def show_images(lora: LoraTraining, total: int, *, ready: bool, stacked: bool) -> None:
     """The LoRA's images, one page at a time. A fragment: paging reruns only this part,
     with `total` as the page last counted it (a generation reruns the whole page)."""
     st.subheader("Generated images", anchor=False)
@@ -147,7 +149,9 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
     controls = st.container(horizontal=True)
     grouped = controls.toggle("Group by generation", value=True, key="group_batches")
     starred_only = user is not None and controls.toggle("Only my favorites", key="only_favorites")
-    images, page_key = load_images(lora, total, starred_by=user if starred_only else None)
+    images, page_key = load_images(
+        lora, total, starred_by=user if starred_only else None, stacked=stacked
+    )
     if starred_only and images.total == 0:
         st.info(
             "You have not starred an image of this LoRA yet: open an image's details to star it.",
@@ -171,10 +175,11 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool) -> None:
         key="download_page",
     )
     name = lora_title(lora)
-    # Stacked batches (this LoRA with others): each marked with the others.
-    marks = context.read(stacks.partners_of, images=images.items, lora_id=lora.id)
+    # Sweeps' cells, and stacked batches (this LoRA with others) marked with the others.
+    notes = context.read(groups.batch_notes, images=images.items, lora_id=lora.id)
+    marks = notes.marks
     if grouped:
-        sweeps = context.read(groups.sweeps_of, images=images.items)
+        sweeps = notes.sweeps
         for number, group in enumerate(groups.group_by_batch(images.items, sweeps)):
             if number:
                 st.divider()
@@ -235,4 +240,4 @@ with st.container(horizontal=True, vertical_alignment="center", key="lora_action
 # One dialog at a time: the Generate dialog when it was opened, else a shared image's.
 if not render_open_dialog(lora) and (image_id := st.query_params.get("image")):
     image_dialog(lora, image_id, on_hidden=cached_image_count.clear)
-show_images(lora, image_count, ready=ready)
+show_images(lora, image_count, ready=ready, stacked=queries.stacked_in_others(lora_view.count_key))

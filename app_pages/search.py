@@ -11,7 +11,7 @@ from lora_core.errors import LoraStudioError
 from lora_core.gallery import queries
 from lora_core.generation.recipe import IMAGE_SIZES, SCALE_RANGE, STEPS_RANGE
 from lora_core.search import saved
-from lora_core.search.query import PAGE_SIZE, Sort, Starred, from_params, search
+from lora_core.search.query import COUNT_CAP, PAGE_SIZE, Sort, Starred, from_params, search
 from ui import context, routes
 from ui.components import image_grid
 from ui.errors import show_error
@@ -160,7 +160,10 @@ try:
 except LoraStudioError as error:
     show_error(error)
     st.stop()
-st.caption(f"{found.total:,} image{'s' if found.total != 1 else ''}")
+if found.total > COUNT_CAP:
+    st.caption(f"{COUNT_CAP:,}+ images")
+else:
+    st.caption(f"{found.total:,} image{'s' if found.total != 1 else ''}")
 if not found.items:
     st.info("No image matches this search. Fewer words or filters find more.",
             icon=":material/image_search:")  # fmt: skip

@@ -10,7 +10,9 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from lora_core import legacy
-from lora_core.data.models import GeneratedImage, GenerationBatch
+from lora_core.data.models import BatchLora, GeneratedImage, GenerationBatch
+from lora_core.generation import stacks
+from lora_core.generation.recipe import StackedLora
 
 
 @dataclass(frozen=True)
@@ -35,15 +37,44 @@ def _batch_key(image: GeneratedImage, sweeps: Mapping[str, str]) -> tuple[str, .
 
 def sweeps_of(*, session: Session, images: Sequence[GeneratedImage]) -> dict[str, str]:
     """{batch id: sweep id} for the images that are cells of a sweep (one query)."""
+    return batch_notes(session=session, images=images, lora_id="").sweeps
+
+
+@dataclass(frozen=True)
+class BatchNotes:
+    """What a LoRA page says of its images' batches: the sweep each cell belongs to, and
+    the other LoRAs of each stacked batch ("with wtrclr at 0.6")."""
+
+    sweeps: dict[str, str]
+    marks: dict[str, str]
+
+
+def batch_notes(*, session: Session, images: Sequence[GeneratedImage], lora_id: str) -> BatchNotes:
+    """`BatchNotes` for a page of `lora_id`'s images: one query for the batches and their
+    added LoRAs, and one for names when some were stacked."""
     batch_ids = {image.batch_id for image in images if image.batch_id}
     if not batch_ids:
-        return {}
+        return BatchNotes({}, {})
     rows = session.execute(
-        select(col(GenerationBatch.id), col(GenerationBatch.sweep_id)).where(
-            col(GenerationBatch.id).in_(batch_ids), col(GenerationBatch.sweep_id).is_not(None)
+        select(
+            col(GenerationBatch.id), col(GenerationBatch.sweep_id),
+            col(GenerationBatch.lora_scale), col(BatchLora.lora_training_id),
+            col(BatchLora.lora_scale),
         )
-    ).all()
-    return {row[0]: row[1] for row in rows}
+        .outerjoin(BatchLora, col(BatchLora.batch_id) == col(GenerationBatch.id))
+        .where(col(GenerationBatch.id).in_(batch_ids))
+        .order_by(col(GenerationBatch.id), col(BatchLora.position))
+    ).all()  # fmt: skip
+    sweeps: dict[str, str] = {}
+    stacked: dict[str, tuple[float | None, tuple[StackedLora, ...]]] = {}
+    for batch_id, sweep_id, first_scale, added_id, added_scale in rows:
+        if sweep_id is not None:
+            sweeps[batch_id] = sweep_id
+        if added_id is not None:
+            _scale, stack = stacked.get(batch_id, (first_scale, ()))
+            stacked[batch_id] = (first_scale, (*stack, StackedLora(added_id, added_scale)))
+    marks = stacks.marks_of(session, images=images, lora_id=lora_id, stacked=stacked)
+    return BatchNotes(sweeps, marks)
 
 
 def group_by_batch(

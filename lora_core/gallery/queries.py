@@ -243,6 +243,11 @@ def count_lora_images(*, session: Session, lora_id: str) -> int:
     )  # fmt: skip
 
 
+def stacked_in_others(count_key: tuple[object, ...]) -> bool:
+    """Whether a LoRA's `image_count_key` says it has images in batches it was stacked in."""
+    return bool(count_key[2])
+
+
 def image_count_key(*, session: Session, lora_id: str) -> tuple[object, ...]:
     """What the LoRA's shown-image count depends on, in index seeks: its newest image
     (created_at, id), which changes whenever an image is added, and how many of its images
@@ -284,8 +289,10 @@ def list_lora_images(
     page: int = 1,
     page_size: int = 24,
     total: int | None = None,
+    stacked: bool | None = None,
 ) -> Page[GeneratedImage]:
-    """One page of a LoRA's images, newest first, by every user.
+    """One page of a LoRA's images, newest first, by every user (those of batches it was
+    stacked in too; `stacked`: whether there are any, when the caller knows it).
 
     The `(lora_training_id, created_at)` index (whose entries end with the rowid) serves
     the order without a sort. A page's rows are picked in the index alone and then read by
@@ -299,7 +306,9 @@ def list_lora_images(
     skip = (page - 1) * page_size
     rowid = literal_column("generated_images.rowid")
     created = col(GeneratedImage.created_at)
-    if session.scalar(select(exists(_stacked_batches(lora_id)))):
+    if stacked is None:
+        stacked = bool(session.scalar(select(exists(_stacked_batches(lora_id)))))
+    if stacked:
         # Stacked in other LoRAs' batches too: its own images and those, merged by time,
         # each part cut to what the page can reach (its own walked in index order).
         reach = skip + page_size

@@ -11,7 +11,7 @@ template changed later never rewrites what an old recipe says fal got.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from sqlalchemy import select
@@ -27,7 +27,7 @@ from lora_core.data.models import (
 )
 from lora_core.errors import InvalidSettings, LoraStudioError, WeightsUnavailable
 from lora_core.generation.prompts import Wording, full_prompt, with_trigger
-from lora_core.generation.recipe import Recipe, StackedLora
+from lora_core.generation.recipe import PLAN, Recipe, StackedLora
 
 
 def as_text(stack: Sequence[StackedLora]) -> str:
@@ -153,33 +153,25 @@ def describe_added(recipe: Recipe, added: Sequence[LoraTraining]) -> str:
     )
 
 
-def partners_of(
-    session: Session, *, images: Sequence[GeneratedImage], lora_id: str
+def marks_of(
+    session: Session,
+    *,
+    images: Sequence[GeneratedImage],
+    lora_id: str,
+    stacked: Mapping[str, tuple[float | None, tuple[StackedLora, ...]]],
 ) -> dict[str, str]:
     """For a LoRA's page: {batch id: "with wtrclr at 0.6"} for the stacked batches among
-    `images`, naming every LoRA of the batch but `lora_id` (the first one included, when
-    the page is an added LoRA's), in fal's order. Two queries."""
-    batch_ids = {image.batch_id for image in images if image.batch_id}
-    added = stacks_of(session, batch_ids)
-    if not added:
+    `images` (`stacked`: batch id → its first LoRA's scale and its added LoRAs), naming
+    every LoRA of the batch but `lora_id` (the first one included, when the page is an
+    added LoRA's), in fal's order. One query, for their names."""
+    if not stacked:
         return {}
-    firsts = dict(
-        session.execute(
-            select(col(GenerationBatch.id), col(GenerationBatch.lora_scale)).where(
-                col(GenerationBatch.id).in_(added)
-            )
-        ).all()
-    )
     first_of = {image.batch_id: image.lora_training_id for image in images if image.batch_id}
-    ids = {more.lora_id for stack in added.values() for more in stack} | set(first_of.values())
-    names = {
-        lora.id: label(lora)
-        for lora in session.scalars(select(LoraTraining).where(col(LoraTraining.id).in_(ids)))
-    }
+    ids = {more.lora_id for _scale, stack in stacked.values() for more in stack}
+    names = names_of(session=session, lora_ids=sorted(ids | set(first_of.values())))
     marks = {}
-    for batch_id, stack in added.items():
-        first_scale = firsts.get(batch_id)
-        every = [(first_of[batch_id], 1.5 if first_scale is None else first_scale), *(
+    for batch_id, (first_scale, stack) in stacked.items():
+        every = [(first_of[batch_id], PLAN.lora_scale if first_scale is None else first_scale), *(
             (more.lora_id, more.scale) for more in stack
         )]  # fmt: skip
         others = [

@@ -37,6 +37,9 @@ from lora_core.identity import Identity
 from lora_core.search.words import terms_of_search
 
 PAGE_SIZE = 24
+# Counted up to this many, then "10,000+": counting every match of a common word in 100k
+# images would cost more than the page itself (benchmarks/pages.py).
+COUNT_CAP = 10_000
 MAX_TERMS = 8  # each a key lookup per candidate image: a sentence is not a search
 
 
@@ -217,9 +220,11 @@ def _matching(query: SearchQuery, who: Identity, *columns: object) -> tuple[Sele
 
 
 def count(*, session: Session, query: SearchQuery, who: Identity) -> int:
-    """How many images the search finds (one statement)."""
-    counted, _ = _matching(query, who, func.count())
-    return session.scalar(counted) or 0
+    """How many images the search finds, up to `COUNT_CAP` + 1 (more: "10,000+"); one
+    statement."""
+    matching, _ = _matching(query, who, literal(1))
+    capped = matching.limit(COUNT_CAP + 1).subquery()
+    return session.scalar(select(func.count()).select_from(capped)) or 0
 
 
 def search(
@@ -231,7 +236,7 @@ def search(
     page_size: int = PAGE_SIZE,
 ) -> Page[GeneratedImage]:
     """One page of the search's images (newest first, or most starred first) and how many
-    there are in all: two statements."""
+    there are in all (up to `COUNT_CAP` + 1): two statements."""
     total = count(session=session, query=query, who=who)
     page = min(max(page, 1), max(math.ceil(total / page_size), 1))
     rows, moment = _matching(query, who, GeneratedImage)

@@ -77,6 +77,7 @@ def test_a_batch_zip_holds_its_images_and_a_manifest_of_each(media_store, fake_f
         "full_prompt": "a red fox in the style of wtrclr", "seed": "18446744073709551557",
         "width": 1024, "height": 1024, "lora_id": "lora-1", "trigger_word": "wtrclr",
         "user": "ann", "created_at": "2026-11-25T10:00:00.001Z", "image_url": None,
+        "added_loras": "",  # nothing stacked on it
     }  # fmt: skip
     csv = pd.read_csv(io.BytesIO(archive.read("manifest.csv")), dtype={"seed": str})
     assert list(csv["seed"]) == ["18446744073709551557"] * 4

@@ -256,8 +256,7 @@ def recipe_files_jpeg() -> bytes:
 def test_a_stacked_batch_shows_on_every_loras_page_marked_with_the_others(
     engine, add_lora, add_images, generate_batch
 ):
-    from lora_core.gallery import queries
-    from lora_core.generation import stacks
+    from lora_core.gallery import groups, queries
 
     add_lora("subject", trigger_word="ohwx")
     add_lora("style", trigger_word="wtrclr", weights_url="https://w.example/s.st")
@@ -278,8 +277,12 @@ def test_a_stacked_batch_shows_on_every_loras_page_marked_with_the_others(
         refused = queries.get_image(
             session=session, lora_id="bystander", image_id=outcome.images[0].id
         )
-        marks_style = stacks.partners_of(session, images=first_page.items, lora_id="style")
-        marks_subject = stacks.partners_of(session, images=on_subject.items, lora_id="subject")
+        marks_style = groups.batch_notes(
+            session=session, images=first_page.items, lora_id="style"
+        ).marks
+        marks_subject = groups.batch_notes(
+            session=session, images=on_subject.items, lora_id="subject"
+        ).marks
 
     assert total == 34 and first_page.total == 34
     assert {image.id for image in first_page.items[:4]} == stacked_ids  # the newest

@@ -163,3 +163,13 @@ def test_a_saved_search_is_shared_and_counts_what_is_new_for_each_user(engine, m
     saved.remove(engine=engine, who=ADMIN, search_id=search_id)
     with session_scope(engine) as session:
         assert saved.listed(session=session, who=ANN, lora_ids=labels) == []
+
+
+def test_counts_stop_past_the_cap(engine, made, monkeypatch):
+    from lora_core.search import query
+
+    monkeypatch.setattr(query, "COUNT_CAP", 5)
+    with session_scope(engine) as session:
+        page = search(session=session, query=SearchQuery(), who=ANN, page_size=4)
+    assert page.total == 6  # "5+": counted no further
+    assert len(page.items) == 4
