@@ -168,11 +168,12 @@ if not found.items:
     st.info("No image matches this search. Fewer words or filters find more.",
             icon=":material/image_search:")  # fmt: skip
     st.stop()
-image_grid(
-    found.items,
-    columns=4,
-    on_open=lambda image: routes.open_image(image.lora_training_id, image.id),
-    key="search",
-)
+with st.container(key="search_results"):
+    image_grid(
+        found.items,
+        columns=4,
+        on_open=lambda image: routes.open_image(image.lora_training_id, image.id),
+        key="search",
+    )
 if found.page_count > 1:
     st.pagination(found.page_count, key=PAGE_KEY, default=found.page)

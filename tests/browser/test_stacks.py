@@ -9,6 +9,7 @@ import re
 import sqlite3
 from contextlib import closing
 
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import RunningApp
@@ -33,10 +34,10 @@ def pick(page: Page, box: Locator, option: str) -> None:
         choice = page.get_by_role("option", name=option)
         try:
             expect(choice).to_be_visible(timeout=2_000)
-        except AssertionError:
+            choice.click(timeout=3_000)
+        except (AssertionError, PlaywrightError):
             box.fill("")
             continue
-        choice.click()
         return
     raise AssertionError(f"{option} was never offered")
 

@@ -252,7 +252,7 @@ def test_a_reservation_never_submitted_fails_after_15_minutes(engine, training_p
                     id=lora_id, request_id=RequestId.RESERVED.new(lora_id),
                     user="ann", trigger_word="sks", steps=100,
                     status=LoraStatus.PENDING,
-                    created_at=to_iso(NOW - timedelta(minutes=minutes)),
+                    created_at=to_iso(utc_now() - timedelta(minutes=minutes)),  # the sweep's clock
                 )
             )  # fmt: skip
         session.commit()

@@ -1,0 +1,86 @@
+"""Search in a real browser: ann searches two words and a LoRA at 1400 px, saves the search;
+bob opens her link on a 390 px phone and sees the same images, and finds her saved search."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from contextlib import closing
+
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser.conftest import RunningApp
+from tests.browser.test_arena import sign_in
+from tests.browser.test_journeys import snap
+from tests.browser.test_stacks import idle, pick
+from tests.support.fakeoidc import FakeOidcProvider
+
+
+def lighthouses_on_cliffs(app: RunningApp) -> int:
+    """wtrclr's shown images whose prompt says lighthouse and cliff, as the database holds."""
+    with closing(sqlite3.connect(app.db_path)) as connection:
+        [(count,)] = connection.execute(
+            "SELECT count(*) FROM generated_images WHERE lora_training_id = 'demo-watercolor' "
+            "AND lower(prompt) LIKE '%lighthouse%' AND lower(prompt) LIKE '%cliff%' "
+            "AND hidden IS NULL AND coalesce(nsfw, 0) = 0"
+        ).fetchall()
+    return count
+
+
+def shown(page: Page) -> list[str]:
+    """The result grid's images (their ids, from their cards), in order."""
+    cards = page.locator("[class*='st-key-card_search_']")
+    expect(cards.first).to_be_visible(timeout=15_000)
+    return cards.evaluate_all(
+        "cards => cards.map(card => [...card.classList].find("
+        "name => name.startsWith('st-key-card_search_')))"
+    )
+
+
+def test_a_search_by_two_words_and_a_lora_is_shared_by_its_link_and_saved(
+    page: Page, browser: Browser, app_with_login: RunningApp, oidc_provider: FakeOidcProvider
+) -> None:
+    app = app_with_login
+    expected = lighthouses_on_cliffs(app)
+    assert expected > 0  # the demo's wtrclr images
+    page.set_viewport_size({"width": 1400, "height": 900})
+    sign_in(page, app, oidc_provider, "ann@example.com")
+    page.goto(f"{app.url}/search")
+    box = page.get_by_role("textbox", name="Search prompts")
+    box.fill("Cliff lighthouse")
+    box.press("Enter")
+    expect(page.get_by_text(re.compile(r"^\d[\d,]* images?$"))).to_be_visible(timeout=15_000)
+    idle(page)
+    page.get_by_test_id("stExpander").get_by_text("Filters", exact=True).click()
+    pick(page, page.get_by_role("combobox", name="LoRA (first or stacked)"), "wtrclr")
+    page.keyboard.press("Escape")
+
+    count = f"{expected} image{'s' if expected != 1 else ''}"
+    expect(page.get_by_text(count, exact=True)).to_be_visible(timeout=15_000)
+    expect(page).to_have_url(re.compile(r"q=Cliff(\+|%20)lighthouse"))
+    expect(page).to_have_url(re.compile(r"lora=wtrclr"))
+    found = shown(page)
+    assert len(found) == min(expected, 24)
+    snap(page, "search-1-results-1400")
+
+    page.get_by_role("button", name="Save this search").click()
+    page.get_by_role("textbox", name="Name").fill("Lighthouses")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_text("Saved: the team finds it under Saved searches.")).to_be_visible()
+    link = page.url
+
+    phone = browser.new_context(base_url=app.url, viewport={"width": 390, "height": 844})
+    bob = phone.new_page()
+    sign_in(bob, app, oidc_provider, "bob@example.com")
+    bob.goto(link)
+    expect(bob.get_by_text(count, exact=True)).to_be_visible(timeout=15_000)
+    assert shown(bob) == found  # the same images, in the same order
+    expect(bob.get_by_role("textbox", name="Search prompts")).to_have_value("Cliff lighthouse")
+    snap(bob, "search-2-shared-390")
+
+    bob.get_by_text("Saved searches").click()
+    saved = bob.get_by_role("link").filter(has_text="Lighthouses")
+    expect(saved).to_contain_text("example.com")  # by ann (md() breaks the line after "@")
+    snap(bob, "search-3-saved-390")
+    expect(bob.get_by_test_id("stException")).to_have_count(0)
+    phone.close()
