@@ -19,6 +19,9 @@ from ui.text import md
 
 PAGE_KEY = "search_page"
 SAVED_PARAM = "saved"  # the saved search a link opens
+# The link's parameters that are filters (the words and the order are not).
+FILTERS = ("lora", "user", "seed", "from", "to", "smin", "smax", "size", "steps", "stacked",
+           "starred", "sweep", "hidden", "flagged")  # fmt: skip
 
 st.set_page_config(page_title="Search · LoRA Studio")
 st.title("Search")
@@ -37,7 +40,9 @@ def read_search(labels: dict[str, str]) -> dict[str, list[str]]:
         icon=":material/search:",
     )  # fmt: skip
     names = list(labels.values())
-    with st.expander("Filters", icon=":material/filter_list:", key="search_filters"):
+    active = sum(1 for key in FILTERS if st.query_params.get_all(key))
+    label = f"Filters · {active} active" if active else "Filters"
+    with st.expander(label, icon=":material/filter_list:", key="search_filters"):
         first, second, third = st.columns([2, 1, 1])
         loras = first.multiselect("LoRA (first or stacked)", names, key="lora", bind="query-params")
         user = second.text_input("User", key="user", bind="query-params")
@@ -77,6 +82,7 @@ def read_search(labels: dict[str, str]) -> dict[str, list[str]]:
                                   bind="query-params")  # fmt: skip
     sort = st.segmented_control(
         "Order", [Sort.NEWEST.value, Sort.STARS.value], key="sort", bind="query-params",
+        default=Sort.NEWEST.value,
         format_func={"newest": "Newest first", "stars": "Most starred first"}.get,
     )  # fmt: skip
     values = {

@@ -27,6 +27,9 @@ Module map (one hop from a behaviour to its folder):
                        recipe (the settings of a batch: scale, seed, size, steps, guidance),
                        recipe_files (the recipe inside an image file: written, read),
                        stacks (LoRAs stacked in one generation, the prompt fal gets)
+    search/            finding any image: words (folded, phrases), indexing (the words
+                       index kept), query (a search from its link, in SQL), saved
+                       (named searches shared, what is new in each)
     training/          trainers (the interface), preview (offline), archive (uploads
                        checked and zipped), lifecycle (a training's row, reserved and
                        submitted, and its quota), following (a training followed to fal's
