@@ -479,3 +479,34 @@ class SavedSearchView(SQLModel, table=True):
     search_id: str = Field(primary_key=True, sa_type=Text)
     user: str = Field(sa_column=Column("wallet_address", Text, primary_key=True))
     seen_at: str = Field(sa_type=Text)
+
+
+class Collection(SQLModel, table=True):
+    """A named, shared set of images from any LoRAs (`lora_core.gallery.collections`): its
+    owner describes it; members are added by the owner, or by anyone when it says so."""
+
+    __tablename__ = "collections"
+    __table_args__ = (Index("idx_collections_created", "created_at"),)
+
+    id: str = Field(primary_key=True, sa_type=Text)
+    name: str = Field(sa_type=Text)
+    description: str | None = Field(default=None, sa_type=Text)
+    user: str = Field(sa_column=Column("wallet_address", Text, nullable=False))
+    anyone_can_add: bool | None = None
+    created_at: str = Field(sa_type=Text)
+
+
+class CollectionImage(SQLModel, table=True):
+    """An image in a collection, at its place (`position`, ascending), with who added it."""
+
+    __tablename__ = "collection_images"
+    __table_args__ = (
+        Index("idx_collection_images_order", "collection_id", "position"),
+        Index("idx_collection_images_image", "image_id"),
+    )
+
+    collection_id: str = Field(primary_key=True, sa_type=Text)
+    image_id: str = Field(primary_key=True, sa_type=Text)
+    position: float
+    user: str = Field(sa_column=Column("wallet_address", Text, nullable=False))
+    created_at: str = Field(sa_type=Text)
