@@ -9,7 +9,7 @@ import streamlit as st
 
 from lora_core.data.models import GeneratedImage, LoraTraining
 from lora_core.errors import LoraStudioError
-from lora_core.gallery import downloads, favorites, moderation, views
+from lora_core.gallery import collections, downloads, favorites, moderation, views
 from lora_core.generation import recipe, service, stacks
 from lora_core.generation.recipe import Recipe
 from ui import context, routes
@@ -54,6 +54,38 @@ def show_stars(image: GeneratedImage, count: int, *, mine: bool) -> None:
             engine=context.studio().engine, user=user, image=image, starred=not mine
         )
         st.rerun()
+
+
+def show_collections(image: GeneratedImage) -> None:
+    """The collections the image is in, and Add to a collection (those `who` may add to)."""
+    who = context.current_identity()
+    within = context.read(collections.of_image, image_id=image.id)
+    if within:
+        st.caption(
+            f"In {len(within)} collection{'s' if len(within) != 1 else ''}: "
+            + ", ".join(md(collection.name) for collection in within)
+        )
+    if who.user is None:
+        return
+    choices = {
+        collection.id: collection.name
+        for collection, _count in context.read(collections.listed)
+        if collections.may_add(who, collection) and collection not in within
+    }
+    if not choices:
+        st.page_link(routes.COLLECTIONS, label="Make a collection to add it to",
+                     icon=":material/collections_bookmark:")  # fmt: skip
+        return
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        chosen = st.selectbox(
+            "Add to a collection", list(choices), index=None, format_func=choices.get,
+            key="collection_pick", placeholder="Choose a collection",
+        )  # fmt: skip
+        if st.button("Add", key="collection_add", icon=":material/bookmark_add:",
+                     disabled=chosen is None):  # fmt: skip
+            collections.add(engine=context.studio().engine, who=who, collection_id=chosen,
+                            image_ids=[image.id])  # fmt: skip
+            st.rerun()  # its "In 1 collection" above
 
 
 def show_hide_action(image: GeneratedImage, on_hidden: Callable[[], object]) -> None:
@@ -147,6 +179,7 @@ def show_image_details(
         st.caption(md(stacks.describe_added(view.recipe, view.made.added)))
     show_recipe_actions(lora, image, view.recipe)
     show_stars(image, view.stars, mine=view.starred_by_me)
+    show_collections(image)
     st.caption("Share link")
     st.code(share_url(image), language=None, wrap_lines=True)
     st.download_button(

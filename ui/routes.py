@@ -64,11 +64,16 @@ _SEARCH = partial(
     st.Page, "app_pages/search.py", title="Search", icon=":material/image_search:",
     url_path="search",
 )  # fmt: skip
+_COLLECTIONS = partial(
+    st.Page, "app_pages/collections.py", title="Collections",
+    icon=":material/collections_bookmark:", url_path="collections",
+)  # fmt: skip
 _USAGE = partial(
     st.Page, "app_pages/usage.py", title="Usage", icon=":material/monitoring:", url_path="usage"
 )
 
 GALLERY, LORA, TRAIN, LAB, SEARCH = _GALLERY(), _LORA(), _TRAIN(), _LAB(), _SEARCH()
+COLLECTIONS = _COLLECTIONS()
 ARENA, LEADERBOARD = _ARENA(), _LEADERBOARD()
 
 
@@ -76,7 +81,8 @@ def pages(*, admin: bool) -> list[st.Page]:
     """The pages this user may open, in menu order (Usage for admins only): new objects on
     every call, one set per run (see above)."""
     recipes = [
-        _GALLERY, _LORA, _SEARCH, _HISTORY, _COMPARE, _LAB, _ARENA, _LEADERBOARD, _TRAIN,
+        _GALLERY, _LORA, _SEARCH, _COLLECTIONS, _HISTORY, _COMPARE, _LAB, _ARENA,
+        _LEADERBOARD, _TRAIN,
         *([_USAGE] if admin else []),
     ]  # fmt: skip
     return [recipe() for recipe in recipes]

@@ -23,6 +23,7 @@ def test_each_run_builds_page_objects_of_its_own(open_app, monkeypatch):
     first, second = menus
     assert not {id(page) for page in first} & {id(page) for page in second}
     assert [page.url_path for page in first] == [
-        "", "lora", "search", "history", "compare", "lab", "arena", "leaderboard", "train"
+        "", "lora", "search", "collections", "history", "compare", "lab", "arena",
+        "leaderboard", "train",
     ]  # fmt: skip
     assert [page.url_path for page in second] == [page.url_path for page in first]
