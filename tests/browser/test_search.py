@@ -3,8 +3,10 @@ bob opens her link on a 390 px phone and sees the same images, and finds her sav
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
+import zipfile
 from contextlib import closing
 
 from playwright.sync_api import Browser, Page, expect
@@ -84,5 +86,32 @@ def test_a_search_by_two_words_and_a_lora_is_shared_by_its_link_and_saved(
     saved = bob.get_by_role("link").filter(has_text="Lighthouses")
     expect(saved).to_contain_text("example.com")  # by ann (md() breaks the line after "@")
     snap(bob, "search-3-saved-390")
+
+    # Bob gathers three of the results into a new collection and downloads it.
+    bob.goto(f"{app.url}/collections")
+    bob.get_by_role("button", name="New collection").click()
+    bob.get_by_role("textbox", name="Name").fill("Lighthouse review")
+    bob.get_by_role("button", name="Make it").click()
+    expect(bob.get_by_role("heading", name="Lighthouse review")).to_be_visible(timeout=15_000)
+    board = bob.url
+    for card in found[:3]:
+        image_id = card.removeprefix("st-key-card_search_")
+        bob.goto(f"{app.url}/lora?id=demo-watercolor&image={image_id}")
+        details = bob.get_by_role("dialog")
+        pick(bob, details.get_by_role("combobox", name="Add to a collection"), "Lighthouse review")
+        details.get_by_role("button", name="Add", exact=True).click()
+        expect(details.get_by_text("In 1 collection: Lighthouse review")).to_be_visible(
+            timeout=15_000
+        )
+    bob.goto(board)
+    expect(bob.get_by_text(re.compile(r"3 images"))).to_be_visible(timeout=15_000)
+    snap(bob, "search-4-collection-390")
+    with bob.expect_download() as download:
+        bob.get_by_role("button", name="Download the 3 images (zip)").click()
+    with zipfile.ZipFile(download.value.path()) as zipped:
+        names = zipped.namelist()
+        manifest = json.loads(zipped.read("manifest.json"))
+    assert len([name for name in names if name.startswith("images/")]) == 3
+    assert {row["lora_id"] for row in manifest} == {"demo-watercolor"}
     expect(bob.get_by_test_id("stException")).to_have_count(0)
     phone.close()
