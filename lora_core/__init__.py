@@ -36,7 +36,9 @@ Module map (one hop from a behaviour to its folder):
                        answer in the background, and shown),
                        registry (existing LoRAs), names (trigger words, names)
     gallery/           queries (the read side), views (what a page shows, one session),
-                       favorites, downloads, moderation
+                       groups (images as their generations), favorites, downloads,
+                       moderation, scorecards (what the team learned of a LoRA),
+                       collections (shared sets of images from any LoRAs)
     history/           filters, listing (table and exports), analytics (summary, charts),
                        usage (slots and spend per user; the one place a price is applied)
     lab/               axes (X/Y sweeps planned from typed axes, their cost in quota),
