@@ -35,11 +35,6 @@ def _batch_key(image: GeneratedImage, sweeps: Mapping[str, str]) -> tuple[str, .
     return ("legacy", *legacy.click_key(image))
 
 
-def sweeps_of(*, session: Session, images: Sequence[GeneratedImage]) -> dict[str, str]:
-    """{batch id: sweep id} for the images that are cells of a sweep (one query)."""
-    return batch_notes(session=session, images=images, lora_id="").sweeps
-
-
 @dataclass(frozen=True)
 class BatchNotes:
     """What a LoRA page says of its images' batches: the sweep each cell belongs to, and

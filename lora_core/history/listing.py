@@ -153,10 +153,7 @@ def _added_loras(session: Session, batch_ids: list[str], *, named: bool) -> dict
             batch_id: " · ".join(f"{names.get(m.lora_id, m.lora_id)} at {m.scale:g}" for m in stack)
             for batch_id, stack in added.items()
         }
-    return {
-        batch_id: " ".join(f"{m.lora_id}:{m.scale:g}" for m in stack)
-        for batch_id, stack in added.items()
-    }
+    return {batch_id: stacks.as_text(stack) for batch_id, stack in added.items()}
 
 
 def lora_scales(*, session: Session) -> list[float]:
