@@ -41,7 +41,8 @@ def show_index() -> None:
     listed = context.read(arenas.list_arenas)
     if not listed:
         st.info(
-            "No arena yet. Make one below from a sweep with a LoRA or scale axis.",
+            "No arena yet. Make one below from a sweep with a LoRA or scale axis, or from a "
+            "collection (Make an arena, on its page).",
             icon=":material/how_to_vote:",
         )
     for summary in listed:
@@ -57,6 +58,10 @@ def show_index() -> None:
                              query_params=link)  # fmt: skip
                 st.page_link(routes.LEADERBOARD, label="Leaderboard",
                              icon=":material/leaderboard:", query_params=link)  # fmt: skip
+                if summary.arena.collection_id:
+                    st.page_link(routes.COLLECTIONS, label="Its collection",
+                                 icon=":material/collections_bookmark:",
+                                 query_params={"id": summary.arena.collection_id})  # fmt: skip
     show_new_arena_form()
 
 

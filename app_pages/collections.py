@@ -1,15 +1,17 @@
 """Collections (`/collections`, one at `?id=`): named, shared sets of images from any LoRAs;
-made here, filled from an image's details, ordered by their owner, downloaded as a zip."""
+made here, filled from an image's details or a grid's selection, ordered by their owner,
+downloaded as a zip, opened in Compare, made into an arena."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from lora_core.arena import arenas
 from lora_core.data.models import Collection, GeneratedImage
 from lora_core.errors import LoraStudioError
-from lora_core.gallery import collections, downloads, views
+from lora_core.gallery import collections, downloads, queries, views
 from ui import context, routes
-from ui.components import format_date, image_grid
+from ui.components import format_date, image_grid, lora_labels
 from ui.errors import show_error
 from ui.text import md
 
@@ -85,6 +87,10 @@ def one_collection(collection_id: str) -> None:
                 file_name=f"collection-{collection.id}.zip", mime="application/zip",
                 icon=":material/folder_zip:", on_click="ignore", key="collection_zip",
             )  # fmt: skip
+        if images:
+            compare_link(images)
+        if images and who.user is not None:
+            arena_maker(collection)
         if collections.may_change(who, collection):
             editor(collection)
     if not images:
@@ -106,6 +112,36 @@ def zipped(images: list[GeneratedImage]) -> bytes:
     if first is None:
         raise LoraStudioError("None of these images' LoRAs is here any more.")
     return downloads.images_zip(images, first, store=context.studio().store, recipes=made)
+
+
+def compare_link(images: list[GeneratedImage]) -> None:
+    """Compare, opened on the prompt most of its LoRAs made, with those LoRAs."""
+    labels = lora_labels(context.read(queries.list_ready_loras))
+    seed = collections.compare_seed(images, usable=set(labels))
+    if seed is not None:
+        st.page_link(routes.COMPARE, label=f"Compare its LoRAs ({len(seed.lora_ids)})",
+                     query_params=routes.compare_params(labels, seed.lora_ids, seed.prompt),
+                     icon=":material/compare:")  # fmt: skip
+
+
+def arena_maker(collection: Collection) -> None:
+    """An arena of its images: blind votes between those of one prompt."""
+    with st.popover("Make an arena", icon=":material/how_to_vote:"), st.form("collection_arena"):
+        st.caption("Blind votes between its images of the same prompt from different LoRAs "
+                   "or settings (at one seed where they share one).")  # fmt: skip
+        name = st.text_input("Arena name", value=collection.name[: arenas.MAX_NAME_LENGTH],
+                             max_chars=arenas.MAX_NAME_LENGTH)  # fmt: skip
+        if not st.form_submit_button("Make the arena", type="primary"):
+            return
+    try:
+        arena_id = arenas.create_arena_from_collection(
+            engine=context.studio().engine, user=context.current_user() or "", name=name,
+            collection_id=collection.id,
+        )  # fmt: skip
+    except LoraStudioError as error:
+        show_error(error)
+        return
+    routes.open_arena(arena_id)
 
 
 def editor(collection: Collection) -> None:

@@ -13,7 +13,7 @@ from lora_core.gallery import queries
 from lora_core.generation import prompts
 from lora_core.generation.recipe import PLAN, SCALE_RANGE, Recipe, StackedLora
 from ui import context, routes
-from ui.components import image_grid, lora_title
+from ui.components import image_grid, lora_labels
 from ui.errors import generation_blocked, remaining_text, report_unexpected, show_error
 from ui.text import md
 
@@ -67,7 +67,7 @@ def generate_missing(
 ready = context.read(queries.list_ready_loras)
 
 # Bound to the link by label, as History's LoRA filter: labels are unique.
-labels = queries.unique_labels({lora.id: lora_title(lora) for lora in ready})
+labels = lora_labels(ready)
 chosen: list[str] = st.multiselect(
     "LoRAs",
     list(labels),

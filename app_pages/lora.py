@@ -9,7 +9,7 @@ from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
 from lora_core.gallery import favorites, groups, queries, views
 from lora_core.generation import service
-from ui import context, routes
+from ui import context, picking, routes
 from ui.components import (
     count_text,
     format_date,
@@ -149,6 +149,9 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool, stacked: bool) -
     controls = st.container(horizontal=True)
     grouped = controls.toggle("Group by generation", value=True, key="group_batches")
     starred_only = user is not None and controls.toggle("Only my favorites", key="only_favorites")
+    scope = f"lora_{lora.id}"
+    with controls:
+        choosing = picking.selecting(scope)
     images, page_key = load_images(
         lora, total, starred_by=user if starred_only else None, stacked=stacked
     )
@@ -174,6 +177,8 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool, stacked: bool) -
         on_click="ignore",
         key="download_page",
     )
+    if choosing:
+        picking.selection_bar(scope, images.items)
     name = lora_title(lora)
     # Sweeps' cells, and stacked batches (this LoRA with others) marked with the others.
     notes = context.read(groups.batch_notes, images=images.items, lora_id=lora.id)
@@ -203,10 +208,12 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool, stacked: bool) -
                     on_open=open_in_place,
                     key=f"group_{group.images[0].id}",
                     lora_name=name,
+                    picking=scope if choosing else None,
                 )
     else:
         image_grid(
             images.items, columns=GRID_COLUMNS, on_open=open_in_place, lora_name=name,
+            picking=scope if choosing else None,
             notes={image.id: marks[image.batch_id] for image in images.items
                    if image.batch_id in marks},
         )  # fmt: skip

@@ -12,7 +12,7 @@ from lora_core.gallery import queries
 from lora_core.generation.recipe import IMAGE_SIZES, SCALE_RANGE, STEPS_RANGE
 from lora_core.search import saved
 from lora_core.search.query import COUNT_CAP, PAGE_SIZE, Sort, Starred, from_params, search
-from ui import context, routes
+from ui import context, picking, routes
 from ui.components import image_grid
 from ui.errors import show_error
 from ui.text import md
@@ -174,12 +174,16 @@ if not found.items:
     st.info("No image matches this search. Fewer words or filters find more.",
             icon=":material/image_search:")  # fmt: skip
     st.stop()
+choosing = picking.selecting("search")
+if choosing:
+    picking.selection_bar("search", found.items)
 with st.container(key="search_results"):
     image_grid(
         found.items,
         columns=4,
         on_open=lambda image: routes.open_image(image.lora_training_id, image.id),
         key="search",
+        picking="search" if choosing else None,
     )
 if found.page_count > 1:
     st.pagination(found.page_count, key=PAGE_KEY, default=found.page)

@@ -11,7 +11,10 @@ import streamlit as st
 from lora_core import thumbnails
 from lora_core.data.clock import parse_iso
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
+from lora_core.gallery import queries
 from ui import context, routes
+from ui.picking import box_key as picking_box
+from ui.picking import picked, toggle
 from ui.text import badge_label, md, one_line
 
 THUMBNAIL_SIDE = thumbnails.LONG_SIDE
@@ -41,7 +44,8 @@ _CSS = """
   outline: 3px solid #6a48f5; }
 [class*="st-key-card_"]:focus-within, [class*="st-key-lora_card_"]:focus-within {
   outline: 3px solid #6a48f5; outline-offset: 2px; border-radius: 0.5rem; }
-[class*="st-key-lora_card_"] [data-testid="stButton"] { position: relative; z-index: 2; }
+[class*="st-key-lora_card_"] [data-testid="stButton"],
+[class*="st-key-card_"] [data-testid="stCheckbox"] { position: relative; z-index: 2; }
 /* The card's link is the card: its text is for screen readers only. */
 [class*="st-key-lora_card_"] .stElementContainer:has([data-testid="stPageLink"]) {
   height: 0; overflow: visible; margin-top: -1rem; }
@@ -116,6 +120,12 @@ def safe_url(url: str) -> str:
 def lora_title(lora: LoraTraining) -> str:
     """A registered LoRA's name, else its trigger word (the original app names none)."""
     return lora.name or lora.trigger_word
+
+
+def lora_labels(loras: Sequence[LoraTraining]) -> dict[str, str]:
+    """LoRAs' labels by id, told apart where two share a name: what Compare's picker
+    shows, and its link carries."""
+    return queries.unique_labels({lora.id: lora_title(lora) for lora in loras})
 
 
 def app_base_url() -> str:
@@ -200,12 +210,14 @@ def image_grid(
     key: str = "grid",
     lora_name: str | None = None,
     notes: Mapping[str, str] | None = None,
+    picking: str | None = None,
 ) -> None:
     """Images in a grid of up to `columns` columns (two on a phone), thumbnails where there
     are (the others are shown whole this time and their thumbnails made in the background).
     With `on_open`, the whole card is a button that calls it (the image's details, in
     place); without, the image opens full size in a new tab. `key` keeps two grids of the
-    same images on one page apart. `notes`: a line under an image (by id), shown as text."""
+    same images on one page apart. `notes`: a line under an image (by id), shown as text.
+    `picking`: a selection's scope (`ui.picking`): each card gets its Select checkbox."""
     context.studio().thumbnails.request(
         thumbnails.Missing(image_id=image.id, image_url=image.image_url)
         for image in images
@@ -232,6 +244,10 @@ def image_grid(
             )
             if note := (notes or {}).get(image.id):
                 st.caption(f":material/layers: {md(note)}")
+            if picking is not None:
+                box = picking_box(picking, key, image.id)
+                st.checkbox("Select", key=box, value=image.id in picked(picking),
+                            on_change=toggle, args=(picking, box, image.id))  # fmt: skip
             if on_open is not None and st.button(
                 "Details", key=f"open_{key}_{image.id}", type="tertiary", icon=":material/info:"
             ):

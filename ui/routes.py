@@ -73,7 +73,7 @@ _USAGE = partial(
 )
 
 GALLERY, LORA, TRAIN, LAB, SEARCH = _GALLERY(), _LORA(), _TRAIN(), _LAB(), _SEARCH()
-COLLECTIONS = _COLLECTIONS()
+COLLECTIONS, COMPARE = _COLLECTIONS(), _COMPARE()
 ARENA, LEADERBOARD = _ARENA(), _LEADERBOARD()
 
 
@@ -107,6 +107,11 @@ def open_image(lora_id: str, image_id: str) -> None:
 def sweep_url(sweep_id: str) -> str:
     """A sweep's shareable link in the Lab, relative to the app."""
     return f"{LAB.url_path}?{urlencode({'sweep': sweep_id})}"
+
+
+def compare_params(labels: dict[str, str], lora_ids: list[str], prompt: str) -> dict[str, object]:
+    """Compare's link for these LoRAs (by their labels, as its picker is bound) and prompt."""
+    return {"compare_loras": [labels[lora_id] for lora_id in lora_ids], "compare_prompt": prompt}
 
 
 def open_arena(arena_id: str) -> None:

@@ -1,10 +1,14 @@
-"""Arenas: made from sweeps, once; their arms and pairs fixed when made.
+"""Arenas: made from sweeps or from a collection, once; their arms and pairs fixed when made.
 
 Every succeeded, shown (not flagged, not hidden) image of the sweeps' cells is an entry of
 its arm (its LoRA, or the base model, at its scale, steps, guidance and size) for its
 prompt and seed. For each prompt and seed, every two arms with an entry make one pair (the
 newest entry of each arm), never two entries of one arm. Images of different sweeps pair
 as well when they share prompt and seed, so a new LoRA's sweep meets an older one's.
+
+A collection's images were picked by hand, rarely at one seed: they pair by prompt alone,
+each two arms once per prompt, at a seed both share when they have one (the fair pair),
+else the newest image of each.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, func, select
 from sqlmodel import Session, col
 
 from lora_core.data.clock import to_iso, utc_now
@@ -28,6 +32,8 @@ from lora_core.data.models import (
     ArenaPair,
     ArenaVote,
     BatchStatus,
+    Collection,
+    CollectionImage,
     GeneratedImage,
     GenerationBatch,
     LoraTraining,
@@ -78,9 +84,12 @@ class PlannedPair:
     b: Entry
 
 
-def plan_pairs(entries: Sequence[Entry]) -> list[PlannedPair]:
+def plan_pairs(entries: Sequence[Entry], *, any_seed: bool = False) -> list[PlannedPair]:
     """Every two arms with an entry for one prompt and seed, once (their newest entries),
-    in a stable order: by prompt and seed as first met, then by the arms' order."""
+    in a stable order: by prompt and seed as first met, then by the arms' order. With
+    `any_seed`, every two arms with an entry for one prompt (`pair_by_prompt`)."""
+    if any_seed:
+        return pair_by_prompt(entries)
     groups: dict[tuple[str, str | None], dict[ArmKey, Entry]] = {}
     for entry in entries:
         arms = groups.setdefault((entry.prompt, entry.seed), {})
@@ -92,6 +101,30 @@ def plan_pairs(entries: Sequence[Entry]) -> list[PlannedPair]:
         ordered = sorted(arms.values(), key=lambda entry: _arm_order(entry.arm))
         for a, b in itertools.combinations(ordered, 2):
             pairs.append(PlannedPair(prompt=prompt, seed=seed, a=a, b=b))
+    return pairs
+
+
+def pair_by_prompt(entries: Sequence[Entry]) -> list[PlannedPair]:
+    """Every two arms with an entry for one prompt, once: at the seed they share whose
+    images are newest, or, sharing none, their newest entries (the pair then has no seed)."""
+    by_prompt: dict[str, dict[ArmKey, dict[str | None, Entry]]] = {}
+    for entry in entries:
+        seeds = by_prompt.setdefault(entry.prompt, {}).setdefault(entry.arm, {})
+        kept = seeds.get(entry.seed)
+        if kept is None or entry.created_at > kept.created_at:
+            seeds[entry.seed] = entry
+    pairs = []
+    for prompt, arms in by_prompt.items():
+        for arm_a, arm_b in itertools.combinations(sorted(arms, key=_arm_order), 2):
+            a_seeds, b_seeds = arms[arm_a], arms[arm_b]
+            shared = [seed for seed in a_seeds if seed is not None and seed in b_seeds]
+            if shared:
+                seed = max(shared, key=lambda s: max(a_seeds[s].created_at, b_seeds[s].created_at))
+                pairs.append(PlannedPair(prompt, seed, a_seeds[seed], b_seeds[seed]))
+                continue
+            a = max(a_seeds.values(), key=lambda entry: entry.created_at)
+            b = max(b_seeds.values(), key=lambda entry: entry.created_at)
+            pairs.append(PlannedPair(prompt, a.seed if a.seed == b.seed else None, a, b))
     return pairs
 
 
@@ -110,11 +143,24 @@ def _arm_order(arm: ArmKey) -> tuple[object, ...]:
 
 def entries_of_sweeps(session: Session, sweep_ids: Sequence[str]) -> list[Entry]:
     """The images of the sweeps' succeeded cells that anyone may see, as entries."""
+    return _entries(session, col(GenerationBatch.sweep_id).in_(list(sweep_ids)))
+
+
+def entries_of_collection(session: Session, collection_id: str) -> list[Entry]:
+    """A collection's images that anyone may see, made here (a batch of ours), as entries."""
+    members = select(CollectionImage.image_id).where(
+        col(CollectionImage.collection_id) == collection_id
+    )
+    return _entries(session, col(GeneratedImage.id).in_(members))
+
+
+def _entries(session: Session, which: ColumnElement[bool]) -> list[Entry]:
+    """The succeeded, shown images `which` picks, with their batches' settings, as entries."""
     rows = session.execute(
         select(GeneratedImage, GenerationBatch)
         .join(GenerationBatch, col(GenerationBatch.id) == col(GeneratedImage.batch_id))
         .where(
-            col(GenerationBatch.sweep_id).in_(list(sweep_ids)),
+            which,
             col(GenerationBatch.status) == BatchStatus.SUCCEEDED,
             func.coalesce(col(GeneratedImage.nsfw), False).is_(False),
             col(GeneratedImage.hidden).is_(None),
@@ -196,16 +242,10 @@ def create_arena(
     """Make an arena from sweeps, with every pair they hold; its id. `InvalidArena` when
     the name is empty or too long, or the sweeps hold no pair (one arm only, or nothing
     finished yet). Written in one transaction: an arena is whole or absent."""
-    name = (name or "").strip()
-    if not name:
-        raise InvalidArena("Give the arena a name, such as “Neon v2 against v1”.")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidArena(f"An arena's name has at most {MAX_NAME_LENGTH} characters.")
+    name = _checked_name(name)
     sources = list(dict.fromkeys(sweep_ids))
     if not sources or len(sources) > MAX_SOURCES:
         raise InvalidArena(f"Choose between 1 and {MAX_SOURCES} sweeps.")
-    now = now or utc_now()
-    arena_id = uuid.uuid4().hex
     with session_scope(engine) as session:
         known = set(session.scalars(select(Sweep.id).where(col(Sweep.id).in_(sources))))
         if missing := [sweep for sweep in sources if sweep not in known]:
@@ -217,49 +257,84 @@ def create_arena(
                 "prompt and seed from at least two LoRAs or settings (a LoRA or scale axis), "
                 "finished and shown."
             )
-        arms = sorted({entry.arm for pair in planned for entry in (pair.a, pair.b)}, key=_arm_order)
-        labels = arm_labels(session, arms)
-        arm_ids = {arm: uuid.uuid4().hex for arm in arms}
+        arena = Arena(id=uuid.uuid4().hex, name=name, user=user, sources=json.dumps(sources),
+                      created_at=to_iso(now or utc_now()), salt=secrets.token_hex(16))  # fmt: skip
+        _write(session, arena, planned)
+        session.commit()
+    return arena.id
+
+
+def create_arena_from_collection(
+    *,
+    engine: Engine,
+    user: str,
+    name: str,
+    collection_id: str,
+    now: datetime | None = None,
+) -> str:
+    """Make an arena from a collection's images (paired by prompt, `pair_by_prompt`); its
+    id. `InvalidArena` as `create_arena`, or when the collection is gone."""
+    name = _checked_name(name)
+    with session_scope(engine) as session:
+        if session.get(Collection, collection_id) is None:
+            raise InvalidArena("That collection no longer exists.")
+        planned = plan_pairs(entries_of_collection(session, collection_id), any_seed=True)
+        if not planned:
+            raise InvalidArena(
+                "This collection holds no pair to vote on: an arena needs images of the same "
+                "prompt from at least two LoRAs or settings, made here and shown."
+            )
+        arena = Arena(id=uuid.uuid4().hex, name=name, user=user, sources="[]",
+                      collection_id=collection_id, created_at=to_iso(now or utc_now()),
+                      salt=secrets.token_hex(16))  # fmt: skip
+        _write(session, arena, planned)
+        session.commit()
+    return arena.id
+
+
+def _checked_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidArena("Give the arena a name, such as “Neon v2 against v1”.")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidArena(f"An arena's name has at most {MAX_NAME_LENGTH} characters.")
+    return name
+
+
+def _write(session: Session, arena: Arena, planned: Sequence[PlannedPair]) -> None:
+    """The arena, its arms (labelled) and its pairs, in the caller's transaction."""
+    arms = sorted({entry.arm for pair in planned for entry in (pair.a, pair.b)}, key=_arm_order)
+    labels = arm_labels(session, arms)
+    arm_ids = {arm: uuid.uuid4().hex for arm in arms}
+    session.add(arena)
+    for arm in arms:
         session.add(
-            Arena(
-                id=arena_id,
-                name=name,
-                user=user,
-                sources=json.dumps(sources),
-                created_at=to_iso(now),
-                salt=secrets.token_hex(16),
+            ArenaArm(
+                id=arm_ids[arm],
+                arena_id=arena.id,
+                lora_training_id=arm.lora_id,
+                lora_scale=arm.lora_scale,
+                num_inference_steps=arm.steps,
+                guidance_scale=arm.guidance,
+                image_size=arm.image_size,
+                label=labels[arm],
+                stack=arm.stack or None,
             )
         )
-        for arm in arms:
-            session.add(
-                ArenaArm(
-                    id=arm_ids[arm],
-                    arena_id=arena_id,
-                    lora_training_id=arm.lora_id,
-                    lora_scale=arm.lora_scale,
-                    num_inference_steps=arm.steps,
-                    guidance_scale=arm.guidance,
-                    image_size=arm.image_size,
-                    label=labels[arm],
-                    stack=arm.stack or None,
-                )
+    for position, pair in enumerate(planned):
+        session.add(
+            ArenaPair(
+                id=uuid.uuid4().hex,
+                arena_id=arena.id,
+                position=position,
+                prompt=pair.prompt,
+                seed=pair.seed,
+                arm_a=arm_ids[pair.a.arm],
+                arm_b=arm_ids[pair.b.arm],
+                image_a=pair.a.image_id,
+                image_b=pair.b.image_id,
             )
-        for position, pair in enumerate(planned):
-            session.add(
-                ArenaPair(
-                    id=uuid.uuid4().hex,
-                    arena_id=arena_id,
-                    position=position,
-                    prompt=pair.prompt,
-                    seed=pair.seed,
-                    arm_a=arm_ids[pair.a.arm],
-                    arm_b=arm_ids[pair.b.arm],
-                    image_a=pair.a.image_id,
-                    image_b=pair.b.image_id,
-                )
-            )
-        session.commit()
-    return arena_id
+        )
 
 
 @dataclass(frozen=True)

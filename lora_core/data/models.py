@@ -291,7 +291,8 @@ class ArenaChoice(StrEnum):
 
 class Arena(SQLModel, table=True):
     """Blind A/B votes over images that share prompt and seed (`lora_core.arena`): made
-    from sweeps (`sources`, a JSON list of sweep ids), its arms and pairs fixed when made."""
+    from sweeps (`sources`, a JSON list of sweep ids) or from a collection (`collection_id`,
+    `sources` then "[]"), its arms and pairs fixed when made."""
 
     __tablename__ = "arenas"
     __table_args__ = (Index("idx_arenas_created", "created_at"),)
@@ -300,6 +301,7 @@ class Arena(SQLModel, table=True):
     name: str = Field(sa_type=Text)
     user: str = Field(sa_column=Column("wallet_address", Text, nullable=False))
     sources: str = Field(sa_type=Text)
+    collection_id: str | None = Field(default=None, sa_type=Text)
     created_at: str = Field(sa_type=Text)
     # Never shown: keys the draw of sides and order (`lora_core.arena.voting`), so that no
     # one can work out which arm a voter will see on the left from public pair ids.

@@ -10,7 +10,7 @@ a collection once (its key: adding it twice, from two tabs at once, is one row).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,19 +41,24 @@ def create(
     name: str,
     description: str = "",
     anyone_can_add: bool = False,
+    image_ids: Sequence[str] = (),
     now: datetime | None = None,
 ) -> str:
-    """A new, empty collection owned by `who`; its id."""
+    """A new collection owned by `who`, with these images (as `add`: selected on a grid),
+    written at once; its id."""
     if who.user is None:
         raise NotSignedIn("Sign in to make a collection.")
     name, description = _checked(name, description)
     collection_id = uuid.uuid4().hex
+    moment = to_iso(now or utc_now())
     with session_scope(engine) as session:
         session.add(
             Collection(id=collection_id, name=name, description=description or None,
-                       user=who.user, anyone_can_add=anyone_can_add or None,
-                       created_at=to_iso(now or utc_now()))
+                       user=who.user, anyone_can_add=anyone_can_add or None, created_at=moment)
         )  # fmt: skip
+        session.flush()
+        _add(session, collection_id=collection_id, user=who.user, image_ids=image_ids,
+             moment=moment)  # fmt: skip
         session.commit()
     return collection_id
 
@@ -90,32 +95,41 @@ def add(
         collection = _collection(session, collection_id)
         if not may_add(who, collection):
             raise NotAllowed("Only its owner can add images to this collection.")
-        known = set(
-            session.scalars(
-                select(GeneratedImage.id).where(col(GeneratedImage.id).in_(list(image_ids)))
-            )
-        )
-        wanted = [image_id for image_id in dict.fromkeys(image_ids) if image_id in known]
-        count = session.scalar(
-            select(func.count()).where(col(CollectionImage.collection_id) == collection_id)
-        )
-        if (count or 0) + len(wanted) > MAX_IMAGES:
-            raise InvalidSettings(f"A collection holds at most {MAX_IMAGES} images.")
-        last = session.scalar(
-            select(func.max(CollectionImage.position)).where(
-                col(CollectionImage.collection_id) == collection_id
-            )
-        )
-        moment = to_iso(now or utc_now())
-        added = 0
-        for offset, image_id in enumerate(wanted, start=1):
-            added += session.execute(
-                insert(CollectionImage)
-                .prefix_with("OR IGNORE")  # already in it (or added at this moment elsewhere)
-                .values(collection_id=collection_id, image_id=image_id,
-                        position=(last or 0) + offset, user=who.user, created_at=moment)
-            ).rowcount  # fmt: skip
+        added = _add(session, collection_id=collection_id, user=who.user or "",
+                     image_ids=image_ids, moment=to_iso(now or utc_now()))  # fmt: skip
         session.commit()
+    return added
+
+
+def _add(
+    session: Session, *, collection_id: str, user: str, image_ids: Sequence[str], moment: str
+) -> int:
+    """The images that exist, at the end in the order given, unless already in it; how
+    many were added. `InvalidSettings` past `MAX_IMAGES`."""
+    known = set(
+        session.scalars(
+            select(GeneratedImage.id).where(col(GeneratedImage.id).in_(list(image_ids)))
+        )
+    )
+    wanted = [image_id for image_id in dict.fromkeys(image_ids) if image_id in known]
+    count = session.scalar(
+        select(func.count()).where(col(CollectionImage.collection_id) == collection_id)
+    )
+    if (count or 0) + len(wanted) > MAX_IMAGES:
+        raise InvalidSettings(f"A collection holds at most {MAX_IMAGES} images.")
+    last = session.scalar(
+        select(func.max(CollectionImage.position)).where(
+            col(CollectionImage.collection_id) == collection_id
+        )
+    )
+    added = 0
+    for offset, image_id in enumerate(wanted, start=1):
+        added += session.execute(
+            insert(CollectionImage)
+            .prefix_with("OR IGNORE")  # already in it (or added at this moment elsewhere)
+            .values(collection_id=collection_id, image_id=image_id,
+                    position=(last or 0) + offset, user=user, created_at=moment)
+        ).rowcount  # fmt: skip
     return added
 
 
@@ -242,3 +256,35 @@ def of_image(*, session: Session, image_id: str) -> list[Collection]:
             .order_by(col(Collection.created_at).desc())
         )
     )
+
+
+@dataclass(frozen=True)
+class CompareSeed:
+    """What Compare opens with for a collection: up to four of its LoRAs and one prompt."""
+
+    lora_ids: list[str]
+    prompt: str
+
+
+def compare_seed(
+    images: Sequence[GeneratedImage], *, usable: Set[str], most: int = 4
+) -> CompareSeed | None:
+    """The collection's prompt that most of its LoRAs made (the first in its order on a
+    tie), with those LoRAs, then others of the collection up to `most` (Compare offers to
+    generate what they lack). Only LoRAs in `usable` (those Compare offers); None when
+    fewer than two are."""
+    lora_ids = [i for i in dict.fromkeys(image.lora_training_id for image in images) if i in usable]
+    if len(lora_ids) < 2:
+        return None
+    made: dict[str, list[str]] = {}
+    for image in images:
+        if image.lora_training_id in usable and image.prompt.strip():
+            loras = made.setdefault(image.prompt, [])
+            if image.lora_training_id not in loras:
+                loras.append(image.lora_training_id)
+    if not made:
+        return None
+    prompt = max(made, key=lambda text: len(made[text]))  # the first of the most, as met
+    chosen = made[prompt][:most]
+    chosen += [lora_id for lora_id in lora_ids if lora_id not in chosen][: most - len(chosen)]
+    return CompareSeed(lora_ids=chosen, prompt=prompt)

@@ -162,3 +162,64 @@ def test_the_base_model_is_one_arm_whatever_the_scale_and_alike_names_are_told_a
         "same · scale 1 (2)",
     }  # fmt: skip
     assert len(pairs) == 10  # five arms, every two once: never base model against itself
+
+
+def test_a_collection_pairs_its_images_by_prompt_at_a_shared_seed_where_there_is_one(
+    engine, add_lora
+):
+    """Hand-picked images: two LoRAs share seed 7 for the lighthouse (that pair, though each
+    has a newer image at another seed); for the fox they share no seed (the newest of each).
+    A hidden image, an image of one arm alone and a LoRA's image outside it stay out."""
+    from lora_core.gallery import collections
+    from lora_core.identity import Identity
+
+    neon, ink = add_lora("neon", trigger_word="neon"), add_lora("ink", trigger_word="ink")
+    cells = [
+        Cell(neon.id, seed="7"), Cell(ink.id, seed="7"), Cell(neon.id, seed="8"),
+        Cell(ink.id, seed="9"), Cell(neon.id, prompt="a fox", seed="1"),
+        Cell(ink.id, prompt="a fox", seed="2"), Cell(ink.id, prompt="a fox", seed="3"),
+        Cell(ink.id, prompt="an owl"), Cell(neon.id, prompt="a barn", seed="5"),
+        Cell(ink.id, prompt="a barn", seed="5", hidden=True),
+    ]  # fmt: skip
+    _sweep, images = finished_sweep(engine, cells)
+    outside, _ = finished_sweep(engine, [Cell(NO_LORA), Cell(neon.id)])
+    board = collections.create(engine=engine, who=Identity(user="ann"), name="Review",
+                               image_ids=images)  # fmt: skip
+
+    arena_id = arenas.create_arena_from_collection(
+        engine=engine, user="bob", name="From the review", collection_id=board
+    )
+
+    pairs = {(p[0], p[1]): {p[4], p[5]} for p in pairs_of(engine, arena_id)}
+    assert pairs == {
+        ("a lighthouse", "7"): {images[0], images[1]},
+        ("a fox", None): {images[4], images[6]},  # ink's newest fox
+    }
+    with session_scope(engine) as session:
+        arena = session.get(Arena, arena_id)
+    assert (arena.name, arena.user, arena.collection_id, arena.sources) == (
+        "From the review",
+        "bob",
+        board,
+        "[]",
+    )
+    assert outside
+
+
+def test_a_collection_without_a_pair_or_gone_makes_no_arena(engine, add_lora):
+    from lora_core.gallery import collections
+    from lora_core.identity import Identity
+
+    neon = add_lora("neon", trigger_word="neon")
+    _sweep, images = finished_sweep(engine, [Cell(neon.id, seed="1"), Cell(neon.id, seed="2")])
+    board = collections.create(engine=engine, who=Identity(user="ann"), name="One arm",
+                               image_ids=images)  # fmt: skip
+
+    with pytest.raises(InvalidArena, match="no pair to vote on"):
+        arenas.create_arena_from_collection(engine=engine, user="bob", name="x",
+                                            collection_id=board)  # fmt: skip
+    with pytest.raises(InvalidArena, match="no longer exists"):
+        arenas.create_arena_from_collection(engine=engine, user="bob", name="x",
+                                            collection_id="gone")  # fmt: skip
+    with session_scope(engine) as session:
+        assert session.scalars(select(Arena)).all() == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lora_core.data.db import session_scope
+from lora_core.data.models import GeneratedImage
 from lora_core.errors import InvalidSettings, NotAllowed, NotSignedIn
 from lora_core.gallery import collections
 from lora_core.identity import Identity
@@ -100,3 +101,43 @@ def test_an_image_added_from_two_tabs_at_once_is_one_member(engine, images):
 
     assert outcomes == ["won"] * 6  # none failed: the others found it there
     assert ids(engine, board) == images[:1]
+
+
+def test_a_new_collection_is_made_with_its_images_at_once_or_not_at_all(
+    engine, images, monkeypatch
+):
+    other = collections.create(engine=engine, who=BOB, name="Bob's", image_ids=images[:1])
+    board = collections.create(engine=engine, who=ANN, name="Picks",
+                               image_ids=[images[2], "gone", images[0], images[2]])  # fmt: skip
+
+    assert ids(engine, board) == [images[2], images[0]]
+    assert ids(engine, other) == images[:1]  # the other collection untouched
+    monkeypatch.setattr(collections, "MAX_IMAGES", 3)
+    with pytest.raises(InvalidSettings):
+        collections.create(engine=engine, who=ANN, name="Too many", image_ids=images)
+    with session_scope(engine) as session:
+        names = sorted(c.name for c, _count in collections.listed(session=session))
+    # Refused whole: no empty "Too many" left behind.
+    assert names == ["Bob's", "Picks"]
+
+
+def image(lora_id: str, prompt: str) -> GeneratedImage:
+    return GeneratedImage(
+        id=f"{lora_id}-{prompt}", lora_training_id=lora_id, prompt=prompt,
+        image_url="https://cdn.example/x.jpg", created_at="2026-01-01",
+    )  # fmt: skip
+
+
+def test_compare_opens_on_the_prompt_most_of_its_loras_made():
+    board = [image("a", "fox"), image("b", "barn"), image("c", "barn"), image("a", "barn"),
+             image("d", "fox"), image("e", "owl"), image("f", "owl")]  # fmt: skip
+    usable = {"a", "b", "c", "d", "e"}
+
+    seed = collections.compare_seed(board, usable=usable)
+
+    # "barn": a, b, c; then the collection's other LoRAs up to four; f is not offered.
+    assert seed == collections.CompareSeed(lora_ids=["b", "c", "a", "d"], prompt="barn")
+    tie = collections.compare_seed([image("a", "fox"), image("b", "owl")], usable=usable)
+    assert tie == collections.CompareSeed(lora_ids=["a", "b"], prompt="fox")  # first met
+    assert collections.compare_seed([image("a", "fox"), image("f", "fox")], usable=usable) is None
+    assert collections.compare_seed([image("a", "x"), image("a", "y")], usable=usable) is None

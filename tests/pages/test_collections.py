@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from urllib.parse import parse_qs
 
 from lora_core.data.db import session_scope
 from lora_core.gallery import collections
@@ -74,3 +75,36 @@ def test_the_zip_holds_every_image_with_its_own_lora(engine, add_lora, add_image
         ("neon", "neonnoir"),
         ("ink", "inkwash"),
     }
+
+
+def test_a_collection_opens_compare_on_its_shared_prompt_and_becomes_an_arena(
+    open_app, engine, add_lora
+):
+    from sqlalchemy import select
+
+    from lora_core.data.models import Arena
+    from tests.support.arenas import Cell, finished_sweep
+
+    add_lora("neon", trigger_word="neonnoir"), add_lora("ink", trigger_word="inkwash")
+    _sweep, images = finished_sweep(engine, [Cell("neon", prompt="a barn", seed="3"),
+                                             Cell("ink", prompt="a barn", seed="3"),
+                                             Cell("ink", prompt="a fox")])  # fmt: skip
+    board = collections.create(engine=engine, who=Identity(user="guest"), name="Barns",
+                               image_ids=images)  # fmt: skip
+    at = open_with_query(open_app, COLLECTIONS, id=board)
+
+    [link] = [p.proto for p in at.get("page_link") if p.proto.label.startswith("Compare")]
+    assert (link.label, link.page) == ("Compare its LoRAs (2)", "compare")
+    assert parse_qs(link.query_string) == {"compare_loras": ["neonnoir", "inkwash"],
+                                           "compare_prompt": ["a barn"]}  # fmt: skip
+    compare = open_app("app_pages/compare.py", **parse_qs(link.query_string))
+    assert not compare.exception
+    assert compare.multiselect(key="compare_loras").value == ["neon", "ink"]  # their ids
+
+    [name] = [t for t in at.text_input if t.label == "Arena name"]
+    assert name.value == "Barns"
+    at.button(key="FormSubmitter:collection_arena-Make the arena").click().run()
+    assert not at.exception
+    with session_scope(engine) as session:
+        [arena] = session.scalars(select(Arena)).all()
+    assert (arena.name, arena.collection_id, arena.user) == ("Barns", board, "guest")
