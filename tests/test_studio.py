@@ -8,12 +8,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from lora_core import weights
 from lora_core.data.clock import to_iso
 from lora_core.data.db import DatabaseTarget, session_scope
 from lora_core.data.models import GeneratedImage, GenerationBatch
+from lora_core.generation.recipe import Recipe
+from lora_core.lab import axes
 from lora_core.settings import Settings
 from lora_core.studio import build_studio
-from tests.conftest import NOW, database_env
+from tests.conftest import NOW, TEST_FAL_KEY, database_env
+from tests.support.hosts import private_host
 
 pytestmark = pytest.mark.both_backends
 
@@ -61,3 +65,33 @@ def test_without_a_background_sweep_history_adopts_them_as_it_is_viewed(database
 
     assert batches(engine) == 1
     studio.close()
+
+
+def test_a_studio_from_default_settings_never_asks_a_host_on_a_private_network(
+    database, engine, tmp_path, add_lora, fake_fal
+):
+    """ALLOW_PRIVATE_WEIGHTS_URLS unset: neither a generation nor a sweep makes the server
+    send a request to the host a stored weights URL names on its own network."""
+    studio = build_studio(
+        Settings(
+            **{name.lower(): value for name, value in database_env(database).items()},
+            fal_key=TEST_FAL_KEY,
+            media_dir=tmp_path / "media",
+        )
+    )
+    try:
+        with private_host() as host:
+            lora = add_lora(weights_url=host.weights_url)
+            outcome = studio.generate(user="ann", lora_id=lora.id, prompt="a cat")
+            weights.forget_answers()  # the sweep comes later: asked afresh
+            _sweep_id, done = studio.start_sweep(
+                user="ann", lora_id=lora.id, prompt="a red fox", base=Recipe(seed=7),
+                x=axes.scale_axis("0.5, 1"),
+            )  # fmt: skip
+            assert done.wait(60)
+    finally:
+        studio.close()
+
+    assert host.requests == []
+    assert len(outcome.images) == 4
+    assert [s.body["loras"][0]["path"] for s in fake_fal.submissions] == [host.weights_url] * 3

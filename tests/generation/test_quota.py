@@ -18,6 +18,7 @@ from lora_core.generation import quota, service
 from lora_core.generation.quota import QuotaPolicy
 from lora_core.generation.service import GenerationKit
 from tests.conftest import NOW
+from tests.support.bystanders import unchanged_besides
 from tests.support.plans import explain_selects
 from tests.support.race import race
 
@@ -833,3 +834,150 @@ def test_the_sidebar_usage_and_history_agree_on_a_users_slots(engine, policy, ad
     legacy.adopt_legacy_images(engine=engine)  # as History's view, or the sweep, does
 
     assert before == figures() == (6, {"ann": 6, "bob": 1})
+
+
+# --- Bystanders: a statement about one batch touches no other ------------------------------
+
+
+def test_a_release_arriving_after_the_batch_succeeded_changes_nothing(engine, policy, add_batch):
+    """fal's answer stored the batch, then a late failure (a stopped run) releases it: it
+    stays succeeded, holding its slot, and no other batch moves."""
+    batch_id = reserve_for_ann(engine, policy)
+    with session_scope(engine) as session:
+        session.execute(
+            GenerationBatch.__table__.update()
+            .where(GenerationBatch.id == batch_id)
+            .values(status=BatchStatus.SUCCEEDED, finished_at=to_iso(NOW))
+        )
+        session.commit()
+    add_batch(user="bob", status=BatchStatus.PENDING, age=timedelta(minutes=1))
+
+    with unchanged_besides(engine, GenerationBatch):
+        quota.release(engine=engine, batch_id=batch_id, error="too late", now=NOW)
+
+    assert status_of(engine, policy).used == 1
+
+
+def test_a_release_fails_its_own_batch_and_no_other(engine, policy, add_batch):
+    mine = reserve_for_ann(engine, policy)
+    add_batch(user="ann", status=BatchStatus.PENDING, age=timedelta(minutes=2))  # another click
+    add_batch(user="bob", status=BatchStatus.PENDING, age=timedelta(minutes=1))
+    add_batch(user="ann", status=BatchStatus.SUCCEEDED)
+    cells_at(engine, policy, "s1", 2, minutes_ago=1)  # a sweep's pending cells
+
+    with unchanged_besides(engine, GenerationBatch, changing={mine}):
+        quota.release(engine=engine, batch_id=mine, error="fal failed", now=NOW)
+
+    with session_scope(engine) as session:
+        released = session.get(GenerationBatch, mine)
+    assert (released.status, released.error) == (BatchStatus.FAILED, "fal failed")
+    assert status_of(engine, policy).used == 3  # ann's other pending, her success, the sweep
+
+
+def add_image(engine, image_id: str, *, user: str, age: timedelta, batch_id=None, lora="l"):
+    with session_scope(engine) as session:
+        session.add(
+            GeneratedImage(
+                id=image_id, lora_training_id=lora, user=user, prompt="p", image_url="u",
+                created_at=to_iso(NOW - age), batch_id=batch_id,
+            )
+        )  # fmt: skip
+        session.commit()
+
+
+def test_the_next_slot_is_read_from_the_users_own_original_app_images_only(engine, add_batch):
+    """ann: four images of the original app 5 h ago (one slot) and a batch 1 h ago, with a
+    limit of 2. Around them, images that are not hers to count: bob's original-app images,
+    her own images of a batch (counted by their batch), images older than the window."""
+    policy = QuotaPolicy(limit=2, window=timedelta(hours=24))
+    for number in range(4):
+        add_image(engine, f"ann-{number}", user="ann", age=timedelta(hours=5))
+    add_batch(age=timedelta(hours=1))
+    for number, hours in enumerate((6, 4, 2)):
+        add_image(engine, f"bob-{number}", user="bob", age=timedelta(hours=hours), lora="other")
+    add_image(engine, "ann-batched", user="ann", age=timedelta(hours=3), batch_id="batch-1")
+    add_image(engine, "ann-old", user="ann", age=timedelta(hours=30))
+
+    status = status_of(engine, policy)
+
+    assert (status.used, status.remaining) == (2, 0)
+    expected = NOW - timedelta(hours=5) + timedelta(hours=24)
+    assert abs(status.next_slot_at - expected) < timedelta(milliseconds=1)
+
+
+# --- Time edges: at the edge and one millisecond (the stored resolution) either side -------
+
+TICK = timedelta(milliseconds=1)
+WINDOW = timedelta(hours=24)
+
+
+@pytest.mark.parametrize(
+    ("age", "counts"), [(WINDOW - TICK, True), (WINDOW, False), (WINDOW + TICK, False)]
+)
+@pytest.mark.parametrize("kind", ["batch", "cell", "original app"])
+def test_a_use_counts_until_exactly_one_window_old(engine, policy, add_batch, kind, age, counts):
+    if kind == "batch":
+        add_batch(age=age)
+    elif kind == "cell":
+        quota.reserve_cells(
+            engine=engine, policy=policy, user="ann", sweep_id="s1",
+            cells=[{"lora_training_id": "l", "prompt": "p", "sweep_x": 0, "sweep_y": 0}],
+            lease=leases.Lease.new(leases.DEFAULT_TERMS, NOW - age), now=NOW - age,
+        )  # fmt: skip
+        succeed_all(engine)
+    else:
+        add_image(engine, "old", user="ann", age=age)
+    tight = QuotaPolicy(limit=1, window=WINDOW)
+
+    assert status_of(engine, policy).used == (1 if counts else 0)
+    with session_scope(engine) as session:
+        usage = quota.usage_by_user(session=session, policy=policy, now=NOW)
+    assert usage == ([("ann", 1)] if counts else [])
+    with pytest.raises(QuotaExceeded) if counts else nullcontext():
+        reserve_for_ann(engine, tight)
+
+
+@pytest.mark.parametrize(("offset", "free"), [(-TICK, False), (timedelta(0), True), (TICK, True)])
+def test_the_next_slot_is_free_exactly_when_announced(engine, add_batch, offset, free):
+    """Three batches over a limit of two: the second oldest leaving frees the next slot."""
+    policy = QuotaPolicy(limit=2, window=WINDOW)
+    for hours in (3, 2, 1):
+        add_batch(age=timedelta(hours=hours))
+    announced = status_of(engine, policy).next_slot_at
+    assert abs(announced - (NOW - timedelta(hours=2) + WINDOW)) < TICK
+
+    with session_scope(engine) as session:
+        then = quota.get_status(session=session, policy=policy, user="ann", now=announced + offset)
+
+    assert then.remaining == (1 if free else 0)
+    assert then.next_slot_at == (None if free else announced)
+
+
+@pytest.mark.parametrize(
+    ("age", "holds"),
+    [(timedelta(minutes=10) - TICK, True), (timedelta(minutes=10), False),
+     (timedelta(minutes=10) + TICK, False)],
+)  # fmt: skip
+def test_a_pending_batch_holds_its_slot_until_exactly_its_abandoned_age(
+    engine, add_batch, age, holds
+):
+    policy = QuotaPolicy(limit=1, window=WINDOW, abandoned_after=timedelta(minutes=10))
+    add_batch(status=BatchStatus.PENDING, age=age)
+
+    assert status_of(engine, policy).used == (1 if holds else 0)
+    with pytest.raises(QuotaExceeded) if holds else nullcontext():
+        reserve_for_ann(engine, policy)
+
+
+@pytest.mark.parametrize(("until", "holds"), [(TICK, True), (timedelta(0), False), (-TICK, False)])
+def test_a_queued_cell_is_held_until_exactly_its_lease_ends(engine, until, holds):
+    policy = QuotaPolicy(limit=1, window=WINDOW, abandoned_after=timedelta(minutes=1))
+    quota.reserve_cells(
+        engine=engine, policy=policy, user="ann", sweep_id="s1",
+        cells=[{"lora_training_id": "l", "prompt": "p", "sweep_x": 0}],
+        lease=leases.Lease(holder="h", until=NOW + until), now=NOW - timedelta(minutes=5),
+    )  # fmt: skip
+
+    assert status_of(engine, policy).used == (1 if holds else 0)
+    with pytest.raises(QuotaExceeded) if holds else nullcontext():
+        reserve_for_ann(engine, policy)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import pytest
@@ -21,6 +21,7 @@ from lora_core.generation import quota, recipe_files, recovery, service, storing
 from lora_core.generation.prompts import with_trigger
 from lora_core.generation.recipe import NO_LORA
 from lora_core.generation.service import GenerationKit
+from tests.support.bystanders import unchanged_besides
 from tests.support.factories import stored_batches
 from tests.support.fakefal import JobFailure
 from tests.support.race import race
@@ -368,3 +369,102 @@ def test_an_interrupted_preview_is_failed(engine, add_lora, preview_generator, m
     reserve_pending(engine, lora.id, request_id="preview-has-none", age=OLDER_THAN)
 
     assert resume(engine, preview_generator, media_store) == recovery.ResumeReport(failed=1)
+
+
+# --- Time edges and bystanders: exactly when a batch is taken, given up, and nothing else ---
+
+T = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)  # whole milliseconds, as rows store them
+TICK = timedelta(milliseconds=1)
+
+
+class QuietFal:
+    """A generator whose jobs fal never answers about: `resume` says "still running"."""
+
+    downloads_weights = True
+
+    def __init__(self) -> None:
+        self.cancelled: list[str] = []
+
+    def generate(self, request, on_progress=None):
+        raise AssertionError("recovery never submits")
+
+    def resume(self, request_id: str):
+        return None
+
+    def cancel(self, request_id: str) -> None:
+        self.cancelled.append(request_id)
+
+
+def add_row(engine, batch_id: str, *, created: datetime, request_id=None, status="pending",
+            holder=None, until=None, user="ann") -> None:  # fmt: skip
+    with session_scope(engine) as session:
+        session.add(
+            GenerationBatch(
+                id=batch_id, lora_training_id="l", user=user, prompt="p", status=status,
+                created_at=to_iso(created), fal_request_id=request_id, lease_holder=holder,
+                lease_until=None if until is None else to_iso(until),
+            )
+        )  # fmt: skip
+        session.commit()
+
+
+def resume_at(engine, generator, now: datetime, *, follow_for: timedelta = FOLLOW_FOR):
+    return recovery.resume_pending(
+        engine=engine, generator=generator, store=None, terms=TERMS,
+        unleased_older_than=OLDER_THAN, follow_for=follow_for, now=now,
+    )  # fmt: skip
+
+
+def add_bystanders(engine) -> None:
+    """Batches no sweep at T may touch: a live process's, a finished one, bob's fresh one."""
+    add_row(engine, "live", created=T - timedelta(hours=1), request_id="r-live",
+            holder="alive", until=T + timedelta(seconds=5))  # fmt: skip
+    add_row(engine, "done", created=T - timedelta(hours=1), status="succeeded")
+    add_row(engine, "fresh", created=T, user="bob")
+
+
+@pytest.mark.parametrize(("offset", "taken"), [(-TICK, True), (timedelta(0), False), (TICK, False)])
+def test_a_batch_without_a_lease_is_taken_only_once_older_than_the_age(engine, offset, taken):
+    """A batch an earlier version wrote (no lease) is another process's until it is older
+    than `unleased_older_than`: exactly that old, it is still left alone."""
+    add_row(engine, "unleased", created=T - OLDER_THAN + offset)
+    add_bystanders(engine)
+
+    with unchanged_besides(engine, GenerationBatch, changing={"unleased"}):
+        report = resume_at(engine, QuietFal(), T)
+
+    row = stored_by_id(engine)["unleased"]
+    if taken:
+        assert report == recovery.ResumeReport(failed=1)
+        assert (row.status, row.error) == ("failed", "Interrupted before fal accepted the job.")
+    else:
+        assert report == recovery.ResumeReport()
+        assert (row.status, row.lease_holder, row.error) == ("pending", None, None)
+
+
+@pytest.mark.parametrize(
+    ("offset", "given_up"), [(-TICK, True), (timedelta(0), False), (TICK, False)]
+)
+def test_a_quiet_job_is_given_up_only_once_older_than_follow_for(engine, offset, given_up):
+    follow_for = timedelta(hours=2)
+    add_row(engine, "quiet", created=T - follow_for + offset, request_id="r-quiet")
+    add_bystanders(engine)
+    fal = QuietFal()
+
+    with unchanged_besides(engine, GenerationBatch, changing={"quiet"}):
+        report = resume_at(engine, fal, T, follow_for=follow_for)
+
+    row = stored_by_id(engine)["quiet"]
+    if given_up:
+        assert report == recovery.ResumeReport(failed=1)
+        assert (row.status, row.error) == ("failed", recovery.GAVE_UP)
+        assert fal.cancelled == ["r-quiet"]
+    else:
+        assert report == recovery.ResumeReport(waiting=1)
+        assert (row.status, row.error, row.lease_holder) == ("pending", None, None)
+        assert row.lease_until == to_iso(T + recovery.ASK_AGAIN_AFTER)  # asked again soon
+        assert fal.cancelled == []
+
+
+def stored_by_id(engine) -> dict[str, GenerationBatch]:
+    return {row.id: row for row in stored_batches(engine)}

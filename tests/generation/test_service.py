@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,13 @@ from sqlalchemy import select
 from lora_core.data import leases
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import create_db_engine, session_scope
-from lora_core.data.models import BatchStatus, GeneratedImage, GenerationBatch, LoraStatus
+from lora_core.data.models import (
+    BatchStatus,
+    GeneratedImage,
+    GenerationBatch,
+    LoraStatus,
+    LoraTraining,
+)
 from lora_core.errors import (
     DatabaseUnavailable,
     GenerationFailed,
@@ -25,12 +32,18 @@ from lora_core.errors import (
 )
 from lora_core.fal.generator import FalGenerator
 from lora_core.generation import prompts, quota, recipe_files, recovery, service
-from lora_core.generation.generators import GenerationRequest, GenerationResult
+from lora_core.generation.generators import (
+    GeneratedImageData,
+    GenerationRequest,
+    GenerationResult,
+)
 from lora_core.generation.quota import QuotaPolicy
 from lora_core.generation.service import GenerationKit
 from lora_core.sweeper import Sweeper
 from tests.conftest import TEST_FAL_KEY
+from tests.support.bystanders import unchanged_besides
 from tests.support.fakefal import JobFailure, model_error
+from tests.support.hosts import private_host
 from tests.support.plans import explain_selects
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
@@ -555,3 +568,110 @@ def test_looking_for_stale_batches_reads_only_pending_ones(engine, add_lora):
         "USING INDEX idx_gen_batches_pending (status=? AND lora_training_id=?)" in plan
         for _sql, plan in plans
     ), plans
+
+
+# --- Bystanders, safety defaults and what the batch row keeps -------------------------------
+
+
+def add_bystanders(engine, add_lora, add_images) -> None:
+    """Rows a generation of ann's must not touch: bob's batch a live process waits on (with
+    fal's request id), ann's earlier success, and another LoRA's images."""
+    other = add_lora("other-lora")
+    add_images(other.id, 3)
+    with session_scope(engine) as session:
+        now = utc_now()
+        session.add_all([
+            GenerationBatch(
+                id="bobs", lora_training_id=other.id, user="bob", prompt="p", status="pending",
+                created_at=to_iso(now), fal_request_id="bobs-request", lease_holder="alive",
+                lease_until=to_iso(now + timedelta(minutes=5)),
+            ),
+            GenerationBatch(
+                id="anns-earlier", lora_training_id=other.id, user="ann", prompt="p",
+                status="succeeded", created_at=to_iso(now - timedelta(hours=1)),
+                fal_request_id="anns-earlier-request", images_returned=4,
+            ),
+        ])  # fmt: skip
+        session.commit()
+
+
+@pytest.mark.parametrize("fal_answers", ["images", "an error"])
+def test_a_generation_writes_its_own_batch_and_touches_no_other(
+    engine, add_lora, add_images, generate, fake_fal, fal_answers
+):
+    lora = add_lora()
+    add_bystanders(engine, add_lora, add_images)
+    if fal_answers == "an error":
+        fake_fal.script.result_error = (500, "GPU on fire")
+
+    failing = pytest.raises(GenerationFailed) if fal_answers == "an error" else nullcontext()
+    with unchanged_besides(engine, GenerationBatch, GeneratedImage) as watch, failing:
+        generate(lora.id, "a cat")
+
+    [new_id] = watch.added["generation_batches"]
+    with session_scope(engine) as session:
+        batch = session.get(GenerationBatch, new_id[0])
+    assert batch.fal_request_id in fake_fal.jobs
+    assert batch.status == ("succeeded" if fal_answers == "images" else "failed")
+    assert len(watch.added.get("generated_images", ())) == (4 if fal_answers == "images" else 0)
+
+
+class AnswersWithoutProgress:
+    """A generator that reports no progress: its request id comes with its answer only."""
+
+    downloads_weights = False
+
+    def generate(self, request: GenerationRequest, on_progress=None) -> GenerationResult:
+        return GenerationResult(
+            images=[GeneratedImageData(url="https://cdn.example/1.jpg", width=8, height=8)],
+            seed="7",
+            request_id="request-from-the-answer",
+        )
+
+    def resume(self, request_id: str) -> GenerationResult | None:
+        return None
+
+    def cancel(self, request_id: str) -> None:
+        pass
+
+
+def test_the_batch_keeps_the_request_id_fal_answered_with(engine, add_lora, generate):
+    lora = add_lora()
+
+    generate(lora.id, "a cat", generator=AnswersWithoutProgress())
+
+    [batch] = stored(engine)[1]
+    assert (batch.status, batch.fal_request_id) == ("succeeded", "request-from-the-answer")
+
+
+def test_a_generator_that_downloads_no_weights_gets_an_empty_url_not_none(preview_generator):
+    """None would mean "the base model alone" (a sweep's baseline): a LoRA without weights
+    is never silently generated without them."""
+    lora = LoraTraining(
+        id="l", request_id="r", user="a", trigger_word="t", status="completed",
+        created_at=to_iso(utc_now()), lora_weights_url=None,
+    )  # fmt: skip
+
+    url = service.weights_url_for(lora, generator=preview_generator, allow_private_weights=False)
+
+    assert url == "" and url is not None
+
+
+def test_by_default_a_generation_never_asks_a_host_on_a_private_network(
+    engine, add_lora, fal_generator, fake_fal, policy
+):
+    """A stored weights URL must not make the server send requests into its own network:
+    the kit's default leaves it to fal, without asking it anything from here."""
+    with private_host() as host:
+        lora = add_lora(weights_url=host.weights_url)
+
+        outcome = service.generate(
+            kit=GenerationKit(engine=engine, generator=fal_generator, policy=policy),
+            user="ann",
+            lora_id=lora.id,
+            prompt="a cat",
+        )
+
+    assert host.requests == []
+    assert len(outcome.images) == 4
+    assert fake_fal.submissions[0].body["loras"][0]["path"] == host.weights_url

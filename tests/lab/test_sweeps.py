@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from lora_core import weights
 from lora_core.data import leases
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.db import DatabaseTarget, session_scope
@@ -38,7 +39,9 @@ from lora_core.lab import axes, sweep_files, sweeps, views
 from lora_core.lab.contact_sheet import CELL
 from lora_core.lab.pool import CellPool
 from tests.conftest import TEST_FAL_KEY
+from tests.support.bystanders import unchanged_besides
 from tests.support.fakefal import JobFailure
+from tests.support.hosts import private_host
 from tests.support.race import race
 from tests.support.workers import start_worker
 
@@ -807,3 +810,119 @@ def test_a_stacked_lora_that_is_not_ready_is_named_before_any_cost(
     with pytest.raises(InvalidSettings, match=r"^halfway: This LoRA is still training"):
         run_sweep(subject.id, x=axes.stack_axis([NO_LORA, "halfway"], "0.5"))
     assert fake_fal.submissions == [] and cells_of(engine) == []
+
+
+# --- The grid reads its own cells at their places; retries land where they failed ----------
+
+
+class NoFalCalls:
+    """A generator for sweeps that are only started here (their cells never run): it
+    downloads no weights, so starting asks no host."""
+
+    downloads_weights = False
+
+    def generate(self, request, on_progress=None):
+        raise AssertionError("no cell runs in these tests")
+
+    def resume(self, request_id):
+        return None
+
+    def cancel(self, request_id):
+        pass
+
+
+def started(engine, policy, lora_id: str, *, user="ann", now=None, x="0, 1", y="7, 8"):
+    """A sweep started (its cells written, pending), none run: (its id, {place: batch id})."""
+    sweep_id, _holder, _jobs = sweeps.start(
+        kit=GenerationKit(engine=engine, generator=NoFalCalls(), policy=policy),
+        user=user, lora_id=lora_id, prompt="a red fox", base=BASE,
+        x=axes.scale_axis(x), y=axes.seed_axis(y) if y else None, now=now,
+    )  # fmt: skip
+    return sweep_id, {
+        (cell.sweep_x, cell.sweep_y): cell.id for cell in cells_of(engine)
+        if cell.sweep_id == sweep_id
+    }  # fmt: skip
+
+
+def set_status(engine, statuses: dict[str, str]) -> None:
+    with session_scope(engine) as session:
+        for batch_id, status in statuses.items():
+            session.get(GenerationBatch, batch_id).status = status
+        session.commit()
+
+
+def test_a_sweeps_grid_shows_its_own_cells_only(engine, add_lora, policy):
+    """bob started the same grid a minute later: ann's sweep shows none of his cells."""
+    lora = add_lora()
+    anns, ann_cells = started(engine, policy, lora.id, now=utc_now() - timedelta(minutes=2))
+    _bobs, bob_cells = started(
+        engine, policy, lora.id, user="bob", now=utc_now() - timedelta(minutes=1), x="0, 1, 2"
+    )
+    set_status(engine, dict.fromkeys(bob_cells.values(), BatchStatus.SUCCEEDED))
+
+    grid = view(engine, anns)
+
+    assert {place: cell.batch_id for place, cell in grid.cells.items()} == ann_cells
+    assert grid.count(BatchStatus.PENDING) == 4 and grid.count(BatchStatus.SUCCEEDED) == 0
+
+
+@pytest.mark.parametrize("place", [(1, 1), (0, 1), (1, 0)])
+def test_a_failed_cell_is_retried_at_its_own_place(engine, add_lora, policy, place):
+    lora = add_lora()
+    sweep_id, cells = started(engine, policy, lora.id)
+    set_status(engine, {batch_id: BatchStatus.SUCCEEDED for batch_id in cells.values()})
+    set_status(engine, {cells[place]: BatchStatus.FAILED})
+
+    with unchanged_besides(engine, GenerationBatch) as watch:
+        sweeps.retry(
+            kit=GenerationKit(engine=engine, generator=NoFalCalls(), policy=policy),
+            user="ann",
+            batch_id=cells[place],
+        )
+
+    [(new_id,)] = watch.added["generation_batches"]
+    with session_scope(engine) as session:
+        new = session.get(GenerationBatch, new_id)
+    assert (new.sweep_id, new.sweep_x, new.sweep_y) == (sweep_id, *place)
+    grid = view(engine, sweep_id)
+    shown = {spot: cell.batch_id for spot, cell in grid.cells.items()}
+    assert shown == cells | {place: new_id}  # the other three places keep their cells
+    assert grid.cells[place].status == BatchStatus.PENDING
+    assert grid.count(BatchStatus.SUCCEEDED) == 3
+
+
+@pytest.mark.parametrize(("pending", "running"), [(0, False), (1, True), (2, True)])
+def test_a_sweep_is_running_while_any_cell_is_pending(engine, add_lora, policy, pending, running):
+    lora = add_lora()
+    sweep_id, cells = started(engine, policy, lora.id, y="")
+    ordered = [cells[(0, 0)], cells[(1, 0)]]
+    set_status(engine, {batch_id: BatchStatus.SUCCEEDED for batch_id in ordered[pending:]})
+
+    grid = view(engine, sweep_id)
+
+    assert grid.count(BatchStatus.PENDING) == pending
+    assert grid.running is running
+
+
+def test_by_default_a_sweep_never_asks_a_host_on_a_private_network(
+    engine, add_lora, fal_generator, policy
+):
+    """Starting a sweep and retrying its cell, with the kit's defaults: the weights URL is
+    left to fal, and the host it names is asked nothing from here."""
+    kit = GenerationKit(engine=engine, generator=fal_generator, policy=policy)
+    with private_host() as host:
+        lora = add_lora(weights_url=host.weights_url)
+        sweep_id, _holder, jobs = sweeps.start(
+            kit=kit, user="ann", lora_id=lora.id, prompt="a red fox", base=BASE,
+            x=axes.scale_axis("0.5, 1"),
+        )  # fmt: skip
+        assert host.requests == []
+        assert [job.request.weights_url for job in jobs] == [host.weights_url] * 2
+        set_status(engine, {jobs[0].batch_id: BatchStatus.FAILED})
+        weights.forget_answers()  # a retry comes later: what a host answered is asked afresh
+
+        _holder, [job] = sweeps.retry(kit=kit, user="ann", batch_id=jobs[0].batch_id)
+
+    assert host.requests == []
+    assert job.request.weights_url == host.weights_url
+    assert view(engine, sweep_id).count(BatchStatus.PENDING) == 2
