@@ -111,7 +111,7 @@ if blocked and summaries:
 
 # Even cards, four across on a desktop and two on a phone; each card opens its LoRA.
 cards = st.grid(CARDS_PER_ROW, min_column_width=CARD_MIN_PX, border=True, key="lora_grid")
-for summary in summaries:
+for number, summary in enumerate(summaries):
     lora = summary.lora
     with cards.container(key=f"lora_card_{lora.id}"):
         if summary.cover_url:
@@ -121,6 +121,7 @@ for summary in summaries:
                     alt=f"An image generated with the LoRA {lora_title(lora)}",
                     thumbnail=summary.cover_thumbnail_url,
                     opens_full_size=False,
+                    eager=number < 2 * CARDS_PER_ROW,  # the first screen's
                 ),
                 unsafe_allow_html=True,
             )

@@ -209,6 +209,7 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool, stacked: bool) -
                     key=f"group_{group.images[0].id}",
                     lora_name=name,
                     picking=scope if choosing else None,
+                    eager=GRID_COLUMNS if number < 2 else 0,  # the first screen's
                 )
     else:
         image_grid(

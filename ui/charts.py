@@ -169,15 +169,20 @@ def history_charts(overview: analytics.Overview, price: float) -> list[Chart]:
 
 def show_history_charts(built: list[Chart], price: float) -> None:
     """History's six charts in tabs, with what each is estimated from."""
+    # Only the open tab's chart is drawn (a browser draws each Vega chart it is sent, seen
+    # or not); choosing another tab reruns the page and draws that one.
     tabs = st.tabs(
         ["Batches per day", "Top LoRAs", "Top users", "Prompt words", "Spend by user",
-         "Spend by LoRA"]
+         "Spend by LoRA"], key="history_chart_tab", on_change="rerun",
     )  # fmt: skip
-    for tab, chart in zip(tabs, built, strict=True):
+    for number, (tab, chart) in enumerate(zip(tabs, built, strict=True)):
+        if not tab.open:
+            continue
         chart.draw(tab)
-    tabs[3].caption(f"The most frequent words of the latest {analytics.WORD_SAMPLE:,} prompts.")
-    for tab in tabs[4:]:
-        tab.caption(
-            f"Estimated at ${price:g} per output megapixel (fal's price for flux-lora; "
-            "the FAL_PRICE_PER_MEGAPIXEL setting)."
-        )
+        if number == 3:
+            tab.caption(f"The most frequent words of the latest {analytics.WORD_SAMPLE:,} prompts.")
+        if number >= 4:
+            tab.caption(
+                f"Estimated at ${price:g} per output megapixel (fal's price for flux-lora; "
+                "the FAL_PRICE_PER_MEGAPIXEL setting)."
+            )

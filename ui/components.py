@@ -154,11 +154,13 @@ def image_card(
     thumbnail: str | None = None,
     css_class: str = "",
     opens_full_size: bool = True,
+    eager: bool = False,
 ) -> str:
     """An image with an optional caption; with `opens_full_size`, a link to the full image
     in a new tab (grids whose cards open details in place pass False). With a `thumbnail`,
     that is what the page loads; the full image only when opened. `alt` says what the image
-    is to a screen reader (by default its caption)."""
+    is to a screen reader (by default its caption). `eager`: on the first screen, so loaded
+    at once (a lazy image waits for layout to find it visible: about 100 ms later)."""
     href = safe_url(url)
     src = safe_url(thumbnail) if thumbnail else href
     # Square cards (CSS): width and height let the browser reserve the space before loading.
@@ -167,7 +169,8 @@ def image_card(
     meta = one_line(meta) if meta else None
     picture = (
         f'<img src="{src}" alt="{escape(one_line(alt or caption or "Generated image"))}" '
-        f'loading="lazy" width="{THUMBNAIL_SIDE}" height="{THUMBNAIL_SIDE}">'
+        f'loading="{"eager" if eager else "lazy"}" width="{THUMBNAIL_SIDE}" '
+        f'height="{THUMBNAIL_SIDE}">'
     )
     if opens_full_size:
         picture = f'<a href="{href}" target="_blank" rel="noopener noreferrer">{picture}</a>'
@@ -211,20 +214,22 @@ def image_grid(
     lora_name: str | None = None,
     notes: Mapping[str, str] | None = None,
     picking: str | None = None,
+    eager: int = 8,
 ) -> None:
     """Images in a grid of up to `columns` columns (two on a phone), thumbnails where there
     are (the others are shown whole this time and their thumbnails made in the background).
     With `on_open`, the whole card is a button that calls it (the image's details, in
     place); without, the image opens full size in a new tab. `key` keeps two grids of the
     same images on one page apart. `notes`: a line under an image (by id), shown as text.
-    `picking`: a selection's scope (`ui.picking`): each card gets its Select checkbox."""
+    `picking`: a selection's scope (`ui.picking`): each card gets its Select checkbox.
+    The first `eager` images load at once (the first screen), the others as scrolled to."""
     context.studio().thumbnails.request(
         thumbnails.Missing(image_id=image.id, image_url=image.image_url)
         for image in images
         if image.thumbnail_url is None and not image.nsfw and image.id
     )
     grid = st.grid(columns, min_column_width=GRID_MIN_COLUMN_PX)
-    for image in images:
+    for number, image in enumerate(images):
         with grid.container(key=f"card_{key}_{image.id}"):
             if image.nsfw:
                 # Never shown as a result: fal blacks these out, and they may be unsafe.
@@ -239,6 +244,7 @@ def image_grid(
                     thumbnail=image.thumbnail_url,
                     css_class=css_class,
                     opens_full_size=on_open is None,
+                    eager=number < eager,
                 ),
                 unsafe_allow_html=True,
             )

@@ -825,7 +825,8 @@ def test_grids_load_thumbnails_and_open_the_full_image(open_app, add_lora, engin
     for grid in (result_grid, page_grid):
         for image in images:
             assert f'src="{image.thumbnail_url}"' in grid  # loaded by the page: the thumbnail
-        assert grid.count('loading="lazy" width="384" height="384"') == 4
+        assert grid.count('width="384" height="384"') == 4  # its place kept while loading
+        assert grid.count('loading="eager"') == 4  # on the first screen: loaded at once
         # What it is, read aloud.
         assert (
             grid.count('alt="Image generated with the LoRA sks-style from the prompt: a storm"')
@@ -1044,3 +1045,14 @@ def test_reproducing_an_image_whose_stacked_lora_is_hidden_says_so_and_waits(
     assert any("Not stacked here: wtrclr" in readable(w.value) for w in at.warning)
     assert len(with_fal.submissions) == 1  # not run without it behind the user's back
     assert setting(at.selectbox, "stack_0").value is None
+
+
+def test_only_the_first_screens_images_load_at_once(open_app, add_lora, add_images):
+    """A lazy image waits for layout to find it on screen; the first screen's need not."""
+    add_lora("many")
+    add_images("many", 12)
+    at = open_app(LORA_PAGE, id="many")
+    at.toggle(key="group_batches").set_value(False).run()
+
+    loading = [card.split('loading="')[1].split('"')[0] for card in cards(at)]
+    assert loading == ["eager"] * 8 + ["lazy"] * 4

@@ -117,6 +117,7 @@ def _cell(view: views.SweepView, cell: views.CellView | None, x_label: str, y_la
                 caption=label,
                 alt=f"Sweep image, {label}: {cell.prompt}",
                 thumbnail=cell.image.thumbnail_url,
+                eager=True,  # the grid is drawn to fit one screen
             ),
             unsafe_allow_html=True,
         )
