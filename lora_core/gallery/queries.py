@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
+    bindparam,
     exists,
     func,
     literal,
@@ -97,11 +100,35 @@ def _summaries(
     pictures_first: bool = False,
     only: ColumnElement[bool] | None = None,
 ) -> list[LoraSummary]:
-    """LoRAs newest first with their image count and cover, in one statement. The page's
-    rows are picked first, each with its count and its cover image's id (SQLite evaluates
-    those subqueries only for the rows the limit lets through); the cover's URLs are then
-    joined by that id. `pictures_first` puts the LoRAs with an image to show before those
-    without (one index seek each)."""
+    """LoRAs newest first with their image count and cover, in one statement
+    (`_summaries_statement`); `offset` and `limit` are its bound values."""
+    statement = (
+        _summaries_statement(with_hidden=with_hidden, pictures_first=pictures_first)
+        if only is None
+        else _build_summaries(with_hidden=with_hidden, pictures_first=pictures_first, only=only)
+    )
+    rows = session.execute(statement, {"offset": offset, "limit": -1 if limit is None else limit})
+    return [
+        LoraSummary(lora=row[0], image_count=row[1], cover_url=row[2], cover_thumbnail_url=row[3])
+        for row in rows.all()
+    ]
+
+
+@functools.cache
+def _summaries_statement(*, with_hidden: bool, pictures_first: bool) -> Select[Any]:
+    """Built once per process: the gallery asks on every page, and building and keying
+    this statement for SQLAlchemy's cache cost more than running it (py-spy)."""
+    return _build_summaries(with_hidden=with_hidden, pictures_first=pictures_first, only=None)
+
+
+def _build_summaries(
+    *, with_hidden: bool, pictures_first: bool, only: ColumnElement[bool] | None
+) -> Select[Any]:
+    """The page's rows are picked first, each with its count and its cover image's id
+    (SQLite evaluates those subqueries only for the rows the limit lets through); the
+    cover's URLs are then joined by that id. `pictures_first` puts the LoRAs with an image
+    to show before those without (one index seek each). Offset and limit are bound values
+    (`:offset`, `:limit`; -1: no limit, as SQLite and libSQL read it)."""
     images = GeneratedImage.__table__
     shown_of_lora = (images.c.lora_training_id == LoraTraining.id, images.c.hidden.is_(None))
     count = select(func.count()).select_from(images).where(*shown_of_lora).scalar_subquery()
@@ -116,8 +143,8 @@ def _summaries(
         select(LoraTraining, *columns)
         .where(_shown_loras(with_hidden) if only is None else _shown_loras(with_hidden) & only)
         .order_by(*order)
-        .offset(offset)
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
         .subquery()
     )
     lora = aliased(LoraTraining, page)
@@ -125,15 +152,11 @@ def _summaries(
     outer_order = [page.c.created_at.desc()]
     if pictures_first:
         outer_order.insert(0, page.c.has_pictures.desc())
-    rows = session.execute(
+    return (
         select(lora, page.c.image_count, cover.image_url, cover.thumbnail_url)
         .outerjoin(cover, col(cover.id) == page.c.cover_id)
         .order_by(*outer_order)
-    ).all()
-    return [
-        LoraSummary(lora=row[0], image_count=row[1], cover_url=row[2], cover_thumbnail_url=row[3])
-        for row in rows
-    ]
+    )
 
 
 def _cover_id() -> ColumnElement[str]:
