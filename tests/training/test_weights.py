@@ -3,12 +3,8 @@ config are copied into our store, and generation gives fal a URL it can still do
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -27,6 +23,7 @@ from lora_core.training.lifecycle import QuotaPolicy
 from tests.conftest import TEST_FAL_KEY
 from tests.support.factories import pictures, stored_batches
 from tests.support.fakefal import weights_bytes
+from tests.support.hosts import private_host
 
 POLICY = QuotaPolicy(limit=9, window=timedelta(hours=24))
 
@@ -271,32 +268,9 @@ def test_when_fal_cannot_download_weights_and_no_copy_can_serve_the_slot_comes_b
                                                  (410, False), (500, None)])  # fmt: skip
 def test_an_expired_signed_url_answering_403_counts_as_gone(status, answer):
     """S3, GCS and fal's CDN answer 403 once a signed URL has expired (to HEAD and GET)."""
-    with answering(status) as url:
+    with private_host(status) as host:
+        url = host.url
         assert weights.answers(f"{url}/w.safetensors", allow_private_hosts=True) is answer
-
-
-@contextlib.contextmanager
-def answering(status: int) -> Iterator[str]:
-    """A loopback HTTP server answering `status` to every HEAD and GET."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_HEAD(self) -> None:
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        do_GET = do_HEAD
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_the_lora_page_can_say_where_fal_gets_the_weights():
