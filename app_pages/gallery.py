@@ -13,8 +13,8 @@ from ui.components import (
     empty_thumbnail,
     format_date,
     image_card,
+    lora_card,
     lora_title,
-    status_badge,
 )
 from ui.errors import generation_blocked
 from ui.generate_dialog import close_generate, open_generate
@@ -114,25 +114,26 @@ cards = st.grid(CARDS_PER_ROW, min_column_width=CARD_MIN_PX, border=True, key="l
 for number, summary in enumerate(summaries):
     lora = summary.lora
     with cards.container(key=f"lora_card_{lora.id}"):
-        if summary.cover_url:
-            st.markdown(
-                image_card(
-                    summary.cover_url,
-                    alt=f"An image generated with the LoRA {lora_title(lora)}",
-                    thumbnail=summary.cover_thumbnail_url,
-                    opens_full_size=False,
-                    eager=number < 2 * CARDS_PER_ROW,  # the first screen's
-                ),
-                unsafe_allow_html=True,
+        picture = (
+            image_card(
+                summary.cover_url,
+                alt=f"An image generated with the LoRA {lora_title(lora)}",
+                thumbnail=summary.cover_thumbnail_url,
+                opens_full_size=False,
+                eager=number < 2 * CARDS_PER_ROW,  # the first screen's
             )
-        else:
-            st.markdown(empty_thumbnail(), unsafe_allow_html=True)
-        st.subheader(md(lora_title(lora)), anchor=False)
-        status_badge(lora.status)
-        st.caption(
-            (f"Trigger word: {md(lora.trigger_word)} · " if lora.name else "")
-            + f"{count_text(summary.image_count)} images · {md(count_text(lora.steps))} steps · "
-            f"created {md(format_date(lora.created_at, with_time=False))}"
+            if summary.cover_url
+            else empty_thumbnail()
+        )
+        facts = (
+            (f"Trigger word: {lora.trigger_word} · " if lora.name else "")
+            + f"{count_text(summary.image_count)} images · {count_text(lora.steps)} steps · "
+            f"created {format_date(lora.created_at, with_time=False)}"
+        )
+        # One element (picture, title, status, facts): the page is drawn element by element.
+        st.markdown(
+            lora_card(title=lora_title(lora), status=lora.status, meta=facts, picture=picture),
+            unsafe_allow_html=True,
         )
         # The card's link, for keyboards and screen readers; CSS stretches it over the card.
         st.page_link(

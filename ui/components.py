@@ -15,7 +15,7 @@ from lora_core.gallery import queries
 from ui import context, routes
 from ui.picking import box_key as picking_box
 from ui.picking import picked, toggle
-from ui.text import badge_label, md, one_line
+from ui.text import badge_label, html_text, md, one_line
 
 THUMBNAIL_SIDE = thumbnails.LONG_SIDE
 # Grids drop to fewer columns below this cell width: two columns on a 390 px phone.
@@ -55,6 +55,14 @@ _CSS = """
 /* On a phone the menu hides behind Streamlit's "»" button: say what it is. */
 [data-testid="stExpandSidebarButton"]::after { content: "Menu"; font-size: 0.95rem;
   margin-left: 0.25rem; color: #0f0c1a; }
+.ls-card-title { font-size: 1.25rem; font-weight: 600; line-height: 1.3; margin: 0.25rem 0;
+  overflow-wrap: anywhere; }
+.ls-badge { display: inline-block; font-size: 0.8rem; font-weight: 500; padding: 0 0.4rem;
+  border-radius: 0.25rem; margin: 0 0 0.35rem 0; }
+.ls-badge-green { color: #125c27; background: #e3f4e8; }
+.ls-badge-orange { color: #7a3d00; background: #fdf0dc; }
+.ls-badge-red { color: #9b1c1c; background: #fde8e8; }
+.ls-card-meta { font-size: 0.875rem; color: #5c5f6b; line-height: 1.4; margin-bottom: 1rem; }
 .ls-large img { aspect-ratio: auto; object-fit: contain; max-height: 75vh; background: none; }
 .ls-thumb-empty { width: 100%; aspect-ratio: 1 / 1; border-radius: 0.5rem; display: flex;
   align-items: center; justify-content: center; background: #ece9f7; color: #6b6585;
@@ -73,6 +81,25 @@ STATUS_COLORS = {LoraStatus.COMPLETED: "green", LoraStatus.PENDING: "orange"}
 def status_badge(status: str) -> None:
     """A LoRA's status as a coloured badge (the original app may store any text there)."""
     st.badge(badge_label(status.capitalize()), color=STATUS_COLORS.get(status, "red"))
+
+
+def status_badge_html(status: str) -> str:
+    """The same badge as raw HTML, for a card drawn as one element (`lora_card`)."""
+    color = STATUS_COLORS.get(status, "red")
+    return f'<span class="ls-badge ls-badge-{color}">{html_text(status.capitalize())}</span>'
+
+
+def lora_card(*, title: str, status: str, meta: str, picture: str) -> str:
+    """A gallery card's picture, title, status and one line of facts as one Markdown
+    element of raw HTML (a browser draws each element separately: about 3 ms each,
+    benchmarks/page_ready.py). The title is a level-3 heading to screen readers. Stored
+    text is escaped here; `picture` is `image_card`'s or `empty_thumbnail`'s HTML."""
+    return (
+        f"{picture}"
+        f'<div class="ls-card-title" role="heading" aria-level="3">{html_text(title)}</div>'
+        f"{status_badge_html(status)}"
+        f'<div class="ls-card-meta">{html_text(meta)}</div>'
+    )
 
 
 # `ui.text.md` puts an invisible WORD JOINER after ":" and "@" in stored text so that
@@ -176,9 +203,11 @@ def image_card(
         picture = f'<a href="{href}" target="_blank" rel="noopener noreferrer">{picture}</a>'
     parts = [f'<figure class="{f"ls-card {css_class}".strip()}">', picture]
     if caption:
-        parts.append(f'<div class="ls-caption" title="{escape(caption)}">{escape(caption)}</div>')
+        parts.append(
+            f'<div class="ls-caption" title="{escape(caption)}">{html_text(caption)}</div>'
+        )
     if meta:
-        parts.append(f'<div class="ls-meta">{escape(meta)}</div>')
+        parts.append(f'<div class="ls-meta">{html_text(meta)}</div>')
     parts.append("</figure>")
     return "".join(parts)
 

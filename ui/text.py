@@ -10,12 +10,15 @@ there raw would show `**bold**`, `:red[colour]`, `$LaTeX$`, Material icons and l
 - `badge_label(value)`: for `st.badge`, which escapes brackets itself.
 - Elements that show plain text need nothing: `st.text`, `st.code`, dataframe cells, the
   options of select boxes and multiselects, text inputs, `st.set_page_config(page_title=…)`.
-- Raw HTML (`unsafe_allow_html=True`, `st.html`) takes `html.escape` of `one_line(value)`.
+- Raw HTML (`unsafe_allow_html=True`, `st.html`): `html_text(value)` for text between
+  tags (Streamlit finds shortcodes and autolinks there too); `html.escape(one_line(value))`
+  for an attribute's value.
 """
 
 from __future__ import annotations
 
 import re
+from html import escape
 
 # Every character CommonMark lets a backslash escape: escaped, none of them starts markup.
 _ESCAPABLE = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
@@ -45,6 +48,16 @@ def md(value: object) -> str:
         else:
             escaped.append(char)
     return _WWW_DOT.sub(rf"\1{_WORD_JOINER}\2", "".join(escaped))
+
+
+def html_text(value: object) -> str:
+    """`value` as the text of raw HTML that shows exactly its characters: escaped for HTML,
+    and with the word joiners `md` puts in (a shortcode or an autolink in raw HTML's text
+    is still made live by Streamlit's renderer)."""
+    joined = "".join(
+        char + _WORD_JOINER if char in _BREAK_AFTER else char for char in escape(one_line(value))
+    )
+    return re.sub(r"(?i)(www)(\.)", rf"\1{_WORD_JOINER}\2", joined)
 
 
 def badge_label(value: object) -> str:

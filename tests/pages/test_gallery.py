@@ -29,7 +29,7 @@ def test_loras_with_images_come_first_each_with_its_details(open_app, add_lora, 
     page = readable(texts(at))
     assert "3 images · 1,200 steps" in page
     assert "https://cdn.example/older/2.jpg" in page  # its latest image is the thumbnail
-    assert ":green-badge[Completed]" in page
+    assert '<span class="ls-badge ls-badge-green">Completed</span>' in page
 
 
 def test_only_completed_loras_offer_generate(open_app, add_lora):
@@ -39,7 +39,7 @@ def test_only_completed_loras_offer_generate(open_app, add_lora):
     at = open_app()
 
     assert [b.key for b in at.button] == ["generate_ready"]
-    assert ":orange-badge[Pending]" in texts(at)
+    assert '<span class="ls-badge ls-badge-orange">Pending</span>' in texts(at)
 
 
 def test_generate_opens_the_loras_page_with_the_dialog(open_app, add_lora):

@@ -13,7 +13,7 @@ from lora_core.training.archive import submission_key
 from tests.conftest import TEST_FAL_KEY
 from tests.pages.test_login import AUTH, SIGNED_OUT
 from tests.support.factories import pictures, stored_loras
-from tests.support.markup import gallery_titles, readable
+from tests.support.markup import gallery_titles, readable, shows
 
 TRAIN_PAGE = "app_pages/train.py"
 SUBMIT = "FormSubmitter:train_form_0-Start training"
@@ -157,7 +157,7 @@ def test_an_existing_lora_is_registered_and_shown_by_its_name(
     assert "Registered: the LoRA is ready." in texts(at)
     gallery = open_app()
     assert gallery_titles(gallery)[0] == "Ink wash"
-    assert any("Trigger word: inkwash" in caption.value for caption in gallery.caption)
+    assert shows(gallery, "Trigger word: inkwash")
 
 
 def test_a_registration_that_fails_keeps_what_was_entered(open_app, engine, fake_fal):

@@ -3,6 +3,7 @@ inert: AppTest hands back an element's Markdown source, not what the browser dra
 
 from __future__ import annotations
 
+import html
 import re
 
 _ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
@@ -41,6 +42,8 @@ RAW_MARKUP = (
     "~~when~~",
     "$$t$$",
 )
+_TAG = re.compile(r"<[^>]*>")
+_CARD_TITLE = re.compile(r'<div class="ls-card-title"[^>]*>([^<]*)</div>')
 # Fields that Streamlit renders as Markdown: bodies of text elements and every label/help.
 _MARKDOWN_FIELDS = frozenset({"body", "label", "help", "title"})
 # Elements whose `body` is shown as plain text (a metric's label and value are Markdown).
@@ -78,15 +81,15 @@ def markdown_sources(at) -> list[str]:
     """The Markdown the browser will render (not plain text, not raw HTML)."""
     return [
         value
-        for kind, field, value, html in rendered_strings(at)
-        if field in _MARKDOWN_FIELDS and kind not in _PLAIN_ELEMENTS and not html
+        for kind, field, value, is_html in rendered_strings(at)
+        if field in _MARKDOWN_FIELDS and kind not in _PLAIN_ELEMENTS and not is_html
     ]
 
 
 def assert_inert(at) -> None:
     """No Markdown the page renders carries stored markup raw; raw HTML has it escaped."""
-    for kind, field, value, html in rendered_strings(at):
-        if html:
+    for kind, field, value, is_html in rendered_strings(at):
+        if is_html:
             assert "<b>" not in value and "<b>b</b>" not in value, (kind, field, value)
             continue
         if field not in _MARKDOWN_FIELDS or kind in _PLAIN_ELEMENTS:
@@ -95,18 +98,31 @@ def assert_inert(at) -> None:
             assert marker not in value, f"{kind}.{field} renders {marker!r} live: {value!r}"
 
 
+def html_text(source: str) -> str:
+    """What a reader sees of raw HTML: its text, tags left out, entities resolved."""
+    return html.unescape(_TAG.sub(" ", source)).replace(_WORD_JOINER, "")
+
+
 def shows(at, text: str) -> bool:
-    """True when a reader sees `text` literally: in rendered Markdown or in plain text."""
+    """True when a reader sees `text` literally: in rendered Markdown, in raw HTML's text,
+    or in plain text."""
     plain = [
         value
-        for kind, field, value, _html in rendered_strings(at)
+        for kind, field, value, is_html in rendered_strings(at)
         if kind in _PLAIN_ELEMENTS or field in {"options", "default_value", "value"}
     ]
-    return any(text in readable(source) for source in markdown_sources(at)) or any(
-        text in value for value in plain
+    raw = [html_text(value) for _kind, _field, value, is_html in rendered_strings(at) if is_html]
+    return (
+        any(text in readable(source) for source in markdown_sources(at))
+        or any(text in value for value in plain)
+        or any(text in value for value in raw)
     )
 
 
 def gallery_titles(at) -> list[str]:
-    """The LoRA names on the gallery's cards, in order (each card's heading)."""
-    return [readable(heading.value) for heading in at.subheader]
+    """The LoRA names on the gallery's cards, in order (each card's heading: raw HTML)."""
+    return [
+        html.unescape(title).replace(_WORD_JOINER, "")
+        for markdown in at.markdown
+        for title in _CARD_TITLE.findall(markdown.value)
+    ]

@@ -3,11 +3,13 @@ is checked in tests/browser/test_markup.py)."""
 
 from __future__ import annotations
 
+import html
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.support.markup import readable
-from ui.text import badge_label, md, one_line
+from ui.text import badge_label, html_text, md, one_line
 
 
 def test_every_markdown_punctuation_is_escaped():
@@ -35,3 +37,15 @@ def test_a_badge_leaves_its_brackets_to_streamlit():
 @given(st.text())
 def test_a_reader_sees_exactly_the_text_on_one_line(text):
     assert readable(md(text)) == one_line(text)
+
+
+def test_raw_html_text_is_escaped_and_its_shortcodes_and_autolinks_broken():
+    joiner = "\u2060"
+    assert html_text("<b>a</b> & :smile:") == f"&lt;b&gt;a&lt;/b&gt; &amp; :{joiner}smile:{joiner}"
+    assert html_text("www.x.example me@x.example") == f"www{joiner}.x.example me@{joiner}x.example"
+
+
+@given(st.text())
+def test_a_reader_sees_exactly_the_text_of_raw_html_on_one_line(text):
+    shown = html.unescape(html_text(text)).replace("\u2060", "")
+    assert shown == one_line(text).replace("\u2060", "")
