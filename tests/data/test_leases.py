@@ -21,12 +21,13 @@ TICK = timedelta(milliseconds=1)
 TERMS = leases.LeaseTerms(duration=timedelta(seconds=15), renew_every=timedelta(seconds=3))
 
 
-def add_batch(engine, batch_id: str, *, holder: str | None, until: datetime | None, created=T):
+def add_batch(engine, batch_id: str, *, holder: str | None, until: datetime | None, created=T,
+              status=BatchStatus.PENDING):  # fmt: skip
     with session_scope(engine) as session:
         session.add(
             GenerationBatch(
                 id=batch_id, lora_training_id="l", user="ann", prompt="p",
-                status=BatchStatus.PENDING, created_at=to_iso(created),
+                status=status, created_at=to_iso(created),
                 lease_holder=holder, lease_until=None if until is None else to_iso(until),
             )
         )  # fmt: skip
@@ -127,3 +128,20 @@ def test_letting_go_of_a_holding_leaves_a_row_another_process_took(engine):
 
     with unchanged_besides(engine, GenerationBatch):
         leases.let_go(engine=engine, table=GenerationBatch, row_id="b", holder="ours", until=T)
+
+
+def test_a_row_that_moved_on_is_not_claimed_even_once_its_lease_lapsed(engine):
+    add_batch(engine, "done", holder="dead", until=T, status=BatchStatus.SUCCEEDED)
+
+    with unchanged_besides(engine, GenerationBatch):
+        assert claim(engine, "done", now=T + timedelta(hours=1)) is None
+
+
+def test_letting_go_of_a_row_leaves_every_other_row_s_lease(engine):
+    add_batch(engine, "b", holder="ours", until=T + TERMS.duration)
+    add_batch(engine, "other", holder="theirs", until=T + TERMS.duration)
+
+    with unchanged_besides(engine, GenerationBatch, changing={"b"}):
+        leases.let_go(engine=engine, table=GenerationBatch, row_id="b", until=T)
+
+    assert (batch(engine, "b").lease_holder, batch(engine, "b").lease_until) == (None, to_iso(T))

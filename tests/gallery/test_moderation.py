@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from lora_core.data.db import session_scope
+from lora_core.data.models import GeneratedImage, LoraTraining
 from lora_core.errors import NotAllowed
 from lora_core.gallery import moderation
 from lora_core.identity import Identity
+from tests.support.bystanders import unchanged_besides
 from tests.support.factories import image
+
+pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
 
 
 @pytest.mark.parametrize(
@@ -33,16 +38,43 @@ def test_only_the_author_or_an_admin_hides_an_image(engine, add_lora, add_images
         assert image(engine, "l-img-0001").hidden is None
 
 
+def _lora_hidden(engine, lora_id: str) -> bool | None:
+    with session_scope(engine) as session:
+        return session.get_one(LoraTraining, lora_id).hidden
+
+
 def test_only_an_admin_hides_a_lora(engine, add_lora):
     add_lora("l")
+    add_lora("other")  # a bystander: hiding one LoRA hides no other
+    admin = Identity(user="root", is_admin=True)
 
     with pytest.raises(NotAllowed):
         moderation.set_lora_hidden(
             engine=engine, who=Identity(user="ann"), lora_id="l", hidden=True
         )
-    moderation.set_lora_hidden(
-        engine=engine, who=Identity(user="root", is_admin=True), lora_id="l", hidden=True
+    with unchanged_besides(engine, LoraTraining, changing={"l"}):
+        moderation.set_lora_hidden(engine=engine, who=admin, lora_id="l", hidden=True)
+    assert _lora_hidden(engine, "l") is True
+
+    moderation.set_lora_hidden(engine=engine, who=admin, lora_id="l", hidden=False)
+    assert _lora_hidden(engine, "l") is False
+
+
+def test_hiding_an_image_hides_no_other_and_showing_it_stores_null(engine, add_lora, add_images):
+    add_lora("l")
+    add_images("l", 3)  # l-img-0001 is ann's
+    ann = Identity(user="ann")
+
+    with unchanged_besides(engine, GeneratedImage, changing={"l-img-0001"}):
+        moderation.set_image_hidden(
+            engine=engine, who=ann, image=image(engine, "l-img-0001"), hidden=True
+        )
+    assert image(engine, "l-img-0001").hidden is True
+
+    moderation.set_image_hidden(
+        engine=engine, who=ann, image=image(engine, "l-img-0001"), hidden=False
     )
+    assert image(engine, "l-img-0001").hidden is None  # NULL, never false: see the model
 
 
 @pytest.mark.parametrize(
@@ -59,8 +91,6 @@ def test_a_hidden_image_and_its_batch_as_each_visitor_may_see_them(
 ):
     """The rule lives in the core: the page shows `withheld` and `batch` (its zip) as given."""
     from lora_core.data.clock import to_iso
-    from lora_core.data.db import session_scope
-    from lora_core.data.models import GeneratedImage
     from lora_core.gallery import views
     from tests.conftest import NOW
 

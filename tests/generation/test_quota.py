@@ -342,6 +342,46 @@ def test_the_quota_check_searches_indexes_only(engine, policy, add_batch):
     ]
 
 
+def _table_scans(plan: str) -> list[str]:
+    """The plan's steps that read a whole table (not a subquery's rows, not a constant)."""
+    return [
+        step
+        for step in plan.split(" | ")
+        if step.startswith("SCAN") and not step.startswith(("SCAN CONSTANT ROW", "SCAN anon_"))
+    ]
+
+
+def test_the_next_slot_search_reads_only_the_users_uses_in_the_window(engine, policy, add_batch):
+    """The moments it tries are the user's own uses in the window: other users' batches
+    and old ones would not change the answer, but reading them all is a scan per status."""
+    for _ in range(policy.limit):
+        add_batch(age=timedelta(hours=1))
+    add_batch(user="bob", age=timedelta(hours=2))
+
+    plans = explain_selects(
+        engine,
+        lambda session: quota.get_status(session=session, policy=policy, user="ann", now=NOW),
+    )
+
+    [(_used, _), (_next_slot, plan)] = plans  # the limit is reached: the next slot is asked
+    assert "SEARCH generation_batches USING INDEX idx_gen_batches_wallet_created" in plan
+    assert "SEARCH generated_images USING INDEX idx_gen_images_legacy_wallet_created" in plan
+    assert _table_scans(plan) == []
+
+
+def test_the_usage_page_reads_only_rows_that_may_hold_a_slot(engine, policy, add_batch):
+    """Everyone with a use in the window, found by index: users without one would be
+    dropped (no slots held) but only after reading every batch and image ever made."""
+    add_batch(age=timedelta(hours=1))
+    add_batch(user="bob", age=timedelta(days=3))
+
+    [(_sql, plan)] = explain_selects(
+        engine, lambda session: quota.usage_by_user(session=session, policy=policy, now=NOW)
+    )
+
+    assert _table_scans(plan) == []
+
+
 def test_five_images_of_the_original_app_take_two_slots(engine, policy):
     add_legacy_images(engine, 5, age=timedelta(hours=2))
 

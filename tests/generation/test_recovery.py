@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from lora_core.data import leases
 from lora_core.data.clock import to_iso, utc_now
@@ -396,13 +396,13 @@ class QuietFal:
 
 
 def add_row(engine, batch_id: str, *, created: datetime, request_id=None, status="pending",
-            holder=None, until=None, user="ann") -> None:  # fmt: skip
+            holder=None, until=None, user="ann", sweep_id=None) -> None:  # fmt: skip
     with session_scope(engine) as session:
         session.add(
             GenerationBatch(
                 id=batch_id, lora_training_id="l", user=user, prompt="p", status=status,
                 created_at=to_iso(created), fal_request_id=request_id, lease_holder=holder,
-                lease_until=None if until is None else to_iso(until),
+                lease_until=None if until is None else to_iso(until), sweep_id=sweep_id,
             )
         )  # fmt: skip
         session.commit()
@@ -464,6 +464,47 @@ def test_a_quiet_job_is_given_up_only_once_older_than_follow_for(engine, offset,
         assert (row.status, row.error, row.lease_holder) == ("pending", None, None)
         assert row.lease_until == to_iso(T + recovery.ASK_AGAIN_AFTER)  # asked again soon
         assert fal.cancelled == []
+
+
+@pytest.mark.parametrize("sweep_filter", ["mine", "another-sweep"])
+def test_resuming_for_one_sweep_leaves_the_others(engine, sweep_filter):
+    """The sweep's page resumes its own cells only: never another sweep's, nor a batch."""
+    for batch_id, sweep_id in (("cell-mine", "mine"), ("cell-theirs", "theirs"), ("b", None)):
+        add_row(engine, batch_id, created=T - OLDER_THAN - TICK, sweep_id=sweep_id)
+
+    report = recovery.resume_pending(
+        engine=engine, generator=QuietFal(), store=None, terms=TERMS,
+        unleased_older_than=OLDER_THAN, follow_for=FOLLOW_FOR, sweep_id=sweep_filter, now=T,
+    )  # fmt: skip
+
+    settled = {batch_id: row.status for batch_id, row in stored_by_id(engine).items()}
+    if sweep_filter == "mine":
+        assert report == recovery.ResumeReport(failed=1)  # it never reached fal
+        assert settled == {"cell-mine": "failed", "cell-theirs": "pending", "b": "pending"}
+    else:
+        assert report == recovery.ResumeReport()
+        assert set(settled.values()) == {"pending"}
+
+
+def test_a_sweep_while_every_lease_holds_only_reads(engine):
+    """Every replica sweeps every few seconds: with nothing lapsed it must not even try a
+    takeover (an UPDATE matching nothing still takes SQLite's write lock)."""
+    add_row(engine, "young", created=T - OLDER_THAN + TICK)  # no lease, not yet old enough
+    add_bystanders(engine)
+    written: list[str] = []
+
+    def capture(_conn, _cursor, statement, _parameters, _context, _many) -> None:
+        if not statement.lstrip().upper().startswith("SELECT"):
+            written.append(statement)
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        report = resume_at(engine, QuietFal(), T)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+
+    assert report == recovery.ResumeReport()
+    assert written == []
 
 
 def stored_by_id(engine) -> dict[str, GenerationBatch]:

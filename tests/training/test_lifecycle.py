@@ -23,8 +23,10 @@ from lora_core.training.archive import UploadedFile
 from lora_core.training.lifecycle import QuotaPolicy
 from lora_core.training.trainers import TrainingState
 from tests.conftest import NOW, TEST_FAL_KEY
+from tests.support.bystanders import unchanged_besides
 from tests.support.factories import pictures, stored_loras
 from tests.support.fakefal import JobFailure
+from tests.support.plans import explain_selects
 from tests.support.race import race
 
 pytestmark = pytest.mark.both_backends  # the core suite, on SQLite and on libSQL
@@ -145,6 +147,35 @@ def test_trainings_older_than_the_window_and_failed_ones_free_their_slot(
     assert (status.used, status.remaining) == (2, 0)
 
 
+def test_the_next_slot_search_reads_only_the_users_trainings_in_the_window(engine, training_policy):
+    """The moments it tries are the user's own trainings in the window, found by index:
+    others' and older ones would not change the answer, but reading them all is a scan."""
+    for number, (user, age) in enumerate([("ann", 1), ("ann", 2), ("bob", 3), ("ann", 48)]):
+        with session_scope(engine) as session:
+            session.add(
+                LoraTraining(
+                    id=f"t-{number}", request_id=f"req-{number}", user=user,
+                    trigger_word="sks", status=LoraStatus.COMPLETED,
+                    created_at=to_iso(NOW - timedelta(hours=age)),
+                )
+            )  # fmt: skip
+            session.commit()
+
+    plans = explain_selects(
+        engine,
+        lambda session: training.get_status(
+            session=session, policy=training_policy, user="ann", now=NOW
+        ),
+    )
+
+    [(_used, _), (_next_slot, plan)] = plans  # the limit is reached: the next slot is asked
+    by_user = "SEARCH lora_trainings USING INDEX idx_lora_trainings_wallet_created"
+    # Both by the user's index: the moments tried, and the count from each of them (not a
+    # walk of every training ever made, oldest first, until the count falls).
+    assert plan.count(f"{by_user} (wallet_address=? AND created_at>?)") == 2
+    assert not [step for step in plan.split(" | ") if step.startswith("SCAN lora_trainings")]
+
+
 def test_a_failed_submit_leaves_no_lora_and_costs_no_slot(start, engine, fake_fal, training_policy):
     fake_fal.script.submit_error = (503, "No runners available")
 
@@ -155,6 +186,20 @@ def test_a_failed_submit_leaves_no_lora_and_costs_no_slot(start, engine, fake_fa
     with session_scope(engine) as session:
         status = training.get_status(session=session, policy=training_policy, user="ann", now=NOW)
     assert status.used == 0
+
+
+def test_a_failed_submit_deletes_its_own_reservation_only(start, engine, fake_fal, add_lora):
+    other = add_lora()  # another training, finished long ago
+    fake_fal.script.submit_error = (503, "No runners available")
+
+    with (
+        unchanged_besides(engine, LoraTraining) as watch,
+        pytest.raises(TrainingFailed, match="HTTP 503"),
+    ):
+        start()
+
+    assert watch.added == {}  # the failed one's row came and went
+    assert [lora.id for lora in stored_loras(engine)] == [other.id]
 
 
 def test_a_finished_training_completes_with_its_weights_and_can_generate(
@@ -279,6 +324,7 @@ def test_a_reservation_whose_process_died_mid_submit_fails_once_its_lease_lapses
     assert training.fail_unsubmitted(engine=engine, policy=training_policy) == 0
     time.sleep(TERMS.duration.total_seconds() + 0.1)
     assert training.fail_unsubmitted(engine=engine, policy=training_policy) == 1
+    assert training.fail_unsubmitted(engine=engine, policy=training_policy) == 0  # failed once
 
     with session_scope(engine) as session:
         rows = {row.lease_holder: row for row in session.scalars(select(LoraTraining))}
@@ -335,6 +381,18 @@ def test_eight_tabs_racing_for_two_slots_start_two_trainings(engine, training_po
 
     assert sorted(results) == ["refused"] * 6 + ["won"] * 2
     assert len(stored_loras(engine)) == 2
+
+
+def test_only_a_running_training_is_pending(engine, add_lora):
+    """The Train page polls while one runs: a finished or failed one is not running."""
+    for status in (LoraStatus.COMPLETED, LoraStatus.FAILED):
+        lora = add_lora(status=status)
+        with session_scope(engine) as session:
+            session.get_one(LoraTraining, lora.id).user = "ann"
+            session.commit()
+
+    with session_scope(engine) as session:
+        assert not training.has_pending(session=session, user="ann")
 
 
 def test_a_user_sees_their_own_trainings_newest_first(start, engine):

@@ -1,0 +1,1 @@
+"""Tests of the scripts under scripts/ that are not exercised elsewhere."""
