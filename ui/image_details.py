@@ -23,7 +23,7 @@ from ui.components import (
     lora_title,
     share_url,
 )
-from ui.errors import generation_blocked
+from ui.errors import generation_blocked, show_error
 from ui.generate_dialog import close_generate, remix
 from ui.text import md
 
@@ -83,8 +83,12 @@ def show_collections(image: GeneratedImage) -> None:
         )  # fmt: skip
         if st.button("Add", key="collection_add", icon=":material/bookmark_add:",
                      disabled=chosen is None):  # fmt: skip
-            collections.add(engine=context.studio().engine, who=who, collection_id=chosen,
-                            image_ids=[image.id])  # fmt: skip
+            try:
+                collections.add(engine=context.studio().engine, who=who, collection_id=chosen,
+                                image_ids=[image.id])  # fmt: skip
+            except LoraStudioError as error:  # full, or no longer open to others
+                show_error(error)
+                return
             st.rerun()  # its "In 1 collection" above
 
 

@@ -133,6 +133,7 @@ def test_the_app_reads_through_the_replica_and_says_so(monkeypatch, tmp_path, se
     from streamlit.testing.v1 import AppTest
 
     from tests.conftest import APP_ROOT, SETTING_NAMES
+    from tests.support.markup import gallery_titles
 
     for name in SETTING_NAMES:
         monkeypatch.delenv(name, raising=False)
@@ -151,7 +152,7 @@ def test_the_app_reads_through_the_replica_and_says_so(monkeypatch, tmp_path, se
     at = AppTest.from_file(str(APP_ROOT / "streamlit_app.py"), default_timeout=30).run()
 
     assert not at.exception
-    assert [subheader.value for subheader in at.subheader] == ["sks"]
+    assert gallery_titles(at) == ["sks"]
     sidebar = " ".join(str(caption.value) for caption in at.sidebar.caption)
     assert "embedded replica" in sidebar and server.token not in sidebar
     assert (tmp_path / "replica.db").exists()

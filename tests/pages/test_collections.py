@@ -108,3 +108,20 @@ def test_a_collection_opens_compare_on_its_shared_prompt_and_becomes_an_arena(
     with session_scope(engine) as session:
         [arena] = session.scalars(select(Arena)).all()
     assert (arena.name, arena.collection_id, arena.user) == ("Barns", board, "guest")
+
+
+def test_a_full_collection_says_so_in_the_details(open_app, engine, add_lora, add_images,
+                                                  monkeypatch):  # fmt: skip
+    add_lora("neon")
+    add_images("neon", 2)
+    board = collections.create(engine=engine, who=Identity(user="guest"), name="Full",
+                               image_ids=["neon-img-0000"])  # fmt: skip
+    monkeypatch.setattr(collections, "MAX_IMAGES", 1)
+
+    details = open_with_query(open_app, LORA_PAGE, id="neon", image="neon-img-0001")
+    details.selectbox(key="collection_pick").set_value(board).run()
+    details.button(key="collection_add").click().run()
+
+    assert not details.exception
+    shown = [e.value for e in [*details.warning, *details.error]]
+    assert any("at most 1 images" in value for value in shown)
