@@ -83,7 +83,8 @@ def one_collection(collection_id: str) -> None:
                      icon=":material/arrow_back:")  # fmt: skip
         if images:
             st.download_button(
-                f"Download the {len(images)} images (zip)", data=lambda: zipped(images),
+                f"Download the {len(images)} image{'s' if len(images) != 1 else ''} (zip)",
+                data=lambda: zipped(images),
                 file_name=f"collection-{collection.id}.zip", mime="application/zip",
                 icon=":material/folder_zip:", on_click="ignore", key="collection_zip",
             )  # fmt: skip

@@ -67,10 +67,11 @@ def show_collections(image: GeneratedImage) -> None:
         )
     if who.user is None:
         return
+    already = {collection.id for collection in within}
     choices = {
-        collection.id: collection.name
-        for collection, _count in context.read(collections.listed)
-        if collections.may_add(who, collection) and collection not in within
+        collection_id: name
+        for collection_id, name in context.read(collections.open_to, who=who).items()
+        if collection_id not in already
     }
     if not choices:
         st.page_link(routes.COLLECTIONS, label="Make a collection to add it to",

@@ -88,11 +88,7 @@ def selection_bar(scope: str, shown: Sequence[GeneratedImage]) -> None:
                 "Clear", key=f"clear_{scope}", icon=":material/deselect:", type="tertiary",
                 on_click=_clear, args=(scope,), disabled=not chosen,
             )  # fmt: skip
-        choices = {
-            collection.id: collection.name
-            for collection, _count in context.read(collections.listed)
-            if collections.may_add(who, collection)
-        } | {NEW: "A new collection…"}
+        choices = context.read(collections.open_to, who=who) | {NEW: "A new collection…"}
         if made := st.session_state.pop(f"pick_made_{scope}", None):  # a new one: chosen next
             st.session_state[f"pick_target_{scope}"] = made
             st.session_state.pop(f"pick_name_{scope}", None)

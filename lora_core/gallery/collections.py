@@ -227,6 +227,15 @@ def listed(*, session: Session) -> list[tuple[Collection, int]]:
     return [(collection, count or 0) for collection, count in rows]
 
 
+def open_to(*, session: Session, who: Identity) -> dict[str, str]:
+    """The collections `who` may add images to, newest first: their names by id."""
+    return {
+        collection.id: collection.name
+        for collection, _count in listed(session=session)
+        if may_add(who, collection)
+    }
+
+
 def view(*, session: Session, collection_id: str, who: Identity) -> CollectionView | None:
     """The collection with its images in order (hidden ones for admins only); None for an
     unknown id."""

@@ -72,6 +72,10 @@ def test_only_the_owner_adds_unless_anyone_may_and_only_the_owner_reorders(engin
                          description="<b>literal</b>", anyone_can_add=False)  # fmt: skip
     with pytest.raises(NotAllowed):
         collections.add(engine=engine, who=BOB, collection_id=opened, image_ids=images[:1])
+    with session_scope(engine) as session:  # what each is offered to add to
+        assert collections.open_to(session=session, who=BOB) == {}
+        assert list(collections.open_to(session=session, who=ANN).values()) == ["Team 2", "Mine"]
+        assert collections.open_to(session=session, who=Identity(user=None)) == {}
     with pytest.raises(NotSignedIn):
         collections.create(engine=engine, who=Identity(user=None), name="x")
     with pytest.raises(InvalidSettings, match="1 to 100"):

@@ -98,7 +98,7 @@ def assert_inert(at) -> None:
             assert marker not in value, f"{kind}.{field} renders {marker!r} live: {value!r}"
 
 
-def html_text(source: str) -> str:
+def text_of_html(source: str) -> str:
     """What a reader sees of raw HTML: its text, tags left out, entities resolved."""
     return html.unescape(_TAG.sub(" ", source)).replace(_WORD_JOINER, "")
 
@@ -111,7 +111,7 @@ def shows(at, text: str) -> bool:
         for kind, field, value, is_html in rendered_strings(at)
         if kind in _PLAIN_ELEMENTS or field in {"options", "default_value", "value"}
     ]
-    raw = [html_text(value) for _kind, _field, value, is_html in rendered_strings(at) if is_html]
+    raw = [text_of_html(value) for _kind, _field, value, is_html in rendered_strings(at) if is_html]
     return (
         any(text in readable(source) for source in markdown_sources(at))
         or any(text in value for value in plain)
