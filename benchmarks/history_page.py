@@ -33,7 +33,7 @@ def render_seconds(database_url: str, repeat: int, *, cold: bool) -> float:
     st.cache_data.clear()
     timings = []
     for _ in range(repeat + 1):  # the first run warms imports and the engine cache
-        at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+        at = AppTest.from_file(str(ROOT / "router.py"), default_timeout=120)
         at.run()
         if cold:
             st.cache_data.clear()

@@ -72,7 +72,7 @@ def measure(
     st.cache_data.clear()
     timings, counts = [], []
     for _ in range(repeat + 1):  # the first run warms imports and the engine cache
-        at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+        at = AppTest.from_file(str(ROOT / "router.py"), default_timeout=120)
         at.run()
         for name, value in query.items():
             at.query_params[name] = value

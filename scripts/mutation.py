@@ -110,8 +110,8 @@ def workspace(module: str, tests: list[str]) -> Path:
             f'only_mutate = ["{module}"]\n'
             f"pytest_add_cli_args_test_selection = {tests!r}\n".replace("'", '"')
             + 'pytest_add_cli_args = ["-p", "no:randomly", "-q", "-x", "-k", "not libsql"]\n'
-            'also_copy = ["tests", "app_pages", "ui", "streamlit_app.py", "deploy", "static",'
-            ' ".streamlit"]\n'
+            'also_copy = ["tests", "app_pages", "ui", "streamlit_app.py", "router.py", "deploy",'
+            ' "static", ".streamlit"]\n'
         )
     return folder
 

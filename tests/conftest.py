@@ -305,7 +305,7 @@ def open_app(app_env, engine):
         secrets: dict | None = None,
         **query: str,
     ) -> AppTest:
-        at = AppTest.from_file(str(APP_ROOT / "streamlit_app.py"), default_timeout=30)
+        at = AppTest.from_file(str(APP_ROOT / "router.py"), default_timeout=30)
         at.secrets.update(secrets or {})
         if user is not None:
             at.user = user

@@ -149,7 +149,7 @@ def test_the_app_reads_through_the_replica_and_says_so(monkeypatch, tmp_path, se
     monkeypatch.setenv("ADMIN_USERS", "guest")  # the sidebar names the database to admins
     st.cache_resource.clear()
 
-    at = AppTest.from_file(str(APP_ROOT / "streamlit_app.py"), default_timeout=30).run()
+    at = AppTest.from_file(str(APP_ROOT / "router.py"), default_timeout=30).run()
 
     assert not at.exception
     assert gallery_titles(at) == ["sks"]

@@ -126,7 +126,7 @@ def test_settings_given_only_as_secrets_put_the_app_on_the_libsql_server(
         )  # fmt: skip
         session.commit()
     st.cache_resource.clear()
-    at = AppTest.from_file(str(APP_ROOT / "streamlit_app.py"), default_timeout=30)
+    at = AppTest.from_file(str(APP_ROOT / "router.py"), default_timeout=30)
     at.secrets.update(
         {
             "TURSO_DATABASE_URL": sqld.url,

@@ -77,7 +77,7 @@ def cached_functions() -> dict[str, list[str]]:
     """Every function of the app's UI decorated with `st.cache_data`/`st.cache_resource`
     (pages included), with its parameters."""
     found: dict[str, list[str]] = {}
-    for path in [APP_ROOT / "streamlit_app.py", *sorted((APP_ROOT / "app_pages").glob("*.py")),
+    for path in [APP_ROOT / "router.py", *sorted((APP_ROOT / "app_pages").glob("*.py")),
                  *sorted((APP_ROOT / "ui").glob("*.py"))]:  # fmt: skip
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.FunctionDef) and any(

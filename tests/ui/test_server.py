@@ -1,0 +1,159 @@
+"""`ui.server`: the line that lets a page opened by its link find the server at once, added
+to the HTML of a page's path only (the real server: tests/browser/test_server.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ui.server import ROOT_SCRIPT, PagesFindTheServer, page_name, with_root_script
+
+INDEX = "<!DOCTYPE html><html><head><title>Streamlit</title></head><body>app</body></html>"
+
+
+@pytest.mark.parametrize(
+    ("path", "base", "page"),
+    [
+        ("/lora", "", "lora"),
+        ("/history", "", "history"),
+        ("/", "", None),  # the root needs no help: its folder is itself
+        ("", "", None),
+        ("/lora/", "", None),  # Streamlit redirects it to /lora
+        ("/lora/extra", "", None),
+        ("/favicon.png", "", None),
+        ("/manifest.json", "", None),
+        ("/_stcore", "", None),
+        ("/media", "", None),
+        ("/oauth2callback", "", None),
+        ("/static/js/index.js", "", None),
+        ("/studio/lora", "studio", "lora"),
+        ("/studio/lora", "/studio/", "lora"),
+        ("/studio", "studio", None),
+        ("/studio/", "studio", None),
+        ("/lora", "studio", None),
+        ("/studiolora", "studio", None),
+    ],
+)
+def test_page_name_is_one_segment_under_the_base_path(path, base, page):
+    assert page_name(path, base) == page
+
+
+def test_the_script_goes_first_in_the_head_once():
+    edited = with_root_script(b"<html><head><title>x</title></head><head></head></html>")
+    assert edited == b"<html><head>" + ROOT_SCRIPT + b"<title>x</title></head><head></head></html>"
+    assert (
+        b"BACKEND_BASE_URL" in ROOT_SCRIPT and b'new URL(".", window.location.href)' in ROOT_SCRIPT
+    )
+
+
+@dataclass
+class Answer:
+    status_code: int
+    headers: dict[str, str]
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode()
+
+
+class Client:
+    """Asks an ASGI app as a server would: one request, its answer's messages gathered."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def get(self, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> Answer:
+        return asyncio.run(self._ask(method, path, headers or {}))
+
+    def head(self, path: str) -> Answer:
+        return self.get(path, method="HEAD")
+
+    async def _ask(self, method: str, target: str, headers: dict[str, str]) -> Answer:
+        path, _, query = target.partition("?")
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+            "query_string": query.encode(), "root_path": "", "server": ("test", 80),
+            "client": ("test", 1),
+            "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        }  # fmt: skip
+        sent: list[dict] = []
+
+        requests = [{"type": "http.request", "body": b"", "more_body": False}]
+
+        async def receive() -> dict:
+            if requests:
+                return requests.pop()
+            await asyncio.Event().wait()  # the client stays until the answer is sent
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await self.app(scope, receive, send)
+        start = sent[0]
+        body = b"".join(m.get("body", b"") for m in sent[1:])
+        answer_headers = {k.decode(): v.decode() for k, v in start["headers"]}
+        return Answer(start["status"], answer_headers, body)
+
+
+def make_client() -> tuple[Client, list[str | None]]:
+    """The middleware around a stand-in for Streamlit: HTML for any page, gzip when asked
+    (recording the Accept-Encoding it was sent), JSON, a 404 page and a streamed page."""
+    encodings: list[str | None] = []
+
+    def index(request: Request) -> Response:
+        encodings.append(request.headers.get("accept-encoding"))
+        return HTMLResponse(INDEX, headers={"Cache-Control": "no-cache"})
+
+    def missing(request: Request) -> Response:
+        return HTMLResponse(INDEX, status_code=404)
+
+    def streamed(request: Request) -> Response:
+        chunks = [b"<html><he", b"ad><title>s</title></head>", b"<body>late</body></html>"]
+        return StreamingResponse(iter(chunks), media_type="text/html")
+
+    inner = Starlette(routes=[
+        Route("/", index), Route("/lora", index), Route("/history", index),
+        Route("/gone", missing), Route("/slow", streamed),
+        Route("/data", lambda request: JSONResponse({"head": "<head>"})),
+    ])  # fmt: skip
+    return Client(PagesFindTheServer(inner)), encodings
+
+
+def test_a_pages_html_gets_the_script_with_its_length():
+    client, encodings = make_client()
+    answer = client.get("/lora?id=neon", headers={"Accept-Encoding": "gzip"})
+    assert answer.status_code == 200
+    assert answer.text == INDEX.replace("<head>", "<head>" + ROOT_SCRIPT.decode())
+    assert int(answer.headers["content-length"]) == len(answer.content)
+    assert answer.headers["cache-control"] == "no-cache"  # Streamlit's headers kept
+    assert encodings == [None]  # asked uncompressed, to be edited
+
+
+def test_a_streamed_page_is_edited_whole():
+    client, _ = make_client()
+    answer = client.get("/slow")
+    assert (
+        answer.text
+        == f"<html><head>{ROOT_SCRIPT.decode()}<title>s</title></head><body>late</body></html>"
+    )
+
+
+def test_everything_else_passes_untouched():
+    client, encodings = make_client()
+    root = client.get("/", headers={"Accept-Encoding": "gzip"})
+    assert root.text == INDEX and encodings == ["gzip"]
+    assert json.loads(client.get("/data").content) == {"head": "<head>"}
+    gone = client.get("/gone")
+    assert (gone.status_code, gone.text) == (404, INDEX)
+    assert client.head("/history").status_code in {200, 405}
+    assert b"BACKEND_BASE_URL" not in client.head("/history").content
