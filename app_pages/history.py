@@ -59,13 +59,21 @@ def clear_filters() -> None:
 
 def read_filters(lora_names: dict[str, str], scales: list[float]) -> HistoryFilter:
     """Filter widgets bound to the URL's query parameters, so a view can be shared; folded
-    away (the table first, on a phone too) and saying how many are set.
+    away (the table first, on a phone too) and saying how many are set. Drawn while open or
+    while a filter is set (a widget not drawn in a run loses its value).
 
     A bound multiselect keeps its labels in the link (`?lora=alpha`), hence unique labels.
     """
     count = active_filters()
     label = f"Filters · {count} active" if count else "Filters"
-    with st.expander(label, icon=":material/filter_list:", key="history_filters"):
+    box = st.expander(
+        label, icon=":material/filter_list:", key="history_filters", on_change="rerun"
+    )
+    if not (box.open or count):
+        # Folded, nothing set: its eleven widgets are drawn once it is opened (a browser
+        # takes a few ms for each element: benchmarks/page_ready.py).
+        return HistoryFilter()
+    with box:
         history_filter = _filter_widgets(lora_names, scales)
         st.button(
             "Clear filters", key="clear_filters", icon=":material/filter_alt_off:",

@@ -92,6 +92,16 @@ def history(page: Page) -> None:
     expect(page.get_by_text("Batches", exact=True)).to_be_visible()
 
 
+def history_filters(page: Page) -> None:
+    """History's filters unfolded: drawn only then (nothing is set), by keyboard."""
+    history(page)
+    expect(page.get_by_test_id("stMultiSelect")).to_have_count(0)
+    page.get_by_test_id("stExpander").locator("summary").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("stMultiSelect").filter(has_text="Used LoRA")).to_be_visible()
+    expect(page.get_by_role("button", name="Clear filters")).to_be_disabled()
+
+
 def compare(page: Page) -> None:
     page.goto("/compare")
     expect(page.get_by_role("heading", name="Compare LoRAs")).to_be_visible()
@@ -147,6 +157,7 @@ PAGES: dict[str, Callable[[Page], None]] = {
     "generate dialog": open_dialog,
     "image details": image_details,
     "history": history,
+    "history filters": history_filters,
     "compare": compare,
     "train": train,
     "lab": lab,

@@ -22,6 +22,12 @@ def open_history(open_app, **query):
     return open_with_query(open_app, HISTORY, **query)
 
 
+def open_filters(at):
+    """Unfold the filters, as a click on "Filters" does (the page reruns and draws them)."""
+    at.session_state["history_filters"] = True
+    return at.run()
+
+
 def metrics(at) -> dict[str, str]:
     return {metric.label: metric.value for metric in at.metric}
 
@@ -130,7 +136,7 @@ def test_a_selection_past_the_rows_after_narrowing_the_filter_is_ignored(open_ap
     at.run()
     assert at.button(key="reuse_prompt")
 
-    at.text_input(key="user").input("bob").run()  # three rows now; row 8 is gone
+    open_filters(at).text_input(key="user").input("bob").run()  # three rows now; row 8 is gone
 
     assert not at.exception
     assert "reuse_prompt" not in [b.key for b in at.button]
@@ -174,7 +180,7 @@ def test_only_generations_with_an_image_i_starred_is_a_filter_in_the_link(open_a
         star(seeded, "guest", image_id)
 
     at = open_history(open_app)
-    at.checkbox(key="starred").check().run()
+    open_filters(at).checkbox(key="starred").check().run()
 
     assert not at.exception
     assert list(at.dataframe[0].value["prompt"]) == ["a lighthouse", "a fox_den at dusk"]
@@ -267,17 +273,38 @@ def test_filters_are_folded_away_and_say_how_many_are_set(open_app, seeded):  # 
 
     assert [e.label for e in plain.expander] == ["Filters"]
     assert [e.label for e in filtered.expander] == ["Filters · 2 active"]
-    assert plain.button(key="clear_filters").disabled
+    assert open_filters(plain).button(key="clear_filters").disabled
+
+
+def test_folded_filters_are_drawn_once_opened_and_kept_while_set(open_app, seeded):  # noqa: F811
+    """Folded with nothing set, the eleven filter widgets are not drawn (the page reruns
+    when they are unfolded); a filter that is set stays drawn, folded or not, so that it
+    keeps its value and the link."""
+    at = open_history(open_app)
+    assert not at.text_input and not at.multiselect
+    assert "clear_filters" not in [button.key for button in at.button]
+    assert len(at.dataframe[0].value) == 9
+
+    open_filters(at).text_input(key="user").input("bob").run()
+    assert len(at.dataframe[0].value) == 3
+
+    at.session_state["history_filters"] = False  # folded again: the filter still holds
+    at.run()
+    assert not at.exception
+    assert at.text_input(key="user").value == "bob"
+    assert len(at.dataframe[0].value) == 3
+    assert [e.label for e in at.expander] == ["Filters · 1 active"]
 
 
 def test_clear_filters_empties_every_filter_and_the_link(open_app, seeded):  # noqa: F811
     at = open_history(open_app, lora=["alpha"], user="ann", q="red", status="completed")
     assert metrics(at)["Batches"] != "9"
 
-    at.button(key="clear_filters").click().run()
+    open_filters(at).button(key="clear_filters").click().run()
 
     assert not at.exception
     assert metrics(at)["Batches"] == "9"
+    open_filters(at)  # (AppTest does not keep an expander open between runs)
     assert at.text_input(key="user").value == "" and at.multiselect(key="lora").value == []
     assert not any(key in at.query_params for key in ("lora", "user", "q", "status"))
     assert [e.label for e in at.expander] == ["Filters"]

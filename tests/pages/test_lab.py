@@ -309,7 +309,8 @@ def test_history_lists_a_sweeps_cells_with_a_link_to_it(open_app, add_lora, engi
     # One image asked, one returned: succeeded, not "safety-filtered" (4 is a batch's).
     assert list(table["status"]) == ["succeeded", "succeeded"]
     # The base model is a "LoRA" of History's filter too.
-    at.multiselect(key="lora").select(NO_LORA).run()
+    at.session_state["history_filters"] = True  # the filters unfolded
+    at.run().multiselect(key="lora").select(NO_LORA).run()
     assert list(at.dataframe[0].value["lora"]) == ["no LoRA (base model)"]
 
 
