@@ -24,6 +24,18 @@ def test_a_page_opened_by_its_link_asks_the_root_only(page: Page, base_url: str)
     ]
 
 
+def test_a_stored_thumbnail_is_kept_by_the_browser(page: Page, base_url: str) -> None:
+    page.goto("/lora?id=demo-neon-noir")
+    thumbnail = page.locator("[class*='st-key-card_'] img").first
+    expect(thumbnail).to_be_visible(timeout=20_000)
+    source = thumbnail.get_attribute("src")
+    assert source and source.startswith("app/static/")
+    with urlopen(f"{base_url}/{source}") as answer:
+        assert answer.headers["Cache-Control"] == "public, max-age=604800, immutable"
+    with urlopen(f"{base_url}/lora") as answer:
+        assert answer.headers["Cache-Control"] == "no-cache"  # the page itself is not kept
+
+
 def test_only_a_pages_html_carries_the_line(base_url: str) -> None:
     with urlopen(f"{base_url}/history") as answer:
         page_html = answer.read().decode()

@@ -259,6 +259,17 @@ def test_a_sweeps_stored_text_is_shown_literally(open_app, add_lora, engine):
     assert "by <b>eve</b>" in shown(at)
 
 
+def test_a_sweeps_link_is_shared_from_a_popover(open_app, add_lora, engine):
+    add_lora("snowy", trigger_word="wtrclr")
+    sweep_id = add_sweep(engine, user="ann", prompt="a fox", statuses=["succeeded"])
+
+    at = open_with_query(open_app, LAB, sweep=sweep_id)
+
+    [share] = [p for p in at.get("popover") if p.proto.popover.label == "Share this sweep"]
+    [link] = [code.value for code in share.get("code")]
+    assert link.endswith(f"/lab?sweep={sweep_id}")
+
+
 def test_an_unknown_sweep_link_says_so(open_app):
     at = open_with_query(open_app, LAB, sweep="0" * 32)
 

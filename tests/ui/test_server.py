@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -13,7 +14,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ui.server import ROOT_SCRIPT, PagesFindTheServer, page_name, with_root_script
+from ui.server import (
+    KEEP_FOR_A_WEEK,
+    ROOT_SCRIPT,
+    PagesFindTheServer,
+    StoredImagesKept,
+    app_path,
+    page_name,
+    with_root_script,
+)
 
 INDEX = "<!DOCTYPE html><html><head><title>Streamlit</title></head><body>app</body></html>"
 
@@ -71,7 +80,9 @@ class Client:
         self.app = app
 
     def get(self, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> Answer:
-        return asyncio.run(self._ask(method, path, headers or {}))
+        # In a thread of its own: Playwright's tests leave an event loop running in this one.
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            return thread.submit(asyncio.run, self._ask(method, path, headers or {})).result()
 
     def head(self, path: str) -> Answer:
         return self.get(path, method="HEAD")
@@ -157,3 +168,50 @@ def test_everything_else_passes_untouched():
     assert (gone.status_code, gone.text) == (404, INDEX)
     assert client.head("/history").status_code in {200, 405}
     assert b"BACKEND_BASE_URL" not in client.head("/history").content
+
+
+@pytest.mark.parametrize(
+    ("path", "base", "relative"),
+    [
+        ("/app/static/media/a.webp", "", "app/static/media/a.webp"),
+        ("/", "", ""),
+        ("/studio/app/static/a.webp", "studio", "app/static/a.webp"),
+        ("/studio", "studio", ""),
+        ("/app/static/a.webp", "studio", None),
+    ],
+)
+def test_app_path_is_the_path_under_the_base(path, base, relative):
+    assert app_path(path, base) == relative
+
+
+def image_client() -> Client:
+    """`StoredImagesKept` around a stand-in for Streamlit's routes: the app's static files
+    (one there, one missing), Streamlit's own media and a page."""
+
+    def static(request: Request) -> Response:
+        if request.path_params["path"] == "media/b1/0.thumb.webp":
+            return Response(b"RIFF", media_type="image/webp", headers={"ETag": '"1"'})
+        return Response(b"File not found", status_code=404)
+
+    inner = Starlette(routes=[
+        Route("/app/static/{path:path}", static),
+        Route("/media/{path:path}", lambda request: Response(b"x", media_type="image/png")),
+        Route("/lora", lambda request: HTMLResponse(INDEX)),
+    ])  # fmt: skip
+    return Client(StoredImagesKept(inner))
+
+
+def test_a_stored_image_is_kept_for_a_week():
+    answer = image_client().get("/app/static/media/b1/0.thumb.webp")
+    assert answer.status_code == 200 and answer.content == b"RIFF"
+    assert answer.headers["cache-control"] == KEEP_FOR_A_WEEK.decode()
+    assert answer.headers["etag"] == '"1"'
+    assert KEEP_FOR_A_WEEK == b"public, max-age=604800, immutable"
+
+
+def test_nothing_else_is_kept():
+    client = image_client()
+    missing = client.get("/app/static/media/b1/9.webp")  # may exist later: asked again
+    assert missing.status_code == 404 and "cache-control" not in missing.headers
+    assert "cache-control" not in client.get("/media/abc.png").headers  # Streamlit's own
+    assert "cache-control" not in client.get("/lora").headers

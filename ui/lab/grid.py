@@ -163,8 +163,11 @@ def _downloads(view: views.SweepView) -> None:
         file_name=f"{stem}.zip", mime="application/zip", icon=":material/folder_zip:",
         on_click="ignore", key="sweep_zip", use_container_width=True,
     )  # fmt: skip
-    st.caption("Share this sweep")
-    st.code(f"{app_base_url()}/{routes.sweep_url(view.sweep.id)}", language=None, wrap_lines=True)
+    # Folded: a code block (for its copy button) loads Streamlit's syntax highlighter, about
+    # 55 ms of a page's JavaScript (benchmarks/page_ready.py); a popover draws it when opened.
+    with st.popover("Share this sweep", icon=":material/share:"):
+        st.code(f"{app_base_url()}/{routes.sweep_url(view.sweep.id)}", language=None,
+                wrap_lines=True)  # fmt: skip
 
 
 def _arena_action(view: views.SweepView) -> None:
