@@ -168,7 +168,20 @@ def history_charts(overview: analytics.Overview, price: float) -> list[Chart]:
 
 
 def show_history_charts(built: list[Chart], price: float) -> None:
-    """History's six charts in tabs, with what each is estimated from."""
+    """History's six charts in tabs, with what each is estimated from, folded under
+    "Charts" (the table first): drawn once unfolded, which the page remembers."""
+    # A Vega chart is the most a browser draws of History (its code, then the chart: the
+    # page took 0.84 of the time without it, benchmarks/page_ready.py); unfolding reruns.
+    box = st.expander(
+        "Charts: batches per day, top LoRAs and users, prompt words, spend",
+        icon=":material/bar_chart:", key="history_charts", on_change="rerun",
+    )  # fmt: skip
+    if box.open:
+        with box:
+            _chart_tabs(built, price)
+
+
+def _chart_tabs(built: list[Chart], price: float) -> None:
     # Only the open tab's chart is drawn (a browser draws each Vega chart it is sent, seen
     # or not); choosing another tab reruns the page and draws that one.
     tabs = st.tabs(

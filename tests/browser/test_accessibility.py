@@ -96,10 +96,20 @@ def history_filters(page: Page) -> None:
     """History's filters unfolded: drawn only then (nothing is set), by keyboard."""
     history(page)
     expect(page.get_by_test_id("stMultiSelect")).to_have_count(0)
-    page.get_by_test_id("stExpander").locator("summary").focus()
+    page.get_by_test_id("stExpander").locator("summary").first.focus()  # Filters
     page.keyboard.press("Enter")
     expect(page.get_by_test_id("stMultiSelect").filter(has_text="Used LoRA")).to_be_visible()
     expect(page.get_by_role("button", name="Clear filters")).to_be_disabled()
+
+
+def history_charts(page: Page) -> None:
+    """History's charts unfolded by a click: drawn only then."""
+    history(page)
+    charts = page.get_by_test_id("stExpander").filter(has_text="Charts: batches per day")
+    expect(page.get_by_test_id("stVegaLiteChart")).to_have_count(0)
+    charts.locator("summary").click()
+    expect(charts.get_by_test_id("stVegaLiteChart")).to_be_visible()
+    expect(charts.get_by_role("tab", name="Batches per day")).to_be_visible()
 
 
 def compare(page: Page) -> None:
@@ -158,6 +168,7 @@ PAGES: dict[str, Callable[[Page], None]] = {
     "image details": image_details,
     "history": history,
     "history filters": history_filters,
+    "history charts": history_charts,
     "compare": compare,
     "train": train,
     "lab": lab,
