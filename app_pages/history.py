@@ -280,7 +280,8 @@ def show_exports(history_filter: HistoryFilter) -> None:
         listing.export_frame, history_filter=history_filter, base_url=app_base_url()
     )
 
-    row = st.container(horizontal=True)
+    # Folded in a menu: three buttons a browser would draw on every visit for a rare click.
+    row = st.popover("Download", icon=":material/download:")
     for label, to_bytes, suffix, mime in (
         ("Download CSV", listing.to_csv_bytes, "csv", "text/csv"),
         ("Download Parquet", listing.to_parquet_bytes, "parquet", "application/vnd.apache.parquet"),

@@ -100,6 +100,8 @@ def history_filters(page: Page) -> None:
     page.keyboard.press("Enter")
     expect(page.get_by_test_id("stMultiSelect").filter(has_text="Used LoRA")).to_be_visible()
     expect(page.get_by_role("button", name="Clear filters")).to_be_disabled()
+    page.get_by_test_id("stPopoverButton").filter(has_text="Download").click()  # exports
+    expect(page.get_by_role("button", name="Download CSV")).to_be_visible()
 
 
 def history_charts(page: Page) -> None:
