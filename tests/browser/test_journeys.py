@@ -783,5 +783,6 @@ def test_16_a_2x3_sweep_fills_in_survives_a_reload_and_downloads_its_sheet(
         ("scale 1", "seed 7"),
     ]
     assert all(row["file"] for row in manifest) and len(manifest) == 6
+    page.get_by_test_id("stPopoverButton").filter(has_text="Share this sweep").click()
     expect(page.get_by_text(page.url)).to_be_visible()  # the link to share, to copy
     expect(page.get_by_test_id("stException")).to_have_count(0)
