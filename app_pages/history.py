@@ -281,12 +281,12 @@ def show_exports(history_filter: HistoryFilter) -> None:
     )
 
     # Folded in a menu: three buttons a browser would draw on every visit for a rare click.
-    row = st.popover("Download", icon=":material/download:")
+    menu = st.popover("Download", icon=":material/download:")
     for label, to_bytes, suffix, mime in (
         ("Download CSV", listing.to_csv_bytes, "csv", "text/csv"),
         ("Download Parquet", listing.to_parquet_bytes, "parquet", "application/vnd.apache.parquet"),
     ):
-        row.download_button(
+        menu.download_button(
             label,
             data=lambda to_bytes=to_bytes: to_bytes(frame()),
             file_name=f"lora-studio-history.{suffix}",
@@ -296,7 +296,7 @@ def show_exports(history_filter: HistoryFilter) -> None:
         )
     # For analysts: every blind vote of every arena (read when asked for).
     votes = context.read_later(ratings.votes_export, arena_id=None)
-    row.download_button(
+    menu.download_button(
         "Blind votes (CSV)",
         data=lambda: listing.to_csv_bytes(votes()),
         file_name="lora-studio-votes.csv",

@@ -85,12 +85,13 @@ class PagesFindTheServer:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.base_url_path = _base_url_path()  # read once: fixed while the server runs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
             or scope["method"] != "GET"
-            or page_name(scope["path"], _base_url_path()) is None
+            or page_name(scope["path"], self.base_url_path) is None
         ):
             await self.app(scope, receive, send)
             return
@@ -108,9 +109,10 @@ class StoredImagesKept:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.base_url_path = _base_url_path()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        relative = app_path(scope.get("path", ""), _base_url_path())
+        relative = app_path(scope.get("path", ""), self.base_url_path)
         if scope["type"] != "http" or not (relative or "").startswith("app/static/"):
             await self.app(scope, receive, send)
             return

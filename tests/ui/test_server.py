@@ -4,10 +4,9 @@ to the HTML of a page's path only (the real server: tests/browser/test_server.py
 from __future__ import annotations
 
 import asyncio
-import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -62,58 +61,27 @@ def test_the_script_goes_first_in_the_head_once():
     )
 
 
-@dataclass
-class Answer:
-    status_code: int
-    headers: dict[str, str]
-    content: bytes
-
-    @property
-    def text(self) -> str:
-        return self.content.decode()
-
-
 class Client:
-    """Asks an ASGI app as a server would: one request, its answer's messages gathered."""
+    """Asks an ASGI app through httpx's ASGI transport, in a thread of its own (Playwright's
+    tests leave an event loop running in this one)."""
 
     def __init__(self, app) -> None:
         self.app = app
 
-    def get(self, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> Answer:
-        # In a thread of its own: Playwright's tests leave an event loop running in this one.
+    def get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        return self._ask("GET", path, headers)
+
+    def head(self, path: str) -> httpx.Response:
+        return self._ask("HEAD", path, None)
+
+    def _ask(self, method: str, path: str, headers: dict[str, str] | None) -> httpx.Response:
+        async def ask() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                return await client.request(method, path, headers=headers)
+
         with ThreadPoolExecutor(max_workers=1) as thread:
-            return thread.submit(asyncio.run, self._ask(method, path, headers or {})).result()
-
-    def head(self, path: str) -> Answer:
-        return self.get(path, method="HEAD")
-
-    async def _ask(self, method: str, target: str, headers: dict[str, str]) -> Answer:
-        path, _, query = target.partition("?")
-        scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-            "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
-            "query_string": query.encode(), "root_path": "", "server": ("test", 80),
-            "client": ("test", 1),
-            "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-        }  # fmt: skip
-        sent: list[dict] = []
-
-        requests = [{"type": "http.request", "body": b"", "more_body": False}]
-
-        async def receive() -> dict:
-            if requests:
-                return requests.pop()
-            await asyncio.Event().wait()  # the client stays until the answer is sent
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict) -> None:
-            sent.append(message)
-
-        await self.app(scope, receive, send)
-        start = sent[0]
-        body = b"".join(m.get("body", b"") for m in sent[1:])
-        answer_headers = {k.decode(): v.decode() for k, v in start["headers"]}
-        return Answer(start["status"], answer_headers, body)
+            return thread.submit(asyncio.run, ask()).result()
 
 
 def make_client() -> tuple[Client, list[str | None]]:
@@ -163,7 +131,7 @@ def test_everything_else_passes_untouched():
     client, encodings = make_client()
     root = client.get("/", headers={"Accept-Encoding": "gzip"})
     assert root.text == INDEX and encodings == ["gzip"]
-    assert json.loads(client.get("/data").content) == {"head": "<head>"}
+    assert client.get("/data").json() == {"head": "<head>"}
     gone = client.get("/gone")
     assert (gone.status_code, gone.text) == (404, INDEX)
     assert client.head("/history").status_code in {200, 405}
