@@ -60,7 +60,7 @@ def main() -> None:
     settings = start()
     if settings is None:
         return
-    context.forget_run_quota()
+    context.forget_run_state()
 
     who = context.current_identity()
     page = st.navigation(routes.pages(admin=who.is_admin), position="sidebar")

@@ -83,12 +83,18 @@ def login_configured() -> bool:
 
 
 def current_identity() -> identity.Identity:
-    """Who is using the app: from Streamlit's login only (see `lora_core.identity`)."""
-    return identity.resolve_identity(
-        settings=get_settings(),
-        login_configured=(configured := login_configured()),
-        claims=st.user.to_dict() if configured else None,
-    )
+    """Who is using the app: from Streamlit's login only (see `lora_core.identity`). Read
+    once per run (a page asks about seven times; each read parsed the secrets again):
+    signing in or out always starts a new run, which forgets it (`forget_run_state`)."""
+    who = st.session_state.get(_RUN_IDENTITY_KEY)
+    if who is None:
+        who = identity.resolve_identity(
+            settings=get_settings(),
+            login_configured=(configured := login_configured()),
+            claims=st.user.to_dict() if configured else None,
+        )
+        st.session_state[_RUN_IDENTITY_KEY] = who
+    return who
 
 
 def current_user() -> str | None:
@@ -97,10 +103,18 @@ def current_user() -> str | None:
 
 
 _RUN_QUOTA_KEY = "_quota_status_this_run"
+_RUN_IDENTITY_KEY = "_identity_this_run"
+
+
+def forget_run_state() -> None:
+    """Called as a full run starts: who the user is and their quota, as the previous run
+    read them, are no longer news."""
+    st.session_state.pop(_RUN_IDENTITY_KEY, None)
+    forget_run_quota()
 
 
 def forget_run_quota() -> None:
-    """Called as a full run starts: the quota read by the previous run is no longer news."""
+    """The quota read so far in this run is no longer news (a batch was just started)."""
     st.session_state.pop(_RUN_QUOTA_KEY, None)
 
 

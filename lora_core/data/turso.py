@@ -4,11 +4,12 @@ The DB-API is `turso_serverless` (pure Python, Hrana v3 over HTTP): unlike the R
 `sqlalchemy-libsql`, it raises proper `IntegrityError`s and lets several threads write at
 once without stalling (see README, "Turso / libSQL"). Two things are added here:
 
-- one keep-alive HTTP connection per DB-API connection (the standard library's
-  `http.client`), instead of a new TCP (and TLS) connection for every statement. Not
-  `httpx`: every statement is a request, and httpx spent about 0.6 ms of CPU on each
-  against 0.2 ms here, a quarter of a page's CPU on a replica under load
-  (benchmarks/load.py);
+- one keep-alive HTTP/1.1 connection per DB-API connection, instead of a new TCP (and
+  TLS) connection for every statement, its requests written and answers read in a few
+  lines here. Not `httpx`: every statement is a request, and httpx spent about 0.6 ms of
+  CPU on each against 0.2 ms with `http.client`, a quarter of a page's CPU on a replica
+  under load (benchmarks/load.py); nor `http.client` itself, whose header parsing was
+  most of what remained (benchmarks/server_cost.py);
 - a connection idle for a while starts a new server-side stream instead of reusing its
   old one: the server drops a stream after ~10 s idle, and reusing a dropped one fails
   the next query. (Streams are not closed after every use: that would cost a round trip,
@@ -20,9 +21,10 @@ from __future__ import annotations
 import http.client
 import json
 import select
+import socket
 import time
 from types import ModuleType
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import SplitResult, urlsplit
 
 import turso_serverless
@@ -42,6 +44,9 @@ REMOTE_SCHEMES = ("libsql://", "https://", "http://", "wss://", "ws://")
 STREAM_IDLE_SECONDS = 5.0
 # Transport failures (server down, refused credentials), as opposed to SQL errors.
 _TRANSPORT_ERRORS = ("request to ", "HTTP status ")
+# Limits on an answer's head, as http.client's: a broken server can't make us read forever.
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
 
 
 def is_remote_url(url: str) -> bool:
@@ -61,12 +66,19 @@ def http_base_url(url: str) -> str:
 
 class _KeepAlive:
     """One HTTP/1.1 connection to the server, kept open between requests. A DB-API
-    connection has one and is used by one thread at a time (SQLAlchemy's pool)."""
+    connection has one and is used by one thread at a time (SQLAlchemy's pool).
+
+    The request is written and its answer read here, not by `http.client`: every
+    statement is a request, and `http.client` reads an answer's headers with the `email`
+    package, a tenth of a LoRA page's CPU on a replica (benchmarks/server_cost.py). The
+    server's answers are plain: a status line, a few headers, a body of a `Content-Length`
+    or in chunks."""
 
     def __init__(self, *, connect_seconds: float, read_seconds: float) -> None:
         self._connect_seconds = connect_seconds
         self._read_seconds = read_seconds
-        self._connection: http.client.HTTPConnection | None = None
+        self._socket: socket.socket | None = None
+        self._file: BinaryIO | None = None
         self._origin: tuple[str, str] | None = None
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
@@ -74,52 +86,130 @@ class _KeepAlive:
         exceptions when the request or its answer is lost; the connection is then closed.
         Never sent twice: whether a lost statement may run again is the caller's call."""
         parts = urlsplit(url)
-        connection = self._connection_for(parts)
+        request = _request(parts, body, headers)
+        sock, answer = self._connection_for(parts)
         try:
-            connection.request("POST", parts.path or "/", body=body, headers=headers)
-            response = connection.getresponse()
-            content = response.read()
+            sock.sendall(request)
+            status, content, closes = _read_answer(answer)
         except BaseException:
             self.close()
             raise
-        if response.will_close:
+        if closes:
             self.close()
-        return response.status, content
+        return status, content
 
-    def _connection_for(self, parts: SplitResult) -> http.client.HTTPConnection:
+    def _connection_for(self, parts: SplitResult) -> tuple[socket.socket, BinaryIO]:
         origin = (parts.scheme, parts.netloc)
-        if self._connection is not None and (origin != self._origin or self._dropped()):
+        if self._socket is not None and (origin != self._origin or self._dropped()):
             self.close()
-        if self._connection is None:
-            connection: http.client.HTTPConnection
-            if parts.scheme == "https":
-                connection = http.client.HTTPSConnection(
-                    parts.hostname or "", parts.port, timeout=self._connect_seconds,
-                    context=tls_context(),  # built once per trust setting
-                )  # fmt: skip
-            else:
-                connection = http.client.HTTPConnection(
-                    parts.hostname or "", parts.port, timeout=self._connect_seconds
-                )
-            connection.connect()
-            assert connection.sock is not None
-            connection.sock.settimeout(self._read_seconds)
-            self._connection, self._origin = connection, origin
-        return self._connection
+        if self._socket is None or self._file is None:
+            host = parts.hostname or ""
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            sock = socket.create_connection((host, port), timeout=self._connect_seconds)
+            try:
+                # As http.client does: a request is one small write, sent at once.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if parts.scheme == "https":
+                    sock = tls_context().wrap_socket(sock, server_hostname=host)
+                sock.settimeout(self._read_seconds)
+            except BaseException:
+                sock.close()
+                raise
+            self._socket, self._file, self._origin = sock, sock.makefile("rb"), origin
+        return self._socket, self._file
 
     def _dropped(self) -> bool:
         """True when the server closed the idle connection: its socket reads as ready
         (the end of the stream) though no request is under way."""
-        sock = self._connection.sock if self._connection is not None else None
-        if sock is None:
+        if self._socket is None:
             return True
-        readable, _, _ = select.select([sock], [], [], 0)
+        readable, _, _ = select.select([self._socket], [], [], 0)
         return bool(readable)
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-        self._connection = self._origin = None
+        if self._file is not None:
+            self._file.close()
+        if self._socket is not None:
+            self._socket.close()
+        self._socket = self._file = self._origin = None
+
+
+def _request(parts: SplitResult, body: bytes, headers: dict[str, str]) -> bytes:
+    """A POST of `body` as HTTP/1.1 writes it: request line, headers, blank line, body."""
+    port = f":{parts.port}" if parts.port else ""
+    lines = [
+        f"POST {parts.path or '/'} HTTP/1.1",
+        f"Host: {parts.hostname}{port}",
+        "Accept-Encoding: identity",
+        f"Content-Length: {len(body)}",
+    ]
+    for name, value in headers.items():
+        if any(character in f"{name}{value}" for character in "\r\n"):
+            # A header can't hold a line break (a token pasted with one, say).
+            raise ValueError(f"invalid HTTP header {name!r}: it contains a line break")
+        lines.append(f"{name}: {value}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _read_answer(answer: BinaryIO) -> tuple[int, bytes, bool]:
+    """(status, body, whether the server closes the connection) of one HTTP/1.1 answer."""
+    status_line = _line(answer)
+    if not status_line:
+        raise http.client.RemoteDisconnected("the server closed the connection")
+    version, _, rest = status_line.partition(b" ")
+    code = rest[:3]
+    if not version.startswith(b"HTTP/1.") or not code.isdigit():
+        raise http.client.BadStatusLine(status_line.decode("latin-1", errors="replace"))
+    headers: dict[bytes, bytes] = {}
+    for _ in range(_MAX_HEADERS):
+        line = _line(answer)
+        if line in (b"\r\n", b"\n"):
+            break
+        if not line:
+            raise http.client.IncompleteRead(b"")
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    else:
+        raise http.client.HTTPException(f"more than {_MAX_HEADERS} headers")
+    closes = headers.get(b"connection", b"").lower() == b"close" or version == b"HTTP/1.0"
+    if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+        return int(code), _read_chunks(answer), closes
+    if (length := headers.get(b"content-length")) is not None:
+        if not length.isdigit():
+            raise http.client.HTTPException(f"invalid Content-Length {length!r}")
+        return int(code), _read_exactly(answer, int(length)), closes
+    return int(code), answer.read(), True  # the body ends with the connection
+
+
+def _read_chunks(answer: BinaryIO) -> bytes:
+    """A chunked body: hex sizes, each followed by that many bytes; then trailers."""
+    chunks = []
+    while True:
+        size_text = _line(answer).split(b";", 1)[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise http.client.IncompleteRead(b"".join(chunks)) from None
+        if size == 0:
+            while _line(answer) not in (b"\r\n", b"\n", b""):
+                pass  # trailers, unused
+            return b"".join(chunks)
+        chunks.append(_read_exactly(answer, size))
+        _read_exactly(answer, 2)  # the CRLF after each chunk
+
+
+def _read_exactly(answer: BinaryIO, size: int) -> bytes:
+    data = answer.read(size)
+    if len(data) < size:
+        raise http.client.IncompleteRead(data, size - len(data))
+    return data
+
+
+def _line(answer: BinaryIO) -> bytes:
+    line = answer.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE:
+        raise http.client.LineTooLong("header line")
+    return line
 
 
 class _HttpSession(Session):

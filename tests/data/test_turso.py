@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import http.client
+import io
+import socket
 import ssl
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import text
@@ -203,13 +206,13 @@ def test_statements_reuse_one_keep_alive_connection(sqld: Sqld, monkeypatch):
     ensure_schema(engine)
     engine.dispose()  # start counting from an empty pool
     connects: list[object] = []
-    real_connect = http.client.HTTPConnection.connect
+    real_connect = socket.create_connection
 
-    def counted(self: http.client.HTTPConnection) -> None:
-        connects.append(self)
-        real_connect(self)
+    def counted(address, *args, **kwargs) -> socket.socket:
+        connects.append(address)
+        return real_connect(address, *args, **kwargs)
 
-    monkeypatch.setattr(http.client.HTTPConnection, "connect", counted)
+    monkeypatch.setattr(turso.socket, "create_connection", counted)
     for _ in range(20):
         assert count_loras(engine) == 0
 
@@ -253,3 +256,105 @@ def test_tls_refuses_a_certificate_from_an_unknown_authority(https_server, monke
 
     with pytest.raises(ssl.SSLCertVerificationError):
         http.post(f"{url}/v3/cursor", b"{}", {})
+
+
+# The HTTP exchange itself (`turso._KeepAlive` writes requests and reads answers): what
+# sqld and Turso's servers send, and what a broken or closing server leaves.
+
+
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def answer(raw: bytes) -> tuple[int, bytes, bool]:
+    return turso._read_answer(io.BytesIO(raw))
+
+
+def test_a_chunked_answer_is_read_whole_and_the_connection_kept():
+    raw = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+        b'5\r\n{"a":\r\n4;ext=1\r\n 1}\n\r\n0\r\nX-Trailer: t\r\n\r\n'
+        b"HTTP/1.1 200 OK\r\n"  # the next answer on the same connection stays unread
+    )
+    assert answer(raw) == (200, b'{"a": 1}\n', False)
+
+
+def test_an_answer_with_a_length_is_read_to_that_length():
+    raw = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 7\r\n\r\ndenied!extra"
+    assert answer(raw) == (401, b"denied!", False)
+
+
+def test_a_server_that_says_it_closes_or_gives_no_length_ends_the_connection():
+    assert answer(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}") == (
+        200, b"{}", True,
+    )  # fmt: skip
+    assert answer(b"HTTP/1.1 200 OK\r\n\r\n{}") == (200, b"{}", True)
+    assert answer(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}") == (200, b"{}", True)
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b"", http.client.RemoteDisconnected),  # closed before answering
+        (b"SSH-2.0-OpenSSH\r\n\r\n", http.client.BadStatusLine),  # not an HTTP server
+        (b"HTTP/1.1 200 OK\r\nContent-Le", http.client.IncompleteRead),  # cut in the head
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", http.client.IncompleteRead),
+        (CHUNKED + b"5\r\n{}", http.client.IncompleteRead),  # a chunk cut short
+        (CHUNKED + b"zz\r\n", http.client.IncompleteRead),  # not a chunk's size
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", http.client.HTTPException),
+        (b"HTTP/1.1 200 OK\r\n" + b"a: b\r\n" * 101 + b"\r\n", http.client.HTTPException),
+        (b"HTTP/1.1 200 OK\r\nx: " + b"y" * 70_000 + b"\r\n\r\n", http.client.LineTooLong),
+    ],
+)
+def test_a_broken_answer_is_an_http_error_not_a_hang_or_a_wrong_body(raw, error):
+    with pytest.raises(error):
+        answer(raw)
+
+
+def test_a_request_is_one_write_with_its_length_and_headers():
+    request = turso._request(
+        urlsplit("http://127.0.0.1:8080/v3/pipeline"), b'{"x": 1}', {"Authorization": "Bearer t"}
+    )
+    assert request == (
+        b"POST /v3/pipeline HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAccept-Encoding: identity\r\n"
+        b'Content-Length: 8\r\nAuthorization: Bearer t\r\n\r\n{"x": 1}'
+    )
+
+
+def test_a_token_with_a_line_break_is_refused_not_sent():
+    with pytest.raises(ValueError, match="line break"):
+        turso._request(urlsplit("http://h/v3"), b"{}", {"Authorization": "Bearer t\r\nX: y"})
+
+
+def test_after_an_answer_that_closes_the_next_request_opens_a_new_connection():
+    """A proxy in front of the server may answer `Connection: close`: the next statement
+    goes over a new connection instead of failing on the closed one."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    bodies: list[bytes] = []
+
+    def serve() -> None:
+        for number in range(2):
+            connection, _ = listener.accept()
+            with connection, connection.makefile("rb") as incoming:
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    head += incoming.read(1)
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                bodies.append(incoming.read(length))
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n"
+                    + str(number).encode()
+                )
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    http = turso._KeepAlive(connect_seconds=5, read_seconds=5)
+    try:
+        assert http.post(f"http://127.0.0.1:{port}/v3", b"first", {}) == (200, b"0")
+        assert http.post(f"http://127.0.0.1:{port}/v3", b"second", {}) == (200, b"1")
+    finally:
+        http.close()
+        listener.close()
+    server.join(timeout=5)
+    assert bodies == [b"first", b"second"]

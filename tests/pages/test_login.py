@@ -144,3 +144,26 @@ def test_admins_see_each_users_estimated_spend_this_window(
     table = at.dataframe[0].value
     [ann] = table[table["user"] == "ann@example.com"].to_dict("records")
     assert ann["est. spend ($)"] == round(4 * 1.048576, 2)  # the recent batch only
+
+
+def test_who_is_read_once_a_run_and_again_in_the_next(open_app, add_lora, monkeypatch):
+    """A page asks who the user is several times a run: the login is read once (it was
+    once per question, each parsing the secrets); signing in starts a new run, which
+    sees the new identity."""
+    from lora_core import identity
+
+    add_lora("mine")
+    at = open_app(LORA_PAGE, user=SIGNED_OUT, secrets=AUTH, id="mine")
+    assert at.button(key="sign_in").label == "Sign in"
+    reads: list[object] = []
+    real_resolve = identity.resolve_identity
+    monkeypatch.setattr(
+        identity, "resolve_identity", lambda **kw: reads.append(kw) or real_resolve(**kw)
+    )
+
+    at.user = ANN
+    at.run()
+
+    assert "ann@example.com" in sidebar_text(at)
+    assert at.button(key="open_generate").label == "Generate"
+    assert len(reads) == 1
