@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    ScalarSelect,
     Select,
     bindparam,
     exists,
@@ -275,34 +276,47 @@ def image_count_key(*, session: Session, lora_id: str) -> tuple[object, ...]:
     """What the LoRA's shown-image count depends on, in index seeks: its newest image
     (created_at, id), which changes whenever an image is added, and how many of its images
     are hidden, which changes with every hide or show, whichever process made it."""
-    newest = session.execute(
-        select(GeneratedImage.created_at, GeneratedImage.id)
-        .where(col(GeneratedImage.lora_training_id) == lora_id)
+    return count_key_of(session.execute(select(*count_key_columns(lora_id))).one())
+
+
+def count_key_columns(lora_id: str) -> tuple[ScalarSelect[Any], ...]:
+    """`image_count_key`'s parts as scalar subqueries, for a statement that reads them
+    with something else (the LoRA page's header: `views.lora_view`); `count_key_of` makes
+    the key of the values they read."""
+    mine = col(GeneratedImage.lora_training_id) == lora_id
+    newest = select(GeneratedImage.created_at).where(mine)
+    # The same index walk twice (created_at, then the id of that same newest row).
+    newest_at = newest.order_by(col(GeneratedImage.created_at).desc()).limit(1)
+    newest_id = (
+        select(GeneratedImage.id)
+        .where(mine)
         .order_by(col(GeneratedImage.created_at).desc())
         .limit(1)
-    ).first()
+    )
     hidden = (
         select(func.count())
         .select_from(GeneratedImage)
-        .where(
-            (col(GeneratedImage.lora_training_id) == lora_id)
-            & col(GeneratedImage.hidden).is_not(None)
-        )
-        .scalar_subquery()
+        .where(mine & col(GeneratedImage.hidden).is_not(None))
     )
     # Batches it was stacked in (few): how many of their images, and how many are hidden.
     stacked = col(GeneratedImage.batch_id).in_(_stacked_batches(lora_id)) & (
         col(GeneratedImage.lora_training_id) != NO_LORA
     )
-    counts = session.execute(
-        select(
-            hidden,
-            select(func.count()).where(stacked).scalar_subquery(),
-            select(func.count()).where(stacked, col(GeneratedImage.hidden).is_not(None))
-            .scalar_subquery(),
-        )
-    ).one()  # fmt: skip
-    return (None if newest is None else tuple(newest), *counts)
+    return (
+        newest_at.scalar_subquery(),
+        newest_id.scalar_subquery(),
+        hidden.scalar_subquery(),
+        select(func.count()).where(stacked).scalar_subquery(),
+        select(func.count()).where(stacked, col(GeneratedImage.hidden).is_not(None))
+        .scalar_subquery(),
+    )  # fmt: skip
+
+
+def count_key_of(values: Sequence[Any]) -> tuple[object, ...]:
+    """The key from `count_key_columns`' values: (newest (created_at, id) or None, hidden,
+    stacked images, stacked hidden)."""
+    newest_at, newest_id, *counts = values
+    return (None if newest_id is None else (newest_at, newest_id), *counts)
 
 
 def list_lora_images(

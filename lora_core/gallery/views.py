@@ -28,22 +28,20 @@ class LoraView:
 
 
 def lora_view(*, session: Session, lora_id: str) -> LoraView | None:
-    """The LoRA with its scorecard (one statement), and its image count's key."""
+    """The LoRA with its scorecard and its image count's key, in one statement (a page
+    view's every statement is a round trip to a libSQL server)."""
     if not lookups.is_valid_lora_id(lora_id):
         return None
+    key_columns = queries.count_key_columns(lora_id)
     row = session.execute(
-        select(LoraTraining, LoraScorecard)
+        select(LoraTraining, LoraScorecard, *key_columns)
         .outerjoin(LoraScorecard, col(LoraScorecard.lora_training_id) == col(LoraTraining.id))
         .where(col(LoraTraining.id) == lora_id)
     ).first()
     if row is None:
         return None
-    lora, card = row
-    return LoraView(
-        lora,
-        queries.image_count_key(session=session, lora_id=lora.id),
-        scorecards.Scorecard.of(card),
-    )
+    lora, card, *key = row
+    return LoraView(lora, queries.count_key_of(key), scorecards.Scorecard.of(card))
 
 
 @dataclass(frozen=True)

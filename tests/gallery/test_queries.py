@@ -10,7 +10,7 @@ from lora_core.data import lookups
 from lora_core.data.clock import to_iso
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, LoraTraining
-from lora_core.gallery import favorites, queries
+from lora_core.gallery import favorites, queries, views
 from tests.conftest import NOW
 from tests.support.factories import hide, star
 from tests.support.factories import unsaved_image as image
@@ -221,20 +221,44 @@ def test_the_image_count_key_changes_with_each_new_image_and_each_hide(
         assert queries.count_lora_images(session=session, lora_id="keyed") == 2
 
 
-def test_the_image_count_key_is_two_index_seeks(engine, add_lora, add_images):
+def test_the_image_count_key_is_index_seeks_in_one_statement(engine, add_lora, add_images):
     add_lora("keyed")
     add_images("keyed", 30)
 
-    plans = explain_selects(
+    [(_sql, plan)] = explain_selects(
         engine, lambda session: queries.image_count_key(session=session, lora_id="keyed")
     )
 
-    assert len(plans) == 2
-    assert "idx_gen_images_lora_created (lora_training_id=?)" in plans[0][1], plans
-    assert "COVERING INDEX idx_gen_images_lora_hidden (lora_training_id=?" in plans[1][1], plans
+    assert "COVERING INDEX idx_gen_images_lora_created (lora_training_id=?)" in plan, plan
+    assert "COVERING INDEX idx_gen_images_lora_hidden (lora_training_id=?" in plan, plan
     # The batches it was stacked in, and their images: index seeks, no scan.
-    assert "COVERING INDEX idx_batch_loras_lora (lora_training_id=?)" in plans[1][1], plans
-    assert "SCAN generated_images" not in plans[1][1], plans
+    assert "COVERING INDEX idx_batch_loras_lora (lora_training_id=?)" in plan, plan
+    assert "SCAN generated_images" not in plan, plan
+
+
+def test_the_lora_pages_header_is_one_statement_with_the_same_count_key(
+    engine, add_lora, add_images
+):
+    """The LoRA, its scorecard and its image count's key: one round trip to a libSQL
+    server instead of three, and the key `image_count_key` reads on its own."""
+    add_lora("keyed")
+    add_lora("bystander")
+    add_images("keyed", 3)
+    add_images("bystander", 2)
+    hide(engine, "keyed-img-0001")
+
+    [(_sql, plan)] = explain_selects(
+        engine, lambda session: views.lora_view(session=session, lora_id="keyed")
+    )
+    with session_scope(engine) as session:
+        view = views.lora_view(session=session, lora_id="keyed")
+        key = queries.image_count_key(session=session, lora_id="keyed")
+        empty = views.lora_view(session=session, lora_id="nobody")
+
+    assert view is not None and view.lora.id == "keyed"
+    assert view.count_key == key == (key[0], 1, 0, 0) and key[0][1] == "keyed-img-0002"
+    assert "SCAN generated_images" not in plan and "SCAN lora_trainings" not in plan, plan
+    assert empty is None
 
 
 def test_an_image_is_found_only_on_its_own_lora(engine):
