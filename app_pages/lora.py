@@ -186,12 +186,12 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool, stacked: bool) -
     if grouped:
         sweeps = notes.sweeps
         for number, group in enumerate(groups.group_by_batch(images.items, sweeps)):
-            if number:
-                st.divider()
             with st.container(key=f"batch_{group.images[0].id}"):
-                st.markdown(f"**{md(group.prompt)}**")
+                # The prompt, then who and when: one element (a line between generations
+                # and the smaller second paragraph are the CSS's, `ui.components`).
                 mark = marks.get(group.images[0].batch_id or "")
-                st.caption(
+                st.markdown(
+                    f"**{md(group.prompt)}**\n\n"
                     f"by {md(group.user)} · {md(format_date(group.created_at))}"
                     + (" · cells of an X/Y sweep" if group.sweep_id else "")
                     + (f" · :material/layers: {md(mark)}" if mark else "")

@@ -67,6 +67,13 @@ _CSS = """
 .ls-thumb-empty { width: 100%; aspect-ratio: 1 / 1; border-radius: 0.5rem; display: flex;
   align-items: center; justify-content: center; background: #ece9f7; color: #6b6585;
   font-size: 0.85rem; margin: 0 0 0.75rem 0; }
+/* A LoRA page's generations: a line between two (each in a wrapper of Streamlit's), and
+   under each prompt who made it and when, as a caption (the second paragraph of the
+   header's one element). */
+:has(> [class*="st-key-batch_"]) ~ :has(> [class*="st-key-batch_"]) > [class*="st-key-batch_"] {
+  border-top: 1px solid rgba(49, 51, 63, 0.2); padding-top: 1rem; }
+[class*="st-key-batch_"] > .stElementContainer:first-child p + p {
+  font-size: 0.875rem; color: #5c5f6b; margin-top: -0.5rem; }
 /* A sweep's grid: the whole grid on one screen, its cells side by side at any width. */
 .st-key-sweep_grid [data-testid="stColumn"] { max-width: 190px; min-width: 0 !important;
   flex: 1 1 0 !important; }

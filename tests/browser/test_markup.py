@@ -123,7 +123,8 @@ def test_text_copied_from_the_page_is_exactly_what_is_stored(
     copied from a byline and pasted into History's filter matches (issue #30)."""
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     page.goto(f"/lora?id={LORA_ID}")
-    byline = page.get_by_test_id("stCaptionContainer").filter(has_text="by mal")
+    # The line under a generation's prompt (the header's second paragraph).
+    byline = page.locator("[class*='st-key-batch_'] p").filter(has_text="by mal")
     expect(byline.first).to_be_visible()
     assert "\u2060" in byline.first.inner_text()  # on the page: inert, as drawn
 

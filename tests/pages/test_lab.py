@@ -17,7 +17,7 @@ from lora_core.generation import recipe_files
 from lora_core.generation.recipe import NO_LORA, Recipe, StackedLora
 from tests.conftest import open_with_query
 from tests.support.factories import png_claiming, png_with_parameters
-from tests.support.markup import readable
+from tests.support.markup import batch_headers, readable
 from ui.errors import UNEXPECTED
 
 LAB = "app_pages/lab.py"
@@ -301,7 +301,8 @@ def test_a_sweeps_cells_make_one_group_on_the_loras_page(open_app, add_lora, eng
         link.proto for link in at.get("page_link") if link.proto.label == "Open the whole sweep"
     ]
     assert (link.page, link.query_string) == ("lab", f"sweep={sweep_id}")
-    assert len([m for m in at.markdown if m.value == "**a fox**"]) == 1  # one group, not three
+    [(prompt, line)] = batch_headers(at)  # one group, not three
+    assert prompt == "**a fox**" and line.endswith(" · cells of an X/Y sweep")
 
 
 def test_history_lists_a_sweeps_cells_with_a_link_to_it(open_app, add_lora, engine):

@@ -126,3 +126,14 @@ def gallery_titles(at) -> list[str]:
         for markdown in at.markdown
         for title in _CARD_TITLE.findall(markdown.value)
     ]
+
+
+def batch_headers(at) -> list[tuple[str, str]]:
+    """A LoRA page's generations, in order, as their headers' Markdown: (the prompt, in
+    bold; the line under it: who, when, and what kind of batch)."""
+    return [
+        (prompt, line)
+        for markdown in at.markdown
+        if markdown.value.startswith("**") and "\n\nby " in markdown.value
+        for prompt, line in [markdown.value.split("\n\n", 1)]
+    ]
