@@ -1,16 +1,27 @@
 """What a page costs the server: CPU time per page of a replica and of sqld, and the
-messages it sends, for the pages `load.py` asks for.
+messages it sends, for the pages `load.py` asks for; or the same cost of two checkouts
+side by side.
 
     .venv/bin/python benchmarks/server_cost.py [--pages 60] [--sessions 3]
+    .venv/bin/python benchmarks/server_cost.py --against ../other-checkout [--pages 150]
 
 The load benchmark's p95 moves a lot from one run to the next (the same code gave 3.3 and
-8.1 minutes apart on a 2-core machine); what it is made of does not: the CPU a replica
+8.1 minutes apart on a 2-core machine); what it is made of moves less: the CPU a replica
 spends on each page. This starts the deployment `load.py` does (`deploy.stack`: sqld, a
-local S3 server, one replica) over the demo data, opens each page once to warm it up, then
-has `--sessions` sessions at once open that page `--pages` times in all, straight to the
-replica, and reads the replica's and sqld's CPU time (`/proc/<pid>/stat`) before and after.
-It prints CPU ms per page for each and the messages a page sends (the figures to lower for
-the load goal: at `--think 0.5` and K=30 two replicas serve about 40 pages a second).
+local S3 server, one replica) over the demo data, generates six batches on the LoRA page
+`load.py` opens (a full page of 24 images in groups, as in the middle of a load run),
+opens each page once to warm it up, then has `--sessions` sessions at once open that page
+`--pages` times in all, straight to the replica, and reads the replica's and sqld's CPU
+time (`/proc/<pid>/stat`) before and after. It prints CPU ms per page for each and the
+messages a page sends (the figures to lower for the load goal: at `--think 0.5` and K=30
+two replicas serve about 40 pages a second).
+
+This machine's speed drifts by a fifth from one minute to the next, more than most
+changes: `--against DIR` compares instead. A second replica, run from the checkout in DIR
+(with its `.venv`, e.g. a `git worktree` with `.venv` and `.tools` linked), serves the
+same database; the two take turns, ten blocks of `--pages / 10` pages each, one session at
+a time, and it prints each page's CPU ms per page for both and this checkout's over DIR's
+(`B/A` < 1: this checkout is cheaper). Two copies of one checkout differ by up to 3 %.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -34,7 +46,7 @@ import websockets  # noqa: E402
 from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
-from deploy.stack import Stack  # noqa: E402
+from deploy.stack import Stack, free_port, stop_process, wait_until_up  # noqa: E402
 from tests.support.fakefal import start_fake_fal  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -97,11 +109,45 @@ def fill_a_page(url: str, *, batches: int) -> None:
         raise RuntimeError(errors[0])
 
 
+def start_replica_of(checkout: Path, stack: Stack) -> tuple[str, subprocess.Popen[bytes]]:
+    """A replica of another checkout over the stack's database and store: (URL, process)."""
+    port = free_port()
+    log = stack.folder / "other-replica.log"
+    secrets_file = stack.folder / "secrets.toml"
+    secrets_file.touch()
+    process = subprocess.Popen(
+        ["bash", str(checkout / "deploy" / "replica.sh"), str(port), "--secrets.files",
+         str(secrets_file)],
+        cwd=checkout, env=stack.environment(), stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(f"{url}/_stcore/health", process, log)
+    return url, process
+
+
+def compare(a: tuple[str, int], b: tuple[str, int], *, pages: int, blocks: int = 10) -> None:
+    """Each page on replica A (url, pid) then B, in turns of `pages / blocks`: CPU ms/page."""
+    print(f"{blocks} turns of {pages // blocks} pages on each, one session at a time\n")
+    print("| page | A: CPU ms / page | B: CPU ms / page | B/A |")
+    print("| --- | --- | --- | --- |")
+    for name, query in PAGES:
+        spent = [0.0, 0.0]
+        for _turn in range(blocks):
+            for index, (url, pid) in enumerate((a, b)):
+                before = cpu_seconds(pid)
+                asyncio.run(pages_at_once(url, name, query, pages // blocks, 1))
+                spent[index] += cpu_seconds(pid) - before
+        each = [seconds * 1000 / (pages // blocks * blocks) for seconds in spent]
+        print(f"| {name or 'gallery'} | {each[0]:.1f} | {each[1]:.1f} | {each[1] / each[0]:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=60)
     parser.add_argument("--sessions", type=int, default=3)
+    parser.add_argument("--against", type=Path, help="another checkout, to compare with")
     arguments = parser.parse_args()
+    other: subprocess.Popen[bytes] | None = None
     stack = Stack(
         Path(tempfile.mkdtemp(prefix="server-cost-")),
         replicas=1,
@@ -120,6 +166,12 @@ def main() -> None:
         assert node.process is not None
         sqld = stack._processes["sqld"].pid
         fill_a_page(stack.url, batches=FULL_PAGE_BATCHES)  # via nginx: its cookie
+        if arguments.against:
+            other_url, other = start_replica_of(arguments.against.resolve(), stack)
+            asyncio.run(warm_up([other_url, node.url]))
+            print(f"A = {arguments.against.resolve()}, B = {ROOT}")
+            compare((other_url, other.pid), (node.url, node.process.pid), pages=arguments.pages)
+            return
         asyncio.run(warm_up([node.url]))
         print(f"1 replica, {arguments.sessions} sessions at once, {arguments.pages} pages each\n")
         print("| page | replica CPU ms / page | sqld CPU ms / page | messages |")
@@ -134,6 +186,7 @@ def main() -> None:
             sent = asyncio.run(messages(node.url, name, query))
             print(f"| {name or 'gallery'} | {replica_ms:.1f} | {sqld_ms:.1f} | {sent} |")
     finally:
+        stop_process(other)
         stack.stop()
         fake.close()
 
