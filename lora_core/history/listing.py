@@ -8,9 +8,10 @@ import io
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, ScalarSelect, func, select
 from sqlmodel import Session, col
 
 from lora_core.data.clock import parse_iso
@@ -97,13 +98,14 @@ def list_batches(
             IMAGE_SIZE,
             Batch.sweep_id,
             IMAGES_FLAGGED,
+            PREVIEW_URL,
+            PREVIEW_SEED,
         )
         .outerjoin(LoraTraining, col(LoraTraining.id) == col(Batch.lora_training_id))
         .order_by(col(Batch.created_at).desc())
         .offset((page - 1) * page_size)
         .limit(page_size)
     ).all()
-    firsts = _first_images(session, [row[0] for row in rows])
     added = _added_loras(session, [row[0] for row in rows], named=True)
     items = [
         HistoryRow(
@@ -116,12 +118,12 @@ def list_batches(
             images_returned=row[6] or 0,
             status=HistoryStatus(row[7]),
             duration_seconds=None if row[8] is None else round(row[8], 1),
-            thumbnail_url=firsts.get(row[0], (None, None))[0],
+            thumbnail_url=row[15],
             lora_scale=row[9],
             steps=row[10],
             guidance=row[11],
             image_size=row[12],
-            seed=firsts.get(row[0], (None, None))[1],
+            seed=row[16],
             sweep_id=row[13],
             images_flagged=row[14],
             stacked_with=added.get(row[0], ""),
@@ -162,34 +164,26 @@ def lora_scales(*, session: Session) -> list[float]:
     return sorted(float(value) for value in values if value is not None)
 
 
-def _first_images(session: Session, batch_ids: list[str]) -> dict[str, tuple[str, str | None]]:
-    """Each batch's newest shown image: (its thumbnail, else the image; the seed fal used).
-    One row per batch: the database picks it, rather than sending every image of the page's
-    batches (four times the rows, each decoded from libSQL's JSON)."""
-    if not batch_ids:
-        return {}
-    newest_first = func.row_number().over(
-        partition_by=col(GeneratedImage.batch_id),
-        order_by=(col(GeneratedImage.created_at).desc(), col(GeneratedImage.id).desc()),
-    )
-    shown = (
-        select(
-            col(GeneratedImage.batch_id).label("batch_id"),
-            # The thumbnail where there is one: History's Preview column is a small picture.
-            func.coalesce(col(GeneratedImage.thumbnail_url), col(GeneratedImage.image_url)).label(
-                "url"
-            ),
-            col(GeneratedImage.seed).label("seed"),
-            newest_first.label("rank"),
-        )
-        .where(col(GeneratedImage.batch_id).in_(batch_ids))
+def _newest_shown(column: ColumnElement[Any]) -> ScalarSelect[Any]:
+    """`column` of the batch's newest image not flagged by the safety checker, for each row
+    of the page (a correlated subquery, an index seek by batch: part of the page's one
+    statement rather than a second round trip)."""
+    return (
+        select(column)
+        .where(col(GeneratedImage.batch_id) == col(Batch.id))
         .where(func.coalesce(col(GeneratedImage.nsfw), False).is_(False))
-        .subquery()
+        .order_by(col(GeneratedImage.created_at).desc(), col(GeneratedImage.id).desc())
+        .limit(1)
+        .correlate(Batch)
+        .scalar_subquery()
     )
-    rows = session.execute(
-        select(shown.c.batch_id, shown.c.url, shown.c.seed).where(shown.c.rank == 1)
-    )
-    return {batch_id: (url, seed) for batch_id, url, seed in rows}
+
+
+# History's Preview column is a small picture: the thumbnail where there is one.
+PREVIEW_URL = _newest_shown(
+    func.coalesce(col(GeneratedImage.thumbnail_url), col(GeneratedImage.image_url))
+)
+PREVIEW_SEED = _newest_shown(col(GeneratedImage.seed))  # the seed fal used for it
 
 
 EXPORT_COLUMNS = [

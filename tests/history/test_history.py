@@ -301,8 +301,15 @@ def test_the_page_query_uses_indexes_not_sorts(seeded):
     ordered = [plan for sql, plan in plans if "ORDER BY generation_batches.created_at" in sql]
     assert len(ordered) == 2
     for plan in ordered:
-        assert "TEMP B-TREE" not in plan, plan
-        assert "USING INDEX idx_gen_batches_" in plan, plan
+        # The page itself: read in index order. Each row's preview (its batch's newest
+        # shown image): an index seek by batch, its few images sorted.
+        page, *previews = plan.split("CORRELATED SCALAR SUBQUERY")
+        assert "TEMP B-TREE" not in page, plan
+        assert "USING INDEX idx_gen_batches_" in page, plan
+        assert len(previews) == 2, plan  # its picture and its seed
+        for preview in previews:
+            assert "SEARCH generated_images USING INDEX idx_gen_images_batch" in preview, plan
+            assert "SCAN generated_images" not in preview, plan
 
 
 def test_dates_are_whole_utc_days(seeded):
