@@ -10,6 +10,7 @@ which says what a chart shows to someone who cannot see it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,9 +168,10 @@ def history_charts(overview: analytics.Overview, price: float) -> list[Chart]:
     return built
 
 
-def show_history_charts(built: list[Chart], price: float) -> None:
+def show_history_charts(build: Callable[[], list[Chart]], price: float) -> None:
     """History's six charts in tabs, with what each is estimated from, folded under
-    "Charts" (the table first): drawn once unfolded, which the page remembers."""
+    "Charts" (the table first): built (`build`) and drawn once unfolded, which the page
+    remembers."""
     # A Vega chart is the most a browser draws of History (its code, then the chart: the
     # page took 0.84 of the time without it, benchmarks/page_ready.py); unfolding reruns.
     box = st.expander(
@@ -178,7 +180,7 @@ def show_history_charts(built: list[Chart], price: float) -> None:
     )  # fmt: skip
     if box.open:
         with box:
-            _chart_tabs(built, price)
+            _chart_tabs(build(), price)
 
 
 def _chart_tabs(built: list[Chart], price: float) -> None:

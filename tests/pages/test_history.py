@@ -276,6 +276,22 @@ def test_the_charts_are_drawn_with_alt_text_that_says_what_they_show(open_app, s
     }  # fmt: skip
 
 
+def test_the_charts_data_is_read_only_once_they_are_unfolded(open_app, seeded, monkeypatch):  # noqa: F811
+    """The charts' scans (the spend ones most of a cold view's time at 100,000 images) wait
+    for the charts to be opened; the summary above the table does not."""
+    from lora_core.history import analytics
+
+    built: list[object] = []
+    real_overview = analytics.overview
+    monkeypatch.setattr(analytics, "overview", lambda **kw: built.append(kw) or real_overview(**kw))
+
+    at = open_history(open_app)
+
+    assert metrics(at)["Batches"] == "9" and built == []
+    open_charts(at, "Spend by user")
+    assert len(built) == 1 and len(at.get("vega_lite_chart")) == 1
+
+
 def test_filters_are_folded_away_and_say_how_many_are_set(open_app, seeded):  # noqa: F811
     plain = open_history(open_app)
     filtered = open_history(open_app, user="ann", q="red")
