@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/history_page.py [--repeat 7]
 
 Goal (issue "History page for analysts"): ratio <= 1.5. Each render is an AppTest run of
-the page with no filter (the heaviest view: summary and charts over every batch), as a
+the page with no filter (the heaviest view: its summary over every batch), as a
 returning visitor or a rerun sees it ("warm": the overview is cached per filter and data
-version) and as the first view of a filter after the data changed ("cold": every query runs).
+version) and as the first view of a filter after the data changed ("cold": every query of
+the page as it opens runs; the charts' data waits for the charts to be unfolded).
 """
 
 from __future__ import annotations
