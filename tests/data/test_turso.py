@@ -292,6 +292,11 @@ def test_a_server_that_says_it_closes_or_gives_no_length_ends_the_connection():
     assert answer(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}") == (200, b"{}", True)
 
 
+def test_an_answer_without_a_body_is_not_waited_for():
+    """No body after 204 (a proxy's answer, say): reading one would wait for the timeout."""
+    assert answer(b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK") == (204, b"", False)
+
+
 @pytest.mark.parametrize(
     ("raw", "error"),
     [
@@ -301,6 +306,7 @@ def test_a_server_that_says_it_closes_or_gives_no_length_ends_the_connection():
         (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", http.client.IncompleteRead),
         (CHUNKED + b"5\r\n{}", http.client.IncompleteRead),  # a chunk cut short
         (CHUNKED + b"zz\r\n", http.client.IncompleteRead),  # not a chunk's size
+        (CHUNKED + b"-5\r\n{}", http.client.IncompleteRead),  # nor this: no read to the end
         (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", http.client.HTTPException),
         (b"HTTP/1.1 200 OK\r\n" + b"a: b\r\n" * 101 + b"\r\n", http.client.HTTPException),
         (b"HTTP/1.1 200 OK\r\nx: " + b"y" * 70_000 + b"\r\n\r\n", http.client.LineTooLong),
@@ -309,6 +315,11 @@ def test_a_server_that_says_it_closes_or_gives_no_length_ends_the_connection():
 def test_a_broken_answer_is_an_http_error_not_a_hang_or_a_wrong_body(raw, error):
     with pytest.raises(error):
         answer(raw)
+
+
+def test_an_ipv6_host_keeps_its_brackets_in_the_host_header():
+    request = turso._request(urlsplit("http://[::1]:8080/v3"), b"", {})
+    assert b"\r\nHost: [::1]:8080\r\n" in request
 
 
 def test_a_request_is_one_write_with_its_length_and_headers():
