@@ -3,6 +3,8 @@ charted and exportable."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import date
 
 import pandas as pd
@@ -57,12 +59,15 @@ def clear_filters() -> None:
         st.session_state[key] = list(empty) if isinstance(empty, list) else empty
 
 
-def read_filters(lora_names: dict[str, str], scales: list[float]) -> HistoryFilter:
+def read_filters(
+    lora_names: Callable[[], dict[str, str]], scales: Callable[[], list[float]]
+) -> HistoryFilter:
     """Filter widgets bound to the URL's query parameters, so a view can be shared; folded
     away (the table first, on a phone too) and saying how many are set. Drawn while open or
     while a filter is set (a widget not drawn in a run loses its value).
 
     A bound multiselect keeps its labels in the link (`?lora=alpha`), hence unique labels.
+    The LoRAs' names and the scales in use are read only when the widgets are drawn.
     """
     count = active_filters()
     label = f"Filters · {count} active" if count else "Filters"
@@ -74,7 +79,7 @@ def read_filters(lora_names: dict[str, str], scales: list[float]) -> HistoryFilt
         # takes a few ms for each element: benchmarks/page_ready.py).
         return HistoryFilter()
     with box:
-        history_filter = _filter_widgets(lora_names, scales)
+        history_filter = _filter_widgets(lora_names(), scales())
         st.button(
             "Clear filters", key="clear_filters", icon=":material/filter_alt_off:",
             on_click=clear_filters, disabled=not count,
@@ -318,10 +323,12 @@ def show_exports(history_filter: HistoryFilter) -> None:
 
 context.studio().prepare_history()  # the original app's images too, when nobody sweeps
 # The base model (a sweep's baseline cells) is one more "LoRA" to filter and chart by.
-names = {**context.read(queries.lora_names), NO_LORA: NO_LORA_LABEL}
+names = functools.cache(
+    lambda: {**context.read(queries.lora_names), NO_LORA: NO_LORA_LABEL}
+)  # read once a run, and only when the filters or the charts are drawn
 # With the user's stars, for the "I starred" filter (a star rarely changes).
 version = context.read(analytics.data_version, starred_by=context.current_user())
-history_filter = read_filters(names, cached_scales(version))
+history_filter = read_filters(names, lambda: cached_scales(version))
 if st.session_state.get("history_filter") != history_filter:
     st.session_state["history_filter"] = history_filter
     st.session_state.pop("history_page", None)  # a new filter starts on its first page
@@ -349,7 +356,7 @@ if summary.batches == 0:
         )  # fmt: skip
     st.stop()
 show_summary(summary, price)
-charts.show_history_charts(lambda: cached_charts(history_filter, names, version, price), price)
+charts.show_history_charts(lambda: cached_charts(history_filter, names(), version, price), price)
 rows = context.read(
     listing.list_batches,
     history_filter=history_filter,

@@ -284,15 +284,12 @@ def count_key_columns(lora_id: str) -> tuple[ScalarSelect[Any], ...]:
     with something else (the LoRA page's header: `views.lora_view`); `count_key_of` makes
     the key of the values they read."""
     mine = col(GeneratedImage.lora_training_id) == lora_id
-    newest = select(GeneratedImage.created_at).where(mine)
-    # The same index walk twice (created_at, then the id of that same newest row).
-    newest_at = newest.order_by(col(GeneratedImage.created_at).desc()).limit(1)
-    newest_id = (
-        select(GeneratedImage.id)
-        .where(mine)
-        .order_by(col(GeneratedImage.created_at).desc())
-        .limit(1)
-    )
+
+    def of_newest(column: ColumnElement[Any]) -> ScalarSelect[Any]:
+        # The same index walk for both (created_at, then the id of that newest row).
+        newest_first = col(GeneratedImage.created_at).desc()
+        return select(column).where(mine).order_by(newest_first).limit(1).scalar_subquery()
+
     hidden = (
         select(func.count())
         .select_from(GeneratedImage)
@@ -303,8 +300,8 @@ def count_key_columns(lora_id: str) -> tuple[ScalarSelect[Any], ...]:
         col(GeneratedImage.lora_training_id) != NO_LORA
     )
     return (
-        newest_at.scalar_subquery(),
-        newest_id.scalar_subquery(),
+        of_newest(col(GeneratedImage.created_at)),
+        of_newest(col(GeneratedImage.id)),
         hidden.scalar_subquery(),
         select(func.count()).where(stacked).scalar_subquery(),
         select(func.count()).where(stacked, col(GeneratedImage.hidden).is_not(None))
