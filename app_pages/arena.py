@@ -10,7 +10,7 @@ from lora_core.arena import arenas, voting
 from lora_core.arena.voting import Side
 from lora_core.errors import LoraStudioError
 from lora_core.lab import views as lab_views
-from ui import context, routes
+from ui import caches, context, routes
 from ui.components import format_date
 from ui.errors import show_error
 from ui.text import md
@@ -23,12 +23,6 @@ ACTIONS = (
     ("Tie", Side.TIE, "T", ":material/drag_handle:"),
     ("Both bad", Side.BOTH_BAD, "B", ":material/thumb_down:"),
 )
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def anonymous_image(image_id: str) -> bytes:
-    """An arena image's pixels, once per process (re-encoding is the slow part)."""
-    return context.read(voting.anonymous_image, store=context.studio().store, image_id=image_id)
 
 
 def show_index() -> None:
@@ -157,7 +151,7 @@ def show_pair(arena_id: str) -> None:
             with st.container(key=f"arena_{side.lower()}"):
                 try:
                     st.image(
-                        anonymous_image(image_id), width="stretch", caption=side,
+                        caches.anonymous_image(image_id), width="stretch", caption=side,
                         alt=f"{side} image for the prompt: {pair.prompt}",
                     )  # fmt: skip
                 except LoraStudioError:  # its file is gone: the votes and Skip stay usable

@@ -17,7 +17,7 @@ from lora_core.gallery.scorecards import VERDICT_LABELS
 from lora_core.generation.recipe import NO_LORA, NO_LORA_LABEL
 from lora_core.history import analytics, listing
 from lora_core.history.filters import HistoryFilter, HistoryStatus
-from ui import charts, context, routes
+from ui import caches, charts, context, routes
 from ui.components import app_base_url
 from ui.generate_dialog import follow_reuse, reuse_prompt
 from ui.text import md
@@ -150,37 +150,6 @@ def show_summary(summary: analytics.HistorySummary, price: float) -> None:
             ("Est. spend", charts.money(summary.megapixels, price)),
         ):
             st.metric(label, value, width="content")
-
-
-@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
-def cached_summary(
-    history_filter: HistoryFilter, version: tuple[object, ...]
-) -> analytics.HistorySummary:
-    """The totals above the table scan the whole filtered set: computed once per filter
-    and data version (which changes with every batch added, started or finished), not on
-    every rerun such as selecting a row or turning a page. Every parameter is part of the
-    cache key: none may start with an underscore, which Streamlit leaves out of the key."""
-    return context.read(analytics.summarize, history_filter=history_filter)
-
-
-@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
-def cached_charts(
-    history_filter: HistoryFilter,
-    labels: dict[str, str],
-    version: tuple[object, ...],
-    price: float,
-) -> list[charts.Chart]:
-    """The charts' data (six more scans, the spend ones the costliest: 86 of 101 ms at
-    100,000 images), built with their rows serialised: only once the charts are unfolded,
-    then once per filter and data version, as `cached_summary`."""
-    overview = context.read(analytics.overview, history_filter=history_filter, lora_labels=labels)
-    return charts.history_charts(overview, price)
-
-
-@st.cache_data(ttl=600, max_entries=16, show_spinner=False)
-def cached_scales(version: tuple[object, ...]) -> list[float]:
-    """The LoRA scales in use (a scan of every batch): once per data version."""
-    return context.read(listing.lora_scales)
 
 
 def lora_label(row: listing.HistoryRow) -> str:
@@ -328,7 +297,7 @@ names = functools.cache(
 )  # read once a run, and only when the filters or the charts are drawn
 # With the user's stars, for the "I starred" filter (a star rarely changes).
 version = context.read(analytics.data_version, starred_by=context.current_user())
-history_filter = read_filters(names, lambda: cached_scales(version))
+history_filter = read_filters(names, lambda: caches.lora_scales(version))
 if st.session_state.get("history_filter") != history_filter:
     st.session_state["history_filter"] = history_filter
     st.session_state.pop("history_page", None)  # a new filter starts on its first page
@@ -339,7 +308,7 @@ if (
 ):
     st.warning("“From” is after “To”: no day is in that range.", icon=":material/event:")
 price = context.get_settings().fal_price_per_megapixel
-summary = cached_summary(history_filter, version)
+summary = caches.history_summary(history_filter, version)
 if summary.batches == 0:
     if history_filter == HistoryFilter():  # nothing to summarise: no row of zeros
         st.info(
@@ -356,7 +325,9 @@ if summary.batches == 0:
         )  # fmt: skip
     st.stop()
 show_summary(summary, price)
-charts.show_history_charts(lambda: cached_charts(history_filter, names(), version, price), price)
+charts.show_history_charts(
+    lambda: caches.history_charts(history_filter, names(), version, price), price
+)
 rows = context.read(
     listing.list_batches,
     history_filter=history_filter,

@@ -11,16 +11,9 @@ from lora_core.arena import arenas, ratings
 from lora_core.errors import LoraStudioError
 from lora_core.gallery import scorecards
 from lora_core.history import listing
-from ui import context, routes
+from ui import caches, context, routes
 from ui.errors import show_error
 from ui.text import md
-
-
-@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
-def cached_board(arena_id: str | None, version: tuple[object, ...]) -> ratings.Leaderboard:
-    """The bootstrap refits the model a few hundred times: once per arena and set of
-    votes (`version` changes with every vote), not on every rerun."""
-    return context.read(ratings.leaderboard, arena_id=arena_id)
 
 
 def show_standings(board: ratings.Leaderboard) -> None:
@@ -124,7 +117,7 @@ with st.container(horizontal=True):
     else:
         st.page_link(routes.ARENA, label="The arenas", icon=":material/how_to_vote:")
 version = context.read(ratings.votes_version, arena_id=arena_id)
-board = cached_board(arena_id, version)
+board = caches.leaderboard(arena_id, version)
 if board.votes == 0:
     st.info("No votes yet: vote in an arena, and its ratings appear here.",
             icon=":material/how_to_vote:")  # fmt: skip

@@ -9,7 +9,7 @@ from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
 from lora_core.gallery import favorites, groups, queries, views
 from lora_core.generation import service
-from ui import context, picking, routes
+from ui import caches, context, picking, routes
 from ui.components import (
     count_text,
     format_date,
@@ -99,16 +99,6 @@ def start_generating(lora_id: str) -> None:
     """One dialog at a time: the image's details close when the Generate dialog opens."""
     close_image()
     open_generate(lora_id)
-
-
-@st.cache_data(ttl=60, max_entries=256, show_spinner=False)
-def cached_image_count(lora_id: str, key: tuple[object, ...]) -> int:
-    """Counting 100,000 images takes longer than the rest of the page: counted once per
-    `queries.image_count_key` (newest image, hidden count), so never stale after a
-    generation or a hide in any process. Every parameter keys the cache (no underscore).
-    An image written with a time older than the newest (another app's clock) is counted
-    within the minute the entry lives."""
-    return context.read(queries.count_lora_images, lora_id=lora_id)
 
 
 def load_images(
@@ -234,7 +224,7 @@ if lora_view is None:
 lora = lora_view.lora
 if lora.status == LoraStatus.PENDING:  # still training: as the background sweep found it
     lora = context.studio().training_view(lora).lora
-image_count = cached_image_count(lora.id, lora_view.count_key)
+image_count = caches.lora_image_count(lora.id, lora_view.count_key)
 
 show_header(lora, image_count)
 show_scorecard(lora, lora_view.scorecard)
@@ -247,5 +237,5 @@ with st.container(horizontal=True, vertical_alignment="center", key="lora_action
     scorecard_action(lora, lora_view.scorecard)
 # One dialog at a time: the Generate dialog when it was opened, else a shared image's.
 if not render_open_dialog(lora) and (image_id := st.query_params.get("image")):
-    image_dialog(lora, image_id, on_hidden=cached_image_count.clear)
+    image_dialog(lora, image_id, on_hidden=caches.lora_image_count.clear)
 show_images(lora, image_count, ready=ready, stacked=queries.stacked_in_others(lora_view.count_key))

@@ -85,7 +85,8 @@ def cached_functions() -> dict[str, list[str]]:
                 for d in node.decorator_list
             ):
                 arguments = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
-                found[f"{path.name}:{node.name}"] = [argument.arg for argument in arguments]
+                name = f"{path.relative_to(APP_ROOT)}:{node.name}"
+                found[name] = [argument.arg for argument in arguments]
     return found
 
 
@@ -93,9 +94,9 @@ def test_no_cache_key_leaves_out_a_parameter():
     """A parameter named `_x` does not key the cache: there is none."""
     cached = cached_functions()
     assert {
-        "history.py:cached_summary",
-        "history.py:cached_charts",
-        "lora.py:cached_image_count",
+        "ui/caches.py:history_summary",
+        "ui/caches.py:history_charts",
+        "ui/caches.py:lora_image_count",
     } <= set(cached)
     unkeyed = {
         (name, parameter)
@@ -104,6 +105,14 @@ def test_no_cache_key_leaves_out_a_parameter():
         if parameter.startswith("_")
     }
     assert unkeyed == set()
+
+
+def test_no_page_script_defines_a_cache():
+    """A page's script runs again on every rerun: a cached function defined there would be
+    built again each time, its source read and tokenized (`ui/caches.py` says why)."""
+    in_scripts = [name for name in cached_functions() if name.startswith(("app_pages/", "router"))]
+
+    assert in_scripts == []
 
 
 def test_pages_read_the_database_only_through_context_read():
