@@ -14,6 +14,7 @@ from ui.components import (
     count_text,
     format_date,
     image_grid,
+    linked_image_grid,
     lora_title,
     status_badge,
 )
@@ -99,6 +100,30 @@ def start_generating(lora_id: str) -> None:
     """One dialog at a time: the image's details close when the Generate dialog opens."""
     close_image()
     open_generate(lora_id)
+
+
+def show_grid(
+    images: list[GeneratedImage],
+    *,
+    lora_name: str,
+    picking: str | None,
+    key: str = "grid",
+    with_captions: bool = True,
+    notes: dict[str, str] | None = None,
+    eager: int = 8,
+) -> None:
+    """Each image a link to its details, the grid one element; while images are picked
+    (`picking`, a selection's scope), cards with a Select box and a Details button each."""
+    if picking is None:
+        linked_image_grid(
+            images, columns=GRID_COLUMNS, with_captions=with_captions, lora_name=lora_name,
+            notes=notes, eager=eager,
+        )  # fmt: skip
+        return
+    image_grid(
+        images, columns=GRID_COLUMNS, with_captions=with_captions, on_open=open_in_place,
+        key=key, lora_name=lora_name, notes=notes, picking=picking, eager=eager,
+    )  # fmt: skip
 
 
 def load_images(
@@ -191,20 +216,17 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool, stacked: bool) -
                         routes.LAB, label="Open the whole sweep", icon=":material/grid_view:",
                         query_params={"sweep": group.sweep_id},
                     )  # fmt: skip
-                image_grid(
+                show_grid(
                     group.images,
-                    columns=GRID_COLUMNS,
-                    with_captions=False,
-                    on_open=open_in_place,
-                    key=f"group_{group.images[0].id}",
                     lora_name=name,
                     picking=scope if choosing else None,
+                    key=f"group_{group.images[0].id}",
+                    with_captions=False,
                     eager=GRID_COLUMNS if number < 2 else 0,  # the first screen's
                 )
     else:
-        image_grid(
-            images.items, columns=GRID_COLUMNS, on_open=open_in_place, lora_name=name,
-            picking=scope if choosing else None,
+        show_grid(
+            images.items, lora_name=name, picking=scope if choosing else None,
             notes={image.id: marks[image.batch_id] for image in images.items
                    if image.batch_id in marks},
         )  # fmt: skip

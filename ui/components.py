@@ -67,6 +67,12 @@ _CSS = """
 .ls-thumb-empty { width: 100%; aspect-ratio: 1 / 1; border-radius: 0.5rem; display: flex;
   align-items: center; justify-content: center; background: #ece9f7; color: #6b6585;
   font-size: 0.85rem; margin: 0 0 0.75rem 0; }
+/* A grid drawn as one element (`linked_image_grid`): up to --ls-columns columns, fewer
+   below GRID_MIN_COLUMN_PX each (two on a phone), as st.grid does. */
+.ls-grid { display: grid; column-gap: 0.5rem; grid-template-columns: repeat(auto-fill,
+  minmax(max(140px, calc((100% - (var(--ls-columns) - 1) * 0.5rem) / var(--ls-columns))), 1fr)); }
+a.ls-open { display: block; border-radius: 0.5rem; }
+a.ls-open:focus-visible { outline: 3px solid #6a48f5; outline-offset: 2px; }
 /* A LoRA page's generations: a line between two (each in a wrapper of Streamlit's), and
    under each prompt who made it and when, as a caption (the second paragraph of the
    header's one element). */
@@ -109,28 +115,43 @@ def lora_card(*, title: str, status: str, meta: str, picture: str) -> str:
     )
 
 
-# `ui.text.md` puts an invisible WORD JOINER after ":" and "@" in stored text so that
-# Streamlit's Markdown cannot turn it into a link or an icon. Text copied from the page
-# leaves them out, so that what is pasted (into History's filters, an email) is exactly what
-# is stored. Our own constant script, added once per browser tab.
-_COPY_AS_STORED = """<script>
+# Our own constant script, added once per browser tab (`inject_css`):
+# - `ui.text.md` puts an invisible WORD JOINER after ":" and "@" in stored text so that
+#   Streamlit's Markdown cannot turn it into a link or an icon. Text copied from the page
+#   leaves them out, so that what is pasted (into History's filters, an email) is exactly
+#   what is stored.
+# - A grid's image is a link to its details (`linked_image_grid`): a plain click opens them
+#   in place, as Streamlit's own back and forward buttons do (the address changes, the page
+#   reruns with it, no reload); a click with a modifier (a new tab, a new window) and a
+#   browser without this script follow the link as any link.
+_PAGE_SCRIPT = """<script>
 (() => {
-  if (window.loraStudioCopiesAsStored) return;
-  window.loraStudioCopiesAsStored = true;
+  if (window.loraStudioPageScript) return;
+  window.loraStudioPageScript = true;
   document.addEventListener("copy", (event) => {
     const text = String(window.getSelection() || "");
     if (!text.includes("\u2060") || !event.clipboardData) return;
     event.clipboardData.setData("text/plain", text.replaceAll("\u2060", ""));
     event.preventDefault();
   });
+  document.addEventListener("click", (event) => {
+    const link = event.target instanceof Element && event.target.closest("a.ls-open");
+    if (!link || event.defaultPrevented || event.button !== 0) return;
+    if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    const target = new URL(link.href, window.location.href);
+    if (target.origin !== window.location.origin) return;
+    event.preventDefault();
+    window.history.pushState(null, "", target);
+    window.dispatchEvent(new PopStateEvent("popstate"));
+  });
 })();
 </script>"""
 
 
 def inject_css() -> None:
-    """The app's style, and its copy handler (`_COPY_AS_STORED`), on every page."""
+    """The app's style, and its script (`_PAGE_SCRIPT`), on every page."""
     st.html(_CSS)
-    st.html(_COPY_AS_STORED, unsafe_allow_javascript=True)
+    st.html(_PAGE_SCRIPT, unsafe_allow_javascript=True)
 
 
 def format_date(iso_text: str | None, *, with_time: bool = True) -> str:
@@ -188,13 +209,17 @@ def image_card(
     thumbnail: str | None = None,
     css_class: str = "",
     opens_full_size: bool = True,
+    link: str | None = None,
+    note: str | None = None,
     eager: bool = False,
 ) -> str:
     """An image with an optional caption; with `opens_full_size`, a link to the full image
-    in a new tab (grids whose cards open details in place pass False). With a `thumbnail`,
-    that is what the page loads; the full image only when opened. `alt` says what the image
-    is to a screen reader (by default its caption). `eager`: on the first screen, so loaded
-    at once (a lazy image waits for layout to find it visible: about 100 ms later)."""
+    in a new tab (grids whose cards open details in place pass False); with `link`, a link
+    to that address of the app instead (its details: `linked_image_grid`). With a
+    `thumbnail`, that is what the page loads; the full image only when opened. `alt` says
+    what the image is to a screen reader (by default its caption). `note`: one more line,
+    under the caption. `eager`: on the first screen, so loaded at once (a lazy image waits
+    for layout to find it visible: about 100 ms later)."""
     href = safe_url(url)
     src = safe_url(thumbnail) if thumbnail else href
     # Square cards (CSS): width and height let the browser reserve the space before loading.
@@ -206,15 +231,18 @@ def image_card(
         f'loading="{"eager" if eager else "lazy"}" width="{THUMBNAIL_SIDE}" '
         f'height="{THUMBNAIL_SIDE}">'
     )
-    if opens_full_size:
+    if link is not None:
+        picture = f'<a class="ls-open" href="{escape(link)}" target="_self">{picture}</a>'
+    elif opens_full_size:
         picture = f'<a href="{href}" target="_blank" rel="noopener noreferrer">{picture}</a>'
     parts = [f'<figure class="{f"ls-card {css_class}".strip()}">', picture]
     if caption:
         parts.append(
             f'<div class="ls-caption" title="{escape(caption)}">{html_text(caption)}</div>'
         )
-    if meta:
-        parts.append(f'<div class="ls-meta">{html_text(meta)}</div>')
+    for line in (meta, one_line(note) if note else None):
+        if line:
+            parts.append(f'<div class="ls-meta">{html_text(line)}</div>')
     parts.append("</figure>")
     return "".join(parts)
 
@@ -239,6 +267,55 @@ def empty_thumbnail(text: str = "No images yet") -> str:
     return f'<div class="ls-thumb-empty">{escape(text)}</div>'
 
 
+def request_thumbnails(images: Sequence[GeneratedImage]) -> None:
+    """Thumbnails made in the background for the images shown without one (shown whole
+    this time)."""
+    context.studio().thumbnails.request(
+        thumbnails.Missing(image_id=image.id, image_url=image.image_url)
+        for image in images
+        if image.thumbnail_url is None and not image.nsfw and image.id
+    )
+
+
+def linked_image_grid(
+    images: Sequence[GeneratedImage],
+    *,
+    columns: int,
+    with_captions: bool = True,
+    lora_name: str | None = None,
+    notes: Mapping[str, str] | None = None,
+    eager: int = 8,
+) -> None:
+    """Images in a grid of up to `columns` columns (two on a phone), each a link to its
+    details over its LoRA's page (`image_link`), drawn as **one element**: a page of 24
+    images as cards of three elements each (a container, the picture, a Details button)
+    sent 72 messages, each a hop between Streamlit's threads, and cost the LoRA page a
+    third of its server time (benchmarks/README.md). A link is a real control (Tab, Enter,
+    a new tab with a modifier); the page's script opens it in place (`_PAGE_SCRIPT`).
+    Captions, `notes` and `eager` as in `image_grid`; grids whose images are picked
+    (checkboxes) use `image_grid`."""
+    request_thumbnails(images)
+    cells = [
+        empty_thumbnail(FLAGGED_TEXT)
+        if image.nsfw  # never shown as a result: fal blacks these out, and they may be unsafe
+        else image_card(
+            image.image_url,
+            image.prompt if with_captions else None,
+            format_date(image.created_at) if with_captions else None,
+            alt=image_alt(image, lora_name),
+            thumbnail=image.thumbnail_url,
+            link=image_link(image),
+            note=(notes or {}).get(image.id),
+            eager=number < eager,
+        )
+        for number, image in enumerate(images)
+    ]
+    st.markdown(
+        f'<div class="ls-grid" style="--ls-columns: {int(columns)}">{"".join(cells)}</div>',
+        unsafe_allow_html=True,
+    )
+
+
 def image_grid(
     images: Sequence[GeneratedImage],
     *,
@@ -259,11 +336,7 @@ def image_grid(
     same images on one page apart. `notes`: a line under an image (by id), shown as text.
     `picking`: a selection's scope (`ui.picking`): each card gets its Select checkbox.
     The first `eager` images load at once (the first screen), the others as scrolled to."""
-    context.studio().thumbnails.request(
-        thumbnails.Missing(image_id=image.id, image_url=image.image_url)
-        for image in images
-        if image.thumbnail_url is None and not image.nsfw and image.id
-    )
+    request_thumbnails(images)
     grid = st.grid(columns, min_column_width=GRID_MIN_COLUMN_PX)
     for number, image in enumerate(images):
         with grid.container(key=f"card_{key}_{image.id}"):

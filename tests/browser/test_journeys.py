@@ -103,7 +103,7 @@ def first_image_details(page: Page, lora_id: str, title: str) -> tuple[Locator, 
     """A LoRA page with its first image's details open, and the seed they show."""
     page.goto(f"/lora?id={lora_id}")
     expect(page.get_by_role("heading", name=title)).to_be_visible(timeout=20_000)
-    view = open_details(page, page.locator("[class*='st-key-card_']").first)
+    view = open_details(page, page.locator("a.ls-open").first)
     found = re.search(r"Seed (\d+)", view.inner_text())
     assert found, view.inner_text()
     return view, found.group(1)
@@ -253,7 +253,7 @@ def test_4_an_image_opens_in_place_and_full_size_from_there(
     page: Page, fresh_app: RunningApp
 ) -> None:
     page.goto("/lora?id=demo-claymation")
-    card = page.locator("[class*='st-key-card_']").first
+    card = page.locator("a.ls-open").first
     expect(card.locator("img")).to_be_visible()
     page.evaluate("window.lsSamePage = true")  # gone if the page reloads
 
@@ -281,6 +281,32 @@ def test_4_an_image_opens_in_place_and_full_size_from_there(
     assert response.ok
     assert response.headers["content-type"].startswith("image/jpeg")
     assert response.body()[:3] == b"\xff\xd8\xff"
+
+
+def test_4b_an_image_is_a_link_opened_by_keyboard_and_closed_by_back(
+    page: Page, fresh_app: RunningApp
+) -> None:
+    page.goto("/lora?id=demo-claymation")
+    links = page.locator("[class*='st-key-batch_'] a.ls-open")
+    expect(links.first.locator("img")).to_be_visible()
+    href = links.nth(1).get_attribute("href") or ""
+    assert re.fullmatch(r"lora\?id=demo-claymation&image=[\w-]+", href), href  # a new tab's
+    page.evaluate("window.lsSamePage = true")  # gone if the page reloads
+
+    links.nth(1).focus()
+    page.keyboard.press("Enter")
+
+    view = page.get_by_role("dialog").locator(".st-key-image_view")
+    expect(view.locator("figure.ls-large img")).to_be_visible()
+    expect(page).to_have_url(re.compile(re.escape(href) + "$"))
+    assert page.evaluate("window.lsSamePage === true")  # opened in place
+
+    page.go_back()  # the browser's Back: the page without the image, still no reload
+
+    expect(view).to_have_count(0)
+    expect(page).to_have_url(re.compile(r"/lora\?id=demo-claymation$"))
+    expect(links.first.locator("img")).to_be_visible()
+    assert page.evaluate("window.lsSamePage === true")
 
 
 def test_5_a_fal_error_offers_a_retry_and_a_filtered_batch_is_explained(
@@ -440,7 +466,7 @@ def test_7_the_app_works_on_a_phone(page: Page, fresh_app: RunningApp) -> None:
     assert first["y"] + first["height"] / 2 < 844  # images on the first screen
     snap(page, "journey-7b-phone-lora")
 
-    view = open_details(page, page.locator("[class*='st-key-card_']").first)  # over the page
+    view = open_details(page, page.locator("a.ls-open").first)  # over the page
     large = view.locator("figure.ls-large img")
     expect(large).to_be_visible()
     assert large.bounding_box()["y"] < 300  # the image first, at the top of the dialog
@@ -582,7 +608,7 @@ def test_11_an_image_is_shared_by_link_and_its_batch_downloaded_as_a_zip(
     page: Page, fresh_app: RunningApp, tmp_path: Path
 ) -> None:
     page.goto("/lora?id=demo-watercolor")
-    oldest_card = page.locator("[class*='st-key-batch_'] [class*='st-key-card_']").last
+    oldest_card = page.locator("[class*='st-key-batch_'] a.ls-open").last
     open_details(page, oldest_card)  # not the cover yet
 
     expect(page).to_have_url(re.compile(r"/lora\?id=demo-watercolor&image=[\w-]+$"))
@@ -679,7 +705,7 @@ def test_13_register_an_existing_lora_generate_from_it_and_hide_an_image(
 
     gallery_cards = page.locator("[class*='st-key-batch_'] figure.ls-card")
     expect(gallery_cards).to_have_count(4)
-    open_details(page, page.locator("[class*='st-key-batch_'] [class*='st-key-card_']").first)
+    open_details(page, page.locator("[class*='st-key-batch_'] a.ls-open").first)
     page.locator(".st-key-hide_image button").click()
     expect(page.get_by_text("Hidden from the galleries; History keeps it.")).to_be_visible()
     expect(page.locator("[class*='st-key-batch_'] figure.ls-card")).to_have_count(3)

@@ -26,7 +26,7 @@ def test_a_page_opened_by_its_link_asks_the_root_only(page: Page, base_url: str)
 
 def test_a_stored_thumbnail_is_kept_by_the_browser(page: Page, base_url: str) -> None:
     page.goto("/lora?id=demo-neon-noir")
-    thumbnail = page.locator("[class*='st-key-card_'] img").first
+    thumbnail = page.locator("a.ls-open img").first
     expect(thumbnail).to_be_visible(timeout=20_000)
     source = thumbnail.get_attribute("src")
     assert source and source.startswith("app/static/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
@@ -22,7 +23,7 @@ from lora_core.gallery import favorites
 from lora_core.generation import recipe_files
 from tests.conftest import TEST_FAL_KEY
 from tests.support.factories import hide, star
-from tests.support.markup import batch_headers, readable, shows
+from tests.support.markup import batch_headers, figures, readable, shows
 
 LORA_PAGE = "app_pages/lora.py"
 SUBMIT = "FormSubmitter:gen_form-Generate 4 Images"
@@ -36,7 +37,7 @@ def setting(widgets, name: str):
 
 def cards(at) -> list[str]:
     """Images of the page's gallery."""
-    return [m.value for m in at.markdown if 'class="ls-card"' in m.value]
+    return figures(at)
 
 
 def facts(at) -> str:
@@ -52,7 +53,7 @@ def image_total(at) -> str:
 
 def results(at) -> list[str]:
     """Images of the Generate dialog's 2x2 result grid."""
-    return [m.value for m in at.markdown if 'class="ls-card ls-result"' in m.value]
+    return figures(at, "ls-card ls-result")
 
 
 def stored_images(engine) -> list[GeneratedImage]:
@@ -640,13 +641,15 @@ def test_every_image_opens_its_details_in_place_and_the_grid_can_be_flat(
     add_images("many", 3)
     at = open_app(LORA_PAGE, id="many")
 
-    opens = [b for b in at.button if b.key and b.key.startswith("open_") and "-img-" in b.key]
-    assert sorted(b.key.rsplit("_", 1)[1] for b in opens) == [f"many-img-000{n}" for n in range(3)]
-    assert not any("<a href" in card for card in cards(at))  # the card is the button
+    links = [re.search(r'<a class="ls-open" href="([^"]*)"', card) for card in cards(at)]
+    assert sorted(html.unescape(link[1]) for link in links if link) == [
+        f"lora?id=many&image=many-img-000{n}" for n in range(3)
+    ]  # every image a link to its details (the page's script opens it in place)
+    assert not [b for b in at.button if "-img-" in (b.key or "")]  # no Details buttons
     assert len(batch_headers(at)) == 3  # grouped
 
-    [second] = [b for b in opens if b.key.endswith("_many-img-0001")]
-    second.click().run()
+    at.query_params["image"] = "many-img-0001"  # what following the link does
+    at.run()
 
     assert at.query_params["image"] == "many-img-0001"  # the address to share
     [large] = [m.value for m in at.markdown if 'class="ls-card ls-large"' in m.value]
@@ -658,6 +661,7 @@ def test_every_image_opens_its_details_in_place_and_the_grid_can_be_flat(
     assert "image" not in at.query_params
     assert batch_headers(at) == []
     assert "prompt 2" in cards(at)[0]  # the prompt under each image instead
+    assert "lora?id=many&amp;image=many-img-0002" in cards(at)[0]  # a link, flat too
 
 
 def test_a_user_stars_an_image_and_can_show_only_their_favorites(
@@ -1010,7 +1014,7 @@ def test_a_stacked_image_is_on_both_loras_pages_marked_with_the_other(
         [(_prompt, line)] = batch_headers(at)
         assert line.endswith(f" · :material/layers: {mark}"), page  # the group's line
         at.toggle(key="group_batches").set_value(False).run()
-        assert sum(mark in c.value for c in at.caption) == 4, page  # under each image
+        assert sum(readable(mark) in card for card in cards(at)) == 4, page  # under each image
     image = stored_images(engine)[0]
     at = open_app(LORA_PAGE, id="style", image=image.id)
     assert "With wtrclr at 0\\.6" in [c.value for c in at.caption]  # its details open here

@@ -137,3 +137,11 @@ def batch_headers(at) -> list[tuple[str, str]]:
         if markdown.value.startswith("**") and "\n\nby " in markdown.value
         for prompt, line in [markdown.value.split("\n\n", 1)]
     ]
+
+
+def figures(at: object, css_class: str = "ls-card") -> list[str]:
+    """Each image card (`<figure class="…">…</figure>`, `ui.components.image_card`) in the
+    page's Markdown, one string per card: a grid drawn as one element
+    (`linked_image_grid`) holds many."""
+    pattern = re.compile(rf'<figure class="{re.escape(css_class)}">.*?</figure>', re.DOTALL)
+    return [card for m in at.markdown for card in pattern.findall(m.value)]  # type: ignore[attr-defined]
