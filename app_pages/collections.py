@@ -11,7 +11,7 @@ from lora_core.data.models import Collection, GeneratedImage
 from lora_core.errors import LoraStudioError
 from lora_core.gallery import collections, downloads, queries, views
 from ui import context, routes
-from ui.components import format_date, image_grid, lora_labels
+from ui.components import format_date, linked_image_grid, lora_labels
 from ui.errors import show_error
 from ui.text import md
 
@@ -98,10 +98,7 @@ def one_collection(collection_id: str) -> None:
         st.info("No image yet: open an image's details and Add to a collection.",
                 icon=":material/image:")  # fmt: skip
         return
-    image_grid(
-        images, columns=4, key="collection",
-        on_open=lambda image: routes.open_image(image.lora_training_id, image.id),
-    )  # fmt: skip
+    linked_image_grid(images, columns=4)  # each image a link to its details on its LoRA's page
     if collections.may_change(who, collection):
         reorder(collection, images)
 

@@ -13,7 +13,7 @@ from lora_core.generation.recipe import IMAGE_SIZES, SCALE_RANGE, STEPS_RANGE
 from lora_core.search import saved
 from lora_core.search.query import COUNT_CAP, PAGE_SIZE, Sort, Starred, from_params, search
 from ui import context, picking, routes
-from ui.components import image_grid
+from ui.components import image_grid, linked_image_grid
 from ui.errors import show_error
 from ui.text import md
 
@@ -178,12 +178,15 @@ choosing = picking.selecting("search")
 if choosing:
     picking.selection_bar("search", found.items)
 with st.container(key="search_results"):
-    image_grid(
-        found.items,
-        columns=4,
-        on_open=lambda image: routes.open_image(image.lora_training_id, image.id),
-        key="search",
-        picking="search" if choosing else None,
-    )
+    if choosing:
+        image_grid(
+            found.items,
+            columns=4,
+            on_open=lambda image: routes.open_image(image.lora_training_id, image.id),
+            key="search",
+            picking="search",
+        )
+    else:  # each image a link to its details on its LoRA's page
+        linked_image_grid(found.items, columns=4)
 if found.page_count > 1:
     st.pagination(found.page_count, key=PAGE_KEY, default=found.page)

@@ -19,7 +19,7 @@ from ui.components import (
     format_date,
     image_alt,
     image_card,
-    image_grid,
+    linked_image_grid,
     lora_title,
     share_url,
 )
@@ -150,13 +150,8 @@ def image_dialog(lora: LoraTraining, image_id: str, on_hidden: Callable[[], obje
         others = [other for other in batch if other.id != image.id and not other.hidden]
         if others:
             st.caption(f"The rest of its batch ({len(others)}): open one to see it large.")
-            image_grid(
-                others,
-                columns=GRID_COLUMNS,
-                with_captions=False,
-                on_open=open_in_place,
-                key="batch",
-                lora_name=lora_title(lora),
+            linked_image_grid(
+                others, columns=GRID_COLUMNS, with_captions=False, lora_name=lora_title(lora)
             )
 
 

@@ -31,13 +31,11 @@ def lighthouses_on_cliffs(app: RunningApp) -> int:
 
 
 def shown(page: Page) -> list[str]:
-    """The result grid's images (their ids, from their cards), in order."""
-    cards = page.locator("[class*='st-key-card_search_']")
-    expect(cards.first).to_be_visible(timeout=15_000)
-    return cards.evaluate_all(
-        "cards => cards.map(card => [...card.classList].find("
-        "name => name.startsWith('st-key-card_search_')))"
-    )
+    """The result grid's images (their ids, from their links to their details), in order."""
+    links = page.locator(".st-key-search_results a.ls-open")
+    expect(links.first).to_be_visible(timeout=15_000)
+    hrefs = links.evaluate_all("links => links.map(link => link.getAttribute('href'))")
+    return [re.fullmatch(r"lora\?id=[\w-]+&image=([\w-]+)", href)[1] for href in hrefs]
 
 
 def test_a_search_by_two_words_and_a_lora_is_shared_by_its_link_and_saved(
@@ -95,8 +93,8 @@ def test_a_search_by_two_words_and_a_lora_is_shared_by_its_link_and_saved(
 
     # Bob selects three of the results, adds them to a new collection and downloads it.
     bob.get_by_text("Select images").click()
-    for card in found[:3]:
-        bob.locator(f".{card}").get_by_text("Select", exact=True).click()
+    for image_id in found[:3]:  # while selecting, each image is a card with a Select box
+        bob.locator(f".st-key-card_search_{image_id}").get_by_text("Select", exact=True).click()
         idle(bob)
     expect(bob.get_by_text("3 selected", exact=True)).to_be_visible(timeout=15_000)
     bob.get_by_role("textbox", name="Its name").fill("Lighthouse review")
@@ -104,8 +102,10 @@ def test_a_search_by_two_words_and_a_lora_is_shared_by_its_link_and_saved(
     idle(bob)
     bob.get_by_role("button", name="Add 3 images").click()
     expect(bob.get_by_text("Added 3 images to the new collection")).to_be_visible(timeout=15_000)
-    for card in found[:3]:  # the selection starts again, on the page as in the count
-        expect(bob.locator(f".{card}").get_by_role("checkbox")).not_to_be_checked()
+    for image_id in found[:3]:  # the selection starts again, on the page as in the count
+        expect(
+            bob.locator(f".st-key-card_search_{image_id}").get_by_role("checkbox")
+        ).not_to_be_checked()
     snap(bob, "search-4-selected-390")
     bob.get_by_role("link", name="Open the collection").click()
     expect(bob.get_by_role("heading", name="Lighthouse review")).to_be_visible(timeout=15_000)

@@ -3,19 +3,20 @@ an image opened in its LoRA's page, saved searches."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl
 
 import pytest
 
 from lora_core.generation.recipe import Recipe, StackedLora
 from tests.conftest import open_with_query
-from tests.support.markup import readable
+from tests.support.markup import figures, readable
 
 SEARCH = "app_pages/search.py"
 
 
 def cards(at) -> list[str]:
-    return [m.value for m in at.markdown if 'class="ls-card"' in m.value]
+    return figures(at)
 
 
 def count_line(at) -> str:
@@ -52,13 +53,17 @@ def test_nothing_found_says_so_and_a_bad_link_value_is_explained(open_app, made)
     assert not at.exception
 
 
-def test_an_image_opens_in_its_loras_page(open_app, made):
+def test_an_image_is_a_link_to_its_details_on_its_loras_page(open_app, made):
     at = open_with_query(open_app, SEARCH, q="barn")
-    [first, *_] = [b for b in at.button if (b.key or "").startswith("open_search_")]
+    links = [re.search(r'<a class="ls-open" href="lora\?id=(\w+)&amp;image=([\w-]+)"', card)
+             for card in cards(at)]  # fmt: skip
 
-    first.click().run()
-
-    assert at.query_params["id"] == "ink" and at.query_params["image"]
+    assert len(links) == 4 and all(links)
+    assert {link[1] for link in links if link} == {"ink"}
+    [(lora_id, image_id), *_] = [link.groups() for link in links if link]
+    at = open_with_query(open_app, "app_pages/lora.py", id=lora_id, image=image_id)  # followed
+    [large] = [m.value for m in at.markdown if 'class="ls-card ls-large"' in m.value]
+    assert "barn" in large
 
 
 def test_a_saved_search_is_listed_with_what_is_new_and_opens_its_link(open_app, made):
