@@ -7,13 +7,12 @@ import logging
 
 import streamlit as st
 
-from lora_core.data.models import GeneratedImage
 from lora_core.errors import LoraStudioError, QuotaExceeded
 from lora_core.gallery import queries
 from lora_core.generation import prompts
 from lora_core.generation.recipe import PLAN, SCALE_RANGE, Recipe, StackedLora
-from ui import context, routes
-from ui.components import image_grid, lora_labels
+from ui import context
+from ui.components import linked_image_grid, lora_labels
 from ui.errors import generation_blocked, remaining_text, report_unexpected, show_error
 from ui.text import md
 
@@ -125,10 +124,6 @@ if missing and context.current_user() is not None:
         st.warning(md(blocked), icon=":material/timer:")
 
 
-def open_details(image: GeneratedImage) -> None:
-    routes.open_image(image.lora_training_id, image.id)
-
-
 # Side by side at every width: on a phone the row scrolls sideways rather than stacking.
 columns = st.columns(len(chosen), gap="medium", wrap=False)
 for column, lora_id in zip(columns, chosen, strict=True):
@@ -137,13 +132,9 @@ for column, lora_id in zip(columns, chosen, strict=True):
         if stacked and stacked.lora_id == lora_id:
             st.info("This LoRA is the one stacked on the others.", icon=":material/layers:")
         elif latest[lora_id]:
-            image_grid(
-                latest[lora_id],
-                columns=2,
-                with_captions=False,
-                on_open=open_details,
-                key=f"compare_{lora_id}",
+            linked_image_grid(  # each image a link to its details on its LoRA's page
+                latest[lora_id], columns=2, with_captions=False,
                 lora_name=labels[lora_id] + with_it,
-            )
+            )  # fmt: skip
         else:
             st.info("No images for this prompt yet.", icon=":material/image:")

@@ -10,7 +10,7 @@ from lora_core.data.clock import to_iso
 from lora_core.data.db import session_scope
 from lora_core.data.models import BatchLora, GeneratedImage, GenerationBatch, LoraStatus
 from tests.conftest import NOW, open_with_query
-from tests.support.markup import readable
+from tests.support.markup import figures, readable
 
 COMPARE = "app_pages/compare.py"
 
@@ -20,7 +20,7 @@ def open_compare(open_app, **query):
 
 
 def cards(at, url_part: str = "") -> list[str]:
-    return [m.value for m in at.markdown if 'class="ls-card"' in m.value and url_part in m.value]
+    return [card for card in figures(at) if url_part in card]
 
 
 def add_images_for(engine, lora_id: str, prompt: str, count: int) -> None:
@@ -73,6 +73,7 @@ def test_the_link_shows_each_loras_latest_images_for_the_prompt_side_by_side(
     assert not at.exception
     assert [s.value for s in at.subheader] == ["alpha", "beta"]
     assert (len(cards(at, "/a/")), len(cards(at, "/b/"))) == (4, 2)
+    assert all('<a class="ls-open" href="lora?id=b&amp;image=' in c for c in cards(at, "/b/"))
     assert "generate_missing" not in [button.key for button in at.button]
 
 
