@@ -301,6 +301,18 @@ def test_4b_an_image_is_a_link_opened_by_keyboard_and_closed_by_back(
     expect(page).to_have_url(re.compile(re.escape(href) + "$"))
     assert page.evaluate("window.lsSamePage === true")  # opened in place
 
+    large = view.locator("figure.ls-large img")
+    first_src = large.get_attribute("src") or ""
+    sibling = view.locator("a.ls-open").first  # the rest of its batch, under its details
+    other = sibling.get_attribute("href") or ""
+    assert other != href
+    sibling.click()
+    expect(page).to_have_url(re.compile(re.escape(other) + "$"))
+    expect(large).not_to_have_attribute("src", first_src)  # that image, large
+    page.go_back()  # Back: the image before
+    expect(page).to_have_url(re.compile(re.escape(href) + "$"))
+    expect(large).to_have_attribute("src", first_src)
+
     page.go_back()  # the browser's Back: the page without the image, still no reload
 
     expect(view).to_have_count(0)
