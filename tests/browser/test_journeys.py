@@ -61,17 +61,18 @@ def snap(page: Page, name: str) -> None:
     page.screenshot(path=SCREENSHOTS / f"{name}.png")
 
 
-def all_loaded(page: Page, selector: str) -> None:
+def all_loaded(page: Page, selector: str, *, scroll: bool = True) -> None:
     """Every image matching `selector` has loaded; lazy ones are scrolled into view as the
-    page polls, since Streamlit may replace the elements while it renders."""
+    page polls, since Streamlit may replace the elements while it renders. `scroll=False`
+    for images that load at once, where the page must stay where the user left it."""
     page.wait_for_function(
-        """selector => {
+        """([selector, scroll]) => {
             const images = [...document.querySelectorAll(selector)];
             const waiting = images.filter(img => !(img.complete && img.naturalWidth > 0));
-            if (waiting.length) waiting[0].scrollIntoView({block: "center"});
+            if (waiting.length && scroll) waiting[0].scrollIntoView({block: "center"});
             return images.length > 0 && waiting.length === 0;
         }""",
-        arg=selector,
+        arg=[selector, scroll],
     )
 
 
@@ -153,7 +154,7 @@ def test_1_generate_from_the_gallery_and_see_the_new_images_first(
     expect(dialog.get_by_text("Generating…")).to_be_visible()
     results = dialog.locator("figure.ls-result img")
     expect(results).to_have_count(4, timeout=GENERATION_TIMEOUT)
-    all_loaded(page, "[role=dialog] figure.ls-result img")
+    all_loaded(page, "[role=dialog] figure.ls-result img", scroll=False)  # as shown
     boxes = [results.nth(index).bounding_box() for index in range(4)]
     assert boxes[0]["y"] == boxes[1]["y"] < boxes[2]["y"] == boxes[3]["y"]  # 2x2
     assert boxes[0]["x"] == boxes[2]["x"] < boxes[1]["x"] == boxes[3]["x"]
