@@ -240,7 +240,7 @@ def image_card(
         parts.append(
             f'<div class="ls-caption" title="{escape(caption)}">{html_text(caption)}</div>'
         )
-    for line in (meta, one_line(note) if note else None):
+    for line in (meta, note):
         if line:
             parts.append(f'<div class="ls-meta">{html_text(line)}</div>')
     parts.append("</figure>")
@@ -265,6 +265,36 @@ def count_text(value: object) -> str:
 
 def empty_thumbnail(text: str = "No images yet") -> str:
     return f'<div class="ls-thumb-empty">{escape(text)}</div>'
+
+
+def grid_card(
+    image: GeneratedImage,
+    *,
+    with_captions: bool,
+    lora_name: str | None,
+    eager: bool,
+    css_class: str = "",
+    opens_full_size: bool = True,
+    link: str | None = None,
+    note: str | None = None,
+) -> str:
+    """One image of a grid as `image_card` HTML: its prompt and date as caption (or none),
+    its alt text, its thumbnail; a flagged image as a placeholder, never shown (fal blacks
+    these out, and they may be unsafe)."""
+    if image.nsfw:
+        return empty_thumbnail(FLAGGED_TEXT)
+    return image_card(
+        image.image_url,
+        image.prompt if with_captions else None,
+        format_date(image.created_at) if with_captions else None,
+        alt=image_alt(image, lora_name),
+        thumbnail=image.thumbnail_url,
+        css_class=css_class,
+        opens_full_size=opens_full_size,
+        link=link,
+        note=note,
+        eager=eager,
+    )
 
 
 def request_thumbnails(images: Sequence[GeneratedImage]) -> None:
@@ -296,17 +326,13 @@ def linked_image_grid(
     (checkboxes) use `image_grid`."""
     request_thumbnails(images)
     cells = [
-        empty_thumbnail(FLAGGED_TEXT)
-        if image.nsfw  # never shown as a result: fal blacks these out, and they may be unsafe
-        else image_card(
-            image.image_url,
-            image.prompt if with_captions else None,
-            format_date(image.created_at) if with_captions else None,
-            alt=image_alt(image, lora_name),
-            thumbnail=image.thumbnail_url,
+        grid_card(
+            image,
+            with_captions=with_captions,
+            lora_name=lora_name,
+            eager=number < eager,
             link=image_link(image),
             note=(notes or {}).get(image.id),
-            eager=number < eager,
         )
         for number, image in enumerate(images)
     ]
@@ -340,23 +366,13 @@ def image_grid(
     grid = st.grid(columns, min_column_width=GRID_MIN_COLUMN_PX)
     for number, image in enumerate(images):
         with grid.container(key=f"card_{key}_{image.id}"):
-            if image.nsfw:
-                # Never shown as a result: fal blacks these out, and they may be unsafe.
-                st.markdown(empty_thumbnail(FLAGGED_TEXT), unsafe_allow_html=True)
+            card = grid_card(
+                image, with_captions=with_captions, lora_name=lora_name, eager=number < eager,
+                css_class=css_class, opens_full_size=on_open is None,
+            )  # fmt: skip
+            st.markdown(card, unsafe_allow_html=True)
+            if image.nsfw:  # a placeholder: nothing to select or open
                 continue
-            st.markdown(
-                image_card(
-                    image.image_url,
-                    image.prompt if with_captions else None,
-                    format_date(image.created_at) if with_captions else None,
-                    alt=image_alt(image, lora_name),
-                    thumbnail=image.thumbnail_url,
-                    css_class=css_class,
-                    opens_full_size=on_open is None,
-                    eager=number < eager,
-                ),
-                unsafe_allow_html=True,
-            )
             if note := (notes or {}).get(image.id):
                 st.caption(f":material/layers: {md(note)}")
             if picking is not None:
