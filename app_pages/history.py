@@ -7,7 +7,6 @@ import functools
 from collections.abc import Callable
 from datetime import date
 
-import pandas as pd
 import streamlit as st
 
 from lora_core.arena import ratings
@@ -17,7 +16,7 @@ from lora_core.gallery.scorecards import VERDICT_LABELS
 from lora_core.generation.recipe import NO_LORA, NO_LORA_LABEL
 from lora_core.history import analytics, listing
 from lora_core.history.filters import HistoryFilter, HistoryStatus
-from ui import caches, charts, context, routes
+from ui import caches, charts, context, history_table, routes
 from ui.components import app_base_url
 from ui.generate_dialog import follow_reuse, reuse_prompt
 from ui.text import md
@@ -152,115 +151,68 @@ def show_summary(summary: analytics.HistorySummary, price: float) -> None:
             st.metric(label, value, width="content")
 
 
-def lora_label(row: listing.HistoryRow) -> str:
-    if row.lora_id == NO_LORA:
-        return NO_LORA_LABEL
-    return row.trigger_word or row.lora_id
+def show_table(page: queries.Page[listing.HistoryRow], order: listing.HistoryOrder) -> None:
+    query = {key: st.query_params.get_all(key) for key in st.query_params}
+    st.markdown(history_table.table_html(page.items, order=order, query=query),
+                unsafe_allow_html=True)  # fmt: skip
+    st.caption("Open a row's time for its whole prompt and recipe, and to reuse the prompt.")
 
 
-def table_frame(rows: list[listing.HistoryRow]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "time": [row.created_at for row in rows],
-            "user": [row.user for row in rows],
-            "lora": [lora_label(row) for row in rows],
-            "page": [
-                routes.lora_url(row.lora_id) if row.lora_id != NO_LORA else None for row in rows
-            ],
-            "sweep": [routes.sweep_url(row.sweep_id) if row.sweep_id else None for row in rows],
-            "prompt": [row.prompt for row in rows],
-            "images": [row.images_shown for row in rows],
-            "status": [row.status.value for row in rows],
-            "seconds": pd.Series([row.duration_seconds for row in rows], dtype="Float64"),
-            "thumbnail": pd.Series([row.thumbnail_url for row in rows], dtype="string"),
-            "scale": [row.lora_scale for row in rows],
-            "steps": [row.steps for row in rows],
-            "guidance": [row.guidance for row in rows],
-            "size": [row.image_size for row in rows],
-            "seed": pd.Series([row.seed for row in rows], dtype="string"),
-            "stacked": [row.stacked_with for row in rows],
-        }
-    )
+def close_details() -> None:
+    st.query_params.pop(history_table.DETAILS_PARAM, None)
 
 
-def show_table(page: queries.Page[listing.HistoryRow]) -> None:
-    selection = st.dataframe(
-        table_frame(page.items),
-        hide_index=True,
-        key="history_table",
-        on_select="rerun",
-        selection_mode="single-row",
-        column_order=[
-            "thumbnail",
-            "time",
-            "user",
-            "lora",
-            "prompt",
-            "images",
-            "status",
-            "seconds",
-            "scale",
-            "stacked",
-            "steps",
-            "guidance",
-            "size",
-            "seed",
-            "sweep",
-            "page",
-        ],
-        column_config={
-            "time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm"),
-            "user": "User",
-            "lora": "LoRA",
-            "page": st.column_config.LinkColumn("Open", display_text="Open ↗", width="small"),
-            "sweep": st.column_config.LinkColumn(
-                "Sweep",
-                display_text="Sweep ↗",
-                width="small",
-                help="A cell of an X/Y sweep: open the whole grid in the Lab.",
-            ),
-            "prompt": st.column_config.TextColumn("Prompt", width="large"),
-            "images": st.column_config.NumberColumn(
-                "Images",
-                width="small",
-                help="Images shown: those fal's safety checker flagged are hidden.",
-            ),
-            "status": "Status",
-            "seconds": st.column_config.NumberColumn("Duration", format="%.1f s"),
-            "thumbnail": st.column_config.ImageColumn("Preview", width="small"),
-            "scale": st.column_config.NumberColumn("Scale", format="%g"),
-            "stacked": st.column_config.TextColumn(
-                "Stacked with", help="LoRAs added to the first, each at its scale."
-            ),
-            "steps": st.column_config.NumberColumn("Steps"),
-            "guidance": st.column_config.NumberColumn("Guidance", format="%g"),
-            "size": "Size",
-            "seed": "Seed",
-        },
-    )
-    # A selection outlives a change of filter or page: ignore one that points past the rows.
-    rows = selection.selection.rows if selection else []
-    chosen = [index for index in rows if index < len(page.items)]
-    if chosen:
-        row = page.items[chosen[0]]
-        # The whole prompt, which the table cuts off, as stored.
-        st.markdown(f"**Prompt** · {md(lora_label(row))} · {md(row.user)}")
-        st.text(row.prompt)
+@st.dialog("Generation", width="large", on_dismiss=close_details)
+def details_dialog(batch_id: str) -> None:
+    """One generation of the table (`?batch=…`, a row's link): its whole prompt as stored
+    (with a copy button), what it was made with, and Reuse prompt."""
+    row = context.read(listing.find_batch, batch_id=batch_id)
+    if row is None:
+        st.warning(
+            "No generation has this id: the link may be wrong, or the generation was removed.",
+            icon=":material/search_off:",
+        )
+        return
+    label = history_table.lora_label(row)
+    st.markdown(f"**{md(label)}** · {md(row.user)} · {row.created_at:%Y-%m-%d %H:%M} UTC")
+    st.code(row.prompt, language=None, wrap_lines=True)
+    duration = "" if row.duration_seconds is None else f" · {row.duration_seconds:.1f} s"
+    st.caption(f"{md(row.status.value.capitalize())} · {row.images_shown:,} images shown{duration}")
+    made = [f"Scale {row.lora_scale:g}", f"{row.steps} steps", f"guidance {row.guidance:g}",
+            md(row.image_size), f"seed {md(row.seed or '—')}"]  # fmt: skip
+    st.caption(" · ".join(made))
+    if row.stacked_with:
+        st.caption(f"Stacked with {md(row.stacked_with)}")
+    with st.container(horizontal=True):
         if row.lora_id != NO_LORA:
-            st.button(
-                f"Reuse prompt on {md(row.trigger_word or row.lora_id)}",
-                key="reuse_prompt",
-                icon=":material/replay:",
-                on_click=reuse_prompt,
-                args=(row.lora_id, row.prompt),
-            )
-    else:
-        st.caption("Select a row to read its whole prompt and reuse it.")
+            if st.button(f"Reuse prompt on {md(label)}", key="reuse_prompt",
+                         icon=":material/replay:", type="primary"):  # fmt: skip
+                reuse_prompt(row.lora_id, row.prompt)
+                st.rerun()  # the whole page, which goes to the LoRA's page
+            st.page_link(routes.LORA, query_params={"id": row.lora_id},
+                         label="Open its LoRA", icon=":material/brush:")  # fmt: skip
+        if row.sweep_id:
+            st.page_link(routes.LAB, query_params={"sweep": row.sweep_id},
+                         label="Open its sweep", icon=":material/grid_view:")  # fmt: skip
 
 
-def show_exports(history_filter: HistoryFilter) -> None:
+def read_order() -> listing.HistoryOrder:
+    """The table's order from the link (`?sort=-duration`); newest first when it names no
+    column, saying so."""
+    text = st.query_params.get(history_table.SORT_PARAM)
+    order = listing.HistoryOrder.from_param(text)
+    if order is None:
+        st.warning(
+            f"This link sorts by “{md(text)}”, which is not a column: newest first instead.",
+            icon=":material/sort:",
+        )
+        return listing.HistoryOrder()
+    return order
+
+
+def show_exports(history_filter: HistoryFilter, order: listing.HistoryOrder) -> None:
     frame = context.read_later(
-        listing.export_frame, history_filter=history_filter, base_url=app_base_url()
+        listing.export_frame, history_filter=history_filter, order=order, base_url=app_base_url()
     )
 
     # Folded in a menu: three buttons a browser would draw on every visit for a rare click.
@@ -298,9 +250,12 @@ names = functools.cache(
 # With the user's stars, for the "I starred" filter (a star rarely changes).
 version = context.read(analytics.data_version, starred_by=context.current_user())
 history_filter = read_filters(names, lambda: caches.lora_scales(version))
-if st.session_state.get("history_filter") != history_filter:
-    st.session_state["history_filter"] = history_filter
-    st.session_state.pop("history_page", None)  # a new filter starts on its first page
+order = read_order()
+if st.session_state.get("history_view") != (history_filter, order):
+    st.session_state["history_view"] = (history_filter, order)
+    st.session_state.pop("history_page", None)  # a new filter or order starts on page one
+if batch_id := st.query_params.get(history_table.DETAILS_PARAM):
+    details_dialog(batch_id)
 if (
     history_filter.date_from
     and history_filter.date_to
@@ -331,11 +286,12 @@ charts.show_history_charts(
 rows = context.read(
     listing.list_batches,
     history_filter=history_filter,
+    order=order,
     page=int(st.session_state.get("history_page", 1)),
     page_size=PAGE_SIZE,
     total=summary.batches,
 )
-show_table(rows)
+show_table(rows, order)
 if rows.page_count > 1:
     st.pagination(rows.page_count, key="history_page", default=rows.page)
-show_exports(history_filter)
+show_exports(history_filter, order)

@@ -76,12 +76,11 @@ st.image(os.environ["FLOOR_IMAGE"], caption="one image")
 """
 
 # Ready: the script finished, and every image on the first screen drawn (History's
-# previews are drawn on its table's canvas: there, the table drawn).
+# previews in its table too).
 READY_JS = """() => {
     const app = document.querySelector('[data-testid="stApp"]');
     if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
     const main = document.querySelector('[data-testid="stMain"]');
-    if (main.querySelector('[data-testid="stDataFrame"] canvas')) return true;
     const images = [...main.querySelectorAll('img')];
     const onScreen = images.filter(i => i.getBoundingClientRect().top < window.innerHeight);
     return onScreen.length > 0 && onScreen.every(i => i.complete && i.naturalWidth > 0);

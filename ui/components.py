@@ -73,6 +73,26 @@ _CSS = """
   minmax(max(140px, calc((100% - (var(--ls-columns) - 1) * 0.5rem) / var(--ls-columns))), 1fr)); }
 a.ls-open { display: block; border-radius: 0.5rem; }
 a.ls-open:focus-visible { outline: 3px solid #6a48f5; outline-offset: 2px; }
+/* History's table (`ui.history_table`): it scrolls inside its box, its header on top. */
+.ls-table-wrap { max-height: 34rem; overflow: auto; border: 1px solid rgba(49, 51, 63, 0.2);
+  border-radius: 0.5rem; margin-bottom: 0.5rem; }
+.ls-table-wrap:focus-visible { outline: 3px solid #6a48f5; outline-offset: 2px; }
+.ls-table { border-collapse: separate; border-spacing: 0; font-size: 0.875rem; width: 100%;
+  margin: 0; border: none; }
+.ls-table th, .ls-table td { padding: 0.3rem 0.6rem; text-align: left; vertical-align: middle;
+  border: none; border-bottom: 1px solid rgba(49, 51, 63, 0.1); white-space: nowrap; }
+.ls-table th { position: sticky; top: 0; z-index: 1; background: #f4f2fb; font-weight: 600; }
+.ls-table td.ls-prompt { white-space: normal; min-width: 16rem; max-width: 28rem; }
+.ls-table td.ls-prompt span { display: -webkit-box; -webkit-line-clamp: 2;
+  -webkit-box-orient: vertical; overflow: hidden; overflow-wrap: anywhere; }
+.ls-table .ls-number { text-align: right; font-variant-numeric: tabular-nums; }
+.ls-table td.ls-preview { padding: 0.15rem 0.4rem; }
+.ls-table img { width: 48px; height: 48px; object-fit: cover; border-radius: 0.25rem;
+  display: block; background: #ece9f7; }
+.ls-table a.ls-open { display: inline; border-radius: 0.25rem; }
+.ls-table th a.ls-open { color: inherit; text-decoration: none; }
+.ls-table th a.ls-open:hover { text-decoration: underline; }
+.ls-table tbody tr:hover { background: #f8f7fd; }
 /* A LoRA page's generations: a line between two (each in a wrapper of Streamlit's), and
    under each prompt who made it and when, as a caption (the second paragraph of the
    header's one element). */

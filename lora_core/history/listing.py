@@ -1,5 +1,6 @@
-"""History's table and exports: the filtered batches, newest first, one page at a time,
-and the whole filtered set as CSV or Parquet. Filtering and paging happen in SQL.
+"""History's table and exports: the filtered batches in the order asked for (newest first
+unless a column is chosen), one page at a time, and the whole filtered set as CSV or
+Parquet. Filtering, sorting and paging happen in SQL, over every batch the filter matches.
 """
 
 from __future__ import annotations
@@ -8,10 +9,11 @@ import io
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, ScalarSelect, func, select
+from sqlalchemy import ColumnElement, ScalarSelect, Select, func, select
 from sqlmodel import Session, col
 
 from lora_core.data.clock import parse_iso
@@ -26,6 +28,7 @@ from lora_core.history.filters import (
     GUIDANCE,
     IMAGE_SIZE,
     IMAGES_FLAGGED,
+    IMAGES_SHOWN,
     LORA_SCALE,
     STEPS,
     Batch,
@@ -62,52 +65,137 @@ class HistoryRow:
         return self.images_returned - self.images_flagged
 
 
+class SortColumn(StrEnum):
+    """The columns History's table can be sorted by (their names in the link's `sort`)."""
+
+    TIME = "time"
+    USER = "user"
+    LORA = "lora"
+    IMAGES = "images"
+    STATUS = "status"
+    DURATION = "duration"
+    SCALE = "scale"
+    STEPS = "steps"
+    GUIDANCE = "guidance"
+
+
+# Text reads best A to Z first; times and figures largest first (the newest, the slowest).
+_TEXT_COLUMNS = frozenset({SortColumn.USER, SortColumn.LORA, SortColumn.STATUS})
+
+
+@dataclass(frozen=True)
+class HistoryOrder:
+    """How the table is sorted: one column, one direction. As a link's `sort` parameter:
+    the column's name, after a "-" when descending (`sort=-duration`), as Datasette does."""
+
+    column: SortColumn = SortColumn.TIME
+    descending: bool = True
+
+    @classmethod
+    def from_param(cls, text: str | None) -> HistoryOrder | None:
+        """The order a link asks for: the default for none, None for a column there is not."""
+        if not text:
+            return cls()
+        descending = text.startswith("-")
+        try:
+            return cls(SortColumn(text.removeprefix("-")), descending)
+        except ValueError:
+            return None
+
+    def as_param(self) -> str:
+        return f"{'-' if self.descending else ''}{self.column.value}"
+
+    def on_click(self, column: SortColumn) -> HistoryOrder:
+        """The order a click on `column`'s header gives: the other direction if the table
+        is sorted by it, else that column's natural first direction."""
+        if column == self.column:
+            return HistoryOrder(column, not self.descending)
+        return HistoryOrder(column, column not in _TEXT_COLUMNS)
+
+
+_SORT_EXPRESSIONS: dict[SortColumn, Any] = {
+    SortColumn.USER: col(Batch.user),
+    SortColumn.LORA: func.coalesce(col(LoraTraining.trigger_word), col(Batch.lora_training_id)),
+    SortColumn.IMAGES: IMAGES_SHOWN,
+    SortColumn.STATUS: BATCH_STATUS,
+    SortColumn.DURATION: batch_seconds,
+    SortColumn.SCALE: LORA_SCALE,
+    SortColumn.STEPS: STEPS,
+    SortColumn.GUIDANCE: GUIDANCE,
+}
+
+
+def _order_by(order: HistoryOrder) -> list[Any]:
+    """The ORDER BY for `order`: by time, the batches' index alone (no sort); by another
+    column, rows without a value last in either direction and ties newest first."""
+    created = col(Batch.created_at)
+    if order.column == SortColumn.TIME:
+        return [created.desc() if order.descending else created.asc()]
+    expression = _SORT_EXPRESSIONS[order.column]
+    first = expression.desc() if order.descending else expression.asc()
+    return [first.nulls_last(), created.desc()]
+
+
 def list_batches(
     *,
     session: Session,
     history_filter: HistoryFilter,
+    order: HistoryOrder = HistoryOrder(),
     page: int = 1,
     page_size: int = 50,
     total: int | None = None,
 ) -> Page[HistoryRow]:
-    """One page of batches, newest first, with their LoRA's trigger word and a thumbnail.
+    """One page of batches in `order`, with their LoRA's trigger word and a thumbnail.
 
     `total` is the number of batches the filter matches, when the caller already has it
     (the summary counts them): then it is not counted again.
-    Long by its keyword arguments and one query built in steps; splitting it would
-    scatter that query.
     """
     if total is None:
         total = session.scalar(filtered(history_filter, func.count())) or 0
     page = min(max(page, 1), max(math.ceil(total / page_size), 1))
-    rows = session.execute(
-        filtered(
-            history_filter,
-            Batch.id,
-            Batch.created_at,
-            Batch.user,
-            Batch.lora_training_id,
-            LoraTraining.trigger_word,
-            Batch.prompt,
-            Batch.images_returned,
-            BATCH_STATUS,
-            batch_seconds,
-            LORA_SCALE,
-            STEPS,
-            GUIDANCE,
-            IMAGE_SIZE,
-            Batch.sweep_id,
-            IMAGES_FLAGGED,
-            PREVIEW_URL,
-            PREVIEW_SEED,
-        )
-        .outerjoin(LoraTraining, col(LoraTraining.id) == col(Batch.lora_training_id))
-        .order_by(col(Batch.created_at).desc())
+    query = (
+        _rows(history_filter)
+        .order_by(*_order_by(order))
         .offset((page - 1) * page_size)
         .limit(page_size)
-    ).all()
+    )
+    return Page(items=_history_rows(session, query), total=total, page=page, page_size=page_size)
+
+
+def find_batch(*, session: Session, batch_id: str) -> HistoryRow | None:
+    """One batch as a row of the table, whatever the filter (a link's `?batch=…`)."""
+    rows = _history_rows(session, _rows(HistoryFilter()).where(col(Batch.id) == batch_id))
+    return rows[0] if rows else None
+
+
+def _rows(history_filter: HistoryFilter) -> Select:
+    """The table's columns for the batches `history_filter` matches (not yet ordered)."""
+    return filtered(
+        history_filter,
+        Batch.id,
+        Batch.created_at,
+        Batch.user,
+        Batch.lora_training_id,
+        LoraTraining.trigger_word,
+        Batch.prompt,
+        Batch.images_returned,
+        BATCH_STATUS,
+        batch_seconds,
+        LORA_SCALE,
+        STEPS,
+        GUIDANCE,
+        IMAGE_SIZE,
+        Batch.sweep_id,
+        IMAGES_FLAGGED,
+        PREVIEW_URL,
+        PREVIEW_SEED,
+    ).outerjoin(LoraTraining, col(LoraTraining.id) == col(Batch.lora_training_id))
+
+
+def _history_rows(session: Session, query: Select) -> list[HistoryRow]:
+    rows = session.execute(query).all()
     added = _added_loras(session, [row[0] for row in rows], named=True)
-    items = [
+    return [
         HistoryRow(
             batch_id=row[0],
             created_at=parse_iso(row[1]),
@@ -130,7 +218,6 @@ def list_batches(
         )
         for row in rows
     ]
-    return Page(items=items, total=total, page=page, page_size=page_size)
 
 
 def _added_loras(session: Session, batch_ids: list[str], *, named: bool) -> dict[str, str]:
@@ -208,9 +295,14 @@ EXPORT_COLUMNS = [
 
 
 def export_frame(
-    *, session: Session, history_filter: HistoryFilter, base_url: str = ""
+    *,
+    session: Session,
+    history_filter: HistoryFilter,
+    order: HistoryOrder = HistoryOrder(),
+    base_url: str = "",
 ) -> pd.DataFrame:
-    """Every filtered batch (newest first) with its image URLs and seed, for CSV/Parquet.
+    """Every filtered batch, in the table's `order`, with its image URLs and seed, for
+    CSV/Parquet.
 
     Our own relative URLs (`app/static/media/…`) are made absolute with `base_url` (the
     app's address), so the file is useful outside the app.
@@ -248,7 +340,7 @@ def export_frame(
             Batch.id,
         )
         .outerjoin(LoraTraining, col(LoraTraining.id) == col(Batch.lora_training_id))
-        .order_by(col(Batch.created_at).desc())
+        .order_by(*_order_by(order))
     ).all()
     frame = pd.DataFrame(rows, columns=[*EXPORT_COLUMNS[:-1], "batch_id"])
     # The LoRAs stacked on the first, "id:scale" in fal's order ("": the first alone).

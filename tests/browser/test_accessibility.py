@@ -94,6 +94,19 @@ def history(page: Page) -> None:
     expect(page.get_by_text("Batches", exact=True)).to_be_visible()
 
 
+def history_details(page: Page) -> None:
+    """History sorted by a header, then a generation opened from its row, by keyboard."""
+    history(page)
+    table = page.locator("table.ls-table")
+    table.get_by_role("link", name="Duration").click()
+    expect(table.locator("th[aria-sort='descending']")).to_contain_text("Duration")
+    table.get_by_role("link", name=re.compile("^Details of ")).first.focus()
+    page.keyboard.press("Enter")
+    expect(
+        page.get_by_role("dialog").get_by_role("button", name=re.compile("^Reuse prompt"))
+    ).to_be_visible()
+
+
 def history_filters(page: Page) -> None:
     """History's filters unfolded: drawn only then (nothing is set), by keyboard."""
     history(page)
@@ -172,6 +185,7 @@ PAGES: dict[str, Callable[[Page], None]] = {
     "image details": image_details,
     "history": history,
     "history filters": history_filters,
+    "history details": history_details,
     "history charts": history_charts,
     "compare": compare,
     "train": train,

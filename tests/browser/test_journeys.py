@@ -486,9 +486,11 @@ def test_7_the_app_works_on_a_phone(page: Page, fresh_app: RunningApp) -> None:
     snap(page, "journey-7c-phone-details")
 
     page.goto("/history")
-    table = page.get_by_test_id("stDataFrame")
+    table = page.locator("table.ls-table")
     expect(table).to_be_visible()
     assert table.bounding_box()["y"] < 2 * 844  # filters folded, figures compact
+    region = page.get_by_role("region", name=re.compile("^Generations"))
+    assert region.bounding_box()["width"] <= 390  # the table scrolls inside, not the page
     snap(page, "journey-7d-phone-history")
 
     page.goto("/compare?compare_loras=wtrclr&compare_loras=clayfig&compare_prompt=x")
@@ -521,7 +523,7 @@ def test_8_history_filters_by_link_and_reuses_a_prompt(page: Page, fresh_app: Ru
     expect(page.get_by_role("heading", name="History")).to_be_visible()
     batches_metric = page.get_by_test_id("stMetric").filter(has_text="Batches")
     expect(batches_metric.get_by_test_id("stMetricValue")).to_have_text("1")
-    table = page.get_by_test_id("stDataFrame")
+    table = page.locator("table.ls-table")
     expect(table).to_be_visible()
     page.reload()  # the filters live in the link, folded away, saying how many are set
     filters = page.get_by_text("Filters · 2 active")
@@ -531,15 +533,25 @@ def test_8_history_filters_by_link_and_reuses_a_prompt(page: Page, fresh_app: Ru
     expect(page.get_by_test_id("stMultiSelect").filter(has_text="clayfig")).to_be_visible()
     snap(page, "journey-8a-history")
 
-    # Select the row (the data grid is a canvas: click its first row's selection cell).
-    table.scroll_into_view_if_needed()
-    box = table.bounding_box()
-    page.mouse.click(box["x"] + 15, box["y"] + 35 + 17)
-    expect(page.get_by_role("button", name=re.compile("Reuse prompt on clayfig"))).to_be_visible()
-    prompt = page.get_by_test_id("stMainBlockContainer").get_by_test_id("stText")
-    expect(prompt).to_have_text("a snail racing a tortoise")  # whole
-    snap(page, "journey-8b-history-table")
-    page.get_by_role("button", name=re.compile("Reuse prompt on clayfig")).click()
+    # A header sorts by its column (a link): the address keeps the filters, adds the order.
+    table.get_by_role("link", name="Duration").click()
+    expect(page).to_have_url(re.compile(r"lora=clayfig.*sort=-duration"))
+    expect(table.locator("th[aria-sort='descending']")).to_contain_text("Duration")
+    expect(page.get_by_text("Filters · 2 active")).to_be_visible()
+
+    # A row's time opens the generation over the page, by keyboard: its whole prompt.
+    details = table.get_by_role("link", name=re.compile("^Details of "))
+    details.focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog")
+    expect(dialog.locator("code")).to_have_text("a snail racing a tortoise")  # whole
+    expect(page).to_have_url(re.compile(r"sort=-duration&batch=\w+"))
+    snap(page, "journey-8b-history-details")
+    page.go_back()  # Back closes it, as on any page
+    expect(dialog).to_have_count(0)
+    expect(page).to_have_url(re.compile(r"sort=-duration$"))
+    details.click()
+    dialog.get_by_role("button", name=re.compile("Reuse prompt on clayfig")).click()
     expect(page).to_have_url(re.compile(r"/lora\?id=demo-claymation$"))
     expect(page.get_by_role("dialog").get_by_role("textbox", name="Prompt")).to_have_value(
         "a snail racing a tortoise"

@@ -146,6 +146,54 @@ def test_paging_edges(seeded):
     assert ids(seeded, HistoryFilter(), page=0, page_size=4)[0] == "b1"
 
 
+@pytest.mark.parametrize(
+    ("sort", "expected"),
+    [
+        ("time", ["b7", "b6", "b5", "b9", "b4", "b3", "b8", "b2", "b1"]),
+        # No duration (failed b2, pending b6) comes last either way; ties newest first.
+        ("-duration", ["b9", "b8", "b7", "b5", "b3", "b4", "b1", "b2", "b6"]),
+        ("duration", ["b1", "b4", "b3", "b5", "b7", "b8", "b9", "b2", "b6"]),
+        ("user", ["b1", "b3", "b9", "b2", "b8", "b5", "b4", "b6", "b7"]),
+        # By trigger word; a deleted LoRA's batch by its id ("gone").
+        ("lora", ["b1", "b2", "b7", "b8", "b3", "b4", "b5", "b6", "b9"]),
+        ("-images", ["b1", "b8", "b4", "b9", "b5", "b7", "b3", "b2", "b6"]),
+        ("status", ["b2", "b6", "b3", "b1", "b8", "b4", "b9", "b5", "b7"]),
+    ],
+)
+def test_every_sortable_column_orders_every_filtered_batch(seeded, sort, expected):
+    order = listing.HistoryOrder.from_param(sort)
+
+    assert order is not None and order.as_param() == sort
+    assert ids(seeded, HistoryFilter(), order=order) == expected
+    # Across pages: the second page goes on where the first stops.
+    assert ids(seeded, HistoryFilter(), order=order, page=2, page_size=4) == expected[4:8]
+
+
+def test_a_sort_param_names_a_column_or_is_refused():
+    order = listing.HistoryOrder
+
+    assert order.from_param(None) == order.from_param("") == order()  # newest first
+    assert order.from_param("-time") == order()
+    assert order.from_param("price") is None
+    assert order.from_param("--time") is None
+    # A header's click: the other way round on the sorted column, else its natural way.
+    assert order().on_click(listing.SortColumn.TIME) == order(listing.SortColumn.TIME, False)
+    assert order().on_click(listing.SortColumn.USER).as_param() == "user"
+    assert order().on_click(listing.SortColumn.DURATION).as_param() == "-duration"
+
+
+def test_one_batch_is_found_by_its_id_whatever_the_filter(seeded):
+    with session_scope(seeded) as session:
+        found = listing.find_batch(session=session, batch_id="b8")
+        missing = listing.find_batch(session=session, batch_id="b404")
+
+    assert missing is None
+    assert (found.batch_id, found.user, found.trigger_word, found.prompt) == (
+        "b8", "bob", "beta", "a lighthouse"
+    )  # fmt: skip
+    assert (found.images_shown, found.duration_seconds) == (4, 60.0)
+
+
 def test_a_row_carries_what_the_table_shows(seeded):
     with session_scope(seeded) as session:
         page = listing.list_batches(session=session, history_filter=HistoryFilter(user="bob"))

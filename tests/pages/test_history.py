@@ -14,6 +14,7 @@ from lora_core.generation.service import GenerationKit
 from tests.conftest import NOW, open_with_query
 from tests.history.test_history import seeded  # noqa: F401 - the shared nine-batch fixture
 from tests.support.factories import star
+from tests.support.markup import table_column, table_headers, table_rows
 
 HISTORY = "app_pages/history.py"
 
@@ -55,10 +56,11 @@ def test_the_page_summarises_and_lists_every_batch(open_app, seeded):  # noqa: F
         "Median time": "40.0 s",
         "Est. spend": "$0.95",  # 26 images of 1024x1024 at $0.035 a megapixel
     }
-    table = at.dataframe[0].value
-    assert list(table["prompt"])[:2] == ["A red Fox in snow", "a blue whale"]
-    assert table.iloc[0]["lora"] == "alpha"
-    assert table.iloc[0]["page"] == "lora?id=lora-a"
+    rows = table_rows(at)
+    assert [row["Prompt"].text for row in rows[:2]] == ["A red Fox in snow", "a blue whale"]
+    assert (rows[0]["LoRA"].text, rows[0]["LoRA"].href) == ("alpha", "lora?id=lora-a")
+    assert rows[0]["Time (UTC)"].href == "?batch=b1"  # its details, over the page
+    assert len(rows) == 9
 
 
 def test_filters_are_read_from_the_link(open_app, seeded):  # noqa: F811
@@ -66,15 +68,14 @@ def test_filters_are_read_from_the_link(open_app, seeded):  # noqa: F811
 
     assert at.multiselect(key="lora").value == ["lora-a", "lora-b"]
     assert at.text_input(key="user").value == "ann"
-    table = at.dataframe[0].value
-    assert list(table["prompt"]) == ["A red Fox in snow", "red roses 100%"]
+    assert table_column(at, "Prompt") == ["A red Fox in snow", "red roses 100%"]
     assert metrics(at)["Batches"] == "2"
 
 
 def test_a_status_filter_from_the_link(open_app, seeded):  # noqa: F811
     at = open_history(open_app, status="safety-filtered")
 
-    assert list(at.dataframe[0].value["status"]) == ["safety-filtered"]
+    assert table_column(at, "Status") == ["safety-filtered"]
 
 
 def test_unknown_values_in_the_link_are_ignored(open_app, seeded):  # noqa: F811
@@ -89,7 +90,7 @@ def test_no_match_says_so(open_app, seeded):  # noqa: F811
 
     assert not at.exception
     assert at.info[0].value == "No generations match these filters."
-    assert not at.dataframe
+    assert not table_rows(at)
 
 
 def test_an_empty_history_says_how_to_fill_it_without_a_row_of_zeros(open_app):
@@ -98,13 +99,11 @@ def test_an_empty_history_says_how_to_fill_it_without_a_row_of_zeros(open_app):
     assert not at.exception
     assert at.info[0].value.startswith("No generations yet.")
     assert not at.metric  # no "0 %" rates for nothing
-    assert not at.dataframe
+    assert not table_rows(at)
 
 
 def test_reuse_prompt_opens_the_loras_page_with_the_prompt(open_app, seeded):  # noqa: F811
-    at = open_history(open_app, user="bob", q="lighthouse")
-    at.session_state["history_table"] = {"selection": {"rows": [0], "columns": []}}
-    at.run()
+    at = open_history(open_app, user="bob", q="lighthouse", batch="b8")  # its row's link
 
     at.button(key="reuse_prompt").click().run()
 
@@ -138,16 +137,21 @@ def test_my_prompts_fill_the_prompt_box(open_app, add_lora, engine, prompt_count
     assert at.text_area(key="gen_prompt").value == "my idea 0"
 
 
-def test_a_selection_past_the_rows_after_narrowing_the_filter_is_ignored(open_app, seeded):  # noqa: F811
-    at = open_history(open_app)
-    at.session_state["history_table"] = {"selection": {"rows": [8], "columns": []}}
-    at.run()
-    assert at.button(key="reuse_prompt")
-
-    open_filters(at).text_input(key="user").input("bob").run()  # three rows now; row 8 is gone
+def test_a_link_to_a_generation_that_is_not_there_says_so_over_the_table(open_app, seeded):  # noqa: F811
+    at = open_history(open_app, batch="b404")
 
     assert not at.exception
+    assert at.warning[0].value.startswith("No generation has this id")
     assert "reuse_prompt" not in [b.key for b in at.button]
+    assert len(table_rows(at)) == 9  # the page under it, whole
+
+
+def test_a_generation_opens_from_its_link_whatever_the_filter(open_app, seeded):  # noqa: F811
+    at = open_history(open_app, user="ann", batch="b8")  # bob's: not a row of this view
+
+    assert not at.exception
+    assert [c.value for c in at.code] == ["a lighthouse"]
+    assert at.button(key="reuse_prompt")
 
 
 def test_from_after_to_is_explained(open_app, seeded):  # noqa: F811
@@ -175,7 +179,7 @@ def test_the_exports_hold_exactly_the_filtered_batches(open_app, seeded, capture
     assert list(votes.columns) == ratings.EXPORT_COLUMNS and votes.empty  # no arena yet
     csv = pd.read_csv(io.BytesIO(downloads["lora-studio-history.csv"]()), dtype={"seed": str})
     parquet = pd.read_parquet(io.BytesIO(downloads["lora-studio-history.parquet"]()))
-    shown = list(at.dataframe[0].value["prompt"])
+    shown = table_column(at, "Prompt")
     for exported in (csv, parquet):
         assert list(exported["prompt"]) == shown == ["a lighthouse", "a fox_den at dusk"]
         assert set(exported["trigger_word"]) == {"beta"}
@@ -191,9 +195,9 @@ def test_only_generations_with_an_image_i_starred_is_a_filter_in_the_link(open_a
     open_filters(at).checkbox(key="starred").check().run()
 
     assert not at.exception
-    assert list(at.dataframe[0].value["prompt"]) == ["a lighthouse", "a fox_den at dusk"]
+    assert table_column(at, "Prompt") == ["a lighthouse", "a fox_den at dusk"]
     shared = open_history(open_app, starred="true")  # the link, opened again
-    assert list(shared.dataframe[0].value["prompt"]) == ["a lighthouse", "a fox_den at dusk"]
+    assert table_column(shared, "Prompt") == ["a lighthouse", "a fox_den at dusk"]
 
 
 @pytest.mark.both_backends
@@ -222,7 +226,7 @@ def test_the_summary_counts_every_batch_added_between_two_renders(
     generate("a dog")
     at.run()
     assert (metrics(at)["Batches"], metrics(at)["Images"]) == ("2", "8")
-    assert list(at.dataframe[0].value["prompt"]) == ["a dog", "a cat"]
+    assert table_column(at, "Prompt") == ["a dog", "a cat"]
 
     with session_scope(engine) as session:  # the original app: images, no batch
         for number in range(2):
@@ -308,16 +312,16 @@ def test_folded_filters_are_drawn_once_opened_and_kept_while_set(open_app, seede
     at = open_history(open_app)
     assert not at.text_input and not at.multiselect
     assert "clear_filters" not in [button.key for button in at.button]
-    assert len(at.dataframe[0].value) == 9
+    assert len(table_rows(at)) == 9
 
     open_filters(at).text_input(key="user").input("bob").run()
-    assert len(at.dataframe[0].value) == 3
+    assert len(table_rows(at)) == 3
 
     at.session_state["history_filters"] = False  # folded again: the filter still holds
     at.run()
     assert not at.exception
     assert at.text_input(key="user").value == "bob"
-    assert len(at.dataframe[0].value) == 3
+    assert len(table_rows(at)) == 3
     assert [e.label for e in at.expander][:1] == ["Filters · 1 active"]
 
 
@@ -345,10 +349,72 @@ def test_no_match_offers_to_clear_the_filters(open_app, seeded):  # noqa: F811
 
 def test_a_selected_row_shows_its_whole_prompt(open_app, seeded):  # noqa: F811
     at = open_history(open_app, user="bob", q="lighthouse")
-    at.session_state["history_table"] = {"selection": {"rows": [0], "columns": []}}
-    at.run()
+    (row,) = table_rows(at)
+    assert row["Time (UTC)"].href == "?user=bob&q=lighthouse&batch=b8"  # the filters kept
 
-    assert [t.value for t in at.main.text] == ["a lighthouse"]  # as stored, never cut
+    at = open_history(open_app, user="bob", q="lighthouse", batch="b8")  # the link followed
+
+    assert not at.exception
+    assert [c.value for c in at.code] == ["a lighthouse"]  # as stored, never cut
+    facts = " ".join(c.value for c in at.caption)
+    assert "Succeeded · 4 images shown · 60.0 s" in facts
+    assert "Scale 1.5 · 28 steps · guidance 3.5 · square\\_hd · seed 18446744073709551557" in facts
+    assert [link.label for link in at.get("page_link")][-1:] == ["Open its LoRA"]
+
+
+DURATION_ORDER = [
+    "from a deleted lora", "a lighthouse", "red fox again", "city at night", "red roses 100%",
+    "a fox_den at dusk", "A red Fox in snow",
+    "a blue whale", "a quiet lake",  # no duration (failed, pending): last either way
+]  # fmt: skip
+
+
+def test_a_columns_header_sorts_every_batch_by_it_from_the_link(open_app, seeded):  # noqa: F811
+    at = open_history(open_app, sort="-duration")
+
+    assert not at.exception
+    assert table_column(at, "Prompt") == DURATION_ORDER
+    headers = {header.text.rstrip(" ▲▼"): header for header in table_headers(at)}
+    assert headers["Duration"].sort == "descending"
+    assert headers["Duration"].href == "?sort=duration"  # clicked again: the other way
+    assert headers["User"].href == "?sort=user" and headers["User"].sort is None
+    assert headers["Images"].href == "?sort=-images"  # figures: largest first
+    assert headers["Prompt"].href is None  # not sortable
+    assert table_rows(at)[0]["Time (UTC)"].href == "?sort=-duration&batch=b9"
+
+    ascending = open_history(open_app, sort="duration")
+    assert table_column(ascending, "Prompt") == [*DURATION_ORDER[6::-1], *DURATION_ORDER[7:]]
+
+
+def test_sorting_keeps_the_filters_and_the_exports_follow_it(
+    open_app,
+    seeded,  # noqa: F811
+    captured_downloads,
+):
+    import io
+
+    import pandas as pd
+
+    at = open_history(open_app, user="bob", sort="user")
+
+    assert table_column(at, "Prompt") == ["a blue whale", "a lighthouse", "city at night"]
+    headers = {header.text.rstrip(" ▲▼"): header for header in table_headers(at)}
+    assert headers["Duration"].href == "?user=bob&sort=-duration"
+    assert headers["User"].sort == "ascending"
+    at = open_history(open_app, user="bob", sort="-duration")
+    csv = pd.read_csv(io.BytesIO(captured_downloads["lora-studio-history.csv"]()))
+    assert list(csv["prompt"]) == table_column(at, "Prompt") == [
+        "a lighthouse", "city at night", "a blue whale"
+    ]  # fmt: skip
+
+
+def test_an_unknown_sort_in_the_link_is_explained_and_newest_comes_first(open_app, seeded):  # noqa: F811
+    at = open_history(open_app, sort="**price**")
+
+    assert not at.exception
+    assert "not a column" in at.warning[0].value
+    assert "**price**" not in at.warning[0].value  # shown literally (escaped)
+    assert table_column(at, "Prompt")[:2] == ["A red Fox in snow", "a blue whale"]
 
 
 def test_one_day_of_batches_is_one_bar_in_a_week_with_level_labels(open_app, seeded):  # noqa: F811
@@ -378,9 +444,9 @@ def test_each_batch_shows_its_settings_and_the_scale_is_a_filter(open_app, add_l
     at = open_history(open_app, scale="0.5")
 
     assert not at.exception
-    table = at.dataframe[0].value
-    assert list(table["prompt"]) == ["at 0.5"]
-    assert (table.iloc[0]["scale"], table.iloc[0]["steps"], table.iloc[0]["seed"]) == (0.5, 12, "7")
+    (row,) = table_rows(at)
+    assert row["Prompt"].text == "at 0.5"
+    assert (row["Scale"].text, row["Steps"].text, row["Seed"].text) == ("0.5", "12", "7")
     assert at.multiselect(key="scale").options == ["0.5", "1.5"]
 
 
@@ -431,7 +497,7 @@ def test_history_filters_by_the_loras_verdict_and_tag_from_the_link(open_app, se
     at = open_history(open_app, verdict="Recommended", tag="style")  # bound: labels
 
     assert not at.exception
-    assert sorted(set(at.dataframe[0].value["lora"])) == ["beta"]  # lora-b's batches only
+    assert sorted(set(table_column(at, "LoRA"))) == ["beta"]  # lora-b's batches only
     assert at.selectbox(key="verdict").value == "recommended"
 
 
@@ -453,9 +519,7 @@ def test_history_finds_what_a_lora_was_stacked_in_and_shows_and_exports_the_stac
     at = open_history(open_app, used=["wtrclr"])  # bound: the label in the link
 
     assert not at.exception
-    table = at.dataframe[0].value
-    assert sorted(table["prompt"]) == ["a boat", "a fox"]
-    by_prompt = dict(zip(table["prompt"], table["stacked"], strict=True))
+    by_prompt = dict(zip(table_column(at, "Prompt"), table_column(at, "Stacked with"), strict=True))
     assert by_prompt == {"a fox": "wtrclr at 0.6", "a boat": ""}
     with session_scope(engine) as session:
         assert set(lora_names(session=session)) >= {"style"}

@@ -17,7 +17,7 @@ from lora_core.generation import recipe_files
 from lora_core.generation.recipe import NO_LORA, Recipe, StackedLora
 from tests.conftest import open_with_query
 from tests.support.factories import png_claiming, png_with_parameters
-from tests.support.markup import batch_headers, readable
+from tests.support.markup import batch_headers, readable, table_column, table_rows
 from ui.errors import UNEXPECTED
 
 LAB = "app_pages/lab.py"
@@ -314,16 +314,19 @@ def test_history_lists_a_sweeps_cells_with_a_link_to_it(open_app, add_lora, engi
 
     at = open_with_query(open_app, "app_pages/history.py")
 
-    table = at.dataframe[0].value
-    assert list(table["sweep"]) == [f"lab?sweep={sweep_id}"] * 2
-    assert sorted(table["lora"]) == ["no LoRA (base model)", "wtrclr"]
-    assert sorted(table["page"].fillna("—")) == ["lora?id=snowy", "—"]
+    rows = table_rows(at)
+    assert [(row["Sweep"].text, row["Sweep"].href) for row in rows] == [
+        ("Sweep", f"lab?sweep={sweep_id}")
+    ] * 2
+    assert sorted((row["LoRA"].text, row["LoRA"].href or "—") for row in rows) == [
+        ("no LoRA (base model)", "—"), ("wtrclr", "lora?id=snowy")
+    ]  # fmt: skip
     # One image asked, one returned: succeeded, not "safety-filtered" (4 is a batch's).
-    assert list(table["status"]) == ["succeeded", "succeeded"]
+    assert table_column(at, "Status") == ["succeeded", "succeeded"]
     # The base model is a "LoRA" of History's filter too.
     at.session_state["history_filters"] = True  # the filters unfolded
     at.run().multiselect(key="lora").select(NO_LORA).run()
-    assert list(at.dataframe[0].value["lora"]) == ["no LoRA (base model)"]
+    assert table_column(at, "LoRA") == ["no LoRA (base model)"]
 
 
 def test_a_retry_beyond_the_quota_says_so_and_changes_nothing(

@@ -21,6 +21,7 @@ from tests.support.markup import (
     assert_inert,
     readable,
     shows,
+    table_rows,
 )
 
 LORA_PAGE = "app_pages/lora.py"
@@ -151,12 +152,21 @@ def test_compare_shows_names_in_headings_and_its_generate_button_literally(open_
 
 
 def test_history_reuses_a_prompt_on_a_lora_named_literally(open_app, evil):
-    at = open_with_query(open_app, "app_pages/history.py")
-    at.session_state["history_table"] = {"selection": {"rows": [0], "columns": []}}
-    at.run()
+    table = open_with_query(open_app, "app_pages/history.py")
+    rows = table_rows(table)
+    assert {row["User"].text for row in rows} == {EVIL_USER}  # the table: literal text
+    assert {row["Prompt"].text for row in rows} == {EVIL_TEXT}
+    assert {row["Prompt"].title for row in rows} == {EVIL_TEXT}
+    assert {row["Seed"].text for row in rows} == {EVIL_TEXT}
+    assert all(row["Preview"].alt.endswith(EVIL_TEXT) for row in rows)
+    assert_inert(table)
+    at = open_with_query(
+        open_app, "app_pages/history.py", batch=rows[0]["Time (UTC)"].href.removeprefix("?batch=")
+    )
 
     assert not at.exception
     assert at.button(key="reuse_prompt")
+    assert [code.value for code in at.code] == [EVIL_TEXT]  # copied back exactly as stored
     assert_inert(at)
     assert readable(at.button(key="reuse_prompt").label) in {
         f"Reuse prompt on {EVIL_TRIGGER}",

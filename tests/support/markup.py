@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
 
 _ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 _WORD_JOINER = "\u2060"
@@ -145,3 +147,87 @@ def figures(at: object, css_class: str = "ls-card") -> list[str]:
     (`linked_image_grid`) holds many."""
     pattern = re.compile(rf'<figure class="{re.escape(css_class)}">.*?</figure>', re.DOTALL)
     return [card for m in at.markdown for card in pattern.findall(m.value)]  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A table cell as a reader meets it: its text, its link (if any), its image's alt text
+    (if any), its `title`, and its header's `aria-sort` (headers only)."""
+
+    text: str
+    href: str | None = None
+    alt: str | None = None
+    title: str | None = None
+    sort: str | None = None
+
+
+class _TableParser(HTMLParser):
+    def __init__(self, css_class: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.css_class = css_class
+        self.depth = 0  # >0 inside the table
+        self.head: list[Cell] = []
+        self.rows: list[list[Cell]] = []
+        self.cell: dict[str, object] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "table" and (self.depth or found.get("class") == self.css_class):
+            self.depth += 1
+        if not self.depth:
+            return
+        if tag == "tr" and self.depth:
+            self.rows.append([])
+        elif tag in {"td", "th"}:
+            self.cell = {"tag": tag, "text": "", "sort": found.get("aria-sort")}
+        elif self.cell is not None and tag == "a":
+            self.cell.setdefault("href", found.get("href"))
+        elif self.cell is not None and tag == "img":
+            self.cell["alt"] = found.get("alt")
+        if self.cell is not None and found.get("title") and "title" not in self.cell:
+            self.cell["title"] = found.get("title")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table" and self.depth:
+            self.depth -= 1
+        elif tag in {"td", "th"} and self.cell is not None:
+            cell = Cell(
+                text=" ".join(str(self.cell["text"]).replace(_WORD_JOINER, "").split()),
+                href=self.cell.get("href"),  # type: ignore[arg-type]
+                alt=self.cell.get("alt"),  # type: ignore[arg-type]
+                title=self.cell.get("title"),  # type: ignore[arg-type]
+                sort=self.cell.get("sort"),  # type: ignore[arg-type]
+            )
+            (self.head if self.cell["tag"] == "th" else self.rows[-1]).append(cell)
+            self.cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None:
+            self.cell["text"] = str(self.cell["text"]) + data
+
+
+def table_headers(at: object, css_class: str = "ls-table") -> list[Cell]:
+    """The headers of the first `<table class=…>` in the page's Markdown (History's)."""
+    return _parse_table(at, css_class).head
+
+
+def table_rows(at: object, css_class: str = "ls-table") -> list[dict[str, Cell]]:
+    """The rows of the first `<table class=…>` in the page's Markdown, each as its header's
+    text → its cell; [] when the page drew no such table."""
+    parsed = _parse_table(at, css_class)
+    labels = [header.text.rstrip(" ▲▼") for header in parsed.head]
+    return [dict(zip(labels, row, strict=True)) for row in parsed.rows if row]
+
+
+def table_column(at: object, label: str, css_class: str = "ls-table") -> list[str]:
+    """One column's text, top to bottom."""
+    return [row[label].text for row in table_rows(at, css_class)]
+
+
+def _parse_table(at: object, css_class: str) -> _TableParser:
+    for markdown in at.markdown:  # type: ignore[attr-defined]
+        if f'<table class="{css_class}"' in markdown.value:
+            parser = _TableParser(css_class)
+            parser.feed(markdown.value)
+            return parser
+    return _TableParser(css_class)
