@@ -40,7 +40,10 @@ FILTER_DEFAULTS: dict[str, object] = {
 follow_reuse()
 st.set_page_config(page_title="History · LoRA Studio")
 st.title("History")
-st.caption("Every generation by everyone, newest first. Filters are kept in the link.")
+st.caption(
+    "Every generation by everyone, newest first or by a column's header. "
+    "Filters and order are kept in the link."
+)
 
 
 def active_filters() -> int:
@@ -177,7 +180,8 @@ def details_dialog(batch_id: str) -> None:
     st.markdown(f"**{md(label)}** · {md(row.user)} · {row.created_at:%Y-%m-%d %H:%M} UTC")
     st.code(row.prompt, language=None, wrap_lines=True)
     duration = "" if row.duration_seconds is None else f" · {row.duration_seconds:.1f} s"
-    st.caption(f"{md(row.status.value.capitalize())} · {row.images_shown:,} images shown{duration}")
+    images = f"{row.images_shown:,} image{'' if row.images_shown == 1 else 's'} shown"
+    st.caption(f"{md(row.status.value.capitalize())} · {images}{duration}")
     made = [f"Scale {row.lora_scale:g}", f"{row.steps} steps", f"guidance {row.guidance:g}",
             md(row.image_size), f"seed {md(row.seed or '—')}"]  # fmt: skip
     st.caption(" · ".join(made))
