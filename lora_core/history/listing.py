@@ -13,11 +13,12 @@ from enum import StrEnum
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, ScalarSelect, Select, func, select
+from sqlalchemy import ColumnElement, ScalarSelect, Select, exists, func, select
 from sqlmodel import Session, col
 
 from lora_core.data.clock import parse_iso
 from lora_core.data.models import (
+    BatchLora,
     GeneratedImage,
     LoraTraining,
 )
@@ -189,12 +190,14 @@ def _rows(history_filter: HistoryFilter) -> Select:
         IMAGES_FLAGGED,
         PREVIEW_URL,
         PREVIEW_SEED,
+        STACKED,
     ).outerjoin(LoraTraining, col(LoraTraining.id) == col(Batch.lora_training_id))
 
 
 def _history_rows(session: Session, query: Select) -> list[HistoryRow]:
     rows = session.execute(query).all()
-    added = _added_loras(session, [row[0] for row in rows], named=True)
+    # The added LoRAs of the stacked rows only: none stacked (most pages), no second query.
+    added = _added_loras(session, [row[0] for row in rows if row[17]], named=True)
     return [
         HistoryRow(
             batch_id=row[0],
@@ -271,6 +274,8 @@ PREVIEW_URL = _newest_shown(
     func.coalesce(col(GeneratedImage.thumbnail_url), col(GeneratedImage.image_url))
 )
 PREVIEW_SEED = _newest_shown(col(GeneratedImage.seed))  # the seed fal used for it
+# Whether the batch has LoRAs stacked on its first (a seek in the table's primary key).
+STACKED = exists().where(col(BatchLora.batch_id) == col(Batch.id)).correlate(Batch)
 
 
 EXPORT_COLUMNS = [
