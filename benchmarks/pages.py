@@ -40,6 +40,8 @@ PAGES = {  # name: (page, query parameters, go to the last page of images)
     "lora page": ("app_pages/lora.py", {"id": BUSIEST}, False),
     "last page": ("app_pages/lora.py", {"id": BUSIEST}, True),
     "history": ("app_pages/history.py", {}, False),
+    # Sorted by a column no index holds (a header's link): every batch sorted.
+    "history by duration": ("app_pages/history.py", {"sort": "-duration"}, False),
     "search": ("app_pages/search.py", {}, False),
     # Two words of the seed's prompts (every prompt is four of its words).
     "search words": ("app_pages/search.py", {"q": f"{WORDS[0]} {WORDS[1]}"}, False),
