@@ -17,7 +17,7 @@ from lora_core.generation.recipe import NO_LORA, NO_LORA_LABEL
 from lora_core.history import analytics, listing
 from lora_core.history.filters import HistoryFilter, HistoryStatus
 from ui import caches, charts, context, history_table, routes
-from ui.components import app_base_url
+from ui.components import app_base_url, linked_image_grid
 from ui.generate_dialog import follow_reuse, reuse_prompt
 from ui.text import md
 
@@ -187,6 +187,9 @@ def details_dialog(batch_id: str) -> None:
     st.caption(" · ".join(made))
     if row.stacked_with:
         st.caption(f"Stacked with {md(row.stacked_with)}")
+    images = context.read(listing.batch_images, batch_id=row.batch_id)
+    if images and row.lora_id != NO_LORA:  # each a link to it large, over its LoRA's page
+        linked_image_grid(images, columns=4, with_captions=False, lora_name=label)
     with st.container(horizontal=True):
         if row.lora_id != NO_LORA:
             if st.button(f"Reuse prompt on {md(label)}", key="reuse_prompt",

@@ -169,6 +169,18 @@ def find_batch(*, session: Session, batch_id: str) -> HistoryRow | None:
     return rows[0] if rows else None
 
 
+def batch_images(*, session: Session, batch_id: str) -> list[GeneratedImage]:
+    """A batch's images in fal's order, those hidden from the galleries left out."""
+    return list(
+        session.scalars(
+            select(GeneratedImage)
+            .where(col(GeneratedImage.batch_id) == batch_id)
+            .where(col(GeneratedImage.hidden).is_(None))  # as the galleries spell "shown"
+            .order_by(col(GeneratedImage.created_at), col(GeneratedImage.id))
+        ).all()
+    )
+
+
 def _rows(history_filter: HistoryFilter) -> Select:
     """The table's columns for the batches `history_filter` matches (not yet ordered)."""
     return filtered(

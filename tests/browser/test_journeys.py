@@ -545,6 +545,7 @@ def test_8_history_filters_by_link_and_reuses_a_prompt(page: Page, fresh_app: Ru
     page.keyboard.press("Enter")
     dialog = page.get_by_role("dialog")
     expect(dialog.locator("code")).to_have_text("a snail racing a tortoise")  # whole
+    expect(dialog.locator("a.ls-open figure img, figure a.ls-open img")).to_have_count(4)
     expect(page).to_have_url(re.compile(r"sort=-duration&batch=\w+"))
     snap(page, "journey-8b-history-details")
     page.go_back()  # Back closes it, as on any page

@@ -182,6 +182,22 @@ def test_a_sort_param_names_a_column_or_is_refused():
     assert order().on_click(listing.SortColumn.DURATION).as_param() == "-duration"
 
 
+def test_a_batchs_images_in_fals_order_without_the_hidden_ones(seeded):
+    with session_scope(seeded) as session:
+        session.get(GeneratedImage, "b8-2").hidden = True
+        session.add(
+            GeneratedImage(id="other", lora_training_id="lora-b", user="bob", prompt="x",
+                           image_url="https://cdn.example/o.jpg", batch_id="b3",
+                           created_at=to_iso(NOON))
+        )  # fmt: skip
+        session.commit()
+        images = listing.batch_images(session=session, batch_id="b8")
+        none = listing.batch_images(session=session, batch_id="b2")  # failed: no image
+
+    assert [image.id for image in images] == ["b8-0", "b8-1", "b8-3"]
+    assert none == []
+
+
 def test_one_batch_is_found_by_its_id_whatever_the_filter(seeded):
     with session_scope(seeded) as session:
         found = listing.find_batch(session=session, batch_id="b8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from lora_core.generation.service import GenerationKit
 from tests.conftest import NOW, open_with_query
 from tests.history.test_history import seeded  # noqa: F401 - the shared nine-batch fixture
 from tests.support.factories import star
-from tests.support.markup import table_column, table_headers, table_rows
+from tests.support.markup import figures, table_column, table_headers, table_rows
 
 HISTORY = "app_pages/history.py"
 
@@ -360,6 +361,10 @@ def test_a_selected_row_shows_its_whole_prompt(open_app, seeded):  # noqa: F811
     assert "Succeeded · 4 images shown · 60.0 s" in facts
     assert "Scale 1.5 · 28 steps · guidance 3.5 · square\\_hd · seed 18446744073709551557" in facts
     assert [link.label for link in at.get("page_link")][-1:] == ["Open its LoRA"]
+    cards = figures(at)  # its images, each a link to it large over its LoRA's page
+    assert [re.search(r'href="([^"]+)"', card)[1] for card in cards] == [
+        f"lora?id=lora-b&amp;image=b8-{number}" for number in range(4)
+    ]
 
 
 DURATION_ORDER = [
