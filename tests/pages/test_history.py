@@ -534,3 +534,29 @@ def test_history_finds_what_a_lora_was_stacked_in_and_shows_and_exports_the_stac
     exported = dict(zip(frame["prompt"], frame["added_loras"], strict=True))
     assert exported == {"a fox": "style:0.6", "a boat": ""}
     assert list(frame.columns)[-1] == "added_loras"
+
+
+def test_a_new_order_starts_on_the_first_page(open_app, add_lora, engine):
+    add_lora("many", trigger_word="many")
+    with session_scope(engine) as session:
+        for number in range(60):  # two pages of 50; the oldest took longest
+            session.add(
+                GenerationBatch(
+                    id=f"m{number:02d}", lora_training_id="many", user="ann",
+                    prompt=f"take {number}", status="succeeded", images_returned=0,
+                    created_at=to_iso(NOW - timedelta(minutes=number)),
+                    duration_ms=(number + 1) * 1000,
+                )
+            )  # fmt: skip
+        session.commit()
+    at = open_history(open_app)
+    at.session_state["history_page"] = 2
+    at.run()
+    assert table_column(at, "Prompt")[0] == "take 50"  # the second page
+
+    at.query_params["sort"] = "-duration"  # a header's link followed
+    at.run()
+
+    assert not at.exception
+    prompts = table_column(at, "Prompt")
+    assert (len(prompts), prompts[0]) == (50, "take 59")  # the first page, longest first
