@@ -41,8 +41,8 @@ def lora_label(row: HistoryRow) -> str:
     return row.trigger_word or row.lora_id
 
 
-def number(value: float | int | None, suffix: str = "") -> str:
-    return "—" if value is None else f"{value:g}{suffix}"
+def number(value: float | int | None) -> str:
+    return "—" if value is None else f"{value:g}"
 
 
 def link_to(query: Query, **changes: str | None) -> str:

@@ -128,13 +128,14 @@ _SORT_EXPRESSIONS: dict[SortColumn, Any] = {
 
 def _order_by(order: HistoryOrder) -> list[Any]:
     """The ORDER BY for `order`: by time, the batches' index alone (no sort); by another
-    column, rows without a value last in either direction and ties newest first."""
+    column, rows without a value last in either direction, ties newest first, then by id
+    (one order for every page: a row is on one page only)."""
     created = col(Batch.created_at)
     if order.column == SortColumn.TIME:
         return [created.desc() if order.descending else created.asc()]
     expression = _SORT_EXPRESSIONS[order.column]
     first = expression.desc() if order.descending else expression.asc()
-    return [first.nulls_last(), created.desc()]
+    return [first.nulls_last(), created.desc(), col(Batch.id).desc()]
 
 
 def list_batches(

@@ -169,6 +169,21 @@ def test_every_sortable_column_orders_every_filtered_batch(seeded, sort, expecte
     assert ids(seeded, HistoryFilter(), order=order, page=2, page_size=4) == expected[4:8]
 
 
+def test_ties_in_the_sorted_column_and_time_go_by_id_so_each_row_is_on_one_page(engine):
+    with session_scope(engine) as session:
+        for number in range(1, 7):  # the same time, the same (plan's) steps
+            session.add(GenerationBatch(id=f"t{number}", lora_training_id="x", user="ann",
+                                        prompt="p", status=BatchStatus.SUCCEEDED,
+                                        created_at=to_iso(NOON)))  # fmt: skip
+        session.commit()
+    order = listing.HistoryOrder(listing.SortColumn.STEPS)
+
+    first = ids(engine, HistoryFilter(), order=order, page=1, page_size=4)
+    second = ids(engine, HistoryFilter(), order=order, page=2, page_size=4)
+
+    assert (first, second) == (["t6", "t5", "t4", "t3"], ["t2", "t1"])
+
+
 def test_a_sort_param_names_a_column_or_is_refused():
     order = listing.HistoryOrder
 
