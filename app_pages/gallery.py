@@ -130,15 +130,13 @@ for number, summary in enumerate(summaries):
             + f"{count_text(summary.image_count)} images · {count_text(lora.steps)} steps · "
             f"created {format_date(lora.created_at, with_time=False)}"
         )
-        # One element (picture, title, status, facts): the page is drawn element by element.
+        # One element (picture, title, status, facts, the card's link): the page is drawn
+        # element by element.
         st.markdown(
-            lora_card(title=lora_title(lora), status=lora.status, meta=facts, picture=picture),
+            lora_card(title=lora_title(lora), status=lora.status, meta=facts, picture=picture,
+                      link=routes.lora_url(lora.id)),
             unsafe_allow_html=True,
-        )
-        # The card's link, for keyboards and screen readers; CSS stretches it over the card.
-        st.page_link(
-            routes.LORA, label=f"Open {md(lora_title(lora))}", query_params={"id": lora.id}
-        )
+        )  # fmt: skip
         if lora.status != LoraStatus.COMPLETED:
             continue
         if not signed_in:

@@ -35,22 +35,21 @@ _CSS = """
 [class*="st-key-card_"], [class*="st-key-lora_card_"] { position: relative; }
 [class*="st-key-card_"] [class*="st-key-open_"],
 [class*="st-key-card_"] [class*="st-key-open_"] *,
-[class*="st-key-lora_card_"] .stElementContainer:has([data-testid="stPageLink"]),
-[class*="st-key-lora_card_"] [data-testid="stPageLink"] * { position: static !important; }
+[class*="st-key-lora_card_"] .stElementContainer:has(.ls-card-link),
+[class*="st-key-lora_card_"] .stElementContainer:has(.ls-card-link) *:not(.ls-sr-only) {
+  position: static !important; }
 [class*="st-key-card_"] [class*="st-key-open_"] button::after,
-[class*="st-key-lora_card_"] [data-testid="stPageLink"] a::after {
+[class*="st-key-lora_card_"] a.ls-card-link::after {
   content: ""; position: absolute; inset: 0; z-index: 1; border-radius: 0.5rem; }
 [class*="st-key-card_"]:hover img, [class*="st-key-lora_card_"]:hover img {
   outline: 3px solid #6a48f5; }
 [class*="st-key-card_"]:focus-within, [class*="st-key-lora_card_"]:focus-within {
   outline: 3px solid #6a48f5; outline-offset: 2px; border-radius: 0.5rem; }
+[class*="st-key-lora_card_"] a.ls-card-link:focus-visible { outline: none; }
 [class*="st-key-lora_card_"] [data-testid="stButton"],
 [class*="st-key-card_"] [data-testid="stCheckbox"] { position: relative; z-index: 2; }
-/* The card's link is the card: its text is for screen readers only. */
-[class*="st-key-lora_card_"] .stElementContainer:has([data-testid="stPageLink"]) {
-  height: 0; overflow: visible; margin-top: -1rem; }
-[class*="st-key-lora_card_"] [data-testid="stPageLink"] a > * {
-  position: absolute !important; width: 1px; height: 1px; overflow: hidden;
+/* Text for screen readers only (a card's link: the card is what sighted users click). */
+.ls-sr-only { position: absolute !important; width: 1px; height: 1px; overflow: hidden;
   clip-path: inset(50%); white-space: nowrap; }
 /* On a phone the menu hides behind Streamlit's "»" button: say what it is. */
 [data-testid="stExpandSidebarButton"]::after { content: "Menu"; font-size: 0.95rem;
@@ -122,16 +121,20 @@ def status_badge_html(status: str) -> str:
     return f'<span class="ls-badge ls-badge-{color}">{html_text(status.capitalize())}</span>'
 
 
-def lora_card(*, title: str, status: str, meta: str, picture: str) -> str:
-    """A gallery card's picture, title, status and one line of facts as one Markdown
-    element of raw HTML (a browser draws each element separately: about 3 ms each,
-    benchmarks/page_ready.py). The title is a level-3 heading to screen readers. Stored
-    text is escaped here; `picture` is `image_card`'s or `empty_thumbnail`'s HTML."""
+def lora_card(*, title: str, status: str, meta: str, picture: str, link: str) -> str:
+    """A gallery card's picture, title, status, one line of facts and its link (`link`,
+    stretched over the card by the CSS, named "Open <title>" for screen readers) as one
+    Markdown element of raw HTML: each element is a message from the script's thread and a
+    part the browser draws (benchmarks/page_ready.py, server_cost.py). The title is a
+    level-3 heading to screen readers. Stored text is escaped here; `picture` is
+    `image_card`'s or `empty_thumbnail`'s HTML."""
     return (
         f"{picture}"
         f'<div class="ls-card-title" role="heading" aria-level="3">{html_text(title)}</div>'
         f"{status_badge_html(status)}"
         f'<div class="ls-card-meta">{html_text(meta)}</div>'
+        f'<a class="ls-open ls-card-link" href="{escape(link)}" target="_self">'
+        f'<span class="ls-sr-only">Open {html_text(title)}</span></a>'
     )
 
 

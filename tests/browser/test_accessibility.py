@@ -207,3 +207,19 @@ def test_no_serious_accessibility_violation(page: Page, fresh_app: RunningApp, n
     found = violations(page)
 
     assert found == [], json.dumps(found, indent=1)
+
+
+def test_a_gallery_card_opens_by_keyboard_and_shows_its_focus(page: Page, fresh_app: RunningApp):
+    """The card's link (in its one Markdown element, stretched over the card) is a Tab
+    stop named for the LoRA; focused, the card has its ring; Enter opens the LoRA's page."""
+    gallery(page)
+    card = page.locator(".st-key-lora_card_demo-watercolor")
+    link = card.get_by_role("link", name="Open wtrclr")
+    link.focus()
+    expect(link).to_be_focused()
+    assert card.evaluate("card => getComputedStyle(card).outlineStyle") == "solid"
+
+    page.keyboard.press("Enter")
+
+    expect(page).to_have_url(re.compile(r"/lora\?id=demo-watercolor$"))
+    expect(page.get_by_role("heading", name="wtrclr")).to_be_visible()

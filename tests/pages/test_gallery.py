@@ -59,8 +59,10 @@ def test_each_lora_links_to_its_page(open_app, add_lora):
 
     at = open_app()
 
-    links = at.get("page_link")
-    assert any("id=linked" in link.proto.query_string for link in links)
+    (card,) = [m.value for m in at.markdown if "ls-card-link" in m.value]
+    assert '<a class="ls-open ls-card-link" href="lora?id=linked" target="_self">' in card
+    assert '<span class="ls-sr-only">Open ' in card  # its name, for screen readers
+    assert not [link for link in at.get("page_link") if "id=" in link.proto.query_string]
 
 
 def test_an_empty_database_explains_how_to_add_loras(open_app):
