@@ -13,7 +13,8 @@ from lora_core.arena import ratings
 from lora_core.data.models import Verdict
 from lora_core.gallery import queries
 from lora_core.gallery.scorecards import VERDICT_LABELS
-from lora_core.generation.recipe import NO_LORA, NO_LORA_LABEL
+from lora_core.generation import recipe
+from lora_core.generation.recipe import NO_LORA, NO_LORA_LABEL, Recipe
 from lora_core.history import analytics, listing
 from lora_core.history.filters import HistoryFilter, HistoryStatus
 from ui import caches, charts, context, history_table, routes
@@ -177,14 +178,14 @@ def details_dialog(batch_id: str) -> None:
         )
         return
     label = history_table.lora_label(row)
-    st.markdown(f"**{md(label)}** · {md(row.user)} · {row.created_at:%Y-%m-%d %H:%M} UTC")
+    st.markdown(f"**{md(label)}** · {md(row.user)} · {history_table.when(row)} UTC")
     st.code(row.prompt, language=None, wrap_lines=True)
     duration = "" if row.duration_seconds is None else f" · {row.duration_seconds:.1f} s"
-    images = f"{row.images_shown:,} image{'' if row.images_shown == 1 else 's'} shown"
-    st.caption(f"{md(row.status.value.capitalize())} · {images}{duration}")
-    made = [f"Scale {row.lora_scale:g}", f"{row.steps} steps", f"guidance {row.guidance:g}",
-            md(row.image_size), f"seed {md(row.seed or '—')}"]  # fmt: skip
-    st.caption(" · ".join(made))
+    shown = f"{row.images_shown:,} image{'' if row.images_shown == 1 else 's'} shown"
+    st.caption(f"{md(row.status.value.capitalize())} · {shown}{duration}")
+    made_with = Recipe(lora_scale=row.lora_scale, steps=row.steps, guidance=row.guidance,
+                       image_size=row.image_size)  # fmt: skip
+    st.caption(f"{md(recipe.describe(made_with))} · seed {md(row.seed or '—')}")
     if row.stacked_with:
         st.caption(f"Stacked with {md(row.stacked_with)}")
     images = context.read(listing.batch_images, batch_id=row.batch_id)

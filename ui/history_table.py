@@ -75,9 +75,14 @@ def _preview(row: HistoryRow, eager: bool) -> str:
     )
 
 
+def when(row: HistoryRow) -> str:
+    """The row's time (UTC) as the table and its details show it."""
+    return f"{row.created_at:%Y-%m-%d %H:%M}"
+
+
 def _time(row: HistoryRow, query: Query) -> str:
-    when = f"{row.created_at:%Y-%m-%d %H:%M}"
-    return _link(details_link(query, row.batch_id), when, label=f"Details of {when}")
+    text = when(row)
+    return _link(details_link(query, row.batch_id), text, label=f"Details of {text}")
 
 
 def _lora(row: HistoryRow) -> str:

@@ -15,7 +15,7 @@ from lora_core.generation.service import GenerationKit
 from tests.conftest import NOW, open_with_query
 from tests.history.test_history import seeded  # noqa: F401 - the shared nine-batch fixture
 from tests.support.factories import star
-from tests.support.markup import figures, table_column, table_headers, table_rows
+from tests.support.markup import figures, readable, table_column, table_headers, table_rows
 
 HISTORY = "app_pages/history.py"
 
@@ -357,9 +357,10 @@ def test_a_selected_row_shows_its_whole_prompt(open_app, seeded):  # noqa: F811
 
     assert not at.exception
     assert [c.value for c in at.code] == ["a lighthouse"]  # as stored, never cut
-    facts = " ".join(c.value for c in at.caption)
+    facts = readable(" ".join(c.value for c in at.caption))
     assert "Succeeded · 4 images shown · 60.0 s" in facts
-    assert "Scale 1.5 · 28 steps · guidance 3.5 · square\\_hd · seed 18446744073709551557" in facts
+    # Its settings as an image's details word them (`recipe.describe`), and its seed.
+    assert "scale 1.5 · 28 steps · guidance 3.5 · 1024×1024 · seed 18446744073709551557" in facts
     assert [link.label for link in at.get("page_link")][-1:] == ["Open its LoRA"]
     cards = figures(at)  # its images, each a link to it large over its LoRA's page
     assert [re.search(r'href="([^"]+)"', card)[1] for card in cards] == [

@@ -176,7 +176,7 @@ class _TableParser(HTMLParser):
             self.depth += 1
         if not self.depth:
             return
-        if tag == "tr" and self.depth:
+        if tag == "tr":
             self.rows.append([])
         elif tag in {"td", "th"}:
             self.cell = {"tag": tag, "text": "", "sort": found.get("aria-sort")}
