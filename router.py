@@ -8,7 +8,7 @@ import streamlit as st
 
 from lora_core.identity import Identity
 from lora_core.settings import Settings
-from ui import context, routes
+from ui import context, memory, routes
 from ui.components import inject_css
 from ui.errors import boundary, remaining_text
 from ui.text import md
@@ -74,6 +74,9 @@ def main() -> None:
     # The one error boundary of a page run (fragments, which rerun alone, have their own).
     with boundary(page.title):
         page.run()
+    # The first runs of each page import what it uses: from then on, keep it out of the
+    # garbage collector's full walks, which stop every session of this process.
+    memory.freeze_loaded_modules()
 
 
 main()

@@ -3,6 +3,7 @@ before anything imports `fal_client` (it reads its hosts once, at import)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -291,6 +292,7 @@ def app_env(monkeypatch, database: DatabaseTarget, tmp_path: Path) -> dict[str, 
     yield values
     st.cache_resource.clear()
     st.cache_data.clear()
+    gc.unfreeze()  # what the app's runs froze (ui/memory.py) is this process's to collect
 
 
 @pytest.fixture
