@@ -7,7 +7,7 @@ import streamlit as st
 from lora_core import weights
 from lora_core.data.models import GeneratedImage, LoraStatus, LoraTraining
 from lora_core.errors import LoraStudioError
-from lora_core.gallery import favorites, groups, queries, views
+from lora_core.gallery import groups, queries, views
 from lora_core.generation import service
 from ui import caches, context, picking, routes
 from ui.components import (
@@ -128,26 +128,16 @@ def show_grid(
 
 def load_images(
     lora: LoraTraining, total: int, *, starred_by: str | None, stacked: bool
-) -> tuple[queries.Page[GeneratedImage], str]:
-    """The page of images to show and the key of its pager: everyone's (with those of
-    batches it was `stacked` in), or only the images `starred_by` starred (paged on their
-    own)."""
+) -> tuple[views.LoraImages, str]:
+    """The page of images to show, with their batches' notes, and the key of its pager:
+    everyone's (with those of batches it was `stacked` in), or only the images
+    `starred_by` starred (paged on their own)."""
     page_key = f"{'starred_' if starred_by else ''}page_{lora.id}"
-    page = int(st.session_state.get(page_key, 1))
-    if starred_by:
-        images = context.read(
-            favorites.list_starred_images,
-            user=starred_by,
-            lora_id=lora.id,
-            page=page,
-            page_size=PAGE_SIZE,
-        )
-    else:
-        images = context.read(
-            queries.list_lora_images, lora_id=lora.id, page=page, page_size=PAGE_SIZE,
-            total=total, stacked=stacked,
-        )  # fmt: skip
-    return images, page_key
+    shown = context.read(
+        views.lora_images, lora_id=lora.id, page=int(st.session_state.get(page_key, 1)),
+        page_size=PAGE_SIZE, total=total, stacked=stacked, starred_by=starred_by,
+    )  # fmt: skip
+    return shown, page_key
 
 
 @st.fragment
@@ -167,9 +157,10 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool, stacked: bool) -
     scope = f"lora_{lora.id}"
     with controls:
         choosing = picking.selecting(scope)
-    images, page_key = load_images(
+    loaded, page_key = load_images(
         lora, total, starred_by=user if starred_only else None, stacked=stacked
     )
+    images = loaded.images
     if starred_only and images.total == 0:
         st.info(
             "You have not starred an image of this LoRA yet: open an image's details to star it.",
@@ -196,10 +187,9 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool, stacked: bool) -
         picking.selection_bar(scope, images.items)
     name = lora_title(lora)
     # Sweeps' cells, and stacked batches (this LoRA with others) marked with the others.
-    notes = context.read(groups.batch_notes, images=images.items, lora_id=lora.id)
-    marks = notes.marks
+    marks = loaded.notes.marks
     if grouped:
-        sweeps = notes.sweeps
+        sweeps = loaded.notes.sweeps
         for number, group in enumerate(groups.group_by_batch(images.items, sweeps)):
             with st.container(key=f"batch_{group.images[0].id}"):
                 # The prompt, then who and when: one element (a line between generations

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from lora_core import legacy
-from lora_core.data.models import BatchLora, GeneratedImage, GenerationBatch
+from lora_core.data.models import GeneratedImage
+from lora_core.gallery import queries
+from lora_core.gallery.queries import BatchFacts
 from lora_core.generation import stacks
-from lora_core.generation.recipe import StackedLora
 
 
 @dataclass(frozen=True)
@@ -44,30 +44,24 @@ class BatchNotes:
     marks: dict[str, str]
 
 
-def batch_notes(*, session: Session, images: Sequence[GeneratedImage], lora_id: str) -> BatchNotes:
-    """`BatchNotes` for a page of `lora_id`'s images: one query for the batches and their
-    added LoRAs, and one for names when some were stacked."""
-    batch_ids = {image.batch_id for image in images if image.batch_id}
-    if not batch_ids:
-        return BatchNotes({}, {})
-    rows = session.execute(
-        select(
-            col(GenerationBatch.id), col(GenerationBatch.sweep_id),
-            col(GenerationBatch.lora_scale), col(BatchLora.lora_training_id),
-            col(BatchLora.lora_scale),
+def batch_notes(
+    *,
+    session: Session,
+    images: Sequence[GeneratedImage],
+    lora_id: str,
+    batches: Mapping[str, BatchFacts] | None = None,
+) -> BatchNotes:
+    """`BatchNotes` for a page of `lora_id`'s images, from their batches' facts (read here
+    in one statement unless given, as `queries.list_lora_images_with_batches` reads them
+    with the images); for stacked batches, one query for the added LoRAs and one for names.
+    """
+    if batches is None:
+        batches = queries.batch_facts(
+            session=session, batch_ids=(image.batch_id for image in images if image.batch_id)
         )
-        .outerjoin(BatchLora, col(BatchLora.batch_id) == col(GenerationBatch.id))
-        .where(col(GenerationBatch.id).in_(batch_ids))
-        .order_by(col(GenerationBatch.id), col(BatchLora.position))
-    ).all()  # fmt: skip
-    sweeps: dict[str, str] = {}
-    stacked: dict[str, tuple[float | None, tuple[StackedLora, ...]]] = {}
-    for batch_id, sweep_id, first_scale, added_id, added_scale in rows:
-        if sweep_id is not None:
-            sweeps[batch_id] = sweep_id
-        if added_id is not None:
-            _scale, stack = stacked.get(batch_id, (first_scale, ()))
-            stacked[batch_id] = (first_scale, (*stack, StackedLora(added_id, added_scale)))
+    sweeps = {batch_id: fact.sweep_id for batch_id, fact in batches.items() if fact.sweep_id}
+    added = stacks.stacks_of(session, [batch_id for batch_id, f in batches.items() if f.stacked])
+    stacked = {batch_id: (batches[batch_id].first_scale, more) for batch_id, more in added.items()}
     marks = stacks.marks_of(session, images=images, lora_id=lora_id, stacked=stacked)
     return BatchNotes(sweeps, marks)
 

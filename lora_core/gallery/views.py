@@ -11,7 +11,7 @@ from sqlmodel import Session, col
 
 from lora_core.data import lookups
 from lora_core.data.models import GeneratedImage, GenerationBatch, LoraScorecard, LoraTraining
-from lora_core.gallery import favorites, moderation, queries, scorecards
+from lora_core.gallery import favorites, groups, moderation, queries, scorecards
 from lora_core.gallery.downloads import Made
 from lora_core.generation import recipe, stacks
 from lora_core.generation.recipe import Recipe
@@ -42,6 +42,41 @@ def lora_view(*, session: Session, lora_id: str) -> LoraView | None:
         return None
     lora, card, *key = row
     return LoraView(lora, queries.count_key_of(key), scorecards.Scorecard.of(card))
+
+
+@dataclass(frozen=True)
+class LoraImages:
+    """A page of the LoRA page's images, with what its groups say of their batches."""
+
+    images: queries.Page[GeneratedImage]
+    notes: groups.BatchNotes
+
+
+def lora_images(
+    *,
+    session: Session,
+    lora_id: str,
+    page: int,
+    page_size: int,
+    total: int,
+    stacked: bool,
+    starred_by: str | None = None,
+) -> LoraImages:
+    """Everyone's images of the LoRA (`total`, `stacked` as its view counted them), or
+    those `starred_by` starred (paged on their own), with their batches' notes: one
+    statement for a page of everyone's images where no batch is stacked."""
+    if starred_by:
+        images = favorites.list_starred_images(
+            session=session, user=starred_by, lora_id=lora_id, page=page, page_size=page_size
+        )
+        facts = None
+    else:
+        images, facts = queries.list_lora_images_with_batches(
+            session=session, lora_id=lora_id, page=page, page_size=page_size, total=total,
+            stacked=stacked,
+        )  # fmt: skip
+    notes = groups.batch_notes(session=session, images=images.items, lora_id=lora_id, batches=facts)
+    return LoraImages(images, notes)
 
 
 @dataclass(frozen=True)

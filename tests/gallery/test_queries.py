@@ -367,3 +367,135 @@ def test_a_page_of_a_lora_stacked_in_others_batches_walks_its_own_index_in_order
     own = "CO-ROUTINE anon_2 | SEARCH generated_images USING COVERING INDEX idx_gen_images_lora_"
     assert own + "created_shown (lora_training_id=? AND hidden=?) | SCAN anon_2" in page_plan
     assert "SCAN generated_images" not in page_plan
+
+
+def add_batches_of_every_kind(engine) -> None:
+    """LoRA "l"'s images, two of each batch: a plain batch, two cells of a sweep, a batch
+    with "other" added at 0.6 (its own scale 1.1), and one image of the original app (no
+    batch); "other" has a sweep's cell of its own, a bystander."""
+    from lora_core.data.models import BatchLora, GenerationBatch
+
+    batches = {
+        "plain": ("l", None, 0.8),
+        "cell-1": ("l", "sweep-1", 0.5),
+        "cell-2": ("l", "sweep-1", 1.0),
+        "stacked": ("l", None, 1.1),
+        "bystander": ("other", "sweep-2", 0.7),
+    }
+    with session_scope(engine) as session:
+        for number, (batch_id, (lora_id, sweep_id, scale)) in enumerate(batches.items()):
+            at = to_iso(NOW - timedelta(minutes=10 - number))
+            session.add(
+                GenerationBatch(
+                    id=batch_id, lora_training_id=lora_id, user="ann", prompt=batch_id,
+                    status="succeeded", created_at=at, sweep_id=sweep_id, lora_scale=scale,
+                )
+            )  # fmt: skip
+            for index in range(2):
+                session.add(stored_image(f"{batch_id}-{index}", lora_id, batch_id, at))
+        session.add(stored_image("legacy", "l", None, to_iso(NOW - timedelta(hours=1))))
+        session.add(
+            BatchLora(batch_id="stacked", position=1, lora_training_id="other", lora_scale=0.6)
+        )
+        session.commit()
+
+
+def stored_image(image_id: str, lora_id: str, batch_id: str | None, at: str) -> GeneratedImage:
+    return GeneratedImage(
+        id=image_id, lora_training_id=lora_id, user="ann", prompt="p",
+        image_url=f"https://cdn.example/{image_id}.jpg", created_at=at, batch_id=batch_id,
+    )  # fmt: skip
+
+
+def test_a_page_of_images_comes_with_its_batches_facts_in_one_statement(engine, add_lora):
+    add_lora("l")
+    add_lora("other")
+    add_batches_of_every_kind(engine)
+
+    with session_scope(engine) as session:
+        alone = queries.list_lora_images(session=session, lora_id="l", page_size=4)
+    found: list[tuple[queries.Page[GeneratedImage], dict[str, queries.BatchFacts]]] = []
+    plans = explain_selects(
+        engine,
+        lambda session: found.append(
+            queries.list_lora_images_with_batches(
+                session=session, lora_id="l", page=2, page_size=4, total=9, stacked=False
+            )
+        ),
+    )
+    with session_scope(engine) as session:
+        first, first_facts = queries.list_lora_images_with_batches(
+            session=session, lora_id="l", page_size=4
+        )
+    [(second, second_facts)] = found
+
+    assert [i.id for i in first.items] == [i.id for i in alone.items]  # the same page
+    assert [i.id for i in first.items] == ["stacked-1", "stacked-0", "cell-2-1", "cell-2-0"]
+    assert first_facts == {
+        "stacked": queries.BatchFacts(sweep_id=None, first_scale=1.1, stacked=True),
+        "cell-2": queries.BatchFacts(sweep_id="sweep-1", first_scale=1.0, stacked=False),
+    }
+    assert [i.id for i in second.items] == ["cell-1-1", "cell-1-0", "plain-1", "plain-0"]
+    assert second_facts == {
+        "cell-1": queries.BatchFacts(sweep_id="sweep-1", first_scale=0.5, stacked=False),
+        "plain": queries.BatchFacts(sweep_id=None, first_scale=0.8, stacked=False),
+    }
+    [(_sql, plan)] = plans  # images and batches together
+    assert "SEARCH generation_batches USING INDEX" in plan
+    assert "SCAN generation_batches" not in plan and "SCAN batch_loras" not in plan
+
+
+def test_the_original_apps_images_have_no_batch_facts(engine, add_lora):
+    add_lora("l")
+    add_lora("other")
+    add_batches_of_every_kind(engine)
+
+    with session_scope(engine) as session:
+        last, facts = queries.list_lora_images_with_batches(
+            session=session, lora_id="l", page=3, page_size=4
+        )
+        asked = queries.batch_facts(session=session, batch_ids=["bystander", "gone", "plain"])
+
+    assert [i.id for i in last.items] == ["legacy"] and facts == {}
+    assert asked == {  # an unknown id is left out
+        "bystander": queries.BatchFacts(sweep_id="sweep-2", first_scale=0.7, stacked=False),
+        "plain": queries.BatchFacts(sweep_id=None, first_scale=0.8, stacked=False),
+    }
+
+
+def test_the_lora_pages_images_come_with_their_groups_notes(engine, add_lora):
+    add_lora("l", trigger_word="ink")
+    add_lora("other", trigger_word="wtrclr")
+    add_batches_of_every_kind(engine)
+    star(engine, "ann", "cell-1-0")
+    star(engine, "ann", "stacked-1")
+
+    def shown(session, **asked):
+        return views.lora_images(
+            session=session, lora_id="l", page=1, page_size=9, total=9, stacked=False, **asked
+        )
+
+    with session_scope(engine) as session:
+        everyone = shown(session)
+        starred = shown(session, starred_by="ann")
+        on_other = views.lora_images(
+            session=session, lora_id="other", page=1, page_size=9, total=4, stacked=True
+        )
+    quiet = explain_selects(
+        engine, lambda session: views.lora_images(
+            session=session, lora_id="l", page=2, page_size=4, total=9, stacked=False
+        ),
+    )  # fmt: skip
+
+    assert len(everyone.images.items) == 9
+    assert everyone.notes.sweeps == {"cell-1": "sweep-1", "cell-2": "sweep-1"}
+    assert everyone.notes.marks == {"stacked": "with wtrclr at 0.6"}
+    assert [i.id for i in starred.images.items] == ["stacked-1", "cell-1-0"]
+    assert starred.notes.sweeps == {"cell-1": "sweep-1"}
+    assert starred.notes.marks == {"stacked": "with wtrclr at 0.6"}
+    assert {i.id for i in on_other.images.items} == {
+        "stacked-0", "stacked-1", "bystander-0", "bystander-1"
+    }  # fmt: skip
+    assert on_other.notes.marks == {"stacked": "with ink at 1.1"}
+    assert on_other.notes.sweeps == {"bystander": "sweep-2"}
+    assert len(quiet) == 1  # nothing stacked on that page: one statement in all
