@@ -105,33 +105,69 @@ def _summaries(
 ) -> list[LoraSummary]:
     """LoRAs newest first with their image count and cover, in one statement
     (`_summaries_statement`); `offset` and `limit` are its bound values."""
-    statement = (
-        _summaries_statement(with_hidden=with_hidden, pictures_first=pictures_first)
-        if only is None
-        else _build_summaries(with_hidden=with_hidden, pictures_first=pictures_first, only=only)
+    rows = _summary_rows(
+        session, with_hidden=with_hidden, offset=offset, limit=limit,
+        pictures_first=pictures_first, only=only,
+    )  # fmt: skip
+    return [_summary(row) for row in rows]
+
+
+def _summary(row: Row[Any]) -> LoraSummary:
+    return LoraSummary(
+        lora=row[0], image_count=row[1], cover_url=row[2], cover_thumbnail_url=row[3]
     )
-    rows = session.execute(statement, {"offset": offset, "limit": -1 if limit is None else limit})
-    return [
-        LoraSummary(lora=row[0], image_count=row[1], cover_url=row[2], cover_thumbnail_url=row[3])
-        for row in rows.all()
-    ]
+
+
+def _summary_rows(
+    session: Session,
+    *,
+    with_hidden: bool,
+    offset: int,
+    limit: int | None,
+    pictures_first: bool,
+    only: ColumnElement[bool] | None,
+    with_total: bool = False,
+) -> list[Row[Any]]:
+    """`_summaries`' rows; `with_total`: each ends with how many LoRAs there are in all."""
+    statement = (
+        _summaries_statement(
+            with_hidden=with_hidden, pictures_first=pictures_first, with_total=with_total
+        )
+        if only is None
+        else _build_summaries(
+            with_hidden=with_hidden, pictures_first=pictures_first, only=only,
+            with_total=with_total,
+        )
+    )  # fmt: skip
+    values = {"offset": offset, "limit": -1 if limit is None else limit}
+    return list(session.execute(statement, values).all())
 
 
 @functools.cache
-def _summaries_statement(*, with_hidden: bool, pictures_first: bool) -> Select[Any]:
+def _summaries_statement(
+    *, with_hidden: bool, pictures_first: bool, with_total: bool = False
+) -> Select[Any]:
     """Built once per process: the gallery asks on every page, and building and keying
     this statement for SQLAlchemy's cache cost more than running it (py-spy)."""
-    return _build_summaries(with_hidden=with_hidden, pictures_first=pictures_first, only=None)
+    return _build_summaries(
+        with_hidden=with_hidden, pictures_first=pictures_first, only=None, with_total=with_total
+    )
 
 
 def _build_summaries(
-    *, with_hidden: bool, pictures_first: bool, only: ColumnElement[bool] | None
+    *,
+    with_hidden: bool,
+    pictures_first: bool,
+    only: ColumnElement[bool] | None,
+    with_total: bool = False,
 ) -> Select[Any]:
     """The page's rows are picked first, each with its count and its cover image's id
     (SQLite evaluates those subqueries only for the rows the limit lets through); the
     cover's URLs are then joined by that id. `pictures_first` puts the LoRAs with an image
     to show before those without (one index seek each). Offset and limit are bound values
-    (`:offset`, `:limit`; -1: no limit, as SQLite and libSQL read it)."""
+    (`:offset`, `:limit`; -1: no limit, as SQLite and libSQL read it). `with_total` adds
+    the number of LoRAs matched, a subquery evaluated once: the gallery's pager without a
+    round trip of its own."""
     images = GeneratedImage.__table__
     shown_of_lora = (images.c.lora_training_id == LoraTraining.id, images.c.hidden.is_(None))
     count = select(func.count()).select_from(images).where(*shown_of_lora).scalar_subquery()
@@ -142,9 +178,10 @@ def _build_summaries(
     columns = [count.label("image_count"), _cover_id().label("cover_id")]
     if pictures_first:
         columns.append(has_pictures.label("has_pictures"))
+    matched = _shown_loras(with_hidden) if only is None else _shown_loras(with_hidden) & only
     page = (
         select(LoraTraining, *columns)
-        .where(_shown_loras(with_hidden) if only is None else _shown_loras(with_hidden) & only)
+        .where(matched)
         .order_by(*order)
         .limit(bindparam("limit", type_=Integer))
         .offset(bindparam("offset", type_=Integer))
@@ -155,11 +192,15 @@ def _build_summaries(
     outer_order = [page.c.created_at.desc()]
     if pictures_first:
         outer_order.insert(0, page.c.has_pictures.desc())
-    return (
+    statement = (
         select(lora, page.c.image_count, cover.image_url, cover.thumbnail_url)
         .outerjoin(cover, col(cover.id) == page.c.cover_id)
         .order_by(*outer_order)
     )
+    if with_total:
+        total = select(func.count()).select_from(LoraTraining).where(matched).scalar_subquery()
+        statement = statement.add_columns(total.label("total"))
+    return statement
 
 
 def _cover_id() -> ColumnElement[str]:
@@ -202,20 +243,31 @@ def list_lora_page(
 ) -> Page[LoraSummary]:
     """One page of the gallery: the visible LoRAs with images first (a gallery opens on
     pictures), each group newest first, summarised as `list_loras` does; a page past the
-    end shows the last one. `verdict`, `tag`: only LoRAs whose scorecard has them."""
+    end shows the last one. `verdict`, `tag`: only LoRAs whose scorecard has them.
+
+    One statement: the page's rows carry how many LoRAs there are; only a page past the
+    end (no row to carry it) costs a count and the last page asked again."""
     only = scorecards.matches(verdict=verdict, tag=tag)
-    shown = _shown_loras(False) if only is None else _shown_loras(False) & only
-    total = session.scalar(select(func.count()).select_from(LoraTraining).where(shown))
-    page = clamp_page(page, total or 0, page_size)
-    items = _summaries(
-        session,
-        with_hidden=False,
-        offset=(page - 1) * page_size,
-        limit=page_size,
-        pictures_first=True,
-        only=only,
-    )
-    return Page(items=items, total=total or 0, page=page, page_size=page_size)
+    page = max(page, 1)
+
+    def rows_of(number: int) -> list[Row[Any]]:
+        return _summary_rows(
+            session, with_hidden=False, offset=(number - 1) * page_size, limit=page_size,
+            pictures_first=True, only=only, with_total=True,
+        )  # fmt: skip
+
+    rows = rows_of(page)
+    if rows:
+        total = rows[0][-1]
+    elif page == 1:
+        total = 0  # no LoRA matches
+    else:
+        shown = _shown_loras(False) if only is None else _shown_loras(False) & only
+        total = session.scalar(select(func.count()).select_from(LoraTraining).where(shown)) or 0
+        page = clamp_page(page, total, page_size)
+        rows = rows_of(page)
+    items = [_summary(row) for row in rows]
+    return Page(items=items, total=total, page=page, page_size=page_size)
 
 
 def _shown_images(lora_id: str) -> ColumnElement[bool]:

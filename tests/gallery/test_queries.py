@@ -61,6 +61,31 @@ def test_the_gallery_pages_loras_and_summarises_only_the_page(engine, add_lora, 
         "lora-04", "lora-02", "lora-01", "lora-00"]  # fmt: skip
 
 
+def test_a_gallery_page_and_its_total_come_in_one_statement(engine, add_lora):
+    def asked(page: int) -> tuple[queries.Page[queries.LoraSummary], int]:
+        found = []
+        plans = explain_selects(
+            engine,
+            lambda session: found.append(
+                queries.list_lora_page(session=session, page=page, page_size=2)
+            ),
+        )
+        return found[0], len(plans)
+
+    empty, empty_statements = asked(1)
+    for day in range(5):
+        add_lora(f"lora-{day}", created_at=to_iso(NOW - timedelta(days=day)))
+    second, second_statements = asked(2)
+    beyond, beyond_statements = asked(7)
+
+    assert (empty.total, empty.items, empty_statements) == (0, [], 1)
+    assert (second.total, second.page_count, second_statements) == (5, 3, 1)
+    assert [s.lora.id for s in second.items] == ["lora-2", "lora-3"]
+    # Past the end: counted, then the last page asked again.
+    assert (beyond.total, beyond.page, beyond_statements) == (5, 3, 3)
+    assert [s.lora.id for s in beyond.items] == ["lora-4"]
+
+
 def test_the_gallery_counts_only_shown_images_as_pictures(engine, add_lora, add_images):
     """A LoRA whose only images are hidden goes with the LoRAs without images."""
     add_lora("hidden-only", created_at=to_iso(NOW - timedelta(days=2)))
