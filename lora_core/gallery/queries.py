@@ -94,6 +94,16 @@ def _shown_loras(with_hidden: bool) -> ColumnElement[bool]:
     return func.coalesce(col(LoraTraining.hidden), False).is_(False) | literal(with_hidden)
 
 
+def _matched_loras(with_hidden: bool, only: ColumnElement[bool] | None) -> ColumnElement[bool]:
+    """The LoRAs a gallery lists: those shown, and `only` those when given."""
+    shown = _shown_loras(with_hidden)
+    return shown if only is None else shown & only
+
+
+def _count_loras(matched: ColumnElement[bool]) -> Select[tuple[int]]:
+    return select(func.count()).select_from(LoraTraining).where(matched)
+
+
 def _summaries(
     session: Session,
     *,
@@ -178,7 +188,7 @@ def _build_summaries(
     columns = [count.label("image_count"), _cover_id().label("cover_id")]
     if pictures_first:
         columns.append(has_pictures.label("has_pictures"))
-    matched = _shown_loras(with_hidden) if only is None else _shown_loras(with_hidden) & only
+    matched = _matched_loras(with_hidden, only)
     page = (
         select(LoraTraining, *columns)
         .where(matched)
@@ -198,8 +208,7 @@ def _build_summaries(
         .order_by(*outer_order)
     )
     if with_total:
-        total = select(func.count()).select_from(LoraTraining).where(matched).scalar_subquery()
-        statement = statement.add_columns(total.label("total"))
+        statement = statement.add_columns(_count_loras(matched).scalar_subquery().label("total"))
     return statement
 
 
@@ -262,8 +271,7 @@ def list_lora_page(
     elif page == 1:
         total = 0  # no LoRA matches
     else:
-        shown = _shown_loras(False) if only is None else _shown_loras(False) & only
-        total = session.scalar(select(func.count()).select_from(LoraTraining).where(shown)) or 0
+        total = session.scalar(_count_loras(_matched_loras(False, only))) or 0
         page = clamp_page(page, total, page_size)
         rows = rows_of(page)
     items = [_summary(row) for row in rows]
