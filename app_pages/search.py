@@ -166,8 +166,9 @@ try:
 except LoraStudioError as error:
     show_error(error)
     st.stop()
-if found.total > COUNT_CAP:
-    st.caption(f"{COUNT_CAP:,}+ images")
+if found.total > COUNT_CAP:  # counted, and paged, no further
+    st.caption(f"{COUNT_CAP:,}+ images. The pages go as far as the first {COUNT_CAP:,}: "
+               "add a word or a filter to reach the rest.")  # fmt: skip
 else:
     st.caption(f"{found.total:,} image{'s' if found.total != 1 else ''}")
 if not found.items:

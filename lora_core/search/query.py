@@ -37,9 +37,11 @@ from lora_core.identity import Identity
 from lora_core.search.words import terms_of_search
 
 PAGE_SIZE = 24
-# Counted up to this many, then "2,000+": counting every match of a common word in 100k
-# images would cost more than the page itself (benchmarks/pages.py).
-COUNT_CAP = 2_000
+# Counted up to this many, then "1,000+", and paged that far: counting every match of a
+# common word in 100k images would cost more than the page itself. A two-word search checks
+# about four postings per match, some 3.5 µs a match at 100k images, so the cap is most of
+# what such a page costs over a small gallery's (benchmarks/pages.py, "search words").
+COUNT_CAP = 1_000
 MAX_TERMS = 8  # each a key lookup per candidate image: a sentence is not a search
 
 
@@ -233,7 +235,7 @@ def _needs_batch(query: SearchQuery) -> bool:
 
 
 def count(*, session: Session, query: SearchQuery, who: Identity) -> int:
-    """How many images the search finds, up to `COUNT_CAP` + 1 (more: "2,000+"); one
+    """How many images the search finds, up to `COUNT_CAP` + 1 (more: "1,000+"); one
     statement."""
     matching, _ = _matching(query, who, literal(1))
     capped = matching.limit(COUNT_CAP + 1).subquery()

@@ -20,7 +20,7 @@ def cards(at) -> list[str]:
 
 
 def count_line(at) -> str:
-    [line] = [c.value for c in at.caption if c.value.endswith(("image", "images"))]
+    [line] = [c.value for c in at.caption if re.match(r"[\d,]+\+? images?\b", c.value)]
     return line
 
 
@@ -43,6 +43,20 @@ def test_the_link_is_the_search_and_the_count_is_shown(open_app, made):
 
     at.text_input(key="q").set_value('"red fox"').run()
     assert count_line(at) == "4 images"
+
+
+def test_past_the_cap_the_count_says_how_far_the_pages_go(open_app, made, monkeypatch):
+    from lora_core.search import query
+
+    monkeypatch.setattr(query, "COUNT_CAP", 5)
+    at = open_with_query(open_app, SEARCH, q="red")
+
+    assert count_line(at) == (
+        "5+ images. The pages go as far as the first 5: add a word or a filter to reach the rest."
+    )
+    assert len(cards(at)) == 8  # a page of 24 still shows them all
+    at = open_with_query(open_app, SEARCH, q="fox")
+    assert count_line(at) == "4 images"  # at or under the cap: the count itself
 
 
 def test_nothing_found_says_so_and_a_bad_link_value_is_explained(open_app, made):

@@ -165,6 +165,14 @@ def test_a_saved_search_is_shared_and_counts_what_is_new_for_each_user(engine, m
         assert saved.listed(session=session, who=ANN, lora_ids=labels) == []
 
 
+def test_the_count_stops_at_a_thousand():
+    from lora_core.search import query
+
+    # The Search page's caption says it, README too, and benchmarks/pages.py's "search
+    # words" row is measured with it: a higher cap is a slower word search at 100k images.
+    assert query.COUNT_CAP == 1_000
+
+
 def test_counts_stop_past_the_cap(engine, made, monkeypatch):
     from lora_core.search import query
 
