@@ -394,6 +394,28 @@ def test_the_page_query_uses_indexes_not_sorts(seeded):
             assert "SCAN generated_images" not in preview, plan
 
 
+@pytest.mark.parametrize("sort", ["-duration", "scale", "status", "lora"])
+def test_a_sorted_page_is_chosen_from_the_batches_first_then_built(seeded, sort):
+    order = listing.HistoryOrder.from_param(sort)
+    [(sql, plan)] = [
+        statement
+        for statement in explain_selects(
+            seeded,
+            lambda session: listing.list_batches(
+                session=session, history_filter=HistoryFilter(), order=order, total=9
+            ),
+        )
+    ]
+
+    # Every batch sorted, with nothing else read per batch (the LoRA's name only when the
+    # sort is by it); the page's own rows (its previews, its LoRA) built for its ids only.
+    chosen = sql[sql.index("IN (SELECT") :]
+    assert "LIST SUBQUERY" in plan, plan
+    assert "generated_images" not in chosen and "batch_loras" not in chosen
+    assert ("lora_trainings" in chosen) == (sort == "lora")
+    assert "SEARCH generation_batches USING INDEX sqlite_autoindex_generation_batches_1" in plan
+
+
 def test_dates_are_whole_utc_days(seeded):
     today = NOON.date()
 
