@@ -16,11 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import boto3
 import httpx
-from boto3.exceptions import S3UploadFailedError
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import SecretStr
 
 from lora_core import thumbnails, web
@@ -98,6 +94,11 @@ class S3MediaStore:
     _client: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        # boto3 is imported with the first bucket, not with the app: a quick demo's start
+        # (local media) does without its import.
+        import boto3
+        from botocore.config import Config
+
         self._client = boto3.client(
             "s3",
             endpoint_url=self.endpoint_url,
@@ -117,7 +118,7 @@ class S3MediaStore:
                 ContentType=content_type,
                 CacheControl=IMMUTABLE,
             )
-        except (BotoCoreError, ClientError) as error:
+        except _s3_errors() as error:
             raise OSError(f"could not store {key} in bucket {self.bucket}: {error}") from error
         return f"{self.public_url.rstrip('/')}/{key}"
 
@@ -128,12 +129,21 @@ class S3MediaStore:
             self._client.upload_file(
                 str(path), self.bucket, key, ExtraArgs={"ContentType": content_type}
             )
-        except (BotoCoreError, ClientError, S3UploadFailedError) as error:
+        except _s3_errors() as error:
             raise OSError(f"could not store {key} in bucket {self.bucket}: {error}") from error
         return f"{self.public_url.rstrip('/')}/{key}"
 
     def _key(self, relative_path: str) -> str:
         return f"{self.prefix.strip('/')}/{relative_path}".lstrip("/")
+
+
+def _s3_errors() -> tuple[type[Exception], ...]:
+    """boto3's failures of a request and of an upload (read as an exception is matched,
+    boto3 being loaded by then)."""
+    from boto3.exceptions import S3UploadFailedError
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return BotoCoreError, ClientError, S3UploadFailedError
 
 
 def _download(client: httpx.Client, url: str) -> bytes:

@@ -27,8 +27,6 @@ from lora_core.data.db import create_db_engine, session_scope
 from lora_core.data.models import LoraStatus, LoraTraining
 from lora_core.data.schema import ensure_schema
 from lora_core.errors import InvalidSweep, LoraStudioError
-from lora_core.fal.generator import FalGenerator
-from lora_core.fal.trainer import FalTrainer
 from lora_core.gallery import downloads
 from lora_core.generation import quota, recovery, service
 from lora_core.generation.generators import ImageGenerator, ProgressCallback
@@ -61,6 +59,9 @@ def build_generator(settings: Settings, store: MediaStore | None = None) -> Imag
     """fal when credentials are set, else the offline preview generator drawing into
     `store` (by default the store the settings choose)."""
     if (key := settings.fal_credentials) is not None:
+        # fal's client is imported when fal is used: a quick demo's start does without it.
+        from lora_core.fal.generator import FalGenerator
+
         return FalGenerator(key=key, timeout_seconds=settings.fal_timeout_seconds)
     return PreviewGenerator(store or build_store(settings))
 
@@ -68,6 +69,8 @@ def build_generator(settings: Settings, store: MediaStore | None = None) -> Imag
 def build_trainer(settings: Settings, store: MediaStore | None = None) -> Trainer:
     """fal when credentials are set, else the offline preview trainer."""
     if (key := settings.fal_credentials) is not None:
+        from lora_core.fal.trainer import FalTrainer
+
         return FalTrainer(key=key)
     return PreviewTrainer(store or build_store(settings))
 

@@ -2,10 +2,12 @@
 once at start-up under a lock that works across processes and machines.
 
 Every app process calls `ensure_schema` when it starts. A database already at the head
-revision costs one read. Otherwise one process takes the lock (a row in a table of its own,
-taken by one INSERT that only one writer can win), applies the missing revisions, and
-lets go; the others wait for the lock to go and the database to be at head, then serve.
-A lock left by a process that died is taken over once it is older than `STALE_AFTER`.
+revision costs a read of its version table, and Alembic is not even imported (a sixth of
+a cold start's imports): the head is the newest revision's file name, as every revision
+here is named. Otherwise one process takes the lock (a row in a table of its own, taken
+by one INSERT that only one writer can win), applies the missing revisions, and lets go;
+the others wait for the lock to go and the database to be at head, then serve. A lock
+left by a process that died is taken over once it is older than `STALE_AFTER`.
 
 Revisions also apply to databases that already hold their changes (the original app's,
 and the ones the earlier hand-written schema code shaped): see `migrations/helpers.py`.
@@ -19,17 +21,17 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from lora_core.data.clock import parse_iso, to_iso, utc_now
 from lora_core.data.db import unavailable
 from lora_core.errors import DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 SCRIPTS = Path(__file__).with_name("migrations")
 LOCK_TABLE = "lora_studio_schema_lock"
@@ -41,22 +43,32 @@ BUSY = (
 )
 
 
+VERSION_TABLE = "alembic_version"  # Alembic's own
+
+
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(SCRIPTS))
     return config
 
 
 def head() -> str:
-    revision = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert revision is not None
-    return revision
+    """The newest revision: each is named for its file, numbered in order
+    (`0021_arena_collections`), one after the other (tests/data/test_schema.py checks
+    both against Alembic's own reading of the folder)."""
+    return max(path.stem for path in (SCRIPTS / "versions").glob("[0-9]*.py"))
 
 
 def current(engine: Engine) -> str | None:
-    """The revision the database is at (None: never migrated by Alembic)."""
+    """The revision the database is at (None: never migrated by Alembic), read from
+    Alembic's version table as Alembic reads it."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table(VERSION_TABLE):
+            return None
+        versions = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
+    return versions[0][0] if len(versions) == 1 else None
 
 
 def ensure_schema(engine: Engine, *, wait_seconds: float = WAIT_SECONDS) -> bool:
@@ -82,6 +94,8 @@ def _ensure(engine: Engine, wait_seconds: float) -> bool:
             try:
                 if current(engine) == target:
                     return False  # done by the previous holder just before
+                from alembic import command
+
                 config = alembic_config()
                 with engine.begin() as connection:
                     config.attributes["connection"] = connection

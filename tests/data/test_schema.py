@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
@@ -81,6 +82,21 @@ def test_a_new_database_reaches_head_with_the_models_tables_and_indexes(bare):
     assert schema.current(bare) == schema.head()
     assert shape(bare) == model_shape()
     assert schema.ensure_schema(bare) is False  # at head: nothing to do
+
+
+def test_the_head_is_the_newest_file_and_alembic_agrees():
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(schema.alembic_config())
+    revisions = list(scripts.walk_revisions())
+
+    # Read without Alembic at start-up (schema.head), so every revision must be named for
+    # its file, in order, one after the other.
+    assert scripts.get_heads() == [schema.head()]
+    assert all(Path(revision.path).stem == revision.revision for revision in revisions)
+    assert [revision.revision for revision in reversed(revisions)] == sorted(
+        revision.revision for revision in revisions
+    )
 
 
 def add_rows_everywhere(engine) -> None:

@@ -147,6 +147,46 @@ def test_settings_given_only_as_secrets_put_the_app_on_the_libsql_server(
     remote.dispose()
 
 
+FIRST_RUN = """
+import logging, sys
+from streamlit.testing.v1 import AppTest
+logging.disable(logging.WARNING)
+at = AppTest.from_file(sys.argv[1], default_timeout=60)
+at.run()
+assert not at.exception, at.exception
+print(" ".join(sorted(set(sys.argv[2:]) & {name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def test_a_quick_demo_starts_without_the_libraries_its_gallery_does_not_use(tmp_path):
+    """pandas, fal's client, boto3 and Alembic wait until they are used (a zip, fal, a
+    bucket, a schema to upgrade): their imports were half of a cold start's first page
+    (benchmarks/cold_start.py). A process of its own, as a replica's first page is."""
+    import os
+    import subprocess
+    import sys
+
+    from lora_core.data.db import create_db_engine
+    from lora_core.data.schema import ensure_schema
+    from tests.conftest import APP_ROOT, SETTING_NAMES
+
+    database = f"sqlite:///{tmp_path / 'app.db'}"
+    engine = create_db_engine(database)
+    ensure_schema(engine)  # as a replica finds it after the first one started
+    engine.dispose()
+    env = {name: value for name, value in os.environ.items() if name not in SETTING_NAMES}
+    env.update(DATABASE_URL=database, MEDIA_DIR=str(tmp_path / "media"))
+    later = ["pandas", "fal_client", "boto3", "alembic"]
+
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_RUN, str(APP_ROOT / "router.py"), *later],
+        cwd=APP_ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == []  # none of them loaded
+
+
 def test_visitors_are_not_told_which_database_the_app_uses(open_app):
     assert "SQLite file" not in texts(open_app().sidebar)
 
