@@ -13,7 +13,9 @@ from ui import caches, context, picking, routes
 from ui.components import (
     count_text,
     format_date,
+    generation_html,
     image_grid,
+    linked_grid_html,
     linked_image_grid,
     lora_title,
     status_badge,
@@ -23,7 +25,7 @@ from ui.generate_dialog import open_generate, render_open_dialog
 from ui.image_details import close_image, image_dialog, open_in_place, zip_with_recipes
 from ui.scorecard import scorecard_action, show_scorecard
 from ui.standing import show_standing
-from ui.text import md
+from ui.text import html_text, md
 
 PAGE_SIZE = 24
 GRID_COLUMNS = 4
@@ -126,6 +128,44 @@ def show_grid(
     )  # fmt: skip
 
 
+def show_generation(
+    group: groups.ImageGroup,
+    *,
+    lora_name: str,
+    mark: str | None,
+    picking: str | None,
+    eager: int,
+) -> None:
+    """One generation's prompt, who and when, and its images: one element, or while images
+    are picked (`picking`), its header and a grid of cards with their Select boxes."""
+    byline = (
+        f"by {html_text(group.user)} · {html_text(format_date(group.created_at))}"
+        + (" · cells of an X/Y sweep" if group.sweep_id else "")
+        + (f" · {html_text(mark)}" if mark else "")
+    )
+    sweep_link = routes.sweep_url(group.sweep_id) if group.sweep_id else None
+    first = group.images[0].id
+    if picking is None:
+        grid = linked_grid_html(
+            group.images, columns=GRID_COLUMNS, with_captions=False, lora_name=lora_name,
+            eager=eager,
+        )  # fmt: skip
+        st.markdown(
+            generation_html(prompt=group.prompt, byline=byline, sweep_link=sweep_link, body=grid),
+            unsafe_allow_html=True,
+        )
+        return
+    with st.container(key=f"batch_{first}"):
+        st.markdown(
+            generation_html(prompt=group.prompt, byline=byline, sweep_link=sweep_link),
+            unsafe_allow_html=True,
+        )
+        show_grid(
+            group.images, lora_name=lora_name, picking=picking, key=f"group_{first}",
+            with_captions=False, eager=eager,
+        )  # fmt: skip
+
+
 def load_images(
     lora: LoraTraining, total: int, *, starred_by: str | None, stacked: bool
 ) -> tuple[views.LoraImages, str]:
@@ -191,29 +231,13 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool, stacked: bool) -
     if grouped:
         sweeps = loaded.notes.sweeps
         for number, group in enumerate(groups.group_by_batch(images.items, sweeps)):
-            with st.container(key=f"batch_{group.images[0].id}"):
-                # The prompt, then who and when: one element (a line between generations
-                # and the smaller second paragraph are the CSS's, `ui.components`).
-                mark = marks.get(group.images[0].batch_id or "")
-                st.markdown(
-                    f"**{md(group.prompt)}**\n\n"
-                    f"by {md(group.user)} · {md(format_date(group.created_at))}"
-                    + (" · cells of an X/Y sweep" if group.sweep_id else "")
-                    + (f" · :material/layers: {md(mark)}" if mark else "")
-                )
-                if group.sweep_id:
-                    st.page_link(
-                        routes.LAB, label="Open the whole sweep", icon=":material/grid_view:",
-                        query_params={"sweep": group.sweep_id},
-                    )  # fmt: skip
-                show_grid(
-                    group.images,
-                    lora_name=name,
-                    picking=scope if choosing else None,
-                    key=f"group_{group.images[0].id}",
-                    with_captions=False,
-                    eager=GRID_COLUMNS if number < 2 else 0,  # the first screen's
-                )
+            show_generation(
+                group,
+                lora_name=name,
+                mark=marks.get(group.images[0].batch_id or ""),
+                picking=scope if choosing else None,
+                eager=GRID_COLUMNS if number < 2 else 0,  # the first screen's
+            )
     else:
         show_grid(
             images.items, lora_name=name, picking=scope if choosing else None,

@@ -76,7 +76,7 @@ def open_details(page: Page) -> None:
     large = page.get_by_role("dialog").locator("figure.ls-large img")
     for _attempt in range(3):
         settle(page)
-        page.locator("a.ls-open").first.click()
+        page.locator("figure.ls-card a.ls-open").first.click()
         try:
             expect(large).to_be_visible(timeout=3_000)
             return

@@ -92,13 +92,14 @@ a.ls-open:focus-visible { outline: 3px solid #6a48f5; outline-offset: 2px; }
 .ls-table th a.ls-open { color: inherit; text-decoration: none; }
 .ls-table th a.ls-open:hover { text-decoration: underline; }
 .ls-table tbody tr:hover { background: #f8f7fd; }
-/* A LoRA page's generations: a line between two (each in a wrapper of Streamlit's), and
-   under each prompt who made it and when, as a caption (the second paragraph of the
-   header's one element). */
+/* A LoRA page's generations (`generation_html`; in a container of Streamlit's while images
+   are picked): a line between two, and under each prompt who made it and when, as a
+   caption. */
+.stElementContainer:has(.ls-batch) ~ .stElementContainer:has(.ls-batch) .ls-batch,
 :has(> [class*="st-key-batch_"]) ~ :has(> [class*="st-key-batch_"]) > [class*="st-key-batch_"] {
   border-top: 1px solid rgba(49, 51, 63, 0.2); padding-top: 1rem; }
-[class*="st-key-batch_"] > .stElementContainer:first-child p + p {
-  font-size: 0.875rem; color: #5c5f6b; margin-top: -0.5rem; }
+.ls-batch p.ls-byline { font-size: 0.875rem; color: #5c5f6b; margin-top: -0.5rem; }
+.ls-batch a.ls-sweep-link { display: inline; }
 /* A sweep's grid: the whole grid on one screen, its cells side by side at any width. */
 .st-key-sweep_grid [data-testid="stColumn"] { max-width: 190px; min-width: 0 !important;
   flex: 1 1 0 !important; }
@@ -347,6 +348,26 @@ def linked_image_grid(
     a new tab with a modifier); the page's script opens it in place (`_PAGE_SCRIPT`).
     Captions, `notes` and `eager` as in `image_grid`; grids whose images are picked
     (checkboxes) use `image_grid`."""
+    st.markdown(
+        linked_grid_html(
+            images, columns=columns, with_captions=with_captions, lora_name=lora_name,
+            notes=notes, eager=eager,
+        ),
+        unsafe_allow_html=True,
+    )  # fmt: skip
+
+
+def linked_grid_html(
+    images: Sequence[GeneratedImage],
+    *,
+    columns: int,
+    with_captions: bool = True,
+    lora_name: str | None = None,
+    notes: Mapping[str, str] | None = None,
+    eager: int = 8,
+) -> str:
+    """`linked_image_grid`'s HTML, for an element that holds more than the grid (a LoRA
+    page's generation: its header and its images, `generation_html`)."""
     request_thumbnails(images)
     cells = [
         grid_card(
@@ -359,9 +380,25 @@ def linked_image_grid(
         )
         for number, image in enumerate(images)
     ]
-    st.markdown(
-        f'<div class="ls-grid" style="--ls-columns: {int(columns)}">{"".join(cells)}</div>',
-        unsafe_allow_html=True,
+    return f'<div class="ls-grid" style="--ls-columns: {int(columns)}">{"".join(cells)}</div>'
+
+
+def generation_html(*, prompt: str, byline: str, sweep_link: str | None, body: str = "") -> str:
+    """A LoRA page's generation as raw HTML: its prompt in bold (escaped here), who made it
+    and when (`byline`: HTML whose stored text the caller escaped with `html_text`), a link
+    to its whole sweep when it is a sweep's cells, then `body` (its grid's HTML,
+    `linked_grid_html`). One element for the lot:
+    three per generation before (benchmarks/page_ready.py, the seventh round). No icon
+    shortcodes: raw HTML's text is not Markdown (`ui.text.html_text`)."""
+    link = (
+        f'<p><a class="ls-open ls-sweep-link" href="{escape(sweep_link)}" target="_self">'
+        "Open the whole sweep</a></p>"
+        if sweep_link
+        else ""
+    )
+    return (
+        f'<div class="ls-batch"><p class="ls-batch-prompt"><strong>{html_text(prompt)}</strong>'
+        f'</p><p class="ls-byline">{byline}</p>{link}{body}</div>'
     )
 
 

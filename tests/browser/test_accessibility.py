@@ -83,7 +83,7 @@ def open_dialog(page: Page) -> None:
 def image_details(page: Page) -> None:
     """An image's details, opened by keyboard (each image is a link)."""
     lora_page(page)
-    page.locator("a.ls-open").first.focus()
+    page.locator("figure.ls-card a.ls-open").first.focus()
     page.keyboard.press("Enter")
     expect(page.locator(".st-key-image_view figure.ls-large img")).to_be_visible()
 

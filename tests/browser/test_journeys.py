@@ -104,7 +104,7 @@ def first_image_details(page: Page, lora_id: str, title: str) -> tuple[Locator, 
     """A LoRA page with its first image's details open, and the seed they show."""
     page.goto(f"/lora?id={lora_id}")
     expect(page.get_by_role("heading", name=title)).to_be_visible(timeout=20_000)
-    view = open_details(page, page.locator("a.ls-open").first)
+    view = open_details(page, page.locator("figure.ls-card a.ls-open").first)
     found = re.search(r"Seed (\d+)", view.inner_text())
     assert found, view.inner_text()
     return view, found.group(1)
@@ -167,7 +167,7 @@ def test_1_generate_from_the_gallery_and_see_the_new_images_first(
 
     dialog.get_by_role("button", name="Close").click()
     expect(page.get_by_role("dialog")).to_have_count(0)
-    first_batch = page.locator("[class*='st-key-batch_']").first
+    first_batch = page.locator(".ls-batch").first
     expect(first_batch.get_by_text(prompt_text)).to_be_visible()
     expect(first_batch.locator("figure.ls-card img")).to_have_count(4)
     first_src = first_batch.locator("figure.ls-card img").first.get_attribute("src") or ""
@@ -254,7 +254,7 @@ def test_4_an_image_opens_in_place_and_full_size_from_there(
     page: Page, fresh_app: RunningApp
 ) -> None:
     page.goto("/lora?id=demo-claymation")
-    card = page.locator("a.ls-open").first
+    card = page.locator("figure.ls-card a.ls-open").first
     expect(card.locator("img")).to_be_visible()
     page.evaluate("window.lsSamePage = true")  # gone if the page reloads
 
@@ -288,7 +288,7 @@ def test_4b_an_image_is_a_link_opened_by_keyboard_and_closed_by_back(
     page: Page, fresh_app: RunningApp
 ) -> None:
     page.goto("/lora?id=demo-claymation")
-    links = page.locator("[class*='st-key-batch_'] a.ls-open")
+    links = page.locator(".ls-batch figure.ls-card a.ls-open")
     expect(links.first.locator("img")).to_be_visible()
     href = links.nth(1).get_attribute("href") or ""
     assert re.fullmatch(r"lora\?id=demo-claymation&image=[\w-]+", href), href  # a new tab's
@@ -320,6 +320,26 @@ def test_4b_an_image_is_a_link_opened_by_keyboard_and_closed_by_back(
     expect(page).to_have_url(re.compile(r"/lora\?id=demo-claymation$"))
     expect(links.first.locator("img")).to_be_visible()
     assert page.evaluate("window.lsSamePage === true")
+
+
+def test_4c_a_sweeps_cells_link_to_the_whole_sweep_opened_in_place(
+    page: Page, fresh_app: RunningApp
+) -> None:
+    page.goto("/lora?id=demo-watercolor")
+    link = page.get_by_role("link", name=re.compile("Open the whole sweep"))
+    expect(link).to_have_count(1)  # one group for the sweep's six cells
+    expect(page.locator(".ls-batch").filter(has=link)).to_contain_text("cells of an X/Y sweep")
+    page.evaluate("window.lsSamePage = true")  # gone if the page reloads
+
+    link.focus()
+    page.keyboard.press("Enter")
+
+    expect(page).to_have_url(re.compile(r"/lab\?sweep=\w+$"))
+    expect(page.locator(".st-key-sweep_grid figure.ls-card img")).to_have_count(6)
+    assert page.evaluate("window.lsSamePage === true")  # Streamlit's own page switch
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/lora\?id=demo-watercolor$"))
+    expect(link).to_be_visible()
 
 
 def test_5_a_fal_error_offers_a_retry_and_a_filtered_batch_is_explained(
@@ -440,9 +460,9 @@ def test_7a_a_desktop_shows_four_across_and_focuses_the_prompt(
     assert len({height for _top, height in cells}) == 1  # even, with or without Generate
 
     page.goto("/lora?id=demo-watercolor")
-    images = page.locator("[class*='st-key-batch_'] figure.ls-card img")
+    images = page.locator(".ls-batch figure.ls-card img")
     expect(images.nth(3)).to_be_visible(timeout=20_000)
-    all_loaded(page, "[class*='st-key-batch_'] figure.ls-card img")
+    all_loaded(page, ".ls-batch figure.ls-card img")
     # Four across once drawn: Streamlit may still be placing a row when the fourth shows.
     page.wait_for_function(
         """selector => {
@@ -450,7 +470,7 @@ def test_7a_a_desktop_shows_four_across_and_focuses_the_prompt(
                 .map(img => Math.round(img.getBoundingClientRect().y));
             return tops.length === 4 && new Set(tops).size === 1;
         }""",
-        arg="[class*='st-key-batch_'] figure.ls-card img",
+        arg=".ls-batch figure.ls-card img",
         timeout=10_000,
     )
     assert images.nth(0).bounding_box()["y"] < 900  # pictures on the first screen
@@ -479,7 +499,7 @@ def test_7_the_app_works_on_a_phone(page: Page, fresh_app: RunningApp) -> None:
     assert first["y"] + first["height"] / 2 < 844  # images on the first screen
     snap(page, "journey-7b-phone-lora")
 
-    view = open_details(page, page.locator("a.ls-open").first)  # over the page
+    view = open_details(page, page.locator("figure.ls-card a.ls-open").first)  # over the page
     large = view.locator("figure.ls-large img")
     expect(large).to_be_visible()
     assert large.bounding_box()["y"] < 300  # the image first, at the top of the dialog
@@ -634,7 +654,7 @@ def test_11_an_image_is_shared_by_link_and_its_batch_downloaded_as_a_zip(
     page: Page, fresh_app: RunningApp, tmp_path: Path
 ) -> None:
     page.goto("/lora?id=demo-watercolor")
-    oldest_card = page.locator("[class*='st-key-batch_'] a.ls-open").last
+    oldest_card = page.locator(".ls-batch figure.ls-card a.ls-open").last
     open_details(page, oldest_card)  # not the cover yet
 
     expect(page).to_have_url(re.compile(r"/lora\?id=demo-watercolor&image=[\w-]+$"))
@@ -729,12 +749,12 @@ def test_13_register_an_existing_lora_generate_from_it_and_hide_an_image(
     dialog.get_by_role("button", name="Close").click()
     assert fake_fal.submissions[0].body["loras"][0]["path"] == weights
 
-    gallery_cards = page.locator("[class*='st-key-batch_'] figure.ls-card")
+    gallery_cards = page.locator(".ls-batch figure.ls-card")
     expect(gallery_cards).to_have_count(4)
-    open_details(page, page.locator("[class*='st-key-batch_'] a.ls-open").first)
+    open_details(page, page.locator(".ls-batch figure.ls-card a.ls-open").first)
     page.locator(".st-key-hide_image button").click()
     expect(page.get_by_text("Hidden from the galleries; History keeps it.")).to_be_visible()
-    expect(page.locator("[class*='st-key-batch_'] figure.ls-card")).to_have_count(3)
+    expect(page.locator(".ls-batch figure.ls-card")).to_have_count(3)
     snap(page, "journey-13-hidden")
     expect(page.get_by_test_id("stException")).to_have_count(0)
 

@@ -124,7 +124,7 @@ def test_text_copied_from_the_page_is_exactly_what_is_stored(
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     page.goto(f"/lora?id={LORA_ID}")
     # The line under a generation's prompt (the header's second paragraph).
-    byline = page.locator("[class*='st-key-batch_'] p").filter(has_text="by mal")
+    byline = page.locator(".ls-batch p").filter(has_text="by mal")
     expect(byline.first).to_be_visible()
     assert "\u2060" in byline.first.inner_text()  # on the page: inert, as drawn
 

@@ -93,7 +93,7 @@ def submit(page: Page, prompt: str) -> None:
 
 
 def batch_on_page(page: Page, prompt: str):
-    return page.locator("[class*='st-key-batch_']").filter(has_text=prompt)
+    return page.locator(".ls-batch").filter(has_text=prompt)
 
 
 def shows_batch(page: Page, prompt: str) -> bool:

@@ -45,6 +45,10 @@ RAW_MARKUP = (
     "$$t$$",
 )
 _TAG = re.compile(r"<[^>]*>")
+_BATCH_HEADER = re.compile(
+    r'<div class="ls-batch"><p class="ls-batch-prompt"><strong>(.*?)</strong></p>'
+    r'<p class="ls-byline">(.*?)</p>'
+)
 _CARD_TITLE = re.compile(r'<div class="ls-card-title"[^>]*>([^<]*)</div>')
 # Fields that Streamlit renders as Markdown: bodies of text elements and every label/help.
 _MARKDOWN_FIELDS = frozenset({"body", "label", "help", "title"})
@@ -131,13 +135,12 @@ def gallery_titles(at) -> list[str]:
 
 
 def batch_headers(at) -> list[tuple[str, str]]:
-    """A LoRA page's generations, in order, as their headers' Markdown: (the prompt, in
-    bold; the line under it: who, when, and what kind of batch)."""
+    """A LoRA page's generations, in order, as a reader sees their headers: (the prompt;
+    the line under it: who, when, and what kind of batch). `ui.components.generation_html`."""
     return [
-        (prompt, line)
+        (text_of_html(prompt), text_of_html(line))
         for markdown in at.markdown
-        if markdown.value.startswith("**") and "\n\nby " in markdown.value
-        for prompt, line in [markdown.value.split("\n\n", 1)]
+        for prompt, line in _BATCH_HEADER.findall(markdown.value)
     ]
 
 
