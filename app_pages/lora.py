@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from lora_core import weights
@@ -25,7 +27,7 @@ from ui.generate_dialog import open_generate, render_open_dialog
 from ui.image_details import close_image, image_dialog, open_in_place, zip_with_recipes
 from ui.scorecard import scorecard_action, show_scorecard
 from ui.standing import show_standing
-from ui.text import html_text, md
+from ui.text import md
 
 PAGE_SIZE = 24
 GRID_COLUMNS = 4
@@ -138,28 +140,20 @@ def show_generation(
 ) -> None:
     """One generation's prompt, who and when, and its images: one element, or while images
     are picked (`picking`), its header and a grid of cards with their Select boxes."""
-    byline = (
-        f"by {html_text(group.user)} · {html_text(format_date(group.created_at))}"
-        + (" · cells of an X/Y sweep" if group.sweep_id else "")
-        + (f" · {html_text(mark)}" if mark else "")
-    )
-    sweep_link = routes.sweep_url(group.sweep_id) if group.sweep_id else None
+    header = partial(
+        generation_html, prompt=group.prompt, user=group.user, created_at=group.created_at,
+        sweep_link=routes.sweep_url(group.sweep_id) if group.sweep_id else None, note=mark,
+    )  # fmt: skip
     first = group.images[0].id
     if picking is None:
         grid = linked_grid_html(
             group.images, columns=GRID_COLUMNS, with_captions=False, lora_name=lora_name,
             eager=eager,
         )  # fmt: skip
-        st.markdown(
-            generation_html(prompt=group.prompt, byline=byline, sweep_link=sweep_link, body=grid),
-            unsafe_allow_html=True,
-        )
+        st.markdown(header(body=grid), unsafe_allow_html=True)
         return
     with st.container(key=f"batch_{first}"):
-        st.markdown(
-            generation_html(prompt=group.prompt, byline=byline, sweep_link=sweep_link),
-            unsafe_allow_html=True,
-        )
+        st.markdown(header(), unsafe_allow_html=True)
         show_grid(
             group.images, lora_name=lora_name, picking=picking, key=f"group_{first}",
             with_captions=False, eager=eager,

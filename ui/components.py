@@ -366,8 +366,8 @@ def linked_grid_html(
     notes: Mapping[str, str] | None = None,
     eager: int = 8,
 ) -> str:
-    """`linked_image_grid`'s HTML, for an element that holds more than the grid (a LoRA
-    page's generation: its header and its images, `generation_html`)."""
+    """`linked_image_grid`'s HTML (its missing thumbnails queued as it does), for an element
+    that holds more than the grid (a LoRA page's generation, `generation_html`)."""
     request_thumbnails(images)
     cells = [
         grid_card(
@@ -383,13 +383,26 @@ def linked_grid_html(
     return f'<div class="ls-grid" style="--ls-columns: {int(columns)}">{"".join(cells)}</div>'
 
 
-def generation_html(*, prompt: str, byline: str, sweep_link: str | None, body: str = "") -> str:
-    """A LoRA page's generation as raw HTML: its prompt in bold (escaped here), who made it
-    and when (`byline`: HTML whose stored text the caller escaped with `html_text`), a link
-    to its whole sweep when it is a sweep's cells, then `body` (its grid's HTML,
-    `linked_grid_html`). One element for the lot:
-    three per generation before (benchmarks/page_ready.py, the seventh round). No icon
-    shortcodes: raw HTML's text is not Markdown (`ui.text.html_text`)."""
+def generation_html(
+    *,
+    prompt: str,
+    user: str,
+    created_at: str,
+    sweep_link: str | None = None,
+    note: str | None = None,
+    body: str = "",
+) -> str:
+    """A LoRA page's generation as raw HTML: its prompt in bold; who made it, when, whether
+    it is a sweep's cells (with a link to the whole sweep, `sweep_link`) and `note` (the
+    LoRAs stacked with it); then `body` (its grid's HTML, `linked_grid_html`). Stored text
+    is escaped here. One element for the lot: three per generation before
+    (benchmarks/page_ready.py, the seventh round). No icon shortcodes: raw HTML's text is
+    not Markdown (`ui.text.html_text`)."""
+    byline = (
+        f"by {html_text(user)} · {html_text(format_date(created_at))}"
+        + (" · cells of an X/Y sweep" if sweep_link else "")
+        + (f" · {html_text(note)}" if note else "")
+    )
     link = (
         f'<p><a class="ls-open ls-sweep-link" href="{escape(sweep_link)}" target="_self">'
         "Open the whole sweep</a></p>"
