@@ -36,7 +36,9 @@ def test_a_badge_leaves_its_brackets_to_streamlit():
 
 @given(st.text())
 def test_a_reader_sees_exactly_the_text_on_one_line(text):
-    assert readable(md(text)) == one_line(text)
+    # A word joiner is invisible: one already in the stored text is no more seen than the
+    # ones `md` adds, so the reader's text is compared without any.
+    assert readable(md(text)) == one_line(text).replace("\u2060", "")
 
 
 def test_raw_html_text_is_escaped_and_its_shortcodes_and_autolinks_broken():
