@@ -41,13 +41,14 @@ from lora_core.generation.preview import PreviewGenerator  # noqa: E402
 from lora_core.generation.quota import QuotaPolicy  # noqa: E402
 from lora_core.storage import LocalMediaStore, S3MediaStore  # noqa: E402
 from tests.support.fakefal import FakeFal, point_fal_uploads_at, start_fake_fal  # noqa: E402
-from tests.support.net import serve_https  # noqa: E402
+from tests.support.net import refuse_example_names, serve_https  # noqa: E402
 from tests.support.sqld import Sqld  # noqa: E402
 
 # fal_client has its upload hosts as constants, not from the environment: point them at the
 # fake too (the browser tests' app process does the same in tests/browser/serve.py).
 FAKE_FAL_URL = FAKE_FAL.url
 point_fal_uploads_at(FAKE_FAL_URL)
+refuse_example_names()  # stored URLs like https://cdn.example/… fail at once, not in 5 s
 
 APP_ROOT = Path(__file__).resolve().parents[1]
 # One "now" for the whole run, so rows and quota checks agree on the window's edges.

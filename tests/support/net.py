@@ -5,6 +5,7 @@ whose certificate comes from a CA of its own."""
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import trustme
 
 from deploy.stack import free_port
 
-__all__ = ["Answer", "free_port", "serve_https"]
+__all__ = ["Answer", "free_port", "refuse_example_names", "serve_https"]
 
 
 class Answer(BaseHTTPRequestHandler):
@@ -51,3 +52,18 @@ def serve_https(ca_file: Path) -> Iterator[tuple[str, Path]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def refuse_example_names() -> None:
+    """Make names under `.example` (reserved, RFC 2606: the tests' stored image URLs) fail
+    to resolve at once, in this process. A DNS server that does not answer made each lookup
+    wait 5 s, and closing the app waits for a thumbnail worker fetching such an image."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: str | bytes | None, *args: object, **kwargs: object) -> list:
+        name = host.decode() if isinstance(host, bytes) else host
+        if isinstance(name, str) and name.rstrip(".").lower().endswith(".example"):
+            raise socket.gaierror(socket.EAI_NONAME, f"{name}: a reserved name (RFC 2606)")
+        return real(host, *args, **kwargs)
+
+    socket.getaddrinfo = getaddrinfo
