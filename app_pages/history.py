@@ -18,7 +18,7 @@ from lora_core.generation.recipe import NO_LORA, NO_LORA_LABEL, Recipe
 from lora_core.history import analytics, listing
 from lora_core.history.filters import HistoryFilter, HistoryStatus
 from ui import caches, charts, context, history_table, routes
-from ui.components import app_base_url, linked_image_grid
+from ui.components import app_base_url, linked_image_grid, summary_html
 from ui.generate_dialog import follow_reuse, reuse_prompt
 from ui.text import md
 
@@ -139,20 +139,20 @@ def _filter_widgets(lora_names: dict[str, str], scales: list[float]) -> HistoryF
 
 
 def show_summary(summary: analytics.HistorySummary, price: float) -> None:
-    """Seven figures in one compact row that wraps (two short rows on a phone)."""
+    """Eight figures in one compact row that wraps (two short rows on a phone), drawn as one
+    element (`ui.components.summary_html`)."""
     median = "—" if summary.median_seconds is None else f"{summary.median_seconds:.1f} s"
-    with st.container(horizontal=True, gap="medium", key="history_summary"):
-        for label, value in (
-            ("Batches", f"{summary.batches:,}"),
-            ("Images", f"{summary.images:,}"),
-            ("Users", f"{summary.users:,}"),
-            ("LoRAs", f"{summary.loras:,}"),
-            ("Failed", f"{summary.failure_rate:.0%}"),
-            ("Safety-filtered", f"{summary.safety_filter_rate:.0%}"),
-            ("Median time", median),
-            ("Est. spend", charts.money(summary.megapixels, price)),
-        ):
-            st.metric(label, value, width="content")
+    figures = (
+        ("Batches", f"{summary.batches:,}"),
+        ("Images", f"{summary.images:,}"),
+        ("Users", f"{summary.users:,}"),
+        ("LoRAs", f"{summary.loras:,}"),
+        ("Failed", f"{summary.failure_rate:.0%}"),
+        ("Safety-filtered", f"{summary.safety_filter_rate:.0%}"),
+        ("Median time", median),
+        ("Est. spend", charts.money(summary.megapixels, price)),
+    )
+    st.markdown(summary_html(figures), unsafe_allow_html=True)
 
 
 def show_table(page: queries.Page[listing.HistoryRow], order: listing.HistoryOrder) -> None:

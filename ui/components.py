@@ -100,6 +100,11 @@ a.ls-open:focus-visible { outline: 3px solid #6a48f5; outline-offset: 2px; }
   border-top: 1px solid rgba(49, 51, 63, 0.2); padding-top: 1rem; }
 .ls-batch p.ls-byline { font-size: 0.875rem; color: #5c5f6b; margin-top: -0.5rem; }
 .ls-batch a.ls-sweep-link { display: inline; }
+/* A row of figures (`summary_html`, History's summary), as st.metric draws each. */
+.ls-summary { display: flex; flex-wrap: wrap; column-gap: 1.75rem; row-gap: 0.5rem;
+  margin: 0 0 0.5rem 0; }
+.ls-summary dt { font-size: 0.875rem; font-weight: 400; color: #31333f; }
+.ls-summary dd { font-size: 2.25rem; line-height: 1.4; margin: 0; color: #31333f; }
 /* A sweep's grid: the whole grid on one screen, its cells side by side at any width. */
 .st-key-sweep_grid [data-testid="stColumn"] { max-width: 190px; min-width: 0 !important;
   flex: 1 1 0 !important; }
@@ -456,3 +461,14 @@ def image_grid(
                 "Details", key=f"open_{key}_{image.id}", type="tertiary", icon=":material/info:"
             ):
                 on_open(image)
+
+
+def summary_html(figures: tuple[tuple[str, str], ...]) -> str:
+    """Figures (label, value) as one element of raw HTML, a description list that wraps:
+    each `st.metric` is an element, a message and a part the browser draws
+    (benchmarks/page_ready.py). Labels and values are escaped here."""
+    items = "".join(
+        f"<div><dt>{html_text(label)}</dt><dd>{html_text(value)}</dd></div>"
+        for label, value in figures
+    )
+    return f'<dl class="ls-summary">{items}</dl>'

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Locator, Page
 
 from tests.conftest import FAKE_FAL_URL, SETTING_NAMES, TEST_FAL_KEY
 from tests.support.appserver import CHROMIUM, CHROMIUM_ARGS, is_healthy, stop, streamlit_flags
@@ -39,6 +40,15 @@ _CONTENT_HEIGHT_JS = """() => Math.max(
     document.documentElement.scrollHeight,
     ...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stSidebarContent]')]
         .map((element) => element.scrollHeight))"""
+
+
+def summary_value(page: Page, label: str) -> Locator:
+    """A figure of a summary (History's: `ui.components.summary_html`) by its label."""
+    return (
+        page.locator("dl.ls-summary > div")
+        .filter(has=page.locator("dt", has_text=label))
+        .locator("dd")
+    )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Locator, Page, expect
 
-from tests.browser.conftest import SCREENSHOTS, RunningApp
+from tests.browser.conftest import SCREENSHOTS, RunningApp, summary_value
 from tests.support.fakefal import FakeFal, JobFailure, model_error
 
 DEMO_TRIGGER_WORDS = ("wtrclr", "neonnoir", "clayfig", "blprnt", "inktrain")
@@ -541,14 +541,14 @@ def test_8_history_filters_by_link_and_reuses_a_prompt(page: Page, fresh_app: Ru
 
     page.goto("/history?lora=clayfig&q=SNAIL")
     expect(page.get_by_role("heading", name="History")).to_be_visible()
-    batches_metric = page.get_by_test_id("stMetric").filter(has_text="Batches")
-    expect(batches_metric.get_by_test_id("stMetricValue")).to_have_text("1")
+    batches = summary_value(page, "Batches")
+    expect(batches).to_have_text("1")
     table = page.locator("table.ls-table")
     expect(table).to_be_visible()
     page.reload()  # the filters live in the link, folded away, saying how many are set
     filters = page.get_by_text("Filters · 2 active")
     expect(filters).to_be_visible()
-    expect(batches_metric.get_by_test_id("stMetricValue")).to_have_text("1")
+    expect(batches).to_have_text("1")
     filters.click()
     expect(page.get_by_test_id("stMultiSelect").filter(has_text="clayfig")).to_be_visible()
     snap(page, "journey-8a-history")

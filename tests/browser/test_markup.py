@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import RunningApp
+from tests.browser.conftest import RunningApp, summary_value
 from tests.support.markup import EVIL_NAME, EVIL_TEXT, EVIL_TRIGGER, EVIL_USER
 
 LORA_ID = "markup-lora"
@@ -139,5 +139,4 @@ def test_text_copied_from_the_page_is_exactly_what_is_stored(
     user_filter = page.get_by_role("textbox", name="User")
     user_filter.fill(copied.removeprefix("by ").split(" · ")[0] + "\u2060")  # even so
     user_filter.press("Enter")
-    batches = page.get_by_test_id("stMetric").filter(has_text="Batches")
-    expect(batches.get_by_test_id("stMetricValue")).to_have_text("1")
+    expect(summary_value(page, "Batches")).to_have_text("1")

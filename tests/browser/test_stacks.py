@@ -12,7 +12,7 @@ from contextlib import closing
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Locator, Page, expect
 
-from tests.browser.conftest import RunningApp
+from tests.browser.conftest import RunningApp, summary_value
 from tests.browser.test_arena import sign_in
 from tests.browser.test_journeys import GENERATION_TIMEOUT, snap
 from tests.browser.test_scorecard import app_with_admin  # noqa: F401 - ann is an admin
@@ -110,8 +110,8 @@ def test_two_loras_at_two_scales_with_a_template_show_on_both_pages_and_remix_ke
 
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{app.url}/history?used=neonnoir")
-    batches = page.get_by_test_id("stMetric").filter(has_text="Batches")
-    expect(batches).to_contain_text(str(batches_using(app, "demo-neon-noir")), timeout=15_000)
+    batches = summary_value(page, "Batches")
+    expect(batches).to_have_text(str(batches_using(app, "demo-neon-noir")), timeout=15_000)
     expect(page).to_have_url(re.compile(r"used=neonnoir"))
     snap(page, "stack-3-history-390")
 

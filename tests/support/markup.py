@@ -49,6 +49,8 @@ _BATCH_HEADER = re.compile(
     r'<div class="ls-batch"><p class="ls-batch-prompt"><strong>(.*?)</strong></p>'
     r'<p class="ls-byline">(.*?)</p>'
 )
+_SUMMARY = re.compile(r'<dl class="ls-summary">(.*?)</dl>')
+_FIGURE = re.compile(r"<dt>(.*?)</dt><dd>(.*?)</dd>")
 _CARD_TITLE = re.compile(r'<div class="ls-card-title"[^>]*>([^<]*)</div>')
 # Fields that Streamlit renders as Markdown: bodies of text elements and every label/help.
 _MARKDOWN_FIELDS = frozenset({"body", "label", "help", "title"})
@@ -142,6 +144,17 @@ def batch_headers(at) -> list[tuple[str, str]]:
         for markdown in at.markdown
         for prompt, line in _BATCH_HEADER.findall(markdown.value)
     ]
+
+
+def summary_figures(at) -> dict[str, str]:
+    """A summary's figures as a reader sees them, label to value (`ui.components.summary_html`);
+    empty when the page shows none."""
+    return {
+        text_of_html(label).strip(): text_of_html(value).strip()
+        for markdown in at.markdown
+        for summary in _SUMMARY.findall(markdown.value)
+        for label, value in _FIGURE.findall(summary)
+    }
 
 
 def figures(at: object, css_class: str = "ls-card") -> list[str]:
