@@ -114,7 +114,7 @@ def photograph(url: str, out: Path) -> None:
             link = page.get_by_role("link", name=re.compile("a lighthouse on a cliff.*3×2"))
             page.goto(link.get_attribute("href") or "/lab")  # as a shared link opens it
             page.mouse.move(0, 0)
-            expect(page.locator(".st-key-sweep_grid figure.ls-card img")).to_have_count(6)
+            expect(page.locator(".ls-sweep figure.ls-card img")).to_have_count(6)
             shoot(page, out, "sweep", width)
             page.goto("/lab?suite_lora=demo-watercolor")  # a LoRA's "Run a suite"
             expect(page.get_by_role("button", name="Run the suite").first).to_be_visible()
@@ -124,7 +124,7 @@ def photograph(url: str, out: Path) -> None:
                 expect(page).to_have_url(re.compile(r"sweep=\w+"), timeout=15_000)
                 run_url = page.url
             page.goto(run_url)
-            expect(page.locator(".st-key-sweep_grid figure.ls-card img")).to_have_count(
+            expect(page.locator(".ls-sweep figure.ls-card img")).to_have_count(
                 6, timeout=30_000
             )
             shoot(page, out, "suite-run", width)

@@ -105,10 +105,15 @@ a.ls-open:focus-visible { outline: 3px solid #6a48f5; outline-offset: 2px; }
   margin: 0 0 0.5rem 0; }
 .ls-summary dt { font-size: 0.875rem; font-weight: 400; color: #31333f; }
 .ls-summary dd { font-size: 2.25rem; line-height: 1.4; margin: 0; color: #31333f; }
-/* A sweep's grid: the whole grid on one screen, its cells side by side at any width. */
-.st-key-sweep_grid [data-testid="stColumn"] { max-width: 190px; min-width: 0 !important;
-  flex: 1 1 0 !important; }
-.st-key-sweep_grid .ls-card .ls-caption { font-size: 0.75rem; }
+/* A sweep's grid (`ui.lab.grid.grid_html`): the whole grid on one screen, its cells side
+   by side at any width; a row's label above its row. */
+.ls-sweep { display: grid; column-gap: 0.75rem;
+  grid-template-columns: repeat(var(--ls-columns), minmax(0, 190px)); }
+.ls-sweep .ls-sweep-row { grid-column: 1 / -1; margin: 0.25rem 0 0.5rem 0; }
+.ls-sweep .ls-card .ls-caption { font-size: 0.75rem; }
+.ls-sweep .ls-thumb-empty { margin: 0; text-align: center; padding: 0.25rem; font-size: 0.8rem;
+  overflow-wrap: anywhere; }
+.ls-sweep .ls-cell-failed { background: #fde8e8; color: #9b1c1c; }
 </style>
 """
 

@@ -153,7 +153,7 @@ def sweep(page: Page) -> None:
     """The demo's finished sweep, opened from the Lab's list: its grid and downloads."""
     page.goto("/lab")
     page.get_by_role("link", name=re.compile("a lighthouse on a cliff")).click()
-    expect(page.locator(".st-key-sweep_grid figure.ls-card img")).to_have_count(6)
+    expect(page.locator(".ls-sweep figure.ls-card img")).to_have_count(6)
     expect(page.get_by_role("button", name="Contact sheet (PNG)")).to_be_visible()
 
 

@@ -42,7 +42,7 @@ def run_starter_suite(page: Page, app: RunningApp) -> None:
     page.keyboard.press("Escape")
     expect(suite.get_by_text("9 images = 3 generations of your quota.")).to_be_visible()
     suite.get_by_role("button", name="Run the suite").click()
-    grid = page.locator(".st-key-sweep_grid")
+    grid = page.locator(".ls-sweep")
     expect(grid.locator("figure.ls-card img")).to_have_count(9, timeout=GENERATION_TIMEOUT)
     expect(page.get_by_role("heading", name=re.compile("does the style hold"))).to_be_visible()
 

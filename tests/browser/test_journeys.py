@@ -335,7 +335,7 @@ def test_4c_a_sweeps_cells_link_to_the_whole_sweep_opened_in_place(
     page.keyboard.press("Enter")
 
     expect(page).to_have_url(re.compile(r"/lab\?sweep=\w+$"))
-    expect(page.locator(".st-key-sweep_grid figure.ls-card img")).to_have_count(6)
+    expect(page.locator(".ls-sweep figure.ls-card img")).to_have_count(6)
     assert page.evaluate("window.lsSamePage === true")  # Streamlit's own page switch
     page.go_back()
     expect(page).to_have_url(re.compile(r"/lora\?id=demo-watercolor$"))
@@ -834,12 +834,12 @@ def test_16_a_2x3_sweep_fills_in_survives_a_reload_and_downloads_its_sheet(
     expect(page).to_have_url(re.compile(r"/lab\?sweep=\w{32}$"))
     expect(page.get_by_text("Generating…").first).to_be_visible()
     page.reload()  # leaving or reloading loses nothing: the grid is read from the database
-    grid = page.locator(".st-key-sweep_grid")
+    grid = page.locator(".ls-sweep")
     expect(grid.locator("figure.ls-card img")).to_have_count(6, timeout=GENERATION_TIMEOUT)
     expect(page.get_by_text("6 of 6 images")).to_be_visible()
     first = grid.locator("figure.ls-card img").first
     expect(first).to_have_attribute("alt", "Sweep image, scale 0 · seed 7: a lighthouse at dusk")
-    all_loaded(page, ".st-key-sweep_grid figure.ls-card img")
+    all_loaded(page, ".ls-sweep figure.ls-card img")
     sent = sorted((s.body["seed"], s.body["loras"][0]["scale"]) for s in fake_fal.submissions)
     assert sent == [(7, 0.0), (7, 1.0), (7, 2.0), (8, 0.0), (8, 1.0), (8, 2.0)]
     assert {s.body["num_images"] for s in fake_fal.submissions} == {1}

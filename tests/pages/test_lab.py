@@ -18,7 +18,14 @@ from lora_core.generation import recipe_files
 from lora_core.generation.recipe import NO_LORA, Recipe, StackedLora
 from tests.conftest import open_with_query
 from tests.support.factories import png_claiming, png_with_parameters
-from tests.support.markup import batch_headers, readable, table_column, table_rows
+from tests.support.markup import (
+    batch_headers,
+    figures,
+    readable,
+    table_column,
+    table_rows,
+    text_of_html,
+)
 from ui.errors import UNEXPECTED
 
 LAB = "app_pages/lab.py"
@@ -141,9 +148,8 @@ def finished(at, *, seconds: float = 30):
 
 
 def images_of(at) -> list[str]:
-    return [
-        m.value for m in at.markdown if "<img" in str(m.value) and "Sweep image" in str(m.value)
-    ]
+    """The sweep grid's image cards, in reading order."""
+    return [card for card in figures(at) if 'alt="Sweep image' in card]
 
 
 def test_a_sweep_starts_from_the_form_and_fills_its_grid(open_app, add_lora, engine):
@@ -195,7 +201,10 @@ def test_a_sweep_larger_than_the_quota_left_cannot_start(open_app, add_lora, add
     assert any("Fewer cells fit" in w.value for w in at.warning)
 
 
-def add_sweep(engine, *, user: str, prompt: str, statuses: list[str]) -> str:
+def add_sweep(
+    engine, *, user: str, prompt: str, statuses: list[str],
+    error: str = "fal said: GPU out of memory",
+) -> str:  # fmt: skip
     """A sweep of one row of scales, its cells in these states, written as the core does."""
     sweep_id = "ab" * 16
     with session_scope(engine) as session:
@@ -209,7 +218,7 @@ def add_sweep(engine, *, user: str, prompt: str, statuses: list[str]) -> str:
             session.add(GenerationBatch(
                 id=f"cell{index}", lora_training_id="snowy", user=user,
                 prompt=prompt, status=status, created_at=to_iso(utc_now()),
-                error="fal said: GPU out of memory" if status == "failed" else None,
+                error=error if status == "failed" else None,
                 sweep_id=sweep_id, sweep_x=index, sweep_y=0, num_images=1,
                 images_returned=1 if status == "succeeded" else None,
                 lora_scale=float(index), requested_seed="42",
@@ -224,7 +233,7 @@ def test_a_failed_cell_says_why_and_only_its_author_may_retry(open_app, add_lora
 
     at = open_with_query(open_app, LAB, sweep=mine)
     assert "fal said: GPU out of memory" in shown(at)
-    assert "retry_cell0" in [b.key for b in at.button]
+    assert [b.label for b in at.button if b.key == "retry_cell0"] == ["Retry scale 0"]
 
     with session_scope(engine) as session:
         session.get(Sweep, mine).user = "bob"
@@ -251,13 +260,16 @@ def test_retrying_a_failed_cell_fills_it(open_app, add_lora, engine):
 def test_a_sweeps_stored_text_is_shown_literally(open_app, add_lora, engine):
     add_lora("snowy", trigger_word="wtrclr")
     prompt = "**bold** <img src=x onerror=alert(1)> [link](http://x)"
-    sweep_id = add_sweep(engine, user="<b>eve</b>", prompt=prompt, statuses=["failed"])
+    error = "<b>boom</b> :red[x] www.evil.example"
+    sweep_id = add_sweep(engine, user="<b>eve</b>", prompt=prompt, statuses=["failed"], error=error)
 
     at = open_with_query(open_app, LAB, sweep=sweep_id)
 
     assert not at.exception
     assert readable(at.subheader[0].value) == f"wtrclr · “{prompt}” · seed 42"
     assert "by <b>eve</b>" in shown(at)
+    [grid] = [m.value for m in at.markdown if 'class="ls-sweep"' in m.value]
+    assert "<b>boom" not in grid and error in text_of_html(grid)  # the failed cell's error
 
 
 def test_a_sweeps_link_is_shared_from_a_popover(open_app, add_lora, engine):

@@ -3,6 +3,8 @@ cell's retry, and the downloads once every cell has ended."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import streamlit as st
 
 from lora_core.arena import arenas
@@ -16,7 +18,7 @@ from ui import context, routes
 from ui.components import app_base_url, format_date, image_card
 from ui.errors import guarded, report_unexpected, show_error
 from ui.lab import axis_name
-from ui.text import md
+from ui.text import html_text, md
 
 RETRY_ERROR_KEY = "sweep_retry_error"
 BESIDE_PARAM = "beside"  # another run of the same suite, its columns set beside these
@@ -94,48 +96,83 @@ def _grid(view: views.SweepView) -> None:
     if view.running:
         line += " · images appear as they finish; leaving this page stops nothing"
     st.caption(line)
-    rows = view.y_labels or ("",)
-    with st.container(key="sweep_grid"):
-        for row, row_label in enumerate(rows):
-            if row_label:
-                st.markdown(f"**{md(row_label)}**")
-            columns = st.columns(len(view.x_labels), gap="small", wrap=False)
-            for column, (place, x_label) in enumerate(zip(columns, view.x_labels, strict=True)):
-                with place:
-                    _cell(view, view.cells.get((column, row)), x_label, row_label)
+    st.markdown(grid_html(view), unsafe_allow_html=True)
+    if context.current_user() == view.sweep.user:
+        _retry_buttons(view)
 
 
-def _cell(view: views.SweepView, cell: views.CellView | None, x_label: str, y_label: str) -> None:
-    label = " · ".join(part for part in (x_label, y_label) if part)
+def _cells(view: views.SweepView) -> Iterator[tuple[str, views.CellView | None] | str]:
+    """The grid in reading order: a row's label (a string) before each row of a second
+    axis, then each cell with its label ("scale 0.5 · seed 7")."""
+    for row, row_label in enumerate(view.y_labels or ("",)):
+        if row_label:
+            yield row_label
+        for column, x_label in enumerate(view.x_labels):
+            label = " · ".join(part for part in (x_label, row_label) if part)
+            yield label, view.cells.get((column, row))
+
+
+def grid_html(view: views.SweepView) -> str:
+    """The whole grid as one element of raw HTML (each element is a message and a part the
+    browser draws: benchmarks/page_ready.py), its columns side by side at any width. A
+    cell's label and error are stored text, escaped here."""
+    parts = [
+        f'<p class="ls-sweep-row"><strong>{html_text(item)}</strong></p>'
+        if isinstance(item, str)
+        else _cell_html(*item)
+        for item in _cells(view)
+    ]
+    return (
+        f'<div class="ls-sweep" style="--ls-columns: {len(view.x_labels)}">{"".join(parts)}</div>'
+    )
+
+
+def _cell_html(label: str, cell: views.CellView | None) -> str:
+    """A cell's image card; or, in its place, a square saying why there is no image."""
+    if (
+        cell is not None
+        and cell.status == BatchStatus.SUCCEEDED
+        and cell.image is not None
+        and not cell.image.nsfw
+    ):
+        return image_card(
+            cell.image.image_url, caption=label, alt=f"Sweep image, {label}: {cell.prompt}",
+            thumbnail=cell.image.thumbnail_url,
+            eager=True,  # the grid is drawn to fit one screen
+        )  # fmt: skip
+    note, css = None, ""
     if cell is None:
-        st.caption(f"{md(label)}: no cell")
-        return
-    if cell.status == BatchStatus.SUCCEEDED and cell.image is not None and not cell.image.nsfw:
-        st.markdown(
-            image_card(
-                cell.image.image_url,
-                caption=label,
-                alt=f"Sweep image, {label}: {cell.prompt}",
-                thumbnail=cell.image.thumbnail_url,
-                eager=True,  # the grid is drawn to fit one screen
-            ),
-            unsafe_allow_html=True,
-        )
+        box = "No cell"
     elif cell.status == BatchStatus.SUCCEEDED:
-        st.caption(f"{md(label)}: hidden by fal's safety filter")
+        box = "Hidden by fal's safety filter"
     elif cell.status == BatchStatus.PENDING:
-        with st.container(border=True):
-            st.caption(f"{md(label)}")
-            st.markdown(":material/hourglass_top: Generating…")
+        box = "Generating…"
     else:
-        with st.container(border=True):
-            st.caption(f"{md(label)}")
-            st.markdown(f":red[:material/error:] {md(cell.error or 'Failed')}")
-            if context.current_user() == view.sweep.user:
-                st.button(
-                    "Retry", key=f"retry_{cell.batch_id}", icon=":material/refresh:",
-                    on_click=_retry, args=(cell.batch_id,),
-                )  # fmt: skip
+        box, note, css = "Failed", cell.error or "Failed", " ls-cell-failed"
+    note_html = f'<div class="ls-meta">{html_text(note)}</div>' if note else ""
+    return (
+        f'<div class="ls-card"><div class="ls-thumb-empty{css}">{html_text(box)}</div>'
+        f'<div class="ls-caption">{html_text(label)}</div>{note_html}</div>'
+    )
+
+
+def _retry_buttons(view: views.SweepView) -> None:
+    """A retry for each failed cell, under the grid (the sweep's author's only)."""
+    failed = [
+        (item[0], item[1].batch_id)
+        for item in _cells(view)
+        if not isinstance(item, str)
+        and item[1] is not None
+        and item[1].status == BatchStatus.FAILED
+    ]
+    if not failed:
+        return
+    with st.container(horizontal=True):
+        for label, batch_id in failed:
+            st.button(
+                f"Retry {md(label)}", key=f"retry_{batch_id}", icon=":material/refresh:",
+                on_click=_retry, args=(batch_id,),
+            )  # fmt: skip
 
 
 def _retry(batch_id: str) -> None:
