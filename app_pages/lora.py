@@ -130,33 +130,41 @@ def show_grid(
     )  # fmt: skip
 
 
-def show_generation(
-    group: groups.ImageGroup,
-    *,
-    lora_name: str,
-    mark: str | None,
-    picking: str | None,
-    eager: int,
-) -> None:
-    """One generation's prompt, who and when, and its images: one element, or while images
-    are picked (`picking`), its header and a grid of cards with their Select boxes."""
-    header = partial(
+def generation_header(group: groups.ImageGroup, *, mark: str | None) -> partial[str]:
+    """A generation's prompt, who and when (and its sweep's link, its note), as HTML
+    around a `body`."""
+    return partial(
         generation_html, prompt=group.prompt, user=group.user, created_at=group.created_at,
         sweep_link=routes.sweep_url(group.sweep_id) if group.sweep_id else None, note=mark,
     )  # fmt: skip
-    first = group.images[0].id
-    if picking is None:
+
+
+def show_generations(
+    image_groups: list[groups.ImageGroup], *, lora_name: str, marks: dict[str, str]
+) -> None:
+    """Every generation of the page, each its header over its grid, all one element (each
+    element is a message and a part the browser draws: benchmarks/page_ready.py)."""
+    parts = []
+    for number, group in enumerate(image_groups):
         grid = linked_grid_html(
             group.images, columns=GRID_COLUMNS, with_captions=False, lora_name=lora_name,
-            eager=eager,
+            eager=GRID_COLUMNS if number < 2 else 0,  # the first screen's
         )  # fmt: skip
-        st.markdown(header(body=grid), unsafe_allow_html=True)
-        return
-    with st.container(key=f"batch_{first}"):
-        st.markdown(header(), unsafe_allow_html=True)
+        mark = marks.get(group.images[0].batch_id or "")
+        parts.append(generation_header(group, mark=mark)(body=grid))
+    st.markdown("".join(parts), unsafe_allow_html=True)
+
+
+def show_picked_generation(
+    group: groups.ImageGroup, *, lora_name: str, mark: str | None, picking: str, eager: int
+) -> None:
+    """While images are picked (`picking`, a selection's scope): a generation's header and
+    a grid of cards with their Select boxes."""
+    with st.container(key=f"batch_{group.images[0].id}"):
+        st.markdown(generation_header(group, mark=mark)(), unsafe_allow_html=True)
         show_grid(
-            group.images, lora_name=lora_name, picking=picking, key=f"group_{first}",
-            with_captions=False, eager=eager,
+            group.images, lora_name=lora_name, picking=picking,
+            key=f"group_{group.images[0].id}", with_captions=False, eager=eager,
         )  # fmt: skip
 
 
@@ -222,14 +230,16 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool, stacked: bool) -
     name = lora_title(lora)
     # Sweeps' cells, and stacked batches (this LoRA with others) marked with the others.
     marks = loaded.notes.marks
-    if grouped:
-        sweeps = loaded.notes.sweeps
-        for number, group in enumerate(groups.group_by_batch(images.items, sweeps)):
-            show_generation(
+    image_groups = groups.group_by_batch(images.items, loaded.notes.sweeps) if grouped else []
+    if grouped and not choosing:
+        show_generations(image_groups, lora_name=name, marks=marks)
+    elif grouped:
+        for number, group in enumerate(image_groups):
+            show_picked_generation(
                 group,
                 lora_name=name,
                 mark=marks.get(group.images[0].batch_id or ""),
-                picking=scope if choosing else None,
+                picking=scope,
                 eager=GRID_COLUMNS if number < 2 else 0,  # the first screen's
             )
     else:

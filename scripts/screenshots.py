@@ -124,9 +124,7 @@ def photograph(url: str, out: Path) -> None:
                 expect(page).to_have_url(re.compile(r"sweep=\w+"), timeout=15_000)
                 run_url = page.url
             page.goto(run_url)
-            expect(page.locator(".ls-sweep figure.ls-card img")).to_have_count(
-                6, timeout=30_000
-            )
+            expect(page.locator(".ls-sweep figure.ls-card img")).to_have_count(6, timeout=30_000)
             shoot(page, out, "suite-run", width)
             page.goto("/lora?id=demo-claymation")
             page.locator(".st-key-open_generate button").click()

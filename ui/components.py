@@ -92,10 +92,10 @@ a.ls-open:focus-visible { outline: 3px solid #6a48f5; outline-offset: 2px; }
 .ls-table th a.ls-open { color: inherit; text-decoration: none; }
 .ls-table th a.ls-open:hover { text-decoration: underline; }
 .ls-table tbody tr:hover { background: #f8f7fd; }
-/* A LoRA page's generations (`generation_html`; in a container of Streamlit's while images
-   are picked): a line between two, and under each prompt who made it and when, as a
-   caption. */
-.stElementContainer:has(.ls-batch) ~ .stElementContainer:has(.ls-batch) .ls-batch,
+/* A LoRA page's generations (`generation_html`, all in one element; each in a container of
+   Streamlit's while images are picked): a line between two, and under each prompt who
+   made it and when, as a caption. */
+.ls-batch + .ls-batch,
 :has(> [class*="st-key-batch_"]) ~ :has(> [class*="st-key-batch_"]) > [class*="st-key-batch_"] {
   border-top: 1px solid rgba(49, 51, 63, 0.2); padding-top: 1rem; }
 .ls-batch p.ls-byline { font-size: 0.875rem; color: #5c5f6b; margin-top: -0.5rem; }

@@ -159,6 +159,8 @@ def test_the_gallery_is_newest_first_and_paginated(open_app, add_lora, engine, a
     headers = [prompt for prompt, _line in batch_headers(at)]
     assert headers[0] == "prompt 29" and len(headers) == 24  # one generation each
     assert any("30 images by everyone, newest first" in c.value for c in at.caption)
+    # All 24 generations are one element: each element is a message the browser draws.
+    assert [m.value.count('class="ls-batch"') for m in at.markdown if "ls-batch" in m.value] == [24]
 
 
 def test_the_second_page_shows_the_oldest_images_under_the_same_header(
