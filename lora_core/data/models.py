@@ -167,6 +167,9 @@ class GenerationBatch(SQLModel, table=True):
         Index("idx_gen_batches_created", "created_at"),
         Index("idx_gen_batches_finished", "finished_at"),
         Index("idx_gen_batches_status_duration", "status", "duration_ms"),
+        # History sorted by duration: its page's ids read in this order, not sorted (a
+        # descending read puts batches without a duration last, as the table wants).
+        Index("idx_gen_batches_duration", "duration_ms", "created_at", "id"),
         # Ours, partial: only the few pending batches, which recovery looks for on every LoRA
         # page view (queries must spell `status = 'pending'` literally to use it). `status`
         # leads so that, without statistics, SQLite prefers it to (lora, created_at).

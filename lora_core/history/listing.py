@@ -119,7 +119,7 @@ _SORT_EXPRESSIONS: dict[SortColumn, Any] = {
     SortColumn.LORA: func.coalesce(col(LoraTraining.trigger_word), col(Batch.lora_training_id)),
     SortColumn.IMAGES: IMAGES_SHOWN,
     SortColumn.STATUS: BATCH_STATUS,
-    SortColumn.DURATION: batch_seconds,
+    SortColumn.DURATION: col(Batch.duration_ms),  # batch_seconds' order: its index's
     SortColumn.SCALE: LORA_SCALE,
     SortColumn.STEPS: STEPS,
     SortColumn.GUIDANCE: GUIDANCE,

@@ -416,6 +416,21 @@ def test_a_sorted_page_is_chosen_from_the_batches_first_then_built(seeded, sort)
     assert "SEARCH generation_batches USING INDEX sqlite_autoindex_generation_batches_1" in plan
 
 
+def test_a_page_by_longest_duration_reads_the_batches_in_index_order(seeded):
+    order = listing.HistoryOrder.from_param("-duration")
+    [(_sql, plan)] = explain_selects(
+        seeded,
+        lambda session: listing.list_batches(
+            session=session, history_filter=HistoryFilter(), order=order, total=9
+        ),
+    )
+
+    # The page's ids: read from the index in the sort's order, no batch sorted.
+    chosen = plan.split("LIST SUBQUERY")[1].split("SEARCH lora_trainings")[0]
+    assert "USING COVERING INDEX idx_gen_batches_duration" in chosen, plan
+    assert "TEMP B-TREE" not in chosen, plan
+
+
 def test_dates_are_whole_utc_days(seeded):
     today = NOON.date()
 
