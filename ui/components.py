@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from html import escape
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import streamlit as st
 
@@ -103,8 +104,8 @@ a.ls-open:focus-visible { outline: 3px solid #6a48f5; outline-offset: 2px; }
 /* A row of figures (`summary_html`, History's summary), as st.metric draws each. */
 .ls-summary { display: flex; flex-wrap: wrap; column-gap: 1.75rem; row-gap: 0.5rem;
   margin: 0 0 0.5rem 0; }
-.ls-summary dt { font-size: 0.875rem; font-weight: 400; color: #31333f; }
-.ls-summary dd { font-size: 2.25rem; line-height: 1.4; margin: 0; color: #31333f; }
+.ls-summary dt { font-size: 0.875rem; font-weight: 400; }
+.ls-summary dd { font-size: 2.25rem; line-height: 1.4; margin: 0; }
 /* A sweep's grid (`ui.lab.grid.grid_html`): the whole grid on one screen, its cells side
    by side at any width; a row's label above its row. */
 .ls-sweep { display: grid; column-gap: 0.75rem;
@@ -117,6 +118,7 @@ a.ls-open:focus-visible { outline: 3px solid #6a48f5; outline-offset: 2px; }
 </style>
 """
 
+_UNSAFE_IN_URL = re.compile(r"[\x00-\x20\x7f\s]")
 FLAGGED_TEXT = "Hidden: flagged by fal's safety checker"
 STATUS_COLORS = {LoraStatus.COMPLETED: "green", LoraStatus.PENDING: "orange"}
 
@@ -199,10 +201,12 @@ def format_date(iso_text: str | None, *, with_time: bool = True) -> str:
 
 
 def safe_url(url: str) -> str:
-    """Only web URLs and our own relative media URLs reach an `href`/`src`."""
+    """Only web URLs and our own relative media URLs reach an `href`/`src`; whitespace or a
+    control character inside one is percent-encoded (a blank line would end the raw HTML
+    block of a whole grid, and hand the rest to Markdown)."""
     lowered = url.strip().lower()
     if lowered.startswith(("https://", "http://")) or ":" not in lowered.split("/")[0]:
-        return escape(url.strip(), quote=True)
+        return escape(_UNSAFE_IN_URL.sub(lambda m: quote(m.group()), url.strip()), quote=True)
     return ""
 
 

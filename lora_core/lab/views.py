@@ -1,9 +1,11 @@
-"""What pages read of sweeps: a sweep's grid with each place's latest try (`sweep_view`),
-the newest sweeps (`recent`), and a stored sweep's axes and held settings."""
+"""What pages read of sweeps: a sweep's grid with each place's latest try (`sweep_view`)
+and its places in reading order, each named (`reading_order`), the newest sweeps
+(`recent`), and a stored sweep's axes and held settings."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from sqlalchemy import select
@@ -67,6 +69,21 @@ class SweepView:
         varied = {self.x.kind} | ({self.y.kind} if self.y is not None else set())
         seed = "" if "seed" in varied else f" · seed {self.sweep.seed}"
         return f"{self.lora_name} · “{self.sweep.prompt}”{stacked}{seed}"
+
+
+def reading_order(view: SweepView) -> Iterator[str | tuple[str, CellView | None]]:
+    """The grid as it reads: a row's label (a string) before each row of a second axis,
+    then each place with its label ("scale 0.5 · seed 7") and its cell (None: no cell).
+    Labels on one line; one that would show nothing (a LoRA named with spaces) is its
+    place: "column 2", "row 1"."""
+    for row, stored_row in enumerate(view.y_labels or ("",)):
+        row_label = " ".join(stored_row.split()) or (f"row {row + 1}" if view.y_labels else "")
+        if row_label:
+            yield row_label
+        for column, stored_column in enumerate(view.x_labels):
+            column_label = " ".join(stored_column.split()) or f"column {column + 1}"
+            label = " · ".join(part for part in (column_label, row_label) if part)
+            yield label, view.cells.get((column, row))
 
 
 def sweep_view(*, session: Session, sweep_id: str) -> SweepView | None:

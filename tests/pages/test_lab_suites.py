@@ -121,8 +121,14 @@ def test_a_run_is_set_beside_another_run_of_its_suite(
     finally:
         studio.close()
     old, new = runs
+    with session_scope(engine) as session:  # one cell of each run failed
+        for run in runs:
+            cell = session.scalars(select(GenerationBatch).where(GenerationBatch.sweep_id == run))
+            cell.first().status = "failed"
+        session.commit()
 
     at = open_with_query(open_app, LAB, sweep=new)
+    assert len([b for b in at.button if (b.key or "").startswith("retry_")]) == 1  # the run's own
     options = at.selectbox(key="sweep_beside").options
     assert options[0] == "None" and options[1].startswith("oldword · ") and len(options) == 2
     at.selectbox(key="sweep_beside").set_value(old).run()
@@ -132,6 +138,8 @@ def test_a_run_is_set_beside_another_run_of_its_suite(
     title = at.subheader[0].value.replace("\\", "")  # as markdown escapes it
     assert title == "Suite “Two prompts” on newword, beside its run on oldword"
     assert "sweep_zip" not in [b.key for b in at.get("download_button")]  # one sweep's only
+    # Retried from a run's own page: beside another, a failed cell may be the other run's.
+    assert not [b for b in at.button if (b.key or "").startswith("retry_")]
 
 
 def test_a_suite_set_to_run_on_new_trainings_says_so(open_app, engine):

@@ -3,7 +3,7 @@ cell's retry, and the downloads once every cell has ended."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from html import escape
 
 import streamlit as st
 
@@ -97,19 +97,10 @@ def _grid(view: views.SweepView) -> None:
         line += " · images appear as they finish; leaving this page stops nothing"
     st.caption(line)
     st.markdown(grid_html(view), unsafe_allow_html=True)
-    if context.current_user() == view.sweep.user:
+    # The author retries from the sweep's own page: beside another run, a failed cell may
+    # be that run's, and two cells may share a label.
+    if view.beside is None and context.current_user() == view.sweep.user:
         _retry_buttons(view)
-
-
-def _cells(view: views.SweepView) -> Iterator[tuple[str, views.CellView | None] | str]:
-    """The grid in reading order: a row's label (a string) before each row of a second
-    axis, then each cell with its label ("scale 0.5 · seed 7")."""
-    for row, row_label in enumerate(view.y_labels or ("",)):
-        if row_label:
-            yield row_label
-        for column, x_label in enumerate(view.x_labels):
-            label = " · ".join(part for part in (x_label, row_label) if part)
-            yield label, view.cells.get((column, row))
 
 
 def grid_html(view: views.SweepView) -> str:
@@ -120,7 +111,7 @@ def grid_html(view: views.SweepView) -> str:
         f'<p class="ls-sweep-row"><strong>{html_text(item)}</strong></p>'
         if isinstance(item, str)
         else _cell_html(*item)
-        for item in _cells(view)
+        for item in views.reading_order(view)
     ]
     return (
         f'<div class="ls-sweep" style="--ls-columns: {len(view.x_labels)}">{"".join(parts)}</div>'
@@ -148,11 +139,12 @@ def _cell_html(label: str, cell: views.CellView | None) -> str:
     elif cell.status == BatchStatus.PENDING:
         box = "Generating…"
     else:
-        box, note, css = "Failed", cell.error or "Failed", " ls-cell-failed"
+        box, note, css = "Failed", cell.error, " ls-cell-failed"
     note_html = f'<div class="ls-meta">{html_text(note)}</div>' if note else ""
     return (
         f'<div class="ls-card"><div class="ls-thumb-empty{css}">{html_text(box)}</div>'
-        f'<div class="ls-caption">{html_text(label)}</div>{note_html}</div>'
+        f'<div class="ls-caption" title="{escape(label)}">{html_text(label)}</div>'
+        f"{note_html}</div>"
     )
 
 
@@ -160,7 +152,7 @@ def _retry_buttons(view: views.SweepView) -> None:
     """A retry for each failed cell, under the grid (the sweep's author's only)."""
     failed = [
         (item[0], item[1].batch_id)
-        for item in _cells(view)
+        for item in views.reading_order(view)
         if not isinstance(item, str)
         and item[1] is not None
         and item[1].status == BatchStatus.FAILED
