@@ -127,7 +127,8 @@ for number, summary in enumerate(summaries):
         )
         facts = (
             (f"Trigger word: {lora.trigger_word} · " if lora.name else "")
-            + f"{count_text(summary.image_count)} images · {count_text(lora.steps)} steps · "
+            + f"{count_text(summary.image_count)}{'+' if summary.more_images else ''} images · "
+            f"{count_text(lora.steps)} steps · "
             f"created {format_date(lora.created_at, with_time=False)}"
         )
         # One element (picture, title, status, facts, the card's link): the page is drawn

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ScalarSelect,
     Select,
     bindparam,
+    case,
     exists,
     func,
     literal,
@@ -41,15 +42,23 @@ from lora_core.generation.recipe import NO_LORA, StackedLora
 T = TypeVar("T")
 
 
+# A gallery card counts a LoRA's images up to this many, then says "10,000+": counting
+# every image of a LoRA from its index on each visit grew with the LoRA
+# (benchmarks/pages.py, "gallery, one LoRA"). Its own page counts them all, once.
+IMAGE_COUNT_CAP = 10_000
+
+
 @dataclass(frozen=True)
 class LoraSummary:
-    """A LoRA as the gallery shows it: the row, its image count and its cover (the image
-    most users starred, else the latest; never one the safety checker flagged)."""
+    """A LoRA as the gallery shows it: the row, its image count (`IMAGE_COUNT_CAP` at the
+    most: then `more_images`) and its cover (the image most users starred, else the
+    latest; never one the safety checker flagged)."""
 
     lora: LoraTraining
     image_count: int
     cover_url: str | None
     cover_thumbnail_url: str | None = None
+    more_images: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,8 +133,9 @@ def _summaries(
 
 def _summary(row: Row[Any]) -> LoraSummary:
     return LoraSummary(
-        lora=row[0], image_count=row[1], cover_url=row[2], cover_thumbnail_url=row[3]
-    )
+        lora=row[0], image_count=min(row[1], IMAGE_COUNT_CAP), cover_url=row[2],
+        cover_thumbnail_url=row[3], more_images=row[1] > IMAGE_COUNT_CAP,
+    )  # fmt: skip
 
 
 def _summary_rows(
@@ -180,7 +190,14 @@ def _build_summaries(
     round trip of its own."""
     images = GeneratedImage.__table__
     shown_of_lora = (images.c.lora_training_id == LoraTraining.id, images.c.hidden.is_(None))
-    count = select(func.count()).select_from(images).where(*shown_of_lora).scalar_subquery()
+    # Past the cap, a walk of CAP index entries says so (CAP + 1) and no more are counted.
+    beyond_cap = (
+        select(images.c.created_at).where(*shown_of_lora).limit(1).offset(IMAGE_COUNT_CAP)
+    ).scalar_subquery()
+    count = case(
+        (beyond_cap.is_not(None), IMAGE_COUNT_CAP + 1),
+        else_=select(func.count()).select_from(images).where(*shown_of_lora).scalar_subquery(),
+    )
     has_pictures = exists().where(*shown_of_lora)
     order = [col(LoraTraining.created_at).desc()]
     if pictures_first:

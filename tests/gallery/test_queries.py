@@ -36,6 +36,35 @@ def test_loras_newest_first_with_count_and_latest_image(engine, add_lora, add_im
     assert summaries[2].cover_url == "https://cdn.example/old/4.jpg"
 
 
+@pytest.fixture
+def cap_of_three(monkeypatch):
+    """The gallery's image count capped at 3 (its statement is built once a process)."""
+    monkeypatch.setattr(queries, "IMAGE_COUNT_CAP", 3)
+    queries._summaries_statement.cache_clear()
+    yield
+    queries._summaries_statement.cache_clear()
+
+
+def test_a_card_counts_images_up_to_the_cap_then_says_more(
+    engine, add_lora, add_images, cap_of_three
+):
+    for lora_id, count in (("many", 5), ("exact", 3), ("three", 3), ("few", 2)):
+        add_lora(lora_id)
+        add_images(lora_id, count)
+    hide(engine, "three-img-0000")  # a hidden image is not counted
+
+    with session_scope(engine) as session:
+        page = queries.list_lora_page(session=session, page_size=24)
+
+    counts = {s.lora.id: (s.image_count, s.more_images) for s in page.items}
+    assert counts == {
+        "many": (3, True),
+        "exact": (3, False),  # the cap itself is a count
+        "three": (2, False),
+        "few": (2, False),
+    }
+
+
 def test_the_gallery_pages_loras_and_summarises_only_the_page(engine, add_lora, add_images):
     for day in range(30):  # lora-29 is the newest
         add_lora(f"lora-{day:02d}", created_at=to_iso(NOW - timedelta(days=30 - day)))

@@ -32,6 +32,22 @@ def test_loras_with_images_come_first_each_with_its_details(open_app, add_lora, 
     assert '<span class="ls-badge ls-badge-green">Completed</span>' in page
 
 
+def test_a_card_past_the_image_count_cap_says_so(open_app, add_lora, add_images, monkeypatch):
+    from lora_core.gallery import queries
+
+    monkeypatch.setattr(queries, "IMAGE_COUNT_CAP", 2)
+    queries._summaries_statement.cache_clear()
+    add_lora("big", trigger_word="big")
+    add_images("big", 3)
+
+    try:
+        at = open_app()
+    finally:
+        queries._summaries_statement.cache_clear()
+
+    assert "2+ images · 1,000 steps" in readable(texts(at))
+
+
 def test_only_completed_loras_offer_generate(open_app, add_lora):
     add_lora("ready", trigger_word="ready")
     add_lora("training", trigger_word="training", status=LoraStatus.PENDING, weights_url=None)
