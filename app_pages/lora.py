@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import streamlit as st
 
 from lora_core import weights
@@ -130,13 +128,19 @@ def show_grid(
     )  # fmt: skip
 
 
-def generation_header(group: groups.ImageGroup, *, mark: str | None) -> partial[str]:
-    """A generation's prompt, who and when (and its sweep's link, its note), as HTML
-    around a `body`."""
-    return partial(
-        generation_html, prompt=group.prompt, user=group.user, created_at=group.created_at,
+def generation_block(group: groups.ImageGroup, *, mark: str | None, body: str = "") -> str:
+    """A generation's prompt, who and when (and its sweep's link, its note) over `body`,
+    as HTML (`generation_html`)."""
+    return generation_html(
+        prompt=group.prompt, user=group.user, created_at=group.created_at,
         sweep_link=routes.sweep_url(group.sweep_id) if group.sweep_id else None, note=mark,
+        body=body,
     )  # fmt: skip
+
+
+def first_screen(number: int) -> int:
+    """How many images of the `number`th generation load at once: the first two rows'."""
+    return GRID_COLUMNS if number < 2 else 0
 
 
 def show_generations(
@@ -148,10 +152,10 @@ def show_generations(
     for number, group in enumerate(image_groups):
         grid = linked_grid_html(
             group.images, columns=GRID_COLUMNS, with_captions=False, lora_name=lora_name,
-            eager=GRID_COLUMNS if number < 2 else 0,  # the first screen's
+            eager=first_screen(number),
         )  # fmt: skip
         mark = marks.get(group.images[0].batch_id or "")
-        parts.append(generation_header(group, mark=mark)(body=grid))
+        parts.append(generation_block(group, mark=mark, body=grid))
     st.markdown("".join(parts), unsafe_allow_html=True)
 
 
@@ -161,7 +165,7 @@ def show_picked_generation(
     """While images are picked (`picking`, a selection's scope): a generation's header and
     a grid of cards with their Select boxes."""
     with st.container(key=f"batch_{group.images[0].id}"):
-        st.markdown(generation_header(group, mark=mark)(), unsafe_allow_html=True)
+        st.markdown(generation_block(group, mark=mark), unsafe_allow_html=True)
         show_grid(
             group.images, lora_name=lora_name, picking=picking,
             key=f"group_{group.images[0].id}", with_captions=False, eager=eager,
@@ -240,7 +244,7 @@ def show_images(lora: LoraTraining, total: int, *, ready: bool, stacked: bool) -
                 lora_name=name,
                 mark=marks.get(group.images[0].batch_id or ""),
                 picking=scope,
-                eager=GRID_COLUMNS if number < 2 else 0,  # the first screen's
+                eager=first_screen(number),
             )
     else:
         show_grid(
