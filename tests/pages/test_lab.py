@@ -147,6 +147,13 @@ def finished(at, *, seconds: float = 30):
     return at
 
 
+def walk(node):
+    """The page's elements in the order they are drawn."""
+    for child in getattr(node, "children", {}).values():
+        yield child
+        yield from walk(child)
+
+
 def images_of(at) -> list[str]:
     """The sweep grid's image cards, in reading order."""
     return [card for card in figures(at) if 'alt="Sweep image' in card]
@@ -357,6 +364,13 @@ def test_a_retry_beyond_the_quota_says_so_and_changes_nothing(
     at.button(key="retry_cell0").click().run()
 
     assert any("You've used all 8 generations today" in w.value for w in at.warning)
+    # Said under the grid, over the Retry button just clicked.
+    shown = [
+        "grid" if 'class="ls-sweep"' in str(getattr(node, "value", "")) else node.type
+        for node in walk(at.main)
+        if node.type in ("markdown", "alert", "button", "warning")
+    ]
+    assert shown.index("grid") < shown.index("warning") < shown.index("button", shown.index("grid"))
     with session_scope(engine) as session:
         assert (
             len(

@@ -85,11 +85,6 @@ def _live_grid(sweep_id: str) -> None:
 
 
 def _grid(view: views.SweepView) -> None:
-    if error := st.session_state.pop(RETRY_ERROR_KEY, None):  # a retry refused, or a bug
-        if isinstance(error, LoraStudioError):
-            show_error(error)
-        else:
-            report_unexpected(error, what="a sweep's retry")
     done = view.count(BatchStatus.SUCCEEDED)
     failed = view.count(BatchStatus.FAILED)
     line = f"{done} of {view.size} images" + (f" · {failed} failed" if failed else "")
@@ -97,6 +92,12 @@ def _grid(view: views.SweepView) -> None:
         line += " · images appear as they finish; leaving this page stops nothing"
     st.caption(line)
     st.markdown(grid_html(view), unsafe_allow_html=True)
+    # Under the grid, over the Retry buttons: where the user who clicked one looks.
+    if error := st.session_state.pop(RETRY_ERROR_KEY, None):  # a retry refused, or a bug
+        if isinstance(error, LoraStudioError):
+            show_error(error)
+        else:
+            report_unexpected(error, what="a sweep's retry")
     # The author retries from the sweep's own page: beside another run, a failed cell may
     # be that run's, and two cells may share a label.
     if view.beside is None and context.current_user() == view.sweep.user:
