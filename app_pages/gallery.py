@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import streamlit as st
 
 from lora_core.data.models import LoraStatus, Verdict
@@ -9,18 +11,20 @@ from lora_core.gallery import queries
 from lora_core.gallery.scorecards import VERDICT_LABELS
 from ui import context, routes
 from ui.components import (
+    card_action,
     count_text,
     empty_thumbnail,
     format_date,
     image_card,
     lora_card,
+    lora_grid_html,
     lora_title,
 )
 from ui.errors import generation_blocked
-from ui.generate_dialog import close_generate, open_generate
+from ui.generate_dialog import close_generate
 from ui.text import md
 
-CARDS_PER_ROW = 4
+CARDS_PER_ROW = 4  # as the CSS draws them (`.ls-lora-grid`)
 CARD_MIN_PX = 150  # two cards across on a 390 px phone
 PAGE_SIZE = 24  # six rows: a page the browser draws quickly, however many LoRAs there are
 PAGE_KEY = "gallery_page"
@@ -104,54 +108,57 @@ elif not summaries:
     st.page_link(routes.TRAIN, label="Train a LoRA", icon=":material/model_training:")
 
 
-signed_in = context.current_identity().signed_in
-blocked = generation_blocked(context.run_quota_status()) if signed_in else None
+who = context.current_identity()
+blocked = generation_blocked(context.run_quota_status()) if who.signed_in else None
 if blocked and summaries:
     st.info(md(blocked), icon=":material/timer:")
 
-# Even cards, four across on a desktop and two on a phone; each card opens its LoRA.
-cards = st.grid(CARDS_PER_ROW, min_column_width=CARD_MIN_PX, border=True, key="lora_grid")
+
+def card_link(lora_id: str, title: str, *, token: str, signed_in: bool, blocked: bool) -> str:
+    """A completed LoRA's card action: Generate (a link that opens the LoRA's page with its
+    dialog, `token` telling this click from an earlier one), disabled while the quota is
+    spent; signed out, Sign in to generate (the LoRA's page signs in)."""
+    link = routes.lora_url(lora_id, generate=token)
+    if not signed_in:
+        return card_action(label="Sign in to generate", title=title, link=link, icon=False)
+    return card_action(label="Generate", title=title, link=None if blocked else link)
+
+
+# Even cards, four across on a desktop and two on a phone; each card opens its LoRA. All
+# in one element: the page is drawn element by element.
+token = secrets.token_hex(4)
+cards = []
 for number, summary in enumerate(summaries):
     lora = summary.lora
-    with cards.container(key=f"lora_card_{lora.id}"):
-        picture = (
-            image_card(
-                summary.cover_url,
-                alt=f"An image generated with the LoRA {lora_title(lora)}",
-                thumbnail=summary.cover_thumbnail_url,
-                opens_full_size=False,
-                eager=number < 2 * CARDS_PER_ROW,  # the first screen's
-            )
-            if summary.cover_url
-            else empty_thumbnail()
+    picture = (
+        image_card(
+            summary.cover_url,
+            alt=f"An image generated with the LoRA {lora_title(lora)}",
+            thumbnail=summary.cover_thumbnail_url,
+            opens_full_size=False,
+            eager=number < 2 * CARDS_PER_ROW,  # the first screen's
         )
-        facts = (
-            (f"Trigger word: {lora.trigger_word} · " if lora.name else "")
-            + f"{count_text(summary.image_count)}{'+' if summary.more_images else ''} images · "
-            f"{count_text(lora.steps)} steps · "
-            f"created {format_date(lora.created_at, with_time=False)}"
-        )
-        # One element (picture, title, status, facts, the card's link): the page is drawn
-        # element by element.
-        st.markdown(
-            lora_card(title=lora_title(lora), status=lora.status, meta=facts, picture=picture,
-                      link=routes.lora_url(lora.id)),
-            unsafe_allow_html=True,
-        )  # fmt: skip
-        if lora.status != LoraStatus.COMPLETED:
-            continue
-        if not signed_in:
-            if st.button("Sign in to generate", key=f"sign_in_{lora.id}", width="stretch"):
-                st.login()
-        elif st.button(
-            "Generate",
-            key=f"generate_{lora.id}",
-            icon=":material/auto_awesome:",
-            width="stretch",
-            disabled=blocked is not None,
-        ):
-            open_generate(lora.id)
-            routes.open_lora(lora.id)
+        if summary.cover_url
+        else empty_thumbnail()
+    )
+    facts = (
+        (f"Trigger word: {lora.trigger_word} · " if lora.name else "")
+        + f"{count_text(summary.image_count)}{'+' if summary.more_images else ''} images · "
+        f"{count_text(lora.steps)} steps · "
+        f"created {format_date(lora.created_at, with_time=False)}"
+    )
+    title = lora_title(lora)
+    action = (
+        card_link(lora.id, title, token=token, signed_in=who.signed_in, blocked=bool(blocked))
+        if lora.status == LoraStatus.COMPLETED
+        else ""
+    )
+    cards.append(
+        lora_card(title=title, status=lora.status, meta=facts, picture=picture,
+                  link=routes.lora_url(lora.id), action=action, lora_id=lora.id)
+    )  # fmt: skip
+if cards:
+    st.markdown(lora_grid_html(cards, min_px=CARD_MIN_PX), unsafe_allow_html=True)
 
 if loras.page_count > 1:
     st.pagination(loras.page_count, key=PAGE_KEY, default=loras.page)

@@ -21,7 +21,7 @@ from ui.components import (
     status_badge,
 )
 from ui.errors import generation_blocked, guarded, show_error
-from ui.generate_dialog import open_generate, render_open_dialog
+from ui.generate_dialog import followed_generate_link, open_generate, render_open_dialog
 from ui.image_details import close_image, image_dialog, open_in_place, zip_with_recipes
 from ui.scorecard import scorecard_action, show_scorecard
 from ui.standing import show_standing
@@ -74,16 +74,22 @@ def show_weights(lora: LoraTraining) -> None:
 
 
 def show_generate_action(lora: LoraTraining) -> bool:
-    """The Generate button (or why there is none); True when the LoRA can generate."""
+    """The Generate button (or why there is none); True when the LoRA can generate. A
+    gallery card's Generate link opens the dialog as the button does (its "Sign in to
+    generate", the sign-in)."""
+    asked = followed_generate_link()
     try:
         service.check_ready(lora)
     except LoraStudioError as error:
         show_error(error)
         return False
     if not context.current_identity().signed_in:
-        if st.button("Sign in to generate", key="sign_in_to_generate", type="primary"):
+        if st.button("Sign in to generate", key="sign_in_to_generate", type="primary") or asked:
             st.login()
         return True
+    blocked = generation_blocked(context.run_quota_status())
+    if asked and blocked is None:
+        start_generating(lora.id)
     st.button(
         "Generate",
         key="open_generate",
@@ -91,7 +97,7 @@ def show_generate_action(lora: LoraTraining) -> bool:
         icon=":material/auto_awesome:",
         on_click=start_generating,
         args=(lora.id,),
-        disabled=(blocked := generation_blocked(context.run_quota_status())) is not None,
+        disabled=blocked is not None,
     )
     if blocked:  # said next to the button it disables, not after a click
         st.caption(md(blocked), help=None)

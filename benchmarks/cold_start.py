@@ -41,12 +41,12 @@ from tests.support.net import free_port  # noqa: E402
 LORAS = 200
 TIMEOUT_SECONDS = 60.0
 PAGE_SIZE = 24  # as app_pages/gallery.py
-# Every LoRA card is a container keyed `lora_card_<id>` whose title is a heading (a
-# `role="heading"` of `ui.components.lora_card`); newest first, so lora-0023 ends the
+# Every LoRA card is a `.ls-lora-card` with its LoRA's id (`data-lora`) whose title is a
+# heading (a `role="heading"` of `ui.components.lora_card`); newest first, so lora-0023 ends the
 # first page, followed by the pager.
 FIRST_PAGE_JS = """([count, last]) => {
-    const cards = document.querySelectorAll('[class*="st-key-lora_card_"]');
-    const title = document.querySelector(`.st-key-lora_card_${last} [role="heading"]`);
+    const cards = document.querySelectorAll('.ls-lora-card');
+    const title = document.querySelector(`.ls-lora-card[data-lora="${last}"] [role="heading"]`);
     const pager = document.querySelector('.st-key-gallery_page');
     return cards.length >= count && title !== null && title.textContent.includes('style')
         && pager !== null;

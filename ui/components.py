@@ -33,22 +33,33 @@ _CSS = """
 .ls-card .ls-meta { font-size: 0.75rem; opacity: 0.65; }
 /* Cards whose whole surface is their one action (Bootstrap's "stretched link"): the
    button's or link's ::after covers the card; other controls sit above it. */
-[class*="st-key-card_"], [class*="st-key-lora_card_"] { position: relative; }
+[class*="st-key-card_"], .ls-lora-card { position: relative; }
 [class*="st-key-card_"] [class*="st-key-open_"],
-[class*="st-key-card_"] [class*="st-key-open_"] *,
-[class*="st-key-lora_card_"] .stElementContainer:has(.ls-card-link),
-[class*="st-key-lora_card_"] .stElementContainer:has(.ls-card-link) *:not(.ls-sr-only) {
-  position: static !important; }
-[class*="st-key-card_"] [class*="st-key-open_"] button::after,
-[class*="st-key-lora_card_"] a.ls-card-link::after {
+[class*="st-key-card_"] [class*="st-key-open_"] * { position: static !important; }
+[class*="st-key-card_"] [class*="st-key-open_"] button::after, .ls-lora-card a.ls-card-link::after {
   content: ""; position: absolute; inset: 0; z-index: 1; border-radius: 0.5rem; }
-[class*="st-key-card_"]:hover img, [class*="st-key-lora_card_"]:hover img {
-  outline: 3px solid #6a48f5; }
-[class*="st-key-card_"]:focus-within, [class*="st-key-lora_card_"]:focus-within {
+[class*="st-key-card_"]:hover img, .ls-lora-card:hover img { outline: 3px solid #6a48f5; }
+[class*="st-key-card_"]:focus-within, .ls-lora-card:focus-within {
   outline: 3px solid #6a48f5; outline-offset: 2px; border-radius: 0.5rem; }
-[class*="st-key-lora_card_"] a.ls-card-link:focus-visible { outline: none; }
-[class*="st-key-lora_card_"] [data-testid="stButton"],
+.ls-lora-card a.ls-card-link:focus-visible { outline: none; }
 [class*="st-key-card_"] [data-testid="stCheckbox"] { position: relative; z-index: 2; }
+/* The gallery's cards, all in one element (`lora_grid_html`): four across, fewer below
+   --ls-min each (two on a phone), each boxed as st.grid's bordered cells are. */
+.ls-lora-grid { display: grid; gap: 1rem; margin-bottom: 1rem; grid-template-columns:
+  repeat(auto-fill, minmax(max(var(--ls-min), calc((100% - 3rem) / 4)), 1fr)); }
+.ls-lora-card { display: flex; flex-direction: column; padding: calc(1rem - 1px);
+  border: 1px solid rgba(49, 51, 63, 0.2); border-radius: 0.5rem; }
+.ls-lora-card .ls-card-meta { flex: 1; }
+.ls-lora-card .ls-badge { align-self: flex-start; }
+/* A card's action, drawn as Streamlit's secondary button, above the card's link. */
+.ls-lora-card .ls-action { position: relative; z-index: 2; display: flex; gap: 0.5rem;
+  align-items: center; justify-content: center; min-height: 2.5rem; padding: 0.25rem 0.75rem;
+  border: 1px solid rgba(49, 51, 63, 0.2); border-radius: 0.5rem; background: #ffffff;
+  color: #31333f; font: inherit; text-decoration: none; line-height: 1.6; }
+.ls-lora-card a.ls-action:hover { border-color: #6a48f5; color: #6a48f5; }
+.ls-lora-card a.ls-action:focus-visible { outline: 3px solid #6a48f5; outline-offset: 2px; }
+.ls-lora-card .ls-action:disabled { color: #8a8c96; cursor: not-allowed; }
+.ls-action svg { width: 1.1rem; height: 1.1rem; fill: currentColor; flex: none; }
 /* Text for screen readers only (a card's link: the card is what sighted users click). */
 .ls-sr-only { position: absolute !important; width: 1px; height: 1px; overflow: hidden;
   clip-path: inset(50%); white-space: nowrap; }
@@ -134,21 +145,51 @@ def status_badge_html(status: str) -> str:
     return f'<span class="ls-badge ls-badge-{color}">{html_text(status.capitalize())}</span>'
 
 
-def lora_card(*, title: str, status: str, meta: str, picture: str, link: str) -> str:
-    """A gallery card's picture, title, status, one line of facts and its link (`link`,
-    stretched over the card by the CSS, named "Open <title>" for screen readers) as one
-    Markdown element of raw HTML: each element is a message from the script's thread and a
-    part the browser draws (benchmarks/page_ready.py, server_cost.py). The title is a
-    level-3 heading to screen readers. Stored text is escaped here; `picture` is
-    `image_card`'s or `empty_thumbnail`'s HTML."""
+def lora_card(
+    *, title: str, status: str, meta: str, picture: str, link: str, action: str = "", lora_id: str
+) -> str:
+    """A gallery card: its picture, title, status, one line of facts, its link (`link`,
+    stretched over the card by the CSS, named "Open <title>" for screen readers) and its
+    `action` (`card_action`'s HTML), boxed, as raw HTML: the gallery draws all its cards
+    as one element (`lora_grid_html`), for each element is a message from the script's
+    thread and a part the browser draws (benchmarks/page_ready.py, server_cost.py). The
+    title is a level-3 heading to screen readers. Stored text is escaped here; `picture`
+    is `image_card`'s or `empty_thumbnail`'s HTML."""
     return (
-        f"{picture}"
+        f'<div class="ls-lora-card" data-lora="{escape(lora_id)}">{picture}'
         f'<div class="ls-card-title" role="heading" aria-level="3">{html_text(title)}</div>'
         f"{status_badge_html(status)}"
         f'<div class="ls-card-meta">{html_text(meta)}</div>'
         f'<a class="ls-open ls-card-link" href="{escape(link)}" target="_self">'
-        f'<span class="ls-sr-only">Open {html_text(title)}</span></a>'
+        f'<span class="ls-sr-only">Open {html_text(title)}</span></a>{action}</div>'
     )
+
+
+# Material Symbols' "auto_awesome" (Apache 2.0), the icon of Streamlit's Generate buttons.
+_SPARKLES_SVG = (
+    '<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M19 9l1.25-2.75L23 '
+    "5l-2.75-1.25L19 1l-1.25 2.75L15 5l2.75 1.25L19 9zm-7.5.5L9 4 6.5 9.5 1 12l5.5 2.5L9 20l2.5"
+    "-5.5L18 12l-5.5-2.5zM19 15l-1.25 2.75L15 19l2.75 1.25L19 23l1.25-2.75L23 19l-2.75-1.25L19 "
+    '15z"></path></svg>'
+)
+
+
+def card_action(*, label: str, title: str, link: str | None, icon: bool = True) -> str:
+    """A card's action as raw HTML: a link drawn as a button (`link`, opened in place by
+    `_PAGE_SCRIPT`), or a disabled button when there is none. Its name for a screen reader
+    ends with the card's `title` (one "Generate" of many is not enough)."""
+    inner = (
+        f"{_SPARKLES_SVG if icon else ''}<span>{html_text(label)}"
+        f'<span class="ls-sr-only"> with {html_text(title)}</span></span>'
+    )
+    if link is None:
+        return f'<button type="button" class="ls-action" disabled>{inner}</button>'
+    return f'<a class="ls-open ls-action" href="{escape(link)}" target="_self">{inner}</a>'
+
+
+def lora_grid_html(cards: Sequence[str], *, min_px: int) -> str:
+    """The gallery's `lora_card`s as one grid: four across, fewer below `min_px` each."""
+    return f'<div class="ls-lora-grid" style="--ls-min: {int(min_px)}px">{"".join(cards)}</div>'
 
 
 # Our own constant script, added once per browser tab (`inject_css`):

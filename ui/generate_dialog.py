@@ -1,6 +1,7 @@
 """The Generate dialog: prompt → 4 images in a 2x2 grid, with quota, progress and errors.
 
-Open it with `open_generate(lora_id)` (a button's `on_click`); the page calls
+Open it with `open_generate(lora_id)` (a button's `on_click`, or a gallery card's link that
+`followed_generate_link` reads); the page calls
 `render_open_dialog()` on every run so the dialog survives reruns (also under AppTest).
 What it remembers between runs is one `DialogState` under one key (`STATE_KEY`), changed
 only by its own methods (the transitions); the prompt box and "My prompts" are widgets and
@@ -50,6 +51,26 @@ _FOCUS_PROMPT = """<script>
   focus();
 })();
 </script>"""
+
+
+FOLLOWED_LINKS_KEY = "gen_links_followed"  # the Generate links' tokens this session followed
+
+
+def followed_generate_link() -> bool:
+    """Whether the page was opened by a gallery card's Generate link not followed before
+    (`?generate=<token>`, `routes.lora_url`). The parameter is taken out of the address at
+    once, and each token counts once a session: browser Back to the link's address (a new
+    tab's first entry) does not open the dialog again; a new click on the gallery is a new
+    token."""
+    token = st.query_params.get(routes.GENERATE_PARAM)
+    if token is None:
+        return False
+    del st.query_params[routes.GENERATE_PARAM]
+    followed: set[str] = st.session_state.setdefault(FOLLOWED_LINKS_KEY, set())
+    if token in followed:
+        return False
+    followed.add(token)
+    return True
 
 
 def open_generate(lora_id: str, *, recommended: bool = True) -> None:

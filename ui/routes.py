@@ -12,6 +12,9 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+# The LoRA page's parameter that opens its Generate dialog (a gallery card's link).
+GENERATE_PARAM = "generate"
+
 # Each page as a recipe: `st.navigation` needs fresh `st.Page` objects on every run, since
 # Streamlit lets the page it returns run once; one object shared by the sessions of a
 # process lets two users opening a page at the same moment collide ("This page cannot be
@@ -88,9 +91,15 @@ def pages(*, admin: bool) -> list[st.Page]:
     return [recipe() for recipe in recipes]
 
 
-def lora_url(lora_id: str, image_id: str | None = None) -> str:
-    """The LoRA page (with one image large), relative to the app: for links inside it."""
-    query = {"id": lora_id} | ({"image": image_id} if image_id else {})
+def lora_url(lora_id: str, image_id: str | None = None, *, generate: str | None = None) -> str:
+    """The LoRA page (with one image large, or with its Generate dialog open once:
+    `generate`, a token that `ui.generate_dialog.followed_generate_link` reads), relative
+    to the app: for links inside it."""
+    query = (
+        {"id": lora_id}
+        | ({"image": image_id} if image_id else {})
+        | ({GENERATE_PARAM: generate} if generate else {})
+    )
     return f"{LORA.url_path}?{urlencode(query)}"
 
 

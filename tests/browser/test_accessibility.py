@@ -213,7 +213,7 @@ def test_a_gallery_card_opens_by_keyboard_and_shows_its_focus(page: Page, fresh_
     """The card's link (in its one Markdown element, stretched over the card) is a Tab
     stop named for the LoRA; focused, the card has its ring; Enter opens the LoRA's page."""
     gallery(page)
-    card = page.locator(".st-key-lora_card_demo-watercolor")
+    card = page.locator('.ls-lora-card[data-lora="demo-watercolor"]')
     link = card.get_by_role("link", name="Open wtrclr")
     link.focus()
     expect(link).to_be_focused()
@@ -223,3 +223,30 @@ def test_a_gallery_card_opens_by_keyboard_and_shows_its_focus(page: Page, fresh_
 
     expect(page).to_have_url(re.compile(r"/lora\?id=demo-watercolor$"))
     expect(page.get_by_role("heading", name="wtrclr")).to_be_visible()
+
+
+def test_a_cards_generate_is_the_next_tab_stop_and_opens_the_dialog_once(
+    page: Page, fresh_app: RunningApp
+):
+    """Generate on a gallery card is a link drawn as a button, the Tab stop after the card's
+    own link; Enter opens the LoRA's page with its dialog, in place. Back to the gallery
+    and Forward again show the page without reopening it."""
+    gallery(page)
+    card = page.locator('.ls-lora-card[data-lora="demo-watercolor"]')
+    card.get_by_role("link", name="Open wtrclr").focus()
+    page.keyboard.press("Tab")
+    generate = card.get_by_role("link", name="Generate with wtrclr")
+    expect(generate).to_be_focused()
+
+    page.keyboard.press("Enter")
+
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_role("textbox", name="Prompt")).to_be_focused()
+    expect(page).to_have_url(re.compile(r"/lora\?id=demo-watercolor$"))
+    page.go_back()
+    expect(page.get_by_role("heading", name="LoRA Gallery")).to_be_visible()
+    expect(dialog).to_have_count(0)
+    page.go_forward()
+    expect(page.get_by_role("heading", name="wtrclr", level=1)).to_be_visible()
+    page.wait_for_timeout(500)  # the dialog would open with the page's run
+    expect(dialog).to_have_count(0)

@@ -129,7 +129,7 @@ def test_1_generate_from_the_gallery_and_see_the_new_images_first(
     all_loaded(page, "figure.ls-card img")
     snap(page, "journey-1a-gallery")
 
-    page.locator(".st-key-generate_demo-watercolor button").click()
+    page.get_by_role("link", name="Generate with wtrclr").click()
     expect(page).to_have_url(re.compile(r"/lora\?id=demo-watercolor$"))
     dialog = page.get_by_role("dialog")
     expect(dialog.get_by_text("Generate Images", exact=True)).to_be_visible()
@@ -216,7 +216,7 @@ def test_2_the_quota_counts_down_and_stops_at_the_limit(page: Page, fresh_app: R
     expect(page.locator(".st-key-open_generate button")).to_be_disabled()
     expect(page.get_by_text("You've used all 8 generations today.")).to_be_visible()
     page.goto("/")
-    expect(page.locator(".st-key-generate_demo-watercolor button")).to_be_disabled()
+    expect(page.get_by_role("button", name="Generate with wtrclr")).to_be_disabled()
 
 
 def test_3_a_shared_link_opens_the_lora_and_survives_a_reload(
@@ -422,9 +422,10 @@ def test_5c_every_failed_try_after_a_success_says_why_under_the_button(
 
 def test_6_a_pending_lora_cannot_be_generated_from(page: Page, fresh_app: RunningApp) -> None:
     page.goto("/")
-    card = page.locator(".st-key-lora_card_demo-in-training")
+    card = page.locator('.ls-lora-card[data-lora="demo-in-training"]')
     expect(card.get_by_text("Pending")).to_be_visible()
     expect(card.get_by_role("button", name="Generate")).to_have_count(0)
+    expect(card.get_by_role("link", name="Generate")).to_have_count(0)
 
     # The whole card is its link: once drawn (Streamlit draws a card's parts in turn).
     expect(card.get_by_role("link", name="Open inktrain")).to_be_attached()
@@ -446,12 +447,12 @@ def test_7a_a_desktop_shows_four_across_and_focuses_the_prompt(
     page.set_viewport_size({"width": 1400, "height": 900})
 
     page.goto("/")
-    all_loaded(page, "[class*='st-key-lora_card_'] figure.ls-card img")
+    all_loaded(page, ".ls-lora-card figure.ls-card img")
     cells = [
-        page.locator("[class*='st-key-lora_card_']")
+        page.locator(".ls-lora-card")
         .nth(index)
         .evaluate(
-            "card => { const box = card.closest('.stGridCell').getBoundingClientRect();"
+            "card => { const box = card.getBoundingClientRect();"
             " return [Math.round(box.y), Math.round(box.height)]; }"
         )
         for index in range(4)
@@ -486,7 +487,7 @@ def test_7_the_app_works_on_a_phone(page: Page, fresh_app: RunningApp) -> None:
     expect(page.get_by_role("heading", name="LoRA Gallery")).to_be_visible()
     all_loaded(page, "figure.ls-card img")
     snap(page, "journey-7a-phone-gallery")
-    covers = page.locator("[class*='st-key-lora_card_'] figure.ls-card img")
+    covers = page.locator(".ls-lora-card figure.ls-card img")
     first, second = covers.nth(0).bounding_box(), covers.nth(1).bounding_box()
     assert first["y"] == second["y"] and first["x"] < second["x"]  # two cards across
     assert first["y"] + first["height"] < 844  # a picture on the first screen
@@ -688,7 +689,7 @@ def test_11_an_image_is_shared_by_link_and_its_batch_downloaded_as_a_zip(
     expect(page).to_have_url(re.compile(r"/lora\?id=demo-watercolor$"))
 
     page.get_by_role("link", name="All LoRAs").first.click()  # the starred image is the cover
-    card = page.locator(".st-key-lora_card_demo-watercolor figure.ls-card")
+    card = page.locator('.ls-lora-card[data-lora="demo-watercolor"] figure.ls-card')
     with closing(sqlite3.connect(fresh_app.db_path)) as connection:
         [(thumbnail,)] = connection.execute(
             "SELECT thumbnail_url FROM generated_images WHERE image_url = ?", (starred_src,)

@@ -48,3 +48,20 @@ def test_sign_in_generate_as_yourself_and_sign_out(
     expect(sidebar.get_by_role("button", name="Sign in")).to_be_visible(timeout=15_000)
     expect(sidebar.get_by_text("ann@example.com")).to_have_count(0)
     expect(page).to_have_url(re.compile(r"^" + re.escape(app_with_login.url)))
+
+
+def test_sign_in_to_generate_on_a_gallery_card_signs_in(
+    page: Page, app_with_login: RunningApp, oidc_provider: FakeOidcProvider
+) -> None:
+    oidc_provider.user = {"sub": "u-7", "email": "bob@example.com", "name": "Bob"}
+    page.goto(app_with_login.url)
+    card = page.locator('.ls-lora-card[data-lora="demo-claymation"]')
+    sign_in = card.get_by_role("link", name="Sign in to generate with clayfig")
+    expect(sign_in).to_be_visible()
+    expect(card.get_by_role("link", name=re.compile("^Generate"))).to_have_count(0)
+
+    sign_in.click()
+
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_text("bob@example.com")).to_be_visible(timeout=15_000)
+    expect(card.get_by_role("link", name="Generate with clayfig")).to_be_visible()

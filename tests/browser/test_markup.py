@@ -82,7 +82,7 @@ def test_the_gallery_and_the_lora_page_show_markup_as_typed(
     page: Page, markup_lora: RunningApp
 ) -> None:
     page.goto("/")
-    card = page.locator(f".st-key-lora_card_{LORA_ID}")
+    card = page.locator(f'.ls-lora-card[data-lora="{LORA_ID}"]')
     expect(card.get_by_role("heading")).to_be_visible()
     text = card.inner_text().replace("\u2060", "")
     assert EVIL_NAME in text

@@ -59,7 +59,7 @@ def test_a_verdict_tag_and_scale_set_on_a_loras_page_steer_the_dialog_and_the_ga
 
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{app_with_admin.url}/?verdict=recommended&tag=style")
-    cards = page.locator("[class*='st-key-lora_card_']")
+    cards = page.locator(".ls-lora-card")
     expect(cards).to_have_count(1, timeout=15_000)
     expect(cards.get_by_role("heading", name="wtrclr")).to_be_visible()
     expect(page).to_have_url(re.compile(r"verdict=recommended"))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import parse_qsl
 
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.models import LoraStatus
-from tests.support.markup import gallery_titles, readable
+from tests.pages.test_login import ANN, AUTH
+from tests.support.markup import CardAction, gallery_actions, gallery_titles, readable
 
 NOW = utc_now()
 
@@ -54,20 +56,66 @@ def test_only_completed_loras_offer_generate(open_app, add_lora):
 
     at = open_app()
 
-    assert [b.key for b in at.button] == ["generate_ready"]
+    actions = gallery_actions(at)
+    assert list(actions) == ["ready", "training"]
+    assert actions["ready"].name == "Generate with ready"  # its card's, to a screen reader
+    assert actions["ready"].href.startswith("lora?id=ready&generate=")
+    assert actions["training"] is None
     assert '<span class="ls-badge ls-badge-orange">Pending</span>' in texts(at)
+    assert not at.button  # the grid is one element: its actions are links
 
 
-def test_generate_opens_the_loras_page_with_the_dialog(open_app, add_lora):
+def follow(at, href: str):
+    """What a click on an app link does: its page, run with its query parameters."""
+    page, _, query = href.partition("?")
+    at.query_params.clear()
+    for name, value in parse_qsl(query):
+        at.query_params[name] = value
+    return at.switch_page(f"app_pages/{page or 'gallery'}.py").run()
+
+
+def dialog_open(at) -> bool:
+    return "gen_prompt" in [area.key for area in at.text_area]
+
+
+def test_generate_opens_the_loras_page_with_the_dialog_once_per_click(open_app, add_lora):
     add_lora("ready", trigger_word="wtrclr")
     at = open_app()
+    link = gallery_actions(at)["ready"].href
 
-    at.button(key="generate_ready").click().run()
+    follow(at, link)
 
     assert not at.exception
-    assert at.query_params["id"] == "ready"
     assert at.title[0].value == "wtrclr"
-    assert at.text_area(key="gen_prompt").label == "Prompt"
+    assert dialog_open(at)
+    assert dict(at.query_params) == {"id": "ready"}  # the address says no more
+    # Back to the gallery, then Forward / Back to the link's own address: no dialog.
+    follow(at, "gallery")
+    assert not dialog_open(at)
+    follow(at, link)
+    assert at.title[0].value == "wtrclr" and not dialog_open(at)
+    # A new click on the gallery is a new link: the dialog again.
+    follow(at, "gallery")
+    again = gallery_actions(at)["ready"].href
+    assert again != link
+    assert dialog_open(follow(at, again))
+
+
+def test_with_the_quota_spent_generate_is_a_disabled_button(
+    open_app, add_lora, add_batch, monkeypatch
+):
+    monkeypatch.setenv("GENERATION_LIMIT", "1")
+    add_lora("ready", trigger_word="wtrclr")
+    add_batch(user="ann@example.com")
+
+    at = open_app(user=ANN, secrets=AUTH)
+
+    assert gallery_actions(at)["ready"] == CardAction("Generate with wtrclr", None)
+    assert "You've used all 1 generations today" in readable(at.info[0].value)
+    # Its link typed anyway: the page, without the dialog.
+    follow(at, "lora?id=ready&generate=typed")
+    assert not at.exception and not dialog_open(at)
+    assert at.button(key="open_generate").disabled
 
 
 def test_each_lora_links_to_its_page(open_app, add_lora):

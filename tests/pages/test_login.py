@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, LoraTraining
-from tests.support.markup import gallery_titles
+from tests.support.markup import gallery_actions, gallery_titles
 
 AUTH = {
     "auth": {
@@ -35,11 +35,31 @@ def test_signed_out_users_browse_but_see_sign_in_to_generate(open_app, add_lora)
     page = open_app(LORA_PAGE, user=SIGNED_OUT, secrets=AUTH, id="public")
 
     assert not gallery.exception and not page.exception
-    assert "generate_public" not in [b.key for b in gallery.button]
-    assert gallery.button(key="sign_in_public").label == "Sign in to generate"
+    action = gallery_actions(gallery)["public"]
+    assert action.name == "Sign in to generate with sks-style"  # its trigger word
+    assert action.href.startswith("lora?id=public&generate=")
     assert gallery.button(key="sign_in").label == "Sign in"
     assert page.button(key="sign_in_to_generate").label == "Sign in to generate"
     assert "open_generate" not in [b.key for b in page.button]
+
+
+def test_sign_in_to_generate_on_a_card_signs_in(open_app, add_lora, monkeypatch):
+    import streamlit
+
+    from tests.pages.test_gallery import follow
+
+    signed_in: list[str] = []
+    monkeypatch.setattr(streamlit, "login", lambda *a: signed_in.append("login"))
+    add_lora("public")
+    at = open_app(user=SIGNED_OUT, secrets=AUTH)
+
+    follow(at, gallery_actions(at)["public"].href)
+
+    assert not at.exception
+    assert signed_in == ["login"]
+    assert dict(at.query_params) == {"id": "public"}  # Back from the provider: no loop
+    follow(at, "lora?id=public")
+    assert signed_in == ["login"]
 
 
 def test_a_signed_in_user_generates_under_their_own_identity(open_app, add_lora, engine):

@@ -52,6 +52,9 @@ _BATCH_HEADER = re.compile(
 _SUMMARY = re.compile(r'<dl class="ls-summary">(.*?)</dl>')
 _FIGURE = re.compile(r"<dt>(.*?)</dt><dd>(.*?)</dd>")
 _CARD_TITLE = re.compile(r'<div class="ls-card-title"[^>]*>([^<]*)</div>')
+_LORA_CARD = re.compile(r'<div class="ls-lora-card" data-lora="([^"]*)">')
+_CARD_ACTION = re.compile(r'<(a|button) ([^>]*class="[^"]*ls-action[^"]*"[^>]*)>(.*?)</\1>')
+_HREF = re.compile(r'href="([^"]*)"')
 # Fields that Streamlit renders as Markdown: bodies of text elements and every label/help.
 _MARKDOWN_FIELDS = frozenset({"body", "label", "help", "title"})
 # Elements whose `body` is shown as plain text (a metric's label and value are Markdown).
@@ -134,6 +137,35 @@ def gallery_titles(at) -> list[str]:
         for markdown in at.markdown
         for title in _CARD_TITLE.findall(markdown.value)
     ]
+
+
+@dataclass(frozen=True)
+class CardAction:
+    """A gallery card's action as a reader meets it: its name (with the part for screen
+    readers), where it leads (None: a disabled button)."""
+
+    name: str
+    href: str | None
+
+
+def gallery_actions(at) -> dict[str, CardAction | None]:
+    """Each gallery card's action by LoRA id, in order (None: the card has none)."""
+    found: dict[str, CardAction | None] = {}
+    for markdown in at.markdown:
+        source = markdown.value
+        starts = [(m.start(), m.group(1)) for m in _LORA_CARD.finditer(source)]
+        ends = [start for start, _id in starts[1:]] + [len(source)]
+        for (start, lora_id), end in zip(starts, ends, strict=True):
+            action = _CARD_ACTION.search(source, start, end)
+            if action is None:
+                found[html.unescape(lora_id)] = None
+                continue
+            href = _HREF.search(action.group(2)) if action.group(1) == "a" else None
+            name = " ".join(text_of_html(action.group(3)).split())
+            found[html.unescape(lora_id)] = CardAction(
+                name, html.unescape(href.group(1)) if href else None
+            )
+    return found
 
 
 def batch_headers(at) -> list[tuple[str, str]]:
