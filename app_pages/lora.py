@@ -153,7 +153,8 @@ def show_generations(
     image_groups: list[groups.ImageGroup], *, lora_name: str, marks: dict[str, str]
 ) -> None:
     """Every generation of the page, each its header over its grid, all one element (each
-    element is a message and a part the browser draws: benchmarks/page_ready.py)."""
+    element is a message and a part the browser draws: benchmarks/page_ready.py), as
+    `st.html`: the browser parses it natively instead of through Markdown's parser."""
     parts = []
     for number, group in enumerate(image_groups):
         grid = linked_grid_html(
@@ -162,7 +163,7 @@ def show_generations(
         )  # fmt: skip
         mark = marks.get(group.images[0].batch_id or "")
         parts.append(generation_block(group, mark=mark, body=grid))
-    st.markdown("".join(parts), unsafe_allow_html=True)
+    st.html("".join(parts))
 
 
 def show_picked_generation(

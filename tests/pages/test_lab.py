@@ -21,6 +21,7 @@ from tests.support.factories import png_claiming, png_with_parameters
 from tests.support.markup import (
     batch_headers,
     figures,
+    html_blocks,
     readable,
     table_column,
     table_rows,
@@ -63,7 +64,7 @@ def drop(at, name: str, data: bytes, mime: str = "image/jpeg"):
 
 def shown(at) -> str:
     parts = [e.value for kind in ("markdown", "caption", "text", "info") for e in getattr(at, kind)]
-    return readable("\n".join(str(part) for part in parts))
+    return readable("\n".join([*(str(part) for part in parts), *html_blocks(at)]))
 
 
 def test_a_dropped_image_tells_its_recipe_and_remixes_it(open_app, add_lora):
@@ -319,9 +320,9 @@ def test_a_sweeps_cells_make_one_group_on_the_loras_page(open_app, add_lora, eng
     assert "cells of an X/Y sweep" in shown(at)
     [link] = [
         match
-        for markdown in at.markdown
+        for block in html_blocks(at)
         for match in re.findall(r'<a class="ls-open ls-sweep-link" href="([^"]+)"[^>]*>'
-                                r"Open the whole sweep</a>", markdown.value)
+                                r"Open the whole sweep</a>", block)
     ]  # fmt: skip
     assert link == f"lab?sweep={sweep_id}"  # opened in place by the page's script
     [(prompt, line)] = batch_headers(at)  # one group, not three

@@ -23,7 +23,7 @@ from lora_core.gallery import favorites
 from lora_core.generation import recipe_files
 from tests.conftest import TEST_FAL_KEY
 from tests.support.factories import hide, star
-from tests.support.markup import batch_headers, figures, readable, shows
+from tests.support.markup import batch_headers, figures, html_blocks, readable, shows
 
 LORA_PAGE = "app_pages/lora.py"
 SUBMIT = "FormSubmitter:gen_form-Generate 4 Images"
@@ -160,7 +160,8 @@ def test_the_gallery_is_newest_first_and_paginated(open_app, add_lora, engine, a
     assert headers[0] == "prompt 29" and len(headers) == 24  # one generation each
     assert any("30 images by everyone, newest first" in c.value for c in at.caption)
     # All 24 generations are one element: each element is a message the browser draws.
-    assert [m.value.count('class="ls-batch"') for m in at.markdown if "ls-batch" in m.value] == [24]
+    blocks = [block for block in html_blocks(at) if 'class="ls-batch"' in block]
+    assert [block.count('class="ls-batch"') for block in blocks] == [24]
 
 
 def test_the_second_page_shows_the_oldest_images_under_the_same_header(
@@ -557,7 +558,7 @@ def test_a_prompt_with_markup_is_shown_as_text(open_app, add_lora):
 
     [(shown, _line)] = batch_headers(at)
     assert shown == prompt  # every character as typed, as text
-    [generation] = [m.value for m in at.markdown if 'class="ls-batch"' in m.value]
+    [generation] = [block for block in html_blocks(at) if 'class="ls-batch"' in block]
     header = generation.split('<div class="ls-grid"')[0]  # the images' own tags after it
     assert "onerror" in header and "<img" not in header and "<a" not in header
 

@@ -63,7 +63,7 @@ _PLAIN_ELEMENTS = frozenset({"Text", "Code"})
 
 def _strings(message: object, found: list[tuple[str, str, str, bool]]) -> None:
     """Every string field of a protobuf message, recursively: (type, field, value, html)."""
-    html = bool(getattr(message, "allow_html", False))
+    html = bool(getattr(message, "allow_html", False)) or message.DESCRIPTOR.name == "Html"  # type: ignore[attr-defined]
     for field, value in message.ListFields():  # type: ignore[attr-defined]
         values = value if isinstance(value, (list, tuple)) or hasattr(value, "extend") else [value]
         for item in values:
@@ -86,6 +86,16 @@ def rendered_strings(at) -> list[tuple[str, str, str, bool]]:
 
     walk(at._tree)
     return found
+
+
+def html_blocks(at) -> list[str]:
+    """The raw HTML the page sends, in page order: each Markdown element's source that
+    allows HTML (the app's grids and cards) and each `st.html`'s body."""
+    return [
+        value
+        for kind, field, value, is_html in rendered_strings(at)
+        if is_html and field == "body" and kind in {"Markdown", "Html"}
+    ]
 
 
 def markdown_sources(at) -> list[str]:
@@ -134,8 +144,8 @@ def gallery_titles(at) -> list[str]:
     """The LoRA names on the gallery's cards, in order (each card's heading: raw HTML)."""
     return [
         html.unescape(title).replace(_WORD_JOINER, "")
-        for markdown in at.markdown
-        for title in _CARD_TITLE.findall(markdown.value)
+        for source in html_blocks(at)
+        for title in _CARD_TITLE.findall(source)
     ]
 
 
@@ -151,10 +161,9 @@ class CardAction:
 def gallery_actions(at) -> dict[str, CardAction | None]:
     """Each gallery card's action by LoRA id, in order (None: the card has none)."""
     found: dict[str, CardAction | None] = {}
-    for markdown in at.markdown:
-        source = markdown.value
+    for source in html_blocks(at):
         starts = [(m.start(), m.group(1)) for m in _LORA_CARD.finditer(source)]
-        ends = [start for start, _id in starts[1:]] + [len(source)]
+        ends = [start for start, _id in starts[1:]] + [len(source)] * bool(starts)
         for (start, lora_id), end in zip(starts, ends, strict=True):
             action = _CARD_ACTION.search(source, start, end)
             if action is None:
@@ -173,8 +182,8 @@ def batch_headers(at) -> list[tuple[str, str]]:
     the line under it: who, when, and what kind of batch). `ui.components.generation_html`."""
     return [
         (text_of_html(prompt), text_of_html(line))
-        for markdown in at.markdown
-        for prompt, line in _BATCH_HEADER.findall(markdown.value)
+        for source in html_blocks(at)
+        for prompt, line in _BATCH_HEADER.findall(source)
     ]
 
 
@@ -183,8 +192,8 @@ def summary_figures(at) -> dict[str, str]:
     empty when the page shows none."""
     return {
         text_of_html(label).strip(): text_of_html(value).strip()
-        for markdown in at.markdown
-        for summary in _SUMMARY.findall(markdown.value)
+        for source in html_blocks(at)
+        for summary in _SUMMARY.findall(source)
         for label, value in _FIGURE.findall(summary)
     }
 
@@ -194,7 +203,7 @@ def figures(at: object, css_class: str = "ls-card") -> list[str]:
     page's Markdown, one string per card: a grid drawn as one element
     (`linked_image_grid`) holds many."""
     pattern = re.compile(rf'<figure class="{re.escape(css_class)}">.*?</figure>', re.DOTALL)
-    return [card for m in at.markdown for card in pattern.findall(m.value)]  # type: ignore[attr-defined]
+    return [card for source in html_blocks(at) for card in pattern.findall(source)]
 
 
 @dataclass(frozen=True)
@@ -273,9 +282,9 @@ def table_column(at: object, label: str, css_class: str = "ls-table") -> list[st
 
 
 def _parse_table(at: object, css_class: str) -> _TableParser:
-    for markdown in at.markdown:  # type: ignore[attr-defined]
-        if f'<table class="{css_class}"' in markdown.value:
+    for source in html_blocks(at):
+        if f'<table class="{css_class}"' in source:
             parser = _TableParser(css_class)
-            parser.feed(markdown.value)
+            parser.feed(source)
             return parser
     return _TableParser(css_class)
