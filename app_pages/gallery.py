@@ -158,7 +158,7 @@ for number, summary in enumerate(summaries):
                   link=routes.lora_url(lora.id), action=action, lora_id=lora.id)
     )  # fmt: skip
 if cards:
-    st.markdown(lora_grid_html(cards, min_px=CARD_MIN_PX), unsafe_allow_html=True)
+    st.html(lora_grid_html(cards, min_px=CARD_MIN_PX))
 
 if loras.page_count > 1:
     st.pagination(loras.page_count, key=PAGE_KEY, default=loras.page)

@@ -152,13 +152,12 @@ def show_summary(summary: analytics.HistorySummary, price: float) -> None:
         ("Median time", median),
         ("Est. spend", charts.money(summary.megapixels, price)),
     )
-    st.markdown(summary_html(figures), unsafe_allow_html=True)
+    st.html(summary_html(figures))
 
 
 def show_table(page: queries.Page[listing.HistoryRow], order: listing.HistoryOrder) -> None:
     query = {key: st.query_params.get_all(key) for key in st.query_params}
-    st.markdown(history_table.table_html(page.items, order=order, query=query),
-                unsafe_allow_html=True)  # fmt: skip
+    st.html(history_table.table_html(page.items, order=order, query=query))
     st.caption("Open a row's time for its whole prompt and recipe, and to reuse the prompt.")
 
 

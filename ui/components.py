@@ -59,7 +59,14 @@ _CSS = """
 .ls-lora-card a.ls-action:hover { border-color: #6a48f5; color: #6a48f5; }
 .ls-lora-card a.ls-action:focus-visible { outline: 3px solid #6a48f5; outline-offset: 2px; }
 .ls-lora-card .ls-action:disabled { color: #8a8c96; cursor: not-allowed; }
-.ls-action svg { width: 1.1rem; height: 1.1rem; fill: currentColor; flex: none; }
+/* Material Symbols' "auto_awesome" (Apache 2.0), the icon of Streamlit's Generate buttons:
+   drawn by the style, since st.html keeps no SVG. */
+.ls-icon-sparkles { width: 1.1rem; height: 1.1rem; flex: none; background: currentColor;
+  mask: url("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 \
+24'%3E%3Cpath d='M19 9l1.25-2.75L23 5l-2.75-1.25L19 1l-1.25 2.75L15 5l2.75 1.25L19 9zm-7.5.5\
+L9 4 6.5 9.5 1 12l5.5 2.5L9 20l2.5-5.5L18 12l-5.5-2.5zM19 15l-1.25 2.75L15 19l2.75 1.25L19 \
+23l1.25-2.75L23 19l-2.75-1.25L19 15z'/%3E%3C/svg%3E")
+  center / contain no-repeat; }
 /* Text for screen readers only (a card's link: the card is what sighted users click). */
 .ls-sr-only { position: absolute !important; width: 1px; height: 1px; overflow: hidden;
   clip-path: inset(50%); white-space: nowrap; }
@@ -115,6 +122,7 @@ a.ls-open:focus-visible { outline: 3px solid #6a48f5; outline-offset: 2px; }
 /* A row of figures (`summary_html`, History's summary), as st.metric draws each. */
 .ls-summary { display: flex; flex-wrap: wrap; column-gap: 1.75rem; row-gap: 0.5rem;
   margin: 0 0 0.5rem 0; }
+.stHtml .ls-summary { padding: 0; }  /* st.html indents lists, definition lists too */
 .ls-summary dt { font-size: 0.875rem; font-weight: 400; }
 .ls-summary dd { font-size: 2.25rem; line-height: 1.4; margin: 0; }
 /* A sweep's grid (`ui.lab.grid.grid_html`): the whole grid on one screen, its cells side
@@ -165,13 +173,7 @@ def lora_card(
     )
 
 
-# Material Symbols' "auto_awesome" (Apache 2.0), the icon of Streamlit's Generate buttons.
-_SPARKLES_SVG = (
-    '<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M19 9l1.25-2.75L23 '
-    "5l-2.75-1.25L19 1l-1.25 2.75L15 5l2.75 1.25L19 9zm-7.5.5L9 4 6.5 9.5 1 12l5.5 2.5L9 20l2.5"
-    "-5.5L18 12l-5.5-2.5zM19 15l-1.25 2.75L15 19l2.75 1.25L19 23l1.25-2.75L23 19l-2.75-1.25L19 "
-    '15z"></path></svg>'
-)
+_SPARKLES = '<span class="ls-icon-sparkles" aria-hidden="true"></span>'  # `.ls-icon-sparkles`
 
 
 def card_action(*, label: str, title: str, link: str | None, icon: bool = True) -> str:
@@ -179,7 +181,7 @@ def card_action(*, label: str, title: str, link: str | None, icon: bool = True) 
     `_PAGE_SCRIPT`), or a disabled button when there is none. Its name for a screen reader
     ends with the card's `title` (one "Generate" of many is not enough)."""
     inner = (
-        f"{_SPARKLES_SVG if icon else ''}<span>{html_text(label)}"
+        f"{_SPARKLES if icon else ''}<span>{html_text(label)}"
         f'<span class="ls-sr-only"> with {html_text(title)}</span></span>'
     )
     if link is None:
@@ -403,12 +405,11 @@ def linked_image_grid(
     a new tab with a modifier); the page's script opens it in place (`_PAGE_SCRIPT`).
     Captions, `notes` and `eager` as in `image_grid`; grids whose images are picked
     (checkboxes) use `image_grid`."""
-    st.markdown(
+    st.html(
         linked_grid_html(
             images, columns=columns, with_captions=with_captions, lora_name=lora_name,
             notes=notes, eager=eager,
-        ),
-        unsafe_allow_html=True,
+        )
     )  # fmt: skip
 
 

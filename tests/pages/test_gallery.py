@@ -8,7 +8,13 @@ from urllib.parse import parse_qsl
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.models import LoraStatus
 from tests.pages.test_login import ANN, AUTH
-from tests.support.markup import CardAction, gallery_actions, gallery_titles, readable
+from tests.support.markup import (
+    CardAction,
+    gallery_actions,
+    gallery_titles,
+    html_blocks,
+    readable,
+)
 
 NOW = utc_now()
 
@@ -16,7 +22,7 @@ NOW = utc_now()
 def texts(at) -> str:
     parts = [e.value for kind in ("markdown", "caption", "subheader", "info", "error", "title")
              for e in getattr(at, kind)]  # fmt: skip
-    return readable("\n".join(str(part) for part in parts))
+    return readable("\n".join([*(str(part) for part in parts), *html_blocks(at)]))
 
 
 def test_loras_with_images_come_first_each_with_its_details(open_app, add_lora, engine, add_images):
@@ -123,7 +129,7 @@ def test_each_lora_links_to_its_page(open_app, add_lora):
 
     at = open_app()
 
-    (card,) = [m.value for m in at.markdown if "ls-card-link" in m.value]
+    (card,) = [block for block in html_blocks(at) if '<a class="ls-open ls-card-link"' in block]
     assert '<a class="ls-open ls-card-link" href="lora?id=linked" target="_self">' in card
     assert '<span class="ls-sr-only">Open ' in card  # its name, for screen readers
     assert not [link for link in at.get("page_link") if "id=" in link.proto.query_string]

@@ -141,7 +141,7 @@ def test_a_recipe_of_a_lora_this_app_does_not_have_cannot_be_remixed(open_app):
 def finished(at, *, seconds: float = 30):
     """Run the page again until no cell is generating (the cells run in the background)."""
     deadline = time.monotonic() + seconds
-    while any("Generating" in str(m.value) for m in at.markdown):
+    while any("Generating" in block for block in html_blocks(at)):
         assert time.monotonic() < deadline, "the sweep never finished"
         time.sleep(0.2)
         at.run()
@@ -276,7 +276,7 @@ def test_a_sweeps_stored_text_is_shown_literally(open_app, add_lora, engine):
     assert not at.exception
     assert readable(at.subheader[0].value) == f"wtrclr · “{prompt}” · seed 42"
     assert "by <b>eve</b>" in shown(at)
-    [grid] = [m.value for m in at.markdown if 'class="ls-sweep"' in m.value]
+    [grid] = [block for block in html_blocks(at) if 'class="ls-sweep"' in block]
     assert "<b>boom" not in grid and error in text_of_html(grid)  # the failed cell's error
 
 
@@ -367,9 +367,9 @@ def test_a_retry_beyond_the_quota_says_so_and_changes_nothing(
     assert any("You've used all 8 generations today" in w.value for w in at.warning)
     # Said under the grid, over the Retry button just clicked.
     shown = [
-        "grid" if 'class="ls-sweep"' in str(getattr(node, "value", "")) else node.type
+        "grid" if 'class="ls-sweep"' in str(getattr(node.proto, "body", "")) else node.type
         for node in walk(at.main)
-        if node.type in ("markdown", "alert", "button", "warning")
+        if node.type in ("html", "alert", "button", "warning")
     ]
     assert shown.index("grid") < shown.index("warning") < shown.index("button", shown.index("grid"))
     with session_scope(engine) as session:

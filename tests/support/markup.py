@@ -84,7 +84,7 @@ def rendered_strings(at) -> list[tuple[str, str, str, bool]]:
         for child in getattr(node, "children", {}).values():
             walk(child)
 
-    walk(at._tree)
+    walk(getattr(at, "_tree", at))  # an app, or one of its blocks (`at.sidebar`)
     return found
 
 

@@ -91,7 +91,7 @@ def _grid(view: views.SweepView) -> None:
     if view.running:
         line += " · images appear as they finish; leaving this page stops nothing"
     st.caption(line)
-    st.markdown(grid_html(view), unsafe_allow_html=True)
+    st.html(grid_html(view))
     # Under the grid, over the Retry buttons: where the user who clicked one looks.
     if error := st.session_state.pop(RETRY_ERROR_KEY, None):  # a retry refused, or a bug
         if isinstance(error, LoraStudioError):
