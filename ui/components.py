@@ -62,11 +62,12 @@ _CSS = """
 /* Material Symbols' "auto_awesome" (Apache 2.0), the icon of Streamlit's Generate buttons:
    drawn by the style, since st.html keeps no SVG. */
 .ls-icon-sparkles { width: 1.1rem; height: 1.1rem; flex: none; background: currentColor;
-  mask: url("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 \
+  --ls-sparkles: url("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 \
 24'%3E%3Cpath d='M19 9l1.25-2.75L23 5l-2.75-1.25L19 1l-1.25 2.75L15 5l2.75 1.25L19 9zm-7.5.5\
 L9 4 6.5 9.5 1 12l5.5 2.5L9 20l2.5-5.5L18 12l-5.5-2.5zM19 15l-1.25 2.75L15 19l2.75 1.25L19 \
 23l1.25-2.75L23 19l-2.75-1.25L19 15z'/%3E%3C/svg%3E")
-  center / contain no-repeat; }
+  center / contain no-repeat;
+  mask: var(--ls-sparkles); -webkit-mask: var(--ls-sparkles); }
 /* Text for screen readers only (a card's link: the card is what sighted users click). */
 .ls-sr-only { position: absolute !important; width: 1px; height: 1px; overflow: hidden;
   clip-path: inset(50%); white-space: nowrap; }

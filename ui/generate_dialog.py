@@ -11,6 +11,8 @@ keep their own keys.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import replace
 from datetime import timedelta
 
@@ -53,24 +55,42 @@ _FOCUS_PROMPT = """<script>
 </script>"""
 
 
-FOLLOWED_LINKS_KEY = "gen_links_followed"  # the Generate links' tokens this session followed
+class FollowedLinks:
+    """The Generate links' tokens this process has followed, the latest `most` of them: a
+    token counts once, whichever session follows it."""
+
+    def __init__(self, most: int = 10_000) -> None:
+        self._tokens: OrderedDict[str, None] = OrderedDict()
+        self._most = most
+        self._lock = threading.Lock()
+
+    def first_time(self, token: str) -> bool:
+        with self._lock:
+            if token in self._tokens:
+                return False
+            self._tokens[token] = None
+            if len(self._tokens) > self._most:
+                self._tokens.popitem(last=False)
+            return True
+
+
+@st.cache_resource(show_spinner=False)
+def followed_links() -> FollowedLinks:
+    return FollowedLinks()
 
 
 def followed_generate_link() -> bool:
     """Whether the page was opened by a gallery card's Generate link not followed before
-    (`?generate=<token>`, `routes.lora_url`). The parameter is taken out of the address at
-    once, and each token counts once a session: browser Back to the link's address (a new
-    tab's first entry) does not open the dialog again; a new click on the gallery is a new
-    token."""
+    (`?generate=<token>`, `routes.lora_url`, a new token each time the gallery is drawn).
+    The parameter is taken out of the address at once, and a token counts once, in any
+    session: Back or Forward to the link's address, a reload of it (a new tab leaves it in
+    the history) or someone it was copied to gets the LoRA's page, not its dialog or a
+    sign-in. (Behind several replicas, another replica does not know the tokens.)"""
     token = st.query_params.get(routes.GENERATE_PARAM)
     if token is None:
         return False
     del st.query_params[routes.GENERATE_PARAM]
-    followed: set[str] = st.session_state.setdefault(FOLLOWED_LINKS_KEY, set())
-    if token in followed:
-        return False
-    followed.add(token)
-    return True
+    return followed_links().first_time(token)
 
 
 def open_generate(lora_id: str, *, recommended: bool = True) -> None:

@@ -210,7 +210,7 @@ def test_no_serious_accessibility_violation(page: Page, fresh_app: RunningApp, n
 
 
 def test_a_gallery_card_opens_by_keyboard_and_shows_its_focus(page: Page, fresh_app: RunningApp):
-    """The card's link (in its one Markdown element, stretched over the card) is a Tab
+    """The card's link (in the gallery's one element, stretched over the card) is a Tab
     stop named for the LoRA; focused, the card has its ring; Enter opens the LoRA's page."""
     gallery(page)
     card = page.locator('.ls-lora-card[data-lora="demo-watercolor"]')

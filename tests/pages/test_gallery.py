@@ -100,6 +100,8 @@ def test_generate_opens_the_loras_page_with_the_dialog_once_per_click(open_app, 
     assert not dialog_open(at)
     follow(at, link)
     assert at.title[0].value == "wtrclr" and not dialog_open(at)
+    # Reloaded, or copied to someone: a new session, the page without its dialog.
+    assert not dialog_open(follow(open_app(), link))
     # A new click on the gallery is a new link: the dialog again.
     follow(at, "gallery")
     again = gallery_actions(at)["ready"].href

@@ -53,12 +53,14 @@ def test_sign_in_to_generate_on_a_card_signs_in(open_app, add_lora, monkeypatch)
     add_lora("public")
     at = open_app(user=SIGNED_OUT, secrets=AUTH)
 
-    follow(at, gallery_actions(at)["public"].href)
+    link = gallery_actions(at)["public"].href
+    follow(at, link)
 
     assert not at.exception
     assert signed_in == ["login"]
-    assert dict(at.query_params) == {"id": "public"}  # Back from the provider: no loop
-    follow(at, "lora?id=public")
+    assert dict(at.query_params) == {"id": "public"}
+    # The link's address again (Back from the provider, in a new session): no second sign-in.
+    follow(open_app(user=SIGNED_OUT, secrets=AUTH), link)
     assert signed_in == ["login"]
 
 

@@ -200,7 +200,7 @@ def summary_figures(at) -> dict[str, str]:
 
 def figures(at: object, css_class: str = "ls-card") -> list[str]:
     """Each image card (`<figure class="…">…</figure>`, `ui.components.image_card`) in the
-    page's Markdown, one string per card: a grid drawn as one element
+    page's raw HTML (`html_blocks`), one string per card: a grid drawn as one element
     (`linked_image_grid`) holds many."""
     pattern = re.compile(rf'<figure class="{re.escape(css_class)}">.*?</figure>', re.DOTALL)
     return [card for source in html_blocks(at) for card in pattern.findall(source)]
