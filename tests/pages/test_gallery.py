@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from urllib.parse import parse_qsl
 
 from lora_core.data.clock import to_iso, utc_now
 from lora_core.data.models import LoraStatus
 from tests.pages.test_login import ANN, AUTH
+from tests.support.links import follow
 from tests.support.markup import (
     CardAction,
     gallery_actions,
@@ -69,15 +69,6 @@ def test_only_completed_loras_offer_generate(open_app, add_lora):
     assert actions["training"] is None
     assert '<span class="ls-badge ls-badge-orange">Pending</span>' in texts(at)
     assert not at.button  # the grid is one element: its actions are links
-
-
-def follow(at, href: str):
-    """What a click on an app link does: its page, run with its query parameters."""
-    page, _, query = href.partition("?")
-    at.query_params.clear()
-    for name, value in parse_qsl(query):
-        at.query_params[name] = value
-    return at.switch_page(f"app_pages/{page or 'gallery'}.py").run()
 
 
 def dialog_open(at) -> bool:

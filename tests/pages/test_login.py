@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from lora_core.data.db import session_scope
 from lora_core.data.models import GeneratedImage, LoraTraining
+from tests.support.links import follow
 from tests.support.markup import gallery_actions, gallery_titles
 
 AUTH = {
@@ -45,8 +46,6 @@ def test_signed_out_users_browse_but_see_sign_in_to_generate(open_app, add_lora)
 
 def test_sign_in_to_generate_on_a_card_signs_in(open_app, add_lora, monkeypatch):
     import streamlit
-
-    from tests.pages.test_gallery import follow
 
     signed_in: list[str] = []
     monkeypatch.setattr(streamlit, "login", lambda *a: signed_in.append("login"))
